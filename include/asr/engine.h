@@ -1,0 +1,131 @@
+/* asrd engine public C API: Whisper inference on CTranslate2 model directories.
+ *
+ * Objects:
+ *   asr_model_t   immutable weights + tokenizer, shared read-only by any number of streams/threads.
+ *   asr_stream_t  per-stream decoding state (scratch buffers, KV caches, results); one thread at a time.
+ *
+ * Ownership: every pointer returned by a getter is borrowed and valid until the next mutating call on
+ * the same object or its destroy. Every destroy function accepts NULL.
+ */
+#ifndef ASR_ENGINE_H
+#define ASR_ENGINE_H
+
+#include <stdint.h>
+#include "asr/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct asr_model asr_model_t;
+typedef struct asr_stream asr_stream_t;
+
+typedef enum { ASR_TASK_TRANSCRIBE = 0, ASR_TASK_TRANSLATE = 1 } asr_task_t;
+
+/* Model loading parameters (by value; start from asr_model_default_params()). */
+typedef struct {
+    const char *compute_type; /* "float32" (default) or "auto"; borrowed during the call */
+    int n_threads;            /* threads for kernels; 0 = all cores */
+} asr_model_params_t;
+
+/* Model dimensions as read from the model file. */
+typedef struct {
+    int n_mels;        /* 80 or 128 */
+    int n_vocab;       /* 51864 (.en), 51865, 51866 (v3) */
+    int d_model;       /* width */
+    int n_audio_layer; /* encoder layers */
+    int n_text_layer;  /* decoder layers */
+    int n_audio_head;  /* encoder heads */
+    int n_text_head;   /* decoder heads */
+    int n_audio_ctx;   /* 1500 */
+    int n_text_ctx;    /* 448 */
+    bool multilingual;
+    int n_languages;
+} asr_model_info_t;
+
+/* One transcript segment. Strings and arrays are owned by the stream. */
+typedef struct {
+    int id;
+    int seek;                /* mel frame (10 ms units) of the window start */
+    double start, end;       /* seconds */
+    const char *text;        /* UTF-8, leading space as Whisper emits it */
+    const int32_t *tokens;   /* [n_tokens] token ids including timestamps */
+    int n_tokens;
+    float temperature;
+    float avg_logprob;
+    float compression_ratio;
+    float no_speech_prob;
+} asr_segment_t;
+
+/* Called for each new segment as soon as it is final. `seg` is borrowed for the call. */
+typedef void (*asr_segment_cb)(const asr_segment_t *seg, void *user_data);
+/* Called with the fraction of audio processed (0..1). */
+typedef void (*asr_progress_cb)(double fraction, void *user_data);
+/* Return true to abort decoding as soon as possible (result: ASR_ERR_CANCELLED). */
+typedef bool (*asr_abort_cb)(void *user_data);
+
+/* Decoding parameters (by value; start from asr_transcribe_default_params()). */
+typedef struct {
+    asr_task_t task;
+    const char *language;       /* ISO-639-1 code, or NULL/"" to detect; borrowed during the call */
+    const char *initial_prompt; /* optional text; borrowed during the call */
+    int beam_size;              /* 1 = greedy */
+    float temperature;          /* 0 = deterministic */
+    bool condition_on_previous_text;
+    bool without_timestamps;
+    bool suppress_blank;
+    float no_speech_threshold;         /* 0.6 */
+    float logprob_threshold;           /* -1.0 */
+    float compression_ratio_threshold; /* 2.4 */
+    float max_initial_timestamp;       /* 1.0 s */
+    int n_threads;                     /* 0 = the model's default */
+    asr_segment_cb segment_cb;
+    void *segment_cb_user_data;
+    asr_progress_cb progress_cb;
+    void *progress_cb_user_data;
+    asr_abort_cb abort_cb;
+    void *abort_cb_user_data;
+} asr_transcribe_params_t;
+
+ASR_API asr_model_params_t asr_model_default_params(void);
+ASR_API asr_transcribe_params_t asr_transcribe_default_params(void);
+
+/* Loads a CTranslate2 Whisper model directory. On failure returns an error and, if `errbuf` is
+ * non-NULL, writes a one-line reason into it. *out is owned by the caller (asr_model_destroy). */
+ASR_API asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params,
+                                 asr_model_t **out, char *errbuf, size_t errbuf_len);
+ASR_API void asr_model_destroy(asr_model_t *model);
+ASR_API const asr_model_info_t *asr_model_info(const asr_model_t *model);
+/* Bytes of weights held in memory. */
+ASR_API size_t asr_model_weight_bytes(const asr_model_t *model);
+
+/* Creates per-stream state for `model` (borrowed: must outlive the stream). */
+ASR_API asr_err_t asr_stream_create(const asr_model_t *model, asr_stream_t **out);
+ASR_API void asr_stream_destroy(asr_stream_t *stream);
+
+/* Transcribes 16 kHz mono float PCM in [-1, 1]. `pcm` is borrowed during the call. Previous
+ * results of the stream are discarded. */
+ASR_API asr_err_t asr_stream_transcribe(asr_stream_t *stream, const float *pcm, size_t n_samples,
+                                        const asr_transcribe_params_t *params);
+
+ASR_API int asr_stream_n_segments(const asr_stream_t *stream);
+ASR_API const asr_segment_t *asr_stream_segment(const asr_stream_t *stream, int i);
+/* Detected or forced language code ("en"), and its probability (1.0 when forced). */
+ASR_API const char *asr_stream_language(const asr_stream_t *stream);
+ASR_API float asr_stream_language_prob(const asr_stream_t *stream);
+/* Audio duration in seconds of the last transcription. */
+ASR_API double asr_stream_duration(const asr_stream_t *stream);
+/* One-line reason for the last failure on this stream. */
+ASR_API const char *asr_stream_errmsg(const asr_stream_t *stream);
+
+/* Debug/test hooks: log-mel of the whole input [n_mels][*n_frames] (caller frees with free()),
+ * and the encoder output for one 30-s window of mel [1500][d_model]. */
+ASR_API asr_err_t asr_engine_log_mel(const asr_model_t *model, const float *pcm, size_t n_samples,
+                                     float **out_mel, int *out_n_frames);
+ASR_API asr_err_t asr_stream_encode(asr_stream_t *stream, const float *mel_window,
+                                    const float **out_enc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages asrd needs to build and test. Idempotent: installs only what is missing.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
+      libavformat-dev libavcodec-dev libswresample-dev libavutil-dev
+      libopenblas-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
+      libmicrohttpd-dev libsqlite3-dev libpq-dev
+      python3-venv sox libsox-fmt-all ffmpeg espeak-ng unzip curl)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi

@@ -1,0 +1,35 @@
+/* audio: decode any container/codec with FFmpeg's libraries and resample to 16 kHz mono float.
+ * Readers stream: memory stays bounded whatever the file length. */
+#ifndef ASR_AUDIO_H
+#define ASR_AUDIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "asr/common.h"
+
+#define ASR_AUDIO_RATE 16000
+
+typedef struct asr_audio_reader asr_audio_reader_t;
+
+/* Opens `path` for streaming decode. On failure writes a one-line reason to errbuf and returns
+ * ASR_ERR_NOT_FOUND, ASR_ERR_IO or ASR_ERR_AUDIO (not audio / no audio stream / corrupt).
+ * *out is owned by the caller (asr_audio_close). */
+asr_err_t asr_audio_open(const char *path, asr_audio_reader_t **out, char *errbuf,
+                         size_t errbuf_len);
+/* Same, decoding from a memory buffer (borrowed until close). */
+asr_err_t asr_audio_open_memory(const uint8_t *data, size_t len, asr_audio_reader_t **out,
+                                char *errbuf, size_t errbuf_len);
+/* Reads up to `n` samples (16 kHz mono float in [-1,1]) into buf; *n_read = 0 at end of stream.
+ * A decode error mid-stream returns ASR_ERR_AUDIO with a reason from asr_audio_errmsg(). */
+asr_err_t asr_audio_read(asr_audio_reader_t *r, float *buf, size_t n, size_t *n_read);
+/* Duration from the container in seconds, or -1 if unknown. */
+double asr_audio_duration(const asr_audio_reader_t *r);
+const char *asr_audio_errmsg(const asr_audio_reader_t *r);
+void asr_audio_close(asr_audio_reader_t *r);
+
+/* Convenience: decodes a whole file to PCM (*out_pcm owned by caller, free()). Empty audio (no
+ * samples) is an ASR_ERR_AUDIO error. */
+asr_err_t asr_audio_load(const char *path, float **out_pcm, size_t *out_n, char *errbuf,
+                         size_t errbuf_len);
+
+#endif

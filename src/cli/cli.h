@@ -1,0 +1,15 @@
+/* cli: asrd subcommands. Each returns the process exit code: 0 success, 1 failure, 2 bad usage. */
+#ifndef ASR_CLI_H
+#define ASR_CLI_H
+
+int asr_cli_transcribe(int argc, char **argv);
+int asr_cli_pull(int argc, char **argv);
+int asr_cli_debug(int argc, char **argv);
+
+/* Resolves a model argument (a name such as "base" or a directory) to a directory path.
+ * Names map to $ASRD_MODELS/NAME (default ~/.cache/asrd/models/NAME). Returns a malloc'd string. */
+char *asr_cli_model_dir(const char *name_or_dir);
+/* The models root: $ASRD_MODELS or ~/.cache/asrd/models (malloc'd). */
+char *asr_cli_models_root(void);
+
+#endif

@@ -1,0 +1,41 @@
+/* asrd entry point: dispatches subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define ASRD_VERSION "0.1.0"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: asrd <command> [options]\n\n"
+               "commands:\n"
+               "  transcribe [--model NAME|DIR] [--language L] [--task transcribe|translate]\n"
+               "             [--format txt|json|verbose_json|srt|vtt] [--threads N] FILE...\n"
+               "  pull NAME            fetch a model (tiny.en, base, small) into $ASRD_MODELS\n"
+               "  version              print the version\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "transcribe"))
+        return asr_cli_transcribe(argc - 1, argv + 1);
+    if (!strcmp(cmd, "pull"))
+        return asr_cli_pull(argc - 1, argv + 1);
+    if (!strcmp(cmd, "debug"))
+        return asr_cli_debug(argc - 1, argv + 1);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("asrd %s\n", ASRD_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "asrd: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

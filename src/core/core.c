@@ -1,0 +1,209 @@
+/* core: implementation of logging, allocation helpers, growable buffers and file reading. */
+#include "core/core.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+const char *asr_strerror(asr_err_t err) {
+    switch (err) {
+#define ASR_X_CASE(name, val, msg)                                                                 \
+    case ASR_ERR_##name:                                                                           \
+        return msg;
+        ASR_ERR_LIST(ASR_X_CASE)
+#undef ASR_X_CASE
+    }
+    return "unknown error";
+}
+
+int asr__log_level = ASR_LOG_WARN;
+static asr_log_cb g_log_cb;
+static void *g_log_ud;
+static pthread_mutex_t g_log_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void asr_log_set(asr_log_cb cb, void *user_data) {
+    pthread_mutex_lock(&g_log_mu);
+    g_log_cb = cb;
+    g_log_ud = user_data;
+    pthread_mutex_unlock(&g_log_mu);
+}
+
+void asr_log_set_level(asr_log_level_t level) { asr__log_level = (int)level; }
+
+void asr__log_write(asr_log_level_t level, const char *fmt, ...) {
+    static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG", "TRACE"};
+    char line[2048];
+    int off = snprintf(line, sizeof line, "level=%s ", names[level]);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + off, sizeof line - (size_t)off, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&g_log_mu);
+    if (g_log_cb)
+        g_log_cb(level, line, g_log_ud);
+    else
+        fprintf(stderr, "%s\n", line);
+    pthread_mutex_unlock(&g_log_mu);
+}
+
+void asr__assert_fail(const char *expr, const char *file, int line) {
+    fprintf(stderr, "asrd: assertion failed: %s at %s:%d\n", expr, file, line);
+    abort();
+}
+
+static _Atomic long g_fail_nth;
+static _Atomic size_t g_fail_min_bytes;
+
+void asr_alloc_fail_set(long nth, size_t min_bytes) {
+    atomic_store(&g_fail_nth, nth);
+    atomic_store(&g_fail_min_bytes, min_bytes);
+}
+
+static int should_fail(size_t n) {
+    size_t mb = atomic_load(&g_fail_min_bytes);
+    if (mb && n >= mb)
+        return 1;
+    long nth = atomic_load(&g_fail_nth);
+    if (nth > 0) {
+        long left = atomic_fetch_sub(&g_fail_nth, 1);
+        if (left == 1)
+            return 1;
+    }
+    return 0;
+}
+
+static _Noreturn void oom(size_t n) {
+    fprintf(stderr, "asrd: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *asr_xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+void *asr_xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom(n * size);
+    return p;
+}
+void *asr_xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+char *asr_xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = asr_xmalloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+void *asr_malloc(size_t n) { return should_fail(n) ? NULL : malloc(n ? n : 1); }
+void *asr_calloc(size_t n, size_t size) {
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    return should_fail(n * size) ? NULL : calloc(n ? n : 1, size ? size : 1);
+}
+void *asr_realloc(void *p, size_t n) { return should_fail(n) ? NULL : realloc(p, n ? n : 1); }
+void *asr_malloc_aligned(size_t n) {
+    if (should_fail(n))
+        return NULL;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n ? (n + 63) & ~(size_t)63 : 64) != 0)
+        return NULL;
+    return p;
+}
+void asr_free_aligned(void *p) { free(p); }
+
+void asr_buf_init(asr_buf_t *b) { memset(b, 0, sizeof *b); }
+void asr_buf_free(asr_buf_t *b) {
+    free(b->data);
+    asr_buf_init(b);
+}
+static void buf_reserve(asr_buf_t *b, size_t extra) {
+    if (b->len + extra + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    b->data = asr_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+void asr_buf_append(asr_buf_t *b, const void *data, size_t len) {
+    buf_reserve(b, len);
+    if (len)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = 0;
+}
+void asr_buf_puts(asr_buf_t *b, const char *s) { asr_buf_append(b, s, strlen(s)); }
+void asr_buf_printf(asr_buf_t *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    buf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+char *asr_buf_steal(asr_buf_t *b) {
+    if (!b->data)
+        buf_reserve(b, 0), b->data[0] = 0;
+    char *d = b->data;
+    asr_buf_init(b);
+    return d;
+}
+
+void asr_errf(char *errbuf, size_t errbuf_len, const char *fmt, ...) {
+    if (!errbuf || !errbuf_len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errbuf_len, fmt, ap);
+    va_end(ap);
+}
+
+asr_err_t asr_read_file(const char *path, char **out, size_t *out_len) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errno == ENOENT ? ASR_ERR_NOT_FOUND : ASR_ERR_IO;
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return ASR_ERR_IO;
+    }
+    size_t n = (size_t)st.st_size;
+    char *d = asr_malloc(n + 1);
+    if (!d) {
+        fclose(f);
+        return ASR_ERR_NOMEM;
+    }
+    size_t got = fread(d, 1, n, f);
+    fclose(f);
+    if (got != n) {
+        free(d);
+        return ASR_ERR_IO;
+    }
+    d[n] = 0;
+    *out = d;
+    if (out_len)
+        *out_len = n;
+    return ASR_OK;
+}
+
+double asr_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}

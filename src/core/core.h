@@ -1,0 +1,91 @@
+/* core: errors, logging, checked allocation, small string helpers, timing.
+ * Everything here is thread-safe unless noted. */
+#ifndef ASR_CORE_H
+#define ASR_CORE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "asr/common.h"
+
+/* ---- logging ---- */
+typedef enum {
+    ASR_LOG_ERROR = 0,
+    ASR_LOG_WARN = 1,
+    ASR_LOG_INFO = 2,
+    ASR_LOG_DEBUG = 3,
+    ASR_LOG_TRACE = 4
+} asr_log_level_t;
+
+typedef void (*asr_log_cb)(asr_log_level_t level, const char *line, void *user_data);
+
+extern int asr__log_level; /* current level; read without locking (racy reads are benign) */
+
+/* Installs the log sink (NULL = stderr). */
+void asr_log_set(asr_log_cb cb, void *user_data);
+void asr_log_set_level(asr_log_level_t level);
+void asr__log_write(asr_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Arguments are not evaluated when the level is disabled. */
+#define ASR_LOG(level, ...)                                                                        \
+    do {                                                                                           \
+        if ((int)(level) <= asr__log_level)                                                        \
+            asr__log_write((level), __VA_ARGS__);                                                  \
+    } while (0)
+
+/* Always-on invariant check: logs file:line and aborts. */
+#define ASR_ASSERT(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            asr__assert_fail(#cond, __FILE__, __LINE__);                                           \
+    } while (0)
+_Noreturn void asr__assert_fail(const char *expr, const char *file, int line);
+
+/* ---- allocation ----
+ * asr_xmalloc & co abort on failure (small fixed allocations only).
+ * asr_malloc & co return NULL on failure (input-sized allocations) and honour the fault-injection
+ * hook used by tests. */
+void *asr_xmalloc(size_t n);
+void *asr_xcalloc(size_t n, size_t size);
+void *asr_xrealloc(void *p, size_t n);
+char *asr_xstrdup(const char *s);
+void *asr_malloc(size_t n);
+void *asr_calloc(size_t n, size_t size);
+void *asr_realloc(void *p, size_t n);
+/* 64-byte aligned, checked; free with asr_free_aligned. */
+void *asr_malloc_aligned(size_t n);
+void asr_free_aligned(void *p);
+
+/* Fault injection: fail the nth checked allocation from now (1-based), or any checked allocation of
+ * at least `min_bytes` (0 = disabled). Process-wide. */
+void asr_alloc_fail_set(long nth, size_t min_bytes);
+
+/* ---- strings ---- */
+/* printf into a growable buffer. */
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} asr_buf_t;
+void asr_buf_init(asr_buf_t *b);
+void asr_buf_free(asr_buf_t *b);
+void asr_buf_append(asr_buf_t *b, const void *data, size_t len);
+void asr_buf_puts(asr_buf_t *b, const char *s);
+void asr_buf_printf(asr_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Takes ownership of the data (NUL-terminated); the buffer is reset. */
+char *asr_buf_steal(asr_buf_t *b);
+
+/* snprintf into errbuf if non-NULL. */
+void asr_errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Reads a whole file (NUL-terminated; checked allocation). */
+asr_err_t asr_read_file(const char *path, char **out, size_t *out_len);
+
+/* ---- time ---- */
+double asr_now_s(void); /* monotonic seconds */
+
+#endif
