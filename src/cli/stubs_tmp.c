@@ -1,6 +1,0 @@
-/* Temporary stubs; replaced as the subcommands land. */
-#include <stdio.h>
-#include "cli/cli.h"
-int asr_cli_transcribe(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "asrd: transcribe: not built yet\n"); return 1; }
-int asr_cli_pull(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "asrd: pull: not built yet\n"); return 1; }
-int asr_cli_debug(int argc, char **argv) { (void)argc; (void)argv; return 1; }
