@@ -1,14 +1,287 @@
-/* cli: `asrd transcribe` (stub until implemented). */
+/* cli: `asrd transcribe` and `asrd debug` — drive the engine through its public API only
+ * (include/asr/engine.h). Exit codes: 0 success, 1 a file failed (one-line reason on stderr),
+ * 2 bad usage. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "asr/engine.h"
+#include "audio/audio.h"
 #include "cli/cli.h"
-int asr_cli_transcribe(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "asrd: transcribe: not implemented yet\n");
-    return 1;
+#include "cli/format.h"
+#include "core/core.h"
+
+typedef struct {
+    const char *model;
+    const char *language;
+    const char *task;
+    const char *format;
+    const char *prompt;
+    const char *compute_type;
+    int threads;
+    int beam_size;
+    float temperature;
+    int no_condition;
+} tx_opts_t;
+
+static void tx_usage(FILE *f) {
+    fprintf(f,
+            "usage: asrd transcribe [--model NAME|DIR] [--language L] [--task transcribe|translate]\n"
+            "                       [--format txt|json|verbose_json|srt|vtt] [--threads N]\n"
+            "                       [--beam-size N] [--temperature T] [--initial-prompt TEXT]\n"
+            "                       [--no-condition-on-previous-text] [--compute-type float32] FILE...\n");
 }
+
+static int parse_int(const char *s, int lo, int hi, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static void progress_cb(double f, void *ud) {
+    (void)ud;
+    fprintf(stderr, "\r[%3d%%]", (int)(f * 100.0 + 0.5));
+    fflush(stderr);
+}
+
+static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
+    static const struct option longs[] = {
+        {"model", required_argument, 0, 'm'},
+        {"language", required_argument, 0, 'l'},
+        {"task", required_argument, 0, 'k'},
+        {"format", required_argument, 0, 'f'},
+        {"threads", required_argument, 0, 't'},
+        {"beam-size", required_argument, 0, 'b'},
+        {"temperature", required_argument, 0, 'T'},
+        {"initial-prompt", required_argument, 0, 'p'},
+        {"prompt", required_argument, 0, 'p'},
+        {"compute-type", required_argument, 0, 'c'},
+        {"no-condition-on-previous-text", no_argument, 0, 'N'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    o->model = getenv("ASRD_MODEL") ? getenv("ASRD_MODEL") : "base";
+    o->task = "transcribe";
+    o->format = "txt";
+    o->beam_size = 1;
+    o->compute_type = "float32";
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+m:l:f:t:h", longs, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            o->model = optarg;
+            break;
+        case 'l':
+            o->language = optarg;
+            break;
+        case 'k':
+            o->task = optarg;
+            break;
+        case 'f':
+            o->format = optarg;
+            break;
+        case 't':
+            if (parse_int(optarg, 1, 256, &o->threads)) {
+                fprintf(stderr, "asrd: --threads must be an integer from 1 to 256\n");
+                return 2;
+            }
+            break;
+        case 'b':
+            if (parse_int(optarg, 1, 1, &o->beam_size)) {
+                fprintf(stderr, "asrd: --beam-size: only 1 (greedy) is supported so far\n");
+                return 2;
+            }
+            break;
+        case 'T': {
+            char *end;
+            o->temperature = strtof(optarg, &end);
+            if (!*optarg || *end || o->temperature != 0.0f) {
+                fprintf(stderr, "asrd: --temperature: only 0 is supported so far\n");
+                return 2;
+            }
+            break;
+        }
+        case 'p':
+            o->prompt = optarg;
+            break;
+        case 'c':
+            o->compute_type = optarg;
+            break;
+        case 'N':
+            o->no_condition = 1;
+            break;
+        case 'h':
+            tx_usage(stdout);
+            exit(0);
+        default:
+            fprintf(stderr, "asrd: unknown or incomplete option '%s'\n", argv[optind - 1]);
+            tx_usage(stderr);
+            return 2;
+        }
+    }
+    if (strcmp(o->task, "transcribe") && strcmp(o->task, "translate")) {
+        fprintf(stderr, "asrd: --task must be transcribe or translate\n");
+        return 2;
+    }
+    if (asr_format_parse(o->format) < 0) {
+        fprintf(stderr, "asrd: --format must be txt, json, verbose_json, srt or vtt\n");
+        return 2;
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "asrd: no input file\n");
+        tx_usage(stderr);
+        return 2;
+    }
+    return 0;
+}
+
+static asr_model_t *load_model(const char *name, const char *compute_type, int threads) {
+    char *dir = asr_cli_model_dir(name);
+    asr_model_params_t mp = asr_model_default_params();
+    mp.compute_type = compute_type;
+    mp.n_threads = threads;
+    char err[512] = "";
+    asr_model_t *m = NULL;
+    asr_err_t rc = asr_model_load(dir, &mp, &m, err, sizeof err);
+    if (rc != ASR_OK) {
+        if (rc == ASR_ERR_NOT_FOUND && !strchr(name, '/'))
+            fprintf(stderr, "asrd: model '%s' not found in %s (run: asrd pull %s)\n", name, dir,
+                    name);
+        else
+            fprintf(stderr, "asrd: cannot load model %s: %s\n", dir, err);
+    }
+    free(dir);
+    return m;
+}
+
+int asr_cli_transcribe(int argc, char **argv) {
+    tx_opts_t o;
+    int rc = parse_tx_opts(argc, argv, &o);
+    if (rc)
+        return rc;
+    asr_model_t *m = load_model(o.model, o.compute_type, o.threads);
+    if (!m)
+        return 1;
+    asr_stream_t *s = NULL;
+    if (asr_stream_create(m, &s) != ASR_OK) {
+        fprintf(stderr, "asrd: out of memory creating a decoding stream\n");
+        asr_model_destroy(m);
+        return 1;
+    }
+    asr_transcribe_params_t tp = asr_transcribe_default_params();
+    tp.task = strcmp(o.task, "translate") ? ASR_TASK_TRANSCRIBE : ASR_TASK_TRANSLATE;
+    tp.language = o.language;
+    tp.initial_prompt = o.prompt;
+    tp.beam_size = o.beam_size;
+    tp.temperature = o.temperature;
+    tp.condition_on_previous_text = !o.no_condition;
+    if (isatty(STDERR_FILENO))
+        tp.progress_cb = progress_cb;
+    asr_format_t fmt = (asr_format_t)asr_format_parse(o.format);
+    int failed = 0;
+    asr_buf_t out;
+    asr_buf_init(&out);
+    for (int i = optind; i < argc; i++) {
+        const char *path = argv[i];
+        float *pcm = NULL;
+        size_t n = 0;
+        char err[512] = "";
+        asr_err_t e = asr_audio_load(path, &pcm, &n, err, sizeof err);
+        if (e != ASR_OK) {
+            fprintf(stderr, "asrd: %s\n", err[0] ? err : asr_strerror(e));
+            failed = 1;
+            continue;
+        }
+        e = asr_stream_transcribe(s, pcm, n, &tp);
+        free(pcm);
+        if (tp.progress_cb)
+            fprintf(stderr, "\r       \r");
+        if (e != ASR_OK) {
+            const char *msg = asr_stream_errmsg(s);
+            fprintf(stderr, "asrd: %s: %s\n", path, msg[0] ? msg : asr_strerror(e));
+            failed = 1;
+            continue;
+        }
+        out.len = 0;
+        asr_format_write(s, fmt, o.task, &out);
+        fwrite(out.data, 1, out.len, stdout);
+        fflush(stdout);
+    }
+    asr_buf_free(&out);
+    asr_stream_destroy(s);
+    asr_model_destroy(m);
+    return failed;
+}
+
+static int write_f32(const char *path, const float *x, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(x, sizeof(float), n, f) != n) {
+        if (f)
+            fclose(f);
+        fprintf(stderr, "asrd: cannot write %s\n", path);
+        return 1;
+    }
+    return fclose(f) ? 1 : 0;
+}
+
+/* asrd debug mel|encode --model M FILE OUT.f32 */
 int asr_cli_debug(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    return 1;
+    if (argc < 2 || (strcmp(argv[1], "mel") && strcmp(argv[1], "encode"))) {
+        fprintf(stderr, "usage: asrd debug mel|encode --model NAME|DIR FILE OUT.f32\n");
+        return 2;
+    }
+    const char *what = argv[1];
+    tx_opts_t o;
+    int rc = parse_tx_opts(argc - 1, argv + 1, &o);
+    if (rc)
+        return rc;
+    if (argc - 1 - optind != 2) {
+        fprintf(stderr, "usage: asrd debug %s --model NAME|DIR FILE OUT.f32\n", what);
+        return 2;
+    }
+    const char *in = argv[1 + optind], *outp = argv[2 + optind];
+    asr_model_t *m = load_model(o.model, o.compute_type, o.threads);
+    if (!m)
+        return 1;
+    float *pcm = NULL, *mel = NULL;
+    size_t n = 0;
+    int n_frames = 0;
+    char err[512] = "";
+    rc = 1;
+    if (asr_audio_load(in, &pcm, &n, err, sizeof err) != ASR_OK) {
+        fprintf(stderr, "asrd: %s\n", err);
+        goto done;
+    }
+    if (asr_engine_log_mel(m, pcm, n, &mel, &n_frames) != ASR_OK) {
+        fprintf(stderr, "asrd: log-mel failed\n");
+        goto done;
+    }
+    const asr_model_info_t *info = asr_model_info(m);
+    if (!strcmp(what, "mel")) {
+        rc = write_f32(outp, mel, (size_t)info->n_mels * n_frames);
+        printf("%d\n", n_frames);
+    } else {
+        int size = n_frames - 1 < 3000 ? n_frames - 1 : 3000;
+        float *win = asr_xcalloc((size_t)info->n_mels * 3000, sizeof(float));
+        for (int c = 0; c < info->n_mels; c++)
+            memcpy(win + (size_t)c * 3000, mel + (size_t)c * n_frames, (size_t)size * sizeof(float));
+        asr_stream_t *s = NULL;
+        const float *enc = NULL;
+        if (asr_stream_create(m, &s) == ASR_OK && asr_stream_encode(s, win, &enc) == ASR_OK)
+            rc = write_f32(outp, enc, (size_t)1500 * info->d_model);
+        asr_stream_destroy(s);
+        free(win);
+    }
+done:
+    free(pcm);
+    free(mel);
+    asr_model_destroy(m);
+    return rc;
 }

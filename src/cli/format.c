@@ -1,0 +1,125 @@
+/* cli: transcript writers. JSON is produced with jansson so escaping is always right; times in
+ * srt/vtt are rounded to milliseconds. */
+#include <jansson.h>
+#include <math.h>
+#include <string.h>
+
+#include "cli/format.h"
+#include "engine/tokenizer.h"
+
+int asr_format_parse(const char *s) {
+    if (!strcmp(s, "txt") || !strcmp(s, "text"))
+        return ASR_FMT_TXT;
+    if (!strcmp(s, "json"))
+        return ASR_FMT_JSON;
+    if (!strcmp(s, "verbose_json"))
+        return ASR_FMT_VERBOSE_JSON;
+    if (!strcmp(s, "srt"))
+        return ASR_FMT_SRT;
+    if (!strcmp(s, "vtt"))
+        return ASR_FMT_VTT;
+    return -1;
+}
+
+static void append_stripped(asr_buf_t *out, const char *t) {
+    size_t n = strlen(t);
+    while (n && (*t == ' ' || *t == '\n'))
+        t++, n--;
+    while (n && (t[n - 1] == ' ' || t[n - 1] == '\n'))
+        n--;
+    asr_buf_append(out, t, n);
+}
+
+static void full_text(const asr_stream_t *s, asr_buf_t *out) {
+    asr_buf_t raw;
+    asr_buf_init(&raw);
+    for (int i = 0; i < asr_stream_n_segments(s); i++)
+        asr_buf_puts(&raw, asr_stream_segment(s, i)->text);
+    append_stripped(out, raw.data ? raw.data : "");
+    asr_buf_free(&raw);
+}
+
+static void timestamp(asr_buf_t *out, double t, char sep) {
+    long ms = lround(t * 1000.0);
+    if (ms < 0)
+        ms = 0;
+    asr_buf_printf(out, "%02ld:%02ld:%02ld%c%03ld", ms / 3600000, ms / 60000 % 60, ms / 1000 % 60,
+                   sep, ms % 1000);
+}
+
+static double round2(double x) { return round(x * 100.0) / 100.0; }
+
+static void write_json(const asr_stream_t *s, int verbose, const char *task, asr_buf_t *out) {
+    asr_buf_t text;
+    asr_buf_init(&text);
+    full_text(s, &text);
+    json_t *root = json_object();
+    if (verbose) {
+        const char *name = asr_lang_name(asr_stream_language(s));
+        json_object_set_new(root, "task", json_string(task));
+        json_object_set_new(root, "language", json_string(name ? name : asr_stream_language(s)));
+        json_object_set_new(root, "duration", json_real(round2(asr_stream_duration(s))));
+    }
+    json_object_set_new(root, "text", json_stringn(text.data ? text.data : "", text.len));
+    if (verbose) {
+        json_t *segs = json_array();
+        for (int i = 0; i < asr_stream_n_segments(s); i++) {
+            const asr_segment_t *g = asr_stream_segment(s, i);
+            json_t *o = json_object();
+            json_object_set_new(o, "id", json_integer(g->id));
+            json_object_set_new(o, "seek", json_integer(g->seek));
+            json_object_set_new(o, "start", json_real(round2(g->start)));
+            json_object_set_new(o, "end", json_real(round2(g->end)));
+            json_object_set_new(o, "text", json_string(g->text));
+            json_t *toks = json_array();
+            for (int k = 0; k < g->n_tokens; k++)
+                json_array_append_new(toks, json_integer(g->tokens[k]));
+            json_object_set_new(o, "tokens", toks);
+            json_object_set_new(o, "temperature", json_real(g->temperature));
+            json_object_set_new(o, "avg_logprob", json_real(g->avg_logprob));
+            json_object_set_new(o, "compression_ratio", json_real(g->compression_ratio));
+            json_object_set_new(o, "no_speech_prob", json_real(g->no_speech_prob));
+            json_array_append_new(segs, o);
+        }
+        json_object_set_new(root, "segments", segs);
+    }
+    char *js = json_dumps(root, JSON_REAL_PRECISION(8) | JSON_ENSURE_ASCII * 0);
+    asr_buf_puts(out, js);
+    asr_buf_puts(out, "\n");
+    free(js);
+    json_decref(root);
+    asr_buf_free(&text);
+}
+
+void asr_format_write(const asr_stream_t *s, asr_format_t fmt, const char *task, asr_buf_t *out) {
+    int n = asr_stream_n_segments(s);
+    switch (fmt) {
+    case ASR_FMT_TXT:
+        for (int i = 0; i < n; i++) {
+            append_stripped(out, asr_stream_segment(s, i)->text);
+            asr_buf_puts(out, "\n");
+        }
+        break;
+    case ASR_FMT_JSON:
+    case ASR_FMT_VERBOSE_JSON:
+        write_json(s, fmt == ASR_FMT_VERBOSE_JSON, task, out);
+        break;
+    case ASR_FMT_SRT:
+    case ASR_FMT_VTT:
+        if (fmt == ASR_FMT_VTT)
+            asr_buf_puts(out, "WEBVTT\n\n");
+        for (int i = 0; i < n; i++) {
+            const asr_segment_t *g = asr_stream_segment(s, i);
+            if (fmt == ASR_FMT_SRT)
+                asr_buf_printf(out, "%d\n", i + 1);
+            char sep = fmt == ASR_FMT_SRT ? ',' : '.';
+            timestamp(out, g->start, sep);
+            asr_buf_puts(out, " --> ");
+            timestamp(out, g->end, sep);
+            asr_buf_puts(out, "\n");
+            append_stripped(out, g->text);
+            asr_buf_puts(out, "\n\n");
+        }
+        break;
+    }
+}

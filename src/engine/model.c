@@ -1,0 +1,419 @@
+/* engine: loads a CTranslate2 Whisper model directory into float32 weights laid out for the
+ * kernels ([out][in] rows for every linear layer). Sizes come from the file itself (mel bins,
+ * vocabulary, layers, heads), never from a table of model names. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/ct2.h"
+#include "engine/engine_int.h"
+
+typedef struct {
+    asr_model_t *m;
+    asr_ct2_file_t f;
+    char *err;
+    size_t err_len;
+} loader_t;
+
+static void *track(asr_model_t *m, void *p) {
+    if (!p)
+        return NULL;
+    m->allocs = asr_xrealloc(m->allocs, (size_t)(m->n_allocs + 1) * sizeof(void *));
+    m->allocs[m->n_allocs++] = p;
+    return p;
+}
+
+static const asr_ct2_var_t *need(loader_t *L, const char *name) {
+    const asr_ct2_var_t *v = asr_ct2_find(&L->f, name);
+    if (!v)
+        asr_errf(L->err, L->err_len, "model.bin: missing variable %s (not a Whisper model?)", name);
+    return v;
+}
+
+/* Converts variable `name` to a new float32 buffer of n0×n1 elements (n1 = 0: 1-D). */
+static float *load_f32(loader_t *L, const char *name, int64_t n0, int64_t n1) {
+    const asr_ct2_var_t *v = need(L, name);
+    if (!v)
+        return NULL;
+    int64_t want = n1 ? n0 * n1 : n0;
+    if (v->n_elems != want || (v->rank >= 1 && v->dims[0] != n0)) {
+        asr_errf(L->err, L->err_len, "model.bin: %s has %lld elements, expected %lld", name,
+                 (long long)v->n_elems, (long long)want);
+        return NULL;
+    }
+    float *out = track(L->m, asr_malloc_aligned((size_t)want * sizeof(float)));
+    if (!out) {
+        asr_errf(L->err, L->err_len, "out of memory loading %s", name);
+        return NULL;
+    }
+    L->m->weight_bytes += (size_t)want * sizeof(float);
+    const uint8_t *p = v->data;
+    switch (v->dtype) {
+    case ASR_CT2_F32:
+        memcpy(out, p, (size_t)want * 4);
+        break;
+    case ASR_CT2_F16:
+    case ASR_CT2_BF16:
+        for (int64_t i = 0; i < want; i++) {
+            uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
+            out[i] = v->dtype == ASR_CT2_F16 ? asr_nn_f16_to_f32(h) : asr_nn_bf16_to_f32(h);
+        }
+        break;
+    case ASR_CT2_I8:
+    case ASR_CT2_I16: {
+        char sname[512];
+        snprintf(sname, sizeof sname, "%s_scale", name);
+        const asr_ct2_var_t *sv = asr_ct2_find(&L->f, sname);
+        if (!sv || sv->dtype != ASR_CT2_F32) {
+            asr_errf(L->err, L->err_len, "model.bin: quantized %s has no float32 scale", name);
+            return NULL;
+        }
+        int64_t rows = n1 ? n0 : 1, cols = n1 ? n1 : n0;
+        if (v->dtype == ASR_CT2_I16)
+            rows = 1, cols = want;
+        if (sv->n_elems != rows && sv->n_elems != 1) {
+            asr_errf(L->err, L->err_len, "model.bin: %s has %lld scales for %lld rows", sname,
+                     (long long)sv->n_elems, (long long)rows);
+            return NULL;
+        }
+        for (int64_t r = 0; r < rows; r++) {
+            float sc;
+            memcpy(&sc, sv->data + 4 * (sv->n_elems == 1 ? 0 : r), 4);
+            float inv = sc != 0.0f ? 1.0f / sc : 0.0f;
+            for (int64_t c = 0; c < cols; c++) {
+                int64_t i = r * cols + c;
+                float q = v->dtype == ASR_CT2_I8 ? (float)(int8_t)p[i]
+                                                 : (float)(int16_t)(p[2 * i] | p[2 * i + 1] << 8);
+                out[i] = q * inv;
+            }
+        }
+        break;
+    }
+    default:
+        asr_errf(L->err, L->err_len, "model.bin: %s has unsupported dtype %d", name, v->dtype);
+        return NULL;
+    }
+    return out;
+}
+
+static int scalar_int(loader_t *L, const char *name, int dflt) {
+    const asr_ct2_var_t *v = asr_ct2_find(&L->f, name);
+    if (!v || v->n_elems != 1)
+        return dflt;
+    switch (v->dtype) {
+    case ASR_CT2_I8:
+        return (int8_t)v->data[0];
+    case ASR_CT2_I16:
+        return (int16_t)(v->data[0] | v->data[1] << 8);
+    case ASR_CT2_I32:
+        return (int32_t)((uint32_t)v->data[0] | (uint32_t)v->data[1] << 8 |
+                         (uint32_t)v->data[2] << 16 | (uint32_t)v->data[3] << 24);
+    default:
+        return dflt;
+    }
+}
+
+static int load_linear(loader_t *L, asr_linear_t *lin, const char *prefix, int n_out, int n_in,
+                       int with_bias) {
+    char name[256];
+    snprintf(name, sizeof name, "%s/weight", prefix);
+    lin->w = load_f32(L, name, n_out, n_in);
+    lin->n_out = n_out;
+    lin->n_in = n_in;
+    if (!lin->w)
+        return -1;
+    lin->b = NULL;
+    if (with_bias) {
+        snprintf(name, sizeof name, "%s/bias", prefix);
+        if (asr_ct2_find(&L->f, name)) {
+            lin->b = load_f32(L, name, n_out, 0);
+            if (!lin->b)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int load_norm(loader_t *L, asr_norm_t *n, const char *prefix, int d) {
+    char name[256];
+    snprintf(name, sizeof name, "%s/gamma", prefix);
+    n->gamma = load_f32(L, name, d, 0);
+    snprintf(name, sizeof name, "%s/beta", prefix);
+    n->beta = n->gamma ? load_f32(L, name, d, 0) : NULL;
+    return n->beta ? 0 : -1;
+}
+
+static int count_layers(loader_t *L, const char *stack) {
+    int n = 0;
+    char name[256];
+    for (;;) {
+        snprintf(name, sizeof name, "%s/layer_%d/ffn/linear_0/weight", stack, n);
+        if (!asr_ct2_find(&L->f, name))
+            return n;
+        n++;
+    }
+}
+
+static int load_weights(loader_t *L) {
+    asr_model_t *m = L->m;
+    asr_model_info_t *in = &m->info;
+    const asr_ct2_var_t *c1 = need(L, "encoder/conv1/weight");
+    const asr_ct2_var_t *emb = need(L, "decoder/embeddings/weight");
+    const asr_ct2_var_t *epos = need(L, "encoder/position_encodings/encodings");
+    const asr_ct2_var_t *dpos = need(L, "decoder/position_encodings/encodings");
+    if (!c1 || !emb || !epos || !dpos)
+        return -1;
+    if (c1->rank != 3 || c1->dims[2] != 3 || emb->rank != 2 || epos->rank != 2 || dpos->rank != 2) {
+        asr_errf(L->err, L->err_len, "model.bin: unexpected tensor ranks (not a Whisper model?)");
+        return -1;
+    }
+    int d = (int)c1->dims[0];
+    in->d_model = d;
+    in->n_mels = (int)c1->dims[1];
+    in->n_vocab = (int)emb->dims[0];
+    in->n_audio_ctx = (int)epos->dims[0];
+    in->n_text_ctx = (int)dpos->dims[0];
+    in->n_audio_layer = count_layers(L, "encoder");
+    in->n_text_layer = count_layers(L, "decoder");
+    in->n_audio_head = scalar_int(L, "encoder/num_heads", 0);
+    in->n_text_head = scalar_int(L, "decoder/num_heads", 0);
+    if (d <= 0 || d > 8192 || emb->dims[1] != d || epos->dims[1] != d || dpos->dims[1] != d ||
+        in->n_audio_ctx != 1500 || in->n_text_ctx < 8 || in->n_text_ctx > 4096 ||
+        in->n_audio_layer < 1 || in->n_text_layer < 1 || in->n_audio_head <= 0 ||
+        in->n_text_head <= 0 || d % in->n_audio_head || d % in->n_text_head || in->n_mels < 1 ||
+        in->n_mels > 512 || in->n_vocab < 51000) {
+        asr_errf(L->err, L->err_len,
+                 "model.bin: inconsistent Whisper dimensions (d=%d mels=%d vocab=%d heads=%d/%d "
+                 "layers=%d/%d)",
+                 d, in->n_mels, in->n_vocab, in->n_audio_head, in->n_text_head, in->n_audio_layer,
+                 in->n_text_layer);
+        return -1;
+    }
+    /* conv weights [d][in][3] are already [out][in*3] row-major */
+    if (!(m->conv1_w = load_f32(L, "encoder/conv1/weight", d, (int64_t)in->n_mels * 3)) ||
+        !(m->conv1_b = load_f32(L, "encoder/conv1/bias", d, 0)) ||
+        !(m->conv2_w = load_f32(L, "encoder/conv2/weight", d, (int64_t)d * 3)) ||
+        !(m->conv2_b = load_f32(L, "encoder/conv2/bias", d, 0)) ||
+        !(m->enc_pos = load_f32(L, "encoder/position_encodings/encodings", 1500, d)))
+        return -1;
+    m->enc = track(m, asr_xcalloc((size_t)in->n_audio_layer, sizeof *m->enc));
+    char p[256];
+    for (int l = 0; l < in->n_audio_layer; l++) {
+        asr_enc_layer_t *e = &m->enc[l];
+        snprintf(p, sizeof p, "encoder/layer_%d/self_attention/layer_norm", l);
+        if (load_norm(L, &e->attn_ln, p, d))
+            return -1;
+        snprintf(p, sizeof p, "encoder/layer_%d/self_attention/linear_0", l);
+        if (load_linear(L, &e->qkv, p, 3 * d, d, 1))
+            return -1;
+        snprintf(p, sizeof p, "encoder/layer_%d/self_attention/linear_1", l);
+        if (load_linear(L, &e->out, p, d, d, 1))
+            return -1;
+        snprintf(p, sizeof p, "encoder/layer_%d/ffn/layer_norm", l);
+        if (load_norm(L, &e->ffn_ln, p, d))
+            return -1;
+        snprintf(p, sizeof p, "encoder/layer_%d/ffn/linear_0", l);
+        const asr_ct2_var_t *f0 = asr_ct2_find(&L->f, "encoder/layer_0/ffn/linear_0/weight");
+        int ff = f0 && f0->rank == 2 ? (int)f0->dims[0] : 4 * d;
+        if (load_linear(L, &e->ffn1, p, ff, d, 1))
+            return -1;
+        snprintf(p, sizeof p, "encoder/layer_%d/ffn/linear_1", l);
+        if (load_linear(L, &e->ffn2, p, d, ff, 1))
+            return -1;
+    }
+    if (load_norm(L, &m->enc_ln, "encoder/layer_norm", d))
+        return -1;
+    if (!(m->tok_emb = load_f32(L, "decoder/embeddings/weight", in->n_vocab, d)) ||
+        !(m->dec_pos = load_f32(L, "decoder/position_encodings/encodings", in->n_text_ctx, d)))
+        return -1;
+    m->dec = track(m, asr_xcalloc((size_t)in->n_text_layer, sizeof *m->dec));
+    for (int l = 0; l < in->n_text_layer; l++) {
+        asr_dec_layer_t *e = &m->dec[l];
+        snprintf(p, sizeof p, "decoder/layer_%d/self_attention/layer_norm", l);
+        if (load_norm(L, &e->attn_ln, p, d))
+            return -1;
+        snprintf(p, sizeof p, "decoder/layer_%d/self_attention/linear_0", l);
+        if (load_linear(L, &e->qkv, p, 3 * d, d, 1))
+            return -1;
+        snprintf(p, sizeof p, "decoder/layer_%d/self_attention/linear_1", l);
+        if (load_linear(L, &e->out, p, d, d, 1))
+            return -1;
+        snprintf(p, sizeof p, "decoder/layer_%d/attention/layer_norm", l);
+        if (load_norm(L, &e->cross_ln, p, d))
+            return -1;
+        snprintf(p, sizeof p, "decoder/layer_%d/attention/linear_0", l);
+        if (load_linear(L, &e->cross_q, p, d, d, 1))
+            return -1;
+        snprintf(p, sizeof p, "decoder/layer_%d/attention/linear_1", l);
+        if (load_linear(L, &e->cross_kv, p, 2 * d, d, 1))
+            return -1;
+        snprintf(p, sizeof p, "decoder/layer_%d/attention/linear_2", l);
+        if (load_linear(L, &e->cross_out, p, d, d, 1))
+            return -1;
+        snprintf(p, sizeof p, "decoder/layer_%d/ffn/layer_norm", l);
+        if (load_norm(L, &e->ffn_ln, p, d))
+            return -1;
+        const asr_ct2_var_t *f0 = asr_ct2_find(&L->f, "decoder/layer_0/ffn/linear_0/weight");
+        int ff = f0 && f0->rank == 2 ? (int)f0->dims[0] : 4 * d;
+        snprintf(p, sizeof p, "decoder/layer_%d/ffn/linear_0", l);
+        if (load_linear(L, &e->ffn1, p, ff, d, 1))
+            return -1;
+        snprintf(p, sizeof p, "decoder/layer_%d/ffn/linear_1", l);
+        if (load_linear(L, &e->ffn2, p, d, ff, 1))
+            return -1;
+    }
+    if (load_norm(L, &m->dec_ln, "decoder/layer_norm", d))
+        return -1;
+    return 0;
+}
+
+/* Reads alignment_heads from config.json (optional file). */
+static int load_config(loader_t *L, const char *dir) {
+    asr_model_t *m = L->m;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root) {
+        struct stat st;
+        if (stat(path, &st) != 0)
+            return 0; /* optional */
+        asr_errf(L->err, L->err_len, "%s: invalid JSON at line %d: %s", path, je.line, je.text);
+        return -1;
+    }
+    json_t *heads = json_object_get(root, "alignment_heads");
+    if (json_is_array(heads)) {
+        size_t i;
+        json_t *pair;
+        json_array_foreach(heads, i, pair) {
+            if (m->n_alignment_heads >= 64 || !json_is_array(pair) || json_array_size(pair) != 2)
+                continue;
+            int l = (int)json_integer_value(json_array_get(pair, 0));
+            int h = (int)json_integer_value(json_array_get(pair, 1));
+            if (l < 0 || l >= m->info.n_text_layer || h < 0 || h >= m->info.n_text_head)
+                continue;
+            m->alignment_heads[m->n_alignment_heads][0] = l;
+            m->alignment_heads[m->n_alignment_heads][1] = h;
+            m->n_alignment_heads++;
+        }
+    }
+    json_decref(root);
+    return 0;
+}
+
+asr_model_params_t asr_model_default_params(void) {
+    asr_model_params_t p = {.compute_type = "float32", .n_threads = 0};
+    return p;
+}
+
+static int default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (int)n;
+}
+
+asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_model_t **out,
+                         char *errbuf, size_t errbuf_len) {
+    *out = NULL;
+    asr_model_params_t p = params ? *params : asr_model_default_params();
+    if (p.compute_type && strcmp(p.compute_type, "float32") && strcmp(p.compute_type, "auto") &&
+        strcmp(p.compute_type, "default")) {
+        asr_errf(errbuf, errbuf_len, "unsupported compute type '%s' (use float32)", p.compute_type);
+        return ASR_ERR_INVALID;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.bin", dir);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        asr_errf(errbuf, errbuf_len, "model directory %s not found", dir);
+        return ASR_ERR_NOT_FOUND;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        asr_errf(errbuf, errbuf_len, "%s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return ASR_ERR_MODEL;
+    }
+    size_t len = (size_t)st.st_size;
+    if (len == 0) {
+        close(fd);
+        asr_errf(errbuf, errbuf_len, "%s is empty", path);
+        return ASR_ERR_MODEL;
+    }
+    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) {
+        asr_errf(errbuf, errbuf_len, "%s: cannot map: %s", path, strerror(errno));
+        return ASR_ERR_IO;
+    }
+    asr_model_t *m = asr_xcalloc(1, sizeof *m);
+    loader_t L = {.m = m, .err = errbuf, .err_len = errbuf_len};
+    asr_err_t rc = asr_ct2_parse(map, len, &L.f, errbuf, errbuf_len);
+    if (rc != ASR_OK)
+        goto fail;
+    rc = ASR_ERR_MODEL;
+    if (L.f.version >= 2 && strcmp(L.f.spec_name, "WhisperSpec") != 0) {
+        asr_errf(errbuf, errbuf_len, "model.bin holds a %s, not a WhisperSpec", L.f.spec_name);
+        goto fail;
+    }
+    if (L.f.spec_revision > 3) {
+        asr_errf(errbuf, errbuf_len, "model.bin: WhisperSpec revision %u is newer than supported",
+                 L.f.spec_revision);
+        goto fail;
+    }
+    if (load_weights(&L) != 0)
+        goto fail;
+    asr_ct2_free(&L.f);
+    munmap(map, len);
+    map = NULL;
+    if (load_config(&L, dir) != 0)
+        goto fail;
+    rc = asr_tokenizer_load(dir, m->info.n_vocab, &m->tok, errbuf, errbuf_len);
+    if (rc != ASR_OK)
+        goto fail;
+    m->sp = *asr_tokenizer_special(m->tok);
+    m->info.multilingual = m->sp.multilingual;
+    m->info.n_languages = m->sp.n_languages;
+    m->suppress = track(m, asr_xcalloc(1024, sizeof(int32_t)));
+    m->n_suppress = asr_tokenizer_suppress_tokens(m->tok, m->suppress, 1024);
+    rc = asr_mel_create(m->info.n_mels, &m->mel);
+    if (rc != ASR_OK) {
+        asr_errf(errbuf, errbuf_len, "cannot create mel filterbank: %s", asr_strerror(rc));
+        goto fail;
+    }
+    m->n_threads = p.n_threads > 0 ? p.n_threads : default_threads();
+    if (m->n_alignment_heads == 0) { /* all heads of the upper half of the layers */
+        for (int l = m->info.n_text_layer / 2; l < m->info.n_text_layer; l++)
+            for (int h = 0; h < m->info.n_text_head && m->n_alignment_heads < 64; h++) {
+                m->alignment_heads[m->n_alignment_heads][0] = l;
+                m->alignment_heads[m->n_alignment_heads][1] = h;
+                m->n_alignment_heads++;
+            }
+    }
+    *out = m;
+    return ASR_OK;
+fail:
+    asr_ct2_free(&L.f);
+    if (map)
+        munmap(map, len);
+    asr_model_destroy(m);
+    return rc == ASR_OK ? ASR_ERR_MODEL : rc;
+}
+
+void asr_model_destroy(asr_model_t *m) {
+    if (!m)
+        return;
+    for (int i = 0; i < m->n_allocs; i++)
+        free(m->allocs[i]);
+    free(m->allocs);
+    asr_tokenizer_destroy(m->tok);
+    asr_mel_destroy(m->mel);
+    free(m);
+}
+
+const asr_model_info_t *asr_model_info(const asr_model_t *m) { return &m->info; }
+size_t asr_model_weight_bytes(const asr_model_t *m) { return m->weight_bytes; }

@@ -1,0 +1,552 @@
+/* engine: streams and the long-form transcription loop. Mirrors faster-whisper's transcribe()
+ * (the reference behaviour): language detection on the first window, 30-s windows advanced by the
+ * last timestamp, segments split at consecutive timestamps, the no-speech skip, and conditioning on
+ * previous text. Decoding here is greedy at temperature 0 with Whisper's timestamp rules. */
+#include <math.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "engine/engine_int.h"
+
+#define MAX_CTX_PROMPT 223 /* n_text_ctx/2 - 1 previous tokens */
+
+asr_transcribe_params_t asr_transcribe_default_params(void) {
+    asr_transcribe_params_t p;
+    memset(&p, 0, sizeof p);
+    p.task = ASR_TASK_TRANSCRIBE;
+    p.beam_size = 1;
+    p.temperature = 0.0f;
+    p.condition_on_previous_text = true;
+    p.suppress_blank = true;
+    p.no_speech_threshold = 0.6f;
+    p.logprob_threshold = -1.0f;
+    p.compression_ratio_threshold = 2.4f;
+    p.max_initial_timestamp = 1.0f;
+    return p;
+}
+
+asr_err_t asr_stream_create(const asr_model_t *m, asr_stream_t **out) {
+    *out = NULL;
+    asr_stream_t *s = asr_xcalloc(1, sizeof *s);
+    s->m = m;
+    s->n_threads = m->n_threads;
+    s->pool = asr_pool_create(m->n_threads);
+    asr_buf_init(&s->text_pool);
+    if (asr__enc_buf_init(&s->eb, m, m->n_threads) != ASR_OK || asr__dec_init(s) != ASR_OK) {
+        asr_stream_destroy(s);
+        return ASR_ERR_NOMEM;
+    }
+    *out = s;
+    return ASR_OK;
+}
+
+void asr_stream_destroy(asr_stream_t *s) {
+    if (!s)
+        return;
+    asr__enc_buf_free(&s->eb);
+    asr__dec_free(s);
+    asr_pool_destroy(s->pool);
+    free(s->segs);
+    free(s->seg_text_off);
+    free(s->seg_tok_off);
+    free(s->tok_pool);
+    asr_buf_free(&s->text_pool);
+    free(s);
+}
+
+static void results_reset(asr_stream_t *s) {
+    s->n_segs = 0;
+    s->text_pool.len = 0;
+    s->n_tok_pool = 0;
+    s->language[0] = 0;
+    s->language_prob = 0.0f;
+    s->errmsg[0] = 0;
+}
+
+/* ---- small helpers ---- */
+
+typedef struct {
+    int32_t *v;
+    int n, cap;
+} ivec_t;
+
+static void ivec_push(ivec_t *a, int32_t x) {
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 256;
+        a->v = asr_xrealloc(a->v, (size_t)a->cap * sizeof(int32_t));
+    }
+    a->v[a->n++] = x;
+}
+
+static float compression_ratio(const char *text, size_t len) {
+    if (len == 0)
+        return 0.0f;
+    uLongf out_len = compressBound((uLong)len);
+    unsigned char *buf = asr_xmalloc(out_len);
+    float r = 0.0f;
+    if (compress2(buf, &out_len, (const Bytef *)text, (uLong)len, Z_DEFAULT_COMPRESSION) == Z_OK)
+        r = (float)len / (float)out_len;
+    free(buf);
+    return r;
+}
+
+/* Strips leading/trailing ASCII whitespace; returns the start and sets *n. */
+static const char *strip(const char *s, size_t len, size_t *n) {
+    while (len && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'))
+        s++, len--;
+    while (len &&
+           (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\n' || s[len - 1] == '\r'))
+        len--;
+    *n = len;
+    return s;
+}
+
+/* Copies frames [seek, seek+size) of mel into a zero-padded [n_mels][3000] window. */
+static void mel_window(const float *mel, int n_mels, int n_frames, int seek, int size, float *win) {
+    for (int c = 0; c < n_mels; c++) {
+        float *dst = win + (size_t)c * 3000;
+        const float *src = mel + (size_t)c * n_frames + seek;
+        int n = size < 3000 ? size : 3000;
+        if (seek + n > n_frames)
+            n = n_frames - seek;
+        if (n < 0)
+            n = 0;
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        memset(dst + n, 0, (size_t)(3000 - n) * sizeof(float));
+    }
+}
+
+/* ---- greedy decoding with the timestamp rules ---- */
+
+typedef struct {
+    ivec_t tokens; /* generated, without EOT */
+    double sum_logprob;
+    float no_speech_prob;
+} decode_result_t;
+
+static float softmax_at(const float *logits, int n, int idx) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++)
+        mx = logits[i] > mx ? logits[i] : mx;
+    double sum = 0.0;
+    for (int i = 0; i < n; i++)
+        sum += exp((double)(logits[i] - mx));
+    return (float)(exp((double)(logits[idx] - mx)) / sum);
+}
+
+/* logprobs = log_softmax(logits) over n entries (float32, like the reference). */
+static void log_softmax(const float *logits, float *out, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++)
+        mx = logits[i] > mx ? logits[i] : mx;
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++)
+        sum += expf(logits[i] - mx);
+    float lse = mx + logf(sum);
+    for (int i = 0; i < n; i++)
+        out[i] = logits[i] - lse;
+}
+
+static void ban_range(float *logits, int lo, int hi) {
+    for (int i = lo; i < hi; i++)
+        logits[i] = -INFINITY;
+}
+
+static void apply_filters(asr_stream_t *s, const asr_transcribe_params_t *p, int step,
+                          const int32_t *toks) {
+    const asr_model_t *m = s->m;
+    const asr_special_tokens_t *sp = &m->sp;
+    const int V = m->info.n_vocab, tb = sp->timestamp_begin;
+    float *lg = s->logits;
+    for (int i = 0; i < m->n_suppress; i++)
+        lg[m->suppress[i]] = -INFINITY;
+    if (step == 0 && p->suppress_blank) {
+        lg[220] = -INFINITY;
+        lg[sp->eot] = -INFINITY;
+    }
+    if (p->without_timestamps)
+        return;
+    lg[sp->no_timestamps] = -INFINITY;
+    int check = 0;
+    if (step == 0) {
+        ban_range(lg, 0, tb);
+        int max_init = tb + (int)lroundf(p->max_initial_timestamp / 0.02f);
+        if (max_init + 1 < V)
+            ban_range(lg, max_init + 1, V);
+    } else {
+        int32_t last = toks[step - 1];
+        if (last >= tb) {
+            int32_t penult = step - 1 > 0 ? toks[step - 2] : last;
+            if (penult >= tb) {
+                ban_range(lg, tb, V);
+            } else {
+                ban_range(lg, 0, sp->eot);
+                ban_range(lg, tb, last);
+                check = 1;
+            }
+        } else {
+            check = 1;
+            for (int t = step - 1; t >= 0; t--) {
+                if (toks[t] >= tb) {
+                    ban_range(lg, tb, toks[t] + 1);
+                    break;
+                }
+            }
+        }
+    }
+    if (check) {
+        log_softmax(lg, s->logprobs, V);
+        float max_text = -INFINITY;
+        for (int i = 0; i < tb; i++)
+            max_text = s->logprobs[i] > max_text ? s->logprobs[i] : max_text;
+        float mx = -INFINITY;
+        for (int i = tb; i < V; i++)
+            mx = s->logprobs[i] > mx ? s->logprobs[i] : mx;
+        float sum = 0.0f;
+        for (int i = tb; i < V; i++)
+            sum += expf(s->logprobs[i] - mx);
+        float ts_lp = mx + logf(sum);
+        if (ts_lp > max_text)
+            ban_range(lg, 0, tb);
+    }
+}
+
+static asr_err_t decode_greedy(asr_stream_t *s, const asr_transcribe_params_t *p,
+                               const int32_t *prompt, int n_prompt, decode_result_t *r) {
+    const asr_model_t *m = s->m;
+    const int V = m->info.n_vocab, C = m->info.n_text_ctx;
+    r->tokens.n = 0;
+    r->sum_logprob = 0.0;
+    r->no_speech_prob = 0.0f;
+    int sot_index = 0;
+    for (int i = 0; i < n_prompt; i++)
+        if (prompt[i] == m->sp.sot) {
+            sot_index = i;
+            break;
+        }
+    int sot_last = sot_index == n_prompt - 1;
+    if (n_prompt > 1) {
+        asr__dec_forward(s, prompt, n_prompt - 1, 0, sot_last ? -1 : sot_index);
+        if (!sot_last)
+            r->no_speech_prob = softmax_at(s->logits, V, m->sp.no_speech);
+    }
+    int start = n_prompt - 1;
+    int max_len = C / 2 < C - start ? C / 2 : C - start;
+    int32_t cur = prompt[n_prompt - 1];
+    for (int step = 0; step < max_len; step++) {
+        if (p->abort_cb && p->abort_cb(p->abort_cb_user_data))
+            return ASR_ERR_CANCELLED;
+        asr__dec_forward(s, &cur, 1, start + step, 0);
+        if (step == 0 && sot_last)
+            r->no_speech_prob = softmax_at(s->logits, V, m->sp.no_speech);
+        apply_filters(s, p, step, r->tokens.v);
+        log_softmax(s->logits, s->logprobs, V);
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (s->logprobs[i] > s->logprobs[best])
+                best = i;
+        r->sum_logprob += s->logprobs[best];
+        if (best == m->sp.eot)
+            break;
+        ivec_push(&r->tokens, best);
+        cur = best;
+    }
+    return ASR_OK;
+}
+
+/* ---- results ---- */
+
+static void add_segment(asr_stream_t *s, int seek, double start, double end, const int32_t *toks,
+                        int n_toks, const char *text, size_t text_len, float temperature,
+                        float avg_logprob, float cr, float nsp) {
+    if (s->n_segs == s->cap_segs) {
+        s->cap_segs = s->cap_segs ? s->cap_segs * 2 : 64;
+        s->segs = asr_xrealloc(s->segs, (size_t)s->cap_segs * sizeof *s->segs);
+        s->seg_text_off = asr_xrealloc(s->seg_text_off, (size_t)s->cap_segs * sizeof(size_t));
+        s->seg_tok_off = asr_xrealloc(s->seg_tok_off, (size_t)s->cap_segs * sizeof(size_t));
+    }
+    if (s->n_tok_pool + (size_t)n_toks > s->cap_tok_pool) {
+        while (s->n_tok_pool + (size_t)n_toks > s->cap_tok_pool)
+            s->cap_tok_pool = s->cap_tok_pool ? s->cap_tok_pool * 2 : 1024;
+        s->tok_pool = asr_xrealloc(s->tok_pool, s->cap_tok_pool * sizeof(int32_t));
+    }
+    int i = s->n_segs++;
+    s->seg_text_off[i] = s->text_pool.len;
+    asr_buf_append(&s->text_pool, text, text_len);
+    asr_buf_append(&s->text_pool, "", 1); /* keep the NUL inside the pool */
+    s->seg_tok_off[i] = s->n_tok_pool;
+    memcpy(s->tok_pool + s->n_tok_pool, toks, (size_t)n_toks * sizeof(int32_t));
+    s->n_tok_pool += (size_t)n_toks;
+    asr_segment_t *g = &s->segs[i];
+    g->id = i;
+    g->seek = seek;
+    g->start = start;
+    g->end = end;
+    g->n_tokens = n_toks;
+    g->temperature = temperature;
+    g->avg_logprob = avg_logprob;
+    g->compression_ratio = cr;
+    g->no_speech_prob = nsp;
+    g->text = NULL;
+    g->tokens = NULL;
+}
+
+static void fix_pointers(asr_stream_t *s, int i) {
+    s->segs[i].text = s->text_pool.data + s->seg_text_off[i];
+    s->segs[i].tokens = s->tok_pool + s->seg_tok_off[i];
+}
+
+int asr_stream_n_segments(const asr_stream_t *s) { return s->n_segs; }
+const asr_segment_t *asr_stream_segment(const asr_stream_t *s, int i) {
+    if (i < 0 || i >= s->n_segs)
+        return NULL;
+    fix_pointers((asr_stream_t *)s, i);
+    return &s->segs[i];
+}
+const char *asr_stream_language(const asr_stream_t *s) { return s->language; }
+float asr_stream_language_prob(const asr_stream_t *s) { return s->language_prob; }
+double asr_stream_duration(const asr_stream_t *s) { return s->duration; }
+const char *asr_stream_errmsg(const asr_stream_t *s) { return s->errmsg; }
+
+/* ---- language ---- */
+
+static int32_t detect_language(asr_stream_t *s, const float *mel, int n_frames, float *win) {
+    const asr_model_t *m = s->m;
+    mel_window(mel, m->info.n_mels, n_frames, 0, 3000, win);
+    asr__encode(s, win);
+    asr__dec_cross_kv(s);
+    int32_t sot = m->sp.sot;
+    asr__dec_forward(s, &sot, 1, 0, 0);
+    int lb = m->sp.lang_begin, nl = m->sp.n_languages;
+    int best = lb;
+    float mx = -INFINITY;
+    for (int i = lb; i < lb + nl; i++)
+        if (s->logits[i] > mx) {
+            mx = s->logits[i];
+            best = i;
+        }
+    double sum = 0.0;
+    for (int i = lb; i < lb + nl; i++)
+        sum += exp((double)(s->logits[i] - mx));
+    s->language_prob = (float)(1.0 / sum);
+    return best;
+}
+
+/* ---- the long-form loop ---- */
+
+typedef struct {
+    asr_stream_t *s;
+    const asr_transcribe_params_t *p;
+    asr_buf_t text;
+    ivec_t all_tokens, prompt;
+    decode_result_t r;
+    int prompt_reset_since;
+} run_t;
+
+static void split_and_emit(run_t *R, int seek, int segment_size, float avg_lp, float cr,
+                           int *next_seek) {
+    asr_stream_t *s = R->s;
+    const asr_model_t *m = s->m;
+    const int32_t tb = m->sp.timestamp_begin;
+    const int32_t *t = R->r.tokens.v;
+    int n = R->r.tokens.n;
+    double offset = seek * 0.01;
+    int single_ts_end = n >= 2 && t[n - 2] < tb && t[n - 1] >= tb;
+    int slices[512], n_slices = 0;
+    for (int i = 1; i < n && n_slices < 511; i++)
+        if (t[i] >= tb && t[i - 1] >= tb)
+            slices[n_slices++] = i;
+    struct {
+        int lo, hi;
+        double start, end;
+    } segs[512];
+    int n_segs = 0;
+    if (n_slices > 0) {
+        if (single_ts_end)
+            slices[n_slices++] = n;
+        int last = 0;
+        for (int k = 0; k < n_slices; k++) {
+            int cur = slices[k];
+            segs[n_segs].lo = last;
+            segs[n_segs].hi = cur;
+            segs[n_segs].start = offset + (t[last] - tb) * 0.02;
+            segs[n_segs].end = offset + (t[cur - 1] - tb) * 0.02;
+            n_segs++;
+            last = cur;
+        }
+        if (single_ts_end)
+            *next_seek = seek + segment_size;
+        else
+            *next_seek = seek + (t[last - 1] - tb) * 2;
+    } else {
+        double duration = segment_size * 0.01;
+        int32_t last_ts = -1;
+        for (int i = 0; i < n; i++)
+            if (t[i] >= tb)
+                last_ts = t[i];
+        if (last_ts >= 0 && last_ts != tb)
+            duration = (last_ts - tb) * 0.02;
+        segs[0].lo = 0;
+        segs[0].hi = n;
+        segs[0].start = offset;
+        segs[0].end = offset + duration;
+        n_segs = 1;
+        *next_seek = seek + segment_size;
+    }
+    for (int k = 0; k < n_segs; k++) {
+        R->text.len = 0;
+        asr_tokenizer_decode(m->tok, t + segs[k].lo, segs[k].hi - segs[k].lo, &R->text);
+        size_t sl;
+        strip(R->text.data ? R->text.data : "", R->text.len, &sl);
+        if (segs[k].start == segs[k].end || sl == 0)
+            continue;
+        for (int i = segs[k].lo; i < segs[k].hi; i++)
+            ivec_push(&R->all_tokens, t[i]);
+        add_segment(s, seek, segs[k].start, segs[k].end, t + segs[k].lo, segs[k].hi - segs[k].lo,
+                    R->text.data, R->text.len, R->p->temperature, avg_lp, cr, R->r.no_speech_prob);
+        if (R->p->segment_cb) {
+            fix_pointers(s, s->n_segs - 1);
+            R->p->segment_cb(&s->segs[s->n_segs - 1], R->p->segment_cb_user_data);
+        }
+    }
+}
+
+static void build_prompt(run_t *R, int32_t lang_tok) {
+    const asr_model_t *m = R->s->m;
+    const asr_special_tokens_t *sp = &m->sp;
+    R->prompt.n = 0;
+    int n_prev = R->all_tokens.n - R->prompt_reset_since;
+    if (n_prev > 0) {
+        ivec_push(&R->prompt, sp->sot_prev);
+        int from =
+            n_prev > MAX_CTX_PROMPT ? R->all_tokens.n - MAX_CTX_PROMPT : R->prompt_reset_since;
+        for (int i = from; i < R->all_tokens.n; i++)
+            ivec_push(&R->prompt, R->all_tokens.v[i]);
+    }
+    ivec_push(&R->prompt, sp->sot);
+    if (sp->multilingual) {
+        ivec_push(&R->prompt, lang_tok);
+        ivec_push(&R->prompt, R->p->task == ASR_TASK_TRANSLATE ? sp->translate : sp->transcribe);
+    }
+    if (R->p->without_timestamps)
+        ivec_push(&R->prompt, sp->no_timestamps);
+}
+
+asr_err_t asr_stream_transcribe(asr_stream_t *s, const float *pcm, size_t n_samples,
+                                const asr_transcribe_params_t *params) {
+    const asr_model_t *m = s->m;
+    asr_transcribe_params_t p = params ? *params : asr_transcribe_default_params();
+    results_reset(s);
+    s->duration = (double)n_samples / 16000.0;
+    if (p.n_threads > 0 && p.n_threads != s->n_threads) {
+        asr_pool_destroy(s->pool);
+        s->pool = asr_pool_create(p.n_threads);
+        s->n_threads = p.n_threads;
+    }
+    float *mel = NULL, *win = NULL;
+    int n_frames = 0;
+    asr_err_t rc = asr_mel_compute(m->mel, pcm, n_samples, s->n_threads, &mel, &n_frames);
+    if (rc != ASR_OK) {
+        snprintf(s->errmsg, sizeof s->errmsg, "log-mel failed: %s", asr_strerror(rc));
+        return rc;
+    }
+    win = asr_malloc_aligned((size_t)m->info.n_mels * 3000 * sizeof(float));
+    if (!win) {
+        free(mel);
+        return ASR_ERR_NOMEM;
+    }
+    run_t R = {.s = s, .p = &p};
+    asr_buf_init(&R.text);
+    int32_t lang_tok = -1;
+    if (!m->sp.multilingual) {
+        snprintf(s->language, sizeof s->language, "en");
+        s->language_prob = 1.0f;
+    } else if (p.language && *p.language) {
+        lang_tok = asr_tokenizer_lang_token(m->tok, p.language);
+        if (lang_tok < 0) {
+            snprintf(s->errmsg, sizeof s->errmsg, "unknown language '%s'", p.language);
+            rc = ASR_ERR_INVALID;
+            goto done;
+        }
+        snprintf(s->language, sizeof s->language, "%s", asr_tokenizer_lang_code(m->tok, lang_tok));
+        s->language_prob = 1.0f;
+    } else {
+        lang_tok = detect_language(s, mel, n_frames, win);
+        const char *code = asr_tokenizer_lang_code(m->tok, lang_tok);
+        snprintf(s->language, sizeof s->language, "%s", code ? code : "en");
+    }
+    if (p.initial_prompt && *p.initial_prompt) {
+        size_t n;
+        const char *t = strip(p.initial_prompt, strlen(p.initial_prompt), &n);
+        asr_buf_t b;
+        asr_buf_init(&b);
+        asr_buf_puts(&b, " ");
+        asr_buf_append(&b, t, n);
+        int32_t *ids = NULL;
+        int n_ids = 0;
+        if (asr_tokenizer_encode(m->tok, b.data, &ids, &n_ids) == ASR_OK) {
+            for (int i = 0; i < n_ids; i++)
+                ivec_push(&R.all_tokens, ids[i]);
+        }
+        free(ids);
+        asr_buf_free(&b);
+    }
+    int content_frames = n_frames - 1;
+    int seek = 0;
+    while (seek < content_frames) {
+        int segment_size = content_frames - seek < 3000 ? content_frames - seek : 3000;
+        mel_window(mel, m->info.n_mels, n_frames, seek, segment_size, win);
+        asr__encode(s, win);
+        asr__dec_cross_kv(s);
+        build_prompt(&R, lang_tok);
+        rc = decode_greedy(s, &p, R.prompt.v, R.prompt.n, &R.r);
+        if (rc != ASR_OK) {
+            snprintf(s->errmsg, sizeof s->errmsg, "cancelled");
+            goto done;
+        }
+        int n = R.r.tokens.n;
+        float avg_lp = (float)(R.r.sum_logprob / (n + 1));
+        R.text.len = 0;
+        asr_tokenizer_decode(m->tok, R.r.tokens.v, n, &R.text);
+        size_t sl;
+        const char *st = strip(R.text.data ? R.text.data : "", R.text.len, &sl);
+        float cr = compression_ratio(st, sl);
+        if (R.r.no_speech_prob > p.no_speech_threshold && !(avg_lp > p.logprob_threshold)) {
+            seek += segment_size;
+        } else {
+            int next = seek;
+            split_and_emit(&R, seek, segment_size, avg_lp, cr, &next);
+            seek = next;
+        }
+        if (!p.condition_on_previous_text || p.temperature > 0.5f)
+            R.prompt_reset_since = R.all_tokens.n;
+        if (p.progress_cb)
+            p.progress_cb(content_frames > 0
+                              ? (double)(seek < content_frames ? seek : content_frames) /
+                                    content_frames
+                              : 1.0,
+                          p.progress_cb_user_data);
+    }
+    rc = ASR_OK;
+done:
+    free(mel);
+    asr_free_aligned(win);
+    free(R.all_tokens.v);
+    free(R.prompt.v);
+    free(R.r.tokens.v);
+    asr_buf_free(&R.text);
+    return rc;
+}
+
+/* ---- debug hooks ---- */
+
+asr_err_t asr_engine_log_mel(const asr_model_t *m, const float *pcm, size_t n_samples,
+                             float **out_mel, int *out_n_frames) {
+    return asr_mel_compute(m->mel, pcm, n_samples, m->n_threads, out_mel, out_n_frames);
+}
+
+asr_err_t asr_stream_encode(asr_stream_t *s, const float *mel_window, const float **out_enc) {
+    asr__encode(s, mel_window);
+    *out_enc = s->eb.out;
+    return ASR_OK;
+}

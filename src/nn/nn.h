@@ -1,0 +1,52 @@
+/* nn: tensor kernels for the engine (float32): GEMM through CBLAS (OpenBLAS), layer norm, GELU,
+ * softmax, fp16/bf16 conversion, and a small thread pool for the non-GEMM kernels.
+ * All kernels are pure functions of their inputs; none allocate. */
+#ifndef ASR_NN_H
+#define ASR_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "asr/common.h"
+
+/* ---- thread pool ----
+ * A fixed set of worker threads; asr_pool_run runs fn(ctx, i, n_tasks) for i in [0, n_tasks) and
+ * returns when all are done. One caller at a time per pool. */
+typedef struct asr_pool asr_pool_t;
+typedef void (*asr_pool_fn)(void *ctx, int task, int n_tasks);
+asr_pool_t *asr_pool_create(int n_threads);
+void asr_pool_destroy(asr_pool_t *pool);
+int asr_pool_n_threads(const asr_pool_t *pool);
+void asr_pool_run(asr_pool_t *pool, int n_tasks, asr_pool_fn fn, void *ctx);
+
+/* Sets the thread count of the GEMM library for the calling context. */
+void asr_nn_set_gemm_threads(int n);
+
+/* ---- GEMM ----
+ * C[m][n] = A[m][k] · B[n][k]ᵀ (+ bias[n] if non-NULL), row-major with leading dimensions. This is
+ * the "linear layer" shape: B is a weight stored [out][in]. */
+void asr_nn_linear(const float *a, int lda, const float *w, int ldw, const float *bias, float *c,
+                   int ldc, int m, int n, int k);
+/* C[m][n] = alpha · A[m][k] · B[n][k]ᵀ */
+void asr_nn_gemm_nt(const float *a, int lda, const float *b, int ldb, float *c, int ldc, int m,
+                    int n, int k, float alpha);
+/* C[m][n] = A[m][k] · B[k][n] */
+void asr_nn_gemm_nn(const float *a, int lda, const float *b, int ldb, float *c, int ldc, int m,
+                    int n, int k);
+
+/* ---- element-wise / row kernels (parallel over rows when pool != NULL) ---- */
+/* out[r] = (x[r] - mean) / sqrt(var + eps) * gamma + beta over rows of length d; out may alias x. */
+void asr_nn_layer_norm(asr_pool_t *pool, const float *x, float *out, int n_rows, int d,
+                       const float *gamma, const float *beta, float eps);
+/* Exact (erf) GELU in place. */
+void asr_nn_gelu(asr_pool_t *pool, float *x, size_t n);
+/* Row-wise softmax in place over rows of length n_cols with stride ld. */
+void asr_nn_softmax_rows(asr_pool_t *pool, float *x, int n_rows, int n_cols, int ld);
+/* x[i] += y[i] */
+void asr_nn_add(float *x, const float *y, size_t n);
+
+/* ---- conversion ---- */
+float asr_nn_f16_to_f32(uint16_t h);
+float asr_nn_bf16_to_f32(uint16_t h);
+void asr_nn_f16_to_f32_n(const uint16_t *src, float *dst, size_t n);
+
+#endif
