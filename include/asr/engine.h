@@ -118,6 +118,9 @@ ASR_API double asr_stream_duration(const asr_stream_t *stream);
 /* One-line reason for the last failure on this stream. */
 ASR_API const char *asr_stream_errmsg(const asr_stream_t *stream);
 
+/* English name of a language code ("zh" -> "chinese"), or NULL if unknown. Static string. */
+ASR_API const char *asr_lang_name(const char *code);
+
 /* Debug/test hooks: log-mel of the whole input [n_mels][*n_frames] (caller frees with free()),
  * and the encoder output for one 30-s window of mel [1500][d_model]. */
 ASR_API asr_err_t asr_engine_log_mel(const asr_model_t *model, const float *pcm, size_t n_samples,

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "cli/format.h"
-#include "engine/tokenizer.h"
 
 int asr_format_parse(const char *s) {
     if (!strcmp(s, "txt") || !strcmp(s, "text"))

@@ -101,21 +101,6 @@ static const char *strip(const char *s, size_t len, size_t *n) {
     return s;
 }
 
-/* Copies frames [seek, seek+size) of mel into a zero-padded [n_mels][3000] window. */
-static void mel_window(const float *mel, int n_mels, int n_frames, int seek, int size, float *win) {
-    for (int c = 0; c < n_mels; c++) {
-        float *dst = win + (size_t)c * 3000;
-        const float *src = mel + (size_t)c * n_frames + seek;
-        int n = size < 3000 ? size : 3000;
-        if (seek + n > n_frames)
-            n = n_frames - seek;
-        if (n < 0)
-            n = 0;
-        memcpy(dst, src, (size_t)n * sizeof(float));
-        memset(dst + n, 0, (size_t)(3000 - n) * sizeof(float));
-    }
-}
-
 /* ---- greedy decoding with the timestamp rules ---- */
 
 typedef struct {
@@ -312,7 +297,7 @@ const char *asr_stream_errmsg(const asr_stream_t *s) { return s->errmsg; }
 
 static int32_t detect_language(asr_stream_t *s, const float *mel, int n_frames, float *win) {
     const asr_model_t *m = s->m;
-    mel_window(mel, m->info.n_mels, n_frames, 0, 3000, win);
+    asr_mel_window(mel, m->info.n_mels, n_frames, 0, win);
     asr__encode(s, win);
     asr__dec_cross_kv(s);
     int32_t sot = m->sp.sot;
@@ -495,7 +480,7 @@ asr_err_t asr_stream_transcribe(asr_stream_t *s, const float *pcm, size_t n_samp
     int seek = 0;
     while (seek < content_frames) {
         int segment_size = content_frames - seek < 3000 ? content_frames - seek : 3000;
-        mel_window(mel, m->info.n_mels, n_frames, seek, segment_size, win);
+        asr_mel_window_n(mel, m->info.n_mels, n_frames, seek, segment_size, win);
         asr__encode(s, win);
         asr__dec_cross_kv(s);
         build_prompt(&R, lang_tok);
