@@ -64,21 +64,46 @@ typedef void (*asr_progress_cb)(double fraction, void *user_data);
 /* Return true to abort decoding as soon as possible (result: ASR_ERR_CANCELLED). */
 typedef bool (*asr_abort_cb)(void *user_data);
 
-/* Decoding parameters (by value; start from asr_transcribe_default_params()). */
+/* Voice activity detection parameters (Silero VAD, as faster-whisper's VadOptions). */
+typedef struct {
+    float threshold;            /* speech probability threshold, 0.5 */
+    int min_speech_ms;          /* drop speech shorter than this, 250 */
+    float max_speech_s;         /* split speech longer than this, 30 (capped at 30) */
+    int min_silence_ms;         /* silence needed to end speech, 2000 (faster-whisper) */
+    int speech_pad_ms;          /* padding added on each side, 400 */
+} asr_vad_params_t;
+
+#define ASR_MAX_TEMPERATURES 8
+
+/* Decoding parameters (by value; start from asr_transcribe_default_params(), whose values equal
+ * faster-whisper's transcribe() defaults). */
 typedef struct {
     asr_task_t task;
-    const char *language;       /* ISO-639-1 code, or NULL/"" to detect; borrowed during the call */
+    const char *language;       /* ISO-639-1 code, name or regional form; NULL/"" to detect;
+                                   borrowed during the call */
     const char *initial_prompt; /* optional text; borrowed during the call */
-    int beam_size;              /* 1 = greedy */
-    float temperature;          /* 0 = deterministic */
+    const char *hotwords;       /* optional text; borrowed during the call */
+    int beam_size;              /* 5; 1 = greedy */
+    int best_of;                /* 5: samples per temperature > 0 */
+    float patience;             /* 1.0 */
+    float length_penalty;       /* 1.0 */
+    float temperatures[ASR_MAX_TEMPERATURES]; /* fallback schedule: 0, .2, .4, .6, .8, 1 */
+    int n_temperatures;                       /* 6; 1 = no fallback */
+    float temperature;                        /* deprecated alias: used when n_temperatures == 0 */
+    float prompt_reset_on_temperature;        /* 0.5 */
     bool condition_on_previous_text;
     bool without_timestamps;
+    bool word_timestamps;
     bool suppress_blank;
     float no_speech_threshold;         /* 0.6 */
     float logprob_threshold;           /* -1.0 */
     float compression_ratio_threshold; /* 2.4 */
     float max_initial_timestamp;       /* 1.0 s */
-    int n_threads;                     /* 0 = the model's default */
+    int max_new_tokens;                /* 0 = up to the model's limit (224) */
+    bool vad_filter;
+    asr_vad_params_t vad;
+    uint64_t seed; /* sampling seed for temperatures > 0 */
+    int n_threads; /* 0 = the model's default */
     asr_segment_cb segment_cb;
     void *segment_cb_user_data;
     asr_progress_cb progress_cb;
@@ -86,6 +111,13 @@ typedef struct {
     asr_abort_cb abort_cb;
     void *abort_cb_user_data;
 } asr_transcribe_params_t;
+
+/* One word with its time span (word_timestamps). Strings are owned by the stream. */
+typedef struct {
+    const char *word; /* UTF-8, with its leading space as Whisper emits it */
+    double start, end;
+    float probability;
+} asr_word_t;
 
 ASR_API asr_model_params_t asr_model_default_params(void);
 ASR_API asr_transcribe_params_t asr_transcribe_default_params(void);
@@ -110,6 +142,9 @@ ASR_API asr_err_t asr_stream_transcribe(asr_stream_t *stream, const float *pcm, 
 
 ASR_API int asr_stream_n_segments(const asr_stream_t *stream);
 ASR_API const asr_segment_t *asr_stream_segment(const asr_stream_t *stream, int i);
+/* Words of segment `seg` (only with params.word_timestamps; otherwise 0). */
+ASR_API int asr_stream_n_words(const asr_stream_t *stream, int seg);
+ASR_API const asr_word_t *asr_stream_word(const asr_stream_t *stream, int seg, int i);
 /* Detected or forced language code ("en"), and its probability (1.0 when forced). */
 ASR_API const char *asr_stream_language(const asr_stream_t *stream);
 ASR_API float asr_stream_language_prob(const asr_stream_t *stream);

@@ -180,7 +180,8 @@ int asr_cli_transcribe(int argc, char **argv) {
     tp.language = o.language;
     tp.initial_prompt = o.prompt;
     tp.beam_size = o.beam_size;
-    tp.temperature = o.temperature;
+    tp.temperatures[0] = o.temperature;
+    tp.n_temperatures = 1;
     tp.condition_on_previous_text = !o.no_condition;
     if (isatty(STDERR_FILENO))
         tp.progress_cb = progress_cb;

@@ -14,9 +14,21 @@ asr_transcribe_params_t asr_transcribe_default_params(void) {
     asr_transcribe_params_t p;
     memset(&p, 0, sizeof p);
     p.task = ASR_TASK_TRANSCRIBE;
-    p.beam_size = 1;
-    p.temperature = 0.0f;
+    p.beam_size = 5;
+    p.best_of = 5;
+    p.patience = 1.0f;
+    p.length_penalty = 1.0f;
+    static const float temps[] = {0.0f, 0.2f, 0.4f, 0.6f, 0.8f, 1.0f};
+    memcpy(p.temperatures, temps, sizeof temps);
+    p.n_temperatures = 6;
+    p.prompt_reset_on_temperature = 0.5f;
     p.condition_on_previous_text = true;
+    p.vad.threshold = 0.5f;
+    p.vad.min_speech_ms = 250;
+    p.vad.max_speech_s = 30.0f;
+    p.vad.min_silence_ms = 2000;
+    p.vad.speech_pad_ms = 400;
+    p.seed = 0x5eed;
     p.suppress_blank = true;
     p.no_speech_threshold = 0.6f;
     p.logprob_threshold = -1.0f;
@@ -287,6 +299,17 @@ const asr_segment_t *asr_stream_segment(const asr_stream_t *s, int i) {
         return NULL;
     fix_pointers((asr_stream_t *)s, i);
     return &s->segs[i];
+}
+int asr_stream_n_words(const asr_stream_t *s, int seg) {
+    (void)s;
+    (void)seg;
+    return 0;
+}
+const asr_word_t *asr_stream_word(const asr_stream_t *s, int seg, int i) {
+    (void)s;
+    (void)seg;
+    (void)i;
+    return NULL;
 }
 const char *asr_stream_language(const asr_stream_t *s) { return s->language; }
 float asr_stream_language_prob(const asr_stream_t *s) { return s->language_prob; }
