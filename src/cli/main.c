@@ -11,6 +11,7 @@ static void usage(FILE *f) {
                "commands:\n"
                "  transcribe [--model NAME|DIR] [--language L] [--task transcribe|translate]\n"
                "             [--format txt|json|verbose_json|srt|vtt] [--threads N] FILE...\n"
+               "  serve [--host H] [--port P] [--data DIR] [--models a,b]   OpenAI-compatible API\n"
                "  pull NAME            fetch a model (tiny.en, base, small) into $ASRD_MODELS\n"
                "  version              print the version\n");
 }
@@ -25,6 +26,8 @@ int main(int argc, char **argv) {
         return asr_cli_transcribe(argc - 1, argv + 1);
     if (!strcmp(cmd, "pull"))
         return asr_cli_pull(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve"))
+        return asr_cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "debug"))
         return asr_cli_debug(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

@@ -10,7 +10,7 @@
 #include "asr/engine.h"
 #include "audio/audio.h"
 #include "cli/cli.h"
-#include "cli/format.h"
+#include "api/format.h"
 #include "core/core.h"
 
 typedef struct {

@@ -1,7 +1,7 @@
-/* cli: transcript output formats (txt, json, verbose_json, srt, vtt) from engine segments. The
+/* api: transcript output formats (txt, json, verbose_json, srt, vtt) from engine segments. The
  * same writers serve the HTTP API later. */
-#ifndef ASR_CLI_FORMAT_H
-#define ASR_CLI_FORMAT_H
+#ifndef ASR_API_FORMAT_H
+#define ASR_API_FORMAT_H
 
 #include "asr/engine.h"
 #include "core/core.h"

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "cli/format.h"
+#include "api/format.h"
 
 int asr_format_parse(const char *s) {
     if (!strcmp(s, "txt") || !strcmp(s, "text"))
