@@ -22,7 +22,10 @@ typedef struct {
     const char *compute_type;
     int threads;
     int beam_size;
-    float temperature;
+    int best_of;
+    float patience;
+    float temperatures[ASR_MAX_TEMPERATURES];
+    int n_temperatures;
     int no_condition;
 } tx_opts_t;
 
@@ -30,7 +33,8 @@ static void tx_usage(FILE *f) {
     fprintf(f,
             "usage: asrd transcribe [--model NAME|DIR] [--language L] [--task transcribe|translate]\n"
             "                       [--format txt|json|verbose_json|srt|vtt] [--threads N]\n"
-            "                       [--beam-size N] [--temperature T] [--initial-prompt TEXT]\n"
+            "                       [--beam-size N] [--best-of N] [--patience P]\n"
+            "                       [--temperature T[,T...]] [--initial-prompt TEXT]\n"
             "                       [--no-condition-on-previous-text] [--compute-type float32] FILE...\n");
 }
 
@@ -57,6 +61,8 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
         {"format", required_argument, 0, 'f'},
         {"threads", required_argument, 0, 't'},
         {"beam-size", required_argument, 0, 'b'},
+        {"best-of", required_argument, 0, 'B'},
+        {"patience", required_argument, 0, 'P'},
         {"temperature", required_argument, 0, 'T'},
         {"initial-prompt", required_argument, 0, 'p'},
         {"prompt", required_argument, 0, 'p'},
@@ -68,7 +74,12 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
     o->model = getenv("ASRD_MODEL") ? getenv("ASRD_MODEL") : "base";
     o->task = "transcribe";
     o->format = "txt";
-    o->beam_size = 1;
+    asr_transcribe_params_t d = asr_transcribe_default_params();
+    o->beam_size = d.beam_size;
+    o->best_of = d.best_of;
+    o->patience = d.patience;
+    memcpy(o->temperatures, d.temperatures, sizeof o->temperatures);
+    o->n_temperatures = d.n_temperatures;
     o->compute_type = "float32";
     optind = 1;
     opterr = 0;
@@ -94,17 +105,44 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
             }
             break;
         case 'b':
-            if (parse_int(optarg, 1, 1, &o->beam_size)) {
-                fprintf(stderr, "asrd: --beam-size: only 1 (greedy) is supported so far\n");
+            if (parse_int(optarg, 1, 8, &o->beam_size)) {
+                fprintf(stderr, "asrd: --beam-size must be an integer from 1 to 8\n");
                 return 2;
             }
             break;
-        case 'T': {
-            char *end;
-            o->temperature = strtof(optarg, &end);
-            if (!*optarg || *end || o->temperature != 0.0f) {
-                fprintf(stderr, "asrd: --temperature: only 0 is supported so far\n");
+        case 'B':
+            if (parse_int(optarg, 1, 8, &o->best_of)) {
+                fprintf(stderr, "asrd: --best-of must be an integer from 1 to 8\n");
                 return 2;
+            }
+            break;
+        case 'P': {
+            char *end;
+            o->patience = strtof(optarg, &end);
+            if (!*optarg || *end || !(o->patience >= 0.5f && o->patience <= 4.0f)) {
+                fprintf(stderr, "asrd: --patience must be a number from 0.5 to 4\n");
+                return 2;
+            }
+            break;
+        }
+        case 'T': {
+            /* one temperature, or a comma-separated fallback schedule */
+            o->n_temperatures = 0;
+            const char *q = optarg;
+            for (;;) {
+                char *end;
+                float t = strtof(q, &end);
+                if (end == q || !(t >= 0.0f && t <= 1.0f) ||
+                    o->n_temperatures == ASR_MAX_TEMPERATURES || (*end && *end != ',')) {
+                    fprintf(stderr, "asrd: --temperature takes up to %d values from 0 to 1, "
+                                    "comma-separated\n",
+                            ASR_MAX_TEMPERATURES);
+                    return 2;
+                }
+                o->temperatures[o->n_temperatures++] = t;
+                if (!*end)
+                    break;
+                q = end + 1;
             }
             break;
         }
@@ -180,8 +218,10 @@ int asr_cli_transcribe(int argc, char **argv) {
     tp.language = o.language;
     tp.initial_prompt = o.prompt;
     tp.beam_size = o.beam_size;
-    tp.temperatures[0] = o.temperature;
-    tp.n_temperatures = 1;
+    tp.best_of = o.best_of;
+    tp.patience = o.patience;
+    memcpy(tp.temperatures, o.temperatures, sizeof tp.temperatures);
+    tp.n_temperatures = o.n_temperatures;
     tp.condition_on_previous_text = !o.no_condition;
     if (isatty(STDERR_FILENO))
         tp.progress_cb = progress_cb;

@@ -1,29 +1,53 @@
-/* engine: Whisper text decoder with a self-attention KV cache and cross-attention K/V computed
- * once per 30-s window. asr__dec_forward runs a block of n tokens (the prompt) or one token (a
- * decoding step) through the same code; nothing here allocates. */
+/* engine: Whisper text decoder with per-sequence self-attention KV caches (beams or samples) and
+ * cross-attention K/V computed once per 30-s window. asr__dec_forward runs a block of prompt
+ * tokens of one sequence; asr__dec_step runs one token for each of n sequences in one batch (the
+ * linear layers see n rows, so the weights are read once per step). Nothing here allocates except
+ * asr__dec_reserve when the number of sequences grows. */
 #include <math.h>
 #include <string.h>
 
 #include "engine/engine_int.h"
+
+static size_t seq_stride(const asr_model_t *m) {
+    return (size_t)m->info.n_text_layer * m->info.n_text_ctx * m->info.d_model;
+}
 
 asr_err_t asr__dec_init(asr_stream_t *s) {
     const asr_model_t *m = s->m;
     size_t d = (size_t)m->info.d_model, L = (size_t)m->info.n_text_layer;
     size_t C = (size_t)m->info.n_text_ctx, ff = (size_t)m->dec[0].ffn1.n_out;
     s->cross_kv = asr_malloc_aligned(L * 1500 * 2 * d * sizeof(float));
-    s->self_k = asr_malloc_aligned(L * C * d * sizeof(float));
-    s->self_v = asr_malloc_aligned(L * C * d * sizeof(float));
     s->dx = asr_malloc_aligned(C * d * sizeof(float));
     s->dh = asr_malloc_aligned(C * d * sizeof(float));
     s->dqkv = asr_malloc_aligned(C * 3 * d * sizeof(float));
     s->dattn = asr_malloc_aligned(C * d * sizeof(float));
     s->dffn = asr_malloc_aligned(C * ff * sizeof(float));
     s->dscores = asr_malloc_aligned(C * 1500 * sizeof(float));
-    s->logits = asr_malloc_aligned((size_t)m->info.n_vocab * sizeof(float));
-    s->logprobs = asr_malloc_aligned((size_t)m->info.n_vocab * sizeof(float));
-    if (!s->cross_kv || !s->self_k || !s->self_v || !s->dx || !s->dh || !s->dqkv || !s->dattn ||
-        !s->dffn || !s->dscores || !s->logits || !s->logprobs)
+    if (!s->cross_kv || !s->dx || !s->dh || !s->dqkv || !s->dattn || !s->dffn || !s->dscores)
         return ASR_ERR_NOMEM;
+    return asr__dec_reserve(s, 1);
+}
+
+asr_err_t asr__dec_reserve(asr_stream_t *s, int n_seq) {
+    if (n_seq <= s->n_seq_cap)
+        return ASR_OK;
+    const asr_model_t *m = s->m;
+    size_t bytes = (size_t)n_seq * seq_stride(m) * sizeof(float);
+    size_t vbytes = (size_t)n_seq * m->info.n_vocab * sizeof(float);
+    float *k = asr_malloc_aligned(bytes), *v = asr_malloc_aligned(bytes);
+    float *k2 = asr_malloc_aligned(bytes), *v2 = asr_malloc_aligned(bytes);
+    float *lg = asr_malloc_aligned(vbytes), *lp = asr_malloc_aligned(vbytes);
+    if (!k || !v || !k2 || !v2 || !lg || !lp) {
+        asr_free_aligned(k), asr_free_aligned(v), asr_free_aligned(k2), asr_free_aligned(v2);
+        asr_free_aligned(lg), asr_free_aligned(lp);
+        return ASR_ERR_NOMEM;
+    }
+    asr_free_aligned(s->self_k), asr_free_aligned(s->self_v);
+    asr_free_aligned(s->self_k2), asr_free_aligned(s->self_v2);
+    asr_free_aligned(s->logits), asr_free_aligned(s->logprobs);
+    s->self_k = k, s->self_v = v, s->self_k2 = k2, s->self_v2 = v2;
+    s->logits = lg, s->logprobs = lp;
+    s->n_seq_cap = n_seq;
     return ASR_OK;
 }
 
@@ -31,6 +55,8 @@ void asr__dec_free(asr_stream_t *s) {
     asr_free_aligned(s->cross_kv);
     asr_free_aligned(s->self_k);
     asr_free_aligned(s->self_v);
+    asr_free_aligned(s->self_k2);
+    asr_free_aligned(s->self_v2);
     asr_free_aligned(s->dx);
     asr_free_aligned(s->dh);
     asr_free_aligned(s->dqkv);
@@ -52,6 +78,54 @@ void asr__dec_cross_kv(asr_stream_t *s) {
     }
 }
 
+/* Cross-attention and feed-forward of layer l for n rows of s->dx (shared by both paths). */
+static void cross_and_ffn(asr_stream_t *s, const asr_dec_layer_t *L, int l, int n,
+                          asr_pool_t *pool) {
+    const asr_model_t *m = s->m;
+    const int d = m->info.d_model, H = m->info.n_text_head, dh = d / H;
+    const float scale = 1.0f / sqrtf((float)dh);
+    const float *ckv = s->cross_kv + (size_t)l * 1500 * 2 * d;
+    asr_nn_layer_norm(pool, s->dx, s->dh, n, d, L->cross_ln.gamma, L->cross_ln.beta, 1e-5f);
+    asr_nn_linear(s->dh, d, L->cross_q.w, d, L->cross_q.b, s->dqkv, d, n, d, d);
+    for (int h = 0; h < H; h++) {
+        asr_nn_gemm_nt(s->dqkv + h * dh, d, ckv + h * dh, 2 * d, s->dscores, 1500, n, 1500, dh,
+                       scale);
+        asr_nn_softmax_rows(pool, s->dscores, n, 1500, 1500);
+        asr_nn_gemm_nn(s->dscores, 1500, ckv + d + h * dh, 2 * d, s->dattn + h * dh, d, n, dh,
+                       1500);
+    }
+    asr_nn_linear(s->dattn, d, L->cross_out.w, d, L->cross_out.b, s->dh, d, n, d, d);
+    asr_nn_add(s->dx, s->dh, (size_t)n * d);
+    int ff = L->ffn1.n_out;
+    asr_nn_layer_norm(pool, s->dx, s->dh, n, d, L->ffn_ln.gamma, L->ffn_ln.beta, 1e-5f);
+    asr_nn_linear(s->dh, d, L->ffn1.w, d, L->ffn1.b, s->dffn, ff, n, ff, d);
+    asr_nn_gelu(pool, s->dffn, (size_t)n * ff);
+    asr_nn_linear(s->dffn, ff, L->ffn2.w, ff, L->ffn2.b, s->dh, d, n, d, ff);
+    asr_nn_add(s->dx, s->dh, (size_t)n * d);
+}
+
+static void embed(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int same_pos) {
+    const asr_model_t *m = s->m;
+    const int d = m->info.d_model;
+    for (int i = 0; i < n; i++) {
+        const float *e = m->tok_emb + (size_t)tokens[i] * d;
+        const float *p = m->dec_pos + (size_t)(pos0 + (same_pos ? 0 : i)) * d;
+        float *x = s->dx + (size_t)i * d;
+        for (int j = 0; j < d; j++)
+            x[j] = e[j] + p[j];
+    }
+}
+
+static void logits_rows(asr_stream_t *s, int first_row, int n_rows) {
+    const asr_model_t *m = s->m;
+    const int d = m->info.d_model;
+    asr_nn_set_gemm_threads(s->n_threads);
+    asr_nn_layer_norm(NULL, s->dx + (size_t)first_row * d, s->dh, n_rows, d, m->dec_ln.gamma,
+                      m->dec_ln.beta, 1e-5f);
+    asr_nn_linear(s->dh, d, m->tok_emb, d, NULL, s->logits, m->info.n_vocab, n_rows,
+                  m->info.n_vocab, d);
+}
+
 void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int logits_row) {
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, H = m->info.n_text_head, dh = d / H;
@@ -59,17 +133,10 @@ void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, i
     const float scale = 1.0f / sqrtf((float)dh);
     asr_pool_t *pool = n >= 16 ? s->pool : NULL;
     asr_nn_set_gemm_threads(n >= 4 ? s->n_threads : 1);
-    for (int i = 0; i < n; i++) {
-        const float *e = m->tok_emb + (size_t)tokens[i] * d,
-                    *p = m->dec_pos + (size_t)(pos0 + i) * d;
-        float *x = s->dx + (size_t)i * d;
-        for (int j = 0; j < d; j++)
-            x[j] = e[j] + p[j];
-    }
+    embed(s, tokens, n, pos0, 0);
     for (int l = 0; l < m->info.n_text_layer; l++) {
         const asr_dec_layer_t *L = &m->dec[l];
         float *K = s->self_k + (size_t)l * C * d, *V = s->self_v + (size_t)l * C * d;
-        /* self-attention */
         asr_nn_layer_norm(pool, s->dx, s->dh, n, d, L->attn_ln.gamma, L->attn_ln.beta, 1e-5f);
         asr_nn_linear(s->dh, d, L->qkv.w, d, L->qkv.b, s->dqkv, 3 * d, n, 3 * d, d);
         for (int i = 0; i < n; i++) {
@@ -88,33 +155,86 @@ void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, i
         }
         asr_nn_linear(s->dattn, d, L->out.w, d, L->out.b, s->dh, d, n, d, d);
         asr_nn_add(s->dx, s->dh, (size_t)n * d);
-        /* cross-attention */
-        const float *ckv = s->cross_kv + (size_t)l * 1500 * 2 * d;
-        asr_nn_layer_norm(pool, s->dx, s->dh, n, d, L->cross_ln.gamma, L->cross_ln.beta, 1e-5f);
-        asr_nn_linear(s->dh, d, L->cross_q.w, d, L->cross_q.b, s->dqkv, d, n, d, d);
-        for (int h = 0; h < H; h++) {
-            asr_nn_gemm_nt(s->dqkv + h * dh, d, ckv + h * dh, 2 * d, s->dscores, 1500, n, 1500, dh,
-                           scale);
-            asr_nn_softmax_rows(pool, s->dscores, n, 1500, 1500);
-            asr_nn_gemm_nn(s->dscores, 1500, ckv + d + h * dh, 2 * d, s->dattn + h * dh, d, n, dh,
-                           1500);
-        }
-        asr_nn_linear(s->dattn, d, L->cross_out.w, d, L->cross_out.b, s->dh, d, n, d, d);
-        asr_nn_add(s->dx, s->dh, (size_t)n * d);
-        /* feed-forward */
-        int ff = L->ffn1.n_out;
-        asr_nn_layer_norm(pool, s->dx, s->dh, n, d, L->ffn_ln.gamma, L->ffn_ln.beta, 1e-5f);
-        asr_nn_linear(s->dh, d, L->ffn1.w, d, L->ffn1.b, s->dffn, ff, n, ff, d);
-        asr_nn_gelu(pool, s->dffn, (size_t)n * ff);
-        asr_nn_linear(s->dffn, ff, L->ffn2.w, ff, L->ffn2.b, s->dh, d, n, d, ff);
-        asr_nn_add(s->dx, s->dh, (size_t)n * d);
+        cross_and_ffn(s, L, l, n, pool);
     }
     if (logits_row >= 0 && logits_row < n) {
-        asr_nn_set_gemm_threads(s->n_threads);
-        float *row = s->dh; /* reuse: final norm of one row */
-        asr_nn_layer_norm(NULL, s->dx + (size_t)logits_row * d, row, 1, d, m->dec_ln.gamma,
-                          m->dec_ln.beta, 1e-5f);
-        asr_nn_linear(row, d, m->tok_emb, d, NULL, s->logits, m->info.n_vocab, 1, m->info.n_vocab,
-                      d);
+        if (logits_row != 0)
+            memcpy(s->dx, s->dx + (size_t)logits_row * d, (size_t)d * sizeof(float));
+        logits_rows(s, 0, 1);
     }
+}
+
+void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
+    const asr_model_t *m = s->m;
+    const int d = m->info.d_model, H = m->info.n_text_head, dh = d / H;
+    const int C = m->info.n_text_ctx, ctx = pos + 1;
+    const size_t stride = seq_stride(m);
+    const float scale = 1.0f / sqrtf((float)dh);
+    asr_nn_set_gemm_threads(n_seq >= 4 ? s->n_threads : 1);
+    embed(s, tokens, n_seq, pos, 1);
+    for (int l = 0; l < m->info.n_text_layer; l++) {
+        const asr_dec_layer_t *L = &m->dec[l];
+        asr_nn_layer_norm(NULL, s->dx, s->dh, n_seq, d, L->attn_ln.gamma, L->attn_ln.beta, 1e-5f);
+        asr_nn_linear(s->dh, d, L->qkv.w, d, L->qkv.b, s->dqkv, 3 * d, n_seq, 3 * d, d);
+        for (int i = 0; i < n_seq; i++) {
+            float *K = s->self_k + i * stride + (size_t)l * C * d;
+            float *V = s->self_v + i * stride + (size_t)l * C * d;
+            const float *q = s->dqkv + (size_t)i * 3 * d;
+            memcpy(K + (size_t)pos * d, q + d, d * sizeof(float));
+            memcpy(V + (size_t)pos * d, q + 2 * d, d * sizeof(float));
+            for (int h = 0; h < H; h++) {
+                float *sc = s->dscores;
+                const float *qh = q + h * dh;
+                float mx = -INFINITY;
+                for (int j = 0; j < ctx; j++) {
+                    const float *kj = K + (size_t)j * d + h * dh;
+                    float acc = 0.0f;
+                    for (int t = 0; t < dh; t++)
+                        acc += qh[t] * kj[t];
+                    sc[j] = acc * scale;
+                    mx = sc[j] > mx ? sc[j] : mx;
+                }
+                float sum = 0.0f;
+                for (int j = 0; j < ctx; j++) {
+                    sc[j] = expf(sc[j] - mx);
+                    sum += sc[j];
+                }
+                float inv = 1.0f / sum, *o = s->dattn + (size_t)i * d + h * dh;
+                for (int t = 0; t < dh; t++)
+                    o[t] = 0.0f;
+                for (int j = 0; j < ctx; j++) {
+                    const float *vj = V + (size_t)j * d + h * dh;
+                    float w = sc[j] * inv;
+                    for (int t = 0; t < dh; t++)
+                        o[t] += w * vj[t];
+                }
+            }
+        }
+        asr_nn_linear(s->dattn, d, L->out.w, d, L->out.b, s->dh, d, n_seq, d, d);
+        asr_nn_add(s->dx, s->dh, (size_t)n_seq * d);
+        cross_and_ffn(s, L, l, n_seq, NULL);
+    }
+    logits_rows(s, 0, n_seq);
+}
+
+void asr__dec_reorder(asr_stream_t *s, const int *src, int n_seq, int len) {
+    const asr_model_t *m = s->m;
+    const int d = m->info.d_model, C = m->info.n_text_ctx;
+    const size_t stride = seq_stride(m);
+    int identity = 1;
+    for (int i = 0; i < n_seq; i++)
+        identity &= src[i] == i;
+    if (identity)
+        return;
+    for (int i = 0; i < n_seq; i++)
+        for (int l = 0; l < m->info.n_text_layer; l++) {
+            size_t off_dst = i * stride + (size_t)l * C * d;
+            size_t off_src = (size_t)src[i] * stride + (size_t)l * C * d;
+            memcpy(s->self_k2 + off_dst, s->self_k + off_src, (size_t)len * d * sizeof(float));
+            memcpy(s->self_v2 + off_dst, s->self_v + off_src, (size_t)len * d * sizeof(float));
+        }
+    float *t = s->self_k;
+    s->self_k = s->self_k2, s->self_k2 = t;
+    t = s->self_v;
+    s->self_v = s->self_v2, s->self_v2 = t;
 }

@@ -89,11 +89,14 @@ struct asr_stream {
     asr_enc_buf_t eb;
     /* decoder state */
     float *cross_kv; /* [n_text_layer][1500][2d] */
-    float *self_k;   /* [n_text_layer][448][d] */
-    float *self_v;   /* [n_text_layer][448][d] */
+    int n_seq_cap;   /* sequences (beams/samples) the caches hold */
+    float *self_k;   /* [n_seq_cap][n_text_layer][448][d] */
+    float *self_v;   /* [n_seq_cap][n_text_layer][448][d] */
+    float *self_k2;  /* same shape: target of beam reordering (ping-pong) */
+    float *self_v2;
     float *dx, *dh, *dqkv, *dattn, *dffn, *dscores; /* decoder scratch, sized for 448 rows */
-    float *logits;                                  /* [n_vocab] */
-    float *logprobs;                                /* [n_vocab] */
+    float *logits;                                  /* [n_seq_cap][n_vocab] */
+    float *logprobs;                                /* [n_seq_cap][n_vocab] */
     /* results */
     asr_segment_t *segs;
     int n_segs, cap_segs;
@@ -119,8 +122,15 @@ asr_err_t asr__dec_init(asr_stream_t *s);
 void asr__dec_free(asr_stream_t *s);
 /* Computes cross-attention K/V from s->eb.out. */
 void asr__dec_cross_kv(asr_stream_t *s);
-/* Runs tokens[0..n) at positions pos0.. through the decoder, appending to the self-attention
- * cache. If logits_row >= 0, computes the logits of that row (relative index) into s->logits. */
+/* Ensures caches for n_seq parallel sequences (beams or samples). Allocates only when growing. */
+asr_err_t asr__dec_reserve(asr_stream_t *s, int n_seq);
+/* Runs tokens[0..n) of sequence 0 at positions pos0.. through the decoder, appending to its
+ * self-attention cache. If logits_row >= 0, computes the logits of that row into s->logits. */
 void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int logits_row);
+/* One step for n_seq sequences: token[i] of sequence i at position pos; logits of sequence i go to
+ * s->logits + i*n_vocab. */
+void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos);
+/* Reorders sequence caches: new sequence i takes the first `len` positions of old src[i]. */
+void asr__dec_reorder(asr_stream_t *s, const int *src, int n_seq, int len);
 
 #endif

@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include "engine/engine_int.h"
+#include "engine/search.h"
 
 #define MAX_CTX_PROMPT 223 /* n_text_ctx/2 - 1 previous tokens */
 
@@ -113,144 +114,6 @@ static const char *strip(const char *s, size_t len, size_t *n) {
     return s;
 }
 
-/* ---- greedy decoding with the timestamp rules ---- */
-
-typedef struct {
-    ivec_t tokens; /* generated, without EOT */
-    double sum_logprob;
-    float no_speech_prob;
-} decode_result_t;
-
-static float softmax_at(const float *logits, int n, int idx) {
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++)
-        mx = logits[i] > mx ? logits[i] : mx;
-    double sum = 0.0;
-    for (int i = 0; i < n; i++)
-        sum += exp((double)(logits[i] - mx));
-    return (float)(exp((double)(logits[idx] - mx)) / sum);
-}
-
-/* logprobs = log_softmax(logits) over n entries (float32, like the reference). */
-static void log_softmax(const float *logits, float *out, int n) {
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++)
-        mx = logits[i] > mx ? logits[i] : mx;
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++)
-        sum += expf(logits[i] - mx);
-    float lse = mx + logf(sum);
-    for (int i = 0; i < n; i++)
-        out[i] = logits[i] - lse;
-}
-
-static void ban_range(float *logits, int lo, int hi) {
-    for (int i = lo; i < hi; i++)
-        logits[i] = -INFINITY;
-}
-
-static void apply_filters(asr_stream_t *s, const asr_transcribe_params_t *p, int step,
-                          const int32_t *toks) {
-    const asr_model_t *m = s->m;
-    const asr_special_tokens_t *sp = &m->sp;
-    const int V = m->info.n_vocab, tb = sp->timestamp_begin;
-    float *lg = s->logits;
-    for (int i = 0; i < m->n_suppress; i++)
-        lg[m->suppress[i]] = -INFINITY;
-    if (step == 0 && p->suppress_blank) {
-        lg[220] = -INFINITY;
-        lg[sp->eot] = -INFINITY;
-    }
-    if (p->without_timestamps)
-        return;
-    lg[sp->no_timestamps] = -INFINITY;
-    int check = 0;
-    if (step == 0) {
-        ban_range(lg, 0, tb);
-        int max_init = tb + (int)lroundf(p->max_initial_timestamp / 0.02f);
-        if (max_init + 1 < V)
-            ban_range(lg, max_init + 1, V);
-    } else {
-        int32_t last = toks[step - 1];
-        if (last >= tb) {
-            int32_t penult = step - 1 > 0 ? toks[step - 2] : last;
-            if (penult >= tb) {
-                ban_range(lg, tb, V);
-            } else {
-                ban_range(lg, 0, sp->eot);
-                ban_range(lg, tb, last);
-                check = 1;
-            }
-        } else {
-            check = 1;
-            for (int t = step - 1; t >= 0; t--) {
-                if (toks[t] >= tb) {
-                    ban_range(lg, tb, toks[t] + 1);
-                    break;
-                }
-            }
-        }
-    }
-    if (check) {
-        log_softmax(lg, s->logprobs, V);
-        float max_text = -INFINITY;
-        for (int i = 0; i < tb; i++)
-            max_text = s->logprobs[i] > max_text ? s->logprobs[i] : max_text;
-        float mx = -INFINITY;
-        for (int i = tb; i < V; i++)
-            mx = s->logprobs[i] > mx ? s->logprobs[i] : mx;
-        float sum = 0.0f;
-        for (int i = tb; i < V; i++)
-            sum += expf(s->logprobs[i] - mx);
-        float ts_lp = mx + logf(sum);
-        if (ts_lp > max_text)
-            ban_range(lg, 0, tb);
-    }
-}
-
-static asr_err_t decode_greedy(asr_stream_t *s, const asr_transcribe_params_t *p,
-                               const int32_t *prompt, int n_prompt, decode_result_t *r) {
-    const asr_model_t *m = s->m;
-    const int V = m->info.n_vocab, C = m->info.n_text_ctx;
-    r->tokens.n = 0;
-    r->sum_logprob = 0.0;
-    r->no_speech_prob = 0.0f;
-    int sot_index = 0;
-    for (int i = 0; i < n_prompt; i++)
-        if (prompt[i] == m->sp.sot) {
-            sot_index = i;
-            break;
-        }
-    int sot_last = sot_index == n_prompt - 1;
-    if (n_prompt > 1) {
-        asr__dec_forward(s, prompt, n_prompt - 1, 0, sot_last ? -1 : sot_index);
-        if (!sot_last)
-            r->no_speech_prob = softmax_at(s->logits, V, m->sp.no_speech);
-    }
-    int start = n_prompt - 1;
-    int max_len = C / 2 < C - start ? C / 2 : C - start;
-    int32_t cur = prompt[n_prompt - 1];
-    for (int step = 0; step < max_len; step++) {
-        if (p->abort_cb && p->abort_cb(p->abort_cb_user_data))
-            return ASR_ERR_CANCELLED;
-        asr__dec_forward(s, &cur, 1, start + step, 0);
-        if (step == 0 && sot_last)
-            r->no_speech_prob = softmax_at(s->logits, V, m->sp.no_speech);
-        apply_filters(s, p, step, r->tokens.v);
-        log_softmax(s->logits, s->logprobs, V);
-        int best = 0;
-        for (int i = 1; i < V; i++)
-            if (s->logprobs[i] > s->logprobs[best])
-                best = i;
-        r->sum_logprob += s->logprobs[best];
-        if (best == m->sp.eot)
-            break;
-        ivec_push(&r->tokens, best);
-        cur = best;
-    }
-    return ASR_OK;
-}
-
 /* ---- results ---- */
 
 static void add_segment(asr_stream_t *s, int seek, double start, double end, const int32_t *toks,
@@ -347,8 +210,10 @@ typedef struct {
     const asr_transcribe_params_t *p;
     asr_buf_t text;
     ivec_t all_tokens, prompt;
-    decode_result_t r;
+    asr_search_result_t r, cand;
+    float temperature;
     int prompt_reset_since;
+    uint64_t rng;
 } run_t;
 
 static void split_and_emit(run_t *R, int seek, int segment_size, float avg_lp, float cr,
@@ -356,8 +221,8 @@ static void split_and_emit(run_t *R, int seek, int segment_size, float avg_lp, f
     asr_stream_t *s = R->s;
     const asr_model_t *m = s->m;
     const int32_t tb = m->sp.timestamp_begin;
-    const int32_t *t = R->r.tokens.v;
-    int n = R->r.tokens.n;
+    const int32_t *t = R->r.tokens;
+    int n = R->r.n_tokens;
     double offset = seek * 0.01;
     int single_ts_end = n >= 2 && t[n - 2] < tb && t[n - 1] >= tb;
     int slices[512], n_slices = 0;
@@ -411,7 +276,7 @@ static void split_and_emit(run_t *R, int seek, int segment_size, float avg_lp, f
         for (int i = segs[k].lo; i < segs[k].hi; i++)
             ivec_push(&R->all_tokens, t[i]);
         add_segment(s, seek, segs[k].start, segs[k].end, t + segs[k].lo, segs[k].hi - segs[k].lo,
-                    R->text.data, R->text.len, R->p->temperature, avg_lp, cr, R->r.no_speech_prob);
+                    R->text.data, R->text.len, R->temperature, avg_lp, cr, R->r.no_speech_prob);
         if (R->p->segment_cb) {
             fix_pointers(s, s->n_segs - 1);
             R->p->segment_cb(&s->segs[s->n_segs - 1], R->p->segment_cb_user_data);
@@ -440,6 +305,54 @@ static void build_prompt(run_t *R, int32_t lang_tok) {
         ivec_push(&R->prompt, sp->no_timestamps);
 }
 
+/* One window with the temperature fallback of faster-whisper's generate_with_fallback: the first
+ * result that is neither too repetitive (compression ratio) nor too improbable (avg log-prob), or
+ * silence; otherwise the best avg log-prob among results under the compression threshold. */
+static asr_err_t decode_with_fallback(run_t *R, float *avg_out, float *cr_out) {
+    asr_stream_t *s = R->s;
+    const asr_transcribe_params_t *p = R->p;
+    float best_avg = -INFINITY, best_cr = 0.0f, best_t = 0.0f;
+    int have_best = 0, best_below = 0;
+    for (int ti = 0; ti < p->n_temperatures; ti++) {
+        float t = p->temperatures[ti];
+        asr_err_t rc = asr__search(s, p, R->prompt.v, R->prompt.n, t, &R->rng, &R->cand);
+        if (rc != ASR_OK)
+            return rc;
+        int n = R->cand.n_tokens;
+        float avg = (float)(R->cand.sum_logprob / (n + 1));
+        R->text.len = 0;
+        asr_tokenizer_decode(s->m->tok, R->cand.tokens, n, &R->text);
+        size_t sl;
+        const char *st = strip(R->text.data ? R->text.data : "", R->text.len, &sl);
+        float cr = compression_ratio(st, sl);
+        int below = !(cr > p->compression_ratio_threshold);
+        int needs = !below || avg < p->logprob_threshold;
+        if (R->cand.no_speech_prob > p->no_speech_threshold && avg < p->logprob_threshold)
+            needs = 0; /* silence */
+        R->temperature = t;
+        /* keep the best candidate so far: prefer those under the compression threshold */
+        if (!have_best || (below && !best_below) || (below == best_below && avg > best_avg)) {
+            asr_search_result_t tmp = R->r;
+            R->r = R->cand;
+            R->cand = tmp;
+            best_avg = avg, best_cr = cr, best_t = t, have_best = 1, best_below = below;
+        }
+        if (!needs) {
+            if (best_t != t) { /* the passing result is in cand: take it */
+                asr_search_result_t tmp = R->r;
+                R->r = R->cand;
+                R->cand = tmp;
+            }
+            *avg_out = avg;
+            *cr_out = cr;
+            return ASR_OK;
+        }
+    }
+    *avg_out = best_avg;
+    *cr_out = best_cr;
+    return ASR_OK;
+}
+
 asr_err_t asr_stream_transcribe(asr_stream_t *s, const float *pcm, size_t n_samples,
                                 const asr_transcribe_params_t *params) {
     const asr_model_t *m = s->m;
@@ -463,7 +376,13 @@ asr_err_t asr_stream_transcribe(asr_stream_t *s, const float *pcm, size_t n_samp
         free(mel);
         return ASR_ERR_NOMEM;
     }
-    run_t R = {.s = s, .p = &p};
+    if (p.n_temperatures <= 0) {
+        p.temperatures[0] = p.temperature;
+        p.n_temperatures = 1;
+    }
+    if (p.n_temperatures > ASR_MAX_TEMPERATURES)
+        p.n_temperatures = ASR_MAX_TEMPERATURES;
+    run_t R = {.s = s, .p = &p, .rng = p.seed ? p.seed : 0x5eed};
     asr_buf_init(&R.text);
     int32_t lang_tok = -1;
     if (!m->sp.multilingual) {
@@ -507,18 +426,13 @@ asr_err_t asr_stream_transcribe(asr_stream_t *s, const float *pcm, size_t n_samp
         asr__encode(s, win);
         asr__dec_cross_kv(s);
         build_prompt(&R, lang_tok);
-        rc = decode_greedy(s, &p, R.prompt.v, R.prompt.n, &R.r);
+        float avg_lp = 0.0f, cr = 0.0f;
+        rc = decode_with_fallback(&R, &avg_lp, &cr);
         if (rc != ASR_OK) {
-            snprintf(s->errmsg, sizeof s->errmsg, "cancelled");
+            snprintf(s->errmsg, sizeof s->errmsg, "%s",
+                     rc == ASR_ERR_CANCELLED ? "cancelled" : "out of memory while decoding");
             goto done;
         }
-        int n = R.r.tokens.n;
-        float avg_lp = (float)(R.r.sum_logprob / (n + 1));
-        R.text.len = 0;
-        asr_tokenizer_decode(m->tok, R.r.tokens.v, n, &R.text);
-        size_t sl;
-        const char *st = strip(R.text.data ? R.text.data : "", R.text.len, &sl);
-        float cr = compression_ratio(st, sl);
         if (R.r.no_speech_prob > p.no_speech_threshold && !(avg_lp > p.logprob_threshold)) {
             seek += segment_size;
         } else {
@@ -526,7 +440,7 @@ asr_err_t asr_stream_transcribe(asr_stream_t *s, const float *pcm, size_t n_samp
             split_and_emit(&R, seek, segment_size, avg_lp, cr, &next);
             seek = next;
         }
-        if (!p.condition_on_previous_text || p.temperature > 0.5f)
+        if (!p.condition_on_previous_text || R.temperature > p.prompt_reset_on_temperature)
             R.prompt_reset_since = R.all_tokens.n;
         if (p.progress_cb)
             p.progress_cb(content_frames > 0
@@ -541,7 +455,8 @@ done:
     asr_free_aligned(win);
     free(R.all_tokens.v);
     free(R.prompt.v);
-    free(R.r.tokens.v);
+    asr__search_result_free(&R.r);
+    asr__search_result_free(&R.cand);
     asr_buf_free(&R.text);
     return rc;
 }

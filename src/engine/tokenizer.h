@@ -1,0 +1,115 @@
+/* tokenizer: the Whisper byte-level BPE tokenizer of a CTranslate2 model directory.
+ *
+ * Strings come from vocabulary.json (or vocabulary.txt); BPE merges come from tokenizer.json (the
+ * Hugging Face file that faster-whisper uses). Token strings are stored in GPT-2's bytes_to_unicode
+ * form and decoded to raw bytes at load (WHISPER-FACTS §5).
+ *
+ * Thread-safety: a loaded tokenizer is immutable; every function below may be called concurrently
+ * on the same tokenizer. asr_tokenizer_destroy must not race with any other call. */
+#ifndef ASR_ENGINE_TOKENIZER_H
+#define ASR_ENGINE_TOKENIZER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "core/core.h"
+
+/* Longest text asr_tokenizer_encode accepts, in bytes. Encode only serves prompts, prefixes and
+ * hotwords (at most 223 tokens are ever fed), so the cap is generous; it bounds work and memory. */
+#define ASR_TOKENIZER_MAX_TEXT 65536
+
+/* Number of language codes known (Whisper order; the 100th, "yue", only on large-v3/turbo). */
+#define ASR_TOKENIZER_MAX_LANGUAGES 100
+
+typedef struct asr_tokenizer asr_tokenizer_t;
+
+typedef struct {
+    int32_t eot;             /* <|endoftext|>; text tokens are the ids below it */
+    int32_t sot;             /* <|startoftranscript|> */
+    int32_t translate;       /* <|translate|> */
+    int32_t transcribe;      /* <|transcribe|> */
+    int32_t sot_lm;          /* <|startoflm|> */
+    int32_t sot_prev;        /* <|startofprev|> */
+    int32_t no_speech;       /* <|nospeech|> or the older <|nocaptions|> */
+    int32_t no_timestamps;   /* <|notimestamps|> */
+    int32_t timestamp_begin; /* <|0.00|>; timestamp i (i*0.02 s) is timestamp_begin + i */
+    int32_t lang_begin;      /* id of <|en|> (= sot + 1); language i is lang_begin + i */
+    int n_languages;   /* no_speech - sot - 5 (99, or 100 on large-v3); unused on .en models */
+    int n_vocab;       /* number of tokens (ids 0 .. n_vocab-1) */
+    bool multilingual; /* the empty-string token "" exists */
+} asr_special_tokens_t;
+
+/* Loads the tokenizer of the CTranslate2 model directory `model_dir`: vocabulary.json (preferred)
+ * or vocabulary.txt, plus the BPE merges of tokenizer.json (required: encode and the suppress set
+ * need them).
+ * n_vocab: the model's vocabulary size (from model.bin); the vocabulary file must have exactly this
+ *   many tokens. n_vocab <= 0 skips the check (tests, fuzzing).
+ * out: on success *out is the new tokenizer, owned by caller (asr_tokenizer_destroy); NULL on
+ * error. errbuf: on error, a one-line reason (may be NULL). Returns ASR_OK, ASR_ERR_MODEL
+ * (missing/corrupt/inconsistent files), ASR_ERR_NOMEM or ASR_ERR_INVALID (NULL arguments). */
+asr_err_t asr_tokenizer_load(const char *model_dir, int n_vocab, asr_tokenizer_t **out,
+                             char *errbuf, size_t errbuf_len);
+
+/* As asr_tokenizer_load, from memory: `vocab` holds vocabulary.json (vocab_is_json) or
+ * vocabulary.txt text, `tok_json` holds tokenizer.json. All buffers are borrowed for the call only
+ * and need not be NUL-terminated. */
+asr_err_t asr_tokenizer_load_buffers(const char *vocab, size_t vocab_len, bool vocab_is_json,
+                                     const char *tok_json, size_t tok_json_len, int n_vocab,
+                                     asr_tokenizer_t **out, char *errbuf, size_t errbuf_len);
+
+/* Frees the tokenizer; NULL-safe. */
+void asr_tokenizer_destroy(asr_tokenizer_t *t);
+
+/* The special token ids; borrowed, valid until asr_tokenizer_destroy. */
+const asr_special_tokens_t *asr_tokenizer_special(const asr_tokenizer_t *t);
+
+/* Raw bytes of token `id` after inverting GPT-2 bytes_to_unicode (a token with a character outside
+ * that table, which real vocabularies do not have, keeps its UTF-8 bytes). *len receives the byte
+ * count (len may be NULL). Returns NULL (and *len = 0) if id is out of range. The bytes are
+ * borrowed until asr_tokenizer_destroy and are NUL-terminated (but may contain NULs). */
+const char *asr_tokenizer_token_bytes(const asr_tokenizer_t *t, int32_t id, size_t *len);
+
+/* The token's string as written in the vocabulary file (bytes_to_unicode form, e.g. "Ġthe"),
+ * NUL-terminated, borrowed until asr_tokenizer_destroy; NULL if id is out of range. */
+const char *asr_tokenizer_token_str(const asr_tokenizer_t *t, int32_t id);
+
+/* Id of the token whose vocabulary string is exactly s[0..len), or -1. */
+int32_t asr_tokenizer_token_to_id(const asr_tokenizer_t *t, const char *s, size_t len);
+
+/* Appends to `out` the UTF-8 text of the ids in [0, eot) (other ids, including negative and
+ * out-of-range ones, are skipped): the tokens' bytes are concatenated, then each invalid UTF-8
+ * sequence (maximal subpart) becomes U+FFFD, as Python's bytes.decode(errors="replace") does.
+ * ids: borrowed, n entries. out: caller's buffer (grows; aborts on OOM like asr_buf_append). */
+void asr_tokenizer_decode(const asr_tokenizer_t *t, const int32_t *ids, int n, asr_buf_t *out);
+
+/* Byte-level BPE encoding of `text` (NUL-terminated, at most ASR_TOKENIZER_MAX_TEXT bytes): the
+ * GPT-2 pre-split regex of WHISPER-FACTS §5, then merges by lowest rank. Special-token strings such
+ * as "<|en|>" are NOT recognised (they are encoded as plain text), unlike Hugging Face's
+ * added-token matching. Invalid UTF-8 bytes are encoded as their byte tokens.
+ * On success *ids is a malloc'd array owned by caller (free(); NULL when *n == 0).
+ * Returns ASR_OK, ASR_ERR_INVALID (NULL text or text too long) or ASR_ERR_NOMEM. */
+asr_err_t asr_tokenizer_encode(const asr_tokenizer_t *t, const char *text, int32_t **ids, int *n);
+
+/* Token id of a language code ("en", "zh", …, Whisper order of WHISPER-FACTS §5; "yue" only when
+ * the model has 100 languages). Returns -1 for an unknown code or an English-only model. */
+int32_t asr_tokenizer_lang_token(const asr_tokenizer_t *t, const char *code);
+
+/* Code of a language token (static string), or NULL if `token` is not one on this model. */
+const char *asr_tokenizer_lang_code(const asr_tokenizer_t *t, int32_t token);
+
+/* English name of a language code as in openai's LANGUAGES table ("en" -> "english"); static
+ * string, NULL if unknown. Thread-safe. */
+const char *asr_lang_name(const char *code);
+
+/* Canonical code (static string) for a language code, English name or one of openai's aliases
+ * (TO_LANGUAGE_CODE: "mandarin", "castilian", …), case-insensitive ("EN", "English" -> "en");
+ * NULL if unknown. Thread-safe. */
+const char *asr_lang_code_normalize(const char *code_or_name);
+
+/* The suppress set faster-whisper uses for suppress_tokens=[-1]: non_speech_tokens() plus
+ * transcribe, translate, sot, sot_prev, sot_lm and no_speech; sorted, unique (computed at load).
+ * Writes min(count, cap) ids to out (caller's array) and returns that number; with out == NULL
+ * returns the full count. */
+int asr_tokenizer_suppress_tokens(const asr_tokenizer_t *t, int32_t *out, int cap);
+
+#endif

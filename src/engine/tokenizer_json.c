@@ -1,0 +1,431 @@
+/* tokenizer_json: a small, strict, streaming JSON reader for the two shapes the tokenizer loads:
+ * vocabulary.json (a top-level array of strings) and tokenizer.json's model.merges.
+ *
+ * Why not jansson: it builds every node, and tokenizer.json (2-4 MB: a 50k-key vocab object, 50k
+ * merges, 1.6k added-token objects) takes ~150 ms to parse that way; this reader skips what it does
+ * not need and decodes strings into one scratch buffer, ~10x faster.
+ *
+ * Invariants: input is untrusted (fuzzed). Strings must be valid UTF-8 without NUL (raw or \u0000)
+ * and without unpaired surrogates, as jansson requires; nesting is limited to JSON_MAX_DEPTH; the
+ * whole input must be one value plus whitespace. Every failure returns ASR_ERR_MODEL with a
+ * one-line reason and byte offset. */
+#include <string.h>
+#include "engine/tokenizer_int.h"
+
+#define JSON_MAX_DEPTH 64
+
+typedef struct {
+    const char *start, *p, *end;
+    char *errbuf;
+    size_t errbuf_len;
+    char *s; /* decoded string scratch; capacity >= input length + 1, so it never overflows */
+    size_t s_len;
+    char *s2; /* second scratch (first string of a ["a", "b"] merge) */
+    size_t s2_len;
+} jr_t;
+
+static asr_err_t jr_fail(jr_t *r, const char *what) {
+    asr_errf(r->errbuf, r->errbuf_len, "%s at byte %zu", what, (size_t)(r->p - r->start));
+    return ASR_ERR_MODEL;
+}
+
+static int jr_peek(jr_t *r) {
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+        r->p++;
+    return r->p < r->end ? (unsigned char)*r->p : -1;
+}
+
+static bool jr_eat(jr_t *r, char c) {
+    if (jr_peek(r) != (unsigned char)c)
+        return false;
+    r->p++;
+    return true;
+}
+
+static int hex4(const char *p) {
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+static size_t put_utf8(char *o, uint32_t cp) {
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Decodes a \uXXXX escape (p at the backslash, 6 bytes available checked by caller) and a following
+ * low surrogate if needed. */
+static asr_err_t jr_unicode_escape(jr_t *r, uint32_t *cp) {
+    int hi = r->end - r->p >= 6 ? hex4(r->p + 2) : -1;
+    if (hi < 0)
+        return jr_fail(r, "bad \\u escape");
+    r->p += 6;
+    if (hi >= 0xDC00 && hi <= 0xDFFF)
+        return jr_fail(r, "unpaired surrogate");
+    if (hi >= 0xD800 && hi <= 0xDBFF) {
+        int lo = r->end - r->p >= 6 && r->p[0] == '\\' && r->p[1] == 'u' ? hex4(r->p + 2) : -1;
+        if (lo < 0xDC00 || lo > 0xDFFF)
+            return jr_fail(r, "unpaired surrogate");
+        r->p += 6;
+        *cp = 0x10000 + (((uint32_t)hi - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
+        return ASR_OK;
+    }
+    if (hi == 0)
+        return jr_fail(r, "NUL in string");
+    *cp = (uint32_t)hi;
+    return ASR_OK;
+}
+
+/* Parses the string at r->p (after whitespace) into r->s / r->s_len. */
+static asr_err_t jr_string(jr_t *r) {
+    if (jr_peek(r) != '"')
+        return jr_fail(r, "expected string");
+    r->p++;
+    size_t o = 0;
+    for (;;) {
+        if (r->p >= r->end)
+            return jr_fail(r, "unterminated string");
+        unsigned char c = (unsigned char)*r->p;
+        if (c == '"') {
+            r->p++;
+            break;
+        }
+        if (c < 0x20)
+            return jr_fail(r, c ? "control character in string" : "NUL in string");
+        if (c == '\\') {
+            if (r->end - r->p < 2)
+                return jr_fail(r, "unterminated string");
+            char e = r->p[1], v = 0;
+            switch (e) {
+            case '"':
+                v = '"';
+                break;
+            case '\\':
+                v = '\\';
+                break;
+            case '/':
+                v = '/';
+                break;
+            case 'b':
+                v = '\b';
+                break;
+            case 'f':
+                v = '\f';
+                break;
+            case 'n':
+                v = '\n';
+                break;
+            case 'r':
+                v = '\r';
+                break;
+            case 't':
+                v = '\t';
+                break;
+            case 'u': {
+                uint32_t cp = 0;
+                asr_err_t err = jr_unicode_escape(r, &cp);
+                if (err)
+                    return err;
+                o += put_utf8(r->s + o, cp);
+                continue;
+            }
+            default:
+                return jr_fail(r, "bad escape");
+            }
+            r->s[o++] = v;
+            r->p += 2;
+            continue;
+        }
+        if (c < 0x80) {
+            r->s[o++] = (char)c;
+            r->p++;
+            continue;
+        }
+        uint32_t cp;
+        int k = asr__utf8_next((const uint8_t *)r->p, (size_t)(r->end - r->p), &cp);
+        if (k < 0)
+            return jr_fail(r, "invalid UTF-8 in string");
+        memcpy(r->s + o, r->p, (size_t)k);
+        o += (size_t)k;
+        r->p += k;
+    }
+    r->s[o] = 0;
+    r->s_len = o;
+    return ASR_OK;
+}
+
+static asr_err_t jr_literal(jr_t *r, const char *lit) {
+    size_t n = strlen(lit);
+    if ((size_t)(r->end - r->p) < n || memcmp(r->p, lit, n) != 0)
+        return jr_fail(r, "invalid literal");
+    r->p += n;
+    return ASR_OK;
+}
+
+static asr_err_t jr_number(jr_t *r) {
+    const char *q = r->p;
+    if (q < r->end && *q == '-')
+        q++;
+    int digits = 0;
+    while (q < r->end && ((*q >= '0' && *q <= '9') || *q == '.' || *q == 'e' || *q == 'E' ||
+                          *q == '+' || *q == '-')) {
+        digits += *q >= '0' && *q <= '9';
+        q++;
+    }
+    if (!digits)
+        return jr_fail(r, "unexpected character");
+    r->p = q;
+    return ASR_OK;
+}
+
+static asr_err_t jr_skip(jr_t *r, int depth);
+
+static asr_err_t jr_skip_container(jr_t *r, int depth, bool object) {
+    char close = object ? '}' : ']';
+    r->p++;
+    if (jr_eat(r, close))
+        return ASR_OK;
+    for (;;) {
+        asr_err_t err;
+        if (object) {
+            if ((err = jr_string(r)))
+                return err;
+            if (!jr_eat(r, ':'))
+                return jr_fail(r, "expected ':'");
+        }
+        if ((err = jr_skip(r, depth + 1)))
+            return err;
+        if (jr_eat(r, ','))
+            continue;
+        if (jr_eat(r, close))
+            return ASR_OK;
+        return jr_fail(r, object ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+}
+
+/* Skips (and validates) one value. */
+static asr_err_t jr_skip(jr_t *r, int depth) {
+    if (depth > JSON_MAX_DEPTH)
+        return jr_fail(r, "nesting too deep");
+    switch (jr_peek(r)) {
+    case '"':
+        return jr_string(r);
+    case '{':
+        return jr_skip_container(r, depth, true);
+    case '[':
+        return jr_skip_container(r, depth, false);
+    case 't':
+        return jr_literal(r, "true");
+    case 'f':
+        return jr_literal(r, "false");
+    case 'n':
+        return jr_literal(r, "null");
+    case -1:
+        return jr_fail(r, "unexpected end of input");
+    default:
+        return jr_number(r);
+    }
+}
+
+static asr_err_t jr_end(jr_t *r) {
+    return jr_peek(r) == -1 ? ASR_OK : jr_fail(r, "trailing data after JSON value");
+}
+
+static asr_err_t jr_open(jr_t *r, const char *buf, size_t len, bool two, char *errbuf,
+                         size_t errbuf_len) {
+    memset(r, 0, sizeof *r);
+    r->start = r->p = buf;
+    r->end = buf + len;
+    r->errbuf = errbuf;
+    r->errbuf_len = errbuf_len;
+    r->s = asr_malloc(len + 1);
+    r->s2 = two ? asr_malloc(len + 1) : NULL;
+    if (!r->s || (two && !r->s2)) {
+        asr_errf(errbuf, errbuf_len, "out of memory reading JSON");
+        return ASR_ERR_NOMEM;
+    }
+    return ASR_OK;
+}
+
+static void jr_close(jr_t *r) {
+    free(r->s);
+    free(r->s2);
+}
+
+asr_err_t asr__json_string_array(const char *buf, size_t len, asr__json_str_cb cb, void *user_data,
+                                 char *errbuf, size_t errbuf_len) {
+    jr_t r;
+    asr_err_t err = jr_open(&r, buf, len, false, errbuf, errbuf_len);
+    if (err)
+        goto done;
+    if (!jr_eat(&r, '[')) {
+        err = jr_fail(&r, "expected a JSON array of strings");
+        goto done;
+    }
+    if (!jr_eat(&r, ']')) {
+        for (;;) {
+            if ((err = jr_string(&r)) || (err = cb(r.s, r.s_len, user_data)))
+                goto done;
+            if (jr_eat(&r, ','))
+                continue;
+            if (jr_eat(&r, ']'))
+                break;
+            err = jr_fail(&r, "expected ',' or ']'");
+            goto done;
+        }
+    }
+    err = jr_end(&r);
+done:
+    jr_close(&r);
+    return err;
+}
+
+/* One merge: "a b" or ["a", "b"]. */
+static asr_err_t jr_merge(jr_t *r, asr__json_merge_cb cb, void *user_data) {
+    asr_err_t err;
+    if (jr_peek(r) == '[') {
+        r->p++;
+        if ((err = jr_string(r)))
+            return err;
+        char *tmp = r->s2;
+        r->s2 = r->s, r->s = tmp;
+        r->s2_len = r->s_len;
+        if (!jr_eat(r, ','))
+            return jr_fail(r, "merge pair must have two strings");
+        if ((err = jr_string(r)))
+            return err;
+        if (!jr_eat(r, ']'))
+            return jr_fail(r, "merge pair must have two strings");
+        return cb(r->s2, r->s2_len, r->s, r->s_len, user_data);
+    }
+    if ((err = jr_string(r)))
+        return err;
+    const char *sp = memchr(r->s, ' ', r->s_len);
+    if (!sp || memchr(sp + 1, ' ', r->s_len - (size_t)(sp + 1 - r->s)))
+        return jr_fail(r, "merge string must be \"a b\"");
+    size_t a_len = (size_t)(sp - r->s);
+    return cb(r->s, a_len, sp + 1, r->s_len - a_len - 1, user_data);
+}
+
+static asr_err_t jr_merges_array(jr_t *r, asr__json_merge_cb cb, void *user_data) {
+    if (!jr_eat(r, '['))
+        return jr_fail(r, "model.merges must be an array");
+    if (jr_eat(r, ']'))
+        return ASR_OK;
+    for (;;) {
+        asr_err_t err = jr_merge(r, cb, user_data);
+        if (err)
+            return err;
+        if (jr_eat(r, ','))
+            continue;
+        if (jr_eat(r, ']'))
+            return ASR_OK;
+        return jr_fail(r, "expected ',' or ']' in merges");
+    }
+}
+
+/* The "model" object: checks type == "BPE" (if present) and reads merges (first occurrence). */
+static asr_err_t jr_model(jr_t *r, asr__json_merge_cb cb, void *user_data, bool *have_merges) {
+    if (jr_peek(r) != '{')
+        return jr_fail(r, "model must be an object");
+    r->p++;
+    if (jr_eat(r, '}'))
+        return ASR_OK;
+    for (;;) {
+        asr_err_t err = jr_string(r);
+        if (err)
+            return err;
+        if (!jr_eat(r, ':'))
+            return jr_fail(r, "expected ':'");
+        if (!strcmp(r->s, "merges") && !*have_merges) {
+            if ((err = jr_merges_array(r, cb, user_data)))
+                return err;
+            *have_merges = true;
+        } else if (!strcmp(r->s, "type")) {
+            if ((err = jr_string(r)))
+                return err;
+            if (strcmp(r->s, "BPE") != 0)
+                return jr_fail(r, "model.type is not BPE");
+        } else if ((err = jr_skip(r, 2))) {
+            return err;
+        }
+        if (jr_eat(r, ','))
+            continue;
+        if (jr_eat(r, '}'))
+            return ASR_OK;
+        return jr_fail(r, "expected ',' or '}'");
+    }
+}
+
+asr_err_t asr__json_merges(const char *buf, size_t len, asr__json_merge_cb cb, void *user_data,
+                           char *errbuf, size_t errbuf_len) {
+    jr_t r;
+    bool have_model = false, have_merges = false;
+    asr_err_t err = jr_open(&r, buf, len, true, errbuf, errbuf_len);
+    if (err)
+        goto done;
+    if (!jr_eat(&r, '{')) {
+        err = jr_fail(&r, "expected a JSON object");
+        goto done;
+    }
+    if (!jr_eat(&r, '}')) {
+        for (;;) {
+            if ((err = jr_string(&r)))
+                goto done;
+            if (!jr_eat(&r, ':')) {
+                err = jr_fail(&r, "expected ':'");
+                goto done;
+            }
+            if (!strcmp(r.s, "model") && !have_model) {
+                have_model = true;
+                err = jr_model(&r, cb, user_data, &have_merges);
+            } else {
+                err = jr_skip(&r, 1);
+            }
+            if (err)
+                goto done;
+            if (jr_eat(&r, ','))
+                continue;
+            if (jr_eat(&r, '}'))
+                break;
+            err = jr_fail(&r, "expected ',' or '}'");
+            goto done;
+        }
+    }
+    if ((err = jr_end(&r)))
+        goto done;
+    if (!have_merges) {
+        asr_errf(errbuf, errbuf_len, "no model.merges");
+        err = ASR_ERR_MODEL;
+    }
+done:
+    jr_close(&r);
+    return err;
+}
