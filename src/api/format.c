@@ -60,6 +60,7 @@ static void write_json(const asr_stream_t *s, int verbose, const char *task, asr
         json_object_set_new(root, "duration", json_real(round2(asr_stream_duration(s))));
     }
     json_object_set_new(root, "text", json_stringn(text.data ? text.data : "", text.len));
+    json_t *words = json_array();
     if (verbose) {
         json_t *segs = json_array();
         for (int i = 0; i < asr_stream_n_segments(s); i++) {
@@ -78,14 +79,32 @@ static void write_json(const asr_stream_t *s, int verbose, const char *task, asr
             json_object_set_new(o, "avg_logprob", json_real(g->avg_logprob));
             json_object_set_new(o, "compression_ratio", json_real(g->compression_ratio));
             json_object_set_new(o, "no_speech_prob", json_real(g->no_speech_prob));
+            int nw = asr_stream_n_words(s, i);
+            if (nw > 0) {
+                json_t *ws = json_array();
+                for (int k = 0; k < nw; k++) {
+                    const asr_word_t *w = asr_stream_word(s, i, k);
+                    json_t *wo = json_object();
+                    json_object_set_new(wo, "word", json_string(w->word));
+                    json_object_set_new(wo, "start", json_real(round2(w->start)));
+                    json_object_set_new(wo, "end", json_real(round2(w->end)));
+                    json_object_set_new(wo, "probability", json_real(w->probability));
+                    json_array_append_new(ws, wo);
+                    json_array_append(words, wo);
+                }
+                json_object_set_new(o, "words", ws);
+            }
             json_array_append_new(segs, o);
         }
         json_object_set_new(root, "segments", segs);
+        if (json_array_size(words) > 0)
+            json_object_set(root, "words", words);
     }
     char *js = json_dumps(root, JSON_REAL_PRECISION(8) | JSON_ENSURE_ASCII * 0);
     asr_buf_puts(out, js);
     asr_buf_puts(out, "\n");
     free(js);
+    json_decref(words);
     json_decref(root);
     asr_buf_free(&text);
 }

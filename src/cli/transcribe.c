@@ -27,6 +27,7 @@ typedef struct {
     float temperatures[ASR_MAX_TEMPERATURES];
     int n_temperatures;
     int no_condition;
+    int word_timestamps;
 } tx_opts_t;
 
 static void tx_usage(FILE *f) {
@@ -35,7 +36,8 @@ static void tx_usage(FILE *f) {
             "                       [--format txt|json|verbose_json|srt|vtt] [--threads N]\n"
             "                       [--beam-size N] [--best-of N] [--patience P]\n"
             "                       [--temperature T[,T...]] [--initial-prompt TEXT]\n"
-            "                       [--no-condition-on-previous-text] [--compute-type float32] FILE...\n");
+            "                       [--no-condition-on-previous-text] [--word-timestamps]\n"
+            "                       [--compute-type float32] FILE...\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out) {
@@ -68,6 +70,7 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
         {"prompt", required_argument, 0, 'p'},
         {"compute-type", required_argument, 0, 'c'},
         {"no-condition-on-previous-text", no_argument, 0, 'N'},
+        {"word-timestamps", no_argument, 0, 'W'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -155,6 +158,9 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
         case 'N':
             o->no_condition = 1;
             break;
+        case 'W':
+            o->word_timestamps = 1;
+            break;
         case 'h':
             tx_usage(stdout);
             exit(0);
@@ -223,6 +229,7 @@ int asr_cli_transcribe(int argc, char **argv) {
     memcpy(tp.temperatures, o.temperatures, sizeof tp.temperatures);
     tp.n_temperatures = o.n_temperatures;
     tp.condition_on_previous_text = !o.no_condition;
+    tp.word_timestamps = o.word_timestamps;
     if (isatty(STDERR_FILENO))
         tp.progress_cb = progress_cb;
     asr_format_t fmt = (asr_format_t)asr_format_parse(o.format);

@@ -78,6 +78,19 @@ void asr__dec_cross_kv(asr_stream_t *s) {
     }
 }
 
+/* Copies the raw scores of (layer l, head h) when it is an alignment head. */
+static void capture_alignment(asr_stream_t *s, int l, int h, int n) {
+    const asr_model_t *m = s->m;
+    for (int k = 0; k < m->n_alignment_heads; k++) {
+        if (m->alignment_heads[k][0] != l || m->alignment_heads[k][1] != h)
+            continue;
+        int rows = n < s->align_rows ? n : s->align_rows;
+        for (int r = 0; r < rows; r++)
+            memcpy(s->align_capture + ((size_t)k * s->align_rows + r) * s->align_frames,
+                   s->dscores + (size_t)r * 1500, (size_t)s->align_frames * sizeof(float));
+    }
+}
+
 /* Cross-attention and feed-forward of layer l for n rows of s->dx (shared by both paths). */
 static void cross_and_ffn(asr_stream_t *s, const asr_dec_layer_t *L, int l, int n,
                           asr_pool_t *pool) {
@@ -90,6 +103,8 @@ static void cross_and_ffn(asr_stream_t *s, const asr_dec_layer_t *L, int l, int 
     for (int h = 0; h < H; h++) {
         asr_nn_gemm_nt(s->dqkv + h * dh, d, ckv + h * dh, 2 * d, s->dscores, 1500, n, 1500, dh,
                        scale);
+        if (s->align_capture)
+            capture_alignment(s, l, h, n);
         asr_nn_softmax_rows(pool, s->dscores, n, 1500, 1500);
         asr_nn_gemm_nn(s->dscores, 1500, ckv + d + h * dh, 2 * d, s->dattn + h * dh, d, n, dh,
                        1500);
@@ -124,6 +139,18 @@ static void logits_rows(asr_stream_t *s, int first_row, int n_rows) {
                       m->dec_ln.beta, 1e-5f);
     asr_nn_linear(s->dh, d, m->tok_emb, d, NULL, s->logits, m->info.n_vocab, n_rows,
                   m->info.n_vocab, d);
+}
+
+void asr__dec_logits_row(asr_stream_t *s, int row) {
+    const int d = s->m->info.d_model;
+    if (row != 0)
+        memcpy(s->dh + (size_t)(s->m->info.n_text_ctx - 1) * d, s->dx + (size_t)row * d,
+               (size_t)d * sizeof(float));
+    const float *x = row != 0 ? s->dh + (size_t)(s->m->info.n_text_ctx - 1) * d : s->dx;
+    const asr_model_t *m = s->m;
+    asr_nn_layer_norm(NULL, x, s->dh, 1, d, m->dec_ln.gamma, m->dec_ln.beta, 1e-5f);
+    asr_nn_linear(s->dh, d, m->tok_emb, d, NULL, s->logits, m->info.n_vocab, 1, m->info.n_vocab,
+                  d);
 }
 
 void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int logits_row) {

@@ -96,6 +96,9 @@ struct asr_stream {
     float *self_v2;
     float *dx, *dh, *dqkv, *dattn, *dffn, *dscores; /* decoder scratch, sized for 448 rows */
     float *logits;                                  /* [n_seq_cap][n_vocab] */
+    float *align_capture; /* when set: raw cross-attention scores of the alignment heads,
+                             [n_alignment_heads][align_rows][align_frames] */
+    int align_rows, align_frames;
     float *logprobs;                                /* [n_seq_cap][n_vocab] */
     /* results */
     asr_segment_t *segs;
@@ -105,6 +108,11 @@ struct asr_stream {
     int32_t *tok_pool;
     size_t n_tok_pool, cap_tok_pool;
     size_t *seg_tok_off;
+    asr_word_t *words; /* all words; text pointers fixed up lazily from word_text */
+    size_t *word_text_off;
+    int n_words, cap_words;
+    asr_buf_t word_text;
+    int *seg_word_first, *seg_n_words; /* [cap_segs] */
     char language[16];
     float language_prob;
     double duration;
@@ -127,6 +135,8 @@ asr_err_t asr__dec_reserve(asr_stream_t *s, int n_seq);
 /* Runs tokens[0..n) of sequence 0 at positions pos0.. through the decoder, appending to its
  * self-attention cache. If logits_row >= 0, computes the logits of that row into s->logits. */
 void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int logits_row);
+/* Logits of row `row` of the last asr__dec_forward block into s->logits. */
+void asr__dec_logits_row(asr_stream_t *s, int row);
 /* One step for n_seq sequences: token[i] of sequence i at position pos; logits of sequence i go to
  * s->logits + i*n_vocab. */
 void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos);

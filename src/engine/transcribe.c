@@ -8,6 +8,7 @@
 
 #include "engine/engine_int.h"
 #include "engine/search.h"
+#include "engine/align.h"
 
 #define MAX_CTX_PROMPT 223 /* n_text_ctx/2 - 1 previous tokens */
 
@@ -62,6 +63,11 @@ void asr_stream_destroy(asr_stream_t *s) {
     free(s->segs);
     free(s->seg_text_off);
     free(s->seg_tok_off);
+    free(s->words);
+    free(s->word_text_off);
+    free(s->seg_word_first);
+    free(s->seg_n_words);
+    asr_buf_free(&s->word_text);
     free(s->tok_pool);
     asr_buf_free(&s->text_pool);
     free(s);
@@ -71,6 +77,8 @@ static void results_reset(asr_stream_t *s) {
     s->n_segs = 0;
     s->text_pool.len = 0;
     s->n_tok_pool = 0;
+    s->n_words = 0;
+    s->word_text.len = 0;
     s->language[0] = 0;
     s->language_prob = 0.0f;
     s->errmsg[0] = 0;
@@ -124,6 +132,8 @@ static void add_segment(asr_stream_t *s, int seek, double start, double end, con
         s->segs = asr_xrealloc(s->segs, (size_t)s->cap_segs * sizeof *s->segs);
         s->seg_text_off = asr_xrealloc(s->seg_text_off, (size_t)s->cap_segs * sizeof(size_t));
         s->seg_tok_off = asr_xrealloc(s->seg_tok_off, (size_t)s->cap_segs * sizeof(size_t));
+        s->seg_word_first = asr_xrealloc(s->seg_word_first, (size_t)s->cap_segs * sizeof(int));
+        s->seg_n_words = asr_xrealloc(s->seg_n_words, (size_t)s->cap_segs * sizeof(int));
     }
     if (s->n_tok_pool + (size_t)n_toks > s->cap_tok_pool) {
         while (s->n_tok_pool + (size_t)n_toks > s->cap_tok_pool)
@@ -135,6 +145,8 @@ static void add_segment(asr_stream_t *s, int seek, double start, double end, con
     asr_buf_append(&s->text_pool, text, text_len);
     asr_buf_append(&s->text_pool, "", 1); /* keep the NUL inside the pool */
     s->seg_tok_off[i] = s->n_tok_pool;
+    s->seg_word_first[i] = s->n_words;
+    s->seg_n_words[i] = 0;
     memcpy(s->tok_pool + s->n_tok_pool, toks, (size_t)n_toks * sizeof(int32_t));
     s->n_tok_pool += (size_t)n_toks;
     asr_segment_t *g = &s->segs[i];
@@ -164,15 +176,32 @@ const asr_segment_t *asr_stream_segment(const asr_stream_t *s, int i) {
     return &s->segs[i];
 }
 int asr_stream_n_words(const asr_stream_t *s, int seg) {
-    (void)s;
-    (void)seg;
-    return 0;
+    return seg >= 0 && seg < s->n_segs ? s->seg_n_words[seg] : 0;
 }
 const asr_word_t *asr_stream_word(const asr_stream_t *s, int seg, int i) {
-    (void)s;
-    (void)seg;
-    (void)i;
-    return NULL;
+    if (seg < 0 || seg >= s->n_segs || i < 0 || i >= s->seg_n_words[seg])
+        return NULL;
+    asr_stream_t *w = (asr_stream_t *)s;
+    int k = s->seg_word_first[seg] + i;
+    w->words[k].word = s->word_text.data + s->word_text_off[k];
+    return &s->words[k];
+}
+
+/* Appends a word to the last segment. */
+static void add_word(asr_stream_t *s, const char *word, double start, double end, float prob) {
+    if (s->n_words == s->cap_words) {
+        s->cap_words = s->cap_words ? s->cap_words * 2 : 256;
+        s->words = asr_xrealloc(s->words, (size_t)s->cap_words * sizeof *s->words);
+        s->word_text_off = asr_xrealloc(s->word_text_off, (size_t)s->cap_words * sizeof(size_t));
+    }
+    int k = s->n_words++;
+    s->word_text_off[k] = s->word_text.len;
+    asr_buf_append(&s->word_text, word, strlen(word) + 1);
+    s->words[k].word = NULL;
+    s->words[k].start = start;
+    s->words[k].end = end;
+    s->words[k].probability = prob;
+    s->seg_n_words[s->n_segs - 1]++;
 }
 const char *asr_stream_language(const asr_stream_t *s) { return s->language; }
 float asr_stream_language_prob(const asr_stream_t *s) { return s->language_prob; }
@@ -213,8 +242,93 @@ typedef struct {
     asr_search_result_t r, cand;
     float temperature;
     int prompt_reset_since;
+    int32_t lang_tok;
+    double last_speech;
     uint64_t rng;
 } run_t;
+
+typedef struct {
+    int lo, hi;
+    double start, end;
+    int w_first, w_n; /* words of this subsegment in the window's word list */
+} subseg_t;
+
+static double round2(double x) { return round(x * 100.0) / 100.0; }
+
+/* Word timestamps for the window's subsegments (faster-whisper add_word_timestamps). Returns the
+ * words (owned by caller) and adjusts subsegment times. */
+static asr_word_timing_t *window_words(run_t *R, subseg_t *segs, int n_segs, int seek,
+                                       int segment_size, int *n_words_out) {
+    asr_stream_t *s = R->s;
+    const asr_model_t *m = s->m;
+    const int32_t *t = R->r.tokens;
+    int32_t *text = asr_xmalloc((size_t)(R->r.n_tokens + 1) * sizeof(int32_t));
+    int n_text = 0;
+    for (int k = 0; k < n_segs; k++)
+        for (int i = segs[k].lo; i < segs[k].hi; i++)
+            if (t[i] < m->sp.eot)
+                text[n_text++] = t[i];
+    int32_t sot_seq[3] = {m->sp.sot, R->lang_tok,
+                          R->p->task == ASR_TASK_TRANSLATE ? m->sp.translate : m->sp.transcribe};
+    asr_word_timing_t *w = NULL;
+    int nw = 0;
+    double med = 0, maxd = 0;
+    asr__align_words(s, sot_seq, m->sp.multilingual ? 3 : 1, text, n_text, segment_size,
+                     s->language, &w, &nw, &med, &maxd);
+    free(text);
+    double offset = seek * 0.01;
+    int wi = 0;
+    for (int k = 0; k < n_segs; k++) {
+        int seg_text = 0, saved = 0;
+        for (int i = segs[k].lo; i < segs[k].hi; i++)
+            seg_text += t[i] < m->sp.eot;
+        segs[k].w_first = wi;
+        segs[k].w_n = 0;
+        /* words keep their index in w; empty (merged) words are skipped when emitted */
+        while (wi < nw && saved < seg_text) {
+            w[wi].start = round2(offset + w[wi].start);
+            w[wi].end = round2(offset + w[wi].end);
+            saved += w[wi].n_tokens;
+            wi++;
+            segs[k].w_n++;
+        }
+        /* first/last non-empty words of the subsegment */
+        int f = -1, l = -1;
+        for (int i = segs[k].w_first; i < segs[k].w_first + segs[k].w_n; i++)
+            if (w[i].word[0]) {
+                if (f < 0)
+                    f = i;
+                l = i;
+            }
+        if (f < 0)
+            continue;
+        int f2 = -1;
+        for (int i = f + 1; i <= l; i++)
+            if (w[i].word[0]) {
+                f2 = i;
+                break;
+            }
+        if (w[f].end - R->last_speech > med * 4 &&
+            (w[f].end - w[f].start > maxd || (f2 >= 0 && w[f2].end - w[f].start > maxd * 2))) {
+            if (f2 >= 0 && w[f2].end - w[f2].start > maxd) {
+                double boundary = fmax(w[f2].end / 2, w[f2].end - maxd);
+                w[f].end = w[f2].start = boundary;
+            }
+            w[f].start = fmax(0, w[f].end - maxd);
+        }
+        if (segs[k].start < w[f].end && segs[k].start - 0.5 > w[f].start)
+            w[f].start = fmax(0, fmin(w[f].end - med, segs[k].start));
+        else
+            segs[k].start = w[f].start;
+        if (segs[k].end > w[l].start && segs[k].end + 0.5 < w[l].end)
+            w[l].end = fmax(w[l].start + med, segs[k].end);
+        else
+            segs[k].end = w[l].end;
+        R->last_speech = segs[k].end;
+    }
+    *n_words_out = nw;
+    return w;
+}
 
 static void split_and_emit(run_t *R, int seek, int segment_size, float avg_lp, float cr,
                            int *next_seek) {
@@ -229,10 +343,7 @@ static void split_and_emit(run_t *R, int seek, int segment_size, float avg_lp, f
     for (int i = 1; i < n && n_slices < 511; i++)
         if (t[i] >= tb && t[i - 1] >= tb)
             slices[n_slices++] = i;
-    struct {
-        int lo, hi;
-        double start, end;
-    } segs[512];
+    subseg_t segs[512];
     int n_segs = 0;
     if (n_slices > 0) {
         if (single_ts_end)
@@ -266,6 +377,21 @@ static void split_and_emit(run_t *R, int seek, int segment_size, float avg_lp, f
         n_segs = 1;
         *next_seek = seek + segment_size;
     }
+    asr_word_timing_t *w = NULL;
+    int nw = 0;
+    if (R->p->word_timestamps) {
+        w = window_words(R, segs, n_segs, seek, segment_size, &nw);
+        if (!single_ts_end) { /* seek to the end of the last word */
+            double last_end = -1;
+            for (int i = nw - 1; i >= 0; i--)
+                if (w[i].word[0]) {
+                    last_end = w[i].end;
+                    break;
+                }
+            if (last_end > offset)
+                *next_seek = (int)lround(last_end * 100.0);
+        }
+    }
     for (int k = 0; k < n_segs; k++) {
         R->text.len = 0;
         asr_tokenizer_decode(m->tok, t + segs[k].lo, segs[k].hi - segs[k].lo, &R->text);
@@ -277,11 +403,16 @@ static void split_and_emit(run_t *R, int seek, int segment_size, float avg_lp, f
             ivec_push(&R->all_tokens, t[i]);
         add_segment(s, seek, segs[k].start, segs[k].end, t + segs[k].lo, segs[k].hi - segs[k].lo,
                     R->text.data, R->text.len, R->temperature, avg_lp, cr, R->r.no_speech_prob);
+        if (w)
+            for (int i = segs[k].w_first; i < segs[k].w_first + segs[k].w_n; i++)
+                if (w[i].word[0])
+                    add_word(s, w[i].word, w[i].start, w[i].end, w[i].probability);
         if (R->p->segment_cb) {
             fix_pointers(s, s->n_segs - 1);
             R->p->segment_cb(&s->segs[s->n_segs - 1], R->p->segment_cb_user_data);
         }
     }
+    asr__words_free(w, nw);
 }
 
 static void build_prompt(run_t *R, int32_t lang_tok) {
@@ -427,6 +558,7 @@ asr_err_t asr_stream_transcribe(asr_stream_t *s, const float *pcm, size_t n_samp
         asr__dec_cross_kv(s);
         build_prompt(&R, lang_tok);
         float avg_lp = 0.0f, cr = 0.0f;
+        R.lang_tok = lang_tok;
         rc = decode_with_fallback(&R, &avg_lp, &cr);
         if (rc != ASR_OK) {
             snprintf(s->errmsg, sizeof s->errmsg, "%s",
