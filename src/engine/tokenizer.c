@@ -127,6 +127,8 @@ static bool str_eq(const asr_tokenizer_t *t, int32_t id, const char *s, size_t l
 }
 
 int32_t asr_tokenizer_token_to_id(const asr_tokenizer_t *t, const char *s, size_t len) {
+    if (!s)
+        return -1;
     uint32_t hash = hash_str(s, len);
     for (uint32_t h = hash & t->str_mask;; h = (h + 1) & t->str_mask) {
         const asr__tok_slot_t *slot = &t->str_index[h];
@@ -181,8 +183,10 @@ static asr_err_t vocab_add(const char *s, size_t len, void *user_data) {
             return ASR_ERR_NOMEM;
         t->str_off = off, v->cap = cap;
     }
-    if (v->pool_len + len + 1 > v->pool_cap) /* cannot happen: pool sized from the file */
+    if (v->pool_len + len + 1 > v->pool_cap) { /* cannot happen: the pool is sized from the file */
+        asr_errf(v->errbuf, v->errbuf_len, "vocabulary string pool overflow");
         return ASR_ERR_MODEL;
+    }
     memcpy(t->str_pool + v->pool_len, s, len);
     t->str_pool[v->pool_len + len] = 0;
     t->str_off[t->n_tokens++] = (uint32_t)v->pool_len;
@@ -532,8 +536,10 @@ asr_err_t asr_tokenizer_load_buffers(const char *vocab, size_t vocab_len, bool v
     if (!out || !vocab || !tok_json)
         return ASR_ERR_INVALID;
     asr_tokenizer_t *t = asr_calloc(1, sizeof *t);
-    if (!t)
+    if (!t) {
+        asr_errf(errbuf, errbuf_len, "out of memory loading the tokenizer");
         return ASR_ERR_NOMEM;
+    }
     asr_err_t err = load_vocab(t, vocab, vocab_len, vocab_is_json, errbuf, errbuf_len);
     if (err)
         goto fail;
