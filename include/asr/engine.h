@@ -2,10 +2,11 @@
  *
  * Objects:
  *   asr_model_t   immutable weights + tokenizer, shared read-only by any number of streams/threads.
- *   asr_stream_t  per-stream decoding state (scratch buffers, KV caches, results); one thread at a time.
+ *   asr_stream_t  per-stream decoding state (scratch buffers, KV caches, results); one thread at a
+ * time.
  *
- * Ownership: every pointer returned by a getter is borrowed and valid until the next mutating call on
- * the same object or its destroy. Every destroy function accepts NULL.
+ * Ownership: every pointer returned by a getter is borrowed and valid until the next mutating call
+ * on the same object or its destroy. Every destroy function accepts NULL.
  */
 #ifndef ASR_ENGINE_H
 #define ASR_ENGINE_H
@@ -46,10 +47,10 @@ typedef struct {
 /* One transcript segment. Strings and arrays are owned by the stream. */
 typedef struct {
     int id;
-    int seek;                /* mel frame (10 ms units) of the window start */
-    double start, end;       /* seconds */
-    const char *text;        /* UTF-8, leading space as Whisper emits it */
-    const int32_t *tokens;   /* [n_tokens] token ids including timestamps */
+    int seek;              /* mel frame (10 ms units) of the window start */
+    double start, end;     /* seconds */
+    const char *text;      /* UTF-8, leading space as Whisper emits it */
+    const int32_t *tokens; /* [n_tokens] token ids including timestamps */
     int n_tokens;
     float temperature;
     float avg_logprob;
@@ -66,11 +67,11 @@ typedef bool (*asr_abort_cb)(void *user_data);
 
 /* Voice activity detection parameters (Silero VAD, as faster-whisper's VadOptions). */
 typedef struct {
-    float threshold;            /* speech probability threshold, 0.5 */
-    int min_speech_ms;          /* drop speech shorter than this, 250 */
-    float max_speech_s;         /* split speech longer than this, 30 (capped at 30) */
-    int min_silence_ms;         /* silence needed to end speech, 2000 (faster-whisper) */
-    int speech_pad_ms;          /* padding added on each side, 400 */
+    float threshold;    /* speech probability threshold, 0.5 */
+    int min_speech_ms;  /* drop speech shorter than this, 250 */
+    float max_speech_s; /* split speech longer than this, 30 (capped at 30) */
+    int min_silence_ms; /* silence needed to end speech, 2000 (faster-whisper) */
+    int speech_pad_ms;  /* padding added on each side, 400 */
 } asr_vad_params_t;
 
 #define ASR_MAX_TEMPERATURES 8
@@ -139,6 +140,22 @@ ASR_API void asr_stream_destroy(asr_stream_t *stream);
  * results of the stream are discarded. */
 ASR_API asr_err_t asr_stream_transcribe(asr_stream_t *stream, const float *pcm, size_t n_samples,
                                         const asr_transcribe_params_t *params);
+
+/* A pull source of 16 kHz mono float PCM that can restart from the beginning. The engine reads a
+ * source more than once (a first pass finds the loudness maximum the front end normalises by, as
+ * the reference implementation does over the whole file), and holds at most ~31 s of samples, so
+ * memory does not grow with the audio's length. */
+typedef struct {
+    /* Reads up to n samples into buf; *n_read = 0 at the end. */
+    asr_err_t (*read)(void *user_data, float *buf, size_t n, size_t *n_read);
+    /* Restarts from the first sample. */
+    asr_err_t (*rewind)(void *user_data);
+    void *user_data;
+} asr_pcm_source_t;
+
+/* Transcribes a streamed source (borrowed during the call) in flat memory. */
+ASR_API asr_err_t asr_stream_transcribe_source(asr_stream_t *stream, const asr_pcm_source_t *src,
+                                               const asr_transcribe_params_t *params);
 
 ASR_API int asr_stream_n_segments(const asr_stream_t *stream);
 ASR_API const asr_segment_t *asr_stream_segment(const asr_stream_t *stream, int i);

@@ -141,3 +141,191 @@ void asr_format_write(const asr_stream_t *s, asr_format_t fmt, const char *task,
         break;
     }
 }
+
+/* ---- OpenAI API responses ---- */
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, min = 0x10000;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    unsigned cp = c & (0x7f >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+void asr_format_utf8_sanitize(const char *s, size_t len, asr_buf_t *out) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, run = 0;
+    while (i < len) {
+        size_t k = p[i] ? utf8_seq(p + i, len - i) : 0;
+        if (k) {
+            i += k;
+            run += k;
+            continue;
+        }
+        asr_buf_append(out, s + i - run, run);
+        asr_buf_puts(out, "\xef\xbf\xbd");
+        run = 0;
+        i++;
+    }
+    asr_buf_append(out, s + i - run, run);
+    if (!out->data)
+        asr_buf_puts(out, "");
+}
+
+static json_t *json_utf8(const char *s, size_t len) {
+    asr_buf_t b;
+    asr_buf_init(&b);
+    asr_format_utf8_sanitize(s, len, &b);
+    json_t *j = json_stringn(b.data, b.len);
+    asr_buf_free(&b);
+    return j;
+}
+
+long asr_format_usage_seconds(double duration) {
+    if (!(duration > 0))
+        return 0;
+    return (long)ceil(duration - 1e-6);
+}
+
+static json_t *usage_json(double duration) {
+    json_t *u = json_object();
+    json_object_set_new(u, "type", json_string("duration"));
+    json_object_set_new(u, "seconds", json_integer(asr_format_usage_seconds(duration)));
+    return u;
+}
+
+static json_t *segments_json(const asr_stream_t *s) {
+    json_t *segs = json_array();
+    for (int i = 0; i < asr_stream_n_segments(s); i++) {
+        const asr_segment_t *g = asr_stream_segment(s, i);
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_integer(g->id));
+        json_object_set_new(o, "seek", json_integer(g->seek));
+        json_object_set_new(o, "start", json_real(round2(g->start)));
+        json_object_set_new(o, "end", json_real(round2(g->end)));
+        json_object_set_new(o, "text", json_utf8(g->text, strlen(g->text)));
+        json_t *toks = json_array();
+        for (int k = 0; k < g->n_tokens; k++)
+            json_array_append_new(toks, json_integer(g->tokens[k]));
+        json_object_set_new(o, "tokens", toks);
+        json_object_set_new(o, "temperature", json_real(g->temperature));
+        json_object_set_new(o, "avg_logprob", json_real(g->avg_logprob));
+        json_object_set_new(o, "compression_ratio", json_real(g->compression_ratio));
+        json_object_set_new(o, "no_speech_prob", json_real(g->no_speech_prob));
+        json_array_append_new(segs, o);
+    }
+    return segs;
+}
+
+static json_t *words_json(const asr_stream_t *s) {
+    json_t *words = json_array();
+    for (int i = 0; i < asr_stream_n_segments(s); i++) {
+        for (int k = 0; k < asr_stream_n_words(s, i); k++) {
+            const asr_word_t *w = asr_stream_word(s, i, k);
+            asr_buf_t t;
+            asr_buf_init(&t);
+            append_stripped(&t, w->word ? w->word : "");
+            json_t *o = json_object();
+            json_object_set_new(o, "word", json_utf8(t.data ? t.data : "", t.len));
+            json_object_set_new(o, "start", json_real(round2(w->start)));
+            json_object_set_new(o, "end", json_real(round2(w->end)));
+            json_array_append_new(words, o);
+            asr_buf_free(&t);
+        }
+    }
+    return words;
+}
+
+static void write_api_json(const asr_stream_t *s, bool verbose, const asr_format_api_opts_t *o,
+                           asr_buf_t *out) {
+    asr_buf_t text;
+    asr_buf_init(&text);
+    full_text(s, &text);
+    json_t *root = json_object();
+    bool translate = o->task && !strcmp(o->task, "translate");
+    if (verbose) {
+        const char *code = asr_stream_language(s);
+        const char *name = translate ? "english" : asr_lang_name(code);
+        json_object_set_new(root, "task", json_string(translate ? "translate" : "transcribe"));
+        json_object_set_new(root, "language",
+                            json_utf8(name ? name : code, strlen(name ? name : code)));
+        json_object_set_new(root, "duration", json_real(round2(asr_stream_duration(s))));
+    }
+    json_object_set_new(root, "text", json_utf8(text.data ? text.data : "", text.len));
+    if (verbose && o->segments)
+        json_object_set_new(root, "segments", segments_json(s));
+    if (verbose && o->words)
+        json_object_set_new(root, "words", words_json(s));
+    if (o->usage)
+        json_object_set_new(root, "usage", usage_json(asr_stream_duration(s)));
+    char *js = json_dumps(root, JSON_REAL_PRECISION(8) | JSON_PRESERVE_ORDER);
+    asr_buf_puts(out, js);
+    asr_buf_puts(out, "\n");
+    free(js);
+    json_decref(root);
+    asr_buf_free(&text);
+}
+
+void asr_format_write_api(const asr_stream_t *s, asr_format_t fmt, const asr_format_api_opts_t *o,
+                          asr_buf_t *out) {
+    if (fmt == ASR_FMT_JSON || fmt == ASR_FMT_VERBOSE_JSON) {
+        write_api_json(s, fmt == ASR_FMT_VERBOSE_JSON, o, out);
+    } else if (fmt == ASR_FMT_TXT) {
+        asr_buf_t text;
+        asr_buf_init(&text);
+        full_text(s, &text);
+        asr_format_utf8_sanitize(text.data ? text.data : "", text.len, out);
+        asr_buf_puts(out, "\n");
+        asr_buf_free(&text);
+    } else {
+        asr_buf_t raw;
+        asr_buf_init(&raw);
+        asr_format_write(s, fmt, o->task, &raw);
+        asr_format_utf8_sanitize(raw.data ? raw.data : "", raw.len, out);
+        asr_buf_free(&raw);
+    }
+}
+
+static void sse_event(asr_buf_t *out, json_t *ev) {
+    char *js = json_dumps(ev, JSON_PRESERVE_ORDER | JSON_COMPACT);
+    asr_buf_puts(out, "data: ");
+    asr_buf_puts(out, js);
+    asr_buf_puts(out, "\n\n");
+    free(js);
+    json_decref(ev);
+}
+
+void asr_format_sse_delta(asr_buf_t *out, const char *text, size_t len) {
+    json_t *ev = json_object();
+    json_object_set_new(ev, "type", json_string("transcript.text.delta"));
+    json_object_set_new(ev, "delta", json_utf8(text, len));
+    sse_event(out, ev);
+}
+
+void asr_format_sse_done(asr_buf_t *out, const char *text, size_t len, double duration) {
+    json_t *ev = json_object();
+    json_object_set_new(ev, "type", json_string("transcript.text.done"));
+    json_object_set_new(ev, "text", json_utf8(text, len));
+    json_object_set_new(ev, "usage", usage_json(duration));
+    sse_event(out, ev);
+}

@@ -32,4 +32,21 @@ void asr_audio_close(asr_audio_reader_t *r);
 asr_err_t asr_audio_load(const char *path, float **out_pcm, size_t *out_n, char *errbuf,
                          size_t errbuf_len);
 
+
+
+/* A restartable file source for the engine's streamed transcription (asr_pcm_source_t in
+ * include/asr/engine.h): read and rewind callbacks over a reader that is reopened on rewind. */
+typedef struct {
+    char *path;
+    asr_audio_reader_t *r;
+    char errmsg[512];
+} asr_audio_file_source_t;
+
+/* Opens `path` (probing it, so a bad file fails here with a one-line reason). */
+asr_err_t asr_audio_file_source_open(asr_audio_file_source_t *fs, const char *path, char *errbuf,
+                                     size_t errbuf_len);
+/* Callbacks for asr_pcm_source_t; user_data is the asr_audio_file_source_t. */
+asr_err_t asr_audio_file_source_read(void *user_data, float *buf, size_t n, size_t *n_read);
+asr_err_t asr_audio_file_source_rewind(void *user_data);
+void asr_audio_file_source_close(asr_audio_file_source_t *fs);
 #endif

@@ -31,13 +31,14 @@ typedef struct {
 } tx_opts_t;
 
 static void tx_usage(FILE *f) {
-    fprintf(f,
-            "usage: asrd transcribe [--model NAME|DIR] [--language L] [--task transcribe|translate]\n"
-            "                       [--format txt|json|verbose_json|srt|vtt] [--threads N]\n"
-            "                       [--beam-size N] [--best-of N] [--patience P]\n"
-            "                       [--temperature T[,T...]] [--initial-prompt TEXT]\n"
-            "                       [--no-condition-on-previous-text] [--word-timestamps]\n"
-            "                       [--compute-type float32] FILE...\n");
+    fprintf(
+        f,
+        "usage: asrd transcribe [--model NAME|DIR] [--language L] [--task transcribe|translate]\n"
+        "                       [--format txt|json|verbose_json|srt|vtt] [--threads N]\n"
+        "                       [--beam-size N] [--best-of N] [--patience P]\n"
+        "                       [--temperature T[,T...]] [--initial-prompt TEXT]\n"
+        "                       [--no-condition-on-previous-text] [--word-timestamps]\n"
+        "                       [--compute-type float32] FILE...\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out) {
@@ -56,23 +57,22 @@ static void progress_cb(double f, void *ud) {
 }
 
 static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
-    static const struct option longs[] = {
-        {"model", required_argument, 0, 'm'},
-        {"language", required_argument, 0, 'l'},
-        {"task", required_argument, 0, 'k'},
-        {"format", required_argument, 0, 'f'},
-        {"threads", required_argument, 0, 't'},
-        {"beam-size", required_argument, 0, 'b'},
-        {"best-of", required_argument, 0, 'B'},
-        {"patience", required_argument, 0, 'P'},
-        {"temperature", required_argument, 0, 'T'},
-        {"initial-prompt", required_argument, 0, 'p'},
-        {"prompt", required_argument, 0, 'p'},
-        {"compute-type", required_argument, 0, 'c'},
-        {"no-condition-on-previous-text", no_argument, 0, 'N'},
-        {"word-timestamps", no_argument, 0, 'W'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option longs[] = {{"model", required_argument, 0, 'm'},
+                                          {"language", required_argument, 0, 'l'},
+                                          {"task", required_argument, 0, 'k'},
+                                          {"format", required_argument, 0, 'f'},
+                                          {"threads", required_argument, 0, 't'},
+                                          {"beam-size", required_argument, 0, 'b'},
+                                          {"best-of", required_argument, 0, 'B'},
+                                          {"patience", required_argument, 0, 'P'},
+                                          {"temperature", required_argument, 0, 'T'},
+                                          {"initial-prompt", required_argument, 0, 'p'},
+                                          {"prompt", required_argument, 0, 'p'},
+                                          {"compute-type", required_argument, 0, 'c'},
+                                          {"no-condition-on-previous-text", no_argument, 0, 'N'},
+                                          {"word-timestamps", no_argument, 0, 'W'},
+                                          {"help", no_argument, 0, 'h'},
+                                          {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->model = getenv("ASRD_MODEL") ? getenv("ASRD_MODEL") : "base";
     o->task = "transcribe";
@@ -137,8 +137,9 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
                 float t = strtof(q, &end);
                 if (end == q || !(t >= 0.0f && t <= 1.0f) ||
                     o->n_temperatures == ASR_MAX_TEMPERATURES || (*end && *end != ',')) {
-                    fprintf(stderr, "asrd: --temperature takes up to %d values from 0 to 1, "
-                                    "comma-separated\n",
+                    fprintf(stderr,
+                            "asrd: --temperature takes up to %d values from 0 to 1, "
+                            "comma-separated\n",
                             ASR_MAX_TEMPERATURES);
                     return 2;
                 }
@@ -238,17 +239,23 @@ int asr_cli_transcribe(int argc, char **argv) {
     asr_buf_init(&out);
     for (int i = optind; i < argc; i++) {
         const char *path = argv[i];
-        float *pcm = NULL;
-        size_t n = 0;
         char err[512] = "";
-        asr_err_t e = asr_audio_load(path, &pcm, &n, err, sizeof err);
+        asr_audio_file_source_t fs;
+        asr_err_t e = asr_audio_file_source_open(&fs, path, err, sizeof err);
         if (e != ASR_OK) {
             fprintf(stderr, "asrd: %s\n", err[0] ? err : asr_strerror(e));
             failed = 1;
             continue;
         }
-        e = asr_stream_transcribe(s, pcm, n, &tp);
-        free(pcm);
+        asr_pcm_source_t src = {asr_audio_file_source_read, asr_audio_file_source_rewind, &fs};
+        e = asr_stream_transcribe_source(s, &src, &tp);
+        if (e != ASR_OK && fs.errmsg[0]) {
+            fprintf(stderr, "asrd: %s\n", fs.errmsg);
+            asr_audio_file_source_close(&fs);
+            failed = 1;
+            continue;
+        }
+        asr_audio_file_source_close(&fs);
         if (tp.progress_cb)
             fprintf(stderr, "\r       \r");
         if (e != ASR_OK) {
@@ -319,7 +326,8 @@ int asr_cli_debug(int argc, char **argv) {
         int size = n_frames - 1 < 3000 ? n_frames - 1 : 3000;
         float *win = asr_xcalloc((size_t)info->n_mels * 3000, sizeof(float));
         for (int c = 0; c < info->n_mels; c++)
-            memcpy(win + (size_t)c * 3000, mel + (size_t)c * n_frames, (size_t)size * sizeof(float));
+            memcpy(win + (size_t)c * 3000, mel + (size_t)c * n_frames,
+                   (size_t)size * sizeof(float));
         asr_stream_t *s = NULL;
         const float *enc = NULL;
         if (asr_stream_create(m, &s) == ASR_OK && asr_stream_encode(s, win, &enc) == ASR_OK)

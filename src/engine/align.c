@@ -97,8 +97,11 @@ static int utf8_state(const unsigned char *b, size_t n) {
     size_t i = 0;
     while (i < n) {
         unsigned c = b[i];
-        size_t need = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2
-                                 : (c & 0xF8) == 0xF0 ? 3 : 9;
+        size_t need = c < 0x80             ? 0
+                      : (c & 0xE0) == 0xC0 ? 1
+                      : (c & 0xF0) == 0xE0 ? 2
+                      : (c & 0xF8) == 0xF0 ? 3
+                                           : 9;
         if (need == 9)
             return -1;
         for (size_t k = 1; k <= need; k++) {
@@ -138,9 +141,9 @@ static int split_words(const asr_model_t *m, const int32_t *toks, int n, const c
     int n_out = 0, cur_first = 0, cur_n = 0;
     asr_buf_t cur;
     asr_buf_init(&cur);
-    int by_unicode_only = lang && (!strcmp(lang, "zh") || !strcmp(lang, "ja") ||
-                                   !strcmp(lang, "th") || !strcmp(lang, "lo") ||
-                                   !strcmp(lang, "my") || !strcmp(lang, "yue"));
+    int by_unicode_only =
+        lang && (!strcmp(lang, "zh") || !strcmp(lang, "ja") || !strcmp(lang, "th") ||
+                 !strcmp(lang, "lo") || !strcmp(lang, "my") || !strcmp(lang, "yue"));
     for (int i = 0; i < n; i++) {
         if (cur_n == 0)
             cur_first = i;
@@ -154,8 +157,8 @@ static int split_words(const asr_model_t *m, const int32_t *toks, int n, const c
             if (b)
                 asr_buf_append(&cur, b, len);
         }
-        int st = special ? 1 : utf8_state((const unsigned char *)(cur.data ? cur.data : ""),
-                                          cur.len);
+        int st =
+            special ? 1 : utf8_state((const unsigned char *)(cur.data ? cur.data : ""), cur.len);
         if (st == 0 && i + 1 < n)
             continue; /* incomplete character: wait for the next token */
         asr_buf_t text;
@@ -166,8 +169,8 @@ static int split_words(const asr_model_t *m, const int32_t *toks, int n, const c
             asr_buf_append(&text, cur.data ? cur.data : "", cur.len);
         }
         const char *w = text.data ? text.data : "";
-        int starts_new = by_unicode_only || special || w[0] == ' ' || is_punct_ascii(w) ||
-                         n_out == 0;
+        int starts_new =
+            by_unicode_only || special || w[0] == ' ' || is_punct_ascii(w) || n_out == 0;
         if (starts_new) {
             out[n_out].text = text;
             out[n_out].first_token = cur_first;
@@ -272,10 +275,9 @@ static void postprocess_heads(asr_stream_t *s, int rows, int frames, float *weig
     free(tmp);
 }
 
-asr_err_t asr__align_words(asr_stream_t *s, const int32_t *sot_seq, int n_sot,
-                           const int32_t *text, int n_text, int num_frames, const char *lang,
-                           asr_word_timing_t **out, int *n_out, double *median_duration,
-                           double *max_duration) {
+asr_err_t asr__align_words(asr_stream_t *s, const int32_t *sot_seq, int n_sot, const int32_t *text,
+                           int n_text, int num_frames, const char *lang, asr_word_timing_t **out,
+                           int *n_out, double *median_duration, double *max_duration) {
     const asr_model_t *m = s->m;
     *out = NULL;
     *n_out = 0;

@@ -149,8 +149,7 @@ void asr__dec_logits_row(asr_stream_t *s, int row) {
     const float *x = row != 0 ? s->dh + (size_t)(s->m->info.n_text_ctx - 1) * d : s->dx;
     const asr_model_t *m = s->m;
     asr_nn_layer_norm(NULL, x, s->dh, 1, d, m->dec_ln.gamma, m->dec_ln.beta, 1e-5f);
-    asr_nn_linear(s->dh, d, m->tok_emb, d, NULL, s->logits, m->info.n_vocab, 1, m->info.n_vocab,
-                  d);
+    asr_nn_linear(s->dh, d, m->tok_emb, d, NULL, s->logits, m->info.n_vocab, 1, m->info.n_vocab, d);
 }
 
 void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int logits_row) {

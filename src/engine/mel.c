@@ -3,9 +3,12 @@
  *
  * Invariants: an asr_mel_t is immutable after asr_mel_create; asr_mel_compute allocates only the
  * output (checked) and keeps every per-frame buffer on the worker's stack, so the per-frame path
- * never allocates. The filterbank is stored sparsely (each Slaney triangle spans a few bins), as
- * one contiguous run of float32 weights per band; skipping the zero weights of the dense matrix
- * changes no float sum.
+ * never allocates. asr_mel_compute (whole signal, optionally threaded) and asr_mel_log_frames
+ * (a range of frames from a chunk of samples, for streaming) run the same per-frame code
+ * (mel_job_run) and the same normalisation (asr_mel_normalize), so streamed frames are
+ * bit-identical to the whole-file result. The filterbank is stored sparsely (each Slaney triangle
+ * spans a few bins), as one contiguous run of float32 weights per band; skipping the zero weights
+ * of the dense matrix changes no float sum.
  */
 #include "engine/mel.h"
 
@@ -164,18 +167,24 @@ int asr_mel_n_mels(const asr_mel_t *m) { return m->n_mels; }
 
 size_t asr_mel_n_frames(size_t n_samples) { return n_samples / ASR_MEL_HOP + 1; }
 
-/* One worker's share: frames [f0, f1). Writes log10(max(mel, 1e-10)) into out and its max. */
+/* Frames [f0, f1) of one signal, computed from the samples x[x_start, x_end) the caller holds
+ * (all of them for asr_mel_compute, a chunk for asr_mel_log_frames). Writes log10(max(mel, 1e-10))
+ * of frame f to out[b * ld + (f - f0)] and the maximum value written to vmax. Both entry points
+ * run this same code, so a frame's values do not depend on which call computed it nor on how
+ * frames are grouped into vector lanes (every stage is lane-wise). */
 typedef struct {
     const asr_mel_t *m;
-    const float *pcm;
-    long long n_samples; /* L */
-    int n_frames;        /* row stride of out */
+    const float *x;      /* x[i] of the signal is x[i - x_start], for i in [x_start, x_end) */
+    long long x_start;   /* first sample held */
+    long long x_end;     /* one past the last sample held */
+    long long n_samples; /* L: the whole signal's length, which fixes the end padding */
     int f0, f1;
-    float *out;
+    float *out; /* column of frame f0; rows n_mels at stride ld */
+    size_t ld;
     float vmax;
 } mel_job_t;
 
-/* Index into y = pcm ++ zeros(160) (length ly) of padded-signal position i (relative to y[0]),
+/* Index into y = x ++ zeros(160) (length ly) of padded-signal position i (relative to y[0]),
  * with numpy reflect padding, which is periodic with period 2*(ly-1). ly >= 160 here. */
 static long long reflect_index(long long i, long long ly) {
     const long long period = 2 * (ly - 1);
@@ -186,14 +195,15 @@ static long long reflect_index(long long i, long long ly) {
 }
 
 /* Fills lane l of frame[] with frame f + l (l < n_lanes) times the window; other lanes are 0.
- * The product is rounded to float32, as numpy's frames * float32 window. */
+ * The product is rounded to float32, as numpy's frames * float32 window. Every x[i] read here
+ * lies in asr_mel_frames_need's range, which the caller's samples cover. */
 static void load_frames(const mel_job_t *j, int f, int n_lanes, V *frame) {
     const float *w = j->m->window;
     const long long L = j->n_samples, ly = L + MEL_TAIL;
     const long long i0 = (long long)f * ASR_MEL_HOP - MEL_PAD;
     if (n_lanes == LANES && i0 >= 0 && i0 + (LANES - 1) * ASR_MEL_HOP + ASR_MEL_N_FFT <= L) {
         /* Common case: every lane lies inside the signal. */
-        const float *x = j->pcm + i0;
+        const float *x = j->x + (i0 - j->x_start);
         for (int n = 0; n < ASR_MEL_N_FFT; n++) {
             const V v = {x[n], x[n + ASR_MEL_HOP], x[n + 2 * ASR_MEL_HOP], x[n + 3 * ASR_MEL_HOP]};
             frame[n] = v * w[n];
@@ -208,7 +218,12 @@ static void load_frames(const mel_job_t *j, int f, int n_lanes, V *frame) {
             long long i = l0 + n;
             if (i < 0 || i >= ly)
                 i = reflect_index(i, ly);
-            frame[n][l] = (i < L ? j->pcm[i] : 0.0f) * w[n];
+            float s = 0.0f;
+            if (i < L) {
+                ASR_ASSERT(i >= j->x_start && i < j->x_end);
+                s = j->x[i - j->x_start];
+            }
+            frame[n][l] = s * w[n];
         }
     }
 }
@@ -271,7 +286,7 @@ static void *mel_job_run(void *arg) {
                     power[k][g * ASR__FFT_LANES + l] = (float)p[l];
             }
         }
-        float *col = j->out + f;
+        float *col = j->out + (f - j->f0);
         for (int b = 0; b < m->n_mels; b++) {
             const float *wt = m->weights + m->band_off[b];
             const V *pw = power + m->band_lo[b];
@@ -280,7 +295,7 @@ static void *mel_job_run(void *arg) {
             for (int k = 0; k < len; k++)
                 acc += wt[k] * pw[k];
             log10_clamped(&acc, &v);
-            float *dst = col + (size_t)b * j->n_frames;
+            float *dst = col + (size_t)b * j->ld;
             if (n_lanes == LANES) {
                 memcpy(dst, &v, sizeof v);
                 const VI gt = v > vmaxv;
@@ -299,6 +314,84 @@ static void *mel_job_run(void *arg) {
     return NULL;
 }
 
+/* Largest n_total accepted: reflect_index's period 2 * (L + 159) must fit a long long. */
+#define MEL_MAX_SAMPLES ((size_t)LLONG_MAX / 2 - MEL_TAIL)
+
+void asr_mel_frames_need(size_t n_total, int f0, int f1, size_t *lo, size_t *hi) {
+    /* Frame f reads y[160f - 200, 160f + 200), y = x ++ zeros(160). Positions below 0 reflect to
+     * y[1..200] (x[1..200] when n_total > 200; frame 0 reaches x[200], one past its direct
+     * reads). Positions past the end of y reflect into y's zero tail, never into x (for
+     * f <= n_total / 160 they land at y[>= n_total + 119]). For n_total <= 40 the reflection wraps
+     * around y repeatedly, but then frame 0 is the only frame and it reads all of x directly. */
+    unsigned long long a, b;
+    if (f0 < 0)
+        f0 = 0;
+    a = (unsigned long long)f0 * ASR_MEL_HOP;
+    a = a > MEL_PAD ? a - MEL_PAD : 0;
+    if (f1 <= f0) {
+        b = a;
+    } else {
+        b = (unsigned long long)(f1 - 1) * ASR_MEL_HOP + MEL_PAD;
+        if (f0 == 0 && b < MEL_PAD + 1)
+            b = MEL_PAD + 1;
+    }
+    if (a > n_total)
+        a = n_total;
+    if (b > n_total)
+        b = n_total;
+    if (lo)
+        *lo = (size_t)a;
+    if (hi)
+        *hi = (size_t)b;
+}
+
+asr_err_t asr_mel_log_frames(const asr_mel_t *m, const float *chunk, size_t chunk_start,
+                             size_t chunk_len, size_t n_total, int f0, int f1, float *out, int ld,
+                             float *max_out) {
+    if (max_out)
+        *max_out = -INFINITY;
+    if (!m || f0 < 0 || f1 < f0 || n_total > MEL_MAX_SAMPLES ||
+        (size_t)f1 > asr_mel_n_frames(n_total))
+        return ASR_ERR_INVALID;
+    if (f0 == f1)
+        return ASR_OK;
+    if (!out || ld < f1 - f0)
+        return ASR_ERR_INVALID;
+    size_t lo, hi;
+    asr_mel_frames_need(n_total, f0, f1, &lo, &hi);
+    if (lo < hi && (!chunk || chunk_start > lo || chunk_len > SIZE_MAX - chunk_start ||
+                    chunk_start + chunk_len < hi))
+        return ASR_ERR_INVALID;
+    mel_job_t job = {.m = m,
+                     .x = chunk,
+                     .x_start = (long long)lo,
+                     .x_end = (long long)hi,
+                     .n_samples = (long long)n_total,
+                     .f0 = f0,
+                     .f1 = f1,
+                     .out = out,
+                     .ld = (size_t)ld,
+                     .vmax = -INFINITY};
+    if (lo < hi)
+        job.x = chunk + (lo - chunk_start); /* so x[i] is job.x[i - lo] */
+    mel_job_run(&job);
+    if (max_out)
+        *max_out = job.vmax;
+    return ASR_OK;
+}
+
+void asr_mel_normalize(float *x, int n_mels, int n, int ld, float gmax) {
+    /* float32 like numpy: floor = max - 8.0, then (v + 4) / 4 (the division by 4 is exact). */
+    const float floor_v = gmax - 8.0f;
+    for (int b = 0; b < n_mels; b++) {
+        float *row = x + (size_t)b * (size_t)ld;
+        for (int i = 0; i < n; i++) {
+            const float v = row[i] > floor_v ? row[i] : floor_v;
+            row[i] = (v + 4.0f) * 0.25f;
+        }
+    }
+}
+
 asr_err_t asr_mel_compute(const asr_mel_t *m, const float *pcm, size_t n_samples, int n_threads,
                           float **out, int *n_frames) {
     if (out)
@@ -308,7 +401,7 @@ asr_err_t asr_mel_compute(const asr_mel_t *m, const float *pcm, size_t n_samples
     if (!m || !out || !n_frames || (!pcm && n_samples))
         return ASR_ERR_INVALID;
     const size_t nf = asr_mel_n_frames(n_samples);
-    if (nf > (size_t)INT_MAX || n_samples > (size_t)LLONG_MAX / 2 - MEL_TAIL)
+    if (nf > (size_t)INT_MAX || n_samples > MEL_MAX_SAMPLES)
         return ASR_ERR_INVALID;
     if ((size_t)m->n_mels > SIZE_MAX / sizeof(float) / nf)
         return ASR_ERR_NOMEM;
@@ -323,17 +416,22 @@ asr_err_t asr_mel_compute(const asr_mel_t *m, const float *pcm, size_t n_samples
         n_jobs =
             (int)(nf / MEL_MIN_FRAMES_PER_THREAD) > 1 ? (int)(nf / MEL_MIN_FRAMES_PER_THREAD) : 1;
 
+    /* Each job is what asr_mel_log_frames(m, pcm, 0, n_samples, n_samples, f0, f1, mel + f0, nf)
+     * runs; the arguments are valid by construction, so it is called directly. */
     mel_job_t jobs[MEL_MAX_THREADS];
     pthread_t tids[MEL_MAX_THREADS];
     bool started[MEL_MAX_THREADS];
     for (int t = 0; t < n_jobs; t++) {
+        const int f0 = (int)(nf * (size_t)t / (size_t)n_jobs);
         jobs[t] = (mel_job_t){.m = m,
-                              .pcm = pcm,
+                              .x = pcm,
+                              .x_start = 0,
+                              .x_end = (long long)n_samples,
                               .n_samples = (long long)n_samples,
-                              .n_frames = (int)nf,
-                              .f0 = (int)(nf * (size_t)t / (size_t)n_jobs),
+                              .f0 = f0,
                               .f1 = (int)(nf * (size_t)(t + 1) / (size_t)n_jobs),
-                              .out = mel,
+                              .out = mel + f0,
+                              .ld = nf,
                               .vmax = -INFINITY};
         /* Job 0 runs on the calling thread; a thread that fails to start runs there too. */
         started[t] = t > 0 && pthread_create(&tids[t], NULL, mel_job_run, &jobs[t]) == 0;
@@ -350,13 +448,7 @@ asr_err_t asr_mel_compute(const asr_mel_t *m, const float *pcm, size_t n_samples
             vmax = jobs[t].vmax;
     }
 
-    /* float32 like numpy: floor = max - 8.0, then (v + 4) / 4 (the division by 4 is exact). */
-    const float floor_v = vmax - 8.0f;
-    const size_t n_total = (size_t)m->n_mels * nf;
-    for (size_t i = 0; i < n_total; i++) {
-        float v = mel[i] > floor_v ? mel[i] : floor_v;
-        mel[i] = (v + 4.0f) * 0.25f;
-    }
+    asr_mel_normalize(mel, m->n_mels, (int)nf, (int)nf, vmax);
     *out = mel;
     *n_frames = (int)nf;
     return ASR_OK;

@@ -84,9 +84,69 @@ size_t asr_mel_n_frames(size_t n_samples);
  * ASR_ERR_NOMEM if the output cannot be allocated (checked allocation). On error *out is NULL.
  * Speed: ~5 ms of CPU for 30 s of audio on one x86-64 core (SSE2 baseline build).
  * Each worker (the caller included) uses about 42 KB of stack; nothing else is allocated.
- * Thread-safe: m is only read. */
+ * The whole signal must be in memory; to stream it, see asr_mel_log_frames below, which gives
+ * the same values. Thread-safe: m is only read. */
 asr_err_t asr_mel_compute(const asr_mel_t *m, const float *pcm, size_t n_samples, int n_threads,
                           float **out, int *n_frames);
+
+/* ---- Streaming: the same frames from a bounded window of samples ----
+ *
+ * asr_mel_compute = asr_mel_log_frames over all frames, then asr_mel_normalize with the global
+ * maximum. A caller that cannot hold the whole signal streams it twice: pass 1 computes every
+ * frame's raw values once (in any grouping) to get gmax = the maximum of all *max_out and
+ * n_total; pass 2 recomputes any frame range from just the samples asr_mel_frames_need names and
+ * normalises it with gmax. Every value equals asr_mel_compute's bit for bit (same code, same
+ * float32 operations; each frame is computed independently of the frames computed with it).
+ *
+ * Sample-range rule. Frame f reads padded[160f, 160f + 400), i.e. y[160f - 200, 160f + 200) with
+ * y = x ++ zeros(160). Hence frames [f0, f1), f0 < f1, read exactly the original samples
+ *     lo = max(0, 160*f0 - 200)
+ *     hi = 160*(f1 - 1) + 200, except 201 when f0 == 0 and f1 == 1
+ * both then clipped to n_total (lo = min(lo, n_total), hi = min(hi, n_total)); every sample of
+ * [lo, hi) is read by some frame. Why:
+ *   - Start: positions y[-200..-1] (frames 0 and 1 only) reflect to y[200..1], i.e. x[1..200]
+ *     for frame 0 and x[1..40] for frame 1. These lie inside the frames' direct reads except
+ *     x[200] for frame 0 alone, hence the 201.
+ *   - End: positions past the end of y (frames with 160f + 200 > n_total + 160) reflect to
+ *     y[n_total + 119 .. n_total + 158], all inside the zero padding: no original sample beyond
+ *     the direct reads, which are clipped at n_total.
+ *   - n_total <= 40 (pad longer than y, reflection wraps around y repeatedly): frame 0 is the
+ *     only frame and the range is [0, n_total), the whole signal, which the formula gives too.
+ * Dependence on n_total: frame f's values are the same for every n_total >= 160f + 200 (>= 201
+ * for f = 0), i.e. >= asr_mel_frames_need(SIZE_MAX, f, f + 1, ...)'s hi, because it then reads
+ * only x samples. So pass 1 may compute such frames before the end of the input is known by
+ * passing any n_total >= the samples read so far (e.g. a huge placeholder); only the last
+ * couple of frames have to wait for the true n_total. */
+
+/* Which original samples frames [f0, f1) read: [*lo, *hi), by the rule above (clipped to
+ * [0, n_total]). f0 < 0 is treated as 0. For f1 <= f0 the range is empty: *lo = *hi =
+ * min(max(0, 160*f0 - 200), n_total). lo and hi may be NULL. Pure function, thread-safe. */
+void asr_mel_frames_need(size_t n_total, int f0, int f1, size_t *lo, size_t *hi);
+
+/* Raw log10(max(mel, 1e-10)) (before the global clamp and (x+4)/4) of frames [f0, f1) of a signal
+ * of n_total samples, exactly as asr_mel_compute computes them before normalising.
+ *   chunk        original samples x[chunk_start, chunk_start + chunk_len), borrowed during the
+ *                call. Must cover asr_mel_frames_need(n_total, f0, f1)'s [lo, hi), i.e.
+ *                chunk_start <= lo and chunk_start + chunk_len >= hi; samples outside [lo, hi)
+ *                are not read. May be NULL when that range is empty (n_total == 0 or f0 == f1).
+ *   n_total      length of the whole signal (fixes the end padding); see "Dependence on n_total"
+ *                above for computing interior frames before it is known. <= LLONG_MAX/2 - 160.
+ *   f0, f1       0 <= f0 <= f1 <= asr_mel_n_frames(n_total).
+ *   out          out[b * ld + (f - f0)] for band b < n_mels, f in [f0, f1); caller's buffer,
+ *                nothing else in it is touched. ld >= f1 - f0. May be NULL when f0 == f1.
+ *   max_out      if not NULL: the maximum value written, -inf when f0 == f1 (also on error).
+ * Returns ASR_OK, or ASR_ERR_INVALID (nothing written) for a NULL m, a bad frame range or ld, or
+ * a chunk that does not cover the needed samples. Samples must be finite, as for
+ * asr_mel_compute. Runs on the calling thread with about 42 KB of stack; no allocation.
+ * Thread-safe: m is only read. */
+asr_err_t asr_mel_log_frames(const asr_mel_t *m, const float *chunk, size_t chunk_start,
+                             size_t chunk_len, size_t n_total, int f0, int f1, float *out, int ld,
+                             float *max_out);
+
+/* In place, for each of n_mels rows of n columns at row stride ld (x[b * ld + i]):
+ * v = max(v, gmax - 8); v = (v + 4) / 4 in float32, the same operations asr_mel_compute applies
+ * (gmax = the maximum raw value over the whole signal). x is the caller's; thread-safe. */
+void asr_mel_normalize(float *x, int n_mels, int n, int ld, float gmax);
 
 /* Copies frames [start, start+3000) of mel (n_frames total) into window[n_mels][3000],
  * zero-filling past the end, as faster-whisper pads each segment (pad_or_trim with zeros).

@@ -9,6 +9,7 @@
 #include "engine/engine_int.h"
 #include "engine/search.h"
 #include "engine/align.h"
+#include "engine/frames.h"
 
 #define MAX_CTX_PROMPT 223 /* n_text_ctx/2 - 1 previous tokens */
 
@@ -210,9 +211,8 @@ const char *asr_stream_errmsg(const asr_stream_t *s) { return s->errmsg; }
 
 /* ---- language ---- */
 
-static int32_t detect_language(asr_stream_t *s, const float *mel, int n_frames, float *win) {
+static int32_t detect_language(asr_stream_t *s, const float *win) {
     const asr_model_t *m = s->m;
-    asr_mel_window(mel, m->info.n_mels, n_frames, 0, win);
     asr__encode(s, win);
     asr__dec_cross_kv(s);
     int32_t sot = m->sp.sot;
@@ -238,7 +238,7 @@ typedef struct {
     asr_stream_t *s;
     const asr_transcribe_params_t *p;
     asr_buf_t text;
-    ivec_t all_tokens, prompt;
+    ivec_t all_tokens, prompt, hotwords;
     asr_search_result_t r, cand;
     float temperature;
     int prompt_reset_since;
@@ -420,8 +420,13 @@ static void build_prompt(run_t *R, int32_t lang_tok) {
     const asr_special_tokens_t *sp = &m->sp;
     R->prompt.n = 0;
     int n_prev = R->all_tokens.n - R->prompt_reset_since;
-    if (n_prev > 0) {
+    if (n_prev > 0 || R->hotwords.n > 0) {
         ivec_push(&R->prompt, sp->sot_prev);
+        int n_hot = R->hotwords.n < MAX_CTX_PROMPT ? R->hotwords.n : MAX_CTX_PROMPT;
+        for (int i = 0; i < n_hot; i++)
+            ivec_push(&R->prompt, R->hotwords.v[i]);
+    }
+    if (n_prev > 0) {
         int from =
             n_prev > MAX_CTX_PROMPT ? R->all_tokens.n - MAX_CTX_PROMPT : R->prompt_reset_since;
         for (int i = from; i < R->all_tokens.n; i++)
@@ -484,28 +489,85 @@ static asr_err_t decode_with_fallback(run_t *R, float *avg_out, float *cr_out) {
     return ASR_OK;
 }
 
+typedef struct {
+    const float *pcm;
+    size_t n, pos;
+} mem_source_t;
+
+static asr_err_t mem_read(void *ud, float *buf, size_t n, size_t *n_read) {
+    mem_source_t *ms = ud;
+    size_t k = ms->n - ms->pos < n ? ms->n - ms->pos : n;
+    if (k)
+        memcpy(buf, ms->pcm + ms->pos, k * sizeof(float));
+    ms->pos += k;
+    *n_read = k;
+    return ASR_OK;
+}
+
+static asr_err_t mem_rewind(void *ud) {
+    ((mem_source_t *)ud)->pos = 0;
+    return ASR_OK;
+}
+
 asr_err_t asr_stream_transcribe(asr_stream_t *s, const float *pcm, size_t n_samples,
                                 const asr_transcribe_params_t *params) {
+    mem_source_t ms = {pcm, pcm ? n_samples : 0, 0};
+    asr_pcm_source_t src = {mem_read, mem_rewind, &ms};
+    return asr_stream_transcribe_source(s, &src, params);
+}
+
+static asr_err_t set_language(asr_stream_t *s, const asr_transcribe_params_t *p, asr_frames_t *fr,
+                              float *win, int32_t *lang_tok) {
+    const asr_model_t *m = s->m;
+    *lang_tok = -1;
+    if (!m->sp.multilingual) {
+        snprintf(s->language, sizeof s->language, "en");
+        s->language_prob = 1.0f;
+    } else if (p->language && *p->language) {
+        *lang_tok = asr_tokenizer_lang_token(m->tok, p->language);
+        if (*lang_tok < 0) {
+            snprintf(s->errmsg, sizeof s->errmsg, "unknown language '%s'", p->language);
+            return ASR_ERR_INVALID;
+        }
+        snprintf(s->language, sizeof s->language, "%s", asr_tokenizer_lang_code(m->tok, *lang_tok));
+        s->language_prob = 1.0f;
+    } else {
+        asr_err_t rc = asr__frames_window(fr, 0, 3000, win);
+        if (rc != ASR_OK)
+            return rc;
+        *lang_tok = detect_language(s, win);
+        const char *code = asr_tokenizer_lang_code(m->tok, *lang_tok);
+        snprintf(s->language, sizeof s->language, "%s", code ? code : "en");
+    }
+    return ASR_OK;
+}
+
+static void encode_text(const asr_model_t *m, const char *text, ivec_t *out) {
+    size_t n;
+    const char *t = strip(text, strlen(text), &n);
+    asr_buf_t b;
+    asr_buf_init(&b);
+    asr_buf_puts(&b, " ");
+    asr_buf_append(&b, t, n);
+    int32_t *ids = NULL;
+    int n_ids = 0;
+    if (asr_tokenizer_encode(m->tok, b.data, &ids, &n_ids) == ASR_OK)
+        for (int i = 0; i < n_ids; i++)
+            ivec_push(out, ids[i]);
+    free(ids);
+    asr_buf_free(&b);
+}
+
+asr_err_t asr_stream_transcribe_source(asr_stream_t *s, const asr_pcm_source_t *src,
+                                       const asr_transcribe_params_t *params) {
     const asr_model_t *m = s->m;
     asr_transcribe_params_t p = params ? *params : asr_transcribe_default_params();
     results_reset(s);
-    s->duration = (double)n_samples / 16000.0;
+    s->duration = 0.0;
     if (p.n_threads > 0 && p.n_threads != s->n_threads) {
         asr_pool_destroy(s->pool);
         s->pool = asr_pool_create(p.n_threads);
         s->n_threads = p.n_threads;
-    }
-    float *mel = NULL, *win = NULL;
-    int n_frames = 0;
-    asr_err_t rc = asr_mel_compute(m->mel, pcm, n_samples, s->n_threads, &mel, &n_frames);
-    if (rc != ASR_OK) {
-        snprintf(s->errmsg, sizeof s->errmsg, "log-mel failed: %s", asr_strerror(rc));
-        return rc;
-    }
-    win = asr_malloc_aligned((size_t)m->info.n_mels * 3000 * sizeof(float));
-    if (!win) {
-        free(mel);
-        return ASR_ERR_NOMEM;
     }
     if (p.n_temperatures <= 0) {
         p.temperatures[0] = p.temperature;
@@ -513,52 +575,48 @@ asr_err_t asr_stream_transcribe(asr_stream_t *s, const float *pcm, size_t n_samp
     }
     if (p.n_temperatures > ASR_MAX_TEMPERATURES)
         p.n_temperatures = ASR_MAX_TEMPERATURES;
+    asr_frames_t fr;
+    float *win = asr_malloc_aligned((size_t)m->info.n_mels * 3000 * sizeof(float));
+    asr_err_t rc = asr__frames_init(&fr, m->mel, src);
+    if (!win || rc != ASR_OK) {
+        asr_free_aligned(win);
+        if (rc == ASR_OK)
+            asr__frames_free(&fr);
+        snprintf(s->errmsg, sizeof s->errmsg, "out of memory");
+        return ASR_ERR_NOMEM;
+    }
     run_t R = {.s = s, .p = &p, .rng = p.seed ? p.seed : 0x5eed};
     asr_buf_init(&R.text);
-    int32_t lang_tok = -1;
-    if (!m->sp.multilingual) {
-        snprintf(s->language, sizeof s->language, "en");
-        s->language_prob = 1.0f;
-    } else if (p.language && *p.language) {
-        lang_tok = asr_tokenizer_lang_token(m->tok, p.language);
-        if (lang_tok < 0) {
-            snprintf(s->errmsg, sizeof s->errmsg, "unknown language '%s'", p.language);
-            rc = ASR_ERR_INVALID;
-            goto done;
-        }
-        snprintf(s->language, sizeof s->language, "%s", asr_tokenizer_lang_code(m->tok, lang_tok));
-        s->language_prob = 1.0f;
-    } else {
-        lang_tok = detect_language(s, mel, n_frames, win);
-        const char *code = asr_tokenizer_lang_code(m->tok, lang_tok);
-        snprintf(s->language, sizeof s->language, "%s", code ? code : "en");
+    rc = asr__frames_scan(&fr);
+    if (rc == ASR_OK)
+        rc = asr__frames_rewind(&fr);
+    if (rc != ASR_OK) {
+        snprintf(s->errmsg, sizeof s->errmsg, "reading audio failed: %s", asr_strerror(rc));
+        goto done;
     }
-    if (p.initial_prompt && *p.initial_prompt) {
-        size_t n;
-        const char *t = strip(p.initial_prompt, strlen(p.initial_prompt), &n);
-        asr_buf_t b;
-        asr_buf_init(&b);
-        asr_buf_puts(&b, " ");
-        asr_buf_append(&b, t, n);
-        int32_t *ids = NULL;
-        int n_ids = 0;
-        if (asr_tokenizer_encode(m->tok, b.data, &ids, &n_ids) == ASR_OK) {
-            for (int i = 0; i < n_ids; i++)
-                ivec_push(&R.all_tokens, ids[i]);
-        }
-        free(ids);
-        asr_buf_free(&b);
-    }
-    int content_frames = n_frames - 1;
+    s->duration = (double)fr.n_total / 16000.0;
+    int32_t lang_tok;
+    rc = set_language(s, &p, &fr, win, &lang_tok);
+    if (rc != ASR_OK)
+        goto done;
+    R.lang_tok = lang_tok;
+    if (p.initial_prompt && *p.initial_prompt)
+        encode_text(m, p.initial_prompt, &R.all_tokens);
+    if (p.hotwords && *p.hotwords)
+        encode_text(m, p.hotwords, &R.hotwords);
+    int content_frames = fr.n_frames - 1;
     int seek = 0;
     while (seek < content_frames) {
         int segment_size = content_frames - seek < 3000 ? content_frames - seek : 3000;
-        asr_mel_window_n(mel, m->info.n_mels, n_frames, seek, segment_size, win);
+        rc = asr__frames_window(&fr, seek, segment_size, win);
+        if (rc != ASR_OK) {
+            snprintf(s->errmsg, sizeof s->errmsg, "reading audio failed: %s", asr_strerror(rc));
+            goto done;
+        }
         asr__encode(s, win);
         asr__dec_cross_kv(s);
         build_prompt(&R, lang_tok);
         float avg_lp = 0.0f, cr = 0.0f;
-        R.lang_tok = lang_tok;
         rc = decode_with_fallback(&R, &avg_lp, &cr);
         if (rc != ASR_OK) {
             snprintf(s->errmsg, sizeof s->errmsg, "%s",
@@ -570,7 +628,7 @@ asr_err_t asr_stream_transcribe(asr_stream_t *s, const float *pcm, size_t n_samp
         } else {
             int next = seek;
             split_and_emit(&R, seek, segment_size, avg_lp, cr, &next);
-            seek = next;
+            seek = next > seek ? next : seek + segment_size;
         }
         if (!p.condition_on_previous_text || R.temperature > p.prompt_reset_on_temperature)
             R.prompt_reset_since = R.all_tokens.n;
@@ -583,9 +641,10 @@ asr_err_t asr_stream_transcribe(asr_stream_t *s, const float *pcm, size_t n_samp
     }
     rc = ASR_OK;
 done:
-    free(mel);
+    asr__frames_free(&fr);
     asr_free_aligned(win);
     free(R.all_tokens.v);
+    free(R.hotwords.v);
     free(R.prompt.v);
     asr__search_result_free(&R.r);
     asr__search_result_free(&R.cand);

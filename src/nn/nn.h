@@ -34,7 +34,8 @@ void asr_nn_gemm_nn(const float *a, int lda, const float *b, int ldb, float *c, 
                     int n, int k);
 
 /* ---- element-wise / row kernels (parallel over rows when pool != NULL) ---- */
-/* out[r] = (x[r] - mean) / sqrt(var + eps) * gamma + beta over rows of length d; out may alias x. */
+/* out[r] = (x[r] - mean) / sqrt(var + eps) * gamma + beta over rows of length d; out may alias x.
+ */
 void asr_nn_layer_norm(asr_pool_t *pool, const float *x, float *out, int n_rows, int d,
                        const float *gamma, const float *beta, float eps);
 /* Exact (erf) GELU in place. */

@@ -73,8 +73,8 @@ static int n_tasks_for(asr_pool_t *pool, int rows) {
 
 void asr_nn_layer_norm(asr_pool_t *pool, const float *x, float *out, int n_rows, int d,
                        const float *gamma, const float *beta, float eps) {
-    row_job_t j = {.x = x, .out = out, .n_rows = n_rows, .d = d, .gamma = gamma, .beta = beta,
-                   .eps = eps};
+    row_job_t j = {
+        .x = x, .out = out, .n_rows = n_rows, .d = d, .gamma = gamma, .beta = beta, .eps = eps};
     asr_pool_run(pool, n_rows >= 64 ? n_tasks_for(pool, n_rows) : 1, layer_norm_task, &j);
 }
 

@@ -64,8 +64,7 @@ static void expect_bad(const char *rel, const char *needle) {
     load(rel, &data, &len);
     asr_ct2_file_t f;
     char err[256] = "";
-    assert_int_equal(asr_ct2_parse((const uint8_t *)data, len, &f, err, sizeof err),
-                     ASR_ERR_MODEL);
+    assert_int_equal(asr_ct2_parse((const uint8_t *)data, len, &f, err, sizeof err), ASR_ERR_MODEL);
     if (!strstr(err, needle))
         fail_msg("%s: message '%s' lacks '%s'", rel, err, needle);
     free(data);
