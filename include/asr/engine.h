@@ -103,8 +103,10 @@ typedef struct {
     int max_new_tokens;                /* 0 = up to the model's limit (224) */
     bool vad_filter;
     asr_vad_params_t vad;
-    uint64_t seed; /* sampling seed for temperatures > 0 */
-    int n_threads; /* 0 = the model's default */
+    bool skip_silent_windows; /* true: 30-s windows where the VAD finds no speech at all are not
+                                 decoded (no hallucinated text on silence, noise or tones) */
+    uint64_t seed;            /* sampling seed for temperatures > 0 */
+    int n_threads;            /* 0 = the model's default */
     asr_segment_cb segment_cb;
     void *segment_cb_user_data;
     asr_progress_cb progress_cb;

@@ -28,6 +28,10 @@ typedef struct {
     int n_temperatures;
     int no_condition;
     int word_timestamps;
+    int vad;
+    int no_silence_guard;
+    float vad_threshold;
+    int vad_min_silence_ms, vad_speech_pad_ms;
 } tx_opts_t;
 
 static void tx_usage(FILE *f) {
@@ -38,6 +42,8 @@ static void tx_usage(FILE *f) {
         "                       [--beam-size N] [--best-of N] [--patience P]\n"
         "                       [--temperature T[,T...]] [--initial-prompt TEXT]\n"
         "                       [--no-condition-on-previous-text] [--word-timestamps]\n"
+        "                       [--vad] [--vad-threshold P] [--vad-min-silence-ms MS]\n"
+        "                       [--vad-speech-pad-ms MS] [--no-silence-guard]\n"
         "                       [--compute-type float32] FILE...\n");
 }
 
@@ -71,6 +77,11 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
                                           {"compute-type", required_argument, 0, 'c'},
                                           {"no-condition-on-previous-text", no_argument, 0, 'N'},
                                           {"word-timestamps", no_argument, 0, 'W'},
+                                          {"vad", no_argument, 0, 'V'},
+                                          {"no-silence-guard", no_argument, 0, 1004},
+                                          {"vad-threshold", required_argument, 0, 1001},
+                                          {"vad-min-silence-ms", required_argument, 0, 1002},
+                                          {"vad-speech-pad-ms", required_argument, 0, 1003},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -84,6 +95,9 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
     memcpy(o->temperatures, d.temperatures, sizeof o->temperatures);
     o->n_temperatures = d.n_temperatures;
     o->compute_type = "float32";
+    o->vad_threshold = d.vad.threshold;
+    o->vad_min_silence_ms = d.vad.min_silence_ms;
+    o->vad_speech_pad_ms = d.vad.speech_pad_ms;
     optind = 1;
     opterr = 0;
     int c;
@@ -162,6 +176,36 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
         case 'W':
             o->word_timestamps = 1;
             break;
+        case 'V':
+            o->vad = 1;
+            break;
+        case 1004:
+            o->no_silence_guard = 1;
+            break;
+        case 1001: {
+            char *end;
+            o->vad_threshold = strtof(optarg, &end);
+            if (!*optarg || *end || !(o->vad_threshold > 0.0f && o->vad_threshold < 1.0f)) {
+                fprintf(stderr, "asrd: --vad-threshold must be a number between 0 and 1\n");
+                return 2;
+            }
+            o->vad = 1;
+            break;
+        }
+        case 1002:
+            if (parse_int(optarg, 0, 60000, &o->vad_min_silence_ms)) {
+                fprintf(stderr, "asrd: --vad-min-silence-ms must be an integer from 0 to 60000\n");
+                return 2;
+            }
+            o->vad = 1;
+            break;
+        case 1003:
+            if (parse_int(optarg, 0, 10000, &o->vad_speech_pad_ms)) {
+                fprintf(stderr, "asrd: --vad-speech-pad-ms must be an integer from 0 to 10000\n");
+                return 2;
+            }
+            o->vad = 1;
+            break;
         case 'h':
             tx_usage(stdout);
             exit(0);
@@ -231,6 +275,11 @@ int asr_cli_transcribe(int argc, char **argv) {
     tp.n_temperatures = o.n_temperatures;
     tp.condition_on_previous_text = !o.no_condition;
     tp.word_timestamps = o.word_timestamps;
+    tp.vad_filter = o.vad;
+    tp.skip_silent_windows = !o.no_silence_guard;
+    tp.vad.threshold = o.vad_threshold;
+    tp.vad.min_silence_ms = o.vad_min_silence_ms;
+    tp.vad.speech_pad_ms = o.vad_speech_pad_ms;
     if (isatty(STDERR_FILENO))
         tp.progress_cb = progress_cb;
     asr_format_t fmt = (asr_format_t)asr_format_parse(o.format);

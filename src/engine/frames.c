@@ -55,6 +55,8 @@ static asr_err_t fill(asr_frames_t *fr, size_t keep_from) {
     for (size_t i = 0; i < got; i++) /* the front end needs finite samples */
         if (!isfinite(fr->buf[fr->buf_len + i]))
             fr->buf[fr->buf_len + i] = 0.0f;
+    if (fr->on_samples && got)
+        fr->on_samples(fr->on_samples_ud, fr->buf + fr->buf_len, got);
     fr->buf_len += got;
     return ASR_OK;
 }
@@ -67,6 +69,7 @@ asr_err_t asr__frames_rewind(asr_frames_t *fr) {
 
 asr_err_t asr__frames_scan(asr_frames_t *fr) {
     asr_err_t rc = asr__frames_rewind(fr);
+
     if (rc != ASR_OK)
         return rc;
     float gmax = -INFINITY, mx;
@@ -109,6 +112,7 @@ asr_err_t asr__frames_scan(asr_frames_t *fr) {
         next = last;
     }
     fr->gmax = gmax;
+    fr->on_samples = NULL; /* pass 1 only */
     return ASR_OK;
 }
 

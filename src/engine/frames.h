@@ -20,6 +20,9 @@ typedef struct {
     int eof;
     float *raw;    /* [n_mels][3000] scratch */
     double read_s; /* seconds spent reading (diagnostics) */
+    /* optional: sees every sample once during the scan (pass 1) */
+    void (*on_samples)(void *user_data, const float *x, size_t n);
+    void *on_samples_ud;
 } asr_frames_t;
 
 asr_err_t asr__frames_init(asr_frames_t *fr, const asr_mel_t *mel, const asr_pcm_source_t *src);

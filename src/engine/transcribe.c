@@ -10,6 +10,7 @@
 #include "engine/search.h"
 #include "engine/align.h"
 #include "engine/frames.h"
+#include "engine/vadfilter.h"
 
 #define MAX_CTX_PROMPT 223 /* n_text_ctx/2 - 1 previous tokens */
 
@@ -32,6 +33,7 @@ asr_transcribe_params_t asr_transcribe_default_params(void) {
     p.vad.min_silence_ms = 2000;
     p.vad.speech_pad_ms = 400;
     p.seed = 0x5eed;
+    p.skip_silent_windows = true;
     p.suppress_blank = true;
     p.no_speech_threshold = 0.6f;
     p.logprob_threshold = -1.0f;
@@ -244,6 +246,7 @@ typedef struct {
     int prompt_reset_since;
     int32_t lang_tok;
     double last_speech;
+    const asr_vadfilter_t *vf; /* non-NULL with vad_filter: maps times back */
     uint64_t rng;
 } run_t;
 
@@ -401,8 +404,27 @@ static void split_and_emit(run_t *R, int seek, int segment_size, float avg_lp, f
             continue;
         for (int i = segs[k].lo; i < segs[k].hi; i++)
             ivec_push(&R->all_tokens, t[i]);
-        add_segment(s, seek, segs[k].start, segs[k].end, t + segs[k].lo, segs[k].hi - segs[k].lo,
-                    R->text.data, R->text.len, R->temperature, avg_lp, cr, R->r.no_speech_prob);
+        double start = segs[k].start, end = segs[k].end;
+        int any_word = 0;
+        if (w && R->vf) { /* restore original times: each word within one speech chunk */
+            for (int i = segs[k].w_first; i < segs[k].w_first + segs[k].w_n; i++) {
+                if (!w[i].word[0])
+                    continue;
+                int c = asr__vadfilter_chunk(R->vf, (w[i].start + w[i].end) / 2, 0);
+                w[i].start = asr__vadfilter_time(R->vf, w[i].start, c);
+                w[i].end = asr__vadfilter_time(R->vf, w[i].end, c);
+                if (!any_word)
+                    start = w[i].start;
+                end = w[i].end;
+                any_word = 1;
+            }
+        }
+        if (R->vf && !any_word) {
+            start = asr__vadfilter_time(R->vf, start, asr__vadfilter_chunk(R->vf, start, 0));
+            end = asr__vadfilter_time(R->vf, end, asr__vadfilter_chunk(R->vf, end, 1));
+        }
+        add_segment(s, seek, start, end, t + segs[k].lo, segs[k].hi - segs[k].lo, R->text.data,
+                    R->text.len, R->temperature, avg_lp, cr, R->r.no_speech_prob);
         if (w)
             for (int i = segs[k].w_first; i < segs[k].w_first + segs[k].w_n; i++)
                 if (w[i].word[0])
@@ -558,6 +580,8 @@ static void encode_text(const asr_model_t *m, const char *text, ivec_t *out) {
     asr_buf_free(&b);
 }
 
+static void guard_feed(void *ud, const float *x, size_t n) { asr__vadacc_feed(ud, x, n); }
+
 asr_err_t asr_stream_transcribe_source(asr_stream_t *s, const asr_pcm_source_t *src,
                                        const asr_transcribe_params_t *params) {
     const asr_model_t *m = s->m;
@@ -575,6 +599,17 @@ asr_err_t asr_stream_transcribe_source(asr_stream_t *s, const asr_pcm_source_t *
     }
     if (p.n_temperatures > ASR_MAX_TEMPERATURES)
         p.n_temperatures = ASR_MAX_TEMPERATURES;
+    asr_vadfilter_t vf;
+    asr_pcm_source_t filtered;
+    if (p.vad_filter) {
+        asr_err_t vrc = asr__vadfilter_init(&vf, src, &p.vad, s->errmsg, sizeof s->errmsg);
+        if (vrc != ASR_OK)
+            return vrc;
+        filtered.read = asr__vadfilter_read;
+        filtered.rewind = asr__vadfilter_rewind;
+        filtered.user_data = &vf;
+        src = &filtered;
+    }
     asr_frames_t fr;
     float *win = asr_malloc_aligned((size_t)m->info.n_mels * 3000 * sizeof(float));
     asr_err_t rc = asr__frames_init(&fr, m->mel, src);
@@ -583,18 +618,43 @@ asr_err_t asr_stream_transcribe_source(asr_stream_t *s, const asr_pcm_source_t *
         if (rc == ASR_OK)
             asr__frames_free(&fr);
         snprintf(s->errmsg, sizeof s->errmsg, "out of memory");
+        if (p.vad_filter)
+            asr__vadfilter_free(&vf);
         return ASR_ERR_NOMEM;
     }
     run_t R = {.s = s, .p = &p, .rng = p.seed ? p.seed : 0x5eed};
+    R.vf = p.vad_filter ? &vf : NULL;
     asr_buf_init(&R.text);
+    /* the silence guard: VAD probabilities gathered during the scan pass */
+    asr_vadacc_t acc;
+    asr_vad_span_t *guard = NULL;
+    int n_guard = -1; /* -1: no guard */
+    const asr_vad_t *vad = NULL;
+    int use_guard = p.skip_silent_windows && !p.vad_filter &&
+                    asr__vad_weights(&vad, NULL, 0) == ASR_OK &&
+                    asr__vadacc_init(&acc, vad) == ASR_OK;
+    if (use_guard) {
+        fr.on_samples = guard_feed;
+        fr.on_samples_ud = &acc;
+    }
     rc = asr__frames_scan(&fr);
+    if (use_guard) {
+        if (rc == ASR_OK && asr__vadacc_finish(&acc) == ASR_OK) {
+            asr_vad_opts_t o = asr_vad_default_opts();
+            o.threshold = p.vad.threshold;
+            if (asr_vad_spans_from_probs(acc.probs, acc.n, acc.n_samples, &o, &guard, &n_guard) !=
+                ASR_OK)
+                n_guard = -1;
+        }
+        asr__vadacc_free(&acc);
+    }
     if (rc == ASR_OK)
         rc = asr__frames_rewind(&fr);
     if (rc != ASR_OK) {
         snprintf(s->errmsg, sizeof s->errmsg, "reading audio failed: %s", asr_strerror(rc));
         goto done;
     }
-    s->duration = (double)fr.n_total / 16000.0;
+    s->duration = (double)(p.vad_filter ? vf.n_total : fr.n_total) / 16000.0;
     int32_t lang_tok;
     rc = set_language(s, &p, &fr, win, &lang_tok);
     if (rc != ASR_OK)
@@ -608,6 +668,16 @@ asr_err_t asr_stream_transcribe_source(asr_stream_t *s, const asr_pcm_source_t *
     int seek = 0;
     while (seek < content_frames) {
         int segment_size = content_frames - seek < 3000 ? content_frames - seek : 3000;
+        if (n_guard >= 0) { /* skip windows with no speech at all */
+            int64_t lo = (int64_t)seek * 160, hi = (int64_t)(seek + segment_size) * 160;
+            int speech = 0;
+            for (int i = 0; i < n_guard && !speech; i++)
+                speech = guard[i].start < hi && guard[i].end > lo;
+            if (!speech) {
+                seek += segment_size;
+                continue;
+            }
+        }
         rc = asr__frames_window(&fr, seek, segment_size, win);
         if (rc != ASR_OK) {
             snprintf(s->errmsg, sizeof s->errmsg, "reading audio failed: %s", asr_strerror(rc));
@@ -641,6 +711,9 @@ asr_err_t asr_stream_transcribe_source(asr_stream_t *s, const asr_pcm_source_t *
     }
     rc = ASR_OK;
 done:
+    free(guard);
+    if (p.vad_filter)
+        asr__vadfilter_free(&vf);
     asr__frames_free(&fr);
     asr_free_aligned(win);
     free(R.all_tokens.v);

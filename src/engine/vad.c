@@ -9,6 +9,7 @@
  */
 #include "engine/vad.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,19 +20,19 @@
 #include "nn/nn.h"
 
 /* ---- fixed Silero 16 kHz shapes ---- */
-#define N_FILT 258    /* STFT filters: 129 real then 129 imaginary */
-#define N_BINS 129    /* frequency bins */
-#define FILT_LEN 256  /* taps per STFT filter */
-#define HOP 128       /* STFT hop */
-#define N_FRAMES 4    /* (576 + 64 - 256) / 128 + 1 */
-#define XP_LEN 640    /* context + window + right reflection padding */
-#define N_HID 128     /* LSTM input and hidden size */
-#define N_GATE 512    /* 4 gates x 128 */
-#define N_LAYERS 4    /* encoder conv layers */
-#define KSIZE 3       /* encoder kernel size */
-#define STFT_LD 264   /* N_FILT rounded up to 8: row stride of the STFT output */
-#define MAG_LD 136    /* N_BINS rounded up to 8 */
-#define LSTM_LD 256   /* [x | h] */
+#define N_FILT 258     /* STFT filters: 129 real then 129 imaginary */
+#define N_BINS 129     /* frequency bins */
+#define FILT_LEN 256   /* taps per STFT filter */
+#define HOP 128        /* STFT hop */
+#define N_FRAMES 4     /* (576 + 64 - 256) / 128 + 1 */
+#define XP_LEN 640     /* context + window + right reflection padding */
+#define N_HID 128      /* LSTM input and hidden size */
+#define N_GATE 512     /* 4 gates x 128 */
+#define N_LAYERS 4     /* encoder conv layers */
+#define KSIZE 3        /* encoder kernel size */
+#define STFT_LD 264    /* N_FILT rounded up to 8: row stride of the STFT output */
+#define MAG_LD 136     /* N_BINS rounded up to 8 */
+#define LSTM_LD 256    /* [x | h] */
 #define MAX_COL_LD 392 /* round8(129 * 3) */
 
 #define ROUND8(x) (((x) + 7) & ~7)
@@ -43,64 +44,65 @@ static const int k_len_in[N_LAYERS] = {4, 4, 2, 1};
 static const int k_len_out[N_LAYERS] = {4, 2, 1, 1};
 
 struct asr_vad {
-    float *mem;               /* one aligned block holding every tensor below */
-    float *stft;              /* [258][256] */
-    float *enc_w[N_LAYERS];   /* [out][round8(in * 3)], element (o, c, k) at o * ld + c * 3 + k */
-    float *enc_b[N_LAYERS];   /* [out] */
-    float *lstm_w;            /* [512][256]: row g = W_ih[g] (128) then W_hh[g] (128) */
-    float *lstm_b;            /* [512]: b_ih + b_hh */
-    float *lstm_bhh;          /* [512]: b_hh until load sums it into lstm_b */
-    float *out_w;             /* [128] */
-    float *out_b;             /* [1] */
-    char type[32];            /* e.g. "silero-16k" */
+    float *mem;             /* one aligned block holding every tensor below */
+    float *stft;            /* [258][256] */
+    float *enc_w[N_LAYERS]; /* [out][round8(in * 3)], element (o, c, k) at o * ld + c * 3 + k */
+    float *enc_b[N_LAYERS]; /* [out] */
+    float *lstm_w;          /* [512][256]: row g = W_ih[g] (128) then W_hh[g] (128) */
+    float *lstm_b;          /* [512]: b_ih + b_hh */
+    float *lstm_bhh;        /* [512]: b_hh until load sums it into lstm_b */
+    float *out_w;           /* [128] */
+    float *out_b;           /* [1] */
+    char type[32];          /* e.g. "silero-16k" */
     int version[3];
 };
 
 struct asr_vad_state {
     const asr_vad_t *v;
-    float h[N_HID], c[N_HID];       /* LSTM state */
-    float ctx[ASR_VAD_CONTEXT];     /* last 64 samples of the previous window */
-    float xp[XP_LEN];               /* context + window + reflection */
-    float spec[N_FRAMES][STFT_LD];  /* STFT filter outputs per frame */
-    float mag[N_FRAMES][MAG_LD];    /* magnitudes per frame */
+    float h[N_HID], c[N_HID];        /* LSTM state */
+    float ctx[ASR_VAD_CONTEXT];      /* last 64 samples of the previous window */
+    float xp[XP_LEN];                /* context + window + reflection */
+    float spec[N_FRAMES][STFT_LD];   /* STFT filter outputs per frame */
+    float mag[N_FRAMES][MAG_LD];     /* magnitudes per frame */
     float col[N_FRAMES][MAX_COL_LD]; /* im2col columns of the current conv layer */
-    float act_a[N_FRAMES][N_HID];   /* conv activations, ping */
-    float act_b[N_FRAMES][N_HID];   /* conv activations, pong */
-    float xh[LSTM_LD];              /* [x | h] */
+    float act_a[N_FRAMES][N_HID];    /* conv activations, ping */
+    float act_b[N_FRAMES][N_HID];    /* conv activations, pong */
+    float xh[LSTM_LD];               /* [x | h] */
     float gates[N_GATE];
 } __attribute__((aligned(64)));
 
 /* ---- dot-product kernel ----
- * GCC/clang vector extensions: 8 floats, unaligned loads through memcpy. Summation order is fixed
- * (8 lane partial sums, then lanes in order), so results are deterministic across calls. */
-typedef float v8f __attribute__((vector_size(32)));
+ * GCC/clang vector extensions, 4 floats (SSE / NEON width, so no ABI-sensitive wide vectors),
+ * two accumulators per column for latency, unaligned loads through memcpy. The summation order is
+ * fixed, so results are deterministic across calls and states. */
+typedef float v4f __attribute__((vector_size(16)));
 
-static inline v8f load8(const float *p) {
-    v8f v;
+static inline v4f load4(const float *p) {
+    v4f v;
     memcpy(&v, p, sizeof v);
     return v;
 }
 
-static inline float hsum8(v8f v) {
-    return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-}
+static inline float hsum4(v4f v) { return (v[0] + v[2]) + (v[1] + v[3]); }
 
 /* out[j * ldo + r] = bias[r] + dot(w[r * ld .. + k], x[j][0 .. k]) for r < rows, j < NC.
  * k is a multiple of 8. NC is a compile-time constant at each call site (always_inline). */
 static inline __attribute__((always_inline)) void gemv_n(const float *restrict w, int rows, int ld,
                                                          int k, const float *bias,
-                                                         const float *const *x, float *out,
-                                                         int ldo, const int NC) {
+                                                         const float *const *x, float *out, int ldo,
+                                                         const int NC) {
     for (int r = 0; r < rows; r++) {
         const float *wr = w + (size_t)r * (size_t)ld;
-        v8f acc[4] = {{0}, {0}, {0}, {0}};
+        v4f acc0[4] = {{0}, {0}, {0}, {0}}, acc1[4] = {{0}, {0}, {0}, {0}};
         for (int i = 0; i < k; i += 8) {
-            v8f wv = load8(wr + i);
-            for (int j = 0; j < NC; j++)
-                acc[j] += wv * load8(x[j] + i);
+            v4f w0 = load4(wr + i), w1 = load4(wr + i + 4);
+            for (int j = 0; j < NC; j++) {
+                acc0[j] += w0 * load4(x[j] + i);
+                acc1[j] += w1 * load4(x[j] + i + 4);
+            }
         }
         for (int j = 0; j < NC; j++)
-            out[j * ldo + r] = hsum8(acc[j]) + (bias ? bias[r] : 0.0f);
+            out[j * ldo + r] = hsum4(acc0[j] + acc1[j]) + (bias ? bias[r] : 0.0f);
     }
 }
 
@@ -129,7 +131,7 @@ static void conv_layer(asr_vad_state_t *s, int i, const float *in, int in_ld, fl
     const asr_vad_t *v = s->v;
     const int c_in = k_in[i], ld = ROUND8(c_in * KSIZE);
     const int l_in = k_len_in[i], l_out = k_len_out[i], st = k_stride[i];
-    const float *cols[N_FRAMES];
+    const float *cols[N_FRAMES] = {NULL};
     for (int t = 0; t < l_out; t++) {
         float *col = s->col[t];
         for (int k = 0; k < KSIZE; k++) {
@@ -147,6 +149,7 @@ static void conv_layer(asr_vad_state_t *s, int i, const float *in, int in_ld, fl
 }
 
 float asr_vad_process(asr_vad_state_t *s, const float *window512) {
+    assert(s && window512);
     const asr_vad_t *v = s->v;
     float *xp = s->xp;
     memcpy(xp, s->ctx, sizeof s->ctx);
@@ -286,8 +289,8 @@ static bool rd_i32(rd_t *r, int32_t *v) {
 
 typedef struct {
     const char *name;
-    int32_t ne[4];  /* innermost first, padded with 1 */
-    float *dst;     /* where row r of row_len floats goes: dst + r * ld */
+    int32_t ne[4]; /* innermost first, padded with 1 */
+    float *dst;    /* where row r of row_len floats goes: dst + r * ld */
     int row_len, ld;
     bool seen;
 } tensor_slot_t;
@@ -302,25 +305,33 @@ static void slots_init(asr_vad_t *v, tensor_slot_t *t) {
         "_model.encoder.0.reparam_conv.bias", "_model.encoder.1.reparam_conv.bias",
         "_model.encoder.2.reparam_conv.bias", "_model.encoder.3.reparam_conv.bias"};
     int n = 0;
-    t[n++] = (tensor_slot_t){"_model.stft.forward_basis_buffer", {FILT_LEN, 1, N_FILT, 1},
-                             v->stft, FILT_LEN, FILT_LEN, false};
+    t[n++] = (tensor_slot_t){"_model.stft.forward_basis_buffer",
+                             {FILT_LEN, 1, N_FILT, 1},
+                             v->stft,
+                             FILT_LEN,
+                             FILT_LEN,
+                             false};
     for (int i = 0; i < N_LAYERS; i++) {
         int row = k_in[i] * KSIZE;
-        t[n++] = (tensor_slot_t){enc_w[i], {KSIZE, k_in[i], k_out[i], 1}, v->enc_w[i], row,
-                                 ROUND8(row), false};
-        t[n++] = (tensor_slot_t){enc_b[i], {k_out[i], 1, 1, 1}, v->enc_b[i], k_out[i], k_out[i],
-                                 false};
+        t[n++] = (tensor_slot_t){
+            enc_w[i], {KSIZE, k_in[i], k_out[i], 1}, v->enc_w[i], row, ROUND8(row), false};
+        t[n++] =
+            (tensor_slot_t){enc_b[i], {k_out[i], 1, 1, 1}, v->enc_b[i], k_out[i], k_out[i], false};
     }
-    t[n++] = (tensor_slot_t){"_model.decoder.rnn.weight_ih", {N_HID, N_GATE, 1, 1}, v->lstm_w,
-                             N_HID, LSTM_LD, false};
-    t[n++] = (tensor_slot_t){"_model.decoder.rnn.weight_hh", {N_HID, N_GATE, 1, 1},
-                             v->lstm_w + N_HID, N_HID, LSTM_LD, false};
-    t[n++] = (tensor_slot_t){"_model.decoder.rnn.bias_ih", {N_GATE, 1, 1, 1}, v->lstm_b, N_GATE,
-                             N_GATE, false};
-    t[n++] = (tensor_slot_t){"_model.decoder.rnn.bias_hh", {N_GATE, 1, 1, 1}, v->lstm_bhh,
-                             N_GATE, N_GATE, false};
-    t[n++] = (tensor_slot_t){"_model.decoder.decoder.2.weight", {N_HID, 1, 1, 1}, v->out_w, N_HID,
-                             N_HID, false};
+    t[n++] = (tensor_slot_t){
+        "_model.decoder.rnn.weight_ih", {N_HID, N_GATE, 1, 1}, v->lstm_w, N_HID, LSTM_LD, false};
+    t[n++] = (tensor_slot_t){"_model.decoder.rnn.weight_hh",
+                             {N_HID, N_GATE, 1, 1},
+                             v->lstm_w + N_HID,
+                             N_HID,
+                             LSTM_LD,
+                             false};
+    t[n++] = (tensor_slot_t){
+        "_model.decoder.rnn.bias_ih", {N_GATE, 1, 1, 1}, v->lstm_b, N_GATE, N_GATE, false};
+    t[n++] = (tensor_slot_t){
+        "_model.decoder.rnn.bias_hh", {N_GATE, 1, 1, 1}, v->lstm_bhh, N_GATE, N_GATE, false};
+    t[n++] = (tensor_slot_t){
+        "_model.decoder.decoder.2.weight", {N_HID, 1, 1, 1}, v->out_w, N_HID, N_HID, false};
     t[n++] = (tensor_slot_t){"_model.decoder.decoder.2.bias", {1, 1, 1, 1}, v->out_b, 1, 1, false};
     ASR_ASSERT(n == N_TENSORS);
 }
@@ -360,6 +371,16 @@ static asr_err_t alloc_tensors(asr_vad_t *v) {
     return ASR_OK;
 }
 
+/* name[0 .. len) as a printable C string in dst (control and non-ASCII bytes become '?'), so
+ * error messages stay on one line whatever the file holds. */
+static const char *printable(char *dst, size_t dst_len, const char *name, size_t len) {
+    size_t n = len < dst_len - 1 ? len : dst_len - 1;
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (name[i] >= 0x20 && name[i] < 0x7f) ? name[i] : '?';
+    dst[n] = 0;
+    return dst;
+}
+
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
         asr_errf(errbuf, errbuf_len, "vad: " __VA_ARGS__);                                         \
@@ -377,8 +398,7 @@ static asr_err_t parse_header(asr_vad_t *v, rd_t *r, char *errbuf, size_t errbuf
     if (!rd_i32(r, &type_len) || type_len < 0 || type_len >= (int32_t)sizeof v->type ||
         r->len - r->pos < (size_t)type_len)
         FAIL("truncated or bad model type string");
-    memcpy(v->type, r->p + r->pos, (size_t)type_len);
-    v->type[type_len] = 0;
+    printable(v->type, sizeof v->type, (const char *)r->p + r->pos, (size_t)type_len);
     r->pos += (size_t)type_len;
     int32_t hp[3 + 2 + 1 + 3 * N_LAYERS + 4];
     for (size_t i = 0; i < sizeof hp / sizeof hp[0]; i++) {
@@ -429,8 +449,9 @@ static asr_err_t parse_tensor(rd_t *r, tensor_slot_t *slots, char *errbuf, size_
     for (int i = 0; i < N_TENSORS && !s; i++)
         if (strlen(slots[i].name) == (size_t)name_len && !memcmp(slots[i].name, name, name_len))
             s = &slots[i];
+    char shown[80];
     if (!s)
-        FAIL("unknown tensor '%.*s'", (int)name_len, name);
+        FAIL("unknown tensor '%s'", printable(shown, sizeof shown, name, (size_t)name_len));
     if (s->seen)
         FAIL("duplicate tensor '%s'", s->name);
     if (memcmp(ne, s->ne, sizeof ne) != 0)
@@ -495,8 +516,8 @@ asr_err_t asr_vad_load_memory(const uint8_t *data, size_t len, asr_vad_t **out, 
         }
     for (int i = 0; i < N_GATE; i++)
         v->lstm_b[i] += v->lstm_bhh[i];
-    ASR_LOG(ASR_LOG_INFO, "vad: loaded type=%s version=%d.%d.%d bytes=%zu state_bytes=%zu",
-            v->type, v->version[0], v->version[1], v->version[2], len, sizeof(asr_vad_state_t));
+    ASR_LOG(ASR_LOG_INFO, "vad: loaded type=%s version=%d.%d.%d bytes=%zu state_bytes=%zu", v->type,
+            v->version[0], v->version[1], v->version[2], len, sizeof(asr_vad_state_t));
     *out = v;
     return ASR_OK;
 fail:

@@ -69,7 +69,8 @@ void asr_vad_state_destroy(asr_vad_state_t *s);
 
 /* Speech probability in [0, 1] of the next 512-sample (16 kHz) window of the stream, which is
  * borrowed for the call. Call repeatedly on consecutive windows; the LSTM state and the last 64
- * samples carry over. No allocation, no locking. Non-finite samples poison the state until reset. */
+ * samples carry over. No allocation, no locking. Non-finite samples poison the state until reset.
+ */
 float asr_vad_process(asr_vad_state_t *s, const float *window512);
 
 typedef struct {
@@ -86,16 +87,16 @@ typedef struct {
 } asr_vad_opts_t;
 
 /* faster-whisper 1.2.1 VadOptions() defaults: threshold 0.5, min_speech 0 ms, max_speech inf,
- * min_silence 2000 ms, speech_pad 400 ms. (WhisperModel.transcribe overrides max_speech_duration_s
- * with chunk_length, 30 s, when vad_filter is on.) */
+ * min_silence 2000 ms, speech_pad 400 ms; WhisperModel.transcribe(vad_filter=True) uses them as
+ * they are. (BatchedInferencePipeline.transcribe instead uses max_speech = chunk_length, 30 s, and
+ * min_silence 160 ms.) */
 asr_vad_opts_t asr_vad_default_opts(void);
 
 /* Window probabilities of a whole signal of n samples, padded exactly as faster-whisper's
  * get_speech_timestamps does: n / 512 + 1 windows, state starting from zero. On success *out
  * (owned by the caller, free(); never NULL) holds *n_out probabilities. pcm is borrowed (may be
  * NULL when n == 0). Thread-safe (uses a private state). ASR_ERR_INVALID / ASR_ERR_NOMEM. */
-asr_err_t asr_vad_probs(const asr_vad_t *v, const float *pcm, size_t n, float **out,
-                        size_t *n_out);
+asr_err_t asr_vad_probs(const asr_vad_t *v, const float *pcm, size_t n, float **out, size_t *n_out);
 
 /* faster-whisper's get_speech_timestamps over n_probs window probabilities of a signal of
  * n_samples samples (the unpadded length). o may be NULL (defaults). On success *out is owned by
