@@ -57,5 +57,10 @@ check-format:
 bench: build venv
 	@bash bench/compare.sh
 
+# Checks too long for `make test`: the 3-hour flat-memory transcription, a longer fuzz campaign.
+check-long: build venv models
+	@bash tests/long/three_hours.sh
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} $(MAKE) --no-print-directory fuzz
+
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
