@@ -158,6 +158,32 @@ static int count_layers(loader_t *L, const char *stack) {
     }
 }
 
+/* One named part of a layer: a layer norm, or a linear layer whose [out][in] shape is given in
+ * multiples of d (-1 = the FFN width, read from the file). */
+typedef struct {
+    const char *suffix;
+    asr_norm_t *norm;
+    asr_linear_t *lin;
+    int out_mul, in_mul;
+} part_t;
+
+static int load_parts(loader_t *L, const char *stack, int l, int d, const part_t *parts, size_t n) {
+    char p[200], f0name[128];
+    snprintf(f0name, sizeof f0name, "%s/layer_0/ffn/linear_0/weight", stack);
+    const asr_ct2_var_t *f0 = asr_ct2_find(&L->f, f0name);
+    int ff = f0 && f0->rank == 2 ? (int)f0->dims[0] : 4 * d;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(p, sizeof p, "%s/layer_%d/%s", stack, l, parts[i].suffix);
+        int rc = parts[i].norm ? load_norm(L, parts[i].norm, p, d)
+                               : load_linear(L, parts[i].lin, p,
+                                             parts[i].out_mul < 0 ? ff : parts[i].out_mul * d,
+                                             parts[i].in_mul < 0 ? ff : parts[i].in_mul * d, 1);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
 static int load_weights(loader_t *L) {
     asr_model_t *m = L->m;
     asr_model_info_t *in = &m->info;
@@ -201,28 +227,17 @@ static int load_weights(loader_t *L) {
         !(m->enc_pos = load_f32(L, "encoder/position_encodings/encodings", 1500, d)))
         return -1;
     m->enc = track(m, asr_xcalloc((size_t)in->n_audio_layer, sizeof *m->enc));
-    char p[256];
     for (int l = 0; l < in->n_audio_layer; l++) {
         asr_enc_layer_t *e = &m->enc[l];
-        snprintf(p, sizeof p, "encoder/layer_%d/self_attention/layer_norm", l);
-        if (load_norm(L, &e->attn_ln, p, d))
-            return -1;
-        snprintf(p, sizeof p, "encoder/layer_%d/self_attention/linear_0", l);
-        if (load_linear(L, &e->qkv, p, 3 * d, d, 1))
-            return -1;
-        snprintf(p, sizeof p, "encoder/layer_%d/self_attention/linear_1", l);
-        if (load_linear(L, &e->out, p, d, d, 1))
-            return -1;
-        snprintf(p, sizeof p, "encoder/layer_%d/ffn/layer_norm", l);
-        if (load_norm(L, &e->ffn_ln, p, d))
-            return -1;
-        snprintf(p, sizeof p, "encoder/layer_%d/ffn/linear_0", l);
-        const asr_ct2_var_t *f0 = asr_ct2_find(&L->f, "encoder/layer_0/ffn/linear_0/weight");
-        int ff = f0 && f0->rank == 2 ? (int)f0->dims[0] : 4 * d;
-        if (load_linear(L, &e->ffn1, p, ff, d, 1))
-            return -1;
-        snprintf(p, sizeof p, "encoder/layer_%d/ffn/linear_1", l);
-        if (load_linear(L, &e->ffn2, p, d, ff, 1))
+        const part_t parts[] = {
+            {"self_attention/layer_norm", &e->attn_ln, NULL, 0, 0},
+            {"self_attention/linear_0", NULL, &e->qkv, 3, 1},
+            {"self_attention/linear_1", NULL, &e->out, 1, 1},
+            {"ffn/layer_norm", &e->ffn_ln, NULL, 0, 0},
+            {"ffn/linear_0", NULL, &e->ffn1, -1, 1},
+            {"ffn/linear_1", NULL, &e->ffn2, 1, -1},
+        };
+        if (load_parts(L, "encoder", l, d, parts, sizeof parts / sizeof *parts))
             return -1;
     }
     if (load_norm(L, &m->enc_ln, "encoder/layer_norm", d))
@@ -233,37 +248,19 @@ static int load_weights(loader_t *L) {
     m->dec = track(m, asr_xcalloc((size_t)in->n_text_layer, sizeof *m->dec));
     for (int l = 0; l < in->n_text_layer; l++) {
         asr_dec_layer_t *e = &m->dec[l];
-        snprintf(p, sizeof p, "decoder/layer_%d/self_attention/layer_norm", l);
-        if (load_norm(L, &e->attn_ln, p, d))
-            return -1;
-        snprintf(p, sizeof p, "decoder/layer_%d/self_attention/linear_0", l);
-        if (load_linear(L, &e->qkv, p, 3 * d, d, 1))
-            return -1;
-        snprintf(p, sizeof p, "decoder/layer_%d/self_attention/linear_1", l);
-        if (load_linear(L, &e->out, p, d, d, 1))
-            return -1;
-        snprintf(p, sizeof p, "decoder/layer_%d/attention/layer_norm", l);
-        if (load_norm(L, &e->cross_ln, p, d))
-            return -1;
-        snprintf(p, sizeof p, "decoder/layer_%d/attention/linear_0", l);
-        if (load_linear(L, &e->cross_q, p, d, d, 1))
-            return -1;
-        snprintf(p, sizeof p, "decoder/layer_%d/attention/linear_1", l);
-        if (load_linear(L, &e->cross_kv, p, 2 * d, d, 1))
-            return -1;
-        snprintf(p, sizeof p, "decoder/layer_%d/attention/linear_2", l);
-        if (load_linear(L, &e->cross_out, p, d, d, 1))
-            return -1;
-        snprintf(p, sizeof p, "decoder/layer_%d/ffn/layer_norm", l);
-        if (load_norm(L, &e->ffn_ln, p, d))
-            return -1;
-        const asr_ct2_var_t *f0 = asr_ct2_find(&L->f, "decoder/layer_0/ffn/linear_0/weight");
-        int ff = f0 && f0->rank == 2 ? (int)f0->dims[0] : 4 * d;
-        snprintf(p, sizeof p, "decoder/layer_%d/ffn/linear_0", l);
-        if (load_linear(L, &e->ffn1, p, ff, d, 1))
-            return -1;
-        snprintf(p, sizeof p, "decoder/layer_%d/ffn/linear_1", l);
-        if (load_linear(L, &e->ffn2, p, d, ff, 1))
+        const part_t parts[] = {
+            {"self_attention/layer_norm", &e->attn_ln, NULL, 0, 0},
+            {"self_attention/linear_0", NULL, &e->qkv, 3, 1},
+            {"self_attention/linear_1", NULL, &e->out, 1, 1},
+            {"attention/layer_norm", &e->cross_ln, NULL, 0, 0},
+            {"attention/linear_0", NULL, &e->cross_q, 1, 1},
+            {"attention/linear_1", NULL, &e->cross_kv, 2, 1},
+            {"attention/linear_2", NULL, &e->cross_out, 1, 1},
+            {"ffn/layer_norm", &e->ffn_ln, NULL, 0, 0},
+            {"ffn/linear_0", NULL, &e->ffn1, -1, 1},
+            {"ffn/linear_1", NULL, &e->ffn2, 1, -1},
+        };
+        if (load_parts(L, "decoder", l, d, parts, sizeof parts / sizeof *parts))
             return -1;
     }
     if (load_norm(L, &m->dec_ln, "decoder/layer_norm", d))
