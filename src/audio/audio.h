@@ -39,13 +39,15 @@ asr_err_t asr_audio_load(const char *path, float **out_pcm, size_t *out_n, char 
 typedef struct {
     char *path;
     asr_audio_reader_t *r;
+    size_t n_read; /* samples delivered since the last rewind */
     char errmsg[512];
 } asr_audio_file_source_t;
 
 /* Opens `path` (probing it, so a bad file fails here with a one-line reason). */
 asr_err_t asr_audio_file_source_open(asr_audio_file_source_t *fs, const char *path, char *errbuf,
                                      size_t errbuf_len);
-/* Callbacks for asr_pcm_source_t; user_data is the asr_audio_file_source_t. */
+/* Callbacks for asr_pcm_source_t; user_data is the asr_audio_file_source_t. A file that ends
+ * before half of the duration its container declares is reported as truncated (ASR_ERR_AUDIO). */
 asr_err_t asr_audio_file_source_read(void *user_data, float *buf, size_t n, size_t *n_read);
 asr_err_t asr_audio_file_source_rewind(void *user_data);
 void asr_audio_file_source_close(asr_audio_file_source_t *fs);

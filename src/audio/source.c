@@ -5,9 +5,51 @@
 #include "audio/audio.h"
 #include "core/core.h"
 
+/* A RIFF/WAVE file whose data chunk declares more bytes than the file holds was cut short (a
+ * placeholder size of 0 or 0xFFFFFFFF, as streaming writers leave it, is not a declaration).
+ * Returns 1 when truncated and writes the sizes. */
+static int wav_truncated(const char *path, unsigned long long *declared, unsigned long long *have) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    unsigned char h[12];
+    int truncated = 0;
+    if (fread(h, 1, 12, f) == 12 && !memcmp(h, "RIFF", 4) && !memcmp(h + 8, "WAVE", 4) &&
+        fseek(f, 0, SEEK_END) == 0) {
+        long end = ftell(f);
+        long pos = 12;
+        for (int guard = 0; guard < 64 && end > 0 && pos + 8 <= end; guard++) {
+            unsigned char c[8];
+            if (fseek(f, pos, SEEK_SET) != 0 || fread(c, 1, 8, f) != 8)
+                break;
+            unsigned long size = (unsigned long)c[4] | (unsigned long)c[5] << 8 |
+                                 (unsigned long)c[6] << 16 | (unsigned long)c[7] << 24;
+            if (!memcmp(c, "data", 4)) {
+                unsigned long long avail = (unsigned long long)(end - pos - 8);
+                if (size != 0 && size != 0xFFFFFFFFul && size > avail) {
+                    *declared = size;
+                    *have = avail;
+                    truncated = 1;
+                }
+                break;
+            }
+            pos += 8 + (long)size + (long)(size & 1);
+        }
+    }
+    fclose(f);
+    return truncated;
+}
+
 asr_err_t asr_audio_file_source_open(asr_audio_file_source_t *fs, const char *path, char *errbuf,
                                      size_t errbuf_len) {
     memset(fs, 0, sizeof *fs);
+    unsigned long long declared = 0, have = 0;
+    if (wav_truncated(path, &declared, &have)) {
+        asr_errf(errbuf, errbuf_len,
+                 "%s: truncated WAV file: its data chunk declares %llu bytes, the file holds %llu",
+                 path, declared, have);
+        return ASR_ERR_AUDIO;
+    }
     asr_err_t rc = asr_audio_open(path, &fs->r, errbuf, errbuf_len);
     if (rc != ASR_OK)
         return rc;
@@ -33,15 +75,26 @@ asr_err_t asr_audio_file_source_open(asr_audio_file_source_t *fs, const char *pa
 asr_err_t asr_audio_file_source_read(void *user_data, float *buf, size_t n, size_t *n_read) {
     asr_audio_file_source_t *fs = user_data;
     asr_err_t rc = asr_audio_read(fs->r, buf, n, n_read);
-    if (rc != ASR_OK)
+    if (rc != ASR_OK) {
         snprintf(fs->errmsg, sizeof fs->errmsg, "%s", asr_audio_errmsg(fs->r));
-    return rc;
+        return rc;
+    }
+    fs->n_read += *n_read;
+    double declared = asr_audio_duration(fs->r);
+    if (*n_read == 0 && declared > 0 && (double)fs->n_read < 0.5 * declared * ASR_AUDIO_RATE) {
+        snprintf(fs->errmsg, sizeof fs->errmsg,
+                 "%s: truncated audio: %.2f s decoded of %.2f s declared by the file", fs->path,
+                 (double)fs->n_read / ASR_AUDIO_RATE, declared);
+        return ASR_ERR_AUDIO;
+    }
+    return ASR_OK;
 }
 
 asr_err_t asr_audio_file_source_rewind(void *user_data) {
     asr_audio_file_source_t *fs = user_data;
     asr_audio_close(fs->r);
     fs->r = NULL;
+    fs->n_read = 0;
     return asr_audio_open(fs->path, &fs->r, fs->errmsg, sizeof fs->errmsg);
 }
 

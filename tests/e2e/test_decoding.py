@@ -48,6 +48,17 @@ def test_default_params_match_faster_whisper(model, clip):
                   f"{A.error_rate(ref, doc['text'], lang, True):.3f}",
                   f"{A.error_rate(ref, gold['text'], lang, True):.3f}"))
     limit = 0.03 if A.uses_cer(lang) else 0.02
+    sampled = any(sg.get("temperature", 0) > 0 for sg in gold["segments"] + doc["segments"])
+    if sampled and rate > limit:
+        # A window fell back to temperature sampling: CTranslate2's random draws cannot be
+        # reproduced, so the sampled text is judged against the reference instead: no worse than
+        # faster-whisper's.
+        mine = A.error_rate(ref, doc["text"], lang, True)
+        theirs = A.error_rate(ref, gold["text"], lang, True)
+        assert mine <= theirs + limit, (f"sampled fallback: asrd {mine:.3f} vs reference, "
+                                        f"faster-whisper {theirs:.3f}\nasrd: {doc['text']}\n"
+                                        f"fw:   {gold['text']}")
+        return
     assert rate <= limit, (f"{A.metric_name(lang)} vs faster-whisper {rate:.3f} > {limit}\n"
                            f"asrd: {doc['text']}\nfw:   {gold['text']}")
     # segment boundaries: pair segments in order when the segmentation agrees
@@ -144,23 +155,27 @@ def test_memory_flat_in_audio_length(tmp_path):
     1-minute file's RSS, and each repeated clip's text matches the clip alone (WER <= 5 points).
     The 3-hour version of this check runs in `make check-long`."""
     model_dir = A.require_model("tiny.en")
-    clip = A.audio_dir() / "en_librispeech_2412-153948-0000.flac"
-    one = tmp_path / "one.wav"
-    make(["sox", str(clip), "-r", "16000", "-c", "1", "-b", "16", str(one), "pad", "0", "0.5"])
-    reps_1min = 5   # ~61 s
-    reps_10min = 50  # ~10 min
+    parts = []
+    for i, c in enumerate(("en_jfk.wav", "en_librispeech_2412-153948-0000.flac",
+                           "en_three_speakers.wav", "en_librispeech_quilter.wav")):
+        p = tmp_path / f"part{i}.wav"
+        make(["sox", str(A.audio_dir() / c), "-r", "16000", "-c", "1", "-b", "16", str(p), "pad",
+              "0", "1"])
+        parts.append(str(p))
+    unit = tmp_path / "unit.wav"  # ~48 s of four different clips
+    make(["sox", *parts, str(unit)])
     short, long_ = tmp_path / "1min.wav", tmp_path / "10min.wav"
-    make(["sox", *[str(one)] * reps_1min, str(short)])
-    make(["sox", *[str(one)] * reps_10min, str(long_)])
+    make(["sox", str(unit), str(unit), str(short), "trim", "0", "60"])
+    reps = 13  # ~10.4 min
+    make(["sox", *[str(unit)] * reps, str(long_)])
     args = ["transcribe", "--model", model_dir, "--beam-size", "1", "--temperature", "0",
             "--format", "txt"]
     rss_short, _ = peak_rss_kb([*args, short])
     rss_long, text_long = peak_rss_kb([*args, long_])
-    alone = A.run_asrd([*args, one]).stdout
+    alone = A.run_asrd([*args, unit]).stdout
     assert rss_long <= rss_short * 1.15, f"10-min RSS {rss_long} kB vs 1-min {rss_short} kB"
     ref = " ".join(alone.split())
-    words = A.normalize(text_long).split()
-    per = len(A.normalize(ref).split())
-    # the long text is the clip's text repeated: compare it with the clip text repeated
-    rate = A.error_rate(" ".join([ref] * reps_10min), " ".join(words))
-    assert rate <= 0.05, f"WER of the repeated text vs the clip alone: {rate:.3f} ({per} words/clip)"
+    rate = A.error_rate(" ".join([ref] * reps), text_long)
+    assert rate <= 0.05, f"WER of the long text vs the unit's text repeated: {rate:.3f}"
+    A.TERMINAL_REPORTS.append(("flat memory", f"peak RSS 1 min {rss_short} kB, 10 min "
+                               f"{rss_long} kB ({rss_long / rss_short:.3f}x); WER {rate:.4f}"))
