@@ -36,10 +36,14 @@ test-asan: deps
 	@cmake --build build-asan -j$(JOBS)
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L unit -j$(JOBS)
 
-# The main job until the HTTP server lands: transcribe a sample with the default multilingual model.
+# The main job: the OpenAI-compatible server with the default multilingual model, data in ./data.
+HOST ?= 127.0.0.1
+PORT ?= 8080
 serve: build
 	@$(BUILD)/asrd pull base
-	@$(BUILD)/asrd transcribe --model base ../shared/audio/en_jfk.wav
+	@mkdir -p data
+	@echo "asrd: serving on http://$(HOST):$(PORT)  (POST /v1/audio/transcriptions; Ctrl-C stops)"
+	@$(BUILD)/asrd serve --host $(HOST) --port $(PORT) --data ./data --models base
 
 fuzz: deps
 	@CC=clang cmake -S . -B build-fuzz -DASR_FUZZ=ON -DASR_SANITIZE= >/dev/null

@@ -1,9 +1,310 @@
-/* cli: `asrd serve` (stub until the HTTP server lands). */
+/* cli: `asrd serve`: settings (config module), models loaded into the scheduler, the HTTP server,
+ * and graceful shutdown on SIGTERM/SIGINT: stop accepting, let accepted requests finish up to
+ * shutdown_deadline seconds, cancel what is left, exit 0. A second signal exits at once (130).
+ *
+ * The first line on stdout is the bound URL (`http://127.0.0.1:8080`), printed once the models
+ * are loaded and the port is listening: scripts and tests wait for it (useful with --port 0).
+ * Logs go to stderr as key=value lines. Exit codes: 0 clean shutdown, 1 startup failure, 2 bad
+ * settings. */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api.h"
 #include "cli/cli.h"
+#include "config/config.h"
+#include "core/core.h"
+#include "http/http.h"
+#include "sched/sched.h"
+
+#define SERVE_USAGE                                                                                \
+    "usage: asrd serve [--host 127.0.0.1] [--port 8080] [--data DIR] [--models tiny.en,base]\n"    \
+    "                  [--config FILE] [more settings below]"
+
+static void log_sink(asr_log_level_t level, const char *line, void *ud) {
+    (void)level;
+    (void)ud;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    fprintf(stderr, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s\n", tm.tm_year + 1900,
+            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+            line);
+}
+
+static asr_log_level_t level_of(const char *s) {
+    static const char *names[] = {"error", "warn", "info", "debug", "trace"};
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(s, names[i]))
+            return (asr_log_level_t)i;
+    return ASR_LOG_INFO;
+}
+
+/* "~/x" -> "$HOME/x" (malloc'd). */
+static char *expand_home(const char *p) {
+    const char *home = getenv("HOME");
+    asr_buf_t b;
+    asr_buf_init(&b);
+    if (p[0] == '~' && (p[1] == '/' || !p[1]) && home && *home)
+        asr_buf_printf(&b, "%s%s", home, p + 1);
+    else
+        asr_buf_puts(&b, p);
+    return asr_buf_steal(&b);
+}
+
+static int mkdir_p(const char *path) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Removes uploads left behind by a previous run that died. */
+static void clean_uploads(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "upload-", 7) && strncmp(e->d_name, ".ready-", 7))
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        n += unlink(path) == 0;
+    }
+    closedir(d);
+    if (n)
+        ASR_LOG(ASR_LOG_INFO, "msg=stale_uploads_removed n=%d dir=%s", n, dir);
+}
+
+/* Loads settings: defaults < file < env < flags. Returns -1 to go on, else an exit code. */
+static int load_settings(asr_config_t *cfg, int argc, char **argv) {
+    char err[512] = "";
+    const char *file = asr_config_file_arg(argc, argv);
+    if (!file && getenv("ASRD_CONFIG") && *getenv("ASRD_CONFIG"))
+        file = getenv("ASRD_CONFIG");
+    asr_cfg_action_t action = ASR_CFG_ACTION_RUN;
+    if ((file && asr_config_load_file(cfg, file, err, sizeof err) != ASR_OK) ||
+        asr_config_load_env(cfg, err, sizeof err) != ASR_OK ||
+        asr_config_parse_args(cfg, argc, argv, &action, err, sizeof err) != ASR_OK) {
+        fprintf(stderr, "asrd: serve: %s\n(see asrd serve --help)\n", err);
+        return 2;
+    }
+    asr_buf_t b;
+    asr_buf_init(&b);
+    if (action == ASR_CFG_ACTION_HELP)
+        asr_config_write_help(&b, SERVE_USAGE);
+    else if (action == ASR_CFG_ACTION_PRINT)
+        asr_config_write_effective(cfg, &b);
+    else if (action == ASR_CFG_ACTION_PRINT_EXAMPLE)
+        asr_config_write_example(&b);
+    if (b.len)
+        fwrite(b.data, 1, b.len, stdout);
+    asr_buf_free(&b);
+    return action == ASR_CFG_ACTION_RUN ? -1 : 0;
+}
+
+typedef struct {
+    char **ids, **dirs;
+    int n;
+} model_specs_t;
+
+static void specs_free(model_specs_t *m) {
+    for (int i = 0; i < m->n; i++) {
+        free(m->ids[i]);
+        free(m->dirs[i]);
+    }
+    free(m->ids);
+    free(m->dirs);
+}
+
+/* Resolves --models entries: a name is models_dir/NAME; an entry with '/' is a directory whose
+ * base name is the id. */
+static int resolve_models(const asr_config_t *cfg, model_specs_t *out) {
+    char **items;
+    int n;
+    asr_config_list_split(cfg->models, &items, &n);
+    char *root = expand_home(cfg->models_dir);
+    out->ids = asr_xcalloc((size_t)n + 1, sizeof *out->ids);
+    out->dirs = asr_xcalloc((size_t)n + 1, sizeof *out->dirs);
+    out->n = 0;
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        char *it = items[i];
+        size_t len = strlen(it);
+        while (len > 1 && it[len - 1] == '/')
+            it[--len] = 0;
+        const char *slash = strrchr(it, '/');
+        const char *id = slash ? slash + 1 : it;
+        asr_buf_t b;
+        asr_buf_init(&b);
+        if (slash)
+            asr_buf_puts(&b, it);
+        else
+            asr_buf_printf(&b, "%s/%s", root, it);
+        for (int k = 0; k < out->n; k++)
+            if (!strcmp(out->ids[k], id)) {
+                fprintf(stderr, "asrd: serve: model '%s' is listed twice in --models\n", id);
+                rc = 2;
+            }
+        out->ids[out->n] = asr_xstrdup(id);
+        out->dirs[out->n++] = asr_buf_steal(&b);
+    }
+    if (n == 0) {
+        fprintf(stderr, "asrd: serve: --models is empty: name at least one model\n");
+        rc = 2;
+    }
+    free(root);
+    asr_config_list_free(items, n);
+    return rc;
+}
+
+static asr_sched_t *start_sched(const asr_config_t *cfg, const model_specs_t *ms) {
+    asr_sched_model_spec_t *specs = asr_xcalloc((size_t)ms->n, sizeof *specs);
+    for (int i = 0; i < ms->n; i++)
+        specs[i] = (asr_sched_model_spec_t){ms->ids[i], ms->dirs[i]};
+    asr_sched_params_t sp = {.models = specs,
+                             .n_models = ms->n,
+                             .n_workers = cfg->max_parallel,
+                             .max_queue = cfg->max_queue,
+                             .n_threads = cfg->threads};
+    asr_sched_t *sched = NULL;
+    char err[1024] = "";
+    if (asr_sched_create(&sp, &sched, err, sizeof err) != ASR_OK) {
+        fprintf(stderr, "asrd: serve: %s\n", err);
+        for (int i = 0; i < ms->n; i++) {
+            struct stat st;
+            char bin[4200];
+            snprintf(bin, sizeof bin, "%s/model.bin", ms->dirs[i]);
+            if (stat(bin, &st) != 0 && !strchr(ms->ids[i], '/'))
+                fprintf(stderr, "asrd: serve: model '%s' is not in %s (run: asrd pull %s)\n",
+                        ms->ids[i], ms->dirs[i], ms->ids[i]);
+        }
+    }
+    free(specs);
+    return sched;
+}
+
+static void *force_exit_main(void *arg) {
+    sigset_t *set = arg;
+    int sig = 0;
+    sigwait(set, &sig);
+    fprintf(stderr, "asrd: second signal: exiting without waiting\n");
+    _exit(130);
+}
+
+/* Runs until SIGTERM/SIGINT, then shuts down gracefully. */
+static void serve_until_signal(const asr_config_t *cfg, asr_http_server_t *srv, asr_sched_t *s,
+                               sigset_t *set) {
+    int sig = 0;
+    sigwait(set, &sig);
+    ASR_LOG(ASR_LOG_INFO, "msg=shutdown signal=%d deadline_s=%d active=%d", sig,
+            cfg->shutdown_deadline, asr_http_active(srv));
+    pthread_t t;
+    if (pthread_create(&t, NULL, force_exit_main, set) == 0)
+        pthread_detach(t);
+    asr_http_quiesce(srv);
+    double t0 = asr_now_s();
+    asr_sched_drain(s, cfg->shutdown_deadline);
+    /* Let connection threads send the answers of the jobs that just ended (a cancelled job may
+     * have taken a while to stop: the grace period starts now). */
+    double t1 = asr_now_s();
+    while (asr_http_active(srv) > 0 && asr_now_s() - t1 < 5.0)
+        usleep(20 * 1000);
+    ASR_LOG(ASR_LOG_INFO, "msg=stopped after_s=%.2f unfinished=%d", asr_now_s() - t0,
+            asr_http_active(srv));
+}
+
 int asr_cli_serve(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "asrd: serve: not implemented yet\n");
-    return 1;
+    asr_config_t cfg;
+    asr_config_init(&cfg);
+    model_specs_t ms = {0};
+    asr_sched_t *sched = NULL;
+    asr_api_t *api = NULL;
+    asr_http_server_t *srv = NULL;
+    char *data = NULL, *tmp = NULL;
+    int rc = load_settings(&cfg, argc, argv);
+    if (rc >= 0)
+        goto done;
+    asr_log_set(log_sink, NULL);
+    asr_log_set_level(level_of(cfg.log_level));
+    rc = 1;
+    data = expand_home(cfg.data);
+    asr_buf_t b;
+    asr_buf_init(&b);
+    asr_buf_printf(&b, "%s/tmp", data);
+    tmp = asr_buf_steal(&b);
+    if (mkdir_p(tmp) != 0) {
+        fprintf(stderr, "asrd: serve: cannot create data directory %s: %s\n", tmp, strerror(errno));
+        goto done;
+    }
+    clean_uploads(tmp);
+    if ((rc = resolve_models(&cfg, &ms)) != 0)
+        goto done;
+    rc = 1;
+    /* Signals are taken synchronously by sigwait: block them before any thread starts. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (!(sched = start_sched(&cfg, &ms)))
+        goto done;
+    char err[512] = "";
+    if (asr_api_create(&cfg, sched, tmp, &api, err, sizeof err) != ASR_OK) {
+        fprintf(stderr, "asrd: serve: %s\n", err);
+        rc = 2;
+        goto done;
+    }
+    int n_routes;
+    const asr_http_route_t *routes = asr_api_routes(&n_routes);
+    asr_http_params_t hp = {.host = cfg.host,
+                            .port = cfg.port,
+                            .upload_dir = tmp,
+                            .max_upload = cfg.max_upload,
+                            .api_keys = cfg.api_keys,
+                            .cors_origins = cfg.cors_origins,
+                            .max_connections = cfg.max_connections,
+                            .idle_timeout_s = cfg.idle_timeout,
+                            .upload_timeout_s = cfg.upload_timeout,
+                            .routes = routes,
+                            .n_routes = n_routes,
+                            .user_data = api};
+    if (asr_http_start(&hp, &srv, err, sizeof err) != ASR_OK) {
+        fprintf(stderr, "asrd: serve: %s\n", err);
+        goto done;
+    }
+    asr_api_set_server(api, srv);
+    printf("%s\n", asr_http_url(srv));
+    fflush(stdout);
+    ASR_LOG(ASR_LOG_INFO, "msg=listening url=%s models=%s data=%s auth=%s", asr_http_url(srv),
+            cfg.models, data, cfg.api_keys[0] ? "on" : "off");
+    serve_until_signal(&cfg, srv, sched, &set);
+    rc = 0;
+done:
+    asr_http_stop(srv);
+    asr_api_destroy(api);
+    asr_sched_destroy(sched);
+    specs_free(&ms);
+    free(data);
+    free(tmp);
+    asr_config_deinit(&cfg);
+    return rc;
 }

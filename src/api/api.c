@@ -1,0 +1,261 @@
+/* api: route table, model ids and aliases, and the small routes: /v1/models, /v1/config,
+ * /health, /ready, /metrics. The audio routes live in api_audio.c. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api_int.h"
+
+static void models_list(asr_http_req_t *req, void *ud);
+static void model_get(asr_http_req_t *req, void *ud);
+static void config_get(asr_http_req_t *req, void *ud);
+static void health(asr_http_req_t *req, void *ud);
+static void ready(asr_http_req_t *req, void *ud);
+static void metrics(asr_http_req_t *req, void *ud);
+
+static const asr_http_route_t g_routes[] = {
+    {"POST", "/v1/audio/transcriptions", ASR_HTTP_ROUTE_UPLOAD, NULL, asr__api_transcriptions},
+    {"POST", "/v1/audio/translations", ASR_HTTP_ROUTE_UPLOAD, NULL, asr__api_translations},
+    {"GET", "/v1/models", 0, NULL, models_list},
+    {"GET", "/v1/models/", ASR_HTTP_ROUTE_PREFIX, "/v1/models/{id}", model_get},
+    {"GET", "/v1/config", 0, NULL, config_get},
+    {"GET", "/health", ASR_HTTP_ROUTE_PUBLIC, NULL, health},
+    {"GET", "/ready", ASR_HTTP_ROUTE_PUBLIC, NULL, ready},
+    {"GET", "/metrics", 0, NULL, metrics},
+};
+
+const asr_http_route_t *asr_api_routes(int *n) {
+    *n = (int)(sizeof g_routes / sizeof g_routes[0]);
+    return g_routes;
+}
+
+asr_err_t asr_api_create(const asr_config_t *cfg, asr_sched_t *sched, const char *upload_dir,
+                         asr_api_t **out, char *errbuf, size_t errbuf_len) {
+    *out = NULL;
+    asr_api_t *api = asr_xcalloc(1, sizeof *api);
+    api->cfg = cfg;
+    api->sched = sched;
+    api->upload_dir = asr_xstrdup(upload_dir);
+    api->created = time(NULL);
+    char **items;
+    int n;
+    asr_config_list_split(cfg->model_aliases, &items, &n);
+    api->alias_names = asr_xcalloc((size_t)n + 1, sizeof *api->alias_names);
+    api->alias_targets = asr_xcalloc((size_t)n + 1, sizeof *api->alias_targets);
+    asr_err_t rc = ASR_OK;
+    for (int i = 0; i < n && rc == ASR_OK; i++) {
+        char *eq = strchr(items[i], '=');
+        int target = 0; /* ALIAS alone: the default model */
+        if (eq) {
+            *eq = 0;
+            target = asr_sched_model_find(sched, eq + 1);
+            if (target < 0) {
+                asr_errf(errbuf, errbuf_len,
+                         "model alias '%s' names model '%s', which is not in --models", items[i],
+                         eq + 1);
+                rc = ASR_ERR_INVALID;
+                break;
+            }
+        }
+        if (asr_sched_model_find(sched, items[i]) >= 0) {
+            asr_errf(errbuf, errbuf_len, "model alias '%s' is also a model id", items[i]);
+            rc = ASR_ERR_INVALID;
+            break;
+        }
+        api->alias_names[api->n_aliases] = asr_xstrdup(items[i]);
+        api->alias_targets[api->n_aliases++] = target;
+    }
+    asr_config_list_free(items, n);
+    if (rc != ASR_OK) {
+        asr_api_destroy(api);
+        return rc;
+    }
+    *out = api;
+    return ASR_OK;
+}
+
+void asr_api_destroy(asr_api_t *api) {
+    if (!api)
+        return;
+    for (int i = 0; i < api->n_aliases; i++)
+        free(api->alias_names[i]);
+    free(api->alias_names);
+    free(api->alias_targets);
+    free(api->upload_dir);
+    free(api);
+}
+
+void asr_api_set_server(asr_api_t *api, asr_http_server_t *srv) { api->srv = srv; }
+
+int asr__api_resolve_model(const asr_api_t *api, const char *name) {
+    int i = asr_sched_model_find(api->sched, name);
+    if (i >= 0)
+        return i;
+    for (int k = 0; k < api->n_aliases; k++)
+        if (!strcmp(api->alias_names[k], name))
+            return api->alias_targets[k];
+    return -1;
+}
+
+static void respond_json(asr_http_req_t *req, int status, json_t *root) {
+    char *js = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
+    json_decref(root);
+    asr_buf_t b;
+    asr_buf_init(&b);
+    asr_buf_puts(&b, js ? js : "{}");
+    asr_buf_puts(&b, "\n");
+    free(js);
+    asr_http_respond(req, status, "application/json", b.data, b.len);
+    asr_buf_free(&b);
+}
+
+static json_t *model_obj(const asr_api_t *api, const char *id, int target, bool alias) {
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "object", json_string("model"));
+    json_object_set_new(o, "created", json_integer((json_int_t)api->created));
+    json_object_set_new(o, "owned_by", json_string("asrd"));
+    if (alias)
+        json_object_set_new(o, "root", json_string(asr_sched_model_id(api->sched, target)));
+    else {
+        const asr_model_info_t *info = asr_model_info(asr_sched_model(api->sched, target));
+        json_object_set_new(o, "multilingual", json_boolean(info->multilingual));
+        json_object_set_new(o, "default", json_boolean(target == 0));
+    }
+    return o;
+}
+
+static void models_list(asr_http_req_t *req, void *ud) {
+    asr_api_t *api = ud;
+    json_t *data = json_array();
+    for (int i = 0; i < asr_sched_n_models(api->sched); i++)
+        json_array_append_new(data, model_obj(api, asr_sched_model_id(api->sched, i), i, false));
+    for (int k = 0; k < api->n_aliases; k++)
+        json_array_append_new(data,
+                              model_obj(api, api->alias_names[k], api->alias_targets[k], true));
+    json_t *root = json_object();
+    json_object_set_new(root, "object", json_string("list"));
+    json_object_set_new(root, "data", data);
+    respond_json(req, 200, root);
+}
+
+static void model_get(asr_http_req_t *req, void *ud) {
+    asr_api_t *api = ud;
+    const char *id = asr_http_req_path_arg(req);
+    int m = asr_sched_model_find(api->sched, id);
+    if (m >= 0) {
+        respond_json(req, 200, model_obj(api, id, m, false));
+        return;
+    }
+    m = asr__api_resolve_model(api, id);
+    if (m >= 0) {
+        respond_json(req, 200, model_obj(api, id, m, true));
+        return;
+    }
+    asr_http_respond_error(req, 404, "model", "model_not_found",
+                           "The model '%.100s' does not exist or is not loaded.", id);
+}
+
+static void config_get(asr_http_req_t *req, void *ud) {
+    asr_api_t *api = ud;
+    asr_buf_t b;
+    asr_buf_init(&b);
+    asr_config_write_json(api->cfg, &b);
+    asr_http_respond(req, 200, "application/json", b.data, b.len);
+    asr_buf_free(&b);
+}
+
+static void health(asr_http_req_t *req, void *ud) {
+    asr_api_t *api = ud;
+    asr_sched_stats_t st;
+    asr_sched_stats(api->sched, &st);
+    if (st.stalled_s > api->cfg->stall_timeout) {
+        asr_http_respond_error(req, 503, NULL, "worker_stalled",
+                               "a worker has shown no progress for %.0f s (limit %d s)",
+                               st.stalled_s, api->cfg->stall_timeout);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "status", json_string("ok"));
+    json_object_set_new(o, "workers", json_integer(st.n_workers));
+    json_object_set_new(o, "busy", json_integer(st.n_busy));
+    json_object_set_new(o, "queued", json_integer(st.queue_depth));
+    respond_json(req, 200, o);
+}
+
+/* True when a file can be created in the upload directory. */
+static bool dir_writable(const char *dir, char *why, size_t why_len) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.ready-XXXXXX", dir);
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        snprintf(why, why_len, "data directory %s is not writable: %s", dir, strerror(errno));
+        return false;
+    }
+    bool ok = write(fd, "ok", 2) == 2;
+    if (!ok)
+        snprintf(why, why_len, "cannot write to data directory %s: %s", dir, strerror(errno));
+    close(fd);
+    unlink(path);
+    return ok;
+}
+
+static void ready(asr_http_req_t *req, void *ud) {
+    asr_api_t *api = ud;
+    char why[512];
+    if (asr_http_draining(api->srv)) {
+        asr_http_respond_error(req, 503, NULL, "shutting_down", "the server is shutting down");
+        return;
+    }
+    if (!dir_writable(api->upload_dir, why, sizeof why)) {
+        asr_http_respond_error(req, 503, NULL, "not_ready", "%s", why);
+        return;
+    }
+    json_t *o = json_object();
+    json_t *models = json_array();
+    for (int i = 0; i < asr_sched_n_models(api->sched); i++)
+        json_array_append_new(models, json_string(asr_sched_model_id(api->sched, i)));
+    json_object_set_new(o, "status", json_string("ready"));
+    json_object_set_new(o, "models", models);
+    respond_json(req, 200, o);
+}
+
+static void metrics(asr_http_req_t *req, void *ud) {
+    asr_api_t *api = ud;
+    asr_sched_stats_t st;
+    asr_sched_stats(api->sched, &st);
+    asr_buf_t b;
+    asr_buf_init(&b);
+    asr_http_metrics_write(asr_http_req_server(req), &b);
+    asr_buf_printf(&b,
+                   "# HELP asrd_queue_depth Transcriptions waiting for a worker.\n"
+                   "# TYPE asrd_queue_depth gauge\n"
+                   "asrd_queue_depth %d\n"
+                   "# HELP asrd_queue_capacity Most transcriptions that may wait.\n"
+                   "# TYPE asrd_queue_capacity gauge\n"
+                   "asrd_queue_capacity %d\n"
+                   "# HELP asrd_workers Transcription workers by state.\n"
+                   "# TYPE asrd_workers gauge\n"
+                   "asrd_workers{state=\"busy\"} %d\n"
+                   "asrd_workers{state=\"idle\"} %d\n"
+                   "# HELP asrd_worker_stalled_seconds Longest time a busy worker has shown no "
+                   "progress.\n"
+                   "# TYPE asrd_worker_stalled_seconds gauge\n"
+                   "asrd_worker_stalled_seconds %.3f\n"
+                   "# HELP asrd_jobs_total Transcription jobs by outcome at the scheduler.\n"
+                   "# TYPE asrd_jobs_total counter\n"
+                   "asrd_jobs_total{outcome=\"run\"} %llu\n"
+                   "asrd_jobs_total{outcome=\"rejected\"} %llu\n"
+                   "# HELP asrd_model_weight_bytes Bytes of weights of each loaded model.\n"
+                   "# TYPE asrd_model_weight_bytes gauge\n",
+                   st.queue_depth, st.max_queue, st.n_busy, st.n_workers - st.n_busy, st.stalled_s,
+                   (unsigned long long)st.n_done, (unsigned long long)st.n_rejected);
+    for (int i = 0; i < asr_sched_n_models(api->sched); i++)
+        asr_buf_printf(&b, "asrd_model_weight_bytes{model=\"%s\"} %zu\n",
+                       asr_sched_model_id(api->sched, i),
+                       asr_model_weight_bytes(asr_sched_model(api->sched, i)));
+    asr_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    asr_buf_free(&b);
+}

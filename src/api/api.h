@@ -1,0 +1,25 @@
+/* api: the OpenAI-compatible routes (transcriptions, translations, models) and the operational
+ * ones (config, health, ready, metrics), served by the http module and run by the scheduler.
+ *
+ * Thread-safety: after create, handlers run concurrently on connection threads; the api object
+ * is read-only then, except through the thread-safe http and sched interfaces. */
+#ifndef ASR_API_H
+#define ASR_API_H
+
+#include "config/config.h"
+#include "http/http.h"
+#include "sched/sched.h"
+
+typedef struct asr_api asr_api_t;
+
+/* Creates the API over loaded models. `cfg` and `sched` are borrowed until destroy. Fails
+ * (ASR_ERR_INVALID, reason in errbuf) when a model alias names a model that is not loaded. */
+asr_err_t asr_api_create(const asr_config_t *cfg, asr_sched_t *sched, const char *upload_dir,
+                         asr_api_t **out, char *errbuf, size_t errbuf_len);
+void asr_api_destroy(asr_api_t *api);
+/* The route table to pass to asr_http_start (borrowed until destroy); user_data is `api`. */
+const asr_http_route_t *asr_api_routes(int *n);
+/* Tells the API which server it runs on (for metrics and draining). */
+void asr_api_set_server(asr_api_t *api, asr_http_server_t *srv);
+
+#endif

@@ -1,0 +1,570 @@
+/* api: POST /v1/audio/transcriptions and /v1/audio/translations (OpenAI's contract, see
+ * docs/API.md): form validation, a cheap decode probe, then a job on the scheduler. The
+ * connection thread waits for the job (polling its socket: a client that hangs up cancels the
+ * job through the engine's abort callback), or streams SSE events the worker produces.
+ *
+ * A tx_t is shared by the connection thread and a worker: refcounted (one reference each), its
+ * results guarded by tx->mu. The worker never touches the http request; the connection thread
+ * never touches the engine stream. */
+#include <ctype.h>
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api_int.h"
+#include "api/format.h"
+#include "audio/audio.h"
+
+typedef struct {
+    asr_sched_job_t job; /* job.user_data = this */
+    atomic_int refs;
+    asr_api_t *api;
+    asr_http_req_t *req; /* connection thread only */
+    /* request */
+    const char *model_id;
+    bool translate, stream, words, segments, vad;
+    asr_format_t fmt;
+    char *language, *prompt, *hotwords, *path;
+    float temperature;
+    int beam_size;
+    /* results, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool finished, client_gone, logged;
+    int status;
+    char errmsg[400];
+    const char *errparam, *errcode;
+    asr_buf_t body;
+    asr_buf_t sse;
+    size_t sse_off;
+    asr_buf_t text; /* concatenated deltas */
+    double audio_s, proc_s;
+} tx_t;
+
+static tx_t *tx_new(asr_api_t *api, asr_http_req_t *req) {
+    tx_t *tx = asr_xcalloc(1, sizeof *tx);
+    atomic_store(&tx->refs, 1);
+    tx->api = api;
+    tx->req = req;
+    pthread_mutex_init(&tx->mu, NULL);
+    pthread_cond_init(&tx->cv, NULL);
+    asr_buf_init(&tx->body);
+    asr_buf_init(&tx->sse);
+    asr_buf_init(&tx->text);
+    tx->job.user_data = tx;
+    return tx;
+}
+
+static void tx_release(void *p) {
+    tx_t *tx = p;
+    if (atomic_fetch_sub(&tx->refs, 1) != 1)
+        return;
+    pthread_mutex_destroy(&tx->mu);
+    pthread_cond_destroy(&tx->cv);
+    asr_buf_free(&tx->body);
+    asr_buf_free(&tx->sse);
+    asr_buf_free(&tx->text);
+    free(tx->language);
+    free(tx->prompt);
+    free(tx->hotwords);
+    free(tx->path);
+    free(tx);
+}
+
+/* Records a failure (under mu). */
+static void tx_fail(tx_t *tx, int status, const char *param, const char *code, const char *msg) {
+    tx->status = status;
+    tx->errparam = param;
+    tx->errcode = code;
+    snprintf(tx->errmsg, sizeof tx->errmsg, "%s", msg);
+}
+
+/* ---- form validation (connection thread) ---- */
+
+static bool parse_bool_field(const char *v, bool *out) {
+    if (!strcasecmp(v, "true") || !strcmp(v, "1")) {
+        *out = true;
+        return true;
+    }
+    if (!strcasecmp(v, "false") || !strcmp(v, "0")) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+/* Normalises a language field to a code the engine knows ("EN", "en-US" -> "en"). */
+static bool norm_language(const char *v, char *out, size_t out_len) {
+    size_t n = 0;
+    while (v[n] && v[n] != '-' && v[n] != '_' && n + 1 < out_len) {
+        out[n] = (char)tolower((unsigned char)v[n]);
+        n++;
+    }
+    out[n] = 0;
+    return n > 0 && n <= 3 && asr_lang_name(out) != NULL;
+}
+
+#define BAD(param, ...)                                                                            \
+    do {                                                                                           \
+        asr_http_respond_error(req, 400, param, "invalid_value", __VA_ARGS__);                     \
+        return false;                                                                              \
+    } while (0)
+
+static bool check_duplicates(asr_http_req_t *req) {
+    static const char *scalars[] = {"model",           "language",    "prompt",
+                                    "response_format", "temperature", "stream",
+                                    "beam_size",       "vad_filter",  "hotwords"};
+    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++)
+        if (asr_http_form_count(req, scalars[i]) > 1)
+            BAD(scalars[i], "field '%s' is given more than once", scalars[i]);
+    return true;
+}
+
+static bool parse_granularities(asr_http_req_t *req, tx_t *tx) {
+    static const char *names[] = {"timestamp_granularities[]", "timestamp_granularities"};
+    int given = 0;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < asr_http_form_count(req, names[k]); i++) {
+            const char *v = asr_http_form_nth(req, names[k], i);
+            given++;
+            if (!strcmp(v, "word"))
+                tx->words = true;
+            else if (!strcmp(v, "segment"))
+                tx->segments = true;
+            else
+                BAD("timestamp_granularities",
+                    "timestamp_granularities: '%.40s' is not 'word' or "
+                    "'segment'",
+                    v);
+        }
+    if (!given) {
+        tx->segments = true; /* OpenAI's default */
+        return true;
+    }
+    if (tx->fmt != ASR_FMT_VERBOSE_JSON)
+        BAD("timestamp_granularities",
+            "timestamp_granularities requires response_format=verbose_json");
+    return true;
+}
+
+static bool parse_model(asr_http_req_t *req, tx_t *tx) {
+    asr_api_t *api = tx->api;
+    const char *v = asr_http_form_value(req, "model");
+    int m = (v && *v) ? asr__api_resolve_model(api, v) : 0;
+    if (m < 0) {
+        asr_http_respond_error(req, 404, "model", "model_not_found",
+                               "The model '%.100s' does not exist or is not loaded (see GET "
+                               "/v1/models).",
+                               v);
+        return false;
+    }
+    tx->job.model = m;
+    tx->model_id = asr_sched_model_id(api->sched, m);
+    bool multilingual = asr_model_info(asr_sched_model(api->sched, m))->multilingual;
+    if (tx->translate && !multilingual)
+        BAD("model", "model '%s' is English-only and cannot translate", tx->model_id);
+    const char *lang = asr_http_form_value(req, "language");
+    if (lang && *lang && !tx->translate) {
+        char code[8];
+        if (!norm_language(lang, code, sizeof code))
+            BAD("language", "language '%.40s' is not a supported ISO-639-1 code", lang);
+        if (!multilingual && strcmp(code, "en"))
+            BAD("language", "model '%s' is English-only; language '%s' is not supported",
+                tx->model_id, code);
+        tx->language = asr_xstrdup(code);
+    }
+    return true;
+}
+
+static bool parse_numbers(asr_http_req_t *req, tx_t *tx) {
+    const char *v = asr_http_form_value(req, "temperature");
+    tx->temperature = 0.0f;
+    if (v) {
+        char *end;
+        double t = strtod(v, &end);
+        if (!*v || *end || !isfinite(t) || t < 0.0 || t > 1.0)
+            BAD("temperature", "temperature must be a number from 0 to 1, not '%.40s'", v);
+        tx->temperature = (float)t;
+    }
+    tx->beam_size = tx->api->cfg->beam_size;
+    if ((v = asr_http_form_value(req, "beam_size"))) {
+        char *end;
+        long b = strtol(v, &end, 10);
+        if (!*v || *end || b < 1 || b > 16)
+            BAD("beam_size", "beam_size must be an integer from 1 to 16, not '%.40s'", v);
+        tx->beam_size = (int)b;
+    }
+    return true;
+}
+
+static bool parse_form(asr_http_req_t *req, tx_t *tx) {
+    if (!check_duplicates(req) || !parse_model(req, tx))
+        return false;
+    const char *v = asr_http_form_value(req, "response_format");
+    tx->fmt = ASR_FMT_JSON;
+    if (v) {
+        static const char *names[] = {"json", "text", "srt", "verbose_json", "vtt"};
+        static const asr_format_t fmts[] = {ASR_FMT_JSON, ASR_FMT_TXT, ASR_FMT_SRT,
+                                            ASR_FMT_VERBOSE_JSON, ASR_FMT_VTT};
+        int k = 0;
+        while (k < 5 && strcmp(v, names[k]))
+            k++;
+        if (k == 5)
+            BAD("response_format",
+                "response_format must be json, text, srt, verbose_json or vtt, not '%.40s'", v);
+        tx->fmt = fmts[k];
+    }
+    if (!parse_granularities(req, tx) || !parse_numbers(req, tx))
+        return false;
+    tx->stream = false;
+    if ((v = asr_http_form_value(req, "stream")) && !parse_bool_field(v, &tx->stream))
+        BAD("stream", "stream must be true or false, not '%.40s'", v);
+    tx->vad = tx->api->cfg->vad;
+    if ((v = asr_http_form_value(req, "vad_filter")) && !parse_bool_field(v, &tx->vad))
+        BAD("vad_filter", "vad_filter must be true or false, not '%.40s'", v);
+    if ((v = asr_http_form_value(req, "prompt")) && *v)
+        tx->prompt = asr_xstrdup(v);
+    if ((v = asr_http_form_value(req, "hotwords")) && *v)
+        tx->hotwords = asr_xstrdup(v);
+    return true;
+}
+
+/* Audio errors start with the file's path: the temp path means nothing to the client. */
+static const char *no_path(const char *err, const char *path) {
+    size_t n = strlen(path);
+    if (!strncmp(err, path, n) && err[n] == ':')
+        return err + n + 1 + (err[n + 1] == ' ');
+    return err;
+}
+
+/* Opens the upload and decodes its first samples: bad, empty or too long audio is a 400/413
+ * before the job takes a worker. */
+static bool probe_audio(asr_http_req_t *req, tx_t *tx) {
+    const asr_http_upload_t *up = asr_http_upload(req);
+    if (!up) {
+        asr_http_respond_error(req, 400, "file", "missing_file",
+                               "you must provide a 'file' part (multipart/form-data)");
+        return false;
+    }
+    if (up->size == 0) {
+        asr_http_respond_error(req, 400, "file", "empty_file", "the uploaded file is empty");
+        return false;
+    }
+    char err[256] = "";
+    asr_audio_reader_t *r = NULL;
+    asr_err_t rc = asr_audio_open(up->path, &r, err, sizeof err);
+    float buf[4096];
+    size_t n = 0;
+    double dur = -1;
+    if (rc == ASR_OK) {
+        rc = asr_audio_read(r, buf, 4096, &n);
+        if (rc != ASR_OK)
+            snprintf(err, sizeof err, "%s", asr_audio_errmsg(r));
+        else if (n == 0)
+            snprintf(err, sizeof err, "the file holds no audio samples");
+        dur = asr_audio_duration(r);
+    }
+    asr_audio_close(r);
+    if (rc != ASR_OK || n == 0) {
+        asr_http_respond_error(req, 400, "file", "invalid_audio",
+                               "could not decode the audio file%s%s: %s",
+                               up->filename[0] ? " " : "", up->filename,
+                               err[0] ? no_path(err, up->path) : asr_strerror(rc));
+        return false;
+    }
+    if (dur > tx->api->cfg->max_audio_seconds) {
+        asr_http_respond_error(req, 413, "file", "audio_too_long",
+                               "audio of %.0f s is longer than the server's limit of %d s", dur,
+                               tx->api->cfg->max_audio_seconds);
+        return false;
+    }
+    tx->path = asr_xstrdup(up->path);
+    return true;
+}
+
+/* ---- the job (worker thread) ---- */
+
+static bool abort_cb(void *ud) {
+    tx_t *tx = ud;
+    asr_sched_job_beat(&tx->job);
+    return asr_sched_job_cancelled(&tx->job);
+}
+
+static void segment_cb(const asr_segment_t *seg, void *ud) {
+    tx_t *tx = ud;
+    asr_sched_job_beat(&tx->job);
+    const char *t = seg->text;
+    size_t n = strlen(t);
+    pthread_mutex_lock(&tx->mu);
+    if (tx->text.len == 0)
+        while (n && isspace((unsigned char)*t))
+            t++, n--;
+    while (n && isspace((unsigned char)t[n - 1]))
+        n--;
+    if (n) {
+        asr_buf_append(&tx->text, t, n);
+        asr_format_sse_delta(&tx->sse, t, n);
+        pthread_cond_broadcast(&tx->cv);
+    }
+    pthread_mutex_unlock(&tx->mu);
+}
+
+/* The upload as the engine's restartable PCM source (flat memory: the engine pulls ~30 s at a
+ * time), cut off past max_audio_seconds. */
+typedef struct {
+    asr_audio_file_source_t fs;
+    size_t n, max_n;
+    bool too_long;
+} capped_src_t;
+
+static asr_err_t capped_read(void *ud, float *buf, size_t n, size_t *n_read) {
+    capped_src_t *c = ud;
+    asr_err_t rc = asr_audio_file_source_read(&c->fs, buf, n, n_read);
+    if (rc == ASR_OK && (c->n += *n_read) > c->max_n) {
+        c->too_long = true;
+        return ASR_ERR_UNSUPPORTED;
+    }
+    return rc;
+}
+
+static asr_err_t capped_rewind(void *ud) {
+    capped_src_t *c = ud;
+    c->n = 0;
+    return asr_audio_file_source_rewind(&c->fs);
+}
+
+static asr_transcribe_params_t make_params(tx_t *tx) {
+    asr_transcribe_params_t tp = asr_transcribe_default_params();
+    tp.task = tx->translate ? ASR_TASK_TRANSLATE : ASR_TASK_TRANSCRIBE;
+    tp.language = tx->language;
+    tp.initial_prompt = tx->prompt;
+    tp.hotwords = tx->hotwords;
+    tp.beam_size = tx->beam_size;
+    if (tx->temperature > 0.0f) { /* > 0: that temperature only; 0: the fallback schedule */
+        tp.temperatures[0] = tx->temperature;
+        tp.n_temperatures = 1;
+    }
+    tp.vad_filter = tx->vad;
+    tp.word_timestamps = tx->words;
+    tp.abort_cb = abort_cb;
+    tp.abort_cb_user_data = tx;
+    if (tx->stream) {
+        tp.segment_cb = segment_cb;
+        tp.segment_cb_user_data = tx;
+    }
+    return tp;
+}
+
+/* Stores the engine's outcome (under mu). */
+static void finish_result(tx_t *tx, asr_stream_t *stream, asr_err_t rc) {
+    if (rc == ASR_OK) {
+        tx->status = 200;
+        if (tx->stream) {
+            asr_format_sse_done(&tx->sse, tx->text.data ? tx->text.data : "", tx->text.len,
+                                asr_stream_duration(stream));
+        } else {
+            asr_format_api_opts_t o = {.task = tx->translate ? "translate" : "transcribe",
+                                       .segments = tx->segments,
+                                       .words = tx->words,
+                                       .usage = true};
+            asr_format_write_api(stream, tx->fmt, &o, &tx->body);
+        }
+    } else if (rc == ASR_ERR_CANCELLED) {
+        tx_fail(tx, tx->client_gone ? 499 : 503, NULL, tx->client_gone ? NULL : "shutting_down",
+                tx->client_gone ? "client closed the request" : "the server is shutting down");
+    } else if (rc == ASR_ERR_INVALID) {
+        const char *m = asr_stream_errmsg(stream);
+        tx_fail(tx, 400, strstr(m, "language") ? "language" : NULL, "invalid_value",
+                m[0] ? m : "invalid request");
+    } else {
+        char msg[256];
+        snprintf(msg, sizeof msg, "transcription failed: %s",
+                 asr_stream_errmsg(stream)[0] ? asr_stream_errmsg(stream) : asr_strerror(rc));
+        int st = asr_http_status_for(rc);
+        tx_fail(tx, st, NULL, st == 503 ? "server_is_overloaded" : NULL, msg);
+    }
+}
+
+static void run_cb(asr_sched_job_t *job, asr_stream_t *stream) {
+    tx_t *tx = job->user_data;
+    double t0 = asr_now_s();
+    char err[512] = "";
+    capped_src_t src = {.max_n = (size_t)tx->api->cfg->max_audio_seconds * ASR_AUDIO_RATE};
+    asr_err_t rc = asr_audio_file_source_open(&src.fs, tx->path, err, sizeof err);
+    if (rc == ASR_OK) {
+        asr_pcm_source_t ps = {capped_read, capped_rewind, &src};
+        asr_transcribe_params_t tp = make_params(tx);
+        rc = asr_stream_transcribe_source(stream, &ps, &tp);
+        if (rc != ASR_OK && src.fs.errmsg[0])
+            snprintf(err, sizeof err, "%s", src.fs.errmsg);
+        asr_audio_file_source_close(&src.fs);
+    }
+    double dt = asr_now_s() - t0;
+    pthread_mutex_lock(&tx->mu);
+    if (src.too_long)
+        tx_fail(tx, 413, "file", "audio_too_long", "the audio is longer than the server's limit");
+    else if (rc != ASR_OK && err[0] && rc != ASR_ERR_CANCELLED) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "could not decode the audio file: %s", no_path(err, tx->path));
+        tx_fail(tx, rc == ASR_ERR_NOMEM ? 503 : 400, rc == ASR_ERR_NOMEM ? NULL : "file",
+                rc == ASR_ERR_NOMEM ? "server_is_overloaded" : "invalid_audio", msg);
+    } else
+        finish_result(tx, stream, rc);
+    if (rc == ASR_OK) {
+        tx->audio_s = asr_stream_duration(stream);
+        tx->proc_s = dt;
+    }
+    pthread_mutex_unlock(&tx->mu);
+    if (rc == ASR_OK && tx->api->srv)
+        asr_http_observe_transcription(tx->api->srv, tx->model_id, tx->audio_s, dt);
+}
+
+static void done_cb(asr_sched_job_t *job, asr_err_t status) {
+    tx_t *tx = job->user_data;
+    pthread_mutex_lock(&tx->mu);
+    if (status == ASR_ERR_CANCELLED)
+        tx_fail(tx, 499, NULL, NULL, "client closed the request");
+    else if (status != ASR_OK)
+        tx_fail(tx, 503, NULL, "shutting_down", "the server is shutting down");
+    if (tx->stream && tx->status != 200) { /* the SSE body is already 200: say it in an event */
+        json_t *e = json_object(), *root = json_object();
+        json_object_set_new(e, "message", json_string(tx->errmsg));
+        json_object_set_new(
+            e, "type", json_string(tx->status >= 500 ? "server_error" : "invalid_request_error"));
+        json_object_set_new(e, "param", tx->errparam ? json_string(tx->errparam) : json_null());
+        json_object_set_new(e, "code", tx->errcode ? json_string(tx->errcode) : json_null());
+        json_object_set_new(root, "type", json_string("error"));
+        json_object_set_new(root, "error", e);
+        char *js = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        asr_buf_printf(&tx->sse, "data: %s\n\n", js ? js : "{}");
+        free(js);
+        json_decref(root);
+    }
+    tx->finished = true;
+    pthread_cond_broadcast(&tx->cv);
+    pthread_mutex_unlock(&tx->mu);
+    tx_release(tx);
+}
+
+/* ---- connection thread ---- */
+
+static void log_result(tx_t *tx) {
+    if (tx->logged)
+        return;
+    tx->logged = true;
+    asr_http_log_field(tx->req, "model=%s", tx->model_id);
+    if (tx->audio_s > 0)
+        asr_http_log_field(tx->req, "audio_s=%.2f proc_s=%.2f rtf=%.3f", tx->audio_s, tx->proc_s,
+                           tx->proc_s / tx->audio_s);
+}
+
+/* Waits for the job (under mu), for at most `s` seconds; notices a client that hangs up. */
+static void wait_step(tx_t *tx, double s) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long ns = ts.tv_nsec + (long)(s * 1e9);
+    ts.tv_sec += ns / 1000000000L;
+    ts.tv_nsec = ns % 1000000000L;
+    pthread_cond_timedwait(&tx->cv, &tx->mu, &ts);
+    if (tx->finished || tx->client_gone)
+        return;
+    pthread_mutex_unlock(&tx->mu);
+    bool gone = asr_http_client_gone(tx->req);
+    pthread_mutex_lock(&tx->mu);
+    if (gone && !tx->client_gone) {
+        tx->client_gone = true;
+        pthread_mutex_unlock(&tx->mu);
+        asr_sched_cancel(tx->api->sched, &tx->job); /* may call done_cb here: no lock held */
+        pthread_mutex_lock(&tx->mu);
+    }
+}
+
+static ssize_t sse_read(void *ud, char *buf, size_t max) {
+    tx_t *tx = ud;
+    double idle_since = asr_now_s();
+    pthread_mutex_lock(&tx->mu);
+    for (;;) {
+        if (tx->sse_off < tx->sse.len) {
+            size_t n = tx->sse.len - tx->sse_off;
+            n = n < max ? n : max;
+            memcpy(buf, tx->sse.data + tx->sse_off, n);
+            tx->sse_off += n;
+            if (tx->sse_off == tx->sse.len)
+                tx->sse.len = tx->sse_off = 0;
+            pthread_mutex_unlock(&tx->mu);
+            return (ssize_t)n;
+        }
+        if (tx->finished || tx->client_gone) {
+            bool gone = tx->client_gone;
+            log_result(tx);
+            pthread_mutex_unlock(&tx->mu);
+            return gone ? -1 : 0;
+        }
+        if (asr_now_s() - idle_since > 10.0) { /* an SSE comment keeps proxies from timing out */
+            static const char ping[] = ": keep-alive\n\n";
+            size_t n = sizeof ping - 1 < max ? sizeof ping - 1 : max;
+            memcpy(buf, ping, n);
+            pthread_mutex_unlock(&tx->mu);
+            return (ssize_t)n;
+        }
+        wait_step(tx, 0.2);
+    }
+}
+
+static void respond_result(asr_http_req_t *req, tx_t *tx) {
+    static const char *ctypes[] = {[ASR_FMT_TXT] = "text/plain; charset=utf-8",
+                                   [ASR_FMT_JSON] = "application/json",
+                                   [ASR_FMT_VERBOSE_JSON] = "application/json",
+                                   [ASR_FMT_SRT] = "text/plain; charset=utf-8",
+                                   [ASR_FMT_VTT] = "text/vtt; charset=utf-8"};
+    log_result(tx);
+    if (tx->status == 200)
+        asr_http_respond(req, 200, ctypes[tx->fmt], tx->body.data ? tx->body.data : "",
+                         tx->body.len);
+    else
+        asr_http_respond_error(req, tx->status, tx->errparam, tx->errcode, "%s", tx->errmsg);
+}
+
+static void handle(asr_http_req_t *req, asr_api_t *api, bool translate) {
+    tx_t *tx = tx_new(api, req);
+    tx->translate = translate;
+    if (!parse_form(req, tx) || !probe_audio(req, tx)) {
+        tx_release(tx);
+        return;
+    }
+    asr_http_set_header(req, "X-Asrd-Model", tx->model_id);
+    tx->job.run_cb = run_cb;
+    tx->job.done_cb = done_cb;
+    atomic_fetch_add(&tx->refs, 1); /* the scheduler's reference, dropped by done_cb */
+    asr_err_t rc = asr_sched_submit(api->sched, &tx->job);
+    if (rc != ASR_OK) {
+        atomic_fetch_sub(&tx->refs, 1);
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", asr_sched_retry_after(api->sched));
+        asr_http_set_header(req, "Retry-After", ra);
+        if (rc == ASR_ERR_BUSY)
+            asr_http_respond_error(req, 503, NULL, "server_is_overloaded",
+                                   "the server is busy: %d requests are queued; retry later",
+                                   api->cfg->max_queue);
+        else
+            asr_http_respond_error(req, 503, NULL, "shutting_down", "the server is shutting down");
+        tx_release(tx);
+        return;
+    }
+    if (tx->stream) { /* the response owns the connection's reference from here */
+        asr_http_respond_stream(req, 200, "text/event-stream", sse_read, tx, tx_release);
+        return;
+    }
+    pthread_mutex_lock(&tx->mu);
+    while (!tx->finished)
+        wait_step(tx, 0.2);
+    pthread_mutex_unlock(&tx->mu);
+    respond_result(req, tx);
+    tx_release(tx);
+}
+
+void asr__api_transcriptions(asr_http_req_t *req, void *ud) { handle(req, ud, false); }
+void asr__api_translations(asr_http_req_t *req, void *ud) { handle(req, ud, true); }

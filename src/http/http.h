@@ -1,0 +1,126 @@
+/* http: the HTTP server (libmicrohttpd) under the API: routing, API-key auth, CORS, limits,
+ * multipart intake to a temp file while the body arrives, request ids, the access log, metrics
+ * and OpenAI-shaped errors. It knows nothing of transcription: the api module registers routes
+ * and answers requests through the functions below.
+ *
+ * Threading: one thread per connection (see server.c for why). A route handler runs on its
+ * connection's thread once the whole request has arrived and may block (waiting for a worker);
+ * it must answer exactly once with one of the asr_http_respond* functions. */
+#ifndef ASR_HTTP_H
+#define ASR_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/core.h"
+
+typedef struct asr_http_server asr_http_server_t;
+typedef struct asr_http_req asr_http_req_t;
+
+/* Handles a request; `user_data` is asr_http_params_t.user_data. */
+typedef void (*asr_http_handler_cb)(asr_http_req_t *req, void *user_data);
+
+enum {
+    ASR_HTTP_ROUTE_PUBLIC = 1, /* no API key needed */
+    ASR_HTTP_ROUTE_UPLOAD = 2, /* multipart/form-data body, spooled (see asr_http_upload) */
+    ASR_HTTP_ROUTE_PREFIX = 4  /* `path` is a prefix; the rest is asr_http_req_path_arg */
+};
+
+typedef struct {
+    const char *method; /* "GET" (HEAD is answered by it too) or "POST" */
+    const char *path;   /* "/v1/models", or a prefix "/v1/models/" with ASR_HTTP_ROUTE_PREFIX */
+    int flags;
+    const char *label; /* metrics label; NULL = path */
+    asr_http_handler_cb handler;
+} asr_http_route_t;
+
+typedef struct {
+    const char *host; /* borrowed during start */
+    int port;         /* 0 = any free port */
+    const char *upload_dir;
+    int64_t max_upload;       /* bytes of the file part */
+    const char *api_keys;     /* comma list, empty = no auth */
+    const char *cors_origins; /* comma list */
+    int max_connections;
+    int idle_timeout_s;
+    int upload_timeout_s;
+    const asr_http_route_t *routes; /* borrowed until stop */
+    int n_routes;
+    void *user_data; /* passed to handlers */
+} asr_http_params_t;
+
+/* Binds and starts serving. errbuf gets a one-line reason on failure. *out is owned by the caller
+ * (asr_http_stop). */
+asr_err_t asr_http_start(const asr_http_params_t *p, asr_http_server_t **out, char *errbuf,
+                         size_t errbuf_len);
+/* "http://127.0.0.1:8080" (the bound port). Borrowed until stop. */
+const char *asr_http_url(const asr_http_server_t *srv);
+/* Stops accepting connections; requests that still arrive on open connections get 503. */
+void asr_http_quiesce(asr_http_server_t *srv);
+/* Requests between their first byte and their completion. */
+int asr_http_active(const asr_http_server_t *srv);
+/* Stops the server (closes connections, joins their threads) and frees it. NULL-safe. */
+void asr_http_stop(asr_http_server_t *srv);
+bool asr_http_draining(const asr_http_server_t *srv);
+
+/* ---- request accessors (valid during the handler, on its thread) ---- */
+const char *asr_http_req_id(const asr_http_req_t *req);
+/* The part of the path after a PREFIX route's prefix, URL-decoded by MHD. */
+const char *asr_http_req_path_arg(const asr_http_req_t *req);
+const char *asr_http_req_header(const asr_http_req_t *req, const char *name);
+asr_http_server_t *asr_http_req_server(const asr_http_req_t *req);
+
+/* Form fields of an UPLOAD route (every part except "file"). Values are NUL-terminated, at most
+ * ASR_HTTP_MAX_FIELD bytes. */
+#define ASR_HTTP_MAX_FIELD 16384
+int asr_http_form_count(const asr_http_req_t *req, const char *name);
+const char *asr_http_form_nth(const asr_http_req_t *req, const char *name, int i);
+/* First value of `name`, or NULL. */
+const char *asr_http_form_value(const asr_http_req_t *req, const char *name);
+
+typedef struct {
+    const char *path;         /* temp file under upload_dir, removed when the request ends */
+    int64_t size;             /* bytes */
+    const char *filename;     /* "" if none */
+    const char *content_type; /* "" if none */
+} asr_http_upload_t;
+/* The "file" part, or NULL when the request had none. */
+const asr_http_upload_t *asr_http_upload(const asr_http_req_t *req);
+
+/* Polls the connection: true once the client has closed it. Cheap; never blocks. */
+bool asr_http_client_gone(asr_http_req_t *req);
+/* Adds a response header (copied) to the response sent next. */
+void asr_http_set_header(asr_http_req_t *req, const char *name, const char *value);
+/* Appends ` key=value` fields to the access log line (printf-style). */
+void asr_http_log_field(asr_http_req_t *req, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- responses: exactly one per request ---- */
+/* `body` is copied. */
+void asr_http_respond(asr_http_req_t *req, int status, const char *content_type, const char *body,
+                      size_t len);
+/* OpenAI's error shape {"error": {"message", "type", "param", "code"}}; the type follows the
+ * status. `param` and `code` may be NULL (JSON null). 503 responses carry Retry-After when
+ * asr_http_set_header set one, else 1. */
+void asr_http_respond_error(asr_http_req_t *req, int status, const char *param, const char *code,
+                            const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Streams a body of unknown length (chunked). `read_cb` blocks until it has bytes (returns how
+ * many, <= max), returns 0 at the end, or -1 to abort the connection. `free_cb(user_data)` runs
+ * when the response is released. Both run on the connection's thread. */
+typedef ssize_t (*asr_http_read_cb)(void *user_data, char *buf, size_t max);
+void asr_http_respond_stream(asr_http_req_t *req, int status, const char *content_type,
+                             asr_http_read_cb read_cb, void *user_data, void (*free_cb)(void *));
+
+/* The single table from engine/library errors to HTTP statuses. */
+int asr_http_status_for(asr_err_t err);
+
+/* ---- metrics ---- */
+/* Records a finished transcription for the real-time-factor histogram and audio counters. */
+void asr_http_observe_transcription(asr_http_server_t *srv, const char *model, double audio_s,
+                                    double proc_s);
+/* Appends the server's metrics in Prometheus text format. */
+void asr_http_metrics_write(asr_http_server_t *srv, asr_buf_t *out);
+
+#endif
