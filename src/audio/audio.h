@@ -32,8 +32,6 @@ void asr_audio_close(asr_audio_reader_t *r);
 asr_err_t asr_audio_load(const char *path, float **out_pcm, size_t *out_n, char *errbuf,
                          size_t errbuf_len);
 
-
-
 /* A restartable file source for the engine's streamed transcription (asr_pcm_source_t in
  * include/asr/engine.h): read and rewind callbacks over a reader that is reopened on rewind. */
 typedef struct {

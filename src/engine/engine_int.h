@@ -1,4 +1,5 @@
-/* engine: private structures shared by the engine's files. Nothing outside src/engine includes this. */
+/* engine: private structures shared by the engine's files. Nothing outside src/engine includes
+ * this. */
 #ifndef ASR_ENGINE_INT_H
 #define ASR_ENGINE_INT_H
 
@@ -51,18 +52,18 @@ struct asr_model {
     float *conv1_b; /* [d] */
     float *conv2_w; /* [d][d*3] */
     float *conv2_b;
-    float *enc_pos; /* [1500][d] */
+    float *enc_pos;       /* [1500][d] */
     asr_enc_layer_t *enc; /* [n_audio_layer] */
     asr_norm_t enc_ln;
     /* decoder */
-    float *tok_emb; /* [n_vocab][d], also the output projection */
-    float *dec_pos; /* [448][d] */
+    float *tok_emb;       /* [n_vocab][d], also the output projection */
+    float *dec_pos;       /* [448][d] */
     asr_dec_layer_t *dec; /* [n_text_layer] */
     asr_norm_t dec_ln;
     /* tokens */
     asr_tokenizer_t *tok;
     asr_special_tokens_t sp;
-    int32_t *suppress;     /* sorted ids suppressed at every step */
+    int32_t *suppress; /* sorted ids suppressed at every step */
     int n_suppress;
     int alignment_heads[64][2];
     int n_alignment_heads;
@@ -74,12 +75,12 @@ struct asr_model {
 
 /* Per-stream buffers, sized at creation from the model's dimensions. */
 typedef struct {
-    float *x;       /* [1500][d] residual stream */
-    float *h;       /* [1500][d] normed */
-    float *big;     /* [1500][max(4d, 3d, 3*d conv im2col, 3*n_mels)] and conv1 [3000][d] */
-    float *big2;    /* [3000][max(d*?)] conv1 output / im2col */
-    float *scores;  /* [n_threads][1500][1500] attention scores */
-    float *out;     /* [1500][d] encoder output */
+    float *x;      /* [1500][d] residual stream */
+    float *h;      /* [1500][d] normed */
+    float *big;    /* [1500][max(4d, 3d, 3*d conv im2col, 3*n_mels)] and conv1 [3000][d] */
+    float *big2;   /* [3000][max(d*?)] conv1 output / im2col */
+    float *scores; /* [n_threads][1500][1500] attention scores */
+    float *out;    /* [1500][d] encoder output */
 } asr_enc_buf_t;
 
 struct asr_stream {
@@ -99,7 +100,7 @@ struct asr_stream {
     float *align_capture; /* when set: raw cross-attention scores of the alignment heads,
                              [n_alignment_heads][align_rows][align_frames] */
     int align_rows, align_frames;
-    float *logprobs;                                /* [n_seq_cap][n_vocab] */
+    float *logprobs; /* [n_seq_cap][n_vocab] */
     /* results */
     asr_segment_t *segs;
     int n_segs, cap_segs;

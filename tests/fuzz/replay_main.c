@@ -1,5 +1,5 @@
-/* Replays every file of a corpus directory through LLVMFuzzerTestOneInput, so the seed corpus of each
- * fuzz target runs under ctest (and under sanitizers) without libFuzzer. */
+/* Replays every file of a corpus directory through LLVMFuzzerTestOneInput, so the seed corpus of
+ * each fuzz target runs under ctest (and under sanitizers) without libFuzzer. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
