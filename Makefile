@@ -34,7 +34,7 @@ test-unit: build
 test-asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DASR_SANITIZE=address,undefined >/dev/null
 	@cmake --build build-asan -j$(JOBS)
-	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L unit -j$(JOBS)
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L 'unit|asan' -j$(JOBS)
 
 # The main job: the OpenAI-compatible server with the default multilingual model, data in ./data.
 HOST ?= 127.0.0.1
