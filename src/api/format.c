@@ -48,6 +48,12 @@ static void timestamp(asr_buf_t *out, double t, char sep) {
 
 static double round2(double x) { return round(x * 100.0) / 100.0; }
 
+static json_t *json_utf8(const char *s, size_t len);
+static json_t *segments_json(const asr_stream_t *s, bool detail);
+static json_t *words_json(const asr_stream_t *s, bool detail);
+
+/* The CLI's json/verbose_json: like the API's, with each segment's words and word probabilities
+ * (whisper's CLI shape), and no usage. */
 static void write_json(const asr_stream_t *s, int verbose, const char *task, asr_buf_t *out) {
     asr_buf_t text;
     asr_buf_init(&text);
@@ -59,52 +65,19 @@ static void write_json(const asr_stream_t *s, int verbose, const char *task, asr
         json_object_set_new(root, "language", json_string(name ? name : asr_stream_language(s)));
         json_object_set_new(root, "duration", json_real(round2(asr_stream_duration(s))));
     }
-    json_object_set_new(root, "text", json_stringn(text.data ? text.data : "", text.len));
-    json_t *words = json_array();
+    json_object_set_new(root, "text", json_utf8(text.data ? text.data : "", text.len));
     if (verbose) {
-        json_t *segs = json_array();
-        for (int i = 0; i < asr_stream_n_segments(s); i++) {
-            const asr_segment_t *g = asr_stream_segment(s, i);
-            json_t *o = json_object();
-            json_object_set_new(o, "id", json_integer(g->id));
-            json_object_set_new(o, "seek", json_integer(g->seek));
-            json_object_set_new(o, "start", json_real(round2(g->start)));
-            json_object_set_new(o, "end", json_real(round2(g->end)));
-            json_object_set_new(o, "text", json_string(g->text));
-            json_t *toks = json_array();
-            for (int k = 0; k < g->n_tokens; k++)
-                json_array_append_new(toks, json_integer(g->tokens[k]));
-            json_object_set_new(o, "tokens", toks);
-            json_object_set_new(o, "temperature", json_real(g->temperature));
-            json_object_set_new(o, "avg_logprob", json_real(g->avg_logprob));
-            json_object_set_new(o, "compression_ratio", json_real(g->compression_ratio));
-            json_object_set_new(o, "no_speech_prob", json_real(g->no_speech_prob));
-            int nw = asr_stream_n_words(s, i);
-            if (nw > 0) {
-                json_t *ws = json_array();
-                for (int k = 0; k < nw; k++) {
-                    const asr_word_t *w = asr_stream_word(s, i, k);
-                    json_t *wo = json_object();
-                    json_object_set_new(wo, "word", json_string(w->word));
-                    json_object_set_new(wo, "start", json_real(round2(w->start)));
-                    json_object_set_new(wo, "end", json_real(round2(w->end)));
-                    json_object_set_new(wo, "probability", json_real(w->probability));
-                    json_array_append_new(ws, wo);
-                    json_array_append(words, wo);
-                }
-                json_object_set_new(o, "words", ws);
-            }
-            json_array_append_new(segs, o);
-        }
-        json_object_set_new(root, "segments", segs);
+        json_object_set_new(root, "segments", segments_json(s, true));
+        json_t *words = words_json(s, true);
         if (json_array_size(words) > 0)
-            json_object_set(root, "words", words);
+            json_object_set_new(root, "words", words);
+        else
+            json_decref(words);
     }
-    char *js = json_dumps(root, JSON_REAL_PRECISION(8) | JSON_ENSURE_ASCII * 0);
+    char *js = json_dumps(root, JSON_REAL_PRECISION(8));
     asr_buf_puts(out, js);
     asr_buf_puts(out, "\n");
     free(js);
-    json_decref(words);
     json_decref(root);
     asr_buf_free(&text);
 }
@@ -214,7 +187,27 @@ static json_t *usage_json(double duration) {
     return u;
 }
 
-static json_t *segments_json(const asr_stream_t *s) {
+/* One word: detail keeps Whisper's leading space and adds the probability (CLI); otherwise
+ * OpenAI's {word, start, end} with the word stripped. */
+static json_t *word_json(const asr_word_t *w, bool detail) {
+    asr_buf_t t;
+    asr_buf_init(&t);
+    if (detail)
+        asr_buf_puts(&t, w->word ? w->word : "");
+    else
+        append_stripped(&t, w->word ? w->word : "");
+    json_t *o = json_object();
+    json_object_set_new(o, "word", json_utf8(t.data ? t.data : "", t.len));
+    json_object_set_new(o, "start", json_real(round2(w->start)));
+    json_object_set_new(o, "end", json_real(round2(w->end)));
+    if (detail)
+        json_object_set_new(o, "probability", json_real(w->probability));
+    asr_buf_free(&t);
+    return o;
+}
+
+/* Segments in OpenAI's shape; detail adds each segment's words. */
+static json_t *segments_json(const asr_stream_t *s, bool detail) {
     json_t *segs = json_array();
     for (int i = 0; i < asr_stream_n_segments(s); i++) {
         const asr_segment_t *g = asr_stream_segment(s, i);
@@ -232,27 +225,24 @@ static json_t *segments_json(const asr_stream_t *s) {
         json_object_set_new(o, "avg_logprob", json_real(g->avg_logprob));
         json_object_set_new(o, "compression_ratio", json_real(g->compression_ratio));
         json_object_set_new(o, "no_speech_prob", json_real(g->no_speech_prob));
+        int nw = detail ? asr_stream_n_words(s, i) : 0;
+        if (nw > 0) {
+            json_t *ws = json_array();
+            for (int k = 0; k < nw; k++)
+                json_array_append_new(ws, word_json(asr_stream_word(s, i, k), true));
+            json_object_set_new(o, "words", ws);
+        }
         json_array_append_new(segs, o);
     }
     return segs;
 }
 
-static json_t *words_json(const asr_stream_t *s) {
+/* All words, flattened across segments. */
+static json_t *words_json(const asr_stream_t *s, bool detail) {
     json_t *words = json_array();
-    for (int i = 0; i < asr_stream_n_segments(s); i++) {
-        for (int k = 0; k < asr_stream_n_words(s, i); k++) {
-            const asr_word_t *w = asr_stream_word(s, i, k);
-            asr_buf_t t;
-            asr_buf_init(&t);
-            append_stripped(&t, w->word ? w->word : "");
-            json_t *o = json_object();
-            json_object_set_new(o, "word", json_utf8(t.data ? t.data : "", t.len));
-            json_object_set_new(o, "start", json_real(round2(w->start)));
-            json_object_set_new(o, "end", json_real(round2(w->end)));
-            json_array_append_new(words, o);
-            asr_buf_free(&t);
-        }
-    }
+    for (int i = 0; i < asr_stream_n_segments(s); i++)
+        for (int k = 0; k < asr_stream_n_words(s, i); k++)
+            json_array_append_new(words, word_json(asr_stream_word(s, i, k), detail));
     return words;
 }
 
@@ -273,9 +263,9 @@ static void write_api_json(const asr_stream_t *s, bool verbose, const asr_format
     }
     json_object_set_new(root, "text", json_utf8(text.data ? text.data : "", text.len));
     if (verbose && o->segments)
-        json_object_set_new(root, "segments", segments_json(s));
+        json_object_set_new(root, "segments", segments_json(s, false));
     if (verbose && o->words)
-        json_object_set_new(root, "words", words_json(s));
+        json_object_set_new(root, "words", words_json(s, false));
     if (o->usage)
         json_object_set_new(root, "usage", usage_json(asr_stream_duration(s)));
     char *js = json_dumps(root, JSON_REAL_PRECISION(8) | JSON_PRESERVE_ORDER);

@@ -141,16 +141,7 @@ static void logits_rows(asr_stream_t *s, int first_row, int n_rows) {
                   m->info.n_vocab, d);
 }
 
-void asr__dec_logits_row(asr_stream_t *s, int row) {
-    const int d = s->m->info.d_model;
-    if (row != 0)
-        memcpy(s->dh + (size_t)(s->m->info.n_text_ctx - 1) * d, s->dx + (size_t)row * d,
-               (size_t)d * sizeof(float));
-    const float *x = row != 0 ? s->dh + (size_t)(s->m->info.n_text_ctx - 1) * d : s->dx;
-    const asr_model_t *m = s->m;
-    asr_nn_layer_norm(NULL, x, s->dh, 1, d, m->dec_ln.gamma, m->dec_ln.beta, 1e-5f);
-    asr_nn_linear(s->dh, d, m->tok_emb, d, NULL, s->logits, m->info.n_vocab, 1, m->info.n_vocab, d);
-}
+void asr__dec_logits_row(asr_stream_t *s, int row) { logits_rows(s, row, 1); }
 
 void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int logits_row) {
     const asr_model_t *m = s->m;
@@ -183,11 +174,8 @@ void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, i
         asr_nn_add(s->dx, s->dh, (size_t)n * d);
         cross_and_ffn(s, L, l, n, pool);
     }
-    if (logits_row >= 0 && logits_row < n) {
-        if (logits_row != 0)
-            memcpy(s->dx, s->dx + (size_t)logits_row * d, (size_t)d * sizeof(float));
-        logits_rows(s, 0, 1);
-    }
+    if (logits_row >= 0 && logits_row < n)
+        logits_rows(s, logits_row, 1);
 }
 
 void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {

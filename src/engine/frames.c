@@ -44,10 +44,8 @@ static asr_err_t fill(asr_frames_t *fr, size_t keep_from) {
     if (room == 0)
         return ASR_ERR_INVALID;
     size_t got = 0;
-    double t0 = asr_now_s();
     asr_err_t rc = fr->src->read(fr->src->user_data, fr->buf + fr->buf_len,
                                  room < READ_CHUNK ? room : READ_CHUNK, &got);
-    fr->read_s += asr_now_s() - t0;
     if (rc != ASR_OK)
         return rc;
     if (got == 0)

@@ -18,8 +18,7 @@ typedef struct {
     float *buf;     /* samples [buf_start, buf_start + buf_len) */
     size_t buf_start, buf_len, buf_cap;
     int eof;
-    float *raw;    /* [n_mels][3000] scratch */
-    double read_s; /* seconds spent reading (diagnostics) */
+    float *raw; /* [n_mels][3000] scratch */
     /* optional: sees every sample once during the scan (pass 1) */
     void (*on_samples)(void *user_data, const float *x, size_t n);
     void *on_samples_ud;
