@@ -3,9 +3,9 @@
 # faster-whisper (the reference implementation for goldens and benchmarks), pytest, jiwer, openai.
 set -euo pipefail
 VENV="${ASRD_VENV:-$HOME/.cache/asrd/venv}"
-STAMP="$VENV/.asrd-venv-v1"
+STAMP="$VENV/.asrd-venv-v2"
 [ -f "$STAMP" ] && exit 0
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip
-"$VENV/bin/pip" install -q "faster-whisper==1.2.1" pytest jiwer openai numpy
+"$VENV/bin/pip" install -q "faster-whisper==1.2.1" pytest jiwer openai numpy requests
 touch "$STAMP"

@@ -42,6 +42,7 @@ typedef struct {
     int n_text_ctx;    /* 448 */
     bool multilingual;
     int n_languages;
+    int n_alignment_heads; /* cross-attention heads used for word timestamps */
 } asr_model_info_t;
 
 /* One transcript segment. Strings and arrays are owned by the stream. */
@@ -76,10 +77,22 @@ typedef struct {
 
 #define ASR_MAX_TEMPERATURES 8
 
+/* Script of Chinese output text. Conversion (OpenCC) applies to segment and word texts when the
+ * transcript's language is Chinese (zh, yue) and the task is transcribe. */
+typedef enum {
+    ASR_ZH_SCRIPT_AUTO = 0,    /* as the language tag implies (zh-CN, zh-Hans, zh-SG: simplified;
+                                  zh-TW, zh-HK, zh-MO, zh-Hant: traditional), else as decoded */
+    ASR_ZH_SCRIPT_SIMPLIFIED,  /* Traditional characters converted to Simplified (t2s) */
+    ASR_ZH_SCRIPT_TRADITIONAL, /* Simplified characters converted to Traditional (s2t) */
+} asr_zh_script_t;
+
 /* Decoding parameters (by value; start from asr_transcribe_default_params(), whose values equal
  * faster-whisper's transcribe() defaults). */
 typedef struct {
     asr_task_t task;
+    /* Chinese script of the output: AUTO (default); an explicit script wins over the one a
+     * regional language tag implies. Language tags: see asr_lang_code_normalize. */
+    asr_zh_script_t chinese_script;
     const char *language;       /* ISO-639-1 code, name or regional form; NULL/"" to detect;
                                    borrowed during the call */
     const char *initial_prompt; /* optional text; borrowed during the call */
@@ -134,8 +147,61 @@ ASR_API const asr_model_info_t *asr_model_info(const asr_model_t *model);
 /* Bytes of weights held in memory. */
 ASR_API size_t asr_model_weight_bytes(const asr_model_t *model);
 
-/* Creates per-stream state for `model` (borrowed: must outlive the stream). */
+/* ---- memory plan ----
+ * The exact bytes a model needs, computed from its dimensions before anything is allocated. A
+ * "slot" is the state of one transcription in flight (asr_stream_t): it is one arena of
+ * `slot - align` bytes, touched at creation so the memory is really there, plus the word-timestamp
+ * alignment buffers when those are asked for. */
+typedef struct {
+    /* inputs */
+    int n_seq;            /* sequences decoded in parallel: max(beam_size, best_of) */
+    bool word_timestamps; /* reserve the alignment buffers */
+    /* bytes */
+    size_t weights;  /* weights in the compute type (float32) */
+    size_t encoder;  /* encoder activations and attention scores of one 30-s window */
+    size_t cross_kv; /* cross-attention K/V: 1500 frames x decoder layers */
+    size_t self_kv;  /* self-attention K/V: n_text_ctx x n_seq, twice (beam reordering) */
+    size_t decoder;  /* decoder activations for a block of n_text_ctx tokens */
+    size_t logits;   /* logits and log-probabilities: n_seq x n_vocab */
+    size_t frontend; /* audio ring and mel windows */
+    size_t align;    /* alignment capture and DTW matrices (word_timestamps only) */
+    size_t slot;     /* encoder + cross_kv + self_kv + decoder + logits + frontend + align */
+    size_t overhead; /* fixed process overhead: code, libraries, BLAS and I/O buffers, results */
+    size_t total;    /* weights + slot + overhead: peak memory of one transcription */
+} asr_plan_t;
+
+/* Sequences a default stream's slot holds (faster-whisper's beam_size and best_of). */
+#define ASR_DEFAULT_N_SEQ 5
+/* Parallel sequences a transcription with these parameters needs (1..8): the largest beam_size
+ * (temperature 0) or best_of (temperature > 0) of its temperature schedule. */
+ASR_API int asr_transcribe_n_seq(const asr_transcribe_params_t *params);
+
+/* Fixed process overhead the plan counts (bytes). */
+#define ASR_PLAN_OVERHEAD ((size_t)48 << 20)
+
+/* Plan for a model of dimensions `dims` decoding n_seq sequences. compute_type: "float32" (or
+ * NULL/"auto"/"default"). Returns ASR_ERR_INVALID for impossible dimensions. */
+ASR_API asr_err_t asr_plan_compute(const asr_model_info_t *dims, const char *compute_type,
+                                   int n_seq, bool word_timestamps, asr_plan_t *out);
+/* Reads the dimensions of a model directory without loading its weights. */
+ASR_API asr_err_t asr_model_probe(const char *dir, asr_model_info_t *out, char *errbuf,
+                                  size_t errbuf_len);
+/* Dimensions of an official Whisper size by name ("tiny", "base.en", "large-v3", "turbo"...), or
+ * NULL. Static. */
+ASR_API const asr_model_info_t *asr_model_dims_named(const char *name);
+/* Names of the official sizes, NULL-terminated. Static. */
+ASR_API const char *const *asr_model_named_sizes(void);
+
+/* Creates per-stream state for `model` (borrowed: must outlive the stream), one slot of one
+ * sequence. */
 ASR_API asr_err_t asr_stream_create(const asr_model_t *model, asr_stream_t **out);
+/* Creates a stream whose slot holds n_seq parallel sequences (beam size / best_of): its arena is
+ * exactly the plan's slot bytes (without align), allocated and touched here. A transcription that
+ * asks for more sequences than the slot holds fails with ASR_ERR_INVALID. */
+ASR_API asr_err_t asr_stream_create_slot(const asr_model_t *model, int n_seq, asr_stream_t **out);
+/* The stream's arena bytes and the sequences its slot holds. */
+ASR_API size_t asr_stream_arena_bytes(const asr_stream_t *stream);
+ASR_API int asr_stream_n_seq(const asr_stream_t *stream);
 ASR_API void asr_stream_destroy(asr_stream_t *stream);
 
 /* Transcribes 16 kHz mono float PCM in [-1, 1]. `pcm` is borrowed during the call. Previous
@@ -167,6 +233,31 @@ ASR_API const asr_word_t *asr_stream_word(const asr_stream_t *stream, int seg, i
 /* Detected or forced language code ("en"), and its probability (1.0 when forced). */
 ASR_API const char *asr_stream_language(const asr_stream_t *stream);
 ASR_API float asr_stream_language_prob(const asr_stream_t *stream);
+
+/* A language and its probability; `code` is a static string. */
+typedef struct {
+    const char *code;
+    float prob;
+} asr_lang_prob_t;
+
+/* The language probabilities of the last detection on this stream (by asr_stream_transcribe* with
+ * no language given, or asr_stream_detect_language), most probable first: writes up to `max_out`
+ * entries to `out` (caller's array) and returns their number. Returns 0 when the last transcription
+ * had its language forced or the model is English-only (nothing was detected). */
+ASR_API int asr_stream_language_probs(const asr_stream_t *stream, asr_lang_prob_t *out,
+                                      int max_out);
+
+/* Detects the spoken language of 16 kHz mono float PCM without transcribing: one encoder pass and
+ * one decoder step over the first 30-s window (samples past 30 s are ignored; the log-mel is
+ * normalised over the samples used). `pcm` is borrowed during the call. Writes the top
+ * min(max_out, languages) languages, most probable first, to `out` (caller's array; may be NULL
+ * when max_out is 0) and their number to *n_out. Afterwards asr_stream_language(),
+ * asr_stream_language_prob() and asr_stream_language_probs() describe the detection and previous
+ * results of the stream are discarded. An English-only model gives {"en", 1.0}. Returns
+ * ASR_ERR_INVALID for an empty input, ASR_ERR_NOMEM. Same threading rule as transcribe. */
+ASR_API asr_err_t asr_stream_detect_language(asr_stream_t *stream, const float *pcm,
+                                             size_t n_samples, asr_lang_prob_t *out, int max_out,
+                                             int *n_out);
 /* Audio duration in seconds of the last transcription. */
 ASR_API double asr_stream_duration(const asr_stream_t *stream);
 /* One-line reason for the last failure on this stream. */
@@ -174,6 +265,15 @@ ASR_API const char *asr_stream_errmsg(const asr_stream_t *stream);
 
 /* English name of a language code ("zh" -> "chinese"), or NULL if unknown. Static string. */
 ASR_API const char *asr_lang_name(const char *code);
+/* Canonical Whisper code (static string) of a language tag: an ISO-639-1 code ("en", "ZH"), an
+ * English name or openai's alias ("chinese", "Mandarin"), or a regional/script form of a code
+ * (BCP-47 style, '-' or '_': "zh-CN", "zh_TW", "en-US", "pt-BR", "zh-Hant-HK"), all
+ * case-insensitive. NULL if unknown or malformed. Thread-safe. */
+ASR_API const char *asr_lang_code_normalize(const char *tag);
+/* The Chinese script a language tag implies: SIMPLIFIED for zh/yue with CN, SG, MY or Hans;
+ * TRADITIONAL for TW, HK, MO or Hant (a script subtag wins over a region); AUTO otherwise.
+ * Thread-safe. */
+ASR_API asr_zh_script_t asr_lang_zh_script(const char *tag);
 
 /* Debug/test hooks: log-mel of the whole input [n_mels][*n_frames] (caller frees with free()),
  * and the encoder output for one 30-s window of mel [1500][d_model]. */

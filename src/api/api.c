@@ -14,6 +14,8 @@ static void config_get(asr_http_req_t *req, void *ud);
 static void health(asr_http_req_t *req, void *ud);
 static void ready(asr_http_req_t *req, void *ud);
 static void metrics(asr_http_req_t *req, void *ud);
+static void ps(asr_http_req_t *req, void *ud);
+static void debug_alloc_fail(asr_http_req_t *req, void *ud);
 
 static const asr_http_route_t g_routes[] = {
     {"POST", "/v1/audio/transcriptions", ASR_HTTP_ROUTE_UPLOAD, NULL, asr__api_transcriptions},
@@ -24,6 +26,8 @@ static const asr_http_route_t g_routes[] = {
     {"GET", "/health", ASR_HTTP_ROUTE_PUBLIC, NULL, health},
     {"GET", "/ready", ASR_HTTP_ROUTE_PUBLIC, NULL, ready},
     {"GET", "/metrics", 0, NULL, metrics},
+    {"GET", "/api/ps", 0, NULL, ps},
+    {"POST", "/debug/alloc-fail", ASR_HTTP_ROUTE_UPLOAD, NULL, debug_alloc_fail},
 };
 
 const asr_http_route_t *asr_api_routes(int *n) {
@@ -88,6 +92,7 @@ void asr_api_destroy(asr_api_t *api) {
 }
 
 void asr_api_set_server(asr_api_t *api, asr_http_server_t *srv) { api->srv = srv; }
+void asr_api_set_store(asr_api_t *api, asr_store_t *store) { api->store = store; }
 
 int asr__api_resolve_model(const asr_api_t *api, const char *name) {
     int i = asr_sched_model_find(api->sched, name);
@@ -111,6 +116,32 @@ static void respond_json(asr_http_req_t *req, int status, json_t *root) {
     asr_buf_free(&b);
 }
 
+/* Residency and memory of model i (/v1/models entries, /api/ps). */
+static void model_status_fields(const asr_api_t *api, int i, json_t *o) {
+    asr_sched_model_status_t st;
+    asr_sched_model_status(api->sched, i, &st);
+    json_object_set_new(o, "state", json_string(st.state));
+    json_object_set_new(o, "weights_bytes", json_integer((json_int_t)st.weights_bytes));
+    json_object_set_new(o, "slot_bytes", json_integer((json_int_t)st.slot_bytes));
+    json_object_set_new(o, "slots_bytes", json_integer((json_int_t)st.slots_bytes));
+    json_object_set_new(o, "slots_in_use", json_integer(st.slots_in_use));
+    json_object_set_new(o, "slots_cached", json_integer(st.slots_cached));
+    json_object_set_new(o, "max_parallel", json_integer(api->cfg->max_parallel));
+    json_object_set_new(o, "queued", json_integer(st.queued));
+    json_object_set_new(o, "expires_in_s",
+                        st.expires_in_s >= 0 ? json_real(st.expires_in_s) : json_null());
+    json_object_set_new(o, "pinned",
+                        json_boolean(!strcmp(st.state, "loaded") && st.expires_in_s < 0));
+    if (st.expires_in_s >= 0) {
+        time_t at = time(NULL) + (time_t)st.expires_in_s;
+        struct tm tm;
+        char buf[32];
+        gmtime_r(&at, &tm);
+        strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        json_object_set_new(o, "expires_at", json_string(buf));
+    }
+}
+
 static json_t *model_obj(const asr_api_t *api, const char *id, int target, bool alias) {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(id));
@@ -120,9 +151,10 @@ static json_t *model_obj(const asr_api_t *api, const char *id, int target, bool 
     if (alias)
         json_object_set_new(o, "root", json_string(asr_sched_model_id(api->sched, target)));
     else {
-        const asr_model_info_t *info = asr_model_info(asr_sched_model(api->sched, target));
+        const asr_model_info_t *info = asr_sched_model_info(api->sched, target);
         json_object_set_new(o, "multilingual", json_boolean(info->multilingual));
         json_object_set_new(o, "default", json_boolean(target == 0));
+        model_status_fields(api, target, o);
     }
     return o;
 }
@@ -179,7 +211,7 @@ static void health(asr_http_req_t *req, void *ud) {
     }
     json_t *o = json_object();
     json_object_set_new(o, "status", json_string("ok"));
-    json_object_set_new(o, "workers", json_integer(st.n_workers));
+    json_object_set_new(o, "workers", json_integer(st.max_parallel));
     json_object_set_new(o, "busy", json_integer(st.n_busy));
     json_object_set_new(o, "queued", json_integer(st.queue_depth));
     respond_json(req, 200, o);
@@ -250,12 +282,103 @@ static void metrics(asr_http_req_t *req, void *ud) {
                    "asrd_jobs_total{outcome=\"rejected\"} %llu\n"
                    "# HELP asrd_model_weight_bytes Bytes of weights of each loaded model.\n"
                    "# TYPE asrd_model_weight_bytes gauge\n",
-                   st.queue_depth, st.max_queue, st.n_busy, st.n_workers - st.n_busy, st.stalled_s,
-                   (unsigned long long)st.n_done, (unsigned long long)st.n_rejected);
-    for (int i = 0; i < asr_sched_n_models(api->sched); i++)
-        asr_buf_printf(&b, "asrd_model_weight_bytes{model=\"%s\"} %zu\n",
-                       asr_sched_model_id(api->sched, i),
-                       asr_model_weight_bytes(asr_sched_model(api->sched, i)));
+                   st.queue_depth, st.max_queue, st.n_busy, st.max_parallel - st.n_busy,
+                   st.stalled_s, (unsigned long long)st.n_done, (unsigned long long)st.n_rejected);
+    for (int i = 0; i < asr_sched_n_models(api->sched); i++) {
+        asr_sched_model_status_t ms;
+        asr_sched_model_status(api->sched, i, &ms);
+        if (strcmp(ms.state, "unloaded"))
+            asr_buf_printf(&b, "asrd_model_weight_bytes{model=\"%s\"} %llu\n", ms.id,
+                           (unsigned long long)ms.weights_bytes);
+    }
+    asr_buf_printf(&b,
+                   "# HELP asrd_memory_budget_bytes Host memory for weights and slots.\n"
+                   "# TYPE asrd_memory_budget_bytes gauge\n"
+                   "asrd_memory_budget_bytes %llu\n"
+                   "# HELP asrd_memory_used_bytes Host memory reserved by weights and slots.\n"
+                   "# TYPE asrd_memory_used_bytes gauge\n"
+                   "asrd_memory_used_bytes %llu\n"
+                   "# HELP asrd_sched_events_total Residency and memory events.\n"
+                   "# TYPE asrd_sched_events_total counter\n"
+                   "asrd_sched_events_total{event=\"load\"} %llu\n"
+                   "asrd_sched_events_total{event=\"evict\"} %llu\n"
+                   "asrd_sched_events_total{event=\"fallback\"} %llu\n"
+                   "asrd_sched_events_total{event=\"oom_retry\"} %llu\n",
+                   (unsigned long long)st.budget_bytes, (unsigned long long)st.used_bytes,
+                   (unsigned long long)st.n_loads, (unsigned long long)st.n_evictions,
+                   (unsigned long long)st.n_fallbacks, (unsigned long long)st.n_oom_retries);
     asr_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     asr_buf_free(&b);
+}
+
+/* GET /api/ps: loaded models, their memory, slots and expiry, and the host budget. */
+static void ps(asr_http_req_t *req, void *ud) {
+    asr_api_t *api = ud;
+    json_t *models = json_array();
+    for (int i = 0; i < asr_sched_n_models(api->sched); i++) {
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_string(asr_sched_model_id(api->sched, i)));
+        model_status_fields(api, i, o);
+        json_array_append_new(models, o);
+    }
+    asr_sched_stats_t st;
+    asr_sched_stats(api->sched, &st);
+    json_t *mem = json_object();
+    json_object_set_new(mem, "device", json_string("cpu"));
+    json_object_set_new(mem, "budget_bytes", json_integer((json_int_t)st.budget_bytes));
+    json_object_set_new(mem, "used_bytes", json_integer((json_int_t)st.used_bytes));
+    json_object_set_new(mem, "free_bytes",
+                        json_integer(st.budget_bytes > st.used_bytes
+                                         ? (json_int_t)(st.budget_bytes - st.used_bytes)
+                                         : 0));
+    json_object_set_new(mem, "overhead_bytes", json_integer((json_int_t)ASR_PLAN_OVERHEAD));
+    json_object_set_new(mem, "limit",
+                        json_string(api->cfg->memory_limit ? "configured" : "measured"));
+    json_t *q = json_object();
+    json_object_set_new(q, "running", json_integer(st.n_busy));
+    json_object_set_new(q, "max_parallel", json_integer(st.max_parallel));
+    json_object_set_new(q, "waiting", json_integer(st.queue_depth));
+    json_object_set_new(q, "max_queue", json_integer(st.max_queue));
+    json_t *ev = json_object();
+    json_object_set_new(ev, "loads", json_integer((json_int_t)st.n_loads));
+    json_object_set_new(ev, "evictions", json_integer((json_int_t)st.n_evictions));
+    json_object_set_new(ev, "fallbacks", json_integer((json_int_t)st.n_fallbacks));
+    json_object_set_new(ev, "oom_retries", json_integer((json_int_t)st.n_oom_retries));
+    json_object_set_new(ev, "done", json_integer((json_int_t)st.n_done));
+    json_object_set_new(ev, "rejected", json_integer((json_int_t)st.n_rejected));
+    json_t *root = json_object();
+    json_object_set_new(root, "models", models);
+    json_object_set_new(root, "memory", mem);
+    json_object_set_new(root, "queue", q);
+    json_object_set_new(root, "events", ev);
+    respond_json(req, 200, root);
+}
+
+/* POST /debug/alloc-fail (only with debug_faults): form fields nth (fail the nth checked
+ * allocation from now, 0 = off) and min_bytes (fail every checked allocation of at least that
+ * many bytes, 0 = off). For out-of-memory tests. */
+static void debug_alloc_fail(asr_http_req_t *req, void *ud) {
+    asr_api_t *api = ud;
+    if (!api->cfg->debug_faults) {
+        asr_http_respond_error(req, 404, NULL, "not_found",
+                               "fault injection is off (start the server with --debug-faults)");
+        return;
+    }
+    const char *nth = asr_http_form_value(req, "nth"), *mb = asr_http_form_value(req, "min_bytes");
+    char *e1 = NULL, *e2 = NULL;
+    long n = nth ? strtol(nth, &e1, 10) : 0;
+    long long m = mb ? strtoll(mb, &e2, 10) : 0;
+    if ((nth && (!*nth || *e1 || n < 0)) || (mb && (!*mb || *e2 || m < 0))) {
+        asr_http_respond_error(req, 400, nth && (!*nth || *e1 || n < 0) ? "nth" : "min_bytes",
+                               "invalid_value", "nth and min_bytes must be integers >= 0");
+        return;
+    }
+    asr_alloc_fail_set(n, (size_t)m);
+    ASR_LOG(ASR_LOG_WARN, "msg=alloc_fail_set nth=%ld min_bytes=%lld", n, m);
+    json_t *o = json_object();
+    json_object_set_new(o, "checked_allocations",
+                        json_integer((json_int_t)asr_alloc_checked_count()));
+    json_object_set_new(o, "nth", json_integer(n));
+    json_object_set_new(o, "min_bytes", json_integer((json_int_t)m));
+    respond_json(req, 200, o);
 }

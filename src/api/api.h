@@ -21,5 +21,8 @@ void asr_api_destroy(asr_api_t *api);
 const asr_http_route_t *asr_api_routes(int *n);
 /* Tells the API which server it runs on (for metrics and draining). */
 void asr_api_set_server(asr_api_t *api, asr_http_server_t *srv);
+/* The durable store (borrowed; must outlive the API). Set before the server starts. */
+struct asr_store;
+void asr_api_set_store(asr_api_t *api, struct asr_store *store);
 
 #endif

@@ -30,6 +30,8 @@ typedef struct {
     char *language, *prompt, *hotwords, *path;
     float temperature;
     int beam_size;
+    asr_subtitle_opts_t subs;  /* srt/vtt cut per word */
+    asr_zh_script_t zh_script; /* chinese_script */
     /* results, under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -42,6 +44,7 @@ typedef struct {
     size_t sse_off;
     asr_buf_t text; /* concatenated deltas */
     double audio_s, proc_s;
+    int retry_after; /* seconds, for a 503 decided by the scheduler */
 } tx_t;
 
 static tx_t *tx_new(asr_api_t *api, asr_http_req_t *req) {
@@ -96,17 +99,6 @@ static bool parse_bool_field(const char *v, bool *out) {
     return false;
 }
 
-/* Normalises a language field to a code the engine knows ("EN", "en-US" -> "en"). */
-static bool norm_language(const char *v, char *out, size_t out_len) {
-    size_t n = 0;
-    while (v[n] && v[n] != '-' && v[n] != '_' && n + 1 < out_len) {
-        out[n] = (char)tolower((unsigned char)v[n]);
-        n++;
-    }
-    out[n] = 0;
-    return n > 0 && n <= 3 && asr_lang_name(out) != NULL;
-}
-
 #define BAD(param, ...)                                                                            \
     do {                                                                                           \
         asr_http_respond_error(req, 400, param, "invalid_value", __VA_ARGS__);                     \
@@ -114,9 +106,11 @@ static bool norm_language(const char *v, char *out, size_t out_len) {
     } while (0)
 
 static bool check_duplicates(asr_http_req_t *req) {
-    static const char *scalars[] = {"model",           "language",    "prompt",
-                                    "response_format", "temperature", "stream",
-                                    "beam_size",       "vad_filter",  "hotwords"};
+    static const char *scalars[] = {"model",           "language",       "prompt",
+                                    "response_format", "temperature",    "stream",
+                                    "beam_size",       "vad_filter",     "hotwords",
+                                    "max_line_width",  "max_line_count", "max_words_per_line",
+                                    "chinese_script"};
     for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++)
         if (asr_http_form_count(req, scalars[i]) > 1)
             BAD(scalars[i], "field '%s' is given more than once", scalars[i]);
@@ -163,18 +157,21 @@ static bool parse_model(asr_http_req_t *req, tx_t *tx) {
     }
     tx->job.model = m;
     tx->model_id = asr_sched_model_id(api->sched, m);
-    bool multilingual = asr_model_info(asr_sched_model(api->sched, m))->multilingual;
+    bool multilingual = asr_sched_model_info(api->sched, m)->multilingual;
     if (tx->translate && !multilingual)
         BAD("model", "model '%s' is English-only and cannot translate", tx->model_id);
     const char *lang = asr_http_form_value(req, "language");
     if (lang && *lang && !tx->translate) {
-        char code[8];
-        if (!norm_language(lang, code, sizeof code))
-            BAD("language", "language '%.40s' is not a supported ISO-639-1 code", lang);
+        const char *code = asr_lang_code_normalize(lang); /* "EN", "chinese", "zh-TW" */
+        if (!code)
+            BAD("language",
+                "language '%.40s' is not supported: use an ISO-639-1 code (zh), an English name "
+                "(chinese) or a regional form (zh-CN)",
+                lang);
         if (!multilingual && strcmp(code, "en"))
             BAD("language", "model '%s' is English-only; language '%s' is not supported",
                 tx->model_id, code);
-        tx->language = asr_xstrdup(code);
+        tx->language = asr_xstrdup(lang); /* the engine reads the script a region implies */
     }
     return true;
 }
@@ -193,9 +190,57 @@ static bool parse_numbers(asr_http_req_t *req, tx_t *tx) {
     if ((v = asr_http_form_value(req, "beam_size"))) {
         char *end;
         long b = strtol(v, &end, 10);
-        if (!*v || *end || b < 1 || b > 16)
-            BAD("beam_size", "beam_size must be an integer from 1 to 16, not '%.40s'", v);
+        if (!*v || *end || b < 1 || b > 8)
+            BAD("beam_size", "beam_size must be an integer from 1 to 8, not '%.40s'", v);
         tx->beam_size = (int)b;
+    }
+    /* keep_alive: seconds (or 30s / 5m / 1h), -1 = until evicted, 0 = unload when idle */
+    tx->job.keep_alive_s = ASR_SCHED_KEEP_ALIVE_DEFAULT;
+    if ((v = asr_http_form_value(req, "keep_alive"))) {
+        char *end;
+        double k = strtod(v, &end);
+        double mul = !strcmp(end, "") || !strcmp(end, "s") ? 1
+                     : !strcmp(end, "m")                   ? 60
+                     : !strcmp(end, "h")                   ? 3600
+                                                           : 0;
+        if (!*v || !isfinite(k) || mul == 0 || k < -1 || k * mul > 31536000)
+            BAD("keep_alive",
+                "keep_alive must be seconds (or 30s, 5m, 1h; -1 = forever), not "
+                "'%.40s'",
+                v);
+        tx->job.keep_alive_s = k < 0 ? -1.0 : k * mul;
+    }
+    tx->job.allow_fallback = true;
+    if ((v = asr_http_form_value(req, "fallback")) && !parse_bool_field(v, &tx->job.allow_fallback))
+        BAD("fallback", "fallback must be true or false, not '%.40s'", v);
+    return true;
+}
+
+/* srt/vtt cut per word (max_line_width, max_line_count, max_words_per_line) and chinese_script. */
+static bool parse_output_fields(asr_http_req_t *req, tx_t *tx) {
+    static const char *names[] = {"max_line_width", "max_line_count", "max_words_per_line"};
+    int *dst[] = {&tx->subs.max_line_width, &tx->subs.max_line_count, &tx->subs.max_words_per_line};
+    for (int i = 0; i < 3; i++) {
+        const char *v = asr_http_form_value(req, names[i]);
+        if (!v)
+            continue;
+        char *end;
+        long x = strtol(v, &end, 10);
+        if (!*v || *end || x < 1 || x > 10000)
+            BAD(names[i], "%s must be an integer from 1 to 10000, not '%.40s'", names[i], v);
+        if (tx->fmt != ASR_FMT_SRT && tx->fmt != ASR_FMT_VTT)
+            BAD(names[i], "%s requires response_format=srt or vtt", names[i]);
+        *dst[i] = (int)x;
+    }
+    const char *v = asr_http_form_value(req, "chinese_script");
+    if (v && *v) {
+        if (!strcmp(v, "simplified"))
+            tx->zh_script = ASR_ZH_SCRIPT_SIMPLIFIED;
+        else if (!strcmp(v, "traditional"))
+            tx->zh_script = ASR_ZH_SCRIPT_TRADITIONAL;
+        else
+            BAD("chinese_script", "chinese_script must be simplified or traditional, not '%.40s'",
+                v);
     }
     return true;
 }
@@ -217,7 +262,7 @@ static bool parse_form(asr_http_req_t *req, tx_t *tx) {
                 "response_format must be json, text, srt, verbose_json or vtt, not '%.40s'", v);
         tx->fmt = fmts[k];
     }
-    if (!parse_granularities(req, tx) || !parse_numbers(req, tx))
+    if (!parse_granularities(req, tx) || !parse_numbers(req, tx) || !parse_output_fields(req, tx))
         return false;
     tx->stream = false;
     if ((v = asr_http_form_value(req, "stream")) && !parse_bool_field(v, &tx->stream))
@@ -348,7 +393,8 @@ static asr_transcribe_params_t make_params(tx_t *tx) {
         tp.n_temperatures = 1;
     }
     tp.vad_filter = tx->vad;
-    tp.word_timestamps = tx->words;
+    tp.word_timestamps = tx->words || asr_subtitle_opts_active(&tx->subs);
+    tp.chinese_script = tx->zh_script;
     tp.abort_cb = abort_cb;
     tp.abort_cb_user_data = tx;
     if (tx->stream) {
@@ -369,7 +415,9 @@ static void finish_result(tx_t *tx, asr_stream_t *stream, asr_err_t rc) {
             asr_format_api_opts_t o = {.task = tx->translate ? "translate" : "transcribe",
                                        .segments = tx->segments,
                                        .words = tx->words,
-                                       .usage = true};
+                                       .usage = true,
+                                       .subtitles = &tx->subs,
+                                       .model = tx->model_id};
             asr_format_write_api(stream, tx->fmt, &o, &tx->body);
         }
     } else if (rc == ASR_ERR_CANCELLED) {
@@ -388,21 +436,27 @@ static void finish_result(tx_t *tx, asr_stream_t *stream, asr_err_t rc) {
     }
 }
 
-static void run_cb(asr_sched_job_t *job, asr_stream_t *stream) {
+static asr_err_t run_cb(asr_sched_job_t *job, asr_stream_t *stream) {
     tx_t *tx = job->user_data;
     double t0 = asr_now_s();
+    tx->model_id = asr_sched_model_id(tx->api->sched, job->served_model);
     char err[512] = "";
     capped_src_t src = {.max_n = (size_t)tx->api->cfg->max_audio_seconds * ASR_AUDIO_RATE};
     asr_err_t rc = asr_audio_file_source_open(&src.fs, tx->path, err, sizeof err);
     if (rc == ASR_OK) {
         asr_pcm_source_t ps = {capped_read, capped_rewind, &src};
         asr_transcribe_params_t tp = make_params(tx);
+        tp.n_threads = asr_sched_job_threads(job);
+        if (job->n_seq < asr_transcribe_n_seq(&tp)) /* retried in a smaller slot */
+            tp.beam_size = tp.best_of = job->n_seq;
         rc = asr_stream_transcribe_source(stream, &ps, &tp);
         if (rc != ASR_OK && src.fs.errmsg[0])
             snprintf(err, sizeof err, "%s", src.fs.errmsg);
         asr_audio_file_source_close(&src.fs);
     }
     double dt = asr_now_s() - t0;
+    if (rc == ASR_ERR_NOMEM && !src.too_long)
+        return rc; /* the scheduler retries (one sequence, fallback model) or ends the job */
     pthread_mutex_lock(&tx->mu);
     if (src.too_long)
         tx_fail(tx, 413, "file", "audio_too_long", "the audio is longer than the server's limit");
@@ -420,6 +474,7 @@ static void run_cb(asr_sched_job_t *job, asr_stream_t *stream) {
     pthread_mutex_unlock(&tx->mu);
     if (rc == ASR_OK && tx->api->srv)
         asr_http_observe_transcription(tx->api->srv, tx->model_id, tx->audio_s, dt);
+    return ASR_OK; /* the outcome is in tx; other errors are final */
 }
 
 static void done_cb(asr_sched_job_t *job, asr_err_t status) {
@@ -427,6 +482,11 @@ static void done_cb(asr_sched_job_t *job, asr_err_t status) {
     pthread_mutex_lock(&tx->mu);
     if (status == ASR_ERR_CANCELLED)
         tx_fail(tx, 499, NULL, NULL, "client closed the request");
+    else if (status == ASR_ERR_BUSY || status == ASR_ERR_NOMEM) {
+        tx_fail(tx, 503, NULL, "server_is_overloaded", job->errmsg);
+        tx->retry_after = asr_sched_retry_after(tx->api->sched);
+    } else if (status == ASR_ERR_MODEL)
+        tx_fail(tx, 500, "model", "model_load_failed", job->errmsg);
     else if (status != ASR_OK)
         tx_fail(tx, 503, NULL, "shutting_down", "the server is shutting down");
     if (tx->stream && tx->status != 200) { /* the SSE body is already 200: say it in an event */
@@ -521,6 +581,12 @@ static void respond_result(asr_http_req_t *req, tx_t *tx) {
                                    [ASR_FMT_SRT] = "text/plain; charset=utf-8",
                                    [ASR_FMT_VTT] = "text/vtt; charset=utf-8"};
     log_result(tx);
+    asr_http_set_header(req, "X-Asrd-Model", tx->model_id);
+    if (tx->retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", tx->retry_after);
+        asr_http_set_header(req, "Retry-After", ra);
+    }
     if (tx->status == 200)
         asr_http_respond(req, 200, ctypes[tx->fmt], tx->body.data ? tx->body.data : "",
                          tx->body.len);
@@ -535,8 +601,10 @@ static void handle(asr_http_req_t *req, asr_api_t *api, bool translate) {
         tx_release(tx);
         return;
     }
-    asr_http_set_header(req, "X-Asrd-Model", tx->model_id);
     tx->job.run_cb = run_cb;
+    asr_transcribe_params_t tp0 = make_params(tx);
+    tx->job.n_seq = asr_transcribe_n_seq(&tp0);
+    tx->job.word_timestamps = tp0.word_timestamps;
     tx->job.done_cb = done_cb;
     atomic_fetch_add(&tx->refs, 1); /* the scheduler's reference, dropped by done_cb */
     asr_err_t rc = asr_sched_submit(api->sched, &tx->job);
@@ -545,16 +613,18 @@ static void handle(asr_http_req_t *req, asr_api_t *api, bool translate) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", asr_sched_retry_after(api->sched));
         asr_http_set_header(req, "Retry-After", ra);
-        if (rc == ASR_ERR_BUSY)
-            asr_http_respond_error(req, 503, NULL, "server_is_overloaded",
-                                   "the server is busy: %d requests are queued; retry later",
-                                   api->cfg->max_queue);
+        if (rc == ASR_ERR_BUSY || rc == ASR_ERR_NOMEM)
+            asr_http_respond_error(req, 503, NULL, "server_is_overloaded", "%s", tx->job.errmsg);
+        else if (rc == ASR_ERR_INVALID)
+            asr_http_respond_error(req, 400, "beam_size", "invalid_value",
+                                   "beam_size/best_of out of range");
         else
             asr_http_respond_error(req, 503, NULL, "shutting_down", "the server is shutting down");
         tx_release(tx);
         return;
     }
     if (tx->stream) { /* the response owns the connection's reference from here */
+        asr_http_set_header(req, "X-Asrd-Model", tx->model_id); /* the requested model */
         asr_http_respond_stream(req, 200, "text/event-stream", sse_read, tx, tx_release);
         return;
     }

@@ -5,10 +5,12 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "store/store.h"
 
 struct asr_api {
     const asr_config_t *cfg;
     asr_sched_t *sched;
+    asr_store_t *store; /* borrowed; set before the server starts serving */
     asr_http_server_t *srv;
     char *upload_dir;
     char **alias_names;

@@ -3,17 +3,21 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/core.h"
 
 #define ASRD_VERSION "0.1.0"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: asrd <command> [options]\n\n"
-               "commands:\n"
-               "  transcribe [--model NAME|DIR] [--language L] [--task transcribe|translate]\n"
-               "             [--format txt|json|verbose_json|srt|vtt] [--threads N] FILE...\n"
-               "  serve [--host H] [--port P] [--data DIR] [--models a,b]   OpenAI-compatible API\n"
-               "  pull NAME            fetch a model (tiny.en, base, small) into $ASRD_MODELS\n"
-               "  version              print the version\n");
+    fprintf(f,
+            "usage: asrd <command> [options]\n\n"
+            "commands:\n"
+            "  transcribe [--model NAME|DIR] [--language L] [--task transcribe|translate]\n"
+            "             [--format txt|json|verbose_json|srt|vtt] [--threads N] FILE...\n"
+            "  serve [--host H] [--port P] [--data DIR] [--models a,b]   OpenAI-compatible API\n"
+            "  plan [--model NAME] [--beam-size N] [--all]   memory plan (weights, slot, total)\n"
+            "  ps [--url URL]       models loaded in a running server, memory, slots, expiry\n"
+            "  pull NAME            fetch a model (tiny.en, base, small) into $ASRD_MODELS\n"
+            "  version              print the version\n");
 }
 
 int main(int argc, char **argv) {
@@ -22,12 +26,17 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *cmd = argv[1];
+    asr_malloc_configure();
     if (!strcmp(cmd, "transcribe"))
         return asr_cli_transcribe(argc - 1, argv + 1);
     if (!strcmp(cmd, "pull"))
         return asr_cli_pull(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve"))
         return asr_cli_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plan"))
+        return asr_cli_plan(argc - 1, argv + 1);
+    if (!strcmp(cmd, "ps"))
+        return asr_cli_ps(argc - 1, argv + 1);
     if (!strcmp(cmd, "debug"))
         return asr_cli_debug(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

@@ -23,6 +23,7 @@
 #include "core/core.h"
 #include "http/http.h"
 #include "sched/sched.h"
+#include "store/store.h"
 
 #define SERVE_USAGE                                                                                \
     "usage: asrd serve [--host 127.0.0.1] [--port 8080] [--data DIR] [--models tiny.en,base]\n"    \
@@ -181,9 +182,15 @@ static asr_sched_t *start_sched(const asr_config_t *cfg, const model_specs_t *ms
         specs[i] = (asr_sched_model_spec_t){ms->ids[i], ms->dirs[i]};
     asr_sched_params_t sp = {.models = specs,
                              .n_models = ms->n,
-                             .n_workers = cfg->max_parallel,
+                             .max_parallel = cfg->max_parallel,
                              .max_queue = cfg->max_queue,
-                             .n_threads = cfg->threads};
+                             .max_wait_s = cfg->max_wait,
+                             .keep_alive_s = cfg->keep_alive,
+                             .memory_limit = (uint64_t)cfg->memory_limit,
+                             .memory_reserve = (uint64_t)cfg->memory_reserve,
+                             .n_threads = cfg->threads * cfg->max_parallel,
+                             .fallback = cfg->fallback,
+                             .preload = cfg->preload};
     asr_sched_t *sched = NULL;
     char err[1024] = "";
     if (asr_sched_create(&sp, &sched, err, sizeof err) != ASR_OK) {
@@ -237,6 +244,7 @@ int asr_cli_serve(int argc, char **argv) {
     model_specs_t ms = {0};
     asr_sched_t *sched = NULL;
     asr_api_t *api = NULL;
+    asr_store_t *store = NULL;
     asr_http_server_t *srv = NULL;
     char *data = NULL, *tmp = NULL;
     int rc = load_settings(&cfg, argc, argv);
@@ -265,14 +273,20 @@ int asr_cli_serve(int argc, char **argv) {
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    char err[512] = "";
+    if (asr_store_open(strcmp(cfg.database, "sqlite") ? cfg.database : NULL, data, &store, err,
+                       sizeof err) != ASR_OK) {
+        fprintf(stderr, "asrd: serve: database: %s\n", err);
+        goto done;
+    }
     if (!(sched = start_sched(&cfg, &ms)))
         goto done;
-    char err[512] = "";
     if (asr_api_create(&cfg, sched, tmp, &api, err, sizeof err) != ASR_OK) {
         fprintf(stderr, "asrd: serve: %s\n", err);
         rc = 2;
         goto done;
     }
+    asr_api_set_store(api, store);
     int n_routes;
     const asr_http_route_t *routes = asr_api_routes(&n_routes);
     asr_http_params_t hp = {.host = cfg.host,
@@ -302,6 +316,7 @@ done:
     asr_http_stop(srv);
     asr_api_destroy(api);
     asr_sched_destroy(sched);
+    asr_store_close(store);
     specs_free(&ms);
     free(data);
     free(tmp);

@@ -32,6 +32,9 @@ typedef struct {
     int no_silence_guard;
     float vad_threshold;
     int vad_min_silence_ms, vad_speech_pad_ms;
+    asr_subtitle_opts_t subs;
+    int detect_language;
+    asr_zh_script_t chinese_script;
 } tx_opts_t;
 
 static void tx_usage(FILE *f) {
@@ -44,7 +47,27 @@ static void tx_usage(FILE *f) {
         "                       [--no-condition-on-previous-text] [--word-timestamps]\n"
         "                       [--vad] [--vad-threshold P] [--vad-min-silence-ms MS]\n"
         "                       [--vad-speech-pad-ms MS] [--no-silence-guard]\n"
-        "                       [--compute-type float32] FILE...\n");
+        "                       [--max-line-width N] [--max-line-count N]\n"
+        "                       [--max-words-per-line N] [--highlight-words]\n"
+        "                       [--chinese-script simplified|traditional]\n"
+        "                       [--compute-type float32] FILE...\n"
+        "       asrd transcribe --detect-language [--model NAME|DIR] FILE...\n"
+        "\n"
+        "  --language L            ISO-639-1 code (zh), English name (chinese) or regional form\n"
+        "                          (zh-CN, zh_TW, en-US, pt-BR, zh-Hans, zh-Hant); default: "
+        "detect\n"
+        "  --detect-language       print the 5 most probable languages of each file's first 30 s\n"
+        "                          as 'code probability' lines, most probable first; no "
+        "transcript\n"
+        "  --chinese-script S      write Chinese transcripts in simplified or traditional\n"
+        "                          characters (OpenCC); zh-CN/zh-Hans/zh-SG imply simplified,\n"
+        "                          zh-TW/zh-HK/zh-Hant traditional\n"
+        "  --max-line-width N      srt/vtt: wrap cue lines at N characters (word timestamps on)\n"
+        "  --max-line-count N      srt/vtt: at most N lines per cue; with --max-line-width, lines\n"
+        "                          flow across segments\n"
+        "  --max-words-per-line N  srt/vtt: at most N words per line (one line per cue unless\n"
+        "                          --max-line-count or --max-line-width)\n"
+        "  --highlight-words       srt/vtt: one cue per word with the word underlined (<u>)\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out) {
@@ -82,6 +105,12 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
                                           {"vad-threshold", required_argument, 0, 1001},
                                           {"vad-min-silence-ms", required_argument, 0, 1002},
                                           {"vad-speech-pad-ms", required_argument, 0, 1003},
+                                          {"max-line-width", required_argument, 0, 1005},
+                                          {"max-line-count", required_argument, 0, 1006},
+                                          {"max-words-per-line", required_argument, 0, 1007},
+                                          {"highlight-words", no_argument, 0, 1008},
+                                          {"detect-language", no_argument, 0, 1009},
+                                          {"chinese-script", required_argument, 0, 1010},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -206,6 +235,35 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
             }
             o->vad = 1;
             break;
+        case 1005:
+        case 1006:
+        case 1007: {
+            static const char *names[] = {"--max-line-width", "--max-line-count",
+                                          "--max-words-per-line"};
+            int *dst[] = {&o->subs.max_line_width, &o->subs.max_line_count,
+                          &o->subs.max_words_per_line};
+            if (parse_int(optarg, 1, 10000, dst[c - 1005])) {
+                fprintf(stderr, "asrd: %s must be an integer from 1 to 10000\n", names[c - 1005]);
+                return 2;
+            }
+            break;
+        }
+        case 1008:
+            o->subs.highlight_words = true;
+            break;
+        case 1009:
+            o->detect_language = 1;
+            break;
+        case 1010:
+            if (!strcmp(optarg, "simplified")) {
+                o->chinese_script = ASR_ZH_SCRIPT_SIMPLIFIED;
+            } else if (!strcmp(optarg, "traditional")) {
+                o->chinese_script = ASR_ZH_SCRIPT_TRADITIONAL;
+            } else {
+                fprintf(stderr, "asrd: --chinese-script must be simplified or traditional\n");
+                return 2;
+            }
+            break;
         case 'h':
             tx_usage(stdout);
             exit(0);
@@ -219,8 +277,21 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
         fprintf(stderr, "asrd: --task must be transcribe or translate\n");
         return 2;
     }
-    if (asr_format_parse(o->format) < 0) {
+    int fmt = asr_format_parse(o->format);
+    if (fmt < 0) {
         fprintf(stderr, "asrd: --format must be txt, json, verbose_json, srt or vtt\n");
+        return 2;
+    }
+    if (asr_subtitle_opts_active(&o->subs) && fmt != ASR_FMT_SRT && fmt != ASR_FMT_VTT) {
+        fprintf(stderr, "asrd: --max-line-width, --max-line-count, --max-words-per-line and "
+                        "--highlight-words need --format srt or vtt\n");
+        return 2;
+    }
+    if (o->language && *o->language && !asr_lang_code_normalize(o->language)) {
+        fprintf(stderr,
+                "asrd: unknown language '%s' (use an ISO-639-1 code such as zh, an English name "
+                "such as chinese, or a regional form such as zh-CN)\n",
+                o->language);
         return 2;
     }
     if (optind >= argc) {
@@ -250,6 +321,48 @@ static asr_model_t *load_model(const char *name, const char *compute_type, int t
     return m;
 }
 
+/* --detect-language: the first 30 s of each file, top 5 languages. */
+static int detect_files(asr_stream_t *s, int argc, char **argv) {
+    int failed = 0;
+    float *pcm = asr_xmalloc((size_t)30 * 16000 * sizeof(float));
+    for (int i = optind; i < argc; i++) {
+        char err[512] = "";
+        asr_audio_file_source_t fs;
+        size_t n = 0, cap = (size_t)30 * 16000;
+        asr_err_t e = asr_audio_file_source_open(&fs, argv[i], err, sizeof err);
+        if (e == ASR_OK) {
+            for (size_t got = 1; e == ASR_OK && got > 0 && n < cap; n += got) {
+                got = 0;
+                e = asr_audio_file_source_read(&fs, pcm + n, cap - n, &got);
+            }
+            if (e != ASR_OK)
+                snprintf(err, sizeof err, "%s", fs.errmsg[0] ? fs.errmsg : asr_strerror(e));
+            asr_audio_file_source_close(&fs);
+        }
+        if (e != ASR_OK) {
+            fprintf(stderr, "asrd: %s\n", err[0] ? err : asr_strerror(e));
+            failed = 1;
+            continue;
+        }
+        asr_lang_prob_t top[5];
+        int n_top = 0;
+        e = asr_stream_detect_language(s, pcm, n, top, 5, &n_top);
+        if (e != ASR_OK) {
+            const char *msg = asr_stream_errmsg(s);
+            fprintf(stderr, "asrd: %s: %s\n", argv[i], msg[0] ? msg : asr_strerror(e));
+            failed = 1;
+            continue;
+        }
+        if (argc - optind > 1)
+            printf("==> %s <==\n", argv[i]);
+        for (int k = 0; k < n_top; k++)
+            printf("%s %.4f\n", top[k].code, top[k].prob);
+        fflush(stdout);
+    }
+    free(pcm);
+    return failed;
+}
+
 int asr_cli_transcribe(int argc, char **argv) {
     tx_opts_t o;
     int rc = parse_tx_opts(argc, argv, &o);
@@ -258,15 +371,10 @@ int asr_cli_transcribe(int argc, char **argv) {
     asr_model_t *m = load_model(o.model, o.compute_type, o.threads);
     if (!m)
         return 1;
-    asr_stream_t *s = NULL;
-    if (asr_stream_create(m, &s) != ASR_OK) {
-        fprintf(stderr, "asrd: out of memory creating a decoding stream\n");
-        asr_model_destroy(m);
-        return 1;
-    }
     asr_transcribe_params_t tp = asr_transcribe_default_params();
     tp.task = strcmp(o.task, "translate") ? ASR_TASK_TRANSCRIBE : ASR_TASK_TRANSLATE;
     tp.language = o.language;
+    tp.chinese_script = o.chinese_script;
     tp.initial_prompt = o.prompt;
     tp.beam_size = o.beam_size;
     tp.best_of = o.best_of;
@@ -274,7 +382,7 @@ int asr_cli_transcribe(int argc, char **argv) {
     memcpy(tp.temperatures, o.temperatures, sizeof tp.temperatures);
     tp.n_temperatures = o.n_temperatures;
     tp.condition_on_previous_text = !o.no_condition;
-    tp.word_timestamps = o.word_timestamps;
+    tp.word_timestamps = o.word_timestamps || asr_subtitle_opts_active(&o.subs);
     tp.vad_filter = o.vad;
     tp.skip_silent_windows = !o.no_silence_guard;
     tp.vad.threshold = o.vad_threshold;
@@ -282,6 +390,18 @@ int asr_cli_transcribe(int argc, char **argv) {
     tp.vad.speech_pad_ms = o.vad_speech_pad_ms;
     if (isatty(STDERR_FILENO))
         tp.progress_cb = progress_cb;
+    asr_stream_t *s = NULL;
+    if (asr_stream_create_slot(m, asr_transcribe_n_seq(&tp), &s) != ASR_OK) {
+        fprintf(stderr, "asrd: out of memory creating a decoding stream\n");
+        asr_model_destroy(m);
+        return 1;
+    }
+    if (o.detect_language) {
+        rc = detect_files(s, argc, argv);
+        asr_stream_destroy(s);
+        asr_model_destroy(m);
+        return rc;
+    }
     asr_format_t fmt = (asr_format_t)asr_format_parse(o.format);
     int failed = 0;
     asr_buf_t out;
@@ -314,7 +434,10 @@ int asr_cli_transcribe(int argc, char **argv) {
             continue;
         }
         out.len = 0;
-        asr_format_write(s, fmt, o.task, &out);
+        if (fmt == ASR_FMT_SRT || fmt == ASR_FMT_VTT)
+            asr_format_write_subtitles(s, fmt, &o.subs, &out);
+        else
+            asr_format_write(s, fmt, o.task, &out);
         fwrite(out.data, 1, out.len, stdout);
         fflush(stdout);
     }
@@ -337,11 +460,25 @@ static int write_f32(const char *path, const float *x, size_t n) {
 
 /* asrd debug mel|encode --model M FILE OUT.f32 */
 int asr_cli_debug(int argc, char **argv) {
-    if (argc < 2 || (strcmp(argv[1], "mel") && strcmp(argv[1], "encode"))) {
-        fprintf(stderr, "usage: asrd debug mel|encode --model NAME|DIR FILE OUT.f32\n");
+    if (argc < 2 ||
+        (strcmp(argv[1], "mel") && strcmp(argv[1], "encode") && strcmp(argv[1], "weights"))) {
+        fprintf(stderr, "usage: asrd debug mel|encode --model NAME|DIR FILE OUT.f32\n"
+                        "       asrd debug weights --model NAME|DIR\n");
         return 2;
     }
     const char *what = argv[1];
+    if (!strcmp(what, "weights")) { /* bytes of weights the loader holds */
+        if (argc != 4 || strcmp(argv[2], "--model")) {
+            fprintf(stderr, "usage: asrd debug weights --model NAME|DIR\n");
+            return 2;
+        }
+        asr_model_t *wm = load_model(argv[3], "float32", 0);
+        if (!wm)
+            return 1;
+        printf("%zu\n", asr_model_weight_bytes(wm));
+        asr_model_destroy(wm);
+        return 0;
+    }
     tx_opts_t o;
     int rc = parse_tx_opts(argc - 1, argv + 1, &o);
     if (rc)

@@ -43,6 +43,7 @@ typedef struct {
     char *host;
     int port;
     char *data;
+    char *database; /* secret: a URL may hold a password */
     char *models_dir;
     char *models;        /* LIST */
     char *model_aliases; /* LIST of ALIAS=MODEL or ALIAS */
@@ -52,6 +53,13 @@ typedef struct {
     char *cors_origins; /* LIST */
     int max_parallel;
     int max_queue;
+    int max_wait;
+    int64_t memory_limit;
+    int64_t memory_reserve;
+    int keep_alive;
+    bool preload;
+    char *fallback; /* LIST of chains a>b>c */
+    bool debug_faults;
     int max_connections;
     int threads;
     int beam_size;

@@ -2,6 +2,7 @@
 #include "core/core.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -62,7 +63,20 @@ void asr_alloc_fail_set(long nth, size_t min_bytes) {
     atomic_store(&g_fail_min_bytes, min_bytes);
 }
 
+static _Atomic unsigned long g_checked;
+
+unsigned long asr_alloc_checked_count(void) { return atomic_load(&g_checked); }
+
+void asr_malloc_configure(void) {
+    /* Large buffers (weights, slot arenas, audio) always come from mmap and go back to the
+     * system when freed, instead of glibc raising its threshold after the first free and
+     * keeping them in the heap: memory returns to its baseline after a model or slot is freed. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    mallopt(M_TRIM_THRESHOLD, 4 << 20);
+}
+
 static int should_fail(size_t n) {
+    atomic_fetch_add(&g_checked, 1);
     size_t mb = atomic_load(&g_fail_min_bytes);
     if (mb && n >= mb)
         return 1;

@@ -62,6 +62,10 @@ void asr_free_aligned(void *p);
 /* Fault injection: fail the nth checked allocation from now (1-based), or any checked allocation of
  * at least `min_bytes` (0 = disabled). Process-wide. */
 void asr_alloc_fail_set(long nth, size_t min_bytes);
+/* Checked allocations made so far (all threads). */
+unsigned long asr_alloc_checked_count(void);
+/* Process-wide malloc tuning for long-running use (call once at startup). */
+void asr_malloc_configure(void);
 
 /* ---- strings ---- */
 /* printf into a growable buffer. */

@@ -1,8 +1,8 @@
 /* engine: Whisper text decoder with per-sequence self-attention KV caches (beams or samples) and
  * cross-attention K/V computed once per 30-s window. asr__dec_forward runs a block of prompt
  * tokens of one sequence; asr__dec_step runs one token for each of n sequences in one batch (the
- * linear layers see n rows, so the weights are read once per step). Nothing here allocates except
- * asr__dec_reserve when the number of sequences grows. */
+ * linear layers see n rows, so the weights are read once per step). Nothing here allocates: every
+ * buffer is in the stream's slot arena. */
 #include <math.h>
 #include <string.h>
 
@@ -10,61 +10,6 @@
 
 static size_t seq_stride(const asr_model_t *m) {
     return (size_t)m->info.n_text_layer * m->info.n_text_ctx * m->info.d_model;
-}
-
-asr_err_t asr__dec_init(asr_stream_t *s) {
-    const asr_model_t *m = s->m;
-    size_t d = (size_t)m->info.d_model, L = (size_t)m->info.n_text_layer;
-    size_t C = (size_t)m->info.n_text_ctx, ff = (size_t)m->dec[0].ffn1.n_out;
-    s->cross_kv = asr_malloc_aligned(L * 1500 * 2 * d * sizeof(float));
-    s->dx = asr_malloc_aligned(C * d * sizeof(float));
-    s->dh = asr_malloc_aligned(C * d * sizeof(float));
-    s->dqkv = asr_malloc_aligned(C * 3 * d * sizeof(float));
-    s->dattn = asr_malloc_aligned(C * d * sizeof(float));
-    s->dffn = asr_malloc_aligned(C * ff * sizeof(float));
-    s->dscores = asr_malloc_aligned(C * 1500 * sizeof(float));
-    if (!s->cross_kv || !s->dx || !s->dh || !s->dqkv || !s->dattn || !s->dffn || !s->dscores)
-        return ASR_ERR_NOMEM;
-    return asr__dec_reserve(s, 1);
-}
-
-asr_err_t asr__dec_reserve(asr_stream_t *s, int n_seq) {
-    if (n_seq <= s->n_seq_cap)
-        return ASR_OK;
-    const asr_model_t *m = s->m;
-    size_t bytes = (size_t)n_seq * seq_stride(m) * sizeof(float);
-    size_t vbytes = (size_t)n_seq * m->info.n_vocab * sizeof(float);
-    float *k = asr_malloc_aligned(bytes), *v = asr_malloc_aligned(bytes);
-    float *k2 = asr_malloc_aligned(bytes), *v2 = asr_malloc_aligned(bytes);
-    float *lg = asr_malloc_aligned(vbytes), *lp = asr_malloc_aligned(vbytes);
-    if (!k || !v || !k2 || !v2 || !lg || !lp) {
-        asr_free_aligned(k), asr_free_aligned(v), asr_free_aligned(k2), asr_free_aligned(v2);
-        asr_free_aligned(lg), asr_free_aligned(lp);
-        return ASR_ERR_NOMEM;
-    }
-    asr_free_aligned(s->self_k), asr_free_aligned(s->self_v);
-    asr_free_aligned(s->self_k2), asr_free_aligned(s->self_v2);
-    asr_free_aligned(s->logits), asr_free_aligned(s->logprobs);
-    s->self_k = k, s->self_v = v, s->self_k2 = k2, s->self_v2 = v2;
-    s->logits = lg, s->logprobs = lp;
-    s->n_seq_cap = n_seq;
-    return ASR_OK;
-}
-
-void asr__dec_free(asr_stream_t *s) {
-    asr_free_aligned(s->cross_kv);
-    asr_free_aligned(s->self_k);
-    asr_free_aligned(s->self_v);
-    asr_free_aligned(s->self_k2);
-    asr_free_aligned(s->self_v2);
-    asr_free_aligned(s->dx);
-    asr_free_aligned(s->dh);
-    asr_free_aligned(s->dqkv);
-    asr_free_aligned(s->dattn);
-    asr_free_aligned(s->dffn);
-    asr_free_aligned(s->dscores);
-    asr_free_aligned(s->logits);
-    asr_free_aligned(s->logprobs);
 }
 
 void asr__dec_cross_kv(asr_stream_t *s) {

@@ -1,41 +1,11 @@
 /* engine: Whisper audio encoder. conv1 (k3, s1) → GELU → conv2 (k3, s2) → GELU → + positions →
  * N pre-norm transformer layers → final layer norm. Convolutions run as im2col + GEMM with the
  * time axis as rows, so every activation is [time][channels] and feeds the linear layers directly.
- * All buffers come from asr_enc_buf_t, sized once per stream. */
+ * All buffers come from asr_enc_buf_t, in the stream's slot arena. */
 #include <math.h>
 #include <string.h>
 
 #include "engine/engine_int.h"
-
-static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
-
-asr_err_t asr__enc_buf_init(asr_enc_buf_t *b, const asr_model_t *m, int n_threads) {
-    (void)n_threads;
-    memset(b, 0, sizeof *b);
-    size_t d = (size_t)m->info.d_model, ff = (size_t)m->enc[0].ffn1.n_out;
-    size_t a = max_sz(3000 * 3 * (size_t)m->info.n_mels, max_sz(1500 * 3 * d, 1500 * ff));
-    b->x = asr_malloc_aligned(1500 * d * sizeof(float));
-    b->h = asr_malloc_aligned(1500 * d * sizeof(float));
-    b->big = asr_malloc_aligned(a * sizeof(float));
-    b->big2 = asr_malloc_aligned(3000 * d * sizeof(float));
-    b->scores = asr_malloc_aligned((size_t)1500 * 1500 * sizeof(float));
-    b->out = asr_malloc_aligned(1500 * d * sizeof(float));
-    if (!b->x || !b->h || !b->big || !b->big2 || !b->scores || !b->out) {
-        asr__enc_buf_free(b);
-        return ASR_ERR_NOMEM;
-    }
-    return ASR_OK;
-}
-
-void asr__enc_buf_free(asr_enc_buf_t *b) {
-    asr_free_aligned(b->x);
-    asr_free_aligned(b->h);
-    asr_free_aligned(b->big);
-    asr_free_aligned(b->big2);
-    asr_free_aligned(b->scores);
-    asr_free_aligned(b->out);
-    memset(b, 0, sizeof *b);
-}
 
 /* cols[t][c*3 + k] = in[c][t + k - 1] for a [n_ch][n_t] channel-major input (stride 1). */
 static void im2col_cm(const float *in, int n_ch, int n_t, float *cols) {

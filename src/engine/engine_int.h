@@ -8,9 +8,55 @@
 #include "nn/nn.h"
 #include "engine/tokenizer.h"
 #include "engine/mel.h"
+#include "engine/ct2.h"
 
 #define ASR_N_SAMPLES_30S 480000
 #define ASR_N_FRAMES_30S 3000
+#define ASR_SLOT_MAX_SEQ 8 /* parallel sequences (beams/samples) a slot may hold */
+#define ASR_FRAMES_BUF_CAP ((size_t)3000 * 160 + 1024 + 16384) /* frames.c sample ring */
+
+/* Buffers of a slot arena, in layout order (plan.c). */
+enum {
+    ASR_SLOT_ENC_X,
+    ASR_SLOT_ENC_H,
+    ASR_SLOT_ENC_BIG,
+    ASR_SLOT_ENC_BIG2,
+    ASR_SLOT_ENC_SCORES,
+    ASR_SLOT_ENC_OUT,
+    ASR_SLOT_CROSS_KV,
+    ASR_SLOT_SELF_K,
+    ASR_SLOT_SELF_V,
+    ASR_SLOT_SELF_K2,
+    ASR_SLOT_SELF_V2,
+    ASR_SLOT_DX,
+    ASR_SLOT_DH,
+    ASR_SLOT_DQKV,
+    ASR_SLOT_DATTN,
+    ASR_SLOT_DFFN,
+    ASR_SLOT_DSCORES,
+    ASR_SLOT_LOGITS,
+    ASR_SLOT_LOGPROBS,
+    ASR_SLOT_WIN,
+    ASR_SLOT_FRAMES_RAW,
+    ASR_SLOT_FRAMES_BUF,
+    ASR_SLOT_N
+};
+enum {
+    ASR_PLAN_PART_ENCODER,
+    ASR_PLAN_PART_CROSS_KV,
+    ASR_PLAN_PART_SELF_KV,
+    ASR_PLAN_PART_DECODER,
+    ASR_PLAN_PART_LOGITS,
+    ASR_PLAN_PART_FRONTEND,
+    ASR_PLAN_PART_ALIGN,
+    ASR_PLAN_PART_N
+};
+typedef struct {
+    size_t off[ASR_SLOT_N];       /* byte offsets in the arena (64-byte aligned) */
+    size_t part[ASR_PLAN_PART_N]; /* bytes per plan part */
+    size_t arena_bytes;
+} asr__slot_layout_t;
+void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr__slot_layout_t *L);
 
 typedef struct {
     float *w; /* [n_out][n_in] */
@@ -85,6 +131,10 @@ typedef struct {
 
 struct asr_stream {
     const asr_model_t *m;
+    unsigned char *arena; /* [arena_bytes], every buffer below that the plan counts */
+    size_t arena_bytes;
+    float *win; /* [n_mels][3000] mel window */
+    float *frames_raw, *frames_buf;
     asr_pool_t *pool;
     int n_threads;
     asr_enc_buf_t eb;
@@ -118,21 +168,23 @@ struct asr_stream {
     float language_prob;
     double duration;
     char errmsg[256];
+    /* language.c: probabilities of the last detection, Chinese script conversion */
+    float lang_probs[ASR_TOKENIZER_MAX_LANGUAGES]; /* [n_lang_probs], language token order */
+    int n_lang_probs;                              /* 0: the language was not detected */
+    struct asr_zhscript *zh[2];  /* converters to simplified, traditional; opened on first use */
+    struct asr_zhscript *zh_out; /* the running transcription's converter, or NULL */
 };
 
-/* encoder.c */
-asr_err_t asr__enc_buf_init(asr_enc_buf_t *b, const asr_model_t *m, int n_threads);
-void asr__enc_buf_free(asr_enc_buf_t *b);
+/* model.c: dimensions from a parsed model file (0 or -1 with errbuf), alignment heads of a
+ * model directory (config.json, else all heads of the upper half of the decoder) */
+int asr__model_dims(const asr_ct2_file_t *f, asr_model_info_t *in, char *errbuf, size_t errbuf_len);
+int asr__model_count_alignment_heads(const char *dir, const asr_model_info_t *in);
 /* mel_window [n_mels][3000] -> s->eb.out [1500][d] */
 void asr__encode(asr_stream_t *s, const float *mel_window);
 
 /* decoder.c */
-asr_err_t asr__dec_init(asr_stream_t *s);
-void asr__dec_free(asr_stream_t *s);
 /* Computes cross-attention K/V from s->eb.out. */
 void asr__dec_cross_kv(asr_stream_t *s);
-/* Ensures caches for n_seq parallel sequences (beams or samples). Allocates only when growing. */
-asr_err_t asr__dec_reserve(asr_stream_t *s, int n_seq);
 /* Runs tokens[0..n) of sequence 0 at positions pos0.. through the decoder, appending to its
  * self-attention cache. If logits_row >= 0, computes the logits of that row into s->logits. */
 void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int logits_row);
@@ -143,5 +195,18 @@ void asr__dec_logits_row(asr_stream_t *s, int row);
 void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos);
 /* Reorders sequence caches: new sequence i takes the first `len` positions of old src[i]. */
 void asr__dec_reorder(asr_stream_t *s, const int *src, int n_seq, int len);
+
+/* transcribe.c: the transcription loop; detect_only stops after the language is set. */
+asr_err_t asr__transcribe_run(asr_stream_t *s, const asr_pcm_source_t *src,
+                              const asr_transcribe_params_t *params, bool detect_only);
+
+/* language.c */
+/* Picks the converter of a transcription once its language is known (s->language): the script
+ * asked for, or the one p->language implies, for Chinese transcripts. */
+asr_err_t asr__zh_begin(asr_stream_t *s, const asr_transcribe_params_t *p);
+/* Appends text[0..len) to dst, converted when a converter is active. */
+void asr__zh_append(asr_stream_t *s, asr_buf_t *dst, const char *text, size_t len);
+/* Closes the stream's converters. */
+void asr__zh_free(asr_stream_t *s);
 
 #endif

@@ -4,28 +4,18 @@
 
 #include "engine/frames.h"
 
-#define READ_CHUNK 16384
+#define READ_CHUNK 16384             /* ASR_FRAMES_BUF_CAP leaves room for one */
 #define HUGE_TOTAL ((size_t)1 << 60) /* "end not known yet": only interior frames are computed */
 
-asr_err_t asr__frames_init(asr_frames_t *fr, const asr_mel_t *mel, const asr_pcm_source_t *src) {
+void asr__frames_init(asr_frames_t *fr, const asr_mel_t *mel, const asr_pcm_source_t *src,
+                      float *buf, float *raw) {
     memset(fr, 0, sizeof *fr);
     fr->mel = mel;
     fr->src = src;
     fr->n_mels = asr_mel_n_mels(mel);
-    fr->buf_cap = (size_t)3000 * 160 + 1024 + READ_CHUNK;
-    fr->buf = asr_malloc(fr->buf_cap * sizeof(float));
-    fr->raw = asr_malloc((size_t)fr->n_mels * 3000 * sizeof(float));
-    if (!fr->buf || !fr->raw) {
-        asr__frames_free(fr);
-        return ASR_ERR_NOMEM;
-    }
-    return ASR_OK;
-}
-
-void asr__frames_free(asr_frames_t *fr) {
-    free(fr->buf);
-    free(fr->raw);
-    fr->buf = fr->raw = NULL;
+    fr->buf_cap = ASR_FRAMES_BUF_CAP;
+    fr->buf = buf;
+    fr->raw = raw;
 }
 
 /* Drops samples before `keep_from` and appends up to READ_CHUNK more (sets eof at the end). */

@@ -24,8 +24,9 @@ typedef struct {
     void *on_samples_ud;
 } asr_frames_t;
 
-asr_err_t asr__frames_init(asr_frames_t *fr, const asr_mel_t *mel, const asr_pcm_source_t *src);
-void asr__frames_free(asr_frames_t *fr);
+/* buf [ASR_FRAMES_BUF_CAP] and raw [n_mels][3000] are borrowed (the stream's arena). */
+void asr__frames_init(asr_frames_t *fr, const asr_mel_t *mel, const asr_pcm_source_t *src,
+                      float *buf, float *raw);
 /* Pass 1: reads the whole source once. */
 asr_err_t asr__frames_scan(asr_frames_t *fr);
 /* Rewinds for a new pass 2. */

@@ -17,6 +17,7 @@ typedef struct {
     asr_ct2_file_t f;
     char *err;
     size_t err_len;
+    bool oom; /* a weight allocation failed */
 } loader_t;
 
 static void *track(asr_model_t *m, void *p) {
@@ -25,6 +26,18 @@ static void *track(asr_model_t *m, void *p) {
     m->allocs = asr_xrealloc(m->allocs, (size_t)(m->n_allocs + 1) * sizeof(void *));
     m->allocs[m->n_allocs++] = p;
     return p;
+}
+
+/* The mapped file's pages of a converted tensor are not needed again: drop them, so loading peaks
+ * at the converted weights plus one tensor, not plus the whole file. */
+static void drop_pages(const void *data, size_t len) {
+    static long page;
+    if (!page)
+        page = sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)data + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    uintptr_t hi = ((uintptr_t)data + len) / (uintptr_t)page * (uintptr_t)page;
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
 static const asr_ct2_var_t *need(loader_t *L, const char *name) {
@@ -48,6 +61,7 @@ static float *load_f32(loader_t *L, const char *name, int64_t n0, int64_t n1) {
     float *out = track(L->m, asr_malloc_aligned((size_t)want * sizeof(float)));
     if (!out) {
         asr_errf(L->err, L->err_len, "out of memory loading %s", name);
+        L->oom = true;
         return NULL;
     }
     L->m->weight_bytes += (size_t)want * sizeof(float);
@@ -97,6 +111,7 @@ static float *load_f32(loader_t *L, const char *name, int64_t n0, int64_t n1) {
         asr_errf(L->err, L->err_len, "model.bin: %s has unsupported dtype %d", name, v->dtype);
         return NULL;
     }
+    drop_pages(v->data, (size_t)want * asr_ct2_dtype_size(v->dtype));
     return out;
 }
 
@@ -184,9 +199,10 @@ static int load_parts(loader_t *L, const char *stack, int l, int d, const part_t
     return 0;
 }
 
-static int load_weights(loader_t *L) {
-    asr_model_t *m = L->m;
-    asr_model_info_t *in = &m->info;
+int asr__model_dims(const asr_ct2_file_t *f, asr_model_info_t *in, char *err, size_t err_len) {
+    loader_t L0 = {.err = err, .err_len = err_len};
+    loader_t *L = &L0;
+    L->f = *f;
     const asr_ct2_var_t *c1 = need(L, "encoder/conv1/weight");
     const asr_ct2_var_t *emb = need(L, "decoder/embeddings/weight");
     const asr_ct2_var_t *epos = need(L, "encoder/position_encodings/encodings");
@@ -207,11 +223,13 @@ static int load_weights(loader_t *L) {
     in->n_text_layer = count_layers(L, "decoder");
     in->n_audio_head = scalar_int(L, "encoder/num_heads", 0);
     in->n_text_head = scalar_int(L, "decoder/num_heads", 0);
+    const asr_ct2_var_t *f0 = asr_ct2_find(&L->f, "encoder/layer_0/ffn/linear_0/weight");
     if (d <= 0 || d > 8192 || emb->dims[1] != d || epos->dims[1] != d || dpos->dims[1] != d ||
         in->n_audio_ctx != 1500 || in->n_text_ctx < 8 || in->n_text_ctx > 4096 ||
         in->n_audio_layer < 1 || in->n_text_layer < 1 || in->n_audio_head <= 0 ||
         in->n_text_head <= 0 || d % in->n_audio_head || d % in->n_text_head || in->n_mels < 1 ||
-        in->n_mels > 512 || in->n_vocab < 51000) {
+        in->n_mels > 512 || in->n_vocab < 51000 || !f0 || f0->rank != 2 ||
+        f0->dims[0] != 4 * (int64_t)d) {
         asr_errf(L->err, L->err_len,
                  "model.bin: inconsistent Whisper dimensions (d=%d mels=%d vocab=%d heads=%d/%d "
                  "layers=%d/%d)",
@@ -219,6 +237,15 @@ static int load_weights(loader_t *L) {
                  in->n_text_layer);
         return -1;
     }
+    return 0;
+}
+
+static int load_weights(loader_t *L) {
+    asr_model_t *m = L->m;
+    asr_model_info_t *in = &m->info;
+    if (asr__model_dims(&L->f, in, L->err, L->err_len) != 0)
+        return -1;
+    int d = in->d_model;
     /* conv weights [d][in][3] are already [out][in*3] row-major */
     if (!(m->conv1_w = load_f32(L, "encoder/conv1/weight", d, (int64_t)in->n_mels * 3)) ||
         !(m->conv1_b = load_f32(L, "encoder/conv1/bias", d, 0)) ||
@@ -268,9 +295,10 @@ static int load_weights(loader_t *L) {
     return 0;
 }
 
-/* Reads alignment_heads from config.json (optional file). */
-static int load_config(loader_t *L, const char *dir) {
-    asr_model_t *m = L->m;
+/* Reads alignment_heads from config.json (optional file) into heads; returns their number, or -1
+ * with a reason in err when the file exists but is not JSON. */
+static int read_alignment_heads(const char *dir, const asr_model_info_t *in, int heads[64][2],
+                                char *err, size_t err_len) {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     json_error_t je;
@@ -279,26 +307,54 @@ static int load_config(loader_t *L, const char *dir) {
         struct stat st;
         if (stat(path, &st) != 0)
             return 0; /* optional */
-        asr_errf(L->err, L->err_len, "%s: invalid JSON at line %d: %s", path, je.line, je.text);
+        asr_errf(err, err_len, "%s: invalid JSON at line %d: %s", path, je.line, je.text);
         return -1;
     }
-    json_t *heads = json_object_get(root, "alignment_heads");
-    if (json_is_array(heads)) {
+    int n = 0;
+    json_t *arr = json_object_get(root, "alignment_heads");
+    if (json_is_array(arr)) {
         size_t i;
         json_t *pair;
-        json_array_foreach(heads, i, pair) {
-            if (m->n_alignment_heads >= 64 || !json_is_array(pair) || json_array_size(pair) != 2)
+        json_array_foreach(arr, i, pair) {
+            if (n >= 64 || !json_is_array(pair) || json_array_size(pair) != 2)
                 continue;
             int l = (int)json_integer_value(json_array_get(pair, 0));
             int h = (int)json_integer_value(json_array_get(pair, 1));
-            if (l < 0 || l >= m->info.n_text_layer || h < 0 || h >= m->info.n_text_head)
+            if (l < 0 || l >= in->n_text_layer || h < 0 || h >= in->n_text_head)
                 continue;
-            m->alignment_heads[m->n_alignment_heads][0] = l;
-            m->alignment_heads[m->n_alignment_heads][1] = h;
-            m->n_alignment_heads++;
+            heads[n][0] = l;
+            heads[n][1] = h;
+            n++;
         }
     }
     json_decref(root);
+    return n;
+}
+
+/* Without a list: all heads of the upper half of the decoder layers (at most 64). */
+static int default_alignment_heads(const asr_model_info_t *in, int heads[64][2]) {
+    int n = 0;
+    for (int l = in->n_text_layer / 2; l < in->n_text_layer; l++)
+        for (int h = 0; h < in->n_text_head && n < 64; h++) {
+            heads[n][0] = l;
+            heads[n][1] = h;
+            n++;
+        }
+    return n;
+}
+
+int asr__model_count_alignment_heads(const char *dir, const asr_model_info_t *in) {
+    int heads[64][2];
+    int n = read_alignment_heads(dir, in, heads, NULL, 0);
+    return n > 0 ? n : default_alignment_heads(in, heads);
+}
+
+static int load_config(loader_t *L, const char *dir) {
+    asr_model_t *m = L->m;
+    int n = read_alignment_heads(dir, &m->info, m->alignment_heads, L->err, L->err_len);
+    if (n < 0)
+        return -1;
+    m->n_alignment_heads = n;
     return 0;
 }
 
@@ -383,14 +439,9 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
         goto fail;
     }
     m->n_threads = p.n_threads > 0 ? p.n_threads : default_threads();
-    if (m->n_alignment_heads == 0) { /* all heads of the upper half of the layers */
-        for (int l = m->info.n_text_layer / 2; l < m->info.n_text_layer; l++)
-            for (int h = 0; h < m->info.n_text_head && m->n_alignment_heads < 64; h++) {
-                m->alignment_heads[m->n_alignment_heads][0] = l;
-                m->alignment_heads[m->n_alignment_heads][1] = h;
-                m->n_alignment_heads++;
-            }
-    }
+    if (m->n_alignment_heads == 0)
+        m->n_alignment_heads = default_alignment_heads(&m->info, m->alignment_heads);
+    m->info.n_alignment_heads = m->n_alignment_heads;
     *out = m;
     return ASR_OK;
 fail:
@@ -398,6 +449,8 @@ fail:
     if (map)
         munmap(map, len);
     asr_model_destroy(m);
+    if (L.oom)
+        return ASR_ERR_NOMEM;
     return rc == ASR_OK ? ASR_ERR_MODEL : rc;
 }
 

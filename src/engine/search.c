@@ -354,10 +354,13 @@ asr_err_t asr__search(asr_stream_t *s, const asr_transcribe_params_t *p, const i
     int n_seq = temperature > 0.0f ? p->best_of : p->beam_size;
     if (n_seq < 1)
         n_seq = 1;
-    if (n_seq > MAX_SEQ / 2)
-        n_seq = MAX_SEQ / 2;
-    if (asr__dec_reserve(s, n_seq) != ASR_OK)
-        return ASR_ERR_NOMEM;
+    if (n_seq > ASR_SLOT_MAX_SEQ)
+        n_seq = ASR_SLOT_MAX_SEQ;
+    if (n_seq > s->n_seq_cap) { /* asr_stream_transcribe_source checks this up front */
+        snprintf(s->errmsg, sizeof s->errmsg, "%d parallel sequences exceed the slot's %d", n_seq,
+                 s->n_seq_cap);
+        return ASR_ERR_INVALID;
+    }
     if (temperature == 0.0f && n_seq > 1)
         return search_beam(s, p, prompt, n_prompt, r);
     return search_sampling(s, p, prompt, n_prompt, temperature, n_seq, rng, r);

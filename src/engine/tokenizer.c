@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include "asr/engine.h"
 #include "engine/tokenizer_int.h"
 
 #define MAX_VOCAB_FILE (64u << 20) /* bytes; real files are 0.4-4 MB */
@@ -65,9 +66,8 @@ static const char *const LANG_ALIASES[][2] = {
     {"moldovan", "ro"},      {"sinhalese", "si"}, {"castilian", "es"}, {"mandarin", "zh"},
 };
 
-const char *asr_lang_code_normalize(const char *s) {
-    if (!s)
-        return NULL;
+/* A code, an English name or an alias, without subtags. */
+static const char *lang_lookup(const char *s) {
     for (int i = 0; i < ASR_TOKENIZER_MAX_LANGUAGES; i++)
         if (!strcasecmp(LANGS[i][0], s) || !strcasecmp(LANGS[i][1], s))
             return LANGS[i][0];
@@ -75,6 +75,70 @@ const char *asr_lang_code_normalize(const char *s) {
         if (!strcasecmp(LANG_ALIASES[i][0], s))
             return LANGS[lang_index(LANG_ALIASES[i][1])][0];
     return NULL;
+}
+
+static int is_sep(char c) { return c == '-' || c == '_'; }
+
+/* Checks the subtags after the primary one ("CN", "Hant-TW": 2-8 letters or digits each) and
+ * returns the primary subtag's code, or NULL. */
+static const char *tag_primary(const char *s, char *primary, size_t cap) {
+    size_t n = 0;
+    while (s[n] && !is_sep(s[n]))
+        n++;
+    if (n == 0 || n >= cap)
+        return NULL;
+    memcpy(primary, s, n);
+    primary[n] = 0;
+    if (!s[n])
+        return lang_lookup(primary);
+    for (const char *p = s + n; *p;) {
+        if (!is_sep(*p))
+            return NULL;
+        size_t k = 0;
+        p++;
+        while (p[k] && !is_sep(p[k]) &&
+               ((p[k] >= 'a' && p[k] <= 'z') || (p[k] >= 'A' && p[k] <= 'Z') ||
+                (p[k] >= '0' && p[k] <= '9')))
+            k++;
+        if (k < 2 || k > 8 || (p[k] && !is_sep(p[k])))
+            return NULL;
+        p += k;
+    }
+    if (n > 3) /* names take no subtags: "chinese-CN" is not a tag */
+        return NULL;
+    int i = lang_index(lang_lookup(primary));
+    return i >= 0 && !strcasecmp(LANGS[i][0], primary) ? LANGS[i][0] : NULL;
+}
+
+const char *asr_lang_code_normalize(const char *s) {
+    char primary[32];
+    return s ? tag_primary(s, primary, sizeof primary) : NULL;
+}
+
+asr_zh_script_t asr_lang_zh_script(const char *tag) {
+    static const char *const simp_regions[] = {"cn", "sg", "my"};
+    static const char *const trad_regions[] = {"tw", "hk", "mo"};
+    const char *code = asr_lang_code_normalize(tag);
+    if (!code || (strcmp(code, "zh") && strcmp(code, "yue")))
+        return ASR_ZH_SCRIPT_AUTO;
+    asr_zh_script_t region = ASR_ZH_SCRIPT_AUTO;
+    for (const char *p = strpbrk(tag, "-_"); p; p = strpbrk(p + 1, "-_")) {
+        char sub[9]; /* normalize() checked: 2-8 characters */
+        size_t k = strcspn(p + 1, "-_");
+        memcpy(sub, p + 1, k);
+        sub[k] = 0;
+        if (!strcasecmp(sub, "hans")) /* a script subtag decides */
+            return ASR_ZH_SCRIPT_SIMPLIFIED;
+        if (!strcasecmp(sub, "hant"))
+            return ASR_ZH_SCRIPT_TRADITIONAL;
+        for (int i = 0; i < 3; i++) {
+            if (!strcasecmp(sub, simp_regions[i]))
+                region = ASR_ZH_SCRIPT_SIMPLIFIED;
+            if (!strcasecmp(sub, trad_regions[i]))
+                region = ASR_ZH_SCRIPT_TRADITIONAL;
+        }
+    }
+    return region;
 }
 
 /* ---- GPT-2 bytes_to_unicode ---- */

@@ -101,9 +101,9 @@ const char *asr_tokenizer_lang_code(const asr_tokenizer_t *t, int32_t token);
  * string, NULL if unknown. Thread-safe. */
 const char *asr_lang_name(const char *code);
 
-/* Canonical code (static string) for a language code, English name or one of openai's aliases
- * (TO_LANGUAGE_CODE: "mandarin", "castilian", …), case-insensitive ("EN", "English" -> "en");
- * NULL if unknown. Thread-safe. */
+/* Canonical code (static string) for a language code, English name, one of openai's aliases
+ * (TO_LANGUAGE_CODE: "mandarin", "castilian", …) or a regional form ("zh-TW", "en_US"),
+ * case-insensitive; NULL if unknown. Thread-safe. Public: include/asr/engine.h. */
 const char *asr_lang_code_normalize(const char *code_or_name);
 
 /* The suppress set faster-whisper uses for suppress_tokens=[-1]: non_speech_tokens() plus

@@ -42,26 +42,66 @@ asr_transcribe_params_t asr_transcribe_default_params(void) {
     return p;
 }
 
-asr_err_t asr_stream_create(const asr_model_t *m, asr_stream_t **out) {
+int asr_transcribe_n_seq(const asr_transcribe_params_t *p) {
+    int need = 1;
+    int n_t = p->n_temperatures < 1 ? 1 : p->n_temperatures;
+    for (int i = 0; i < n_t; i++) {
+        float t = p->n_temperatures < 1 ? 0.0f : p->temperatures[i];
+        int n = t > 0.0f ? p->best_of : p->beam_size;
+        if (n > need)
+            need = n;
+    }
+    return need > ASR_SLOT_MAX_SEQ ? ASR_SLOT_MAX_SEQ : need;
+}
+
+asr_err_t asr_stream_create_slot(const asr_model_t *m, int n_seq, asr_stream_t **out) {
     *out = NULL;
+    if (n_seq < 1 || n_seq > ASR_SLOT_MAX_SEQ)
+        return ASR_ERR_INVALID;
+    asr__slot_layout_t L;
+    asr__slot_layout(&m->info, n_seq, &L);
+    unsigned char *a = asr_malloc_aligned(L.arena_bytes);
+    if (!a)
+        return ASR_ERR_NOMEM;
+    memset(a, 0, L.arena_bytes); /* touch every page: the slot's memory is really there */
     asr_stream_t *s = asr_xcalloc(1, sizeof *s);
     s->m = m;
+    s->arena = a;
+    s->arena_bytes = L.arena_bytes;
+    s->n_seq_cap = n_seq;
+#define BUF(id) ((float *)(a + L.off[id]))
+    s->eb.x = BUF(ASR_SLOT_ENC_X), s->eb.h = BUF(ASR_SLOT_ENC_H);
+    s->eb.big = BUF(ASR_SLOT_ENC_BIG), s->eb.big2 = BUF(ASR_SLOT_ENC_BIG2);
+    s->eb.scores = BUF(ASR_SLOT_ENC_SCORES), s->eb.out = BUF(ASR_SLOT_ENC_OUT);
+    s->cross_kv = BUF(ASR_SLOT_CROSS_KV);
+    s->self_k = BUF(ASR_SLOT_SELF_K), s->self_v = BUF(ASR_SLOT_SELF_V);
+    s->self_k2 = BUF(ASR_SLOT_SELF_K2), s->self_v2 = BUF(ASR_SLOT_SELF_V2);
+    s->dx = BUF(ASR_SLOT_DX), s->dh = BUF(ASR_SLOT_DH), s->dqkv = BUF(ASR_SLOT_DQKV);
+    s->dattn = BUF(ASR_SLOT_DATTN), s->dffn = BUF(ASR_SLOT_DFFN);
+    s->dscores = BUF(ASR_SLOT_DSCORES);
+    s->logits = BUF(ASR_SLOT_LOGITS), s->logprobs = BUF(ASR_SLOT_LOGPROBS);
+    s->win = BUF(ASR_SLOT_WIN), s->frames_raw = BUF(ASR_SLOT_FRAMES_RAW);
+    s->frames_buf = BUF(ASR_SLOT_FRAMES_BUF);
+#undef BUF
     s->n_threads = m->n_threads;
     s->pool = asr_pool_create(m->n_threads);
     asr_buf_init(&s->text_pool);
-    if (asr__enc_buf_init(&s->eb, m, m->n_threads) != ASR_OK || asr__dec_init(s) != ASR_OK) {
-        asr_stream_destroy(s);
-        return ASR_ERR_NOMEM;
-    }
+    ASR_LOG(ASR_LOG_DEBUG, "msg=slot_created n_seq=%d arena_bytes=%zu", n_seq, L.arena_bytes);
     *out = s;
     return ASR_OK;
 }
 
+asr_err_t asr_stream_create(const asr_model_t *m, asr_stream_t **out) {
+    return asr_stream_create_slot(m, ASR_DEFAULT_N_SEQ, out);
+}
+
+size_t asr_stream_arena_bytes(const asr_stream_t *s) { return s->arena_bytes; }
+int asr_stream_n_seq(const asr_stream_t *s) { return s->n_seq_cap; }
+
 void asr_stream_destroy(asr_stream_t *s) {
     if (!s)
         return;
-    asr__enc_buf_free(&s->eb);
-    asr__dec_free(s);
+    asr_free_aligned(s->arena);
     asr_pool_destroy(s->pool);
     free(s->segs);
     free(s->seg_text_off);
@@ -145,7 +185,7 @@ static void add_segment(asr_stream_t *s, int seek, double start, double end, con
     }
     int i = s->n_segs++;
     s->seg_text_off[i] = s->text_pool.len;
-    asr_buf_append(&s->text_pool, text, text_len);
+    asr__zh_append(s, &s->text_pool, text, text_len);
     asr_buf_append(&s->text_pool, "", 1); /* keep the NUL inside the pool */
     s->seg_tok_off[i] = s->n_tok_pool;
     s->seg_word_first[i] = s->n_words;
@@ -199,7 +239,8 @@ static void add_word(asr_stream_t *s, const char *word, double start, double end
     }
     int k = s->n_words++;
     s->word_text_off[k] = s->word_text.len;
-    asr_buf_append(&s->word_text, word, strlen(word) + 1);
+    asr__zh_append(s, &s->word_text, word, strlen(word));
+    asr_buf_append(&s->word_text, "", 1);
     s->words[k].word = NULL;
     s->words[k].start = start;
     s->words[k].end = end;
@@ -231,6 +272,9 @@ static int32_t detect_language(asr_stream_t *s, const float *win) {
     for (int i = lb; i < lb + nl; i++)
         sum += exp((double)(s->logits[i] - mx));
     s->language_prob = (float)(1.0 / sum);
+    s->n_lang_probs = nl < ASR_TOKENIZER_MAX_LANGUAGES ? nl : ASR_TOKENIZER_MAX_LANGUAGES;
+    for (int i = 0; i < s->n_lang_probs; i++)
+        s->lang_probs[i] = (float)(exp((double)(s->logits[lb + i] - mx)) / sum);
     return best;
 }
 
@@ -542,11 +586,12 @@ static asr_err_t set_language(asr_stream_t *s, const asr_transcribe_params_t *p,
                               float *win, int32_t *lang_tok) {
     const asr_model_t *m = s->m;
     *lang_tok = -1;
+    s->n_lang_probs = 0;
     if (!m->sp.multilingual) {
         snprintf(s->language, sizeof s->language, "en");
         s->language_prob = 1.0f;
     } else if (p->language && *p->language) {
-        *lang_tok = asr_tokenizer_lang_token(m->tok, p->language);
+        *lang_tok = asr_tokenizer_lang_token(m->tok, asr_lang_code_normalize(p->language));
         if (*lang_tok < 0) {
             snprintf(s->errmsg, sizeof s->errmsg, "unknown language '%s'", p->language);
             return ASR_ERR_INVALID;
@@ -584,6 +629,11 @@ static void guard_feed(void *ud, const float *x, size_t n) { asr__vadacc_feed(ud
 
 asr_err_t asr_stream_transcribe_source(asr_stream_t *s, const asr_pcm_source_t *src,
                                        const asr_transcribe_params_t *params) {
+    return asr__transcribe_run(s, src, params, false);
+}
+
+asr_err_t asr__transcribe_run(asr_stream_t *s, const asr_pcm_source_t *src,
+                              const asr_transcribe_params_t *params, bool detect_only) {
     const asr_model_t *m = s->m;
     asr_transcribe_params_t p = params ? *params : asr_transcribe_default_params();
     results_reset(s);
@@ -599,6 +649,12 @@ asr_err_t asr_stream_transcribe_source(asr_stream_t *s, const asr_pcm_source_t *
     }
     if (p.n_temperatures > ASR_MAX_TEMPERATURES)
         p.n_temperatures = ASR_MAX_TEMPERATURES;
+    if (asr_transcribe_n_seq(&p) > s->n_seq_cap) {
+        snprintf(s->errmsg, sizeof s->errmsg,
+                 "beam_size/best_of need %d parallel sequences; this slot holds %d",
+                 asr_transcribe_n_seq(&p), s->n_seq_cap);
+        return ASR_ERR_INVALID;
+    }
     asr_vadfilter_t vf;
     asr_pcm_source_t filtered;
     if (p.vad_filter) {
@@ -611,17 +667,9 @@ asr_err_t asr_stream_transcribe_source(asr_stream_t *s, const asr_pcm_source_t *
         src = &filtered;
     }
     asr_frames_t fr;
-    float *win = asr_malloc_aligned((size_t)m->info.n_mels * 3000 * sizeof(float));
-    asr_err_t rc = asr__frames_init(&fr, m->mel, src);
-    if (!win || rc != ASR_OK) {
-        asr_free_aligned(win);
-        if (rc == ASR_OK)
-            asr__frames_free(&fr);
-        snprintf(s->errmsg, sizeof s->errmsg, "out of memory");
-        if (p.vad_filter)
-            asr__vadfilter_free(&vf);
-        return ASR_ERR_NOMEM;
-    }
+    float *win = s->win;
+    asr__frames_init(&fr, m->mel, src, s->frames_buf, s->frames_raw);
+    asr_err_t rc = ASR_OK;
     run_t R = {.s = s, .p = &p, .rng = p.seed ? p.seed : 0x5eed};
     R.vf = p.vad_filter ? &vf : NULL;
     asr_buf_init(&R.text);
@@ -657,7 +705,9 @@ asr_err_t asr_stream_transcribe_source(asr_stream_t *s, const asr_pcm_source_t *
     s->duration = (double)(p.vad_filter ? vf.n_total : fr.n_total) / 16000.0;
     int32_t lang_tok;
     rc = set_language(s, &p, &fr, win, &lang_tok);
-    if (rc != ASR_OK)
+    if (rc == ASR_OK && !detect_only)
+        rc = asr__zh_begin(s, &p);
+    if (rc != ASR_OK || detect_only)
         goto done;
     R.lang_tok = lang_tok;
     if (p.initial_prompt && *p.initial_prompt)
@@ -714,8 +764,6 @@ done:
     free(guard);
     if (p.vad_filter)
         asr__vadfilter_free(&vf);
-    asr__frames_free(&fr);
-    asr_free_aligned(win);
     free(R.all_tokens.v);
     free(R.hotwords.v);
     free(R.prompt.v);

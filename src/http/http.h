@@ -24,11 +24,14 @@ typedef void (*asr_http_handler_cb)(asr_http_req_t *req, void *user_data);
 enum {
     ASR_HTTP_ROUTE_PUBLIC = 1, /* no API key needed */
     ASR_HTTP_ROUTE_UPLOAD = 2, /* multipart/form-data body, spooled (see asr_http_upload) */
-    ASR_HTTP_ROUTE_PREFIX = 4  /* `path` is a prefix; the rest is asr_http_req_path_arg */
+    ASR_HTTP_ROUTE_PREFIX = 4, /* `path` is a prefix; the rest is asr_http_req_path_arg */
+    ASR_HTTP_ROUTE_BODY = 8    /* a small body (JSON) kept in memory: asr_http_req_body */
 };
 
+#define ASR_HTTP_MAX_BODY (1 << 20) /* ROUTE_BODY bodies above this get 413 */
+
 typedef struct {
-    const char *method; /* "GET" (HEAD is answered by it too) or "POST" */
+    const char *method; /* "GET" (HEAD is answered by it too), "POST", "PUT", "PATCH", "DELETE" */
     const char *path;   /* "/v1/models", or a prefix "/v1/models/" with ASR_HTTP_ROUTE_PREFIX */
     int flags;
     const char *label; /* metrics label; NULL = path */
@@ -69,6 +72,10 @@ const char *asr_http_req_id(const asr_http_req_t *req);
 /* The part of the path after a PREFIX route's prefix, URL-decoded by MHD. */
 const char *asr_http_req_path_arg(const asr_http_req_t *req);
 const char *asr_http_req_header(const asr_http_req_t *req, const char *name);
+/* A query-string argument (URL-decoded), or NULL. */
+const char *asr_http_req_query(const asr_http_req_t *req, const char *name);
+/* The body of a ROUTE_BODY request, NUL-terminated (len excludes the NUL); "" when empty. */
+const char *asr_http_req_body(const asr_http_req_t *req, size_t *len);
 asr_http_server_t *asr_http_req_server(const asr_http_req_t *req);
 
 /* Form fields of an UPLOAD route (every part except "file"). Values are NUL-terminated, at most

@@ -105,6 +105,7 @@ struct asr_http_req {
     char *hdr_names[ASR_HTTP_MAX_EXTRA_HEADERS], *hdr_values[ASR_HTTP_MAX_EXTRA_HEADERS];
     int n_hdrs;
     asr_buf_t log_extra;
+    asr_buf_t body; /* ROUTE_BODY */
 };
 
 /* upload.c */

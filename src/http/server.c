@@ -321,6 +321,7 @@ static void req_free(asr_http_req_t *req) {
         free(req->hdr_values[i]);
     }
     asr_buf_free(&req->log_extra);
+    asr_buf_free(&req->body);
     free(req->uri);
     free(req);
 }
@@ -504,6 +505,15 @@ static enum MHD_Result begin_request(asr_http_req_t *req, const char *url, const
                                ASR_HTTP_MAX_HEADER_BYTES);
         return MHD_YES;
     }
+    if (req->route->flags & ASR_HTTP_ROUTE_BODY) {
+        const char *bl = asr_http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (bl && strtoull(bl, NULL, 10) > ASR_HTTP_MAX_BODY) {
+            asr_http_respond_error(req, 413, NULL, "body_too_large",
+                                   "request body of %s bytes is larger than %d bytes", bl,
+                                   ASR_HTTP_MAX_BODY);
+            return MHD_YES;
+        }
+    }
     if (!(req->route->flags & ASR_HTTP_ROUTE_UPLOAD)) {
         /* Answered in the final call: MHD closes connections answered in the first one. */
         req->close_after = false;
@@ -539,7 +549,27 @@ static enum MHD_Result body_chunk(asr_http_req_t *req, const char *data, size_t 
     }
     if (req->route && (req->route->flags & ASR_HTTP_ROUTE_UPLOAD) && !req->responded)
         asr__upload_feed(req, data, n);
+    if (req->route && (req->route->flags & ASR_HTTP_ROUTE_BODY) && !req->responded &&
+        !req->pend_status) {
+        if (req->body.len + n > ASR_HTTP_MAX_BODY) {
+            req->pend_status = 413;
+            snprintf(req->pend_msg, sizeof req->pend_msg, "request body is larger than %d bytes",
+                     ASR_HTTP_MAX_BODY);
+        } else {
+            asr_buf_append(&req->body, data, n);
+        }
+    }
     return MHD_YES;
+}
+
+const char *asr_http_req_query(const asr_http_req_t *req, const char *name) {
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *asr_http_req_body(const asr_http_req_t *req, size_t *len) {
+    if (len)
+        *len = req->body.len;
+    return req->body.data ? req->body.data : "";
 }
 
 static enum MHD_Result finish_request(asr_http_req_t *req) {
@@ -548,7 +578,9 @@ static enum MHD_Result finish_request(asr_http_req_t *req) {
     if (req->route->flags & ASR_HTTP_ROUTE_UPLOAD)
         asr__upload_finish(req);
     if (req->pend_status) {
-        const char *code = req->pend_status == 413 ? "file_too_large" : NULL;
+        const char *code = req->pend_status != 413                     ? NULL
+                           : (req->route->flags & ASR_HTTP_ROUTE_BODY) ? "body_too_large"
+                                                                       : "file_too_large";
         asr_http_respond_error(req, req->pend_status, req->pend_param, code, "%s", req->pend_msg);
         return MHD_YES;
     }

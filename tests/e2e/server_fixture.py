@@ -37,8 +37,10 @@ class AsrdServer:
     """One `asrd serve` process."""
 
     def __init__(self, binary: Path, workdir: Path, env: Dict[str, str],
-                 args: Sequence[str] = (), startup_timeout: float = 180.0):
+                 args: Sequence[str] = (), startup_timeout: float = 180.0,
+                 wrapper: Sequence[str] = ()):
         self.binary = Path(binary)
+        self.wrapper = list(wrapper)  # e.g. ["/usr/bin/time", "-v", "-o", FILE]
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.env = dict(os.environ)
@@ -57,7 +59,8 @@ class AsrdServer:
 
     def start(self) -> "AsrdServer":
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([str(self.binary), *self.args], stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([*self.wrapper, str(self.binary), *self.args],
+                                     stdout=subprocess.PIPE,
                                      stderr=self._log, env=self.env, cwd=str(self.workdir))
         deadline = time.monotonic() + self.startup_timeout
         line = b""
@@ -76,12 +79,30 @@ class AsrdServer:
         self.url = line.decode().strip()
         return self
 
+    @property
+    def pid(self) -> int:
+        """The asrd process (the wrapper's child when there is a wrapper)."""
+        if not self.wrapper:
+            return self.proc.pid
+        kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        return int(kids[0])
+
+    def status_kb(self, field: str) -> int:
+        """A /proc/PID/status field in kB (VmRSS, VmHWM)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise KeyError(field)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         """Signals the server and waits; returns its exit code (kills it past `timeout`)."""
         if not self.proc:
             return 0
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            if self.wrapper:
+                os.kill(self.pid, sig)  # the wrapper (GNU time) reports when asrd exits
+            else:
+                self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=timeout * asrdtest.timeout_scale())
             except subprocess.TimeoutExpired:

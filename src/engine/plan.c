@@ -1,0 +1,192 @@
+/* engine: the memory plan (see engine.h). One layout function places every buffer of a slot in
+ * its arena; the plan sums the same layout, so the plan and what a stream allocates cannot
+ * disagree. Dimensions come from the model file header (asr_model_probe, no weights read) or from
+ * the table of official sizes. */
+#include <fcntl.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/ct2.h"
+#include "engine/engine_int.h"
+#include "engine/frames.h"
+
+#define ALIGN 64
+
+static size_t place(size_t *cursor, size_t bytes) {
+    size_t off = *cursor;
+    *cursor += (bytes + ALIGN - 1) / ALIGN * ALIGN;
+    return off;
+}
+
+void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr__slot_layout_t *L) {
+    size_t d = (size_t)in->d_model, ff = 4 * d, nl = (size_t)in->n_text_layer;
+    size_t C = (size_t)in->n_text_ctx, F = (size_t)in->n_audio_ctx, V = (size_t)in->n_vocab;
+    size_t mels = (size_t)in->n_mels, f = sizeof(float);
+    size_t big = 3000 * 3 * mels;
+    if (1500 * 3 * d > big)
+        big = 1500 * 3 * d;
+    if (1500 * ff > big)
+        big = 1500 * ff;
+    size_t cur = 0, kv = (size_t)n_seq * nl * C * d * f;
+    memset(L, 0, sizeof *L);
+    L->off[ASR_SLOT_ENC_X] = place(&cur, F * d * f);
+    L->off[ASR_SLOT_ENC_H] = place(&cur, F * d * f);
+    L->off[ASR_SLOT_ENC_BIG] = place(&cur, big * f);
+    L->off[ASR_SLOT_ENC_BIG2] = place(&cur, 3000 * d * f);
+    L->off[ASR_SLOT_ENC_SCORES] = place(&cur, F * F * f);
+    L->off[ASR_SLOT_ENC_OUT] = place(&cur, F * d * f);
+    L->part[ASR_PLAN_PART_ENCODER] = cur;
+    size_t mark = cur;
+    L->off[ASR_SLOT_CROSS_KV] = place(&cur, nl * F * 2 * d * f);
+    L->part[ASR_PLAN_PART_CROSS_KV] = cur - mark, mark = cur;
+    L->off[ASR_SLOT_SELF_K] = place(&cur, kv);
+    L->off[ASR_SLOT_SELF_V] = place(&cur, kv);
+    L->off[ASR_SLOT_SELF_K2] = place(&cur, kv);
+    L->off[ASR_SLOT_SELF_V2] = place(&cur, kv);
+    L->part[ASR_PLAN_PART_SELF_KV] = cur - mark, mark = cur;
+    L->off[ASR_SLOT_DX] = place(&cur, C * d * f);
+    L->off[ASR_SLOT_DH] = place(&cur, C * d * f);
+    L->off[ASR_SLOT_DQKV] = place(&cur, C * 3 * d * f);
+    L->off[ASR_SLOT_DATTN] = place(&cur, C * d * f);
+    L->off[ASR_SLOT_DFFN] = place(&cur, C * ff * f);
+    L->off[ASR_SLOT_DSCORES] = place(&cur, C * F * f);
+    L->part[ASR_PLAN_PART_DECODER] = cur - mark, mark = cur;
+    L->off[ASR_SLOT_LOGITS] = place(&cur, (size_t)n_seq * V * f);
+    L->off[ASR_SLOT_LOGPROBS] = place(&cur, (size_t)n_seq * V * f);
+    L->part[ASR_PLAN_PART_LOGITS] = cur - mark, mark = cur;
+    L->off[ASR_SLOT_WIN] = place(&cur, mels * 3000 * f);
+    L->off[ASR_SLOT_FRAMES_RAW] = place(&cur, mels * 3000 * f);
+    L->off[ASR_SLOT_FRAMES_BUF] = place(&cur, ASR_FRAMES_BUF_CAP * f);
+    L->part[ASR_PLAN_PART_FRONTEND] = cur - mark;
+    L->arena_bytes = cur;
+    /* word timestamps (allocated per call, see align.c): capture [heads][C][F], weights [C][F],
+     * DTW cost (float) and trace (byte) [(C+1)][(F+1)] */
+    size_t heads = (size_t)(in->n_alignment_heads > 0 ? in->n_alignment_heads : 1);
+    L->part[ASR_PLAN_PART_ALIGN] = heads * C * F * f + C * F * f + (C + 1) * (F + 1) * (f + 1);
+}
+
+asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type, int n_seq,
+                           bool word_timestamps, asr_plan_t *out) {
+    memset(out, 0, sizeof *out);
+    if (compute_type && *compute_type && strcmp(compute_type, "float32") &&
+        strcmp(compute_type, "auto") && strcmp(compute_type, "default"))
+        return ASR_ERR_INVALID;
+    if (n_seq < 1 || n_seq > ASR_SLOT_MAX_SEQ || in->d_model <= 0 || in->n_text_layer <= 0 ||
+        in->n_audio_layer <= 0 || in->n_vocab <= 0 || in->n_mels <= 0 || in->n_text_ctx <= 0 ||
+        in->n_audio_ctx <= 0)
+        return ASR_ERR_INVALID;
+    size_t d = (size_t)in->d_model, ff = 4 * d, mels = (size_t)in->n_mels, f = sizeof(float);
+    size_t lin = 0; /* one linear layer with bias: [out][in] + [out] */
+#define LIN(o, i) (lin += (size_t)(o) * (i) + (o))
+    size_t norm = 2 * d;
+    size_t enc_layer = 0, dec_layer = 0;
+    lin = 0, LIN(3 * d, d), LIN(d, d), LIN(ff, d), LIN(d, ff);
+    enc_layer = lin + 2 * norm;
+    lin = 0, LIN(3 * d, d), LIN(d, d), LIN(d, d), LIN(2 * d, d), LIN(d, d), LIN(ff, d), LIN(d, ff);
+    dec_layer = lin + 3 * norm;
+#undef LIN
+    size_t w = d * mels * 3 + d + d * d * 3 + d + (size_t)in->n_audio_ctx * d;
+    w += (size_t)in->n_audio_layer * enc_layer + norm;
+    w += (size_t)in->n_vocab * d + (size_t)in->n_text_ctx * d;
+    w += (size_t)in->n_text_layer * dec_layer + norm;
+    out->n_seq = n_seq;
+    out->word_timestamps = word_timestamps;
+    out->weights = w * f;
+    asr__slot_layout_t L;
+    asr__slot_layout(in, n_seq, &L);
+    out->encoder = L.part[ASR_PLAN_PART_ENCODER];
+    out->cross_kv = L.part[ASR_PLAN_PART_CROSS_KV];
+    out->self_kv = L.part[ASR_PLAN_PART_SELF_KV];
+    out->decoder = L.part[ASR_PLAN_PART_DECODER];
+    out->logits = L.part[ASR_PLAN_PART_LOGITS];
+    out->frontend = L.part[ASR_PLAN_PART_FRONTEND];
+    out->align = word_timestamps ? L.part[ASR_PLAN_PART_ALIGN] : 0;
+    out->slot = L.arena_bytes + out->align;
+    out->overhead = ASR_PLAN_OVERHEAD;
+    out->total = out->weights + out->slot + out->overhead;
+    return ASR_OK;
+}
+
+/* ---- official sizes ---- */
+
+typedef struct {
+    const char *name;
+    asr_model_info_t dims;
+} named_t;
+
+#define DIMS(mels, vocab, d, la, lt, h, ml)                                                        \
+    {                                                                                              \
+        mels, vocab, d, la, lt, h, h, 1500, 448, ml, (ml) ? ((vocab) == 51866 ? 100 : 99) : 0,     \
+            ((lt) - (lt) / 2) * (h)                                                                \
+    }
+
+static const named_t NAMED[] = {
+    {"tiny.en", DIMS(80, 51864, 384, 4, 4, 6, false)},
+    {"tiny", DIMS(80, 51865, 384, 4, 4, 6, true)},
+    {"base.en", DIMS(80, 51864, 512, 6, 6, 8, false)},
+    {"base", DIMS(80, 51865, 512, 6, 6, 8, true)},
+    {"small.en", DIMS(80, 51864, 768, 12, 12, 12, false)},
+    {"small", DIMS(80, 51865, 768, 12, 12, 12, true)},
+    {"medium.en", DIMS(80, 51864, 1024, 24, 24, 16, false)},
+    {"medium", DIMS(80, 51865, 1024, 24, 24, 16, true)},
+    {"large-v1", DIMS(80, 51865, 1280, 32, 32, 20, true)},
+    {"large-v2", DIMS(80, 51865, 1280, 32, 32, 20, true)},
+    {"large-v3", DIMS(128, 51866, 1280, 32, 32, 20, true)},
+    {"large-v3-turbo", DIMS(128, 51866, 1280, 32, 4, 20, true)},
+};
+
+static const char *const NAMES[] = {"tiny.en",  "tiny",           "base.en", "base",     "small.en",
+                                    "small",    "medium.en",      "medium",  "large-v1", "large-v2",
+                                    "large-v3", "large-v3-turbo", NULL};
+
+const char *const *asr_model_named_sizes(void) { return NAMES; }
+
+const asr_model_info_t *asr_model_dims_named(const char *name) {
+    if (!name)
+        return NULL;
+    if (!strcasecmp(name, "turbo") || !strcasecmp(name, "large-turbo"))
+        name = "large-v3-turbo";
+    if (!strcasecmp(name, "large"))
+        name = "large-v3";
+    for (size_t i = 0; i < sizeof NAMED / sizeof *NAMED; i++)
+        if (!strcasecmp(NAMED[i].name, name))
+            return &NAMED[i].dims;
+    return NULL;
+}
+
+asr_err_t asr_model_probe(const char *dir, asr_model_info_t *out, char *errbuf, size_t errbuf_len) {
+    memset(out, 0, sizeof *out);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.bin", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size == 0) {
+        asr_errf(errbuf, errbuf_len, "%s: cannot read model", path);
+        if (fd >= 0)
+            close(fd);
+        return ASR_ERR_MODEL;
+    }
+    size_t len = (size_t)st.st_size;
+    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) {
+        asr_errf(errbuf, errbuf_len, "%s: cannot map", path);
+        return ASR_ERR_IO;
+    }
+    asr_ct2_file_t f;
+    asr_err_t rc = asr_ct2_parse(map, len, &f, errbuf, errbuf_len);
+    if (rc == ASR_OK) {
+        rc = asr__model_dims(&f, out, errbuf, errbuf_len) == 0 ? ASR_OK : ASR_ERR_MODEL;
+        asr_ct2_free(&f);
+    }
+    munmap(map, len);
+    if (rc == ASR_OK) {
+        out->multilingual = out->n_vocab >= 51865;
+        out->n_languages = out->multilingual ? (out->n_vocab == 51866 ? 100 : 99) : 0;
+        out->n_alignment_heads = asr__model_count_alignment_heads(dir, out);
+    }
+    return rc;
+}

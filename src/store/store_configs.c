@@ -1,0 +1,440 @@
+/* store: ASR backend configs and their health history.
+ *
+ * Every write of asr_configs is one transaction that holds the table's write lock (SQLite BEGIN
+ * IMMEDIATE; PostgreSQL LOCK TABLE … SHARE ROW EXCLUSIVE), so "exactly one default" and "names are
+ * unique" are checked and kept without races between nodes; the unique indexes are the backstop.
+ * The api_key column is read only by asr_store_config_get_api_key; every other read reports
+ * has_api_key instead. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "store/store_int.h"
+
+#define CFG_COLS                                                                                   \
+    "id, name, kind, api_url, model_name, CASE WHEN api_key IS NULL THEN 0 ELSE 1 END, "           \
+    "is_active, is_default, priority, timeout_ms, max_parallel, created_at, updated_at"
+
+static void cfg_from_row(const asr__rows_t *r, size_t i, asr_store_config_t *c) {
+    c->id = asr__store_cell_i64(r, i, 0);
+    c->name = asr__store_cell_dup(r, i, 1);
+    c->kind = asr__store_cell_dup(r, i, 2);
+    c->api_url = asr__store_cell_dup(r, i, 3);
+    c->model_name = asr__store_cell_dup(r, i, 4);
+    c->has_api_key = asr__store_cell_i64(r, i, 5) != 0;
+    c->is_active = asr__store_cell_i64(r, i, 6) != 0;
+    c->is_default = asr__store_cell_i64(r, i, 7) != 0;
+    c->priority = (int)asr__store_cell_i64(r, i, 8);
+    c->timeout_ms = (int)asr__store_cell_i64(r, i, 9);
+    c->max_parallel = (int)asr__store_cell_i64(r, i, 10);
+    c->created_at = asr__store_cell_i64(r, i, 11);
+    c->updated_at = asr__store_cell_i64(r, i, 12);
+}
+
+void asr_store_config_clear(asr_store_config_t *c) {
+    if (!c)
+        return;
+    free(c->name);
+    free(c->kind);
+    free(c->api_url);
+    free(c->model_name);
+    memset(c, 0, sizeof *c);
+}
+
+void asr_store_configs_free(asr_store_config_t *v, size_t n) {
+    for (size_t i = 0; v && i < n; i++)
+        asr_store_config_clear(&v[i]);
+    free(v);
+}
+
+asr_err_t asr_store_config_list(asr_store_t *s, bool active_only, asr_store_config_t **out,
+                                size_t *n) {
+    *out = NULL;
+    *n = 0;
+    asr__rows_t r;
+    LOCK(s);
+    asr_err_t e =
+        asr__store_exec(s,
+                        active_only ? "SELECT " CFG_COLS " FROM asr_configs WHERE "
+                                      "is_active = 1 ORDER BY is_default DESC, priority, id"
+                                    : "SELECT " CFG_COLS " FROM asr_configs ORDER BY "
+                                      "is_default DESC, priority, id",
+                        NULL, 0, &r);
+    UNLOCK(s);
+    if (e != ASR_OK)
+        return e;
+    if (r.n_rows) {
+        *out = asr_xcalloc(r.n_rows, sizeof **out);
+        for (size_t i = 0; i < r.n_rows; i++)
+            cfg_from_row(&r, i, &(*out)[i]);
+    }
+    *n = r.n_rows;
+    asr__store_rows_free(&r);
+    return ASR_OK;
+}
+
+/* Runs a one-row config query with one parameter; caller holds the lock. */
+static asr_err_t get_where(asr_store_t *s, const char *sql, asr__param_t p,
+                           asr_store_config_t *out) {
+    asr__rows_t r;
+    memset(out, 0, sizeof *out);
+    asr_err_t e = asr__store_exec(s, sql, &p, 1, &r);
+    if (e != ASR_OK)
+        return e;
+    if (r.n_rows == 0)
+        e = asr__store_fail(ASR_ERR_NOT_FOUND, "id: no such config");
+    else
+        cfg_from_row(&r, 0, out);
+    asr__store_rows_free(&r);
+    return e;
+}
+
+asr_err_t asr_store_config_get(asr_store_t *s, int64_t id, asr_store_config_t *out) {
+    LOCK(s);
+    asr_err_t e = get_where(s, "SELECT " CFG_COLS " FROM asr_configs WHERE id = ?", PI64(id), out);
+    UNLOCK(s);
+    return e;
+}
+
+asr_err_t asr_store_config_get_by_name(asr_store_t *s, const char *name, asr_store_config_t *out) {
+    LOCK(s);
+    asr_err_t e =
+        get_where(s, "SELECT " CFG_COLS " FROM asr_configs WHERE name = ?", PTEXT(name), out);
+    UNLOCK(s);
+    if (e == ASR_ERR_NOT_FOUND)
+        asr__store_fail(e, "name: no such config");
+    return e;
+}
+
+/* Caller holds the lock, inside a transaction. ASR_ERR_INVALID when `name` belongs to a config
+ * other than `self` (0 = none). */
+static asr_err_t check_name_free(asr_store_t *s, const char *name, int64_t self) {
+    asr__param_t p[2] = {PTEXT(name), PI64(self)};
+    asr__rows_t r;
+    asr_err_t e =
+        asr__store_exec(s, "SELECT id FROM asr_configs WHERE name = ? AND id <> ?", p, 2, &r);
+    if (e != ASR_OK)
+        return e;
+    if (r.n_rows)
+        e = asr__store_fail(ASR_ERR_INVALID, "name: already exists");
+    asr__store_rows_free(&r);
+    return e;
+}
+
+/* Translates a constraint failure of a config write into the field it is about. */
+static asr_err_t field_error(asr_store_t *s, asr_err_t e) {
+    if (e == ASR_ERR_DB && s->last_fail == ASR__FAIL_UNIQUE) {
+        const char *m = asr_store_errmsg(s);
+        if (strstr(m, "default"))
+            return asr__store_fail(ASR_ERR_INVALID, "is_default: another config is the default");
+        return asr__store_fail(ASR_ERR_INVALID, "name: already exists");
+    }
+    if (e == ASR_ERR_DB && s->last_fail == ASR__FAIL_CHECK)
+        return asr__store_fail(ASR_ERR_INVALID, "kind: must be local, openai or whisper.cpp");
+    return e;
+}
+
+static asr_err_t clear_default(asr_store_t *s) {
+    return asr__store_exec(s, "UPDATE asr_configs SET is_default = 0 WHERE is_default = 1", NULL, 0,
+                           NULL);
+}
+
+static int or_default(int v, int def) { return v == ASR_STORE_UNSET ? def : v; }
+
+asr_err_t asr_store_config_create(asr_store_t *s, const asr_store_config_input_t *in,
+                                  int64_t *out_id) {
+    char msg[256];
+    asr_store_config_input_t m = *in;
+    m.kind = in->kind ? in->kind : "local";
+    m.api_url = in->api_url ? in->api_url : "";
+    m.model_name = in->model_name ? in->model_name : "";
+    m.is_active = or_default(in->is_active, 1);
+    m.priority = or_default(in->priority, 100);
+    m.timeout_ms = or_default(in->timeout_ms, 60000);
+    m.max_parallel = or_default(in->max_parallel, 4);
+    if (asr_store_config_validate(&m, msg, sizeof msg) != ASR_OK)
+        return asr__store_fail(ASR_ERR_INVALID, "%s", msg);
+    char *enc = NULL;
+    asr_err_t e;
+    if (m.api_key && *m.api_key && (e = asr__store_encrypt(s, m.api_key, &enc)) != ASR_OK)
+        return e;
+    asr__rows_t r = {0};
+    LOCK(s);
+    if ((e = asr__store_begin(s, true, "asr_configs")) != ASR_OK)
+        goto done;
+    if ((e = check_name_free(s, m.name, 0)) != ASR_OK)
+        goto fail;
+    if ((e = asr__store_exec(s, "SELECT COUNT(*) FROM asr_configs WHERE is_default = 1", NULL, 0,
+                             &r)) != ASR_OK)
+        goto fail;
+    bool make_default = asr__store_cell_i64(&r, 0, 0) == 0 || m.is_default == 1;
+    asr__store_rows_free(&r);
+    if (make_default && (e = clear_default(s)) != ASR_OK)
+        goto fail;
+    asr__param_t p[10] = {PTEXT(m.name),       PTEXT(m.kind),       PTEXT(m.api_url),
+                          PTEXT(enc),          PTEXT(m.model_name), PI64(m.is_active),
+                          PI64(make_default),  PI64(m.priority),    PI64(m.timeout_ms),
+                          PI64(m.max_parallel)};
+    e = asr__store_exec(s,
+                        "INSERT INTO asr_configs (name, kind, api_url, api_key, model_name, "
+                        "is_active, is_default, priority, timeout_ms, max_parallel, created_at, "
+                        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW}, {NOW}) "
+                        "RETURNING id",
+                        p, 10, &r);
+    if (e != ASR_OK) {
+        e = field_error(s, e);
+        goto fail;
+    }
+    if (out_id)
+        *out_id = asr__store_cell_i64(&r, 0, 0);
+    asr__store_rows_free(&r);
+    e = field_error(s, asr__store_commit(s));
+    goto done;
+fail:
+    asr__store_rollback(s);
+done:
+    UNLOCK(s);
+    free(enc);
+    return e;
+}
+
+/* Reads the row to update (with its encrypted key) into cur/enc; caller holds the lock. */
+static asr_err_t load_for_update(asr_store_t *s, int64_t id, asr_store_config_t *cur, char **enc) {
+    asr__rows_t r;
+    asr__param_t p = PI64(id);
+    asr_err_t e = asr__store_exec(
+        s, "SELECT " CFG_COLS ", api_key FROM asr_configs WHERE id = ? {FOR_UPDATE}", &p, 1, &r);
+    if (e != ASR_OK)
+        return e;
+    if (r.n_rows == 0)
+        e = asr__store_fail(ASR_ERR_NOT_FOUND, "id: no such config");
+    else {
+        cfg_from_row(&r, 0, cur);
+        *enc = asr__store_cell_dup(&r, 0, 13);
+    }
+    asr__store_rows_free(&r);
+    return e;
+}
+
+asr_err_t asr_store_config_update(asr_store_t *s, int64_t id, const asr_store_config_input_t *in) {
+    asr_store_config_t cur = {0};
+    char *enc = NULL, msg[256];
+    asr_err_t e;
+    LOCK(s);
+    if ((e = asr__store_begin(s, true, "asr_configs")) != ASR_OK)
+        goto done;
+    if ((e = load_for_update(s, id, &cur, &enc)) != ASR_OK)
+        goto fail;
+    asr_store_config_input_t m = *in;
+    m.name = in->name ? in->name : cur.name;
+    m.kind = in->kind ? in->kind : cur.kind;
+    m.api_url = in->api_url ? in->api_url : cur.api_url;
+    m.model_name = in->model_name ? in->model_name : cur.model_name;
+    m.is_active = or_default(in->is_active, cur.is_active);
+    m.is_default = or_default(in->is_default, cur.is_default);
+    m.priority = or_default(in->priority, cur.priority);
+    m.timeout_ms = or_default(in->timeout_ms, cur.timeout_ms);
+    m.max_parallel = or_default(in->max_parallel, cur.max_parallel);
+    if (asr_store_config_validate(&m, msg, sizeof msg) != ASR_OK) {
+        e = asr__store_fail(ASR_ERR_INVALID, "%s", msg);
+        goto fail;
+    }
+    if (cur.is_default && m.is_default == 0) {
+        e = asr__store_fail(ASR_ERR_INVALID, "is_default: there must be one default; set another "
+                                             "config as the default instead");
+        goto fail;
+    }
+    if ((e = check_name_free(s, m.name, id)) != ASR_OK)
+        goto fail;
+    if (in->api_key) {
+        free(enc);
+        enc = NULL;
+        if (*in->api_key && (e = asr__store_encrypt(s, in->api_key, &enc)) != ASR_OK)
+            goto fail;
+    }
+    if (m.is_default && !cur.is_default && (e = clear_default(s)) != ASR_OK)
+        goto fail;
+    asr__param_t p[11] = {PTEXT(m.name),
+                          PTEXT(m.kind),
+                          PTEXT(m.api_url),
+                          PTEXT(enc),
+                          PTEXT(m.model_name),
+                          PI64(m.is_active),
+                          PI64(m.is_default),
+                          PI64(m.priority),
+                          PI64(m.timeout_ms),
+                          PI64(m.max_parallel),
+                          PI64(id)};
+    e = asr__store_exec(s,
+                        "UPDATE asr_configs SET name = ?, kind = ?, api_url = ?, api_key = ?, "
+                        "model_name = ?, is_active = ?, is_default = ?, priority = ?, "
+                        "timeout_ms = ?, max_parallel = ?, updated_at = {NOW} WHERE id = ?",
+                        p, 11, NULL);
+    if (e != ASR_OK) {
+        e = field_error(s, e);
+        goto fail;
+    }
+    e = field_error(s, asr__store_commit(s));
+    goto done;
+fail:
+    asr__store_rollback(s);
+done:
+    UNLOCK(s);
+    asr_store_config_clear(&cur);
+    free(enc);
+    return e;
+}
+
+asr_err_t asr_store_config_delete(asr_store_t *s, int64_t id) {
+    asr_store_config_t cur = {0};
+    char *enc = NULL;
+    asr__rows_t r = {0};
+    asr__param_t p = PI64(id);
+    asr_err_t e;
+    LOCK(s);
+    if ((e = asr__store_begin(s, true, "asr_configs")) != ASR_OK)
+        goto done;
+    if ((e = load_for_update(s, id, &cur, &enc)) != ASR_OK)
+        goto fail;
+    if ((e = asr__store_exec(s, "DELETE FROM asr_configs WHERE id = ?", &p, 1, NULL)) != ASR_OK)
+        goto fail;
+    if (cur.is_default) {
+        e = asr__store_exec(s,
+                            "SELECT id FROM asr_configs ORDER BY is_active DESC, priority, id "
+                            "LIMIT 1",
+                            NULL, 0, &r);
+        if (e != ASR_OK)
+            goto fail;
+        if (r.n_rows) {
+            asr__param_t q = PI64(asr__store_cell_i64(&r, 0, 0));
+            e = asr__store_exec(s, "UPDATE asr_configs SET is_default = 1 WHERE id = ?", &q, 1,
+                                NULL);
+            if (e != ASR_OK)
+                goto fail;
+        }
+    }
+    e = asr__store_commit(s);
+    goto done;
+fail:
+    asr__store_rollback(s);
+done:
+    UNLOCK(s);
+    asr__store_rows_free(&r);
+    asr_store_config_clear(&cur);
+    free(enc);
+    return e;
+}
+
+asr_err_t asr_store_config_set_default(asr_store_t *s, int64_t id) {
+    asr__param_t p = PI64(id);
+    asr__rows_t r = {0};
+    asr_err_t e;
+    LOCK(s);
+    if ((e = asr__store_begin(s, true, "asr_configs")) != ASR_OK)
+        goto done;
+    e = asr__store_exec(s, "UPDATE asr_configs SET is_default = 0 WHERE is_default = 1 AND id <> ?",
+                        &p, 1, NULL);
+    if (e != ASR_OK)
+        goto fail;
+    e = asr__store_exec(s, "UPDATE asr_configs SET is_default = 1, updated_at = {NOW} WHERE id = ?",
+                        &p, 1, &r);
+    if (e != ASR_OK)
+        goto fail;
+    if (r.changes == 0) {
+        e = asr__store_fail(ASR_ERR_NOT_FOUND, "id: no such config");
+        goto fail;
+    }
+    e = asr__store_commit(s);
+    goto done;
+fail:
+    asr__store_rollback(s);
+done:
+    UNLOCK(s);
+    asr__store_rows_free(&r);
+    return e;
+}
+
+asr_err_t asr_store_config_get_api_key(asr_store_t *s, int64_t id, char **out) {
+    *out = NULL;
+    asr__rows_t r;
+    asr__param_t p = PI64(id);
+    LOCK(s);
+    asr_err_t e = asr__store_exec(s, "SELECT api_key FROM asr_configs WHERE id = ?", &p, 1, &r);
+    UNLOCK(s);
+    if (e != ASR_OK)
+        return e;
+    if (r.n_rows == 0)
+        e = asr__store_fail(ASR_ERR_NOT_FOUND, "id: no such config");
+    else if (asr__store_cell(&r, 0, 0))
+        e = asr__store_decrypt(s, asr__store_cell(&r, 0, 0), out);
+    asr__store_rows_free(&r);
+    return e;
+}
+
+/* ---- health ---- */
+
+asr_err_t asr_store_health_add(asr_store_t *s, int64_t config_id, bool ok, int latency_ms,
+                               const char *error) {
+    asr__param_t p[4] = {PI64(config_id), PI64(ok ? 1 : 0),
+                         latency_ms >= 0 ? PI64(latency_ms) : PNULL, PTEXT(error)};
+    LOCK(s);
+    asr_err_t e = asr__store_exec(s,
+                                  "INSERT INTO asr_health (config_id, checked_at, ok, latency_ms, "
+                                  "error) VALUES (?, {NOW}, ?, ?, ?)",
+                                  p, 4, NULL);
+    if (e == ASR_ERR_DB && s->last_fail == ASR__FAIL_FOREIGN_KEY)
+        e = asr__store_fail(ASR_ERR_NOT_FOUND, "config_id: no such config");
+    UNLOCK(s);
+    return e;
+}
+
+asr_err_t asr_store_health_list(asr_store_t *s, int64_t config_id, int limit,
+                                asr_store_health_t **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    asr__param_t p[2] = {PI64(config_id), PI64(limit > 0 ? limit : 100)};
+    asr__rows_t r;
+    LOCK(s);
+    asr_err_t e = asr__store_exec(s,
+                                  "SELECT id, config_id, checked_at, ok, latency_ms, error FROM "
+                                  "asr_health WHERE config_id = ? ORDER BY checked_at DESC, id "
+                                  "DESC LIMIT ?",
+                                  p, 2, &r);
+    UNLOCK(s);
+    if (e != ASR_OK)
+        return e;
+    if (r.n_rows)
+        *out = asr_xcalloc(r.n_rows, sizeof **out);
+    for (size_t i = 0; i < r.n_rows; i++) {
+        asr_store_health_t *h = &(*out)[i];
+        h->id = asr__store_cell_i64(&r, i, 0);
+        h->config_id = asr__store_cell_i64(&r, i, 1);
+        h->checked_at = asr__store_cell_i64(&r, i, 2);
+        h->ok = asr__store_cell_i64(&r, i, 3) != 0;
+        h->latency_ms = asr__store_cell(&r, i, 4) ? (int)asr__store_cell_i64(&r, i, 4) : -1;
+        h->error = asr__store_cell_dup(&r, i, 5);
+    }
+    *n = r.n_rows;
+    asr__store_rows_free(&r);
+    return ASR_OK;
+}
+
+asr_err_t asr_store_health_prune(asr_store_t *s, int keep) {
+    asr__param_t p = PI64(keep > 0 ? keep : 0);
+    LOCK(s);
+    asr_err_t e = asr__store_exec(
+        s,
+        "DELETE FROM asr_health WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
+        "(PARTITION BY config_id ORDER BY checked_at DESC, id DESC) AS rn FROM asr_health) t "
+        "WHERE rn > ?)",
+        &p, 1, NULL);
+    UNLOCK(s);
+    return e;
+}
+
+void asr_store_health_free(asr_store_health_t *v, size_t n) {
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i].error);
+    free(v);
+}

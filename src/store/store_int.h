@@ -1,0 +1,132 @@
+/* store internals: the backend vtable, typed statement parameters, text result rows, the SQL
+ * dialect rewrite, transactions, migrations and the secret key. Nothing outside src/store and its
+ * tests includes this.
+ *
+ * Statements are written once, in a common SQL with `?` placeholders and a few {TOKENS} that
+ * asr__store_sql() rewrites per dialect ($n placeholders for PostgreSQL; {NOW}, {FOR_UPDATE},
+ * {SKIP_LOCKED}, {ID} …). Results come back as text cells (NULL for SQL NULL) which the typed
+ * functions parse. Callers hold s->mu around every statement and transaction. */
+#ifndef ASR_STORE_INT_H
+#define ASR_STORE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "store/store.h"
+
+typedef enum { ASR__STORE_SQLITE = 0, ASR__STORE_PG = 1 } asr__store_dialect_t;
+
+typedef enum { ASR__P_NULL, ASR__P_INT, ASR__P_REAL, ASR__P_TEXT } asr__ptype_t;
+
+typedef struct {
+    asr__ptype_t t;
+    int64_t i;
+    double d;
+    const char *s;
+} asr__param_t;
+
+#define PI64(x) ((asr__param_t){.t = ASR__P_INT, .i = (int64_t)(x)})
+#define PREAL(x) ((asr__param_t){.t = ASR__P_REAL, .d = (double)(x)})
+/* NULL string → SQL NULL */
+#define PTEXT(x) ((asr__param_t){.t = (x) ? ASR__P_TEXT : ASR__P_NULL, .s = (x)})
+#define PNULL ((asr__param_t){.t = ASR__P_NULL})
+
+/* Rows of text cells; cells[r * n_cols + c], NULL for SQL NULL. */
+typedef struct {
+    size_t n_rows;
+    int n_cols;
+    char **cells;
+    int64_t changes; /* rows changed by INSERT/UPDATE/DELETE */
+} asr__rows_t;
+
+/* Why a statement failed, beyond asr_err_t (for constraint-to-field mapping). */
+typedef enum {
+    ASR__FAIL_OTHER = 0,
+    ASR__FAIL_UNIQUE,
+    ASR__FAIL_FOREIGN_KEY,
+    ASR__FAIL_CHECK
+} asr__fail_t;
+
+typedef struct {
+    /* Runs one statement (already rewritten for the dialect). rows may be NULL. */
+    asr_err_t (*exec)(asr_store_t *s, const char *sql, const asr__param_t *p, int n_p,
+                      asr__rows_t *rows);
+    /* Runs several statements without parameters (migrations). */
+    asr_err_t (*exec_script)(asr_store_t *s, const char *sql);
+    void (*close)(asr_store_t *s);
+} asr__store_ops_t;
+
+struct asr_store {
+    asr__store_dialect_t dialect;
+    const asr__store_ops_t *ops;
+    void *conn; /* sqlite3 * or PGconn * */
+    pthread_mutex_t mu;
+    bool in_txn;
+    asr__fail_t last_fail; /* set by exec on failure */
+    bool have_key;
+    unsigned char key[32]; /* AES-256-GCM key for api_key */
+};
+
+/* One migration: SQL run in one transaction (tokens rewritten per dialect). */
+typedef struct {
+    int version;
+    const char *name;
+    const char *sql;
+} asr__store_migration_t;
+
+extern const asr__store_migration_t asr__store_migrations[];
+extern const int asr__store_n_migrations;
+
+/* Opens like asr_store_open with an explicit migration list (tests use it to simulate upgrades).
+ */
+asr_err_t asr__store_open_ex(const char *url_or_path, const char *data_dir,
+                             const asr__store_migration_t *migs, int n_migs, asr_store_t **out,
+                             char *err, size_t errlen);
+
+/* Backends: fill s->conn and s->ops, or write err. */
+asr_err_t asr__store_sqlite_open(asr_store_t *s, const char *path, char *err, size_t errlen);
+asr_err_t asr__store_pg_open(asr_store_t *s, const char *url, char *err, size_t errlen);
+
+/* Rewrites common SQL for the dialect; returns a malloc'd string (aborts on OOM). */
+char *asr__store_sql(asr__store_dialect_t d, const char *sql);
+
+/* Rewrites and runs one statement; rows may be NULL (then results are dropped). */
+asr_err_t asr__store_exec(asr_store_t *s, const char *sql, const asr__param_t *p, int n_p,
+                          asr__rows_t *rows);
+void asr__store_rows_free(asr__rows_t *r);
+const char *asr__store_cell(const asr__rows_t *r, size_t row, int col);
+int64_t asr__store_cell_i64(const asr__rows_t *r, size_t row, int col);
+double asr__store_cell_real(const asr__rows_t *r, size_t row, int col, double if_null);
+char *asr__store_cell_dup(const asr__rows_t *r, size_t row, int col);
+
+/* Transactions. write=true takes the write lock up front (SQLite BEGIN IMMEDIATE). lock_table,
+ * when non-NULL, serialises writers of that table on PostgreSQL (LOCK TABLE … SHARE ROW
+ * EXCLUSIVE); SQLite's IMMEDIATE already does. */
+asr_err_t asr__store_begin(asr_store_t *s, bool write, const char *lock_table);
+asr_err_t asr__store_commit(asr_store_t *s);
+void asr__store_rollback(asr_store_t *s);
+
+#define LOCK(s) pthread_mutex_lock(&(s)->mu)
+#define UNLOCK(s) pthread_mutex_unlock(&(s)->mu)
+
+/* NULL when u is an absolute http(s) URL with a host; else the reason (static string). */
+const char *asr__store_check_url(const char *u);
+/* NULL when s is valid UTF-8 without control characters; else the reason (static string). */
+const char *asr__store_check_text(const char *s);
+
+/* Sets the calling thread's error message; returns err. */
+asr_err_t asr__store_fail(asr_err_t err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Runs pending migrations; fails if the database is newer than the list. */
+asr_err_t asr__store_migrate(asr_store_t *s, const asr__store_migration_t *migs, int n_migs,
+                             char *err, size_t errlen);
+
+/* Secret key: from ASRD_SECRET_KEY or <data_dir>/secret.key (created 0600). Without either,
+ * s->have_key stays false and storing an api key fails. */
+asr_err_t asr__store_key_load(asr_store_t *s, const char *data_dir, char *err, size_t errlen);
+/* "v1:" + base64(nonce | ciphertext | tag). *out malloc'd. */
+asr_err_t asr__store_encrypt(const asr_store_t *s, const char *plain, char **out);
+asr_err_t asr__store_decrypt(const asr_store_t *s, const char *enc, char **out);
+
+#endif

@@ -1,0 +1,1037 @@
+/* Unit tests for src/store: the same test functions run against SQLite (a temp data directory per
+ * test) and, when ASRD_TEST_PG_URL names a PostgreSQL database, against it (a fresh schema per
+ * test, selected through the URL's search_path option). ASRD_TEST_STORE_BACKENDS=sqlite|pg|
+ * sqlite,pg picks the backends (default: sqlite, plus pg when the URL is set); asking for pg
+ * without a URL exits 77 (skip). scripts/pg-temp.sh run starts a throwaway server for ctest's
+ * test_store_pg.
+ *
+ * Covered: migrations from empty, re-open, upgrade from an older schema, refusal of a newer one;
+ * config CRUD and validation with the field named; duplicate names; SQL metacharacters stored
+ * verbatim; exactly one default through create/update/set-default/delete; api_key encrypted at
+ * rest, never in list/get, round trip through the explicit getter, wrong key detected; health
+ * history order and pruning; recordings; jobs: idempotent submit, lifecycle, backoff, cancel,
+ * retry, lease expiry and fencing (stale complete refused), exhausted attempts, and claim
+ * exclusivity with 4 threads over 50 jobs, on 4 handles and on one shared handle; node heartbeats.
+ */
+#include <ftw.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/core.h"
+#include "store/store.h"
+#include "store/store_int.h"
+
+static bool g_pg;            /* current group's backend */
+static const char *g_pg_url; /* base URL of the PostgreSQL database */
+static PGconn *g_admin;      /* creates and drops the per-test schemas */
+static int g_seq;
+
+typedef struct {
+    char dir[256];
+    char url[1200]; /* "" for SQLite (the data dir's asrd.db) */
+    char schema[64];
+    asr_store_t *s;
+} fx_t;
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static void admin_sql(const char *sql) {
+    PGresult *r = PQexec(g_admin, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        fail_msg("admin: %s: %s", sql, PQerrorMessage(g_admin));
+    PQclear(r);
+}
+
+static asr_err_t open_fx(fx_t *f, asr_store_t **out) {
+    char err[512] = "";
+    asr_err_t e = asr_store_open(f->url[0] ? f->url : NULL, f->dir, out, err, sizeof err);
+    if (e != ASR_OK)
+        print_message("open: %s\n", err);
+    return e;
+}
+
+static int setup(void **state) {
+    fx_t *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/asrd-store-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    if (g_pg) {
+        snprintf(f->schema, sizeof f->schema, "t_%ld_%d", (long)getpid(), ++g_seq);
+        char q[256];
+        snprintf(q, sizeof q, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", f->schema,
+                 f->schema);
+        admin_sql(q);
+        snprintf(f->url, sizeof f->url, "%s%soptions=-csearch_path%%3D%s", g_pg_url,
+                 strchr(g_pg_url, '?') ? "&" : "?", f->schema);
+    }
+    if (open_fx(f, &f->s) != ASR_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fx_t *f = *state;
+    asr_store_close(f->s);
+    if (g_pg) {
+        char q[128];
+        snprintf(q, sizeof q, "DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
+        admin_sql(q);
+    }
+    nftw(f->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+#define ERRMSG asr_store_errmsg(NULL)
+#define assert_err(call, code, needle)                                                             \
+    do {                                                                                           \
+        asr_err_t e_ = (call);                                                                     \
+        if (e_ != (code) || !strstr(ERRMSG, (needle)))                                             \
+            fail_msg("%s: got %d \"%s\", want %d \"%s\"", #call, e_, ERRMSG, (code), (needle));    \
+    } while (0)
+#define assert_ok(call)                                                                            \
+    do {                                                                                           \
+        asr_err_t e_ = (call);                                                                     \
+        if (e_ != ASR_OK)                                                                          \
+            fail_msg("%s: %d %s", #call, e_, ERRMSG);                                              \
+    } while (0)
+
+static int64_t mkcfg(asr_store_t *s, const char *name, const char *kind, const char *url,
+                     int priority) {
+    asr_store_config_input_t in;
+    asr_store_config_input_init(&in);
+    in.name = name;
+    in.kind = kind;
+    in.api_url = url;
+    in.priority = priority;
+    int64_t id = 0;
+    assert_ok(asr_store_config_create(s, &in, &id));
+    assert_true(id > 0);
+    return id;
+}
+
+static int n_configs(asr_store_t *s, int *n_default, int64_t *default_id) {
+    asr_store_config_t *v;
+    size_t n;
+    assert_ok(asr_store_config_list(s, false, &v, &n));
+    *n_default = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].is_default) {
+            ++*n_default;
+            if (default_id)
+                *default_id = v[i].id;
+        }
+    asr_store_configs_free(v, n);
+    return (int)n;
+}
+
+/* ---- migrations ---- */
+
+static void test_migrate_fresh_reopen(void **state) {
+    fx_t *f = *state;
+    int v = 0;
+    assert_ok(asr_store_schema_version(f->s, &v));
+    assert_int_equal(v, asr_store_schema_latest());
+    assert_string_equal(asr_store_backend(f->s), g_pg ? "postgres" : "sqlite");
+    mkcfg(f->s, "one", "local", NULL, 1);
+    asr_store_close(f->s);
+    f->s = NULL;
+    assert_ok(open_fx(f, &f->s));
+    assert_ok(asr_store_schema_version(f->s, &v));
+    assert_int_equal(v, asr_store_schema_latest());
+    int nd;
+    assert_int_equal(n_configs(f->s, &nd, NULL), 1);
+    if (!g_pg) {
+        struct stat st;
+        char p[300];
+        snprintf(p, sizeof p, "%s/asrd.db-wal", f->dir);
+        assert_int_equal(stat(p, &st), 0); /* WAL mode */
+        snprintf(p, sizeof p, "%s/secret.key", f->dir);
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+    }
+}
+
+static void test_migrate_upgrade_and_newer(void **state) {
+    fx_t *f = *state;
+    int64_t id = mkcfg(f->s, "kept", "local", NULL, 1);
+    asr_store_close(f->s);
+    f->s = NULL;
+    /* a binary with a version 2 opens the version-1 database and migrates it */
+    asr__store_migration_t migs[2] = {
+        asr__store_migrations[0],
+        {2, "test: extra table",
+         "CREATE TABLE t_extra (id {ID}, note TEXT NOT NULL DEFAULT 'it''s ? {NOW}');"
+         "INSERT INTO t_extra (note) VALUES ('x');"},
+    };
+    char err[512] = "";
+    asr_store_t *s2 = NULL;
+    assert_int_equal(
+        asr__store_open_ex(f->url[0] ? f->url : NULL, f->dir, migs, 2, &s2, err, sizeof err),
+        ASR_OK);
+    int v = 0;
+    assert_ok(asr_store_schema_version(s2, &v));
+    assert_int_equal(v, 2);
+    asr_store_config_t c;
+    assert_ok(asr_store_config_get(s2, id, &c)); /* data survived */
+    assert_string_equal(c.name, "kept");
+    asr_store_config_clear(&c);
+    asr__rows_t r;
+    pthread_mutex_lock(&s2->mu);
+    assert_int_equal(asr__store_exec(s2, "SELECT note FROM t_extra", NULL, 0, &r), ASR_OK);
+    pthread_mutex_unlock(&s2->mu);
+    assert_string_equal(asr__store_cell(&r, 0, 0), "x");
+    asr__store_rows_free(&r);
+    asr_store_close(s2);
+    /* this binary knows version 1 only: a version-2 database is refused, clearly */
+    asr_store_t *s3 = NULL;
+    assert_int_equal(asr_store_open(f->url[0] ? f->url : NULL, f->dir, &s3, err, sizeof err),
+                     ASR_ERR_UNSUPPORTED);
+    assert_null(s3);
+    assert_non_null(strstr(err, "schema version 2 is newer"));
+    assert_ok(
+        asr__store_open_ex(f->url[0] ? f->url : NULL, f->dir, migs, 2, &f->s, err, sizeof err));
+}
+
+static void test_sql_rewrite(void **state) {
+    (void)state;
+    char *q = asr__store_sql(ASR__STORE_PG, "SELECT ? , '?', {NOW} WHERE a = ? {SKIP_LOCKED}");
+    assert_non_null(strstr(q, "$1 , '?', CAST(EXTRACT"));
+    assert_non_null(strstr(q, "a = $2 FOR UPDATE SKIP LOCKED"));
+    free(q);
+    q = asr__store_sql(ASR__STORE_SQLITE, "SELECT ? WHERE x = '{NOW}' {FOR_UPDATE}");
+    assert_string_equal(q, "SELECT ? WHERE x = '{NOW}' ");
+    free(q);
+}
+
+/* ---- configs ---- */
+
+static void test_config_crud(void **state) {
+    fx_t *f = *state;
+    asr_store_config_input_t in;
+    asr_store_config_input_init(&in);
+    in.name = "remote-a";
+    in.kind = "openai";
+    in.api_url = "https://api.example.com/v1";
+    in.model_name = "whisper-1";
+    in.api_key = "sk-secret-123";
+    in.priority = 5;
+    in.timeout_ms = 30000;
+    in.max_parallel = 2;
+    int64_t id;
+    assert_ok(asr_store_config_create(f->s, &in, &id));
+    asr_store_config_t c;
+    assert_ok(asr_store_config_get(f->s, id, &c));
+    assert_string_equal(c.name, "remote-a");
+    assert_string_equal(c.kind, "openai");
+    assert_string_equal(c.api_url, "https://api.example.com/v1");
+    assert_string_equal(c.model_name, "whisper-1");
+    assert_true(c.has_api_key && c.is_active && c.is_default); /* first → default */
+    assert_int_equal(c.priority, 5);
+    assert_int_equal(c.timeout_ms, 30000);
+    assert_int_equal(c.max_parallel, 2);
+    assert_true(c.created_at > 1600000000000LL && c.updated_at >= c.created_at);
+    asr_store_config_clear(&c);
+
+    int64_t id2 = mkcfg(f->s, "local", "local", NULL, 1);
+    asr_store_config_input_init(&in);
+    in.priority = 50;
+    in.is_active = 0;
+    in.model_name = "base";
+    assert_ok(asr_store_config_update(f->s, id2, &in));
+    assert_ok(asr_store_config_get(f->s, id2, &c));
+    assert_int_equal(c.priority, 50);
+    assert_false(c.is_active);
+    assert_string_equal(c.model_name, "base");
+    assert_string_equal(c.kind, "local"); /* unset fields kept */
+    assert_false(c.has_api_key);
+    asr_store_config_clear(&c);
+
+    asr_store_config_t *v;
+    size_t n;
+    assert_ok(asr_store_config_list(f->s, true, &v, &n));
+    assert_int_equal(n, 1); /* the inactive one is skipped */
+    assert_int_equal(v[0].id, id);
+    asr_store_configs_free(v, n);
+
+    assert_ok(asr_store_config_get_by_name(f->s, "local", &c));
+    assert_int_equal(c.id, id2);
+    asr_store_config_clear(&c);
+    assert_ok(asr_store_config_delete(f->s, id2));
+    assert_err(asr_store_config_get(f->s, id2, &c), ASR_ERR_NOT_FOUND, "id:");
+    assert_err(asr_store_config_delete(f->s, id2), ASR_ERR_NOT_FOUND, "id:");
+    asr_store_config_input_init(&in);
+    in.priority = 1;
+    assert_err(asr_store_config_update(f->s, 9999, &in), ASR_ERR_NOT_FOUND, "id:");
+    assert_err(asr_store_config_set_default(f->s, 9999), ASR_ERR_NOT_FOUND, "id:");
+}
+
+static void test_config_validation(void **state) {
+    fx_t *f = *state;
+    struct {
+        const char *name, *kind, *url;
+        int priority, timeout_ms;
+        const char *field;
+    } bad[] = {
+        {"", "local", NULL, 1, ASR_STORE_UNSET, "name: must not be empty"},
+        {NULL, "local", NULL, 1, ASR_STORE_UNSET, "name: must not be empty"},
+        {"a\nb", "local", NULL, 1, ASR_STORE_UNSET, "name: contains control characters"},
+        {"a\x7f", "local", NULL, 1, ASR_STORE_UNSET, "name: contains control characters"},
+        {"\xc3\x28", "local", NULL, 1, ASR_STORE_UNSET, "name: is not valid UTF-8"},
+        {"x", "grpc", NULL, 1, ASR_STORE_UNSET, "kind: must be local, openai or whisper.cpp"},
+        {"x", "openai", NULL, 1, ASR_STORE_UNSET, "api_url: required"},
+        {"x", "openai", "ftp://h/x", 1, ASR_STORE_UNSET, "api_url: must be an http"},
+        {"x", "openai", "http://", 1, ASR_STORE_UNSET, "api_url: has no host"},
+        {"x", "openai", "http://a b/", 1, ASR_STORE_UNSET, "api_url: must not contain spaces"},
+        {"x", "openai", "http://h:99999/", 1, ASR_STORE_UNSET, "api_url: has an invalid port"},
+        {"x", "openai", "http://h:/", 1, ASR_STORE_UNSET, "api_url: has an invalid port"},
+        {"x", "openai", "http://u:p@h/", 1, ASR_STORE_UNSET, "api_url: must not contain cred"},
+        {"x", "whisper.cpp", "javascript:alert(1)", 1, ASR_STORE_UNSET, "api_url:"},
+        {"x", "local", NULL, -1, ASR_STORE_UNSET, "priority: must be between 0 and 10000"},
+        {"x", "local", NULL, 10001, ASR_STORE_UNSET, "priority:"},
+        {"x", "local", NULL, 1, 5, "timeout_ms:"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        asr_store_config_input_t in;
+        asr_store_config_input_init(&in);
+        in.name = bad[i].name;
+        in.kind = bad[i].kind;
+        in.api_url = bad[i].url;
+        in.priority = bad[i].priority;
+        in.timeout_ms = bad[i].timeout_ms;
+        char err[256];
+        assert_int_equal(asr_store_config_validate(&in, err, sizeof err), ASR_ERR_INVALID);
+        assert_err(asr_store_config_create(f->s, &in, NULL), ASR_ERR_INVALID, bad[i].field);
+    }
+    const char *good[] = {"http://localhost:8080/v1", "https://[::1]:9000/inference",
+                          "HTTPS://api.openai.com", "http://10.0.0.2/v1/audio?x=1#y"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        asr_store_config_input_t in;
+        asr_store_config_input_init(&in);
+        in.name = good[i];
+        in.kind = "openai";
+        in.api_url = good[i];
+        char err[256] = "";
+        if (asr_store_config_validate(&in, err, sizeof err) != ASR_OK)
+            fail_msg("%s: %s", good[i], err);
+    }
+    int nd;
+    assert_int_equal(n_configs(f->s, &nd, NULL), 0); /* nothing half-written */
+    /* an update that would make the row invalid leaves it untouched */
+    int64_t id = mkcfg(f->s, "r", "openai", "http://h:1/", 3);
+    asr_store_config_input_t in;
+    asr_store_config_input_init(&in);
+    in.priority = 7;
+    in.api_url = "not a url";
+    assert_err(asr_store_config_update(f->s, id, &in), ASR_ERR_INVALID, "api_url:");
+    asr_store_config_t c;
+    assert_ok(asr_store_config_get(f->s, id, &c));
+    assert_int_equal(c.priority, 3);
+    asr_store_config_clear(&c);
+}
+
+static void test_config_duplicate_and_metachars(void **state) {
+    fx_t *f = *state;
+    const char *evil = "x'); DROP TABLE asr_configs;--";
+    int64_t a = mkcfg(f->s, evil, "local", NULL, 1);
+    int64_t b = mkcfg(f->s, "语音 \"quoted\" \\ back%slash_?", "local", NULL, 2);
+    asr_store_config_t c;
+    assert_ok(asr_store_config_get(f->s, a, &c));
+    assert_string_equal(c.name, evil);
+    asr_store_config_clear(&c);
+    assert_ok(asr_store_config_get_by_name(f->s, "语音 \"quoted\" \\ back%slash_?", &c));
+    assert_int_equal(c.id, b);
+    asr_store_config_clear(&c);
+    assert_err(asr_store_config_get_by_name(f->s, "x", &c), ASR_ERR_NOT_FOUND, "name:");
+
+    asr_store_config_input_t in;
+    asr_store_config_input_init(&in);
+    in.name = evil;
+    assert_err(asr_store_config_create(f->s, &in, NULL), ASR_ERR_INVALID, "name: already exists");
+    assert_err(asr_store_config_update(f->s, b, &in), ASR_ERR_INVALID, "name: already exists");
+    int nd;
+    assert_int_equal(n_configs(f->s, &nd, NULL), 2); /* the table is still there */
+    in.name = "renamed";
+    assert_ok(asr_store_config_update(f->s, a, &in));
+    in.name = "renamed"; /* renaming to its own name is fine */
+    assert_ok(asr_store_config_update(f->s, a, &in));
+}
+
+static void test_config_one_default(void **state) {
+    fx_t *f = *state;
+    int nd;
+    int64_t def = 0;
+    int64_t a = mkcfg(f->s, "a", "local", NULL, 10);
+    int64_t b = mkcfg(f->s, "b", "openai", "http://b/", 20);
+    assert_int_equal(n_configs(f->s, &nd, &def), 2);
+    assert_int_equal(nd, 1);
+    assert_int_equal(def, a); /* the first one */
+
+    asr_store_config_input_t in;
+    asr_store_config_input_init(&in);
+    in.name = "c";
+    in.kind = "whisper.cpp";
+    in.api_url = "http://c:8080";
+    in.priority = 5;
+    in.is_default = 1;
+    int64_t c;
+    assert_ok(asr_store_config_create(f->s, &in, &c));
+    n_configs(f->s, &nd, &def);
+    assert_int_equal(nd, 1);
+    assert_int_equal(def, c);
+
+    assert_ok(asr_store_config_set_default(f->s, b));
+    assert_ok(asr_store_config_set_default(f->s, b)); /* idempotent */
+    n_configs(f->s, &nd, &def);
+    assert_int_equal(nd, 1);
+    assert_int_equal(def, b);
+
+    asr_store_config_input_init(&in);
+    in.is_default = 0;
+    assert_err(asr_store_config_update(f->s, b, &in), ASR_ERR_INVALID, "is_default:");
+    in.is_default = 1;
+    assert_ok(asr_store_config_update(f->s, a, &in));
+    n_configs(f->s, &nd, &def);
+    assert_int_equal(nd, 1);
+    assert_int_equal(def, a);
+
+    /* the partial unique index backs the rule even against a direct write */
+    asr__param_t p = PI64(b);
+    pthread_mutex_lock(&f->s->mu);
+    assert_int_equal(
+        asr__store_exec(f->s, "UPDATE asr_configs SET is_default = 1 WHERE id = ?", &p, 1, NULL),
+        ASR_ERR_DB);
+    pthread_mutex_unlock(&f->s->mu);
+
+    /* deleting the default promotes the next by priority (c: 5) */
+    assert_ok(asr_store_config_delete(f->s, a));
+    n_configs(f->s, &nd, &def);
+    assert_int_equal(nd, 1);
+    assert_int_equal(def, c);
+    assert_ok(asr_store_config_delete(f->s, c));
+    assert_ok(asr_store_config_delete(f->s, b));
+    assert_int_equal(n_configs(f->s, &nd, &def), 0);
+    mkcfg(f->s, "again", "local", NULL, 1);
+    n_configs(f->s, &nd, &def);
+    assert_int_equal(nd, 1);
+}
+
+static void test_config_api_key(void **state) {
+    fx_t *f = *state;
+    const char *key = "sk-live-0123456789abcdef\"'; --";
+    asr_store_config_input_t in;
+    asr_store_config_input_init(&in);
+    in.name = "k";
+    in.kind = "openai";
+    in.api_url = "https://api.openai.com/v1";
+    in.api_key = key;
+    int64_t id;
+    assert_ok(asr_store_config_create(f->s, &in, &id));
+    int64_t id2 = mkcfg(f->s, "nokey", "local", NULL, 1);
+
+    /* at rest: ciphertext, never the plaintext */
+    asr__rows_t r;
+    asr__param_t p = PI64(id);
+    pthread_mutex_lock(&f->s->mu);
+    assert_int_equal(
+        asr__store_exec(f->s, "SELECT api_key FROM asr_configs WHERE id = ?", &p, 1, &r), ASR_OK);
+    pthread_mutex_unlock(&f->s->mu);
+    const char *stored = asr__store_cell(&r, 0, 0);
+    assert_non_null(stored);
+    assert_memory_equal(stored, "v1:", 3);
+    assert_null(strstr(stored, "sk-live"));
+    asr__store_rows_free(&r);
+
+    asr_store_config_t *v;
+    size_t n;
+    assert_ok(asr_store_config_list(f->s, false, &v, &n));
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(v[i].has_api_key, v[i].id == id);
+    asr_store_configs_free(v, n);
+
+    char *got = NULL;
+    assert_ok(asr_store_config_get_api_key(f->s, id, &got));
+    assert_string_equal(got, key);
+    asr_store_free(got);
+    assert_ok(asr_store_config_get_api_key(f->s, id2, &got));
+    assert_null(got);
+    assert_err(asr_store_config_get_api_key(f->s, 9999, &got), ASR_ERR_NOT_FOUND, "id:");
+
+    /* another secret key cannot read it, and says why */
+    setenv("ASRD_SECRET_KEY", "a passphrase that is not the key file", 1);
+    char err[512], path[300];
+    snprintf(path, sizeof path, "%s/asrd.db", f->dir);
+    asr_store_t *other = NULL;
+    assert_int_equal(asr_store_open(g_pg ? f->url : path, NULL, &other, err, sizeof err), ASR_OK);
+    unsetenv("ASRD_SECRET_KEY");
+    assert_err(asr_store_config_get_api_key(other, id, &got), ASR_ERR_INVALID,
+               "api_key: cannot be decrypted");
+    asr_store_close(other);
+
+    /* update keeps the key when unset, replaces it, clears it with "" */
+    asr_store_config_input_init(&in);
+    in.priority = 3;
+    assert_ok(asr_store_config_update(f->s, id, &in));
+    assert_ok(asr_store_config_get_api_key(f->s, id, &got));
+    assert_string_equal(got, key);
+    asr_store_free(got);
+    in.api_key = "sk-new";
+    assert_ok(asr_store_config_update(f->s, id, &in));
+    assert_ok(asr_store_config_get_api_key(f->s, id, &got));
+    assert_string_equal(got, "sk-new");
+    asr_store_free(got);
+    in.api_key = "";
+    assert_ok(asr_store_config_update(f->s, id, &in));
+    assert_ok(asr_store_config_get_api_key(f->s, id, &got));
+    assert_null(got);
+    asr_store_config_t c;
+    assert_ok(asr_store_config_get(f->s, id, &c));
+    assert_false(c.has_api_key);
+    asr_store_config_clear(&c);
+}
+
+/* ---- health ---- */
+
+static void test_health_history(void **state) {
+    fx_t *f = *state;
+    int64_t a = mkcfg(f->s, "a", "local", NULL, 1);
+    int64_t b = mkcfg(f->s, "b", "local", NULL, 2);
+    for (int i = 0; i < 5; i++) {
+        char msg[32];
+        snprintf(msg, sizeof msg, "err %d", i);
+        assert_ok(asr_store_health_add(f->s, a, i % 2 == 0, 100 + i, i % 2 ? msg : NULL));
+        sleep_ms(2);
+    }
+    assert_ok(asr_store_health_add(f->s, b, true, -1, NULL));
+    assert_err(asr_store_health_add(f->s, 9999, true, 1, NULL), ASR_ERR_NOT_FOUND, "config_id:");
+    asr_store_health_t *h;
+    size_t n;
+    assert_ok(asr_store_health_list(f->s, a, 3, &h, &n));
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) { /* newest first: 4, 3, 2 */
+        assert_int_equal(h[i].latency_ms, 104 - (int)i);
+        assert_int_equal(h[i].ok, (4 - i) % 2 == 0);
+        assert_int_equal(h[i].config_id, a);
+        if (i > 0)
+            assert_true(h[i].checked_at <= h[i - 1].checked_at);
+    }
+    assert_null(h[0].error);
+    assert_string_equal(h[1].error, "err 3");
+    asr_store_health_free(h, n);
+    assert_ok(asr_store_health_list(f->s, b, 10, &h, &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(h[0].latency_ms, -1);
+    asr_store_health_free(h, n);
+
+    assert_ok(asr_store_health_prune(f->s, 2));
+    assert_ok(asr_store_health_list(f->s, a, 10, &h, &n));
+    assert_int_equal(n, 2);
+    assert_int_equal(h[0].latency_ms, 104);
+    asr_store_health_free(h, n);
+    assert_ok(asr_store_config_delete(f->s, a)); /* cascades */
+    assert_ok(asr_store_health_list(f->s, a, 10, &h, &n));
+    assert_int_equal(n, 0);
+    asr_store_health_free(h, n);
+}
+
+/* ---- recordings and jobs ---- */
+
+static int64_t mkrec(asr_store_t *s, const char *name) {
+    asr_store_recording_t r = {.name = (char *)name,
+                               .path = "/data/rec/x.wav",
+                               .size_bytes = 1234,
+                               .duration_s = 12.5,
+                               .language_hint = "en"};
+    int64_t id = 0;
+    assert_ok(asr_store_recording_create(s, &r, &id));
+    return id;
+}
+
+static int64_t mkjob(asr_store_t *s, int64_t rec, int max_attempts) {
+    asr_store_job_input_t in = {
+        .recording_id = rec, .model = "tiny.en", .max_attempts = max_attempts};
+    int64_t id = 0;
+    bool created = false;
+    assert_ok(asr_store_job_submit(s, &in, &id, &created));
+    assert_true(created);
+    return id;
+}
+
+static void test_recordings(void **state) {
+    fx_t *f = *state;
+    int64_t a = mkrec(f->s, "talk 'one'.mp3");
+    int64_t b = mkrec(f->s, "two.wav");
+    asr_store_recording_t r;
+    assert_ok(asr_store_recording_get(f->s, a, &r));
+    assert_string_equal(r.name, "talk 'one'.mp3");
+    assert_string_equal(r.status, "uploaded");
+    assert_string_equal(r.language_hint, "en");
+    assert_int_equal(r.size_bytes, 1234);
+    assert_true(r.duration_s > 12.49 && r.duration_s < 12.51);
+    asr_store_recording_clear(&r);
+    assert_ok(asr_store_recording_set_status(f->s, b, "done"));
+    assert_err(asr_store_recording_set_status(f->s, 9999, "done"), ASR_ERR_NOT_FOUND, "id:");
+    asr_store_recording_t *v;
+    size_t n;
+    int64_t total;
+    assert_ok(asr_store_recording_list(f->s, NULL, 0, 10, &v, &n, &total));
+    assert_int_equal(n, 2);
+    assert_int_equal(total, 2);
+    assert_int_equal(v[0].id, b); /* newest first */
+    asr_store_recordings_free(v, n);
+    assert_ok(asr_store_recording_list(f->s, "done", 0, 10, &v, &n, &total));
+    assert_int_equal(n, 1);
+    assert_int_equal(total, 1);
+    asr_store_recordings_free(v, n);
+    assert_ok(asr_store_recording_list(f->s, NULL, 1, 10, &v, &n, &total));
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].id, a);
+    asr_store_recordings_free(v, n);
+    asr_store_recording_t bad = {.name = "", .path = "/x"};
+    assert_err(asr_store_recording_create(f->s, &bad, NULL), ASR_ERR_INVALID, "name:");
+
+    int64_t j = mkjob(f->s, a, 3);
+    assert_ok(asr_store_recording_delete(f->s, a)); /* and its jobs */
+    asr_store_job_t job;
+    assert_err(asr_store_job_get(f->s, j, &job), ASR_ERR_NOT_FOUND, "id:");
+    assert_err(asr_store_recording_delete(f->s, a), ASR_ERR_NOT_FOUND, "id:");
+}
+
+static void test_job_submit_idempotent(void **state) {
+    fx_t *f = *state;
+    int64_t rec = mkrec(f->s, "r");
+    asr_store_job_input_t in = {.recording_id = rec,
+                                .model = "base",
+                                .language = "de",
+                                .options_json = "{\"beam_size\":5}",
+                                .webhook_url = "http://hook.local/done"};
+    int64_t id1, id2;
+    bool created;
+    assert_ok(asr_store_job_submit(f->s, &in, &id1, &created));
+    assert_true(created);
+    assert_ok(asr_store_job_submit(f->s, &in, &id2, &created));
+    assert_false(created);
+    assert_int_equal(id1, id2);
+    asr_store_job_t j;
+    assert_ok(asr_store_job_get(f->s, id1, &j));
+    assert_int_equal(j.state, ASR_STORE_JOB_QUEUED);
+    assert_string_equal(j.model, "base");
+    assert_string_equal(j.language, "de");
+    assert_string_equal(j.options_json, "{\"beam_size\":5}");
+    assert_string_equal(j.webhook_url, "http://hook.local/done");
+    assert_int_equal(j.max_attempts, 3);
+    assert_int_equal(j.attempts, 0);
+    assert_null(j.result_json);
+    asr_store_job_clear(&j);
+    in.recording_id = 9999;
+    assert_err(asr_store_job_submit(f->s, &in, &id2, &created), ASR_ERR_NOT_FOUND, "recording_id:");
+    in.recording_id = rec;
+    in.webhook_url = "file:///etc/passwd";
+    assert_err(asr_store_job_submit(f->s, &in, &id2, &created), ASR_ERR_INVALID, "webhook_url:");
+}
+
+static void test_job_lifecycle(void **state) {
+    fx_t *f = *state;
+    int64_t rec = mkrec(f->s, "r");
+    int64_t id = mkjob(f->s, rec, 3);
+    asr_store_lease_t l;
+    asr_store_job_t j;
+    assert_ok(asr_store_job_claim(f->s, "node-a/w1", 30000, &l, &j));
+    assert_int_equal(l.job_id, id);
+    assert_int_equal(l.attempt, 1);
+    assert_int_equal(j.state, ASR_STORE_JOB_RUNNING);
+    assert_string_equal(j.lease_owner, "node-a/w1");
+    assert_true(j.started_at > 0 && j.lease_expires_at > j.started_at);
+    asr_store_job_clear(&j);
+    assert_err(asr_store_job_claim(f->s, "node-a/w2", 30000, &l, NULL), ASR_ERR_NOT_FOUND,
+               "no job");
+    asr_store_lease_t l2 = l;
+    assert_ok(asr_store_job_renew(f->s, &l, 60000, 0.25));
+    assert_true(l.expires_at > l2.expires_at);
+    assert_ok(asr_store_job_renew(f->s, &l, 60000, -1));
+    assert_ok(asr_store_job_get(f->s, id, &j));
+    assert_true(j.progress > 0.24 && j.progress < 0.26);
+    asr_store_job_clear(&j);
+    int64_t counts[ASR_STORE_JOB_N_STATES];
+    assert_ok(asr_store_job_counts(f->s, counts));
+    assert_int_equal(counts[ASR_STORE_JOB_RUNNING], 1);
+
+    assert_ok(asr_store_job_complete(f->s, &l, "{\"text\":\"hello\"}", "local", "tiny.en",
+                                     "transcribed"));
+    assert_ok(asr_store_job_get(f->s, id, &j));
+    assert_int_equal(j.state, ASR_STORE_JOB_DONE);
+    assert_string_equal(j.result_json, "{\"text\":\"hello\"}");
+    assert_string_equal(j.backend, "local");
+    assert_string_equal(j.model_used, "tiny.en");
+    assert_true(j.progress > 0.99 && j.finished_at > 0);
+    asr_store_job_clear(&j);
+    asr_store_recording_t r;
+    assert_ok(asr_store_recording_get(f->s, rec, &r));
+    assert_string_equal(r.status, "transcribed");
+    asr_store_recording_clear(&r);
+    /* written once: a second complete (a retried commit) is refused and changes nothing */
+    assert_err(asr_store_job_complete(f->s, &l, "{\"text\":\"other\"}", "x", "y", NULL),
+               ASR_ERR_BUSY, "lease lost");
+    assert_err(asr_store_job_renew(f->s, &l, 1000, 0.5), ASR_ERR_BUSY, "lease lost");
+    assert_ok(asr_store_job_get(f->s, id, &j));
+    assert_string_equal(j.result_json, "{\"text\":\"hello\"}");
+    asr_store_job_clear(&j);
+    /* a finished recording can get a new job */
+    mkjob(f->s, rec, 3);
+    asr_store_job_t *v;
+    size_t n;
+    assert_ok(asr_store_job_list(f->s, rec, -1, 0, 10, &v, &n));
+    assert_int_equal(n, 2);
+    assert_null(v[1].result_json); /* lists leave results out */
+    asr_store_jobs_free(v, n);
+    assert_ok(asr_store_job_list(f->s, 0, ASR_STORE_JOB_DONE, 0, 10, &v, &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].id, id);
+    asr_store_jobs_free(v, n);
+}
+
+static void test_job_fail_backoff_retry(void **state) {
+    fx_t *f = *state;
+    int64_t rec = mkrec(f->s, "r");
+    int64_t id = mkjob(f->s, rec, 2);
+    asr_store_lease_t l;
+    bool again;
+    assert_ok(asr_store_job_claim(f->s, "w", 30000, &l, NULL));
+    assert_ok(asr_store_job_fail(f->s, &l, "backend down", true, 300, "failed", &again));
+    assert_true(again);
+    asr_store_job_t j;
+    assert_ok(asr_store_job_get(f->s, id, &j));
+    assert_int_equal(j.state, ASR_STORE_JOB_QUEUED);
+    assert_string_equal(j.last_error, "backend down");
+    int64_t now;
+    assert_ok(asr_store_now_ms(f->s, &now));
+    assert_true(j.not_before > now + 100);
+    asr_store_job_clear(&j);
+    assert_err(asr_store_job_claim(f->s, "w", 30000, &l, NULL), ASR_ERR_NOT_FOUND, "no job");
+    sleep_ms(400);
+    assert_ok(asr_store_job_claim(f->s, "w", 30000, &l, NULL));
+    assert_int_equal(l.attempt, 2);
+    assert_ok(asr_store_job_fail(f->s, &l, "backend down again", true, 10, "failed", &again));
+    assert_false(again); /* attempts used up */
+    assert_ok(asr_store_job_get(f->s, id, &j));
+    assert_int_equal(j.state, ASR_STORE_JOB_FAILED);
+    assert_true(j.finished_at > 0);
+    asr_store_job_clear(&j);
+    asr_store_recording_t r;
+    assert_ok(asr_store_recording_get(f->s, rec, &r));
+    assert_string_equal(r.status, "failed");
+    asr_store_recording_clear(&r);
+
+    assert_ok(asr_store_job_retry(f->s, id));
+    assert_ok(asr_store_job_get(f->s, id, &j));
+    assert_int_equal(j.state, ASR_STORE_JOB_QUEUED);
+    assert_int_equal(j.attempts, 0);
+    asr_store_job_clear(&j);
+    assert_err(asr_store_job_retry(f->s, id), ASR_ERR_INVALID, "state:");
+    assert_ok(asr_store_job_claim(f->s, "w", 30000, &l, NULL));
+    assert_ok(asr_store_job_fail(f->s, &l, "not audio", false, 0, NULL, &again));
+    assert_false(again); /* not retryable: at once */
+    assert_int_equal(asr_store_backoff_ms(1, 1000, 60000), 1000);
+    assert_int_equal(asr_store_backoff_ms(3, 1000, 60000), 4000);
+    assert_int_equal(asr_store_backoff_ms(40, 1000, 60000), 60000);
+}
+
+static void test_job_cancel(void **state) {
+    fx_t *f = *state;
+    int64_t r1 = mkrec(f->s, "r1"), r2 = mkrec(f->s, "r2");
+    int64_t a = mkjob(f->s, r1, 3);
+    assert_ok(asr_store_job_cancel(f->s, a));
+    assert_err(asr_store_job_cancel(f->s, a), ASR_ERR_INVALID, "state: job");
+    assert_err(asr_store_job_cancel(f->s, 9999), ASR_ERR_NOT_FOUND, "id:");
+    int64_t b = mkjob(f->s, r2, 3);
+    asr_store_lease_t l;
+    assert_ok(asr_store_job_claim(f->s, "w", 30000, &l, NULL));
+    assert_int_equal(l.job_id, b); /* the cancelled one is not claimable */
+    assert_ok(asr_store_job_cancel(f->s, b));
+    assert_err(asr_store_job_renew(f->s, &l, 1000, 0.5), ASR_ERR_CANCELLED, "cancelled");
+    assert_err(asr_store_job_complete(f->s, &l, "{}", "x", "y", NULL), ASR_ERR_CANCELLED,
+               "cancelled");
+    assert_ok(asr_store_job_retry(f->s, a)); /* a cancelled job can be retried */
+    /* but not while another job of the same recording is active */
+    assert_ok(asr_store_job_cancel(f->s, a));
+    mkjob(f->s, r1, 3);
+    assert_err(asr_store_job_retry(f->s, a), ASR_ERR_INVALID, "state:");
+}
+
+static void test_job_lease_expiry(void **state) {
+    fx_t *f = *state;
+    asr_store_t *other;
+    assert_ok(open_fx(f, &other));
+    int64_t rec = mkrec(f->s, "r");
+    int64_t id = mkjob(f->s, rec, 3);
+    asr_store_lease_t la, lb;
+    assert_ok(asr_store_job_claim(f->s, "node-a", 150, &la, NULL));
+    assert_err(asr_store_job_claim(other, "node-b", 150, &lb, NULL), ASR_ERR_NOT_FOUND, "no job");
+    sleep_ms(300); /* node-a "crashed": its lease expires */
+    asr_store_job_t j;
+    assert_ok(asr_store_job_claim(other, "node-b", 30000, &lb, &j));
+    assert_int_equal(lb.job_id, id);
+    assert_int_equal(lb.attempt, 2);
+    assert_string_equal(j.lease_owner, "node-b");
+    asr_store_job_clear(&j);
+    /* node-a comes back: every write with its stale lease is refused */
+    assert_err(asr_store_job_renew(f->s, &la, 1000, 0.9), ASR_ERR_BUSY, "lease lost");
+    assert_err(asr_store_job_complete(f->s, &la, "{\"by\":\"a\"}", "a", "a", NULL), ASR_ERR_BUSY,
+               "lease lost");
+    bool again;
+    assert_err(asr_store_job_fail(f->s, &la, "x", true, 0, NULL, &again), ASR_ERR_BUSY,
+               "lease lost");
+    assert_ok(asr_store_job_complete(other, &lb, "{\"by\":\"b\"}", "b", "b", NULL));
+    assert_ok(asr_store_job_get(f->s, id, &j));
+    assert_string_equal(j.result_json, "{\"by\":\"b\"}");
+    assert_int_equal(j.attempts, 2);
+    asr_store_job_clear(&j);
+
+    /* a job whose lease expires on its last attempt is failed, not claimed forever */
+    int64_t rec2 = mkrec(f->s, "r2");
+    int64_t id2 = mkjob(f->s, rec2, 1);
+    assert_ok(asr_store_job_claim(f->s, "node-a", 50, &la, NULL));
+    assert_int_equal(la.job_id, id2);
+    sleep_ms(150);
+    assert_err(asr_store_job_claim(other, "node-b", 30000, &lb, NULL), ASR_ERR_NOT_FOUND, "no job");
+    assert_ok(asr_store_job_get(f->s, id2, &j));
+    assert_int_equal(j.state, ASR_STORE_JOB_FAILED);
+    assert_non_null(strstr(j.last_error, "lease expired"));
+    asr_store_job_clear(&j);
+    asr_store_close(other);
+}
+
+#define N_JOBS 50
+#define N_THREADS 4
+
+typedef struct {
+    fx_t *f;
+    asr_store_t *shared; /* NULL: open an own handle */
+    int idx;
+    int64_t first_id;
+    int *claims; /* per job, incremented under g_claims_mu */
+    int n_claimed;
+    int n_busy;
+    asr_err_t err;
+    char msg[256];
+} claimer_t;
+
+static pthread_mutex_t g_claims_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_barrier_t g_start; /* all handles open before anyone claims */
+
+static void *claimer(void *arg) {
+    claimer_t *c = arg;
+    asr_store_t *s = c->shared;
+    if (!s)
+        c->err = open_fx(c->f, &s);
+    pthread_barrier_wait(&g_start);
+    if (c->err != ASR_OK)
+        return NULL;
+    char owner[32];
+    snprintf(owner, sizeof owner, "worker-%d", c->idx);
+    for (;;) {
+        asr_store_lease_t l;
+        asr_err_t e = asr_store_job_claim(s, owner, 60000, &l, NULL);
+        if (e == ASR_ERR_NOT_FOUND)
+            break;
+        if (e == ASR_ERR_BUSY) {
+            c->n_busy++;
+            continue;
+        }
+        if (e == ASR_OK) {
+            pthread_mutex_lock(&g_claims_mu);
+            c->claims[l.job_id - c->first_id]++;
+            pthread_mutex_unlock(&g_claims_mu);
+            c->n_claimed++;
+            sleep_ms(2); /* "work", outside any transaction: lets the others in */
+            char res[64];
+            snprintf(res, sizeof res, "{\"worker\":%d}", c->idx);
+            e = asr_store_job_complete(s, &l, res, "local", "tiny.en", NULL);
+        }
+        if (e != ASR_OK) {
+            c->err = e;
+            snprintf(c->msg, sizeof c->msg, "%s", asr_store_errmsg(s));
+            break;
+        }
+    }
+    if (!c->shared)
+        asr_store_close(s);
+    return NULL;
+}
+
+/* 4 threads claim and complete 50 jobs, on 4 handles or sharing one (its mutex serialises). */
+static void claim_race(fx_t *f, bool shared) {
+    int64_t first = 0, last = 0;
+    for (int i = 0; i < N_JOBS; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "r%d", i);
+        int64_t id = mkjob(f->s, mkrec(f->s, name), 3);
+        if (i == 0)
+            first = id;
+        last = id;
+    }
+    assert_int_equal(last - first, N_JOBS - 1);
+    int claims[N_JOBS] = {0};
+    claimer_t c[N_THREADS];
+    pthread_t th[N_THREADS];
+    double t0 = asr_now_s();
+    pthread_barrier_init(&g_start, NULL, N_THREADS);
+    for (int i = 0; i < N_THREADS; i++) {
+        c[i] = (claimer_t){
+            .f = f, .shared = shared ? f->s : NULL, .idx = i, .first_id = first, .claims = claims};
+        pthread_create(&th[i], NULL, claimer, &c[i]);
+    }
+    int total = 0;
+    for (int i = 0; i < N_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        if (c[i].err != ASR_OK)
+            fail_msg("worker %d: %d %s", i, c[i].err, c[i].msg);
+        total += c[i].n_claimed;
+    }
+    pthread_barrier_destroy(&g_start);
+    print_message(
+        "  %s: %d jobs claimed+completed by %d threads on %s in %.2f s (per worker: %d %d %d "
+        "%d; busy retries %d)\n",
+        g_pg ? "postgres" : "sqlite", total, N_THREADS,
+        shared ? "one shared handle" : "own handles", asr_now_s() - t0, c[0].n_claimed,
+        c[1].n_claimed, c[2].n_claimed, c[3].n_claimed,
+        c[0].n_busy + c[1].n_busy + c[2].n_busy + c[3].n_busy);
+    assert_int_equal(total, N_JOBS);
+    for (int i = 0; i < N_JOBS; i++)
+        if (claims[i] != 1)
+            fail_msg("job %lld claimed %d times", (long long)(first + i), claims[i]);
+    int64_t counts[ASR_STORE_JOB_N_STATES];
+    assert_ok(asr_store_job_counts(f->s, counts));
+    assert_int_equal(counts[ASR_STORE_JOB_DONE], N_JOBS);
+}
+
+static void test_job_claim_concurrency(void **state) { claim_race(*state, false); }
+static void test_job_claim_shared_handle(void **state) { claim_race(*state, true); }
+
+static void test_nodes(void **state) {
+    fx_t *f = *state;
+    assert_ok(asr_store_node_heartbeat(f->s, "node-a", 2, "{\"gpu\":false}"));
+    assert_ok(asr_store_node_heartbeat(f->s, "node-b", 1, NULL));
+    sleep_ms(5);
+    assert_ok(asr_store_node_heartbeat(f->s, "node-a", 4, "{\"gpu\":true}"));
+    asr_store_node_t *v;
+    size_t n;
+    assert_ok(asr_store_node_list(f->s, &v, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].id, "node-a"); /* most recent heartbeat first */
+    assert_int_equal(v[0].capacity, 4);
+    assert_string_equal(v[0].info_json, "{\"gpu\":true}");
+    assert_null(v[1].info_json);
+    int64_t now;
+    assert_ok(asr_store_now_ms(f->s, &now));
+    assert_true(v[0].heartbeat_at <= now && v[0].heartbeat_at > now - 60000);
+    asr_store_nodes_free(v, n);
+    assert_err(asr_store_node_heartbeat(f->s, "", 1, NULL), ASR_ERR_INVALID, "id:");
+}
+
+static void test_open_errors(void **state) {
+    (void)state;
+    char err[512];
+    asr_store_t *s = NULL;
+    assert_int_equal(asr_store_open(NULL, NULL, &s, err, sizeof err), ASR_ERR_INVALID);
+    assert_int_equal(asr_store_open("/nonexistent-dir/x/asrd.db", NULL, &s, err, sizeof err),
+                     ASR_ERR_DB);
+    assert_null(s);
+    assert_int_equal(asr_store_open("postgres://nobody@127.0.0.1:1/none?connect_timeout=2", NULL,
+                                    &s, err, sizeof err),
+                     ASR_ERR_DB);
+    assert_non_null(strstr(err, "cannot connect to PostgreSQL"));
+    setenv("ASRD_SECRET_KEY", "short", 1);
+    assert_int_equal(asr_store_open(":memory:", NULL, &s, err, sizeof err), ASR_ERR_INVALID);
+    assert_non_null(strstr(err, "ASRD_SECRET_KEY"));
+    setenv("ASRD_SECRET_KEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+           1);
+    assert_int_equal(asr_store_open(":memory:", NULL, &s, err, sizeof err), ASR_OK);
+    unsetenv("ASRD_SECRET_KEY");
+    asr_store_close(s);
+}
+
+static const struct CMUnitTest k_tests[] = {
+    cmocka_unit_test_setup_teardown(test_migrate_fresh_reopen, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_migrate_upgrade_and_newer, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_config_crud, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_config_validation, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_config_duplicate_and_metachars, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_config_one_default, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_config_api_key, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_health_history, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_recordings, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_job_submit_idempotent, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_job_lifecycle, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_job_fail_backoff_retry, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_job_cancel, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_job_lease_expiry, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_job_claim_concurrency, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_job_claim_shared_handle, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_nodes, setup, teardown),
+};
+
+static const struct CMUnitTest k_plain_tests[] = {
+    cmocka_unit_test(test_sql_rewrite),
+    cmocka_unit_test(test_open_errors),
+};
+
+int main(void) {
+    unsetenv("ASRD_SECRET_KEY");
+    asr_log_set_level(ASR_LOG_WARN);
+    const char *want = getenv("ASRD_TEST_STORE_BACKENDS");
+    g_pg_url = getenv("ASRD_TEST_PG_URL");
+    if (g_pg_url && !*g_pg_url)
+        g_pg_url = NULL;
+    bool run_sqlite = !want || strstr(want, "sqlite");
+    bool run_pg = want ? strstr(want, "pg") != NULL : g_pg_url != NULL;
+    if (run_pg && !g_pg_url) {
+        fprintf(stderr, "test_store: ASRD_TEST_PG_URL is not set; skipping PostgreSQL\n");
+        if (!run_sqlite)
+            return 77;
+        run_pg = false;
+    }
+    int failed = 0;
+    if (run_sqlite) {
+        g_pg = false;
+        failed += cmocka_run_group_tests_name("store_plain", k_plain_tests, NULL, NULL);
+        failed += cmocka_run_group_tests_name("store_sqlite", k_tests, NULL, NULL);
+    }
+    if (run_pg) {
+        g_admin = PQconnectdb(g_pg_url);
+        if (PQstatus(g_admin) != CONNECTION_OK) {
+            fprintf(stderr, "test_store: cannot connect to %s: %s", g_pg_url,
+                    PQerrorMessage(g_admin));
+            PQfinish(g_admin);
+            return failed ? 1 : 77;
+        }
+        PQclear(PQexec(g_admin, "SET client_min_messages = warning"));
+        g_pg = true;
+        failed += cmocka_run_group_tests_name("store_postgres", k_tests, NULL, NULL);
+        PQfinish(g_admin);
+    }
+    return failed ? 1 : 0;
+}
