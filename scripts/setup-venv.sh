@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Creates the Python venv the tests and benchmarks use (outside the clone, so CI reuses it):
-# faster-whisper (the reference implementation for goldens and benchmarks), pytest, jiwer, openai.
+# faster-whisper (the reference implementation for goldens and benchmarks), pytest, jiwer, openai,
+# selenium (the web UI tests drive Debian's chromium through chromium-driver).
 set -euo pipefail
 VENV="${ASRD_VENV:-$HOME/.cache/asrd/venv}"
-STAMP="$VENV/.asrd-venv-v2"
+STAMP="$VENV/.asrd-venv-v3"
 [ -f "$STAMP" ] && exit 0
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip
-"$VENV/bin/pip" install -q "faster-whisper==1.2.1" pytest jiwer openai numpy requests
+"$VENV/bin/pip" install -q "faster-whisper==1.2.1" pytest jiwer openai numpy requests selenium
 touch "$STAMP"

@@ -281,6 +281,10 @@ ASR_API asr_err_t asr_engine_log_mel(const asr_model_t *model, const float *pcm,
                                      float **out_mel, int *out_n_frames);
 ASR_API asr_err_t asr_stream_encode(asr_stream_t *stream, const float *mel_window,
                                     const float **out_enc);
+/* Benchmark hook: after asr_stream_encode, runs n_steps decoder steps of n_seq sequences (their
+ * logits included) and reports the mean milliseconds per step. */
+ASR_API asr_err_t asr_stream_bench_decoder(asr_stream_t *stream, int n_seq, int n_steps,
+                                           double *ms_per_step);
 
 #ifdef __cplusplus
 }

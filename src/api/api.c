@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "api/api_int.h"
+#include "web/web.h"
 
 static void models_list(asr_http_req_t *req, void *ud);
 static void model_get(asr_http_req_t *req, void *ud);
@@ -28,6 +29,37 @@ static const asr_http_route_t g_routes[] = {
     {"GET", "/metrics", 0, NULL, metrics},
     {"GET", "/api/ps", 0, NULL, ps},
     {"POST", "/debug/alloc-fail", ASR_HTTP_ROUTE_UPLOAD, NULL, debug_alloc_fail},
+    /* recordings and jobs (api_recordings.c, api_jobs.c) */
+    {"POST", "/api/recordings", ASR_HTTP_ROUTE_UPLOAD | ASR_HTTP_ROUTE_LARGE, NULL,
+     asr__api_recordings_create},
+    {"GET", "/api/recordings", 0, NULL, asr__api_recordings_list},
+    {"GET", "/api/recordings/*", 0, NULL, asr__api_recording_get},
+    {"DELETE", "/api/recordings/*", 0, NULL, asr__api_recording_delete},
+    {"GET", "/api/recordings/*/audio", 0, NULL, asr__api_recording_audio},
+    {"GET", "/api/recordings/*/transcript", 0, NULL, asr__api_recording_transcript},
+    {"POST", "/api/recordings/*/transcribe", ASR_HTTP_ROUTE_BODY, NULL,
+     asr__api_recording_transcribe},
+    {"GET", "/api/jobs", 0, NULL, asr__api_jobs_list},
+    {"GET", "/api/jobs/*", 0, NULL, asr__api_job_get},
+    {"POST", "/api/jobs/*/cancel", ASR_HTTP_ROUTE_BODY, NULL, asr__api_job_cancel},
+    {"POST", "/api/jobs/*/retry", ASR_HTTP_ROUTE_BODY, NULL, asr__api_job_retry},
+    {"GET", "/api/jobs/*/events", 0, NULL, asr__api_job_events},
+    {"GET", "/api/nodes", 0, NULL, asr__api_nodes},
+    /* ASR backends (api_configs.c): the admin role */
+    {"GET", "/api/asr-configs", 0, NULL, asr__api_configs_list},
+    {"POST", "/api/asr-configs", ASR_HTTP_ROUTE_BODY, NULL, asr__api_configs_create},
+    {"GET", "/api/asr-configs/*", 0, NULL, asr__api_config_get},
+    {"PUT", "/api/asr-configs/*", ASR_HTTP_ROUTE_BODY, NULL, asr__api_config_update},
+    {"PATCH", "/api/asr-configs/*", ASR_HTTP_ROUTE_BODY, NULL, asr__api_config_update},
+    {"DELETE", "/api/asr-configs/*", 0, NULL, asr__api_config_delete},
+    {"POST", "/api/asr-configs/*/default", ASR_HTTP_ROUTE_BODY, NULL, asr__api_config_default},
+    {"POST", "/api/asr-configs/*/test", ASR_HTTP_ROUTE_BODY, NULL, asr__api_config_test},
+    {"GET", "/api/asr-configs/*/health", 0, NULL, asr__api_config_health},
+    /* the web UI (src/web): public, so the page can load before it asks for an API key */
+    {"GET", "/", ASR_HTTP_ROUTE_PUBLIC, NULL, asr_web_index},
+    {"GET", "/ui/", ASR_HTTP_ROUTE_PUBLIC | ASR_HTTP_ROUTE_PREFIX, "/ui/{file}", asr_web_file},
+    {"GET", "/ui/i18n/", ASR_HTTP_ROUTE_PUBLIC | ASR_HTTP_ROUTE_PREFIX, "/ui/i18n/{file}",
+     asr_web_i18n},
 };
 
 const asr_http_route_t *asr_api_routes(int *n) {
@@ -88,11 +120,22 @@ void asr_api_destroy(asr_api_t *api) {
     free(api->alias_names);
     free(api->alias_targets);
     free(api->upload_dir);
+    free(api->recordings_dir);
     free(api);
 }
 
 void asr_api_set_server(asr_api_t *api, asr_http_server_t *srv) { api->srv = srv; }
 void asr_api_set_store(asr_api_t *api, asr_store_t *store) { api->store = store; }
+void asr_api_set_recordings_dir(asr_api_t *api, const char *dir) {
+    free(api->recordings_dir);
+    api->recordings_dir = asr_xstrdup(dir);
+}
+void asr_api_set_jobs(asr_api_t *api, struct asr_jobs *jobs) { atomic_store(&api->jobs, jobs); }
+void asr_api_set_router(asr_api_t *api, asr_router_t *router) {
+    api->router = router;
+    if (router)
+        asr_route_set_local(router, asr__api_local_file, api);
+}
 
 int asr__api_resolve_model(const asr_api_t *api, const char *name) {
     int i = asr_sched_model_find(api->sched, name);
@@ -355,8 +398,9 @@ static void ps(asr_http_req_t *req, void *ud) {
 }
 
 /* POST /debug/alloc-fail (only with debug_faults): form fields nth (fail the nth checked
- * allocation from now, 0 = off) and min_bytes (fail every checked allocation of at least that
- * many bytes, 0 = off). For out-of-memory tests. */
+ * allocation from now, 0 = off), min_bytes (fail every checked allocation of at least that
+ * many bytes, 0 = off) and trace (1: start recording allocation call sites; 0: stop and return
+ * "sites", the index of the first allocation of each distinct site). For out-of-memory tests. */
 static void debug_alloc_fail(asr_http_req_t *req, void *ud) {
     asr_api_t *api = ud;
     if (!api->cfg->debug_faults) {
@@ -373,9 +417,22 @@ static void debug_alloc_fail(asr_http_req_t *req, void *ud) {
                                "invalid_value", "nth and min_bytes must be integers >= 0");
         return;
     }
-    asr_alloc_fail_set(n, (size_t)m);
-    ASR_LOG(ASR_LOG_WARN, "msg=alloc_fail_set nth=%ld min_bytes=%lld", n, m);
+    const char *tr = asr_http_form_value(req, "trace");
     json_t *o = json_object();
+    if (tr && !strcmp(tr, "0")) { /* stop: the first allocation index of each call site */
+        asr_alloc_trace(false);
+        unsigned long first[512];
+        int k = asr_alloc_trace_sites(first, 512);
+        json_t *sites = json_array();
+        for (int i = 0; i < k; i++)
+            json_array_append_new(sites, json_integer((json_int_t)first[i]));
+        json_object_set_new(o, "sites", sites);
+    } else if (tr) {
+        asr_alloc_trace(true);
+    }
+    asr_alloc_fail_set(n, (size_t)m);
+    ASR_LOG(ASR_LOG_WARN, "msg=alloc_fail_set nth=%ld min_bytes=%lld trace=%s", n, m,
+            tr ? tr : "-");
     json_object_set_new(o, "checked_allocations",
                         json_integer((json_int_t)asr_alloc_checked_count()));
     json_object_set_new(o, "nth", json_integer(n));

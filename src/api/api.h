@@ -24,5 +24,15 @@ void asr_api_set_server(asr_api_t *api, asr_http_server_t *srv);
 /* The durable store (borrowed; must outlive the API). Set before the server starts. */
 struct asr_store;
 void asr_api_set_store(asr_api_t *api, struct asr_store *store);
+/* Where recordings are kept (copied). Set before the server starts. */
+void asr_api_set_recordings_dir(asr_api_t *api, const char *dir);
+/* This node's job workers (borrowed; NULL = none), for waking them and cancelling locally. May be
+ * set while the server runs. */
+struct asr_jobs;
+void asr_api_set_jobs(asr_api_t *api, struct asr_jobs *jobs);
+/* The ASR backend router (borrowed; must outlive the API; NULL = local engine only). Registers
+ * the API's scheduler path as the router's local runner. Set before the server starts. */
+struct asr_router;
+void asr_api_set_router(asr_api_t *api, struct asr_router *router);
 
 #endif

@@ -17,6 +17,7 @@
 #include "api/api_int.h"
 #include "api/format.h"
 #include "audio/audio.h"
+#include "route/route.h"
 
 typedef struct {
     asr_sched_job_t job; /* job.user_data = this */
@@ -313,6 +314,12 @@ static bool probe_audio(asr_http_req_t *req, tx_t *tx) {
         dur = asr_audio_duration(r);
     }
     asr_audio_close(r);
+    if (rc == ASR_ERR_NOMEM) {
+        asr_http_set_header(req, "Retry-After", "1");
+        asr_http_respond_error(req, 503, NULL, "server_is_overloaded",
+                               "out of memory while reading the audio file; retry later");
+        return false;
+    }
     if (rc != ASR_OK || n == 0) {
         asr_http_respond_error(req, 400, "file", "invalid_audio",
                                "could not decode the audio file%s%s: %s",
@@ -512,7 +519,7 @@ static void done_cb(asr_sched_job_t *job, asr_err_t status) {
 /* ---- connection thread ---- */
 
 static void log_result(tx_t *tx) {
-    if (tx->logged)
+    if (tx->logged || !tx->req)
         return;
     tx->logged = true;
     asr_http_log_field(tx->req, "model=%s", tx->model_id);
@@ -532,7 +539,7 @@ static void wait_step(tx_t *tx, double s) {
     if (tx->finished || tx->client_gone)
         return;
     pthread_mutex_unlock(&tx->mu);
-    bool gone = asr_http_client_gone(tx->req);
+    bool gone = tx->req && asr_http_client_gone(tx->req); /* no request: a file run */
     pthread_mutex_lock(&tx->mu);
     if (gone && !tx->client_gone) {
         tx->client_gone = true;
@@ -594,13 +601,10 @@ static void respond_result(asr_http_req_t *req, tx_t *tx) {
         asr_http_respond_error(req, tx->status, tx->errparam, tx->errcode, "%s", tx->errmsg);
 }
 
-static void handle(asr_http_req_t *req, asr_api_t *api, bool translate) {
-    tx_t *tx = tx_new(api, req);
-    tx->translate = translate;
-    if (!parse_form(req, tx) || !probe_audio(req, tx)) {
-        tx_release(tx);
-        return;
-    }
+/* Submits tx's job to the scheduler. On refusal the outcome is in tx (under no lock: the job
+ * never started) and false is returned. */
+static bool submit(tx_t *tx) {
+    asr_api_t *api = tx->api;
     tx->job.run_cb = run_cb;
     asr_transcribe_params_t tp0 = make_params(tx);
     tx->job.n_seq = asr_transcribe_n_seq(&tp0);
@@ -608,18 +612,33 @@ static void handle(asr_http_req_t *req, asr_api_t *api, bool translate) {
     tx->job.done_cb = done_cb;
     atomic_fetch_add(&tx->refs, 1); /* the scheduler's reference, dropped by done_cb */
     asr_err_t rc = asr_sched_submit(api->sched, &tx->job);
-    if (rc != ASR_OK) {
-        atomic_fetch_sub(&tx->refs, 1);
+    if (rc == ASR_OK)
+        return true;
+    atomic_fetch_sub(&tx->refs, 1);
+    tx->retry_after = asr_sched_retry_after(api->sched);
+    if (rc == ASR_ERR_BUSY || rc == ASR_ERR_NOMEM)
+        tx_fail(tx, 503, NULL, "server_is_overloaded", tx->job.errmsg);
+    else if (rc == ASR_ERR_INVALID)
+        tx_fail(tx, 400, "beam_size", "invalid_value", "beam_size/best_of out of range");
+    else
+        tx_fail(tx, 503, NULL, "shutting_down", "the server is shutting down");
+    return false;
+}
+
+static void wait_finished(tx_t *tx) {
+    pthread_mutex_lock(&tx->mu);
+    while (!tx->finished)
+        wait_step(tx, 0.2);
+    pthread_mutex_unlock(&tx->mu);
+}
+
+/* The local engine only (the path when routing cannot leave this server, and for streaming). */
+static void handle_local(asr_http_req_t *req, tx_t *tx) {
+    if (!submit(tx)) {
         char ra[16];
-        snprintf(ra, sizeof ra, "%d", asr_sched_retry_after(api->sched));
+        snprintf(ra, sizeof ra, "%d", tx->retry_after);
         asr_http_set_header(req, "Retry-After", ra);
-        if (rc == ASR_ERR_BUSY || rc == ASR_ERR_NOMEM)
-            asr_http_respond_error(req, 503, NULL, "server_is_overloaded", "%s", tx->job.errmsg);
-        else if (rc == ASR_ERR_INVALID)
-            asr_http_respond_error(req, 400, "beam_size", "invalid_value",
-                                   "beam_size/best_of out of range");
-        else
-            asr_http_respond_error(req, 503, NULL, "shutting_down", "the server is shutting down");
+        asr_http_respond_error(req, tx->status, tx->errparam, tx->errcode, "%s", tx->errmsg);
         tx_release(tx);
         return;
     }
@@ -628,12 +647,171 @@ static void handle(asr_http_req_t *req, asr_api_t *api, bool translate) {
         asr_http_respond_stream(req, 200, "text/event-stream", sse_read, tx, tx_release);
         return;
     }
-    pthread_mutex_lock(&tx->mu);
-    while (!tx->finished)
-        wait_step(tx, 0.2);
-    pthread_mutex_unlock(&tx->mu);
+    wait_finished(tx);
     respond_result(req, tx);
     tx_release(tx);
+}
+
+/* A local attempt of the router (asr_route_local_cb) for an HTTP request: the same scheduler
+ * job as handle_local; the answer stays in tx for respond_result. */
+static asr_err_t local_attempt(void *ud, const asr_route_opts_t *o, const char *model_name,
+                               asr_route_result_t *out) {
+    (void)o, (void)model_name; /* the form was validated against the local models already */
+    tx_t *tx = ud;
+    if (tx->status == 0 && submit(tx)) /* once per request, even if two local rows are active */
+        wait_finished(tx);
+    out->status = tx->status;
+    out->overloaded = tx->status == 503;
+    out->retry_after = tx->retry_after;
+    snprintf(out->error, sizeof out->error, "%s", tx->status == 200 ? "" : tx->errmsg);
+    out->model = asr_xstrdup(tx->model_id);
+    return ASR_OK;
+}
+
+static bool client_gone_cb(void *ud) { return asr_http_client_gone(ud); }
+
+/* Routes the request over the ASR backends (route module) and relays the answer. */
+static void handle_routed(asr_http_req_t *req, tx_t *tx) {
+    const char *gran[16];
+    int n_gran = 0;
+    static const char *gnames[] = {"timestamp_granularities[]", "timestamp_granularities"};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < asr_http_form_count(req, gnames[k]) && n_gran < 16; i++)
+            gran[n_gran++] = asr_http_form_nth(req, gnames[k], i);
+    const asr_http_upload_t *up = asr_http_upload(req);
+    asr_route_opts_t o = {.path = tx->path,
+                          .filename = up && up->filename[0] ? up->filename : NULL,
+                          .translate = tx->translate,
+                          .model = asr_http_form_value(req, "model"),
+                          .response_format = asr_http_form_value(req, "response_format"),
+                          .language = tx->translate ? NULL : asr_http_form_value(req, "language"),
+                          .prompt = asr_http_form_value(req, "prompt"),
+                          .temperature = asr_http_form_value(req, "temperature"),
+                          .granularities = gran,
+                          .n_granularities = n_gran,
+                          .req_id = asr_http_req_id(req),
+                          .cancel_cb = client_gone_cb,
+                          .cancel_user_data = req};
+    asr_route_result_t res;
+    asr_err_t rc = asr_route_transcribe(tx->api->router, &o, local_attempt, tx, &res);
+    if (res.backend)
+        asr_http_set_header(req, "X-Asrd-Backend", res.backend);
+    if (res.backend)
+        asr_http_log_field(req, "backend=\"%s\" attempts=%d", res.backend, res.n_attempts);
+    char ra[16];
+    snprintf(ra, sizeof ra, "%d", res.retry_after > 0 ? res.retry_after : 1);
+    if (res.local || (rc == ASR_ERR_AGAIN && tx->status != 0 && tx->status != 200)) {
+        respond_result(req, tx); /* the local engine answered, or was the last word */
+    } else if (rc == ASR_OK) {
+        asr_http_log_field(req, "model=%s", res.model ? res.model : "-");
+        if (res.model)
+            asr_http_set_header(req, "X-Asrd-Model", res.model);
+        if (res.retry_after > 0)
+            asr_http_set_header(req, "Retry-After", ra);
+        asr_http_respond(req, res.status, res.content_type ? res.content_type : "application/json",
+                         res.body ? res.body : "", res.body_len);
+    } else if (rc == ASR_ERR_CANCELLED) {
+        asr_http_respond_error(req, 499, NULL, NULL, "client closed the request");
+    } else {
+        asr_http_set_header(req, "Retry-After", ra);
+        asr_http_respond_error(req, 503, NULL, "backends_unavailable", "%s", res.error);
+    }
+    asr_route_result_clear(&res);
+    tx_release(tx);
+}
+
+static void handle(asr_http_req_t *req, asr_api_t *api, bool translate) {
+    tx_t *tx = tx_new(api, req);
+    tx->translate = translate;
+    if (!parse_form(req, tx) || !probe_audio(req, tx)) {
+        tx_release(tx);
+        return;
+    }
+    char local[ASR_STORE_NAME_MAX + 1];
+    /* Streaming is served by this server's engine whatever the routing (documented). */
+    if (!api->router || tx->stream || asr_route_local_only(api->router, local, sizeof local)) {
+        if (api->router)
+            asr_http_set_header(req, "X-Asrd-Backend", local);
+        handle_local(req, tx);
+        return;
+    }
+    handle_routed(req, tx);
+}
+
+/* ---- file runs: the router's local runner for jobs and Test connection ---- */
+
+static asr_format_t format_of(const char *v) {
+    static const char *names[] = {"json", "text", "srt", "verbose_json", "vtt"};
+    static const asr_format_t fmts[] = {ASR_FMT_JSON, ASR_FMT_TXT, ASR_FMT_SRT,
+                                        ASR_FMT_VERBOSE_JSON, ASR_FMT_VTT};
+    for (int k = 0; v && k < 5; k++)
+        if (!strcmp(v, names[k]))
+            return fmts[k];
+    return ASR_FMT_JSON;
+}
+
+/* The answer of a finished file run, as an HTTP answer would carry it. */
+static void file_result(tx_t *tx, asr_route_result_t *out) {
+    out->status = tx->status;
+    out->overloaded = tx->status == 503;
+    out->retry_after = tx->retry_after;
+    out->model = asr_xstrdup(tx->model_id ? tx->model_id : "");
+    if (tx->status == 200) {
+        out->body_len = tx->body.len;
+        out->body = asr_xstrdup(tx->body.data ? tx->body.data : "");
+        out->content_type = asr_xstrdup(tx->fmt == ASR_FMT_JSON || tx->fmt == ASR_FMT_VERBOSE_JSON
+                                            ? "application/json"
+                                            : "text/plain; charset=utf-8");
+        return;
+    }
+    snprintf(out->error, sizeof out->error, "%s", tx->errmsg);
+    json_t *e = json_object(), *root = json_object();
+    json_object_set_new(e, "message", json_string(tx->errmsg));
+    json_object_set_new(e, "type",
+                        json_string(tx->status >= 500 ? "server_error" : "invalid_request_error"));
+    json_object_set_new(e, "param", tx->errparam ? json_string(tx->errparam) : json_null());
+    json_object_set_new(e, "code", tx->errcode ? json_string(tx->errcode) : json_null());
+    json_object_set_new(root, "error", e);
+    out->body = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    out->body_len = out->body ? strlen(out->body) : 0;
+    out->content_type = asr_xstrdup("application/json");
+    json_decref(root);
+}
+
+asr_err_t asr__api_local_file(void *ud, const asr_route_opts_t *o, const char *model_name,
+                              asr_route_result_t *out) {
+    asr_api_t *api = ud;
+    tx_t *tx = tx_new(api, NULL);
+    tx->translate = o->translate;
+    const char *want = model_name ? model_name : o->model;
+    int m = want && *want ? asr__api_resolve_model(api, want) : 0;
+    tx->fmt = format_of(o->response_format);
+    tx->segments = true;
+    for (int i = 0; i < o->n_granularities; i++)
+        tx->words |= !strcmp(o->granularities[i], "word");
+    tx->beam_size = api->cfg->beam_size;
+    tx->vad = api->cfg->vad;
+    tx->job.keep_alive_s = ASR_SCHED_KEEP_ALIVE_DEFAULT;
+    tx->job.allow_fallback = true;
+    if (o->temperature)
+        tx->temperature = strtof(o->temperature, NULL);
+    if (o->language && *o->language && !o->translate)
+        tx->language = asr_xstrdup(o->language);
+    if (o->prompt && *o->prompt)
+        tx->prompt = asr_xstrdup(o->prompt);
+    tx->path = asr_xstrdup(o->path);
+    if (m < 0) {
+        tx->model_id = want;
+        tx_fail(tx, 404, "model", "model_not_found", "the model is not loaded on this server");
+    } else {
+        tx->job.model = m;
+        tx->model_id = asr_sched_model_id(api->sched, m);
+        if (submit(tx))
+            wait_finished(tx);
+    }
+    file_result(tx, out);
+    tx_release(tx);
+    return ASR_OK;
 }
 
 void asr__api_transcriptions(asr_http_req_t *req, void *ud) { handle(req, ud, false); }

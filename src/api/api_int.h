@@ -2,21 +2,27 @@
 #ifndef ASR_API_INT_H
 #define ASR_API_INT_H
 
+#include <jansson.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "api/api.h"
+#include "route/route.h"
 #include "store/store.h"
 
 struct asr_api {
     const asr_config_t *cfg;
     asr_sched_t *sched;
-    asr_store_t *store; /* borrowed; set before the server starts serving */
+    asr_store_t *store;   /* borrowed; set before the server starts serving */
+    asr_router_t *router; /* borrowed; NULL = the local engine only */
     asr_http_server_t *srv;
     char *upload_dir;
     char **alias_names;
     int *alias_targets; /* sched model index of each alias */
     int n_aliases;
-    time_t created; /* "created" of /v1/models entries: when the models were loaded */
+    time_t created;       /* "created" of /v1/models entries: when the models were loaded */
+    char *recordings_dir; /* set before the server starts */
+    struct asr_jobs *_Atomic jobs; /* this node's workers; NULL until started (or none) */
 };
 
 /* Resolves a model id or alias to a scheduler model index; -1 when unknown. */
@@ -24,5 +30,34 @@ int asr__api_resolve_model(const asr_api_t *api, const char *name);
 /* POST /v1/audio/transcriptions and /v1/audio/translations. */
 void asr__api_transcriptions(asr_http_req_t *req, void *user_data);
 void asr__api_translations(asr_http_req_t *req, void *user_data);
+/* Recordings and jobs (api_recordings.c, api_jobs.c). */
+void asr__api_recordings_create(asr_http_req_t *req, void *user_data);
+void asr__api_recordings_list(asr_http_req_t *req, void *user_data);
+void asr__api_recording_get(asr_http_req_t *req, void *user_data);
+void asr__api_recording_delete(asr_http_req_t *req, void *user_data);
+void asr__api_recording_audio(asr_http_req_t *req, void *user_data);
+void asr__api_recording_transcribe(asr_http_req_t *req, void *user_data);
+void asr__api_recording_transcript(asr_http_req_t *req, void *user_data);
+void asr__api_jobs_list(asr_http_req_t *req, void *user_data);
+void asr__api_job_get(asr_http_req_t *req, void *user_data);
+void asr__api_job_cancel(asr_http_req_t *req, void *user_data);
+void asr__api_job_retry(asr_http_req_t *req, void *user_data);
+void asr__api_job_events(asr_http_req_t *req, void *user_data);
+void asr__api_nodes(asr_http_req_t *req, void *user_data);
+/* A job as the API shows it (new reference). */
+json_t *asr__api_job_json(const asr_store_job_t *j);
+/* The router's local runner (asr_route_local_cb; user_data = the api): a stored file through the
+ * scheduler, the answer in out (body, status, model). For jobs and Test connection. */
+asr_err_t asr__api_local_file(void *user_data, const asr_route_opts_t *opts, const char *model_name,
+                              asr_route_result_t *out);
+/* /api/asr-configs… (api_configs.c): the admin API over the ASR backends. */
+void asr__api_configs_list(asr_http_req_t *req, void *user_data);
+void asr__api_configs_create(asr_http_req_t *req, void *user_data);
+void asr__api_config_get(asr_http_req_t *req, void *user_data);
+void asr__api_config_update(asr_http_req_t *req, void *user_data);
+void asr__api_config_delete(asr_http_req_t *req, void *user_data);
+void asr__api_config_default(asr_http_req_t *req, void *user_data);
+void asr__api_config_test(asr_http_req_t *req, void *user_data);
+void asr__api_config_health(asr_http_req_t *req, void *user_data);
 
 #endif

@@ -7,7 +7,9 @@ int asr_cli_pull(int argc, char **argv);
 int asr_cli_debug(int argc, char **argv);
 int asr_cli_serve(int argc, char **argv);
 int asr_cli_plan(int argc, char **argv);
+int asr_cli_bench(int argc, char **argv);
 int asr_cli_ps(int argc, char **argv);
+int asr_cli_configs(int argc, char **argv);
 
 /* Resolves a model argument (a name such as "base" or a directory) to a directory path.
  * Names map to $ASRD_MODELS/NAME (default ~/.cache/asrd/models/NAME). Returns a malloc'd string. */

@@ -15,7 +15,10 @@ static void usage(FILE *f) {
             "             [--format txt|json|verbose_json|srt|vtt] [--threads N] FILE...\n"
             "  serve [--host H] [--port P] [--data DIR] [--models a,b]   OpenAI-compatible API\n"
             "  plan [--model NAME] [--beam-size N] [--all]   memory plan (weights, slot, total)\n"
+            "  bench [--model NAME] [FILE]   sgemm peak, encoder/decoder timings, RTF\n"
             "  ps [--url URL]       models loaded in a running server, memory, slots, expiry\n"
+            "  configs list|add|update|rm|default|test [--url URL] [--api-key KEY]\n"
+            "                       ASR backends of a running server (failover order, tests)\n"
             "  pull NAME            fetch a model (tiny.en, base, small) into $ASRD_MODELS\n"
             "  version              print the version\n");
 }
@@ -33,10 +36,14 @@ int main(int argc, char **argv) {
         return asr_cli_pull(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve"))
         return asr_cli_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench"))
+        return asr_cli_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "plan"))
         return asr_cli_plan(argc - 1, argv + 1);
     if (!strcmp(cmd, "ps"))
         return asr_cli_ps(argc - 1, argv + 1);
+    if (!strcmp(cmd, "configs"))
+        return asr_cli_configs(argc - 1, argv + 1);
     if (!strcmp(cmd, "debug"))
         return asr_cli_debug(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

@@ -22,6 +22,8 @@
 #include "config/config.h"
 #include "core/core.h"
 #include "http/http.h"
+#include "jobs/jobs.h"
+#include "route/route.h"
 #include "sched/sched.h"
 #include "store/store.h"
 
@@ -208,6 +210,42 @@ static asr_sched_t *start_sched(const asr_config_t *cfg, const model_specs_t *ms
     return sched;
 }
 
+#ifndef ASRD_VERSION
+#define ASRD_VERSION "0.1.0" /* as cli/main.c */
+#endif
+
+/* Starts this node's job workers and heartbeat (jobs module) once the URL is known. */
+static asr_jobs_t *start_jobs(const asr_config_t *cfg, const char *data, const char *recdir,
+                              const char *url, asr_jobs_local_t *local) {
+    char node[256], err[512] = "";
+    const char *hp = strstr(url, "://");
+    snprintf(node, sizeof node, "%s", strcmp(cfg->node_id, "auto") ? cfg->node_id : "");
+    if (!node[0]) {
+        char host[200] = "localhost";
+        gethostname(host, sizeof host - 1);
+        const char *colon = hp ? strrchr(hp + 3, ':') : NULL;
+        snprintf(node, sizeof node, "%s:%s", host, colon ? colon + 1 : "0");
+    }
+    asr_jobs_params_t jp = {.database = strcmp(cfg->database, "sqlite") ? cfg->database : NULL,
+                            .data_dir = data,
+                            .recordings_dir = recdir,
+                            .node_id = node,
+                            .node_url = strcmp(cfg->node_url, "auto") ? cfg->node_url : url,
+                            .version = ASRD_VERSION,
+                            .models = cfg->models,
+                            .n_workers = cfg->job_workers,
+                            .lease_ms = cfg->lease_seconds * 1000,
+                            .heartbeat_ms = cfg->heartbeat_seconds * 1000,
+                            .backoff_ms = cfg->job_backoff_ms,
+                            .transcribe_cb = asr_jobs_local_transcribe,
+                            .transcribe_user_data = local,
+                            .transcriber = "local"};
+    asr_jobs_t *jobs = NULL;
+    if (asr_jobs_start(&jp, &jobs, err, sizeof err) != ASR_OK)
+        fprintf(stderr, "asrd: serve: job workers: %s\n", err);
+    return jobs;
+}
+
 static void *force_exit_main(void *arg) {
     sigset_t *set = arg;
     int sig = 0;
@@ -218,7 +256,7 @@ static void *force_exit_main(void *arg) {
 
 /* Runs until SIGTERM/SIGINT, then shuts down gracefully. */
 static void serve_until_signal(const asr_config_t *cfg, asr_http_server_t *srv, asr_sched_t *s,
-                               sigset_t *set) {
+                               asr_jobs_t *jobs, sigset_t *set) {
     int sig = 0;
     sigwait(set, &sig);
     ASR_LOG(ASR_LOG_INFO, "msg=shutdown signal=%d deadline_s=%d active=%d", sig,
@@ -227,6 +265,7 @@ static void serve_until_signal(const asr_config_t *cfg, asr_http_server_t *srv, 
     if (pthread_create(&t, NULL, force_exit_main, set) == 0)
         pthread_detach(t);
     asr_http_quiesce(srv);
+    asr_jobs_quiesce(jobs); /* running jobs finish (and commit) while the scheduler drains */
     double t0 = asr_now_s();
     asr_sched_drain(s, cfg->shutdown_deadline);
     /* Let connection threads send the answers of the jobs that just ended (a cancelled job may
@@ -245,8 +284,11 @@ int asr_cli_serve(int argc, char **argv) {
     asr_sched_t *sched = NULL;
     asr_api_t *api = NULL;
     asr_store_t *store = NULL;
+    asr_router_t *router = NULL;
     asr_http_server_t *srv = NULL;
-    char *data = NULL, *tmp = NULL;
+    asr_jobs_t *jobs = NULL;
+    char *recdir = NULL;
+    char *data = NULL, *tmp = NULL, *keys = NULL;
     int rc = load_settings(&cfg, argc, argv);
     if (rc >= 0)
         goto done;
@@ -263,6 +305,13 @@ int asr_cli_serve(int argc, char **argv) {
         goto done;
     }
     clean_uploads(tmp);
+    asr_jobs_crash_init(cfg.debug_faults);
+    asr_buf_init(&b);
+    if (strcmp(cfg.recordings_dir, "auto"))
+        asr_buf_puts(&b, cfg.recordings_dir);
+    else
+        asr_buf_printf(&b, "%s/recordings", data);
+    recdir = asr_buf_steal(&b);
     if ((rc = resolve_models(&cfg, &ms)) != 0)
         goto done;
     rc = 1;
@@ -287,13 +336,29 @@ int asr_cli_serve(int argc, char **argv) {
         goto done;
     }
     asr_api_set_store(api, store);
+    asr_api_set_recordings_dir(api, recdir);
+    asr_route_params_t rp = {.breaker_threshold = cfg.breaker_threshold,
+                             .breaker_cooldown_s = cfg.breaker_cooldown,
+                             .health_interval_s = cfg.health_interval,
+                             .tmp_dir = tmp};
+    if (asr_route_create(&rp, store, &router, err, sizeof err) != ASR_OK) {
+        fprintf(stderr, "asrd: serve: %s\n", err);
+        goto done;
+    }
+    asr_api_set_router(api, router);
+    /* With api_keys set, admin keys authenticate too (the admin routes check the role). */
+    asr_buf_init(&b);
+    asr_buf_printf(&b, "%s%s%s", cfg.api_keys, cfg.api_keys[0] && cfg.admin_keys[0] ? "," : "",
+                   cfg.api_keys[0] ? cfg.admin_keys : "");
+    keys = asr_buf_steal(&b);
     int n_routes;
     const asr_http_route_t *routes = asr_api_routes(&n_routes);
     asr_http_params_t hp = {.host = cfg.host,
                             .port = cfg.port,
                             .upload_dir = tmp,
                             .max_upload = cfg.max_upload,
-                            .api_keys = cfg.api_keys,
+                            .max_upload_large = cfg.max_recording,
+                            .api_keys = keys,
                             .cors_origins = cfg.cors_origins,
                             .max_connections = cfg.max_connections,
                             .idle_timeout_s = cfg.idle_timeout,
@@ -306,20 +371,31 @@ int asr_cli_serve(int argc, char **argv) {
         goto done;
     }
     asr_api_set_server(api, srv);
+    asr_jobs_local_t local = {.sched = sched,
+                              .max_audio_seconds = cfg.max_audio_seconds,
+                              .beam_size = cfg.beam_size,
+                              .vad = cfg.vad};
+    if (!(jobs = start_jobs(&cfg, data, recdir, asr_http_url(srv), &local)))
+        goto done;
+    asr_api_set_jobs(api, jobs);
     printf("%s\n", asr_http_url(srv));
     fflush(stdout);
     ASR_LOG(ASR_LOG_INFO, "msg=listening url=%s models=%s data=%s auth=%s", asr_http_url(srv),
             cfg.models, data, cfg.api_keys[0] ? "on" : "off");
-    serve_until_signal(&cfg, srv, sched, &set);
+    serve_until_signal(&cfg, srv, sched, jobs, &set);
     rc = 0;
 done:
     asr_http_stop(srv);
+    asr_jobs_stop(jobs); /* after the handlers that wake it, before the scheduler it runs on */
+    asr_route_destroy(router); /* stops health checks before the api and store go */
     asr_api_destroy(api);
     asr_sched_destroy(sched);
     asr_store_close(store);
     specs_free(&ms);
     free(data);
     free(tmp);
+    free(recdir);
+    free(keys);
     asr_config_deinit(&cfg);
     return rc;
 }

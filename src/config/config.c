@@ -40,6 +40,9 @@ static const asr_cfg_setting_t g_table[] = {
      OFF(max_audio_seconds), true, false, "longest accepted audio, in seconds (413 above it)"},
     {"api_keys", ASR_CFG_LIST, "", 0, 0, NULL, "ASRD_API_KEYS", OFF(api_keys), true, true,
      "accepted `Authorization: Bearer` keys; empty = no authentication"},
+    {"admin_keys", ASR_CFG_LIST, "", 0, 0, NULL, "ASRD_ADMIN_KEYS", OFF(admin_keys), true, true,
+     "Bearer keys of the admin role (/api/asr-configs); when api_keys or admin_keys are set, "
+     "the admin API needs one of these"},
     {"cors_origins", ASR_CFG_LIST, "", 0, 0, NULL, "ASRD_CORS_ORIGINS", OFF(cors_origins), true,
      false, "origins allowed by CORS (http(s)://host[:port], or *); empty = no CORS headers"},
     {"max_parallel", ASR_CFG_INT, "1", 1, 64, NULL, "ASRD_MAX_PARALLEL", OFF(max_parallel), false,
@@ -65,7 +68,9 @@ static const asr_cfg_setting_t g_table[] = {
      "fallback chains, e.g. large-v3>small>base: a request for a model that cannot fit is "
      "served by the next one that does"},
     {"debug_faults", ASR_CFG_BOOL, "false", 0, 0, NULL, "ASRD_DEBUG_FAULTS", OFF(debug_faults),
-     false, false, "enable POST /debug/alloc-fail (allocation-failure injection, for tests)"},
+     false, false,
+     "enable POST /debug/alloc-fail (allocation-failure injection) and ASRD_TEST_CRASH_AT "
+     "crash points, for tests"},
     {"max_connections", ASR_CFG_INT, "64", 4, 4096, NULL, "ASRD_MAX_CONNECTIONS",
      OFF(max_connections), false, false, "open HTTP connections (one thread each)"},
     {"threads", ASR_CFG_INT, "0", 0, 256, NULL, "ASRD_THREADS", OFF(threads), false, false,
@@ -84,6 +89,39 @@ static const asr_cfg_setting_t g_table[] = {
     {"shutdown_deadline", ASR_CFG_INT, "30", 0, 3600, NULL, "ASRD_SHUTDOWN_DEADLINE",
      OFF(shutdown_deadline), false, false,
      "on SIGTERM/SIGINT, seconds to finish accepted requests before cancelling them"},
+    {"recordings_dir", ASR_CFG_STR, "auto", 0, 0, NULL, "ASRD_RECORDINGS_DIR", OFF(recordings_dir),
+     false, false,
+     "where uploaded recordings are kept (fsync'd); auto = DATA/recordings. Nodes sharing one "
+     "PostgreSQL must see the same files here"},
+    {"max_recording", ASR_CFG_SIZE, "2GiB", 1 * KIB, 1024 * GIB, NULL, "ASRD_MAX_RECORDING",
+     OFF(max_recording), true, false, "largest accepted recording upload (413 above it)"},
+    {"job_workers", ASR_CFG_INT, "1", 0, 64, NULL, "ASRD_JOB_WORKERS", OFF(job_workers), false,
+     false, "transcription job workers on this node; 0 = this node runs no jobs (API only)"},
+    {"lease_seconds", ASR_CFG_INT, "30", 1, 3600, NULL, "ASRD_LEASE_SECONDS", OFF(lease_seconds),
+     false, false,
+     "a worker's lease on a job; renewed while it works, and once expired (node died) the job "
+     "runs elsewhere"},
+    {"job_max_attempts", ASR_CFG_INT, "3", 1, 100, NULL, "ASRD_JOB_MAX_ATTEMPTS",
+     OFF(job_max_attempts), true, false,
+     "attempts of a job before it fails with its last error (retryable failures only)"},
+    {"job_backoff_ms", ASR_CFG_INT, "5000", 0, 3600000, NULL, "ASRD_JOB_BACKOFF_MS",
+     OFF(job_backoff_ms), true, false,
+     "delay before a job's second attempt; it doubles per attempt, up to 64 times this"},
+    {"node_id", ASR_CFG_STR, "auto", 0, 0, NULL, "ASRD_NODE_ID", OFF(node_id), false, false,
+     "this node's name in GET /api/nodes and job leases; auto = HOST:PORT"},
+    {"node_url", ASR_CFG_STR, "auto", 0, 0, NULL, "ASRD_NODE_URL", OFF(node_url), false, false,
+     "the URL other nodes reach this one at; auto = the bound URL"},
+    {"heartbeat_seconds", ASR_CFG_INT, "5", 1, 3600, NULL, "ASRD_HEARTBEAT_SECONDS",
+     OFF(heartbeat_seconds), false, false, "how often this node records its heartbeat"},
+    {"health_interval", ASR_CFG_INT, "60", 0, 86400, NULL, "ASRD_HEALTH_INTERVAL",
+     OFF(health_interval), false, false,
+     "seconds between background health checks of remote ASR backends; 0 = off"},
+    {"breaker_threshold", ASR_CFG_INT, "3", 1, 1000, NULL, "ASRD_BREAKER_THRESHOLD",
+     OFF(breaker_threshold), false, false,
+     "consecutive failures after which an ASR backend's breaker opens (requests skip it)"},
+    {"breaker_cooldown", ASR_CFG_INT, "30", 1, 86400, NULL, "ASRD_BREAKER_COOLDOWN",
+     OFF(breaker_cooldown), false, false,
+     "seconds an open breaker waits before one probe request tries the backend again"},
     {"log_level", ASR_CFG_ENUM, "info", 0, 0, "error|warn|info|debug|trace", "ASRD_LOG_LEVEL",
      OFF(log_level), true, false, "log verbosity; access lines are info"},
 };
@@ -257,8 +295,9 @@ static asr_err_t check_list_items(const asr_cfg_setting_t *s, const char *list, 
                 asr_errf(errbuf, errbuf_len, "model_aliases: '%s' is not ALIAS=MODEL or ALIAS", it);
                 rc = ASR_ERR_INVALID;
             }
-        } else if (!strcmp(s->name, "api_keys") && strpbrk(it, " \t")) {
-            asr_errf(errbuf, errbuf_len, "api_keys: a key contains white space");
+        } else if ((!strcmp(s->name, "api_keys") || !strcmp(s->name, "admin_keys")) &&
+                   strpbrk(it, " \t")) {
+            asr_errf(errbuf, errbuf_len, "%s: a key contains white space", s->name);
             rc = ASR_ERR_INVALID;
         }
     }

@@ -50,6 +50,7 @@ typedef struct {
     int64_t max_upload;
     int max_audio_seconds;
     char *api_keys;     /* LIST, secret */
+    char *admin_keys;   /* LIST, secret: keys of the admin role */
     char *cors_origins; /* LIST */
     int max_parallel;
     int max_queue;
@@ -68,7 +69,19 @@ typedef struct {
     int upload_timeout;
     int stall_timeout;
     int shutdown_deadline;
-    char *log_level; /* ENUM */
+    char *recordings_dir;
+    int64_t max_recording;
+    int job_workers;
+    int lease_seconds;
+    int job_max_attempts;
+    int job_backoff_ms;
+    char *node_id;
+    char *node_url;
+    int heartbeat_seconds;
+    int health_interval;   /* s; 0 = off */
+    int breaker_threshold; /* consecutive failures */
+    int breaker_cooldown;  /* s */
+    char *log_level;       /* ENUM */
 } asr_config_t;
 
 /* The table and its length. Static, thread-safe. */

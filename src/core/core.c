@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -75,8 +76,40 @@ void asr_malloc_configure(void) {
     mallopt(M_TRIM_THRESHOLD, 4 << 20);
 }
 
-static int should_fail(size_t n) {
+/* Allocation-site trace (tests): the caller address of each checked allocation while on. */
+#define TRACE_CAP 8192
+static _Atomic int g_trace_on;
+static _Atomic unsigned long g_trace_n;
+static uintptr_t g_trace[TRACE_CAP];
+
+void asr_alloc_trace(bool on) {
+    if (on)
+        atomic_store(&g_trace_n, 0);
+    atomic_store(&g_trace_on, on);
+}
+
+int asr_alloc_trace_sites(unsigned long *first, int max) {
+    unsigned long n = atomic_load(&g_trace_n);
+    if (n > TRACE_CAP)
+        n = TRACE_CAP;
+    int k = 0;
+    for (unsigned long i = 0; i < n && k < max; i++) {
+        bool seen = false;
+        for (unsigned long j = 0; j < i && !seen; j++)
+            seen = g_trace[j] == g_trace[i];
+        if (!seen)
+            first[k++] = i + 1;
+    }
+    return k;
+}
+
+static int should_fail_at(size_t n, uintptr_t site) {
     atomic_fetch_add(&g_checked, 1);
+    if (atomic_load(&g_trace_on)) {
+        unsigned long i = atomic_fetch_add(&g_trace_n, 1);
+        if (i < TRACE_CAP)
+            g_trace[i] = site;
+    }
     size_t mb = atomic_load(&g_fail_min_bytes);
     if (mb && n >= mb)
         return 1;
@@ -118,14 +151,20 @@ char *asr_xstrdup(const char *s) {
     memcpy(d, s, n);
     return d;
 }
-void *asr_malloc(size_t n) { return should_fail(n) ? NULL : malloc(n ? n : 1); }
-void *asr_calloc(size_t n, size_t size) {
+#define should_fail(n) should_fail_at((n), (uintptr_t)__builtin_return_address(0))
+
+__attribute__((noinline)) void *asr_malloc(size_t n) {
+    return should_fail(n) ? NULL : malloc(n ? n : 1);
+}
+__attribute__((noinline)) void *asr_calloc(size_t n, size_t size) {
     if (size && n > SIZE_MAX / size)
         return NULL;
     return should_fail(n * size) ? NULL : calloc(n ? n : 1, size ? size : 1);
 }
-void *asr_realloc(void *p, size_t n) { return should_fail(n) ? NULL : realloc(p, n ? n : 1); }
-void *asr_malloc_aligned(size_t n) {
+__attribute__((noinline)) void *asr_realloc(void *p, size_t n) {
+    return should_fail(n) ? NULL : realloc(p, n ? n : 1);
+}
+__attribute__((noinline)) void *asr_malloc_aligned(size_t n) {
     if (should_fail(n))
         return NULL;
     void *p = NULL;

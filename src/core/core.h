@@ -62,6 +62,11 @@ void asr_free_aligned(void *p);
 /* Fault injection: fail the nth checked allocation from now (1-based), or any checked allocation of
  * at least `min_bytes` (0 = disabled). Process-wide. */
 void asr_alloc_fail_set(long nth, size_t min_bytes);
+/* Allocation-site tracing for tests: asr_alloc_trace(true) starts recording the call site of each
+ * checked allocation (from 1); asr_alloc_trace_sites writes, for each distinct site in order of
+ * first use, the index of its first allocation, and returns how many (at most max). */
+void asr_alloc_trace(bool on);
+int asr_alloc_trace_sites(unsigned long *first, int max);
 /* Checked allocations made so far (all threads). */
 unsigned long asr_alloc_checked_count(void);
 /* Process-wide malloc tuning for long-running use (call once at startup). */

@@ -36,15 +36,42 @@ static void capture_alignment(asr_stream_t *s, int l, int h, int n) {
     }
 }
 
+/* Cross-attention of few rows (n <= ASR_NN_SMALL_M), heads in parallel over the pool: head h
+ * uses rows [h*n, h*n + n) of dscores. */
+typedef struct {
+    asr_stream_t *s;
+    const float *ckv;
+    int n, d, dh;
+    float scale;
+} xattn_job_t;
+
+static void xattn_head(void *ctx, int h, int n_tasks) {
+    (void)n_tasks;
+    xattn_job_t *j = ctx;
+    asr_stream_t *s = j->s;
+    const int n = j->n, d = j->d, dh = j->dh;
+    float *sc = s->dscores + (size_t)h * n * 1500;
+    asr__nn_linear_rows(s->dqkv + h * dh, d, j->ckv + h * dh, 2 * d, NULL, sc, 1500, n, 0, 1500,
+                        dh);
+    for (int i = 0; i < n; i++)
+        asr_nn_softmax_row_fast(sc + (size_t)i * 1500, 1500, j->scale);
+    asr_nn_gemm_nn_small(sc, 1500, j->ckv + d + h * dh, 2 * d, s->dattn + h * dh, d, n, dh, 1500);
+}
+
 /* Cross-attention and feed-forward of layer l for n rows of s->dx (shared by both paths). */
 static void cross_and_ffn(asr_stream_t *s, const asr_dec_layer_t *L, int l, int n,
                           asr_pool_t *pool) {
     const asr_model_t *m = s->m;
-    const int d = m->info.d_model, H = m->info.n_text_head, dh = d / H;
+    int d = m->info.d_model, H = m->info.n_text_head, dh = d / H;
     const float scale = 1.0f / sqrtf((float)dh);
     const float *ckv = s->cross_kv + (size_t)l * 1500 * 2 * d;
     asr_nn_layer_norm(pool, s->dx, s->dh, n, d, L->cross_ln.gamma, L->cross_ln.beta, 1e-5f);
-    asr_nn_linear(s->dh, d, L->cross_q.w, d, L->cross_q.b, s->dqkv, d, n, d, d);
+    asr_nn_linear_p(s->pool, s->dh, d, L->cross_q.w, d, L->cross_q.b, s->dqkv, d, n, d, d);
+    if (n <= ASR_NN_SMALL_M && !s->align_capture) {
+        xattn_job_t j = {s, ckv, n, d, dh, scale};
+        asr_pool_run(s->pool, H, xattn_head, &j);
+        H = 0; /* done */
+    }
     for (int h = 0; h < H; h++) {
         asr_nn_gemm_nt(s->dqkv + h * dh, d, ckv + h * dh, 2 * d, s->dscores, 1500, n, 1500, dh,
                        scale);
@@ -54,13 +81,13 @@ static void cross_and_ffn(asr_stream_t *s, const asr_dec_layer_t *L, int l, int 
         asr_nn_gemm_nn(s->dscores, 1500, ckv + d + h * dh, 2 * d, s->dattn + h * dh, d, n, dh,
                        1500);
     }
-    asr_nn_linear(s->dattn, d, L->cross_out.w, d, L->cross_out.b, s->dh, d, n, d, d);
+    asr_nn_linear_p(s->pool, s->dattn, d, L->cross_out.w, d, L->cross_out.b, s->dh, d, n, d, d);
     asr_nn_add(s->dx, s->dh, (size_t)n * d);
     int ff = L->ffn1.n_out;
     asr_nn_layer_norm(pool, s->dx, s->dh, n, d, L->ffn_ln.gamma, L->ffn_ln.beta, 1e-5f);
-    asr_nn_linear(s->dh, d, L->ffn1.w, d, L->ffn1.b, s->dffn, ff, n, ff, d);
+    asr_nn_linear_p(s->pool, s->dh, d, L->ffn1.w, d, L->ffn1.b, s->dffn, ff, n, ff, d);
     asr_nn_gelu(pool, s->dffn, (size_t)n * ff);
-    asr_nn_linear(s->dffn, ff, L->ffn2.w, ff, L->ffn2.b, s->dh, d, n, d, ff);
+    asr_nn_linear_p(s->pool, s->dffn, ff, L->ffn2.w, ff, L->ffn2.b, s->dh, d, n, d, ff);
     asr_nn_add(s->dx, s->dh, (size_t)n * d);
 }
 
@@ -82,8 +109,8 @@ static void logits_rows(asr_stream_t *s, int first_row, int n_rows) {
     asr_nn_set_gemm_threads(s->n_threads);
     asr_nn_layer_norm(NULL, s->dx + (size_t)first_row * d, s->dh, n_rows, d, m->dec_ln.gamma,
                       m->dec_ln.beta, 1e-5f);
-    asr_nn_linear(s->dh, d, m->tok_emb, d, NULL, s->logits, m->info.n_vocab, n_rows,
-                  m->info.n_vocab, d);
+    asr_nn_linear_p(s->pool, s->dh, d, m->tok_emb, d, NULL, s->logits, m->info.n_vocab, n_rows,
+                    m->info.n_vocab, d);
 }
 
 void asr__dec_logits_row(asr_stream_t *s, int row) { logits_rows(s, row, 1); }
@@ -123,53 +150,51 @@ void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, i
         logits_rows(s, logits_row, 1);
 }
 
+/* Self-attention of one new token per sequence over its cache, heads in parallel. */
+typedef struct {
+    asr_stream_t *s;
+    int l, n_seq, pos, d, dh, H, C;
+    float scale;
+} sattn_job_t;
+
+static void sattn_head(void *ctx, int task, int n_tasks) {
+    (void)n_tasks;
+    sattn_job_t *j = ctx;
+    asr_stream_t *s = j->s;
+    const int i = task / j->H, h = task % j->H, d = j->d, dh = j->dh, ctx_len = j->pos + 1;
+    const size_t stride = seq_stride(s->m);
+    const float *K = s->self_k + i * stride + (size_t)j->l * j->C * d;
+    const float *V = s->self_v + i * stride + (size_t)j->l * j->C * d;
+    float *sc = s->dscores + (size_t)task * j->C;
+    asr__nn_linear_rows(s->dqkv + (size_t)i * 3 * d + h * dh, 3 * d, K + h * dh, d, NULL, sc,
+                        ctx_len, 1, 0, ctx_len, dh);
+    asr_nn_softmax_row_fast(sc, ctx_len, j->scale);
+    asr_nn_gemm_nn_small(sc, ctx_len, V + h * dh, d, s->dattn + (size_t)i * d + h * dh, d, 1, dh,
+                         ctx_len);
+}
+
 void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, H = m->info.n_text_head, dh = d / H;
-    const int C = m->info.n_text_ctx, ctx = pos + 1;
+    const int C = m->info.n_text_ctx;
     const size_t stride = seq_stride(m);
     const float scale = 1.0f / sqrtf((float)dh);
-    asr_nn_set_gemm_threads(n_seq >= 4 ? s->n_threads : 1);
+    asr_nn_set_gemm_threads(n_seq > ASR_NN_SMALL_M ? s->n_threads : 1);
     embed(s, tokens, n_seq, pos, 1);
     for (int l = 0; l < m->info.n_text_layer; l++) {
         const asr_dec_layer_t *L = &m->dec[l];
         asr_nn_layer_norm(NULL, s->dx, s->dh, n_seq, d, L->attn_ln.gamma, L->attn_ln.beta, 1e-5f);
-        asr_nn_linear(s->dh, d, L->qkv.w, d, L->qkv.b, s->dqkv, 3 * d, n_seq, 3 * d, d);
+        asr_nn_linear_p(s->pool, s->dh, d, L->qkv.w, d, L->qkv.b, s->dqkv, 3 * d, n_seq, 3 * d, d);
         for (int i = 0; i < n_seq; i++) {
             float *K = s->self_k + i * stride + (size_t)l * C * d;
             float *V = s->self_v + i * stride + (size_t)l * C * d;
             const float *q = s->dqkv + (size_t)i * 3 * d;
             memcpy(K + (size_t)pos * d, q + d, d * sizeof(float));
             memcpy(V + (size_t)pos * d, q + 2 * d, d * sizeof(float));
-            for (int h = 0; h < H; h++) {
-                float *sc = s->dscores;
-                const float *qh = q + h * dh;
-                float mx = -INFINITY;
-                for (int j = 0; j < ctx; j++) {
-                    const float *kj = K + (size_t)j * d + h * dh;
-                    float acc = 0.0f;
-                    for (int t = 0; t < dh; t++)
-                        acc += qh[t] * kj[t];
-                    sc[j] = acc * scale;
-                    mx = sc[j] > mx ? sc[j] : mx;
-                }
-                float sum = 0.0f;
-                for (int j = 0; j < ctx; j++) {
-                    sc[j] = expf(sc[j] - mx);
-                    sum += sc[j];
-                }
-                float inv = 1.0f / sum, *o = s->dattn + (size_t)i * d + h * dh;
-                for (int t = 0; t < dh; t++)
-                    o[t] = 0.0f;
-                for (int j = 0; j < ctx; j++) {
-                    const float *vj = V + (size_t)j * d + h * dh;
-                    float w = sc[j] * inv;
-                    for (int t = 0; t < dh; t++)
-                        o[t] += w * vj[t];
-                }
-            }
         }
-        asr_nn_linear(s->dattn, d, L->out.w, d, L->out.b, s->dh, d, n_seq, d, d);
+        sattn_job_t j = {s, l, n_seq, pos, d, dh, H, C, scale};
+        asr_pool_run(s->pool, n_seq * H, sattn_head, &j);
+        asr_nn_linear_p(s->pool, s->dattn, d, L->out.w, d, L->out.b, s->dh, d, n_seq, d, d);
         asr_nn_add(s->dx, s->dh, (size_t)n_seq * d);
         cross_and_ffn(s, L, l, n_seq, NULL);
     }

@@ -785,3 +785,23 @@ asr_err_t asr_stream_encode(asr_stream_t *s, const float *mel_window, const floa
     *out_enc = s->eb.out;
     return ASR_OK;
 }
+
+asr_err_t asr_stream_bench_decoder(asr_stream_t *s, int n_seq, int n_steps, double *ms_per_step) {
+    const asr_model_t *m = s->m;
+    if (n_seq < 1 || n_seq > s->n_seq_cap || n_steps < 1 || n_steps + 4 > m->info.n_text_ctx)
+        return ASR_ERR_INVALID;
+    asr__dec_cross_kv(s);
+    int32_t prompt[3] = {m->sp.sot, m->sp.sot, m->sp.sot};
+    asr__dec_forward(s, prompt, 3, 0, -1);
+    int src[ASR_SLOT_MAX_SEQ] = {0};
+    asr__dec_reorder(s, src, n_seq, 3);
+    int32_t tok[ASR_SLOT_MAX_SEQ];
+    double t0 = asr_now_s();
+    for (int step = 0; step < n_steps; step++) {
+        for (int i = 0; i < n_seq; i++)
+            tok[i] = (int32_t)(1000 + 37 * step + i); /* ordinary text tokens */
+        asr__dec_step(s, tok, n_seq, 3 + step);
+    }
+    *ms_per_step = (asr_now_s() - t0) * 1000.0 / n_steps;
+    return ASR_OK;
+}

@@ -25,14 +25,17 @@ enum {
     ASR_HTTP_ROUTE_PUBLIC = 1, /* no API key needed */
     ASR_HTTP_ROUTE_UPLOAD = 2, /* multipart/form-data body, spooled (see asr_http_upload) */
     ASR_HTTP_ROUTE_PREFIX = 4, /* `path` is a prefix; the rest is asr_http_req_path_arg */
-    ASR_HTTP_ROUTE_BODY = 8    /* a small body (JSON) kept in memory: asr_http_req_body */
+    ASR_HTTP_ROUTE_BODY = 8,   /* a small body (JSON) kept in memory: asr_http_req_body */
+    ASR_HTTP_ROUTE_LARGE = 16  /* an UPLOAD whose file may reach max_upload_large */
 };
 
 #define ASR_HTTP_MAX_BODY (1 << 20) /* ROUTE_BODY bodies above this get 413 */
 
 typedef struct {
     const char *method; /* "GET" (HEAD is answered by it too), "POST", "PUT", "PATCH", "DELETE" */
-    const char *path;   /* "/v1/models", or a prefix "/v1/models/" with ASR_HTTP_ROUTE_PREFIX */
+    const char *path;   /* "/v1/models", or a prefix "/v1/models/" with ASR_HTTP_ROUTE_PREFIX, or a
+                           pattern "/api/jobs/x/cancel" with '*' for x: each '*' matches one
+                           non-empty segment, and the first one is asr_http_req_path_arg */
     int flags;
     const char *label; /* metrics label; NULL = path */
     asr_http_handler_cb handler;
@@ -43,6 +46,8 @@ typedef struct {
     int port;         /* 0 = any free port */
     const char *upload_dir;
     int64_t max_upload;       /* bytes of the file part */
+    int64_t max_upload_large; /* bytes of the file part on ASR_HTTP_ROUTE_LARGE routes; 0 =
+                                 max_upload */
     const char *api_keys;     /* comma list, empty = no auth */
     const char *cors_origins; /* comma list */
     int max_connections;
@@ -119,6 +124,13 @@ void asr_http_respond_error(asr_http_req_t *req, int status, const char *param, 
 typedef ssize_t (*asr_http_read_cb)(void *user_data, char *buf, size_t max);
 void asr_http_respond_stream(asr_http_req_t *req, int status, const char *content_type,
                              asr_http_read_cb read_cb, void *user_data, void (*free_cb)(void *));
+
+/* Sends the file at `path` (opened now; NULL content_type = application/octet-stream) with
+ * Accept-Ranges: a `Range: bytes=a-b` (or a-, or -n) header gets 206 with Content-Range, an
+ * unsatisfiable one 416 with `Content-Range: bytes * /SIZE`; several ranges get the whole file.
+ * A file that cannot be opened is a 404 naming `param`. */
+void asr_http_respond_file(asr_http_req_t *req, const char *path, const char *content_type,
+                           const char *param);
 
 /* The single table from engine/library errors to HTTP statuses. */
 int asr_http_status_for(asr_err_t err);

@@ -16,7 +16,7 @@
 #define ASR_HTTP_MAX_EXTRA_HEADERS 8
 
 /* ---- metrics ---- */
-#define ASR_METRICS_MAX_ROUTES 24
+#define ASR_METRICS_MAX_ROUTES 64
 #define ASR_METRICS_MAX_MODELS 16
 #define ASR_METRICS_N_LAT 15
 #define ASR_METRICS_N_RTF 12
@@ -77,6 +77,7 @@ struct asr_http_req {
     char method[16];
     char *uri; /* as received (path and query) */
     const char *path_arg;
+    char path_arg_buf[128]; /* the segment a '*' route matched */
     const asr_http_route_t *route;
     int route_index; /* metrics; srv->n_routes = none */
     double t_start;
@@ -107,6 +108,9 @@ struct asr_http_req {
     asr_buf_t log_extra;
     asr_buf_t body; /* ROUTE_BODY */
 };
+
+/* The file-size limit of the request's route (max_upload, or max_upload_large for LARGE). */
+int64_t asr__http_max_upload(const asr_http_req_t *req);
 
 /* upload.c */
 /* Prepares multipart intake from the Content-Type header; on failure answers the request. */

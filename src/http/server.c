@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,6 +86,13 @@ const char *asr_http_req_header(const asr_http_req_t *req, const char *name) {
 
 const char *asr_http_req_id(const asr_http_req_t *req) { return req->id; }
 const char *asr_http_req_path_arg(const asr_http_req_t *req) { return req->path_arg; }
+
+int64_t asr__http_max_upload(const asr_http_req_t *req) {
+    const asr_http_params_t *p = &req->srv->p;
+    if (req->route && (req->route->flags & ASR_HTTP_ROUTE_LARGE) && p->max_upload_large > 0)
+        return p->max_upload_large;
+    return p->max_upload;
+}
 asr_http_server_t *asr_http_req_server(const asr_http_req_t *req) { return req->srv; }
 const char *asr_http_url(const asr_http_server_t *srv) { return srv->url; }
 int asr_http_active(const asr_http_server_t *srv) { return atomic_load(&srv->active); }
@@ -161,8 +169,9 @@ static void add_cors(asr_http_req_t *req, struct MHD_Response *r) {
     MHD_add_response_header(r, "Access-Control-Allow-Origin", wildcard ? "*" : origin);
     if (!wildcard)
         MHD_add_response_header(r, "Vary", "Origin");
-    MHD_add_response_header(r, "Access-Control-Expose-Headers",
-                            "X-Request-Id, X-Asrd-Model, Retry-After");
+    MHD_add_response_header(
+        r, "Access-Control-Expose-Headers",
+        "X-Request-Id, X-Asrd-Model, Retry-After, Content-Range, Accept-Ranges");
 }
 
 static void queue(asr_http_req_t *req, int status, struct MHD_Response *r) {
@@ -281,6 +290,102 @@ void asr_http_respond_stream(asr_http_req_t *req, int status, const char *conten
     queue(req, status, r); /* the idle timeout stays off: the reader blocks between events */
 }
 
+/* Parses a single `bytes=` range against a file of `size` bytes. Returns 1 with [*lo, *hi]
+ * (inclusive) for a satisfiable range, 0 for a header to ignore (not bytes, several ranges,
+ * malformed), -1 for an unsatisfiable one. */
+static int parse_range(const char *h, int64_t size, int64_t *lo, int64_t *hi) {
+    while (*h == ' ')
+        h++;
+    if (strncasecmp(h, "bytes=", 6) || strchr(h, ','))
+        return 0;
+    h += 6;
+    char *end;
+    if (*h == '-') { /* the last n bytes */
+        if (!isdigit((unsigned char)h[1]))
+            return 0;
+        long long n = strtoll(h + 1, &end, 10);
+        if (*end)
+            return 0;
+        if (n <= 0 || size == 0)
+            return -1;
+        *lo = n >= size ? 0 : size - n;
+        *hi = size - 1;
+        return 1;
+    }
+    if (!isdigit((unsigned char)*h))
+        return 0;
+    long long a = strtoll(h, &end, 10), b = -1;
+    if (*end != '-')
+        return 0;
+    h = end + 1;
+    if (*h) {
+        if (!isdigit((unsigned char)*h))
+            return 0;
+        b = strtoll(h, &end, 10);
+        if (*end || b < a)
+            return 0;
+    }
+    if (a >= size)
+        return -1;
+    *lo = a;
+    *hi = b < 0 || b >= size ? size - 1 : b;
+    return 1;
+}
+
+void asr_http_respond_file(asr_http_req_t *req, const char *path, const char *content_type,
+                           const char *param) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        asr_http_respond_error(req, 404, param, "not_found", "the file is not available: %s",
+                               fd < 0 ? strerror(errno) : "not a regular file");
+        return;
+    }
+    int64_t size = st.st_size, lo = 0, hi = size - 1;
+    const char *range = asr_http_req_header(req, "Range");
+    int rr = range ? parse_range(range, size, &lo, &hi) : 0;
+    char buf[96];
+    if (rr < 0) {
+        close(fd);
+        snprintf(buf, sizeof buf, "bytes */%lld", (long long)size);
+        asr_http_set_header(req, "Content-Range", buf);
+        asr_http_respond_error(req, 416, "Range", "range_not_satisfiable",
+                               "range '%.60s' is outside the file's %lld bytes", range,
+                               (long long)size);
+        return;
+    }
+    if (rr == 0) {
+        lo = 0;
+        hi = size - 1;
+    }
+    uint64_t len = size > 0 ? (uint64_t)(hi - lo + 1) : 0;
+    struct MHD_Response *r =
+        len > 0 ? MHD_create_response_from_fd_at_offset64(len, fd, (uint64_t)lo)
+                : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (len == 0)
+        close(fd);
+    if (!r) {
+        if (len > 0)
+            close(fd);
+        asr_http_respond_error(req, 500, NULL, NULL, "cannot send the file");
+        return;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            content_type ? content_type : "application/octet-stream");
+    MHD_add_response_header(r, "Accept-Ranges", "bytes");
+    if (rr > 0) {
+        snprintf(buf, sizeof buf, "bytes %lld-%lld/%lld", (long long)lo, (long long)hi,
+                 (long long)size);
+        MHD_add_response_header(r, "Content-Range", buf);
+    }
+    req->bytes_out = len;
+    MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              (unsigned)req->srv->p.idle_timeout_s);
+    queue(req, rr > 0 ? 206 : 200, r);
+}
+
 /* ---- request lifecycle ---- */
 
 static void make_id(asr_http_server_t *srv, asr_http_req_t *req) {
@@ -377,17 +482,44 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     req_free(req);
 }
 
+/* Matches `path` against a route path whose '*' segments each match one non-empty segment; the
+ * first one's text goes to buf. */
+static bool match_pattern(const char *pat, const char *path, char *buf, size_t buf_len) {
+    bool captured = false;
+    while (*pat && *path) {
+        if (*pat == '*') {
+            const char *end = strchr(path, '/');
+            size_t n = end ? (size_t)(end - path) : strlen(path);
+            if (n == 0 || (!captured && n >= buf_len))
+                return false;
+            if (!captured) {
+                memcpy(buf, path, n);
+                buf[n] = 0;
+                captured = true;
+            }
+            pat++;
+            path += n;
+        } else if (*pat++ != *path++)
+            return false;
+    }
+    return !*pat && !*path;
+}
+
 /* Finds the route for path+method. Returns its index, -1 when no route has the path, -2 when
  * the path exists with other methods (their names in `allow`). */
 static int find_route(asr_http_server_t *srv, const char *path, const char *method,
-                      const char **arg, char *allow, size_t allow_len) {
+                      const char **arg, char *arg_buf, size_t arg_buf_len, char *allow,
+                      size_t allow_len) {
     bool path_found = false;
     allow[0] = 0;
     for (int i = 0; i < srv->n_routes; i++) {
         const asr_http_route_t *r = &srv->routes[i];
         size_t n = strlen(r->path);
         const char *rest = NULL;
-        if (r->flags & ASR_HTTP_ROUTE_PREFIX) {
+        if (strchr(r->path, '*')) {
+            if (match_pattern(r->path, path, arg_buf, arg_buf_len))
+                rest = arg_buf;
+        } else if (r->flags & ASR_HTTP_ROUTE_PREFIX) {
             if (!strncmp(path, r->path, n) && path[n] && !strchr(path + n, '/'))
                 rest = path + n;
         } else if (!strcmp(path, r->path))
@@ -461,7 +593,8 @@ static enum MHD_Result begin_request(asr_http_req_t *req, const char *url, const
     char allow[64];
     const char *arg = "";
     bool options = !strcmp(method, "OPTIONS");
-    int ri = find_route(srv, url, options ? "\x01" : method, &arg, allow, sizeof allow);
+    int ri = find_route(srv, url, options ? "\x01" : method, &arg, req->path_arg_buf,
+                        sizeof req->path_arg_buf, allow, sizeof allow);
     bool has_body = asr_http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH) ||
                     asr_http_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     req->close_after = has_body; /* answering before the body: the connection cannot be reused */
@@ -520,12 +653,12 @@ static enum MHD_Result begin_request(asr_http_req_t *req, const char *url, const
         return MHD_YES;
     }
     const char *cl = asr_http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl &&
-        strtoull(cl, NULL, 10) > (unsigned long long)(srv->p.max_upload + ASR_HTTP_FORM_SLACK)) {
+    if (cl && strtoull(cl, NULL, 10) >
+                  (unsigned long long)(asr__http_max_upload(req) + ASR_HTTP_FORM_SLACK)) {
         asr_http_respond_error(req, 413, "file", "file_too_large",
                                "request body of %s bytes is larger than the server's limit of "
                                "%lld bytes",
-                               cl, (long long)srv->p.max_upload);
+                               cl, (long long)asr__http_max_upload(req));
         return MHD_YES;
     }
     if (!asr__upload_begin(req, asr_http_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE)))
@@ -542,7 +675,7 @@ static enum MHD_Result body_chunk(asr_http_req_t *req, const char *data, size_t 
         asr_http_log_field(req, "error=\"upload took longer than %d s\"", srv->p.upload_timeout_s);
         return MHD_NO; /* MHD cannot answer mid-body: close */
     }
-    if (req->bytes_in > (uint64_t)(srv->p.max_upload + ASR_HTTP_FORM_SLACK)) {
+    if (req->bytes_in > (uint64_t)(asr__http_max_upload(req) + ASR_HTTP_FORM_SLACK)) {
         req->status = 413;
         asr_http_log_field(req, "error=\"body over the limit\"");
         return MHD_NO; /* chunked body past the limit: stop reading */

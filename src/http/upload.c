@@ -104,10 +104,10 @@ static int write_all(int fd, const char *d, size_t n) {
 static int on_data(const char *d, size_t n, void *ud) {
     asr_http_req_t *req = ud;
     if (req->part_kind == PART_FILE) {
-        if (req->upload.size + (int64_t)n > req->srv->p.max_upload) {
+        if (req->upload.size + (int64_t)n > asr__http_max_upload(req)) {
             drop_file(req);
             asr__req_pend(req, 413, "file", "file is larger than the server's limit of %lld bytes",
-                          (long long)req->srv->p.max_upload);
+                          (long long)asr__http_max_upload(req));
             return STOP;
         }
         if (write_all(req->fd, d, n) != 0) {

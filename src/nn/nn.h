@@ -33,6 +33,19 @@ void asr_nn_gemm_nt(const float *a, int lda, const float *b, int ldb, float *c, 
 void asr_nn_gemm_nn(const float *a, int lda, const float *b, int ldb, float *c, int ldc, int m,
                     int n, int k);
 
+/* The decoder's small GEMMs (m <= ASR_NN_SMALL_M rows): own kernels that read each weight row
+ * once for all rows (BLAS would pack the whole weight matrix on every call), split over the pool
+ * by output columns when pool != NULL. asr_nn_linear_p falls back to asr_nn_linear for larger m.
+ * asr__nn_linear_rows is the per-thread part (columns [j0, j1)). */
+#define ASR_NN_SMALL_M 8
+void asr_nn_linear_p(asr_pool_t *pool, const float *a, int lda, const float *w, int ldw,
+                     const float *bias, float *c, int ldc, int m, int n, int k);
+void asr__nn_linear_rows(const float *a, int lda, const float *w, int ldw, const float *bias,
+                         float *c, int ldc, int m, int j0, int j1, int k);
+/* C[m][n] = P[m][ctx] · V[ctx][n] (row-major, leading dimensions), single-threaded. */
+void asr_nn_gemm_nn_small(const float *p, int ldp, const float *v, int ldv, float *c, int ldc,
+                          int m, int n, int ctx);
+
 /* ---- element-wise / row kernels (parallel over rows when pool != NULL) ---- */
 /* out[r] = (x[r] - mean) / sqrt(var + eps) * gamma + beta over rows of length d; out may alias x.
  */
@@ -42,6 +55,13 @@ void asr_nn_layer_norm(asr_pool_t *pool, const float *x, float *out, int n_rows,
 void asr_nn_gelu(asr_pool_t *pool, float *x, size_t n);
 /* Row-wise softmax in place over rows of length n_cols with stride ld. */
 void asr_nn_softmax_rows(asr_pool_t *pool, float *x, int n_rows, int n_cols, int ld);
+/* The same kernels on one row/array: the vectorised versions (vmath.c: branch-free exp and erf;
+ * softmax of scale·x) and the scalar libm references they are tested against. */
+void asr_nn_softmax_row_fast(float *x, int n, float scale);
+void asr_nn_softmax_row_ref(float *x, int n);
+void asr_nn_gelu_fast(float *x, size_t n);
+void asr_nn_gelu_ref(float *x, size_t n);
+void asr_nn_exp_fast(const float *x, float *y, size_t n);
 /* x[i] += y[i] */
 void asr_nn_add(float *x, const float *y, size_t n);
 

@@ -31,6 +31,29 @@ void asr_nn_gemm_nn(const float *a, int lda, const float *b, int ldb, float *c, 
 }
 
 typedef struct {
+    const float *a, *w, *bias;
+    float *c;
+    int lda, ldw, ldc, m, n, k;
+} lin_job_t;
+
+static void linear_task(void *ctx, int task, int n_tasks) {
+    lin_job_t *j = ctx;
+    int j0 = (int)((long)j->n * task / n_tasks), j1 = (int)((long)j->n * (task + 1) / n_tasks);
+    asr__nn_linear_rows(j->a, j->lda, j->w, j->ldw, j->bias, j->c, j->ldc, j->m, j0, j1, j->k);
+}
+
+void asr_nn_linear_p(asr_pool_t *pool, const float *a, int lda, const float *w, int ldw,
+                     const float *bias, float *c, int ldc, int m, int n, int k) {
+    if (m > ASR_NN_SMALL_M) {
+        asr_nn_linear(a, lda, w, ldw, bias, c, ldc, m, n, k);
+        return;
+    }
+    lin_job_t j = {a, w, bias, c, lda, ldw, ldc, m, n, k};
+    int tasks = pool && (size_t)n * k >= 65536 ? asr_pool_n_threads(pool) : 1;
+    asr_pool_run(pool, tasks, linear_task, &j);
+}
+
+typedef struct {
     const float *x;
     float *out;
     int n_rows, d, ld;
@@ -78,12 +101,15 @@ void asr_nn_layer_norm(asr_pool_t *pool, const float *x, float *out, int n_rows,
     asr_pool_run(pool, n_rows >= 64 ? n_tasks_for(pool, n_rows) : 1, layer_norm_task, &j);
 }
 
+void asr_nn_gelu_ref(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
 static void gelu_task(void *ctx, int task, int n_tasks) {
     row_job_t *j = ctx;
     size_t lo = j->n * (size_t)task / (size_t)n_tasks, hi = j->n * (size_t)(task + 1) / n_tasks;
-    float *x = j->out;
-    for (size_t i = lo; i < hi; i++)
-        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+    asr_nn_gelu_fast(j->out + lo, hi - lo);
 }
 
 void asr_nn_gelu(asr_pool_t *pool, float *x, size_t n) {
@@ -91,24 +117,26 @@ void asr_nn_gelu(asr_pool_t *pool, float *x, size_t n) {
     asr_pool_run(pool, n >= 65536 ? asr_pool_n_threads(pool) : 1, gelu_task, &j);
 }
 
+void asr_nn_softmax_row_ref(float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = 1.0f / sum;
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
 static void softmax_task(void *ctx, int task, int n_tasks) {
     row_job_t *j = ctx;
     int lo, hi;
     block_range(task, n_tasks, j->n_rows, &lo, &hi);
-    for (int r = lo; r < hi; r++) {
-        float *x = j->out + (size_t)r * j->ld;
-        float mx = -INFINITY;
-        for (int i = 0; i < j->d; i++)
-            mx = x[i] > mx ? x[i] : mx;
-        float sum = 0.0f;
-        for (int i = 0; i < j->d; i++) {
-            x[i] = expf(x[i] - mx);
-            sum += x[i];
-        }
-        float inv = 1.0f / sum;
-        for (int i = 0; i < j->d; i++)
-            x[i] *= inv;
-    }
+    for (int r = lo; r < hi; r++)
+        asr_nn_softmax_row_fast(j->out + (size_t)r * j->ld, j->d, 1.0f);
 }
 
 void asr_nn_softmax_rows(asr_pool_t *pool, float *x, int n_rows, int n_cols, int ld) {

@@ -122,9 +122,62 @@ static void test_half(void **state) {
     assert_true(asr_nn_bf16_to_f32(0x3f80) == 1.0f);
 }
 
+/* Vectorised kernels against their scalar libm references, over the ranges the model sees and
+ * the edges (large magnitudes, tails shorter than a vector). Tolerances: exp relative 1e-6;
+ * GELU absolute 2e-6·(1+|x|); softmax absolute 1e-6. */
+static void test_fast_kernels_match_reference(void **state) {
+    (void)state;
+    unsigned seed = 11;
+    enum { N = 4099 };
+    float *x = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * N);
+    float *a = malloc(sizeof(float) * N), *b = malloc(sizeof(float) * N);
+    for (int i = 0; i < N; i++)
+        x[i] = frand(&seed) * 85.0f;
+    x[0] = -87.0f, x[1] = 88.0f, x[2] = 0.0f, x[3] = -1e-8f;
+    asr_nn_exp_fast(x, y, N);
+    double max_rel = 0;
+    for (int i = 0; i < N; i++)
+        max_rel = fmax(max_rel, fabs((double)y[i] - exp((double)x[i])) / exp((double)x[i]));
+    assert_true(max_rel < 1e-6);
+    double max_g = 0;
+    for (int n = 1; n < 40; n += 7) { /* tails */
+        for (int i = 0; i < N; i++)
+            a[i] = b[i] = frand(&seed) * 8.0f;
+        a[0] = b[0] = -30.0f, a[1] = b[1] = 30.0f;
+        asr_nn_gelu_fast(a, (size_t)N - (size_t)n);
+        asr_nn_gelu_ref(b, (size_t)N - (size_t)n);
+        for (int i = 0; i < N; i++)
+            max_g = fmax(max_g, fabs((double)a[i] - b[i]) / (1.0 + fabs((double)b[i])));
+    }
+    assert_true(max_g < 2e-6);
+    double max_s = 0;
+    for (int n = 1; n < 1600; n = n * 3 + 1) {
+        for (int i = 0; i < n; i++)
+            a[i] = b[i] = frand(&seed) * 20.0f;
+        asr_nn_softmax_row_fast(a, n, 1.0f);
+        asr_nn_softmax_row_ref(b, n);
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            max_s = fmax(max_s, fabs((double)a[i] - b[i]));
+            sum += a[i];
+        }
+        assert_true(fabs(sum - 1.0) < 1e-5);
+    }
+    assert_true(max_s < 1e-6);
+    /* scale is applied before the exponential */
+    for (int i = 0; i < 100; i++)
+        a[i] = frand(&seed), b[i] = a[i] * 0.125f;
+    asr_nn_softmax_row_fast(a, 100, 0.125f);
+    asr_nn_softmax_row_ref(b, 100);
+    for (int i = 0; i < 100; i++)
+        assert_true(fabs((double)a[i] - b[i]) < 1e-6);
+    free(x), free(y), free(a), free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_fast_kernels_match_reference),
         cmocka_unit_test(test_layer_norm_softmax_gelu),
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_half),

@@ -1,0 +1,199 @@
+/* cli: `asrd bench`: where the time goes on this machine. Measures the sgemm peak of the BLAS the
+ * engine uses (encoder-shaped GEMMs), the encoder's time per 30-s window and its GFLOP/s against
+ * that peak, the decoder's time per step for 1 and n sequences, and the end-to-end real-time
+ * factor of a file. Medians of repeated runs; nothing here is a pass/fail check. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "asr/engine.h"
+#include "audio/audio.h"
+#include "cli/cli.h"
+#include "core/core.h"
+#include "nn/nn.h"
+
+#define USAGE                                                                                      \
+    "usage: asrd bench [--model NAME|DIR] [--threads N] [--beam-size N] [--repeat N] [--json]\n"   \
+    "                  [FILE]\n"                                                                  \
+    "  Prints the sgemm peak (GFLOP/s), encoder ms per 30-s window and its share of the peak,\n"   \
+    "  decoder ms per step (1 and beam-size sequences) and, given FILE, the real-time factor of\n" \
+    "  a transcription with default settings (beam 5).\n"
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* FLOPs of one encoder pass (multiply-adds count 2), from the dimensions. */
+static double encoder_flop(const asr_model_info_t *in) {
+    double d = in->d_model, T = 1500, mels = in->n_mels;
+    double f = 2 * 3000 * d * 3 * mels + 2 * T * d * 3 * d;
+    f += in->n_audio_layer * (2 * T * d * 3 * d + 2 * 2 * T * T * d + 2 * T * d * d +
+                              2 * 2 * T * d * 4 * d);
+    return f;
+}
+
+/* GFLOP/s of sgemm on [1500 x k] · [n x k]^T, the encoder's shapes. */
+static double sgemm_peak(int threads, int d, int reps) {
+    int m = 1500, n = 4 * d, k = d;
+    float *a = asr_malloc_aligned((size_t)m * k * 4), *w = asr_malloc_aligned((size_t)n * k * 4);
+    float *c = asr_malloc_aligned((size_t)m * n * 4);
+    if (!a || !w || !c) {
+        asr_free_aligned(a), asr_free_aligned(w), asr_free_aligned(c);
+        return 0;
+    }
+    for (size_t i = 0; i < (size_t)m * k; i++)
+        a[i] = (float)(i % 17) * 0.01f;
+    for (size_t i = 0; i < (size_t)n * k; i++)
+        w[i] = (float)(i % 13) * 0.01f;
+    asr_nn_set_gemm_threads(threads);
+    double best = 0;
+    for (int r = 0; r < reps + 1; r++) {
+        double t0 = asr_now_s();
+        for (int i = 0; i < 4; i++)
+            asr_nn_gemm_nt(a, k, w, k, c, n, m, n, k, 1.0f);
+        double g = 4 * 2.0 * m * n * k / (asr_now_s() - t0) / 1e9;
+        if (r > 0 && g > best)
+            best = g;
+    }
+    asr_free_aligned(a), asr_free_aligned(w), asr_free_aligned(c);
+    return best;
+}
+
+int asr_cli_bench(int argc, char **argv) {
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"beam-size", required_argument, 0, 'b'},
+                                         {"repeat", required_argument, 0, 'r'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *model = "tiny.en";
+    int threads = 0, beam = 5, reps = 5, json = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:t:b:r:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            model = optarg;
+            break;
+        case 't':
+            threads = atoi(optarg);
+            break;
+        case 'b':
+            beam = atoi(optarg);
+            break;
+        case 'r':
+            reps = atoi(optarg);
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            fputs(USAGE, stdout);
+            return 0;
+        default:
+            fputs(USAGE, stderr);
+            return 2;
+        }
+    }
+    if (threads < 0 || threads > 256 || beam < 1 || beam > 8 || reps < 1 || reps > 100 ||
+        argc - optind > 1) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    const char *file = optind < argc ? argv[optind] : NULL;
+    char *dir = asr_cli_model_dir(model);
+    asr_model_params_t mp = asr_model_default_params();
+    mp.n_threads = threads;
+    asr_model_t *m = NULL;
+    asr_stream_t *s = NULL;
+    char err[512] = "";
+    int rc = 1;
+    double t_load = asr_now_s();
+    if (asr_model_load(dir, &mp, &m, err, sizeof err) != ASR_OK) {
+        fprintf(stderr, "asrd: bench: %s\n", err);
+        goto done;
+    }
+    t_load = asr_now_s() - t_load;
+    if (asr_stream_create_slot(m, beam, &s) != ASR_OK) {
+        fprintf(stderr, "asrd: bench: out of memory creating a slot\n");
+        goto done;
+    }
+    const asr_model_info_t *in = asr_model_info(m);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = threads > 0 ? threads : (int)(cores > 0 ? cores : 1);
+    double peak = sgemm_peak(nt, in->d_model, reps);
+    float *mel = asr_xcalloc((size_t)in->n_mels * 3000, sizeof(float));
+    for (size_t i = 0; i < (size_t)in->n_mels * 3000; i++)
+        mel[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    double enc[100], dec1[100], decn[100];
+    const float *out;
+    asr_stream_encode(s, mel, &out); /* warm-up */
+    for (int r = 0; r < reps; r++) {
+        double t0 = asr_now_s();
+        asr_stream_encode(s, mel, &out);
+        enc[r] = asr_now_s() - t0;
+        asr_stream_bench_decoder(s, 1, 64, &dec1[r]);
+        asr_stream_bench_decoder(s, beam, 64, &decn[r]);
+    }
+    free(mel);
+    double enc_s = median(enc, reps), d1 = median(dec1, reps), dn = median(decn, reps);
+    double gflop = encoder_flop(in) / 1e9, gfs = gflop / enc_s;
+    double rtf = -1, audio_s = 0, wall = 0;
+    if (file) {
+        asr_audio_file_source_t fs;
+        if (asr_audio_file_source_open(&fs, file, err, sizeof err) != ASR_OK) {
+            fprintf(stderr, "asrd: bench: %s\n", err);
+            goto done;
+        }
+        asr_pcm_source_t src = {asr_audio_file_source_read, asr_audio_file_source_rewind, &fs};
+        asr_transcribe_params_t tp = asr_transcribe_default_params();
+        tp.beam_size = beam;
+        tp.n_threads = threads;
+        double t0 = asr_now_s();
+        asr_err_t e = asr_stream_transcribe_source(s, &src, &tp);
+        wall = asr_now_s() - t0;
+        asr_audio_file_source_close(&fs);
+        if (e != ASR_OK) {
+            fprintf(stderr, "asrd: bench: %s\n", asr_stream_errmsg(s));
+            goto done;
+        }
+        audio_s = asr_stream_duration(s);
+        rtf = wall / audio_s;
+    }
+    if (json) {
+        printf("{\"model\":\"%s\",\"threads\":%d,\"load_s\":%.3f,\"sgemm_peak_gflops\":%.1f,"
+               "\"encoder_ms\":%.1f,\"encoder_gflop\":%.2f,\"encoder_gflops\":%.1f,"
+               "\"encoder_peak_fraction\":%.3f,\"decoder_ms_per_step_1\":%.2f,"
+               "\"decoder_ms_per_step_n\":%.2f,\"n_seq\":%d",
+               model, nt, t_load, peak, enc_s * 1e3, gflop, gfs, gfs / peak, d1, dn, beam);
+        if (file)
+            printf(",\"file\":\"%s\",\"audio_s\":%.2f,\"wall_s\":%.3f,\"rtf\":%.4f", file, audio_s,
+                   wall, rtf);
+        printf("}\n");
+    } else {
+        printf("model %s, %d threads (load %.2f s)\n", model, nt, t_load);
+        printf("  sgemm peak          %8.1f GFLOP/s (encoder-shaped GEMM, best of %d)\n", peak,
+               reps);
+        printf("  encoder 30-s window %8.1f ms  %.1f GFLOP  %.1f GFLOP/s = %.0f%% of peak\n",
+               enc_s * 1e3, gflop, gfs, 100 * gfs / peak);
+        printf("  decoder step        %8.2f ms (1 sequence), %.2f ms (%d sequences)\n", d1, dn,
+               beam);
+        if (file)
+            printf("  transcription       %8.2f s for %.1f s of audio: RTF %.4f (%.1fx real time)\n",
+                   wall, audio_s, rtf, 1 / rtf);
+    }
+    rc = 0;
+done:
+    asr_stream_destroy(s);
+    asr_model_destroy(m);
+    free(dir);
+    return rc;
+}

@@ -1,0 +1,327 @@
+/* cli: `asrd configs`: the ASR backends of a running server, through its admin API
+ * (/api/asr-configs, docs/API.md): list, add, update, rm, default, test. A backend is named by
+ * its name or its id. Errors are one line on stderr (the server's message), exit status 1; bad
+ * usage exits 2. */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/core.h"
+
+#define USAGE                                                                                      \
+    "usage: asrd configs [--url URL] [--api-key ADMIN_KEY] [--json] COMMAND\n"                     \
+    "  list                          the backends, default first\n"                                \
+    "  add NAME --kind local|openai|whisper.cpp [--api-url URL] [--backend-key KEY]\n"             \
+    "      [--model NAME] [--priority N] [--timeout-ms N] [--max-parallel N] [--default]\n"        \
+    "      [--inactive]\n"                                                                         \
+    "  update NAME|ID [the options of add, and --active]\n"                                        \
+    "  rm NAME|ID                    delete a backend\n"                                           \
+    "  default NAME|ID               make it the default\n"                                        \
+    "  test NAME|ID                  send the built-in speech clip; report latency and text\n"     \
+    "URL defaults to $ASRD_URL or http://127.0.0.1:8080, ADMIN_KEY to $ASRD_API_KEY.\n"
+
+typedef struct {
+    const char *url, *key;
+    bool json;
+} conn_t;
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+    asr_buf_append(ud, p, size * n);
+    return size * n;
+}
+
+/* One request; *root gets the parsed JSON answer (may be NULL). Returns the HTTP status, or 0
+ * with a message printed when the server cannot be reached. */
+static long request(const conn_t *c, const char *method, const char *path, json_t *body,
+                    json_t **root) {
+    asr_buf_t url, out, auth;
+    asr_buf_init(&url);
+    asr_buf_init(&out);
+    asr_buf_init(&auth);
+    asr_buf_printf(&url, "%s%s", c->url, path);
+    char *js = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    if (c->key && *c->key) {
+        asr_buf_printf(&auth, "Authorization: Bearer %s", c->key);
+        hdr = curl_slist_append(hdr, auth.data);
+    }
+    long status = 0;
+    CURLcode cc = CURLE_FAILED_INIT;
+    if (h) {
+        curl_easy_setopt(h, CURLOPT_URL, url.data);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        if (js || !strcmp(method, "POST"))
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, js ? js : "");
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, 660L); /* a test may wait for a slow backend */
+        cc = curl_easy_perform(h);
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(h);
+    }
+    curl_slist_free_all(hdr);
+    free(js);
+    json_error_t je;
+    *root = cc == CURLE_OK ? json_loadb(out.data ? out.data : "", out.len, 0, &je) : NULL;
+    if (cc != CURLE_OK) {
+        fprintf(stderr, "asrd: configs: cannot reach %s: %s\n", c->url, curl_easy_strerror(cc));
+        status = 0;
+    }
+    asr_buf_free(&url);
+    asr_buf_free(&out);
+    asr_buf_free(&auth);
+    return status;
+}
+
+/* Prints the server's error message for a non-2xx answer. */
+static int fail_with(long status, json_t *root) {
+    if (status == 0)
+        return 1;
+    json_t *e = json_object_get(root, "error");
+    const char *m = json_string_value(json_object_get(e, "message"));
+    fprintf(stderr, "asrd: configs: %s (HTTP %ld)\n", m ? m : "unexpected answer", status);
+    return 1;
+}
+
+static void print_json(json_t *root) {
+    char *js = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", js ? js : "null");
+    free(js);
+}
+
+/* The id of the backend named `ref` (a name or an id); 0 when not found (message printed). */
+static long long resolve(const conn_t *c, const char *ref) {
+    char *end;
+    long long id = strtoll(ref, &end, 10);
+    if (*ref && !*end && id > 0)
+        return id;
+    json_t *root;
+    long st = request(c, "GET", "/api/asr-configs", NULL, &root);
+    id = 0;
+    if (st != 200)
+        fail_with(st, root);
+    else {
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(root, "data"), i, v) {
+            const char *name = json_string_value(json_object_get(v, "name"));
+            if (name && !strcmp(name, ref))
+                id = json_integer_value(json_object_get(v, "id"));
+        }
+        if (!id)
+            fprintf(stderr, "asrd: configs: no backend named '%s' (see asrd configs list)\n", ref);
+    }
+    json_decref(root);
+    return id;
+}
+
+static int cmd_list(const conn_t *c) {
+    json_t *root;
+    long st = request(c, "GET", "/api/asr-configs", NULL, &root);
+    int rc = 0;
+    if (st != 200)
+        rc = fail_with(st, root);
+    else if (c->json)
+        print_json(root);
+    else {
+        printf("%-4s %-20s %-12s %-7s %-6s %-8s %-10s %s\n", "ID", "NAME", "KIND", "DEFAULT",
+               "ACTIVE", "PRIORITY", "BREAKER", "URL");
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(root, "data"), i, v) {
+            const char *br =
+                json_string_value(json_object_get(json_object_get(v, "status"), "breaker"));
+            printf("%-4lld %-20s %-12s %-7s %-6s %-8lld %-10s %s\n",
+                   (long long)json_integer_value(json_object_get(v, "id")),
+                   json_string_value(json_object_get(v, "name")),
+                   json_string_value(json_object_get(v, "kind")),
+                   json_is_true(json_object_get(v, "is_default")) ? "yes" : "",
+                   json_is_true(json_object_get(v, "is_active")) ? "yes" : "no",
+                   (long long)json_integer_value(json_object_get(v, "priority")),
+                   json_is_true(json_object_get(json_object_get(v, "status"), "in_rotation"))
+                       ? (br ? br : "?")
+                       : "-",
+                   json_string_value(json_object_get(v, "api_url")));
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* POST/PUT and print the resulting config. */
+static int cmd_write(const conn_t *c, const char *method, const char *path, json_t *body,
+                     const char *verb) {
+    json_t *root;
+    long st = request(c, method, path, body, &root);
+    int rc = 0;
+    if (st < 200 || st >= 300)
+        rc = fail_with(st, root);
+    else if (c->json)
+        print_json(root);
+    else
+        printf("%s %s (id %lld)\n", verb, json_string_value(json_object_get(root, "name")),
+               (long long)json_integer_value(json_object_get(root, "id")));
+    json_decref(root);
+    return rc;
+}
+
+static int cmd_test(const conn_t *c, long long id) {
+    char path[96];
+    snprintf(path, sizeof path, "/api/asr-configs/%lld/test", id);
+    json_t *root;
+    long st = request(c, "POST", path, NULL, &root);
+    int rc = 0;
+    if (st != 200)
+        rc = fail_with(st, root);
+    else if (c->json) {
+        print_json(root);
+        rc = json_is_true(json_object_get(root, "ok")) ? 0 : 1;
+    } else if (json_is_true(json_object_get(root, "ok")))
+        printf("ok: %s answered in %lld ms: %s\n",
+               json_string_value(json_object_get(root, "backend")),
+               (long long)json_integer_value(json_object_get(root, "latency_ms")),
+               json_string_value(json_object_get(root, "text")));
+    else {
+        fprintf(stderr, "asrd: configs: test of %s failed after %lld ms: %s\n",
+                json_string_value(json_object_get(root, "backend")),
+                (long long)json_integer_value(json_object_get(root, "latency_ms")),
+                json_string_value(json_object_get(root, "error")));
+        rc = 1;
+    }
+    json_decref(root);
+    return rc;
+}
+
+static bool set_int(json_t *o, const char *key, const char *v) {
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || *end) {
+        fprintf(stderr, "asrd: configs: --%s needs an integer, not '%s'\n", key, v);
+        return false;
+    }
+    json_object_set_new(o, key, json_integer(x));
+    return true;
+}
+
+int asr_cli_configs(int argc, char **argv) {
+    static const struct option opts[] = {{"url", required_argument, 0, 'u'},
+                                         {"api-key", required_argument, 0, 'k'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"kind", required_argument, 0, 'K'},
+                                         {"api-url", required_argument, 0, 'U'},
+                                         {"backend-key", required_argument, 0, 'B'},
+                                         {"model", required_argument, 0, 'm'},
+                                         {"priority", required_argument, 0, 'p'},
+                                         {"timeout-ms", required_argument, 0, 't'},
+                                         {"max-parallel", required_argument, 0, 'P'},
+                                         {"default", no_argument, 0, 'd'},
+                                         {"inactive", no_argument, 0, 'i'},
+                                         {"active", no_argument, 0, 'a'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    conn_t c = {getenv("ASRD_URL"), getenv("ASRD_API_KEY"), false};
+    if (!c.url || !*c.url)
+        c.url = "http://127.0.0.1:8080";
+    json_t *fields = json_object();
+    int rc = 2, ch;
+    bool ok = true;
+    optind = 1;
+    while (ok && (ch = getopt_long(argc, argv, "u:k:jh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'u':
+            c.url = optarg;
+            break;
+        case 'k':
+            c.key = optarg;
+            break;
+        case 'j':
+            c.json = true;
+            break;
+        case 'K':
+            json_object_set_new(fields, "kind", json_string(optarg));
+            break;
+        case 'U':
+            json_object_set_new(fields, "api_url", json_string(optarg));
+            break;
+        case 'B':
+            json_object_set_new(fields, "api_key", json_string(optarg));
+            break;
+        case 'm':
+            json_object_set_new(fields, "model_name", json_string(optarg));
+            break;
+        case 'p':
+            ok = set_int(fields, "priority", optarg);
+            break;
+        case 't':
+            ok = set_int(fields, "timeout_ms", optarg);
+            break;
+        case 'P':
+            ok = set_int(fields, "max_parallel", optarg);
+            break;
+        case 'd':
+            json_object_set_new(fields, "is_default", json_true());
+            break;
+        case 'i':
+            json_object_set_new(fields, "is_active", json_false());
+            break;
+        case 'a':
+            json_object_set_new(fields, "is_active", json_true());
+            break;
+        case 'h':
+            fputs(USAGE, stdout);
+            json_decref(fields);
+            return 0;
+        default:
+            ok = false;
+        }
+    }
+    const char *cmd = optind < argc ? argv[optind] : NULL;
+    const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
+    static const char *cmds[] = {"list", "add", "update", "rm", "default", "test"};
+    bool known = false;
+    for (size_t i = 0; cmd && i < sizeof cmds / sizeof cmds[0]; i++)
+        known |= !strcmp(cmd, cmds[i]);
+    int need = cmd && strcmp(cmd, "list") ? 2 : 1;
+    if (!ok || !known || argc - optind != need) {
+        if (cmd && !known)
+            fprintf(stderr, "asrd: configs: unknown command '%s'\n", cmd);
+        fputs(USAGE, stderr);
+        goto done;
+    }
+    rc = 1;
+    char path[96];
+    if (!strcmp(cmd, "list"))
+        rc = cmd_list(&c);
+    else if (!strcmp(cmd, "add")) {
+        json_object_set_new(fields, "name", json_string(arg));
+        rc = cmd_write(&c, "POST", "/api/asr-configs", fields, "added");
+    } else {
+        long long id = resolve(&c, arg);
+        if (!id)
+            goto done;
+        snprintf(path, sizeof path, "/api/asr-configs/%lld", id);
+        if (!strcmp(cmd, "update"))
+            rc = cmd_write(&c, "PATCH", path, fields, "updated");
+        else if (!strcmp(cmd, "default")) {
+            strncat(path, "/default", sizeof path - strlen(path) - 1);
+            rc = cmd_write(&c, "POST", path, NULL, "default is now");
+        } else if (!strcmp(cmd, "rm")) {
+            json_t *root;
+            long st = request(&c, "DELETE", path, NULL, &root);
+            rc = st == 200 ? 0 : fail_with(st, root);
+            if (!rc)
+                printf("removed %s (id %lld)\n", arg, id);
+            json_decref(root);
+        } else
+            rc = cmd_test(&c, id);
+    }
+done:
+    json_decref(fields);
+    return rc;
+}

@@ -1,0 +1,138 @@
+/* jobs: durable transcription jobs. A node runs N worker threads, each with its own store handle,
+ * that claim jobs from the shared queue with a lease, run the transcription through one function
+ * pointer (transcribe_cb: the local scheduler by default, the router later), and commit result and
+ * state in one transaction that only the lease holder can make (so a result is written once). A
+ * keeper thread renews the leases of the jobs running here (recording their progress) and records
+ * the node's heartbeat. A job whose node died becomes claimable again when its lease expires.
+ *
+ * Failures: the transcriber says whether a failure is retryable (backend down, 503, out of
+ * memory): the job is queued again after an exponential backoff, until max_attempts; otherwise
+ * (bad audio, a file broken mid-stream) it fails at once with the transcriber's message.
+ * A job cancelled (or deleted) while it runs is aborted at the keeper's next renew, or at once
+ * when asr_jobs_cancel_local is told.
+ *
+ * Webhooks: a job with a webhook_url gets one POST (JSON: the job, without its result) when it
+ * ends done or failed, tried 3 times with 1 s and 2 s pauses; the outcome is logged.
+ *
+ * Crash points (tests): with debug_faults on, ASRD_TEST_CRASH_AT=POINT[:N] makes the process
+ * _exit(137) at that point (see asr_jobs_crash_point).
+ *
+ * Thread-safety: every function is thread-safe. */
+#ifndef ASR_JOBS_H
+#define ASR_JOBS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "asr/common.h"
+#include "sched/sched.h"
+
+typedef struct asr_jobs asr_jobs_t;
+
+/* What a worker hands the transcriber. Everything is borrowed for the call. */
+typedef struct {
+    int64_t job_id;
+    int attempt;
+    const char *path;         /* the recording's audio file */
+    const char *model;        /* model id; NULL or "" = the default */
+    const char *language;     /* NULL = detect */
+    const char *options_json; /* NULL or a JSON object (see docs/API.md, transcribe options) */
+    double duration_s;        /* < 0 when unknown */
+    /* Progress (fraction of audio done, 0..1); cheap, call it from any thread. */
+    void (*progress_cb)(double fraction, void *user_data);
+    /* True when the transcription should stop now (cancelled, lease lost, shutting down). */
+    bool (*abort_cb)(void *user_data);
+    /* A new segment is final (count so far); for crash-point tests. May be NULL. */
+    void (*segment_cb)(int n_segments, void *user_data);
+    void *user_data;
+} asr_jobs_task_t;
+
+/* What the transcriber hands back. Strings are malloc'd; the worker frees them. */
+typedef struct {
+    char *result_json; /* on ASR_OK: verbose_json with segments (and their words) */
+    char *backend;     /* which backend served, e.g. "local" */
+    char *model_used;  /* which model served */
+    bool retryable;    /* on failure: worth another attempt (after a backoff) */
+    char error[512];   /* on failure: why, for the job's last_error */
+} asr_jobs_outcome_t;
+
+/* Transcribes task->path. Returns ASR_OK with out->result_json, ASR_ERR_CANCELLED when abort_cb
+ * said so, or another error with out->error and out->retryable. Called on a worker thread;
+ * blocks until done. */
+typedef asr_err_t (*asr_jobs_transcribe_cb)(const asr_jobs_task_t *task, asr_jobs_outcome_t *out,
+                                            void *user_data);
+
+typedef struct {
+    const char *database;       /* as asr_store_open: each worker opens its own handle */
+    const char *data_dir;       /* as asr_store_open */
+    const char *recordings_dir; /* relative recording paths resolve against it */
+    const char *node_id;        /* leases are "NODE/wN"; the nodes table row */
+    const char *node_url;       /* advertised in the heartbeat */
+    const char *version;        /* advertised in the heartbeat */
+    const char *models;         /* comma list, advertised in the heartbeat */
+    int n_workers;              /* 0 = no workers (the heartbeat still runs) */
+    int lease_ms;
+    int heartbeat_ms;
+    int64_t backoff_ms; /* first retry delay; doubles per attempt, capped at 64x */
+    asr_jobs_transcribe_cb transcribe_cb;
+    void *transcribe_user_data;
+    const char *transcriber; /* its name in the heartbeat: "local", "router" */
+} asr_jobs_params_t;
+
+/* Opens the store handles and starts the workers and the keeper. Strings are copied. On failure
+ * writes a one-line reason to err. *out is owned by the caller (asr_jobs_stop). */
+asr_err_t asr_jobs_start(const asr_jobs_params_t *p, asr_jobs_t **out, char *err, size_t errlen);
+/* A job was queued: idle workers look now instead of at their next poll. NULL-safe. */
+void asr_jobs_wake(asr_jobs_t *j);
+/* Aborts job `id` if it runs on this node (after the store marked it cancelled or deleted it).
+ * Returns whether it ran here. NULL-safe. */
+bool asr_jobs_cancel_local(asr_jobs_t *j, int64_t id);
+/* Stops claiming new jobs; running ones go on. NULL-safe. */
+void asr_jobs_quiesce(asr_jobs_t *j);
+/* Aborts running jobs (queued again at once unless on their last attempt), joins the threads,
+ * closes the handles, frees. NULL-safe. */
+void asr_jobs_stop(asr_jobs_t *j);
+/* This node's id (borrowed until stop). */
+const char *asr_jobs_node_id(const asr_jobs_t *j);
+/* Jobs running on this node now. */
+int asr_jobs_running(const asr_jobs_t *j);
+
+/* Resolves a recording's stored path: absolute paths as they are, others under recordings_dir.
+ * Returns a malloc'd string. */
+char *asr_jobs_recording_path(const char *recordings_dir, const char *stored);
+
+/* Moves the spooled upload `tmp_path` into recordings_dir (created if needed) as a new file
+ * rec-<time>-<random>.<ext> (ext from `filename`, else "bin"), copying when a rename cannot, and
+ * fsyncs the file and the directory: when this returns ASR_OK the bytes are durable. *out_name
+ * (malloc'd) is the file's name relative to recordings_dir. */
+asr_err_t asr_jobs_recording_keep(const char *recordings_dir, const char *tmp_path,
+                                  const char *filename, char **out_name, char *err, size_t errlen);
+
+/* ---- the default transcriber: the local scheduler ---- */
+
+typedef struct {
+    asr_sched_t *sched;    /* borrowed */
+    int max_audio_seconds; /* longer audio fails (not retryable) */
+    int beam_size;         /* default when the options do not set it */
+    bool vad;              /* default vad_filter */
+} asr_jobs_local_t;
+
+/* An asr_jobs_transcribe_cb; user_data is an asr_jobs_local_t. Options: beam_size (1..8),
+ * temperature (0..1), word_timestamps (default true), vad_filter, prompt, hotwords, task
+ * ("transcribe"/"translate"). The result is the CLI's verbose_json: language, duration, text,
+ * segments with their words, and words flattened. Queue full and out of memory are retryable;
+ * audio errors are not. */
+asr_err_t asr_jobs_local_transcribe(const asr_jobs_task_t *task, asr_jobs_outcome_t *out,
+                                    void *user_data);
+
+/* ---- crash points (tests) ---- */
+
+/* Arms crash points when `enabled` (the debug_faults setting) and ASRD_TEST_CRASH_AT is set:
+ * "POINT" or "POINT:N". Call once at startup. */
+void asr_jobs_crash_init(bool enabled);
+/* _exit(137) when the armed point is `point` and `value` >= its N (N defaults to 0). Points:
+ * upload_received, upload_stored, upload_committed, submitted, claimed, renewed, segment (value:
+ * segments so far), progress (value: fraction), transcribed, committed. Cheap when unarmed. */
+void asr_jobs_crash_point(const char *point, double value);
+
+#endif

@@ -1,0 +1,137 @@
+/* jobs: recording files. An upload arrives in DATA/tmp (streamed by the http module); keeping it
+ * moves it into the recordings directory under a fresh unique name and makes it durable (fsync of
+ * the file, then of the directory) before the caller commits the recording's row, so a row never
+ * names bytes a crash could lose. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "jobs/jobs.h"
+
+static int mkdir_p(const char *path) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* The file name's extension, lower case, if it is 1..8 letters or digits; else "bin". */
+static void extension(const char *filename, char *ext, size_t len) {
+    const char *dot = filename ? strrchr(filename, '.') : NULL;
+    size_t n = dot ? strlen(dot + 1) : 0;
+    bool ok = n >= 1 && n <= 8 && n < len;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)dot[1 + i]);
+    if (!ok) {
+        snprintf(ext, len, "bin");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        ext[i] = (char)tolower((unsigned char)dot[1 + i]);
+    ext[n] = 0;
+}
+
+static int copy_file(const char *from, const char *to) {
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -1;
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (out < 0) {
+        close(in);
+        return -1;
+    }
+    char buf[1 << 16];
+    ssize_t n;
+    int rc = 0;
+    while ((n = read(in, buf, sizeof buf)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -1;
+            break;
+        }
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                rc = -1;
+                break;
+            }
+            off += w;
+        }
+        if (rc)
+            break;
+    }
+    close(in);
+    if (close(out) != 0)
+        rc = -1;
+    if (rc)
+        unlink(to);
+    return rc;
+}
+
+static int fsync_path(const char *path, int flags) {
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+asr_err_t asr_jobs_recording_keep(const char *recordings_dir, const char *tmp_path,
+                                  const char *filename, char **out_name, char *err, size_t errlen) {
+    *out_name = NULL;
+    if (mkdir_p(recordings_dir) != 0) {
+        asr_errf(err, errlen, "cannot create the recordings directory: %s", strerror(errno));
+        return ASR_ERR_IO;
+    }
+    char ext[16];
+    extension(filename, ext, sizeof ext);
+    uint64_t rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        rnd = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(asr_now_s() * 1e9);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    asr_buf_t b;
+    asr_buf_init(&b);
+    asr_buf_printf(&b, "rec-%lld-%016llx.%s", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+                   (unsigned long long)rnd, ext);
+    char *name = asr_buf_steal(&b);
+    char *dst = asr_jobs_recording_path(recordings_dir, name);
+    int rc = rename(tmp_path, dst);
+    if (rc != 0 && errno == EXDEV)
+        rc = copy_file(tmp_path, dst);
+    if (rc != 0) {
+        asr_errf(err, errlen, "cannot store the recording: %s", strerror(errno));
+        goto fail;
+    }
+    if (fsync_path(dst, O_RDONLY) != 0 || fsync_path(recordings_dir, O_RDONLY | O_DIRECTORY)) {
+        asr_errf(err, errlen, "cannot make the recording durable (fsync): %s", strerror(errno));
+        unlink(dst);
+        goto fail;
+    }
+    free(dst);
+    *out_name = name;
+    return ASR_OK;
+fail:
+    free(dst);
+    free(name);
+    return ASR_ERR_IO;
+}

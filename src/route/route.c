@@ -1,0 +1,516 @@
+/* route: the router: the table of active backends (a copy of asr_configs), their breakers and
+ * outstanding counts, the order a request tries them in, and the attempt loop with its log lines.
+ * Remote attempts are in route_http.c, the policy (classifier, breaker) in route_policy.c, Test
+ * connection and the health thread in route_health.c.
+ *
+ * Locking: r->mu guards the table (b, n) and every backend's counters and breaker. An attempt
+ * works on a heap copy of its target taken under the lock and reports back by config id, so a
+ * reload during an attempt is harmless. */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "route/route_int.h"
+
+static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+void asr__route_target_free(asr__route_target_t *t) {
+    free(t->name);
+    free(t->kind);
+    free(t->api_url);
+    free(t->api_key);
+    free(t->model_name);
+    memset(t, 0, sizeof *t);
+}
+
+static char *dup_or_null(const char *s) { return s ? asr_xstrdup(s) : NULL; }
+
+void asr__route_target_copy(asr__route_target_t *dst, const asr__route_target_t *src) {
+    *dst = *src;
+    dst->name = dup_or_null(src->name);
+    dst->kind = dup_or_null(src->kind);
+    dst->api_url = dup_or_null(src->api_url);
+    dst->api_key = dup_or_null(src->api_key);
+    dst->model_name = dup_or_null(src->model_name);
+}
+
+void asr_route_result_clear(asr_route_result_t *r) {
+    free(r->body);
+    free(r->content_type);
+    free(r->backend);
+    free(r->kind);
+    free(r->model);
+    memset(r, 0, sizeof *r);
+}
+
+/* A target from a stored config (and its key). */
+asr_err_t asr__route_target_from_config(asr_store_t *s, const asr_store_config_t *c,
+                                        asr__route_target_t *t) {
+    memset(t, 0, sizeof *t);
+    char *key = NULL;
+    if (c->has_api_key) {
+        asr_err_t e = asr_store_config_get_api_key(s, c->id, &key);
+        if (e != ASR_OK)
+            ASR_LOG(ASR_LOG_WARN, "msg=route_api_key_unreadable backend=\"%s\" error=\"%s\"",
+                    c->name, asr_store_errmsg(s));
+    }
+    t->id = c->id;
+    t->name = asr_xstrdup(c->name);
+    t->kind = asr_xstrdup(c->kind);
+    t->api_url = asr_xstrdup(c->api_url ? c->api_url : "");
+    t->api_key = key ? asr_xstrdup(key) : NULL;
+    t->model_name = asr_xstrdup(c->model_name ? c->model_name : "");
+    t->timeout_ms = c->timeout_ms;
+    t->priority = c->priority;
+    t->max_parallel = c->max_parallel;
+    t->is_default = c->is_default;
+    asr_store_free(key);
+    return ASR_OK;
+}
+
+asr_err_t asr_route_reload(asr_router_t *r) {
+    asr_store_config_t *cs = NULL;
+    size_t n = 0;
+    asr_err_t e = asr_store_config_list(r->store, true, &cs, &n);
+    if (e != ASR_OK) {
+        ASR_LOG(ASR_LOG_ERROR, "msg=route_reload_failed error=\"%s\"", asr_store_errmsg(r->store));
+        return e;
+    }
+    asr__route_backend_t *nb = asr_xcalloc(n + 1, sizeof *nb);
+    for (size_t i = 0; i < n; i++) {
+        asr__route_target_from_config(r->store, &cs[i], &nb[i].t);
+        asr_route_breaker_init(&nb[i].br, r->p.breaker_threshold, r->p.breaker_cooldown_s);
+    }
+    asr_store_configs_free(cs, n);
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < r->n; k++) {
+            asr__route_backend_t *o = &r->b[k];
+            if (o->t.id != nb[i].t.id)
+                continue;
+            nb[i].outstanding = o->outstanding;
+            nb[i].n_requests = o->n_requests;
+            nb[i].n_failures = o->n_failures;
+            if (!strcmp(o->t.kind, nb[i].t.kind) && !strcmp(o->t.api_url, nb[i].t.api_url))
+                nb[i].br = o->br; /* same service: its history still holds */
+        }
+    asr__route_backend_t *old = r->b;
+    int old_n = r->n;
+    r->b = nb;
+    r->n = (int)n;
+    pthread_mutex_unlock(&r->mu);
+    for (int k = 0; k < old_n; k++)
+        asr__route_target_free(&old[k].t);
+    free(old);
+    ASR_LOG(ASR_LOG_INFO, "msg=route_reload backends=%zu", n);
+    return ASR_OK;
+}
+
+/* Creates the `local` config when the table is empty. Two nodes racing on one PostgreSQL: the
+ * loser's insert fails on the unique name, which is fine. */
+static asr_err_t ensure_local(asr_store_t *s) {
+    asr_store_config_t *cs = NULL;
+    size_t n = 0;
+    asr_err_t e = asr_store_config_list(s, false, &cs, &n);
+    asr_store_configs_free(cs, n);
+    if (e != ASR_OK || n > 0)
+        return e;
+    asr_store_config_input_t in;
+    asr_store_config_input_init(&in);
+    in.name = "local";
+    in.kind = "local";
+    in.is_default = 1;
+    in.is_active = 1;
+    e = asr_store_config_create(s, &in, NULL);
+    if (e == ASR_ERR_INVALID)
+        return ASR_OK;
+    if (e == ASR_OK)
+        ASR_LOG(ASR_LOG_INFO, "msg=route_local_backend_created name=local");
+    return e;
+}
+
+asr_err_t asr_route_create(const asr_route_params_t *p, asr_store_t *store, asr_router_t **out,
+                           char *err, size_t errlen) {
+    *out = NULL;
+    pthread_once(&g_curl_once, curl_init_once);
+    asr_router_t *r = asr_xcalloc(1, sizeof *r);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    r->store = store;
+    r->p = *p;
+    if (r->p.breaker_threshold < 1)
+        r->p.breaker_threshold = 1;
+    if (r->p.breaker_cooldown_s < 0)
+        r->p.breaker_cooldown_s = 0;
+    r->tmp_dir = asr_xstrdup(p->tmp_dir ? p->tmp_dir : "/tmp");
+    r->p.tmp_dir = r->tmp_dir;
+    asr_err_t e = ensure_local(store);
+    if (e == ASR_OK)
+        e = asr_route_reload(r);
+    if (e != ASR_OK) {
+        asr_errf(err, errlen, "asr backends: %s", asr_store_errmsg(store));
+        asr_route_destroy(r);
+        return e;
+    }
+    if (r->p.health_interval_s > 0)
+        asr__route_health_start(r);
+    *out = r;
+    return ASR_OK;
+}
+
+void asr_route_destroy(asr_router_t *r) {
+    if (!r)
+        return;
+    asr__route_health_stop(r);
+    for (int k = 0; k < r->n; k++)
+        asr__route_target_free(&r->b[k].t);
+    free(r->b);
+    free(r->tmp_dir);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+}
+
+void asr_route_set_local(asr_router_t *r, asr_route_local_cb cb, void *user_data) {
+    pthread_mutex_lock(&r->mu);
+    r->local_cb = cb;
+    r->local_ud = user_data;
+    pthread_mutex_unlock(&r->mu);
+}
+
+bool asr_route_local_only(asr_router_t *r, char *name, size_t name_len) {
+    pthread_mutex_lock(&r->mu);
+    bool only = true;
+    const char *local = NULL;
+    for (int k = 0; k < r->n; k++) {
+        if (strcmp(r->b[k].t.kind, "local"))
+            only = false;
+        else if (!local || r->b[k].t.is_default)
+            local = r->b[k].t.name;
+    }
+    if (name && name_len)
+        snprintf(name, name_len, "%s", local ? local : "local");
+    pthread_mutex_unlock(&r->mu);
+    return only;
+}
+
+static asr__route_backend_t *find(asr_router_t *r, int64_t id) {
+    for (int k = 0; k < r->n; k++)
+        if (r->b[k].t.id == id)
+            return &r->b[k];
+    return NULL;
+}
+
+/* The order of a request: default first, then by priority, then fewest outstanding, then id.
+ * Copies of the targets (owned by the caller); an empty table routes to an implicit local. */
+static void candidates(asr_router_t *r, asr__route_target_t **out, int *n) {
+    pthread_mutex_lock(&r->mu);
+    int *idx = asr_xcalloc((size_t)r->n + 1, sizeof *idx);
+    for (int k = 0; k < r->n; k++)
+        idx[k] = k;
+    for (int i = 1; i < r->n; i++) /* insertion sort: tables are small */
+        for (int j = i; j > 0; j--) {
+            const asr__route_backend_t *a = &r->b[idx[j - 1]], *b = &r->b[idx[j]];
+            int c = (int)b->t.is_default - (int)a->t.is_default;
+            if (!c)
+                c = a->t.priority - b->t.priority;
+            if (!c)
+                c = a->outstanding - b->outstanding;
+            if (!c)
+                c = a->t.id < b->t.id ? -1 : 1;
+            if (c <= 0)
+                break;
+            int tmp = idx[j];
+            idx[j] = idx[j - 1];
+            idx[j - 1] = tmp;
+        }
+    *n = r->n ? r->n : 1;
+    *out = asr_xcalloc((size_t)*n, sizeof **out);
+    if (!r->n) {
+        (*out)[0] = (asr__route_target_t){.name = asr_xstrdup("local"),
+                                          .kind = asr_xstrdup("local"),
+                                          .api_url = asr_xstrdup(""),
+                                          .model_name = asr_xstrdup(""),
+                                          .is_default = true};
+    }
+    for (int k = 0; k < r->n; k++)
+        asr__route_target_copy(&(*out)[k], &r->b[idx[k]].t);
+    free(idx);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void free_targets(asr__route_target_t *v, int n) {
+    for (int i = 0; i < n; i++)
+        asr__route_target_free(&v[i]);
+    free(v);
+}
+
+/* One attempt on `t` (no breaker): fills `out` when the attempt answered (OK or FINAL), else
+ * appends why it failed to `why`. *hint gets a Retry-After hint (seconds), *counts whether the
+ * failure speaks of the backend's health (a local capacity refusal does not). */
+static asr_route_outcome_t run_attempt(const asr__route_target_t *t, const asr_route_opts_t *o,
+                                       asr_route_local_cb lcb, void *lud, asr_route_result_t *out,
+                                       char *why, size_t why_len, int *hint, bool *counts) {
+    double t0 = asr_now_s();
+    asr_route_outcome_t oc;
+    *hint = 0;
+    *counts = true;
+    int status = 0;
+    const char *net = "ok";
+    if (!strcmp(t->kind, "local")) {
+        asr_route_result_t lr = {0};
+        asr_err_t e = lcb ? lcb(lud, o, t->model_name && *t->model_name ? t->model_name : NULL, &lr)
+                          : ASR_ERR_UNSUPPORTED;
+        status = lr.status;
+        if (e != ASR_OK) {
+            oc = ASR_ROUTE_OUTCOME_FAILOVER;
+            snprintf(why, why_len, "the local engine is not available (%s)", asr_strerror(e));
+        } else {
+            oc = asr_route_classify(ASR_ROUTE_NET_OK, lr.status, lr.body, lr.body_len);
+            *counts = !lr.overloaded;
+            *hint = lr.retry_after;
+            if (oc == ASR_ROUTE_OUTCOME_FAILOVER)
+                snprintf(why, why_len, "HTTP %d%s%.300s", lr.status, lr.error[0] ? ": " : "",
+                         lr.error);
+        }
+        if (oc != ASR_ROUTE_OUTCOME_FAILOVER) {
+            asr_route_result_clear(out);
+            *out = lr;
+            out->local = true;
+            if (!out->model && t->model_name && *t->model_name)
+                out->model = asr_xstrdup(t->model_name);
+        } else
+            asr_route_result_clear(&lr);
+    } else {
+        asr__route_reply_t rep;
+        asr__route_remote(t, o, &rep);
+        status = rep.status;
+        net = asr_route_net_name(rep.net);
+        oc = asr_route_classify(rep.net, rep.status, rep.body.data, rep.body.len);
+        if (rep.status == 429 || rep.status == 503)
+            *hint = rep.retry_after;
+        if (oc == ASR_ROUTE_OUTCOME_FAILOVER) {
+            if (rep.net != ASR_ROUTE_NET_OK)
+                snprintf(why, why_len, "%s: %s", net, rep.neterr);
+            else
+                snprintf(why, why_len, "HTTP %d%s: %.160s", rep.status,
+                         asr_route_body_says_oom(rep.body.data, rep.body.len) ? " (out of memory)"
+                                                                              : "",
+                         rep.body.data ? rep.body.data : "");
+            for (char *p = why; *p; p++)
+                if (*p == '\n' || *p == '\r' || *p == '"')
+                    *p = ' ';
+            out->status = status; /* for Test connection; the loop's verdict replaces it */
+        } else {
+            asr_route_result_clear(out);
+            out->status = rep.net == ASR_ROUTE_NET_CANCELLED ? 499 : rep.status;
+            out->body_len = rep.body.len;
+            out->body = asr_buf_steal(&rep.body);
+            out->content_type = rep.ctype[0] ? asr_xstrdup(rep.ctype) : NULL;
+            out->model = asr_xstrdup(rep.model_hdr[0]                  ? rep.model_hdr
+                                     : t->model_name && *t->model_name ? t->model_name
+                                     : o->model && *o->model           ? o->model
+                                                                       : "whisper-1");
+            out->retry_after = *hint;
+        }
+        asr__route_reply_free(&rep);
+    }
+    double ms = (asr_now_s() - t0) * 1000.0;
+    if (oc != ASR_ROUTE_OUTCOME_FAILOVER) {
+        free(out->backend);
+        free(out->kind);
+        out->backend = asr_xstrdup(t->name);
+        out->kind = asr_xstrdup(t->kind);
+        out->config_id = t->id;
+        out->latency_ms = ms;
+    }
+    ASR_LOG(oc == ASR_ROUTE_OUTCOME_FAILOVER ? ASR_LOG_WARN : ASR_LOG_INFO,
+            "msg=route_attempt req=%s backend=\"%s\" kind=%s outcome=%s status=%d net=%s "
+            "ms=%.0f%s%s%s",
+            o->req_id ? o->req_id : "-", t->name, t->kind,
+            oc == ASR_ROUTE_OUTCOME_OK      ? "ok"
+            : oc == ASR_ROUTE_OUTCOME_FINAL ? "final"
+                                            : "failover",
+            status, net, ms, oc == ASR_ROUTE_OUTCOME_FAILOVER ? " error=\"" : "",
+            oc == ASR_ROUTE_OUTCOME_FAILOVER ? why : "",
+            oc == ASR_ROUTE_OUTCOME_FAILOVER ? "\"" : "");
+    return oc;
+}
+
+asr_err_t asr__route_attempt_one(asr_router_t *r, const asr__route_target_t *t,
+                                 const asr_route_opts_t *o, asr_route_result_t *out) {
+    pthread_mutex_lock(&r->mu);
+    asr_route_local_cb lcb = r->local_cb;
+    void *lud = r->local_ud;
+    pthread_mutex_unlock(&r->mu);
+    char why[400] = "";
+    int hint;
+    bool counts;
+    memset(out, 0, sizeof *out);
+    asr_route_outcome_t oc = run_attempt(t, o, lcb, lud, out, why, sizeof why, &hint, &counts);
+    out->n_attempts = 1;
+    if (oc == ASR_ROUTE_OUTCOME_FAILOVER) {
+        snprintf(out->error, sizeof out->error, "%s", why);
+        return ASR_ERR_AGAIN;
+    }
+    return ASR_OK;
+}
+
+/* Takes the breaker of config `id` for an attempt (or not); always true for `force`. */
+static bool acquire(asr_router_t *r, int64_t id, bool force, bool *probe) {
+    pthread_mutex_lock(&r->mu);
+    asr__route_backend_t *b = find(r, id);
+    /* a backend at its max_parallel is skipped like an open breaker (tried last if need be) */
+    bool ok = force || !b ||
+              ((b->t.max_parallel <= 0 || b->outstanding < b->t.max_parallel) &&
+               asr_route_breaker_acquire(&b->br, asr_now_s(), probe));
+    if (ok && b) {
+        b->outstanding++;
+        b->n_requests++;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
+static void release(asr_router_t *r, int64_t id, asr_route_outcome_t oc, bool counts, int hint,
+                    bool probe) {
+    pthread_mutex_lock(&r->mu);
+    asr__route_backend_t *b = find(r, id);
+    if (b) {
+        double now = asr_now_s();
+        b->outstanding--;
+        int res = oc == ASR_ROUTE_OUTCOME_OK      ? 1
+                  : oc == ASR_ROUTE_OUTCOME_FINAL ? 0
+                  : counts                        ? -1
+                                                  : 0;
+        if (res < 0)
+            b->n_failures++;
+        asr_route_breaker_state_t before = b->br.state;
+        asr_route_breaker_release(&b->br, now, res, probe);
+        if (hint > 0)
+            asr_route_breaker_hint(&b->br, now, hint);
+        if (b->br.state != before)
+            ASR_LOG(ASR_LOG_WARN, "msg=route_breaker backend=\"%s\" state=%s failures=%d",
+                    b->t.name, asr_route_breaker_state_name(b->br.state), b->br.failures);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+static bool cancelled(const asr_route_opts_t *o) {
+    return o->cancel_cb && o->cancel_cb(o->cancel_user_data);
+}
+
+asr_err_t asr_route_transcribe(asr_router_t *r, const asr_route_opts_t *o,
+                               asr_route_local_cb local_cb, void *local_ud,
+                               asr_route_result_t *out) {
+    memset(out, 0, sizeof *out);
+    if (!local_cb) {
+        pthread_mutex_lock(&r->mu);
+        local_cb = r->local_cb;
+        local_ud = r->local_ud;
+        pthread_mutex_unlock(&r->mu);
+    }
+    asr__route_target_t *cand;
+    int n;
+    candidates(r, &cand, &n);
+    bool *skipped = asr_xcalloc((size_t)n, sizeof *skipped);
+    asr_buf_t errs;
+    asr_buf_init(&errs);
+    asr_err_t rc = ASR_ERR_AGAIN;
+    int min_hint = 0;
+    /* pass 0: breakers decide; pass 1: whatever they kept aside, when nothing else answered */
+    for (int pass = 0; pass < 2 && rc == ASR_ERR_AGAIN; pass++) {
+        for (int i = 0; i < n && rc == ASR_ERR_AGAIN; i++) {
+            if (pass == 1 && !skipped[i])
+                continue;
+            if (cancelled(o)) {
+                rc = ASR_ERR_CANCELLED;
+                out->status = 499;
+                break;
+            }
+            bool probe = false;
+            if (!acquire(r, cand[i].id, pass == 1, &probe)) {
+                skipped[i] = true;
+                continue;
+            }
+            char why[400] = "";
+            int hint;
+            bool counts;
+            asr_route_outcome_t oc =
+                run_attempt(&cand[i], o, local_cb, local_ud, out, why, sizeof why, &hint, &counts);
+            out->n_attempts++;
+            release(r, cand[i].id, oc, counts, hint, probe);
+            if (oc == ASR_ROUTE_OUTCOME_FAILOVER) {
+                asr_buf_printf(&errs, "%s%s: %s", errs.len ? "; " : "", cand[i].name, why);
+                if (hint > 0 && (!min_hint || hint < min_hint))
+                    min_hint = hint;
+                continue;
+            }
+            rc = out->status == 499 ? ASR_ERR_CANCELLED : ASR_OK;
+        }
+    }
+    if (rc == ASR_ERR_AGAIN) {
+        out->status = 503;
+        out->retry_after = min_hint > 0 ? min_hint : 1;
+        snprintf(out->error, sizeof out->error, "no ASR backend could serve the request (%s)",
+                 errs.len ? errs.data : "none is active");
+    }
+    asr_buf_free(&errs);
+    free(skipped);
+    free_targets(cand, n);
+    return rc;
+}
+
+asr_err_t asr_route_transcribe_file(asr_router_t *r, const char *path, const asr_route_opts_t *opts,
+                                    asr_route_result_t *out) {
+    asr_route_opts_t o = {0};
+    if (opts)
+        o = *opts;
+    o.path = path;
+    o.response_format = "verbose_json";
+    return asr_route_transcribe(r, &o, NULL, NULL, out);
+}
+
+void asr_route_backend_status(asr_router_t *r, int64_t id, asr_route_backend_status_t *out) {
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&r->mu);
+    asr__route_backend_t *b = find(r, id);
+    if (b) {
+        out->loaded = true;
+        out->breaker = asr_route_breaker_state(&b->br, asr_now_s());
+        out->consecutive_failures = b->br.failures;
+        out->outstanding = b->outstanding;
+        out->n_requests = b->n_requests;
+        out->n_failures = b->n_failures;
+        out->n_opened = b->br.n_opened;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- for route_health.c ---- */
+
+void asr__route_remote_targets(asr_router_t *r, asr__route_target_t **out, int *n) {
+    pthread_mutex_lock(&r->mu);
+    *out = asr_xcalloc((size_t)r->n + 1, sizeof **out);
+    *n = 0;
+    for (int k = 0; k < r->n; k++)
+        if (strcmp(r->b[k].t.kind, "local"))
+            asr__route_target_copy(&(*out)[(*n)++], &r->b[k].t);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void asr__route_note_health(asr_router_t *r, int64_t id, bool ok) {
+    pthread_mutex_lock(&r->mu);
+    asr__route_backend_t *b = find(r, id);
+    if (b) {
+        asr_route_breaker_state_t before = b->br.state;
+        if (ok || b->br.state == ASR_ROUTE_BREAKER_CLOSED)
+            asr_route_breaker_release(&b->br, asr_now_s(), ok ? 1 : -1, false);
+        if (b->br.state != before)
+            ASR_LOG(ASR_LOG_WARN, "msg=route_breaker backend=\"%s\" state=%s source=health",
+                    b->t.name, asr_route_breaker_state_name(b->br.state));
+    }
+    pthread_mutex_unlock(&r->mu);
+}

@@ -1,0 +1,280 @@
+/* route: one attempt on a remote backend over libcurl: an OpenAI-compatible
+ * POST …/v1/audio/transcriptions (or /translations), or whisper.cpp's POST /inference, with the
+ * audio file and the form fields as multipart/form-data, the backend's Bearer key, and its
+ * timeout_ms as the limit of the whole exchange. Every transport failure is reported as such
+ * (the classifier in route_policy.c decides what it means); nothing here retries.
+ *
+ * A fresh easy handle per attempt: no connection is reused, so a backend that resets or hangs
+ * affects only the attempt that met it. */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <string.h>
+#include <strings.h>
+
+#include "route/route_int.h"
+
+void asr__route_reply_free(asr__route_reply_t *r) { asr_buf_free(&r->body); }
+
+static bool ends_with(const char *s, size_t n, const char *suffix) {
+    size_t k = strlen(suffix);
+    return n >= k && !strncmp(s + n - k, suffix, k);
+}
+
+/* The endpoint of backend `t` for this request. */
+static void endpoint(const asr__route_target_t *t, bool translate, asr_buf_t *out) {
+    size_t n = strlen(t->api_url);
+    while (n && t->api_url[n - 1] == '/')
+        n--;
+    const char *what = translate ? "translations" : "transcriptions";
+    if (!strcmp(t->kind, "whisper.cpp")) {
+        asr_buf_append(out, t->api_url, n);
+        if (!ends_with(t->api_url, n, "/inference"))
+            asr_buf_puts(out, "/inference");
+        return;
+    }
+    if (ends_with(t->api_url, n, "/audio/transcriptions"))
+        n -= strlen("/audio/transcriptions");
+    else if (ends_with(t->api_url, n, "/audio/translations"))
+        n -= strlen("/audio/translations");
+    else if (!ends_with(t->api_url, n, "/v1")) {
+        asr_buf_append(out, t->api_url, n);
+        asr_buf_printf(out, "/v1/audio/%s", what);
+        return;
+    }
+    asr_buf_append(out, t->api_url, n);
+    asr_buf_printf(out, "/audio/%s", what);
+}
+
+static void add_field(curl_mime *m, const char *name, const char *value) {
+    if (!value)
+        return;
+    curl_mimepart *p = curl_mime_addpart(m);
+    curl_mime_name(p, name);
+    curl_mime_data(p, value, CURL_ZERO_TERMINATED);
+}
+
+static const char *base_name(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* The multipart body: the file, then the fields this kind understands. */
+static curl_mime *make_form(CURL *h, const asr__route_target_t *t, const asr_route_opts_t *o) {
+    curl_mime *m = curl_mime_init(h);
+    curl_mimepart *p = curl_mime_addpart(m);
+    curl_mime_name(p, "file");
+    curl_mime_filedata(p, o->path);
+    curl_mime_filename(p, o->filename && *o->filename ? o->filename : base_name(o->path));
+    const char *fmt = o->response_format ? o->response_format : "json";
+    if (!strcmp(t->kind, "whisper.cpp")) {
+        /* whisper.cpp renders srt and vtt itself; the JSON forms are built from its text */
+        add_field(m, "response_format", !strcmp(fmt, "srt") || !strcmp(fmt, "vtt") ? fmt : "json");
+        add_field(m, "language", o->translate ? NULL : o->language);
+        add_field(m, "temperature", o->temperature);
+        add_field(m, "prompt", o->prompt);
+        if (o->translate)
+            add_field(m, "translate", "true");
+        return m;
+    }
+    add_field(m, "model",
+              t->model_name && *t->model_name ? t->model_name
+              : o->model && *o->model         ? o->model
+                                              : "whisper-1");
+    add_field(m, "response_format", o->response_format);
+    add_field(m, "language", o->translate ? NULL : o->language);
+    add_field(m, "prompt", o->prompt);
+    add_field(m, "temperature", o->temperature);
+    for (int i = 0; i < o->n_granularities; i++)
+        add_field(m, "timestamp_granularities[]", o->granularities[i]);
+    return m;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+    asr__route_reply_t *r = ud;
+    if (r->body.len + size * n > ASR__ROUTE_MAX_BODY)
+        return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+    asr_buf_append(&r->body, p, size * n);
+    return size * n;
+}
+
+/* Copies a header's value (trimmed) into dst. */
+static void header_value(const char *v, size_t n, char *dst, size_t cap) {
+    while (n && (*v == ' ' || *v == '\t'))
+        v++, n--;
+    while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
+        n--;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, v, n);
+    dst[n] = 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud) {
+    asr__route_reply_t *r = ud;
+    size_t len = size * n;
+    if (len >= 5 && !strncmp(p, "HTTP/", 5)) { /* a new response (after 100 or a redirect) */
+        r->ctype[0] = r->model_hdr[0] = 0;
+        r->retry_after = 0;
+    } else if (len > 13 && !strncasecmp(p, "Content-Type:", 13))
+        header_value(p + 13, len - 13, r->ctype, sizeof r->ctype);
+    else if (len > 13 && !strncasecmp(p, "X-Asrd-Model:", 13))
+        header_value(p + 13, len - 13, r->model_hdr, sizeof r->model_hdr);
+    else if (len > 12 && !strncasecmp(p, "Retry-After:", 12)) {
+        char v[64];
+        header_value(p + 12, len - 12, v, sizeof v);
+        char *end;
+        long s = strtol(v, &end, 10);
+        r->retry_after = (*v && !*end && s >= 0) ? (int)(s > 3600 ? 3600 : s) : 1; /* a date */
+    }
+    return len;
+}
+
+static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
+    (void)a, (void)b, (void)c, (void)d;
+    const asr_route_opts_t *o = ud;
+    return o->cancel_cb && o->cancel_cb(o->cancel_user_data) ? 1 : 0;
+}
+
+static asr_route_net_t net_of(CURLcode cc) {
+    switch (cc) {
+    case CURLE_OK:
+        return ASR_ROUTE_NET_OK;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return ASR_ROUTE_NET_CONNECT;
+    case CURLE_OPERATION_TIMEDOUT:
+        return ASR_ROUTE_NET_TIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_USE_SSL_FAILED:
+        return ASR_ROUTE_NET_TLS;
+    case CURLE_ABORTED_BY_CALLBACK:
+        return ASR_ROUTE_NET_CANCELLED;
+    default:
+        return ASR_ROUTE_NET_BROKEN;
+    }
+}
+
+/* whisper.cpp answered {"text": …}: writes the requested JSON/text form into r->body. A 2xx
+ * without text (e.g. {"error": …}) becomes a 502. */
+static void convert_whisper_cpp(const asr_route_opts_t *o, asr__route_reply_t *r) {
+    const char *fmt = o->response_format ? o->response_format : "json";
+    if (!strcmp(fmt, "srt") || !strcmp(fmt, "vtt") || r->status < 200 || r->status >= 300)
+        return;
+    json_error_t je;
+    json_t *in = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &je);
+    const char *text = json_string_value(json_object_get(in, "text"));
+    if (!text) {
+        r->status = 502;
+        json_decref(in);
+        return;
+    }
+    size_t n = strlen(text);
+    while (n && (*text == ' ' || *text == '\n'))
+        text++, n--;
+    while (n && (text[n - 1] == ' ' || text[n - 1] == '\n'))
+        n--;
+    asr_buf_t b;
+    asr_buf_init(&b);
+    if (!strcmp(fmt, "text")) {
+        asr_buf_append(&b, text, n);
+        asr_buf_puts(&b, "\n");
+        snprintf(r->ctype, sizeof r->ctype, "text/plain; charset=utf-8");
+    } else {
+        json_t *o2 = json_object();
+        if (!strcmp(fmt, "verbose_json")) {
+            json_object_set_new(o2, "task", json_string(o->translate ? "translate" : "transcribe"));
+            json_object_set_new(o2, "language", json_string(o->language ? o->language : ""));
+            json_object_set_new(o2, "duration", json_real(0));
+        }
+        json_object_set_new(o2, "text", json_stringn(text, n));
+        if (!strcmp(fmt, "verbose_json"))
+            json_object_set_new(o2, "segments", json_array());
+        char *js = json_dumps(o2, JSON_PRESERVE_ORDER | JSON_COMPACT);
+        asr_buf_puts(&b, js ? js : "{}");
+        free(js);
+        json_decref(o2);
+        snprintf(r->ctype, sizeof r->ctype, "application/json");
+    }
+    json_decref(in);
+    asr_buf_free(&r->body);
+    r->body = b;
+}
+
+void asr__route_remote(const asr__route_target_t *t, const asr_route_opts_t *o,
+                       asr__route_reply_t *out) {
+    memset(out, 0, sizeof *out);
+    asr_buf_init(&out->body);
+    asr_buf_t url, auth;
+    asr_buf_init(&url);
+    asr_buf_init(&auth);
+    endpoint(t, o->translate, &url);
+    CURL *h = curl_easy_init();
+    if (!h) {
+        out->net = ASR_ROUTE_NET_BROKEN;
+        snprintf(out->neterr, sizeof out->neterr, "libcurl could not start a request");
+        asr_buf_free(&url);
+        return;
+    }
+    struct curl_slist *hdr = curl_slist_append(NULL, "Expect:"); /* no 100-continue round trip */
+    hdr = curl_slist_append(hdr, "Accept: */*");
+    if (t->api_key && *t->api_key) {
+        asr_buf_printf(&auth, "Authorization: Bearer %s", t->api_key);
+        hdr = curl_slist_append(hdr, auth.data);
+    }
+    if (o->req_id) {
+        asr_buf_t rid;
+        asr_buf_init(&rid);
+        asr_buf_printf(&rid, "X-Request-Id: %s", o->req_id);
+        hdr = curl_slist_append(hdr, rid.data);
+        asr_buf_free(&rid);
+    }
+    curl_mime *form = make_form(h, t, o);
+    char errbuf[CURL_ERROR_SIZE] = "";
+    long tmo = t->timeout_ms > 0 ? t->timeout_ms : 60000;
+    curl_easy_setopt(h, CURLOPT_URL, url.data);
+    curl_easy_setopt(h, CURLOPT_MIMEPOST, form);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, tmo);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, tmo < 10000 ? tmo : 10000L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, out);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "asrd-router");
+    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+    if (o->cancel_cb) {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)o);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
+    CURLcode cc = curl_easy_perform(h);
+    out->net = net_of(cc);
+    if (cc == CURLE_OK) {
+        long st = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &st);
+        out->status = (int)st;
+        if (!strcmp(t->kind, "whisper.cpp"))
+            convert_whisper_cpp(o, out);
+    } else {
+        snprintf(out->neterr, sizeof out->neterr, "%s",
+                 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        size_t n = strlen(out->neterr);
+        while (n && out->neterr[n - 1] == '\n')
+            out->neterr[--n] = 0;
+    }
+    curl_mime_free(form);
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(h);
+    asr_buf_free(&url);
+    asr_buf_free(&auth);
+}

@@ -1,0 +1,136 @@
+/* route: the pure parts of failover: which outcomes move a request to the next backend, and the
+ * per-backend breaker (closed → open after N consecutive failures → half-open after a cooldown
+ * with exactly one probe → closed on its success, open again on its failure). No clock and no
+ * locks here: callers pass `now` and hold the router's mutex, so unit tests drive it directly. */
+#include <ctype.h>
+#include <string.h>
+
+#include "route/route.h"
+
+#define OOM_SCAN_MAX (64 * 1024)
+#define HINT_MAX_S 300.0
+
+/* Case-insensitive search of `needle` (lower case) in the first `len` bytes of `hay`. */
+static bool contains_ci(const char *hay, size_t len, const char *needle) {
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= len; i++) {
+        size_t k = 0;
+        while (k < n && tolower((unsigned char)hay[i + k]) == needle[k])
+            k++;
+        if (k == n)
+            return true;
+    }
+    return false;
+}
+
+bool asr_route_body_says_oom(const char *body, size_t len) {
+    if (!body)
+        return false;
+    if (len > OOM_SCAN_MAX)
+        len = OOM_SCAN_MAX;
+    /* "CUDA out of memory" contains "out of memory"; "OutOfMemory" (Java/.NET/ONNX style) and
+     * "out_of_memory" (error codes) are the other spellings backends use. */
+    return contains_ci(body, len, "out of memory") || contains_ci(body, len, "outofmemory") ||
+           contains_ci(body, len, "out_of_memory");
+}
+
+asr_route_outcome_t asr_route_classify(asr_route_net_t net, int status, const char *body,
+                                       size_t len) {
+    if (net == ASR_ROUTE_NET_CANCELLED)
+        return ASR_ROUTE_OUTCOME_FINAL;
+    if (net != ASR_ROUTE_NET_OK)
+        return ASR_ROUTE_OUTCOME_FAILOVER;
+    if (status >= 200 && status < 300)
+        return asr_route_body_says_oom(body, len) ? ASR_ROUTE_OUTCOME_FAILOVER
+                                                  : ASR_ROUTE_OUTCOME_OK;
+    /* The input's fault: the same request fails everywhere, so it is the answer. */
+    if (status == 400 || status == 413 || status == 415 || status == 422)
+        return asr_route_body_says_oom(body, len) ? ASR_ROUTE_OUTCOME_FAILOVER
+                                                  : ASR_ROUTE_OUTCOME_FINAL;
+    if (status == 499) /* our client closed the request (a local attempt) */
+        return ASR_ROUTE_OUTCOME_FINAL;
+    /* 5xx, 429, and the backend's own refusals (401/403 bad key, 404 wrong URL or model, 405,
+     * 408): another backend may well succeed. 1xx/3xx are not answers either. */
+    return ASR_ROUTE_OUTCOME_FAILOVER;
+}
+
+const char *asr_route_net_name(asr_route_net_t net) {
+    static const char *names[] = {"ok", "connect", "tls", "timeout", "broken", "cancelled"};
+    return (unsigned)net < sizeof names / sizeof names[0] ? names[net] : "?";
+}
+
+void asr_route_breaker_init(asr_route_breaker_t *b, int threshold, double cooldown_s) {
+    memset(b, 0, sizeof *b);
+    b->threshold = threshold < 1 ? 1 : threshold;
+    b->cooldown_s = cooldown_s < 0 ? 0 : cooldown_s;
+}
+
+static void breaker_open(asr_route_breaker_t *b, double now) {
+    b->state = ASR_ROUTE_BREAKER_OPEN;
+    b->opened_at = now;
+    b->probe_in_flight = false;
+    b->n_opened++;
+}
+
+bool asr_route_breaker_acquire(asr_route_breaker_t *b, double now, bool *probe) {
+    *probe = false;
+    if (now < b->skip_until)
+        return false;
+    switch (b->state) {
+    case ASR_ROUTE_BREAKER_CLOSED:
+        return true;
+    case ASR_ROUTE_BREAKER_OPEN:
+        if (now - b->opened_at < b->cooldown_s)
+            return false;
+        b->state = ASR_ROUTE_BREAKER_HALF_OPEN;
+        b->probe_in_flight = false;
+        __attribute__((fallthrough)); /* the first caller past the cooldown is the probe */
+    case ASR_ROUTE_BREAKER_HALF_OPEN:
+        if (b->probe_in_flight)
+            return false;
+        b->probe_in_flight = true;
+        b->n_probes++;
+        *probe = true;
+        return true;
+    }
+    return false;
+}
+
+void asr_route_breaker_release(asr_route_breaker_t *b, double now, int result, bool probe) {
+    if (probe)
+        b->probe_in_flight = false;
+    if (result > 0) {
+        b->state = ASR_ROUTE_BREAKER_CLOSED;
+        b->failures = 0;
+        return;
+    }
+    if (result == 0)
+        return; /* a neutral probe leaves it half-open: the next caller probes */
+    b->failures++;
+    if (probe || b->state == ASR_ROUTE_BREAKER_HALF_OPEN)
+        breaker_open(b, now);
+    else if (b->state == ASR_ROUTE_BREAKER_CLOSED && b->failures >= b->threshold)
+        breaker_open(b, now);
+    /* already open (a request that started before it opened): stays open, cooldown unchanged */
+}
+
+void asr_route_breaker_hint(asr_route_breaker_t *b, double now, double seconds) {
+    if (!(seconds > 0))
+        return;
+    if (seconds > HINT_MAX_S)
+        seconds = HINT_MAX_S;
+    if (now + seconds > b->skip_until)
+        b->skip_until = now + seconds;
+}
+
+asr_route_breaker_state_t asr_route_breaker_state(const asr_route_breaker_t *b, double now) {
+    if (b->state == ASR_ROUTE_BREAKER_OPEN && now - b->opened_at >= b->cooldown_s)
+        return ASR_ROUTE_BREAKER_HALF_OPEN;
+    return b->state;
+}
+
+const char *asr_route_breaker_state_name(asr_route_breaker_state_t s) {
+    return s == ASR_ROUTE_BREAKER_OPEN        ? "open"
+           : s == ASR_ROUTE_BREAKER_HALF_OPEN ? "half_open"
+                                              : "closed";
+}

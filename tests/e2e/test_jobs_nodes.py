@@ -1,0 +1,145 @@
+"""Several `asrd serve` nodes sharing one real PostgreSQL (scripts/pg-temp.sh) and one recordings
+directory (issue 7): jobs over short clips from ../shared/audio are each done exactly once (one
+committed result per job over all nodes' logs, none lost), the work spreads over the nodes, and a
+node killed with SIGKILL mid-way has its running jobs finished by the others once its lease
+expires. GET /api/nodes lists every node with its heartbeat. Skipped when PostgreSQL's server
+binaries are missing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import requests
+
+import asrdtest as t
+import jobsutil as ju
+
+CLIPS = ["en_ldc93s1.wav", "en_one_two_three.wav", "en_voices_sp0307.wav", "en_ldc93s1_8k.wav"]
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    script = Path(t.source_dir()) / "scripts" / "pg-temp.sh"
+    d = tempfile.mkdtemp(prefix="asrd-pgj.", dir="/tmp")
+    os.rmdir(d)  # pg-temp creates it (and removes it at stop)
+    p = subprocess.run(["bash", str(script), "start", d], capture_output=True, text=True,
+                       timeout=180)
+    if p.returncode == 77:
+        pytest.skip(f"no PostgreSQL server binaries: {p.stderr.strip()}")
+    if p.returncode != 0:
+        pytest.skip(f"could not start a temporary PostgreSQL: {p.stderr.strip()[-500:]}")
+    env = dict(line.split(" ", 1)[1].split("=", 1) for line in p.stdout.splitlines()
+               if line.startswith("export "))
+    yield env["ASRD_TEST_PG_URL"].strip("'")
+    subprocess.run(["bash", str(script), "stop", d], capture_output=True, timeout=120)
+
+
+def all_jobs(srv) -> list:
+    r = requests.get(srv.url + "/api/jobs", params={"limit": 500}, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
+@pytest.mark.parametrize("n_nodes,n_jobs", [(2, 24), (3, 36)])  # 60 jobs in all
+def test_nodes_share_the_queue(tmp_path, pg_url, n_nodes, n_jobs):
+    t.require_model("tiny.en")
+    # a fresh schema per run: each case gets its own database
+    db = f"asrd_{n_nodes}n"
+    admin = pg_url.rsplit("/", 1)[0] + "/asrd"
+    url = pg_url.rsplit("/", 1)[0] + "/" + db
+    _createdb(admin, db)
+    shared = tmp_path / "recordings"
+    args = ["--database", url, "--recordings-dir", str(shared), "--lease-seconds", "3",
+            "--heartbeat-seconds", "1", "--threads", "1"]
+    nodes = [ju.node(tmp_path, f"node{i}", args) for i in range(n_nodes)]
+    for n in nodes:
+        n.start()
+    killed = None
+    try:
+        ids = {n.url: [x for x in requests.get(n.url + "/api/nodes", timeout=30).json()["data"]
+                       if x["self"]][0]["id"] for n in nodes}
+        listed = requests.get(nodes[0].url + "/api/nodes", timeout=30).json()["data"]
+        assert {x["id"] for x in listed if x["alive"]} >= set(ids.values()), listed
+        clips = [ju.audio(c).read_bytes() for c in CLIPS]
+        jids = []
+        for k in range(n_jobs):  # uploads and submits spread over the nodes
+            n = nodes[k % n_nodes]
+            rid = ju.upload_ok(n, clips[k % len(clips)], CLIPS[k % len(CLIPS)])["id"]
+            r = ju.transcribe(nodes[(k + 1) % n_nodes], rid, word_timestamps=False)
+            assert r.status_code == 201, r.text
+            jids.append(r.json()["id"])
+        # kill -9 the last node while it runs a job, about a third of the way in
+        victim = nodes[-1]
+        vid = ids[victim.url]
+        deadline = time.monotonic() + 240 * t.timeout_scale()
+        running_there = []
+        while time.monotonic() < deadline:
+            js = all_jobs(nodes[0])
+            done = sum(j["state"] == "done" for j in js)
+            running_there = [j["id"] for j in js if j["state"] == "running"
+                             and (j["worker"] or "").startswith(vid + "/")]
+            if done >= n_jobs // 3 and running_there:
+                break
+            time.sleep(0.05)
+        assert running_there, "the victim never ran a job"
+        victim.proc.send_signal(signal.SIGKILL)
+        victim.proc.wait()
+        killed = victim
+        t_kill = time.monotonic()
+        survivors = nodes[:-1]
+        while time.monotonic() < deadline:
+            js = all_jobs(survivors[0])
+            if all(j["state"] in ju.FINAL for j in js):
+                break
+            time.sleep(0.2)
+        js = {j["id"]: j for j in all_jobs(survivors[0])}
+        assert set(js) == set(jids)
+        states = Counter(j["state"] for j in js.values())
+        assert states == {"done": n_jobs}, states
+        logs = [n.log() for n in nodes]
+        writes = Counter(e["job"] for text in logs for e in ju.log_events(text, "job_done"))
+        assert all(writes[str(j)] == 1 for j in jids), \
+            {j: writes[str(j)] for j in jids if writes[str(j)] != 1}
+        assert sum(writes.values()) == n_jobs
+        owners = {e["job"]: e["owner"].split("/")[0]
+                  for text in logs for e in ju.log_events(text, "job_done")}
+        by_node = Counter(owners.values())
+        assert len(by_node) == n_nodes, by_node  # every node did work
+        for j in running_there:  # the dead node's jobs: finished elsewhere, after its lease
+            assert owners[str(j)] != vid, (j, owners[str(j)])
+            assert js[j]["attempts"] == 2, js[j]
+        listed = {x["id"]: x for x in
+                  requests.get(survivors[0].url + "/api/nodes", timeout=30).json()["data"]}
+        assert not listed[vid]["alive"] and listed[vid]["age_s"] >= 2.5, listed[vid]
+        assert all(listed[ids[n.url]]["alive"] for n in survivors)
+        rid = js[jids[0]]["recording_id"]
+        txt = ju.transcript(survivors[0], rid).text
+        assert txt.strip(), "empty transcript"
+        t.TERMINAL_REPORTS.append((
+            f"jobs on {n_nodes} nodes (PostgreSQL)",
+            f"{n_jobs} jobs, all done once; per node {dict(by_node)}; killed {vid} with "
+            f"{len(running_there)} running job(s), finished elsewhere "
+            f"{time.monotonic() - t_kill:.1f} s after the kill (all jobs)"))
+    finally:
+        for n in nodes:
+            if n is not killed:
+                n.stop()
+
+
+def _createdb(url: str, name: str):
+    """CREATE DATABASE through libpq's psql when present, else the asrd binary cannot: skip."""
+    import shutil
+    psql = shutil.which("psql") or next(iter(sorted(Path("/usr/lib/postgresql").glob(
+        "*/bin/psql"))), None)
+    if not psql:
+        pytest.skip("psql not found (needed to create the test databases)")
+    p = subprocess.run([str(psql), url, "-c", f"CREATE DATABASE {name}"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr

@@ -1,0 +1,256 @@
+/* Unit tests for src/jobs with SQLite in a temp data directory and a fake transcriber (no model):
+ * keeping an upload (moved, durable, unique names, extension kept), path resolution, and the
+ * workers: 20 jobs over 3 workers each done exactly once with progress; a retryable failure backs
+ * off and succeeds on the next attempt; a non-retryable one fails at once; a job cancelled while
+ * it runs is aborted and never completed; and a deleted recording fails its job cleanly. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/core.h"
+#include "jobs/jobs.h"
+#include "store/store.h"
+
+typedef struct {
+    char dir[256];
+    asr_store_t *store;
+} fx_t;
+
+static int setup(void **state) {
+    fx_t *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/asrd-test-jobs-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char err[256];
+    assert_int_equal(asr_store_open(NULL, f->dir, &f->store, err, sizeof err), ASR_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fx_t *f = *state;
+    asr_store_close(f->store);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static void test_keep_and_path(void **state) {
+    fx_t *f = *state;
+    char tmp[300], recs[300], err[256];
+    snprintf(tmp, sizeof tmp, "%s/upload-1", f->dir);
+    snprintf(recs, sizeof recs, "%s/a/recordings", f->dir);
+    write_file(tmp, "RIFF....");
+    char *name = NULL, *name2 = NULL;
+    assert_int_equal(asr_jobs_recording_keep(recs, tmp, "Talk.MP3", &name, err, sizeof err),
+                     ASR_OK);
+    assert_true(!strncmp(name, "rec-", 4));
+    assert_string_equal(strrchr(name, '.'), ".mp3");
+    assert_int_equal(access(tmp, F_OK), -1); /* moved, not copied */
+    char *path = asr_jobs_recording_path(recs, name);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 8);
+    write_file(tmp, "x");
+    assert_int_equal(asr_jobs_recording_keep(recs, tmp, "no extension", &name2, err, sizeof err),
+                     ASR_OK);
+    assert_string_equal(strrchr(name2, '.'), ".bin");
+    assert_string_not_equal(name, name2);
+    char *abs = asr_jobs_recording_path(recs, "/x/y.wav");
+    assert_string_equal(abs, "/x/y.wav");
+    assert_int_not_equal(asr_jobs_recording_keep(recs, "/nonexistent/upload", "a.wav", &name2,
+                                                 err, sizeof err),
+                         ASR_OK);
+    free(abs);
+    free(path);
+    free(name);
+    free(name2);
+}
+
+/* ---- the fake transcriber ---- */
+
+typedef struct {
+    atomic_int calls;
+    atomic_int fail_retryable; /* fail this many calls, retryably */
+    atomic_int fail_hard;      /* fail the next call for good */
+    atomic_int block;          /* run until aborted */
+    atomic_int aborted;
+} fake_t;
+
+static asr_err_t fake_cb(const asr_jobs_task_t *task, asr_jobs_outcome_t *out, void *ud) {
+    fake_t *fk = ud;
+    atomic_fetch_add(&fk->calls, 1);
+    task->progress_cb(0.5, task->user_data);
+    if (atomic_load(&fk->block)) {
+        while (!task->abort_cb(task->user_data))
+            usleep(10000);
+        atomic_fetch_add(&fk->aborted, 1);
+        return ASR_ERR_CANCELLED;
+    }
+    usleep(20000);
+    if (atomic_load(&fk->fail_hard) > 0) {
+        atomic_fetch_sub(&fk->fail_hard, 1);
+        snprintf(out->error, sizeof out->error, "could not decode the audio file: truncated");
+        out->retryable = false;
+        return ASR_ERR_AUDIO;
+    }
+    if (atomic_load(&fk->fail_retryable) > 0) {
+        atomic_fetch_sub(&fk->fail_retryable, 1);
+        snprintf(out->error, sizeof out->error, "backend down");
+        out->retryable = true;
+        return ASR_ERR_BUSY;
+    }
+    char buf[128];
+    snprintf(buf, sizeof buf, "{\"text\": \"job %lld\", \"segments\": []}", (long long)task->job_id);
+    out->result_json = asr_xstrdup(buf);
+    out->backend = asr_xstrdup("fake");
+    out->model_used = asr_xstrdup("tiny.en");
+    return ASR_OK;
+}
+
+static asr_jobs_t *start(fx_t *f, fake_t *fk, int workers) {
+    asr_jobs_params_t p = {.data_dir = f->dir,
+                           .recordings_dir = f->dir,
+                           .node_id = "unit",
+                           .n_workers = workers,
+                           .lease_ms = 2000,
+                           .heartbeat_ms = 1000,
+                           .backoff_ms = 100,
+                           .transcribe_cb = fake_cb,
+                           .transcribe_user_data = fk};
+    asr_jobs_t *j = NULL;
+    char err[256] = "";
+    assert_int_equal(asr_jobs_start(&p, &j, err, sizeof err), ASR_OK);
+    return j;
+}
+
+static int64_t add_job(fx_t *f) {
+    asr_store_recording_t r = {.name = "r", .path = "r.wav", .duration_s = 1};
+    int64_t rid, jid;
+    assert_int_equal(asr_store_recording_create(f->store, &r, &rid), ASR_OK);
+    asr_store_job_input_t in = {.recording_id = rid, .max_attempts = 3};
+    assert_int_equal(asr_store_job_submit(f->store, &in, &jid, NULL), ASR_OK);
+    return jid;
+}
+
+/* Waits until job `id` reaches `st` (5 s at most). */
+static void wait_state(fx_t *f, int64_t id, asr_store_job_state_t st, asr_store_job_t *out) {
+    for (int i = 0; i < 500; i++) {
+        assert_int_equal(asr_store_job_get(f->store, id, out), ASR_OK);
+        if (out->state == st)
+            return;
+        asr_store_job_clear(out);
+        usleep(10000);
+    }
+    fail_msg("job %lld did not become %s", (long long)id, asr_store_job_state_name(st));
+}
+
+static void test_workers_exactly_once(void **state) {
+    fx_t *f = *state;
+    fake_t fk = {0};
+    asr_jobs_t *j = start(f, &fk, 3);
+    int64_t ids[20];
+    for (int i = 0; i < 20; i++)
+        ids[i] = add_job(f);
+    asr_jobs_wake(j);
+    for (int i = 0; i < 20; i++) {
+        asr_store_job_t job;
+        wait_state(f, ids[i], ASR_STORE_JOB_DONE, &job);
+        assert_int_equal(job.attempts, 1);
+        assert_string_equal(job.backend, "fake");
+        assert_non_null(strstr(job.result_json, "job "));
+        assert_true(job.progress == 1.0);
+        asr_store_job_clear(&job);
+    }
+    assert_int_equal(atomic_load(&fk.calls), 20);
+    asr_store_node_t *nodes;
+    size_t n;
+    assert_int_equal(asr_store_node_list(f->store, &nodes, &n), ASR_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(nodes[0].id, "unit");
+    assert_int_equal(nodes[0].capacity, 3);
+    asr_store_nodes_free(nodes, n);
+    asr_jobs_stop(j);
+}
+
+static void test_retry_and_hard_failure(void **state) {
+    fx_t *f = *state;
+    fake_t fk = {0};
+    atomic_store(&fk.fail_retryable, 1);
+    asr_jobs_t *j = start(f, &fk, 1);
+    int64_t a = add_job(f);
+    asr_store_job_t job;
+    wait_state(f, a, ASR_STORE_JOB_DONE, &job);
+    assert_int_equal(job.attempts, 2);
+    assert_string_equal(job.last_error, "backend down");
+    assert_true(job.not_before > 0);
+    asr_store_job_clear(&job);
+    atomic_store(&fk.fail_hard, 1);
+    int64_t b = add_job(f), c = add_job(f);
+    asr_jobs_wake(j);
+    wait_state(f, b, ASR_STORE_JOB_FAILED, &job);
+    assert_int_equal(job.attempts, 1);
+    assert_non_null(strstr(job.last_error, "truncated"));
+    asr_store_job_clear(&job);
+    wait_state(f, c, ASR_STORE_JOB_DONE, &job); /* the queue goes on */
+    asr_store_job_clear(&job);
+    asr_jobs_stop(j);
+}
+
+static void test_cancel_running_and_deleted(void **state) {
+    fx_t *f = *state;
+    fake_t fk = {0};
+    atomic_store(&fk.block, 1);
+    asr_jobs_t *j = start(f, &fk, 1);
+    int64_t a = add_job(f);
+    asr_store_job_t job;
+    wait_state(f, a, ASR_STORE_JOB_RUNNING, &job);
+    asr_store_job_clear(&job);
+    assert_int_equal(asr_store_job_cancel(f->store, a), ASR_OK); /* the keeper notices */
+    for (int i = 0; i < 300 && atomic_load(&fk.aborted) == 0; i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&fk.aborted), 1);
+    wait_state(f, a, ASR_STORE_JOB_CANCELLED, &job);
+    assert_null(job.result_json);
+    asr_store_job_clear(&job);
+    /* a recording deleted before its job runs: the job row goes with it, nothing breaks */
+    atomic_store(&fk.block, 0);
+    int64_t b = add_job(f);
+    assert_int_equal(asr_store_job_get(f->store, b, &job), ASR_OK);
+    int64_t rid = job.recording_id;
+    asr_store_job_clear(&job);
+    asr_store_recording_delete(f->store, rid);
+    int64_t c = add_job(f);
+    asr_jobs_wake(j);
+    wait_state(f, c, ASR_STORE_JOB_DONE, &job);
+    asr_store_job_clear(&job);
+    assert_int_equal(asr_jobs_cancel_local(j, 999), false);
+    asr_jobs_stop(j);
+}
+
+int main(void) {
+    asr_jobs_crash_init(false);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_keep_and_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workers_exactly_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_and_hard_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_running_and_deleted, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,169 @@
+/* Unit tests of the route module's policy: the failure classifier (what moves a request to the
+ * next backend) and the breaker state machine (closed → open → half-open with one probe). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "route/route.h"
+
+static const char OOM_BODY[] =
+    "Model actor is out of memory, model id: whisper-0\nCUDA out of memory. Tried to allocate "
+    "1.34 GiB. GPU 0 has a total capacity of 23.57 GiB of which 11.44 MiB is free. Process "
+    "2886328 has 21.22 GiB memory in use.";
+
+static asr_route_outcome_t cls(int status, const char *body) {
+    return asr_route_classify(ASR_ROUTE_NET_OK, status, body, body ? strlen(body) : 0);
+}
+
+static void test_transport_failures_fail_over(void **state) {
+    (void)state;
+    asr_route_net_t nets[] = {ASR_ROUTE_NET_CONNECT, ASR_ROUTE_NET_TLS, ASR_ROUTE_NET_TIMEOUT,
+                              ASR_ROUTE_NET_BROKEN};
+    for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++)
+        assert_int_equal(asr_route_classify(nets[i], 0, NULL, 0), ASR_ROUTE_OUTCOME_FAILOVER);
+    /* our own client leaving is not the backend's fault, and ends the request */
+    assert_int_equal(asr_route_classify(ASR_ROUTE_NET_CANCELLED, 0, NULL, 0),
+                     ASR_ROUTE_OUTCOME_FINAL);
+}
+
+static void test_statuses(void **state) {
+    (void)state;
+    assert_int_equal(cls(200, "{\"text\":\"hello\"}"), ASR_ROUTE_OUTCOME_OK);
+    assert_int_equal(cls(201, ""), ASR_ROUTE_OUTCOME_OK);
+    int input[] = {400, 413, 415, 422};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(cls(input[i], "{\"error\":{\"message\":\"bad audio\"}}"),
+                         ASR_ROUTE_OUTCOME_FINAL);
+    int backend[] = {500, 502, 503, 504, 429, 401, 403, 404, 405, 408, 301, 100};
+    for (size_t i = 0; i < sizeof backend / sizeof backend[0]; i++)
+        assert_int_equal(cls(backend[i], "{}"), ASR_ROUTE_OUTCOME_FAILOVER);
+    assert_int_equal(cls(499, NULL), ASR_ROUTE_OUTCOME_FINAL);
+}
+
+static void test_out_of_memory_bodies(void **state) {
+    (void)state;
+    assert_true(asr_route_body_says_oom(OOM_BODY, strlen(OOM_BODY)));
+    assert_int_equal(cls(500, OOM_BODY), ASR_ROUTE_OUTCOME_FAILOVER);
+    /* a 200 or a 400 that is really an out-of-memory report still fails over */
+    assert_int_equal(cls(200, "{\"error\": \"CUDA out of memory\"}"), ASR_ROUTE_OUTCOME_FAILOVER);
+    assert_int_equal(cls(400, "java.lang.OutOfMemoryError: Java heap space"),
+                     ASR_ROUTE_OUTCOME_FAILOVER);
+    assert_true(asr_route_body_says_oom("OUT OF MEMORY", 13));
+    assert_true(asr_route_body_says_oom("code: out_of_memory", 19));
+    assert_false(asr_route_body_says_oom("out of mem", 10));
+    assert_false(asr_route_body_says_oom("{\"text\":\"she had your dark suit\"}", 33));
+    assert_false(asr_route_body_says_oom(NULL, 0));
+    /* the length bounds the scan: no read past it */
+    assert_false(asr_route_body_says_oom(OOM_BODY, 10));
+}
+
+static void test_breaker_opens_after_threshold(void **state) {
+    (void)state;
+    asr_route_breaker_t b;
+    asr_route_breaker_init(&b, 3, 30.0);
+    bool probe;
+    for (int i = 0; i < 2; i++) {
+        assert_true(asr_route_breaker_acquire(&b, 1.0 + i, &probe));
+        assert_false(probe);
+        asr_route_breaker_release(&b, 1.0 + i, -1, probe);
+        assert_int_equal(b.state, ASR_ROUTE_BREAKER_CLOSED);
+    }
+    /* a success in between resets the count */
+    assert_true(asr_route_breaker_acquire(&b, 3.0, &probe));
+    asr_route_breaker_release(&b, 3.0, 1, probe);
+    assert_int_equal(b.failures, 0);
+    for (int i = 0; i < 3; i++) {
+        assert_true(asr_route_breaker_acquire(&b, 4.0 + i, &probe));
+        asr_route_breaker_release(&b, 4.0 + i, -1, probe);
+    }
+    assert_int_equal(b.state, ASR_ROUTE_BREAKER_OPEN);
+    assert_int_equal(b.n_opened, 1);
+    assert_false(asr_route_breaker_acquire(&b, 6.0, &probe));
+    assert_false(asr_route_breaker_acquire(&b, 6.0 + 29.9, &probe));
+    assert_int_equal(asr_route_breaker_state(&b, 20.0), ASR_ROUTE_BREAKER_OPEN);
+    assert_int_equal(asr_route_breaker_state(&b, 36.0), ASR_ROUTE_BREAKER_HALF_OPEN);
+}
+
+static void test_breaker_half_open_one_probe(void **state) {
+    (void)state;
+    asr_route_breaker_t b;
+    asr_route_breaker_init(&b, 1, 10.0);
+    bool probe;
+    assert_true(asr_route_breaker_acquire(&b, 0.0, &probe));
+    asr_route_breaker_release(&b, 0.0, -1, probe);
+    assert_int_equal(b.state, ASR_ROUTE_BREAKER_OPEN);
+    /* after the cooldown: exactly one caller probes, the others are kept out */
+    assert_true(asr_route_breaker_acquire(&b, 10.0, &probe));
+    assert_true(probe);
+    bool p2;
+    assert_false(asr_route_breaker_acquire(&b, 10.1, &p2));
+    assert_false(asr_route_breaker_acquire(&b, 50.0, &p2));
+    /* the probe fails: open again, for a fresh cooldown */
+    asr_route_breaker_release(&b, 11.0, -1, true);
+    assert_int_equal(b.state, ASR_ROUTE_BREAKER_OPEN);
+    assert_int_equal(b.n_opened, 2);
+    assert_false(asr_route_breaker_acquire(&b, 20.0, &p2));
+    /* the next probe succeeds: closed, everyone in */
+    assert_true(asr_route_breaker_acquire(&b, 21.0, &probe));
+    assert_true(probe);
+    asr_route_breaker_release(&b, 21.5, 1, true);
+    assert_int_equal(b.state, ASR_ROUTE_BREAKER_CLOSED);
+    assert_true(asr_route_breaker_acquire(&b, 21.6, &p2));
+    assert_false(p2);
+    assert_true(asr_route_breaker_acquire(&b, 21.6, &p2));
+    assert_int_equal(b.n_probes, 2);
+}
+
+static void test_breaker_neutral_probe(void **state) {
+    (void)state;
+    asr_route_breaker_t b;
+    asr_route_breaker_init(&b, 1, 5.0);
+    bool probe;
+    asr_route_breaker_acquire(&b, 0.0, &probe);
+    asr_route_breaker_release(&b, 0.0, -1, probe);
+    assert_true(asr_route_breaker_acquire(&b, 5.0, &probe));
+    assert_true(probe);
+    /* the probe's client went away (neutral): still half-open, the next caller probes */
+    asr_route_breaker_release(&b, 5.5, 0, true);
+    assert_int_equal(b.state, ASR_ROUTE_BREAKER_HALF_OPEN);
+    assert_true(asr_route_breaker_acquire(&b, 5.6, &probe));
+    assert_true(probe);
+}
+
+static void test_breaker_retry_after_hint(void **state) {
+    (void)state;
+    asr_route_breaker_t b;
+    asr_route_breaker_init(&b, 5, 30.0);
+    bool probe;
+    asr_route_breaker_hint(&b, 100.0, 2.0);
+    assert_false(asr_route_breaker_acquire(&b, 101.9, &probe));
+    assert_true(asr_route_breaker_acquire(&b, 102.0, &probe));
+    asr_route_breaker_hint(&b, 0.0, 1e9); /* capped at 300 s */
+    assert_true(b.skip_until <= 300.0 + 1e-9 || b.skip_until == 102.0);
+    asr_route_breaker_hint(&b, 200.0, -1); /* ignored */
+    assert_true(b.skip_until <= 300.0);
+}
+
+static void test_names(void **state) {
+    (void)state;
+    assert_string_equal(asr_route_net_name(ASR_ROUTE_NET_TIMEOUT), "timeout");
+    assert_string_equal(asr_route_breaker_state_name(ASR_ROUTE_BREAKER_HALF_OPEN), "half_open");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_transport_failures_fail_over),
+        cmocka_unit_test(test_statuses),
+        cmocka_unit_test(test_out_of_memory_bodies),
+        cmocka_unit_test(test_breaker_opens_after_threshold),
+        cmocka_unit_test(test_breaker_half_open_one_probe),
+        cmocka_unit_test(test_breaker_neutral_probe),
+        cmocka_unit_test(test_breaker_retry_after_hint),
+        cmocka_unit_test(test_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
