@@ -49,7 +49,7 @@ def run(nodes, n_jobs: int, beam: int) -> tuple:
     jids = [ju.transcribe(nodes[k % len(nodes)], rid, beam_size=beam).json()["id"]
             for k, rid in enumerate(rids)]
     while True:
-        js = requests.get(nodes[0].url + "/api/jobs", params={"limit": 1000},
+        js = requests.get(nodes[0].url + "/api/jobs", params={"limit": 500},
                           timeout=30).json()["data"]
         mine = [j for j in js if j["id"] in set(jids)]
         if all(j["state"] in ju.FINAL for j in mine):

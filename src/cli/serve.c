@@ -216,7 +216,7 @@ static asr_sched_t *start_sched(const asr_config_t *cfg, const model_specs_t *ms
 
 /* Starts this node's job workers and heartbeat (jobs module) once the URL is known. */
 static asr_jobs_t *start_jobs(const asr_config_t *cfg, const char *data, const char *recdir,
-                              const char *url, asr_jobs_local_t *local) {
+                              const char *url, asr_jobs_router_t *routed) {
     char node[256], err[512] = "";
     const char *hp = strstr(url, "://");
     snprintf(node, sizeof node, "%s", strcmp(cfg->node_id, "auto") ? cfg->node_id : "");
@@ -237,9 +237,9 @@ static asr_jobs_t *start_jobs(const asr_config_t *cfg, const char *data, const c
                             .lease_ms = cfg->lease_seconds * 1000,
                             .heartbeat_ms = cfg->heartbeat_seconds * 1000,
                             .backoff_ms = cfg->job_backoff_ms,
-                            .transcribe_cb = asr_jobs_local_transcribe,
-                            .transcribe_user_data = local,
-                            .transcriber = "local"};
+                            .transcribe_cb = asr_jobs_route_transcribe,
+                            .transcribe_user_data = routed,
+                            .transcriber = "router"};
     asr_jobs_t *jobs = NULL;
     if (asr_jobs_start(&jp, &jobs, err, sizeof err) != ASR_OK)
         fprintf(stderr, "asrd: serve: job workers: %s\n", err);
@@ -375,7 +375,8 @@ int asr_cli_serve(int argc, char **argv) {
                               .max_audio_seconds = cfg.max_audio_seconds,
                               .beam_size = cfg.beam_size,
                               .vad = cfg.vad};
-    if (!(jobs = start_jobs(&cfg, data, recdir, asr_http_url(srv), &local)))
+    asr_jobs_router_t routed = {.router = router, .local = &local};
+    if (!(jobs = start_jobs(&cfg, data, recdir, asr_http_url(srv), &routed)))
         goto done;
     asr_api_set_jobs(api, jobs);
     printf("%s\n", asr_http_url(srv));

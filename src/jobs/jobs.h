@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "asr/common.h"
+#include "route/route.h"
 #include "sched/sched.h"
 
 typedef struct asr_jobs asr_jobs_t;
@@ -112,7 +113,7 @@ asr_err_t asr_jobs_recording_keep(const char *recordings_dir, const char *tmp_pa
 
 typedef struct {
     asr_sched_t *sched;    /* borrowed */
-    int max_audio_seconds; /* longer audio fails (not retryable) */
+    int max_audio_seconds; /* informational: the API refuses longer audio at upload */
     int beam_size;         /* default when the options do not set it */
     bool vad;              /* default vad_filter */
 } asr_jobs_local_t;
@@ -123,6 +124,20 @@ typedef struct {
  * segments with their words, and words flattened. Queue full and out of memory are retryable;
  * audio errors are not. */
 asr_err_t asr_jobs_local_transcribe(const asr_jobs_task_t *task, asr_jobs_outcome_t *out,
+                                    void *user_data);
+
+/* ---- the transcriber through the router (failover between ASR backends) ---- */
+
+typedef struct {
+    asr_router_t *router;    /* borrowed */
+    asr_jobs_local_t *local; /* for local attempts; borrowed */
+} asr_jobs_router_t;
+
+/* An asr_jobs_transcribe_cb; user_data is an asr_jobs_router_t. Routes like the API does (default
+ * backend first, then by priority, breakers, failover on connection errors, 5xx, 429/503 and
+ * out-of-memory answers); local attempts run asr_jobs_local_transcribe. No backend answering is
+ * retryable; an input error (4xx) is not. */
+asr_err_t asr_jobs_route_transcribe(const asr_jobs_task_t *task, asr_jobs_outcome_t *out,
                                     void *user_data);
 
 /* ---- crash points (tests) ---- */

@@ -494,13 +494,13 @@ static void run_pick(worker_t *wk, pick_t *pk, ended_t *ended) {
             job->priv_fallback_pos++;
             enqueue(s, job, true);
         } else {
-            snprintf(job->errmsg, sizeof job->errmsg, "%s; no smaller setting or fallback left",
+            snprintf(job->errmsg, sizeof job->errmsg, "%.200s; no smaller setting or fallback left",
                      err);
             end_later(s, ended, job, ASR_ERR_NOMEM);
         }
     } else {
         if (err[0])
-            snprintf(job->errmsg, sizeof job->errmsg, "%s", err);
+            snprintf(job->errmsg, sizeof job->errmsg, "%.250s", err);
         end_later(s, ended, job, rc == ASR_ERR_NOMEM ? ASR_ERR_CANCELLED : rc);
     }
     pthread_cond_broadcast(&s->work_cv);

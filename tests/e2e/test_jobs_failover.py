@@ -65,10 +65,14 @@ def routed_node(tmp_path):
     return srv
 
 
-def add_backend(srv, **cfg):
+def add_backend(srv, is_default=False, **cfg):
     r = requests.post(srv.url + "/api/asr-configs", json=cfg, timeout=30)
     assert r.status_code in (200, 201), r.text
-    return r.json()
+    c = r.json()
+    if is_default:
+        r = requests.post(f"{srv.url}/api/asr-configs/{c['id']}/default", timeout=30)
+        assert r.status_code == 200, r.text
+    return c
 
 
 def test_failover_to_next_backend(tmp_path, flaky):

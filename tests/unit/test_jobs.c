@@ -74,9 +74,9 @@ static void test_keep_and_path(void **state) {
     assert_string_not_equal(name, name2);
     char *abs = asr_jobs_recording_path(recs, "/x/y.wav");
     assert_string_equal(abs, "/x/y.wav");
-    assert_int_not_equal(asr_jobs_recording_keep(recs, "/nonexistent/upload", "a.wav", &name2,
-                                                 err, sizeof err),
-                         ASR_OK);
+    assert_int_not_equal(
+        asr_jobs_recording_keep(recs, "/nonexistent/upload", "a.wav", &name2, err, sizeof err),
+        ASR_OK);
     free(abs);
     free(path);
     free(name);
@@ -117,7 +117,8 @@ static asr_err_t fake_cb(const asr_jobs_task_t *task, asr_jobs_outcome_t *out, v
         return ASR_ERR_BUSY;
     }
     char buf[128];
-    snprintf(buf, sizeof buf, "{\"text\": \"job %lld\", \"segments\": []}", (long long)task->job_id);
+    snprintf(buf, sizeof buf, "{\"text\": \"job %lld\", \"segments\": []}",
+             (long long)task->job_id);
     out->result_json = asr_xstrdup(buf);
     out->backend = asr_xstrdup("fake");
     out->model_used = asr_xstrdup("tiny.en");
