@@ -182,6 +182,13 @@ int asr__model_count_alignment_heads(const char *dir, const asr_model_info_t *in
 /* mel_window [n_mels][3000] -> s->eb.out [1500][d] */
 void asr__encode(asr_stream_t *s, const float *mel_window);
 
+/* transcribe.c: float PCM in memory as a restartable source (ms must outlive the source) */
+typedef struct {
+    const float *pcm;
+    size_t n, pos;
+} asr__mem_source_t;
+asr_pcm_source_t asr__mem_source(asr__mem_source_t *ms, const float *pcm, size_t n);
+
 /* decoder.c */
 /* Computes cross-attention K/V from s->eb.out. */
 void asr__dec_cross_kv(asr_stream_t *s);

@@ -32,26 +32,6 @@ int asr_stream_language_probs(const asr_stream_t *s, asr_lang_prob_t *out, int m
     return n;
 }
 
-typedef struct {
-    const float *pcm;
-    size_t n, pos;
-} detect_src_t;
-
-static asr_err_t detect_read(void *ud, float *buf, size_t n, size_t *n_read) {
-    detect_src_t *d = ud;
-    size_t k = d->n - d->pos < n ? d->n - d->pos : n;
-    if (k)
-        memcpy(buf, d->pcm + d->pos, k * sizeof(float));
-    d->pos += k;
-    *n_read = k;
-    return ASR_OK;
-}
-
-static asr_err_t detect_rewind(void *ud) {
-    ((detect_src_t *)ud)->pos = 0;
-    return ASR_OK;
-}
-
 asr_err_t asr_stream_detect_language(asr_stream_t *s, const float *pcm, size_t n_samples,
                                      asr_lang_prob_t *out, int max_out, int *n_out) {
     *n_out = 0;
@@ -59,8 +39,9 @@ asr_err_t asr_stream_detect_language(asr_stream_t *s, const float *pcm, size_t n
         snprintf(s->errmsg, sizeof s->errmsg, "no audio samples");
         return ASR_ERR_INVALID;
     }
-    detect_src_t d = {pcm, n_samples < ASR_N_SAMPLES_30S ? n_samples : ASR_N_SAMPLES_30S, 0};
-    asr_pcm_source_t src = {detect_read, detect_rewind, &d};
+    asr__mem_source_t d;
+    asr_pcm_source_t src =
+        asr__mem_source(&d, pcm, n_samples < ASR_N_SAMPLES_30S ? n_samples : ASR_N_SAMPLES_30S);
     asr_transcribe_params_t p = asr_transcribe_default_params();
     p.skip_silent_windows = false; /* the guard's VAD pass is of no use to detection */
     asr_err_t rc = asr__transcribe_run(s, &src, &p, true);

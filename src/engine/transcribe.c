@@ -555,13 +555,8 @@ static asr_err_t decode_with_fallback(run_t *R, float *avg_out, float *cr_out) {
     return ASR_OK;
 }
 
-typedef struct {
-    const float *pcm;
-    size_t n, pos;
-} mem_source_t;
-
 static asr_err_t mem_read(void *ud, float *buf, size_t n, size_t *n_read) {
-    mem_source_t *ms = ud;
+    asr__mem_source_t *ms = ud;
     size_t k = ms->n - ms->pos < n ? ms->n - ms->pos : n;
     if (k)
         memcpy(buf, ms->pcm + ms->pos, k * sizeof(float));
@@ -571,14 +566,21 @@ static asr_err_t mem_read(void *ud, float *buf, size_t n, size_t *n_read) {
 }
 
 static asr_err_t mem_rewind(void *ud) {
-    ((mem_source_t *)ud)->pos = 0;
+    ((asr__mem_source_t *)ud)->pos = 0;
     return ASR_OK;
+}
+
+asr_pcm_source_t asr__mem_source(asr__mem_source_t *ms, const float *pcm, size_t n) {
+    ms->pcm = pcm;
+    ms->n = pcm ? n : 0;
+    ms->pos = 0;
+    return (asr_pcm_source_t){mem_read, mem_rewind, ms};
 }
 
 asr_err_t asr_stream_transcribe(asr_stream_t *s, const float *pcm, size_t n_samples,
                                 const asr_transcribe_params_t *params) {
-    mem_source_t ms = {pcm, pcm ? n_samples : 0, 0};
-    asr_pcm_source_t src = {mem_read, mem_rewind, &ms};
+    asr__mem_source_t ms;
+    asr_pcm_source_t src = asr__mem_source(&ms, pcm, n_samples);
     return asr_stream_transcribe_source(s, &src, params);
 }
 

@@ -122,6 +122,12 @@ def test_two_models_swap_and_fallback(tmp_path):
         assert st["memory"]["used_bytes"] <= st["memory"]["budget_bytes"]
         loaded = [m["id"] for m in st["models"] if m["state"] == "loaded"]
         assert loaded == ["base"], st
+        proc = t.run_asrd(["ps", "--url", srv.url], timeout=30)  # like `ollama ps`
+        assert proc.returncode == 0, t.describe(proc)
+        rows = {ln.split()[0]: ln.split()[1] for ln in proc.stdout.splitlines()[1:]
+                if ln and not ln.startswith("memory")}
+        assert rows == {"tiny.en": "unloaded", "base": "loaded"}, proc.stdout
+        assert re.search(r"memory: budget \d+ MiB, used \d+ MiB", proc.stdout), proc.stdout
         models = requests.get(srv.url + "/v1/models", timeout=30).json()["data"]
         assert {m["id"]: m["state"] for m in models if "state" in m} == \
             {"tiny.en": "unloaded", "base": "loaded"}
