@@ -147,7 +147,7 @@ int asr__api_resolve_model(const asr_api_t *api, const char *name) {
     return -1;
 }
 
-static void respond_json(asr_http_req_t *req, int status, json_t *root) {
+void asr__api_respond_json(asr_http_req_t *req, int status, json_t *root) {
     char *js = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
     json_decref(root);
     asr_buf_t b;
@@ -213,7 +213,7 @@ static void models_list(asr_http_req_t *req, void *ud) {
     json_t *root = json_object();
     json_object_set_new(root, "object", json_string("list"));
     json_object_set_new(root, "data", data);
-    respond_json(req, 200, root);
+    asr__api_respond_json(req, 200, root);
 }
 
 static void model_get(asr_http_req_t *req, void *ud) {
@@ -221,12 +221,12 @@ static void model_get(asr_http_req_t *req, void *ud) {
     const char *id = asr_http_req_path_arg(req);
     int m = asr_sched_model_find(api->sched, id);
     if (m >= 0) {
-        respond_json(req, 200, model_obj(api, id, m, false));
+        asr__api_respond_json(req, 200, model_obj(api, id, m, false));
         return;
     }
     m = asr__api_resolve_model(api, id);
     if (m >= 0) {
-        respond_json(req, 200, model_obj(api, id, m, true));
+        asr__api_respond_json(req, 200, model_obj(api, id, m, true));
         return;
     }
     asr_http_respond_error(req, 404, "model", "model_not_found",
@@ -257,7 +257,7 @@ static void health(asr_http_req_t *req, void *ud) {
     json_object_set_new(o, "workers", json_integer(st.max_parallel));
     json_object_set_new(o, "busy", json_integer(st.n_busy));
     json_object_set_new(o, "queued", json_integer(st.queue_depth));
-    respond_json(req, 200, o);
+    asr__api_respond_json(req, 200, o);
 }
 
 /* True when a file can be created in the upload directory. */
@@ -294,7 +294,7 @@ static void ready(asr_http_req_t *req, void *ud) {
         json_array_append_new(models, json_string(asr_sched_model_id(api->sched, i)));
     json_object_set_new(o, "status", json_string("ready"));
     json_object_set_new(o, "models", models);
-    respond_json(req, 200, o);
+    asr__api_respond_json(req, 200, o);
 }
 
 static void metrics(asr_http_req_t *req, void *ud) {
@@ -394,7 +394,7 @@ static void ps(asr_http_req_t *req, void *ud) {
     json_object_set_new(root, "memory", mem);
     json_object_set_new(root, "queue", q);
     json_object_set_new(root, "events", ev);
-    respond_json(req, 200, root);
+    asr__api_respond_json(req, 200, root);
 }
 
 /* POST /debug/alloc-fail (only with debug_faults): form fields nth (fail the nth checked
@@ -437,5 +437,5 @@ static void debug_alloc_fail(asr_http_req_t *req, void *ud) {
                         json_integer((json_int_t)asr_alloc_checked_count()));
     json_object_set_new(o, "nth", json_integer(n));
     json_object_set_new(o, "min_bytes", json_integer((json_int_t)m));
-    respond_json(req, 200, o);
+    asr__api_respond_json(req, 200, o);
 }

@@ -17,18 +17,6 @@
 
 #include "api/api_int.h"
 
-static void respond_json(asr_http_req_t *req, int status, json_t *root) {
-    char *js = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
-    json_decref(root);
-    asr_buf_t b;
-    asr_buf_init(&b);
-    asr_buf_puts(&b, js ? js : "{}");
-    asr_buf_puts(&b, "\n");
-    free(js);
-    asr_http_respond(req, status, "application/json", b.data, b.len);
-    asr_buf_free(&b);
-}
-
 /* Constant-time membership of `key` in a comma list. */
 static bool key_in(const char *key, const char *list) {
     bool found = false;
@@ -143,7 +131,7 @@ static void respond_config(asr_http_req_t *req, asr_api_t *api, int64_t id, int 
         store_error(req, api, e);
         return;
     }
-    respond_json(req, status, config_json(api, &c));
+    asr__api_respond_json(req, status, config_json(api, &c));
     asr_store_config_clear(&c);
 }
 
@@ -254,7 +242,7 @@ void asr__api_configs_list(asr_http_req_t *req, void *ud) {
     json_t *root = json_object();
     json_object_set_new(root, "object", json_string("list"));
     json_object_set_new(root, "data", data);
-    respond_json(req, 200, root);
+    asr__api_respond_json(req, 200, root);
 }
 
 void asr__api_configs_create(asr_http_req_t *req, void *ud) {
@@ -325,7 +313,7 @@ void asr__api_config_delete(asr_http_req_t *req, void *ud) {
     json_object_set_new(o, "id", json_integer((json_int_t)id));
     json_object_set_new(o, "object", json_string("asr_config.deleted"));
     json_object_set_new(o, "deleted", json_true());
-    respond_json(req, 200, o);
+    asr__api_respond_json(req, 200, o);
 }
 
 void asr__api_config_default(asr_http_req_t *req, void *ud) {
@@ -371,7 +359,7 @@ void asr__api_config_test(asr_http_req_t *req, void *ud) {
     json_object_set_new(o, "model", t.model[0] ? json_string(t.model) : json_null());
     json_object_set_new(o, "error", t.ok ? json_null() : json_string(t.error));
     asr_store_config_clear(&c);
-    respond_json(req, 200, o);
+    asr__api_respond_json(req, 200, o);
 }
 
 void asr__api_config_health(asr_http_req_t *req, void *ud) {
@@ -415,5 +403,5 @@ void asr__api_config_health(asr_http_req_t *req, void *ud) {
     json_object_set_new(root, "object", json_string("list"));
     json_object_set_new(root, "config_id", json_integer((json_int_t)id));
     json_object_set_new(root, "data", data);
-    respond_json(req, 200, root);
+    asr__api_respond_json(req, 200, root);
 }

@@ -25,6 +25,8 @@ struct asr_api {
     struct asr_jobs *_Atomic jobs; /* this node's workers; NULL until started (or none) */
 };
 
+/* Answers `root` (takes ownership) as indented JSON with `status`. */
+void asr__api_respond_json(asr_http_req_t *req, int status, json_t *root);
 /* Resolves a model id or alias to a scheduler model index; -1 when unknown. */
 int asr__api_resolve_model(const asr_api_t *api, const char *name);
 /* POST /v1/audio/transcriptions and /v1/audio/translations. */

@@ -16,18 +16,6 @@
 #include "api/format.h"
 #include "jobs/jobs.h"
 
-static void respond_json(asr_http_req_t *req, int status, json_t *root) {
-    char *js = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
-    json_decref(root);
-    asr_buf_t b;
-    asr_buf_init(&b);
-    asr_buf_puts(&b, js ? js : "{}");
-    asr_buf_puts(&b, "\n");
-    free(js);
-    asr_http_respond(req, status, "application/json", b.data, b.len);
-    asr_buf_free(&b);
-}
-
 static bool path_id(asr_http_req_t *req, int64_t *id) {
     const char *s = asr_http_req_path_arg(req);
     char *end;
@@ -59,7 +47,7 @@ static void respond_job(asr_http_req_t *req, asr_api_t *api, int64_t id, int sta
     }
     json_t *o = asr__api_job_json(&job);
     asr_store_job_clear(&job);
-    respond_json(req, status, o);
+    asr__api_respond_json(req, status, o);
 }
 
 static int parse_state(const char *s) {
@@ -126,7 +114,7 @@ void asr__api_jobs_list(asr_http_req_t *req, void *ud) {
     json_object_set_new(root, "counts", c);
     json_object_set_new(root, "limit", json_integer(vals[0]));
     json_object_set_new(root, "offset", json_integer(vals[1]));
-    respond_json(req, 200, root);
+    asr__api_respond_json(req, 200, root);
 }
 
 void asr__api_job_cancel(asr_http_req_t *req, void *ud) {
@@ -455,5 +443,5 @@ void asr__api_nodes(asr_http_req_t *req, void *ud) {
     json_t *root = json_object();
     json_object_set_new(root, "object", json_string("list"));
     json_object_set_new(root, "data", data);
-    respond_json(req, 200, root);
+    asr__api_respond_json(req, 200, root);
 }

@@ -20,18 +20,6 @@
 
 #define MAX_TEXT_OPT 16384
 
-static void respond_json(asr_http_req_t *req, int status, json_t *root) {
-    char *js = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
-    json_decref(root);
-    asr_buf_t b;
-    asr_buf_init(&b);
-    asr_buf_puts(&b, js ? js : "{}");
-    asr_buf_puts(&b, "\n");
-    free(js);
-    asr_http_respond(req, status, "application/json", b.data, b.len);
-    asr_buf_free(&b);
-}
-
 /* Answers a failed store call: 404 naming `param` for NOT_FOUND, 400/409 for INVALID (the
  * store's message starts with the field), 503 for the database. */
 static void store_error(asr_http_req_t *req, asr_api_t *api, asr_err_t e, const char *param) {
@@ -261,7 +249,7 @@ static void recording_create(asr_http_req_t *req, void *ud) {
     json_t *o = recording_json(&rec);
     json_object_set_new(o, "latest_job", json_null());
     asr_store_recording_clear(&rec);
-    respond_json(req, 201, o);
+    asr__api_respond_json(req, 201, o);
 }
 
 /* ---- GET /api/recordings ---- */
@@ -325,7 +313,7 @@ static void recording_list(asr_http_req_t *req, void *ud) {
     json_object_set_new(root, "total", json_integer(total));
     json_object_set_new(root, "limit", json_integer(limit));
     json_object_set_new(root, "offset", json_integer(offset));
-    respond_json(req, 200, root);
+    asr__api_respond_json(req, 200, root);
 }
 
 /* ---- GET/DELETE /api/recordings/{id}, audio ---- */
@@ -350,7 +338,7 @@ static void recording_get(asr_http_req_t *req, void *ud) {
     json_t *o = recording_json(&rec);
     json_object_set_new(o, "latest_job", latest_job(api, rec.id));
     asr_store_recording_clear(&rec);
-    respond_json(req, 200, o);
+    asr__api_respond_json(req, 200, o);
 }
 
 static void recording_delete(asr_http_req_t *req, void *ud) {
@@ -383,7 +371,7 @@ static void recording_delete(asr_http_req_t *req, void *ud) {
     json_object_set_new(o, "object", json_string("recording"));
     json_object_set_new(o, "deleted", json_true());
     asr_store_recording_clear(&rec);
-    respond_json(req, 200, o);
+    asr__api_respond_json(req, 200, o);
 }
 
 static const char *audio_ctype(const char *path) {
@@ -572,7 +560,7 @@ static void transcribe(asr_http_req_t *req, void *ud) {
     json_t *o = asr__api_job_json(&job);
     json_object_set_new(o, "created", json_boolean(created));
     asr_store_job_clear(&job);
-    respond_json(req, created ? 201 : 200, o);
+    asr__api_respond_json(req, created ? 201 : 200, o);
 }
 
 /* ---- route table entries ---- */

@@ -16,7 +16,7 @@
 
 #define USAGE                                                                                      \
     "usage: asrd bench [--model NAME|DIR] [--threads N] [--beam-size N] [--repeat N] [--json]\n"   \
-    "                  [FILE]\n"                                                                  \
+    "                  [FILE]\n"                                                                   \
     "  Prints the sgemm peak (GFLOP/s), encoder ms per 30-s window and its share of the peak,\n"   \
     "  decoder ms per step (1 and beam-size sequences) and, given FILE, the real-time factor of\n" \
     "  a transcription with default settings (beam 5).\n"
@@ -35,8 +35,8 @@ static double median(double *v, int n) {
 static double encoder_flop(const asr_model_info_t *in) {
     double d = in->d_model, T = 1500, mels = in->n_mels;
     double f = 2 * 3000 * d * 3 * mels + 2 * T * d * 3 * d;
-    f += in->n_audio_layer * (2 * T * d * 3 * d + 2 * 2 * T * T * d + 2 * T * d * d +
-                              2 * 2 * T * d * 4 * d);
+    f += in->n_audio_layer *
+         (2 * T * d * 3 * d + 2 * 2 * T * T * d + 2 * T * d * d + 2 * 2 * T * d * 4 * d);
     return f;
 }
 
@@ -187,8 +187,9 @@ int asr_cli_bench(int argc, char **argv) {
         printf("  decoder step        %8.2f ms (1 sequence), %.2f ms (%d sequences)\n", d1, dn,
                beam);
         if (file)
-            printf("  transcription       %8.2f s for %.1f s of audio: RTF %.4f (%.1fx real time)\n",
-                   wall, audio_s, rtf, 1 / rtf);
+            printf(
+                "  transcription       %8.2f s for %.1f s of audio: RTF %.4f (%.1fx real time)\n",
+                wall, audio_s, rtf, 1 / rtf);
     }
     rc = 0;
 done:

@@ -12,6 +12,18 @@ static size_t seq_stride(const asr_model_t *m) {
     return (size_t)m->info.n_text_layer * m->info.n_text_ctx * m->info.d_model;
 }
 
+/* A decoder linear layer on m rows: float16 weights through the converting kernel, float32 ones
+ * through the small-m kernel or BLAS. */
+static void dec_linear(asr_stream_t *s, const asr_linear_t *lin, const float *a, int lda, float *c,
+                       int ldc, int m) {
+    if (lin->wh)
+        asr_nn_linear_h(s->pool, a, lda, lin->wh, lin->n_in, lin->b, c, ldc, m, lin->n_out,
+                        lin->n_in);
+    else
+        asr_nn_linear_p(s->pool, a, lda, lin->w, lin->n_in, lin->b, c, ldc, m, lin->n_out,
+                        lin->n_in);
+}
+
 void asr__dec_cross_kv(asr_stream_t *s) {
     const asr_model_t *m = s->m;
     const int d = m->info.d_model;
@@ -66,7 +78,7 @@ static void cross_and_ffn(asr_stream_t *s, const asr_dec_layer_t *L, int l, int 
     const float scale = 1.0f / sqrtf((float)dh);
     const float *ckv = s->cross_kv + (size_t)l * 1500 * 2 * d;
     asr_nn_layer_norm(pool, s->dx, s->dh, n, d, L->cross_ln.gamma, L->cross_ln.beta, 1e-5f);
-    asr_nn_linear_p(s->pool, s->dh, d, L->cross_q.w, d, L->cross_q.b, s->dqkv, d, n, d, d);
+    dec_linear(s, &L->cross_q, s->dh, d, s->dqkv, d, n);
     if (n <= ASR_NN_SMALL_M && !s->align_capture) {
         xattn_job_t j = {s, ckv, n, d, dh, scale};
         asr_pool_run(s->pool, H, xattn_head, &j);
@@ -81,13 +93,13 @@ static void cross_and_ffn(asr_stream_t *s, const asr_dec_layer_t *L, int l, int 
         asr_nn_gemm_nn(s->dscores, 1500, ckv + d + h * dh, 2 * d, s->dattn + h * dh, d, n, dh,
                        1500);
     }
-    asr_nn_linear_p(s->pool, s->dattn, d, L->cross_out.w, d, L->cross_out.b, s->dh, d, n, d, d);
+    dec_linear(s, &L->cross_out, s->dattn, d, s->dh, d, n);
     asr_nn_add(s->dx, s->dh, (size_t)n * d);
     int ff = L->ffn1.n_out;
     asr_nn_layer_norm(pool, s->dx, s->dh, n, d, L->ffn_ln.gamma, L->ffn_ln.beta, 1e-5f);
-    asr_nn_linear_p(s->pool, s->dh, d, L->ffn1.w, d, L->ffn1.b, s->dffn, ff, n, ff, d);
+    dec_linear(s, &L->ffn1, s->dh, d, s->dffn, ff, n);
     asr_nn_gelu(pool, s->dffn, (size_t)n * ff);
-    asr_nn_linear_p(s->pool, s->dffn, ff, L->ffn2.w, ff, L->ffn2.b, s->dh, d, n, d, ff);
+    dec_linear(s, &L->ffn2, s->dffn, ff, s->dh, d, n);
     asr_nn_add(s->dx, s->dh, (size_t)n * d);
 }
 
@@ -95,11 +107,14 @@ static void embed(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int s
     const asr_model_t *m = s->m;
     const int d = m->info.d_model;
     for (int i = 0; i < n; i++) {
-        const float *e = m->tok_emb + (size_t)tokens[i] * d;
         const float *p = m->dec_pos + (size_t)(pos0 + (same_pos ? 0 : i)) * d;
         float *x = s->dx + (size_t)i * d;
+        if (m->tok_emb_h)
+            asr_nn_h2f_n(m->tok_emb_h + (size_t)tokens[i] * d, x, (size_t)d);
+        else
+            memcpy(x, m->tok_emb + (size_t)tokens[i] * d, (size_t)d * sizeof(float));
         for (int j = 0; j < d; j++)
-            x[j] = e[j] + p[j];
+            x[j] += p[j];
     }
 }
 
@@ -109,8 +124,12 @@ static void logits_rows(asr_stream_t *s, int first_row, int n_rows) {
     asr_nn_set_gemm_threads(s->n_threads);
     asr_nn_layer_norm(NULL, s->dx + (size_t)first_row * d, s->dh, n_rows, d, m->dec_ln.gamma,
                       m->dec_ln.beta, 1e-5f);
-    asr_nn_linear_p(s->pool, s->dh, d, m->tok_emb, d, NULL, s->logits, m->info.n_vocab, n_rows,
-                    m->info.n_vocab, d);
+    if (m->tok_emb_h)
+        asr_nn_linear_h(s->pool, s->dh, d, m->tok_emb_h, d, NULL, s->logits, m->info.n_vocab,
+                        n_rows, m->info.n_vocab, d);
+    else
+        asr_nn_linear_p(s->pool, s->dh, d, m->tok_emb, d, NULL, s->logits, m->info.n_vocab, n_rows,
+                        m->info.n_vocab, d);
 }
 
 void asr__dec_logits_row(asr_stream_t *s, int row) { logits_rows(s, row, 1); }
@@ -127,7 +146,7 @@ void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, i
         const asr_dec_layer_t *L = &m->dec[l];
         float *K = s->self_k + (size_t)l * C * d, *V = s->self_v + (size_t)l * C * d;
         asr_nn_layer_norm(pool, s->dx, s->dh, n, d, L->attn_ln.gamma, L->attn_ln.beta, 1e-5f);
-        asr_nn_linear(s->dh, d, L->qkv.w, d, L->qkv.b, s->dqkv, 3 * d, n, 3 * d, d);
+        dec_linear(s, &L->qkv, s->dh, d, s->dqkv, 3 * d, n);
         for (int i = 0; i < n; i++) {
             memcpy(K + (size_t)(pos0 + i) * d, s->dqkv + (size_t)i * 3 * d + d, d * sizeof(float));
             memcpy(V + (size_t)(pos0 + i) * d, s->dqkv + (size_t)i * 3 * d + 2 * d,
@@ -142,7 +161,7 @@ void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, i
             asr_nn_softmax_rows(pool, s->dscores, n, ctx, ctx);
             asr_nn_gemm_nn(s->dscores, ctx, V + h * dh, d, s->dattn + h * dh, d, n, dh, ctx);
         }
-        asr_nn_linear(s->dattn, d, L->out.w, d, L->out.b, s->dh, d, n, d, d);
+        dec_linear(s, &L->out, s->dattn, d, s->dh, d, n);
         asr_nn_add(s->dx, s->dh, (size_t)n * d);
         cross_and_ffn(s, L, l, n, pool);
     }
@@ -184,7 +203,7 @@ void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
     for (int l = 0; l < m->info.n_text_layer; l++) {
         const asr_dec_layer_t *L = &m->dec[l];
         asr_nn_layer_norm(NULL, s->dx, s->dh, n_seq, d, L->attn_ln.gamma, L->attn_ln.beta, 1e-5f);
-        asr_nn_linear_p(s->pool, s->dh, d, L->qkv.w, d, L->qkv.b, s->dqkv, 3 * d, n_seq, 3 * d, d);
+        dec_linear(s, &L->qkv, s->dh, d, s->dqkv, 3 * d, n_seq);
         for (int i = 0; i < n_seq; i++) {
             float *K = s->self_k + i * stride + (size_t)l * C * d;
             float *V = s->self_v + i * stride + (size_t)l * C * d;
@@ -194,7 +213,7 @@ void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
         }
         sattn_job_t j = {s, l, n_seq, pos, d, dh, H, C, scale};
         asr_pool_run(s->pool, n_seq * H, sattn_head, &j);
-        asr_nn_linear_p(s->pool, s->dattn, d, L->out.w, d, L->out.b, s->dh, d, n_seq, d, d);
+        dec_linear(s, &L->out, s->dattn, d, s->dh, d, n_seq);
         asr_nn_add(s->dx, s->dh, (size_t)n_seq * d);
         cross_and_ffn(s, L, l, n_seq, NULL);
     }

@@ -59,8 +59,9 @@ typedef struct {
 void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr__slot_layout_t *L);
 
 typedef struct {
-    float *w; /* [n_out][n_in] */
-    float *b; /* [n_out] or NULL */
+    float *w;     /* [n_out][n_in], or NULL when wh holds them */
+    uint16_t *wh; /* [n_out][n_in] float16 (decoder layers of float16 files), or NULL */
+    float *b;     /* [n_out] or NULL */
     int n_out, n_in;
 } asr_linear_t;
 
@@ -102,7 +103,8 @@ struct asr_model {
     asr_enc_layer_t *enc; /* [n_audio_layer] */
     asr_norm_t enc_ln;
     /* decoder */
-    float *tok_emb;       /* [n_vocab][d], also the output projection */
+    float *tok_emb;       /* [n_vocab][d], also the output projection; NULL when tok_emb_h */
+    uint16_t *tok_emb_h;  /* the same in float16 (float16 files) */
     float *dec_pos;       /* [448][d] */
     asr_dec_layer_t *dec; /* [n_text_layer] */
     asr_norm_t dec_ln;

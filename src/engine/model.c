@@ -132,14 +132,39 @@ static int scalar_int(loader_t *L, const char *name, int dflt) {
     }
 }
 
+/* A float16 tensor kept as it is in the file (the decoder's weights: the small-m kernels read
+ * them converting on the fly, which halves the bytes each decoding step streams). NULL with no
+ * error set when the file's tensor is not float16 (the caller loads it as float32). */
+static uint16_t *load_h16(loader_t *L, const char *name, int64_t n0, int64_t n1) {
+    const asr_ct2_var_t *v = need(L, name);
+    int64_t want = n1 ? n0 * n1 : n0;
+    if (!v || v->dtype != ASR_CT2_F16 || v->n_elems != want || (v->rank >= 1 && v->dims[0] != n0))
+        return NULL;
+    uint16_t *out = track(L->m, asr_malloc_aligned((size_t)want * sizeof(uint16_t)));
+    if (!out) {
+        asr_errf(L->err, L->err_len, "out of memory loading %s", name);
+        L->oom = true;
+        return NULL;
+    }
+    L->m->weight_bytes += (size_t)want * sizeof(uint16_t);
+    memcpy(out, v->data, (size_t)want * sizeof(uint16_t));
+    drop_pages(v->data, (size_t)want * sizeof(uint16_t));
+    return out;
+}
+
 static int load_linear(loader_t *L, asr_linear_t *lin, const char *prefix, int n_out, int n_in,
-                       int with_bias) {
+                       int with_bias, bool half) {
     char name[256];
     snprintf(name, sizeof name, "%s/weight", prefix);
-    lin->w = load_f32(L, name, n_out, n_in);
+    lin->w = NULL;
+    lin->wh = half ? load_h16(L, name, n_out, n_in) : NULL;
+    if (L->oom)
+        return -1;
+    if (!lin->wh)
+        lin->w = load_f32(L, name, n_out, n_in);
     lin->n_out = n_out;
     lin->n_in = n_in;
-    if (!lin->w)
+    if (!lin->w && !lin->wh)
         return -1;
     lin->b = NULL;
     if (with_bias) {
@@ -180,6 +205,7 @@ typedef struct {
     asr_norm_t *norm;
     asr_linear_t *lin;
     int out_mul, in_mul;
+    bool half; /* keep float16 weights as float16 */
 } part_t;
 
 static int load_parts(loader_t *L, const char *stack, int l, int d, const part_t *parts, size_t n) {
@@ -189,10 +215,11 @@ static int load_parts(loader_t *L, const char *stack, int l, int d, const part_t
     int ff = f0 && f0->rank == 2 ? (int)f0->dims[0] : 4 * d;
     for (size_t i = 0; i < n; i++) {
         snprintf(p, sizeof p, "%s/layer_%d/%s", stack, l, parts[i].suffix);
-        int rc = parts[i].norm ? load_norm(L, parts[i].norm, p, d)
-                               : load_linear(L, parts[i].lin, p,
-                                             parts[i].out_mul < 0 ? ff : parts[i].out_mul * d,
-                                             parts[i].in_mul < 0 ? ff : parts[i].in_mul * d, 1);
+        int rc =
+            parts[i].norm
+                ? load_norm(L, parts[i].norm, p, d)
+                : load_linear(L, parts[i].lin, p, parts[i].out_mul < 0 ? ff : parts[i].out_mul * d,
+                              parts[i].in_mul < 0 ? ff : parts[i].in_mul * d, 1, parts[i].half);
         if (rc)
             return -1;
     }
@@ -257,35 +284,39 @@ static int load_weights(loader_t *L) {
     for (int l = 0; l < in->n_audio_layer; l++) {
         asr_enc_layer_t *e = &m->enc[l];
         const part_t parts[] = {
-            {"self_attention/layer_norm", &e->attn_ln, NULL, 0, 0},
-            {"self_attention/linear_0", NULL, &e->qkv, 3, 1},
-            {"self_attention/linear_1", NULL, &e->out, 1, 1},
-            {"ffn/layer_norm", &e->ffn_ln, NULL, 0, 0},
-            {"ffn/linear_0", NULL, &e->ffn1, -1, 1},
-            {"ffn/linear_1", NULL, &e->ffn2, 1, -1},
+            {"self_attention/layer_norm", &e->attn_ln, NULL, 0, 0, false},
+            {"self_attention/linear_0", NULL, &e->qkv, 3, 1, false},
+            {"self_attention/linear_1", NULL, &e->out, 1, 1, false},
+            {"ffn/layer_norm", &e->ffn_ln, NULL, 0, 0, false},
+            {"ffn/linear_0", NULL, &e->ffn1, -1, 1, false},
+            {"ffn/linear_1", NULL, &e->ffn2, 1, -1, false},
         };
         if (load_parts(L, "encoder", l, d, parts, sizeof parts / sizeof *parts))
             return -1;
     }
     if (load_norm(L, &m->enc_ln, "encoder/layer_norm", d))
         return -1;
-    if (!(m->tok_emb = load_f32(L, "decoder/embeddings/weight", in->n_vocab, d)) ||
+    m->tok_emb_h = load_h16(L, "decoder/embeddings/weight", in->n_vocab, d);
+    if (L->oom)
+        return -1;
+    if ((!m->tok_emb_h &&
+         !(m->tok_emb = load_f32(L, "decoder/embeddings/weight", in->n_vocab, d))) ||
         !(m->dec_pos = load_f32(L, "decoder/position_encodings/encodings", in->n_text_ctx, d)))
         return -1;
     m->dec = track(m, asr_xcalloc((size_t)in->n_text_layer, sizeof *m->dec));
     for (int l = 0; l < in->n_text_layer; l++) {
         asr_dec_layer_t *e = &m->dec[l];
         const part_t parts[] = {
-            {"self_attention/layer_norm", &e->attn_ln, NULL, 0, 0},
-            {"self_attention/linear_0", NULL, &e->qkv, 3, 1},
-            {"self_attention/linear_1", NULL, &e->out, 1, 1},
-            {"attention/layer_norm", &e->cross_ln, NULL, 0, 0},
-            {"attention/linear_0", NULL, &e->cross_q, 1, 1},
-            {"attention/linear_1", NULL, &e->cross_kv, 2, 1},
-            {"attention/linear_2", NULL, &e->cross_out, 1, 1},
-            {"ffn/layer_norm", &e->ffn_ln, NULL, 0, 0},
-            {"ffn/linear_0", NULL, &e->ffn1, -1, 1},
-            {"ffn/linear_1", NULL, &e->ffn2, 1, -1},
+            {"self_attention/layer_norm", &e->attn_ln, NULL, 0, 0, false},
+            {"self_attention/linear_0", NULL, &e->qkv, 3, 1, true},
+            {"self_attention/linear_1", NULL, &e->out, 1, 1, true},
+            {"attention/layer_norm", &e->cross_ln, NULL, 0, 0, false},
+            {"attention/linear_0", NULL, &e->cross_q, 1, 1, true},
+            {"attention/linear_1", NULL, &e->cross_kv, 2, 1, false},
+            {"attention/linear_2", NULL, &e->cross_out, 1, 1, true},
+            {"ffn/layer_norm", &e->ffn_ln, NULL, 0, 0, false},
+            {"ffn/linear_0", NULL, &e->ffn1, -1, 1, true},
+            {"ffn/linear_1", NULL, &e->ffn2, 1, -1, true},
         };
         if (load_parts(L, "decoder", l, d, parts, sizeof parts / sizeof *parts))
             return -1;

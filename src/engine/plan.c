@@ -79,22 +79,27 @@ asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type,
         in->n_audio_ctx <= 0)
         return ASR_ERR_INVALID;
     size_t d = (size_t)in->d_model, ff = 4 * d, mels = (size_t)in->n_mels, f = sizeof(float);
-    size_t lin = 0; /* one linear layer with bias: [out][in] + [out] */
+    /* float32 everywhere except the decoder's matrices (not cross K/V, which meets 1500 rows)
+     * and the token embedding, which stay in the file's float16 */
+    size_t lin = 0, h = 0; /* float32 values, float16 values */
 #define LIN(o, i) (lin += (size_t)(o) * (i) + (o))
+#define LINH(o, i) (h += (size_t)(o) * (i), lin += (o))
     size_t norm = 2 * d;
-    size_t enc_layer = 0, dec_layer = 0;
-    lin = 0, LIN(3 * d, d), LIN(d, d), LIN(ff, d), LIN(d, ff);
-    enc_layer = lin + 2 * norm;
-    lin = 0, LIN(3 * d, d), LIN(d, d), LIN(d, d), LIN(2 * d, d), LIN(d, d), LIN(ff, d), LIN(d, ff);
-    dec_layer = lin + 3 * norm;
+    LIN(3 * d, d), LIN(d, d), LIN(ff, d), LIN(d, ff);
+    size_t enc_layer = lin + 2 * norm;
+    lin = 0;
+    LINH(3 * d, d), LINH(d, d), LINH(d, d), LIN(2 * d, d), LINH(d, d), LINH(ff, d), LINH(d, ff);
+    size_t dec_layer = lin + 3 * norm, dec_layer_h = h;
 #undef LIN
+#undef LINH
     size_t w = d * mels * 3 + d + d * d * 3 + d + (size_t)in->n_audio_ctx * d;
     w += (size_t)in->n_audio_layer * enc_layer + norm;
-    w += (size_t)in->n_vocab * d + (size_t)in->n_text_ctx * d;
+    w += (size_t)in->n_text_ctx * d;
     w += (size_t)in->n_text_layer * dec_layer + norm;
+    size_t wh = (size_t)in->n_vocab * d + (size_t)in->n_text_layer * dec_layer_h;
     out->n_seq = n_seq;
     out->word_timestamps = word_timestamps;
-    out->weights = w * f;
+    out->weights = w * f + wh * 2;
     asr__slot_layout_t L;
     asr__slot_layout(in, n_seq, &L);
     out->encoder = L.part[ASR_PLAN_PART_ENCODER];

@@ -42,6 +42,16 @@ void asr_nn_linear_p(asr_pool_t *pool, const float *a, int lda, const float *w, 
                      const float *bias, float *c, int ldc, int m, int n, int k);
 void asr__nn_linear_rows(const float *a, int lda, const float *w, int ldw, const float *bias,
                          float *c, int ldc, int m, int j0, int j1, int k);
+/* The same with float16 weights [n][k] (any m: rows are processed ASR_NN_SMALL_M at a time, each
+ * weight row read once per block), parallel over output columns. */
+void asr_nn_linear_h(asr_pool_t *pool, const float *a, int lda, const uint16_t *w, int ldw,
+                     const float *bias, float *c, int ldc, int m, int n, int k);
+void asr__nn_linear_rows_h(const float *a, int lda, const uint16_t *w, int ldw, const float *bias,
+                           float *c, int ldc, int m, int j0, int j1, int k);
+void asr_nn_h2f_n(const uint16_t *src, float *dst, size_t n);
+/* The kernel set chosen at run time ("avx2+fma+f16c" or "portable"; ASRD_NO_SIMD forces the
+ * latter). */
+const char *asr_nn_simd_name(void);
 /* C[m][n] = P[m][ctx] · V[ctx][n] (row-major, leading dimensions), single-threaded. */
 void asr_nn_gemm_nn_small(const float *p, int ldp, const float *v, int ldv, float *c, int ldc,
                           int m, int n, int ctx);

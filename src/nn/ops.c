@@ -34,7 +34,29 @@ typedef struct {
     const float *a, *w, *bias;
     float *c;
     int lda, ldw, ldc, m, n, k;
+    const uint16_t *wh;
 } lin_job_t;
+
+static void linear_h_task(void *ctx, int task, int n_tasks) {
+    lin_job_t *j = ctx;
+    int j0 = (int)((long)j->n * task / n_tasks), j1 = (int)((long)j->n * (task + 1) / n_tasks);
+    /* blocks of columns so that a block's weights stay in cache across the row blocks */
+    for (int c0 = j0; c0 < j1; c0 += 64) {
+        int c1 = c0 + 64 < j1 ? c0 + 64 : j1;
+        for (int r = 0; r < j->m; r += ASR_NN_SMALL_M) {
+            int mr = j->m - r < ASR_NN_SMALL_M ? j->m - r : ASR_NN_SMALL_M;
+            asr__nn_linear_rows_h(j->a + (size_t)r * j->lda, j->lda, j->wh, j->ldw, j->bias,
+                                  j->c + (size_t)r * j->ldc, j->ldc, mr, c0, c1, j->k);
+        }
+    }
+}
+
+void asr_nn_linear_h(asr_pool_t *pool, const float *a, int lda, const uint16_t *w, int ldw,
+                     const float *bias, float *c, int ldc, int m, int n, int k) {
+    lin_job_t j = {a, NULL, bias, c, lda, ldw, ldc, m, n, k, w};
+    int tasks = pool && (size_t)n * k * (m > 1 ? m : 1) >= 65536 ? asr_pool_n_threads(pool) : 1;
+    asr_pool_run(pool, tasks, linear_h_task, &j);
+}
 
 static void linear_task(void *ctx, int task, int n_tasks) {
     lin_job_t *j = ctx;
@@ -48,7 +70,7 @@ void asr_nn_linear_p(asr_pool_t *pool, const float *a, int lda, const float *w, 
         asr_nn_linear(a, lda, w, ldw, bias, c, ldc, m, n, k);
         return;
     }
-    lin_job_t j = {a, w, bias, c, lda, ldw, ldc, m, n, k};
+    lin_job_t j = {a, w, bias, c, lda, ldw, ldc, m, n, k, NULL};
     int tasks = pool && (size_t)n * k >= 65536 ? asr_pool_n_threads(pool) : 1;
     asr_pool_run(pool, tasks, linear_task, &j);
 }

@@ -459,8 +459,8 @@ static void run_pick(worker_t *wk, pick_t *pk, ended_t *ended) {
     m->running--;
     m->busy_bytes -= pk->slot.bytes;
     m->last_used = asr_now_s();
-    m->keep_alive = job->keep_alive_s != ASR_SCHED_KEEP_ALIVE_DEFAULT ? job->keep_alive_s
-                                                                        : s->keep_alive_s;
+    m->keep_alive =
+        job->keep_alive_s != ASR_SCHED_KEEP_ALIVE_DEFAULT ? job->keep_alive_s : s->keep_alive_s;
     s->n_busy--;
     if (pk->load && m->state == M_LOADING) { /* load or first slot failed */
         if (loaded) {

@@ -224,4 +224,4 @@ def test_allocation_failures_on_the_request_path(tmp_path):
                                    f"{baseline} kB, after {n_req} requests {after} kB "
                                    f"({after / baseline:.3f})"))
         assert outcomes.get(200, 0) + outcomes.get(503, 0) >= 1, outcomes
-        assert abs(after - baseline) <= 0.05 * baseline, (baseline, after)
+        assert after <= 1.05 * baseline, (baseline, after)  # nothing kept by the failures
