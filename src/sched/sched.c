@@ -625,7 +625,7 @@ asr_err_t asr_sched_create(const asr_sched_params_t *p, asr_sched_t **out, char 
         if (rc == ASR_OK && asr_plan_compute(&m->info, "float32", 1, false, &plan) == ASR_OK)
             m->weights = plan.weights;
         if (rc != ASR_OK)
-            asr_errf(errbuf, errbuf_len, "cannot use model '%s' from %s: %s", m->id, m->dir,
+            asr_errf(errbuf, errbuf_len, "cannot load model '%s' from %s: %s", m->id, m->dir,
                      err[0] ? err : asr_strerror(rc));
     }
     if (rc == ASR_OK && parse_chains(s, p->fallback, errbuf, errbuf_len) != 0)
