@@ -72,6 +72,8 @@ static void test_keep_and_path(void **state) {
                      ASR_OK);
     assert_string_equal(strrchr(name2, '.'), ".bin");
     assert_string_not_equal(name, name2);
+    free(name2);
+    name2 = NULL;
     char *abs = asr_jobs_recording_path(recs, "/x/y.wav");
     assert_string_equal(abs, "/x/y.wav");
     assert_int_not_equal(
