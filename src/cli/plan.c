@@ -30,8 +30,8 @@ static void print_plan(const char *name, const asr_plan_t *p, int json, int firs
                p->frontend, p->align, p->overhead, p->total);
         return;
     }
-    printf("model %s, %d parallel sequence%s%s, float32\n", name, p->n_seq, p->n_seq > 1 ? "s" : "",
-           p->word_timestamps ? ", word timestamps" : "");
+    printf("model %s, %d parallel sequence%s%s (encoder float32, decoder float16 weights)\n", name,
+           p->n_seq, p->n_seq > 1 ? "s" : "", p->word_timestamps ? ", word timestamps" : "");
     printf("  weights   %10.1f MiB  %12zu bytes\n", mib(p->weights), p->weights);
     printf("  slot      %10.1f MiB  %12zu bytes\n", mib(p->slot), p->slot);
     printf("    encoder   %8.1f MiB\n    cross_kv  %8.1f MiB\n    self_kv   %8.1f MiB\n"
