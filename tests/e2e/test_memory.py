@@ -118,7 +118,9 @@ def test_two_models_swap_and_fallback(tmp_path):
             assert r.headers["X-Asrd-Model"] == m and r.json()["model"] == m
             assert words_ok(r, SHORT_WORDS), r.text
         st = ps(srv)
-        assert st["events"]["evictions"] >= 3, st
+        # each model was evicted at least once for the other (cached slots go first, so a
+        # model's weights may stay while the other runs when the slot's room is enough)
+        assert st["events"]["evictions"] >= 2 and st["events"]["loads"] >= 3, st
         assert st["memory"]["used_bytes"] <= st["memory"]["budget_bytes"]
         loaded = [m["id"] for m in st["models"] if m["state"] == "loaded"]
         assert loaded == ["base"], st
