@@ -38,8 +38,8 @@ def source_dir() -> Path:
 
 
 def shared_dir() -> Path:
-    env = os.environ.get("ASR_SHARED")
-    return Path(env) if env else (source_dir().parent / "shared").resolve()
+    env = os.environ.get("ASR_SHARED")  # resolved: Chromium refuses non-canonical upload paths
+    return Path(env).resolve() if env else (source_dir().parent / "shared").resolve()
 
 
 def audio_dir() -> Path:
