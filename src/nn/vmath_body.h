@@ -125,32 +125,6 @@ INLINE float H(hsum)(vf v) {
     return s;
 }
 
-/* c[i][j] = a[i]·w[j] (+ bias[j]) for j in [j0, j1), i < m <= ASR_NN_SMALL_M. Each weight row is
- * read once for all m rows. */
-static void KFN(asr__nn_linear_rows)(const float *a, int lda, const float *w, int ldw,
-                                     const float *bias, float *c, int ldc, int m, int j0, int j1,
-                                     int k) {
-    const int kv = k / W * W;
-    for (int j = j0; j < j1; j++) {
-        const float *wj = w + (size_t)j * ldw;
-        vf acc[ASR_NN_SMALL_M];
-        for (int i = 0; i < m; i++)
-            acc[i] = H(splat)(0.0f);
-        for (int t = 0; t < kv; t += W) {
-            vf wv = H(load)(wj + t);
-            for (int i = 0; i < m; i++)
-                acc[i] += wv * H(load)(a + (size_t)i * lda + t);
-        }
-        for (int i = 0; i < m; i++) {
-            float sum = H(hsum)(acc[i]);
-            const float *ai = a + (size_t)i * lda;
-            for (int t = kv; t < k; t++)
-                sum += ai[t] * wj[t];
-            c[(size_t)i * ldc + j] = sum + (bias ? bias[j] : 0.0f);
-        }
-    }
-}
-
 /* c[i][:] = sum_j p[i][j] · v[j][:] for i < m, n columns, ctx rows of v. */
 static void KFN(asr_nn_gemm_nn_small)(const float *p, int ldp, const float *v, int ldv, float *c,
                                       int ldc, int m, int n, int ctx) {
@@ -198,18 +172,21 @@ INLINE vf H(load_h)(const uint16_t *p) {
 }
 #endif
 
-/* As asr__nn_linear_rows with float16 weights. */
-static void KFN(asr__nn_linear_rows_h)(const float *a, int lda, const uint16_t *w, int ldw,
-                                       const float *bias, float *c, int ldc, int m, int j0, int j1,
-                                       int k) {
+/* c[i][j] = a[i]·w[j] (+ bias[j]) for j in [j0, j1), i < m <= ASR_NN_SMALL_M, with float32
+ * (half = 0) or float16 (half = 1) weights; each weight row is read once for all m rows. Always
+ * inlined with a constant `half`, so each kernel below gets its own loop. */
+INLINE void H(linear_rows_any)(const float *a, int lda, const void *w, int half, int ldw,
+                               const float *bias, float *c, int ldc, int m, int j0, int j1, int k) {
     const int kv = k / W * W;
+    const float *wf = w;
+    const uint16_t *wh = w;
     for (int j = j0; j < j1; j++) {
-        const uint16_t *wj = w + (size_t)j * ldw;
+        size_t row = (size_t)j * ldw;
         vf acc[ASR_NN_SMALL_M];
         for (int i = 0; i < m; i++)
             acc[i] = H(splat)(0.0f);
         for (int t = 0; t < kv; t += W) {
-            vf wv = H(load_h)(wj + t);
+            vf wv = half ? H(load_h)(wh + row + t) : H(load)(wf + row + t);
             for (int i = 0; i < m; i++)
                 acc[i] += wv * H(load)(a + (size_t)i * lda + t);
         }
@@ -217,10 +194,22 @@ static void KFN(asr__nn_linear_rows_h)(const float *a, int lda, const uint16_t *
             float sum = H(hsum)(acc[i]);
             const float *ai = a + (size_t)i * lda;
             for (int t = kv; t < k; t++)
-                sum += ai[t] * H(h2f)(wj[t]);
+                sum += ai[t] * (half ? H(h2f)(wh[row + t]) : wf[row + t]);
             c[(size_t)i * ldc + j] = sum + (bias ? bias[j] : 0.0f);
         }
     }
+}
+
+static void KFN(asr__nn_linear_rows)(const float *a, int lda, const float *w, int ldw,
+                                     const float *bias, float *c, int ldc, int m, int j0, int j1,
+                                     int k) {
+    H(linear_rows_any)(a, lda, w, 0, ldw, bias, c, ldc, m, j0, j1, k);
+}
+
+static void KFN(asr__nn_linear_rows_h)(const float *a, int lda, const uint16_t *w, int ldw,
+                                       const float *bias, float *c, int ldc, int m, int j0, int j1,
+                                       int k) {
+    H(linear_rows_any)(a, lda, w, 1, ldw, bias, c, ldc, m, j0, j1, k);
 }
 
 static void KFN(asr_nn_h2f_n)(const uint16_t *src, float *dst, size_t n) {
