@@ -2,14 +2,20 @@
 # asrd vs faster-whisper on the same model directory, clip, thread count and beam size.
 #
 #   bench/compare.sh [--model NAME|DIR] [--clip FILE] [--threads 2] [--beam-size 1] [--runs 5]
-#                    [--compute-type float32] [--language L] [--warmup 1] [--keep]
+#                    [--compute-type float32] [--asrd-compute-type CT] [--language L]
+#                    [--warmup 1] [--keep]
 #
-# Runs `build/asrd transcribe --model DIR --threads N --beam-size B [--language L] FILE` and
-# bench/fw_run.py (WhisperModel(DIR, compute_type=CT, cpu_threads=N), same beam, vad off,
-# language fixed to MANIFEST.tsv's) alternately, --runs times each after --warmup untimed runs,
-# each under /usr/bin/time -v, then prints median wall time and max peak RSS per engine, the
-# ratios asrd/faster-whisper, and faster-whisper's transcribe-only time measured inside the
-# process. Wall times include process start and model load for both engines.
+# Runs `build/asrd transcribe --model DIR --threads N --beam-size B [--language L]
+# [--compute-type ACT] FILE` and bench/fw_run.py (WhisperModel(DIR, compute_type=CT,
+# cpu_threads=N), same beam, vad off, language fixed to MANIFEST.tsv's) alternately, --runs
+# times each after --warmup untimed runs, each under /usr/bin/time -v, then prints median wall
+# time and max peak RSS per engine, the ratios asrd/faster-whisper, and faster-whisper's
+# transcribe-only time measured inside the process. Wall times include process start and model
+# load for both engines.
+#
+# --compute-type CT is faster-whisper's compute type; --asrd-compute-type ACT is asrd's
+# (default: CT), so that e.g. asrd float32 can be set against faster-whisper int8. asrd gets
+# --compute-type only when `asrd transcribe --help` lists it (otherwise it runs its default).
 #
 # Environment: ASRD (binary, default build/asrd), ASR_SHARED (default ../shared),
 # ASRD_MODELS (default ~/.cache/asrd/models; falls back to /tmp/devmodels), ASRD_VENV
@@ -23,12 +29,13 @@ THREADS=2
 BEAM=1
 RUNS=5
 COMPUTE=float32
+ASRD_COMPUTE=""
 LANGUAGE=""
 WARMUP=1
 KEEP=0
 
 die() { echo "compare.sh: $*" >&2; exit 2; }
-usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -38,6 +45,7 @@ while [ $# -gt 0 ]; do
     --beam-size) BEAM="${2:?--beam-size needs a value}"; shift 2 ;;
     --runs) RUNS="${2:?--runs needs a value}"; shift 2 ;;
     --compute-type) COMPUTE="${2:?--compute-type needs a value}"; shift 2 ;;
+    --asrd-compute-type) ASRD_COMPUTE="${2:?--asrd-compute-type needs a value}"; shift 2 ;;
     --language) LANGUAGE="${2:?--language needs a value}"; shift 2 ;;
     --warmup) WARMUP="${2:?--warmup needs a value}"; shift 2 ;;
     --keep) KEEP=1; shift ;;
@@ -49,6 +57,7 @@ for v in THREADS BEAM RUNS WARMUP; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
 [ "$RUNS" -ge 1 ] || die "--runs must be at least 1"
+ASRD_COMPUTE="${ASRD_COMPUTE:-$COMPUTE}"
 
 ASRD="${ASRD:-$ROOT/build/asrd}"
 SHARED="${ASR_SHARED:-$ROOT/../shared}"
@@ -100,7 +109,7 @@ if [ -n "$LANGUAGE" ] && grep -q -- '--language' <<<"$ASRD_HELP"; then
 fi
 ASRD_CT="default"
 if grep -q -- '--compute-type' <<<"$ASRD_HELP"; then
-  ASRD_ARGS+=(--compute-type "$COMPUTE"); ASRD_CT="$COMPUTE"
+  ASRD_ARGS+=(--compute-type "$ASRD_COMPUTE"); ASRD_CT="$ASRD_COMPUTE"
 fi
 ASRD_ARGS+=("$CLIP_PATH")
 FW_ARGS=("$ROOT/bench/fw_run.py" --model-dir "$MODEL_DIR" --threads "$THREADS"
@@ -148,4 +157,9 @@ for ((i = 1; i <= RUNS; i++)); do
   if ((i % 2)); then run_asrd "$i"; run_fw "$i"; else run_fw "$i"; run_asrd "$i"; fi
 done
 
-"$PY" "$ROOT/bench/bench_stats.py" "$WORK"
+RC=0
+"$PY" "$ROOT/bench/bench_stats.py" "$WORK" || RC=$?
+if [ "$ASRD_CT" != "$COMPUTE" ]; then  # bench_stats.py's "compute" is faster-whisper's
+  echo "compute types differ: asrd $ASRD_CT, faster-whisper $COMPUTE"
+fi
+exit "$RC"

@@ -25,8 +25,11 @@ typedef enum { ASR_TASK_TRANSCRIBE = 0, ASR_TASK_TRANSLATE = 1 } asr_task_t;
 
 /* Model loading parameters (by value; start from asr_model_default_params()). */
 typedef struct {
-    const char *compute_type; /* "float32" (default) or "auto"; borrowed during the call */
-    int n_threads;            /* threads for kernels; 0 = all cores */
+    /* "float32" (default), "bfloat16", "int8" or "auto" (the fastest that keeps float32's
+     * accuracy on this CPU): the storage of the decoder's matrices (int8: per-row scales,
+     * activations quantized per row); the encoder computes in float32. Borrowed. */
+    const char *compute_type;
+    int n_threads; /* threads for kernels; 0 = all cores */
 } asr_model_params_t;
 
 /* Model dimensions as read from the model file. */
@@ -154,10 +157,11 @@ ASR_API size_t asr_model_weight_bytes(const asr_model_t *model);
  * alignment buffers when those are asked for. */
 typedef struct {
     /* inputs */
-    int n_seq;            /* sequences decoded in parallel: max(beam_size, best_of) */
-    bool word_timestamps; /* reserve the alignment buffers */
+    int n_seq;                /* sequences decoded in parallel: max(beam_size, best_of) */
+    bool word_timestamps;     /* reserve the alignment buffers */
+    const char *compute_type; /* canonical ("float32", "bfloat16", "int8"); static */
     /* bytes */
-    size_t weights;  /* weights in the compute type (float32) */
+    size_t weights;  /* weights: encoder float32, decoder matrices in the compute type's storage */
     size_t encoder;  /* encoder activations and attention scores of one 30-s window */
     size_t cross_kv; /* cross-attention K/V: 1500 frames x decoder layers */
     size_t self_kv;  /* self-attention K/V: n_text_ctx x n_seq, twice (beam reordering) */
@@ -191,6 +195,11 @@ ASR_API asr_err_t asr_model_probe(const char *dir, asr_model_info_t *out, char *
 ASR_API const asr_model_info_t *asr_model_dims_named(const char *name);
 /* Names of the official sizes, NULL-terminated. Static. */
 ASR_API const char *const *asr_model_named_sizes(void);
+/* The canonical name ("float32", "bfloat16", "int8") of a compute type name (auto resolved), or
+ * NULL for an unknown one. Static. */
+ASR_API const char *asr_compute_type_name(const char *name);
+/* The compute type a model was loaded with (canonical name). */
+ASR_API const char *asr_model_compute_type(const asr_model_t *model);
 
 /* Creates per-stream state for `model` (borrowed: must outlive the stream), one slot of one
  * sequence. */

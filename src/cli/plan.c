@@ -11,7 +11,7 @@
 
 #define USAGE                                                                                      \
     "usage: asrd plan [--model NAME|DIR] [--beam-size N] [--best-of N] [--word-timestamps]\n"      \
-    "                 [--compute-type float32] [--all] [--json]\n"                                 \
+    "                 [--compute-type float32|bfloat16|int8|auto] [--all] [--json]\n"              \
     "  Prints the bytes a model needs: weights, one decoding slot (its parts), the fixed "         \
     "process\n"                                                                                    \
     "  overhead and their total. NAME is a pulled model (its header is read) or an official "      \
@@ -22,16 +22,19 @@ static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 
 static void print_plan(const char *name, const asr_plan_t *p, int json, int first) {
     if (json) {
-        printf("%s{\"model\":\"%s\",\"n_seq\":%d,\"word_timestamps\":%s,\"weights\":%zu,"
+        printf("%s{\"model\":\"%s\",\"compute_type\":\"%s\",\"n_seq\":%d,\"word_timestamps\":%s,"
+               "\"weights\":%zu,"
                "\"slot\":%zu,\"encoder\":%zu,\"cross_kv\":%zu,\"self_kv\":%zu,\"decoder\":%zu,"
                "\"logits\":%zu,\"frontend\":%zu,\"align\":%zu,\"overhead\":%zu,\"total\":%zu}",
-               first ? "" : ",\n", name, p->n_seq, p->word_timestamps ? "true" : "false",
-               p->weights, p->slot, p->encoder, p->cross_kv, p->self_kv, p->decoder, p->logits,
-               p->frontend, p->align, p->overhead, p->total);
+               first ? "" : ",\n", name, p->compute_type, p->n_seq,
+               p->word_timestamps ? "true" : "false", p->weights, p->slot, p->encoder, p->cross_kv,
+               p->self_kv, p->decoder, p->logits, p->frontend, p->align, p->overhead, p->total);
         return;
     }
-    printf("model %s, %d parallel sequence%s%s (encoder float32, decoder float16 weights)\n", name,
-           p->n_seq, p->n_seq > 1 ? "s" : "", p->word_timestamps ? ", word timestamps" : "");
+    const char *ct = p->compute_type;
+    printf("model %s, %d parallel sequence%s%s (%s: encoder float32, decoder %s weights)\n", name,
+           p->n_seq, p->n_seq > 1 ? "s" : "", p->word_timestamps ? ", word timestamps" : "", ct,
+           strcmp(ct, "float32") ? ct : "float16");
     printf("  weights   %10.1f MiB  %12zu bytes\n", mib(p->weights), p->weights);
     printf("  slot      %10.1f MiB  %12zu bytes\n", mib(p->slot), p->slot);
     printf("    encoder   %8.1f MiB\n    cross_kv  %8.1f MiB\n    self_kv   %8.1f MiB\n"

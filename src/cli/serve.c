@@ -192,6 +192,7 @@ static asr_sched_t *start_sched(const asr_config_t *cfg, const model_specs_t *ms
                              .memory_reserve = (uint64_t)cfg->memory_reserve,
                              .n_threads = cfg->threads * cfg->max_parallel,
                              .fallback = cfg->fallback,
+                             .compute_type = cfg->compute_type,
                              .preload = cfg->preload};
     asr_sched_t *sched = NULL;
     char err[1024] = "";

@@ -59,7 +59,8 @@ typedef struct {
     int64_t memory_reserve;
     int keep_alive;
     bool preload;
-    char *fallback; /* LIST of chains a>b>c */
+    char *fallback;     /* LIST of chains a>b>c */
+    char *compute_type; /* ENUM */
     bool debug_faults;
     int max_connections;
     int threads;

@@ -12,26 +12,31 @@ static size_t seq_stride(const asr_model_t *m) {
     return (size_t)m->info.n_text_layer * m->info.n_text_ctx * m->info.d_model;
 }
 
-/* A decoder linear layer on m rows: float16 weights through the converting kernel, float32 ones
- * through the small-m kernel or BLAS. */
+/* A decoder linear layer on m rows, its weights in the compute type's storage. */
 static void dec_linear(asr_stream_t *s, const asr_linear_t *lin, const float *a, int lda, float *c,
                        int ldc, int m) {
-    if (lin->wh)
-        asr_nn_linear_h(s->pool, a, lda, lin->wh, lin->n_in, lin->b, c, ldc, m, lin->n_out,
-                        lin->n_in);
-    else
-        asr_nn_linear_p(s->pool, a, lda, lin->w, lin->n_in, lin->b, c, ldc, m, lin->n_out,
-                        lin->n_in);
+    asr_nn_linear_w(s->pool, a, lda, &lin->wm, lin->b, c, ldc, m, lin->n_out, lin->n_in);
 }
 
+/* Cross-attention keys and values of every layer from the encoder output, once per window:
+ * layer l's block of cross_kv holds Kᵀ [d][1500], pre-multiplied by 1/sqrt(d_head) (so scores
+ * are q·Kᵀ with no scaling, and the kernels stream keys along rows), then V [1500][d]. */
 void asr__dec_cross_kv(asr_stream_t *s) {
     const asr_model_t *m = s->m;
-    const int d = m->info.d_model;
+    const int d = m->info.d_model, dh = d / m->info.n_text_head;
+    const float scale = 1.0f / sqrtf((float)dh);
     asr_nn_set_gemm_threads(s->n_threads);
     for (int l = 0; l < m->info.n_text_layer; l++) {
         const asr_linear_t *kv = &m->dec[l].cross_kv;
-        asr_nn_linear(s->eb.out, d, kv->w, d, kv->b, s->cross_kv + (size_t)l * 1500 * 2 * d, 2 * d,
-                      1500, 2 * d, d);
+        float *kt = s->cross_kv + (size_t)l * 1500 * 2 * d, *v = kt + (size_t)d * 1500;
+        /* Kᵀ = Wk · Xᵀ (+ bk per row) */
+        asr_nn_gemm_nt(kv->w, d, s->eb.out, d, kt, 1500, d, 1500, d, scale);
+        if (kv->b)
+            for (int r = 0; r < d; r++)
+                for (int t = 0; t < 1500; t++)
+                    kt[(size_t)r * 1500 + t] += kv->b[r] * scale;
+        asr_nn_linear(s->eb.out, d, kv->w + (size_t)d * d, d, kv->b ? kv->b + d : NULL, v, d, 1500,
+                      d, d);
     }
 }
 
@@ -54,7 +59,6 @@ typedef struct {
     asr_stream_t *s;
     const float *ckv;
     int n, d, dh;
-    float scale;
 } xattn_job_t;
 
 static void xattn_head(void *ctx, int h, int n_tasks) {
@@ -63,11 +67,12 @@ static void xattn_head(void *ctx, int h, int n_tasks) {
     asr_stream_t *s = j->s;
     const int n = j->n, d = j->d, dh = j->dh;
     float *sc = s->dscores + (size_t)h * n * 1500;
-    asr__nn_linear_rows(s->dqkv + h * dh, d, j->ckv + h * dh, 2 * d, NULL, sc, 1500, n, 0, 1500,
-                        dh);
+    asr_nn_gemm_nn_small(s->dqkv + h * dh, d, j->ckv + (size_t)h * dh * 1500, 1500, sc, 1500, n,
+                         1500, dh);
     for (int i = 0; i < n; i++)
-        asr_nn_softmax_row_fast(sc + (size_t)i * 1500, 1500, j->scale);
-    asr_nn_gemm_nn_small(sc, 1500, j->ckv + d + h * dh, 2 * d, s->dattn + h * dh, d, n, dh, 1500);
+        asr_nn_softmax_row_fast(sc + (size_t)i * 1500, 1500, 1.0f);
+    asr_nn_gemm_nn_small(sc, 1500, j->ckv + (size_t)d * 1500 + h * dh, d, s->dattn + h * dh, d, n,
+                         dh, 1500);
 }
 
 /* Cross-attention and feed-forward of layer l for n rows of s->dx (shared by both paths). */
@@ -75,23 +80,22 @@ static void cross_and_ffn(asr_stream_t *s, const asr_dec_layer_t *L, int l, int 
                           asr_pool_t *pool) {
     const asr_model_t *m = s->m;
     int d = m->info.d_model, H = m->info.n_text_head, dh = d / H;
-    const float scale = 1.0f / sqrtf((float)dh);
-    const float *ckv = s->cross_kv + (size_t)l * 1500 * 2 * d;
+    const float *ckv = s->cross_kv + (size_t)l * 1500 * 2 * d; /* Kᵀ (scaled), then V */
     asr_nn_layer_norm(pool, s->dx, s->dh, n, d, L->cross_ln.gamma, L->cross_ln.beta, 1e-5f);
     dec_linear(s, &L->cross_q, s->dh, d, s->dqkv, d, n);
     if (n <= ASR_NN_SMALL_M && !s->align_capture) {
-        xattn_job_t j = {s, ckv, n, d, dh, scale};
+        xattn_job_t j = {s, ckv, n, d, dh};
         asr_pool_run(s->pool, H, xattn_head, &j);
         H = 0; /* done */
     }
     for (int h = 0; h < H; h++) {
-        asr_nn_gemm_nt(s->dqkv + h * dh, d, ckv + h * dh, 2 * d, s->dscores, 1500, n, 1500, dh,
-                       scale);
+        asr_nn_gemm_nn(s->dqkv + h * dh, d, ckv + (size_t)h * dh * 1500, 1500, s->dscores, 1500, n,
+                       1500, dh);
         if (s->align_capture)
             capture_alignment(s, l, h, n);
         asr_nn_softmax_rows(pool, s->dscores, n, 1500, 1500);
-        asr_nn_gemm_nn(s->dscores, 1500, ckv + d + h * dh, 2 * d, s->dattn + h * dh, d, n, dh,
-                       1500);
+        asr_nn_gemm_nn(s->dscores, 1500, ckv + (size_t)d * 1500 + h * dh, d, s->dattn + h * dh, d,
+                       n, dh, 1500);
     }
     dec_linear(s, &L->cross_out, s->dattn, d, s->dh, d, n);
     asr_nn_add(s->dx, s->dh, (size_t)n * d);
@@ -109,10 +113,7 @@ static void embed(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int s
     for (int i = 0; i < n; i++) {
         const float *p = m->dec_pos + (size_t)(pos0 + (same_pos ? 0 : i)) * d;
         float *x = s->dx + (size_t)i * d;
-        if (m->tok_emb_h)
-            asr_nn_h2f_n(m->tok_emb_h + (size_t)tokens[i] * d, x, (size_t)d);
-        else
-            memcpy(x, m->tok_emb + (size_t)tokens[i] * d, (size_t)d * sizeof(float));
+        asr_nn_weight_row(&m->tok_emb, tokens[i], d, x);
         for (int j = 0; j < d; j++)
             x[j] += p[j];
     }
@@ -124,12 +125,8 @@ static void logits_rows(asr_stream_t *s, int first_row, int n_rows) {
     asr_nn_set_gemm_threads(s->n_threads);
     asr_nn_layer_norm(NULL, s->dx + (size_t)first_row * d, s->dh, n_rows, d, m->dec_ln.gamma,
                       m->dec_ln.beta, 1e-5f);
-    if (m->tok_emb_h)
-        asr_nn_linear_h(s->pool, s->dh, d, m->tok_emb_h, d, NULL, s->logits, m->info.n_vocab,
-                        n_rows, m->info.n_vocab, d);
-    else
-        asr_nn_linear_p(s->pool, s->dh, d, m->tok_emb, d, NULL, s->logits, m->info.n_vocab, n_rows,
-                        m->info.n_vocab, d);
+    asr_nn_linear_w(s->pool, s->dh, d, &m->tok_emb, NULL, s->logits, m->info.n_vocab, n_rows,
+                    m->info.n_vocab, d);
 }
 
 void asr__dec_logits_row(asr_stream_t *s, int row) { logits_rows(s, row, 1); }
@@ -220,24 +217,35 @@ void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
     logits_rows(s, 0, n_seq);
 }
 
+/* Sequence i continues sequence src[i]: its self-attention cache becomes a copy of src[i]'s.
+ * Only the sequences that change are copied; a source that is itself overwritten is first set
+ * aside in the second buffer. */
 void asr__dec_reorder(asr_stream_t *s, const int *src, int n_seq, int len) {
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, C = m->info.n_text_ctx;
-    const size_t stride = seq_stride(m);
-    int identity = 1;
+    const size_t stride = seq_stride(m), bytes = (size_t)len * d * sizeof(float);
+    bool changed[ASR_SLOT_MAX_SEQ] = {0}, stash[ASR_SLOT_MAX_SEQ] = {0};
+    int any = 0;
     for (int i = 0; i < n_seq; i++)
-        identity &= src[i] == i;
-    if (identity)
+        any |= changed[i] = src[i] != i;
+    if (!any)
         return;
     for (int i = 0; i < n_seq; i++)
-        for (int l = 0; l < m->info.n_text_layer; l++) {
+        if (changed[i] && changed[src[i]])
+            stash[src[i]] = true;
+    for (int j = 0; j < n_seq; j++)
+        for (int l = 0; stash[j] && l < m->info.n_text_layer; l++) {
+            size_t off = j * stride + (size_t)l * C * d;
+            memcpy(s->self_k2 + off, s->self_k + off, bytes);
+            memcpy(s->self_v2 + off, s->self_v + off, bytes);
+        }
+    for (int i = 0; i < n_seq; i++)
+        for (int l = 0; changed[i] && l < m->info.n_text_layer; l++) {
             size_t off_dst = i * stride + (size_t)l * C * d;
             size_t off_src = (size_t)src[i] * stride + (size_t)l * C * d;
-            memcpy(s->self_k2 + off_dst, s->self_k + off_src, (size_t)len * d * sizeof(float));
-            memcpy(s->self_v2 + off_dst, s->self_v + off_src, (size_t)len * d * sizeof(float));
+            const float *k = stash[src[i]] ? s->self_k2 : s->self_k;
+            const float *v = stash[src[i]] ? s->self_v2 : s->self_v;
+            memcpy(s->self_k + off_dst, k + off_src, bytes);
+            memcpy(s->self_v + off_dst, v + off_src, bytes);
         }
-    float *t = s->self_k;
-    s->self_k = s->self_k2, s->self_k2 = t;
-    t = s->self_v;
-    s->self_v = s->self_v2, s->self_v2 = t;
 }

@@ -59,9 +59,10 @@ typedef struct {
 void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr__slot_layout_t *L);
 
 typedef struct {
-    float *w;     /* [n_out][n_in], or NULL when wh holds them */
-    uint16_t *wh; /* [n_out][n_in] float16 (decoder layers of float16 files), or NULL */
-    float *b;     /* [n_out] or NULL */
+    float *w;      /* float32 [n_out][n_in] (encoder, cross K/V), or NULL for the decoder's */
+    asr_wmat_t wm; /* the same weights as the kernels read them: the decoder's matrices in the
+                    * compute type's storage (float16 files stay float16 under float32) */
+    float *b;      /* [n_out] or NULL */
     int n_out, n_in;
 } asr_linear_t;
 
@@ -103,8 +104,8 @@ struct asr_model {
     asr_enc_layer_t *enc; /* [n_audio_layer] */
     asr_norm_t enc_ln;
     /* decoder */
-    float *tok_emb;       /* [n_vocab][d], also the output projection; NULL when tok_emb_h */
-    uint16_t *tok_emb_h;  /* the same in float16 (float16 files) */
+    asr_wmat_t tok_emb;   /* [n_vocab][d], also the output projection (compute type storage) */
+    asr_wtype_t wtype;    /* the decoder matrices' storage: the compute type */
     float *dec_pos;       /* [448][d] */
     asr_dec_layer_t *dec; /* [n_text_layer] */
     asr_norm_t dec_ln;
@@ -145,7 +146,7 @@ struct asr_stream {
     int n_seq_cap;   /* sequences (beams/samples) the caches hold */
     float *self_k;   /* [n_seq_cap][n_text_layer][448][d] */
     float *self_v;   /* [n_seq_cap][n_text_layer][448][d] */
-    float *self_k2;  /* same shape: target of beam reordering (ping-pong) */
+    float *self_k2;  /* same shape: where beam reordering sets aside overwritten sources */
     float *self_v2;
     float *dx, *dh, *dqkv, *dattn, *dffn, *dscores; /* decoder scratch, sized for 448 rows */
     float *logits;                                  /* [n_seq_cap][n_vocab] */
@@ -179,6 +180,12 @@ struct asr_stream {
 
 /* model.c: dimensions from a parsed model file (0 or -1 with errbuf), alignment heads of a
  * model directory (config.json, else all heads of the upper half of the decoder) */
+/* A compute type's name ("float32", "bfloat16", "int8", "auto"; NULL, "" and "default" mean
+ * float32) to the decoder matrices' storage type; -1 for an unknown name. */
+int asr__compute_type(const char *name, asr_wtype_t *out);
+/* What "auto" picks: the fastest storage that keeps float32's accuracy on ../shared/audio
+ * (bench/wer_table.py; the closing note of issue 9 has the figures). */
+#define ASR_AUTO_COMPUTE_TYPE ASR_W_F32
 int asr__model_dims(const asr_ct2_file_t *f, asr_model_info_t *in, char *errbuf, size_t errbuf_len);
 int asr__model_count_alignment_heads(const char *dir, const asr_model_info_t *in);
 /* mel_window [n_mels][3000] -> s->eb.out [1500][d] */

@@ -17,7 +17,8 @@ typedef struct {
     asr_ct2_file_t f;
     char *err;
     size_t err_len;
-    bool oom; /* a weight allocation failed */
+    bool oom;          /* a weight allocation failed */
+    asr_wtype_t wtype; /* the decoder matrices' storage (compute type) */
 } loader_t;
 
 static void *track(asr_model_t *m, void *p) {
@@ -47,8 +48,8 @@ static const asr_ct2_var_t *need(loader_t *L, const char *name) {
     return v;
 }
 
-/* Converts variable `name` to a new float32 buffer of n0×n1 elements (n1 = 0: 1-D). */
-static float *load_f32(loader_t *L, const char *name, int64_t n0, int64_t n1) {
+/* The variable `name` if it has n0×n1 elements (n1 = 0: 1-D), else NULL with the reason set. */
+static const asr_ct2_var_t *shaped(loader_t *L, const char *name, int64_t n0, int64_t n1) {
     const asr_ct2_var_t *v = need(L, name);
     if (!v)
         return NULL;
@@ -58,25 +59,24 @@ static float *load_f32(loader_t *L, const char *name, int64_t n0, int64_t n1) {
                  (long long)v->n_elems, (long long)want);
         return NULL;
     }
-    float *out = track(L->m, asr_malloc_aligned((size_t)want * sizeof(float)));
-    if (!out) {
-        asr_errf(L->err, L->err_len, "out of memory loading %s", name);
-        L->oom = true;
-        return NULL;
-    }
-    L->m->weight_bytes += (size_t)want * sizeof(float);
+    return v;
+}
+
+/* Decodes elements [e0, e1) of v (rows of `cols`) to float32 in out; -1 with the reason set. */
+static int decode_f32(loader_t *L, const asr_ct2_var_t *v, const char *name, int64_t cols,
+                      int64_t e0, int64_t e1, float *out) {
     const uint8_t *p = v->data;
     switch (v->dtype) {
     case ASR_CT2_F32:
-        memcpy(out, p, (size_t)want * 4);
-        break;
+        memcpy(out, p + 4 * e0, (size_t)(e1 - e0) * 4);
+        return 0;
     case ASR_CT2_F16:
     case ASR_CT2_BF16:
-        for (int64_t i = 0; i < want; i++) {
+        for (int64_t i = e0; i < e1; i++) {
             uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
-            out[i] = v->dtype == ASR_CT2_F16 ? asr_nn_f16_to_f32(h) : asr_nn_bf16_to_f32(h);
+            out[i - e0] = v->dtype == ASR_CT2_F16 ? asr_nn_f16_to_f32(h) : asr_nn_bf16_to_f32(h);
         }
-        break;
+        return 0;
     case ASR_CT2_I8:
     case ASR_CT2_I16: {
         char sname[512];
@@ -84,35 +84,112 @@ static float *load_f32(loader_t *L, const char *name, int64_t n0, int64_t n1) {
         const asr_ct2_var_t *sv = asr_ct2_find(&L->f, sname);
         if (!sv || sv->dtype != ASR_CT2_F32) {
             asr_errf(L->err, L->err_len, "model.bin: quantized %s has no float32 scale", name);
-            return NULL;
+            return -1;
         }
-        int64_t rows = n1 ? n0 : 1, cols = n1 ? n1 : n0;
+        int64_t rows = v->dtype == ASR_CT2_I16 ? 1 : v->n_elems / cols;
         if (v->dtype == ASR_CT2_I16)
-            rows = 1, cols = want;
+            cols = v->n_elems;
         if (sv->n_elems != rows && sv->n_elems != 1) {
             asr_errf(L->err, L->err_len, "model.bin: %s has %lld scales for %lld rows", sname,
                      (long long)sv->n_elems, (long long)rows);
-            return NULL;
+            return -1;
         }
-        for (int64_t r = 0; r < rows; r++) {
+        for (int64_t i = e0; i < e1; i++) {
             float sc;
-            memcpy(&sc, sv->data + 4 * (sv->n_elems == 1 ? 0 : r), 4);
+            memcpy(&sc, sv->data + 4 * (sv->n_elems == 1 ? 0 : i / cols), 4);
             float inv = sc != 0.0f ? 1.0f / sc : 0.0f;
-            for (int64_t c = 0; c < cols; c++) {
-                int64_t i = r * cols + c;
-                float q = v->dtype == ASR_CT2_I8 ? (float)(int8_t)p[i]
-                                                 : (float)(int16_t)(p[2 * i] | p[2 * i + 1] << 8);
-                out[i] = q * inv;
-            }
+            float q = v->dtype == ASR_CT2_I8 ? (float)(int8_t)p[i]
+                                             : (float)(int16_t)(p[2 * i] | p[2 * i + 1] << 8);
+            out[i - e0] = q * inv;
         }
-        break;
+        return 0;
     }
     default:
         asr_errf(L->err, L->err_len, "model.bin: %s has unsupported dtype %d", name, v->dtype);
+        return -1;
+    }
+}
+
+static void *alloc_weights(loader_t *L, const char *name, size_t bytes) {
+    void *out = track(L->m, asr_malloc_aligned(bytes));
+    if (!out) {
+        asr_errf(L->err, L->err_len, "out of memory loading %s", name);
+        L->oom = true;
         return NULL;
     }
+    L->m->weight_bytes += bytes;
+    return out;
+}
+
+/* Converts variable `name` to a new float32 buffer of n0×n1 elements (n1 = 0: 1-D). */
+static float *load_f32(loader_t *L, const char *name, int64_t n0, int64_t n1) {
+    const asr_ct2_var_t *v = shaped(L, name, n0, n1);
+    if (!v)
+        return NULL;
+    int64_t want = v->n_elems;
+    float *out = alloc_weights(L, name, (size_t)want * sizeof(float));
+    if (!out || decode_f32(L, v, name, n1 ? n1 : n0, 0, want, out))
+        return NULL;
     drop_pages(v->data, (size_t)want * asr_ct2_dtype_size(v->dtype));
     return out;
+}
+
+/* A float16 tensor kept as it is in the file (the decoder's weights: the small-m kernels read
+ * them converting on the fly, which halves the bytes each decoding step streams). NULL with no
+ * error set when the file's tensor is not float16 (the caller loads it as float32). */
+static uint16_t *load_h16(loader_t *L, const char *name, int64_t n0, int64_t n1) {
+    const asr_ct2_var_t *v = need(L, name);
+    int64_t want = n1 ? n0 * n1 : n0;
+    if (!v || v->dtype != ASR_CT2_F16 || v->n_elems != want || (v->rank >= 1 && v->dims[0] != n0))
+        return NULL;
+    uint16_t *out = alloc_weights(L, name, (size_t)want * sizeof(uint16_t));
+    if (!out)
+        return NULL;
+    memcpy(out, v->data, (size_t)want * sizeof(uint16_t));
+    drop_pages(v->data, (size_t)want * sizeof(uint16_t));
+    return out;
+}
+
+/* A decoder matrix [n0][n1] in the compute type's storage: float32 compute keeps a float16
+ * file's values as they are (exact; the kernels convert while reading, half the bytes streamed);
+ * bfloat16 and int8 convert 64 rows at a time (no float32 copy of the whole tensor). */
+static int load_wmat(loader_t *L, const char *name, int64_t n0, int64_t n1, asr_wmat_t *out) {
+    *out = (asr_wmat_t){ASR_W_F32, NULL, NULL, (int)n1};
+    if (L->wtype == ASR_W_F32) {
+        uint16_t *h = load_h16(L, name, n0, n1);
+        if (L->oom)
+            return -1;
+        out->type = h ? ASR_W_F16 : ASR_W_F32;
+        out->data = h ? (void *)h : (void *)load_f32(L, name, n0, n1);
+        return out->data ? 0 : -1;
+    }
+    const asr_ct2_var_t *v = shaped(L, name, n0, n1);
+    if (!v)
+        return -1;
+    size_t el = L->wtype == ASR_W_I8 ? 1 : 2;
+    void *dst = alloc_weights(L, name, (size_t)(n0 * n1) * el);
+    float *scale = L->wtype == ASR_W_I8 ? alloc_weights(L, name, (size_t)n0 * sizeof(float)) : NULL;
+    if (!dst || (L->wtype == ASR_W_I8 && !scale))
+        return -1;
+    float *chunk = malloc((size_t)(64 * n1) * sizeof(float));
+    if (!chunk) {
+        asr_errf(L->err, L->err_len, "out of memory loading %s", name);
+        L->oom = true;
+        return -1;
+    }
+    for (int64_t r = 0; r < n0; r += 64) {
+        int64_t nr = n0 - r < 64 ? n0 - r : 64;
+        if (decode_f32(L, v, name, n1, r * n1, (r + nr) * n1, chunk)) {
+            free(chunk);
+            return -1;
+        }
+        asr_nn_convert_rows(chunk, (int)nr, (int)n1, L->wtype, (char *)dst + (size_t)(r * n1) * el,
+                            scale ? scale + r : NULL);
+    }
+    free(chunk);
+    drop_pages(v->data, (size_t)(n0 * n1) * asr_ct2_dtype_size(v->dtype));
+    *out = (asr_wmat_t){L->wtype, dst, scale, (int)n1};
+    return 0;
 }
 
 static int scalar_int(loader_t *L, const char *name, int dflt) {
@@ -132,40 +209,21 @@ static int scalar_int(loader_t *L, const char *name, int dflt) {
     }
 }
 
-/* A float16 tensor kept as it is in the file (the decoder's weights: the small-m kernels read
- * them converting on the fly, which halves the bytes each decoding step streams). NULL with no
- * error set when the file's tensor is not float16 (the caller loads it as float32). */
-static uint16_t *load_h16(loader_t *L, const char *name, int64_t n0, int64_t n1) {
-    const asr_ct2_var_t *v = need(L, name);
-    int64_t want = n1 ? n0 * n1 : n0;
-    if (!v || v->dtype != ASR_CT2_F16 || v->n_elems != want || (v->rank >= 1 && v->dims[0] != n0))
-        return NULL;
-    uint16_t *out = track(L->m, asr_malloc_aligned((size_t)want * sizeof(uint16_t)));
-    if (!out) {
-        asr_errf(L->err, L->err_len, "out of memory loading %s", name);
-        L->oom = true;
-        return NULL;
-    }
-    L->m->weight_bytes += (size_t)want * sizeof(uint16_t);
-    memcpy(out, v->data, (size_t)want * sizeof(uint16_t));
-    drop_pages(v->data, (size_t)want * sizeof(uint16_t));
-    return out;
-}
-
 static int load_linear(loader_t *L, asr_linear_t *lin, const char *prefix, int n_out, int n_in,
-                       int with_bias, bool half) {
+                       int with_bias, bool dec) {
     char name[256];
     snprintf(name, sizeof name, "%s/weight", prefix);
     lin->w = NULL;
-    lin->wh = half ? load_h16(L, name, n_out, n_in) : NULL;
-    if (L->oom)
-        return -1;
-    if (!lin->wh)
-        lin->w = load_f32(L, name, n_out, n_in);
     lin->n_out = n_out;
     lin->n_in = n_in;
-    if (!lin->w && !lin->wh)
-        return -1;
+    if (dec) {
+        if (load_wmat(L, name, n_out, n_in, &lin->wm))
+            return -1;
+    } else {
+        if (!(lin->w = load_f32(L, name, n_out, n_in)))
+            return -1;
+        lin->wm = (asr_wmat_t){ASR_W_F32, lin->w, NULL, n_in};
+    }
     lin->b = NULL;
     if (with_bias) {
         snprintf(name, sizeof name, "%s/bias", prefix);
@@ -205,7 +263,7 @@ typedef struct {
     asr_norm_t *norm;
     asr_linear_t *lin;
     int out_mul, in_mul;
-    bool half; /* keep float16 weights as float16 */
+    bool dec; /* a decoder matrix: stored in the compute type */
 } part_t;
 
 static int load_parts(loader_t *L, const char *stack, int l, int d, const part_t *parts, size_t n) {
@@ -219,7 +277,7 @@ static int load_parts(loader_t *L, const char *stack, int l, int d, const part_t
             parts[i].norm
                 ? load_norm(L, parts[i].norm, p, d)
                 : load_linear(L, parts[i].lin, p, parts[i].out_mul < 0 ? ff : parts[i].out_mul * d,
-                              parts[i].in_mul < 0 ? ff : parts[i].in_mul * d, 1, parts[i].half);
+                              parts[i].in_mul < 0 ? ff : parts[i].in_mul * d, 1, parts[i].dec);
         if (rc)
             return -1;
     }
@@ -296,11 +354,7 @@ static int load_weights(loader_t *L) {
     }
     if (load_norm(L, &m->enc_ln, "encoder/layer_norm", d))
         return -1;
-    m->tok_emb_h = load_h16(L, "decoder/embeddings/weight", in->n_vocab, d);
-    if (L->oom)
-        return -1;
-    if ((!m->tok_emb_h &&
-         !(m->tok_emb = load_f32(L, "decoder/embeddings/weight", in->n_vocab, d))) ||
+    if (load_wmat(L, "decoder/embeddings/weight", in->n_vocab, d, &m->tok_emb) ||
         !(m->dec_pos = load_f32(L, "decoder/position_encodings/encodings", in->n_text_ctx, d)))
         return -1;
     m->dec = track(m, asr_xcalloc((size_t)in->n_text_layer, sizeof *m->dec));
@@ -403,9 +457,11 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
                          char *errbuf, size_t errbuf_len) {
     *out = NULL;
     asr_model_params_t p = params ? *params : asr_model_default_params();
-    if (p.compute_type && strcmp(p.compute_type, "float32") && strcmp(p.compute_type, "auto") &&
-        strcmp(p.compute_type, "default")) {
-        asr_errf(errbuf, errbuf_len, "unsupported compute type '%s' (use float32)", p.compute_type);
+    asr_wtype_t wtype;
+    if (asr__compute_type(p.compute_type, &wtype)) {
+        asr_errf(errbuf, errbuf_len,
+                 "unsupported compute type '%s' (use float32, bfloat16, int8 or auto)",
+                 p.compute_type);
         return ASR_ERR_INVALID;
     }
     char path[4096];
@@ -435,7 +491,8 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
         return ASR_ERR_IO;
     }
     asr_model_t *m = asr_xcalloc(1, sizeof *m);
-    loader_t L = {.m = m, .err = errbuf, .err_len = errbuf_len};
+    loader_t L = {.m = m, .err = errbuf, .err_len = errbuf_len, .wtype = wtype};
+    m->wtype = wtype;
     asr_err_t rc = asr_ct2_parse(map, len, &L.f, errbuf, errbuf_len);
     if (rc != ASR_OK)
         goto fail;
@@ -498,3 +555,7 @@ void asr_model_destroy(asr_model_t *m) {
 
 const asr_model_info_t *asr_model_info(const asr_model_t *m) { return &m->info; }
 size_t asr_model_weight_bytes(const asr_model_t *m) { return m->weight_bytes; }
+
+const char *asr_model_compute_type(const asr_model_t *m) {
+    return m->wtype == ASR_W_I8 ? "int8" : m->wtype == ASR_W_BF16 ? "bfloat16" : "float32";
+}

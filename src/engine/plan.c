@@ -68,11 +68,32 @@ void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr__slot_layout_t 
     L->part[ASR_PLAN_PART_ALIGN] = heads * C * F * f + C * F * f + (C + 1) * (F + 1) * (f + 1);
 }
 
+int asr__compute_type(const char *name, asr_wtype_t *out) {
+    if (!name || !*name || !strcmp(name, "default") || !strcmp(name, "float32"))
+        *out = ASR_W_F32;
+    else if (!strcmp(name, "bfloat16"))
+        *out = ASR_W_BF16;
+    else if (!strcmp(name, "int8"))
+        *out = ASR_W_I8;
+    else if (!strcmp(name, "auto"))
+        *out = ASR_AUTO_COMPUTE_TYPE;
+    else
+        return -1;
+    return 0;
+}
+
+const char *asr_compute_type_name(const char *name) {
+    asr_wtype_t t;
+    if (asr__compute_type(name, &t))
+        return NULL;
+    return t == ASR_W_I8 ? "int8" : t == ASR_W_BF16 ? "bfloat16" : "float32";
+}
+
 asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type, int n_seq,
                            bool word_timestamps, asr_plan_t *out) {
     memset(out, 0, sizeof *out);
-    if (compute_type && *compute_type && strcmp(compute_type, "float32") &&
-        strcmp(compute_type, "auto") && strcmp(compute_type, "default"))
+    asr_wtype_t wt;
+    if (asr__compute_type(compute_type, &wt))
         return ASR_ERR_INVALID;
     if (n_seq < 1 || n_seq > ASR_SLOT_MAX_SEQ || in->d_model <= 0 || in->n_text_layer <= 0 ||
         in->n_audio_layer <= 0 || in->n_vocab <= 0 || in->n_mels <= 0 || in->n_text_ctx <= 0 ||
@@ -81,15 +102,15 @@ asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type,
     size_t d = (size_t)in->d_model, ff = 4 * d, mels = (size_t)in->n_mels, f = sizeof(float);
     /* float32 everywhere except the decoder's matrices (not cross K/V, which meets 1500 rows)
      * and the token embedding, which stay in the file's float16 */
-    size_t lin = 0, h = 0; /* float32 values, float16 values */
+    size_t lin = 0, h = 0, h_rows = 0; /* float32 values, decoder matrix values and rows */
 #define LIN(o, i) (lin += (size_t)(o) * (i) + (o))
-#define LINH(o, i) (h += (size_t)(o) * (i), lin += (o))
+#define LINH(o, i) (h += (size_t)(o) * (i), lin += (o), h_rows += (o))
     size_t norm = 2 * d;
     LIN(3 * d, d), LIN(d, d), LIN(ff, d), LIN(d, ff);
     size_t enc_layer = lin + 2 * norm;
     lin = 0;
     LINH(3 * d, d), LINH(d, d), LINH(d, d), LIN(2 * d, d), LINH(d, d), LINH(ff, d), LINH(d, ff);
-    size_t dec_layer = lin + 3 * norm, dec_layer_h = h;
+    size_t dec_layer = lin + 3 * norm, dec_layer_h = h, dec_layer_rows = h_rows;
 #undef LIN
 #undef LINH
     size_t w = d * mels * 3 + d + d * d * 3 + d + (size_t)in->n_audio_ctx * d;
@@ -98,8 +119,12 @@ asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type,
     w += (size_t)in->n_text_layer * dec_layer + norm;
     size_t wh = (size_t)in->n_vocab * d + (size_t)in->n_text_layer * dec_layer_h;
     out->n_seq = n_seq;
+    out->compute_type = wt == ASR_W_I8 ? "int8" : wt == ASR_W_BF16 ? "bfloat16" : "float32";
     out->word_timestamps = word_timestamps;
-    out->weights = w * f + wh * 2;
+    /* the decoder matrices: float16 under float32 (the files are float16), bfloat16, or int8
+     * with a float scale per row */
+    size_t rows = (size_t)in->n_vocab + (size_t)in->n_text_layer * dec_layer_rows;
+    out->weights = w * f + (wt == ASR_W_I8 ? wh + rows * f : wh * 2);
     asr__slot_layout_t L;
     asr__slot_layout(in, n_seq, &L);
     out->encoder = L.part[ASR_PLAN_PART_ENCODER];

@@ -33,13 +33,7 @@ static float softmax_at(const float *logits, int n, int idx) {
 }
 
 static void log_softmax(const float *logits, float *out, int n) {
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++)
-        mx = logits[i] > mx ? logits[i] : mx;
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++)
-        sum += expf(logits[i] - mx);
-    float lse = mx + logf(sum);
+    float lse = asr_nn_logsumexp(logits, n);
     for (int i = 0; i < n; i++)
         out[i] = logits[i] - lse;
 }
@@ -92,15 +86,10 @@ static void apply_filters(const asr_model_t *m, const asr_transcribe_params_t *p
     }
     if (check) {
         log_softmax(lg, scratch, V);
-        float max_text = -INFINITY, mx = -INFINITY;
+        float max_text = -INFINITY;
         for (int i = 0; i < tb; i++)
             max_text = scratch[i] > max_text ? scratch[i] : max_text;
-        for (int i = tb; i < V; i++)
-            mx = scratch[i] > mx ? scratch[i] : mx;
-        float sum = 0.0f;
-        for (int i = tb; i < V; i++)
-            sum += expf(scratch[i] - mx);
-        if (mx + logf(sum) > max_text)
+        if (asr_nn_logsumexp(scratch + tb, V - tb) > max_text)
             ban_range(lg, 0, tb);
     }
 }

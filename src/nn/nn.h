@@ -33,21 +33,49 @@ void asr_nn_gemm_nt(const float *a, int lda, const float *b, int ldb, float *c, 
 void asr_nn_gemm_nn(const float *a, int lda, const float *b, int ldb, float *c, int ldc, int m,
                     int n, int k);
 
-/* The decoder's small GEMMs (m <= ASR_NN_SMALL_M rows): own kernels that read each weight row
- * once for all rows (BLAS would pack the whole weight matrix on every call), split over the pool
- * by output columns when pool != NULL. asr_nn_linear_p falls back to asr_nn_linear for larger m.
- * asr__nn_linear_rows is the per-thread part (columns [j0, j1)). */
+/* Weights of a linear layer in one of the storage types the kernels read directly: float32,
+ * float16 or bfloat16 (converted to float32 as they are read; the arithmetic is float32), or int8
+ * with one float scale per output row (w[j][t] = scale[j] * q[j][t]; the activations are then
+ * quantized per row the same way, products summed in int32: CTranslate2's scheme). */
+typedef enum { ASR_W_F32 = 0, ASR_W_F16, ASR_W_BF16, ASR_W_I8 } asr_wtype_t;
+typedef struct {
+    asr_wtype_t type;
+    const void *data;   /* [n][ld] elements of type */
+    const float *scale; /* ASR_W_I8: [n] row scales; otherwise NULL */
+    int ld;
+} asr_wmat_t;
+
+/* The decoder's linear layers: C[m][n] = A[m][k] · Wᵀ (+ bias). Rows are processed
+ * ASR_NN_SMALL_M at a time by kernels that read each weight row once per block (BLAS would pack
+ * the whole matrix on every call), split over the pool by output columns when pool != NULL.
+ * float32 weights with m > ASR_NN_SMALL_M go to BLAS. */
 #define ASR_NN_SMALL_M 8
-void asr_nn_linear_p(asr_pool_t *pool, const float *a, int lda, const float *w, int ldw,
+void asr_nn_linear_w(asr_pool_t *pool, const float *a, int lda, const asr_wmat_t *w,
                      const float *bias, float *c, int ldc, int m, int n, int k);
+/* The scalar reference (double accumulation; int8: the same quantization, exact integer sums). */
+void asr_nn_linear_w_ref(const float *a, int lda, const asr_wmat_t *w, const float *bias, float *c,
+                         int ldc, int m, int n, int k);
+/* One thread's part: float32 weights, m <= ASR_NN_SMALL_M rows, columns [j0, j1). */
 void asr__nn_linear_rows(const float *a, int lda, const float *w, int ldw, const float *bias,
                          float *c, int ldc, int m, int j0, int j1, int k);
-/* The same with float16 weights [n][k] (any m: rows are processed ASR_NN_SMALL_M at a time, each
- * weight row read once per block), parallel over output columns. */
-void asr_nn_linear_h(asr_pool_t *pool, const float *a, int lda, const uint16_t *w, int ldw,
-                     const float *bias, float *c, int ldc, int m, int n, int k);
-void asr__nn_linear_rows_h(const float *a, int lda, const uint16_t *w, int ldw, const float *bias,
-                           float *c, int ldc, int m, int j0, int j1, int k);
+
+/* int8 activations: row i of a quantized as q[i][t] = round(a[i][t] / s[i]), s[i] = max|a[i]|/127
+ * (|q| also kept: the AVX2 kernel multiplies unsigned |q| by sign-adjusted weights). */
+typedef struct {
+    int8_t *q;
+    uint8_t *qabs;
+    float *s;
+    int ld;
+} asr_qact_t;
+void asr__nn_quantize_rows(const float *a, int lda, int m, int k, asr_qact_t *out);
+/* Per-thread kernels of any weight type (q: the quantized rows, for ASR_W_I8). */
+void asr__nn_linear_rows_w(const float *a, int lda, const asr_qact_t *q, const asr_wmat_t *w,
+                           const float *bias, float *c, int ldc, int m, int j0, int j1, int k);
+/* Row j (k elements) of w as float32. */
+void asr_nn_weight_row(const asr_wmat_t *w, int j, int k, float *out);
+/* Converts float32 rows to ASR_W_F32, ASR_W_BF16 or ASR_W_I8 (bfloat16: round to nearest even;
+ * int8: per-row scales). dst holds n*k elements of the type; scale n floats (int8 only). */
+void asr_nn_convert_rows(const float *src, int n, int k, asr_wtype_t type, void *dst, float *scale);
 void asr_nn_h2f_n(const uint16_t *src, float *dst, size_t n);
 /* The kernel set chosen at run time ("avx2+fma+f16c" or "portable"; ASRD_NO_SIMD forces the
  * latter). */
@@ -72,6 +100,8 @@ void asr_nn_softmax_row_ref(float *x, int n);
 void asr_nn_gelu_fast(float *x, size_t n);
 void asr_nn_gelu_ref(float *x, size_t n);
 void asr_nn_exp_fast(const float *x, float *y, size_t n);
+/* log(sum_i exp(x[i])) (vectorised; -inf when every x[i] is -inf) */
+float asr_nn_logsumexp(const float *x, int n);
 /* x[i] += y[i] */
 void asr_nn_add(float *x, const float *y, size_t n);
 

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "nn/nn.h"
+#include "nn/kern.h"
 
 void asr_nn_set_gemm_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
 
@@ -31,13 +31,14 @@ void asr_nn_gemm_nn(const float *a, int lda, const float *b, int ldb, float *c, 
 }
 
 typedef struct {
-    const float *a, *w, *bias;
+    const float *a, *bias;
+    const asr_wmat_t *w;
+    const asr_qact_t *q;
     float *c;
-    int lda, ldw, ldc, m, n, k;
-    const uint16_t *wh;
+    int lda, ldc, m, n, k;
 } lin_job_t;
 
-static void linear_h_task(void *ctx, int task, int n_tasks) {
+static void linear_w_task(void *ctx, int task, int n_tasks) {
     lin_job_t *j = ctx;
     int j0 = (int)((long)j->n * task / n_tasks), j1 = (int)((long)j->n * (task + 1) / n_tasks);
     /* blocks of columns so that a block's weights stay in cache across the row blocks */
@@ -45,34 +46,162 @@ static void linear_h_task(void *ctx, int task, int n_tasks) {
         int c1 = c0 + 64 < j1 ? c0 + 64 : j1;
         for (int r = 0; r < j->m; r += ASR_NN_SMALL_M) {
             int mr = j->m - r < ASR_NN_SMALL_M ? j->m - r : ASR_NN_SMALL_M;
-            asr__nn_linear_rows_h(j->a + (size_t)r * j->lda, j->lda, j->wh, j->ldw, j->bias,
+            asr_qact_t qr, *qp = NULL;
+            if (j->q) {
+                qr = (asr_qact_t){j->q->q + (size_t)r * j->q->ld, j->q->qabs + (size_t)r * j->q->ld,
+                                  j->q->s + r, j->q->ld};
+                qp = &qr;
+            }
+            asr__nn_linear_rows_w(j->a + (size_t)r * j->lda, j->lda, qp, j->w, j->bias,
                                   j->c + (size_t)r * j->ldc, j->ldc, mr, c0, c1, j->k);
         }
     }
 }
 
-void asr_nn_linear_h(asr_pool_t *pool, const float *a, int lda, const uint16_t *w, int ldw,
-                     const float *bias, float *c, int ldc, int m, int n, int k) {
-    lin_job_t j = {a, NULL, bias, c, lda, ldw, ldc, m, n, k, w};
-    int tasks = pool && (size_t)n * k * (m > 1 ? m : 1) >= 65536 ? asr_pool_n_threads(pool) : 1;
-    asr_pool_run(pool, tasks, linear_h_task, &j);
-}
+/* int8 activations of one call live on the caller's stack: at most this many elements */
+#define QACT_MAX (ASR_NN_SMALL_M * 5120)
 
-static void linear_task(void *ctx, int task, int n_tasks) {
-    lin_job_t *j = ctx;
-    int j0 = (int)((long)j->n * task / n_tasks), j1 = (int)((long)j->n * (task + 1) / n_tasks);
-    asr__nn_linear_rows(j->a, j->lda, j->w, j->ldw, j->bias, j->c, j->ldc, j->m, j0, j1, j->k);
-}
-
-void asr_nn_linear_p(asr_pool_t *pool, const float *a, int lda, const float *w, int ldw,
+void asr_nn_linear_w(asr_pool_t *pool, const float *a, int lda, const asr_wmat_t *w,
                      const float *bias, float *c, int ldc, int m, int n, int k) {
-    if (m > ASR_NN_SMALL_M) {
-        asr_nn_linear(a, lda, w, ldw, bias, c, ldc, m, n, k);
+    if (w->type == ASR_W_F32 && m > ASR_NN_SMALL_M) {
+        asr_nn_linear(a, lda, w->data, w->ld, bias, c, ldc, m, n, k);
         return;
     }
-    lin_job_t j = {a, w, bias, c, lda, ldw, ldc, m, n, k, NULL};
-    int tasks = pool && (size_t)n * k >= 65536 ? asr_pool_n_threads(pool) : 1;
-    asr_pool_run(pool, tasks, linear_task, &j);
+    if (w->type == ASR_W_I8 && k > QACT_MAX / ASR_NN_SMALL_M) { /* wider than any Whisper */
+        asr_nn_linear_w_ref(a, lda, w, bias, c, ldc, m, n, k);
+        return;
+    }
+    if (w->type == ASR_W_I8 && m > ASR_NN_SMALL_M) { /* blocks that fit the stack buffer */
+        for (int r = 0; r < m; r += ASR_NN_SMALL_M)
+            asr_nn_linear_w(pool, a + (size_t)r * lda, lda, w, bias, c + (size_t)r * ldc, ldc,
+                            m - r < ASR_NN_SMALL_M ? m - r : ASR_NN_SMALL_M, n, k);
+        return;
+    }
+    int8_t q8[w->type == ASR_W_I8 ? QACT_MAX : 1];
+    uint8_t qabs[w->type == ASR_W_I8 ? QACT_MAX : 1];
+    float qs[ASR_NN_SMALL_M];
+    asr_qact_t qa = {q8, qabs, qs, k};
+    if (w->type == ASR_W_I8)
+        asr__nn_quantize_rows(a, lda, m, k, &qa);
+    lin_job_t j = {a, bias, w, w->type == ASR_W_I8 ? &qa : NULL, c, lda, ldc, m, n, k};
+    int tasks = pool && (size_t)n * k * (m > 1 ? m : 1) >= 65536 ? asr_pool_n_threads(pool) : 1;
+    asr_pool_run(pool, tasks, linear_w_task, &j);
+}
+
+/* q[t] = round(x[t] / s), s = max|x| / 127 (|q| into qabs when non-NULL); returns s */
+static float quantize_row(const float *x, int k, int8_t *q, uint8_t *qabs) {
+    float mx = 0.0f;
+    for (int t = 0; t < k; t++)
+        mx = fabsf(x[t]) > mx ? fabsf(x[t]) : mx;
+    float s = mx > 0.0f ? mx / 127.0f : 1.0f, inv = 1.0f / s;
+    for (int t = 0; t < k; t++) {
+        long v = lrintf(x[t] * inv);
+        v = v > 127 ? 127 : v < -127 ? -127 : v;
+        q[t] = (int8_t)v;
+        if (qabs)
+            qabs[t] = (uint8_t)(v < 0 ? -v : v);
+    }
+    return s;
+}
+
+void asr__nn_quantize_rows(const float *a, int lda, int m, int k, asr_qact_t *out) {
+    for (int i = 0; i < m; i++)
+        out->s[i] = quantize_row(a + (size_t)i * lda, k, out->q + (size_t)i * out->ld,
+                                 out->qabs + (size_t)i * out->ld);
+}
+
+void asr__k_linear_rows_i8(const asr_qact_t *qa, const asr_wmat_t *w, const float *bias, float *c,
+                           int ldc, int m, int j0, int j1, int k) {
+    const int8_t *wq = w->data;
+    for (int i = 0; i < m; i++) {
+        const int8_t *q = qa->q + (size_t)i * qa->ld;
+        for (int j = j0; j < j1; j++) {
+            const int8_t *wr = wq + (size_t)j * w->ld;
+            int32_t s = 0;
+            for (int t = 0; t < k; t++)
+                s += (int32_t)q[t] * wr[t];
+            c[(size_t)i * ldc + j] = (float)s * qa->s[i] * w->scale[j] + (bias ? bias[j] : 0.0f);
+        }
+    }
+}
+
+static double weight_at(const asr_wmat_t *w, int j, int t) {
+    size_t o = (size_t)j * w->ld + t;
+    switch (w->type) {
+    case ASR_W_F16:
+        return asr_nn_f16_to_f32(((const uint16_t *)w->data)[o]);
+    case ASR_W_BF16:
+        return asr_nn_bf16_to_f32(((const uint16_t *)w->data)[o]);
+    default:
+        return ((const float *)w->data)[o];
+    }
+}
+
+void asr_nn_linear_w_ref(const float *a, int lda, const asr_wmat_t *w, const float *bias, float *c,
+                         int ldc, int m, int n, int k) {
+    if (w->type == ASR_W_I8) {
+        for (int i = 0; i < m; i++) {
+            int8_t q8[k > 0 ? k : 1];
+            uint8_t qabs[k > 0 ? k : 1];
+            float s;
+            asr_qact_t qa = {q8, qabs, &s, k};
+            asr__nn_quantize_rows(a + (size_t)i * lda, lda, 1, k, &qa);
+            asr__k_linear_rows_i8(&qa, w, bias, c + (size_t)i * ldc, ldc, 1, 0, n, k);
+        }
+        return;
+    }
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = bias ? bias[j] : 0.0;
+            for (int t = 0; t < k; t++)
+                s += (double)a[(size_t)i * lda + t] * weight_at(w, j, t);
+            c[(size_t)i * ldc + j] = (float)s;
+        }
+}
+
+void asr_nn_weight_row(const asr_wmat_t *w, int j, int k, float *out) {
+    size_t o = (size_t)j * w->ld;
+    switch (w->type) {
+    case ASR_W_F32:
+        memcpy(out, (const float *)w->data + o, (size_t)k * sizeof(float));
+        break;
+    case ASR_W_F16:
+        asr_nn_h2f_n((const uint16_t *)w->data + o, out, (size_t)k);
+        break;
+    case ASR_W_BF16:
+        for (int t = 0; t < k; t++)
+            out[t] = asr_nn_bf16_to_f32(((const uint16_t *)w->data)[o + t]);
+        break;
+    case ASR_W_I8:
+        for (int t = 0; t < k; t++)
+            out[t] = (float)((const int8_t *)w->data)[o + t] * w->scale[j];
+        break;
+    }
+}
+
+static uint16_t f32_to_bf16(float f) {
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    if ((b & 0x7fffffffu) > 0x7f800000u) /* NaN stays NaN */
+        return (uint16_t)((b >> 16) | 0x40);
+    b += 0x7fffu + ((b >> 16) & 1u); /* round to nearest even */
+    return (uint16_t)(b >> 16);
+}
+
+void asr_nn_convert_rows(const float *src, int n, int k, asr_wtype_t type, void *dst,
+                         float *scale) {
+    for (int j = 0; j < n; j++) {
+        const float *x = src + (size_t)j * k;
+        if (type == ASR_W_F32) {
+            memcpy((float *)dst + (size_t)j * k, x, (size_t)k * sizeof(float));
+        } else if (type == ASR_W_BF16) {
+            uint16_t *o = (uint16_t *)dst + (size_t)j * k;
+            for (int t = 0; t < k; t++)
+                o[t] = f32_to_bf16(x[t]);
+        } else { /* ASR_W_I8 */
+            scale[j] = quantize_row(x, k, (int8_t *)dst + (size_t)j * k, NULL);
+        }
+    }
 }
 
 typedef struct {

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn/nn.h"
+#include "nn/kern.h"
 
 #define W 16
 typedef float vf __attribute__((vector_size(W * 4)));
@@ -41,14 +41,16 @@ typedef _Float16 vh __attribute__((vector_size(W * 2)));
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 #define SUF _avx2
+#define VMATH_NO_GEMM /* the intrinsics in kern_avx2.c serve these */
 #include "nn/vmath_body.h"
+#undef VMATH_NO_GEMM
 #undef SUF
 #pragma GCC pop_options
 #define HAVE_AVX2_COPY 1
 #endif
 
 static int use_avx2(void) {
-#ifdef HAVE_AVX2_COPY
+#ifdef ASR_NN_HAVE_AVX2_KERNELS
     static int v = -1;
     if (v < 0) {
         __builtin_cpu_init();
@@ -72,19 +74,36 @@ const char *asr_nn_simd_name(void) { return use_avx2() ? "avx2+fma+f16c" : "port
 void asr_nn_softmax_row_fast(float *x, int n, float scale) {
     DISPATCH(asr_nn_softmax_row_fast, x, n, scale);
 }
+float asr_nn_logsumexp(const float *x, int n) { return DISPATCH(asr_nn_logsumexp, x, n); }
 void asr_nn_gelu_fast(float *x, size_t n) { DISPATCH(asr_nn_gelu_fast, x, n); }
 void asr_nn_exp_fast(const float *x, float *y, size_t n) { DISPATCH(asr_nn_exp_fast, x, y, n); }
+void asr__nn_linear_rows_w(const float *a, int lda, const asr_qact_t *q, const asr_wmat_t *w,
+                           const float *bias, float *c, int ldc, int m, int j0, int j1, int k) {
+#ifdef ASR_NN_HAVE_AVX2_KERNELS
+    if (use_avx2()) {
+        asr__k_linear_rows_avx2(a, lda, q, w, bias, c, ldc, m, j0, j1, k);
+        return;
+    }
+#endif
+    if (w->type == ASR_W_I8)
+        asr__k_linear_rows_i8(q, w, bias, c, ldc, m, j0, j1, k);
+    else
+        asr__nn_linear_rows_w_base(a, lda, w, bias, c, ldc, m, j0, j1, k);
+}
 void asr__nn_linear_rows(const float *a, int lda, const float *w, int ldw, const float *bias,
                          float *c, int ldc, int m, int j0, int j1, int k) {
-    DISPATCH(asr__nn_linear_rows, a, lda, w, ldw, bias, c, ldc, m, j0, j1, k);
-}
-void asr__nn_linear_rows_h(const float *a, int lda, const uint16_t *w, int ldw, const float *bias,
-                           float *c, int ldc, int m, int j0, int j1, int k) {
-    DISPATCH(asr__nn_linear_rows_h, a, lda, w, ldw, bias, c, ldc, m, j0, j1, k);
+    asr_wmat_t wm = {ASR_W_F32, w, NULL, ldw};
+    asr__nn_linear_rows_w(a, lda, NULL, &wm, bias, c, ldc, m, j0, j1, k);
 }
 void asr_nn_gemm_nn_small(const float *p, int ldp, const float *v, int ldv, float *c, int ldc,
                           int m, int n, int ctx) {
-    DISPATCH(asr_nn_gemm_nn_small, p, ldp, v, ldv, c, ldc, m, n, ctx);
+#ifdef ASR_NN_HAVE_AVX2_KERNELS
+    if (use_avx2()) {
+        asr__k_gemm_nn_small_avx2(p, ldp, v, ldv, c, ldc, m, n, ctx);
+        return;
+    }
+#endif
+    asr_nn_gemm_nn_small_base(p, ldp, v, ldv, c, ldc, m, n, ctx);
 }
 void asr_nn_h2f_n(const uint16_t *src, float *dst, size_t n) {
     DISPATCH(asr_nn_h2f_n, src, dst, n);

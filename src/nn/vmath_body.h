@@ -108,6 +108,29 @@ static void KFN(asr_nn_gelu_fast)(float *x, size_t n) {
     }
 }
 
+static float KFN(asr_nn_logsumexp)(const float *x, int n) {
+    int i = 0;
+    vf mv = H(splat)(-INFINITY);
+    for (; i + W <= n; i += W)
+        mv = H(vmax)(mv, H(load)(x + i));
+    float mx = -INFINITY;
+    for (int k = 0; k < W; k++)
+        mx = mv[k] > mx ? mv[k] : mx;
+    for (; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    if (mx == -INFINITY)
+        return mx;
+    vf sv = H(splat)(0.0f), m = H(splat)(mx);
+    for (i = 0; i + W <= n; i += W)
+        sv += H(vexp)(H(load)(x + i) - m);
+    float sum = 0.0f;
+    for (int k = 0; k < W; k++)
+        sum += sv[k];
+    for (; i < n; i++)
+        sum += H(vexp)(H(splat)(x[i] - mx))[0];
+    return mx + logf(sum);
+}
+
 static void KFN(asr_nn_exp_fast)(const float *x, float *y, size_t n) {
     size_t i = 0;
     for (; i + W <= n; i += W)
@@ -125,6 +148,7 @@ INLINE float H(hsum)(vf v) {
     return s;
 }
 
+#ifndef VMATH_NO_GEMM
 /* c[i][:] = sum_j p[i][j] · v[j][:] for i < m, n columns, ctx rows of v. */
 static void KFN(asr_nn_gemm_nn_small)(const float *p, int ldp, const float *v, int ldv, float *c,
                                       int ldc, int m, int n, int ctx) {
@@ -146,6 +170,8 @@ static void KFN(asr_nn_gemm_nn_small)(const float *p, int ldp, const float *v, i
         }
     }
 }
+
+#endif
 
 /* ---- float16 weights (the decoder's): converted to float32 as they are read ---- */
 
@@ -172,10 +198,21 @@ INLINE vf H(load_h)(const uint16_t *p) {
 }
 #endif
 
-/* c[i][j] = a[i]·w[j] (+ bias[j]) for j in [j0, j1), i < m <= ASR_NN_SMALL_M, with float32
- * (half = 0) or float16 (half = 1) weights; each weight row is read once for all m rows. Always
- * inlined with a constant `half`, so each kernel below gets its own loop. */
-INLINE void H(linear_rows_any)(const float *a, int lda, const void *w, int half, int ldw,
+INLINE float H(bf2f)(uint16_t x) { return asr_nn_bf16_to_f32(x); }
+
+INLINE vf H(load_bf)(const uint16_t *p) {
+    vi v;
+    for (int i = 0; i < W; i++)
+        v[i] = (int32_t)((uint32_t)p[i] << 16);
+    vf f;
+    memcpy(&f, &v, sizeof f);
+    return f;
+}
+
+/* c[i][j] = a[i]·w[j] (+ bias[j]) for j in [j0, j1), i < m <= ASR_NN_SMALL_M, with float32,
+ * float16 or bfloat16 weights (type, a constant after inlining); each weight row is read once
+ * for all m rows. */
+INLINE void H(linear_rows_any)(const float *a, int lda, const void *w, const int type, int ldw,
                                const float *bias, float *c, int ldc, int m, int j0, int j1, int k) {
     const int kv = k / W * W;
     const float *wf = w;
@@ -186,7 +223,9 @@ INLINE void H(linear_rows_any)(const float *a, int lda, const void *w, int half,
         for (int i = 0; i < m; i++)
             acc[i] = H(splat)(0.0f);
         for (int t = 0; t < kv; t += W) {
-            vf wv = half ? H(load_h)(wh + row + t) : H(load)(wf + row + t);
+            vf wv = type == ASR_W_F16    ? H(load_h)(wh + row + t)
+                    : type == ASR_W_BF16 ? H(load_bf)(wh + row + t)
+                                         : H(load)(wf + row + t);
             for (int i = 0; i < m; i++)
                 acc[i] += wv * H(load)(a + (size_t)i * lda + t);
         }
@@ -194,23 +233,31 @@ INLINE void H(linear_rows_any)(const float *a, int lda, const void *w, int half,
             float sum = H(hsum)(acc[i]);
             const float *ai = a + (size_t)i * lda;
             for (int t = kv; t < k; t++)
-                sum += ai[t] * (half ? H(h2f)(wh[row + t]) : wf[row + t]);
+                sum += ai[t] * (type == ASR_W_F16    ? H(h2f)(wh[row + t])
+                                : type == ASR_W_BF16 ? H(bf2f)(wh[row + t])
+                                                     : wf[row + t]);
             c[(size_t)i * ldc + j] = sum + (bias ? bias[j] : 0.0f);
         }
     }
 }
 
-static void KFN(asr__nn_linear_rows)(const float *a, int lda, const float *w, int ldw,
-                                     const float *bias, float *c, int ldc, int m, int j0, int j1,
-                                     int k) {
-    H(linear_rows_any)(a, lda, w, 0, ldw, bias, c, ldc, m, j0, j1, k);
-}
-
-static void KFN(asr__nn_linear_rows_h)(const float *a, int lda, const uint16_t *w, int ldw,
+#ifndef VMATH_NO_GEMM
+static void KFN(asr__nn_linear_rows_w)(const float *a, int lda, const asr_wmat_t *w,
                                        const float *bias, float *c, int ldc, int m, int j0, int j1,
                                        int k) {
-    H(linear_rows_any)(a, lda, w, 1, ldw, bias, c, ldc, m, j0, j1, k);
+    switch (w->type) {
+    case ASR_W_F16:
+        H(linear_rows_any)(a, lda, w->data, ASR_W_F16, w->ld, bias, c, ldc, m, j0, j1, k);
+        break;
+    case ASR_W_BF16:
+        H(linear_rows_any)(a, lda, w->data, ASR_W_BF16, w->ld, bias, c, ldc, m, j0, j1, k);
+        break;
+    default:
+        H(linear_rows_any)(a, lda, w->data, ASR_W_F32, w->ld, bias, c, ldc, m, j0, j1, k);
+        break;
+    }
 }
+#endif
 
 static void KFN(asr_nn_h2f_n)(const uint16_t *src, float *dst, size_t n) {
     size_t i = 0;

@@ -37,6 +37,7 @@ typedef struct {
 
 typedef struct {
     char *id, *dir;
+    const char *compute_type; /* the scheduler's (NULL: float32) */
     asr_model_info_t info;
     size_t weights; /* plan */
     int state;
@@ -66,6 +67,7 @@ struct asr_sched {
     int n_models;
     int max_parallel, max_queue, threads_per_job;
     double max_wait_s, keep_alive_s, refresh_s;
+    char *compute_type;
     uint64_t limit, reserve;
     worker_t *workers;
 
@@ -150,7 +152,7 @@ static uint64_t budget(asr_sched_t *s) {
 
 static size_t slot_bytes(const model_t *m, int n_seq, bool words) {
     asr_plan_t p;
-    if (asr_plan_compute(&m->info, "float32", n_seq, words, &p) != ASR_OK)
+    if (asr_plan_compute(&m->info, m->compute_type, n_seq, words, &p) != ASR_OK)
         return SIZE_MAX / 4;
     return p.slot;
 }
@@ -403,6 +405,7 @@ static void expire(asr_sched_t *s) {
 static asr_err_t load_model(asr_sched_t *s, model_t *m, char *err, size_t errlen) {
     asr_model_params_t mp = asr_model_default_params();
     mp.n_threads = s->threads_per_job;
+    mp.compute_type = m->compute_type;
     double t0 = asr_now_s();
     asr_model_t *mod = NULL;
     asr_err_t rc = asr_model_load(m->dir, &mp, &mod, err, errlen);
@@ -599,6 +602,7 @@ asr_err_t asr_sched_create(const asr_sched_params_t *p, asr_sched_t **out, char 
     s->models = asr_xcalloc((size_t)p->n_models, sizeof *s->models);
     s->max_parallel = p->max_parallel;
     s->max_queue = p->max_queue;
+    s->compute_type = p->compute_type ? asr_xstrdup(p->compute_type) : NULL;
     s->max_wait_s = p->max_wait_s > 0 ? p->max_wait_s : 300.0;
     s->keep_alive_s = p->keep_alive_s;
     s->refresh_s = p->budget_refresh_s > 0 ? p->budget_refresh_s : 2.0;
@@ -617,12 +621,13 @@ asr_err_t asr_sched_create(const asr_sched_params_t *p, asr_sched_t **out, char 
         model_t *m = &s->models[i];
         m->id = asr_xstrdup(p->models[i].id);
         m->dir = asr_xstrdup(p->models[i].dir);
+        m->compute_type = s->compute_type;
         m->keep_alive = p->keep_alive_s;
         m->cache = asr_xcalloc((size_t)p->max_parallel, sizeof *m->cache);
         char err[512] = "";
         rc = asr_model_probe(m->dir, &m->info, err, sizeof err);
         asr_plan_t plan;
-        if (rc == ASR_OK && asr_plan_compute(&m->info, "float32", 1, false, &plan) == ASR_OK)
+        if (rc == ASR_OK && asr_plan_compute(&m->info, m->compute_type, 1, false, &plan) == ASR_OK)
             m->weights = plan.weights;
         if (rc != ASR_OK)
             asr_errf(errbuf, errbuf_len, "cannot load model '%s' from %s: %s", m->id, m->dir,
@@ -707,6 +712,7 @@ void asr_sched_destroy(asr_sched_t *s) {
         free(m->dir);
     }
     free(s->models);
+    free(s->compute_type);
     free(s->workers);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work_cv);

@@ -74,16 +74,17 @@ typedef struct {
 typedef struct {
     const asr_sched_model_spec_t *models; /* [n_models], the first is the default */
     int n_models;
-    int max_parallel;        /* jobs running at once over all models (>= 1) */
-    int max_queue;           /* jobs waiting beyond the running ones; 0 = no waiting */
-    double max_wait_s;       /* longest wait in the queue before ASR_ERR_BUSY */
-    double keep_alive_s;     /* default idle time before unloading; < 0 = never */
-    uint64_t memory_limit;   /* whole-process bytes; 0 = measured */
-    uint64_t memory_reserve; /* bytes left to others when measured */
-    int n_threads;           /* compute threads in all; 0 = cores */
-    const char *fallback;    /* chains "a>b>c,d>e" over model ids; NULL/"" = none */
-    bool preload;            /* load the default model at create (it stays evictable) */
-    double budget_refresh_s; /* how often the measured budget is re-read; 0 = 2 s */
+    int max_parallel;         /* jobs running at once over all models (>= 1) */
+    int max_queue;            /* jobs waiting beyond the running ones; 0 = no waiting */
+    double max_wait_s;        /* longest wait in the queue before ASR_ERR_BUSY */
+    double keep_alive_s;      /* default idle time before unloading; < 0 = never */
+    uint64_t memory_limit;    /* whole-process bytes; 0 = measured */
+    uint64_t memory_reserve;  /* bytes left to others when measured */
+    int n_threads;            /* compute threads in all; 0 = cores */
+    const char *fallback;     /* chains "a>b>c,d>e" over model ids; NULL/"" = none */
+    const char *compute_type; /* models' compute type (asr_model_params_t); NULL = float32 */
+    bool preload;             /* load the default model at create (it stays evictable) */
+    double budget_refresh_s;  /* how often the measured budget is re-read; 0 = 2 s */
 } asr_sched_params_t;
 
 typedef struct {

@@ -174,10 +174,123 @@ static void test_fast_kernels_match_reference(void **state) {
     free(x), free(y), free(a), free(b);
 }
 
+/* The decoder's kernels (asr_nn_linear_w for every weight type, asr_nn_gemm_nn_small,
+ * asr_nn_logsumexp) against the scalar references, over row counts 1..13 (tiles of every shape
+ * and their remainders), widths with and without vector tails, with and without the pool.
+ * Tolerances: float32/float16/bfloat16 weights 1e-5 of sum|a·w| (float32 sums in another order);
+ * int8 1e-5 of the same against the reference with identical quantization, and 5% against the
+ * float32 product (the quantization error itself). */
+static void test_decoder_kernels_match_reference(void **state) {
+    (void)state;
+    unsigned seed = 5;
+    const int ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 11, 13}, ns[] = {1, 7, 64, 130},
+              ks[] = {8, 37, 64, 100, 384};
+    asr_pool_t *pool = asr_pool_create(2);
+    enum { MAXM = 13, MAXN = 130, MAXK = 384 };
+    float *a = malloc(sizeof(float) * MAXM * MAXK), *wf = malloc(sizeof(float) * MAXN * MAXK);
+    float *bias = malloc(sizeof(float) * MAXN), *c = malloc(sizeof(float) * MAXM * MAXN);
+    float *r = malloc(sizeof(float) * MAXM * MAXN), *r32 = malloc(sizeof(float) * MAXM * MAXN);
+    uint16_t *wh = malloc(2 * MAXN * MAXK), *wb = malloc(2 * MAXN * MAXK);
+    int8_t *wq = malloc(MAXN * MAXK);
+    float *wsc = malloc(sizeof(float) * MAXN);
+    for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+            const int n = ns[ni], k = ks[ki];
+            for (int i = 0; i < n * k; i++) { /* float16 values in [-2, 2], float32 copies */
+                seed = seed * 1103515245u + 12345u;
+                wh[i] = (uint16_t)(((seed >> 16) & 0x8000) | (((seed >> 8) % 0x4000) + 0x0400));
+                wh[i] = wh[i] & 0x7fff ? wh[i] : 0x3c00;
+                wf[i] = asr_nn_f16_to_f32(wh[i]);
+            }
+            asr_nn_convert_rows(wf, n, k, ASR_W_BF16, wb, NULL);
+            asr_nn_convert_rows(wf, n, k, ASR_W_I8, wq, wsc);
+            for (int i = 0; i < n; i++)
+                bias[i] = frand(&seed);
+            asr_wmat_t W[4] = {{ASR_W_F32, wf, NULL, k},
+                               {ASR_W_F16, wh, NULL, k},
+                               {ASR_W_BF16, wb, NULL, k},
+                               {ASR_W_I8, wq, wsc, k}};
+            for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++) {
+                const int m = ms[mi];
+                for (int i = 0; i < m * k; i++)
+                    a[i] = frand(&seed) * 2.0f;
+                asr_nn_linear_w_ref(a, k, &W[0], bias, r32, n, m, n, k);
+                for (int t = 0; t < 4; t++) {
+                    asr_nn_linear_w(t % 2 ? pool : NULL, a, k, &W[t], bias, c, n, m, n, k);
+                    asr_nn_linear_w_ref(a, k, &W[t], bias, r, n, m, n, k);
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < n; j++) {
+                            double mag = 1.0;
+                            for (int u = 0; u < k; u++)
+                                mag += fabs(a[i * k + u] * wf[j * k + u]);
+                            double e = fabs((double)c[i * n + j] - r[i * n + j]) / mag;
+                            if (e > 1e-5)
+                                fail_msg("type %d m=%d n=%d k=%d (%d,%d): %g vs %g", t, m, n, k, i,
+                                         j, c[i * n + j], r[i * n + j]);
+                            double q = fabs((double)c[i * n + j] - r32[i * n + j]) / mag;
+                            if (q > (t == 3 ? 0.05 : t == 2 ? 0.01 : 1e-5))
+                                fail_msg("type %d m=%d n=%d k=%d vs float32: %g", t, m, n, k, q);
+                        }
+                }
+            }
+        }
+    /* P·V and q·Kᵀ shapes */
+    const int cs[] = {1, 5, 64, 300}, ncols[] = {1, 9, 16, 64, 70};
+    float *p = malloc(sizeof(float) * 8 * 300), *v = malloc(sizeof(float) * 300 * 70);
+    float *o = malloc(sizeof(float) * 8 * 70);
+    for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++)
+        for (size_t ni = 0; ni < sizeof ncols / sizeof *ncols; ni++)
+            for (int m = 1; m <= 8; m++) {
+                const int ctx = cs[ci], n = ncols[ni];
+                for (int i = 0; i < m * ctx; i++)
+                    p[i] = frand(&seed);
+                for (int i = 0; i < ctx * n; i++)
+                    v[i] = frand(&seed);
+                asr_nn_gemm_nn_small(p, ctx, v, n, o, n, m, n, ctx);
+                for (int i = 0; i < m; i++)
+                    for (int t = 0; t < n; t++) {
+                        double ref = 0, mag = 1;
+                        for (int j = 0; j < ctx; j++)
+                            ref += (double)p[i * ctx + j] * v[j * n + t],
+                                mag += fabs(p[i * ctx + j] * v[j * n + t]);
+                        assert_true(fabs(ref - o[i * n + t]) / mag < 1e-5);
+                    }
+            }
+    for (int n = 1; n < 3000; n = n * 2 + 3) {
+        for (int i = 0; i < n; i++)
+            p[i % 2400] = frand(&seed) * 30.0f;
+        int nn = n < 2400 ? n : 2400;
+        double mx = -1e30, sum = 0;
+        for (int i = 0; i < nn; i++)
+            mx = fmax(mx, p[i]);
+        for (int i = 0; i < nn; i++)
+            sum += exp(p[i] - mx);
+        assert_true(fabs(asr_nn_logsumexp(p, nn) - (mx + log(sum))) < 1e-5 * (1 + fabs(mx)));
+    }
+    p[0] = -INFINITY;
+    assert_true(isinf(asr_nn_logsumexp(p, 1)));
+    /* bfloat16 rounds to nearest even; int8 rows scale by max|w|/127 */
+    float x[4] = {1.0f + 1.0f / 256.0f, 1.0f + 3.0f / 256.0f, -2.0f, 0.0f};
+    uint16_t xb[4];
+    asr_nn_convert_rows(x, 1, 4, ASR_W_BF16, xb, NULL);
+    assert_int_equal(xb[0], 0x3f80);
+    assert_int_equal(xb[1], 0x3f82);
+    assert_int_equal(xb[2], 0xc000);
+    int8_t xq[4];
+    float xs;
+    asr_nn_convert_rows(x, 1, 4, ASR_W_I8, xq, &xs);
+    assert_int_equal(xq[2], -127);
+    assert_true(fabsf(xs - 2.0f / 127.0f) < 1e-9f);
+    asr_pool_destroy(pool);
+    free(a), free(wf), free(bias), free(c), free(r), free(r32), free(wh), free(wb), free(wq);
+    free(wsc), free(p), free(v), free(o);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_fast_kernels_match_reference),
+        cmocka_unit_test(test_decoder_kernels_match_reference),
         cmocka_unit_test(test_layer_norm_softmax_gelu),
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_half),

@@ -1,0 +1,18 @@
+/* nn: the per-instruction-set kernels behind nn.h's dispatching entry points (internal). */
+#ifndef ASR_NN_KERN_H
+#define ASR_NN_KERN_H
+
+#include "nn/nn.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define ASR_NN_HAVE_AVX2_KERNELS 1
+void asr__k_linear_rows_avx2(const float *a, int lda, const asr_qact_t *qa, const asr_wmat_t *w,
+                             const float *bias, float *c, int ldc, int m, int j0, int j1, int k);
+void asr__k_gemm_nn_small_avx2(const float *p, int ldp, const float *v, int ldv, float *c, int ldc,
+                               int m, int n, int ctx);
+#endif
+/* int8 rows without SIMD (the portable path and the reference share it) */
+void asr__k_linear_rows_i8(const asr_qact_t *qa, const asr_wmat_t *w, const float *bias, float *c,
+                           int ldc, int m, int j0, int j1, int k);
+
+#endif

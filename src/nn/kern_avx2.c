@@ -1,0 +1,281 @@
+/* nn: the decoder's small-m kernels in AVX2 + FMA + F16C intrinsics (x86-64 only; vmath.c
+ * dispatches here at run time when the CPU has them). Register-blocked tiles of MR rows × NR
+ * weight rows keep every accumulator in a register; weights are converted from float16/bfloat16
+ * as they are loaded (one vcvtph2ps per 8), int8 products go through vpmaddubsw/vpmaddwd.
+ * The portable copies in vmath_body.h and the scalar reference in ops.c compute the same sums. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "nn/kern.h"
+
+#define TGT __attribute__((target("avx2,fma,f16c")))
+#define INL static inline __attribute__((always_inline)) TGT
+
+INL float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+INL int32_t hsum8i(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* 8 weights of type `type` from p (element offset t), as float32 */
+INL __m256 load_w(const void *p, size_t t, int type) {
+    if (type == ASR_W_F32)
+        return _mm256_loadu_ps((const float *)p + t);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + t));
+    if (type == ASR_W_F16)
+        return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); /* bf16 */
+}
+
+INL float scalar_w(const void *p, size_t t, int type) {
+    if (type == ASR_W_F32)
+        return ((const float *)p)[t];
+    uint16_t h = ((const uint16_t *)p)[t];
+    if (type == ASR_W_F16)
+        return _cvtsh_ss(h);
+    return asr_nn_bf16_to_f32(h);
+}
+
+/* One tile: rows [0, MR) of a × weight rows [j, j + NR) of type T. A macro, so that every
+ * instantiation declares exactly MR×NR accumulators (GCC keeps small arrays in registers only). */
+#define UNROLL _Pragma("GCC unroll 8")
+#define TILE_F(T, MR, NR)                                                                          \
+    do {                                                                                           \
+        __m256 acc[MR][NR];                                                                        \
+        UNROLL for (int i = 0; i < MR; i++) UNROLL for (int q = 0; q < NR; q++) acc[i][q] =        \
+            _mm256_setzero_ps();                                                                   \
+        for (int t = 0; t < kv; t += 8) {                                                          \
+            UNROLL for (int q = 0; q < NR; q++) {                                                  \
+                __m256 wv = load_w(w, (size_t)(j + q) * ldw + t, T);                               \
+                UNROLL for (int i = 0; i < MR; i++) acc[i][q] =                                    \
+                    _mm256_fmadd_ps(wv, _mm256_loadu_ps(a + (size_t)i * lda + t), acc[i][q]);      \
+            }                                                                                      \
+        }                                                                                          \
+        UNROLL for (int i = 0; i < MR; i++) UNROLL for (int q = 0; q < NR; q++) {                  \
+            float s_ = hsum8(acc[i][q]);                                                           \
+            for (int t = kv; t < k; t++)                                                           \
+                s_ += a[(size_t)i * lda + t] * scalar_w(w, (size_t)(j + q) * ldw + t, T);          \
+            c[(size_t)i * ldc + j + q] = s_ + (bias ? bias[j + q] : 0.0f);                         \
+        }                                                                                          \
+    } while (0)
+
+/* rows [0, MR) for weight rows [j0, j1), NR at a time, then one at a time: one function per
+ * (type, MR, NR), so register allocation sees one tile shape at a time */
+#define DEF_ROWS_F(TN, T, MR, NR)                                                                  \
+    TGT __attribute__((noinline)) static void rows_##TN##_##MR(                                    \
+        const float *a, int lda, const void *w, int ldw, const float *bias, float *c, int ldc,     \
+        int j0, int j1, int k) {                                                                   \
+        const int kv = k & ~7;                                                                     \
+        int j = j0;                                                                                \
+        for (; j + NR <= j1; j += NR)                                                              \
+            TILE_F(T, MR, NR);                                                                     \
+        for (; j < j1; j++)                                                                        \
+            TILE_F(T, MR, 1);                                                                      \
+    }
+#define DEF_ROWS_TYPE(TN, T)                                                                       \
+    DEF_ROWS_F(TN, T, 1, 4)                                                                        \
+    DEF_ROWS_F(TN, T, 2, 4)                                                                        \
+    DEF_ROWS_F(TN, T, 3, 4)                                                                        \
+    DEF_ROWS_F(TN, T, 4, 3)                                                                        \
+    DEF_ROWS_F(TN, T, 5, 2)                                                                        \
+    DEF_ROWS_F(TN, T, 6, 2)                                                                        \
+    TGT static void rows_##TN(const float *a, int lda, const void *w, int ldw, const float *bias,  \
+                              float *c, int ldc, int mr, int j0, int j1, int k) {                  \
+        switch (mr) {                                                                              \
+        case 1:                                                                                    \
+            rows_##TN##_1(a, lda, w, ldw, bias, c, ldc, j0, j1, k);                                \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            rows_##TN##_2(a, lda, w, ldw, bias, c, ldc, j0, j1, k);                                \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            rows_##TN##_3(a, lda, w, ldw, bias, c, ldc, j0, j1, k);                                \
+            break;                                                                                 \
+        case 4:                                                                                    \
+            rows_##TN##_4(a, lda, w, ldw, bias, c, ldc, j0, j1, k);                                \
+            break;                                                                                 \
+        case 5:                                                                                    \
+            rows_##TN##_5(a, lda, w, ldw, bias, c, ldc, j0, j1, k);                                \
+            break;                                                                                 \
+        default:                                                                                   \
+            rows_##TN##_6(a, lda, w, ldw, bias, c, ldc, j0, j1, k);                                \
+            break;                                                                                 \
+        }                                                                                          \
+    }
+DEF_ROWS_TYPE(f32, ASR_W_F32)
+DEF_ROWS_TYPE(f16, ASR_W_F16)
+DEF_ROWS_TYPE(bf16, ASR_W_BF16)
+
+/* int8: sum_t q_a[t]·q_w[t] as |q_a| (unsigned) × (q_w with q_a's sign), pairs summed by
+ * vpmaddubsw (at most 2·127·127, no saturation) and widened to int32 by vpmaddwd. */
+INL void tile_i8(const asr_qact_t *qa, const int8_t *w, const float *ws, int ldw, const float *bias,
+                 float *c, int ldc, int j, int k, const int MR, const int NR) {
+    __m256i acc[4][2];
+    const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 8
+        for (int q = 0; q < NR; q++)
+            acc[i][q] = _mm256_setzero_si256();
+    const int kv = k & ~31;
+    for (int t = 0; t < kv; t += 32) {
+        __m256i wv[2];
+#pragma GCC unroll 8
+        for (int q = 0; q < NR; q++)
+            wv[q] = _mm256_loadu_si256((const __m256i *)(w + (size_t)(j + q) * ldw + t));
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            __m256i av = _mm256_loadu_si256((const __m256i *)(qa->q + (size_t)i * qa->ld + t));
+            __m256i ab = _mm256_loadu_si256((const __m256i *)(qa->qabs + (size_t)i * qa->ld + t));
+#pragma GCC unroll 8
+            for (int q = 0; q < NR; q++) {
+                __m256i p = _mm256_maddubs_epi16(ab, _mm256_sign_epi8(wv[q], av));
+                acc[i][q] = _mm256_add_epi32(acc[i][q], _mm256_madd_epi16(p, ones));
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 8
+        for (int q = 0; q < NR; q++) {
+            int32_t s = hsum8i(acc[i][q]);
+            const int8_t *wr = w + (size_t)(j + q) * ldw;
+            for (int t = kv; t < k; t++)
+                s += (int32_t)qa->q[(size_t)i * qa->ld + t] * wr[t];
+            c[(size_t)i * ldc + j + q] =
+                (float)s * qa->s[i] * ws[j + q] + (bias ? bias[j + q] : 0.0f);
+        }
+}
+
+INL void rows_i8(const asr_qact_t *qa, const int8_t *w, const float *ws, int ldw, const float *bias,
+                 float *c, int ldc, int j0, int j1, int k, const int MR) {
+    int j = j0;
+    for (; j + 2 <= j1; j += 2)
+        tile_i8(qa, w, ws, ldw, bias, c, ldc, j, k, MR, 2);
+    for (; j < j1; j++)
+        tile_i8(qa, w, ws, ldw, bias, c, ldc, j, k, MR, 1);
+}
+
+TGT void asr__k_linear_rows_avx2(const float *a, int lda, const asr_qact_t *qa, const asr_wmat_t *w,
+                                 const float *bias, float *c, int ldc, int m, int j0, int j1,
+                                 int k) {
+    for (int r = 0; r < m;) {
+        int rem = m - r;
+        if (w->type == ASR_W_I8) {
+            int mr = rem < 4 ? rem : 4;
+            asr_qact_t q = {qa->q + (size_t)r * qa->ld, qa->qabs + (size_t)r * qa->ld, qa->s + r,
+                            qa->ld};
+            float *cr = c + (size_t)r * ldc;
+            switch (mr) {
+            case 1:
+                rows_i8(&q, w->data, w->scale, w->ld, bias, cr, ldc, j0, j1, k, 1);
+                break;
+            case 2:
+                rows_i8(&q, w->data, w->scale, w->ld, bias, cr, ldc, j0, j1, k, 2);
+                break;
+            case 3:
+                rows_i8(&q, w->data, w->scale, w->ld, bias, cr, ldc, j0, j1, k, 3);
+                break;
+            default:
+                rows_i8(&q, w->data, w->scale, w->ld, bias, cr, ldc, j0, j1, k, 4);
+                break;
+            }
+            r += mr;
+        } else {
+            int mr = rem <= 6 ? rem : (rem + 1) / 2;
+            const float *ar = a + (size_t)r * lda;
+            float *cr = c + (size_t)r * ldc;
+            if (w->type == ASR_W_F16)
+                rows_f16(ar, lda, w->data, w->ld, bias, cr, ldc, mr, j0, j1, k);
+            else if (w->type == ASR_W_BF16)
+                rows_bf16(ar, lda, w->data, w->ld, bias, cr, ldc, mr, j0, j1, k);
+            else
+                rows_f32(ar, lda, w->data, w->ld, bias, cr, ldc, mr, j0, j1, k);
+            r += mr;
+        }
+    }
+}
+
+/* c[i][:] = sum_j p[i][j] · v[j][:] for MR rows at once (each row of v is read once for all of
+ * them), 16 columns (two vectors) at a time, then 8, then single columns. */
+#define NN_TILE(MR, NV)                                                                            \
+    do {                                                                                           \
+        __m256 acc[MR][NV];                                                                        \
+        UNROLL for (int r = 0; r < MR; r++) UNROLL for (int q = 0; q < NV; q++) acc[r][q] =        \
+            _mm256_setzero_ps();                                                                   \
+        for (int j = 0; j < ctx; j++) {                                                            \
+            const float *vr = v + (size_t)j * ldv + t;                                             \
+            __m256 vv[NV];                                                                         \
+            UNROLL for (int q = 0; q < NV; q++) vv[q] = _mm256_loadu_ps(vr + 8 * q);               \
+            UNROLL for (int r = 0; r < MR; r++) {                                                  \
+                __m256 pb = _mm256_broadcast_ss(p + (size_t)r * ldp + j);                          \
+                UNROLL for (int q = 0; q < NV; q++) acc[r][q] =                                    \
+                    _mm256_fmadd_ps(pb, vv[q], acc[r][q]);                                         \
+            }                                                                                      \
+        }                                                                                          \
+        UNROLL for (int r = 0; r < MR; r++) UNROLL for (int q = 0; q < NV; q++)                    \
+            _mm256_storeu_ps(c + (size_t)r * ldc + t + 8 * q, acc[r][q]);                          \
+    } while (0)
+
+#define DEF_NN_ROWS(MR)                                                                            \
+    TGT __attribute__((noinline)) static void nn_rows_##MR(                                        \
+        const float *p, int ldp, const float *v, int ldv, float *c, int ldc, int n, int ctx) {     \
+        int t = 0;                                                                                 \
+        for (; t + 16 <= n; t += 16)                                                               \
+            NN_TILE(MR, 2);                                                                        \
+        for (; t + 8 <= n; t += 8)                                                                 \
+            NN_TILE(MR, 1);                                                                        \
+        for (; t < n; t++)                                                                         \
+            for (int r = 0; r < MR; r++) {                                                         \
+                float s_ = 0.0f;                                                                   \
+                for (int j = 0; j < ctx; j++)                                                      \
+                    s_ += p[(size_t)r * ldp + j] * v[(size_t)j * ldv + t];                         \
+                c[(size_t)r * ldc + t] = s_;                                                       \
+            }                                                                                      \
+    }
+DEF_NN_ROWS(1)
+DEF_NN_ROWS(2)
+DEF_NN_ROWS(3)
+DEF_NN_ROWS(4)
+DEF_NN_ROWS(5)
+DEF_NN_ROWS(6)
+
+TGT void asr__k_gemm_nn_small_avx2(const float *p, int ldp, const float *v, int ldv, float *c,
+                                   int ldc, int m, int n, int ctx) {
+    for (int i = 0; i < m;) {
+        int rem = m - i, mr = rem <= 6 ? rem : (rem + 1) / 2;
+        const float *pi = p + (size_t)i * ldp;
+        float *ci = c + (size_t)i * ldc;
+        switch (mr) {
+        case 1:
+            nn_rows_1(pi, ldp, v, ldv, ci, ldc, n, ctx);
+            break;
+        case 2:
+            nn_rows_2(pi, ldp, v, ldv, ci, ldc, n, ctx);
+            break;
+        case 3:
+            nn_rows_3(pi, ldp, v, ldv, ci, ldc, n, ctx);
+            break;
+        case 4:
+            nn_rows_4(pi, ldp, v, ldv, ci, ldc, n, ctx);
+            break;
+        case 5:
+            nn_rows_5(pi, ldp, v, ldv, ci, ldc, n, ctx);
+            break;
+        default:
+            nn_rows_6(pi, ldp, v, ldv, ci, ldc, n, ctx);
+            break;
+        }
+        i += mr;
+    }
+}
+#endif
