@@ -20,24 +20,48 @@ static void dec_linear(asr_stream_t *s, const asr_linear_t *lin, const float *a,
 
 /* Cross-attention keys and values of every layer from the encoder output, once per window:
  * layer l's block of cross_kv holds Kᵀ [d][1500], pre-multiplied by 1/sqrt(d_head) (so scores
- * are q·Kᵀ with no scaling, and the kernels stream keys along rows), then V [1500][d]. */
+ * are q·Kᵀ with no scaling, and the kernels stream keys along rows), then V [1500][d]. Under the
+ * float32 compute type they are float32; under bfloat16 and int8, float16 (half the bytes each
+ * decoding step reads), computed in float32 in the encoder's free scratch first. */
+static bool cross_half(const asr_stream_t *s) { return s->m->wtype != ASR_W_F32; }
+
 void asr__dec_cross_kv(asr_stream_t *s) {
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, dh = d / m->info.n_text_head;
     const float scale = 1.0f / sqrtf((float)dh);
+    const bool half = cross_half(s);
+    const size_t n = (size_t)d * 1500;
     asr_nn_set_gemm_threads(s->n_threads);
     for (int l = 0; l < m->info.n_text_layer; l++) {
         const asr_linear_t *kv = &m->dec[l].cross_kv;
-        float *kt = s->cross_kv + (size_t)l * 1500 * 2 * d, *v = kt + (size_t)d * 1500;
+        float *blk = s->cross_kv + (size_t)l * 2 * n;
+        uint16_t *blk_h = (uint16_t *)s->cross_kv + (size_t)l * 2 * n;
+        float *kt = half ? s->eb.big : blk;
         /* Kᵀ = Wk · Xᵀ (+ bk per row) */
         asr_nn_gemm_nt(kv->w, d, s->eb.out, d, kt, 1500, d, 1500, d, scale);
         if (kv->b)
             for (int r = 0; r < d; r++)
                 for (int t = 0; t < 1500; t++)
                     kt[(size_t)r * 1500 + t] += kv->b[r] * scale;
+        if (half)
+            asr_nn_f2h_n(kt, blk_h, n);
+        float *v = half ? s->eb.big : blk + n;
         asr_nn_linear(s->eb.out, d, kv->w + (size_t)d * d, d, kv->b ? kv->b + d : NULL, v, d, 1500,
                       d, d);
+        if (half)
+            asr_nn_f2h_n(v, blk_h + n, n);
     }
+}
+
+/* c = p · (layer block element `off` onward, leading dimension ldv) in either storage */
+static void cross_mm(const asr_stream_t *s, const float *p, int ldp, size_t off, int ldv, float *c,
+                     int ldc, int m, int n, int ctx) {
+    if (cross_half(s))
+        asr_nn_gemm_nn_small_h(p, ldp, (const uint16_t *)s->cross_kv + off, ldv, c, ldc, m, n, ctx);
+    else if (m <= ASR_NN_SMALL_M)
+        asr_nn_gemm_nn_small(p, ldp, s->cross_kv + off, ldv, c, ldc, m, n, ctx);
+    else
+        asr_nn_gemm_nn(p, ldp, s->cross_kv + off, ldv, c, ldc, m, n, ctx);
 }
 
 /* Copies the raw scores of (layer l, head h) when it is an alignment head. */
@@ -57,7 +81,7 @@ static void capture_alignment(asr_stream_t *s, int l, int h, int n) {
  * uses rows [h*n, h*n + n) of dscores. */
 typedef struct {
     asr_stream_t *s;
-    const float *ckv;
+    size_t off; /* the layer's block in cross_kv (elements) */
     int n, d, dh;
 } xattn_job_t;
 
@@ -67,12 +91,10 @@ static void xattn_head(void *ctx, int h, int n_tasks) {
     asr_stream_t *s = j->s;
     const int n = j->n, d = j->d, dh = j->dh;
     float *sc = s->dscores + (size_t)h * n * 1500;
-    asr_nn_gemm_nn_small(s->dqkv + h * dh, d, j->ckv + (size_t)h * dh * 1500, 1500, sc, 1500, n,
-                         1500, dh);
+    cross_mm(s, s->dqkv + h * dh, d, j->off + (size_t)h * dh * 1500, 1500, sc, 1500, n, 1500, dh);
     for (int i = 0; i < n; i++)
         asr_nn_softmax_row_fast(sc + (size_t)i * 1500, 1500, 1.0f);
-    asr_nn_gemm_nn_small(sc, 1500, j->ckv + (size_t)d * 1500 + h * dh, d, s->dattn + h * dh, d, n,
-                         dh, 1500);
+    cross_mm(s, sc, 1500, j->off + (size_t)d * 1500 + h * dh, d, s->dattn + h * dh, d, n, dh, 1500);
 }
 
 /* Cross-attention and feed-forward of layer l for n rows of s->dx (shared by both paths). */
@@ -80,22 +102,22 @@ static void cross_and_ffn(asr_stream_t *s, const asr_dec_layer_t *L, int l, int 
                           asr_pool_t *pool) {
     const asr_model_t *m = s->m;
     int d = m->info.d_model, H = m->info.n_text_head, dh = d / H;
-    const float *ckv = s->cross_kv + (size_t)l * 1500 * 2 * d; /* Kᵀ (scaled), then V */
+    const size_t off = (size_t)l * 1500 * 2 * d; /* the layer's Kᵀ (scaled), then V */
     asr_nn_layer_norm(pool, s->dx, s->dh, n, d, L->cross_ln.gamma, L->cross_ln.beta, 1e-5f);
     dec_linear(s, &L->cross_q, s->dh, d, s->dqkv, d, n);
     if (n <= ASR_NN_SMALL_M && !s->align_capture) {
-        xattn_job_t j = {s, ckv, n, d, dh};
+        xattn_job_t j = {s, off, n, d, dh};
         asr_pool_run(s->pool, H, xattn_head, &j);
         H = 0; /* done */
     }
     for (int h = 0; h < H; h++) {
-        asr_nn_gemm_nn(s->dqkv + h * dh, d, ckv + (size_t)h * dh * 1500, 1500, s->dscores, 1500, n,
-                       1500, dh);
+        cross_mm(s, s->dqkv + h * dh, d, off + (size_t)h * dh * 1500, 1500, s->dscores, 1500, n,
+                 1500, dh);
         if (s->align_capture)
             capture_alignment(s, l, h, n);
         asr_nn_softmax_rows(pool, s->dscores, n, 1500, 1500);
-        asr_nn_gemm_nn(s->dscores, 1500, ckv + (size_t)d * 1500 + h * dh, d, s->dattn + h * dh, d,
-                       n, dh, 1500);
+        cross_mm(s, s->dscores, 1500, off + (size_t)d * 1500 + h * dh, d, s->dattn + h * dh, d, n,
+                 dh, 1500);
     }
     dec_linear(s, &L->cross_out, s->dattn, d, s->dh, d, n);
     asr_nn_add(s->dx, s->dh, (size_t)n * d);

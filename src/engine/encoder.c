@@ -39,6 +39,34 @@ static void im2col_tm_s2(const float *in, int n_ch, int n_t_in, float *cols) {
     }
 }
 
+/* Self-attention without the whole 1500×1500 score matrix of a head: blocks of ATT_ROWS query
+ * rows (scores ATT_ROWS×1500, which stay in L2), split over the pool with single-threaded GEMMs,
+ * task t taking blocks t, t + n_tasks, ... with its own part of the slot's score buffer. */
+#define ATT_ROWS 64
+typedef struct {
+    asr_stream_t *s;
+    const float *qkv;
+    float *out;
+    int d, H, dh, n_blocks;
+    float scale;
+} enc_attn_job_t;
+
+static void enc_attn_task(void *ctx, int task, int n_tasks) {
+    enc_attn_job_t *j = ctx;
+    const int T = 1500, d = j->d, dh = j->dh;
+    float *sc = j->s->eb.scores + (size_t)task * ATT_ROWS * T;
+    for (int blk = task; blk < j->H * j->n_blocks; blk += n_tasks) {
+        int h = blk / j->n_blocks, r0 = (blk % j->n_blocks) * ATT_ROWS;
+        int rows = T - r0 < ATT_ROWS ? T - r0 : ATT_ROWS;
+        const float *q = j->qkv + (size_t)r0 * 3 * d + h * dh;
+        const float *k = j->qkv + d + h * dh, *v = j->qkv + 2 * d + h * dh;
+        asr_nn_gemm_nt(q, 3 * d, k, 3 * d, sc, T, rows, T, dh, j->scale);
+        for (int r = 0; r < rows; r++)
+            asr_nn_softmax_row_fast(sc + (size_t)r * T, T, 1.0f);
+        asr_nn_gemm_nn(sc, T, v, 3 * d, j->out + (size_t)r0 * d + h * dh, d, rows, dh, T);
+    }
+}
+
 static void enc_layer(asr_stream_t *s, const asr_enc_layer_t *L) {
     const asr_model_t *m = s->m;
     asr_enc_buf_t *b = &s->eb;
@@ -46,13 +74,12 @@ static void enc_layer(asr_stream_t *s, const asr_enc_layer_t *L) {
     float *qkv = b->big, *attn = b->big2;
     asr_nn_layer_norm(s->pool, b->x, b->h, T, d, L->attn_ln.gamma, L->attn_ln.beta, 1e-5f);
     asr_nn_linear(b->h, d, L->qkv.w, d, L->qkv.b, qkv, 3 * d, T, 3 * d, d);
-    const float scale = 1.0f / sqrtf((float)dh);
-    for (int h = 0; h < H; h++) {
-        const float *q = qkv + h * dh, *k = qkv + d + h * dh, *v = qkv + 2 * d + h * dh;
-        asr_nn_gemm_nt(q, 3 * d, k, 3 * d, b->scores, T, T, T, dh, scale);
-        asr_nn_softmax_rows(s->pool, b->scores, T, T, T);
-        asr_nn_gemm_nn(b->scores, T, v, 3 * d, attn + h * dh, d, T, dh, T);
-    }
+    enc_attn_job_t j = {
+        s, qkv, attn, d, H, dh, (T + ATT_ROWS - 1) / ATT_ROWS, 1.0f / sqrtf((float)dh)};
+    asr_nn_set_gemm_threads(1);
+    int tasks = asr_pool_n_threads(s->pool); /* each needs ATT_ROWS×1500 of the 1500×1500 */
+    asr_pool_run(s->pool, tasks < T / ATT_ROWS ? tasks : T / ATT_ROWS, enc_attn_task, &j);
+    asr_nn_set_gemm_threads(s->n_threads);
     asr_nn_linear(attn, d, L->out.w, d, L->out.b, b->h, d, T, d, d);
     asr_nn_add(b->x, b->h, (size_t)T * d);
     asr_nn_layer_norm(s->pool, b->x, b->h, T, d, L->ffn_ln.gamma, L->ffn_ln.beta, 1e-5f);

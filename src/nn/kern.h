@@ -8,8 +8,11 @@
 #define ASR_NN_HAVE_AVX2_KERNELS 1
 void asr__k_linear_rows_avx2(const float *a, int lda, const asr_qact_t *qa, const asr_wmat_t *w,
                              const float *bias, float *c, int ldc, int m, int j0, int j1, int k);
-void asr__k_gemm_nn_small_avx2(const float *p, int ldp, const float *v, int ldv, float *c, int ldc,
-                               int m, int n, int ctx);
+void asr__k_gemm_nn_small_f32_avx2(const float *p, int ldp, const void *v, int ldv, float *c,
+                                   int ldc, int m, int n, int ctx);
+void asr__k_gemm_nn_small_f16_avx2(const float *p, int ldp, const void *v, int ldv, float *c,
+                                   int ldc, int m, int n, int ctx);
+void asr__k_f2h_n_avx2(const float *src, uint16_t *dst, size_t n);
 #endif
 /* int8 rows without SIMD (the portable path and the reference share it) */
 void asr__k_linear_rows_i8(const asr_qact_t *qa, const asr_wmat_t *w, const float *bias, float *c,

@@ -207,15 +207,14 @@ TGT void asr__k_linear_rows_avx2(const float *a, int lda, const asr_qact_t *qa, 
 
 /* c[i][:] = sum_j p[i][j] · v[j][:] for MR rows at once (each row of v is read once for all of
  * them), 16 columns (two vectors) at a time, then 8, then single columns. */
-#define NN_TILE(MR, NV)                                                                            \
+#define NN_TILE(T, MR, NV)                                                                         \
     do {                                                                                           \
         __m256 acc[MR][NV];                                                                        \
         UNROLL for (int r = 0; r < MR; r++) UNROLL for (int q = 0; q < NV; q++) acc[r][q] =        \
             _mm256_setzero_ps();                                                                   \
         for (int j = 0; j < ctx; j++) {                                                            \
-            const float *vr = v + (size_t)j * ldv + t;                                             \
             __m256 vv[NV];                                                                         \
-            UNROLL for (int q = 0; q < NV; q++) vv[q] = _mm256_loadu_ps(vr + 8 * q);               \
+            UNROLL for (int q = 0; q < NV; q++) vv[q] = load_w(v, (size_t)j * ldv + t + 8 * q, T); \
             UNROLL for (int r = 0; r < MR; r++) {                                                  \
                 __m256 pb = _mm256_broadcast_ss(p + (size_t)r * ldp + j);                          \
                 UNROLL for (int q = 0; q < NV; q++) acc[r][q] =                                    \
@@ -226,56 +225,67 @@ TGT void asr__k_linear_rows_avx2(const float *a, int lda, const asr_qact_t *qa, 
             _mm256_storeu_ps(c + (size_t)r * ldc + t + 8 * q, acc[r][q]);                          \
     } while (0)
 
-#define DEF_NN_ROWS(MR)                                                                            \
-    TGT __attribute__((noinline)) static void nn_rows_##MR(                                        \
-        const float *p, int ldp, const float *v, int ldv, float *c, int ldc, int n, int ctx) {     \
+#define DEF_NN_ROWS(TN, T, MR)                                                                     \
+    TGT __attribute__((noinline)) static void nn_##TN##_##MR(                                      \
+        const float *p, int ldp, const void *v, int ldv, float *c, int ldc, int n, int ctx) {      \
         int t = 0;                                                                                 \
         for (; t + 16 <= n; t += 16)                                                               \
-            NN_TILE(MR, 2);                                                                        \
+            NN_TILE(T, MR, 2);                                                                     \
         for (; t + 8 <= n; t += 8)                                                                 \
-            NN_TILE(MR, 1);                                                                        \
+            NN_TILE(T, MR, 1);                                                                     \
         for (; t < n; t++)                                                                         \
             for (int r = 0; r < MR; r++) {                                                         \
                 float s_ = 0.0f;                                                                   \
                 for (int j = 0; j < ctx; j++)                                                      \
-                    s_ += p[(size_t)r * ldp + j] * v[(size_t)j * ldv + t];                         \
+                    s_ += p[(size_t)r * ldp + j] * scalar_w(v, (size_t)j * ldv + t, T);            \
                 c[(size_t)r * ldc + t] = s_;                                                       \
             }                                                                                      \
     }
-DEF_NN_ROWS(1)
-DEF_NN_ROWS(2)
-DEF_NN_ROWS(3)
-DEF_NN_ROWS(4)
-DEF_NN_ROWS(5)
-DEF_NN_ROWS(6)
-
-TGT void asr__k_gemm_nn_small_avx2(const float *p, int ldp, const float *v, int ldv, float *c,
-                                   int ldc, int m, int n, int ctx) {
-    for (int i = 0; i < m;) {
-        int rem = m - i, mr = rem <= 6 ? rem : (rem + 1) / 2;
-        const float *pi = p + (size_t)i * ldp;
-        float *ci = c + (size_t)i * ldc;
-        switch (mr) {
-        case 1:
-            nn_rows_1(pi, ldp, v, ldv, ci, ldc, n, ctx);
-            break;
-        case 2:
-            nn_rows_2(pi, ldp, v, ldv, ci, ldc, n, ctx);
-            break;
-        case 3:
-            nn_rows_3(pi, ldp, v, ldv, ci, ldc, n, ctx);
-            break;
-        case 4:
-            nn_rows_4(pi, ldp, v, ldv, ci, ldc, n, ctx);
-            break;
-        case 5:
-            nn_rows_5(pi, ldp, v, ldv, ci, ldc, n, ctx);
-            break;
-        default:
-            nn_rows_6(pi, ldp, v, ldv, ci, ldc, n, ctx);
-            break;
-        }
-        i += mr;
+#define DEF_NN_TYPE(TN, T)                                                                         \
+    DEF_NN_ROWS(TN, T, 1)                                                                          \
+    DEF_NN_ROWS(TN, T, 2)                                                                          \
+    DEF_NN_ROWS(TN, T, 3)                                                                          \
+    DEF_NN_ROWS(TN, T, 4)                                                                          \
+    DEF_NN_ROWS(TN, T, 5)                                                                          \
+    DEF_NN_ROWS(TN, T, 6)                                                                          \
+    TGT void asr__k_gemm_nn_small_##TN##_avx2(const float *p, int ldp, const void *v, int ldv,     \
+                                              float *c, int ldc, int m, int n, int ctx) {          \
+        for (int i = 0; i < m;) {                                                                  \
+            int rem = m - i, mr = rem <= 6 ? rem : (rem + 1) / 2;                                  \
+            const float *pi = p + (size_t)i * ldp;                                                 \
+            float *ci = c + (size_t)i * ldc;                                                       \
+            switch (mr) {                                                                          \
+            case 1:                                                                                \
+                nn_##TN##_1(pi, ldp, v, ldv, ci, ldc, n, ctx);                                     \
+                break;                                                                             \
+            case 2:                                                                                \
+                nn_##TN##_2(pi, ldp, v, ldv, ci, ldc, n, ctx);                                     \
+                break;                                                                             \
+            case 3:                                                                                \
+                nn_##TN##_3(pi, ldp, v, ldv, ci, ldc, n, ctx);                                     \
+                break;                                                                             \
+            case 4:                                                                                \
+                nn_##TN##_4(pi, ldp, v, ldv, ci, ldc, n, ctx);                                     \
+                break;                                                                             \
+            case 5:                                                                                \
+                nn_##TN##_5(pi, ldp, v, ldv, ci, ldc, n, ctx);                                     \
+                break;                                                                             \
+            default:                                                                               \
+                nn_##TN##_6(pi, ldp, v, ldv, ci, ldc, n, ctx);                                     \
+                break;                                                                             \
+            }                                                                                      \
+            i += mr;                                                                               \
+        }                                                                                          \
     }
+DEF_NN_TYPE(f32, ASR_W_F32)
+DEF_NN_TYPE(f16, ASR_W_F16)
+
+TGT void asr__k_f2h_n_avx2(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        dst[i] = asr_nn_f32_to_f16(src[i]);
 }
 #endif

@@ -80,9 +80,12 @@ void asr_nn_h2f_n(const uint16_t *src, float *dst, size_t n);
 /* The kernel set chosen at run time ("avx2+fma+f16c" or "portable"; ASRD_NO_SIMD forces the
  * latter). */
 const char *asr_nn_simd_name(void);
-/* C[m][n] = P[m][ctx] · V[ctx][n] (row-major, leading dimensions), single-threaded. */
+/* C[m][n] = P[m][ctx] · V[ctx][n] (row-major, leading dimensions), single-threaded; any m (rows
+ * are taken a few at a time, each row of V read once per block). _h: V in float16. */
 void asr_nn_gemm_nn_small(const float *p, int ldp, const float *v, int ldv, float *c, int ldc,
                           int m, int n, int ctx);
+void asr_nn_gemm_nn_small_h(const float *p, int ldp, const uint16_t *v, int ldv, float *c, int ldc,
+                            int m, int n, int ctx);
 
 /* ---- element-wise / row kernels (parallel over rows when pool != NULL) ---- */
 /* out[r] = (x[r] - mean) / sqrt(var + eps) * gamma + beta over rows of length d; out may alias x.
@@ -108,6 +111,11 @@ void asr_nn_add(float *x, const float *y, size_t n);
 /* ---- conversion ---- */
 float asr_nn_f16_to_f32(uint16_t h);
 float asr_nn_bf16_to_f32(uint16_t h);
+/* float32 to float16, round to nearest even (overflow to inf); _n: arrays (vectorised), _ref:
+ * the scalar loop. */
+uint16_t asr_nn_f32_to_f16(float f);
+void asr_nn_f2h_n(const float *src, uint16_t *dst, size_t n);
+void asr_nn_f2h_n_ref(const float *src, uint16_t *dst, size_t n);
 void asr_nn_f16_to_f32_n(const uint16_t *src, float *dst, size_t n);
 
 #endif

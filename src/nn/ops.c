@@ -327,6 +327,29 @@ float asr_nn_f16_to_f32(uint16_t h) {
     return f;
 }
 
+uint16_t asr_nn_f32_to_f16(float f) {
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    uint32_t sign = (b >> 16) & 0x8000, a = b & 0x7fffffffu;
+    if (a >= 0x7f800000u) /* inf, NaN */
+        return (uint16_t)(sign | 0x7c00 | (a > 0x7f800000u ? 0x200 : 0));
+    if (a >= 0x477ff000u) /* rounds to >= 65520: overflow */
+        return (uint16_t)(sign | 0x7c00);
+    if (a < 0x38800000u) { /* subnormal half (or zero): a / 2^-24, rounded to nearest even */
+        float v;
+        memcpy(&v, &a, sizeof v);
+        return (uint16_t)(sign | (uint32_t)lrintf(v * 16777216.0f));
+    }
+    uint32_t r = a - 0x38000000u; /* rebias the exponent: 127 - 15 = 112 */
+    r = (r + 0x0fffu + ((r >> 13) & 1u)) >> 13;
+    return (uint16_t)(sign | r);
+}
+
+void asr_nn_f2h_n_ref(const float *src, uint16_t *dst, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        dst[i] = asr_nn_f32_to_f16(src[i]);
+}
+
 float asr_nn_bf16_to_f32(uint16_t h) {
     uint32_t bits = (uint32_t)h << 16;
     float f;

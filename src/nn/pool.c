@@ -1,56 +1,88 @@
-/* nn: a fixed-size thread pool. Workers sleep on a condition variable between jobs; the calling
- * thread takes part in the work, so a pool of N threads has N-1 workers. */
+/* nn: a fixed-size thread pool. The calling thread takes part in the work, so a pool of N threads
+ * has N-1 workers. A decoding step runs dozens of short jobs a few microseconds apart, so workers
+ * first spin (with pause) on the job counter for a while, and sleep on a condition variable only
+ * when no job comes; the caller likewise spins until the last task of its job is done. Tasks are
+ * claimed with one atomic increment each. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "core/core.h"
 #include "nn/nn.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+/* spins before a worker sleeps (~100 µs of pause instructions) */
+#define SPIN_ITERS 4000
 
 struct asr_pool {
     int n_threads;
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
-    pthread_cond_t cv_done;
+    /* the current job: written by the caller before it publishes the job's ticket */
     asr_pool_fn fn;
     void *ctx;
-    int n_tasks;
-    int next_task;
-    int n_running;
-    unsigned long generation;
-    int stop;
+    /* the job's ticket: generation (32 bits) | n_tasks (16) | next task to claim (16) */
+    _Atomic unsigned long long ticket;
+    atomic_int done; /* tasks of the current job finished */
+    atomic_int sleepers;
+    atomic_int stop;
 };
 
-static void run_tasks(asr_pool_t *p) {
+#define GEN(t) ((unsigned)((t) >> 32))
+#define NTASKS(t) ((int)(((t) >> 16) & 0xffff))
+#define NEXT(t) ((int)((t)&0xffff))
+#define MAX_TASKS 0xffff
+
+/* Claims and runs tasks of job `gen` until none is left. A claim succeeds only while the ticket
+ * still names that job, so a worker late from an earlier job never runs a task twice; fn and ctx
+ * are read after a successful claim (the job cannot end before that task is done). */
+static void run_tasks(asr_pool_t *p, unsigned gen) {
+    unsigned long long cur = atomic_load_explicit(&p->ticket, memory_order_acquire);
     for (;;) {
-        pthread_mutex_lock(&p->mu);
-        int t = p->next_task < p->n_tasks ? p->next_task++ : -1;
-        pthread_mutex_unlock(&p->mu);
-        if (t < 0)
+        if (GEN(cur) != gen || NEXT(cur) >= NTASKS(cur))
             return;
-        p->fn(p->ctx, t, p->n_tasks);
+        if (!atomic_compare_exchange_weak_explicit(&p->ticket, &cur, cur + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        p->fn(p->ctx, NEXT(cur), NTASKS(cur));
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        cur = atomic_load_explicit(&p->ticket, memory_order_acquire);
     }
 }
 
 static void *worker(void *arg) {
     asr_pool_t *p = arg;
-    unsigned long seen = 0;
+    unsigned seen = 0;
     for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (!p->stop && p->generation == seen)
-            pthread_cond_wait(&p->cv_work, &p->mu);
-        if (p->stop) {
-            pthread_mutex_unlock(&p->mu);
-            return NULL;
+        unsigned g = seen;
+        for (int i = 0; i < SPIN_ITERS && g == seen; i++) {
+            if (atomic_load_explicit(&p->stop, memory_order_relaxed))
+                return NULL;
+            g = GEN(atomic_load_explicit(&p->ticket, memory_order_acquire));
+            if (g == seen)
+                CPU_RELAX();
         }
-        seen = p->generation;
-        p->n_running++;
-        pthread_mutex_unlock(&p->mu);
-        run_tasks(p);
-        pthread_mutex_lock(&p->mu);
-        if (--p->n_running == 0)
-            pthread_cond_signal(&p->cv_done);
-        pthread_mutex_unlock(&p->mu);
+        if (g == seen) {
+            pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->sleepers, 1); /* seq_cst: pairs with the caller's check */
+            while (!atomic_load(&p->stop) && (g = GEN(atomic_load(&p->ticket))) == seen)
+                pthread_cond_wait(&p->cv_work, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->stop))
+            return NULL;
+        seen = g;
+        run_tasks(p, g);
     }
 }
 
@@ -59,7 +91,10 @@ asr_pool_t *asr_pool_create(int n_threads) {
     p->n_threads = n_threads < 1 ? 1 : n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv_work, NULL);
-    pthread_cond_init(&p->cv_done, NULL);
+    atomic_init(&p->ticket, 0);
+    atomic_init(&p->done, 0);
+    atomic_init(&p->sleepers, 0);
+    atomic_init(&p->stop, 0);
     p->threads = asr_xcalloc((size_t)p->n_threads, sizeof(pthread_t));
     for (int i = 1; i < p->n_threads; i++)
         pthread_create(&p->threads[i], NULL, worker, p);
@@ -70,14 +105,13 @@ void asr_pool_destroy(asr_pool_t *p) {
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
-    p->stop = 1;
+    atomic_store(&p->stop, 1);
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n_threads; i++)
         pthread_join(p->threads[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv_work);
-    pthread_cond_destroy(&p->cv_done);
     free(p->threads);
     free(p);
 }
@@ -85,22 +119,22 @@ void asr_pool_destroy(asr_pool_t *p) {
 int asr_pool_n_threads(const asr_pool_t *p) { return p ? p->n_threads : 1; }
 
 void asr_pool_run(asr_pool_t *p, int n_tasks, asr_pool_fn fn, void *ctx) {
-    if (!p || p->n_threads == 1 || n_tasks <= 1) {
-        for (int i = 0; i < n_tasks; i++)
+    if (!p || p->n_threads == 1 || n_tasks <= 1 || n_tasks > MAX_TASKS) {
+        for (int i = 0; i < n_tasks; i++) /* (jobs have at most a few hundred tasks) */
             fn(ctx, i, n_tasks);
         return;
     }
-    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;
-    p->n_tasks = n_tasks;
-    p->next_task = 0;
-    p->generation++;
-    pthread_cond_broadcast(&p->cv_work);
-    pthread_mutex_unlock(&p->mu);
-    run_tasks(p);
-    pthread_mutex_lock(&p->mu);
-    while (p->n_running > 0 || p->next_task < p->n_tasks)
-        pthread_cond_wait(&p->cv_done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    unsigned gen = GEN(atomic_load_explicit(&p->ticket, memory_order_relaxed)) + 1;
+    atomic_store(&p->ticket, (unsigned long long)gen << 32 | (unsigned long long)n_tasks << 16);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv_work);
+        pthread_mutex_unlock(&p->mu);
+    }
+    run_tasks(p, gen);
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < n_tasks)
+        CPU_RELAX();
 }

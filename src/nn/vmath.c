@@ -99,11 +99,30 @@ void asr_nn_gemm_nn_small(const float *p, int ldp, const float *v, int ldv, floa
                           int m, int n, int ctx) {
 #ifdef ASR_NN_HAVE_AVX2_KERNELS
     if (use_avx2()) {
-        asr__k_gemm_nn_small_avx2(p, ldp, v, ldv, c, ldc, m, n, ctx);
+        asr__k_gemm_nn_small_f32_avx2(p, ldp, v, ldv, c, ldc, m, n, ctx);
         return;
     }
 #endif
     asr_nn_gemm_nn_small_base(p, ldp, v, ldv, c, ldc, m, n, ctx);
+}
+void asr_nn_gemm_nn_small_h(const float *p, int ldp, const uint16_t *v, int ldv, float *c, int ldc,
+                            int m, int n, int ctx) {
+#ifdef ASR_NN_HAVE_AVX2_KERNELS
+    if (use_avx2()) {
+        asr__k_gemm_nn_small_f16_avx2(p, ldp, v, ldv, c, ldc, m, n, ctx);
+        return;
+    }
+#endif
+    asr_nn_gemm_nn_small_h_base(p, ldp, v, ldv, c, ldc, m, n, ctx);
+}
+void asr_nn_f2h_n(const float *src, uint16_t *dst, size_t n) {
+#ifdef ASR_NN_HAVE_AVX2_KERNELS
+    if (use_avx2()) {
+        asr__k_f2h_n_avx2(src, dst, n);
+        return;
+    }
+#endif
+    asr_nn_f2h_n_ref(src, dst, n);
 }
 void asr_nn_h2f_n(const uint16_t *src, float *dst, size_t n) {
     DISPATCH(asr_nn_h2f_n, src, dst, n);

@@ -148,31 +148,6 @@ INLINE float H(hsum)(vf v) {
     return s;
 }
 
-#ifndef VMATH_NO_GEMM
-/* c[i][:] = sum_j p[i][j] · v[j][:] for i < m, n columns, ctx rows of v. */
-static void KFN(asr_nn_gemm_nn_small)(const float *p, int ldp, const float *v, int ldv, float *c,
-                                      int ldc, int m, int n, int ctx) {
-    const int nv = n / W * W;
-    for (int i = 0; i < m; i++) {
-        const float *pi = p + (size_t)i * ldp;
-        float *ci = c + (size_t)i * ldc;
-        for (int t = 0; t < nv; t += W) {
-            vf acc = H(splat)(0.0f);
-            for (int j = 0; j < ctx; j++)
-                acc += H(splat)(pi[j]) * H(load)(v + (size_t)j * ldv + t);
-            H(store)(ci + t, acc);
-        }
-        for (int t = nv; t < n; t++) {
-            float acc = 0.0f;
-            for (int j = 0; j < ctx; j++)
-                acc += pi[j] * v[(size_t)j * ldv + t];
-            ci[t] = acc;
-        }
-    }
-}
-
-#endif
-
 /* ---- float16 weights (the decoder's): converted to float32 as they are read ---- */
 
 #if ASR_HAVE_FLOAT16
@@ -208,6 +183,44 @@ INLINE vf H(load_bf)(const uint16_t *p) {
     memcpy(&f, &v, sizeof f);
     return f;
 }
+
+#ifndef VMATH_NO_GEMM
+/* c[i][:] = sum_j p[i][j] · v[j][:] for i < m, n columns, ctx rows of v (float32, or float16
+ * when half). */
+INLINE void H(gemm_nn_any)(const float *p, int ldp, const void *v, const int half, int ldv,
+                           float *c, int ldc, int m, int n, int ctx) {
+    const int nv = n / W * W;
+    const float *vf32 = v;
+    const uint16_t *vh = v;
+    for (int i = 0; i < m; i++) {
+        const float *pi = p + (size_t)i * ldp;
+        float *ci = c + (size_t)i * ldc;
+        for (int t = 0; t < nv; t += W) {
+            vf acc = H(splat)(0.0f);
+            for (int j = 0; j < ctx; j++)
+                acc += H(splat)(pi[j]) * (half ? H(load_h)(vh + (size_t)j * ldv + t)
+                                               : H(load)(vf32 + (size_t)j * ldv + t));
+            H(store)(ci + t, acc);
+        }
+        for (int t = nv; t < n; t++) {
+            float acc = 0.0f;
+            for (int j = 0; j < ctx; j++)
+                acc += pi[j] * (half ? H(h2f)(vh[(size_t)j * ldv + t]) : vf32[(size_t)j * ldv + t]);
+            ci[t] = acc;
+        }
+    }
+}
+
+static void KFN(asr_nn_gemm_nn_small)(const float *p, int ldp, const float *v, int ldv, float *c,
+                                      int ldc, int m, int n, int ctx) {
+    H(gemm_nn_any)(p, ldp, v, 0, ldv, c, ldc, m, n, ctx);
+}
+
+static void KFN(asr_nn_gemm_nn_small_h)(const float *p, int ldp, const uint16_t *v, int ldv,
+                                        float *c, int ldc, int m, int n, int ctx) {
+    H(gemm_nn_any)(p, ldp, v, 1, ldv, c, ldc, m, n, ctx);
+}
+#endif
 
 /* c[i][j] = a[i]·w[j] (+ bias[j]) for j in [j0, j1), i < m <= ASR_NN_SMALL_M, with float32,
  * float16 or bfloat16 weights (type, a constant after inlining); each weight row is read once

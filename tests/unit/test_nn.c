@@ -120,6 +120,36 @@ static void test_half(void **state) {
     assert_true(isinf(asr_nn_f16_to_f32(0x7c00)));
     assert_true(isnan(asr_nn_f16_to_f32(0x7e00)));
     assert_true(asr_nn_bf16_to_f32(0x3f80) == 1.0f);
+    /* float32 -> float16: round to nearest even, subnormals, overflow; vector == scalar, and
+     * every float16 value survives the round trip */
+    assert_int_equal(asr_nn_f32_to_f16(1.0f), 0x3c00);
+    assert_int_equal(asr_nn_f32_to_f16(1.0f + 1.0f / 2048.0f), 0x3c00); /* tie: even */
+    assert_int_equal(asr_nn_f32_to_f16(1.0f + 3.0f / 2048.0f), 0x3c02);
+    assert_int_equal(asr_nn_f32_to_f16(-65504.0f), 0xfbff);
+    assert_int_equal(asr_nn_f32_to_f16(70000.0f), 0x7c00);
+    assert_int_equal(asr_nn_f32_to_f16(ldexpf(1.0f, -24)), 0x0001);
+    assert_int_equal(asr_nn_f32_to_f16(ldexpf(1.0f, -26)), 0x0000);
+    enum { N = 0x10000 };
+    float *f = malloc(sizeof(float) * N);
+    uint16_t *h1 = malloc(2 * N), *h2 = malloc(2 * N);
+    int n = 0;
+    for (int i = 0; i < N; i++)
+        if ((i & 0x7c00) != 0x7c00) /* finite */
+            f[n++] = asr_nn_f16_to_f32((uint16_t)i);
+    asr_nn_f2h_n(f, h1, (size_t)n);
+    asr_nn_f2h_n_ref(f, h2, (size_t)n);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(h1[i], h2[i]);
+        assert_true(asr_nn_f16_to_f32(h1[i]) == f[i]);
+    }
+    unsigned seed = 3;
+    for (int i = 0; i < N; i++)
+        f[i] = frand(&seed) * ldexpf(1.0f, (int)(seed % 40) - 24);
+    asr_nn_f2h_n(f, h1, N);
+    asr_nn_f2h_n_ref(f, h2, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(h1[i], h2[i]);
+    free(f), free(h1), free(h2);
 }
 
 /* Vectorised kernels against their scalar libm references, over the ranges the model sees and
@@ -234,27 +264,36 @@ static void test_decoder_kernels_match_reference(void **state) {
                 }
             }
         }
-    /* P·V and q·Kᵀ shapes */
+    /* P·V and q·Kᵀ shapes, V in float32 and in float16 */
     const int cs[] = {1, 5, 64, 300}, ncols[] = {1, 9, 16, 64, 70};
     float *p = malloc(sizeof(float) * 8 * 300), *v = malloc(sizeof(float) * 300 * 70);
     float *o = malloc(sizeof(float) * 8 * 70);
+    uint16_t *vh = malloc(sizeof(uint16_t) * 300 * 70);
     for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++)
         for (size_t ni = 0; ni < sizeof ncols / sizeof *ncols; ni++)
             for (int m = 1; m <= 8; m++) {
                 const int ctx = cs[ci], n = ncols[ni];
                 for (int i = 0; i < m * ctx; i++)
                     p[i] = frand(&seed);
-                for (int i = 0; i < ctx * n; i++)
-                    v[i] = frand(&seed);
-                asr_nn_gemm_nn_small(p, ctx, v, n, o, n, m, n, ctx);
-                for (int i = 0; i < m; i++)
-                    for (int t = 0; t < n; t++) {
-                        double ref = 0, mag = 1;
-                        for (int j = 0; j < ctx; j++)
-                            ref += (double)p[i * ctx + j] * v[j * n + t],
-                                mag += fabs(p[i * ctx + j] * v[j * n + t]);
-                        assert_true(fabs(ref - o[i * n + t]) / mag < 1e-5);
-                    }
+                for (int i = 0; i < ctx * n; i++) { /* float16 values, float32 copies */
+                    seed = seed * 1103515245u + 12345u;
+                    vh[i] = (uint16_t)(((seed >> 16) & 0x8000) | (((seed >> 8) % 0x3c00) + 0x0400));
+                    v[i] = asr_nn_f16_to_f32(vh[i]);
+                }
+                for (int half = 0; half < 2; half++) {
+                    if (half)
+                        asr_nn_gemm_nn_small_h(p, ctx, vh, n, o, n, m, n, ctx);
+                    else
+                        asr_nn_gemm_nn_small(p, ctx, v, n, o, n, m, n, ctx);
+                    for (int i = 0; i < m; i++)
+                        for (int t = 0; t < n; t++) {
+                            double ref = 0, mag = 1;
+                            for (int j = 0; j < ctx; j++)
+                                ref += (double)p[i * ctx + j] * v[j * n + t],
+                                    mag += fabs(p[i * ctx + j] * v[j * n + t]);
+                            assert_true(fabs(ref - o[i * n + t]) / mag < 1e-5);
+                        }
+                }
             }
     for (int n = 1; n < 3000; n = n * 2 + 3) {
         for (int i = 0; i < n; i++)
@@ -283,7 +322,7 @@ static void test_decoder_kernels_match_reference(void **state) {
     assert_true(fabsf(xs - 2.0f / 127.0f) < 1e-9f);
     asr_pool_destroy(pool);
     free(a), free(wf), free(bias), free(c), free(r), free(r32), free(wh), free(wb), free(wq);
-    free(wsc), free(p), free(v), free(o);
+    free(wsc), free(p), free(v), free(o), free(vh);
 }
 
 int main(void) {
