@@ -12,6 +12,9 @@
 #include <string.h>
 
 #include "nn/kern.h"
+#ifdef ASR_NN_HAVE_AVX2_KERNELS
+#include <cpuid.h>
+#endif
 
 #define W 16
 typedef float vf __attribute__((vector_size(W * 4)));
@@ -54,8 +57,10 @@ static int use_avx2(void) {
     static int v = -1;
     if (v < 0) {
         __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-            __builtin_cpu_supports("f16c") && !getenv("ASRD_NO_SIMD");
+        unsigned a, b, c, d; /* F16C through cpuid: clang's builtin does not know its name */
+        int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c &&
+            !getenv("ASRD_NO_SIMD");
     }
     return v;
 #else
