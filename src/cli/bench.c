@@ -16,7 +16,7 @@
 
 #define USAGE                                                                                      \
     "usage: asrd bench [--model NAME|DIR] [--threads N] [--beam-size N] [--repeat N] [--json]\n"   \
-    "                  [FILE]\n"                                                                   \
+    "                  [--compute-type float32|bfloat16|int8|auto] [FILE]\n"                       \
     "  Prints the sgemm peak (GFLOP/s), encoder ms per 30-s window and its share of the peak,\n"   \
     "  decoder ms per step (1 and beam-size sequences) and, given FILE, the real-time factor of\n" \
     "  a transcription with default settings (beam 5).\n"
@@ -73,13 +73,17 @@ int asr_cli_bench(int argc, char **argv) {
                                          {"beam-size", required_argument, 0, 'b'},
                                          {"repeat", required_argument, 0, 'r'},
                                          {"json", no_argument, 0, 'j'},
+                                         {"compute-type", required_argument, 0, 'c'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *model = "tiny.en";
+    const char *model = "tiny.en", *ct = "float32";
     int threads = 0, beam = 5, reps = 5, json = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:t:b:r:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:t:b:r:jc:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'c':
+            ct = optarg;
+            break;
         case 'm':
             model = optarg;
             break;
@@ -112,6 +116,7 @@ int asr_cli_bench(int argc, char **argv) {
     char *dir = asr_cli_model_dir(model);
     asr_model_params_t mp = asr_model_default_params();
     mp.n_threads = threads;
+    mp.compute_type = ct;
     asr_model_t *m = NULL;
     asr_stream_t *s = NULL;
     char err[512] = "";
@@ -169,17 +174,20 @@ int asr_cli_bench(int argc, char **argv) {
         rtf = wall / audio_s;
     }
     if (json) {
-        printf("{\"model\":\"%s\",\"threads\":%d,\"load_s\":%.3f,\"sgemm_peak_gflops\":%.1f,"
+        printf("{\"model\":\"%s\",\"compute_type\":\"%s\",\"threads\":%d,\"load_s\":%.3f,\"sgemm_"
+               "peak_gflops\":%.1f,"
                "\"encoder_ms\":%.1f,\"encoder_gflop\":%.2f,\"encoder_gflops\":%.1f,"
                "\"encoder_peak_fraction\":%.3f,\"decoder_ms_per_step_1\":%.2f,"
                "\"decoder_ms_per_step_n\":%.2f,\"n_seq\":%d",
-               model, nt, t_load, peak, enc_s * 1e3, gflop, gfs, gfs / peak, d1, dn, beam);
+               model, asr_model_compute_type(m), nt, t_load, peak, enc_s * 1e3, gflop, gfs,
+               gfs / peak, d1, dn, beam);
         if (file)
             printf(",\"file\":\"%s\",\"audio_s\":%.2f,\"wall_s\":%.3f,\"rtf\":%.4f", file, audio_s,
                    wall, rtf);
         printf("}\n");
     } else {
-        printf("model %s, %d threads (load %.2f s)\n", model, nt, t_load);
+        printf("model %s, compute type %s, %d threads (load %.2f s)\n", model,
+               asr_model_compute_type(m), nt, t_load);
         printf("  sgemm peak          %8.1f GFLOP/s (encoder-shaped GEMM, best of %d)\n", peak,
                reps);
         printf("  encoder 30-s window %8.1f ms  %.1f GFLOP  %.1f GFLOP/s = %.0f%% of peak\n",

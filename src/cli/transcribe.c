@@ -50,7 +50,7 @@ static void tx_usage(FILE *f) {
         "                       [--max-line-width N] [--max-line-count N]\n"
         "                       [--max-words-per-line N] [--highlight-words]\n"
         "                       [--chinese-script simplified|traditional]\n"
-        "                       [--compute-type float32] FILE...\n"
+        "                       [--compute-type float32|bfloat16|int8|auto] FILE...\n"
         "       asrd transcribe --detect-language [--model NAME|DIR] FILE...\n"
         "\n"
         "  --language L            ISO-639-1 code (zh), English name (chinese) or regional form\n"
