@@ -70,7 +70,12 @@ static int decode_f32(loader_t *L, const asr_ct2_var_t *v, const char *name, int
     case ASR_CT2_F32:
         memcpy(out, p + 4 * e0, (size_t)(e1 - e0) * 4);
         return 0;
-    case ASR_CT2_F16:
+    case ASR_CT2_F16: /* little-endian file, little-endian host (x86-64, arm64) */
+        if ((uintptr_t)p % 2 == 0) {
+            asr_nn_h2f_n((const uint16_t *)(const void *)p + e0, out, (size_t)(e1 - e0));
+            return 0;
+        }
+        /* fall through */
     case ASR_CT2_BF16:
         for (int64_t i = e0; i < e1; i++) {
             uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);

@@ -13,6 +13,9 @@ void asr__k_gemm_nn_small_f32_avx2(const float *p, int ldp, const void *v, int l
 void asr__k_gemm_nn_small_f16_avx2(const float *p, int ldp, const void *v, int ldv, float *c,
                                    int ldc, int m, int n, int ctx);
 void asr__k_f2h_n_avx2(const float *src, uint16_t *dst, size_t n);
+void asr__k_h2f_n_avx2(const uint16_t *src, float *dst, size_t n);
+void asr__k_softmax_row_avx2(float *x, int n, float scale);
+float asr__k_logsumexp_avx2(const float *x, int n);
 #endif
 /* int8 rows without SIMD (the portable path and the reference share it) */
 void asr__k_linear_rows_i8(const asr_qact_t *qa, const asr_wmat_t *w, const float *bias, float *c,

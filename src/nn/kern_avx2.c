@@ -5,6 +5,7 @@
  * The portable copies in vmath_body.h and the scalar reference in ops.c compute the same sums. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
 
 #include "nn/kern.h"
@@ -280,6 +281,14 @@ TGT void asr__k_linear_rows_avx2(const float *a, int lda, const asr_qact_t *qa, 
 DEF_NN_TYPE(f32, ASR_W_F32)
 DEF_NN_TYPE(f16, ASR_W_F16)
 
+TGT void asr__k_h2f_n_avx2(const uint16_t *src, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++)
+        dst[i] = _cvtsh_ss(src[i]);
+}
+
 TGT void asr__k_f2h_n_avx2(const float *src, uint16_t *dst, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -287,5 +296,87 @@ TGT void asr__k_f2h_n_avx2(const float *src, uint16_t *dst, size_t n) {
                          _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
     for (; i < n; i++)
         dst[i] = asr_nn_f32_to_f16(src[i]);
+}
+
+/* e^x for 8 lanes: x = n·ln2 + r, |r| <= ln2/2, 2^n in the exponent bits, e^r by the degree-6
+ * polynomial of vmath_body.h (same constants, relative error about 2e-7) */
+INL __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 e = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i k = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
+    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(e), k));
+}
+
+INL float hmax8(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* x = softmax(scale·x) in place */
+TGT void asr__k_softmax_row_avx2(float *x, int n, float scale) {
+    int i = 0;
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    for (; i + 8 <= n; i += 8)
+        mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
+    float mx = hmax8(mv);
+    for (; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    const __m256 s = _mm256_set1_ps(scale), m = _mm256_set1_ps(mx * scale);
+    __m256 sv = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + i), s, m));
+        _mm256_storeu_ps(x + i, e);
+        sv = _mm256_add_ps(sv, e);
+    }
+    float sum = hsum8(sv);
+    if (i < n) { /* tail through a padded vector */
+        float tail[8];
+        int r = n - i;
+        for (int t = 0; t < 8; t++)
+            tail[t] = t < r ? x[i + t] * scale - mx * scale : -INFINITY;
+        _mm256_storeu_ps(tail, exp8(_mm256_loadu_ps(tail)));
+        for (int t = 0; t < r; t++)
+            x[i + t] = tail[t], sum += tail[t];
+    }
+    const __m256 inv = _mm256_set1_ps(1.0f / sum);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+    for (; i < n; i++)
+        x[i] *= 1.0f / sum;
+}
+
+TGT float asr__k_logsumexp_avx2(const float *x, int n) {
+    int i = 0;
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    for (; i + 8 <= n; i += 8)
+        mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
+    float mx = hmax8(mv);
+    for (; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    if (mx == -INFINITY)
+        return mx;
+    const __m256 m = _mm256_set1_ps(mx);
+    __m256 sv = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8)
+        sv = _mm256_add_ps(sv, exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), m)));
+    float sum = hsum8(sv);
+    for (; i < n; i++) {
+        float t[8] = {x[i] - mx, -INFINITY, -INFINITY, -INFINITY,
+                      -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+        sum += _mm_cvtss_f32(_mm256_castps256_ps128(exp8(_mm256_loadu_ps(t))));
+    }
+    return mx + logf(sum);
 }
 #endif

@@ -44,9 +44,9 @@ typedef _Float16 vh __attribute__((vector_size(W * 2)));
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 #define SUF _avx2
-#define VMATH_NO_GEMM /* the intrinsics in kern_avx2.c serve these */
+#define VMATH_SERVED_BY_INTRINSICS /* kern_avx2.c serves these on AVX2 */
 #include "nn/vmath_body.h"
-#undef VMATH_NO_GEMM
+#undef VMATH_SERVED_BY_INTRINSICS
 #undef SUF
 #pragma GCC pop_options
 #define HAVE_AVX2_COPY 1
@@ -77,9 +77,21 @@ static int use_avx2(void) {
 const char *asr_nn_simd_name(void) { return use_avx2() ? "avx2+fma+f16c" : "portable"; }
 
 void asr_nn_softmax_row_fast(float *x, int n, float scale) {
-    DISPATCH(asr_nn_softmax_row_fast, x, n, scale);
+#ifdef ASR_NN_HAVE_AVX2_KERNELS
+    if (use_avx2()) {
+        asr__k_softmax_row_avx2(x, n, scale);
+        return;
+    }
+#endif
+    asr_nn_softmax_row_fast_base(x, n, scale);
 }
-float asr_nn_logsumexp(const float *x, int n) { return DISPATCH(asr_nn_logsumexp, x, n); }
+float asr_nn_logsumexp(const float *x, int n) {
+#ifdef ASR_NN_HAVE_AVX2_KERNELS
+    if (use_avx2())
+        return asr__k_logsumexp_avx2(x, n);
+#endif
+    return asr_nn_logsumexp_base(x, n);
+}
 void asr_nn_gelu_fast(float *x, size_t n) { DISPATCH(asr_nn_gelu_fast, x, n); }
 void asr_nn_exp_fast(const float *x, float *y, size_t n) { DISPATCH(asr_nn_exp_fast, x, y, n); }
 void asr__nn_linear_rows_w(const float *a, int lda, const asr_qact_t *q, const asr_wmat_t *w,
@@ -130,5 +142,11 @@ void asr_nn_f2h_n(const float *src, uint16_t *dst, size_t n) {
     asr_nn_f2h_n_ref(src, dst, n);
 }
 void asr_nn_h2f_n(const uint16_t *src, float *dst, size_t n) {
-    DISPATCH(asr_nn_h2f_n, src, dst, n);
+#ifdef ASR_NN_HAVE_AVX2_KERNELS
+    if (use_avx2()) {
+        asr__k_h2f_n_avx2(src, dst, n);
+        return;
+    }
+#endif
+    asr_nn_h2f_n_base(src, dst, n);
 }

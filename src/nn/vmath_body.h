@@ -61,6 +61,7 @@ INLINE vf H(load)(const float *p) {
 }
 INLINE void H(store)(float *p, vf v) { memcpy(p, &v, sizeof v); }
 
+#ifndef VMATH_SERVED_BY_INTRINSICS
 static void KFN(asr_nn_softmax_row_fast)(float *x, int n, float scale) {
     int i = 0;
     vf mv = H(splat)(-INFINITY);
@@ -91,6 +92,7 @@ static void KFN(asr_nn_softmax_row_fast)(float *x, int n, float scale) {
     for (; i < n; i++)
         x[i] *= inv[0];
 }
+#endif
 
 static void KFN(asr_nn_gelu_fast)(float *x, size_t n) {
     size_t i = 0;
@@ -108,6 +110,7 @@ static void KFN(asr_nn_gelu_fast)(float *x, size_t n) {
     }
 }
 
+#ifndef VMATH_SERVED_BY_INTRINSICS
 static float KFN(asr_nn_logsumexp)(const float *x, int n) {
     int i = 0;
     vf mv = H(splat)(-INFINITY);
@@ -130,6 +133,7 @@ static float KFN(asr_nn_logsumexp)(const float *x, int n) {
         sum += H(vexp)(H(splat)(x[i] - mx))[0];
     return mx + logf(sum);
 }
+#endif
 
 static void KFN(asr_nn_exp_fast)(const float *x, float *y, size_t n) {
     size_t i = 0;
@@ -184,7 +188,7 @@ INLINE vf H(load_bf)(const uint16_t *p) {
     return f;
 }
 
-#ifndef VMATH_NO_GEMM
+#ifndef VMATH_SERVED_BY_INTRINSICS
 /* c[i][:] = sum_j p[i][j] · v[j][:] for i < m, n columns, ctx rows of v (float32, or float16
  * when half). */
 INLINE void H(gemm_nn_any)(const float *p, int ldp, const void *v, const int half, int ldv,
@@ -254,7 +258,7 @@ INLINE void H(linear_rows_any)(const float *a, int lda, const void *w, const int
     }
 }
 
-#ifndef VMATH_NO_GEMM
+#ifndef VMATH_SERVED_BY_INTRINSICS
 static void KFN(asr__nn_linear_rows_w)(const float *a, int lda, const asr_wmat_t *w,
                                        const float *bias, float *c, int ldc, int m, int j0, int j1,
                                        int k) {
@@ -272,6 +276,7 @@ static void KFN(asr__nn_linear_rows_w)(const float *a, int lda, const asr_wmat_t
 }
 #endif
 
+#ifndef VMATH_SERVED_BY_INTRINSICS
 static void KFN(asr_nn_h2f_n)(const uint16_t *src, float *dst, size_t n) {
     size_t i = 0;
     for (; i + W <= n; i += W)
@@ -279,3 +284,4 @@ static void KFN(asr_nn_h2f_n)(const uint16_t *src, float *dst, size_t n) {
     for (; i < n; i++)
         dst[i] = H(h2f)(src[i]);
 }
+#endif

@@ -142,6 +142,13 @@ static void test_half(void **state) {
         assert_int_equal(h1[i], h2[i]);
         assert_true(asr_nn_f16_to_f32(h1[i]) == f[i]);
     }
+    for (int i = 0; i < N; i++) /* float16 -> float32, vector == scalar for all 65536 */
+        h1[i] = (uint16_t)i;
+    asr_nn_h2f_n(h1, f, N);
+    for (int i = 0; i < N; i++) {
+        float r = asr_nn_f16_to_f32((uint16_t)i);
+        assert_true(f[i] == r || (isnan(f[i]) && isnan(r)));
+    }
     unsigned seed = 3;
     for (int i = 0; i < N; i++)
         f[i] = frand(&seed) * ldexpf(1.0f, (int)(seed % 40) - 24);
