@@ -18,50 +18,94 @@ static void dec_linear(asr_stream_t *s, const asr_linear_t *lin, const float *a,
     asr_nn_linear_w(s->pool, a, lda, &lin->wm, lin->b, c, ldc, m, lin->n_out, lin->n_in);
 }
 
-/* Cross-attention keys and values of every layer from the encoder output, once per window:
- * layer l's block of cross_kv holds Kᵀ [d][1500], pre-multiplied by 1/sqrt(d_head) (so scores
- * are q·Kᵀ with no scaling, and the kernels stream keys along rows), then V [1500][d]. Under the
- * float32 compute type they are float32; under bfloat16 and int8, float16 (half the bytes each
- * decoding step reads), computed in float32 in the encoder's free scratch first. */
+/* Cross-attention keys and values of every layer from the encoder output, once per window, in
+ * a layout the decoding step reads as contiguous streams. Layer l's block of cross_kv holds, per
+ * head, Kᵀ in tiles of XT keys ([1500/XT][d_head][XT], the last tile 12 keys wide),
+ * pre-multiplied by 1/sqrt(d_head) so scores need no scaling; then, per head, V in tiles of XT
+ * channels
+ * ([d_head/XT][1500][XT]). Float32 under the float32 compute type; float16 under bfloat16 and
+ * int8 (half the bytes each step reads). Computed in float32 in the encoder's free scratch. */
+#define XT 16
+#define XT_FULL (1500 / XT)           /* 93 full key tiles */
+#define XT_LAST (1500 - XT_FULL * XT) /* 12 keys */
 static bool cross_half(const asr_stream_t *s) { return s->m->wtype != ASR_W_F32; }
+
+/* element offset of K[t][c] of head h in a layer block */
+static size_t k_off(int dh, int h, int t, int c) {
+    size_t head = (size_t)h * dh * 1500, tile = (size_t)(t / XT) * dh * XT;
+    return head + tile +
+           (t / XT < XT_FULL ? (size_t)c * XT + t % XT : (size_t)c * XT_LAST + t % XT);
+}
+
+/* src element (key t, channel c) at src[t * st + c * sc] */
+static void pack_cross(const asr_stream_t *s, const float *src, size_t st, size_t sc, int d, int dh,
+                       bool is_k, size_t base) {
+    const bool half = cross_half(s);
+    float *f = s->cross_kv + base;
+    uint16_t *hf = (uint16_t *)s->cross_kv + base;
+    const size_t vbase = (size_t)d * 1500;
+    for (int t = 0; t < 1500; t++)
+        for (int c = 0; c < d; c++) {
+            int h = c / dh, ch = c % dh;
+            size_t o = is_k ? k_off(dh, h, t, ch)
+                            : vbase + (size_t)h * 1500 * dh + (size_t)(ch / XT) * 1500 * XT +
+                                  (size_t)t * XT + ch % XT;
+            float x = src[(size_t)t * st + (size_t)c * sc];
+            if (half)
+                hf[o] = asr_nn_f32_to_f16(x);
+            else
+                f[o] = x;
+        }
+}
 
 void asr__dec_cross_kv(asr_stream_t *s) {
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, dh = d / m->info.n_text_head;
-    const float scale = 1.0f / sqrtf((float)dh);
-    const bool half = cross_half(s);
-    const size_t n = (size_t)d * 1500;
     asr_nn_set_gemm_threads(s->n_threads);
     for (int l = 0; l < m->info.n_text_layer; l++) {
         const asr_linear_t *kv = &m->dec[l].cross_kv;
-        float *blk = s->cross_kv + (size_t)l * 2 * n;
-        uint16_t *blk_h = (uint16_t *)s->cross_kv + (size_t)l * 2 * n;
-        float *kt = half ? s->eb.big : blk;
-        /* Kᵀ = Wk · Xᵀ (+ bk per row) */
-        asr_nn_gemm_nt(kv->w, d, s->eb.out, d, kt, 1500, d, 1500, d, scale);
+        size_t base = (size_t)l * 2 * d * 1500;
+        /* Kᵀ·scale = scale·(Wk·Xᵀ) + scale·bk, computed as [d][1500]: the order of operations
+         * that reproduces faster-whisper's transcripts */
+        const float scale = 1.0f / sqrtf((float)dh);
+        asr_nn_gemm_nt(kv->w, d, s->eb.out, d, s->eb.big, 1500, d, 1500, d, scale);
         if (kv->b)
             for (int r = 0; r < d; r++)
                 for (int t = 0; t < 1500; t++)
-                    kt[(size_t)r * 1500 + t] += kv->b[r] * scale;
-        if (half)
-            asr_nn_f2h_n(kt, blk_h, n);
-        float *v = half ? s->eb.big : blk + n;
-        asr_nn_linear(s->eb.out, d, kv->w + (size_t)d * d, d, kv->b ? kv->b + d : NULL, v, d, 1500,
-                      d, d);
-        if (half)
-            asr_nn_f2h_n(v, blk_h + n, n);
+                    s->eb.big[(size_t)r * 1500 + t] += kv->b[r] * scale;
+        pack_cross(s, s->eb.big, 1, 1500, d, dh, true, base);
+        asr_nn_linear(s->eb.out, d, kv->w + (size_t)d * d, d, kv->b ? kv->b + d : NULL, s->eb.big,
+                      d, 1500, d, d);
+        pack_cross(s, s->eb.big, (size_t)d, 1, d, dh, false, base);
     }
 }
 
-/* c = p · (layer block element `off` onward, leading dimension ldv) in either storage */
+/* c[m][n] = p[m][ctx] · (ctx×n block at element off, leading dimension ldv), either storage */
 static void cross_mm(const asr_stream_t *s, const float *p, int ldp, size_t off, int ldv, float *c,
                      int ldc, int m, int n, int ctx) {
     if (cross_half(s))
         asr_nn_gemm_nn_small_h(p, ldp, (const uint16_t *)s->cross_kv + off, ldv, c, ldc, m, n, ctx);
     else if (m <= ASR_NN_SMALL_M)
         asr_nn_gemm_nn_small(p, ldp, s->cross_kv + off, ldv, c, ldc, m, n, ctx);
-    else
+    else /* prompts: BLAS, whose sums match faster-whisper's transcripts more often */
         asr_nn_gemm_nn(p, ldp, s->cross_kv + off, ldv, c, ldc, m, n, ctx);
+}
+
+/* scores[m][1500] = q[m][d_head] · Kᵀ of head h of the layer block at `base` */
+static void cross_scores(const asr_stream_t *s, const float *q, int ldq, size_t base, int dh, int h,
+                         float *sc, int m) {
+    for (int tt = 0; tt <= XT_FULL; tt++) {
+        int w = tt < XT_FULL ? XT : XT_LAST;
+        cross_mm(s, q, ldq, base + k_off(dh, h, tt * XT, 0), w, sc + tt * XT, 1500, m, w, dh);
+    }
+}
+
+/* out[m][d_head] (leading dimension ldo) = p[m][1500] · V of head h */
+static void cross_values(const asr_stream_t *s, const float *p, size_t base, int d, int dh, int h,
+                         float *out, int ldo, int m) {
+    size_t v = base + (size_t)d * 1500 + (size_t)h * 1500 * dh;
+    for (int ct = 0; ct < dh / XT; ct++)
+        cross_mm(s, p, 1500, v + (size_t)ct * 1500 * XT, XT, out + ct * XT, ldo, m, XT, 1500);
 }
 
 /* Copies the raw scores of (layer l, head h) when it is an alignment head. */
@@ -91,10 +135,10 @@ static void xattn_head(void *ctx, int h, int n_tasks) {
     asr_stream_t *s = j->s;
     const int n = j->n, d = j->d, dh = j->dh;
     float *sc = s->dscores + (size_t)h * n * 1500;
-    cross_mm(s, s->dqkv + h * dh, d, j->off + (size_t)h * dh * 1500, 1500, sc, 1500, n, 1500, dh);
+    cross_scores(s, s->dqkv + h * dh, d, j->off, dh, h, sc, n);
     for (int i = 0; i < n; i++)
         asr_nn_softmax_row_fast(sc + (size_t)i * 1500, 1500, 1.0f);
-    cross_mm(s, sc, 1500, j->off + (size_t)d * 1500 + h * dh, d, s->dattn + h * dh, d, n, dh, 1500);
+    cross_values(s, sc, j->off, d, dh, h, s->dattn + h * dh, d, n);
 }
 
 /* Cross-attention and feed-forward of layer l for n rows of s->dx (shared by both paths). */
@@ -111,13 +155,11 @@ static void cross_and_ffn(asr_stream_t *s, const asr_dec_layer_t *L, int l, int 
         H = 0; /* done */
     }
     for (int h = 0; h < H; h++) {
-        cross_mm(s, s->dqkv + h * dh, d, off + (size_t)h * dh * 1500, 1500, s->dscores, 1500, n,
-                 1500, dh);
+        cross_scores(s, s->dqkv + h * dh, d, off, dh, h, s->dscores, n);
         if (s->align_capture)
             capture_alignment(s, l, h, n);
         asr_nn_softmax_rows(pool, s->dscores, n, 1500, 1500);
-        cross_mm(s, s->dscores, 1500, off + (size_t)d * 1500 + h * dh, d, s->dattn + h * dh, d, n,
-                 dh, 1500);
+        cross_values(s, s->dscores, off, d, dh, h, s->dattn + h * dh, d, n);
     }
     dec_linear(s, &L->cross_out, s->dattn, d, s->dh, d, n);
     asr_nn_add(s->dx, s->dh, (size_t)n * d);

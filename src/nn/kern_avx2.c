@@ -46,6 +46,16 @@ INL float scalar_w(const void *p, size_t t, int type) {
     return asr_nn_bf16_to_f32(h);
 }
 
+/* Asks for the next tile's weight rows while this one computes (the decoder streams weights from
+ * memory: the hardware prefetcher alone leaves the cores waiting at the start of each row). */
+INL void prefetch_rows(const void *w, int type, size_t first, int ldw, int nr, int k) {
+    const size_t el = type == ASR_W_F32 ? 4 : type == ASR_W_I8 ? 1 : 2;
+    const char *p = (const char *)w + first * el;
+    for (int q = 0; q < nr; q++)
+        for (size_t off = 0; off < (size_t)k * el; off += 64)
+            _mm_prefetch(p + (size_t)q * ldw * el + off, _MM_HINT_T0);
+}
+
 /* One tile: rows [0, MR) of a × weight rows [j, j + NR) of type T. A macro, so that every
  * instantiation declares exactly MR×NR accumulators (GCC keeps small arrays in registers only). */
 #define UNROLL _Pragma("GCC unroll 8")
@@ -77,8 +87,11 @@ INL float scalar_w(const void *p, size_t t, int type) {
         int j0, int j1, int k) {                                                                   \
         const int kv = k & ~7;                                                                     \
         int j = j0;                                                                                \
-        for (; j + NR <= j1; j += NR)                                                              \
+        for (; j + NR <= j1; j += NR) {                                                            \
+            if (j + 2 * NR <= j1)                                                                  \
+                prefetch_rows(w, T, (size_t)(j + NR) * ldw, ldw, NR, k);                           \
             TILE_F(T, MR, NR);                                                                     \
+        }                                                                                          \
         for (; j < j1; j++)                                                                        \
             TILE_F(T, MR, 1);                                                                      \
     }
@@ -208,12 +221,20 @@ TGT void asr__k_linear_rows_avx2(const float *a, int lda, const asr_qact_t *qa, 
 
 /* c[i][:] = sum_j p[i][j] · v[j][:] for MR rows at once (each row of v is read once for all of
  * them), 16 columns (two vectors) at a time, then 8, then single columns. */
+#define NN_PF 8 /* rows of v ahead (strided rows: the hardware prefetcher does not follow) */
+#define ELSZ(T) ((T) == ASR_W_F32 ? 4 : 2)
 #define NN_TILE(T, MR, NV)                                                                         \
     do {                                                                                           \
         __m256 acc[MR][NV];                                                                        \
         UNROLL for (int r = 0; r < MR; r++) UNROLL for (int q = 0; q < NV; q++) acc[r][q] =        \
             _mm256_setzero_ps();                                                                   \
         for (int j = 0; j < ctx; j++) {                                                            \
+            if (j + NN_PF < ctx)                                                                   \
+                _mm_prefetch((const char *)v + ((size_t)(j + NN_PF) * ldv + t) * ELSZ(T),          \
+                             _MM_HINT_T0);                                                         \
+            if (t + 8 * NV < n) /* the same row of the next tile */                                \
+                _mm_prefetch((const char *)v + ((size_t)j * ldv + t + 8 * NV) * ELSZ(T),           \
+                             _MM_HINT_T0);                                                         \
             __m256 vv[NV];                                                                         \
             UNROLL for (int q = 0; q < NV; q++) vv[q] = load_w(v, (size_t)j * ldv + t + 8 * q, T); \
             UNROLL for (int r = 0; r < MR; r++) {                                                  \
