@@ -61,21 +61,20 @@ static void pack_cross(const asr_stream_t *s, const float *src, size_t st, size_
 void asr__dec_cross_kv(asr_stream_t *s) {
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, dh = d / m->info.n_text_head;
-    asr_nn_set_gemm_threads(s->n_threads);
     for (int l = 0; l < m->info.n_text_layer; l++) {
         const asr_linear_t *kv = &m->dec[l].cross_kv;
         size_t base = (size_t)l * 2 * d * 1500;
         /* Kᵀ·scale = scale·(Wk·Xᵀ) + scale·bk, computed as [d][1500]: the order of operations
          * that reproduces faster-whisper's transcripts */
         const float scale = 1.0f / sqrtf((float)dh);
-        asr_nn_gemm_nt(kv->w, d, s->eb.out, d, s->eb.big, 1500, d, 1500, d, scale);
+        asr_nn_gemm_nt_mt(s->pool, kv->w, d, s->eb.out, d, s->eb.big, 1500, d, 1500, d, scale);
         if (kv->b)
             for (int r = 0; r < d; r++)
                 for (int t = 0; t < 1500; t++)
                     s->eb.big[(size_t)r * 1500 + t] += kv->b[r] * scale;
         pack_cross(s, s->eb.big, 1, 1500, d, dh, true, base);
-        asr_nn_linear(s->eb.out, d, kv->w + (size_t)d * d, d, kv->b ? kv->b + d : NULL, s->eb.big,
-                      d, 1500, d, d);
+        asr_nn_linear_mt(s->pool, s->eb.out, d, kv->w + (size_t)d * d, d, kv->b ? kv->b + d : NULL,
+                         s->eb.big, d, 1500, d, d);
         pack_cross(s, s->eb.big, (size_t)d, 1, d, dh, false, base);
     }
 }
@@ -186,7 +185,6 @@ static void embed(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int s
 static void logits_rows(asr_stream_t *s, int first_row, int n_rows) {
     const asr_model_t *m = s->m;
     const int d = m->info.d_model;
-    asr_nn_set_gemm_threads(s->n_threads);
     asr_nn_layer_norm(NULL, s->dx + (size_t)first_row * d, s->dh, n_rows, d, m->dec_ln.gamma,
                       m->dec_ln.beta, 1e-5f);
     asr_nn_linear_w(s->pool, s->dh, d, &m->tok_emb, NULL, s->logits, m->info.n_vocab, n_rows,
@@ -201,7 +199,6 @@ void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, i
     const int C = m->info.n_text_ctx, ctx = pos0 + n;
     const float scale = 1.0f / sqrtf((float)dh);
     asr_pool_t *pool = n >= 16 ? s->pool : NULL;
-    asr_nn_set_gemm_threads(n >= 4 ? s->n_threads : 1);
     embed(s, tokens, n, pos0, 0);
     for (int l = 0; l < m->info.n_text_layer; l++) {
         const asr_dec_layer_t *L = &m->dec[l];
@@ -259,7 +256,6 @@ void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
     const int C = m->info.n_text_ctx;
     const size_t stride = seq_stride(m);
     const float scale = 1.0f / sqrtf((float)dh);
-    asr_nn_set_gemm_threads(n_seq > ASR_NN_SMALL_M ? s->n_threads : 1);
     embed(s, tokens, n_seq, pos, 1);
     for (int l = 0; l < m->info.n_text_layer; l++) {
         const asr_dec_layer_t *L = &m->dec[l];

@@ -73,20 +73,18 @@ static void enc_layer(asr_stream_t *s, const asr_enc_layer_t *L) {
     const int T = 1500, d = m->info.d_model, H = m->info.n_audio_head, dh = d / H;
     float *qkv = b->big, *attn = b->big2;
     asr_nn_layer_norm(s->pool, b->x, b->h, T, d, L->attn_ln.gamma, L->attn_ln.beta, 1e-5f);
-    asr_nn_linear(b->h, d, L->qkv.w, d, L->qkv.b, qkv, 3 * d, T, 3 * d, d);
+    asr_nn_linear_mt(s->pool, b->h, d, L->qkv.w, d, L->qkv.b, qkv, 3 * d, T, 3 * d, d);
     enc_attn_job_t j = {
         s, qkv, attn, d, H, dh, (T + ATT_ROWS - 1) / ATT_ROWS, 1.0f / sqrtf((float)dh)};
-    asr_nn_set_gemm_threads(1);
     int tasks = asr_pool_n_threads(s->pool); /* each needs ATT_ROWS×1500 of the 1500×1500 */
     asr_pool_run(s->pool, tasks < T / ATT_ROWS ? tasks : T / ATT_ROWS, enc_attn_task, &j);
-    asr_nn_set_gemm_threads(s->n_threads);
-    asr_nn_linear(attn, d, L->out.w, d, L->out.b, b->h, d, T, d, d);
+    asr_nn_linear_mt(s->pool, attn, d, L->out.w, d, L->out.b, b->h, d, T, d, d);
     asr_nn_add(b->x, b->h, (size_t)T * d);
     asr_nn_layer_norm(s->pool, b->x, b->h, T, d, L->ffn_ln.gamma, L->ffn_ln.beta, 1e-5f);
     int ff = L->ffn1.n_out;
-    asr_nn_linear(b->h, d, L->ffn1.w, d, L->ffn1.b, b->big, ff, T, ff, d);
+    asr_nn_linear_mt(s->pool, b->h, d, L->ffn1.w, d, L->ffn1.b, b->big, ff, T, ff, d);
     asr_nn_gelu(s->pool, b->big, (size_t)T * ff);
-    asr_nn_linear(b->big, ff, L->ffn2.w, ff, L->ffn2.b, b->h, d, T, d, ff);
+    asr_nn_linear_mt(s->pool, b->big, ff, L->ffn2.w, ff, L->ffn2.b, b->h, d, T, d, ff);
     asr_nn_add(b->x, b->h, (size_t)T * d);
 }
 
@@ -94,12 +92,13 @@ void asr__encode(asr_stream_t *s, const float *mel_window) {
     const asr_model_t *m = s->m;
     asr_enc_buf_t *b = &s->eb;
     const int d = m->info.d_model, M = m->info.n_mels;
-    asr_nn_set_gemm_threads(s->n_threads);
     im2col_cm(mel_window, M, 3000, b->big);
-    asr_nn_linear(b->big, 3 * M, m->conv1_w, 3 * M, m->conv1_b, b->big2, d, 3000, d, 3 * M);
+    asr_nn_linear_mt(s->pool, b->big, 3 * M, m->conv1_w, 3 * M, m->conv1_b, b->big2, d, 3000, d,
+                     3 * M);
     asr_nn_gelu(s->pool, b->big2, (size_t)3000 * d);
     im2col_tm_s2(b->big2, d, 3000, b->big);
-    asr_nn_linear(b->big, 3 * d, m->conv2_w, 3 * d, m->conv2_b, b->x, d, 1500, d, 3 * d);
+    asr_nn_linear_mt(s->pool, b->big, 3 * d, m->conv2_w, 3 * d, m->conv2_b, b->x, d, 1500, d,
+                     3 * d);
     asr_nn_gelu(s->pool, b->x, (size_t)1500 * d);
     asr_nn_add(b->x, m->enc_pos, (size_t)1500 * d);
     for (int l = 0; l < m->info.n_audio_layer; l++)

@@ -173,8 +173,11 @@ INL void tile_i8(const asr_qact_t *qa, const int8_t *w, const float *ws, int ldw
 INL void rows_i8(const asr_qact_t *qa, const int8_t *w, const float *ws, int ldw, const float *bias,
                  float *c, int ldc, int j0, int j1, int k, const int MR) {
     int j = j0;
-    for (; j + 2 <= j1; j += 2)
+    for (; j + 2 <= j1; j += 2) {
+        if (j + 4 <= j1)
+            prefetch_rows(w, ASR_W_I8, (size_t)(j + 2) * ldw, ldw, 2, k);
         tile_i8(qa, w, ws, ldw, bias, c, ldc, j, k, MR, 2);
+    }
     for (; j < j1; j++)
         tile_i8(qa, w, ws, ldw, bias, c, ldc, j, k, MR, 1);
 }

@@ -18,14 +18,22 @@ void asr_pool_destroy(asr_pool_t *pool);
 int asr_pool_n_threads(const asr_pool_t *pool);
 void asr_pool_run(asr_pool_t *pool, int n_tasks, asr_pool_fn fn, void *ctx);
 
-/* Sets the thread count of the GEMM library for the calling context. */
-void asr_nn_set_gemm_threads(int n);
+/* Keeps the GEMM library single-threaded: parallel GEMMs split their rows over a pool instead
+ * (asr_pool_create calls it). */
+void asr_nn_blas_single_threaded(void);
+/* OpenBLAS's own thread count (asrd bench's peak measurement only). */
+void asr_nn_blas_threads(int n);
 
 /* ---- GEMM ----
  * C[m][n] = A[m][k] · B[n][k]ᵀ (+ bias[n] if non-NULL), row-major with leading dimensions. This is
  * the "linear layer" shape: B is a weight stored [out][in]. */
 void asr_nn_linear(const float *a, int lda, const float *w, int ldw, const float *bias, float *c,
                    int ldc, int m, int n, int k);
+/* asr_nn_linear and asr_nn_gemm_nt with the rows of C split over the pool. */
+void asr_nn_linear_mt(asr_pool_t *pool, const float *a, int lda, const float *w, int ldw,
+                      const float *bias, float *c, int ldc, int m, int n, int k);
+void asr_nn_gemm_nt_mt(asr_pool_t *pool, const float *a, int lda, const float *b, int ldb, float *c,
+                       int ldc, int m, int n, int k, float alpha);
 /* C[m][n] = alpha · A[m][k] · B[n][k]ᵀ */
 void asr_nn_gemm_nt(const float *a, int lda, const float *b, int ldb, float *c, int ldc, int m,
                     int n, int k, float alpha);

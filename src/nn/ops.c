@@ -6,7 +6,43 @@
 
 #include "nn/kern.h"
 
-void asr_nn_set_gemm_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+/* OpenBLAS runs single-threaded inside the pool's tasks: its own threads would spin (sched_yield)
+ * after every call, taking cores from the decoder and from concurrent requests. */
+void asr_nn_blas_single_threaded(void) { openblas_set_num_threads(1); }
+void asr_nn_blas_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+
+typedef struct {
+    const float *a, *b, *bias;
+    float *c;
+    int lda, ldb, ldc, m, n, k, linear;
+    float alpha;
+} gemm_job_t;
+
+static void gemm_task(void *ctx, int task, int n_tasks) {
+    gemm_job_t *j = ctx;
+    int r0 = (int)((long)j->m * task / n_tasks), r1 = (int)((long)j->m * (task + 1) / n_tasks);
+    r0 = r0 / 8 * 8, r1 = task + 1 == n_tasks ? j->m : r1 / 8 * 8; /* whole micro-tiles */
+    if (r1 <= r0)
+        return;
+    const float *a = j->a + (size_t)r0 * j->lda;
+    float *c = j->c + (size_t)r0 * j->ldc;
+    if (j->linear)
+        asr_nn_linear(a, j->lda, j->b, j->ldb, j->bias, c, j->ldc, r1 - r0, j->n, j->k);
+    else
+        asr_nn_gemm_nt(a, j->lda, j->b, j->ldb, c, j->ldc, r1 - r0, j->n, j->k, j->alpha);
+}
+
+void asr_nn_linear_mt(asr_pool_t *pool, const float *a, int lda, const float *w, int ldw,
+                      const float *bias, float *c, int ldc, int m, int n, int k) {
+    gemm_job_t j = {a, w, bias, c, lda, ldw, ldc, m, n, k, 1, 1.0f};
+    asr_pool_run(pool, m >= 64 ? asr_pool_n_threads(pool) : 1, gemm_task, &j);
+}
+
+void asr_nn_gemm_nt_mt(asr_pool_t *pool, const float *a, int lda, const float *b, int ldb, float *c,
+                       int ldc, int m, int n, int k, float alpha) {
+    gemm_job_t j = {a, b, NULL, c, lda, ldb, ldc, m, n, k, 0, alpha};
+    asr_pool_run(pool, m >= 64 ? asr_pool_n_threads(pool) : 1, gemm_task, &j);
+}
 
 void asr_nn_linear(const float *a, int lda, const float *w, int ldw, const float *bias, float *c,
                    int ldc, int m, int n, int k) {

@@ -87,6 +87,7 @@ static void *worker(void *arg) {
 }
 
 asr_pool_t *asr_pool_create(int n_threads) {
+    asr_nn_blas_single_threaded();
     asr_pool_t *p = asr_xcalloc(1, sizeof *p);
     p->n_threads = n_threads < 1 ? 1 : n_threads;
     pthread_mutex_init(&p->mu, NULL);
