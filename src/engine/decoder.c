@@ -277,32 +277,33 @@ void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
     logits_rows(s, 0, n_seq);
 }
 
-/* Sequence i continues sequence src[i]: its self-attention cache becomes a copy of src[i]'s.
- * Only the sequences that change are copied; a source that is itself overwritten is first set
- * aside in the second buffer. */
-void asr__dec_reorder(asr_stream_t *s, const int *src, int n_seq, int len) {
+/* Sequence i continues sequence src[i]: positions [from, len) of its self-attention cache become
+ * a copy of src[i]'s (positions before `from` are the same in every sequence: the prompt). Only
+ * the sequences that change are copied; a source that is itself overwritten is first set aside
+ * in the second buffer. */
+void asr__dec_reorder(asr_stream_t *s, const int *src, int n_seq, int from, int len) {
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, C = m->info.n_text_ctx;
-    const size_t stride = seq_stride(m), bytes = (size_t)len * d * sizeof(float);
+    const size_t stride = seq_stride(m), bytes = (size_t)(len - from) * d * sizeof(float);
     bool changed[ASR_SLOT_MAX_SEQ] = {0}, stash[ASR_SLOT_MAX_SEQ] = {0};
     int any = 0;
     for (int i = 0; i < n_seq; i++)
         any |= changed[i] = src[i] != i;
-    if (!any)
+    if (!any || len <= from)
         return;
     for (int i = 0; i < n_seq; i++)
         if (changed[i] && changed[src[i]])
             stash[src[i]] = true;
     for (int j = 0; j < n_seq; j++)
         for (int l = 0; stash[j] && l < m->info.n_text_layer; l++) {
-            size_t off = j * stride + (size_t)l * C * d;
+            size_t off = j * stride + ((size_t)l * C + from) * d;
             memcpy(s->self_k2 + off, s->self_k + off, bytes);
             memcpy(s->self_v2 + off, s->self_v + off, bytes);
         }
     for (int i = 0; i < n_seq; i++)
         for (int l = 0; changed[i] && l < m->info.n_text_layer; l++) {
-            size_t off_dst = i * stride + (size_t)l * C * d;
-            size_t off_src = (size_t)src[i] * stride + (size_t)l * C * d;
+            size_t off_dst = i * stride + ((size_t)l * C + from) * d;
+            size_t off_src = (size_t)src[i] * stride + ((size_t)l * C + from) * d;
             const float *k = stash[src[i]] ? s->self_k2 : s->self_k;
             const float *v = stash[src[i]] ? s->self_v2 : s->self_v;
             memcpy(s->self_k + off_dst, k + off_src, bytes);

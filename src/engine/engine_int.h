@@ -209,8 +209,8 @@ void asr__dec_logits_row(asr_stream_t *s, int row);
 /* One step for n_seq sequences: token[i] of sequence i at position pos; logits of sequence i go to
  * s->logits + i*n_vocab. */
 void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos);
-/* Reorders sequence caches: new sequence i takes the first `len` positions of old src[i]. */
-void asr__dec_reorder(asr_stream_t *s, const int *src, int n_seq, int len);
+/* Reorders sequence caches: new sequence i takes positions [from, len) of old src[i]. */
+void asr__dec_reorder(asr_stream_t *s, const int *src, int n_seq, int from, int len);
 
 /* transcribe.c: the transcription loop; detect_only stops after the language is set. */
 asr_err_t asr__transcribe_run(asr_stream_t *s, const asr_pcm_source_t *src,

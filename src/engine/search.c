@@ -166,7 +166,7 @@ static asr_err_t search_sampling(asr_stream_t *s, const asr_transcribe_params_t 
     seqs_t *q = asr_xcalloc(1, sizeof *q);
     int len[MAX_SEQ] = {0}, src[MAX_SEQ] = {0};
     int32_t cur[MAX_SEQ];
-    asr__dec_reorder(s, src, n_seq, start); /* replicate the prompt cache */
+    asr__dec_reorder(s, src, n_seq, 0, start); /* replicate the prompt cache */
     for (int i = 0; i < n_seq; i++)
         cur[i] = prompt[n_prompt - 1], q->alive[i] = 1;
     int n_alive = n_seq;
@@ -312,7 +312,8 @@ static asr_err_t search_beam(asr_stream_t *s, const asr_transcribe_params_t *p,
         }
         if (last_step || n_hyp >= max_cand || nb == 0)
             break;
-        asr__dec_reorder(s, src, nb, start + step + 1);
+        /* step 0 spreads beam 0's prompt cache; later steps differ only after the prompt */
+        asr__dec_reorder(s, src, nb, step == 0 ? 0 : start, start + step + 1);
         seqs_t *t = q;
         q = q2, q2 = t;
         n_beams = nb;

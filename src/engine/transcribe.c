@@ -796,7 +796,7 @@ asr_err_t asr_stream_bench_decoder(asr_stream_t *s, int n_seq, int n_steps, doub
     int32_t prompt[3] = {m->sp.sot, m->sp.sot, m->sp.sot};
     asr__dec_forward(s, prompt, 3, 0, -1);
     int src[ASR_SLOT_MAX_SEQ] = {0};
-    asr__dec_reorder(s, src, n_seq, 3);
+    asr__dec_reorder(s, src, n_seq, 0, 3);
     int32_t tok[ASR_SLOT_MAX_SEQ];
     double t0 = asr_now_s();
     for (int step = 0; step < n_steps; step++) {
