@@ -16,7 +16,9 @@ void asr__k_f2h_n_avx2(const float *src, uint16_t *dst, size_t n);
 void asr__k_h2f_n_avx2(const uint16_t *src, float *dst, size_t n);
 void asr__k_softmax_row_avx2(float *x, int n, float scale);
 float asr__k_logsumexp_avx2(const float *x, int n);
+float asr__k_quantize_row_avx2(const float *x, int k, int8_t *q, uint8_t *qabs);
 #endif
+int asr__nn_use_avx2(void);
 /* int8 rows without SIMD (the portable path and the reference share it) */
 void asr__k_linear_rows_i8(const asr_qact_t *qa, const asr_wmat_t *w, const float *bias, float *c,
                            int ldc, int m, int j0, int j1, int k);

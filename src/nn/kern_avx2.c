@@ -403,4 +403,39 @@ TGT float asr__k_logsumexp_avx2(const float *x, int n) {
     }
     return mx + logf(sum);
 }
+
+/* q[t] = round(x[t] / s) (nearest even, as lrintf), s = max|x| / 127; |q| into qabs if non-NULL */
+TGT float asr__k_quantize_row_avx2(const float *x, int k, int8_t *q, uint8_t *qabs) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 mv = _mm256_setzero_ps();
+    int t = 0;
+    for (; t + 8 <= k; t += 8)
+        mv = _mm256_max_ps(mv, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + t)));
+    float mx = hmax8(mv);
+    for (; t < k; t++)
+        mx = fabsf(x[t]) > mx ? fabsf(x[t]) : mx;
+    float s = mx > 0.0f ? mx / 127.0f : 1.0f, inv = 1.0f / s;
+    const __m256 vi = _mm256_set1_ps(inv);
+    for (t = 0; t + 32 <= k; t += 32) {
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + t), vi));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + t + 8), vi));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + t + 16), vi));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + t + 24), vi));
+        __m256i w01 = _mm256_packs_epi32(i0, i1), w23 = _mm256_packs_epi32(i2, i3);
+        __m256i b = _mm256_packs_epi16(w01, w23); /* lanes interleaved by 128-bit halves */
+        b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        b = _mm256_max_epi8(b, _mm256_set1_epi8(-127));
+        _mm256_storeu_si256((__m256i *)(q + t), b);
+        if (qabs)
+            _mm256_storeu_si256((__m256i *)(qabs + t), _mm256_abs_epi8(b));
+    }
+    for (; t < k; t++) {
+        long v = lrintf(x[t] * inv);
+        v = v > 127 ? 127 : v < -127 ? -127 : v;
+        q[t] = (int8_t)v;
+        if (qabs)
+            qabs[t] = (uint8_t)(v < 0 ? -v : v);
+    }
+    return s;
+}
 #endif

@@ -125,7 +125,7 @@ void asr_nn_linear_w(asr_pool_t *pool, const float *a, int lda, const asr_wmat_t
 }
 
 /* q[t] = round(x[t] / s), s = max|x| / 127 (|q| into qabs when non-NULL); returns s */
-static float quantize_row(const float *x, int k, int8_t *q, uint8_t *qabs) {
+static float quantize_row_scalar(const float *x, int k, int8_t *q, uint8_t *qabs) {
     float mx = 0.0f;
     for (int t = 0; t < k; t++)
         mx = fabsf(x[t]) > mx ? fabsf(x[t]) : mx;
@@ -138,6 +138,14 @@ static float quantize_row(const float *x, int k, int8_t *q, uint8_t *qabs) {
             qabs[t] = (uint8_t)(v < 0 ? -v : v);
     }
     return s;
+}
+
+static float quantize_row(const float *x, int k, int8_t *q, uint8_t *qabs) {
+#ifdef ASR_NN_HAVE_AVX2_KERNELS
+    if (asr__nn_use_avx2())
+        return asr__k_quantize_row_avx2(x, k, q, qabs);
+#endif
+    return quantize_row_scalar(x, k, q, qabs);
 }
 
 void asr__nn_quantize_rows(const float *a, int lda, int m, int k, asr_qact_t *out) {
@@ -181,7 +189,7 @@ void asr_nn_linear_w_ref(const float *a, int lda, const asr_wmat_t *w, const flo
             uint8_t qabs[k > 0 ? k : 1];
             float s;
             asr_qact_t qa = {q8, qabs, &s, k};
-            asr__nn_quantize_rows(a + (size_t)i * lda, lda, 1, k, &qa);
+            s = quantize_row_scalar(a + (size_t)i * lda, k, q8, qabs); /* the oracle's own */
             asr__k_linear_rows_i8(&qa, w, bias, c + (size_t)i * ldc, ldc, 1, 0, n, k);
         }
         return;

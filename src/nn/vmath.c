@@ -68,6 +68,8 @@ static int use_avx2(void) {
 #endif
 }
 
+int asr__nn_use_avx2(void) { return use_avx2(); }
+
 #ifdef HAVE_AVX2_COPY
 #define DISPATCH(name, ...) (use_avx2() ? name##_avx2(__VA_ARGS__) : name##_base(__VA_ARGS__))
 #else
