@@ -69,8 +69,8 @@ static const asr_cfg_setting_t g_table[] = {
      "served by the next one that does"},
     {"compute_type", ASR_CFG_ENUM, "float32", 0, 0, "float32|bfloat16|int8|auto",
      "ASRD_COMPUTE_TYPE", OFF(compute_type), false, false,
-     "storage and arithmetic of the decoder's weights (int8: per-row scales); auto = the fastest "
-     "that keeps float32's accuracy on this CPU"},
+     "storage and arithmetic of the decoder's weights (int8: per-row scales); auto = the type "
+     "measured fastest end to end (float32)"},
     {"debug_faults", ASR_CFG_BOOL, "false", 0, 0, NULL, "ASRD_DEBUG_FAULTS", OFF(debug_faults),
      false, false,
      "enable POST /debug/alloc-fail (allocation-failure injection) and ASRD_TEST_CRASH_AT "

@@ -183,10 +183,11 @@ struct asr_stream {
 /* A compute type's name ("float32", "bfloat16", "int8", "auto"; NULL, "" and "default" mean
  * float32) to the decoder matrices' storage type; -1 for an unknown name. */
 int asr__compute_type(const char *name, asr_wtype_t *out);
-/* What "auto" picks: int8 where the AVX2 kernels run (half the bytes per decoding step of
- * float16, mean WER within 0.5 point of float32 on ../shared/audio: bench/wer_table.py, issue 9's
- * closing note), float32 elsewhere (the portable int8 kernel is scalar). */
-#define ASR_AUTO_COMPUTE_TYPE (strcmp(asr_nn_simd_name(), "portable") ? ASR_W_I8 : ASR_W_F32)
+/* What "auto" picks: the compute type measured fastest end to end here (bench/compare.sh, issue
+ * 9's closing note): float32. int8 halves the bytes of a decoding step and its steps are faster,
+ * but its quantization is paid at every load and its transcripts of noisy audio fall back to
+ * sampling more often, so whole transcriptions were slower (and its mean WER 0.5 point higher). */
+#define ASR_AUTO_COMPUTE_TYPE ASR_W_F32
 int asr__model_dims(const asr_ct2_file_t *f, asr_model_info_t *in, char *errbuf, size_t errbuf_len);
 int asr__model_count_alignment_heads(const char *dir, const asr_model_info_t *in);
 /* mel_window [n_mels][3000] -> s->eb.out [1500][d] */
