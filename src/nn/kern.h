@@ -19,6 +19,8 @@ float asr__k_logsumexp_avx2(const float *x, int n);
 float asr__k_quantize_row_avx2(const float *x, int k, int8_t *q, uint8_t *qabs);
 #endif
 int asr__nn_use_avx2(void);
+/* q[t] = round(x[t]·inv) clamped to ±127 for t in [t0, k) (|q| into qabs if non-NULL) */
+void asr__nn_quantize_span(const float *x, int t0, int k, float inv, int8_t *q, uint8_t *qabs);
 /* int8 rows without SIMD (the portable path and the reference share it) */
 void asr__k_linear_rows_i8(const asr_qact_t *qa, const asr_wmat_t *w, const float *bias, float *c,
                            int ldc, int m, int j0, int j1, int k);

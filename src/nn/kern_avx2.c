@@ -348,8 +348,7 @@ INL float hmax8(__m256 v) {
     return _mm_cvtss_f32(m);
 }
 
-/* x = softmax(scale·x) in place */
-TGT void asr__k_softmax_row_avx2(float *x, int n, float scale) {
+INL float row_max(const float *x, int n) {
     int i = 0;
     __m256 mv = _mm256_set1_ps(-INFINITY);
     for (; i + 8 <= n; i += 8)
@@ -357,6 +356,13 @@ TGT void asr__k_softmax_row_avx2(float *x, int n, float scale) {
     float mx = hmax8(mv);
     for (; i < n; i++)
         mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+/* x = softmax(scale·x) in place */
+TGT void asr__k_softmax_row_avx2(float *x, int n, float scale) {
+    int i;
+    float mx = row_max(x, n);
     const __m256 s = _mm256_set1_ps(scale), m = _mm256_set1_ps(mx * scale);
     __m256 sv = _mm256_setzero_ps();
     for (i = 0; i + 8 <= n; i += 8) {
@@ -382,13 +388,8 @@ TGT void asr__k_softmax_row_avx2(float *x, int n, float scale) {
 }
 
 TGT float asr__k_logsumexp_avx2(const float *x, int n) {
-    int i = 0;
-    __m256 mv = _mm256_set1_ps(-INFINITY);
-    for (; i + 8 <= n; i += 8)
-        mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
-    float mx = hmax8(mv);
-    for (; i < n; i++)
-        mx = x[i] > mx ? x[i] : mx;
+    int i;
+    float mx = row_max(x, n);
     if (mx == -INFINITY)
         return mx;
     const __m256 m = _mm256_set1_ps(mx);
@@ -429,13 +430,7 @@ TGT float asr__k_quantize_row_avx2(const float *x, int k, int8_t *q, uint8_t *qa
         if (qabs)
             _mm256_storeu_si256((__m256i *)(qabs + t), _mm256_abs_epi8(b));
     }
-    for (; t < k; t++) {
-        long v = lrintf(x[t] * inv);
-        v = v > 127 ? 127 : v < -127 ? -127 : v;
-        q[t] = (int8_t)v;
-        if (qabs)
-            qabs[t] = (uint8_t)(v < 0 ? -v : v);
-    }
+    asr__nn_quantize_span(x, t, k, inv, q, qabs);
     return s;
 }
 #endif

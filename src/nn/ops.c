@@ -125,18 +125,22 @@ void asr_nn_linear_w(asr_pool_t *pool, const float *a, int lda, const asr_wmat_t
 }
 
 /* q[t] = round(x[t] / s), s = max|x| / 127 (|q| into qabs when non-NULL); returns s */
-static float quantize_row_scalar(const float *x, int k, int8_t *q, uint8_t *qabs) {
-    float mx = 0.0f;
-    for (int t = 0; t < k; t++)
-        mx = fabsf(x[t]) > mx ? fabsf(x[t]) : mx;
-    float s = mx > 0.0f ? mx / 127.0f : 1.0f, inv = 1.0f / s;
-    for (int t = 0; t < k; t++) {
+void asr__nn_quantize_span(const float *x, int t0, int k, float inv, int8_t *q, uint8_t *qabs) {
+    for (int t = t0; t < k; t++) {
         long v = lrintf(x[t] * inv);
         v = v > 127 ? 127 : v < -127 ? -127 : v;
         q[t] = (int8_t)v;
         if (qabs)
             qabs[t] = (uint8_t)(v < 0 ? -v : v);
     }
+}
+
+static float quantize_row_scalar(const float *x, int k, int8_t *q, uint8_t *qabs) {
+    float mx = 0.0f;
+    for (int t = 0; t < k; t++)
+        mx = fabsf(x[t]) > mx ? fabsf(x[t]) : mx;
+    float s = mx > 0.0f ? mx / 127.0f : 1.0f;
+    asr__nn_quantize_span(x, 0, k, 1.0f / s, q, qabs);
     return s;
 }
 

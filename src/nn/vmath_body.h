@@ -62,7 +62,7 @@ INLINE vf H(load)(const float *p) {
 INLINE void H(store)(float *p, vf v) { memcpy(p, &v, sizeof v); }
 
 #ifndef VMATH_SERVED_BY_INTRINSICS
-static void KFN(asr_nn_softmax_row_fast)(float *x, int n, float scale) {
+INLINE float H(row_max)(const float *x, int n) {
     int i = 0;
     vf mv = H(splat)(-INFINITY);
     for (; i + W <= n; i += W)
@@ -72,6 +72,12 @@ static void KFN(asr_nn_softmax_row_fast)(float *x, int n, float scale) {
         mx = mv[k] > mx ? mv[k] : mx;
     for (; i < n; i++)
         mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+static void KFN(asr_nn_softmax_row_fast)(float *x, int n, float scale) {
+    int i;
+    float mx = H(row_max)(x, n);
     vf sv = H(splat)(0.0f), m = H(splat)(mx * scale), s = H(splat)(scale);
     for (i = 0; i + W <= n; i += W) {
         vf e = H(vexp)(H(load)(x + i) * s - m);
@@ -112,15 +118,8 @@ static void KFN(asr_nn_gelu_fast)(float *x, size_t n) {
 
 #ifndef VMATH_SERVED_BY_INTRINSICS
 static float KFN(asr_nn_logsumexp)(const float *x, int n) {
-    int i = 0;
-    vf mv = H(splat)(-INFINITY);
-    for (; i + W <= n; i += W)
-        mv = H(vmax)(mv, H(load)(x + i));
-    float mx = -INFINITY;
-    for (int k = 0; k < W; k++)
-        mx = mv[k] > mx ? mv[k] : mx;
-    for (; i < n; i++)
-        mx = x[i] > mx ? x[i] : mx;
+    int i;
+    float mx = H(row_max)(x, n);
     if (mx == -INFINITY)
         return mx;
     vf sv = H(splat)(0.0f), m = H(splat)(mx);
