@@ -45,9 +45,11 @@ serve: build
 	@echo "asrd: serving on http://$(HOST):$(PORT)  (POST /v1/audio/transcriptions; Ctrl-C stops)"
 	@$(BUILD)/asrd serve --host $(HOST) --port $(PORT) --data ./data --models base
 
+# Only the libFuzzer binaries: the rest of an instrumented build does not link without the runtime.
+FUZZ_TARGETS := $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.c)))
 fuzz: deps
 	@CC=clang cmake -S . -B build-fuzz -DASR_FUZZ=ON -DASR_SANITIZE= >/dev/null
-	@cmake --build build-fuzz -j$(JOBS)
+	@cmake --build build-fuzz -j$(JOBS) --target $(FUZZ_TARGETS)
 	@for t in build-fuzz/fuzz_*; do case $$t in *_replay) continue;; esac; \
 	  n=$$(basename $$t); c=tests/fuzz/corpus/$${n#fuzz_}; mkdir -p /tmp/asrd-fuzz-$$n; \
 	  $$t -max_total_time=$${FUZZ_SECONDS:-60} /tmp/asrd-fuzz-$$n $$c || exit 1; done
