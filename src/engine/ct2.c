@@ -114,8 +114,11 @@ asr_err_t asr_ct2_parse(const uint8_t *data, size_t len, asr_ct2_file_t *out, ch
         v->n_elems = 1;
         for (int d = 0; d < v->rank; d++) {
             v->dims[d] = rd_u32(&c);
-            if (v->dims[d] > ((int64_t)1 << 40) / (v->n_elems ? v->n_elems : 1))
-                c.bad = 1;
+            if (v->dims[d] > ((int64_t)1 << 40) / (v->n_elems ? v->n_elems : 1)) {
+                asr_errf(errbuf, errbuf_len, "model.bin: variable %s is too large",
+                         v->name ? v->name : "?");
+                goto fail;
+            }
             v->n_elems *= v->dims[d];
         }
         if (out->version >= 4) {
