@@ -22,9 +22,9 @@ static void dec_linear(asr_stream_t *s, const asr_linear_t *lin, const float *a,
  * a layout the decoding step reads as contiguous streams. Layer l's block of cross_kv holds, per
  * head, Kᵀ in tiles of XT keys ([1500/XT][d_head][XT], the last tile 12 keys wide),
  * pre-multiplied by 1/sqrt(d_head) so scores need no scaling; then, per head, V in tiles of XT
- * channels
- * ([d_head/XT][1500][XT]). Float32 under the float32 compute type; float16 under bfloat16 and
- * int8 (half the bytes each step reads). Computed in float32 in the encoder's free scratch. */
+ * channels ([d_head/XT][1500][XT]). Float32 under the float32 compute type; float16 under
+ * bfloat16 and int8 (half the bytes each step reads). Computed in float32 in the encoder's free
+ * scratch. */
 #define XT 16
 #define XT_FULL (1500 / XT)           /* 93 full key tiles */
 #define XT_LAST (1500 - XT_FULL * XT) /* 12 keys */
@@ -37,19 +37,22 @@ static size_t k_off(int dh, int h, int t, int c) {
            (t / XT < XT_FULL ? (size_t)c * XT + t % XT : (size_t)c * XT_LAST + t % XT);
 }
 
+/* element offset of V[t][c] of head h in a layer block of width d */
+static size_t v_off(int d, int dh, int h, int t, int c) {
+    return (size_t)d * 1500 + (size_t)h * 1500 * dh + (size_t)(c / XT) * 1500 * XT +
+           (size_t)t * XT + c % XT;
+}
+
 /* src element (key t, channel c) at src[t * st + c * sc] */
 static void pack_cross(const asr_stream_t *s, const float *src, size_t st, size_t sc, int d, int dh,
                        bool is_k, size_t base) {
     const bool half = cross_half(s);
     float *f = s->cross_kv + base;
     uint16_t *hf = (uint16_t *)s->cross_kv + base;
-    const size_t vbase = (size_t)d * 1500;
     for (int t = 0; t < 1500; t++)
         for (int c = 0; c < d; c++) {
             int h = c / dh, ch = c % dh;
-            size_t o = is_k ? k_off(dh, h, t, ch)
-                            : vbase + (size_t)h * 1500 * dh + (size_t)(ch / XT) * 1500 * XT +
-                                  (size_t)t * XT + ch % XT;
+            size_t o = is_k ? k_off(dh, h, t, ch) : v_off(d, dh, h, t, ch);
             float x = src[(size_t)t * st + (size_t)c * sc];
             if (half)
                 hf[o] = asr_nn_f32_to_f16(x);
@@ -102,9 +105,9 @@ static void cross_scores(const asr_stream_t *s, const float *q, int ldq, size_t 
 /* out[m][d_head] (leading dimension ldo) = p[m][1500] · V of head h */
 static void cross_values(const asr_stream_t *s, const float *p, size_t base, int d, int dh, int h,
                          float *out, int ldo, int m) {
-    size_t v = base + (size_t)d * 1500 + (size_t)h * 1500 * dh;
     for (int ct = 0; ct < dh / XT; ct++)
-        cross_mm(s, p, 1500, v + (size_t)ct * 1500 * XT, XT, out + ct * XT, ldo, m, XT, 1500);
+        cross_mm(s, p, 1500, base + v_off(d, dh, h, 0, ct * XT), XT, out + ct * XT, ldo, m, XT,
+                 1500);
 }
 
 /* Copies the raw scores of (layer l, head h) when it is an alignment head. */

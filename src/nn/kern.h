@@ -19,6 +19,12 @@ float asr__k_logsumexp_avx2(const float *x, int n);
 float asr__k_quantize_row_avx2(const float *x, int k, int8_t *q, uint8_t *qabs);
 #endif
 int asr__nn_use_avx2(void);
+/* avx2(args) when the CPU runs the AVX2 kernels, else other(args) */
+#ifdef ASR_NN_HAVE_AVX2_KERNELS
+#define ASR_NN_PICK(avx2, other, ...) (asr__nn_use_avx2() ? avx2(__VA_ARGS__) : other(__VA_ARGS__))
+#else
+#define ASR_NN_PICK(avx2, other, ...) other(__VA_ARGS__)
+#endif
 /* q[t] = round(x[t]·inv) clamped to ±127 for t in [t0, k) (|q| into qabs if non-NULL) */
 void asr__nn_quantize_span(const float *x, int t0, int k, float inv, int8_t *q, uint8_t *qabs);
 /* int8 rows without SIMD (the portable path and the reference share it) */

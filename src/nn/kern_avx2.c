@@ -13,6 +13,9 @@
 #define TGT __attribute__((target("avx2,fma,f16c")))
 #define INL static inline __attribute__((always_inline)) TGT
 
+/* rows taken at once: up to 6 (the largest tile), else split in two near halves (7 -> 4 + 3) */
+static inline int row_block(int rem) { return rem <= 6 ? rem : (rem + 1) / 2; }
+
 INL float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -95,6 +98,9 @@ INL void prefetch_rows(const void *w, int type, size_t first, int ldw, int nr, i
         for (; j < j1; j++)                                                                        \
             TILE_F(T, MR, 1);                                                                      \
     }
+/* the tiles of 1..6 rows of one weight type, indexed by rows - 1 */
+typedef void (*rows_fn)(const float *a, int lda, const void *w, int ldw, const float *bias,
+                        float *c, int ldc, int j0, int j1, int k);
 #define DEF_ROWS_TYPE(TN, T)                                                                       \
     DEF_ROWS_F(TN, T, 1, 4)                                                                        \
     DEF_ROWS_F(TN, T, 2, 4)                                                                        \
@@ -102,29 +108,8 @@ INL void prefetch_rows(const void *w, int type, size_t first, int ldw, int nr, i
     DEF_ROWS_F(TN, T, 4, 3)                                                                        \
     DEF_ROWS_F(TN, T, 5, 2)                                                                        \
     DEF_ROWS_F(TN, T, 6, 2)                                                                        \
-    TGT static void rows_##TN(const float *a, int lda, const void *w, int ldw, const float *bias,  \
-                              float *c, int ldc, int mr, int j0, int j1, int k) {                  \
-        switch (mr) {                                                                              \
-        case 1:                                                                                    \
-            rows_##TN##_1(a, lda, w, ldw, bias, c, ldc, j0, j1, k);                                \
-            break;                                                                                 \
-        case 2:                                                                                    \
-            rows_##TN##_2(a, lda, w, ldw, bias, c, ldc, j0, j1, k);                                \
-            break;                                                                                 \
-        case 3:                                                                                    \
-            rows_##TN##_3(a, lda, w, ldw, bias, c, ldc, j0, j1, k);                                \
-            break;                                                                                 \
-        case 4:                                                                                    \
-            rows_##TN##_4(a, lda, w, ldw, bias, c, ldc, j0, j1, k);                                \
-            break;                                                                                 \
-        case 5:                                                                                    \
-            rows_##TN##_5(a, lda, w, ldw, bias, c, ldc, j0, j1, k);                                \
-            break;                                                                                 \
-        default:                                                                                   \
-            rows_##TN##_6(a, lda, w, ldw, bias, c, ldc, j0, j1, k);                                \
-            break;                                                                                 \
-        }                                                                                          \
-    }
+    static rows_fn const rows_##TN[6] = {rows_##TN##_1, rows_##TN##_2, rows_##TN##_3,              \
+                                         rows_##TN##_4, rows_##TN##_5, rows_##TN##_6};
 DEF_ROWS_TYPE(f32, ASR_W_F32)
 DEF_ROWS_TYPE(f16, ASR_W_F16)
 DEF_ROWS_TYPE(bf16, ASR_W_BF16)
@@ -182,6 +167,20 @@ INL void rows_i8(const asr_qact_t *qa, const int8_t *w, const float *ws, int ldw
         tile_i8(qa, w, ws, ldw, bias, c, ldc, j, k, MR, 1);
 }
 
+typedef void (*rows_i8_fn)(const asr_qact_t *qa, const int8_t *w, const float *ws, int ldw,
+                           const float *bias, float *c, int ldc, int j0, int j1, int k);
+#define DEF_ROWS_I8(MR)                                                                            \
+    TGT __attribute__((noinline)) static void rows_i8_##MR(                                        \
+        const asr_qact_t *qa, const int8_t *w, const float *ws, int ldw, const float *bias,        \
+        float *c, int ldc, int j0, int j1, int k) {                                                \
+        rows_i8(qa, w, ws, ldw, bias, c, ldc, j0, j1, k, MR);                                      \
+    }
+DEF_ROWS_I8(1)
+DEF_ROWS_I8(2)
+DEF_ROWS_I8(3)
+DEF_ROWS_I8(4)
+static rows_i8_fn const rows_i8_tab[4] = {rows_i8_1, rows_i8_2, rows_i8_3, rows_i8_4};
+
 TGT void asr__k_linear_rows_avx2(const float *a, int lda, const asr_qact_t *qa, const asr_wmat_t *w,
                                  const float *bias, float *c, int ldc, int m, int j0, int j1,
                                  int k) {
@@ -191,32 +190,16 @@ TGT void asr__k_linear_rows_avx2(const float *a, int lda, const asr_qact_t *qa, 
             int mr = rem < 4 ? rem : 4;
             asr_qact_t q = {qa->q + (size_t)r * qa->ld, qa->qabs + (size_t)r * qa->ld, qa->s + r,
                             qa->ld};
-            float *cr = c + (size_t)r * ldc;
-            switch (mr) {
-            case 1:
-                rows_i8(&q, w->data, w->scale, w->ld, bias, cr, ldc, j0, j1, k, 1);
-                break;
-            case 2:
-                rows_i8(&q, w->data, w->scale, w->ld, bias, cr, ldc, j0, j1, k, 2);
-                break;
-            case 3:
-                rows_i8(&q, w->data, w->scale, w->ld, bias, cr, ldc, j0, j1, k, 3);
-                break;
-            default:
-                rows_i8(&q, w->data, w->scale, w->ld, bias, cr, ldc, j0, j1, k, 4);
-                break;
-            }
+            rows_i8_tab[mr - 1](&q, w->data, w->scale, w->ld, bias, c + (size_t)r * ldc, ldc, j0,
+                                j1, k);
             r += mr;
         } else {
-            int mr = rem <= 6 ? rem : (rem + 1) / 2;
-            const float *ar = a + (size_t)r * lda;
-            float *cr = c + (size_t)r * ldc;
-            if (w->type == ASR_W_F16)
-                rows_f16(ar, lda, w->data, w->ld, bias, cr, ldc, mr, j0, j1, k);
-            else if (w->type == ASR_W_BF16)
-                rows_bf16(ar, lda, w->data, w->ld, bias, cr, ldc, mr, j0, j1, k);
-            else
-                rows_f32(ar, lda, w->data, w->ld, bias, cr, ldc, mr, j0, j1, k);
+            int mr = row_block(rem);
+            const rows_fn *tab = w->type == ASR_W_F16    ? rows_f16
+                                 : w->type == ASR_W_BF16 ? rows_bf16
+                                                         : rows_f32;
+            tab[mr - 1](a + (size_t)r * lda, lda, w->data, w->ld, bias, c + (size_t)r * ldc, ldc,
+                        j0, j1, k);
             r += mr;
         }
     }
@@ -266,6 +249,8 @@ TGT void asr__k_linear_rows_avx2(const float *a, int lda, const asr_qact_t *qa, 
                 c[(size_t)r * ldc + t] = s_;                                                       \
             }                                                                                      \
     }
+typedef void (*nn_fn)(const float *p, int ldp, const void *v, int ldv, float *c, int ldc, int n,
+                      int ctx);
 #define DEF_NN_TYPE(TN, T)                                                                         \
     DEF_NN_ROWS(TN, T, 1)                                                                          \
     DEF_NN_ROWS(TN, T, 2)                                                                          \
@@ -273,37 +258,29 @@ TGT void asr__k_linear_rows_avx2(const float *a, int lda, const asr_qact_t *qa, 
     DEF_NN_ROWS(TN, T, 4)                                                                          \
     DEF_NN_ROWS(TN, T, 5)                                                                          \
     DEF_NN_ROWS(TN, T, 6)                                                                          \
-    TGT void asr__k_gemm_nn_small_##TN##_avx2(const float *p, int ldp, const void *v, int ldv,     \
-                                              float *c, int ldc, int m, int n, int ctx) {          \
-        for (int i = 0; i < m;) {                                                                  \
-            int rem = m - i, mr = rem <= 6 ? rem : (rem + 1) / 2;                                  \
-            const float *pi = p + (size_t)i * ldp;                                                 \
-            float *ci = c + (size_t)i * ldc;                                                       \
-            switch (mr) {                                                                          \
-            case 1:                                                                                \
-                nn_##TN##_1(pi, ldp, v, ldv, ci, ldc, n, ctx);                                     \
-                break;                                                                             \
-            case 2:                                                                                \
-                nn_##TN##_2(pi, ldp, v, ldv, ci, ldc, n, ctx);                                     \
-                break;                                                                             \
-            case 3:                                                                                \
-                nn_##TN##_3(pi, ldp, v, ldv, ci, ldc, n, ctx);                                     \
-                break;                                                                             \
-            case 4:                                                                                \
-                nn_##TN##_4(pi, ldp, v, ldv, ci, ldc, n, ctx);                                     \
-                break;                                                                             \
-            case 5:                                                                                \
-                nn_##TN##_5(pi, ldp, v, ldv, ci, ldc, n, ctx);                                     \
-                break;                                                                             \
-            default:                                                                               \
-                nn_##TN##_6(pi, ldp, v, ldv, ci, ldc, n, ctx);                                     \
-                break;                                                                             \
-            }                                                                                      \
-            i += mr;                                                                               \
-        }                                                                                          \
-    }
+    static nn_fn const nn_##TN[6] = {nn_##TN##_1, nn_##TN##_2, nn_##TN##_3,                        \
+                                     nn_##TN##_4, nn_##TN##_5, nn_##TN##_6};
 DEF_NN_TYPE(f32, ASR_W_F32)
 DEF_NN_TYPE(f16, ASR_W_F16)
+
+INL void gemm_nn_rows(const nn_fn *tab, const float *p, int ldp, const void *v, int ldv, float *c,
+                      int ldc, int m, int n, int ctx) {
+    for (int i = 0; i < m;) {
+        int mr = row_block(m - i);
+        tab[mr - 1](p + (size_t)i * ldp, ldp, v, ldv, c + (size_t)i * ldc, ldc, n, ctx);
+        i += mr;
+    }
+}
+
+TGT void asr__k_gemm_nn_small_f32_avx2(const float *p, int ldp, const void *v, int ldv, float *c,
+                                       int ldc, int m, int n, int ctx) {
+    gemm_nn_rows(nn_f32, p, ldp, v, ldv, c, ldc, m, n, ctx);
+}
+
+TGT void asr__k_gemm_nn_small_f16_avx2(const float *p, int ldp, const void *v, int ldv, float *c,
+                                       int ldc, int m, int n, int ctx) {
+    gemm_nn_rows(nn_f16, p, ldp, v, ldv, c, ldc, m, n, ctx);
+}
 
 TGT void asr__k_h2f_n_avx2(const uint16_t *src, float *dst, size_t n) {
     size_t i = 0;

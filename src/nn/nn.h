@@ -124,6 +124,5 @@ float asr_nn_bf16_to_f32(uint16_t h);
 uint16_t asr_nn_f32_to_f16(float f);
 void asr_nn_f2h_n(const float *src, uint16_t *dst, size_t n);
 void asr_nn_f2h_n_ref(const float *src, uint16_t *dst, size_t n);
-void asr_nn_f16_to_f32_n(const uint16_t *src, float *dst, size_t n);
 
 #endif

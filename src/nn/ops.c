@@ -145,11 +145,7 @@ static float quantize_row_scalar(const float *x, int k, int8_t *q, uint8_t *qabs
 }
 
 static float quantize_row(const float *x, int k, int8_t *q, uint8_t *qabs) {
-#ifdef ASR_NN_HAVE_AVX2_KERNELS
-    if (asr__nn_use_avx2())
-        return asr__k_quantize_row_avx2(x, k, q, qabs);
-#endif
-    return quantize_row_scalar(x, k, q, qabs);
+    return ASR_NN_PICK(asr__k_quantize_row_avx2, quantize_row_scalar, x, k, q, qabs);
 }
 
 void asr__nn_quantize_rows(const float *a, int lda, int m, int k, asr_qact_t *out) {
@@ -403,9 +399,4 @@ float asr_nn_bf16_to_f32(uint16_t h) {
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
-}
-
-void asr_nn_f16_to_f32_n(const uint16_t *src, float *dst, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        dst[i] = asr_nn_f16_to_f32(src[i]);
 }

@@ -79,35 +79,25 @@ int asr__nn_use_avx2(void) { return use_avx2(); }
 const char *asr_nn_simd_name(void) { return use_avx2() ? "avx2+fma+f16c" : "portable"; }
 
 void asr_nn_softmax_row_fast(float *x, int n, float scale) {
-#ifdef ASR_NN_HAVE_AVX2_KERNELS
-    if (use_avx2()) {
-        asr__k_softmax_row_avx2(x, n, scale);
-        return;
-    }
-#endif
-    asr_nn_softmax_row_fast_base(x, n, scale);
+    ASR_NN_PICK(asr__k_softmax_row_avx2, asr_nn_softmax_row_fast_base, x, n, scale);
 }
 float asr_nn_logsumexp(const float *x, int n) {
-#ifdef ASR_NN_HAVE_AVX2_KERNELS
-    if (use_avx2())
-        return asr__k_logsumexp_avx2(x, n);
-#endif
-    return asr_nn_logsumexp_base(x, n);
+    return ASR_NN_PICK(asr__k_logsumexp_avx2, asr_nn_logsumexp_base, x, n);
 }
 void asr_nn_gelu_fast(float *x, size_t n) { DISPATCH(asr_nn_gelu_fast, x, n); }
 void asr_nn_exp_fast(const float *x, float *y, size_t n) { DISPATCH(asr_nn_exp_fast, x, y, n); }
-void asr__nn_linear_rows_w(const float *a, int lda, const asr_qact_t *q, const asr_wmat_t *w,
-                           const float *bias, float *c, int ldc, int m, int j0, int j1, int k) {
-#ifdef ASR_NN_HAVE_AVX2_KERNELS
-    if (use_avx2()) {
-        asr__k_linear_rows_avx2(a, lda, q, w, bias, c, ldc, m, j0, j1, k);
-        return;
-    }
-#endif
+static void linear_rows_portable(const float *a, int lda, const asr_qact_t *q, const asr_wmat_t *w,
+                                 const float *bias, float *c, int ldc, int m, int j0, int j1,
+                                 int k) {
     if (w->type == ASR_W_I8)
         asr__k_linear_rows_i8(q, w, bias, c, ldc, m, j0, j1, k);
     else
         asr__nn_linear_rows_w_base(a, lda, w, bias, c, ldc, m, j0, j1, k);
+}
+void asr__nn_linear_rows_w(const float *a, int lda, const asr_qact_t *q, const asr_wmat_t *w,
+                           const float *bias, float *c, int ldc, int m, int j0, int j1, int k) {
+    ASR_NN_PICK(asr__k_linear_rows_avx2, linear_rows_portable, a, lda, q, w, bias, c, ldc, m, j0,
+                j1, k);
 }
 void asr__nn_linear_rows(const float *a, int lda, const float *w, int ldw, const float *bias,
                          float *c, int ldc, int m, int j0, int j1, int k) {
@@ -116,39 +106,17 @@ void asr__nn_linear_rows(const float *a, int lda, const float *w, int ldw, const
 }
 void asr_nn_gemm_nn_small(const float *p, int ldp, const float *v, int ldv, float *c, int ldc,
                           int m, int n, int ctx) {
-#ifdef ASR_NN_HAVE_AVX2_KERNELS
-    if (use_avx2()) {
-        asr__k_gemm_nn_small_f32_avx2(p, ldp, v, ldv, c, ldc, m, n, ctx);
-        return;
-    }
-#endif
-    asr_nn_gemm_nn_small_base(p, ldp, v, ldv, c, ldc, m, n, ctx);
+    ASR_NN_PICK(asr__k_gemm_nn_small_f32_avx2, asr_nn_gemm_nn_small_base, p, ldp, v, ldv, c, ldc, m,
+                n, ctx);
 }
 void asr_nn_gemm_nn_small_h(const float *p, int ldp, const uint16_t *v, int ldv, float *c, int ldc,
                             int m, int n, int ctx) {
-#ifdef ASR_NN_HAVE_AVX2_KERNELS
-    if (use_avx2()) {
-        asr__k_gemm_nn_small_f16_avx2(p, ldp, v, ldv, c, ldc, m, n, ctx);
-        return;
-    }
-#endif
-    asr_nn_gemm_nn_small_h_base(p, ldp, v, ldv, c, ldc, m, n, ctx);
+    ASR_NN_PICK(asr__k_gemm_nn_small_f16_avx2, asr_nn_gemm_nn_small_h_base, p, ldp, v, ldv, c, ldc,
+                m, n, ctx);
 }
 void asr_nn_f2h_n(const float *src, uint16_t *dst, size_t n) {
-#ifdef ASR_NN_HAVE_AVX2_KERNELS
-    if (use_avx2()) {
-        asr__k_f2h_n_avx2(src, dst, n);
-        return;
-    }
-#endif
-    asr_nn_f2h_n_ref(src, dst, n);
+    ASR_NN_PICK(asr__k_f2h_n_avx2, asr_nn_f2h_n_ref, src, dst, n);
 }
 void asr_nn_h2f_n(const uint16_t *src, float *dst, size_t n) {
-#ifdef ASR_NN_HAVE_AVX2_KERNELS
-    if (use_avx2()) {
-        asr__k_h2f_n_avx2(src, dst, n);
-        return;
-    }
-#endif
-    asr_nn_h2f_n_base(src, dst, n);
+    ASR_NN_PICK(asr__k_h2f_n_avx2, asr_nn_h2f_n_base, src, dst, n);
 }
