@@ -267,6 +267,17 @@ ASR_API int asr_stream_language_probs(const asr_stream_t *stream, asr_lang_prob_
 ASR_API asr_err_t asr_stream_detect_language(asr_stream_t *stream, const float *pcm,
                                              size_t n_samples, asr_lang_prob_t *out, int max_out,
                                              int *n_out);
+/* Where the last transcription's time went: wall seconds summed over its windows. */
+typedef struct {
+    double total_s;    /* the whole call */
+    double scan_s;     /* reading the audio, log-mel, the silence guard's VAD */
+    double encode_s;   /* encoder passes (language detection's included) */
+    double cross_kv_s; /* cross-attention keys and values of each window */
+    double decode_s;   /* decoding: decoder steps, beam search, temperature fallback */
+    int n_encodes;     /* encoder passes */
+    int n_steps;       /* decoder forward passes (one pass serves every beam) */
+} asr_timings_t;
+ASR_API void asr_stream_timings(const asr_stream_t *stream, asr_timings_t *out);
 /* Audio duration in seconds of the last transcription. */
 ASR_API double asr_stream_duration(const asr_stream_t *stream);
 /* One-line reason for the last failure on this stream. */

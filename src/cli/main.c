@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "core/core.h"
+#include "nn/nn.h"
 
 #define ASRD_VERSION "0.1.0"
 
@@ -30,6 +31,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     asr_malloc_configure();
+    asr_nn_blas_single_threaded(); /* before anything loads: OpenBLAS's threads stop spinning */
     if (!strcmp(cmd, "transcribe"))
         return asr_cli_transcribe(argc - 1, argv + 1);
     if (!strcmp(cmd, "pull"))

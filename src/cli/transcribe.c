@@ -35,6 +35,7 @@ typedef struct {
     asr_subtitle_opts_t subs;
     int detect_language;
     asr_zh_script_t chinese_script;
+    int timings;
 } tx_opts_t;
 
 static void tx_usage(FILE *f) {
@@ -50,7 +51,7 @@ static void tx_usage(FILE *f) {
         "                       [--max-line-width N] [--max-line-count N]\n"
         "                       [--max-words-per-line N] [--highlight-words]\n"
         "                       [--chinese-script simplified|traditional]\n"
-        "                       [--compute-type float32|bfloat16|int8|auto] FILE...\n"
+        "                       [--compute-type float32|bfloat16|int8|auto] [--timings] FILE...\n"
         "       asrd transcribe --detect-language [--model NAME|DIR] FILE...\n"
         "\n"
         "  --language L            ISO-639-1 code (zh), English name (chinese) or regional form\n"
@@ -67,7 +68,22 @@ static void tx_usage(FILE *f) {
         "                          flow across segments\n"
         "  --max-words-per-line N  srt/vtt: at most N words per line (one line per cue unless\n"
         "                          --max-line-count or --max-line-width)\n"
-        "  --highlight-words       srt/vtt: one cue per word with the word underlined (<u>)\n");
+        "  --highlight-words       srt/vtt: one cue per word with the word underlined (<u>)\n"
+        "  --timings               after each file, one line on stderr: where the time went\n"
+        "                          (model load, slot, scan, encoder, cross K/V, decoding)\n");
+}
+
+/* --timings: one line per file on stderr */
+static void print_timings(const asr_stream_t *s, const char *path, double t_load, double t_slot) {
+    asr_timings_t t;
+    asr_stream_timings(s, &t);
+    double other = t.total_s - t.scan_s - t.encode_s - t.cross_kv_s - t.decode_s;
+    fprintf(stderr,
+            "asrd: timings %s: load %.3f s, slot %.3f s, scan %.3f s, encoder %.3f s (%d passes), "
+            "cross K/V %.3f s, decoding %.3f s (%d steps, %.2f ms/step), other %.3f s, "
+            "transcription %.3f s\n",
+            path, t_load, t_slot, t.scan_s, t.encode_s, t.n_encodes, t.cross_kv_s, t.decode_s,
+            t.n_steps, t.n_steps ? 1e3 * t.decode_s / t.n_steps : 0.0, other, t.total_s);
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out) {
@@ -111,6 +127,7 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
                                           {"highlight-words", no_argument, 0, 1008},
                                           {"detect-language", no_argument, 0, 1009},
                                           {"chinese-script", required_argument, 0, 1010},
+                                          {"timings", no_argument, 0, 1011},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -254,6 +271,9 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
         case 1009:
             o->detect_language = 1;
             break;
+        case 1011:
+            o->timings = 1;
+            break;
         case 1010:
             if (!strcmp(optarg, "simplified")) {
                 o->chinese_script = ASR_ZH_SCRIPT_SIMPLIFIED;
@@ -368,9 +388,11 @@ int asr_cli_transcribe(int argc, char **argv) {
     int rc = parse_tx_opts(argc, argv, &o);
     if (rc)
         return rc;
+    double t_load = asr_now_s();
     asr_model_t *m = load_model(o.model, o.compute_type, o.threads);
     if (!m)
         return 1;
+    t_load = asr_now_s() - t_load;
     asr_transcribe_params_t tp = asr_transcribe_default_params();
     tp.task = strcmp(o.task, "translate") ? ASR_TASK_TRANSCRIBE : ASR_TASK_TRANSLATE;
     tp.language = o.language;
@@ -391,11 +413,13 @@ int asr_cli_transcribe(int argc, char **argv) {
     if (isatty(STDERR_FILENO))
         tp.progress_cb = progress_cb;
     asr_stream_t *s = NULL;
+    double t_slot = asr_now_s();
     if (asr_stream_create_slot(m, asr_transcribe_n_seq(&tp), &s) != ASR_OK) {
         fprintf(stderr, "asrd: out of memory creating a decoding stream\n");
         asr_model_destroy(m);
         return 1;
     }
+    t_slot = asr_now_s() - t_slot;
     if (o.detect_language) {
         rc = detect_files(s, argc, argv);
         asr_stream_destroy(s);
@@ -440,6 +464,9 @@ int asr_cli_transcribe(int argc, char **argv) {
             asr_format_write(s, fmt, o.task, &out);
         fwrite(out.data, 1, out.len, stdout);
         fflush(stdout);
+        if (o.timings)
+            print_timings(s, path, t_load, t_slot);
+        t_load = t_slot = 0.0; /* once per process */
     }
     asr_buf_free(&out);
     asr_stream_destroy(s);

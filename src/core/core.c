@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -173,6 +174,40 @@ __attribute__((noinline)) void *asr_malloc_aligned(size_t n) {
     return p;
 }
 void asr_free_aligned(void *p) { free(p); }
+
+#define HUGE_ALIGN ((size_t)2 << 20)
+static size_t huge_round(size_t n) { return (n + HUGE_ALIGN - 1) & ~(HUGE_ALIGN - 1); }
+
+__attribute__((noinline)) void *asr_malloc_huge(size_t n) {
+    if (should_fail(n))
+        return NULL;
+    size_t len = huge_round(n ? n : 1);
+    /* map one alignment unit more, then unmap the slack on both sides */
+    unsigned char *raw = mmap(NULL, len + HUGE_ALIGN, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    uintptr_t start = ((uintptr_t)raw + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1);
+    size_t head = start - (uintptr_t)raw;
+    if (head)
+        munmap(raw, head);
+    if (HUGE_ALIGN - head)
+        munmap((unsigned char *)start + len, HUGE_ALIGN - head);
+#ifdef MADV_HUGEPAGE
+    madvise((void *)start, len, MADV_HUGEPAGE);
+#endif
+    return (void *)start;
+}
+size_t asr_huge_trim(void *p, size_t n, size_t keep) {
+    size_t len = huge_round(n ? n : 1), k = huge_round(keep ? keep : 1);
+    if (p && k < len)
+        munmap((unsigned char *)p + k, len - k);
+    return k < len ? k : n;
+}
+void asr_free_huge(void *p, size_t n) {
+    if (p)
+        munmap(p, huge_round(n ? n : 1));
+}
 
 void asr_buf_init(asr_buf_t *b) { memset(b, 0, sizeof *b); }
 void asr_buf_free(asr_buf_t *b) {

@@ -58,6 +58,13 @@ void *asr_realloc(void *p, size_t n);
 /* 64-byte aligned, checked; free with asr_free_aligned. */
 void *asr_malloc_aligned(size_t n);
 void asr_free_aligned(void *p);
+/* A large zeroed region on 2-MiB boundaries, advised to use transparent huge pages: first touch
+ * costs one fault per 2 MiB instead of per 4 KiB (the model's weights, a slot's arena). Checked
+ * like the others; free with asr_free_huge and the same n. asr_huge_trim gives back the pages past
+ * `keep` bytes and returns the size to free with from then on. */
+void *asr_malloc_huge(size_t n);
+size_t asr_huge_trim(void *p, size_t n, size_t keep);
+void asr_free_huge(void *p, size_t n);
 
 /* Fault injection: fail the nth checked allocation from now (1-based), or any checked allocation of
  * at least `min_bytes` (0 = disabled). Process-wide. */

@@ -61,7 +61,7 @@ static void pack_cross(const asr_stream_t *s, const float *src, size_t st, size_
         }
 }
 
-void asr__dec_cross_kv(asr_stream_t *s) {
+static void cross_kv(asr_stream_t *s) {
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, dh = d / m->info.n_text_head;
     for (int l = 0; l < m->info.n_text_layer; l++) {
@@ -196,7 +196,14 @@ static void logits_rows(asr_stream_t *s, int first_row, int n_rows) {
 
 void asr__dec_logits_row(asr_stream_t *s, int row) { logits_rows(s, row, 1); }
 
+void asr__dec_cross_kv(asr_stream_t *s) {
+    double t0 = asr_now_s();
+    cross_kv(s);
+    s->timings.cross_kv_s += asr_now_s() - t0;
+}
+
 void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int logits_row) {
+    s->timings.n_steps++;
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, H = m->info.n_text_head, dh = d / H;
     const int C = m->info.n_text_ctx, ctx = pos0 + n;
@@ -254,6 +261,7 @@ static void sattn_head(void *ctx, int task, int n_tasks) {
 }
 
 void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
+    s->timings.n_steps++;
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, H = m->info.n_text_head, dh = d / H;
     const int C = m->info.n_text_ctx;

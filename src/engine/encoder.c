@@ -88,7 +88,7 @@ static void enc_layer(asr_stream_t *s, const asr_enc_layer_t *L) {
     asr_nn_add(b->x, b->h, (size_t)T * d);
 }
 
-void asr__encode(asr_stream_t *s, const float *mel_window) {
+static void encode_window(asr_stream_t *s, const float *mel_window) {
     const asr_model_t *m = s->m;
     asr_enc_buf_t *b = &s->eb;
     const int d = m->info.d_model, M = m->info.n_mels;
@@ -104,4 +104,11 @@ void asr__encode(asr_stream_t *s, const float *mel_window) {
     for (int l = 0; l < m->info.n_audio_layer; l++)
         enc_layer(s, &m->enc[l]);
     asr_nn_layer_norm(s->pool, b->x, b->out, 1500, d, m->enc_ln.gamma, m->enc_ln.beta, 1e-5f);
+}
+
+void asr__encode(asr_stream_t *s, const float *mel_window) {
+    double t0 = asr_now_s();
+    encode_window(s, mel_window);
+    s->timings.encode_s += asr_now_s() - t0;
+    s->timings.n_encodes++;
 }

@@ -117,7 +117,9 @@ struct asr_model {
     int alignment_heads[64][2];
     int n_alignment_heads;
     asr_mel_t *mel;
-    /* all weight buffers, for freeing */
+    /* the weights, in one huge-page region (asr_malloc_huge), and the buffers outside it */
+    unsigned char *warena;
+    size_t warena_len, warena_used;
     void **allocs;
     int n_allocs;
 };
@@ -170,6 +172,7 @@ struct asr_stream {
     char language[16];
     float language_prob;
     double duration;
+    asr_timings_t timings; /* of the last transcription */
     char errmsg[256];
     /* language.c: probabilities of the last detection, Chinese script conversion */
     float lang_probs[ASR_TOKENIZER_MAX_LANGUAGES]; /* [n_lang_probs], language token order */

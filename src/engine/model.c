@@ -116,7 +116,15 @@ static int decode_f32(loader_t *L, const asr_ct2_var_t *v, const char *name, int
 }
 
 static void *alloc_weights(loader_t *L, const char *name, size_t bytes) {
-    void *out = track(L->m, asr_malloc_aligned(bytes));
+    asr_model_t *m = L->m;
+    size_t off = (m->warena_used + 63) & ~(size_t)63;
+    void *out = NULL;
+    if (m->warena && off + bytes <= m->warena_len) {
+        out = m->warena + off;
+        m->warena_used = off + bytes;
+    } else {
+        out = track(m, asr_malloc_aligned(bytes));
+    }
     if (!out) {
         asr_errf(L->err, L->err_len, "out of memory loading %s", name);
         L->oom = true;
@@ -511,8 +519,15 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
                  L.f.spec_revision);
         goto fail;
     }
+    /* every tensor as float32 at most: the weights' region, reserved (not touched) up front */
+    size_t cap = 0;
+    for (int i = 0; i < L.f.n_vars; i++)
+        cap += 4 * (size_t)L.f.vars[i].n_elems + 128;
+    m->warena = asr_malloc_huge(cap); /* NULL: each tensor gets its own buffer */
+    m->warena_len = m->warena ? cap : 0;
     if (load_weights(&L) != 0)
         goto fail;
+    m->warena_len = asr_huge_trim(m->warena, m->warena_len, m->warena_used);
     asr_ct2_free(&L.f);
     munmap(map, len);
     map = NULL;
@@ -550,6 +565,7 @@ fail:
 void asr_model_destroy(asr_model_t *m) {
     if (!m)
         return;
+    asr_free_huge(m->warena, m->warena_len);
     for (int i = 0; i < m->n_allocs; i++)
         free(m->allocs[i]);
     free(m->allocs);

@@ -60,7 +60,7 @@ asr_err_t asr_stream_create_slot(const asr_model_t *m, int n_seq, asr_stream_t *
         return ASR_ERR_INVALID;
     asr__slot_layout_t L;
     asr__slot_layout(&m->info, n_seq, &L);
-    unsigned char *a = asr_malloc_aligned(L.arena_bytes);
+    unsigned char *a = asr_malloc_huge(L.arena_bytes);
     if (!a)
         return ASR_ERR_NOMEM;
     memset(a, 0, L.arena_bytes); /* touch every page: the slot's memory is really there */
@@ -101,7 +101,7 @@ int asr_stream_n_seq(const asr_stream_t *s) { return s->n_seq_cap; }
 void asr_stream_destroy(asr_stream_t *s) {
     if (!s)
         return;
-    asr_free_aligned(s->arena);
+    asr_free_huge(s->arena, s->arena_bytes);
     asr_pool_destroy(s->pool);
     free(s->segs);
     free(s->seg_text_off);
@@ -250,6 +250,7 @@ static void add_word(asr_stream_t *s, const char *word, double start, double end
 const char *asr_stream_language(const asr_stream_t *s) { return s->language; }
 float asr_stream_language_prob(const asr_stream_t *s) { return s->language_prob; }
 double asr_stream_duration(const asr_stream_t *s) { return s->duration; }
+void asr_stream_timings(const asr_stream_t *s, asr_timings_t *out) { *out = s->timings; }
 const char *asr_stream_errmsg(const asr_stream_t *s) { return s->errmsg; }
 
 /* ---- language ---- */
@@ -640,6 +641,8 @@ asr_err_t asr__transcribe_run(asr_stream_t *s, const asr_pcm_source_t *src,
     asr_transcribe_params_t p = params ? *params : asr_transcribe_default_params();
     results_reset(s);
     s->duration = 0.0;
+    memset(&s->timings, 0, sizeof s->timings);
+    double t_start = asr_now_s(), t0 = t_start;
     if (p.n_threads > 0 && p.n_threads != s->n_threads) {
         asr_pool_destroy(s->pool);
         s->pool = asr_pool_create(p.n_threads);
@@ -700,6 +703,7 @@ asr_err_t asr__transcribe_run(asr_stream_t *s, const asr_pcm_source_t *src,
     }
     if (rc == ASR_OK)
         rc = asr__frames_rewind(&fr);
+    s->timings.scan_s = asr_now_s() - t0;
     if (rc != ASR_OK) {
         snprintf(s->errmsg, sizeof s->errmsg, "reading audio failed: %s", asr_strerror(rc));
         goto done;
@@ -739,7 +743,9 @@ asr_err_t asr__transcribe_run(asr_stream_t *s, const asr_pcm_source_t *src,
         asr__dec_cross_kv(s);
         build_prompt(&R, lang_tok);
         float avg_lp = 0.0f, cr = 0.0f;
+        t0 = asr_now_s();
         rc = decode_with_fallback(&R, &avg_lp, &cr);
+        s->timings.decode_s += asr_now_s() - t0;
         if (rc != ASR_OK) {
             snprintf(s->errmsg, sizeof s->errmsg, "%s",
                      rc == ASR_ERR_CANCELLED ? "cancelled" : "out of memory while decoding");
@@ -763,6 +769,7 @@ asr_err_t asr__transcribe_run(asr_stream_t *s, const asr_pcm_source_t *src,
     }
     rc = ASR_OK;
 done:
+    s->timings.total_s = asr_now_s() - t_start;
     free(guard);
     if (p.vad_filter)
         asr__vadfilter_free(&vf);

@@ -2,14 +2,40 @@
  * vectorises, split over the pool by row blocks. */
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "nn/kern.h"
 
 /* OpenBLAS runs single-threaded inside the pool's tasks: its own threads would spin (sched_yield)
  * after every call, taking cores from the decoder and from concurrent requests. */
-void asr_nn_blas_single_threaded(void) { openblas_set_num_threads(1); }
-void asr_nn_blas_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+/* OpenBLAS starts its worker threads when the library loads, and they spin in sched_yield for
+ * ~0.1 s before sleeping: while asrd loads a model they take a core. Its (exported, not declared)
+ * shutdown ends them; a later multi-threaded call (asrd bench's peak) starts them again. */
+extern void blas_thread_shutdown_(void) __attribute__((weak));
+static void blas_stop_threads(void) {
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_)
+        blas_thread_shutdown_();
+}
+/* openblas_set_num_threads starts the threads again after a shutdown: called only to undo a
+ * multi-threaded setting (asrd bench) */
+static atomic_int g_blas_multi;
+void asr_nn_blas_single_threaded(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, blas_stop_threads);
+    if (atomic_exchange(&g_blas_multi, 0))
+        openblas_set_num_threads(1);
+}
+void asr_nn_blas_threads(int n) {
+    if (n <= 1) {
+        asr_nn_blas_single_threaded();
+        return;
+    }
+    atomic_store(&g_blas_multi, 1);
+    openblas_set_num_threads(n);
+}
 
 typedef struct {
     const float *a, *b, *bias;

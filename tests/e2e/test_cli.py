@@ -96,6 +96,36 @@ def assert_jfk_text(text: str, manifest: dict, what: str) -> None:
 # text and formats
 
 
+def test_timings_line_accounts_for_the_run(asrd, tiny):
+    """--timings: one stderr line per file whose parts add up to no more than the whole, with
+    the transcript unchanged on stdout."""
+    proc = transcribe(tiny, "--model", "tiny.en", "--timings", audio(JFK), audio(LDC))
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("asrd: timings ")]
+    assert len(lines) == 2, f"expected one timings line per file\n{asrdtest.describe(proc)}"
+    num = r"([0-9]+\.[0-9]+)"
+    pat = (rf"load {num} s, slot {num} s, scan {num} s, encoder {num} s \((\d+) passes\), "
+           rf"cross K/V {num} s, decoding {num} s \((\d+) steps, {num} ms/step\), "
+           rf"other (-?[0-9]+\.[0-9]+) s, transcription {num} s")
+    for i, ln in enumerate(lines):
+        m = re.search(pat, ln)
+        assert m, f"timings line does not parse: {ln!r}"
+        load, slot, scan, enc, n_enc, xkv, dec, n_steps, per, other, total = m.groups()
+        assert int(n_enc) == 1, f"one 30-s window, one encoder pass: {ln!r}"
+        assert int(n_steps) >= 10, f"a sentence takes more decoder steps: {ln!r}"
+        assert float(enc) > 0 and float(dec) > 0 and float(scan) > 0, ln
+        parts = float(scan) + float(enc) + float(xkv) + float(dec)
+        assert parts <= float(total) + 0.002, f"parts exceed the whole: {ln!r}"
+        assert abs(float(per) - 1e3 * float(dec) / int(n_steps)) < 0.02, ln
+        if i == 0:
+            assert float(load) > 0 and float(slot) > 0, f"the first file pays the load: {ln!r}"
+        else:
+            assert float(load) == 0 and float(slot) == 0, f"loaded once: {ln!r}"
+    out = asrdtest.normalize(proc.stdout)
+    assert 0 <= out.find("country") < out.find("greasy"), f"transcripts changed: {proc.stdout!r}"
+
+
+
+
 def test_txt_default_prints_jfk_sentence(asrd, tiny, manifest):
     proc = transcribe_memo(tiny, "--model", "tiny.en", audio(JFK))
     assert_jfk_text(proc.stdout, manifest, "`asrd transcribe --model tiny.en en_jfk.wav`")
