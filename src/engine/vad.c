@@ -57,17 +57,22 @@ struct asr_vad {
     int version[3];
 };
 
+/* Windows per batch: the STFT, the convolutions and the LSTM's input projection of VB windows run
+ * as GEMMs (the windows are independent until the LSTM); only W_hh·h stays sequential. */
+#define VB 32
+#define VB_ROWS (VB * N_FRAMES)
+
 struct asr_vad_state {
     const asr_vad_t *v;
-    float h[N_HID], c[N_HID];        /* LSTM state */
-    float ctx[ASR_VAD_CONTEXT];      /* last 64 samples of the previous window */
-    float xp[XP_LEN];                /* context + window + reflection */
-    float spec[N_FRAMES][STFT_LD];   /* STFT filter outputs per frame */
-    float mag[N_FRAMES][MAG_LD];     /* magnitudes per frame */
-    float col[N_FRAMES][MAX_COL_LD]; /* im2col columns of the current conv layer */
-    float act_a[N_FRAMES][N_HID];    /* conv activations, ping */
-    float act_b[N_FRAMES][N_HID];    /* conv activations, pong */
-    float xh[LSTM_LD];               /* [x | h] */
+    float h[N_HID], c[N_HID];             /* LSTM state */
+    float ctx[ASR_VAD_CONTEXT];           /* last 64 samples of the previous window */
+    float frames[VB_ROWS][FILT_LEN];      /* STFT input frames, 4 per window */
+    float spec[VB_ROWS][STFT_LD];         /* STFT filter outputs per frame */
+    float mag[VB_ROWS][MAG_LD];           /* magnitudes per frame */
+    float col[VB_ROWS][MAX_COL_LD];       /* im2col columns of the current conv layer */
+    float act_a[VB_ROWS][N_HID];          /* conv activations, ping */
+    float act_b[VB_ROWS][N_HID];          /* conv activations, pong */
+    float gx[VB][N_GATE];                 /* W_ih·x + biases per window */
     float gates[N_GATE];
 } __attribute__((aligned(64)));
 
@@ -126,71 +131,97 @@ static void gemv(const float *w, int rows, int ld, int k, const float *bias, con
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-/* Encoder layer i: in [len_in][in_ld] -> ReLU(conv) into out [len_out][N_HID]. */
-static void conv_layer(asr_vad_state_t *s, int i, const float *in, int in_ld, float *out) {
+/* Encoder layer i over nb windows: in [nb * len_in][in_ld] -> ReLU(conv) into
+ * out [nb * len_out][N_HID]. */
+static void conv_layer(asr_vad_state_t *s, int i, int nb, const float *in, int in_ld, float *out) {
     const asr_vad_t *v = s->v;
     const int c_in = k_in[i], ld = ROUND8(c_in * KSIZE);
     const int l_in = k_len_in[i], l_out = k_len_out[i], st = k_stride[i];
-    const float *cols[N_FRAMES] = {NULL};
-    for (int t = 0; t < l_out; t++) {
-        float *col = s->col[t];
-        for (int k = 0; k < KSIZE; k++) {
-            int pos = t * st + k - 1; /* padding 1 */
-            const float *src = (pos >= 0 && pos < l_in) ? in + pos * in_ld : NULL;
-            for (int c = 0; c < c_in; c++)
-                col[c * KSIZE + k] = src ? src[c] : 0.0f;
+    for (int b = 0; b < nb; b++)
+        for (int t = 0; t < l_out; t++) {
+            float *col = s->col[b * l_out + t];
+            for (int k = 0; k < KSIZE; k++) {
+                int pos = t * st + k - 1; /* padding 1 */
+                const float *src = (pos >= 0 && pos < l_in) ? in + (b * l_in + pos) * in_ld : NULL;
+                for (int c = 0; c < c_in; c++)
+                    col[c * KSIZE + k] = src ? src[c] : 0.0f;
+            }
+            for (int c = c_in * KSIZE; c < ld; c++)
+                col[c] = 0.0f;
         }
-        cols[t] = col; /* col[c_in * 3 .. ld) stays zero from state creation */
-    }
-    gemv(v->enc_w[i], k_out[i], ld, ld, v->enc_b[i], cols, l_out, out, N_HID);
-    for (int t = 0; t < l_out; t++)
+    asr_nn_linear(&s->col[0][0], MAX_COL_LD, v->enc_w[i], ld, v->enc_b[i], out, N_HID,
+                  nb * l_out, k_out[i], ld);
+    for (int r = 0; r < nb * l_out; r++)
         for (int o = 0; o < k_out[i]; o++)
-            out[t * N_HID + o] = out[t * N_HID + o] > 0.0f ? out[t * N_HID + o] : 0.0f;
+            out[r * N_HID + o] = out[r * N_HID + o] > 0.0f ? out[r * N_HID + o] : 0.0f;
 }
 
-float asr_vad_process(asr_vad_state_t *s, const float *window512) {
-    assert(s && window512);
+/* nb (<= VB) consecutive windows: everything up to the LSTM's input projection. */
+static void encode_batch(asr_vad_state_t *s, const float *pcm, int nb) {
     const asr_vad_t *v = s->v;
-    float *xp = s->xp;
-    memcpy(xp, s->ctx, sizeof s->ctx);
-    memcpy(xp + ASR_VAD_CONTEXT, window512, ASR_VAD_WINDOW * sizeof(float));
+    float xp[XP_LEN];
     const int n_x = ASR_VAD_CONTEXT + ASR_VAD_WINDOW;
-    for (int j = 0; j < XP_LEN - n_x; j++)
-        xp[n_x + j] = xp[n_x - 2 - j];
-    memcpy(s->ctx, window512 + ASR_VAD_WINDOW - ASR_VAD_CONTEXT, sizeof s->ctx);
-
-    /* STFT: the 4 frames are the columns, the 258 filters the rows. */
-    const float *frames[N_FRAMES];
-    for (int t = 0; t < N_FRAMES; t++)
-        frames[t] = xp + t * HOP;
-    gemv(v->stft, N_FILT, FILT_LEN, FILT_LEN, NULL, frames, N_FRAMES, &s->spec[0][0], STFT_LD);
-    for (int t = 0; t < N_FRAMES; t++)
+    for (int b = 0; b < nb; b++) {
+        const float *w = pcm + (size_t)b * ASR_VAD_WINDOW;
+        memcpy(xp, s->ctx, sizeof s->ctx);
+        memcpy(xp + ASR_VAD_CONTEXT, w, ASR_VAD_WINDOW * sizeof(float));
+        for (int j = 0; j < XP_LEN - n_x; j++) /* right reflection padding */
+            xp[n_x + j] = xp[n_x - 2 - j];
+        memcpy(s->ctx, w + ASR_VAD_WINDOW - ASR_VAD_CONTEXT, sizeof s->ctx);
+        for (int t = 0; t < N_FRAMES; t++)
+            memcpy(s->frames[b * N_FRAMES + t], xp + t * HOP, FILT_LEN * sizeof(float));
+    }
+    /* STFT: frames are the rows, the 258 filters the columns */
+    const int rows = nb * N_FRAMES;
+    asr_nn_linear(&s->frames[0][0], FILT_LEN, v->stft, FILT_LEN, NULL, &s->spec[0][0], STFT_LD,
+                  rows, N_FILT, FILT_LEN);
+    for (int r = 0; r < rows; r++)
         for (int f = 0; f < N_BINS; f++) {
-            float re = s->spec[t][f], im = s->spec[t][N_BINS + f];
-            s->mag[t][f] = sqrtf(re * re + im * im);
+            float re = s->spec[r][f], im = s->spec[r][N_BINS + f];
+            s->mag[r][f] = sqrtf(re * re + im * im);
         }
+    conv_layer(s, 0, nb, &s->mag[0][0], MAG_LD, &s->act_a[0][0]);
+    conv_layer(s, 1, nb, &s->act_a[0][0], N_HID, &s->act_b[0][0]);
+    conv_layer(s, 2, nb, &s->act_b[0][0], N_HID, &s->act_a[0][0]);
+    conv_layer(s, 3, nb, &s->act_a[0][0], N_HID, &s->act_b[0][0]);
+    /* W_ih·x + b_ih + b_hh for every window: the first N_HID columns of the [x | h] weights */
+    asr_nn_linear(&s->act_b[0][0], N_HID, v->lstm_w, LSTM_LD, v->lstm_b, &s->gx[0][0], N_GATE, nb,
+                  N_GATE, N_HID);
+}
 
-    conv_layer(s, 0, &s->mag[0][0], MAG_LD, &s->act_a[0][0]);
-    conv_layer(s, 1, &s->act_a[0][0], N_HID, &s->act_b[0][0]);
-    conv_layer(s, 2, &s->act_b[0][0], N_HID, &s->act_a[0][0]);
-    conv_layer(s, 3, &s->act_a[0][0], N_HID, &s->act_b[0][0]);
-
-    /* LSTM cell on [x | h]. */
-    memcpy(s->xh, s->act_b[0], N_HID * sizeof(float));
-    memcpy(s->xh + N_HID, s->h, N_HID * sizeof(float));
-    const float *xh = s->xh;
-    gemv(v->lstm_w, N_GATE, LSTM_LD, LSTM_LD, v->lstm_b, &xh, 1, s->gates, N_GATE);
+/* The LSTM cell for one window, from its input projection gx; returns the speech probability. */
+static float lstm_step(asr_vad_state_t *s, const float *gx) {
+    const asr_vad_t *v = s->v;
+    const float *h = s->h;
+    gemv(v->lstm_w + N_HID, N_GATE, LSTM_LD, N_HID, NULL, &h, 1, s->gates, N_GATE);
     float logit = v->out_b[0];
     for (int j = 0; j < N_HID; j++) {
-        float ig = sigmoidf(s->gates[j]);
-        float fg = sigmoidf(s->gates[N_HID + j]);
-        float gg = tanhf(s->gates[2 * N_HID + j]);
-        float og = sigmoidf(s->gates[3 * N_HID + j]);
+        float ig = sigmoidf(gx[j] + s->gates[j]);
+        float fg = sigmoidf(gx[N_HID + j] + s->gates[N_HID + j]);
+        float gg = tanhf(gx[2 * N_HID + j] + s->gates[2 * N_HID + j]);
+        float og = sigmoidf(gx[3 * N_HID + j] + s->gates[3 * N_HID + j]);
         s->c[j] = fg * s->c[j] + ig * gg;
         s->h[j] = og * tanhf(s->c[j]);
         logit += v->out_w[j] * (s->h[j] > 0.0f ? s->h[j] : 0.0f);
     }
     return sigmoidf(logit);
+}
+
+void asr_vad_process_n(asr_vad_state_t *s, const float *pcm, size_t n, float *probs) {
+    assert(s && (pcm || !n) && (probs || !n));
+    for (size_t i = 0; i < n; i += VB) {
+        int nb = n - i < VB ? (int)(n - i) : VB;
+        encode_batch(s, pcm + i * ASR_VAD_WINDOW, nb);
+        for (int b = 0; b < nb; b++)
+            probs[i + (size_t)b] = lstm_step(s, s->gx[b]);
+    }
+}
+
+float asr_vad_process(asr_vad_state_t *s, const float *window512) {
+    assert(s && window512);
+    float p;
+    asr_vad_process_n(s, window512, 1, &p);
+    return p;
 }
 
 /* ---- state ---- */
@@ -238,8 +269,7 @@ asr_err_t asr_vad_probs(const asr_vad_t *v, const float *pcm, size_t n, float **
         free(probs);
         return err;
     }
-    for (size_t i = 0; i + 1 < n_win; i++)
-        probs[i] = asr_vad_process(s, pcm + i * ASR_VAD_WINDOW);
+    asr_vad_process_n(s, pcm, n_win - 1, probs);
     /* The last window: the remaining samples, zeros, and (faster-whisper's quirk) its last 64
      * samples zeroed even where they were audio. */
     float last[ASR_VAD_WINDOW] = {0};

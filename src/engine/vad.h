@@ -72,6 +72,10 @@ void asr_vad_state_destroy(asr_vad_state_t *s);
  * samples carry over. No allocation, no locking. Non-finite samples poison the state until reset.
  */
 float asr_vad_process(asr_vad_state_t *s, const float *window512);
+/* n consecutive windows at once (pcm holds n * 512 samples, probs n results): the same as n calls
+ * of asr_vad_process up to float rounding, several times faster (the windows' STFT and
+ * convolutions run as matrix products). */
+void asr_vad_process_n(asr_vad_state_t *s, const float *pcm, size_t n, float *probs);
 
 typedef struct {
     int64_t start, end; /* samples, [start, end) */

@@ -46,18 +46,22 @@ asr_err_t asr__vad_weights(const asr_vad_t **out, char *errbuf, size_t errbuf_le
 #define VW 512
 #define VCTX 64
 
+#define ACC_WINDOWS 64 /* windows buffered per batch */
+
 asr_err_t asr__vadacc_init(asr_vadacc_t *a, const asr_vad_t *v) {
     memset(a, 0, sizeof *a);
     a->cap = 1024;
     a->probs = asr_malloc(a->cap * sizeof(float));
-    a->rc = a->probs ? asr_vad_state_create(v, &a->st) : ASR_ERR_NOMEM;
+    a->buf = asr_malloc(ACC_WINDOWS * VW * sizeof(float));
+    a->rc = a->probs && a->buf ? asr_vad_state_create(v, &a->st) : ASR_ERR_NOMEM;
     if (a->rc != ASR_OK)
         asr__vadacc_free(a);
     return a->rc;
 }
 
-static void acc_push(asr_vadacc_t *a, const float *win) {
-    if (a->n == a->cap) {
+/* Probabilities of the nw windows at pcm. */
+static void acc_push(asr_vadacc_t *a, const float *pcm, size_t nw) {
+    while (a->n + nw > a->cap) {
         float *p = asr_realloc(a->probs, 2 * a->cap * sizeof(float));
         if (!p) {
             a->rc = ASR_ERR_NOMEM;
@@ -65,20 +69,21 @@ static void acc_push(asr_vadacc_t *a, const float *win) {
         }
         a->probs = p, a->cap *= 2;
     }
-    a->probs[a->n++] = asr_vad_process(a->st, win);
+    asr_vad_process_n(a->st, pcm, nw, a->probs + a->n);
+    a->n += nw;
 }
 
 void asr__vadacc_feed(asr_vadacc_t *a, const float *x, size_t n) {
     if (a->rc != ASR_OK)
         return;
     a->n_samples += n;
-    while (n > 0) { /* the n/512 full windows */
-        size_t k = VW - a->have < n ? VW - a->have : n;
+    while (n > 0) { /* full windows go in batches of ACC_WINDOWS */
+        size_t k = ACC_WINDOWS * VW - a->have < n ? ACC_WINDOWS * VW - a->have : n;
         for (size_t i = 0; i < k; i++)
             a->buf[a->have + i] = isfinite(x[i]) ? x[i] : 0.0f;
         a->have += k, x += k, n -= k;
-        if (a->have == VW) {
-            acc_push(a, a->buf);
+        if (a->have == ACC_WINDOWS * VW) {
+            acc_push(a, a->buf, ACC_WINDOWS);
             a->have = 0;
         }
     }
@@ -87,19 +92,26 @@ void asr__vadacc_feed(asr_vadacc_t *a, const float *x, size_t n) {
 asr_err_t asr__vadacc_finish(asr_vadacc_t *a) {
     if (a->rc != ASR_OK)
         return a->rc;
+    size_t full = a->have / VW;
+    if (full)
+        acc_push(a, a->buf, full);
     /* the final window: the remaining (< 512) samples, zero-padded, its last 64 zeroed */
     float last[VW] = {0};
-    size_t rem = a->have > VW - VCTX ? VW - VCTX : a->have;
-    memcpy(last, a->buf, rem * sizeof(float));
-    acc_push(a, last);
+    size_t left = a->have - full * VW;
+    size_t rem = left > VW - VCTX ? VW - VCTX : left;
+    memcpy(last, a->buf + full * VW, rem * sizeof(float));
+    if (a->rc == ASR_OK)
+        acc_push(a, last, 1);
     return a->rc;
 }
 
 void asr__vadacc_free(asr_vadacc_t *a) {
     asr_vad_state_destroy(a->st);
     free(a->probs);
+    free(a->buf);
     a->st = NULL;
     a->probs = NULL;
+    a->buf = NULL;
 }
 
 /* Window probabilities over the streamed source. */

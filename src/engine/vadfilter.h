@@ -29,7 +29,7 @@ typedef struct {
     asr_vad_state_t *st;
     float *probs;
     size_t n, cap, n_samples;
-    float buf[512];
+    float *buf; /* samples of the windows not yet processed */
     size_t have;
     asr_err_t rc;
 } asr_vadacc_t;

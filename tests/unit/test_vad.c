@@ -305,7 +305,8 @@ static void test_streaming(void **state) {
     for (size_t i = 0; i < n / 512; i++) {
         float pa = asr_vad_process(a, pcm + i * 512);
         float pb = asr_vad_process(b, pcm + i * 512);
-        assert_true(pa == p[i] && pb == p[i]);
+        /* one window at a time vs batches of 32: the same sums in other blockings */
+        assert_true(pa == pb && fabsf(pa - p[i]) <= 1e-5f);
         assert_true(pa >= 0.0f && pa <= 1.0f);
     }
     asr_vad_state_destroy(a);
