@@ -1,7 +1,9 @@
 /* engine: Whisper text decoder with per-sequence self-attention KV caches (beams or samples) and
  * cross-attention K/V computed once per 30-s window. asr__dec_forward runs a block of prompt
  * tokens of one sequence; asr__dec_step runs one token for each of n sequences in one batch (the
- * linear layers see n rows, so the weights are read once per step). Nothing here allocates: every
+ * linear layers see n rows, so the weights are read once per step). The positions a forward pass
+ * from position 0 wrote to sequence 0 are the prompt every sequence shares: steps read them from
+ * sequence 0 (other sequences' copies of them are never read). Nothing here allocates: every
  * buffer is in the stream's slot arena. */
 #include <math.h>
 #include <string.h>
@@ -202,8 +204,18 @@ void asr__dec_cross_kv(asr_stream_t *s) {
     s->timings.cross_kv_s += asr_now_s() - t0;
 }
 
+void asr__dec_reset(asr_stream_t *s, int shared) {
+    s->self_shared = shared;
+    for (int i = 0; i < ASR_SLOT_MAX_SEQ; i++) /* sequence i in slot i; the prompt in slot 0 */
+        s->slot_of[i] = i;
+}
+
 void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int logits_row) {
     s->timings.n_steps++;
+    if (pos0 == 0)
+        asr__dec_reset(s, n);
+    else if (s->self_shared > pos0)
+        s->self_shared = pos0;
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, H = m->info.n_text_head, dh = d / H;
     const int C = m->info.n_text_ctx, ctx = pos0 + n;
@@ -237,27 +249,45 @@ void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, i
         logits_rows(s, logits_row, 1);
 }
 
-/* Self-attention of one new token per sequence over its cache, heads in parallel. */
+/* Self-attention of one new token per sequence over its cache, heads in parallel. The shared
+ * prompt positions [0, P) are read once, from sequence 0, for all sequences together (q·Kᵀ and
+ * P·V with n_seq rows); only the positions after it come from each sequence's own cache. */
 typedef struct {
     asr_stream_t *s;
-    int l, n_seq, pos, d, dh, H, C;
+    int l, n_seq, pos, d, dh, H, C, shared;
     float scale;
 } sattn_job_t;
 
-static void sattn_head(void *ctx, int task, int n_tasks) {
+static void sattn_head(void *ctx, int h, int n_tasks) {
     (void)n_tasks;
     sattn_job_t *j = ctx;
     asr_stream_t *s = j->s;
-    const int i = task / j->H, h = task % j->H, d = j->d, dh = j->dh, ctx_len = j->pos + 1;
-    const size_t stride = seq_stride(s->m);
-    const float *K = s->self_k + i * stride + (size_t)j->l * j->C * d;
-    const float *V = s->self_v + i * stride + (size_t)j->l * j->C * d;
-    float *sc = s->dscores + (size_t)task * j->C;
-    asr__nn_linear_rows(s->dqkv + (size_t)i * 3 * d + h * dh, 3 * d, K + h * dh, d, NULL, sc,
-                        ctx_len, 1, 0, ctx_len, dh);
-    asr_nn_softmax_row_fast(sc, ctx_len, j->scale);
-    asr_nn_gemm_nn_small(sc, ctx_len, V + h * dh, d, s->dattn + (size_t)i * d + h * dh, d, 1, dh,
-                         ctx_len);
+    const int d = j->d, dh = j->dh, n = j->n_seq, ctx_len = j->pos + 1, C = j->C;
+    const int P = j->shared < ctx_len ? j->shared : 0;
+    const size_t stride = seq_stride(s->m), layer = (size_t)j->l * C * d;
+    float *sc = s->dscores + (size_t)h * n * C;
+    const float *q = s->dqkv + h * dh;
+    if (P > 0)
+        asr__nn_linear_rows(q, 3 * d, s->self_k + layer + h * dh, d, NULL, sc, C, n, 0, P, dh);
+    for (int i = 0; i < n; i++)
+        asr__nn_linear_rows(q + (size_t)i * 3 * d, 3 * d,
+                            s->self_k + (size_t)s->slot_of[i] * stride + layer + h * dh, d, NULL,
+                            sc + (size_t)i * C, C, 1, P, ctx_len, dh);
+    for (int i = 0; i < n; i++)
+        asr_nn_softmax_row_fast(sc + (size_t)i * C, ctx_len, j->scale);
+    float *out = s->dattn + h * dh;
+    if (P > 0)
+        asr_nn_gemm_nn_small(sc, C, s->self_v + layer + h * dh, d, out, d, n, dh, P);
+    for (int i = 0; i < n; i++) {
+        const float *V =
+            s->self_v + (size_t)s->slot_of[i] * stride + layer + (size_t)P * d + h * dh;
+        float tail[256];
+        ASR_ASSERT(dh <= 256);
+        float *t = P > 0 ? tail : out + (size_t)i * d;
+        asr_nn_gemm_nn_small(sc + (size_t)i * C + P, C, V, d, t, dh, 1, dh, ctx_len - P);
+        if (P > 0)
+            asr_nn_add(out + (size_t)i * d, tail, (size_t)dh);
+    }
 }
 
 void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
@@ -273,14 +303,14 @@ void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
         asr_nn_layer_norm(NULL, s->dx, s->dh, n_seq, d, L->attn_ln.gamma, L->attn_ln.beta, 1e-5f);
         dec_linear(s, &L->qkv, s->dh, d, s->dqkv, 3 * d, n_seq);
         for (int i = 0; i < n_seq; i++) {
-            float *K = s->self_k + i * stride + (size_t)l * C * d;
-            float *V = s->self_v + i * stride + (size_t)l * C * d;
+            float *K = s->self_k + (size_t)s->slot_of[i] * stride + (size_t)l * C * d;
+            float *V = s->self_v + (size_t)s->slot_of[i] * stride + (size_t)l * C * d;
             const float *q = s->dqkv + (size_t)i * 3 * d;
             memcpy(K + (size_t)pos * d, q + d, d * sizeof(float));
             memcpy(V + (size_t)pos * d, q + 2 * d, d * sizeof(float));
         }
-        sattn_job_t j = {s, l, n_seq, pos, d, dh, H, C, scale};
-        asr_pool_run(s->pool, n_seq * H, sattn_head, &j);
+        sattn_job_t j = {s, l, n_seq, pos, d, dh, H, C, s->self_shared, scale};
+        asr_pool_run(s->pool, H, sattn_head, &j);
         dec_linear(s, &L->out, s->dattn, d, s->dh, d, n_seq);
         asr_nn_add(s->dx, s->dh, (size_t)n_seq * d);
         cross_and_ffn(s, L, l, n_seq, NULL);
@@ -288,36 +318,39 @@ void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
     logits_rows(s, 0, n_seq);
 }
 
-/* Sequence i continues sequence src[i]: positions [from, len) of its self-attention cache become
- * a copy of src[i]'s (positions before `from` are the same in every sequence: the prompt). Only
- * the sequences that change are copied; a source that is itself overwritten is first set aside
- * in the second buffer. */
+/* Sequence i continues sequence src[i]: it needs src[i]'s cache positions [from, len) (positions
+ * before `from` are the shared prompt). The first sequence continuing a source takes over the
+ * source's cache slot as it is; each further one gets a free slot (one no continued sequence
+ * holds) with a copy of those positions. Nothing is copied when every source continues once. */
 void asr__dec_reorder(asr_stream_t *s, const int *src, int n_seq, int from, int len) {
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, C = m->info.n_text_ctx;
     const size_t stride = seq_stride(m), bytes = (size_t)(len - from) * d * sizeof(float);
-    bool changed[ASR_SLOT_MAX_SEQ] = {0}, stash[ASR_SLOT_MAX_SEQ] = {0};
-    int any = 0;
-    for (int i = 0; i < n_seq; i++)
-        any |= changed[i] = src[i] != i;
-    if (!any || len <= from)
-        return;
-    for (int i = 0; i < n_seq; i++)
-        if (changed[i] && changed[src[i]])
-            stash[src[i]] = true;
-    for (int j = 0; j < n_seq; j++)
-        for (int l = 0; stash[j] && l < m->info.n_text_layer; l++) {
-            size_t off = j * stride + ((size_t)l * C + from) * d;
-            memcpy(s->self_k2 + off, s->self_k + off, bytes);
-            memcpy(s->self_v2 + off, s->self_v + off, bytes);
+    int slot[ASR_SLOT_MAX_SEQ];
+    bool taken_src[ASR_SLOT_MAX_SEQ] = {0}, busy[ASR_SLOT_MAX_SEQ] = {0};
+    for (int i = 0; i < n_seq; i++) {
+        slot[i] = -1;
+        if (!taken_src[src[i]]) {
+            taken_src[src[i]] = true;
+            slot[i] = s->slot_of[src[i]];
+            busy[slot[i]] = true;
         }
-    for (int i = 0; i < n_seq; i++)
-        for (int l = 0; changed[i] && l < m->info.n_text_layer; l++) {
-            size_t off_dst = i * stride + ((size_t)l * C + from) * d;
-            size_t off_src = (size_t)src[i] * stride + ((size_t)l * C + from) * d;
-            const float *k = stash[src[i]] ? s->self_k2 : s->self_k;
-            const float *v = stash[src[i]] ? s->self_v2 : s->self_v;
-            memcpy(s->self_k + off_dst, k + off_src, bytes);
-            memcpy(s->self_v + off_dst, v + off_src, bytes);
+    }
+    int next_free = 0;
+    for (int i = 0; i < n_seq; i++) {
+        if (slot[i] >= 0)
+            continue;
+        while (busy[next_free])
+            next_free++;
+        slot[i] = next_free;
+        busy[next_free] = true;
+        int from_slot = s->slot_of[src[i]];
+        for (int l = 0; l < m->info.n_text_layer && len > from; l++) {
+            size_t dst = (size_t)slot[i] * stride + ((size_t)l * C + from) * d;
+            size_t org = (size_t)from_slot * stride + ((size_t)l * C + from) * d;
+            memcpy(s->self_k + dst, s->self_k + org, bytes);
+            memcpy(s->self_v + dst, s->self_v + org, bytes);
         }
+    }
+    memcpy(s->slot_of, slot, (size_t)n_seq * sizeof(int));
 }

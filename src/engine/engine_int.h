@@ -26,8 +26,6 @@ enum {
     ASR_SLOT_CROSS_KV,
     ASR_SLOT_SELF_K,
     ASR_SLOT_SELF_V,
-    ASR_SLOT_SELF_K2,
-    ASR_SLOT_SELF_V2,
     ASR_SLOT_DX,
     ASR_SLOT_DH,
     ASR_SLOT_DQKV,
@@ -144,17 +142,20 @@ struct asr_stream {
     int n_threads;
     asr_enc_buf_t eb;
     /* decoder state */
-    float *cross_kv; /* [n_text_layer][1500][2d] */
-    int n_seq_cap;   /* sequences (beams/samples) the caches hold */
-    float *self_k;   /* [n_seq_cap][n_text_layer][448][d] */
-    float *self_v;   /* [n_seq_cap][n_text_layer][448][d] */
-    float *self_k2;  /* same shape: where beam reordering sets aside overwritten sources */
-    float *self_v2;
+    float *cross_kv;               /* [n_text_layer][1500][2d] */
+    int n_seq_cap;                 /* sequences (beams/samples) the caches hold */
+    float *self_k;                 /* [n_seq_cap][n_text_layer][448][d], by cache slot */
+    float *self_v;                 /* [n_seq_cap][n_text_layer][448][d] */
+    int slot_of[ASR_SLOT_MAX_SEQ]; /* the cache slot of each sequence (beam reordering moves
+                                      sequences between slots instead of copying caches) */
     float *dx, *dh, *dqkv, *dattn, *dffn, *dscores; /* decoder scratch, sized for 448 rows */
     float *logits;                                  /* [n_seq_cap][n_vocab] */
     float *align_capture; /* when set: raw cross-attention scores of the alignment heads,
                              [n_alignment_heads][align_rows][align_frames] */
     int align_rows, align_frames;
+    /* self-attention cache positions [0, self_shared) hold the prompt, the same for every
+     * sequence: decoding steps read them from sequence 0 only (set by the search) */
+    int self_shared;
     float *logprobs; /* [n_seq_cap][n_vocab] */
     /* results */
     asr_segment_t *segs;
@@ -216,6 +217,9 @@ void asr__dec_logits_row(asr_stream_t *s, int row);
 void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos);
 /* Reorders sequence caches: new sequence i takes positions [from, len) of old src[i]. */
 void asr__dec_reorder(asr_stream_t *s, const int *src, int n_seq, int from, int len);
+/* Sequences back in their own cache slots; positions [0, shared) of slot 0 are the prompt every
+ * sequence reads (asr__dec_forward from position 0 calls it with its n). */
+void asr__dec_reset(asr_stream_t *s, int shared);
 
 /* transcribe.c: the transcription loop; detect_only stops after the language is set. */
 asr_err_t asr__transcribe_run(asr_stream_t *s, const asr_pcm_source_t *src,

@@ -44,8 +44,6 @@ void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr__slot_layout_t 
     L->part[ASR_PLAN_PART_CROSS_KV] = cur - mark, mark = cur;
     L->off[ASR_SLOT_SELF_K] = place(&cur, kv);
     L->off[ASR_SLOT_SELF_V] = place(&cur, kv);
-    L->off[ASR_SLOT_SELF_K2] = place(&cur, kv);
-    L->off[ASR_SLOT_SELF_V2] = place(&cur, kv);
     L->part[ASR_PLAN_PART_SELF_KV] = cur - mark, mark = cur;
     L->off[ASR_SLOT_DX] = place(&cur, C * d * f);
     L->off[ASR_SLOT_DH] = place(&cur, C * d * f);

@@ -139,6 +139,7 @@ static float run_prompt(asr_stream_t *s, const int32_t *prompt, int n_prompt, in
         }
     *sot_last = sot_index == n_prompt - 1;
     float nsp = -1.0f;
+    asr__dec_reset(s, 0); /* asr__dec_forward below shares the prompt's positions */
     if (n_prompt > 1) {
         asr__dec_forward(s, prompt, n_prompt - 1, 0, *sot_last ? -1 : sot_index);
         if (!*sot_last)
@@ -164,9 +165,8 @@ static asr_err_t search_sampling(asr_stream_t *s, const asr_transcribe_params_t 
     float nsp = run_prompt(s, prompt, n_prompt, &sot_last);
     const int start = n_prompt - 1, max_len = max_steps(m, p, start);
     seqs_t *q = asr_xcalloc(1, sizeof *q);
-    int len[MAX_SEQ] = {0}, src[MAX_SEQ] = {0};
+    int len[MAX_SEQ] = {0};
     int32_t cur[MAX_SEQ];
-    asr__dec_reorder(s, src, n_seq, 0, start); /* replicate the prompt cache */
     for (int i = 0; i < n_seq; i++)
         cur[i] = prompt[n_prompt - 1], q->alive[i] = 1;
     int n_alive = n_seq;
@@ -312,8 +312,8 @@ static asr_err_t search_beam(asr_stream_t *s, const asr_transcribe_params_t *p,
         }
         if (last_step || n_hyp >= max_cand || nb == 0)
             break;
-        /* step 0 spreads beam 0's prompt cache; later steps differ only after the prompt */
-        asr__dec_reorder(s, src, nb, step == 0 ? 0 : start, start + step + 1);
+        /* the beams differ only after the prompt, which they all read from sequence 0 */
+        asr__dec_reorder(s, src, nb, start, start + step + 1);
         seqs_t *t = q;
         q = q2, q2 = t;
         n_beams = nb;

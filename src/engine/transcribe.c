@@ -69,13 +69,13 @@ asr_err_t asr_stream_create_slot(const asr_model_t *m, int n_seq, asr_stream_t *
     s->arena = a;
     s->arena_bytes = L.arena_bytes;
     s->n_seq_cap = n_seq;
+    asr__dec_reset(s, 0);
 #define BUF(id) ((float *)(a + L.off[id]))
     s->eb.x = BUF(ASR_SLOT_ENC_X), s->eb.h = BUF(ASR_SLOT_ENC_H);
     s->eb.big = BUF(ASR_SLOT_ENC_BIG), s->eb.big2 = BUF(ASR_SLOT_ENC_BIG2);
     s->eb.scores = BUF(ASR_SLOT_ENC_SCORES), s->eb.out = BUF(ASR_SLOT_ENC_OUT);
     s->cross_kv = BUF(ASR_SLOT_CROSS_KV);
     s->self_k = BUF(ASR_SLOT_SELF_K), s->self_v = BUF(ASR_SLOT_SELF_V);
-    s->self_k2 = BUF(ASR_SLOT_SELF_K2), s->self_v2 = BUF(ASR_SLOT_SELF_V2);
     s->dx = BUF(ASR_SLOT_DX), s->dh = BUF(ASR_SLOT_DH), s->dqkv = BUF(ASR_SLOT_DQKV);
     s->dattn = BUF(ASR_SLOT_DATTN), s->dffn = BUF(ASR_SLOT_DFFN);
     s->dscores = BUF(ASR_SLOT_DSCORES);
@@ -802,8 +802,6 @@ asr_err_t asr_stream_bench_decoder(asr_stream_t *s, int n_seq, int n_steps, doub
     asr__dec_cross_kv(s);
     int32_t prompt[3] = {m->sp.sot, m->sp.sot, m->sp.sot};
     asr__dec_forward(s, prompt, 3, 0, -1);
-    int src[ASR_SLOT_MAX_SEQ] = {0};
-    asr__dec_reorder(s, src, n_seq, 0, 3);
     int32_t tok[ASR_SLOT_MAX_SEQ];
     double t0 = asr_now_s();
     for (int step = 0; step < n_steps; step++) {
