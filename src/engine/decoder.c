@@ -72,13 +72,14 @@ static void cross_kv(asr_stream_t *s) {
         /* Kᵀ·scale = scale·(Wk·Xᵀ) + scale·bk, computed as [d][1500]: the order of operations
          * that reproduces faster-whisper's transcripts */
         const float scale = 1.0f / sqrtf((float)dh);
-        asr_nn_gemm_nt_mt(s->pool, kv->w, d, s->eb.out, d, s->eb.big, 1500, d, 1500, d, scale);
+        const float *w = asr__lin_f32(s, kv); /* [2d][d]: Wk then Wv */
+        asr_nn_gemm_nt_mt(s->pool, w, d, s->eb.out, d, s->eb.big, 1500, d, 1500, d, scale);
         if (kv->b)
             for (int r = 0; r < d; r++)
                 for (int t = 0; t < 1500; t++)
                     s->eb.big[(size_t)r * 1500 + t] += kv->b[r] * scale;
         pack_cross(s, s->eb.big, 1, 1500, d, dh, true, base);
-        asr_nn_linear_mt(s->pool, s->eb.out, d, kv->w + (size_t)d * d, d, kv->b ? kv->b + d : NULL,
+        asr_nn_linear_mt(s->pool, s->eb.out, d, w + (size_t)d * d, d, kv->b ? kv->b + d : NULL,
                          s->eb.big, d, 1500, d, d);
         pack_cross(s, s->eb.big, (size_t)d, 1, d, dh, false, base);
     }

@@ -67,24 +67,49 @@ static void enc_attn_task(void *ctx, int task, int n_tasks) {
     }
 }
 
+typedef struct {
+    const uint16_t *h;
+    float *out;
+    size_t n;
+} h2f_job_t;
+
+static void h2f_task(void *ctx, int t, int n_tasks) {
+    const h2f_job_t *j = ctx;
+    size_t lo = j->n * (size_t)t / (size_t)n_tasks / 64 * 64;
+    size_t hi = t + 1 == n_tasks ? j->n : j->n * (size_t)(t + 1) / (size_t)n_tasks / 64 * 64;
+    asr_nn_h2f_n(j->h + lo, j->out + lo, hi - lo);
+}
+
+const float *asr__lin_f32(asr_stream_t *s, const asr_linear_t *lin) {
+    if (lin->w)
+        return lin->w;
+    h2f_job_t j = {lin->h, s->eb.w, (size_t)lin->n_out * (size_t)lin->n_in};
+    ASR_ASSERT(j.n <= s->eb.w_cap);
+    asr_pool_run(s->pool, asr_pool_n_threads(s->pool), h2f_task, &j);
+    return s->eb.w;
+}
+
 static void enc_layer(asr_stream_t *s, const asr_enc_layer_t *L) {
     const asr_model_t *m = s->m;
     asr_enc_buf_t *b = &s->eb;
     const int T = 1500, d = m->info.d_model, H = m->info.n_audio_head, dh = d / H;
     float *qkv = b->big, *attn = b->big2;
     asr_nn_layer_norm(s->pool, b->x, b->h, T, d, L->attn_ln.gamma, L->attn_ln.beta, 1e-5f);
-    asr_nn_linear_mt(s->pool, b->h, d, L->qkv.w, d, L->qkv.b, qkv, 3 * d, T, 3 * d, d);
+    asr_nn_linear_mt(s->pool, b->h, d, asr__lin_f32(s, &L->qkv), d, L->qkv.b, qkv, 3 * d, T, 3 * d,
+                     d);
     enc_attn_job_t j = {
         s, qkv, attn, d, H, dh, (T + ATT_ROWS - 1) / ATT_ROWS, 1.0f / sqrtf((float)dh)};
     int tasks = asr_pool_n_threads(s->pool); /* each needs ATT_ROWS×1500 of the 1500×1500 */
     asr_pool_run(s->pool, tasks < T / ATT_ROWS ? tasks : T / ATT_ROWS, enc_attn_task, &j);
-    asr_nn_linear_mt(s->pool, attn, d, L->out.w, d, L->out.b, b->h, d, T, d, d);
+    asr_nn_linear_mt(s->pool, attn, d, asr__lin_f32(s, &L->out), d, L->out.b, b->h, d, T, d, d);
     asr_nn_add(b->x, b->h, (size_t)T * d);
     asr_nn_layer_norm(s->pool, b->x, b->h, T, d, L->ffn_ln.gamma, L->ffn_ln.beta, 1e-5f);
     int ff = L->ffn1.n_out;
-    asr_nn_linear_mt(s->pool, b->h, d, L->ffn1.w, d, L->ffn1.b, b->big, ff, T, ff, d);
+    asr_nn_linear_mt(s->pool, b->h, d, asr__lin_f32(s, &L->ffn1), d, L->ffn1.b, b->big, ff, T, ff,
+                     d);
     asr_nn_gelu(s->pool, b->big, (size_t)T * ff);
-    asr_nn_linear_mt(s->pool, b->big, ff, L->ffn2.w, ff, L->ffn2.b, b->h, d, T, d, ff);
+    asr_nn_linear_mt(s->pool, b->big, ff, asr__lin_f32(s, &L->ffn2), ff, L->ffn2.b, b->h, d, T, d,
+                     ff);
     asr_nn_add(b->x, b->h, (size_t)T * d);
 }
 

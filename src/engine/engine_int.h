@@ -23,6 +23,7 @@ enum {
     ASR_SLOT_ENC_BIG2,
     ASR_SLOT_ENC_SCORES,
     ASR_SLOT_ENC_OUT,
+    ASR_SLOT_ENC_W,
     ASR_SLOT_CROSS_KV,
     ASR_SLOT_SELF_K,
     ASR_SLOT_SELF_V,
@@ -57,10 +58,12 @@ typedef struct {
 void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr__slot_layout_t *L);
 
 typedef struct {
-    float *w;      /* float32 [n_out][n_in] (encoder, cross K/V), or NULL for the decoder's */
-    asr_wmat_t wm; /* the same weights as the kernels read them: the decoder's matrices in the
-                    * compute type's storage (float16 files stay float16 under float32) */
-    float *b;      /* [n_out] or NULL */
+    float *w;          /* float32 [n_out][n_in] (encoder, cross K/V), or NULL */
+    const uint16_t *h; /* or float16 [n_out][n_in] (encoder, cross K/V of a float16 file), made
+                          float32 per use by asr__lin_f32 */
+    asr_wmat_t wm;     /* the same weights as the kernels read them: the decoder's matrices in the
+                        * compute type's storage (float16 files stay float16 under float32) */
+    float *b;          /* [n_out] or NULL */
     int n_out, n_in;
 } asr_linear_t;
 
@@ -130,6 +133,8 @@ typedef struct {
     float *big2;   /* [3000][max(d*?)] conv1 output / im2col */
     float *scores; /* [n_threads][1500][1500] attention scores */
     float *out;    /* [1500][d] encoder output */
+    float *w;      /* [4d*d]: a float16 matrix made float32 for one GEMM (asr__lin_f32) */
+    size_t w_cap;  /* its floats */
 } asr_enc_buf_t;
 
 struct asr_stream {
@@ -216,6 +221,9 @@ void asr__dec_logits_row(asr_stream_t *s, int row);
  * s->logits + i*n_vocab. */
 void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos);
 /* Reorders sequence caches: new sequence i takes positions [from, len) of old src[i]. */
+/* lin's weights as float32: lin->w, or lin->h converted (over the pool) into s->eb.w, valid until
+ * the next call. */
+const float *asr__lin_f32(asr_stream_t *s, const asr_linear_t *lin);
 void asr__dec_reorder(asr_stream_t *s, const int *src, int n_seq, int from, int len);
 /* Sequences back in their own cache slots; positions [0, shared) of slot 0 are the prompt every
  * sequence reads (asr__dec_forward from position 0 calls it with its n). */

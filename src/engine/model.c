@@ -227,15 +227,20 @@ static int load_linear(loader_t *L, asr_linear_t *lin, const char *prefix, int n
     char name[256];
     snprintf(name, sizeof name, "%s/weight", prefix);
     lin->w = NULL;
+    lin->h = NULL;
     lin->n_out = n_out;
     lin->n_in = n_in;
     if (dec) {
         if (load_wmat(L, name, n_out, n_in, &lin->wm))
             return -1;
-    } else {
-        if (!(lin->w = load_f32(L, name, n_out, n_in)))
+    } else { /* float16 files stay float16: converted per GEMM, half the memory */
+        lin->h = load_h16(L, name, n_out, n_in);
+        if (L->oom)
             return -1;
-        lin->wm = (asr_wmat_t){ASR_W_F32, lin->w, NULL, n_in};
+        if (!lin->h && !(lin->w = load_f32(L, name, n_out, n_in)))
+            return -1;
+        lin->wm = lin->h ? (asr_wmat_t){ASR_W_F16, (void *)(uintptr_t)lin->h, NULL, n_in}
+                         : (asr_wmat_t){ASR_W_F32, lin->w, NULL, n_in};
     }
     lin->b = NULL;
     if (with_bias) {

@@ -38,6 +38,7 @@ void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr__slot_layout_t 
     L->off[ASR_SLOT_ENC_BIG2] = place(&cur, 3000 * d * f);
     L->off[ASR_SLOT_ENC_SCORES] = place(&cur, F * F * f);
     L->off[ASR_SLOT_ENC_OUT] = place(&cur, F * d * f);
+    L->off[ASR_SLOT_ENC_W] = place(&cur, ff * d * f);
     L->part[ASR_PLAN_PART_ENCODER] = cur;
     size_t mark = cur;
     L->off[ASR_SLOT_CROSS_KV] = place(&cur, nl * F * 2 * d * f);
@@ -98,18 +99,20 @@ asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type,
         in->n_audio_ctx <= 0)
         return ASR_ERR_INVALID;
     size_t d = (size_t)in->d_model, ff = 4 * d, mels = (size_t)in->n_mels, f = sizeof(float);
-    /* float32 everywhere except the decoder's matrices (not cross K/V, which meets 1500 rows)
-     * and the token embedding, which stay in the file's float16 */
-    size_t lin = 0, h = 0, h_rows = 0; /* float32 values, decoder matrix values and rows */
-#define LIN(o, i) (lin += (size_t)(o) * (i) + (o))
+    /* float32 everywhere except the matrices: the encoder's and cross K/V's stay in the file's
+     * float16 (made float32 per GEMM); the decoder's and the token embedding in the compute
+     * type's storage */
+    size_t lin = 0, h = 0, h_rows = 0, e16 = 0; /* float32 values, decoder matrix values and rows,
+                                                   encoder-side float16 values */
+#define LIN16(o, i) (e16 += (size_t)(o) * (i), lin += (o))
 #define LINH(o, i) (h += (size_t)(o) * (i), lin += (o), h_rows += (o))
     size_t norm = 2 * d;
-    LIN(3 * d, d), LIN(d, d), LIN(ff, d), LIN(d, ff);
-    size_t enc_layer = lin + 2 * norm;
-    lin = 0;
-    LINH(3 * d, d), LINH(d, d), LINH(d, d), LIN(2 * d, d), LINH(d, d), LINH(ff, d), LINH(d, ff);
-    size_t dec_layer = lin + 3 * norm, dec_layer_h = h, dec_layer_rows = h_rows;
-#undef LIN
+    LIN16(3 * d, d), LIN16(d, d), LIN16(ff, d), LIN16(d, ff);
+    size_t enc_layer = lin + 2 * norm, enc_layer16 = e16;
+    lin = 0, e16 = 0;
+    LINH(3 * d, d), LINH(d, d), LINH(d, d), LIN16(2 * d, d), LINH(d, d), LINH(ff, d), LINH(d, ff);
+    size_t dec_layer = lin + 3 * norm, dec_layer_h = h, dec_layer_rows = h_rows, dec_layer16 = e16;
+#undef LIN16
 #undef LINH
     size_t w = d * mels * 3 + d + d * d * 3 + d + (size_t)in->n_audio_ctx * d;
     w += (size_t)in->n_audio_layer * enc_layer + norm;
@@ -122,7 +125,8 @@ asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type,
     /* the decoder matrices: float16 under float32 (the files are float16), bfloat16, or int8
      * with a float scale per row */
     size_t rows = (size_t)in->n_vocab + (size_t)in->n_text_layer * dec_layer_rows;
-    out->weights = w * f + (wt == ASR_W_I8 ? wh + rows * f : wh * 2);
+    size_t w16 = (size_t)in->n_audio_layer * enc_layer16 + (size_t)in->n_text_layer * dec_layer16;
+    out->weights = w * f + w16 * 2 + (wt == ASR_W_I8 ? wh + rows * f : wh * 2);
     asr__slot_layout_t L;
     asr__slot_layout(in, n_seq, &L);
     out->encoder = L.part[ASR_PLAN_PART_ENCODER];

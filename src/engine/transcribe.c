@@ -74,6 +74,7 @@ asr_err_t asr_stream_create_slot(const asr_model_t *m, int n_seq, asr_stream_t *
     s->eb.x = BUF(ASR_SLOT_ENC_X), s->eb.h = BUF(ASR_SLOT_ENC_H);
     s->eb.big = BUF(ASR_SLOT_ENC_BIG), s->eb.big2 = BUF(ASR_SLOT_ENC_BIG2);
     s->eb.scores = BUF(ASR_SLOT_ENC_SCORES), s->eb.out = BUF(ASR_SLOT_ENC_OUT);
+    s->eb.w = BUF(ASR_SLOT_ENC_W), s->eb.w_cap = (size_t)4 * m->info.d_model * m->info.d_model;
     s->cross_kv = BUF(ASR_SLOT_CROSS_KV);
     s->self_k = BUF(ASR_SLOT_SELF_K), s->self_v = BUF(ASR_SLOT_SELF_V);
     s->dx = BUF(ASR_SLOT_DX), s->dh = BUF(ASR_SLOT_DH), s->dqkv = BUF(ASR_SLOT_DQKV);
