@@ -723,6 +723,10 @@ asr_err_t asr__transcribe_run(asr_stream_t *s, const asr_pcm_source_t *src,
         encode_text(m, p.hotwords, &R.hotwords);
     int content_frames = fr.n_frames - 1;
     int seek = 0;
+    /* language detection encoded frames [0, 3000): with 30 s or more of content that is exactly
+     * the first window, whose encoder output and cross K/V are then still in place (shorter
+     * audio is zero-padded differently for decoding, as faster-whisper does) */
+    bool first_encoded = s->n_lang_probs > 0 && content_frames >= 3000;
     while (seek < content_frames) {
         int segment_size = content_frames - seek < 3000 ? content_frames - seek : 3000;
         if (n_guard >= 0) { /* skip windows with no speech at all */
@@ -740,8 +744,11 @@ asr_err_t asr__transcribe_run(asr_stream_t *s, const asr_pcm_source_t *src,
             snprintf(s->errmsg, sizeof s->errmsg, "reading audio failed: %s", asr_strerror(rc));
             goto done;
         }
-        asr__encode(s, win);
-        asr__dec_cross_kv(s);
+        if (!(seek == 0 && first_encoded)) {
+            asr__encode(s, win);
+            asr__dec_cross_kv(s);
+        }
+        first_encoded = false;
         build_prompt(&R, lang_tok);
         float avg_lp = 0.0f, cr = 0.0f;
         t0 = asr_now_s();

@@ -96,6 +96,32 @@ def assert_jfk_text(text: str, manifest: dict, what: str) -> None:
 # text and formats
 
 
+def test_detected_language_reuses_the_first_window(asrd, base, tmp_path):
+    """Audio of 30 s or more: language detection encodes exactly the first window, and the
+    transcription uses that encoder pass instead of running it again (same text as with the
+    language given)."""
+    import wave
+    src = wave.open(str(audio(JFK)), "rb")
+    params, frames = src.getparams(), src.readframes(src.getnframes())
+    src.close()
+    long_wav = tmp_path / "jfk_x3.wav"  # 33 s: two 30-s windows
+    with wave.open(str(long_wav), "wb") as w:
+        w.setparams(params)
+        w.writeframes(frames * 3)
+    passes = {}
+    texts = {}
+    for label, extra in (("auto", []), ("en", ["--language", "en"])):
+        proc = transcribe(base, "--model", "base", "--timings", *extra, long_wav)
+        m = re.search(r"encoder [0-9.]+ s \((\d+) passes\)", proc.stderr)
+        assert m, asrdtest.describe(proc)
+        passes[label], texts[label] = int(m.group(1)), proc.stdout
+    assert passes["en"] == 2, f"33 s take two windows: {passes}"
+    assert passes["auto"] == 2, f"detection's encoder pass should serve the first window: {passes}"
+    assert texts["auto"] == texts["en"], f"reusing the pass changed the text: {texts}"
+
+
+
+
 def test_timings_line_accounts_for_the_run(asrd, tiny):
     """--timings: one stderr line per file whose parts add up to no more than the whole, with
     the transcript unchanged on stdout."""
