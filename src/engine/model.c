@@ -73,9 +73,15 @@ static int decode_f32(loader_t *L, const asr_ct2_var_t *v, const char *name, int
     case ASR_CT2_F16: /* little-endian file, little-endian host (x86-64, arm64) */
         if ((uintptr_t)p % 2 == 0) {
             asr_nn_h2f_n((const uint16_t *)(const void *)p + e0, out, (size_t)(e1 - e0));
-            return 0;
+        } else { /* a tensor at an odd offset: through an aligned bounce buffer */
+            uint16_t bounce[2048];
+            for (int64_t i = e0; i < e1; i += 2048) {
+                size_t n = (size_t)(e1 - i < 2048 ? e1 - i : 2048);
+                memcpy(bounce, p + 2 * i, 2 * n);
+                asr_nn_h2f_n(bounce, out + (i - e0), n);
+            }
         }
-        /* fall through */
+        return 0;
     case ASR_CT2_BF16:
         for (int64_t i = e0; i < e1; i++) {
             uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
