@@ -45,22 +45,21 @@ static size_t v_off(int d, int dh, int h, int t, int c) {
            (size_t)t * XT + c % XT;
 }
 
-/* src element (key t, channel c) at src[t * st + c * sc] */
+/* src element (key t, channel c) at src[t * st + c * sc]. Under float16 the block is packed in
+ * float32 into the encoder's free scratch first, then converted in one vector pass. */
 static void pack_cross(const asr_stream_t *s, const float *src, size_t st, size_t sc, int d, int dh,
                        bool is_k, size_t base) {
     const bool half = cross_half(s);
-    float *f = s->cross_kv + base;
-    uint16_t *hf = (uint16_t *)s->cross_kv + base;
+    const size_t first = is_k ? 0 : (size_t)d * 1500; /* the block's offsets start here */
+    float *f = half ? s->eb.big2 : s->cross_kv + base + first;
     for (int t = 0; t < 1500; t++)
         for (int c = 0; c < d; c++) {
             int h = c / dh, ch = c % dh;
             size_t o = is_k ? k_off(dh, h, t, ch) : v_off(d, dh, h, t, ch);
-            float x = src[(size_t)t * st + (size_t)c * sc];
-            if (half)
-                hf[o] = asr_nn_f32_to_f16(x);
-            else
-                f[o] = x;
+            f[o - first] = src[(size_t)t * st + (size_t)c * sc];
         }
+    if (half)
+        asr_nn_f2h_n(f, (uint16_t *)s->cross_kv + base + first, (size_t)d * 1500);
 }
 
 static void cross_kv(asr_stream_t *s) {

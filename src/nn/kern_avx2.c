@@ -14,7 +14,8 @@
 #define INL static inline __attribute__((always_inline)) TGT
 
 /* rows taken at once: up to 6 (the largest tile), else split in two near halves (7 -> 4 + 3) */
-static inline int row_block(int rem) { return rem <= 6 ? rem : (rem + 1) / 2; }
+/* rows per kernel call: all of up to 6, two near-halves of 7-12, else 6 (a prompt's 200 rows) */
+static inline int row_block(int rem) { return rem <= 6 ? rem : rem <= 12 ? (rem + 1) / 2 : 6; }
 
 INL float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

@@ -271,15 +271,17 @@ static void test_decoder_kernels_match_reference(void **state) {
                 }
             }
         }
-    /* P·V and q·Kᵀ shapes, V in float32 and in float16 */
+    /* P·V and q·Kᵀ shapes, V in float32 and in float16; beyond 12 rows: prompts (the kernels
+     * once indexed past their table there) */
     const int cs[] = {1, 5, 64, 300}, ncols[] = {1, 9, 16, 64, 70};
-    float *p = malloc(sizeof(float) * 8 * 300), *v = malloc(sizeof(float) * 300 * 70);
-    float *o = malloc(sizeof(float) * 8 * 70);
+    const int pms[] = {1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 40, 185};
+    float *p = malloc(sizeof(float) * 185 * 300), *v = malloc(sizeof(float) * 300 * 70);
+    float *o = malloc(sizeof(float) * 185 * 70);
     uint16_t *vh = malloc(sizeof(uint16_t) * 300 * 70);
     for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++)
         for (size_t ni = 0; ni < sizeof ncols / sizeof *ncols; ni++)
-            for (int m = 1; m <= 8; m++) {
-                const int ctx = cs[ci], n = ncols[ni];
+            for (size_t mi = 0; mi < sizeof pms / sizeof *pms; mi++) {
+                const int ctx = cs[ci], n = ncols[ni], m = pms[mi];
                 for (int i = 0; i < m * ctx; i++)
                     p[i] = frand(&seed);
                 for (int i = 0; i < ctx * n; i++) { /* float16 values, float32 copies */
