@@ -64,15 +64,15 @@ struct asr_vad {
 
 struct asr_vad_state {
     const asr_vad_t *v;
-    float h[N_HID], c[N_HID];             /* LSTM state */
-    float ctx[ASR_VAD_CONTEXT];           /* last 64 samples of the previous window */
-    float frames[VB_ROWS][FILT_LEN];      /* STFT input frames, 4 per window */
-    float spec[VB_ROWS][STFT_LD];         /* STFT filter outputs per frame */
-    float mag[VB_ROWS][MAG_LD];           /* magnitudes per frame */
-    float col[VB_ROWS][MAX_COL_LD];       /* im2col columns of the current conv layer */
-    float act_a[VB_ROWS][N_HID];          /* conv activations, ping */
-    float act_b[VB_ROWS][N_HID];          /* conv activations, pong */
-    float gx[VB][N_GATE];                 /* W_ih·x + biases per window */
+    float h[N_HID], c[N_HID];        /* LSTM state */
+    float ctx[ASR_VAD_CONTEXT];      /* last 64 samples of the previous window */
+    float frames[VB_ROWS][FILT_LEN]; /* STFT input frames, 4 per window */
+    float spec[VB_ROWS][STFT_LD];    /* STFT filter outputs per frame */
+    float mag[VB_ROWS][MAG_LD];      /* magnitudes per frame */
+    float col[VB_ROWS][MAX_COL_LD];  /* im2col columns of the current conv layer */
+    float act_a[VB_ROWS][N_HID];     /* conv activations, ping */
+    float act_b[VB_ROWS][N_HID];     /* conv activations, pong */
+    float gx[VB][N_GATE];            /* W_ih·x + biases per window */
     float gates[N_GATE];
 } __attribute__((aligned(64)));
 
@@ -149,8 +149,8 @@ static void conv_layer(asr_vad_state_t *s, int i, int nb, const float *in, int i
             for (int c = c_in * KSIZE; c < ld; c++)
                 col[c] = 0.0f;
         }
-    asr_nn_linear(&s->col[0][0], MAX_COL_LD, v->enc_w[i], ld, v->enc_b[i], out, N_HID,
-                  nb * l_out, k_out[i], ld);
+    asr_nn_linear(&s->col[0][0], MAX_COL_LD, v->enc_w[i], ld, v->enc_b[i], out, N_HID, nb * l_out,
+                  k_out[i], ld);
     for (int r = 0; r < nb * l_out; r++)
         for (int o = 0; o < k_out[i]; o++)
             out[r * N_HID + o] = out[r * N_HID + o] > 0.0f ? out[r * N_HID + o] : 0.0f;
