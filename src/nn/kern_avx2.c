@@ -119,7 +119,7 @@ DEF_ROWS_TYPE(bf16, ASR_W_BF16)
  * vpmaddubsw (at most 2·127·127, no saturation) and widened to int32 by vpmaddwd. */
 INL void tile_i8(const asr_qact_t *qa, const int8_t *w, const float *ws, int ldw, const float *bias,
                  float *c, int ldc, int j, int k, const int MR, const int NR) {
-    __m256i acc[4][2];
+    __m256i acc[6][2];
     const __m256i ones = _mm256_set1_epi16(1);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; i++)
@@ -180,7 +180,10 @@ DEF_ROWS_I8(1)
 DEF_ROWS_I8(2)
 DEF_ROWS_I8(3)
 DEF_ROWS_I8(4)
-static rows_i8_fn const rows_i8_tab[4] = {rows_i8_1, rows_i8_2, rows_i8_3, rows_i8_4};
+DEF_ROWS_I8(5)
+DEF_ROWS_I8(6)
+static rows_i8_fn const rows_i8_tab[6] = {rows_i8_1, rows_i8_2, rows_i8_3,
+                                          rows_i8_4, rows_i8_5, rows_i8_6};
 
 TGT void asr__k_linear_rows_avx2(const float *a, int lda, const asr_qact_t *qa, const asr_wmat_t *w,
                                  const float *bias, float *c, int ldc, int m, int j0, int j1,
@@ -188,7 +191,7 @@ TGT void asr__k_linear_rows_avx2(const float *a, int lda, const asr_qact_t *qa, 
     for (int r = 0; r < m;) {
         int rem = m - r;
         if (w->type == ASR_W_I8) {
-            int mr = rem < 4 ? rem : 4;
+            int mr = row_block(rem); /* 5 beams: one pass over the weights */
             asr_qact_t q = {qa->q + (size_t)r * qa->ld, qa->qabs + (size_t)r * qa->ld, qa->s + r,
                             qa->ld};
             rows_i8_tab[mr - 1](&q, w->data, w->scale, w->ld, bias, c + (size_t)r * ldc, ldc, j0,
