@@ -275,14 +275,13 @@ static void sattn_head(void *ctx, int h, int n_tasks) {
                             sc + (size_t)i * C, C, 1, P, ctx_len, dh);
     for (int i = 0; i < n; i++)
         asr_nn_softmax_row_fast(sc + (size_t)i * C, ctx_len, j->scale);
-    float *out = s->dattn + h * dh;
+    float *out = s->dattn + h * dh, tail[256];
+    ASR_ASSERT(dh <= 256);
     if (P > 0)
         asr_nn_gemm_nn_small(sc, C, s->self_v + layer + h * dh, d, out, d, n, dh, P);
     for (int i = 0; i < n; i++) {
         const float *V =
             s->self_v + (size_t)s->slot_of[i] * stride + layer + (size_t)P * d + h * dh;
-        float tail[256];
-        ASR_ASSERT(dh <= 256);
         float *t = P > 0 ? tail : out + (size_t)i * d;
         asr_nn_gemm_nn_small(sc + (size_t)i * C + P, C, V, d, t, dh, 1, dh, ctx_len - P);
         if (P > 0)
@@ -325,7 +324,8 @@ void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
 void asr__dec_reorder(asr_stream_t *s, const int *src, int n_seq, int from, int len) {
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, C = m->info.n_text_ctx;
-    const size_t stride = seq_stride(m), bytes = (size_t)(len - from) * d * sizeof(float);
+    const size_t stride = seq_stride(m);
+    const size_t bytes = len > from ? (size_t)(len - from) * d * sizeof(float) : 0;
     int slot[ASR_SLOT_MAX_SEQ];
     bool taken_src[ASR_SLOT_MAX_SEQ] = {0}, busy[ASR_SLOT_MAX_SEQ] = {0};
     for (int i = 0; i < n_seq; i++) {
@@ -345,7 +345,7 @@ void asr__dec_reorder(asr_stream_t *s, const int *src, int n_seq, int from, int 
         slot[i] = next_free;
         busy[next_free] = true;
         int from_slot = s->slot_of[src[i]];
-        for (int l = 0; l < m->info.n_text_layer && len > from; l++) {
+        for (int l = 0; l < m->info.n_text_layer && bytes; l++) {
             size_t dst = (size_t)slot[i] * stride + ((size_t)l * C + from) * d;
             size_t org = (size_t)from_slot * stride + ((size_t)l * C + from) * d;
             memcpy(s->self_k + dst, s->self_k + org, bytes);

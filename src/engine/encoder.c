@@ -67,25 +67,12 @@ static void enc_attn_task(void *ctx, int task, int n_tasks) {
     }
 }
 
-typedef struct {
-    const uint16_t *h;
-    float *out;
-    size_t n;
-} h2f_job_t;
-
-static void h2f_task(void *ctx, int t, int n_tasks) {
-    const h2f_job_t *j = ctx;
-    size_t lo = j->n * (size_t)t / (size_t)n_tasks / 64 * 64;
-    size_t hi = t + 1 == n_tasks ? j->n : j->n * (size_t)(t + 1) / (size_t)n_tasks / 64 * 64;
-    asr_nn_h2f_n(j->h + lo, j->out + lo, hi - lo);
-}
-
 const float *asr__lin_f32(asr_stream_t *s, const asr_linear_t *lin) {
     if (lin->w)
         return lin->w;
-    h2f_job_t j = {lin->h, s->eb.w, (size_t)lin->n_out * (size_t)lin->n_in};
-    ASR_ASSERT(j.n <= s->eb.w_cap);
-    asr_pool_run(s->pool, asr_pool_n_threads(s->pool), h2f_task, &j);
+    size_t n = (size_t)lin->n_out * (size_t)lin->n_in;
+    ASR_ASSERT(n <= s->eb.w_cap);
+    asr_nn_h2f_n_mt(s->pool, lin->h, s->eb.w, n);
     return s->eb.w;
 }
 

@@ -76,57 +76,6 @@ struct asr_vad_state {
     float gates[N_GATE];
 } __attribute__((aligned(64)));
 
-/* ---- dot-product kernel ----
- * GCC/clang vector extensions, 4 floats (SSE / NEON width, so no ABI-sensitive wide vectors),
- * two accumulators per column for latency, unaligned loads through memcpy. The summation order is
- * fixed, so results are deterministic across calls and states. */
-typedef float v4f __attribute__((vector_size(16)));
-
-static inline v4f load4(const float *p) {
-    v4f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline float hsum4(v4f v) { return (v[0] + v[2]) + (v[1] + v[3]); }
-
-/* out[j * ldo + r] = bias[r] + dot(w[r * ld .. + k], x[j][0 .. k]) for r < rows, j < NC.
- * k is a multiple of 8. NC is a compile-time constant at each call site (always_inline). */
-static inline __attribute__((always_inline)) void gemv_n(const float *restrict w, int rows, int ld,
-                                                         int k, const float *bias,
-                                                         const float *const *x, float *out, int ldo,
-                                                         const int NC) {
-    for (int r = 0; r < rows; r++) {
-        const float *wr = w + (size_t)r * (size_t)ld;
-        v4f acc0[4] = {{0}, {0}, {0}, {0}}, acc1[4] = {{0}, {0}, {0}, {0}};
-        for (int i = 0; i < k; i += 8) {
-            v4f w0 = load4(wr + i), w1 = load4(wr + i + 4);
-            for (int j = 0; j < NC; j++) {
-                acc0[j] += w0 * load4(x[j] + i);
-                acc1[j] += w1 * load4(x[j] + i + 4);
-            }
-        }
-        for (int j = 0; j < NC; j++)
-            out[j * ldo + r] = hsum4(acc0[j] + acc1[j]) + (bias ? bias[r] : 0.0f);
-    }
-}
-
-static void gemv(const float *w, int rows, int ld, int k, const float *bias, const float *const *x,
-                 int nc, float *out, int ldo) {
-    switch (nc) {
-    case 4:
-        gemv_n(w, rows, ld, k, bias, x, out, ldo, 4);
-        break;
-    case 2:
-        gemv_n(w, rows, ld, k, bias, x, out, ldo, 2);
-        break;
-    default:
-        ASR_ASSERT(nc == 1);
-        gemv_n(w, rows, ld, k, bias, x, out, ldo, 1);
-        break;
-    }
-}
-
 /* ---- forward pass ---- */
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -192,8 +141,9 @@ static void encode_batch(asr_vad_state_t *s, const float *pcm, int nb) {
 /* The LSTM cell for one window, from its input projection gx; returns the speech probability. */
 static float lstm_step(asr_vad_state_t *s, const float *gx) {
     const asr_vad_t *v = s->v;
-    const float *h = s->h;
-    gemv(v->lstm_w + N_HID, N_GATE, LSTM_LD, N_HID, NULL, &h, 1, s->gates, N_GATE);
+    /* W_hh·h: the last N_HID columns of the [x | h] weights (the decoder's one-row kernel) */
+    asr__nn_linear_rows(s->h, N_HID, v->lstm_w + N_HID, LSTM_LD, NULL, s->gates, N_GATE, 1, 0,
+                        N_GATE, N_HID);
     float logit = v->out_b[0];
     for (int j = 0; j < N_HID; j++) {
         float ig = sigmoidf(gx[j] + s->gates[j]);

@@ -9,10 +9,9 @@
 #include "nn/kern.h"
 
 /* OpenBLAS runs single-threaded inside the pool's tasks: its own threads would spin (sched_yield)
- * after every call, taking cores from the decoder and from concurrent requests. */
-/* OpenBLAS starts its worker threads when the library loads, and they spin in sched_yield for
- * ~0.1 s before sleeping: while asrd loads a model they take a core. Its (exported, not declared)
- * shutdown ends them; a later multi-threaded call (asrd bench's peak) starts them again. */
+ * after every call, taking cores from the decoder and from concurrent requests. They start when
+ * the library loads and spin ~0.1 s beside the model load, so its (exported, not declared)
+ * shutdown ends them at once; a later multi-threaded call (asrd bench's peak) starts them again. */
 extern void blas_thread_shutdown_(void) __attribute__((weak));
 static void blas_stop_threads(void) {
     openblas_set_num_threads(1);
@@ -286,6 +285,24 @@ typedef struct {
 static void block_range(int task, int n_tasks, int total, int *lo, int *hi) {
     *lo = (int)((long)total * task / n_tasks);
     *hi = (int)((long)total * (task + 1) / n_tasks);
+}
+
+typedef struct {
+    const uint16_t *src;
+    float *dst;
+    size_t n;
+} h2f_job_t;
+
+static void h2f_task(void *ctx, int task, int n_tasks) {
+    const h2f_job_t *j = ctx;
+    size_t lo = j->n * (size_t)task / (size_t)n_tasks / 64 * 64;
+    size_t hi = task + 1 == n_tasks ? j->n : j->n * (size_t)(task + 1) / (size_t)n_tasks / 64 * 64;
+    asr_nn_h2f_n(j->src + lo, j->dst + lo, hi - lo);
+}
+
+void asr_nn_h2f_n_mt(asr_pool_t *pool, const uint16_t *src, float *dst, size_t n) {
+    h2f_job_t j = {src, dst, n};
+    asr_pool_run(pool, asr_pool_n_threads(pool), h2f_task, &j);
 }
 
 static void layer_norm_task(void *ctx, int task, int n_tasks) {
