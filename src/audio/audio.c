@@ -1,4 +1,5 @@
-/* audio: streaming decoder built on FFmpeg (libavformat/libavcodec/libswresample).
+/* audio: streaming decoder built on FFmpeg (libavformat/libavcodec/libswresample), with a native
+ * path for 16 kHz mono 16-bit WAV.
  *
  * Pipeline per reader: byte source (file descriptor or borrowed memory, always through our own
  * AVIOContext) -> demuxer -> decoder of the best audio stream -> conversion to 16 kHz mono float.
@@ -16,8 +17,9 @@
  * - Mid-stream damage is tolerated: bad packets are skipped and a truncated stream simply ends;
  *   it is an error only when the stream ends without a single decoded sample.
  * - Returned samples are finite and clamped to [-1, 1].
- * - FFmpeg's own logging is silenced once per process (pthread_once), so callers print only our
- *   one-line reasons. */
+ * - FFmpeg's libraries are opened on first need (ffmpeg_dl.c) and their logging silenced then;
+ *   16 kHz mono 16-bit PCM WAV from a file or memory never needs them (read_native).
+ */
 #include "audio/audio.h"
 
 #include <errno.h>
@@ -29,15 +31,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libavutil/channel_layout.h>
-#include <libavutil/dict.h>
-#include <libavutil/error.h>
-#include <libavutil/mem.h>
-#include <libavutil/samplefmt.h>
-#include <libswresample/swresample.h>
-
+#include "audio/ffmpeg_dl.h"
+#include "audio/wav.h"
 #include "core/core.h"
 
 #define IO_BUF_SIZE 32768 /* AVIOContext buffer */
@@ -56,6 +51,11 @@ struct asr_audio_reader {
     int64_t size; /* bytes, -1 if unknown (pipe) */
     int64_t pos;
     int io_errno; /* last read(2) failure, reported as ASR_ERR_IO */
+
+    /* native 16 kHz mono 16-bit WAV: samples are bytes [pos, data_end) of the source */
+    int native;
+    int64_t data_end;
+    int ff; /* FFmpeg's objects below are in use */
 
     AVIOContext *avio;
     AVFormatContext *fmt;
@@ -82,9 +82,6 @@ struct asr_audio_reader {
     char *name;       /* path or "<memory>", for messages */
     char errmsg[512];
 };
-
-static pthread_once_t g_log_once = PTHREAD_ONCE_INIT;
-static void quiet_ffmpeg(void) { av_log_set_level(AV_LOG_QUIET); }
 
 static const char *averr(int e, char *buf, size_t len) {
     if (av_strerror(e, buf, len) < 0)
@@ -169,7 +166,12 @@ static asr_err_t map_averr(int e) { return e == AVERROR(ENOMEM) ? ASR_ERR_NOMEM 
 /* Demuxer + decoder setup, shared by both openers. r->name and the byte source are set. */
 static asr_err_t open_streams(asr_audio_reader_t *r, const char *url, char *errbuf,
                               size_t errbuf_len) {
-    char e[128];
+    char e[256];
+    if (asr_ff_load(e, sizeof e) != 0) {
+        asr_errf(errbuf, errbuf_len, "%s: %s", r->name, e);
+        return ASR_ERR_AUDIO;
+    }
+    r->ff = 1;
     uint8_t *iobuf = av_malloc(IO_BUF_SIZE);
     if (iobuf)
         r->avio = avio_alloc_context(iobuf, IO_BUF_SIZE, 0, r, io_read_cb, NULL,
@@ -254,6 +256,50 @@ static asr_err_t open_streams(asr_audio_reader_t *r, const char *url, char *errb
     return ASR_OK;
 }
 
+/* The byte source at an offset, for the WAV chunk walk (does not move r->pos). */
+static int64_t src_read_at(void *ctx, int64_t off, uint8_t *buf, size_t n) {
+    asr_audio_reader_t *r = ctx;
+    if (off < 0 || (r->size >= 0 && off >= r->size))
+        return 0;
+    if (r->size >= 0 && (int64_t)n > r->size - off)
+        n = (size_t)(r->size - off);
+    if (r->mem) {
+        memcpy(buf, r->mem + off, n);
+        return (int64_t)n;
+    }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(r->fd, buf + got, n - got, (off_t)(off + (int64_t)got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            r->io_errno = errno;
+            return -1;
+        }
+        if (k == 0)
+            break;
+        got += (size_t)k;
+    }
+    return (int64_t)got;
+}
+
+/* 16 kHz mono 16-bit PCM WAV (a seekable source) is read here, sample for sample what FFmpeg's
+ * path gives (s / 32768); 0 when the input is anything else. */
+static int open_native(asr_audio_reader_t *r) {
+    asr_wav_hdr_t h;
+    if (r->size < 0 || !asr_wav_scan(src_read_at, r, &h) || !asr_wav_is_native(&h))
+        return 0;
+    int64_t avail = r->size > h.data_off ? r->size - h.data_off : 0;
+    r->native = 1;
+    r->pos = h.data_off;
+    r->data_end = h.data_off + ((int64_t)h.data_size < avail ? (int64_t)h.data_size : avail);
+    return 1;
+}
+
+asr_err_t asr_audio_preload_ffmpeg(char *errbuf, size_t errbuf_len) {
+    return asr_ff_load(errbuf, errbuf_len) == 0 ? ASR_OK : ASR_ERR_AUDIO;
+}
+
 static asr_audio_reader_t *reader_new(const char *name) {
     asr_audio_reader_t *r = asr_xcalloc(1, sizeof *r);
     r->fd = -1;
@@ -270,7 +316,6 @@ asr_err_t asr_audio_open(const char *path, asr_audio_reader_t **out, char *errbu
         asr_errf(errbuf, errbuf_len, "no audio path given");
         return ASR_ERR_INVALID;
     }
-    pthread_once(&g_log_once, quiet_ffmpeg);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int err = errno;
@@ -292,7 +337,7 @@ asr_err_t asr_audio_open(const char *path, asr_audio_reader_t **out, char *errbu
     asr_audio_reader_t *r = reader_new(path);
     r->fd = fd;
     r->size = S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1; /* pipes: no seeking */
-    asr_err_t err = open_streams(r, path, errbuf, errbuf_len);
+    asr_err_t err = open_native(r) ? ASR_OK : open_streams(r, path, errbuf, errbuf_len);
     if (err != ASR_OK) {
         asr_audio_close(r);
         return err;
@@ -304,7 +349,6 @@ asr_err_t asr_audio_open(const char *path, asr_audio_reader_t **out, char *errbu
 asr_err_t asr_audio_open_memory(const uint8_t *data, size_t len, asr_audio_reader_t **out,
                                 char *errbuf, size_t errbuf_len) {
     *out = NULL;
-    pthread_once(&g_log_once, quiet_ffmpeg);
     if (!data || len == 0) {
         asr_errf(errbuf, errbuf_len, "<memory>: not an audio file (empty input)");
         return ASR_ERR_AUDIO;
@@ -316,7 +360,7 @@ asr_err_t asr_audio_open_memory(const uint8_t *data, size_t len, asr_audio_reade
     asr_audio_reader_t *r = reader_new("<memory>");
     r->mem = data;
     r->size = (int64_t)len;
-    asr_err_t err = open_streams(r, "", errbuf, errbuf_len);
+    asr_err_t err = open_native(r) ? ASR_OK : open_streams(r, "", errbuf, errbuf_len);
     if (err != ASR_OK) {
         asr_audio_close(r);
         return err;
@@ -328,14 +372,16 @@ asr_err_t asr_audio_open_memory(const uint8_t *data, size_t len, asr_audio_reade
 void asr_audio_close(asr_audio_reader_t *r) {
     if (!r)
         return;
-    swr_free(&r->swr);
-    av_frame_free(&r->frame);
-    av_packet_free(&r->pkt);
-    avcodec_free_context(&r->dec);
-    avformat_close_input(&r->fmt); /* AVFMT_FLAG_CUSTOM_IO: leaves r->avio to us */
-    if (r->avio) {
-        av_freep(&r->avio->buffer);
-        avio_context_free(&r->avio);
+    if (r->ff) {
+        swr_free(&r->swr);
+        av_frame_free(&r->frame);
+        av_packet_free(&r->pkt);
+        avcodec_free_context(&r->dec);
+        avformat_close_input(&r->fmt); /* AVFMT_FLAG_CUSTOM_IO: leaves r->avio to us */
+        if (r->avio) {
+            av_freep(&r->avio->buffer);
+            avio_context_free(&r->avio);
+        }
     }
     if (r->fd >= 0)
         close(r->fd);
@@ -345,6 +391,8 @@ void asr_audio_close(asr_audio_reader_t *r) {
 }
 
 double asr_audio_duration(const asr_audio_reader_t *r) {
+    if (r && r->native)
+        return (double)((r->data_end - r->pos) / 2 + r->n_out) / ASR_AUDIO_RATE;
     if (!r || !r->fmt)
         return -1;
     if (r->fmt->duration != AV_NOPTS_VALUE && r->fmt->duration > 0)
@@ -647,10 +695,47 @@ static asr_err_t produce(asr_audio_reader_t *r) {
     }
 }
 
+/* Native WAV: up to n samples from [pos, data_end); a trailing odd byte is not a sample. */
+static asr_err_t read_native(asr_audio_reader_t *r, float *buf, size_t n, size_t *n_read) {
+    if (r->state == ST_FAILED)
+        return r->failed;
+    size_t got = 0;
+    uint8_t b[16384];
+    while (got < n && r->data_end - r->pos >= 2) {
+        size_t want = (size_t)((r->data_end - r->pos) / 2);
+        want = want < n - got ? want : n - got;
+        want = want < sizeof b / 2 ? want : sizeof b / 2;
+        const uint8_t *src = r->mem ? r->mem + r->pos : b;
+        int64_t k = r->mem ? (int64_t)(2 * want) : src_read_at(r, r->pos, b, 2 * want);
+        if (k < 0) {
+            if (got)
+                break;
+            return fail(r, ASR_ERR_IO, "read error (%s)", strerror(r->io_errno));
+        }
+        size_t ns = (size_t)k / 2;
+        if (ns == 0) { /* the file shrank under us: it ends here */
+            r->data_end = r->pos;
+            break;
+        }
+        for (size_t i = 0; i < ns; i++) {
+            int16_t v;
+            memcpy(&v, src + 2 * i, 2);
+            buf[got + i] = v / 32768.0f;
+        }
+        got += ns;
+        r->pos += 2 * (int64_t)ns;
+    }
+    r->n_out += (int64_t)got;
+    *n_read = got;
+    return ASR_OK;
+}
+
 asr_err_t asr_audio_read(asr_audio_reader_t *r, float *buf, size_t n, size_t *n_read) {
     *n_read = 0;
     if (!r || (!buf && n))
         return ASR_ERR_INVALID;
+    if (r->native)
+        return read_native(r, buf, n, n_read);
     size_t got = 0;
     while (got < n) {
         asr_err_t err = produce(r);

@@ -1,4 +1,5 @@
-/* audio: decode any container/codec with FFmpeg's libraries and resample to 16 kHz mono float.
+/* audio: decode any container/codec with FFmpeg's libraries (16 kHz mono 16-bit WAV natively)
+ * and resample to 16 kHz mono float.
  * Readers stream: memory stays bounded whatever the file length. */
 #ifndef ASR_AUDIO_H
 #define ASR_AUDIO_H
@@ -26,6 +27,10 @@ asr_err_t asr_audio_read(asr_audio_reader_t *r, float *buf, size_t n, size_t *n_
 double asr_audio_duration(const asr_audio_reader_t *r);
 const char *asr_audio_errmsg(const asr_audio_reader_t *r);
 void asr_audio_close(asr_audio_reader_t *r);
+
+/* Opens FFmpeg's libraries now (they are otherwise opened by the first input that needs them:
+ * anything but 16 kHz mono 16-bit WAV). ASR_ERR_AUDIO with the reason when they are missing. */
+asr_err_t asr_audio_preload_ffmpeg(char *errbuf, size_t errbuf_len);
 
 /* Convenience: decodes a whole file to PCM (*out_pcm owned by caller, free()). Empty audio (no
  * samples) is an ASR_ERR_AUDIO error. */

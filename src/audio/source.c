@@ -1,42 +1,50 @@
 /* audio: a restartable file source for the engine's two-pass streamed transcription. Rewinding
  * reopens the file, so nothing but the decoder's own buffers is held in memory. */
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "audio/audio.h"
+#include "audio/wav.h"
 #include "core/core.h"
+
+static int64_t fd_read_at(void *ctx, int64_t off, uint8_t *buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(*(int *)ctx, buf + got, n - got, (off_t)(off + (int64_t)got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -1;
+        if (k == 0)
+            break;
+        got += (size_t)k;
+    }
+    return (int64_t)got;
+}
 
 /* A RIFF/WAVE file whose data chunk declares more bytes than the file holds was cut short (a
  * placeholder size of 0 or 0xFFFFFFFF, as streaming writers leave it, is not a declaration).
  * Returns 1 when truncated and writes the sizes. */
 static int wav_truncated(const char *path, unsigned long long *declared, unsigned long long *have) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return 0;
-    unsigned char h[12];
+    struct stat st;
+    asr_wav_hdr_t h;
     int truncated = 0;
-    if (fread(h, 1, 12, f) == 12 && !memcmp(h, "RIFF", 4) && !memcmp(h + 8, "WAVE", 4) &&
-        fseek(f, 0, SEEK_END) == 0) {
-        long end = ftell(f);
-        long pos = 12;
-        for (int guard = 0; guard < 64 && end > 0 && pos + 8 <= end; guard++) {
-            unsigned char c[8];
-            if (fseek(f, pos, SEEK_SET) != 0 || fread(c, 1, 8, f) != 8)
-                break;
-            unsigned long size = (unsigned long)c[4] | (unsigned long)c[5] << 8 |
-                                 (unsigned long)c[6] << 16 | (unsigned long)c[7] << 24;
-            if (!memcmp(c, "data", 4)) {
-                unsigned long long avail = (unsigned long long)(end - pos - 8);
-                if (size != 0 && size != 0xFFFFFFFFul && size > avail) {
-                    *declared = size;
-                    *have = avail;
-                    truncated = 1;
-                }
-                break;
-            }
-            pos += 8 + (long)size + (long)(size & 1);
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && asr_wav_scan(fd_read_at, &fd, &h)) {
+        unsigned long long avail =
+            st.st_size > h.data_off ? (unsigned long long)(st.st_size - h.data_off) : 0;
+        if (h.data_size != 0 && h.data_size != 0xFFFFFFFFu && h.data_size > avail) {
+            *declared = h.data_size;
+            *have = avail;
+            truncated = 1;
         }
     }
-    fclose(f);
+    close(fd);
     return truncated;
 }
 

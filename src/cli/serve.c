@@ -20,6 +20,7 @@
 #include "api/api.h"
 #include "cli/cli.h"
 #include "config/config.h"
+#include "audio/audio.h"
 #include "core/core.h"
 #include "http/http.h"
 #include "jobs/jobs.h"
@@ -380,6 +381,9 @@ int asr_cli_serve(int argc, char **argv) {
     if (!(jobs = start_jobs(&cfg, data, recdir, asr_http_url(srv), &routed)))
         goto done;
     asr_api_set_jobs(api, jobs);
+    char fferr[256]; /* FFmpeg now, not in the first request that needs it */
+    if (asr_audio_preload_ffmpeg(fferr, sizeof fferr) != ASR_OK)
+        ASR_LOG(ASR_LOG_WARN, "msg=ffmpeg_unavailable reason=\"%s\"", fferr);
     printf("%s\n", asr_http_url(srv));
     fflush(stdout);
     ASR_LOG(ASR_LOG_INFO, "msg=listening url=%s models=%s data=%s auth=%s", asr_http_url(srv),

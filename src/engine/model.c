@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -477,6 +478,21 @@ static int default_threads(void) {
     return n < 1 ? 1 : (int)n;
 }
 
+typedef struct {
+    const char *dir;
+    int n_vocab;
+    pthread_t tid;
+    asr_tokenizer_t *tok;
+    asr_err_t rc;
+    char err[512];
+} tok_job_t;
+
+static void *tok_job_run(void *arg) {
+    tok_job_t *j = arg;
+    j->rc = asr_tokenizer_load(j->dir, j->n_vocab, &j->tok, j->err, sizeof j->err);
+    return NULL;
+}
+
 asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_model_t **out,
                          char *errbuf, size_t errbuf_len) {
     *out = NULL;
@@ -536,7 +552,18 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
         cap += 4 * (size_t)L.f.vars[i].n_elems + 128;
     m->warena = asr_malloc_huge(cap); /* NULL: each tensor gets its own buffer */
     m->warena_len = m->warena ? cap : 0;
-    if (load_weights(&L) != 0)
+    /* the tokenizer (tens of ms of JSON and hashing) loads on a second core beside the weights */
+    if (asr__model_dims(&L.f, &m->info, errbuf, errbuf_len) != 0)
+        goto fail;
+    tok_job_t tj = {.dir = dir, .n_vocab = m->info.n_vocab};
+    bool tok_thread = pthread_create(&tj.tid, NULL, tok_job_run, &tj) == 0;
+    if (!tok_thread)
+        tok_job_run(&tj);
+    int wrc = load_weights(&L);
+    if (tok_thread)
+        pthread_join(tj.tid, NULL);
+    m->tok = tj.tok;
+    if (wrc != 0)
         goto fail;
     m->warena_len = asr_huge_trim(m->warena, m->warena_len, m->warena_used);
     asr_ct2_free(&L.f);
@@ -544,9 +571,11 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
     map = NULL;
     if (load_config(&L, dir) != 0)
         goto fail;
-    rc = asr_tokenizer_load(dir, m->info.n_vocab, &m->tok, errbuf, errbuf_len);
-    if (rc != ASR_OK)
+    rc = tj.rc;
+    if (rc != ASR_OK) {
+        asr_errf(errbuf, errbuf_len, "%s", tj.err);
         goto fail;
+    }
     m->sp = *asr_tokenizer_special(m->tok);
     m->info.multilingual = m->sp.multilingual;
     m->info.n_languages = m->sp.n_languages;

@@ -287,6 +287,47 @@ static void test_manifest_clips(void **state) {
     assert_true(n_clips >= 20);
 }
 
+static int maps_have(const char *lib) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    char line[1024];
+    int found = 0;
+    while (fgets(line, sizeof line, f))
+        found |= strstr(line, lib) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* 16 kHz mono 16-bit WAV is read without FFmpeg (its libraries are not even loaded), sample for
+ * sample what FFmpeg gives for the same samples: here through a WAV whose data size is a
+ * streaming writer's placeholder, which only FFmpeg's path reads. Runs first in the group. */
+static void test_native_wav_without_ffmpeg(void **state) {
+    (void)state;
+    char p[1024], q[1024];
+    shared_path(p, sizeof p, "audio/en_jfk.wav");
+    size_t n_native, n_ff, n_ref, off;
+    int rate, nch;
+    float *native = load_ok(p, &n_native);
+    assert_false(maps_have("libavformat"));
+    int16_t *ref = wav_pcm(p, &n_ref, &rate, &nch, &off);
+    assert_int_equal(n_native, n_ref);
+    tmp_path(q, sizeof q, "placeholder_size.wav");
+    write_wav(q, 1, 16, 16000, 1, ref, n_ref * sizeof(int16_t));
+    FILE *f = fopen(q, "r+b");
+    assert_non_null(f);
+    uint32_t ph = 0xFFFFFFFFu;
+    assert_int_equal(fseek(f, 40, SEEK_SET), 0);
+    assert_int_equal(fwrite(&ph, 4, 1, f), 1);
+    assert_int_equal(fclose(f), 0);
+    float *ff = load_ok(q, &n_ff);
+    assert_true(maps_have("libavformat"));
+    assert_int_equal(n_ff, n_native);
+    assert_memory_equal(ff, native, n_native * sizeof(float));
+    free(ff);
+    free(native);
+    free(ref);
+}
+
 static void test_wav_exact(void **state) {
     (void)state;
     char p[1024];
@@ -819,6 +860,7 @@ static void test_alloc_failures(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_native_wav_without_ffmpeg),
         cmocka_unit_test(test_manifest_clips),
         cmocka_unit_test(test_wav_exact),
         cmocka_unit_test(test_swr_exact),
