@@ -164,7 +164,8 @@ typedef struct {
     size_t weights;  /* weights: encoder float32, decoder matrices in the compute type's storage */
     size_t encoder;  /* encoder activations and attention scores of one 30-s window */
     size_t cross_kv; /* cross-attention K/V: 1500 frames x decoder layers */
-    size_t self_kv;  /* self-attention K/V: n_text_ctx x n_seq, twice (beam reordering) */
+    size_t self_kv;  /* self-attention K/V (n_text_ctx x n_seq, K and V) beyond the encoder's
+                        buffers, which they reuse once a window's cross K/V are computed */
     size_t decoder;  /* decoder activations for a block of n_text_ctx tokens */
     size_t logits;   /* logits and log-probabilities: n_seq x n_vocab */
     size_t frontend; /* audio ring and mel windows */
@@ -180,8 +181,12 @@ typedef struct {
  * (temperature 0) or best_of (temperature > 0) of its temperature schedule. */
 ASR_API int asr_transcribe_n_seq(const asr_transcribe_params_t *params);
 
-/* Fixed process overhead the plan counts (bytes). */
-#define ASR_PLAN_OVERHEAD ((size_t)48 << 20)
+/* Fixed process overhead the plan counts (bytes): code, libraries, allocator and I/O buffers. */
+#define ASR_PLAN_OVERHEAD ((size_t)26 << 20)
+/* What FFmpeg's libraries add once an input needs them (anything but 16 kHz mono 16-bit WAV;
+ * asrd serve opens them at start). */
+#define ASR_PLAN_FFMPEG ((size_t)23 << 20)
+#define ASR_PLAN_SERVER_OVERHEAD (ASR_PLAN_OVERHEAD + ASR_PLAN_FFMPEG)
 
 /* Plan for a model of dimensions `dims` decoding n_seq sequences. compute_type: "float32" (or
  * NULL/"auto"/"default"). Returns ASR_ERR_INVALID for impossible dimensions. */

@@ -374,7 +374,7 @@ static void ps(asr_http_req_t *req, void *ud) {
                         json_integer(st.budget_bytes > st.used_bytes
                                          ? (json_int_t)(st.budget_bytes - st.used_bytes)
                                          : 0));
-    json_object_set_new(mem, "overhead_bytes", json_integer((json_int_t)ASR_PLAN_OVERHEAD));
+    json_object_set_new(mem, "overhead_bytes", json_integer((json_int_t)ASR_PLAN_SERVER_OVERHEAD));
     json_object_set_new(mem, "limit",
                         json_string(api->cfg->memory_limit ? "configured" : "measured"));
     json_t *q = json_object();

@@ -22,7 +22,8 @@ static void *open_lib(const char *soname) {
     void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         const char *why = dlerror();
-        snprintf(g_err, sizeof g_err, "FFmpeg is not available (%s); only 16 kHz mono 16-bit WAV can be read",
+        snprintf(g_err, sizeof g_err,
+                 "FFmpeg is not available (%s); only 16 kHz mono 16-bit WAV can be read",
                  why ? why : soname);
     }
     return h;

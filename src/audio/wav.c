@@ -40,6 +40,5 @@ int asr_wav_scan(asr_wav_read_fn rd, void *ctx, asr_wav_hdr_t *h) {
 
 int asr_wav_is_native(const asr_wav_hdr_t *h) {
     return h->format == 1 && h->channels == 1 && h->rate == 16000 && h->bits == 16 &&
-           h->block_align == 2 && !h->odd_chunk && h->data_size != 0 &&
-           h->data_size != 0xFFFFFFFFu;
+           h->block_align == 2 && !h->odd_chunk && h->data_size != 0 && h->data_size != 0xFFFFFFFFu;
 }

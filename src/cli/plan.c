@@ -45,6 +45,8 @@ static void print_plan(const char *name, const asr_plan_t *p, int json, int firs
         printf("    align     %8.1f MiB\n", mib(p->align));
     printf("  overhead  %10.1f MiB  %12zu bytes\n", mib(p->overhead), p->overhead);
     printf("  total     %10.1f MiB  %12zu bytes\n", mib(p->total), p->total);
+    printf("  (+%.1f MiB once FFmpeg decodes an input: anything but 16 kHz mono 16-bit WAV)\n",
+           mib(ASR_PLAN_FFMPEG));
 }
 
 /* Dimensions of `model`: a pulled directory if there is one, else an official size. */

@@ -199,8 +199,10 @@ static void logits_rows(asr_stream_t *s, int first_row, int n_rows) {
 void asr__dec_logits_row(asr_stream_t *s, int row) { logits_rows(s, row, 1); }
 
 void asr__dec_cross_kv(asr_stream_t *s) {
+    ASR_ASSERT(s->enc_out_live);
     double t0 = asr_now_s();
     cross_kv(s);
+    s->xkv_live = true;
     s->timings.cross_kv_s += asr_now_s() - t0;
 }
 
@@ -212,6 +214,7 @@ void asr__dec_reset(asr_stream_t *s, int shared) {
 
 void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int logits_row) {
     s->timings.n_steps++;
+    s->enc_out_live = false;
     if (pos0 == 0)
         asr__dec_reset(s, n);
     else if (s->self_shared > pos0)
@@ -291,6 +294,7 @@ static void sattn_head(void *ctx, int h, int n_tasks) {
 
 void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
     s->timings.n_steps++;
+    s->enc_out_live = false;
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, H = m->info.n_text_head, dh = d / H;
     const int C = m->info.n_text_ctx;

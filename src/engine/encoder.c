@@ -121,6 +121,8 @@ static void encode_window(asr_stream_t *s, const float *mel_window) {
 void asr__encode(asr_stream_t *s, const float *mel_window) {
     double t0 = asr_now_s();
     encode_window(s, mel_window);
+    s->enc_out_live = true;
+    s->xkv_live = false;
     s->timings.encode_s += asr_now_s() - t0;
     s->timings.n_encodes++;
 }

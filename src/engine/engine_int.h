@@ -161,6 +161,9 @@ struct asr_stream {
     /* self-attention cache positions [0, self_shared) hold the prompt, the same for every
      * sequence: decoding steps read them from sequence 0 only (set by the search) */
     int self_shared;
+    /* the self-attention K/V share the encoder's buffers (plan.c): eb.out holds the last encoder
+     * pass only until a decoder pass writes them; cross K/V are computed from it before that */
+    bool enc_out_live, xkv_live;
     float *logprobs; /* [n_seq_cap][n_vocab] */
     /* results */
     asr_segment_t *segs;

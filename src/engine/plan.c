@@ -40,12 +40,18 @@ void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr__slot_layout_t 
     L->off[ASR_SLOT_ENC_OUT] = place(&cur, F * d * f);
     L->off[ASR_SLOT_ENC_W] = place(&cur, ff * d * f);
     L->part[ASR_PLAN_PART_ENCODER] = cur;
+    /* the self-attention K/V reuse the encoder's buffers: a window's encoder pass is over (its
+     * output made into cross K/V) before its decoding writes them, and the next pass starts a new
+     * decoding; they take only the bytes beyond the encoder's (self_kv part) */
+    size_t enc_end = cur;
+    cur = 0;
+    L->off[ASR_SLOT_SELF_K] = place(&cur, kv);
+    L->off[ASR_SLOT_SELF_V] = place(&cur, kv);
+    L->part[ASR_PLAN_PART_SELF_KV] = cur > enc_end ? cur - enc_end : 0;
+    cur = cur > enc_end ? cur : enc_end;
     size_t mark = cur;
     L->off[ASR_SLOT_CROSS_KV] = place(&cur, nl * F * 2 * d * f);
     L->part[ASR_PLAN_PART_CROSS_KV] = cur - mark, mark = cur;
-    L->off[ASR_SLOT_SELF_K] = place(&cur, kv);
-    L->off[ASR_SLOT_SELF_V] = place(&cur, kv);
-    L->part[ASR_PLAN_PART_SELF_KV] = cur - mark, mark = cur;
     L->off[ASR_SLOT_DX] = place(&cur, C * d * f);
     L->off[ASR_SLOT_DH] = place(&cur, C * d * f);
     L->off[ASR_SLOT_DQKV] = place(&cur, C * 3 * d * f);

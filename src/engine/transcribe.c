@@ -807,7 +807,8 @@ asr_err_t asr_stream_bench_decoder(asr_stream_t *s, int n_seq, int n_steps, doub
     const asr_model_t *m = s->m;
     if (n_seq < 1 || n_seq > s->n_seq_cap || n_steps < 1 || n_steps + 4 > m->info.n_text_ctx)
         return ASR_ERR_INVALID;
-    asr__dec_cross_kv(s);
+    if (!s->xkv_live) /* a second call after one encoder pass: its cross K/V are still there */
+        asr__dec_cross_kv(s);
     int32_t prompt[3] = {m->sp.sot, m->sp.sot, m->sp.sot};
     asr__dec_forward(s, prompt, 3, 0, -1);
     int32_t tok[ASR_SLOT_MAX_SEQ];

@@ -132,15 +132,16 @@ uint64_t asr_sched_mem_available(void) { return read_u64_file("/proc/meminfo", "
 /* Budget for weights and slots (under mu). */
 static uint64_t budget(asr_sched_t *s) {
     if (s->limit)
-        return s->limit > ASR_PLAN_OVERHEAD ? s->limit - ASR_PLAN_OVERHEAD : 0;
+        return s->limit > ASR_PLAN_SERVER_OVERHEAD ? s->limit - ASR_PLAN_SERVER_OVERHEAD : 0;
     double now = asr_now_s();
     if (s->budget_at == 0 || now - s->budget_at >= s->refresh_s) {
         uint64_t avail = asr_sched_mem_available(), cg = asr_sched_cgroup_limit();
         uint64_t b = s->used + avail;
         b = b > s->reserve ? b - s->reserve : 0;
         if (cg) {
-            uint64_t c =
-                cg > ASR_PLAN_OVERHEAD + s->reserve ? cg - ASR_PLAN_OVERHEAD - s->reserve : 0;
+            uint64_t c = cg > ASR_PLAN_SERVER_OVERHEAD + s->reserve
+                             ? cg - ASR_PLAN_SERVER_OVERHEAD - s->reserve
+                             : 0;
             if (c < b)
                 b = c;
         }

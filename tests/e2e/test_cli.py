@@ -141,7 +141,8 @@ def test_timings_line_accounts_for_the_run(asrd, tiny):
         assert float(enc) > 0 and float(dec) > 0 and float(scan) > 0, ln
         parts = float(scan) + float(enc) + float(xkv) + float(dec)
         assert parts <= float(total) + 0.002, f"parts exceed the whole: {ln!r}"
-        assert abs(float(per) - 1e3 * float(dec) / int(n_steps)) < 0.02, ln
+        # decoding is printed to the ms: ms/step agrees within that rounding spread over the steps
+        assert abs(float(per) - 1e3 * float(dec) / int(n_steps)) <= 0.5 / int(n_steps) + 0.006, ln
         if i == 0:
             assert float(load) > 0 and float(slot) > 0, f"the first file pays the load: {ln!r}"
         else:
