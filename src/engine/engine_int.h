@@ -55,15 +55,18 @@ typedef struct {
     size_t part[ASR_PLAN_PART_N]; /* bytes per plan part */
     size_t arena_bytes;
 } asr__slot_layout_t;
-void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr__slot_layout_t *L);
+/* wtype: the compute type's storage; cross K/V are float16 under all but float32 */
+void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr_wtype_t wtype,
+                      asr__slot_layout_t *L);
 
 typedef struct {
-    float *w;          /* float32 [n_out][n_in] (encoder, cross K/V), or NULL */
-    const uint16_t *h; /* or float16 [n_out][n_in] (encoder, cross K/V of a float16 file), made
-                          float32 per use by asr__lin_f32 */
-    asr_wmat_t wm;     /* the same weights as the kernels read them: the decoder's matrices in the
-                        * compute type's storage (float16 files stay float16 under float32) */
-    float *b;          /* [n_out] or NULL */
+    float *w;      /* float32 [n_out][n_in] (encoder, cross K/V), or NULL */
+    const void *h; /* or float16 [n_out][n_in] (encoder, cross K/V of a float16 file): the
+                      mapped file's little-endian bytes, at any alignment, made float32 per
+                      use by asr__lin_f32 */
+    asr_wmat_t wm; /* decoder matrices only: the weights as the kernels read them, in the
+                    * compute type's storage (float16 files stay float16 under float32) */
+    float *b;      /* [n_out] or NULL */
     int n_out, n_in;
 } asr_linear_t;
 
@@ -121,6 +124,10 @@ struct asr_model {
     /* the weights, in one huge-page region (asr_malloc_huge), and the buffers outside it */
     unsigned char *warena;
     size_t warena_len, warena_used;
+    /* model.bin, mapped read-only: the float16 matrices read once per window (encoder, cross
+     * K/V) are used in place, no copy of their own */
+    void *map;
+    size_t map_len;
     void **allocs;
     int n_allocs;
 };

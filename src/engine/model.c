@@ -154,19 +154,29 @@ static float *load_f32(loader_t *L, const char *name, int64_t n0, int64_t n1) {
     return out;
 }
 
-/* A float16 tensor kept as it is in the file (the decoder's weights: the small-m kernels read
- * them converting on the fly, which halves the bytes each decoding step streams). NULL with no
- * error set when the file's tensor is not float16 (the caller loads it as float32). */
-static uint16_t *load_h16(loader_t *L, const char *name, int64_t n0, int64_t n1) {
+/* The variable `name` when it is float16 of n0×n1 elements (n1 = 0: 1-D), else NULL with no
+ * error set (the caller loads it as float32). */
+static const asr_ct2_var_t *f16_var(loader_t *L, const char *name, int64_t n0, int64_t n1) {
     const asr_ct2_var_t *v = need(L, name);
     int64_t want = n1 ? n0 * n1 : n0;
     if (!v || v->dtype != ASR_CT2_F16 || v->n_elems != want || (v->rank >= 1 && v->dims[0] != n0))
         return NULL;
-    uint16_t *out = alloc_weights(L, name, (size_t)want * sizeof(uint16_t));
+    return v;
+}
+
+/* A float16 tensor kept as it is in the file, copied into the weights' huge pages (the
+ * decoder's: the small-m kernels read them every step, converting on the fly, which halves the
+ * bytes each step streams). NULL as f16_var. */
+static uint16_t *load_h16(loader_t *L, const char *name, int64_t n0, int64_t n1) {
+    const asr_ct2_var_t *v = f16_var(L, name, n0, n1);
+    if (!v)
+        return NULL;
+    size_t bytes = (size_t)v->n_elems * sizeof(uint16_t);
+    uint16_t *out = alloc_weights(L, name, bytes);
     if (!out)
         return NULL;
-    memcpy(out, v->data, (size_t)want * sizeof(uint16_t));
-    drop_pages(v->data, (size_t)want * sizeof(uint16_t));
+    memcpy(out, v->data, bytes);
+    drop_pages(v->data, bytes);
     return out;
 }
 
@@ -240,14 +250,16 @@ static int load_linear(loader_t *L, asr_linear_t *lin, const char *prefix, int n
     if (dec) {
         if (load_wmat(L, name, n_out, n_in, &lin->wm))
             return -1;
-    } else { /* float16 files stay float16: converted per GEMM, half the memory */
-        lin->h = load_h16(L, name, n_out, n_in);
-        if (L->oom)
+    } else {
+        /* float16 files stay float16, converted per GEMM; read in place in the mapped file, once
+         * a window: no memory of their own to fault in (4-KiB pages cost nothing there) */
+        const asr_ct2_var_t *v = f16_var(L, name, n_out, n_in);
+        if (v) {
+            lin->h = v->data;
+            L->m->weight_bytes += (size_t)v->n_elems * sizeof(uint16_t);
+        } else if (!(lin->w = load_f32(L, name, n_out, n_in))) {
             return -1;
-        if (!lin->h && !(lin->w = load_f32(L, name, n_out, n_in)))
-            return -1;
-        lin->wm = lin->h ? (asr_wmat_t){ASR_W_F16, (void *)(uintptr_t)lin->h, NULL, n_in}
-                         : (asr_wmat_t){ASR_W_F32, lin->w, NULL, n_in};
+        }
     }
     lin->b = NULL;
     if (with_bias) {
@@ -531,6 +543,7 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
         return ASR_ERR_IO;
     }
     asr_model_t *m = asr_xcalloc(1, sizeof *m);
+    m->map = map, m->map_len = len; /* kept: the encoder's matrices are read in place */
     loader_t L = {.m = m, .err = errbuf, .err_len = errbuf_len, .wtype = wtype};
     m->wtype = wtype;
     asr_err_t rc = asr_ct2_parse(map, len, &L.f, errbuf, errbuf_len);
@@ -567,8 +580,6 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
         goto fail;
     m->warena_len = asr_huge_trim(m->warena, m->warena_len, m->warena_used);
     asr_ct2_free(&L.f);
-    munmap(map, len);
-    map = NULL;
     if (load_config(&L, dir) != 0)
         goto fail;
     rc = tj.rc;
@@ -594,9 +605,7 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
     return ASR_OK;
 fail:
     asr_ct2_free(&L.f);
-    if (map)
-        munmap(map, len);
-    asr_model_destroy(m);
+    asr_model_destroy(m); /* unmaps the file */
     if (L.oom)
         return ASR_ERR_NOMEM;
     return rc == ASR_OK ? ASR_ERR_MODEL : rc;
@@ -606,6 +615,8 @@ void asr_model_destroy(asr_model_t *m) {
     if (!m)
         return;
     asr_free_huge(m->warena, m->warena_len);
+    if (m->map)
+        munmap(m->map, m->map_len);
     for (int i = 0; i < m->n_allocs; i++)
         free(m->allocs[i]);
     free(m->allocs);

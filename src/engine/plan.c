@@ -21,7 +21,8 @@ static size_t place(size_t *cursor, size_t bytes) {
     return off;
 }
 
-void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr__slot_layout_t *L) {
+void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr_wtype_t wtype,
+                      asr__slot_layout_t *L) {
     size_t d = (size_t)in->d_model, ff = 4 * d, nl = (size_t)in->n_text_layer;
     size_t C = (size_t)in->n_text_ctx, F = (size_t)in->n_audio_ctx, V = (size_t)in->n_vocab;
     size_t mels = (size_t)in->n_mels, f = sizeof(float);
@@ -50,7 +51,7 @@ void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr__slot_layout_t 
     L->part[ASR_PLAN_PART_SELF_KV] = cur > enc_end ? cur - enc_end : 0;
     cur = cur > enc_end ? cur : enc_end;
     size_t mark = cur;
-    L->off[ASR_SLOT_CROSS_KV] = place(&cur, nl * F * 2 * d * f);
+    L->off[ASR_SLOT_CROSS_KV] = place(&cur, nl * F * 2 * d * (wtype == ASR_W_F32 ? f : 2));
     L->part[ASR_PLAN_PART_CROSS_KV] = cur - mark, mark = cur;
     L->off[ASR_SLOT_DX] = place(&cur, C * d * f);
     L->off[ASR_SLOT_DH] = place(&cur, C * d * f);
@@ -134,7 +135,7 @@ asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type,
     size_t w16 = (size_t)in->n_audio_layer * enc_layer16 + (size_t)in->n_text_layer * dec_layer16;
     out->weights = w * f + w16 * 2 + (wt == ASR_W_I8 ? wh + rows * f : wh * 2);
     asr__slot_layout_t L;
-    asr__slot_layout(in, n_seq, &L);
+    asr__slot_layout(in, n_seq, wt, &L);
     out->encoder = L.part[ASR_PLAN_PART_ENCODER];
     out->cross_kv = L.part[ASR_PLAN_PART_CROSS_KV];
     out->self_kv = L.part[ASR_PLAN_PART_SELF_KV];

@@ -59,7 +59,7 @@ asr_err_t asr_stream_create_slot(const asr_model_t *m, int n_seq, asr_stream_t *
     if (n_seq < 1 || n_seq > ASR_SLOT_MAX_SEQ)
         return ASR_ERR_INVALID;
     asr__slot_layout_t L;
-    asr__slot_layout(&m->info, n_seq, &L);
+    asr__slot_layout(&m->info, n_seq, m->wtype, &L);
     unsigned char *a = asr_malloc_huge(L.arena_bytes);
     if (!a)
         return ASR_ERR_NOMEM;

@@ -86,7 +86,7 @@ void asr_nn_weight_row(const asr_wmat_t *w, int j, int k, float *out);
 void asr_nn_convert_rows(const float *src, int n, int k, asr_wtype_t type, void *dst, float *scale);
 void asr_nn_h2f_n(const uint16_t *src, float *dst, size_t n);
 /* The same, split over the pool. */
-void asr_nn_h2f_n_mt(asr_pool_t *pool, const uint16_t *src, float *dst, size_t n);
+void asr_nn_h2f_n_mt(asr_pool_t *pool, const void *src, float *dst, size_t n);
 /* The kernel set chosen at run time ("avx2+fma+f16c" or "portable"; ASRD_NO_SIMD forces the
  * latter). */
 const char *asr_nn_simd_name(void);

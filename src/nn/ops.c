@@ -288,7 +288,7 @@ static void block_range(int task, int n_tasks, int total, int *lo, int *hi) {
 }
 
 typedef struct {
-    const uint16_t *src;
+    const unsigned char *src;
     float *dst;
     size_t n;
 } h2f_job_t;
@@ -297,10 +297,20 @@ static void h2f_task(void *ctx, int task, int n_tasks) {
     const h2f_job_t *j = ctx;
     size_t lo = j->n * (size_t)task / (size_t)n_tasks / 64 * 64;
     size_t hi = task + 1 == n_tasks ? j->n : j->n * (size_t)(task + 1) / (size_t)n_tasks / 64 * 64;
-    asr_nn_h2f_n(j->src + lo, j->dst + lo, hi - lo);
+    if ((uintptr_t)j->src % 2 == 0) {
+        asr_nn_h2f_n((const uint16_t *)(const void *)j->src + lo, j->dst + lo, hi - lo);
+        return;
+    }
+    uint16_t bounce[1024]; /* float16 at an odd address (a tensor of the mapped file) */
+    for (size_t i = lo; i < hi; i += 1024) {
+        size_t k = hi - i < 1024 ? hi - i : 1024;
+        memcpy(bounce, j->src + 2 * i, 2 * k);
+        asr_nn_h2f_n(bounce, j->dst + i, k);
+    }
 }
 
-void asr_nn_h2f_n_mt(asr_pool_t *pool, const uint16_t *src, float *dst, size_t n) {
+/* src: little-endian float16 values at any alignment */
+void asr_nn_h2f_n_mt(asr_pool_t *pool, const void *src, float *dst, size_t n) {
     h2f_job_t j = {src, dst, n};
     asr_pool_run(pool, asr_pool_n_threads(pool), h2f_task, &j);
 }
