@@ -27,7 +27,8 @@ typedef enum { ASR_TASK_TRANSCRIBE = 0, ASR_TASK_TRANSLATE = 1 } asr_task_t;
 typedef struct {
     /* "float32" (default), "bfloat16", "int8" or "auto" (the fastest that keeps float32's
      * accuracy on this CPU): the storage of the decoder's matrices (int8: per-row scales,
-     * activations quantized per row); the encoder computes in float32. Borrowed. */
+     * activations quantized per row; the token embedding, also the output projection, stays
+     * float16); the encoder computes in float32. Borrowed. */
     const char *compute_type;
     int n_threads; /* threads for kernels; 0 = all cores */
 } asr_model_params_t;

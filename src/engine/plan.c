@@ -125,15 +125,16 @@ asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type,
     w += (size_t)in->n_audio_layer * enc_layer + norm;
     w += (size_t)in->n_text_ctx * d;
     w += (size_t)in->n_text_layer * dec_layer + norm;
-    size_t wh = (size_t)in->n_vocab * d + (size_t)in->n_text_layer * dec_layer_h;
+    size_t emb = (size_t)in->n_vocab * d; /* float16 under float32 and int8, else bfloat16 */
+    size_t wh = (size_t)in->n_text_layer * dec_layer_h;
     out->n_seq = n_seq;
     out->compute_type = wt == ASR_W_I8 ? "int8" : wt == ASR_W_BF16 ? "bfloat16" : "float32";
     out->word_timestamps = word_timestamps;
     /* the decoder matrices: float16 under float32 (the files are float16), bfloat16, or int8
      * with a float scale per row */
-    size_t rows = (size_t)in->n_vocab + (size_t)in->n_text_layer * dec_layer_rows;
+    size_t rows = (size_t)in->n_text_layer * dec_layer_rows;
     size_t w16 = (size_t)in->n_audio_layer * enc_layer16 + (size_t)in->n_text_layer * dec_layer16;
-    out->weights = w * f + w16 * 2 + (wt == ASR_W_I8 ? wh + rows * f : wh * 2);
+    out->weights = w * f + w16 * 2 + emb * 2 + (wt == ASR_W_I8 ? wh + rows * f : wh * 2);
     asr__slot_layout_t L;
     asr__slot_layout(in, n_seq, wt, &L);
     out->encoder = L.part[ASR_PLAN_PART_ENCODER];
