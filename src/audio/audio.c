@@ -41,6 +41,7 @@
 #define MIN_RATE 1000     /* below this, resampling ratios become absurd */
 #define MAX_RATE 768000   /* above this, the resampler's filter gets huge */
 #define LOAD_CHUNK 65536  /* samples per read in asr_audio_load */
+#define NATIVE_BUF 32768  /* bytes per read of a native WAV file */
 
 enum { ST_RUN, ST_FLUSHED, ST_DONE, ST_FAILED };
 
@@ -55,7 +56,8 @@ struct asr_audio_reader {
     /* native 16 kHz mono 16-bit WAV: samples are bytes [pos, data_end) of the source */
     int native;
     int64_t data_end;
-    int ff; /* FFmpeg's objects below are in use */
+    uint8_t *nbuf; /* NATIVE_BUF bytes read from a file, converted from here */
+    int ff;        /* FFmpeg's objects below are in use */
 
     AVIOContext *avio;
     AVFormatContext *fmt;
@@ -284,16 +286,27 @@ static int64_t src_read_at(void *ctx, int64_t off, uint8_t *buf, size_t n) {
 }
 
 /* 16 kHz mono 16-bit PCM WAV (a seekable source) is read here, sample for sample what FFmpeg's
- * path gives (s / 32768); 0 when the input is anything else. */
-static int open_native(asr_audio_reader_t *r) {
+ * path gives (s / 32768): ASR_OK; ASR_ERR_UNSUPPORTED when the input is anything else (FFmpeg's
+ * then), ASR_ERR_NOMEM without memory for the read buffer. */
+static asr_err_t open_native(asr_audio_reader_t *r, char *errbuf, size_t errbuf_len) {
     asr_wav_hdr_t h;
     if (r->size < 0 || !asr_wav_scan(src_read_at, r, &h) || !asr_wav_is_native(&h))
-        return 0;
+        return ASR_ERR_UNSUPPORTED;
+    if (!r->mem && !(r->nbuf = asr_malloc(NATIVE_BUF))) {
+        asr_errf(errbuf, errbuf_len, "%s: out of memory", r->name);
+        return ASR_ERR_NOMEM;
+    }
     int64_t avail = r->size > h.data_off ? r->size - h.data_off : 0;
     r->native = 1;
     r->pos = h.data_off;
     r->data_end = h.data_off + ((int64_t)h.data_size < avail ? (int64_t)h.data_size : avail);
-    return 1;
+    return ASR_OK;
+}
+
+/* The native reader, else FFmpeg's demuxer and decoder. */
+static asr_err_t open_any(asr_audio_reader_t *r, const char *url, char *errbuf, size_t errbuf_len) {
+    asr_err_t err = open_native(r, errbuf, errbuf_len);
+    return err == ASR_ERR_UNSUPPORTED ? open_streams(r, url, errbuf, errbuf_len) : err;
 }
 
 asr_err_t asr_audio_preload_ffmpeg(char *errbuf, size_t errbuf_len) {
@@ -337,7 +350,7 @@ asr_err_t asr_audio_open(const char *path, asr_audio_reader_t **out, char *errbu
     asr_audio_reader_t *r = reader_new(path);
     r->fd = fd;
     r->size = S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1; /* pipes: no seeking */
-    asr_err_t err = open_native(r) ? ASR_OK : open_streams(r, path, errbuf, errbuf_len);
+    asr_err_t err = open_any(r, path, errbuf, errbuf_len);
     if (err != ASR_OK) {
         asr_audio_close(r);
         return err;
@@ -360,7 +373,7 @@ asr_err_t asr_audio_open_memory(const uint8_t *data, size_t len, asr_audio_reade
     asr_audio_reader_t *r = reader_new("<memory>");
     r->mem = data;
     r->size = (int64_t)len;
-    asr_err_t err = open_native(r) ? ASR_OK : open_streams(r, "", errbuf, errbuf_len);
+    asr_err_t err = open_any(r, "", errbuf, errbuf_len);
     if (err != ASR_OK) {
         asr_audio_close(r);
         return err;
@@ -386,6 +399,7 @@ void asr_audio_close(asr_audio_reader_t *r) {
     if (r->fd >= 0)
         close(r->fd);
     free(r->pend);
+    free(r->nbuf);
     free(r->name);
     free(r);
 }
@@ -700,13 +714,12 @@ static asr_err_t read_native(asr_audio_reader_t *r, float *buf, size_t n, size_t
     if (r->state == ST_FAILED)
         return r->failed;
     size_t got = 0;
-    uint8_t b[16384];
     while (got < n && r->data_end - r->pos >= 2) {
         size_t want = (size_t)((r->data_end - r->pos) / 2);
         want = want < n - got ? want : n - got;
-        want = want < sizeof b / 2 ? want : sizeof b / 2;
-        const uint8_t *src = r->mem ? r->mem + r->pos : b;
-        int64_t k = r->mem ? (int64_t)(2 * want) : src_read_at(r, r->pos, b, 2 * want);
+        want = r->mem || want < NATIVE_BUF / 2 ? want : NATIVE_BUF / 2;
+        const uint8_t *src = r->mem ? r->mem + r->pos : r->nbuf;
+        int64_t k = r->mem ? (int64_t)(2 * want) : src_read_at(r, r->pos, r->nbuf, 2 * want);
         if (k < 0) {
             if (got)
                 break;
