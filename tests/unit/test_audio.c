@@ -309,6 +309,17 @@ static void test_native_wav_without_ffmpeg(void **state) {
     int rate, nch;
     float *native = load_ok(p, &n_native);
     assert_false(maps_have("libavformat"));
+    /* its read buffer is a checked allocation: out of memory is a clean error, as with FFmpeg */
+    char err[512];
+    float *none = NULL;
+    size_t n_none = 0;
+    asr_alloc_fail_set(1, 0);
+    asr_err_t e = asr_audio_load(p, &none, &n_none, err, sizeof err);
+    asr_alloc_fail_set(0, 0);
+    assert_int_equal(e, ASR_ERR_NOMEM);
+    assert_null(none);
+    assert_non_null(strstr(err, "out of memory"));
+    assert_false(maps_have("libavformat"));
     int16_t *ref = wav_pcm(p, &n_ref, &rate, &nch, &off);
     assert_int_equal(n_native, n_ref);
     tmp_path(q, sizeof q, "placeholder_size.wav");
