@@ -57,7 +57,10 @@ struct asr_audio_reader {
     int native;
     int64_t data_end;
     uint8_t *nbuf; /* NATIVE_BUF bytes read from a file, converted from here */
-    int ff;        /* FFmpeg's objects below are in use */
+    /* any RIFF/WAVE input: its data chunk's declared size (0: none seen) and the bytes after it */
+    uint32_t wav_declared;
+    int64_t wav_avail;
+    int ff; /* FFmpeg's objects below are in use */
 
     AVIOContext *avio;
     AVFormatContext *fmt;
@@ -290,13 +293,17 @@ static int64_t src_read_at(void *ctx, int64_t off, uint8_t *buf, size_t n) {
  * then), ASR_ERR_NOMEM without memory for the read buffer. */
 static asr_err_t open_native(asr_audio_reader_t *r, char *errbuf, size_t errbuf_len) {
     asr_wav_hdr_t h;
-    if (r->size < 0 || !asr_wav_scan(src_read_at, r, &h) || !asr_wav_is_native(&h))
+    if (r->size < 0 || !asr_wav_scan(src_read_at, r, &h))
+        return ASR_ERR_UNSUPPORTED;
+    int64_t avail = r->size > h.data_off ? r->size - h.data_off : 0;
+    r->wav_declared = h.data_size;
+    r->wav_avail = avail;
+    if (!asr_wav_is_native(&h))
         return ASR_ERR_UNSUPPORTED;
     if (!r->mem && !(r->nbuf = asr_malloc(NATIVE_BUF))) {
         asr_errf(errbuf, errbuf_len, "%s: out of memory", r->name);
         return ASR_ERR_NOMEM;
     }
-    int64_t avail = r->size > h.data_off ? r->size - h.data_off : 0;
     r->native = 1;
     r->pos = h.data_off;
     r->data_end = h.data_off + ((int64_t)h.data_size < avail ? (int64_t)h.data_size : avail);
@@ -402,6 +409,16 @@ void asr_audio_close(asr_audio_reader_t *r) {
     free(r->nbuf);
     free(r->name);
     free(r);
+}
+
+int asr_audio_wav_truncated(const asr_audio_reader_t *r, unsigned long long *declared,
+                            unsigned long long *have) {
+    uint32_t d = r->wav_declared;
+    if (d == 0 || d == 0xFFFFFFFFu || (int64_t)d <= r->wav_avail)
+        return 0;
+    *declared = d;
+    *have = (unsigned long long)r->wav_avail;
+    return 1;
 }
 
 double asr_audio_duration(const asr_audio_reader_t *r) {

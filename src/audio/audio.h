@@ -23,6 +23,11 @@ asr_err_t asr_audio_open_memory(const uint8_t *data, size_t len, asr_audio_reade
 /* Reads up to `n` samples (16 kHz mono float in [-1,1]) into buf; *n_read = 0 at end of stream.
  * A decode error mid-stream returns ASR_ERR_AUDIO with a reason from asr_audio_errmsg(). */
 asr_err_t asr_audio_read(asr_audio_reader_t *r, float *buf, size_t n, size_t *n_read);
+/* 1 when the input is a RIFF/WAVE whose data chunk declares more bytes than the input holds (a
+ * placeholder size of 0 or 0xFFFFFFFF, as streaming writers leave it, is not a declaration),
+ * with both sizes written; else 0. */
+int asr_audio_wav_truncated(const asr_audio_reader_t *r, unsigned long long *declared,
+                            unsigned long long *have);
 /* Duration from the container in seconds, or -1 if unknown. */
 double asr_audio_duration(const asr_audio_reader_t *r);
 const char *asr_audio_errmsg(const asr_audio_reader_t *r);

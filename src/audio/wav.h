@@ -1,5 +1,5 @@
-/* audio: the RIFF/WAVE chunk walk, shared by the native PCM reader (audio.c) and the truncation
- * check of file sources (source.c). */
+/* audio: the RIFF/WAVE chunk walk of the readers (audio.c): the native PCM path and the facts
+ * behind asr_audio_wav_truncated. */
 #ifndef ASR_AUDIO_WAV_H
 #define ASR_AUDIO_WAV_H
 

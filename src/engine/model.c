@@ -180,12 +180,13 @@ static uint16_t *load_h16(loader_t *L, const char *name, int64_t n0, int64_t n1)
     return out;
 }
 
-/* A decoder matrix [n0][n1] in the compute type's storage: float32 compute keeps a float16
+/* A decoder matrix [n0][n1] in storage wtype (the compute type's): float32 compute keeps a float16
  * file's values as they are (exact; the kernels convert while reading, half the bytes streamed);
  * bfloat16 and int8 convert 64 rows at a time (no float32 copy of the whole tensor). */
-static int load_wmat(loader_t *L, const char *name, int64_t n0, int64_t n1, asr_wmat_t *out) {
+static int load_wmat(loader_t *L, const char *name, int64_t n0, int64_t n1, asr_wtype_t wtype,
+                     asr_wmat_t *out) {
     *out = (asr_wmat_t){ASR_W_F32, NULL, NULL, (int)n1};
-    if (L->wtype == ASR_W_F32) {
+    if (wtype == ASR_W_F32) {
         uint16_t *h = load_h16(L, name, n0, n1);
         if (L->oom)
             return -1;
@@ -196,10 +197,10 @@ static int load_wmat(loader_t *L, const char *name, int64_t n0, int64_t n1, asr_
     const asr_ct2_var_t *v = shaped(L, name, n0, n1);
     if (!v)
         return -1;
-    size_t el = L->wtype == ASR_W_I8 ? 1 : 2;
+    size_t el = wtype == ASR_W_I8 ? 1 : 2;
     void *dst = alloc_weights(L, name, (size_t)(n0 * n1) * el);
-    float *scale = L->wtype == ASR_W_I8 ? alloc_weights(L, name, (size_t)n0 * sizeof(float)) : NULL;
-    if (!dst || (L->wtype == ASR_W_I8 && !scale))
+    float *scale = wtype == ASR_W_I8 ? alloc_weights(L, name, (size_t)n0 * sizeof(float)) : NULL;
+    if (!dst || (wtype == ASR_W_I8 && !scale))
         return -1;
     float *chunk = malloc((size_t)(64 * n1) * sizeof(float));
     if (!chunk) {
@@ -213,12 +214,12 @@ static int load_wmat(loader_t *L, const char *name, int64_t n0, int64_t n1, asr_
             free(chunk);
             return -1;
         }
-        asr_nn_convert_rows(chunk, (int)nr, (int)n1, L->wtype, (char *)dst + (size_t)(r * n1) * el,
+        asr_nn_convert_rows(chunk, (int)nr, (int)n1, wtype, (char *)dst + (size_t)(r * n1) * el,
                             scale ? scale + r : NULL);
     }
     free(chunk);
     drop_pages(v->data, (size_t)(n0 * n1) * asr_ct2_dtype_size(v->dtype));
-    *out = (asr_wmat_t){L->wtype, dst, scale, (int)n1};
+    *out = (asr_wmat_t){wtype, dst, scale, (int)n1};
     return 0;
 }
 
@@ -248,7 +249,7 @@ static int load_linear(loader_t *L, asr_linear_t *lin, const char *prefix, int n
     lin->n_out = n_out;
     lin->n_in = n_in;
     if (dec) {
-        if (load_wmat(L, name, n_out, n_in, &lin->wm))
+        if (load_wmat(L, name, n_out, n_in, L->wtype, &lin->wm))
             return -1;
     } else {
         /* float16 files stay float16, converted per GEMM; read in place in the mapped file, once
@@ -362,11 +363,10 @@ int asr__model_dims(const asr_ct2_file_t *f, asr_model_info_t *in, char *err, si
     return 0;
 }
 
+/* Every tensor; m->info holds the file's dimensions (asr__model_dims). */
 static int load_weights(loader_t *L) {
     asr_model_t *m = L->m;
     asr_model_info_t *in = &m->info;
-    if (asr__model_dims(&L->f, in, L->err, L->err_len) != 0)
-        return -1;
     int d = in->d_model;
     /* conv weights [d][in][3] are already [out][in*3] row-major */
     if (!(m->conv1_w = load_f32(L, "encoder/conv1/weight", d, (int64_t)in->n_mels * 3)) ||
@@ -393,11 +393,8 @@ static int load_weights(loader_t *L) {
         return -1;
     /* the token embedding is also the output projection whose logits beam search ranks: under
      * int8 it stays float16 (int8 there cost base 20 WER points on the noisy 88-s clip) */
-    asr_wtype_t wt = L->wtype;
-    L->wtype = wt == ASR_W_I8 ? ASR_W_F32 : wt;
-    int emb_rc = load_wmat(L, "decoder/embeddings/weight", in->n_vocab, d, &m->tok_emb);
-    L->wtype = wt;
-    if (emb_rc ||
+    if (load_wmat(L, "decoder/embeddings/weight", in->n_vocab, d,
+                  L->wtype == ASR_W_I8 ? ASR_W_F32 : L->wtype, &m->tok_emb) ||
         !(m->dec_pos = load_f32(L, "decoder/position_encodings/encodings", in->n_text_ctx, d)))
         return -1;
     m->dec = track(m, asr_xcalloc((size_t)in->n_text_layer, sizeof *m->dec));
