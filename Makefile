@@ -4,7 +4,7 @@ JOBS ?= 2
 ASRD_MODELS ?= $(HOME)/.cache/asrd/models
 export ASRD_MODELS
 
-.PHONY: all build deps venv models test test-unit test-asan serve run-sample fuzz format check-format clean bench check-long
+.PHONY: all build deps venv models test test-unit test-asan test-tsan serve run-sample fuzz format check-format clean bench check-long
 
 all: build
 
@@ -26,6 +26,7 @@ models: build
 test: deps venv build models check-format
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-tsan
 
 test-unit: build
 	@cd $(BUILD) && ctest --output-on-failure -L unit -j$(JOBS)
@@ -35,6 +36,13 @@ test-asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DASR_SANITIZE=address,undefined >/dev/null
 	@cmake --build build-asan -j$(JOBS)
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L 'unit|asan' -j$(JOBS)
+
+# The threaded tests (scheduler, thread pool, job workers, the server under requests: ctest label
+# tsan) under ThreadSanitizer; CMakeLists.txt sets TSAN_OPTIONS (halt on the first report).
+test-tsan: deps models
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DASR_SANITIZE=thread >/dev/null
+	@cmake --build build-tsan -j$(JOBS) --target asrd test_sched test_jobs test_nn
+	@cd build-tsan && ctest --output-on-failure -L tsan -j$(JOBS)
 
 # The main job: the OpenAI-compatible server with the default multilingual model, data in ./data.
 HOST ?= 127.0.0.1
@@ -69,4 +77,4 @@ check-long: build venv models
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} $(MAKE) --no-print-directory fuzz
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

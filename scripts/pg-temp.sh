@@ -12,8 +12,9 @@
 # PostgreSQL refuses to run as root, so as root the server runs as an unprivileged user
 # (PG_TEMP_USER, default nobody) that owns DIR. Server binaries: $PG_BIN, else the newest
 # /usr/lib/postgresql/*/bin (Debian's postgresql package), else PATH. Exits 77 when there are none,
-# which ctest reports as skipped.
+# which ctest reports as skipped; under CI=true that is a failure (exit 1) instead.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/ci.sh"
 
 die() {
     echo "pg-temp: $*" >&2
@@ -36,7 +37,7 @@ find_bin() {
         return
     fi
     echo "pg-temp: no PostgreSQL server binaries (install Debian's postgresql or set PG_BIN)" >&2
-    exit 77
+    exit "$(asr_missing_status)"
 }
 
 BIN=$(find_bin)
