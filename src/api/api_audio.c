@@ -54,7 +54,7 @@ static tx_t *tx_new(asr_api_t *api, asr_http_req_t *req) {
     tx->api = api;
     tx->req = req;
     pthread_mutex_init(&tx->mu, NULL);
-    pthread_cond_init(&tx->cv, NULL);
+    asr_cond_init(&tx->cv);
     asr_buf_init(&tx->body);
     asr_buf_init(&tx->sse);
     asr_buf_init(&tx->text);
@@ -530,12 +530,7 @@ static void log_result(tx_t *tx) {
 
 /* Waits for the job (under mu), for at most `s` seconds; notices a client that hangs up. */
 static void wait_step(tx_t *tx, double s) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long ns = ts.tv_nsec + (long)(s * 1e9);
-    ts.tv_sec += ns / 1000000000L;
-    ts.tv_nsec = ns % 1000000000L;
-    pthread_cond_timedwait(&tx->cv, &tx->mu, &ts);
+    asr_cond_timedwait_s(&tx->cv, &tx->mu, s);
     if (tx->finished || tx->client_gone)
         return;
     pthread_mutex_unlock(&tx->mu);

@@ -289,9 +289,3 @@ asr_err_t asr_read_file(const char *path, char **out, size_t *out_len) {
         *out_len = n;
     return ASR_OK;
 }
-
-double asr_now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}

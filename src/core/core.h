@@ -3,6 +3,7 @@
 #ifndef ASR_CORE_H
 #define ASR_CORE_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -101,7 +102,18 @@ void asr_errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
 /* Reads a whole file (NUL-terminated; checked allocation). */
 asr_err_t asr_read_file(const char *path, char **out, size_t *out_len);
 
-/* ---- time ---- */
-double asr_now_s(void); /* monotonic seconds */
+/* ---- time (clock.c) ---- */
+double asr_now_s(void); /* monotonic seconds (CLOCK_MONOTONIC): the clock of every deadline */
+/* Initialises a condition variable whose timed waits run on the monotonic clock; every condition
+ * variable waited on with a timeout is made here (a wall-clock jump must not stretch or cut a
+ * wait). Aborts on failure (a programming error). Destroy with pthread_cond_destroy. */
+void asr_cond_init(pthread_cond_t *cv);
+/* Waits on cv (made by asr_cond_init; caller holds mu) until signalled or until the asr_now_s()
+ * time deadline_s. Returns 0 when woken (maybe spuriously: re-check the predicate) or ETIMEDOUT. */
+int asr_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, double deadline_s);
+/* The same for at most `seconds` from now (<= 0: returns at once unless already signalled). */
+int asr_cond_timedwait_s(pthread_cond_t *cv, pthread_mutex_t *mu, double seconds);
+/* Sleeps `seconds` (monotonic; resumed after signals). For pacing, never for synchronisation. */
+void asr_sleep_s(double seconds);
 
 #endif

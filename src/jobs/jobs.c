@@ -95,21 +95,8 @@ char *asr_jobs_recording_path(const char *recordings_dir, const char *stored) {
     return asr_buf_steal(&b);
 }
 
-static void sleep_s(double s) {
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* Waits on j->cv until woken, stopped, or `s` seconds pass. Caller holds j->mu. */
-static void timed_wait(asr_jobs_t *j, double s) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long ns = ts.tv_nsec + (long)(s * 1e9);
-    ts.tv_sec += ns / 1000000000L;
-    ts.tv_nsec = ns % 1000000000L;
-    pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-}
+static void timed_wait(asr_jobs_t *j, double s) { asr_cond_timedwait_s(&j->cv, &j->mu, s); }
 
 /* ---- webhooks ---- */
 
@@ -157,7 +144,7 @@ static void *hook_main(void *arg) {
                 (long long)h->job_id, attempt, status,
                 rc != CURLE_OK ? (err[0] ? err : curl_easy_strerror(rc)) : "HTTP status");
         if (attempt < 3)
-            sleep_s(attempt); /* 1 s, then 2 s */
+            asr_sleep_s(attempt); /* 1 s, then 2 s */
     }
     ASR_LOG(ASR_LOG_ERROR, "msg=webhook_gave_up job=%lld url=\"%.200s\"", (long long)h->job_id,
             h->url);
@@ -276,7 +263,7 @@ static void job_commit(worker_t *w, const asr_store_lease_t *lease, asr_jobs_out
                                    out->backend ? out->backend : "local", out->model_used, "done");
         if (e != ASR_ERR_DB)
             break;
-        sleep_s(0.5 * (tries + 1));
+        asr_sleep_s(0.5 * (tries + 1));
     }
     if (e != ASR_OK) {
         ASR_LOG(ASR_LOG_WARN, "msg=job_result_dropped job=%lld attempt=%d reason=\"%s\"",
@@ -451,7 +438,7 @@ static void *keeper_main(void *arg) {
             heartbeat(j);
             last_beat = now;
         }
-        sleep_s(0.2);
+        asr_sleep_s(0.2);
     }
     return NULL;
 }
@@ -475,7 +462,7 @@ asr_err_t asr_jobs_start(const asr_jobs_params_t *p, asr_jobs_t **out, char *err
     if (j->p.heartbeat_ms <= 0)
         j->p.heartbeat_ms = 5000;
     pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->cv, NULL);
+    asr_cond_init(&j->cv);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const char *db = j->database[0] ? j->database : NULL;
     asr_err_t e = asr_store_open(db, j->data_dir, &j->kstore, err, errlen);

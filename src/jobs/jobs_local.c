@@ -198,12 +198,7 @@ static void wait_done(ljob_t *lj) {
     pthread_mutex_lock(&lj->mu);
     bool cancelled = false;
     while (!lj->finished) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&lj->cv, &lj->mu, &ts);
+        asr_cond_timedwait_s(&lj->cv, &lj->mu, 0.2);
         if (!lj->finished && !cancelled && lj->task->abort_cb(lj->task->user_data)) {
             cancelled = true; /* a queued job leaves the queue; a running one stops at on_abort */
             pthread_mutex_unlock(&lj->mu);
@@ -223,7 +218,7 @@ asr_err_t asr_jobs_local_transcribe(const asr_jobs_task_t *task, asr_jobs_outcom
     lj->out = out;
     out->backend = asr_xstrdup("local");
     pthread_mutex_init(&lj->mu, NULL);
-    pthread_cond_init(&lj->cv, NULL);
+    asr_cond_init(&lj->cv);
     parse_options(lj);
     asr_err_t rc = ASR_OK;
     int m = task->model && *task->model ? asr_sched_model_find(lc->sched, task->model) : 0;

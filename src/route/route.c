@@ -137,7 +137,7 @@ asr_err_t asr_route_create(const asr_route_params_t *p, asr_store_t *store, asr_
     pthread_once(&g_curl_once, curl_init_once);
     asr_router_t *r = asr_xcalloc(1, sizeof *r);
     pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
+    asr_cond_init(&r->cv);
     r->store = store;
     r->p = *p;
     if (r->p.breaker_threshold < 1)

@@ -166,10 +166,8 @@ static void *health_main(void *arg) {
     unsigned rounds = 0;
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += r->p.health_interval_s;
-        while (!r->stop && pthread_cond_timedwait(&r->cv, &r->mu, &ts) != ETIMEDOUT)
+        double until = asr_now_s() + r->p.health_interval_s;
+        while (!r->stop && asr_cond_wait_until(&r->cv, &r->mu, until) != ETIMEDOUT)
             ;
         if (r->stop)
             break;

@@ -534,12 +534,7 @@ static void *worker_main(void *arg) {
         if (got)
             continue;
         expire(s);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        long ns = ts.tv_nsec + 250000000L;
-        ts.tv_sec += ns / 1000000000L;
-        ts.tv_nsec = ns % 1000000000L;
-        pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
+        asr_cond_timedwait_s(&s->work_cv, &s->mu, 0.25);
         atomic_store(&wk->beat_ms, now_ms());
     }
     pthread_mutex_unlock(&s->mu);
@@ -615,8 +610,8 @@ asr_err_t asr_sched_create(const asr_sched_params_t *p, asr_sched_t **out, char 
     int threads = p->n_threads > 0 ? p->n_threads : (int)(cores > 0 ? cores : 1);
     s->threads_per_job = threads / p->max_parallel < 1 ? 1 : threads / p->max_parallel;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->work_cv, NULL);
-    pthread_cond_init(&s->idle_cv, NULL);
+    asr_cond_init(&s->work_cv);
+    asr_cond_init(&s->idle_cv);
     asr_err_t rc = ASR_OK;
     for (int i = 0; i < p->n_models && rc == ASR_OK; i++) {
         model_t *m = &s->models[i];
@@ -871,13 +866,7 @@ static bool wait_idle(asr_sched_t *s, double until) {
         double left = until - asr_now_s();
         if (left <= 0)
             return false;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        double step = left < 0.2 ? left : 0.2;
-        long ns = ts.tv_nsec + (long)(step * 1e9);
-        ts.tv_sec += ns / 1000000000L;
-        ts.tv_nsec = ns % 1000000000L;
-        pthread_cond_timedwait(&s->idle_cv, &s->mu, &ts);
+        asr_cond_timedwait_s(&s->idle_cv, &s->mu, left < 0.2 ? left : 0.2);
     }
     return true;
 }
