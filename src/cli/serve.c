@@ -330,6 +330,9 @@ int asr_cli_serve(int argc, char **argv) {
         fprintf(stderr, "asrd: serve: database: %s\n", err);
         goto done;
     }
+    /* Before any upload is served: files a crash left between their save and their row's commit.
+     * Other nodes sharing a database may be between the two steps: only old files go then. */
+    asr_jobs_recordings_sweep(store, recdir, strcmp(cfg.database, "sqlite") ? 3600.0 : 0.0, NULL);
     if (!(sched = start_sched(&cfg, &ms)))
         goto done;
     if (asr_api_create(&cfg, sched, tmp, &api, err, sizeof err) != ASR_OK) {

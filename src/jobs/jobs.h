@@ -109,6 +109,17 @@ char *asr_jobs_recording_path(const char *recordings_dir, const char *stored);
 asr_err_t asr_jobs_recording_keep(const char *recordings_dir, const char *tmp_path,
                                   const char *filename, char **out_name, char *err, size_t errlen);
 
+struct asr_store;
+/* Removes the orphan files of recordings_dir: a file asr_jobs_recording_keep named that no
+ * recording row of `s` names, left by a crash between the file's save and its row's commit. Each
+ * removal is logged (msg=recording_orphan_removed). Only files at least `min_age_s` old (mtime)
+ * go: 0 when no upload can be under way (this node alone uses the store, and it is not serving
+ * yet); with a database other nodes share, one of them may be between the two steps. Call at
+ * start, before uploads are served. *n_removed (may be NULL) gets the count. ASR_ERR_DB (nothing
+ * removed) when the rows cannot be listed. */
+asr_err_t asr_jobs_recordings_sweep(struct asr_store *s, const char *recordings_dir,
+                                    double min_age_s, int *n_removed);
+
 /* ---- the default transcriber: the local scheduler ---- */
 
 typedef struct {

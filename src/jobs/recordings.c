@@ -1,10 +1,16 @@
 /* jobs: recording files. An upload arrives in DATA/tmp (streamed by the http module); keeping it
  * moves it into the recordings directory under a fresh unique name and makes it durable (fsync of
  * the file, then of the directory) before the caller commits the recording's row, so a row never
- * names bytes a crash could lose. */
+ * names bytes a crash could lose.
+ *
+ * The converse, a file no row names (a crash between the save and the row's commit, or between a
+ * row's delete and its file's unlink), is swept at start: every rec-* file whose name no
+ * recording row ends with is removed. Only names this module makes are touched. */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +21,9 @@
 
 #include "core/core.h"
 #include "jobs/jobs.h"
+#include "store/store.h"
+
+#define REC_PREFIX "rec-" /* every name asr_jobs_recording_keep gives out */
 
 static int mkdir_p(const char *path) {
     char tmp[4096];
@@ -111,8 +120,9 @@ asr_err_t asr_jobs_recording_keep(const char *recordings_dir, const char *tmp_pa
     clock_gettime(CLOCK_REALTIME, &ts);
     asr_buf_t b;
     asr_buf_init(&b);
-    asr_buf_printf(&b, "rec-%lld-%016llx.%s", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
-                   (unsigned long long)rnd, ext);
+    asr_buf_printf(&b, REC_PREFIX "%lld-%016llx.%s",
+                   (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, (unsigned long long)rnd,
+                   ext);
     char *name = asr_buf_steal(&b);
     char *dst = asr_jobs_recording_path(recordings_dir, name);
     int rc = rename(tmp_path, dst);
@@ -134,4 +144,73 @@ fail:
     free(dst);
     free(name);
     return ASR_ERR_IO;
+}
+
+static const char *base_name(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The file names (last path components) of every recording row, sorted; NULL on a store error.
+ * Matching by name alone keeps any file a row could name, whatever the spelling of its path.
+ * One listing (no pages): a snapshot, so a row deleted meanwhile cannot hide another. */
+static char **row_names(asr_store_t *s, size_t *n) {
+    asr_store_recording_t *v = NULL;
+    if (asr_store_recording_list(s, NULL, 0, INT_MAX, &v, n, NULL) != ASR_OK)
+        return NULL;
+    char **names = asr_xcalloc(*n + 1, sizeof *names);
+    for (size_t i = 0; i < *n; i++)
+        names[i] = asr_xstrdup(base_name(v[i].path ? v[i].path : ""));
+    asr_store_recordings_free(v, *n);
+    qsort(names, *n, sizeof *names, cmp_str);
+    return names;
+}
+
+asr_err_t asr_jobs_recordings_sweep(asr_store_t *s, const char *recordings_dir, double min_age_s,
+                                    int *n_removed) {
+    if (n_removed)
+        *n_removed = 0;
+    DIR *d = opendir(recordings_dir);
+    if (!d) /* none yet: nothing to sweep */
+        return errno == ENOENT ? ASR_OK : ASR_ERR_IO;
+    size_t n = 0;
+    char **names = row_names(s, &n);
+    if (!names) {
+        closedir(d);
+        ASR_LOG(ASR_LOG_WARN, "msg=recording_sweep_skipped error=\"%s\"", asr_store_errmsg(s));
+        return ASR_ERR_DB;
+    }
+    /* file times are wall-clock times: age is measured on the same clock */
+    time_t now = time(NULL);
+    int removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *name = de->d_name;
+        if (strncmp(name, REC_PREFIX, strlen(REC_PREFIX)) ||
+            bsearch(&name, names, n, sizeof *names, cmp_str))
+            continue;
+        char *path = asr_jobs_recording_path(recordings_dir, name);
+        struct stat st;
+        double age = 0;
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+            (age = difftime(now, st.st_mtime)) >= min_age_s && unlink(path) == 0) {
+            removed++;
+            ASR_LOG(ASR_LOG_WARN,
+                    "msg=recording_orphan_removed file=%s bytes=%lld age_s=%.0f reason=\"no "
+                    "recording row names it (a crash between its save and its commit)\"",
+                    name, (long long)st.st_size, age);
+        }
+        free(path);
+    }
+    closedir(d);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if (n_removed)
+        *n_removed = removed;
+    return ASR_OK;
 }

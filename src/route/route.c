@@ -7,7 +7,7 @@
  * works on a heap copy of its target taken under the lock and reports back by config id, so a
  * reload during an attempt is harmless. */
 #include <curl/curl.h>
-#include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,33 +16,41 @@
 static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-void asr__route_target_free(asr__route_target_t *t) {
-    free(t->name);
-    free(t->kind);
-    free(t->api_url);
-    free(t->api_key);
-    free(t->model_name);
-    memset(t, 0, sizeof *t);
+/* The owned strings of each struct, by offset: freeing, copying and clearing walk one list, so
+ * a string field added later is added once. */
+static const size_t TARGET_STRS[] = {
+    offsetof(asr__route_target_t, name), offsetof(asr__route_target_t, kind),
+    offsetof(asr__route_target_t, api_url), offsetof(asr__route_target_t, api_key),
+    offsetof(asr__route_target_t, model_name)};
+static const size_t RESULT_STRS[] = {
+    offsetof(asr_route_result_t, body), offsetof(asr_route_result_t, content_type),
+    offsetof(asr_route_result_t, backend), offsetof(asr_route_result_t, kind),
+    offsetof(asr_route_result_t, model)};
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static char **str_at(void *obj, size_t off) { return (char **)((char *)obj + off); }
+
+/* Frees the strings at `offs` of `obj` and zeroes the whole struct (`size` bytes). */
+static void clear_strings(void *obj, size_t size, const size_t *offs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(*str_at(obj, offs[i]));
+    memset(obj, 0, size);
 }
 
-static char *dup_or_null(const char *s) { return s ? asr_xstrdup(s) : NULL; }
+void asr__route_target_free(asr__route_target_t *t) {
+    clear_strings(t, sizeof *t, TARGET_STRS, N_OF(TARGET_STRS));
+}
 
 void asr__route_target_copy(asr__route_target_t *dst, const asr__route_target_t *src) {
     *dst = *src;
-    dst->name = dup_or_null(src->name);
-    dst->kind = dup_or_null(src->kind);
-    dst->api_url = dup_or_null(src->api_url);
-    dst->api_key = dup_or_null(src->api_key);
-    dst->model_name = dup_or_null(src->model_name);
+    for (size_t i = 0; i < N_OF(TARGET_STRS); i++) {
+        char **f = str_at(dst, TARGET_STRS[i]);
+        *f = *f ? asr_xstrdup(*f) : NULL;
+    }
 }
 
 void asr_route_result_clear(asr_route_result_t *r) {
-    free(r->body);
-    free(r->content_type);
-    free(r->backend);
-    free(r->kind);
-    free(r->model);
-    memset(r, 0, sizeof *r);
+    clear_strings(r, sizeof *r, RESULT_STRS, N_OF(RESULT_STRS));
 }
 
 /* A target from a stored config (and its key). */
@@ -296,8 +304,9 @@ static asr_route_outcome_t run_attempt(const asr__route_target_t *t, const asr_r
                 snprintf(why, why_len, "%s: %s", net, rep.neterr);
             else
                 snprintf(why, why_len, "HTTP %d%s: %.160s", rep.status,
-                         asr_route_body_says_oom(rep.body.data, rep.body.len) ? " (out of memory)"
-                                                                              : "",
+                         asr_route_answer_is_oom(rep.status, rep.body.data, rep.body.len)
+                             ? " (out of memory)"
+                             : "",
                          rep.body.data ? rep.body.data : "");
             for (char *p = why; *p; p++)
                 if (*p == '\n' || *p == '\r' || *p == '"')

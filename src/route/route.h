@@ -6,8 +6,9 @@
  * A request tries the default active backend first, then the other active ones by priority
  * (ties: fewest outstanding requests first); a backend with max_parallel attempts in flight is
  * passed over like one whose breaker is open. It moves on to the next one on a transport failure
- * (connection refused or reset, TLS, timeout), HTTP 5xx, 429, 401/403/404 of the backend, or a
- * body that says out of memory; an error caused by the input (400, 413, 415, 422) is the answer
+ * (connection refused or reset, TLS, timeout), HTTP 5xx, 429, 401/403/404 of the backend, or an
+ * error answer that says out of memory (never a transcript that does); an error caused by the
+ * input (400, 413, 415, 422) is the answer
  * and is never retried. Each backend has a breaker: it opens after `breaker_threshold`
  * consecutive failures, stays open `breaker_cooldown_s`, then lets exactly one probe through
  * (half-open); the probe's success closes it, its failure opens it again. A 429/503 with
@@ -51,12 +52,18 @@ typedef enum {
 } asr_route_outcome_t;
 
 /* Classifies one attempt: `net` is how the transport ended, `status` the HTTP status (when net is
- * OK), `body` (may be NULL) the response body. A 2xx whose body says out of memory is FAILOVER. */
+ * OK), `body` (may be NULL) the response body. An out-of-memory error answer (see
+ * asr_route_answer_is_oom) is FAILOVER whatever its status; a 2xx transcript is OK whatever it
+ * says. */
 asr_route_outcome_t asr_route_classify(asr_route_net_t net, int status, const char *body,
                                        size_t len);
 /* True when `body` says out of memory ("out of memory", "CUDA out of memory", "OutOfMemory",
- * case-insensitive; only the first 64 KiB are read). */
+ * case-insensitive; only the first 64 KiB are read). Says nothing of what the body is. */
 bool asr_route_body_says_oom(const char *body, size_t len);
+/* True when the answer is an error answer (status >= 400, or a JSON object with an "error"
+ * member, which some backends send with 200) whose body says out of memory. A transcript that
+ * says it is not. */
+bool asr_route_answer_is_oom(int status, const char *body, size_t len);
 /* "connect", "tls", "timeout", "broken", … Static string. */
 const char *asr_route_net_name(asr_route_net_t net);
 

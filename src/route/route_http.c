@@ -4,10 +4,14 @@
  * timeout_ms as the limit of the whole exchange. Every transport failure is reported as such
  * (the classifier in route_policy.c decides what it means); nothing here retries.
  *
+ * whisper.cpp's answers are mapped to the OpenAI form the client asked for (json, text, and
+ * verbose_json with its segments); srt and vtt pass as whisper.cpp renders them.
+ *
  * A fresh easy handle per attempt: no connection is reused, so a backend that resets or hangs
  * affects only the attempt that met it. */
 #include <curl/curl.h>
 #include <jansson.h>
+#include <math.h>
 #include <string.h>
 #include <strings.h>
 
@@ -67,8 +71,10 @@ static curl_mime *make_form(CURL *h, const asr__route_target_t *t, const asr_rou
     curl_mime_filename(p, o->filename && *o->filename ? o->filename : base_name(o->path));
     const char *fmt = o->response_format ? o->response_format : "json";
     if (!strcmp(t->kind, "whisper.cpp")) {
-        /* whisper.cpp renders srt and vtt itself; the JSON forms are built from its text */
-        add_field(m, "response_format", !strcmp(fmt, "srt") || !strcmp(fmt, "vtt") ? fmt : "json");
+        /* whisper.cpp renders srt, vtt and verbose_json itself (the last in its own shape, mapped
+         * by convert_whisper_cpp); json and text are built from its {"text": …} */
+        bool own = !strcmp(fmt, "srt") || !strcmp(fmt, "vtt") || !strcmp(fmt, "verbose_json");
+        add_field(m, "response_format", own ? fmt : "json");
         add_field(m, "language", o->translate ? NULL : o->language);
         add_field(m, "temperature", o->temperature);
         add_field(m, "prompt", o->prompt);
@@ -162,8 +168,66 @@ static asr_route_net_t net_of(CURLcode cc) {
     }
 }
 
-/* whisper.cpp answered {"text": …}: writes the requested JSON/text form into r->body. A 2xx
- * without text (e.g. {"error": …}) becomes a 502. */
+static double round2(double x) { return round(x * 100.0) / 100.0; }
+
+static double number_or(const json_t *o, const char *key, double dflt) {
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+/* One segment of whisper.cpp's verbose_json ({id, text, start, end, tokens, words, temperature,
+ * avg_logprob}, times in seconds) in OpenAI's shape. whisper.cpp computes neither the compression
+ * ratio nor the no-speech probability: they read 0, as OpenAI's clients need the fields. */
+static json_t *openai_segment(const json_t *in, size_t i) {
+    json_t *o = json_object();
+    const char *text = json_string_value(json_object_get(in, "text"));
+    json_t *toks = json_array();
+    size_t k;
+    json_t *tok;
+    json_array_foreach(json_object_get(in, "tokens"), k, tok) {
+        if (json_is_integer(tok))
+            json_array_append_new(toks, json_integer(json_integer_value(tok)));
+    }
+    json_object_set_new(o, "id", json_integer((json_int_t)i));
+    json_object_set_new(o, "seek", json_integer(0));
+    json_object_set_new(o, "start", json_real(round2(number_or(in, "start", 0))));
+    json_object_set_new(o, "end", json_real(round2(number_or(in, "end", 0))));
+    json_object_set_new(o, "text", json_string(text ? text : ""));
+    json_object_set_new(o, "tokens", toks);
+    json_object_set_new(o, "temperature", json_real(number_or(in, "temperature", 0)));
+    json_object_set_new(o, "avg_logprob", json_real(number_or(in, "avg_logprob", 0)));
+    json_object_set_new(o, "compression_ratio", json_real(0));
+    json_object_set_new(o, "no_speech_prob", json_real(0));
+    return o;
+}
+
+/* OpenAI's verbose_json from whisper.cpp's answer `in` (its verbose_json; a server too old for
+ * that format answers {"text": …} and gets no segments) and the transcript `text`. */
+static char *openai_verbose_json(const asr_route_opts_t *o, const json_t *in, const char *text,
+                                 size_t n) {
+    json_t *out = json_object();
+    const char *lang = json_string_value(json_object_get(in, "language"));
+    if (!lang)
+        lang = o->language ? o->language : "";
+    json_object_set_new(out, "task", json_string(o->translate ? "translate" : "transcribe"));
+    json_object_set_new(out, "language", json_string(lang));
+    json_object_set_new(out, "duration", json_real(round2(number_or(in, "duration", 0))));
+    json_object_set_new(out, "text", json_stringn(text, n));
+    json_t *segs = json_array();
+    size_t i;
+    json_t *seg;
+    json_array_foreach(json_object_get(in, "segments"), i, seg) {
+        if (json_is_object(seg))
+            json_array_append_new(segs, openai_segment(seg, json_array_size(segs)));
+    }
+    json_object_set_new(out, "segments", segs);
+    char *js = json_dumps(out, JSON_PRESERVE_ORDER | JSON_COMPACT);
+    json_decref(out);
+    return js;
+}
+
+/* whisper.cpp answered {"text": …} (or its verbose_json): writes the requested JSON/text form
+ * into r->body. A 2xx without text (e.g. {"error": …}) becomes a 502. */
 static void convert_whisper_cpp(const asr_route_opts_t *o, asr__route_reply_t *r) {
     const char *fmt = o->response_format ? o->response_format : "json";
     if (!strcmp(fmt, "srt") || !strcmp(fmt, "vtt") || r->status < 200 || r->status >= 300)
@@ -188,19 +252,17 @@ static void convert_whisper_cpp(const asr_route_opts_t *o, asr__route_reply_t *r
         asr_buf_puts(&b, "\n");
         snprintf(r->ctype, sizeof r->ctype, "text/plain; charset=utf-8");
     } else {
-        json_t *o2 = json_object();
-        if (!strcmp(fmt, "verbose_json")) {
-            json_object_set_new(o2, "task", json_string(o->translate ? "translate" : "transcribe"));
-            json_object_set_new(o2, "language", json_string(o->language ? o->language : ""));
-            json_object_set_new(o2, "duration", json_real(0));
-        }
-        json_object_set_new(o2, "text", json_stringn(text, n));
+        char *js = NULL;
         if (!strcmp(fmt, "verbose_json"))
-            json_object_set_new(o2, "segments", json_array());
-        char *js = json_dumps(o2, JSON_PRESERVE_ORDER | JSON_COMPACT);
+            js = openai_verbose_json(o, in, text, n);
+        else {
+            json_t *o2 = json_object();
+            json_object_set_new(o2, "text", json_stringn(text, n));
+            js = json_dumps(o2, JSON_PRESERVE_ORDER | JSON_COMPACT);
+            json_decref(o2);
+        }
         asr_buf_puts(&b, js ? js : "{}");
         free(js);
-        json_decref(o2);
         snprintf(r->ctype, sizeof r->ctype, "application/json");
     }
     json_decref(in);

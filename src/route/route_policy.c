@@ -1,8 +1,13 @@
 /* route: the pure parts of failover: which outcomes move a request to the next backend, and the
  * per-backend breaker (closed → open after N consecutive failures → half-open after a cooldown
  * with exactly one probe → closed on its success, open again on its failure). No clock and no
- * locks here: callers pass `now` and hold the router's mutex, so unit tests drive it directly. */
+ * locks here: callers pass `now` and hold the router's mutex, so unit tests drive it directly.
+ *
+ * Out of memory is read only in error answers (an error status, or a 2xx whose JSON body is an
+ * error object): a successful transcript is what was said, and a speaker may well say "out of
+ * memory". */
 #include <ctype.h>
+#include <jansson.h>
 #include <string.h>
 
 #include "route/route.h"
@@ -34,6 +39,24 @@ bool asr_route_body_says_oom(const char *body, size_t len) {
            contains_ci(body, len, "out_of_memory");
 }
 
+/* True when `body` is a JSON object with a non-null "error" member (OpenAI's error shape, and
+ * whisper.cpp's {"error": "…"}, which it sends with status 200). */
+static bool is_error_object(const char *body, size_t len) {
+    json_error_t je;
+    json_t *o = json_loadb(body, len, 0, &je);
+    json_t *e = json_object_get(o, "error");
+    bool yes = e && !json_is_null(e);
+    json_decref(o);
+    return yes;
+}
+
+bool asr_route_answer_is_oom(int status, const char *body, size_t len) {
+    /* the phrase first: it is cheap and bounded, and most answers stop here unparsed */
+    if (!asr_route_body_says_oom(body, len))
+        return false;
+    return status >= 400 || is_error_object(body, len);
+}
+
 asr_route_outcome_t asr_route_classify(asr_route_net_t net, int status, const char *body,
                                        size_t len) {
     if (net == ASR_ROUTE_NET_CANCELLED)
@@ -41,12 +64,13 @@ asr_route_outcome_t asr_route_classify(asr_route_net_t net, int status, const ch
     if (net != ASR_ROUTE_NET_OK)
         return ASR_ROUTE_OUTCOME_FAILOVER;
     if (status >= 200 && status < 300)
-        return asr_route_body_says_oom(body, len) ? ASR_ROUTE_OUTCOME_FAILOVER
-                                                  : ASR_ROUTE_OUTCOME_OK;
-    /* The input's fault: the same request fails everywhere, so it is the answer. */
+        return asr_route_answer_is_oom(status, body, len) ? ASR_ROUTE_OUTCOME_FAILOVER
+                                                          : ASR_ROUTE_OUTCOME_OK;
+    /* The input's fault: the same request fails everywhere, so it is the answer (unless the
+     * backend blames the input for its own lack of memory). */
     if (status == 400 || status == 413 || status == 415 || status == 422)
-        return asr_route_body_says_oom(body, len) ? ASR_ROUTE_OUTCOME_FAILOVER
-                                                  : ASR_ROUTE_OUTCOME_FINAL;
+        return asr_route_answer_is_oom(status, body, len) ? ASR_ROUTE_OUTCOME_FAILOVER
+                                                          : ASR_ROUTE_OUTCOME_FINAL;
     if (status == 499) /* our client closed the request (a local attempt) */
         return ASR_ROUTE_OUTCOME_FINAL;
     /* 5xx, 429, and the backend's own refusals (401/403 bad key, 404 wrong URL or model, 405,

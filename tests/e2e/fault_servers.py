@@ -9,7 +9,12 @@ so a test can tell whether the router sent it a request. Modes:
   503         answers 503 with `Retry-After: <retry_after>` and an OpenAI-shaped error
   400         answers 400 "invalid audio" (an input error: must not be retried)
   ok          answers 200 {"text": <ok_text>} (a backend that recovered)
-  whispercpp  answers like whisper.cpp's server: 200 {"text": " <ok_text>\\n"} on /inference only
+  whispercpp  answers like whisper.cpp's server (examples/server) on /inference only: for the
+              form's response_format json (the default) 200 {"text": " <ok_text>\\n"}; text, srt,
+              vtt as it renders them; verbose_json in its own shape: task, language (the full
+              name), duration, text, and segments {id, text, start, end (seconds, from integer
+              centiseconds), tokens, words, temperature, avg_logprob}, one segment per word of
+              ok_text (WHISPERCPP_SEGMENTS says their times)
 
 The mode may be changed while the server runs (`srv.mode = "ok"`). Requests seen are kept in
 `requests` as (method, path, body bytes) for the modes that read the whole request.
@@ -18,6 +23,7 @@ The mode may be changed while the server runs (`srv.mode = "ok"`). Requests seen
 from __future__ import annotations
 
 import json
+import re
 import socket
 import struct
 import threading
@@ -27,6 +33,58 @@ from typing import List, Optional, Tuple
 OOM_BODY = (b"Model actor is out of memory, model id: whisper-0\n"
             b"CUDA out of memory. Tried to allocate 1.34 GiB. GPU 0 has a total capacity of "
             b"23.57 GiB of which 11.44 MiB is free. Process 2886328 has 21.22 GiB memory in use.")
+
+
+# (start, end) of the verbose_json segments the whispercpp mode sends. whisper.cpp's server writes
+# integer centiseconds times 0.01 (2.9 comes out as 2.9000000000000004) and the duration as a
+# float32 (2.9000000953674316).
+WHISPERCPP_SEGMENTS = [(0.0, 1.2), (1.2, 2.9)]
+WHISPERCPP_DURATION = 2.9
+
+
+def _f32(x: float) -> float:
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+def form_field(body: bytes, name: str) -> Optional[str]:
+    """The value of a multipart/form-data field (the fault servers read only small fields)."""
+    m = re.search(rb'name="' + re.escape(name.encode()) + rb'"\r\n(?:[^\r\n]+\r\n)*\r\n(.*?)\r\n--',
+                  body, re.S)
+    return m.group(1).decode() if m else None
+
+
+def whispercpp_answer(text: str, fmt: str) -> Tuple[str, bytes]:
+    """(content type, body) of whisper.cpp's server for transcript `text` (one segment per word,
+    at most len(WHISPERCPP_SEGMENTS)) in response_format `fmt`."""
+    words = text.split()
+    n = len(WHISPERCPP_SEGMENTS)
+    parts = words[:n - 1] + [" ".join(words[n - 1:])] if len(words) > n else words
+    segs = [(f" {w}", *WHISPERCPP_SEGMENTS[i]) for i, w in enumerate(parts)]
+    full = "".join(s for s, _, _ in segs)
+    if fmt == "text":
+        return "text/html; charset=utf-8", (full + "\n").encode()
+    if fmt in ("srt", "vtt"):
+        def ts(x, sep):
+            ms = int(round(x * 1000))
+            return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}{sep}{ms % 1000:03d}"
+        sep = "," if fmt == "srt" else "."
+        cues = "".join((f"{i + 1}\n" if fmt == "srt" else "") +
+                       f"{ts(a, sep)} --> {ts(b, sep)}\n{s}\n\n" for i, (s, a, b) in enumerate(segs))
+        return ("application/x-subrip" if fmt == "srt" else "text/vtt"), \
+            ((cues if fmt == "srt" else "WEBVTT\n\n" + cues).encode())
+    if fmt == "verbose_json":
+        out = []
+        for i, (s, a, b) in enumerate(segs):
+            toks = [1000 + 2 * i, 1001 + 2 * i]  # text tokens (it leaves out ids >= end-of-text)
+            out.append({"id": i, "text": s, "start": round(a * 100) * 0.01,
+                        "end": round(b * 100) * 0.01, "tokens": toks,
+                        "words": [{"word": s, "start": a, "end": b, "t_dtw": -1,
+                                   "probability": 0.9}],
+                        "temperature": 0.0, "avg_logprob": -0.25})
+        return "application/json", json.dumps(
+            {"task": "transcribe", "language": "english", "duration": _f32(WHISPERCPP_DURATION),
+             "text": full, "segments": out}).encode()
+    return "application/json", json.dumps({"text": f"{full}\n"}).encode()
 
 
 class FaultServer:
@@ -174,8 +232,9 @@ class FaultServer:
         if mode == "whispercpp":
             if req[1] != "/inference":
                 return 404, {"Content-Type": "text/plain"}, b"not found"
-            return 200, {"Content-Type": "application/json"}, \
-                json.dumps({"text": f" {self.ok_text}\n"}).encode()
+            ctype, body = whispercpp_answer(self.ok_text,
+                                            form_field(req[2], "response_format") or "json")
+            return 200, {"Content-Type": ctype}, body
         return 200, {"Content-Type": "application/json"}, json.dumps({"text": self.ok_text}).encode()
 
 

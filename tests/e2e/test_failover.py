@@ -6,7 +6,12 @@ backends that fail: the out-of-memory HTTP 500, one that never answers, one that
 connections, one that answers 503 with Retry-After. With each faulty one as the default and the
 healthy asrd next by priority, 25 requests (100 in all) must all succeed via the healthy backend,
 the faulty one must stop receiving requests once its breaker opens, and after the cooldown exactly
-one probe may reach it. An input error (400) comes back once and is never retried.
+one probe may reach it. An input error (400) comes back once and is never retried. A transcript
+that says "out of memory" is an answer, not a failure (issue 16), and a whisper.cpp backend's
+verbose_json arrives with its segments.
+
+Nothing here sleeps to synchronize: waits poll a condition (a breaker's state, a log line) with a
+deadline.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import time
 import pytest
 
 import asrdtest as t
-from fault_servers import FaultServer, wait_until
+from fault_servers import WHISPERCPP_DURATION, WHISPERCPP_SEGMENTS, FaultServer, wait_until
 from server_fixture import AsrdServer, error_problems
 
 requests = pytest.importorskip("requests")
@@ -31,6 +36,7 @@ HANG_TIMEOUT_MS = 1500
 N_PER_SCENARIO = 25
 CONCURRENCY = 2
 REPORT: list = []
+SAID_OOM = "the server ran out of memory"  # what a speaker said, word for word
 
 
 def clip_bytes() -> bytes:
@@ -48,6 +54,28 @@ def healthy_hits(srv: AsrdServer, status=None) -> int:
     return sum(1 for a in srv.access_lines()
                if a.get("path") == "/v1/audio/transcriptions"
                and (status is None or a.get("status") == str(status)))
+
+
+def attempts_logged(main: AsrdServer, backend: str) -> int:
+    """Attempts MAIN made on `backend` (its route_attempt lines, logged before it answers)."""
+    return len(re.findall(rf'msg=route_attempt req=\S+ backend="{re.escape(backend)}"',
+                          main.log()))
+
+
+def settle(env):
+    """Waits until HEALTHY has logged an access line for every attempt MAIN sent it (the line is
+    written just after the answer leaves, so it may trail the client's response)."""
+    main, healthy = env["main"], env["healthy"]
+    assert wait_until(lambda: healthy_hits(healthy) == attempts_logged(main, "healthy"),
+                      15 * t.timeout_scale()), \
+        (healthy_hits(healthy), attempts_logged(main, "healthy"))
+
+
+def wait_breaker(env, mode, state, timeout):
+    """Polls backend f-<mode>'s breaker until it reads `state` (an open one reads half_open once
+    its cooldown has passed)."""
+    get = lambda: env["admin"].get(env["ids"][mode])["status"]["breaker"]  # noqa: E731
+    assert wait_until(lambda: get() == state, timeout, step=0.1), (mode, get(), state)
 
 
 class Admin:
@@ -93,6 +121,7 @@ def env(tmp_path_factory):
                        "--breaker-cooldown", str(COOLDOWN)]).start()
     faults = {m: FaultServer(m, retry_after=2).start()
               for m in ("oom500", "hang", "reset", "503", "400", "whispercpp")}
+    faults["said_oom"] = FaultServer("ok", ok_text=SAID_OOM).start()
     admin = Admin(main.url)
     ids = {"local": admin.by_name("local")["id"],
            "healthy": admin.create(name="healthy", kind="openai", api_url=healthy.url,
@@ -167,7 +196,7 @@ def test_faulty_default_fails_over(env, mode):
 
     # Half-open: after the cooldown, of 3 concurrent requests exactly one probes the backend,
     # and its failure opens the breaker again.
-    time.sleep(COOLDOWN + 0.5)
+    wait_breaker(env, mode, "half_open", COOLDOWN + 10)
     f1, opened = fs.count(), st["breaker_opened"]
     tp = time.monotonic()
     with cf.ThreadPoolExecutor(3) as ex:
@@ -196,7 +225,7 @@ def test_probe_success_closes_breaker(env):
     assert env["admin"].get(env["ids"]["oom500"])["status"]["breaker"] in ("open", "half_open")
     fs.mode = "ok"  # the backend recovers
     try:
-        time.sleep(COOLDOWN + 0.5)
+        wait_breaker(env, "oom500", "half_open", COOLDOWN + 10)
         r = post(main.url)  # the probe
         assert r.status_code == 200 and r.headers["X-Asrd-Backend"] == "f-oom500", r.text
         assert r.json()["text"] == "fixed backend"
@@ -212,7 +241,7 @@ def test_bad_audio_is_not_retried(env):
     make_default(env, "oom500")
     env["faults"]["oom500"].mode = "ok"  # a working default, so nothing is open
     try:
-        time.sleep(0.5)  # access lines of earlier requests are in
+        settle(env)  # access lines of earlier requests are in
         counts = {m: fs.count() for m, fs in env["faults"].items()}
         h0 = healthy_hits(healthy)
         r = post(main.url, content=b"this is not audio, just text\n" * 20, name="notes.wav")
@@ -225,8 +254,8 @@ def test_bad_audio_is_not_retried(env):
     # A backend's own 400 is the answer: relayed once, never tried elsewhere, breaker untouched.
     make_default(env, "400")
     fs = env["faults"]["400"]
-    time.sleep(0.5)
-    h0 = healthy_hits(healthy)
+    settle(env)
+    h0, a0 = healthy_hits(healthy), attempts_logged(main, "healthy")
     for i in range(THRESHOLD + 1):
         f0 = fs.count()
         r = post(main.url)
@@ -234,7 +263,8 @@ def test_bad_audio_is_not_retried(env):
         assert r.json()["error"]["code"] == "invalid_audio"
         assert r.headers["X-Asrd-Backend"] == "f-400"
         assert fs.count() - f0 == 1
-    time.sleep(0.5)
+    assert attempts_logged(main, "healthy") == a0  # MAIN never turned to it
+    settle(env)
     assert healthy_hits(healthy) == h0
     assert env["admin"].get(env["ids"]["400"])["status"]["breaker"] == "closed"
 
@@ -252,7 +282,46 @@ def test_whisper_cpp_backend(env):
     assert (method, path) == ("POST", "/inference")
     assert b'name="response_format"\r\n\r\njson' in body and b'name="file"' in body
     r = post(main.url, data={"response_format": "verbose_json"})
-    assert r.json()["text"] == "fixed backend" and r.json()["segments"] == []
+    assert r.status_code == 200, r.text
+    assert r.headers["X-Asrd-Backend"] == "f-whispercpp"
+    v = r.json()
+    assert v["text"] == "fixed backend", v
+    assert v["task"] == "transcribe" and v["language"] == "english", v
+    assert v["duration"] == pytest.approx(WHISPERCPP_DURATION, abs=0.005), v
+    segs = v["segments"]
+    assert [(s["start"], s["end"], s["text"]) for s in segs] == \
+        [(a, b, f" {w}") for (a, b), w in zip(WHISPERCPP_SEGMENTS, ["fixed", "backend"])], segs
+    for i, s in enumerate(segs):  # OpenAI's segment shape, every field a client may read
+        assert s["id"] == i and s["seek"] == 0, s
+        assert s["tokens"] and all(isinstance(x, int) for x in s["tokens"]), s
+        for k in ("temperature", "avg_logprob", "compression_ratio", "no_speech_prob"):
+            assert isinstance(s[k], (int, float)), (k, s)
+    # asked in whisper.cpp's own verbose_json, which has the segments
+    assert b'name="response_format"\r\n\r\nverbose_json' in fs.requests[-1][2]
+    # the other forms still come from its text
+    r = post(main.url)
+    assert r.status_code == 200 and r.json() == {"text": "fixed backend"}, r.text
+    assert b'name="response_format"\r\n\r\njson' in fs.requests[-1][2]
+
+
+def test_transcript_saying_out_of_memory_is_the_answer(env):
+    """Issue 16: a 200 transcript that says "out of memory" is what was said, not a backend
+    failure: it comes back as is from that backend, nothing fails over, its breaker stays
+    closed."""
+    main = env["main"]
+    make_default(env, "said_oom")
+    fs = env["faults"]["said_oom"]
+    a0 = attempts_logged(main, "healthy")
+    for _ in range(THRESHOLD + 1):
+        f0 = fs.count()
+        r = post(main.url)
+        assert r.status_code == 200, r.text
+        assert r.headers.get("X-Asrd-Backend") == "f-said_oom", (r.headers, r.text)
+        assert r.json()["text"] == SAID_OOM, r.text
+        assert fs.count() - f0 == 1
+    assert attempts_logged(main, "healthy") == a0, "a transcript made the router fail over"
+    st = env["admin"].get(env["ids"]["said_oom"])["status"]
+    assert st["breaker"] == "closed" and st["failures"] == 0, st
 
 
 def test_all_backends_down_is_503(env):

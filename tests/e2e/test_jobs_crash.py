@@ -5,7 +5,10 @@ restart on the same data directory finishes the job, its result is committed exa
 (sha256 of GET /audio equals the upload's).
 
 Crash points are armed with --debug-faults and ASRD_TEST_CRASH_AT=POINT[:N] (src/jobs/jobs.h). A
-short lease (2 s) lets the restarted node reclaim the dead node's job quickly."""
+short lease (2 s) lets the restarted node reclaim the dead node's job quickly.
+
+A crash between the recording file's save and its row's commit (upload_stored) leaves a file no row
+names: the next start removes it, logged, and touches nothing else (issue 16)."""
 
 from __future__ import annotations
 
@@ -92,6 +95,7 @@ def test_crash_point(tmp_path, point, attempts):
         assert not list((data / "tmp").glob("upload-*")), "a dead upload's spool file remains"
         if point in ("upload_received", "upload_stored"):
             assert recs["total"] == 0, recs  # no row for an upload that was not acknowledged
+            assert not list((data / "recordings").glob("rec-*")), "an orphan file remains"
             rid = ju.upload_ok(b, clip, "jfk.wav")["id"]
         elif point == "upload_committed":
             assert recs["total"] == 1, recs
@@ -108,6 +112,49 @@ def test_crash_point(tmp_path, point, attempts):
                         if e["job"] == str(jid)], "a committed job ran again"
     finally:
         b.stop()
+
+
+def test_orphan_file_swept_at_start(tmp_path):
+    """The file of an upload that died between its save and its row's commit is removed at the
+    next start (msg=recording_orphan_removed); a committed recording's file, and a file the
+    recordings module did not name, stay."""
+    t.require_model("tiny.en")
+    clip, other = ju.audio(ju.JFK).read_bytes(), ju.audio(ju.SHORT).read_bytes()
+    data, recdir = tmp_path / "data", tmp_path / "data" / "recordings"
+    a = ju.node(tmp_path, "run0", LEASE, data=data)
+    a.start()
+    try:
+        kept = ju.upload_ok(a, other, "kept.wav", name="kept")
+    finally:
+        a.stop()
+    foreign = recdir / "notes.txt"
+    foreign.write_text("not a recording: the sweep leaves it\n")
+    before = {p.name for p in recdir.iterdir()}
+    data, log1, rid, _ = crash_run(tmp_path, "upload_stored", clip)
+    assert rid is None  # it died before answering
+    orphans = [p for p in recdir.iterdir() if p.name not in before]
+    assert len(orphans) == 1 and orphans[0].name.startswith("rec-"), orphans
+    assert ju.sha256(orphans[0].read_bytes()) == ju.sha256(clip)  # saved whole, then the crash
+    b = restart(tmp_path, data)
+    try:
+        assert not orphans[0].exists(), "the orphan recording file was not swept"
+        swept = ju.log_events(b.log(), "recording_orphan_removed")
+        assert [e["file"] for e in swept] == [orphans[0].name], swept
+        assert {p.name for p in recdir.iterdir()} == before
+        recs = find_recording(b)
+        assert recs["total"] == 1 and recs["data"][0]["id"] == kept["id"], recs
+        audio = requests.get(f"{b.url}/api/recordings/{kept['id']}/audio", timeout=30)
+        assert audio.status_code == 200 and ju.sha256(audio.content) == ju.sha256(other)
+    finally:
+        b.stop()
+    # a second start finds nothing to sweep
+    c = ju.node(tmp_path, "run3", LEASE, data=data)
+    c.start()
+    try:
+        assert not ju.log_events(c.log(), "recording_orphan_removed")
+        assert {p.name for p in recdir.iterdir()} == before
+    finally:
+        c.stop()
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

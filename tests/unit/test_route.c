@@ -48,10 +48,16 @@ static void test_out_of_memory_bodies(void **state) {
     (void)state;
     assert_true(asr_route_body_says_oom(OOM_BODY, strlen(OOM_BODY)));
     assert_int_equal(cls(500, OOM_BODY), ASR_ROUTE_OUTCOME_FAILOVER);
-    /* a 200 or a 400 that is really an out-of-memory report still fails over */
+    /* an error answer that is really an out-of-memory report fails over: a 2xx carrying an error
+     * object, a 4xx that blames the input for the server's memory */
     assert_int_equal(cls(200, "{\"error\": \"CUDA out of memory\"}"), ASR_ROUTE_OUTCOME_FAILOVER);
+    assert_int_equal(cls(200, "{\"code\": 1, \"error\": {\"message\": \"out of memory\"}}"),
+                     ASR_ROUTE_OUTCOME_FAILOVER);
     assert_int_equal(cls(400, "java.lang.OutOfMemoryError: Java heap space"),
                      ASR_ROUTE_OUTCOME_FAILOVER);
+    assert_int_equal(cls(422, "{\"error\": {\"code\": \"out_of_memory\"}}"),
+                     ASR_ROUTE_OUTCOME_FAILOVER);
+    assert_true(asr_route_answer_is_oom(503, OOM_BODY, strlen(OOM_BODY)));
     assert_true(asr_route_body_says_oom("OUT OF MEMORY", 13));
     assert_true(asr_route_body_says_oom("code: out_of_memory", 19));
     assert_false(asr_route_body_says_oom("out of mem", 10));
@@ -59,6 +65,28 @@ static void test_out_of_memory_bodies(void **state) {
     assert_false(asr_route_body_says_oom(NULL, 0));
     /* the length bounds the scan: no read past it */
     assert_false(asr_route_body_says_oom(OOM_BODY, 10));
+}
+
+/* A transcript is what the speaker said: words about memory are not an error (issue 16). */
+static void test_transcript_saying_oom_is_an_answer(void **state) {
+    (void)state;
+    static const char *said[] = {
+        "{\"text\":\"the server ran out of memory\"}",
+        "the server ran out of memory\n",                             /* response_format=text */
+        "1\n00:00:00,000 --> 00:00:02,000\nOut of memory again.\n\n", /* srt */
+        "{\"task\":\"transcribe\",\"text\":\"OutOfMemoryError\",\"segments\":[{\"id\":0,"
+        "\"text\":\"OutOfMemoryError\"}]}",
+        "{\"text\":\"the error: out of memory\"}", /* "error" in the text, not a member */
+        "{\"text\":\"out of memory\",\"error\":null}",
+    };
+    for (size_t i = 0; i < sizeof said / sizeof said[0]; i++) {
+        assert_true(asr_route_body_says_oom(said[i], strlen(said[i])));
+        assert_false(asr_route_answer_is_oom(200, said[i], strlen(said[i])));
+        assert_int_equal(cls(200, said[i]), ASR_ROUTE_OUTCOME_OK);
+        assert_int_equal(cls(201, said[i]), ASR_ROUTE_OUTCOME_OK);
+    }
+    /* a 2xx error object without the phrase is not an out-of-memory report either */
+    assert_false(asr_route_answer_is_oom(200, "{\"error\":\"bad\"}", 15));
 }
 
 static void test_breaker_opens_after_threshold(void **state) {
@@ -159,6 +187,7 @@ int main(void) {
         cmocka_unit_test(test_transport_failures_fail_over),
         cmocka_unit_test(test_statuses),
         cmocka_unit_test(test_out_of_memory_bodies),
+        cmocka_unit_test(test_transcript_saying_oom_is_an_answer),
         cmocka_unit_test(test_breaker_opens_after_threshold),
         cmocka_unit_test(test_breaker_half_open_one_probe),
         cmocka_unit_test(test_breaker_neutral_probe),
