@@ -202,6 +202,7 @@ asr_err_t asr__store_open_ex(const char *url, const char *data_dir,
     char *path = NULL;
     asr_store_t *s = asr_xcalloc(1, sizeof *s);
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->key_mu, NULL);
     if (data_dir && *data_dir && (e = ensure_dir(data_dir, err, errlen)) != ASR_OK)
         goto fail;
     if ((e = asr__store_key_load(s, data_dir, err, errlen)) != ASR_OK)
@@ -236,6 +237,8 @@ asr_err_t asr__store_open_ex(const char *url, const char *data_dir,
     pthread_mutex_lock(&s->mu);
     e = asr__store_migrate(s, migs, n_migs, err, errlen);
     pthread_mutex_unlock(&s->mu);
+    if (e == ASR_OK && (e = asr__store_secret_upgrade(s)) != ASR_OK)
+        asr_errf(err, errlen, "re-encrypting api keys: %s", asr_store_errmsg(s));
     if (e != ASR_OK)
         goto fail;
     free(path);
@@ -259,7 +262,8 @@ void asr_store_close(asr_store_t *s) {
     if (s->ops && s->conn)
         s->ops->close(s);
     pthread_mutex_destroy(&s->mu);
-    memset(s->key, 0, sizeof s->key);
+    pthread_mutex_destroy(&s->key_mu);
+    asr__store_key_clear(s);
     free(s);
 }
 

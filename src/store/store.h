@@ -47,7 +47,9 @@ typedef struct asr_store asr_store_t;
  *   NULL or ""                            SQLite at <data_dir>/asrd.db.
  * `data_dir` (may be NULL when ASRD_SECRET_KEY is set and url_or_path is given) holds asrd.db and
  * secret.key (created 0600 when missing). ASRD_SECRET_KEY, when set, overrides the file: 64 hex
- * digits (the raw 32-byte key) or any passphrase of at least 16 characters (hashed with SHA-256).
+ * digits (the raw 32-byte key) or any passphrase of at least 16 characters (each value's key is
+ * PBKDF2-HMAC-SHA256 of it, 600,000 iterations, with a salt stored in the value; values written by
+ * older versions under one SHA-256 of the passphrase still read, and are re-encrypted at open).
  * Nodes sharing one PostgreSQL must share the key to read each other's api keys.
  * Fails with ASR_ERR_UNSUPPORTED "database schema version N is newer than this asrd (knows up to
  * M)…" on a database migrated by a newer binary; ASR_ERR_DB when it cannot connect or migrate. On

@@ -10,9 +10,15 @@
 #define ASR_STORE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "store/store.h"
+
+/* Passphrase keys: PBKDF2-HMAC-SHA256 iterations (OWASP's 2023 figure), salt size, cache size. */
+#define ASR__STORE_KDF_ITER 600000
+#define ASR__STORE_SALT_LEN 16
+#define ASR__STORE_KDF_CACHE 8
 
 typedef enum { ASR__STORE_SQLITE = 0, ASR__STORE_PG = 1 } asr__store_dialect_t;
 
@@ -64,7 +70,18 @@ struct asr_store {
     bool in_txn;
     asr__fail_t last_fail; /* set by exec on failure */
     bool have_key;
-    unsigned char key[32]; /* AES-256-GCM key for api_key */
+    unsigned char key[32]; /* AES-256-GCM key for api_key (raw-key mode) */
+    /* passphrase mode (ASRD_SECRET_KEY is not 64 hex digits); see store_secret.c */
+    char *passphrase;             /* NULL in raw-key mode; wiped at close */
+    unsigned char legacy_key[32]; /* SHA-256(passphrase): reads values written the old way */
+    pthread_mutex_t key_mu;       /* guards the cache and the write salt */
+    struct {
+        unsigned char salt[ASR__STORE_SALT_LEN];
+        unsigned char key[32];
+    } kdf[ASR__STORE_KDF_CACHE]; /* derived keys, most recent first */
+    int n_kdf;
+    bool have_write_salt;
+    unsigned char write_salt[ASR__STORE_SALT_LEN];
 };
 
 /* One migration: SQL run in one transaction (tokens rewritten per dialect). */
@@ -125,8 +142,16 @@ asr_err_t asr__store_migrate(asr_store_t *s, const asr__store_migration_t *migs,
 /* Secret key: from ASRD_SECRET_KEY or <data_dir>/secret.key (created 0600). Without either,
  * s->have_key stays false and storing an api key fails. */
 asr_err_t asr__store_key_load(asr_store_t *s, const char *data_dir, char *err, size_t errlen);
-/* "v1:" + base64(nonce | ciphertext | tag). *out malloc'd. */
-asr_err_t asr__store_encrypt(const asr_store_t *s, const char *plain, char **out);
-asr_err_t asr__store_decrypt(const asr_store_t *s, const char *enc, char **out);
+/* Wipes the key material (asr_store_close). */
+void asr__store_key_clear(asr_store_t *s);
+/* "v1:" (raw key) or "v2:" (passphrase, with its PBKDF2 salt) + base64(…). *out malloc'd.
+ * Thread-safe; a passphrase's first use of a salt costs one key derivation. */
+asr_err_t asr__store_encrypt(asr_store_t *s, const char *plain, char **out);
+/* Reads both forms; under a passphrase a "v1:" value is taken as the old single-SHA-256 key's. */
+asr_err_t asr__store_decrypt(asr_store_t *s, const char *enc, char **out);
+/* Set once a value of the old derivation was read (it is logged once per process). */
+extern atomic_bool asr__store_legacy_logged;
+/* Under a passphrase, re-encrypts the api keys still in the old form (called at open). */
+asr_err_t asr__store_secret_upgrade(asr_store_t *s);
 
 #endif

@@ -15,6 +15,8 @@
  */
 #include <ftw.h>
 #include <libpq-fe.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -438,6 +440,19 @@ static void test_config_one_default(void **state) {
     assert_int_equal(nd, 1);
 }
 
+/* The api_key column of config `id` as stored (malloc'd; NULL for SQL NULL). */
+static char *stored_api_key(asr_store_t *s, int64_t id) {
+    asr__rows_t r;
+    asr__param_t p = PI64(id);
+    pthread_mutex_lock(&s->mu);
+    assert_int_equal(asr__store_exec(s, "SELECT api_key FROM asr_configs WHERE id = ?", &p, 1, &r),
+                     ASR_OK);
+    pthread_mutex_unlock(&s->mu);
+    char *v = asr__store_cell_dup(&r, 0, 0);
+    asr__store_rows_free(&r);
+    return v;
+}
+
 static void test_config_api_key(void **state) {
     fx_t *f = *state;
     const char *key = "sk-live-0123456789abcdef\"'; --";
@@ -452,17 +467,11 @@ static void test_config_api_key(void **state) {
     int64_t id2 = mkcfg(f->s, "nokey", "local", NULL, 1);
 
     /* at rest: ciphertext, never the plaintext */
-    asr__rows_t r;
-    asr__param_t p = PI64(id);
-    pthread_mutex_lock(&f->s->mu);
-    assert_int_equal(
-        asr__store_exec(f->s, "SELECT api_key FROM asr_configs WHERE id = ?", &p, 1, &r), ASR_OK);
-    pthread_mutex_unlock(&f->s->mu);
-    const char *stored = asr__store_cell(&r, 0, 0);
+    char *stored = stored_api_key(f->s, id);
     assert_non_null(stored);
     assert_memory_equal(stored, "v1:", 3);
     assert_null(strstr(stored, "sk-live"));
-    asr__store_rows_free(&r);
+    free(stored);
 
     asr_store_config_t *v;
     size_t n;
@@ -514,6 +523,123 @@ static void test_config_api_key(void **state) {
 }
 
 /* ---- health ---- */
+
+static int g_legacy_logs;
+static void count_legacy_log(asr_log_level_t level, const char *line, void *ud) {
+    (void)level;
+    (void)ud;
+    if (strstr(line, "found an api key encrypted with the old passphrase key"))
+        g_legacy_logs++;
+}
+
+/* Opens the fixture's database (not its data dir: the key comes from ASRD_SECRET_KEY = key). */
+static asr_store_t *open_with_key(fx_t *f, const char *key) {
+    char err[512] = "", path[300];
+    snprintf(path, sizeof path, "%s/asrd.db", f->dir);
+    setenv("ASRD_SECRET_KEY", key, 1);
+    asr_store_t *s = NULL;
+    asr_err_t e = asr_store_open(g_pg ? f->url : path, NULL, &s, err, sizeof err);
+    unsetenv("ASRD_SECRET_KEY");
+    if (e != ASR_OK)
+        fail_msg("open: %s", err);
+    return s;
+}
+
+/* A passphrase key is PBKDF2-HMAC-SHA256 with a salt kept in the value ("v2:"); values written
+ * under the old derivation (one SHA-256 of the passphrase, "v1:") still read, are re-encrypted at
+ * open, and the old key no longer opens what is written now. */
+static void test_secret_passphrase_kdf(void **state) {
+    fx_t *f = *state;
+    const char *pass = "correct horse battery staple";
+    unsigned char old_key[32];
+    SHA256((const unsigned char *)pass, strlen(pass), old_key);
+    char old_hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(old_hex + 2 * i, 3, "%02x", old_key[i]);
+    /* what an older asrd wrote under this passphrase: "v1:" under SHA-256(passphrase) */
+    asr_store_t *old = open_with_key(f, old_hex);
+    asr_store_config_input_t in;
+    asr_store_config_input_init(&in);
+    in.name = "legacy";
+    in.kind = "openai";
+    in.api_url = "https://api.openai.com/v1";
+    in.api_key = "sk-written-long-ago";
+    int64_t id_old;
+    assert_ok(asr_store_config_create(old, &in, &id_old));
+    char *v1 = stored_api_key(old, id_old);
+    assert_memory_equal(v1, "v1:", 3);
+
+    g_legacy_logs = 0;
+    atomic_store(&asr__store_legacy_logged, false);
+    asr_log_set(count_legacy_log, NULL);
+    asr_store_t *s = open_with_key(f, pass);
+    /* the old form still decrypts under the passphrase (logged once, however often it is met) */
+    char *got = NULL;
+    assert_ok(asr__store_decrypt(s, v1, &got));
+    assert_string_equal(got, "sk-written-long-ago");
+    free(got);
+    assert_ok(asr__store_decrypt(s, v1, &got));
+    free(got);
+    asr_log_set(NULL, NULL);
+    assert_int_equal(g_legacy_logs, 1);
+    /* opening re-encrypted the row with the KDF: same secret, new form */
+    char *up = stored_api_key(s, id_old);
+    assert_memory_equal(up, "v2:", 3);
+    assert_ok(asr_store_config_get_api_key(s, id_old, &got));
+    assert_string_equal(got, "sk-written-long-ago");
+    asr_store_free(got);
+    assert_err(asr__store_decrypt(old, up, &got), ASR_ERR_INVALID, "cannot be decrypted");
+    free(up);
+
+    /* a new write: "v2:" + salt; two writes share the per-process salt, each has its own nonce */
+    in.name = "fresh";
+    in.api_key = "sk-new";
+    int64_t id_new;
+    assert_ok(asr_store_config_create(s, &in, &id_new));
+    char *v2 = stored_api_key(s, id_new);
+    assert_memory_equal(v2, "v2:", 3);
+    char *again = NULL;
+    assert_ok(asr__store_encrypt(s, "sk-new", &again));
+    assert_string_not_equal(again, v2);
+    unsigned char raw_a[64], raw_b[64];
+    assert_true(EVP_DecodeBlock(raw_a, (const unsigned char *)v2 + 3, 24) > 16);
+    assert_true(EVP_DecodeBlock(raw_b, (const unsigned char *)again + 3, 24) > 16);
+    assert_memory_equal(raw_a, raw_b, 16);
+    free(again);
+    /* the old single-SHA-256 key cannot open it; the key is PBKDF2 with that salt */
+    assert_err(asr__store_decrypt(old, v2, &got), ASR_ERR_INVALID, "cannot be decrypted");
+    unsigned char kdf_key[32];
+    assert_int_equal(
+        PKCS5_PBKDF2_HMAC(pass, (int)strlen(pass), raw_a, 16, 600000, EVP_sha256(), 32, kdf_key),
+        1);
+    char kdf_hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(kdf_hex + 2 * i, 3, "%02x", kdf_key[i]);
+    asr_store_t *raw = open_with_key(f, kdf_hex); /* a raw-key store with exactly that key */
+    char *v1_like = NULL; /* the same bytes without the salt, as a raw-key "v1:" value */
+    unsigned char all[128];
+    int n = EVP_DecodeBlock(all, (const unsigned char *)v2 + 3, (int)strlen(v2 + 3));
+    n -= (v2[strlen(v2) - 1] == '=') + (v2[strlen(v2) - 2] == '=');
+    char b64[200] = "v1:";
+    EVP_EncodeBlock((unsigned char *)b64 + 3, all + 16, n - 16);
+    assert_ok(asr__store_decrypt(raw, b64, &v1_like));
+    assert_string_equal(v1_like, "sk-new");
+    free(v1_like);
+    free(v2);
+    /* another process with the passphrase (empty cache) reads both */
+    asr_store_t *other = open_with_key(f, pass);
+    assert_ok(asr_store_config_get_api_key(other, id_new, &got));
+    assert_string_equal(got, "sk-new");
+    asr_store_free(got);
+    assert_ok(asr_store_config_get_api_key(other, id_old, &got));
+    assert_string_equal(got, "sk-written-long-ago");
+    asr_store_free(got);
+    free(v1);
+    asr_store_close(other);
+    asr_store_close(raw);
+    asr_store_close(s);
+    asr_store_close(old);
+}
 
 static void test_health_history(void **state) {
     fx_t *f = *state;
@@ -982,6 +1108,7 @@ static const struct CMUnitTest k_tests[] = {
     cmocka_unit_test_setup_teardown(test_config_duplicate_and_metachars, setup, teardown),
     cmocka_unit_test_setup_teardown(test_config_one_default, setup, teardown),
     cmocka_unit_test_setup_teardown(test_config_api_key, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_secret_passphrase_kdf, setup, teardown),
     cmocka_unit_test_setup_teardown(test_health_history, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recordings, setup, teardown),
     cmocka_unit_test_setup_teardown(test_job_submit_idempotent, setup, teardown),
