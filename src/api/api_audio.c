@@ -15,7 +15,7 @@
 #include <strings.h>
 
 #include "api/api_int.h"
-#include "api/format.h"
+#include "format/format.h"
 #include "audio/audio.h"
 #include "route/route.h"
 

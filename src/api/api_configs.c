@@ -50,22 +50,8 @@ static bool admin_ok(asr_http_req_t *req, const asr_api_t *api) {
     return false;
 }
 
-/* Answers a failed store call: 400 naming the field, 404, or 503. */
 static void store_error(asr_http_req_t *req, asr_api_t *api, asr_err_t e) {
-    const char *msg = asr_store_errmsg(api->store);
-    if (e == ASR_ERR_INVALID) {
-        char field[64] = "";
-        size_t n = strcspn(msg, ":");
-        if (msg[n] == ':' && n < sizeof field && strspn(msg, "abcdefghijklmnopqrstuvwxyz_") == n)
-            memcpy(field, msg, n), field[n] = 0;
-        asr_http_respond_error(req, 400, field[0] ? field : NULL, "invalid_value", "%s", msg);
-    } else if (e == ASR_ERR_NOT_FOUND)
-        asr_http_respond_error(req, 404, "id", "not_found", "no such ASR backend config");
-    else {
-        asr_http_set_header(req, "Retry-After", "1");
-        asr_http_respond_error(req, 503, NULL, "database_error", "database: %s",
-                               msg[0] ? msg : asr_strerror(e));
-    }
+    asr__api_store_error(req, api, e, "id");
 }
 
 static json_t *config_json(asr_api_t *api, const asr_store_config_t *c) {
@@ -110,19 +96,8 @@ static json_t *config_json(asr_api_t *api, const asr_store_config_t *c) {
     return o;
 }
 
-/* The {id} of the path; answers 400 and returns false when it is not a positive integer. */
-static bool path_id(asr_http_req_t *req, int64_t *id) {
-    const char *a = asr_http_req_path_arg(req);
-    char *end;
-    long long v = strtoll(a, &end, 10);
-    if (!*a || *end || v <= 0) {
-        asr_http_respond_error(req, 400, "id", "invalid_value",
-                               "the config id must be a positive integer, not '%.40s'", a);
-        return false;
-    }
-    *id = v;
-    return true;
-}
+/* A config id that is not a positive integer is a 400 (docs/API.md). */
+static bool path_id(asr_http_req_t *req, int64_t *id) { return asr__api_path_id(req, 400, id); }
 
 static void respond_config(asr_http_req_t *req, asr_api_t *api, int64_t id, int status) {
     asr_store_config_t c = {0};
@@ -219,9 +194,19 @@ static bool default_conflict(asr_http_req_t *req, asr_api_t *api, int64_t id) {
     return conflict;
 }
 
-static void reload(asr_api_t *api) {
+/* After a store change `e` to config `id`: answers the error and returns false, or reloads the
+ * router, logs msg=asr_config_<what> and returns true (the caller answers). */
+static bool changed(asr_http_req_t *req, asr_api_t *api, asr_err_t e, int64_t id,
+                    const char *what) {
+    if (e != ASR_OK) {
+        store_error(req, api, e);
+        return false;
+    }
     if (api->router)
         asr_route_reload(api->router);
+    ASR_LOG(ASR_LOG_INFO, "msg=asr_config_%s id=%lld req=%s", what, (long long)id,
+            asr_http_req_id(req));
+    return true;
 }
 
 void asr__api_configs_list(asr_http_req_t *req, void *ud) {
@@ -256,14 +241,8 @@ void asr__api_configs_create(asr_http_req_t *req, void *ud) {
         asr_http_respond_error(req, 400, "name", "invalid_value", "name: required");
     } else if (in.is_default != 1 || !default_conflict(req, api, 0)) {
         asr_err_t e = asr_store_config_create(api->store, &in, &id);
-        if (e != ASR_OK)
-            store_error(req, api, e);
-        else {
-            reload(api);
-            ASR_LOG(ASR_LOG_INFO, "msg=asr_config_created id=%lld req=%s", (long long)id,
-                    asr_http_req_id(req));
+        if (changed(req, api, e, id, "created"))
             respond_config(req, api, id, 201);
-        }
     }
     json_decref(root);
 }
@@ -284,14 +263,8 @@ void asr__api_config_update(asr_http_req_t *req, void *ud) {
         return;
     if (in.is_default != 1 || !default_conflict(req, api, id)) {
         asr_err_t e = asr_store_config_update(api->store, id, &in);
-        if (e != ASR_OK)
-            store_error(req, api, e);
-        else {
-            reload(api);
-            ASR_LOG(ASR_LOG_INFO, "msg=asr_config_updated id=%lld req=%s", (long long)id,
-                    asr_http_req_id(req));
+        if (changed(req, api, e, id, "updated"))
             respond_config(req, api, id, 200);
-        }
     }
     json_decref(root);
 }
@@ -301,14 +274,8 @@ void asr__api_config_delete(asr_http_req_t *req, void *ud) {
     int64_t id;
     if (!admin_ok(req, api) || !path_id(req, &id))
         return;
-    asr_err_t e = asr_store_config_delete(api->store, id);
-    if (e != ASR_OK) {
-        store_error(req, api, e);
+    if (!changed(req, api, asr_store_config_delete(api->store, id), id, "deleted"))
         return;
-    }
-    reload(api);
-    ASR_LOG(ASR_LOG_INFO, "msg=asr_config_deleted id=%lld req=%s", (long long)id,
-            asr_http_req_id(req));
     json_t *o = json_object();
     json_object_set_new(o, "id", json_integer((json_int_t)id));
     json_object_set_new(o, "object", json_string("asr_config.deleted"));
@@ -321,15 +288,8 @@ void asr__api_config_default(asr_http_req_t *req, void *ud) {
     int64_t id;
     if (!admin_ok(req, api) || !path_id(req, &id))
         return;
-    asr_err_t e = asr_store_config_set_default(api->store, id);
-    if (e != ASR_OK) {
-        store_error(req, api, e);
-        return;
-    }
-    reload(api);
-    ASR_LOG(ASR_LOG_INFO, "msg=asr_config_default id=%lld req=%s", (long long)id,
-            asr_http_req_id(req));
-    respond_config(req, api, id, 200);
+    if (changed(req, api, asr_store_config_set_default(api->store, id), id, "default"))
+        respond_config(req, api, id, 200);
 }
 
 void asr__api_config_test(asr_http_req_t *req, void *ud) {
@@ -367,17 +327,9 @@ void asr__api_config_health(asr_http_req_t *req, void *ud) {
     int64_t id;
     if (!admin_ok(req, api) || !path_id(req, &id))
         return;
-    const char *lim = asr_http_req_query(req, "limit");
-    long limit = 50;
-    if (lim) {
-        char *end;
-        limit = strtol(lim, &end, 10);
-        if (!*lim || *end || limit < 1 || limit > 1000) {
-            asr_http_respond_error(req, 400, "limit", "invalid_value",
-                                   "limit must be an integer from 1 to 1000");
-            return;
-        }
-    }
+    long limit;
+    if (!asr__api_query_int(req, "limit", 50, 1, 1000, &limit))
+        return;
     asr_store_config_t c = {0};
     asr_err_t e = asr_store_config_get(api->store, id, &c);
     asr_store_config_clear(&c);

@@ -10,7 +10,7 @@
 #include "asr/engine.h"
 #include "audio/audio.h"
 #include "cli/cli.h"
-#include "api/format.h"
+#include "format/format.h"
 #include "core/core.h"
 
 typedef struct {
@@ -458,10 +458,10 @@ int asr_cli_transcribe(int argc, char **argv) {
             continue;
         }
         out.len = 0;
-        if (fmt == ASR_FMT_SRT || fmt == ASR_FMT_VTT)
-            asr_format_write_subtitles(s, fmt, &o.subs, &out);
-        else
-            asr_format_write(s, fmt, o.task, &out);
+        asr_transcript_t t;
+        asr_transcript_from_stream(&t, s);
+        asr_transcript_write(&t, fmt, o.task, &o.subs, &out);
+        asr_transcript_deinit(&t);
         fwrite(out.data, 1, out.len, stdout);
         fflush(stdout);
         if (o.timings)

@@ -118,6 +118,10 @@ void asr_http_respond(asr_http_req_t *req, int status, const char *content_type,
 void asr_http_respond_error(asr_http_req_t *req, int status, const char *param, const char *code,
                             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* For a stream's read_cb that queues its output in `pending`: copies up to `max` bytes from
+ * *off into buf and advances *off, emptying `pending` once all of it is sent. Returns the bytes
+ * copied, 0 when nothing is pending. */
+size_t asr_http_stream_take(asr_buf_t *pending, size_t *off, char *buf, size_t max);
 /* Streams a body of unknown length (chunked). `read_cb` blocks until it has bytes (returns how
  * many, <= max), returns 0 at the end, or -1 to abort the connection. `free_cb(user_data)` runs
  * when the response is released. Both run on the connection's thread. */

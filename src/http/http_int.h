@@ -1,5 +1,5 @@
-/* http: private structures shared by server.c, upload.c and metrics.c. Nothing outside
- * src/http includes this. */
+/* http: private structures shared by server.c, server_route.c, server_response.c, upload.c and
+ * metrics.c. Nothing outside src/http includes this. */
 #ifndef ASR_HTTP_INT_H
 #define ASR_HTTP_INT_H
 
@@ -111,6 +111,19 @@ struct asr_http_req {
 
 /* The file-size limit of the request's route (max_upload, or max_upload_large for LARGE). */
 int64_t asr__http_max_upload(const asr_http_req_t *req);
+
+/* server_route.c */
+/* Headers are in: routes, authorizes and checks the limits; answers a refused request at once,
+ * else prepares the body intake. */
+enum MHD_Result asr__http_begin(asr_http_req_t *req, const char *url, const char *method);
+/* Adds the CORS headers of an answer to an allowed Origin (none for others). */
+void asr__http_add_cors(asr_http_req_t *req, struct MHD_Response *r);
+
+/* server_response.c */
+/* Queues `r` (destroyed here) as the answer with `status`: the request id, the extra headers,
+ * Retry-After on a 503, CORS, Connection: close when needed. A second answer is logged and
+ * dropped. */
+void asr__http_queue(asr_http_req_t *req, int status, struct MHD_Response *r);
 
 /* upload.c */
 /* Prepares multipart intake from the Content-Type header; on failure answers the request. */

@@ -1,5 +1,6 @@
-/* http: the libmicrohttpd server: listen socket, request lifecycle, routing, auth, CORS, limits,
- * responses, the access log.
+/* http: the libmicrohttpd server: listen socket, start and stop, the request lifecycle (MHD's
+ * callbacks, body intake, running the handler), request accessors and the access log. Admission
+ * (routing, auth, CORS, limits) is server_route.c; answers are server_response.c.
  *
  * Threading model: MHD_USE_THREAD_PER_CONNECTION. A transcription handler blocks for seconds to
  * minutes waiting for a worker, and an SSE response blocks between segments. In MHD's
@@ -12,14 +13,12 @@
  * by the scheduler's worker pool and queue.
  *
  * Request lifecycle: MHD calls uri_log (request line read: req allocated, clock starts), then
- * on_access once the headers are in (routing, auth, limits: may answer at once without reading
- * the body), then on_access for each body chunk (multipart intake), then on_access with no data
- * (the handler runs), then on_completed (access log, metrics, free). */
+ * on_access once the headers are in (asr__http_begin: routing, auth, limits; may answer at once
+ * without reading the body), then on_access for each body chunk (multipart intake), then on_access
+ * with no data (the handler runs), then on_completed (access log, metrics, free). */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <jansson.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -27,58 +26,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "config/config.h"
 #include "http/http_int.h"
 
-/* ---- status table ---- */
-
-int asr_http_status_for(asr_err_t err) {
-    switch (err) {
-    case ASR_OK:
-        return 200;
-    case ASR_ERR_INVALID:
-    case ASR_ERR_AUDIO:
-    case ASR_ERR_UNSUPPORTED:
-        return 400;
-    case ASR_ERR_NOT_FOUND:
-        return 404;
-    case ASR_ERR_TIMEOUT:
-        return 408;
-    case ASR_ERR_NOMEM:
-    case ASR_ERR_BUSY:
-    case ASR_ERR_AGAIN:
-    case ASR_ERR_GPU:
-    case ASR_ERR_CANCELLED:
-        return 503;
-    case ASR_ERR_IO:
-    case ASR_ERR_MODEL:
-    case ASR_ERR_DB:
-        return 500;
-    }
-    return 500;
-}
-
-static const char *type_for(int status) {
-    if (status == 503)
-        return "service_unavailable_error";
-    if (status >= 500)
-        return "server_error";
-    return "invalid_request_error";
-}
-
-/* ---- small helpers ---- */
-
-static bool ct_equal(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char d = la != lb;
-    for (size_t i = 0; i < la && i < lb; i++)
-        d |= (unsigned char)(a[i] ^ b[i]);
-    return d == 0;
-}
+/* ---- request accessors ---- */
 
 const char *asr_http_req_header(const asr_http_req_t *req, const char *name) {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
@@ -97,26 +51,6 @@ asr_http_server_t *asr_http_req_server(const asr_http_req_t *req) { return req->
 const char *asr_http_url(const asr_http_server_t *srv) { return srv->url; }
 int asr_http_active(const asr_http_server_t *srv) { return atomic_load(&srv->active); }
 bool asr_http_draining(const asr_http_server_t *srv) { return atomic_load(&srv->draining); }
-
-void asr_http_set_header(asr_http_req_t *req, const char *name, const char *value) {
-    for (int i = 0; i < req->n_hdrs; i++)
-        if (!strcasecmp(req->hdr_names[i], name)) {
-            free(req->hdr_values[i]);
-            req->hdr_values[i] = asr_xstrdup(value);
-            return;
-        }
-    if (req->n_hdrs == ASR_HTTP_MAX_EXTRA_HEADERS)
-        return;
-    req->hdr_names[req->n_hdrs] = asr_xstrdup(name);
-    req->hdr_values[req->n_hdrs++] = asr_xstrdup(value);
-}
-
-static const char *extra_header(const asr_http_req_t *req, const char *name) {
-    for (int i = 0; i < req->n_hdrs; i++)
-        if (!strcasecmp(req->hdr_names[i], name))
-            return req->hdr_values[i];
-    return NULL;
-}
 
 void asr_http_log_field(asr_http_req_t *req, const char *fmt, ...) {
     char tmp[512];
@@ -146,264 +80,7 @@ bool asr_http_client_gone(asr_http_req_t *req) {
     return false;
 }
 
-/* ---- responses ---- */
-
-static bool origin_allowed(const asr_http_server_t *srv, const char *origin, bool *wildcard) {
-    *wildcard = false;
-    for (int i = 0; origin && i < srv->n_cors; i++) {
-        if (!strcmp(srv->cors[i], "*")) {
-            *wildcard = true;
-            return true;
-        }
-        if (!strcasecmp(srv->cors[i], origin))
-            return true;
-    }
-    return false;
-}
-
-static void add_cors(asr_http_req_t *req, struct MHD_Response *r) {
-    const char *origin = asr_http_req_header(req, "Origin");
-    bool wildcard;
-    if (!origin || !origin_allowed(req->srv, origin, &wildcard))
-        return;
-    MHD_add_response_header(r, "Access-Control-Allow-Origin", wildcard ? "*" : origin);
-    if (!wildcard)
-        MHD_add_response_header(r, "Vary", "Origin");
-    MHD_add_response_header(
-        r, "Access-Control-Expose-Headers",
-        "X-Request-Id, X-Asrd-Model, Retry-After, Content-Range, Accept-Ranges");
-}
-
-static void queue(asr_http_req_t *req, int status, struct MHD_Response *r) {
-    if (req->responded) {
-        ASR_LOG(ASR_LOG_ERROR, "msg=double_response req=%s status=%d", req->id, status);
-        MHD_destroy_response(r);
-        return;
-    }
-    MHD_add_response_header(r, "X-Request-Id", req->id);
-    for (int i = 0; i < req->n_hdrs; i++)
-        MHD_add_response_header(r, req->hdr_names[i], req->hdr_values[i]);
-    if (status == 503 && !extra_header(req, "Retry-After"))
-        MHD_add_response_header(r, "Retry-After", "1");
-    add_cors(req, r);
-    if (req->close_after || atomic_load(&req->srv->draining))
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    req->responded = true;
-    req->status = status;
-    if (MHD_queue_response(req->conn, (unsigned)status, r) != MHD_YES)
-        ASR_LOG(ASR_LOG_ERROR, "msg=queue_response_failed req=%s status=%d", req->id, status);
-    MHD_destroy_response(r);
-}
-
-void asr_http_respond(asr_http_req_t *req, int status, const char *content_type, const char *body,
-                      size_t len) {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return;
-    if (content_type)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    req->bytes_out = len;
-    /* Restarts the idle clock after a handler that blocked (see finish_request). */
-    MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT,
-                              (unsigned)req->srv->p.idle_timeout_s);
-    queue(req, status, r);
-}
-
-static json_t *json_text(const char *s) {
-    json_t *j = json_string(s);
-    if (j)
-        return j;
-    char *copy = asr_xstrdup(s); /* not UTF-8: keep ASCII, mask the rest */
-    for (char *p = copy; *p; p++)
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
-    j = json_string(copy);
-    free(copy);
-    return j;
-}
-
-void asr_http_respond_error(asr_http_req_t *req, int status, const char *param, const char *code,
-                            const char *fmt, ...) {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    json_t *err = json_object();
-    json_object_set_new(err, "message", json_text(msg));
-    json_object_set_new(err, "type", json_string(type_for(status)));
-    json_object_set_new(err, "param", param && *param ? json_text(param) : json_null());
-    json_object_set_new(err, "code", code ? json_string(code) : json_null());
-    json_t *root = json_object();
-    json_object_set_new(root, "error", err);
-    char *body = json_dumps(root, JSON_PRESERVE_ORDER);
-    json_decref(root);
-    asr_buf_t b;
-    asr_buf_init(&b);
-    asr_buf_puts(&b, body);
-    asr_buf_puts(&b, "\n");
-    free(body);
-    asr_http_log_field(req, "error=\"%.120s\"", msg);
-    asr_http_respond(req, status, "application/json", b.data, b.len);
-    asr_buf_free(&b);
-}
-
-typedef struct {
-    asr_http_req_t *req;
-    asr_http_read_cb read_cb;
-    void *ud;
-    void (*free_cb)(void *);
-} stream_ctx_t;
-
-static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
-    (void)pos;
-    stream_ctx_t *s = cls;
-    ssize_t n = s->read_cb(s->ud, buf, max);
-    if (n > 0) {
-        s->req->bytes_out += (uint64_t)n;
-        return n;
-    }
-    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
-}
-
-static void stream_free(void *cls) {
-    stream_ctx_t *s = cls;
-    if (s->free_cb)
-        s->free_cb(s->ud);
-    free(s);
-}
-
-void asr_http_respond_stream(asr_http_req_t *req, int status, const char *content_type,
-                             asr_http_read_cb read_cb, void *user_data, void (*free_cb)(void *)) {
-    stream_ctx_t *s = asr_xcalloc(1, sizeof *s);
-    *s = (stream_ctx_t){req, read_cb, user_data, free_cb};
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
-                                                               stream_reader, s, stream_free);
-    if (!r) {
-        stream_free(s);
-        return;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    MHD_add_response_header(r, "X-Accel-Buffering", "no");
-    queue(req, status, r); /* the idle timeout stays off: the reader blocks between events */
-}
-
-/* Parses a single `bytes=` range against a file of `size` bytes. Returns 1 with [*lo, *hi]
- * (inclusive) for a satisfiable range, 0 for a header to ignore (not bytes, several ranges,
- * malformed), -1 for an unsatisfiable one. */
-static int parse_range(const char *h, int64_t size, int64_t *lo, int64_t *hi) {
-    while (*h == ' ')
-        h++;
-    if (strncasecmp(h, "bytes=", 6) || strchr(h, ','))
-        return 0;
-    h += 6;
-    char *end;
-    if (*h == '-') { /* the last n bytes */
-        if (!isdigit((unsigned char)h[1]))
-            return 0;
-        long long n = strtoll(h + 1, &end, 10);
-        if (*end)
-            return 0;
-        if (n <= 0 || size == 0)
-            return -1;
-        *lo = n >= size ? 0 : size - n;
-        *hi = size - 1;
-        return 1;
-    }
-    if (!isdigit((unsigned char)*h))
-        return 0;
-    long long a = strtoll(h, &end, 10), b = -1;
-    if (*end != '-')
-        return 0;
-    h = end + 1;
-    if (*h) {
-        if (!isdigit((unsigned char)*h))
-            return 0;
-        b = strtoll(h, &end, 10);
-        if (*end || b < a)
-            return 0;
-    }
-    if (a >= size)
-        return -1;
-    *lo = a;
-    *hi = b < 0 || b >= size ? size - 1 : b;
-    return 1;
-}
-
-void asr_http_respond_file(asr_http_req_t *req, const char *path, const char *content_type,
-                           const char *param) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0)
-            close(fd);
-        asr_http_respond_error(req, 404, param, "not_found", "the file is not available: %s",
-                               fd < 0 ? strerror(errno) : "not a regular file");
-        return;
-    }
-    int64_t size = st.st_size, lo = 0, hi = size - 1;
-    const char *range = asr_http_req_header(req, "Range");
-    int rr = range ? parse_range(range, size, &lo, &hi) : 0;
-    char buf[96];
-    if (rr < 0) {
-        close(fd);
-        snprintf(buf, sizeof buf, "bytes */%lld", (long long)size);
-        asr_http_set_header(req, "Content-Range", buf);
-        asr_http_respond_error(req, 416, "Range", "range_not_satisfiable",
-                               "range '%.60s' is outside the file's %lld bytes", range,
-                               (long long)size);
-        return;
-    }
-    if (rr == 0) {
-        lo = 0;
-        hi = size - 1;
-    }
-    uint64_t len = size > 0 ? (uint64_t)(hi - lo + 1) : 0;
-    struct MHD_Response *r =
-        len > 0 ? MHD_create_response_from_fd_at_offset64(len, fd, (uint64_t)lo)
-                : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-    if (len == 0)
-        close(fd);
-    if (!r) {
-        if (len > 0)
-            close(fd);
-        asr_http_respond_error(req, 500, NULL, NULL, "cannot send the file");
-        return;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            content_type ? content_type : "application/octet-stream");
-    MHD_add_response_header(r, "Accept-Ranges", "bytes");
-    if (rr > 0) {
-        snprintf(buf, sizeof buf, "bytes %lld-%lld/%lld", (long long)lo, (long long)hi,
-                 (long long)size);
-        MHD_add_response_header(r, "Content-Range", buf);
-    }
-    req->bytes_out = len;
-    MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT,
-                              (unsigned)req->srv->p.idle_timeout_s);
-    queue(req, rr > 0 ? 206 : 200, r);
-}
-
 /* ---- request lifecycle ---- */
-
-static void make_id(asr_http_server_t *srv, asr_http_req_t *req) {
-    const char *in = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Request-Id");
-    if (in) {
-        size_t n = strlen(in);
-        bool ok = n >= 1 && n < sizeof req->id;
-        for (size_t i = 0; ok && i < n; i++)
-            ok = isalnum((unsigned char)in[i]) || strchr("._:-", in[i]);
-        if (ok) {
-            memcpy(req->id, in, n + 1);
-            return;
-        }
-    }
-    uint64_t k = atomic_fetch_add(&srv->next_id, 1);
-    snprintf(req->id, sizeof req->id, "%08x%08llx", (unsigned)(srv->id_salt & 0xffffffffu),
-             (unsigned long long)k);
-}
 
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c) {
     asr_http_server_t *srv = cls;
@@ -482,191 +159,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     req_free(req);
 }
 
-/* Matches `path` against a route path whose '*' segments each match one non-empty segment; the
- * first one's text goes to buf. */
-static bool match_pattern(const char *pat, const char *path, char *buf, size_t buf_len) {
-    bool captured = false;
-    while (*pat && *path) {
-        if (*pat == '*') {
-            const char *end = strchr(path, '/');
-            size_t n = end ? (size_t)(end - path) : strlen(path);
-            if (n == 0 || (!captured && n >= buf_len))
-                return false;
-            if (!captured) {
-                memcpy(buf, path, n);
-                buf[n] = 0;
-                captured = true;
-            }
-            pat++;
-            path += n;
-        } else if (*pat++ != *path++)
-            return false;
-    }
-    return !*pat && !*path;
-}
-
-/* Finds the route for path+method. Returns its index, -1 when no route has the path, -2 when
- * the path exists with other methods (their names in `allow`). */
-static int find_route(asr_http_server_t *srv, const char *path, const char *method,
-                      const char **arg, char *arg_buf, size_t arg_buf_len, char *allow,
-                      size_t allow_len) {
-    bool path_found = false;
-    allow[0] = 0;
-    for (int i = 0; i < srv->n_routes; i++) {
-        const asr_http_route_t *r = &srv->routes[i];
-        size_t n = strlen(r->path);
-        const char *rest = NULL;
-        if (strchr(r->path, '*')) {
-            if (match_pattern(r->path, path, arg_buf, arg_buf_len))
-                rest = arg_buf;
-        } else if (r->flags & ASR_HTTP_ROUTE_PREFIX) {
-            if (!strncmp(path, r->path, n) && path[n] && !strchr(path + n, '/'))
-                rest = path + n;
-        } else if (!strcmp(path, r->path))
-            rest = "";
-        if (!rest)
-            continue;
-        path_found = true;
-        bool m =
-            !strcmp(method, r->method) || (!strcmp(method, "HEAD") && !strcmp(r->method, "GET"));
-        if (m) {
-            *arg = rest;
-            return i;
-        }
-        if (!strstr(allow, r->method)) {
-            if (allow[0])
-                strncat(allow, ", ", allow_len - strlen(allow) - 1);
-            strncat(allow, r->method, allow_len - strlen(allow) - 1);
-        }
-    }
-    return path_found ? -2 : -1;
-}
-
-static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind, const char *k,
-                                  const char *v) {
-    (void)kind;
-    *(size_t *)cls += strlen(k) + (v ? strlen(v) : 0) + 4;
-    return MHD_YES;
-}
-
-static bool authorized(asr_http_req_t *req) {
-    asr_http_server_t *srv = req->srv;
-    if (!srv->n_api_keys)
-        return true;
-    const char *h = asr_http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7))
-        return false;
-    const char *key = h + 7;
-    while (*key == ' ')
-        key++;
-    bool ok = false;
-    for (int i = 0; i < srv->n_api_keys; i++)
-        ok |= ct_equal(key, srv->api_keys[i]);
-    return ok;
-}
-
-static void preflight(asr_http_req_t *req, const char *allow) {
-    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-    char methods[64];
-    snprintf(methods, sizeof methods, "%s, OPTIONS", allow);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, methods);
-    const char *origin = asr_http_req_header(req, "Origin");
-    bool wildcard;
-    if (origin && origin_allowed(req->srv, origin, &wildcard)) {
-        MHD_add_response_header(r, "Access-Control-Allow-Methods", methods);
-        const char *want = asr_http_req_header(req, "Access-Control-Request-Headers");
-        bool sane = want && strlen(want) < 512;
-        for (const char *p = want; sane && *p; p++)
-            sane = isalnum((unsigned char)*p) || strchr("-_, ", *p);
-        MHD_add_response_header(r, "Access-Control-Allow-Headers",
-                                sane ? want : "Authorization, Content-Type, X-Request-Id");
-        MHD_add_response_header(r, "Access-Control-Max-Age", "600");
-    }
-    queue(req, 204, r);
-}
-
-/* Headers are in: route, check, and either answer now or get ready for the body. */
-static enum MHD_Result begin_request(asr_http_req_t *req, const char *url, const char *method) {
-    asr_http_server_t *srv = req->srv;
-    snprintf(req->method, sizeof req->method, "%s", method);
-    make_id(srv, req);
-    char allow[64];
-    const char *arg = "";
-    bool options = !strcmp(method, "OPTIONS");
-    int ri = find_route(srv, url, options ? "\x01" : method, &arg, req->path_arg_buf,
-                        sizeof req->path_arg_buf, allow, sizeof allow);
-    bool has_body = asr_http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH) ||
-                    asr_http_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    req->close_after = has_body; /* answering before the body: the connection cannot be reused */
-    if (ri == -1) {
-        asr_http_respond_error(req, 404, NULL, "not_found", "no route %s %.100s", method, url);
-        return MHD_YES;
-    }
-    if (options) {
-        preflight(req, allow);
-        return MHD_YES;
-    }
-    if (ri == -2) {
-        asr_http_set_header(req, MHD_HTTP_HEADER_ALLOW, allow);
-        asr_http_respond_error(req, 405, NULL, "method_not_allowed",
-                               "method %s is not allowed on %.100s (allowed: %s)", method, url,
-                               allow);
-        return MHD_YES;
-    }
-    req->route = &srv->routes[ri];
-    req->route_index = ri < ASR_METRICS_MAX_ROUTES ? ri : srv->n_routes;
-    req->path_arg = arg;
-    bool public_route = req->route->flags & ASR_HTTP_ROUTE_PUBLIC;
-    if (atomic_load(&srv->draining) && !public_route) {
-        asr_http_respond_error(req, 503, NULL, "shutting_down", "the server is shutting down");
-        return MHD_YES;
-    }
-    if (!public_route && !authorized(req)) {
-        asr_http_set_header(req, "WWW-Authenticate", "Bearer");
-        bool given = asr_http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION) != NULL;
-        asr_http_respond_error(req, 401, NULL, "invalid_api_key",
-                               given ? "Incorrect API key provided."
-                                     : "You didn't provide an API key. Send it as "
-                                       "'Authorization: Bearer KEY'.");
-        return MHD_YES;
-    }
-    size_t hdr_bytes = 0;
-    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, sum_header, &hdr_bytes);
-    if (hdr_bytes > ASR_HTTP_MAX_HEADER_BYTES) {
-        asr_http_respond_error(req, 431, NULL, "headers_too_large",
-                               "request headers are larger than %d bytes",
-                               ASR_HTTP_MAX_HEADER_BYTES);
-        return MHD_YES;
-    }
-    if (req->route->flags & ASR_HTTP_ROUTE_BODY) {
-        const char *bl = asr_http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (bl && strtoull(bl, NULL, 10) > ASR_HTTP_MAX_BODY) {
-            asr_http_respond_error(req, 413, NULL, "body_too_large",
-                                   "request body of %s bytes is larger than %d bytes", bl,
-                                   ASR_HTTP_MAX_BODY);
-            return MHD_YES;
-        }
-    }
-    if (!(req->route->flags & ASR_HTTP_ROUTE_UPLOAD)) {
-        /* Answered in the final call: MHD closes connections answered in the first one. */
-        req->close_after = false;
-        return MHD_YES;
-    }
-    const char *cl = asr_http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) >
-                  (unsigned long long)(asr__http_max_upload(req) + ASR_HTTP_FORM_SLACK)) {
-        asr_http_respond_error(req, 413, "file", "file_too_large",
-                               "request body of %s bytes is larger than the server's limit of "
-                               "%lld bytes",
-                               cl, (long long)asr__http_max_upload(req));
-        return MHD_YES;
-    }
-    if (!asr__upload_begin(req, asr_http_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE)))
-        return MHD_YES;
-    req->close_after = false;
-    return MHD_YES;
-}
-
 static enum MHD_Result body_chunk(asr_http_req_t *req, const char *data, size_t n) {
     asr_http_server_t *srv = req->srv;
     req->bytes_in += n;
@@ -738,7 +230,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     req->conn = c;
     if (!req->started) {
         req->started = true;
-        return begin_request(req, url, method);
+        return asr__http_begin(req, url, method);
     }
     if (*data_size) {
         size_t n = *data_size;

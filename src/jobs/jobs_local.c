@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/format.h"
+#include "format/format.h"
 #include "audio/audio.h"
 #include "core/core.h"
 #include "jobs/jobs.h"

@@ -26,6 +26,7 @@ KEY = "sk-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 TX = "/v1/audio/transcriptions"
 LIMIT = 200 * 1024
+ORIGIN = "https://app.example"
 
 
 def audio_bytes(name):
@@ -40,7 +41,7 @@ def server(asrd, models_env, tmp_path_factory):
     srv = AsrdServer(asrd, tmp_path_factory.mktemp("errsrv"), models_env,
                      ["--models", "tiny.en", "--beam-size", "1", "--api-keys", f"{KEY},sk-other",
                       "--max-upload", "200KiB", "--upload-timeout", "3", "--idle-timeout", "3",
-                      "--max-queue", "0"])
+                      "--max-queue", "0", "--cors-origins", ORIGIN])
     srv.start()
     yield srv
     code = srv.stop()
@@ -261,6 +262,38 @@ def test_queue_full_is_503_with_retry_after(server):
         assert int(headers["retry-after"]) >= 1, headers
     finally:
         busy.close()  # hangs up: the job is cancelled
+
+
+def exposed(headers):
+    """The header names a browser script may read (Access-Control-Expose-Headers), lower-case."""
+    return {n.strip().lower() for n in headers.get("access-control-expose-headers", "").split(",")
+            if n.strip()}
+
+
+def test_cors_exposes_what_served(server):
+    """A browser client on an allowed origin can read which backend and model served it:
+    X-Asrd-Backend and X-Asrd-Model are sent and named in Access-Control-Expose-Headers, on an
+    answer and on an error alike; another origin gets no CORS headers at all."""
+    deadline = time.monotonic() + 60
+    while True:  # the cancelled job of the queue-full test may still hold the one worker
+        status, h, body = parse_response(server.raw(
+            post([("model", "tiny.en"), ("response_format", "text"), jfk_file()],
+                 headers={"Origin": ORIGIN}), timeout=300 * asrdtest.timeout_scale()))
+        if status != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert status == 200, (status, body[:300])
+    assert h.get("access-control-allow-origin") == ORIGIN, h
+    assert h.get("x-asrd-backend") and h.get("x-asrd-model") == "tiny.en", h
+    for name in ("x-asrd-backend", "x-asrd-model", "x-request-id", "retry-after"):
+        assert name in exposed(h), (name, h.get("access-control-expose-headers"))
+    status, h, body = parse_response(server.raw(
+        post([("model", "no-such-model"), jfk_file()], headers={"Origin": ORIGIN})))
+    assert status == 404 and not error_problems(status, body, "model"), body[:300]
+    assert {"x-asrd-backend", "x-asrd-model"} <= exposed(h), h
+    status, h, _ = parse_response(server.raw(http_request(
+        "GET", "/v1/models", headers={**AUTH, "Origin": "https://evil.example"})))
+    assert status == 200 and "access-control-allow-origin" not in h and not exposed(h), h
 
 
 def test_still_serves_correct_transcript_after_abuse(server):

@@ -1,4 +1,4 @@
-/* Unit tests of srt/vtt cues cut per word (src/api/format.c: asr_subtitle_cues,
+/* Unit tests of srt/vtt cues cut per word (src/format/subtitles.c: asr_subtitle_cues,
  * asr_subtitle_write): cue times are their first and last words' times, line width, line count and
  * words-per-line limits hold, segment boundaries stay cue boundaries unless width and line count
  * are both given, highlighting, and the srt/vtt syntax. Model-free. */
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/format.h"
+#include "format/format.h"
 
 /* Two segments of JFK's sentence with word times, and a Chinese segment (no spaces). */
 static const asr_sub_word_t WORDS[] = {
