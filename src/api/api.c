@@ -1,6 +1,5 @@
-/* api: route table, model ids and aliases, and the small routes: /v1/models,
- * /v1/config, /health, /ready, /metrics. The audio routes live in api_audio.c.
- */
+/* api: route table, model ids and aliases, and the small routes: /v1/models, /v1/config,
+ * /health, /ready, /metrics. The audio routes live in api_audio.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -20,10 +19,8 @@ static void ps(asr_http_req_t *req, void *ud);
 static void debug_alloc_fail(asr_http_req_t *req, void *ud);
 
 static const asr_http_route_t g_routes[] = {
-    {"POST", "/v1/audio/transcriptions", ASR_HTTP_ROUTE_UPLOAD, NULL,
-     asr__api_transcriptions},
-    {"POST", "/v1/audio/translations", ASR_HTTP_ROUTE_UPLOAD, NULL,
-     asr__api_translations},
+    {"POST", "/v1/audio/transcriptions", ASR_HTTP_ROUTE_UPLOAD, NULL, asr__api_transcriptions},
+    {"POST", "/v1/audio/translations", ASR_HTTP_ROUTE_UPLOAD, NULL, asr__api_translations},
     {"GET", "/v1/models", 0, NULL, models_list},
     {"GET", "/v1/models/", ASR_HTTP_ROUTE_PREFIX, "/v1/models/{id}", model_get},
     {"GET", "/v1/config", 0, NULL, config_get},
@@ -31,535 +28,475 @@ static const asr_http_route_t g_routes[] = {
     {"GET", "/ready", ASR_HTTP_ROUTE_PUBLIC, NULL, ready},
     {"GET", "/metrics", 0, NULL, metrics},
     {"GET", "/api/ps", 0, NULL, ps},
-    {"POST", "/debug/alloc-fail", ASR_HTTP_ROUTE_UPLOAD, NULL,
-     debug_alloc_fail},
+    {"POST", "/debug/alloc-fail", ASR_HTTP_ROUTE_UPLOAD, NULL, debug_alloc_fail},
     /* recordings and jobs (api_recordings.c, api_jobs.c) */
-    {"POST", "/api/recordings", ASR_HTTP_ROUTE_UPLOAD | ASR_HTTP_ROUTE_LARGE,
-     NULL, asr__api_recordings_create},
+    {"POST", "/api/recordings", ASR_HTTP_ROUTE_UPLOAD | ASR_HTTP_ROUTE_LARGE, NULL,
+     asr__api_recordings_create},
     {"GET", "/api/recordings", 0, NULL, asr__api_recordings_list},
     {"GET", "/api/recordings/*", 0, NULL, asr__api_recording_get},
     {"DELETE", "/api/recordings/*", 0, NULL, asr__api_recording_delete},
     {"GET", "/api/recordings/*/audio", 0, NULL, asr__api_recording_audio},
-    {"GET", "/api/recordings/*/transcript", 0, NULL,
-     asr__api_recording_transcript},
+    {"GET", "/api/recordings/*/transcript", 0, NULL, asr__api_recording_transcript},
     {"POST", "/api/recordings/*/transcribe", ASR_HTTP_ROUTE_BODY, NULL,
      asr__api_recording_transcribe},
     {"GET", "/api/jobs", 0, NULL, asr__api_jobs_list},
     {"GET", "/api/jobs/*", 0, NULL, asr__api_job_get},
-    {"POST", "/api/jobs/*/cancel", ASR_HTTP_ROUTE_BODY, NULL,
-     asr__api_job_cancel},
-    {"POST", "/api/jobs/*/retry", ASR_HTTP_ROUTE_BODY, NULL,
-     asr__api_job_retry},
+    {"POST", "/api/jobs/*/cancel", ASR_HTTP_ROUTE_BODY, NULL, asr__api_job_cancel},
+    {"POST", "/api/jobs/*/retry", ASR_HTTP_ROUTE_BODY, NULL, asr__api_job_retry},
     {"GET", "/api/jobs/*/events", 0, NULL, asr__api_job_events},
     {"GET", "/api/nodes", 0, NULL, asr__api_nodes},
     /* ASR backends (api_configs.c): the admin role */
     {"GET", "/api/asr-configs", 0, NULL, asr__api_configs_list},
-    {"POST", "/api/asr-configs", ASR_HTTP_ROUTE_BODY, NULL,
-     asr__api_configs_create},
+    {"POST", "/api/asr-configs", ASR_HTTP_ROUTE_BODY, NULL, asr__api_configs_create},
     {"GET", "/api/asr-configs/*", 0, NULL, asr__api_config_get},
-    {"PUT", "/api/asr-configs/*", ASR_HTTP_ROUTE_BODY, NULL,
-     asr__api_config_update},
-    {"PATCH", "/api/asr-configs/*", ASR_HTTP_ROUTE_BODY, NULL,
-     asr__api_config_update},
+    {"PUT", "/api/asr-configs/*", ASR_HTTP_ROUTE_BODY, NULL, asr__api_config_update},
+    {"PATCH", "/api/asr-configs/*", ASR_HTTP_ROUTE_BODY, NULL, asr__api_config_update},
     {"DELETE", "/api/asr-configs/*", 0, NULL, asr__api_config_delete},
-    {"POST", "/api/asr-configs/*/default", ASR_HTTP_ROUTE_BODY, NULL,
-     asr__api_config_default},
-    {"POST", "/api/asr-configs/*/test", ASR_HTTP_ROUTE_BODY, NULL,
-     asr__api_config_test},
+    {"POST", "/api/asr-configs/*/default", ASR_HTTP_ROUTE_BODY, NULL, asr__api_config_default},
+    {"POST", "/api/asr-configs/*/test", ASR_HTTP_ROUTE_BODY, NULL, asr__api_config_test},
     {"GET", "/api/asr-configs/*/health", 0, NULL, asr__api_config_health},
-    /* the web UI (src/web): public, so the page can load before it asks for an
-       API key */
+    /* the web UI (src/web): public, so the page can load before it asks for an API key */
     {"GET", "/", ASR_HTTP_ROUTE_PUBLIC, NULL, asr_web_index},
-    {"GET", "/ui/", ASR_HTTP_ROUTE_PUBLIC | ASR_HTTP_ROUTE_PREFIX, "/ui/{file}",
-     asr_web_file},
-    {"GET", "/ui/i18n/", ASR_HTTP_ROUTE_PUBLIC | ASR_HTTP_ROUTE_PREFIX,
-     "/ui/i18n/{file}", asr_web_i18n},
+    {"GET", "/ui/", ASR_HTTP_ROUTE_PUBLIC | ASR_HTTP_ROUTE_PREFIX, "/ui/{file}", asr_web_file},
+    {"GET", "/ui/i18n/", ASR_HTTP_ROUTE_PUBLIC | ASR_HTTP_ROUTE_PREFIX, "/ui/i18n/{file}",
+     asr_web_i18n},
 };
 
 const asr_http_route_t *asr_api_routes(int *n) {
-  *n = (int)(sizeof g_routes / sizeof g_routes[0]);
-  return g_routes;
+    *n = (int)(sizeof g_routes / sizeof g_routes[0]);
+    return g_routes;
 }
 
-asr_err_t asr_api_create(const asr_config_t *cfg, asr_sched_t *sched,
-                         const char *upload_dir, asr_api_t **out, char *errbuf,
-                         size_t errbuf_len) {
-  *out = NULL;
-  asr_api_t *api = asr_xcalloc(1, sizeof *api);
-  api->cfg = cfg;
-  api->sched = sched;
-  api->upload_dir = asr_xstrdup(upload_dir);
-  api->created = time(NULL);
-  char **items;
-  int n;
-  asr_config_list_split(cfg->model_aliases, &items, &n);
-  api->alias_names = asr_xcalloc((size_t)n + 1, sizeof *api->alias_names);
-  api->alias_targets = asr_xcalloc((size_t)n + 1, sizeof *api->alias_targets);
-  asr_err_t rc = ASR_OK;
-  for (int i = 0; i < n && rc == ASR_OK; i++) {
-    char *eq = strchr(items[i], '=');
-    int target = 0; /* ALIAS alone: the default model */
-    if (eq) {
-      *eq = 0;
-      target = asr_sched_model_find(sched, eq + 1);
-      if (target < 0) {
-        asr_errf(errbuf, errbuf_len,
-                 "model alias '%s' names model '%s', which is not in --models",
-                 items[i], eq + 1);
-        rc = ASR_ERR_INVALID;
-        break;
-      }
+asr_err_t asr_api_create(const asr_config_t *cfg, asr_sched_t *sched, const char *upload_dir,
+                         asr_api_t **out, char *errbuf, size_t errbuf_len) {
+    *out = NULL;
+    asr_api_t *api = asr_xcalloc(1, sizeof *api);
+    api->cfg = cfg;
+    api->sched = sched;
+    api->upload_dir = asr_xstrdup(upload_dir);
+    api->created = time(NULL);
+    char **items;
+    int n;
+    asr_config_list_split(cfg->model_aliases, &items, &n);
+    api->alias_names = asr_xcalloc((size_t)n + 1, sizeof *api->alias_names);
+    api->alias_targets = asr_xcalloc((size_t)n + 1, sizeof *api->alias_targets);
+    asr_err_t rc = ASR_OK;
+    for (int i = 0; i < n && rc == ASR_OK; i++) {
+        char *eq = strchr(items[i], '=');
+        int target = 0; /* ALIAS alone: the default model */
+        if (eq) {
+            *eq = 0;
+            target = asr_sched_model_find(sched, eq + 1);
+            if (target < 0) {
+                asr_errf(errbuf, errbuf_len,
+                         "model alias '%s' names model '%s', which is not in --models", items[i],
+                         eq + 1);
+                rc = ASR_ERR_INVALID;
+                break;
+            }
+        }
+        if (asr_sched_model_find(sched, items[i]) >= 0) {
+            asr_errf(errbuf, errbuf_len, "model alias '%s' is also a model id", items[i]);
+            rc = ASR_ERR_INVALID;
+            break;
+        }
+        api->alias_names[api->n_aliases] = asr_xstrdup(items[i]);
+        api->alias_targets[api->n_aliases++] = target;
     }
-    if (asr_sched_model_find(sched, items[i]) >= 0) {
-      asr_errf(errbuf, errbuf_len, "model alias '%s' is also a model id",
-               items[i]);
-      rc = ASR_ERR_INVALID;
-      break;
-    }
-    api->alias_names[api->n_aliases] = asr_xstrdup(items[i]);
-    api->alias_targets[api->n_aliases++] = target;
-  }
-  asr_config_list_free(items, n);
-  if (rc == ASR_OK)
-    *out = api;
-  else
-    asr_api_destroy(api);
-  return rc;
+    asr_config_list_free(items, n);
+    if (rc == ASR_OK)
+        *out = api;
+    else
+        asr_api_destroy(api);
+    return rc;
 }
 
 void asr_api_destroy(asr_api_t *api) {
-  if (!api)
-    return;
-  for (int i = 0; i < api->n_aliases; i++)
-    free(api->alias_names[i]);
-  free(api->alias_names);
-  free(api->alias_targets);
-  free(api->upload_dir);
-  free(api->recordings_dir);
-  free(api);
+    if (!api)
+        return;
+    for (int i = 0; i < api->n_aliases; i++)
+        free(api->alias_names[i]);
+    free(api->alias_names);
+    free(api->alias_targets);
+    free(api->upload_dir);
+    free(api->recordings_dir);
+    free(api);
 }
 
-void asr_api_set_server(asr_api_t *api, asr_http_server_t *srv) {
-  api->srv = srv;
-}
-void asr_api_set_store(asr_api_t *api, asr_store_t *store) {
-  api->store = store;
-}
+void asr_api_set_server(asr_api_t *api, asr_http_server_t *srv) { api->srv = srv; }
+void asr_api_set_store(asr_api_t *api, asr_store_t *store) { api->store = store; }
 void asr_api_set_recordings_dir(asr_api_t *api, const char *dir) {
-  free(api->recordings_dir);
-  api->recordings_dir = asr_xstrdup(dir);
+    free(api->recordings_dir);
+    api->recordings_dir = asr_xstrdup(dir);
 }
-void asr_api_set_jobs(asr_api_t *api, struct asr_jobs *jobs) {
-  atomic_store(&api->jobs, jobs);
-}
+void asr_api_set_jobs(asr_api_t *api, struct asr_jobs *jobs) { atomic_store(&api->jobs, jobs); }
 void asr_api_set_router(asr_api_t *api, asr_router_t *router) {
-  api->router = router;
-  if (router)
-    asr_route_set_local(router, asr__api_local_file, api);
+    api->router = router;
+    if (router)
+        asr_route_set_local(router, asr__api_local_file, api);
 }
 
 int asr__api_resolve_model(const asr_api_t *api, const char *name) {
-  int i = asr_sched_model_find(api->sched, name);
-  if (i >= 0)
-    return i;
-  for (int k = 0; k < api->n_aliases; k++)
-    if (!strcmp(api->alias_names[k], name))
-      return api->alias_targets[k];
-  return -1;
+    int i = asr_sched_model_find(api->sched, name);
+    if (i >= 0)
+        return i;
+    for (int k = 0; k < api->n_aliases; k++)
+        if (!strcmp(api->alias_names[k], name))
+            return api->alias_targets[k];
+    return -1;
 }
 
-int asr__api_model_arg(asr_http_req_t *req, const asr_api_t *api,
-                       const char *name) {
-  int m = name && *name ? asr__api_resolve_model(api, name) : 0;
-  if (m < 0)
-    asr_http_respond_error(
-        req, 404, "model", "model_not_found",
-        "The model '%.100s' does not exist or is not loaded (see GET "
-        "/v1/models).",
-        name);
-  return m;
+int asr__api_model_arg(asr_http_req_t *req, const asr_api_t *api, const char *name) {
+    int m = name && *name ? asr__api_resolve_model(api, name) : 0;
+    if (m < 0)
+        asr_http_respond_error(req, 404, "model", "model_not_found",
+                               "The model '%.100s' does not exist or is not loaded (see GET "
+                               "/v1/models).",
+                               name);
+    return m;
 }
 
 bool asr__api_path_id(asr_http_req_t *req, int bad_status, int64_t *id) {
-  const char *s = asr_http_req_path_arg(req);
-  char *end;
-  long long v = strtoll(s, &end, 10);
-  if (!*s || *end || v <= 0) {
-    asr_http_respond_error(req, bad_status, "id",
-                           bad_status == 404 ? "not_found" : "invalid_value",
-                           "the id must be a positive integer, not '%.40s'", s);
-    return false;
-  }
-  *id = v;
-  return true;
-}
-
-bool asr__api_query_int(asr_http_req_t *req, const char *name, long def,
-                        long lo, long hi, long *out) {
-  const char *v = asr_http_req_query(req, name);
-  *out = def;
-  if (!v)
+    const char *s = asr_http_req_path_arg(req);
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v <= 0) {
+        asr_http_respond_error(req, bad_status, "id",
+                               bad_status == 404 ? "not_found" : "invalid_value",
+                               "the id must be a positive integer, not '%.40s'", s);
+        return false;
+    }
+    *id = v;
     return true;
-  char *end;
-  long x = strtol(v, &end, 10);
-  if (!*v || *end || x < lo || x > hi) {
-    asr_http_respond_error(req, 400, name, "invalid_value",
-                           "%s must be an integer from %ld to %ld, not '%.40s'",
-                           name, lo, hi, v);
-    return false;
-  }
-  *out = x;
-  return true;
 }
 
-void asr__api_store_error(asr_http_req_t *req, const asr_api_t *api,
-                          asr_err_t e, const char *param) {
-  const char *msg = asr_store_errmsg(api->store);
-  if (e == ASR_ERR_NOT_FOUND) {
-    asr_http_respond_error(req, 404, param, "not_found", "%s",
-                           msg[0] ? msg : "not found");
-  } else if (e == ASR_ERR_INVALID) {
-    /* the store's messages start with the field at fault: "state: job 3 is
-     * running" */
-    char field[64] = "";
-    size_t n = strcspn(msg, ":");
-    if (msg[n] == ':' && n < sizeof field &&
-        strspn(msg, "abcdefghijklmnopqrstuvwxyz_") == n)
-      memcpy(field, msg, n), field[n] = 0;
-    bool state = !strcmp(field, "state");
-    asr_http_respond_error(req, state ? 409 : 400, field[0] ? field : NULL,
-                           state ? "invalid_state" : "invalid_value", "%s",
-                           msg);
-  } else {
-    asr_http_respond_error(req, 503, NULL, "database_unavailable",
-                           "database: %s", msg[0] ? msg : asr_strerror(e));
-  }
+bool asr__api_query_int(asr_http_req_t *req, const char *name, long def, long lo, long hi,
+                        long *out) {
+    const char *v = asr_http_req_query(req, name);
+    *out = def;
+    if (!v)
+        return true;
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < lo || x > hi) {
+        asr_http_respond_error(req, 400, name, "invalid_value",
+                               "%s must be an integer from %ld to %ld, not '%.40s'", name, lo, hi,
+                               v);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+void asr__api_store_error(asr_http_req_t *req, const asr_api_t *api, asr_err_t e,
+                          const char *param) {
+    const char *msg = asr_store_errmsg(api->store);
+    if (e == ASR_ERR_NOT_FOUND) {
+        asr_http_respond_error(req, 404, param, "not_found", "%s", msg[0] ? msg : "not found");
+    } else if (e == ASR_ERR_INVALID) {
+        /* the store's messages start with the field at fault: "state: job 3 is running" */
+        char field[64] = "";
+        size_t n = strcspn(msg, ":");
+        if (msg[n] == ':' && n < sizeof field && strspn(msg, "abcdefghijklmnopqrstuvwxyz_") == n)
+            memcpy(field, msg, n), field[n] = 0;
+        bool state = !strcmp(field, "state");
+        asr_http_respond_error(req, state ? 409 : 400, field[0] ? field : NULL,
+                               state ? "invalid_state" : "invalid_value", "%s", msg);
+    } else {
+        asr_http_respond_error(req, 503, NULL, "database_unavailable", "database: %s",
+                               msg[0] ? msg : asr_strerror(e));
+    }
 }
 
 void asr__api_respond_json(asr_http_req_t *req, int status, json_t *root) {
-  char *js = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
-  json_decref(root);
-  asr_buf_t b;
-  asr_buf_init(&b);
-  asr_buf_puts(&b, js ? js : "{}");
-  asr_buf_puts(&b, "\n");
-  free(js);
-  asr_http_respond(req, status, "application/json", b.data, b.len);
-  asr_buf_free(&b);
+    char *js = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
+    json_decref(root);
+    asr_buf_t b;
+    asr_buf_init(&b);
+    asr_buf_puts(&b, js ? js : "{}");
+    asr_buf_puts(&b, "\n");
+    free(js);
+    asr_http_respond(req, status, "application/json", b.data, b.len);
+    asr_buf_free(&b);
 }
 
 /* Residency and memory of model i (/v1/models entries, /api/ps). */
 static void model_status_fields(const asr_api_t *api, int i, json_t *o) {
-  asr_sched_model_status_t st;
-  asr_sched_model_status(api->sched, i, &st);
-  json_object_set_new(o, "state", json_string(st.state));
-  json_object_set_new(o, "weights_bytes",
-                      json_integer((json_int_t)st.weights_bytes));
-  json_object_set_new(o, "slot_bytes", json_integer((json_int_t)st.slot_bytes));
-  json_object_set_new(o, "slots_bytes",
-                      json_integer((json_int_t)st.slots_bytes));
-  json_object_set_new(o, "slots_in_use", json_integer(st.slots_in_use));
-  json_object_set_new(o, "slots_cached", json_integer(st.slots_cached));
-  json_object_set_new(o, "max_parallel", json_integer(api->cfg->max_parallel));
-  json_object_set_new(o, "queued", json_integer(st.queued));
-  json_object_set_new(o, "expires_in_s",
-                      st.expires_in_s >= 0 ? json_real(st.expires_in_s)
-                                           : json_null());
-  json_object_set_new(
-      o, "pinned",
-      json_boolean(!strcmp(st.state, "loaded") && st.expires_in_s < 0));
-  if (st.expires_in_s >= 0) {
-    time_t at = time(NULL) + (time_t)st.expires_in_s;
-    struct tm tm;
-    char buf[32];
-    gmtime_r(&at, &tm);
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_object_set_new(o, "expires_at", json_string(buf));
-  }
+    asr_sched_model_status_t st;
+    asr_sched_model_status(api->sched, i, &st);
+    json_object_set_new(o, "state", json_string(st.state));
+    json_object_set_new(o, "weights_bytes", json_integer((json_int_t)st.weights_bytes));
+    json_object_set_new(o, "slot_bytes", json_integer((json_int_t)st.slot_bytes));
+    json_object_set_new(o, "slots_bytes", json_integer((json_int_t)st.slots_bytes));
+    json_object_set_new(o, "slots_in_use", json_integer(st.slots_in_use));
+    json_object_set_new(o, "slots_cached", json_integer(st.slots_cached));
+    json_object_set_new(o, "max_parallel", json_integer(api->cfg->max_parallel));
+    json_object_set_new(o, "queued", json_integer(st.queued));
+    json_object_set_new(o, "expires_in_s",
+                        st.expires_in_s >= 0 ? json_real(st.expires_in_s) : json_null());
+    json_object_set_new(o, "pinned",
+                        json_boolean(!strcmp(st.state, "loaded") && st.expires_in_s < 0));
+    if (st.expires_in_s >= 0) {
+        time_t at = time(NULL) + (time_t)st.expires_in_s;
+        struct tm tm;
+        char buf[32];
+        gmtime_r(&at, &tm);
+        strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        json_object_set_new(o, "expires_at", json_string(buf));
+    }
 }
 
-static json_t *model_obj(const asr_api_t *api, const char *id, int target,
-                         bool alias) {
-  json_t *o = json_object();
-  json_object_set_new(o, "id", json_string(id));
-  json_object_set_new(o, "object", json_string("model"));
-  json_object_set_new(o, "created", json_integer((json_int_t)api->created));
-  json_object_set_new(o, "owned_by", json_string("asrd"));
-  if (alias)
-    json_object_set_new(o, "root",
-                        json_string(asr_sched_model_id(api->sched, target)));
-  else {
-    const asr_model_info_t *info = asr_sched_model_info(api->sched, target);
-    json_object_set_new(o, "multilingual", json_boolean(info->multilingual));
-    json_object_set_new(o, "default", json_boolean(target == 0));
-    model_status_fields(api, target, o);
-  }
-  return o;
+static json_t *model_obj(const asr_api_t *api, const char *id, int target, bool alias) {
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "object", json_string("model"));
+    json_object_set_new(o, "created", json_integer((json_int_t)api->created));
+    json_object_set_new(o, "owned_by", json_string("asrd"));
+    if (alias)
+        json_object_set_new(o, "root", json_string(asr_sched_model_id(api->sched, target)));
+    else {
+        const asr_model_info_t *info = asr_sched_model_info(api->sched, target);
+        json_object_set_new(o, "multilingual", json_boolean(info->multilingual));
+        json_object_set_new(o, "default", json_boolean(target == 0));
+        model_status_fields(api, target, o);
+    }
+    return o;
 }
 
 static void models_list(asr_http_req_t *req, void *ud) {
-  asr_api_t *api = ud;
-  json_t *data = json_array();
-  for (int i = 0; i < asr_sched_n_models(api->sched); i++)
-    json_array_append_new(
-        data, model_obj(api, asr_sched_model_id(api->sched, i), i, false));
-  for (int k = 0; k < api->n_aliases; k++)
-    json_array_append_new(
-        data, model_obj(api, api->alias_names[k], api->alias_targets[k], true));
-  json_t *root = json_object();
-  json_object_set_new(root, "object", json_string("list"));
-  json_object_set_new(root, "data", data);
-  asr__api_respond_json(req, 200, root);
+    asr_api_t *api = ud;
+    json_t *data = json_array();
+    for (int i = 0; i < asr_sched_n_models(api->sched); i++)
+        json_array_append_new(data, model_obj(api, asr_sched_model_id(api->sched, i), i, false));
+    for (int k = 0; k < api->n_aliases; k++)
+        json_array_append_new(data,
+                              model_obj(api, api->alias_names[k], api->alias_targets[k], true));
+    json_t *root = json_object();
+    json_object_set_new(root, "object", json_string("list"));
+    json_object_set_new(root, "data", data);
+    asr__api_respond_json(req, 200, root);
 }
 
 static void model_get(asr_http_req_t *req, void *ud) {
-  asr_api_t *api = ud;
-  const char *id = asr_http_req_path_arg(req);
-  int m = asr_sched_model_find(api->sched, id);
-  if (m >= 0) {
-    asr__api_respond_json(req, 200, model_obj(api, id, m, false));
-    return;
-  }
-  m = asr__api_resolve_model(api, id);
-  if (m >= 0) {
-    asr__api_respond_json(req, 200, model_obj(api, id, m, true));
-    return;
-  }
-  asr_http_respond_error(req, 404, "model", "model_not_found",
-                         "The model '%.100s' does not exist or is not loaded.",
-                         id);
+    asr_api_t *api = ud;
+    const char *id = asr_http_req_path_arg(req);
+    int m = asr_sched_model_find(api->sched, id);
+    if (m >= 0) {
+        asr__api_respond_json(req, 200, model_obj(api, id, m, false));
+        return;
+    }
+    m = asr__api_resolve_model(api, id);
+    if (m >= 0) {
+        asr__api_respond_json(req, 200, model_obj(api, id, m, true));
+        return;
+    }
+    asr_http_respond_error(req, 404, "model", "model_not_found",
+                           "The model '%.100s' does not exist or is not loaded.", id);
 }
 
 static void config_get(asr_http_req_t *req, void *ud) {
-  asr_api_t *api = ud;
-  asr_buf_t b;
-  asr_buf_init(&b);
-  asr_config_write_json(api->cfg, &b);
-  asr_http_respond(req, 200, "application/json", b.data, b.len);
-  asr_buf_free(&b);
+    asr_api_t *api = ud;
+    asr_buf_t b;
+    asr_buf_init(&b);
+    asr_config_write_json(api->cfg, &b);
+    asr_http_respond(req, 200, "application/json", b.data, b.len);
+    asr_buf_free(&b);
 }
 
 static void health(asr_http_req_t *req, void *ud) {
-  asr_api_t *api = ud;
-  asr_sched_stats_t st;
-  asr_sched_stats(api->sched, &st);
-  if (st.stalled_s > api->cfg->stall_timeout) {
-    asr_http_respond_error(
-        req, 503, NULL, "worker_stalled",
-        "a worker has shown no progress for %.0f s (limit %d s)", st.stalled_s,
-        api->cfg->stall_timeout);
-    return;
-  }
-  json_t *o = json_object();
-  json_object_set_new(o, "status", json_string("ok"));
-  json_object_set_new(o, "workers", json_integer(st.max_parallel));
-  json_object_set_new(o, "busy", json_integer(st.n_busy));
-  json_object_set_new(o, "queued", json_integer(st.queue_depth));
-  asr__api_respond_json(req, 200, o);
+    asr_api_t *api = ud;
+    asr_sched_stats_t st;
+    asr_sched_stats(api->sched, &st);
+    if (st.stalled_s > api->cfg->stall_timeout) {
+        asr_http_respond_error(req, 503, NULL, "worker_stalled",
+                               "a worker has shown no progress for %.0f s (limit %d s)",
+                               st.stalled_s, api->cfg->stall_timeout);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "status", json_string("ok"));
+    json_object_set_new(o, "workers", json_integer(st.max_parallel));
+    json_object_set_new(o, "busy", json_integer(st.n_busy));
+    json_object_set_new(o, "queued", json_integer(st.queue_depth));
+    asr__api_respond_json(req, 200, o);
 }
 
 /* True when a file can be created in the upload directory. */
 static bool dir_writable(const char *dir, char *why, size_t why_len) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/.ready-XXXXXX", dir);
-  int fd = mkstemp(path);
-  if (fd < 0) {
-    snprintf(why, why_len, "data directory %s is not writable: %s", dir,
-             strerror(errno));
-    return false;
-  }
-  bool ok = write(fd, "ok", 2) == 2;
-  if (!ok)
-    snprintf(why, why_len, "cannot write to data directory %s: %s", dir,
-             strerror(errno));
-  close(fd);
-  unlink(path);
-  return ok;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.ready-XXXXXX", dir);
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        snprintf(why, why_len, "data directory %s is not writable: %s", dir, strerror(errno));
+        return false;
+    }
+    bool ok = write(fd, "ok", 2) == 2;
+    if (!ok)
+        snprintf(why, why_len, "cannot write to data directory %s: %s", dir, strerror(errno));
+    close(fd);
+    unlink(path);
+    return ok;
 }
 
 static void ready(asr_http_req_t *req, void *ud) {
-  asr_api_t *api = ud;
-  char why[512];
-  if (asr_http_draining(api->srv)) {
-    asr_http_respond_error(req, 503, NULL, "shutting_down",
-                           "the server is shutting down");
-    return;
-  }
-  if (!dir_writable(api->upload_dir, why, sizeof why)) {
-    asr_http_respond_error(req, 503, NULL, "not_ready", "%s", why);
-    return;
-  }
-  json_t *o = json_object();
-  json_t *models = json_array();
-  for (int i = 0; i < asr_sched_n_models(api->sched); i++)
-    json_array_append_new(models,
-                          json_string(asr_sched_model_id(api->sched, i)));
-  json_object_set_new(o, "status", json_string("ready"));
-  json_object_set_new(o, "models", models);
-  asr__api_respond_json(req, 200, o);
+    asr_api_t *api = ud;
+    char why[512];
+    if (asr_http_draining(api->srv)) {
+        asr_http_respond_error(req, 503, NULL, "shutting_down", "the server is shutting down");
+        return;
+    }
+    if (!dir_writable(api->upload_dir, why, sizeof why)) {
+        asr_http_respond_error(req, 503, NULL, "not_ready", "%s", why);
+        return;
+    }
+    json_t *o = json_object();
+    json_t *models = json_array();
+    for (int i = 0; i < asr_sched_n_models(api->sched); i++)
+        json_array_append_new(models, json_string(asr_sched_model_id(api->sched, i)));
+    json_object_set_new(o, "status", json_string("ready"));
+    json_object_set_new(o, "models", models);
+    asr__api_respond_json(req, 200, o);
 }
 
 static void metrics(asr_http_req_t *req, void *ud) {
-  asr_api_t *api = ud;
-  asr_sched_stats_t st;
-  asr_sched_stats(api->sched, &st);
-  asr_buf_t b;
-  asr_buf_init(&b);
-  asr_http_metrics_write(asr_http_req_server(req), &b);
-  asr_buf_printf(
-      &b,
-      "# HELP asrd_queue_depth Transcriptions waiting for a worker.\n"
-      "# TYPE asrd_queue_depth gauge\n"
-      "asrd_queue_depth %d\n"
-      "# HELP asrd_queue_capacity Most transcriptions that may wait.\n"
-      "# TYPE asrd_queue_capacity gauge\n"
-      "asrd_queue_capacity %d\n"
-      "# HELP asrd_workers Transcription workers by state.\n"
-      "# TYPE asrd_workers gauge\n"
-      "asrd_workers{state=\"busy\"} %d\n"
-      "asrd_workers{state=\"idle\"} %d\n"
-      "# HELP asrd_worker_stalled_seconds Longest time a busy worker has shown "
-      "no "
-      "progress.\n"
-      "# TYPE asrd_worker_stalled_seconds gauge\n"
-      "asrd_worker_stalled_seconds %.3f\n"
-      "# HELP asrd_jobs_total Transcription jobs by outcome at the scheduler.\n"
-      "# TYPE asrd_jobs_total counter\n"
-      "asrd_jobs_total{outcome=\"run\"} %llu\n"
-      "asrd_jobs_total{outcome=\"rejected\"} %llu\n"
-      "# HELP asrd_model_weight_bytes Bytes of weights of each loaded model.\n"
-      "# TYPE asrd_model_weight_bytes gauge\n",
-      st.queue_depth, st.max_queue, st.n_busy, st.max_parallel - st.n_busy,
-      st.stalled_s, (unsigned long long)st.n_done,
-      (unsigned long long)st.n_rejected);
-  for (int i = 0; i < asr_sched_n_models(api->sched); i++) {
-    asr_sched_model_status_t ms;
-    asr_sched_model_status(api->sched, i, &ms);
-    if (strcmp(ms.state, "unloaded"))
-      asr_buf_printf(&b, "asrd_model_weight_bytes{model=\"%s\"} %llu\n", ms.id,
-                     (unsigned long long)ms.weights_bytes);
-  }
-  asr_buf_printf(
-      &b,
-      "# HELP asrd_memory_budget_bytes Host memory for weights and slots.\n"
-      "# TYPE asrd_memory_budget_bytes gauge\n"
-      "asrd_memory_budget_bytes %llu\n"
-      "# HELP asrd_memory_used_bytes Host memory reserved by weights and "
-      "slots.\n"
-      "# TYPE asrd_memory_used_bytes gauge\n"
-      "asrd_memory_used_bytes %llu\n"
-      "# HELP asrd_sched_events_total Residency and memory events.\n"
-      "# TYPE asrd_sched_events_total counter\n"
-      "asrd_sched_events_total{event=\"load\"} %llu\n"
-      "asrd_sched_events_total{event=\"evict\"} %llu\n"
-      "asrd_sched_events_total{event=\"fallback\"} %llu\n"
-      "asrd_sched_events_total{event=\"oom_retry\"} %llu\n",
-      (unsigned long long)st.budget_bytes, (unsigned long long)st.used_bytes,
-      (unsigned long long)st.n_loads, (unsigned long long)st.n_evictions,
-      (unsigned long long)st.n_fallbacks, (unsigned long long)st.n_oom_retries);
-  asr_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data,
-                   b.len);
-  asr_buf_free(&b);
+    asr_api_t *api = ud;
+    asr_sched_stats_t st;
+    asr_sched_stats(api->sched, &st);
+    asr_buf_t b;
+    asr_buf_init(&b);
+    asr_http_metrics_write(asr_http_req_server(req), &b);
+    asr_buf_printf(&b,
+                   "# HELP asrd_queue_depth Transcriptions waiting for a worker.\n"
+                   "# TYPE asrd_queue_depth gauge\n"
+                   "asrd_queue_depth %d\n"
+                   "# HELP asrd_queue_capacity Most transcriptions that may wait.\n"
+                   "# TYPE asrd_queue_capacity gauge\n"
+                   "asrd_queue_capacity %d\n"
+                   "# HELP asrd_workers Transcription workers by state.\n"
+                   "# TYPE asrd_workers gauge\n"
+                   "asrd_workers{state=\"busy\"} %d\n"
+                   "asrd_workers{state=\"idle\"} %d\n"
+                   "# HELP asrd_worker_stalled_seconds Longest time a busy worker has shown no "
+                   "progress.\n"
+                   "# TYPE asrd_worker_stalled_seconds gauge\n"
+                   "asrd_worker_stalled_seconds %.3f\n"
+                   "# HELP asrd_jobs_total Transcription jobs by outcome at the scheduler.\n"
+                   "# TYPE asrd_jobs_total counter\n"
+                   "asrd_jobs_total{outcome=\"run\"} %llu\n"
+                   "asrd_jobs_total{outcome=\"rejected\"} %llu\n"
+                   "# HELP asrd_model_weight_bytes Bytes of weights of each loaded model.\n"
+                   "# TYPE asrd_model_weight_bytes gauge\n",
+                   st.queue_depth, st.max_queue, st.n_busy, st.max_parallel - st.n_busy,
+                   st.stalled_s, (unsigned long long)st.n_done, (unsigned long long)st.n_rejected);
+    for (int i = 0; i < asr_sched_n_models(api->sched); i++) {
+        asr_sched_model_status_t ms;
+        asr_sched_model_status(api->sched, i, &ms);
+        if (strcmp(ms.state, "unloaded"))
+            asr_buf_printf(&b, "asrd_model_weight_bytes{model=\"%s\"} %llu\n", ms.id,
+                           (unsigned long long)ms.weights_bytes);
+    }
+    asr_buf_printf(&b,
+                   "# HELP asrd_memory_budget_bytes Host memory for weights and slots.\n"
+                   "# TYPE asrd_memory_budget_bytes gauge\n"
+                   "asrd_memory_budget_bytes %llu\n"
+                   "# HELP asrd_memory_used_bytes Host memory reserved by weights and slots.\n"
+                   "# TYPE asrd_memory_used_bytes gauge\n"
+                   "asrd_memory_used_bytes %llu\n"
+                   "# HELP asrd_sched_events_total Residency and memory events.\n"
+                   "# TYPE asrd_sched_events_total counter\n"
+                   "asrd_sched_events_total{event=\"load\"} %llu\n"
+                   "asrd_sched_events_total{event=\"evict\"} %llu\n"
+                   "asrd_sched_events_total{event=\"fallback\"} %llu\n"
+                   "asrd_sched_events_total{event=\"oom_retry\"} %llu\n",
+                   (unsigned long long)st.budget_bytes, (unsigned long long)st.used_bytes,
+                   (unsigned long long)st.n_loads, (unsigned long long)st.n_evictions,
+                   (unsigned long long)st.n_fallbacks, (unsigned long long)st.n_oom_retries);
+    asr_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    asr_buf_free(&b);
 }
 
-/* GET /api/ps: loaded models, their memory, slots and expiry, and the host
- * budget. */
+/* GET /api/ps: loaded models, their memory, slots and expiry, and the host budget. */
 static void ps(asr_http_req_t *req, void *ud) {
-  asr_api_t *api = ud;
-  json_t *models = json_array();
-  for (int i = 0; i < asr_sched_n_models(api->sched); i++) {
-    json_t *o = json_object();
-    json_object_set_new(o, "id",
-                        json_string(asr_sched_model_id(api->sched, i)));
-    model_status_fields(api, i, o);
-    json_array_append_new(models, o);
-  }
-  asr_sched_stats_t st;
-  asr_sched_stats(api->sched, &st);
-  json_t *mem = json_object();
-  json_object_set_new(mem, "device", json_string("cpu"));
-  json_object_set_new(mem, "budget_bytes",
-                      json_integer((json_int_t)st.budget_bytes));
-  json_object_set_new(mem, "used_bytes",
-                      json_integer((json_int_t)st.used_bytes));
-  json_object_set_new(
-      mem, "free_bytes",
-      json_integer(st.budget_bytes > st.used_bytes
-                       ? (json_int_t)(st.budget_bytes - st.used_bytes)
-                       : 0));
-  json_object_set_new(mem, "overhead_bytes",
-                      json_integer((json_int_t)ASR_PLAN_SERVER_OVERHEAD));
-  json_object_set_new(
-      mem, "limit",
-      json_string(api->cfg->memory_limit ? "configured" : "measured"));
-  json_t *q = json_object();
-  json_object_set_new(q, "running", json_integer(st.n_busy));
-  json_object_set_new(q, "max_parallel", json_integer(st.max_parallel));
-  json_object_set_new(q, "waiting", json_integer(st.queue_depth));
-  json_object_set_new(q, "max_queue", json_integer(st.max_queue));
-  json_t *ev = json_object();
-  json_object_set_new(ev, "loads", json_integer((json_int_t)st.n_loads));
-  json_object_set_new(ev, "evictions",
-                      json_integer((json_int_t)st.n_evictions));
-  json_object_set_new(ev, "fallbacks",
-                      json_integer((json_int_t)st.n_fallbacks));
-  json_object_set_new(ev, "oom_retries",
-                      json_integer((json_int_t)st.n_oom_retries));
-  json_object_set_new(ev, "done", json_integer((json_int_t)st.n_done));
-  json_object_set_new(ev, "rejected", json_integer((json_int_t)st.n_rejected));
-  json_t *root = json_object();
-  json_object_set_new(root, "models", models);
-  json_object_set_new(root, "memory", mem);
-  json_object_set_new(root, "queue", q);
-  json_object_set_new(root, "events", ev);
-  asr__api_respond_json(req, 200, root);
+    asr_api_t *api = ud;
+    json_t *models = json_array();
+    for (int i = 0; i < asr_sched_n_models(api->sched); i++) {
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_string(asr_sched_model_id(api->sched, i)));
+        model_status_fields(api, i, o);
+        json_array_append_new(models, o);
+    }
+    asr_sched_stats_t st;
+    asr_sched_stats(api->sched, &st);
+    json_t *mem = json_object();
+    json_object_set_new(mem, "device", json_string("cpu"));
+    json_object_set_new(mem, "budget_bytes", json_integer((json_int_t)st.budget_bytes));
+    json_object_set_new(mem, "used_bytes", json_integer((json_int_t)st.used_bytes));
+    json_object_set_new(mem, "free_bytes",
+                        json_integer(st.budget_bytes > st.used_bytes
+                                         ? (json_int_t)(st.budget_bytes - st.used_bytes)
+                                         : 0));
+    json_object_set_new(mem, "overhead_bytes", json_integer((json_int_t)ASR_PLAN_SERVER_OVERHEAD));
+    json_object_set_new(mem, "limit",
+                        json_string(api->cfg->memory_limit ? "configured" : "measured"));
+    json_t *q = json_object();
+    json_object_set_new(q, "running", json_integer(st.n_busy));
+    json_object_set_new(q, "max_parallel", json_integer(st.max_parallel));
+    json_object_set_new(q, "waiting", json_integer(st.queue_depth));
+    json_object_set_new(q, "max_queue", json_integer(st.max_queue));
+    json_t *ev = json_object();
+    json_object_set_new(ev, "loads", json_integer((json_int_t)st.n_loads));
+    json_object_set_new(ev, "evictions", json_integer((json_int_t)st.n_evictions));
+    json_object_set_new(ev, "fallbacks", json_integer((json_int_t)st.n_fallbacks));
+    json_object_set_new(ev, "oom_retries", json_integer((json_int_t)st.n_oom_retries));
+    json_object_set_new(ev, "done", json_integer((json_int_t)st.n_done));
+    json_object_set_new(ev, "rejected", json_integer((json_int_t)st.n_rejected));
+    json_t *root = json_object();
+    json_object_set_new(root, "models", models);
+    json_object_set_new(root, "memory", mem);
+    json_object_set_new(root, "queue", q);
+    json_object_set_new(root, "events", ev);
+    asr__api_respond_json(req, 200, root);
 }
 
-/* POST /debug/alloc-fail (only with debug_faults): form fields nth (fail the
- * nth checked allocation from now, 0 = off), min_bytes (fail every checked
- * allocation of at least that many bytes, 0 = off) and trace (1: start
- * recording allocation call sites; 0: stop and return "sites", the index of the
- * first allocation of each distinct site). For out-of-memory tests. */
+/* POST /debug/alloc-fail (only with debug_faults): form fields nth (fail the nth checked
+ * allocation from now, 0 = off), min_bytes (fail every checked allocation of at least that
+ * many bytes, 0 = off) and trace (1: start recording allocation call sites; 0: stop and return
+ * "sites", the index of the first allocation of each distinct site). For out-of-memory tests. */
 static void debug_alloc_fail(asr_http_req_t *req, void *ud) {
-  asr_api_t *api = ud;
-  if (!api->cfg->debug_faults) {
-    asr_http_respond_error(
-        req, 404, NULL, "not_found",
-        "fault injection is off (start the server with --debug-faults)");
-    return;
-  }
-  const char *nth = asr_http_form_value(req, "nth"),
-             *mb = asr_http_form_value(req, "min_bytes");
-  char *e1 = NULL, *e2 = NULL;
-  long n = nth ? strtol(nth, &e1, 10) : 0;
-  long long m = mb ? strtoll(mb, &e2, 10) : 0;
-  if ((nth && (!*nth || *e1 || n < 0)) || (mb && (!*mb || *e2 || m < 0))) {
-    asr_http_respond_error(
-        req, 400, nth && (!*nth || *e1 || n < 0) ? "nth" : "min_bytes",
-        "invalid_value", "nth and min_bytes must be integers >= 0");
-    return;
-  }
-  const char *tr = asr_http_form_value(req, "trace");
-  json_t *o = json_object();
-  if (tr &&
-      !strcmp(tr,
-              "0")) { /* stop: the first allocation index of each call site */
-    asr_alloc_trace(false);
-    unsigned long first[512];
-    int k = asr_alloc_trace_sites(first, 512);
-    json_t *sites = json_array();
-    for (int i = 0; i < k; i++)
-      json_array_append_new(sites, json_integer((json_int_t)first[i]));
-    json_object_set_new(o, "sites", sites);
-  } else if (tr) {
-    asr_alloc_trace(true);
-  }
-  asr_alloc_fail_set(n, (size_t)m);
-  ASR_LOG(ASR_LOG_WARN, "msg=alloc_fail_set nth=%ld min_bytes=%lld trace=%s", n,
-          m, tr ? tr : "-");
-  json_object_set_new(o, "checked_allocations",
-                      json_integer((json_int_t)asr_alloc_checked_count()));
-  json_object_set_new(o, "nth", json_integer(n));
-  json_object_set_new(o, "min_bytes", json_integer((json_int_t)m));
-  asr__api_respond_json(req, 200, o);
+    asr_api_t *api = ud;
+    if (!api->cfg->debug_faults) {
+        asr_http_respond_error(req, 404, NULL, "not_found",
+                               "fault injection is off (start the server with --debug-faults)");
+        return;
+    }
+    const char *nth = asr_http_form_value(req, "nth"), *mb = asr_http_form_value(req, "min_bytes");
+    char *e1 = NULL, *e2 = NULL;
+    long n = nth ? strtol(nth, &e1, 10) : 0;
+    long long m = mb ? strtoll(mb, &e2, 10) : 0;
+    if ((nth && (!*nth || *e1 || n < 0)) || (mb && (!*mb || *e2 || m < 0))) {
+        asr_http_respond_error(req, 400, nth && (!*nth || *e1 || n < 0) ? "nth" : "min_bytes",
+                               "invalid_value", "nth and min_bytes must be integers >= 0");
+        return;
+    }
+    const char *tr = asr_http_form_value(req, "trace");
+    json_t *o = json_object();
+    if (tr && !strcmp(tr, "0")) { /* stop: the first allocation index of each call site */
+        asr_alloc_trace(false);
+        unsigned long first[512];
+        int k = asr_alloc_trace_sites(first, 512);
+        json_t *sites = json_array();
+        for (int i = 0; i < k; i++)
+            json_array_append_new(sites, json_integer((json_int_t)first[i]));
+        json_object_set_new(o, "sites", sites);
+    } else if (tr) {
+        asr_alloc_trace(true);
+    }
+    asr_alloc_fail_set(n, (size_t)m);
+    ASR_LOG(ASR_LOG_WARN, "msg=alloc_fail_set nth=%ld min_bytes=%lld trace=%s", n, m,
+            tr ? tr : "-");
+    json_object_set_new(o, "checked_allocations",
+                        json_integer((json_int_t)asr_alloc_checked_count()));
+    json_object_set_new(o, "nth", json_integer(n));
+    json_object_set_new(o, "min_bytes", json_integer((json_int_t)m));
+    asr__api_respond_json(req, 200, o);
 }

@@ -1,6 +1,5 @@
-/* api: private declarations shared by the api module's files (api.c,
- * api_audio.c, api_recordings.c, api_jobs.c, api_configs.c). Nothing outside
- * src/api includes this. */
+/* api: private declarations shared by the api module's files (api.c, api_audio.c,
+ * api_recordings.c, api_jobs.c, api_configs.c). Nothing outside src/api includes this. */
 #ifndef ASR_API_INT_H
 #define ASR_API_INT_H
 
@@ -13,45 +12,39 @@
 #include "store/store.h"
 
 struct asr_api {
-  const asr_config_t *cfg;
-  asr_sched_t *sched;
-  asr_store_t *store;   /* borrowed; set before the server starts serving */
-  asr_router_t *router; /* borrowed; NULL = the local engine only */
-  asr_http_server_t *srv;
-  char *upload_dir;
-  char **alias_names;
-  int *alias_targets; /* sched model index of each alias */
-  int n_aliases;
-  time_t created;       /* "created" of /v1/models entries: when the models were
-                           loaded */
-  char *recordings_dir; /* set before the server starts */
-  struct asr_jobs
-      *_Atomic jobs; /* this node's workers; NULL until started (or none) */
+    const asr_config_t *cfg;
+    asr_sched_t *sched;
+    asr_store_t *store;   /* borrowed; set before the server starts serving */
+    asr_router_t *router; /* borrowed; NULL = the local engine only */
+    asr_http_server_t *srv;
+    char *upload_dir;
+    char **alias_names;
+    int *alias_targets; /* sched model index of each alias */
+    int n_aliases;
+    time_t created;       /* "created" of /v1/models entries: when the models were loaded */
+    char *recordings_dir; /* set before the server starts */
+    struct asr_jobs *_Atomic jobs; /* this node's workers; NULL until started (or none) */
 };
 
 /* Answers `root` (takes ownership) as indented JSON with `status`. */
 void asr__api_respond_json(asr_http_req_t *req, int status, json_t *root);
 /* Resolves a model id or alias to a scheduler model index; -1 when unknown. */
 int asr__api_resolve_model(const asr_api_t *api, const char *name);
-/* The client's model (NULL or "" = the default model) as a scheduler index;
- * when it is unknown, answers 404 model_not_found and returns -1. */
-int asr__api_model_arg(asr_http_req_t *req, const asr_api_t *api,
-                       const char *name);
-/* The {id} of a '*' route, a positive integer; otherwise answers `bad_status`
- * (404 not_found: the path names nothing; 400 invalid_value where documented)
- * naming "id" and returns false. */
+/* The client's model (NULL or "" = the default model) as a scheduler index; when it is unknown,
+ * answers 404 model_not_found and returns -1. */
+int asr__api_model_arg(asr_http_req_t *req, const asr_api_t *api, const char *name);
+/* The {id} of a '*' route, a positive integer; otherwise answers `bad_status` (404 not_found:
+ * the path names nothing; 400 invalid_value where documented) naming "id" and returns false. */
 bool asr__api_path_id(asr_http_req_t *req, int bad_status, int64_t *id);
-/* Reads the integer query argument `name` into *out (`def` when absent); when
- * it is not an integer within [lo, hi], answers 400 naming it and returns
- * false. */
-bool asr__api_query_int(asr_http_req_t *req, const char *name, long def,
-                        long lo, long hi, long *out);
-/* Answers a failed store call: NOT_FOUND 404 naming `param` (may be NULL);
- * INVALID 400 naming the field the store's "field: reason" message starts with,
- * or 409 invalid_state when that field is "state"; anything else 503 (the
- * database). */
-void asr__api_store_error(asr_http_req_t *req, const asr_api_t *api,
-                          asr_err_t e, const char *param);
+/* Reads the integer query argument `name` into *out (`def` when absent); when it is not an
+ * integer within [lo, hi], answers 400 naming it and returns false. */
+bool asr__api_query_int(asr_http_req_t *req, const char *name, long def, long lo, long hi,
+                        long *out);
+/* Answers a failed store call: NOT_FOUND 404 naming `param` (may be NULL); INVALID 400 naming
+ * the field the store's "field: reason" message starts with, or 409 invalid_state when that
+ * field is "state"; anything else 503 (the database). */
+void asr__api_store_error(asr_http_req_t *req, const asr_api_t *api, asr_err_t e,
+                          const char *param);
 /* POST /v1/audio/transcriptions and /v1/audio/translations. */
 void asr__api_transcriptions(asr_http_req_t *req, void *user_data);
 void asr__api_translations(asr_http_req_t *req, void *user_data);
@@ -71,11 +64,10 @@ void asr__api_job_events(asr_http_req_t *req, void *user_data);
 void asr__api_nodes(asr_http_req_t *req, void *user_data);
 /* A job as the API shows it (new reference). */
 json_t *asr__api_job_json(const asr_store_job_t *j);
-/* The router's local runner (asr_route_local_cb; user_data = the api): a stored
- * file through the scheduler, the answer in out (body, status, model). For jobs
- * and Test connection. */
-asr_err_t asr__api_local_file(void *user_data, const asr_route_opts_t *opts,
-                              const char *model_name, asr_route_result_t *out);
+/* The router's local runner (asr_route_local_cb; user_data = the api): a stored file through the
+ * scheduler, the answer in out (body, status, model). For jobs and Test connection. */
+asr_err_t asr__api_local_file(void *user_data, const asr_route_opts_t *opts, const char *model_name,
+                              asr_route_result_t *out);
 /* /api/asr-configs… (api_configs.c): the admin API over the ASR backends. */
 void asr__api_configs_list(asr_http_req_t *req, void *user_data);
 void asr__api_configs_create(asr_http_req_t *req, void *user_data);
