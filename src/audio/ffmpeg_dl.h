@@ -2,7 +2,7 @@
  * starts: linking them pulls ~110 shared libraries into every process (~60 ms of start-up for a
  * one-file `asrd transcribe`), while 16 kHz mono 16-bit WAV, the common case, is read natively.
  *
- * Include after FFmpeg's headers: every FFmpeg function audio.c calls is redirected to a pointer
+ * Include after FFmpeg's headers: every FFmpeg function audio_ffmpeg.c calls is redirected to a pointer
  * of the same type in asr_ff, filled by asr_ff_load. */
 #ifndef ASR_AUDIO_FFMPEG_DL_H
 #define ASR_AUDIO_FFMPEG_DL_H
@@ -18,7 +18,7 @@
 #include <libavutil/samplefmt.h>
 #include <libswresample/swresample.h>
 
-/* X(library, function) for every FFmpeg function audio.c calls */
+/* X(library, function) for every FFmpeg function audio_ffmpeg.c calls */
 #define ASR_FF_FUNCS(X)                                                                            \
     X(avutil, av_log_set_level)                                                                    \
     X(avutil, av_strerror)                                                                         \
