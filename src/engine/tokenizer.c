@@ -1,6 +1,6 @@
 /* tokenizer: loading (vocabulary strings, string index, special tokens, BPE merge table, suppress
- * set), decoding ids to text, and the language tables. Encoding lives in tokenizer_bpe.c, the JSON
- * reader in tokenizer_json.c.
+ * set), decoding ids to text, and the language tokens. Encoding lives in tokenizer_bpe.c, the JSON
+ * reader in tokenizer_json.c, the language table in lang_codes.c.
  *
  * Invariants after a successful load: ids are dense 0 .. n_vocab-1; every byte has a single-byte
  * token; the special tokens have the contiguous CTranslate2/Whisper layout (sot+1 .. languages,
@@ -15,131 +15,6 @@
 
 #define MAX_VOCAB_FILE (64u << 20) /* bytes; real files are 0.4-4 MB */
 #define MAX_TOKENS (1 << 20)
-
-/* Whisper's language codes in token order, with openai's LANGUAGES names. */
-static const char *const LANGS[ASR_TOKENIZER_MAX_LANGUAGES][2] = {
-    {"en", "english"},        {"zh", "chinese"},     {"de", "german"},        {"es", "spanish"},
-    {"ru", "russian"},        {"ko", "korean"},      {"fr", "french"},        {"ja", "japanese"},
-    {"pt", "portuguese"},     {"tr", "turkish"},     {"pl", "polish"},        {"ca", "catalan"},
-    {"nl", "dutch"},          {"ar", "arabic"},      {"sv", "swedish"},       {"it", "italian"},
-    {"id", "indonesian"},     {"hi", "hindi"},       {"fi", "finnish"},       {"vi", "vietnamese"},
-    {"he", "hebrew"},         {"uk", "ukrainian"},   {"el", "greek"},         {"ms", "malay"},
-    {"cs", "czech"},          {"ro", "romanian"},    {"da", "danish"},        {"hu", "hungarian"},
-    {"ta", "tamil"},          {"no", "norwegian"},   {"th", "thai"},          {"ur", "urdu"},
-    {"hr", "croatian"},       {"bg", "bulgarian"},   {"lt", "lithuanian"},    {"la", "latin"},
-    {"mi", "maori"},          {"ml", "malayalam"},   {"cy", "welsh"},         {"sk", "slovak"},
-    {"te", "telugu"},         {"fa", "persian"},     {"lv", "latvian"},       {"bn", "bengali"},
-    {"sr", "serbian"},        {"az", "azerbaijani"}, {"sl", "slovenian"},     {"kn", "kannada"},
-    {"et", "estonian"},       {"mk", "macedonian"},  {"br", "breton"},        {"eu", "basque"},
-    {"is", "icelandic"},      {"hy", "armenian"},    {"ne", "nepali"},        {"mn", "mongolian"},
-    {"bs", "bosnian"},        {"kk", "kazakh"},      {"sq", "albanian"},      {"sw", "swahili"},
-    {"gl", "galician"},       {"mr", "marathi"},     {"pa", "punjabi"},       {"si", "sinhala"},
-    {"km", "khmer"},          {"sn", "shona"},       {"yo", "yoruba"},        {"so", "somali"},
-    {"af", "afrikaans"},      {"oc", "occitan"},     {"ka", "georgian"},      {"be", "belarusian"},
-    {"tg", "tajik"},          {"sd", "sindhi"},      {"gu", "gujarati"},      {"am", "amharic"},
-    {"yi", "yiddish"},        {"lo", "lao"},         {"uz", "uzbek"},         {"fo", "faroese"},
-    {"ht", "haitian creole"}, {"ps", "pashto"},      {"tk", "turkmen"},       {"nn", "nynorsk"},
-    {"mt", "maltese"},        {"sa", "sanskrit"},    {"lb", "luxembourgish"}, {"my", "myanmar"},
-    {"bo", "tibetan"},        {"tl", "tagalog"},     {"mg", "malagasy"},      {"as", "assamese"},
-    {"tt", "tatar"},          {"haw", "hawaiian"},   {"ln", "lingala"},       {"ha", "hausa"},
-    {"ba", "bashkir"},        {"jw", "javanese"},    {"su", "sundanese"},     {"yue", "cantonese"},
-};
-
-static int lang_index(const char *code) {
-    if (!code)
-        return -1;
-    for (int i = 0; i < ASR_TOKENIZER_MAX_LANGUAGES; i++)
-        if (!strcmp(LANGS[i][0], code))
-            return i;
-    return -1;
-}
-
-const char *asr_lang_name(const char *code) {
-    int i = lang_index(code);
-    return i < 0 ? NULL : LANGS[i][1];
-}
-
-/* Other names openai accepts (TO_LANGUAGE_CODE). */
-static const char *const LANG_ALIASES[][2] = {
-    {"burmese", "my"},       {"valencian", "ca"}, {"flemish", "nl"},   {"haitian", "ht"},
-    {"letzeburgesch", "lb"}, {"pushto", "ps"},    {"panjabi", "pa"},   {"moldavian", "ro"},
-    {"moldovan", "ro"},      {"sinhalese", "si"}, {"castilian", "es"}, {"mandarin", "zh"},
-};
-
-/* A code, an English name or an alias, without subtags. */
-static const char *lang_lookup(const char *s) {
-    for (int i = 0; i < ASR_TOKENIZER_MAX_LANGUAGES; i++)
-        if (!strcasecmp(LANGS[i][0], s) || !strcasecmp(LANGS[i][1], s))
-            return LANGS[i][0];
-    for (size_t i = 0; i < sizeof LANG_ALIASES / sizeof *LANG_ALIASES; i++)
-        if (!strcasecmp(LANG_ALIASES[i][0], s))
-            return LANGS[lang_index(LANG_ALIASES[i][1])][0];
-    return NULL;
-}
-
-static int is_sep(char c) { return c == '-' || c == '_'; }
-
-/* Checks the subtags after the primary one ("CN", "Hant-TW": 2-8 letters or digits each) and
- * returns the primary subtag's code, or NULL. */
-static const char *tag_primary(const char *s, char *primary, size_t cap) {
-    size_t n = 0;
-    while (s[n] && !is_sep(s[n]))
-        n++;
-    if (n == 0 || n >= cap)
-        return NULL;
-    memcpy(primary, s, n);
-    primary[n] = 0;
-    if (!s[n])
-        return lang_lookup(primary);
-    for (const char *p = s + n; *p;) {
-        if (!is_sep(*p))
-            return NULL;
-        size_t k = 0;
-        p++;
-        while (p[k] && !is_sep(p[k]) &&
-               ((p[k] >= 'a' && p[k] <= 'z') || (p[k] >= 'A' && p[k] <= 'Z') ||
-                (p[k] >= '0' && p[k] <= '9')))
-            k++;
-        if (k < 2 || k > 8 || (p[k] && !is_sep(p[k])))
-            return NULL;
-        p += k;
-    }
-    if (n > 3) /* names take no subtags: "chinese-CN" is not a tag */
-        return NULL;
-    int i = lang_index(lang_lookup(primary));
-    return i >= 0 && !strcasecmp(LANGS[i][0], primary) ? LANGS[i][0] : NULL;
-}
-
-const char *asr_lang_code_normalize(const char *s) {
-    char primary[32];
-    return s ? tag_primary(s, primary, sizeof primary) : NULL;
-}
-
-asr_zh_script_t asr_lang_zh_script(const char *tag) {
-    static const char *const simp_regions[] = {"cn", "sg", "my"};
-    static const char *const trad_regions[] = {"tw", "hk", "mo"};
-    const char *code = asr_lang_code_normalize(tag);
-    if (!code || (strcmp(code, "zh") && strcmp(code, "yue")))
-        return ASR_ZH_SCRIPT_AUTO;
-    asr_zh_script_t region = ASR_ZH_SCRIPT_AUTO;
-    for (const char *p = strpbrk(tag, "-_"); p; p = strpbrk(p + 1, "-_")) {
-        char sub[9]; /* normalize() checked: 2-8 characters */
-        size_t k = strcspn(p + 1, "-_");
-        memcpy(sub, p + 1, k);
-        sub[k] = 0;
-        if (!strcasecmp(sub, "hans")) /* a script subtag decides */
-            return ASR_ZH_SCRIPT_SIMPLIFIED;
-        if (!strcasecmp(sub, "hant"))
-            return ASR_ZH_SCRIPT_TRADITIONAL;
-        for (int i = 0; i < 3; i++) {
-            if (!strcasecmp(sub, simp_regions[i]))
-                region = ASR_ZH_SCRIPT_SIMPLIFIED;
-            if (!strcasecmp(sub, trad_regions[i]))
-                region = ASR_ZH_SCRIPT_TRADITIONAL;
-        }
-    }
-    return region;
-}
 
 /* ---- GPT-2 bytes_to_unicode ---- */
 
@@ -399,7 +274,7 @@ static asr_err_t find_specials(asr_tokenizer_t *t, char *errbuf, size_t errbuf_l
     }
     for (int i = 0; i < ASR_TOKENIZER_MAX_LANGUAGES; i++) {
         char s[16];
-        snprintf(s, sizeof s, "<|%s|>", LANGS[i][0]);
+        snprintf(s, sizeof s, "<|%s|>", asr__lang_code_at(i));
         int32_t id = find_str(t, s);
         bool ok = sp->multilingual && id >= sp->lang_begin && id < sp->lang_begin + sp->n_languages;
         t->lang_id[i] = ok ? id : -1;
@@ -743,7 +618,7 @@ void asr_tokenizer_decode(const asr_tokenizer_t *t, const int32_t *ids, int n, a
 }
 
 int32_t asr_tokenizer_lang_token(const asr_tokenizer_t *t, const char *code) {
-    int i = lang_index(code);
+    int i = asr__lang_index(code);
     return i < 0 ? -1 : t->lang_id[i];
 }
 
@@ -753,7 +628,7 @@ const char *asr_tokenizer_lang_code(const asr_tokenizer_t *t, int32_t token) {
         return NULL;
     for (int i = 0; i < ASR_TOKENIZER_MAX_LANGUAGES; i++)
         if (t->lang_id[i] == token)
-            return LANGS[i][0];
+            return asr__lang_code_at(i);
     return NULL;
 }
 

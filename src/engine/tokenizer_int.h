@@ -1,6 +1,6 @@
 /* tokenizer_int: private parts of the tokenizer shared by tokenizer.c, tokenizer_bpe.c,
- * tokenizer_json.c and unicode_tables.c, and visible to tests/unit/test_tokenizer.c. Nothing else
- * includes this header. */
+ * tokenizer_json.c, unicode_tables.c and lang_codes.c, and visible to tests/unit/test_tokenizer.c.
+ * Nothing else includes this header. */
 #ifndef ASR_ENGINE_TOKENIZER_INT_H
 #define ASR_ENGINE_TOKENIZER_INT_H
 
@@ -40,6 +40,12 @@ struct asr_tokenizer {
     int32_t *suppress;                            /* [n_suppress] sorted, unique */
     int n_suppress;
 };
+
+/* ---- lang_codes.c ---- */
+/* Index of a language code in Whisper's token order (exact, lower case), or -1. */
+int asr__lang_index(const char *code);
+/* Code of language index i (static string), or NULL outside [0, ASR_TOKENIZER_MAX_LANGUAGES). */
+const char *asr__lang_code_at(int i);
 
 /* ---- unicode (unicode_tables.c + tokenizer_bpe.c) ---- */
 extern const uint32_t asr__unicode_letter_ranges[][2];
