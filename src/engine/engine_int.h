@@ -212,6 +212,17 @@ int asr__model_count_alignment_heads(const char *dir, const asr_model_info_t *in
 /* mel_window [n_mels][3000] -> s->eb.out [1500][d] */
 void asr__encode(asr_stream_t *s, const float *mel_window);
 
+/* stream.c: the results store. results_reset empties it (and the language, the error message);
+ * add_segment appends a segment (text converted by the Chinese script converter when one is
+ * active); add_word appends a word to the last segment; fix_pointers makes segment i's text and
+ * tokens point into the pools (which move as they grow). */
+void asr__stream_results_reset(asr_stream_t *s);
+void asr__stream_add_segment(asr_stream_t *s, int seek, double start, double end,
+                             const int32_t *toks, int n_toks, const char *text, size_t text_len,
+                             float temperature, float avg_logprob, float cr, float nsp);
+void asr__stream_add_word(asr_stream_t *s, const char *word, double start, double end, float prob);
+void asr__stream_fix_pointers(asr_stream_t *s, int i);
+
 /* transcribe.c: float PCM in memory as a restartable source (ms must outlive the source) */
 typedef struct {
     const float *pcm;
