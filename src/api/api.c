@@ -75,35 +75,12 @@ asr_err_t asr_api_create(const asr_config_t *cfg, asr_sched_t *sched, const char
     api->sched = sched;
     api->upload_dir = asr_xstrdup(upload_dir);
     api->created = time(NULL);
-    char **items;
-    int n;
-    asr_config_list_split(cfg->model_aliases, &items, &n);
-    api->alias_names = asr_xcalloc((size_t)n + 1, sizeof *api->alias_names);
-    api->alias_targets = asr_xcalloc((size_t)n + 1, sizeof *api->alias_targets);
-    asr_err_t rc = ASR_OK;
-    for (int i = 0; i < n && rc == ASR_OK; i++) {
-        char *eq = strchr(items[i], '=');
-        int target = 0; /* ALIAS alone: the default model */
-        if (eq) {
-            *eq = 0;
-            target = asr_sched_model_find(sched, eq + 1);
-            if (target < 0) {
-                asr_errf(errbuf, errbuf_len,
-                         "model alias '%s' names model '%s', which is not in --models", items[i],
-                         eq + 1);
-                rc = ASR_ERR_INVALID;
-                break;
-            }
-        }
-        if (asr_sched_model_find(sched, items[i]) >= 0) {
-            asr_errf(errbuf, errbuf_len, "model alias '%s' is also a model id", items[i]);
-            rc = ASR_ERR_INVALID;
-            break;
-        }
-        api->alias_names[api->n_aliases] = asr_xstrdup(items[i]);
-        api->alias_targets[api->n_aliases++] = target;
-    }
-    asr_config_list_free(items, n);
+    asr_svc_params_t sp = {.sched = sched,
+                           .beam_size = cfg->beam_size,
+                           .vad = cfg->vad,
+                           .max_audio_seconds = cfg->max_audio_seconds,
+                           .model_aliases = cfg->model_aliases};
+    asr_err_t rc = asr_svc_create(&sp, &api->svc, errbuf, errbuf_len);
     if (rc == ASR_OK)
         *out = api;
     else
@@ -114,16 +91,14 @@ asr_err_t asr_api_create(const asr_config_t *cfg, asr_sched_t *sched, const char
 void asr_api_destroy(asr_api_t *api) {
     if (!api)
         return;
-    for (int i = 0; i < api->n_aliases; i++)
-        free(api->alias_names[i]);
-    free(api->alias_names);
-    free(api->alias_targets);
+    asr_svc_destroy(api->svc);
     free(api->upload_dir);
     free(api->recordings_dir);
     free(api);
 }
 
 void asr_api_set_server(asr_api_t *api, asr_http_server_t *srv) { api->srv = srv; }
+asr_svc_t *asr_api_svc(const asr_api_t *api) { return api->svc; }
 void asr_api_set_store(asr_api_t *api, asr_store_t *store) { api->store = store; }
 void asr_api_set_recordings_dir(asr_api_t *api, const char *dir) {
     free(api->recordings_dir);
@@ -137,13 +112,7 @@ void asr_api_set_router(asr_api_t *api, asr_router_t *router) {
 }
 
 int asr__api_resolve_model(const asr_api_t *api, const char *name) {
-    int i = asr_sched_model_find(api->sched, name);
-    if (i >= 0)
-        return i;
-    for (int k = 0; k < api->n_aliases; k++)
-        if (!strcmp(api->alias_names[k], name))
-            return api->alias_targets[k];
-    return -1;
+    return name && *name ? asr_svc_resolve_model(api->svc, name) : -1;
 }
 
 int asr__api_model_arg(asr_http_req_t *req, const asr_api_t *api, const char *name) {
@@ -268,9 +237,11 @@ static void models_list(asr_http_req_t *req, void *ud) {
     json_t *data = json_array();
     for (int i = 0; i < asr_sched_n_models(api->sched); i++)
         json_array_append_new(data, model_obj(api, asr_sched_model_id(api->sched, i), i, false));
-    for (int k = 0; k < api->n_aliases; k++)
-        json_array_append_new(data,
-                              model_obj(api, api->alias_names[k], api->alias_targets[k], true));
+    for (int k = 0; k < asr_svc_n_aliases(api->svc); k++) {
+        int target;
+        const char *alias = asr_svc_alias(api->svc, k, &target);
+        json_array_append_new(data, model_obj(api, alias, target, true));
+    }
     json_t *root = json_object();
     json_object_set_new(root, "object", json_string("list"));
     json_object_set_new(root, "data", data);

@@ -19,6 +19,10 @@ asr_err_t asr_api_create(const asr_config_t *cfg, asr_sched_t *sched, const char
 void asr_api_destroy(asr_api_t *api);
 /* The route table to pass to asr_http_start (borrowed until destroy); user_data is `api`. */
 const asr_http_route_t *asr_api_routes(int *n);
+/* The local-transcription service the API created (borrowed until destroy): the jobs' local
+ * transcriber runs on the same one. */
+struct asr_svc;
+struct asr_svc *asr_api_svc(const asr_api_t *api);
 /* Tells the API which server it runs on (for metrics and draining). */
 void asr_api_set_server(asr_api_t *api, asr_http_server_t *srv);
 /* The durable store (borrowed; must outlive the API). Set before the server starts. */

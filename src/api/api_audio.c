@@ -1,14 +1,16 @@
 /* api: POST /v1/audio/transcriptions and /v1/audio/translations (OpenAI's contract, see
- * docs/API.md): form validation, a cheap decode probe, then a job on the scheduler. The
- * connection thread waits for the job (polling its socket: a client that hangs up cancels the
- * job through the engine's abort callback), or streams SSE events the worker produces.
+ * docs/API.md): the form's HTTP fields (response_format, stream, timestamp_granularities, the
+ * subtitle cut), a cheap decode probe, then the local-transcription service (svc), which
+ * validates the decoding options and runs them on the scheduler; or the router, when other
+ * backends are active. The connection thread waits for the call (polling its socket: a client
+ * that hangs up cancels it), or streams the SSE events the service's segment callback produces.
+ * This file also holds the router's local runner (Test connection, and remote-style file runs).
  *
- * A tx_t is shared by the connection thread and a worker: refcounted (one reference each), its
- * results guarded by tx->mu. The worker never touches the http request; the connection thread
- * never touches the engine stream. */
+ * A tx_t is shared by the connection thread and the service's worker (its hooks): refcounted (the
+ * request's reference, and the stream response's), its results guarded by tx->mu. The worker
+ * never touches the http request. */
 #include <ctype.h>
 #include <jansson.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -20,32 +22,27 @@
 #include "route/route.h"
 
 typedef struct {
-    asr_sched_job_t job; /* job.user_data = this */
     atomic_int refs;
     asr_api_t *api;
-    asr_http_req_t *req; /* connection thread only */
-    /* request */
-    const char *model_id;
-    bool translate, stream, words, segments, vad;
+    asr_http_req_t *req; /* connection thread only; NULL for file runs */
+    asr_svc_request_t rq;
+    char *path;
+    /* the HTTP answer's shape */
+    bool stream, segments, words;
     asr_format_t fmt;
-    char *language, *prompt, *hotwords, *path;
-    float temperature;
-    int beam_size;
-    asr_subtitle_opts_t subs;  /* srt/vtt cut per word */
-    asr_zh_script_t zh_script; /* chinese_script */
+    asr_subtitle_opts_t subs; /* srt/vtt cut per word */
+    asr_svc_call_t *call;     /* a stream's call */
     /* results, under mu */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool finished, client_gone, logged;
-    int status;
-    char errmsg[400];
-    const char *errparam, *errcode;
+    bool ended, client_gone, logged;
+    int status; /* 0 until decided */
+    asr_svc_error_t err;
     asr_buf_t body;
     asr_buf_t sse;
     size_t sse_off;
-    asr_buf_t text; /* concatenated deltas */
+    asr_buf_t text;     /* concatenated deltas */
+    const char *served; /* the model that served (static) */
     double audio_s, proc_s;
-    int retry_after; /* seconds, for a 503 decided by the scheduler */
 } tx_t;
 
 static tx_t *tx_new(asr_api_t *api, asr_http_req_t *req) {
@@ -53,12 +50,12 @@ static tx_t *tx_new(asr_api_t *api, asr_http_req_t *req) {
     atomic_store(&tx->refs, 1);
     tx->api = api;
     tx->req = req;
+    asr_svc_request_init(api->svc, &tx->rq);
+    tx->fmt = ASR_FMT_JSON;
     pthread_mutex_init(&tx->mu, NULL);
-    asr_cond_init(&tx->cv);
     asr_buf_init(&tx->body);
     asr_buf_init(&tx->sse);
     asr_buf_init(&tx->text);
-    tx->job.user_data = tx;
     return tx;
 }
 
@@ -66,24 +63,31 @@ static void tx_release(void *p) {
     tx_t *tx = p;
     if (atomic_fetch_sub(&tx->refs, 1) != 1)
         return;
+    asr_svc_call_release(tx->call);
     pthread_mutex_destroy(&tx->mu);
-    pthread_cond_destroy(&tx->cv);
     asr_buf_free(&tx->body);
     asr_buf_free(&tx->sse);
     asr_buf_free(&tx->text);
-    free(tx->language);
-    free(tx->prompt);
-    free(tx->hotwords);
+    asr_svc_request_clear(&tx->rq);
     free(tx->path);
     free(tx);
 }
 
-/* Records a failure (under mu). */
-static void tx_fail(tx_t *tx, int status, const char *param, const char *code, const char *msg) {
-    tx->status = status;
-    tx->errparam = param;
-    tx->errcode = code;
-    snprintf(tx->errmsg, sizeof tx->errmsg, "%s", msg);
+/* Records the service's failure as the answer (under mu, or before any worker). */
+static void tx_fail(tx_t *tx, const asr_svc_error_t *e) {
+    tx->status = asr_svc_err_http_status(e->code);
+    tx->err = *e;
+}
+
+void asr__api_respond_svc_error(asr_http_req_t *req, const asr_svc_error_t *e) {
+    int st = asr_svc_err_http_status(e->code);
+    if (st == 503) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", e->retry_after > 0 ? e->retry_after : 1);
+        asr_http_set_header(req, "Retry-After", ra);
+    }
+    asr_http_respond_error(req, st, e->param[0] ? e->param : NULL, asr_svc_err_code(e->code), "%s",
+                           e->message);
 }
 
 /* ---- form validation (connection thread) ---- */
@@ -111,7 +115,7 @@ static bool check_duplicates(asr_http_req_t *req) {
                                     "response_format", "temperature",    "stream",
                                     "beam_size",       "vad_filter",     "hotwords",
                                     "max_line_width",  "max_line_count", "max_words_per_line",
-                                    "chinese_script"};
+                                    "chinese_script",  "keep_alive",     "fallback"};
     for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++)
         if (asr_http_form_count(req, scalars[i]) > 1)
             BAD(scalars[i], "field '%s' is given more than once", scalars[i]);
@@ -145,80 +149,8 @@ static bool parse_granularities(asr_http_req_t *req, tx_t *tx) {
     return true;
 }
 
-static bool parse_model(asr_http_req_t *req, tx_t *tx) {
-    asr_api_t *api = tx->api;
-    const char *v = asr_http_form_value(req, "model");
-    int m = (v && *v) ? asr__api_resolve_model(api, v) : 0;
-    if (m < 0) {
-        asr_http_respond_error(req, 404, "model", "model_not_found",
-                               "The model '%.100s' does not exist or is not loaded (see GET "
-                               "/v1/models).",
-                               v);
-        return false;
-    }
-    tx->job.model = m;
-    tx->model_id = asr_sched_model_id(api->sched, m);
-    bool multilingual = asr_sched_model_info(api->sched, m)->multilingual;
-    if (tx->translate && !multilingual)
-        BAD("model", "model '%s' is English-only and cannot translate", tx->model_id);
-    const char *lang = asr_http_form_value(req, "language");
-    if (lang && *lang && !tx->translate) {
-        const char *code = asr_lang_code_normalize(lang); /* "EN", "chinese", "zh-TW" */
-        if (!code)
-            BAD("language",
-                "language '%.40s' is not supported: use an ISO-639-1 code (zh), an English name "
-                "(chinese) or a regional form (zh-CN)",
-                lang);
-        if (!multilingual && strcmp(code, "en"))
-            BAD("language", "model '%s' is English-only; language '%s' is not supported",
-                tx->model_id, code);
-        tx->language = asr_xstrdup(lang); /* the engine reads the script a region implies */
-    }
-    return true;
-}
-
-static bool parse_numbers(asr_http_req_t *req, tx_t *tx) {
-    const char *v = asr_http_form_value(req, "temperature");
-    tx->temperature = 0.0f;
-    if (v) {
-        char *end;
-        double t = strtod(v, &end);
-        if (!*v || *end || !isfinite(t) || t < 0.0 || t > 1.0)
-            BAD("temperature", "temperature must be a number from 0 to 1, not '%.40s'", v);
-        tx->temperature = (float)t;
-    }
-    tx->beam_size = tx->api->cfg->beam_size;
-    if ((v = asr_http_form_value(req, "beam_size"))) {
-        char *end;
-        long b = strtol(v, &end, 10);
-        if (!*v || *end || b < 1 || b > 8)
-            BAD("beam_size", "beam_size must be an integer from 1 to 8, not '%.40s'", v);
-        tx->beam_size = (int)b;
-    }
-    /* keep_alive: seconds (or 30s / 5m / 1h), -1 = until evicted, 0 = unload when idle */
-    tx->job.keep_alive_s = ASR_SCHED_KEEP_ALIVE_DEFAULT;
-    if ((v = asr_http_form_value(req, "keep_alive"))) {
-        char *end;
-        double k = strtod(v, &end);
-        double mul = !strcmp(end, "") || !strcmp(end, "s") ? 1
-                     : !strcmp(end, "m")                   ? 60
-                     : !strcmp(end, "h")                   ? 3600
-                                                           : 0;
-        if (!*v || !isfinite(k) || mul == 0 || k < -1 || k * mul > 31536000)
-            BAD("keep_alive",
-                "keep_alive must be seconds (or 30s, 5m, 1h; -1 = forever), not "
-                "'%.40s'",
-                v);
-        tx->job.keep_alive_s = k < 0 ? -1.0 : k * mul;
-    }
-    tx->job.allow_fallback = true;
-    if ((v = asr_http_form_value(req, "fallback")) && !parse_bool_field(v, &tx->job.allow_fallback))
-        BAD("fallback", "fallback must be true or false, not '%.40s'", v);
-    return true;
-}
-
-/* srt/vtt cut per word (max_line_width, max_line_count, max_words_per_line) and chinese_script. */
-static bool parse_output_fields(asr_http_req_t *req, tx_t *tx) {
+/* srt/vtt cut per word (max_line_width, max_line_count, max_words_per_line). */
+static bool parse_subtitle_fields(asr_http_req_t *req, tx_t *tx) {
     static const char *names[] = {"max_line_width", "max_line_count", "max_words_per_line"};
     int *dst[] = {&tx->subs.max_line_width, &tx->subs.max_line_count, &tx->subs.max_words_per_line};
     for (int i = 0; i < 3; i++) {
@@ -233,48 +165,57 @@ static bool parse_output_fields(asr_http_req_t *req, tx_t *tx) {
             BAD(names[i], "%s requires response_format=srt or vtt", names[i]);
         *dst[i] = (int)x;
     }
-    const char *v = asr_http_form_value(req, "chinese_script");
-    if (v && *v) {
-        if (!strcmp(v, "simplified"))
-            tx->zh_script = ASR_ZH_SCRIPT_SIMPLIFIED;
-        else if (!strcmp(v, "traditional"))
-            tx->zh_script = ASR_ZH_SCRIPT_TRADITIONAL;
-        else
-            BAD("chinese_script", "chinese_script must be simplified or traditional, not '%.40s'",
-                v);
+    return true;
+}
+
+/* The decoding options, through the service's one validation. Translations take no language. */
+static bool parse_svc_fields(asr_http_req_t *req, tx_t *tx) {
+    static const char *names[] = {"model",       "language",      "prompt",     "hotwords",
+                                  "temperature", "beam_size",     "vad_filter", "fallback",
+                                  "keep_alive",  "chinese_script"};
+    asr_svc_error_t e;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = asr_http_form_value(req, names[i]);
+        if (!v || (tx->rq.translate && !strcmp(names[i], "language")))
+            continue;
+        if (asr_svc_option(&tx->rq, names[i], v, NULL, &e) != ASR_OK) {
+            asr__api_respond_svc_error(req, &e);
+            return false;
+        }
     }
     return true;
 }
 
+/* The model_name of the local backend row: it wins over the client's model (docs/API.md). */
+static void local_model_name(const asr_api_t *api, char *buf, size_t len) {
+    buf[0] = 0;
+    if (api->router)
+        asr_route_local_model(api->router, buf, len);
+}
+
 static bool parse_form(asr_http_req_t *req, tx_t *tx) {
-    if (!check_duplicates(req) || !parse_model(req, tx))
+    if (!check_duplicates(req) || !parse_svc_fields(req, tx))
         return false;
     const char *v = asr_http_form_value(req, "response_format");
-    tx->fmt = ASR_FMT_JSON;
     if (v) {
-        static const char *names[] = {"json", "text", "srt", "verbose_json", "vtt"};
-        static const asr_format_t fmts[] = {ASR_FMT_JSON, ASR_FMT_TXT, ASR_FMT_SRT,
-                                            ASR_FMT_VERBOSE_JSON, ASR_FMT_VTT};
-        int k = 0;
-        while (k < 5 && strcmp(v, names[k]))
-            k++;
-        if (k == 5)
+        int f = asr_format_parse_api(v);
+        if (f < 0)
             BAD("response_format",
                 "response_format must be json, text, srt, verbose_json or vtt, not '%.40s'", v);
-        tx->fmt = fmts[k];
+        tx->fmt = (asr_format_t)f;
     }
-    if (!parse_granularities(req, tx) || !parse_numbers(req, tx) || !parse_output_fields(req, tx))
+    if (!parse_granularities(req, tx) || !parse_subtitle_fields(req, tx))
         return false;
-    tx->stream = false;
     if ((v = asr_http_form_value(req, "stream")) && !parse_bool_field(v, &tx->stream))
         BAD("stream", "stream must be true or false, not '%.40s'", v);
-    tx->vad = tx->api->cfg->vad;
-    if ((v = asr_http_form_value(req, "vad_filter")) && !parse_bool_field(v, &tx->vad))
-        BAD("vad_filter", "vad_filter must be true or false, not '%.40s'", v);
-    if ((v = asr_http_form_value(req, "prompt")) && *v)
-        tx->prompt = asr_xstrdup(v);
-    if ((v = asr_http_form_value(req, "hotwords")) && *v)
-        tx->hotwords = asr_xstrdup(v);
+    tx->rq.word_timestamps = tx->words || asr_subtitle_opts_active(&tx->subs);
+    char override[ASR_STORE_NAME_MAX + 1];
+    local_model_name(tx->api, override, sizeof override);
+    asr_svc_error_t e;
+    if (asr_svc_request_finish(tx->api->svc, &tx->rq, override, &e) != ASR_OK) {
+        asr__api_respond_svc_error(req, &e);
+        return false;
+    }
     return true;
 }
 
@@ -337,17 +278,32 @@ static bool probe_audio(asr_http_req_t *req, tx_t *tx) {
     return true;
 }
 
-/* ---- the job (worker thread) ---- */
+/* ---- the service's hooks (worker thread) ---- */
 
-static bool abort_cb(void *ud) {
-    tx_t *tx = ud;
-    asr_sched_job_beat(&tx->job);
-    return asr_sched_job_cancelled(&tx->job);
+/* The `done` event, with the model that served: the X-Asrd-Model header of a stream is sent
+ * before the scheduler has picked the model (a fallback may serve), so the last event says it. */
+static void sse_done(tx_t *tx, const char *model, double duration) {
+    asr_buf_t ev;
+    asr_buf_init(&ev);
+    asr_format_sse_done(&ev, tx->text.data ? tx->text.data : "", tx->text.len, duration);
+    const char *js = ev.data ? strstr(ev.data, "{") : NULL;
+    json_t *o =
+        js ? json_loadb(js, ev.len - (size_t)(js - ev.data), JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+    if (o) {
+        json_object_set_new(o, "model", json_string(model));
+        char *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        asr_buf_printf(&tx->sse, "data: %s\n\n", out ? out : "{}");
+        free(out);
+        json_decref(o);
+    } else
+        asr_buf_append(&tx->sse, ev.data ? ev.data : "", ev.len);
+    asr_buf_free(&ev);
 }
 
-static void segment_cb(const asr_segment_t *seg, void *ud) {
+static void on_segment(const asr_segment_t *seg, void *ud) {
     tx_t *tx = ud;
-    asr_sched_job_beat(&tx->job);
+    if (!tx->stream)
+        return;
     const char *t = seg->text;
     size_t n = strlen(t);
     pthread_mutex_lock(&tx->mu);
@@ -359,161 +315,35 @@ static void segment_cb(const asr_segment_t *seg, void *ud) {
     if (n) {
         asr_buf_append(&tx->text, t, n);
         asr_format_sse_delta(&tx->sse, t, n);
-        pthread_cond_broadcast(&tx->cv);
     }
     pthread_mutex_unlock(&tx->mu);
 }
 
-/* The upload as the engine's restartable PCM source (flat memory: the engine pulls ~30 s at a
- * time), cut off past max_audio_seconds. */
-typedef struct {
-    asr_audio_file_source_t fs;
-    size_t n, max_n;
-    bool too_long;
-} capped_src_t;
-
-static asr_err_t capped_read(void *ud, float *buf, size_t n, size_t *n_read) {
-    capped_src_t *c = ud;
-    asr_err_t rc = asr_audio_file_source_read(&c->fs, buf, n, n_read);
-    if (rc == ASR_OK && (c->n += *n_read) > c->max_n) {
-        c->too_long = true;
-        return ASR_ERR_UNSUPPORTED;
-    }
-    return rc;
-}
-
-static asr_err_t capped_rewind(void *ud) {
-    capped_src_t *c = ud;
-    c->n = 0;
-    return asr_audio_file_source_rewind(&c->fs);
-}
-
-static asr_transcribe_params_t make_params(tx_t *tx) {
-    asr_transcribe_params_t tp = asr_transcribe_default_params();
-    tp.task = tx->translate ? ASR_TASK_TRANSLATE : ASR_TASK_TRANSCRIBE;
-    tp.language = tx->language;
-    tp.initial_prompt = tx->prompt;
-    tp.hotwords = tx->hotwords;
-    tp.beam_size = tx->beam_size;
-    if (tx->temperature > 0.0f) { /* > 0: that temperature only; 0: the fallback schedule */
-        tp.temperatures[0] = tx->temperature;
-        tp.n_temperatures = 1;
-    }
-    tp.vad_filter = tx->vad;
-    tp.word_timestamps = tx->words || asr_subtitle_opts_active(&tx->subs);
-    tp.chinese_script = tx->zh_script;
-    tp.abort_cb = abort_cb;
-    tp.abort_cb_user_data = tx;
+static void on_result(const asr_svc_result_t *res, void *ud) {
+    tx_t *tx = ud;
+    pthread_mutex_lock(&tx->mu);
+    tx->status = 200;
+    tx->served = res->model;
+    tx->audio_s = res->duration_s;
+    tx->proc_s = res->proc_s;
     if (tx->stream) {
-        tp.segment_cb = segment_cb;
-        tp.segment_cb_user_data = tx;
-    }
-    return tp;
-}
-
-/* Stores the engine's outcome (under mu). */
-static void finish_result(tx_t *tx, asr_stream_t *stream, asr_err_t rc) {
-    if (rc == ASR_OK) {
-        tx->status = 200;
-        if (tx->stream) {
-            asr_format_sse_done(&tx->sse, tx->text.data ? tx->text.data : "", tx->text.len,
-                                asr_stream_duration(stream));
-        } else {
-            asr_format_api_opts_t o = {.task = tx->translate ? "translate" : "transcribe",
-                                       .segments = tx->segments,
-                                       .words = tx->words,
-                                       .usage = true,
-                                       .subtitles = &tx->subs,
-                                       .model = tx->model_id};
-            asr_format_write_api(stream, tx->fmt, &o, &tx->body);
-        }
-    } else if (rc == ASR_ERR_CANCELLED) {
-        tx_fail(tx, tx->client_gone ? 499 : 503, NULL, tx->client_gone ? NULL : "shutting_down",
-                tx->client_gone ? "client closed the request" : "the server is shutting down");
-    } else if (rc == ASR_ERR_INVALID) {
-        const char *m = asr_stream_errmsg(stream);
-        tx_fail(tx, 400, strstr(m, "language") ? "language" : NULL, "invalid_value",
-                m[0] ? m : "invalid request");
+        sse_done(tx, res->model, res->duration_s);
     } else {
-        char msg[256];
-        snprintf(msg, sizeof msg, "transcription failed: %s",
-                 asr_stream_errmsg(stream)[0] ? asr_stream_errmsg(stream) : asr_strerror(rc));
-        int st = asr_http_status_for(rc);
-        tx_fail(tx, st, NULL, st == 503 ? "server_is_overloaded" : NULL, msg);
-    }
-}
-
-static asr_err_t run_cb(asr_sched_job_t *job, asr_stream_t *stream) {
-    tx_t *tx = job->user_data;
-    double t0 = asr_now_s();
-    tx->model_id = asr_sched_model_id(tx->api->sched, job->served_model);
-    char err[512] = "";
-    capped_src_t src = {.max_n = (size_t)tx->api->cfg->max_audio_seconds * ASR_AUDIO_RATE};
-    asr_err_t rc = asr_audio_file_source_open(&src.fs, tx->path, err, sizeof err);
-    if (rc == ASR_OK) {
-        asr_pcm_source_t ps = {capped_read, capped_rewind, &src};
-        asr_transcribe_params_t tp = make_params(tx);
-        tp.n_threads = asr_sched_job_threads(job);
-        if (job->n_seq < asr_transcribe_n_seq(&tp)) /* retried in a smaller slot */
-            tp.beam_size = tp.best_of = job->n_seq;
-        rc = asr_stream_transcribe_source(stream, &ps, &tp);
-        if (rc != ASR_OK && src.fs.errmsg[0])
-            snprintf(err, sizeof err, "%s", src.fs.errmsg);
-        asr_audio_file_source_close(&src.fs);
-    }
-    double dt = asr_now_s() - t0;
-    if (rc == ASR_ERR_NOMEM && !src.too_long)
-        return rc; /* the scheduler retries (one sequence, fallback model) or ends the job */
-    pthread_mutex_lock(&tx->mu);
-    if (src.too_long)
-        tx_fail(tx, 413, "file", "audio_too_long", "the audio is longer than the server's limit");
-    else if (rc != ASR_OK && err[0] && rc != ASR_ERR_CANCELLED) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "could not decode the audio file: %s", no_path(err, tx->path));
-        tx_fail(tx, rc == ASR_ERR_NOMEM ? 503 : 400, rc == ASR_ERR_NOMEM ? NULL : "file",
-                rc == ASR_ERR_NOMEM ? "server_is_overloaded" : "invalid_audio", msg);
-    } else
-        finish_result(tx, stream, rc);
-    if (rc == ASR_OK) {
-        tx->audio_s = asr_stream_duration(stream);
-        tx->proc_s = dt;
+        asr_format_api_opts_t o = {.task = tx->rq.translate ? "translate" : "transcribe",
+                                   .segments = tx->segments,
+                                   .words = tx->words,
+                                   .usage = true,
+                                   .subtitles = &tx->subs,
+                                   .model = res->model};
+        asr_format_write_api(res->stream, tx->fmt, &o, &tx->body);
     }
     pthread_mutex_unlock(&tx->mu);
-    if (rc == ASR_OK && tx->api->srv)
-        asr_http_observe_transcription(tx->api->srv, tx->model_id, tx->audio_s, dt);
-    return ASR_OK; /* the outcome is in tx; other errors are final */
+    if (tx->api->srv)
+        asr_http_observe_transcription(tx->api->srv, res->model, res->duration_s, res->proc_s);
 }
 
-static void done_cb(asr_sched_job_t *job, asr_err_t status) {
-    tx_t *tx = job->user_data;
-    pthread_mutex_lock(&tx->mu);
-    if (status == ASR_ERR_CANCELLED)
-        tx_fail(tx, 499, NULL, NULL, "client closed the request");
-    else if (status == ASR_ERR_BUSY || status == ASR_ERR_NOMEM) {
-        tx_fail(tx, 503, NULL, "server_is_overloaded", job->errmsg);
-        tx->retry_after = asr_sched_retry_after(tx->api->sched);
-    } else if (status == ASR_ERR_MODEL)
-        tx_fail(tx, 500, "model", "model_load_failed", job->errmsg);
-    else if (status != ASR_OK)
-        tx_fail(tx, 503, NULL, "shutting_down", "the server is shutting down");
-    if (tx->stream && tx->status != 200) { /* the SSE body is already 200: say it in an event */
-        json_t *e = json_object(), *root = json_object();
-        json_object_set_new(e, "message", json_string(tx->errmsg));
-        json_object_set_new(
-            e, "type", json_string(tx->status >= 500 ? "server_error" : "invalid_request_error"));
-        json_object_set_new(e, "param", tx->errparam ? json_string(tx->errparam) : json_null());
-        json_object_set_new(e, "code", tx->errcode ? json_string(tx->errcode) : json_null());
-        json_object_set_new(root, "type", json_string("error"));
-        json_object_set_new(root, "error", e);
-        char *js = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        asr_buf_printf(&tx->sse, "data: %s\n\n", js ? js : "{}");
-        free(js);
-        json_decref(root);
-    }
-    tx->finished = true;
-    pthread_cond_broadcast(&tx->cv);
-    pthread_mutex_unlock(&tx->mu);
-    tx_release(tx);
+static asr_svc_hooks_t hooks_of(tx_t *tx) {
+    return (asr_svc_hooks_t){.segment_cb = on_segment, .result_cb = on_result, .user_data = tx};
 }
 
 /* ---- connection thread ---- */
@@ -522,148 +352,130 @@ static void log_result(tx_t *tx) {
     if (tx->logged || !tx->req)
         return;
     tx->logged = true;
-    asr_http_log_field(tx->req, "model=%s", tx->model_id);
+    asr_http_log_field(tx->req, "model=%s", tx->served ? tx->served : tx->rq.model_id);
     if (tx->audio_s > 0)
         asr_http_log_field(tx->req, "audio_s=%.2f proc_s=%.2f rtf=%.3f", tx->audio_s, tx->proc_s,
                            tx->proc_s / tx->audio_s);
 }
 
-/* Waits for the job (under mu), for at most `s` seconds; notices a client that hangs up. */
-static void wait_step(tx_t *tx, double s) {
-    asr_cond_timedwait_s(&tx->cv, &tx->mu, s);
-    if (tx->finished || tx->client_gone)
+/* Runs tx's request on the service and waits; the outcome is in tx. An HTTP client that hangs up
+ * cancels the call. */
+static void run_local(tx_t *tx) {
+    asr_svc_hooks_t h = hooks_of(tx);
+    asr_svc_call_t *c;
+    asr_svc_error_t e;
+    if (asr_svc_start(tx->api->svc, &tx->rq, tx->path, &h, &c, &e) != ASR_OK) {
+        tx_fail(tx, &e);
         return;
-    pthread_mutex_unlock(&tx->mu);
-    bool gone = tx->req && asr_http_client_gone(tx->req); /* no request: a file run */
-    pthread_mutex_lock(&tx->mu);
-    if (gone && !tx->client_gone) {
-        tx->client_gone = true;
-        pthread_mutex_unlock(&tx->mu);
-        asr_sched_cancel(tx->api->sched, &tx->job); /* may call done_cb here: no lock held */
-        pthread_mutex_lock(&tx->mu);
     }
+    bool cancelled = false;
+    while (!asr_svc_call_wait(c, 0.2))
+        if (!cancelled && tx->req && asr_http_client_gone(tx->req)) {
+            cancelled = true;
+            tx->client_gone = true;
+            asr_svc_call_cancel(c);
+        }
+    if (asr_svc_call_outcome(c, &e) != ASR_OK)
+        tx_fail(tx, &e);
+    asr_svc_call_release(c);
+}
+
+static void respond_result(asr_http_req_t *req, tx_t *tx) {
+    log_result(tx);
+    asr_http_set_header(req, "X-Asrd-Model", tx->served ? tx->served : tx->rq.model_id);
+    if (tx->status == 200)
+        asr_http_respond(req, 200, asr_format_content_type(tx->fmt),
+                         tx->body.data ? tx->body.data : "", tx->body.len);
+    else
+        asr__api_respond_svc_error(req, &tx->err);
 }
 
 static ssize_t sse_read(void *ud, char *buf, size_t max) {
     tx_t *tx = ud;
     double idle_since = asr_now_s();
-    pthread_mutex_lock(&tx->mu);
     for (;;) {
-        if (tx->sse_off < tx->sse.len) {
-            size_t n = tx->sse.len - tx->sse_off;
-            n = n < max ? n : max;
-            memcpy(buf, tx->sse.data + tx->sse_off, n);
-            tx->sse_off += n;
-            if (tx->sse_off == tx->sse.len)
-                tx->sse.len = tx->sse_off = 0;
+        pthread_mutex_lock(&tx->mu);
+        size_t n = asr_http_stream_take(&tx->sse, &tx->sse_off, buf, max);
+        if (n) {
             pthread_mutex_unlock(&tx->mu);
             return (ssize_t)n;
         }
-        if (tx->finished || tx->client_gone) {
+        if (tx->ended || tx->client_gone) {
             bool gone = tx->client_gone;
             log_result(tx);
             pthread_mutex_unlock(&tx->mu);
             return gone ? -1 : 0;
         }
+        pthread_mutex_unlock(&tx->mu);
         if (asr_now_s() - idle_since > 10.0) { /* an SSE comment keeps proxies from timing out */
             static const char ping[] = ": keep-alive\n\n";
             size_t n = sizeof ping - 1 < max ? sizeof ping - 1 : max;
             memcpy(buf, ping, n);
-            pthread_mutex_unlock(&tx->mu);
             return (ssize_t)n;
         }
-        wait_step(tx, 0.2);
+        if (asr_svc_call_wait(tx->call, 0.2)) {
+            asr_svc_error_t e;
+            asr_err_t rc = asr_svc_call_outcome(tx->call, &e);
+            pthread_mutex_lock(&tx->mu);
+            if (rc != ASR_OK && rc != ASR_ERR_CANCELLED) { /* the 200 is sent: say it in an event */
+                tx_fail(tx, &e);
+                asr_format_sse_error(&tx->sse, tx->status, e.param[0] ? e.param : NULL,
+                                     asr_svc_err_code(e.code), e.message);
+            }
+            tx->ended = true;
+            pthread_mutex_unlock(&tx->mu);
+        } else if (tx->req && asr_http_client_gone(tx->req)) {
+            pthread_mutex_lock(&tx->mu);
+            tx->client_gone = true;
+            pthread_mutex_unlock(&tx->mu);
+            asr_svc_call_cancel(tx->call);
+        }
     }
-}
-
-static void respond_result(asr_http_req_t *req, tx_t *tx) {
-    static const char *ctypes[] = {[ASR_FMT_TXT] = "text/plain; charset=utf-8",
-                                   [ASR_FMT_JSON] = "application/json",
-                                   [ASR_FMT_VERBOSE_JSON] = "application/json",
-                                   [ASR_FMT_SRT] = "text/plain; charset=utf-8",
-                                   [ASR_FMT_VTT] = "text/vtt; charset=utf-8"};
-    log_result(tx);
-    asr_http_set_header(req, "X-Asrd-Model", tx->model_id);
-    if (tx->retry_after > 0) {
-        char ra[16];
-        snprintf(ra, sizeof ra, "%d", tx->retry_after);
-        asr_http_set_header(req, "Retry-After", ra);
-    }
-    if (tx->status == 200)
-        asr_http_respond(req, 200, ctypes[tx->fmt], tx->body.data ? tx->body.data : "",
-                         tx->body.len);
-    else
-        asr_http_respond_error(req, tx->status, tx->errparam, tx->errcode, "%s", tx->errmsg);
-}
-
-/* Submits tx's job to the scheduler. On refusal the outcome is in tx (under no lock: the job
- * never started) and false is returned. */
-static bool submit(tx_t *tx) {
-    asr_api_t *api = tx->api;
-    tx->job.run_cb = run_cb;
-    asr_transcribe_params_t tp0 = make_params(tx);
-    tx->job.n_seq = asr_transcribe_n_seq(&tp0);
-    tx->job.word_timestamps = tp0.word_timestamps;
-    tx->job.done_cb = done_cb;
-    atomic_fetch_add(&tx->refs, 1); /* the scheduler's reference, dropped by done_cb */
-    asr_err_t rc = asr_sched_submit(api->sched, &tx->job);
-    if (rc == ASR_OK)
-        return true;
-    atomic_fetch_sub(&tx->refs, 1);
-    tx->retry_after = asr_sched_retry_after(api->sched);
-    if (rc == ASR_ERR_BUSY || rc == ASR_ERR_NOMEM)
-        tx_fail(tx, 503, NULL, "server_is_overloaded", tx->job.errmsg);
-    else if (rc == ASR_ERR_INVALID)
-        tx_fail(tx, 400, "beam_size", "invalid_value", "beam_size/best_of out of range");
-    else
-        tx_fail(tx, 503, NULL, "shutting_down", "the server is shutting down");
-    return false;
-}
-
-static void wait_finished(tx_t *tx) {
-    pthread_mutex_lock(&tx->mu);
-    while (!tx->finished)
-        wait_step(tx, 0.2);
-    pthread_mutex_unlock(&tx->mu);
 }
 
 /* The local engine only (the path when routing cannot leave this server, and for streaming). */
 static void handle_local(asr_http_req_t *req, tx_t *tx) {
-    if (!submit(tx)) {
-        char ra[16];
-        snprintf(ra, sizeof ra, "%d", tx->retry_after);
-        asr_http_set_header(req, "Retry-After", ra);
-        asr_http_respond_error(req, tx->status, tx->errparam, tx->errcode, "%s", tx->errmsg);
+    if (!tx->stream) {
+        run_local(tx);
+        respond_result(req, tx);
         tx_release(tx);
         return;
     }
-    if (tx->stream) { /* the response owns the connection's reference from here */
-        asr_http_set_header(req, "X-Asrd-Model", tx->model_id); /* the requested model */
-        asr_http_respond_stream(req, 200, "text/event-stream", sse_read, tx, tx_release);
+    asr_svc_hooks_t h = hooks_of(tx);
+    asr_svc_error_t e;
+    if (asr_svc_start(tx->api->svc, &tx->rq, tx->path, &h, &tx->call, &e) != ASR_OK) {
+        asr__api_respond_svc_error(req, &e);
+        tx_release(tx);
         return;
     }
-    wait_finished(tx);
-    respond_result(req, tx);
-    tx_release(tx);
+    /* the requested model: a fallback may serve instead, which the `done` event says */
+    asr_http_set_header(req, "X-Asrd-Model", tx->rq.model_id);
+    asr_http_respond_stream(req, 200, "text/event-stream", sse_read, tx, tx_release);
 }
 
-/* A local attempt of the router (asr_route_local_cb) for an HTTP request: the same scheduler
- * job as handle_local; the answer stays in tx for respond_result. */
+/* A local attempt of the router (asr_route_local_cb) for an HTTP request: the local row's
+ * model_name replaces the client's model, as for the file runs below; the answer stays in tx for
+ * respond_result. */
 static asr_err_t local_attempt(void *ud, const asr_route_opts_t *o, const char *model_name,
                                asr_route_result_t *out) {
-    (void)o, (void)model_name; /* the form was validated against the local models already */
+    (void)o;
     tx_t *tx = ud;
-    if (tx->status == 0 && submit(tx)) /* once per request, even if two local rows are active */
-        wait_finished(tx);
+    if (tx->status == 0) { /* once per request, even if two local rows are active */
+        asr_svc_error_t e;
+        if (asr_svc_request_finish(tx->api->svc, &tx->rq, model_name, &e) != ASR_OK)
+            tx_fail(tx, &e);
+        else
+            run_local(tx);
+    }
     out->status = tx->status;
     out->overloaded = tx->status == 503;
-    out->retry_after = tx->retry_after;
-    snprintf(out->error, sizeof out->error, "%s", tx->status == 200 ? "" : tx->errmsg);
-    out->model = asr_xstrdup(tx->model_id);
+    out->retry_after = tx->status == 200 ? 0 : tx->err.retry_after;
+    snprintf(out->error, sizeof out->error, "%s", tx->status == 200 ? "" : tx->err.message);
+    out->model = asr_xstrdup(tx->served ? tx->served : tx->rq.model_id);
     return ASR_OK;
 }
 
-static bool client_gone_cb(void *ud) { return asr_http_client_gone(ud); }
+static bool req_gone_cb(void *ud) { return asr_http_client_gone(ud); }
 
 /* Routes the request over the ASR backends (route module) and relays the answer. */
 static void handle_routed(asr_http_req_t *req, tx_t *tx) {
@@ -676,16 +488,17 @@ static void handle_routed(asr_http_req_t *req, tx_t *tx) {
     const asr_http_upload_t *up = asr_http_upload(req);
     asr_route_opts_t o = {.path = tx->path,
                           .filename = up && up->filename[0] ? up->filename : NULL,
-                          .translate = tx->translate,
+                          .translate = tx->rq.translate,
                           .model = asr_http_form_value(req, "model"),
                           .response_format = asr_http_form_value(req, "response_format"),
-                          .language = tx->translate ? NULL : asr_http_form_value(req, "language"),
+                          .language =
+                              tx->rq.translate ? NULL : asr_http_form_value(req, "language"),
                           .prompt = asr_http_form_value(req, "prompt"),
                           .temperature = asr_http_form_value(req, "temperature"),
                           .granularities = gran,
                           .n_granularities = n_gran,
                           .req_id = asr_http_req_id(req),
-                          .cancel_cb = client_gone_cb,
+                          .cancel_cb = req_gone_cb,
                           .cancel_user_data = req};
     asr_route_result_t res;
     asr_err_t rc = asr_route_transcribe(tx->api->router, &o, local_attempt, tx, &res);
@@ -717,7 +530,7 @@ static void handle_routed(asr_http_req_t *req, tx_t *tx) {
 
 static void handle(asr_http_req_t *req, asr_api_t *api, bool translate) {
     tx_t *tx = tx_new(api, req);
-    tx->translate = translate;
+    tx->rq.translate = translate;
     if (!parse_form(req, tx) || !probe_audio(req, tx)) {
         tx_release(tx);
         return;
@@ -733,78 +546,63 @@ static void handle(asr_http_req_t *req, asr_api_t *api, bool translate) {
     handle_routed(req, tx);
 }
 
-/* ---- file runs: the router's local runner for jobs and Test connection ---- */
+/* ---- file runs: the router's local runner for Test connection ---- */
 
-static asr_format_t format_of(const char *v) {
-    static const char *names[] = {"json", "text", "srt", "verbose_json", "vtt"};
-    static const asr_format_t fmts[] = {ASR_FMT_JSON, ASR_FMT_TXT, ASR_FMT_SRT,
-                                        ASR_FMT_VERBOSE_JSON, ASR_FMT_VTT};
-    for (int k = 0; v && k < 5; k++)
-        if (!strcmp(v, names[k]))
-            return fmts[k];
-    return ASR_FMT_JSON;
-}
-
-/* The answer of a finished file run, as an HTTP answer would carry it. */
-static void file_result(tx_t *tx, asr_route_result_t *out) {
-    out->status = tx->status;
-    out->overloaded = tx->status == 503;
-    out->retry_after = tx->retry_after;
-    out->model = asr_xstrdup(tx->model_id ? tx->model_id : "");
-    if (tx->status == 200) {
-        out->body_len = tx->body.len;
-        out->body = asr_xstrdup(tx->body.data ? tx->body.data : "");
-        out->content_type = asr_xstrdup(tx->fmt == ASR_FMT_JSON || tx->fmt == ASR_FMT_VERBOSE_JSON
-                                            ? "application/json"
-                                            : "text/plain; charset=utf-8");
-        return;
+/* The router's options as the service's request (the same validation as a form's fields). */
+static bool file_request(tx_t *tx, const asr_route_opts_t *o, const char *model_name) {
+    asr_svc_error_t e;
+    const char *names[] = {"model", "language", "prompt", "temperature"};
+    const char *vals[] = {o->model, o->translate ? NULL : o->language, o->prompt, o->temperature};
+    asr_err_t rc = ASR_OK;
+    for (int i = 0; i < 4 && rc == ASR_OK; i++)
+        if (vals[i])
+            rc = asr_svc_option(&tx->rq, names[i], vals[i], NULL, &e);
+    if (rc == ASR_OK && o->response_format) {
+        int f = asr_format_parse_api(o->response_format);
+        if (f < 0)
+            rc = asr_svc_fail(&e, ASR_ERR_INVALID, "response_format",
+                              "response_format must be json, text, srt, verbose_json or vtt");
+        else
+            tx->fmt = (asr_format_t)f;
     }
-    snprintf(out->error, sizeof out->error, "%s", tx->errmsg);
-    json_t *e = json_object(), *root = json_object();
-    json_object_set_new(e, "message", json_string(tx->errmsg));
-    json_object_set_new(e, "type",
-                        json_string(tx->status >= 500 ? "server_error" : "invalid_request_error"));
-    json_object_set_new(e, "param", tx->errparam ? json_string(tx->errparam) : json_null());
-    json_object_set_new(e, "code", tx->errcode ? json_string(tx->errcode) : json_null());
-    json_object_set_new(root, "error", e);
-    out->body = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    out->body_len = out->body ? strlen(out->body) : 0;
-    out->content_type = asr_xstrdup("application/json");
-    json_decref(root);
+    tx->segments = true;
+    for (int i = 0; i < o->n_granularities; i++)
+        tx->words |= !strcmp(o->granularities[i], "word");
+    tx->rq.word_timestamps = tx->words;
+    if (rc == ASR_OK)
+        rc = asr_svc_request_finish(tx->api->svc, &tx->rq, model_name, &e);
+    if (rc != ASR_OK)
+        tx_fail(tx, &e);
+    return rc == ASR_OK;
 }
 
 asr_err_t asr__api_local_file(void *ud, const asr_route_opts_t *o, const char *model_name,
                               asr_route_result_t *out) {
     asr_api_t *api = ud;
     tx_t *tx = tx_new(api, NULL);
-    tx->translate = o->translate;
-    const char *want = model_name ? model_name : o->model;
-    int m = want && *want ? asr__api_resolve_model(api, want) : 0;
-    tx->fmt = format_of(o->response_format);
-    tx->segments = true;
-    for (int i = 0; i < o->n_granularities; i++)
-        tx->words |= !strcmp(o->granularities[i], "word");
-    tx->beam_size = api->cfg->beam_size;
-    tx->vad = api->cfg->vad;
-    tx->job.keep_alive_s = ASR_SCHED_KEEP_ALIVE_DEFAULT;
-    tx->job.allow_fallback = true;
-    if (o->temperature)
-        tx->temperature = strtof(o->temperature, NULL);
-    if (o->language && *o->language && !o->translate)
-        tx->language = asr_xstrdup(o->language);
-    if (o->prompt && *o->prompt)
-        tx->prompt = asr_xstrdup(o->prompt);
+    tx->rq.translate = o->translate;
     tx->path = asr_xstrdup(o->path);
-    if (m < 0) {
-        tx->model_id = want;
-        tx_fail(tx, 404, "model", "model_not_found", "the model is not loaded on this server");
+    if (file_request(tx, o, model_name))
+        run_local(tx);
+    out->status = tx->status;
+    out->overloaded = tx->status == 503;
+    out->model = asr_xstrdup(tx->served ? tx->served : tx->rq.model_id ? tx->rq.model_id : "");
+    if (tx->status == 200) {
+        out->body_len = tx->body.len;
+        out->body = asr_xstrdup(tx->body.data ? tx->body.data : "");
+        out->content_type = asr_xstrdup(asr_format_content_type(tx->fmt));
     } else {
-        tx->job.model = m;
-        tx->model_id = asr_sched_model_id(api->sched, m);
-        if (submit(tx))
-            wait_finished(tx);
+        const asr_svc_error_t *e = &tx->err;
+        out->retry_after = e->retry_after;
+        snprintf(out->error, sizeof out->error, "%s", e->message);
+        asr_buf_t b;
+        asr_buf_init(&b);
+        asr_format_error_write(&b, tx->status, e->param[0] ? e->param : NULL,
+                               asr_svc_err_code(e->code), e->message);
+        out->body_len = b.len;
+        out->body = asr_buf_steal(&b);
+        out->content_type = asr_xstrdup("application/json");
     }
-    file_result(tx, out);
     tx_release(tx);
     return ASR_OK;
 }

@@ -10,6 +10,7 @@
 #include "api/api.h"
 #include "route/route.h"
 #include "store/store.h"
+#include "svc/svc.h"
 
 struct asr_api {
     const asr_config_t *cfg;
@@ -18,9 +19,7 @@ struct asr_api {
     asr_router_t *router; /* borrowed; NULL = the local engine only */
     asr_http_server_t *srv;
     char *upload_dir;
-    char **alias_names;
-    int *alias_targets; /* sched model index of each alias */
-    int n_aliases;
+    asr_svc_t *svc;       /* the local-transcription service (models, aliases, validation); owned */
     time_t created;       /* "created" of /v1/models entries: when the models were loaded */
     char *recordings_dir; /* set before the server starts */
     struct asr_jobs *_Atomic jobs; /* this node's workers; NULL until started (or none) */
@@ -45,6 +44,9 @@ bool asr__api_query_int(asr_http_req_t *req, const char *name, long def, long lo
  * field is "state"; anything else 503 (the database). */
 void asr__api_store_error(asr_http_req_t *req, const asr_api_t *api, asr_err_t e,
                           const char *param);
+/* Answers a failure of the local-transcription service in OpenAI's shape: the status, code and
+ * retryability of svc's one mapping (Retry-After on 503s). */
+void asr__api_respond_svc_error(asr_http_req_t *req, const asr_svc_error_t *e);
 /* POST /v1/audio/transcriptions and /v1/audio/translations. */
 void asr__api_transcriptions(asr_http_req_t *req, void *user_data);
 void asr__api_translations(asr_http_req_t *req, void *user_data);

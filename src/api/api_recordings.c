@@ -17,8 +17,6 @@
 #include "audio/audio.h"
 #include "jobs/jobs.h"
 
-#define MAX_TEXT_OPT 16384
-
 static void store_error(asr_http_req_t *req, asr_api_t *api, asr_err_t e, const char *param) {
     asr__api_store_error(req, api, e, param);
 }
@@ -356,98 +354,42 @@ static void recording_audio(asr_http_req_t *req, void *ud) {
 
 typedef struct {
     const char *model, *language, *webhook;
-    json_t *opts; /* canonical options kept with the job */
+    json_t *opts; /* the options kept with the job, validated */
 } submit_t;
 
-#define BAD(param, ...)                                                                            \
-    do {                                                                                           \
-        asr_http_respond_error(req, 400, param, "invalid_value", __VA_ARGS__);                     \
-        return false;                                                                              \
-    } while (0)
-
-static bool parse_text_opt(asr_http_req_t *req, json_t *body, const char *k, submit_t *s) {
-    json_t *v = json_object_get(body, k);
-    if (!v || json_is_null(v))
-        return true;
-    if (!json_is_string(v) || json_string_length(v) > MAX_TEXT_OPT)
-        BAD(k, "%s must be a string of at most %d bytes", k, MAX_TEXT_OPT);
-    if (json_string_length(v))
-        json_object_set(s->opts, k, v);
-    return true;
-}
-
+/* The options go through the service's one validation, as a form's fields and the job's run do:
+ * a value out of range is a 400 here, never clamped later. */
 static bool parse_submit(asr_http_req_t *req, asr_api_t *api, json_t *body, submit_t *s) {
-    static const char *known[] = {"model",      "language",        "beam_size", "temperature",
-                                  "vad_filter", "word_timestamps", "prompt",    "hotwords",
-                                  "task",       "webhook_url"};
+    static const char *const extra[] = {"webhook_url", NULL};
+    asr_svc_request_t rq;
+    asr_svc_request_init(api->svc, &rq);
+    asr_svc_error_t e;
+    asr_err_t rc = asr_svc_options_json(&rq, body, extra, &e);
+    if (rc == ASR_OK)
+        rc = asr_svc_request_finish(api->svc, &rq, NULL, &e);
+    s->model = rq.model_id;
+    asr_svc_request_clear(&rq);
+    if (rc != ASR_OK) {
+        asr__api_respond_svc_error(req, &e);
+        return false;
+    }
     const char *k;
     json_t *v;
     json_object_foreach(body, k, v) {
-        size_t i = 0;
-        while (i < sizeof known / sizeof known[0] && strcmp(k, known[i]))
-            i++;
-        if (i == sizeof known / sizeof known[0])
-            BAD(k, "unknown field '%.40s'", k);
+        if (!json_is_null(v) && strcmp(k, "model") && strcmp(k, "language") &&
+            strcmp(k, "webhook_url"))
+            json_object_set(s->opts, k, v);
     }
-    v = json_object_get(body, "model");
-    if (v && !json_is_null(v) && !json_is_string(v))
-        BAD("model", "model must be a string");
-    int m = asr__api_model_arg(req, api, json_string_value(v));
-    if (m < 0)
-        return false;
-    s->model = asr_sched_model_id(api->sched, m);
-    bool multilingual = asr_sched_model_info(api->sched, m)->multilingual;
-    v = json_object_get(body, "task");
-    bool translate = false;
-    if (v && !json_is_null(v)) {
-        const char *t = json_string_value(v);
-        if (!t || (strcmp(t, "transcribe") && strcmp(t, "translate")))
-            BAD("task", "task must be transcribe or translate");
-        translate = !strcmp(t, "translate");
-        if (translate && !multilingual)
-            BAD("task", "model '%s' is English-only and cannot translate", s->model);
-        json_object_set_new(s->opts, "task", json_string(t));
-    }
-    v = json_object_get(body, "language");
-    if (v && !json_is_null(v)) {
-        const char *l = json_string_value(v);
-        const char *code = l && *l ? asr_lang_code_normalize(l) : NULL;
-        if (!code)
-            BAD("language", "language must be an ISO-639-1 code (zh), an English name (chinese) "
-                            "or a regional form (zh-CN)");
-        if (!multilingual && strcmp(code, "en"))
-            BAD("language", "model '%s' is English-only; language '%s' is not supported", s->model,
-                code);
-        s->language = l;
-    }
-    v = json_object_get(body, "beam_size");
-    if (v && !json_is_null(v)) {
-        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 8)
-            BAD("beam_size", "beam_size must be an integer from 1 to 8");
-        json_object_set(s->opts, "beam_size", v);
-    }
-    v = json_object_get(body, "temperature");
-    if (v && !json_is_null(v)) {
-        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1)
-            BAD("temperature", "temperature must be a number from 0 to 1");
-        json_object_set_new(s->opts, "temperature", json_real(json_number_value(v)));
-    }
-    static const char *bools[] = {"vad_filter", "word_timestamps"};
-    for (int i = 0; i < 2; i++) {
-        v = json_object_get(body, bools[i]);
-        if (v && !json_is_null(v)) {
-            if (!json_is_boolean(v))
-                BAD(bools[i], "%s must be true or false", bools[i]);
-            json_object_set(s->opts, bools[i], v);
-        }
-    }
-    if (!parse_text_opt(req, body, "prompt", s) || !parse_text_opt(req, body, "hotwords", s))
-        return false;
+    const char *l = json_string_value(json_object_get(body, "language"));
+    s->language = l && *l ? l : NULL;
     v = json_object_get(body, "webhook_url");
     if (v && !json_is_null(v)) {
         const char *u = json_string_value(v);
-        if (!u || (strncmp(u, "http://", 7) && strncmp(u, "https://", 8)))
-            BAD("webhook_url", "webhook_url must be an http:// or https:// URL");
+        if (!u || (strncmp(u, "http://", 7) && strncmp(u, "https://", 8))) {
+            asr_http_respond_error(req, 400, "webhook_url", "invalid_value",
+                                   "webhook_url must be an http:// or https:// URL");
+            return false;
+        }
         s->webhook = u;
     }
     return true;

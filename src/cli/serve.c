@@ -376,10 +376,7 @@ int asr_cli_serve(int argc, char **argv) {
         goto done;
     }
     asr_api_set_server(api, srv);
-    asr_jobs_local_t local = {.sched = sched,
-                              .max_audio_seconds = cfg.max_audio_seconds,
-                              .beam_size = cfg.beam_size,
-                              .vad = cfg.vad};
+    asr_jobs_local_t local = {.svc = asr_api_svc(api)}; /* one service for HTTP and jobs */
     asr_jobs_router_t routed = {.router = router, .local = &local};
     if (!(jobs = start_jobs(&cfg, data, recdir, asr_http_url(srv), &routed)))
         goto done;

@@ -123,17 +123,16 @@ asr_err_t asr_jobs_recordings_sweep(struct asr_store *s, const char *recordings_
 /* ---- the default transcriber: the local scheduler ---- */
 
 typedef struct {
-    asr_sched_t *sched;    /* borrowed */
-    int max_audio_seconds; /* informational: the API refuses longer audio at upload */
-    int beam_size;         /* default when the options do not set it */
-    bool vad;              /* default vad_filter */
+    struct asr_svc *svc; /* the local-transcription service (borrowed): defaults, validation */
 } asr_jobs_local_t;
 
-/* An asr_jobs_transcribe_cb; user_data is an asr_jobs_local_t. Options: beam_size (1..8),
- * temperature (0..1), word_timestamps (default true), vad_filter, prompt, hotwords, task
- * ("transcribe"/"translate"). The result is the CLI's verbose_json: language, duration, text,
- * segments with their words, and words flattened. Queue full and out of memory are retryable;
- * audio errors are not. */
+/* An asr_jobs_transcribe_cb; user_data is an asr_jobs_local_t. The options JSON is the
+ * service's options (asr_svc_options_json: beam_size, temperature, word_timestamps, vad_filter,
+ * prompt, hotwords, task, …), validated as an HTTP form's fields are: a stored value out of range
+ * fails the job (not retried), never clamped. The result is the CLI's verbose_json: language,
+ * duration, text, segments with their words, and words flattened. Retryable or not is
+ * asr_svc_err_retryable's answer (queue full, out of memory: yes; bad audio, a model that cannot
+ * be loaded: no). */
 asr_err_t asr_jobs_local_transcribe(const asr_jobs_task_t *task, asr_jobs_outcome_t *out,
                                     void *user_data);
 

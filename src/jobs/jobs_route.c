@@ -8,6 +8,7 @@
 
 #include "core/core.h"
 #include "jobs/jobs.h"
+#include "svc/svc.h"
 
 typedef struct {
     const asr_jobs_task_t *task;
@@ -16,8 +17,8 @@ typedef struct {
     asr_err_t local_rc;
 } attempt_t;
 
-/* A local attempt, in the router's terms: 200 with the verbose_json, 503 (overloaded: fail over)
- * for a retryable failure, 400 for bad audio. */
+/* A local attempt, in the router's terms: 200 with the verbose_json, else the status the service
+ * maps the failure to (503 overloaded: fail over; 400 bad audio; 500 a model that will not load). */
 static asr_err_t local_attempt(void *ud, const asr_route_opts_t *opts, const char *model_name,
                                asr_route_result_t *out) {
     (void)opts;
@@ -41,7 +42,7 @@ static asr_err_t local_attempt(void *ud, const asr_route_opts_t *opts, const cha
         if (a->local_out.model_used)
             out->model = asr_xstrdup(a->local_out.model_used);
     } else {
-        out->status = a->local_out.retryable ? 503 : 400;
+        out->status = asr_svc_err_http_status(a->local_rc); /* the service's one mapping */
         out->overloaded = a->local_out.retryable;
         snprintf(out->error, sizeof out->error, "%.500s", a->local_out.error);
     }
@@ -63,8 +64,14 @@ static void body_error(const asr_route_result_t *r, char *dst, size_t n) {
 asr_err_t asr_jobs_route_transcribe(const asr_jobs_task_t *task, asr_jobs_outcome_t *out,
                                     void *user_data) {
     asr_jobs_router_t *jr = user_data;
-    if (asr_route_local_only(jr->router, NULL, 0))
-        return asr_jobs_local_transcribe(task, out, jr->local);
+    if (asr_route_local_only(jr->router, NULL, 0)) {
+        char model[256]; /* the local row's model_name wins, as in a routed attempt */
+        asr_route_local_model(jr->router, model, sizeof model);
+        asr_jobs_task_t t = *task;
+        if (model[0])
+            t.model = model;
+        return asr_jobs_local_transcribe(&t, out, jr->local);
+    }
     static const char *const gran[] = {"word", "segment"};
     asr_route_opts_t o = {0};
     o.path = task->path;

@@ -188,20 +188,36 @@ void asr_route_set_local(asr_router_t *r, asr_route_local_cb cb, void *user_data
     pthread_mutex_unlock(&r->mu);
 }
 
-bool asr_route_local_only(asr_router_t *r, char *name, size_t name_len) {
-    pthread_mutex_lock(&r->mu);
-    bool only = true;
-    const char *local = NULL;
+/* The local backend requests use: the default local row, else the first (under r->mu); NULL when
+ * none is active. *only: whether every active backend is local. */
+static const asr__route_target_t *local_row(const asr_router_t *r, bool *only) {
+    const asr__route_target_t *local = NULL;
+    *only = true;
     for (int k = 0; k < r->n; k++) {
         if (strcmp(r->b[k].t.kind, "local"))
-            only = false;
+            *only = false;
         else if (!local || r->b[k].t.is_default)
-            local = r->b[k].t.name;
+            local = &r->b[k].t;
     }
+    return local;
+}
+
+bool asr_route_local_only(asr_router_t *r, char *name, size_t name_len) {
+    pthread_mutex_lock(&r->mu);
+    bool only;
+    const asr__route_target_t *local = local_row(r, &only);
     if (name && name_len)
-        snprintf(name, name_len, "%s", local ? local : "local");
+        snprintf(name, name_len, "%s", local ? local->name : "local");
     pthread_mutex_unlock(&r->mu);
     return only;
+}
+
+void asr_route_local_model(asr_router_t *r, char *model, size_t model_len) {
+    pthread_mutex_lock(&r->mu);
+    bool only;
+    const asr__route_target_t *local = local_row(r, &only);
+    snprintf(model, model_len, "%s", local && local->model_name ? local->model_name : "");
+    pthread_mutex_unlock(&r->mu);
 }
 
 static asr__route_backend_t *find(asr_router_t *r, int64_t id) {
@@ -289,8 +305,10 @@ static asr_route_outcome_t run_attempt(const asr__route_target_t *t, const asr_r
             out->local = true;
             if (!out->model && t->model_name && *t->model_name)
                 out->model = asr_xstrdup(t->model_name);
-        } else
+        } else {
             asr_route_result_clear(&lr);
+            out->status = status; /* for Test connection, as for remote backends */
+        }
     } else {
         asr__route_reply_t rep;
         asr__route_remote(t, o, &rep);

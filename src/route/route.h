@@ -172,6 +172,9 @@ asr_err_t asr_route_reload(asr_router_t *r);
  * active). *name (may be NULL) gets the local backend's name (static until the next reload; copy
  * it) or "local". */
 bool asr_route_local_only(asr_router_t *r, char *name, size_t name_len);
+/* The model_name of that local backend ("" when unset or when no local backend is active): it
+ * replaces the client's model for local runs, as a remote row's does (docs/API.md). */
+void asr_route_local_model(asr_router_t *r, char *model, size_t model_len);
 
 /* Routes one transcription (see the file comment). Local attempts run through `local_cb`
  * (NULL = the registered runner) with `local_user_data`. Returns ASR_OK when a backend answered
