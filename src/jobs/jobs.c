@@ -7,7 +7,10 @@
  * - a slot is `active` exactly while its worker runs a transcription; the keeper renews only
  *   active slots, and the worker reads the abort reason the keeper set when the slot goes idle;
  * - every store handle is used by one thread only (workers: their own; keeper: its own), so
- *   workers never wait on each other's database round trips. */
+ *   workers never wait on each other's database round trips;
+ * - a job for a model this node does not serve is given back (asr_store_job_release: no attempt
+ *   spent) and its model is passed over by this node's claims for UNSERVED_RECHECK_S, so nodes
+ *   that serve it take it at once and it never fails for being claimed by the wrong node. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
@@ -24,6 +27,10 @@
 #include "store/store.h"
 
 enum { ABORT_NONE = 0, ABORT_CANCELLED, ABORT_LOST, ABORT_SHUTDOWN };
+
+/* How long claims pass over a model found not served here before trying it again (the node's
+ * backends may have changed meanwhile). */
+#define UNSERVED_RECHECK_S 10.0
 
 typedef struct {
     asr_jobs_t *jobs;
@@ -53,6 +60,11 @@ struct asr_jobs {
     asr_store_t *kstore;
     pthread_t keeper;
     bool keeper_started;
+    struct {
+        char model[128];
+        double until;                     /* asr_now_s() */
+    } unserved[ASR_STORE_CLAIM_MAX_SKIP]; /* under mu: models this node passes over */
+    int n_unserved;
 };
 
 /* ---- crash points ---- */
@@ -230,6 +242,57 @@ static void slot_set(worker_t *w, const asr_store_lease_t *lease, bool active) {
     pthread_mutex_unlock(&w->jobs->mu);
 }
 
+/* Remembers that this node does not serve `model` (claims pass over it for a while). */
+static void note_unserved(asr_jobs_t *j, const char *model) {
+    double now = asr_now_s();
+    pthread_mutex_lock(&j->mu);
+    int k = -1, first = 0;
+    for (int i = 0; i < j->n_unserved && k < 0; i++) {
+        if (!strcmp(j->unserved[i].model, model))
+            k = i;
+        else if (j->unserved[i].until < j->unserved[first].until)
+            first = i;
+    }
+    if (k < 0) /* a new entry; when full, the one that expires first makes room */
+        k = j->n_unserved < ASR_STORE_CLAIM_MAX_SKIP ? j->n_unserved++ : first;
+    snprintf(j->unserved[k].model, sizeof j->unserved[k].model, "%s", model);
+    j->unserved[k].until = now + UNSERVED_RECHECK_S;
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* The models claims pass over now: pointers into names[] (n returned). */
+static int unserved_now(asr_jobs_t *j, char names[][128], const char **skip) {
+    double now = asr_now_s();
+    int n = 0;
+    pthread_mutex_lock(&j->mu);
+    for (int i = 0; i < j->n_unserved; i++)
+        if (j->unserved[i].until > now) {
+            memcpy(names[n], j->unserved[i].model, sizeof names[n]);
+            skip[n] = names[n];
+            n++;
+        }
+    pthread_mutex_unlock(&j->mu);
+    return n;
+}
+
+/* Gives back a job whose model this node does not serve: queued again, no attempt spent. */
+static void job_left(worker_t *w, const asr_store_lease_t *lease, const asr_store_job_t *job,
+                     const char *why) {
+    char msg[600];
+    snprintf(msg, sizeof msg, "left for another node: %s (node %s)", why, w->jobs->node_id);
+    asr_err_t e = asr_store_job_release(w->store, lease, msg);
+    if (job->model && *job->model)
+        note_unserved(w->jobs, job->model);
+    if (e != ASR_OK) {
+        ASR_LOG(ASR_LOG_WARN, "msg=job_release_failed job=%lld attempt=%d err=\"%s\"",
+                (long long)lease->job_id, lease->attempt, asr_store_errmsg(w->store));
+        return;
+    }
+    asr_store_recording_set_status(w->store, job->recording_id, "queued");
+    ASR_LOG(ASR_LOG_INFO, "msg=job_left job=%lld model=%s node=%s reason=\"%.300s\"",
+            (long long)lease->job_id, job->model ? job->model : "-", w->jobs->node_id, why);
+}
+
 /* Records a failed attempt; logs and sends the webhook when the job is over. */
 static void job_failed(worker_t *w, const asr_store_lease_t *lease, const asr_store_job_t *job,
                        const char *error, bool retryable, int64_t delay_ms) {
@@ -326,6 +389,8 @@ static void run_job(worker_t *w, const asr_store_lease_t *lease, const asr_store
             job_failed(w, lease, job, "interrupted: the node shut down", true, 0);
         ASR_LOG(ASR_LOG_INFO, "msg=job_interrupted job=%lld attempt=%d", (long long)job->id,
                 lease->attempt);
+    } else if (out.not_served) {
+        job_left(w, lease, job, out.error[0] ? out.error : asr_strerror(e));
     } else {
         const char *msg = out.error[0] ? out.error : asr_strerror(e);
         job_failed(w, lease, job, msg, out.retryable,
@@ -354,7 +419,11 @@ static void *worker_main(void *arg) {
         pthread_mutex_unlock(&j->mu);
         asr_store_lease_t lease;
         asr_store_job_t job;
-        asr_err_t e = asr_store_job_claim(w->store, w->owner, j->p.lease_ms, &lease, &job);
+        char names[ASR_STORE_CLAIM_MAX_SKIP][128];
+        const char *skip[ASR_STORE_CLAIM_MAX_SKIP];
+        int n_skip = unserved_now(j, names, skip);
+        asr_err_t e = asr_store_job_claim_except(w->store, w->owner, j->p.lease_ms, skip, n_skip,
+                                                 &lease, &job);
         if (e == ASR_OK) {
             run_job(w, &lease, &job);
             asr_store_job_clear(&job);

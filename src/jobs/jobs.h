@@ -54,6 +54,7 @@ typedef struct {
     char *backend;     /* which backend served, e.g. "local" */
     char *model_used;  /* which model served */
     bool retryable;    /* on failure: worth another attempt (after a backoff) */
+    bool not_served;   /* on failure: this node does not serve the model; another node may */
     char error[512];   /* on failure: why, for the job's last_error */
 } asr_jobs_outcome_t;
 

@@ -81,6 +81,9 @@ asr_err_t asr__route_target_from_config(asr_store_t *s, const asr_store_config_t
 asr_err_t asr_route_reload(asr_router_t *r) {
     asr_store_config_t *cs = NULL;
     size_t n = 0;
+    int64_t version = -1; /* read first: a change during the list triggers one more reload */
+    if (asr_store_configs_version(r->store, &version) != ASR_OK)
+        version = -1;
     asr_err_t e = asr_store_config_list(r->store, true, &cs, &n);
     if (e != ASR_OK) {
         ASR_LOG(ASR_LOG_ERROR, "msg=route_reload_failed error=\"%s\"", asr_store_errmsg(r->store));
@@ -108,12 +111,26 @@ asr_err_t asr_route_reload(asr_router_t *r) {
     int old_n = r->n;
     r->b = nb;
     r->n = (int)n;
+    r->configs_version = version;
     pthread_mutex_unlock(&r->mu);
     for (int k = 0; k < old_n; k++)
         asr__route_target_free(&old[k].t);
     free(old);
     ASR_LOG(ASR_LOG_INFO, "msg=route_reload backends=%zu", n);
     return ASR_OK;
+}
+
+void asr__route_watch(asr_router_t *r) {
+    int64_t v;
+    if (asr_store_configs_version(r->store, &v) != ASR_OK)
+        return;
+    pthread_mutex_lock(&r->mu);
+    bool moved = v != r->configs_version;
+    pthread_mutex_unlock(&r->mu);
+    if (moved) {
+        ASR_LOG(ASR_LOG_INFO, "msg=route_configs_changed version=%lld", (long long)v);
+        asr_route_reload(r);
+    }
 }
 
 /* Creates the `local` config when the table is empty. Two nodes racing on one PostgreSQL: the
@@ -162,8 +179,7 @@ asr_err_t asr_route_create(const asr_route_params_t *p, asr_store_t *store, asr_
         asr_route_destroy(r);
         return e;
     }
-    if (r->p.health_interval_s > 0)
-        asr__route_health_start(r);
+    asr__route_health_start(r); /* health checks (when an interval is set) and the config watch */
     *out = r;
     return ASR_OK;
 }

@@ -164,14 +164,25 @@ asr_err_t asr_route_test(asr_router_t *r, int64_t id, asr_route_test_result_t *o
 static void *health_main(void *arg) {
     asr_router_t *r = arg;
     unsigned rounds = 0;
+    bool checks = r->p.health_interval_s > 0;
+    double next_round = asr_now_s() + r->p.health_interval_s;
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
-        double until = asr_now_s() + r->p.health_interval_s;
+        /* wakes every second to see backend changes made by other nodes (asr__route_watch) */
+        double until = asr_now_s() + 1.0;
+        if (checks && next_round < until)
+            until = next_round;
         while (!r->stop && asr_cond_wait_until(&r->cv, &r->mu, until) != ETIMEDOUT)
             ;
         if (r->stop)
             break;
         pthread_mutex_unlock(&r->mu);
+        asr__route_watch(r);
+        if (!checks || asr_now_s() < next_round) {
+            pthread_mutex_lock(&r->mu);
+            continue;
+        }
+        next_round = asr_now_s() + r->p.health_interval_s;
         asr__route_target_t *v;
         int n;
         asr__route_remote_targets(r, &v, &n);

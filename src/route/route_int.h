@@ -48,6 +48,7 @@ struct asr_router {
     asr_route_local_cb local_cb;
     void *local_ud;
     /* the health thread (route_health.c) sleeps on cv under mu until stop */
+    int64_t configs_version; /* the store's configs_version at the last reload (under mu) */
     pthread_t health;
     bool health_running, stop;
     pthread_cond_t cv;
@@ -69,7 +70,11 @@ void asr__route_reply_free(asr__route_reply_t *r);
 asr_err_t asr__route_attempt_one(asr_router_t *r, const asr__route_target_t *t,
                                  const asr_route_opts_t *o, asr_route_result_t *out);
 
-/* The health thread (route_health.c). */
+/* Reloads the backends when the store's configs_version moved since the last reload (another
+ * node changed them); polled about every second by the health thread. */
+void asr__route_watch(asr_router_t *r);
+
+/* The health thread (route_health.c); it also runs asr__route_watch. */
 void asr__route_health_start(asr_router_t *r);
 void asr__route_health_stop(asr_router_t *r);
 /* Copies of the active remote backends (for health checks). *out owned by the caller. */

@@ -146,6 +146,9 @@ asr_err_t asr_store_config_set_default(asr_store_t *s, int64_t id);
 asr_err_t asr_store_config_get_api_key(asr_store_t *s, int64_t id, char **out);
 void asr_store_config_clear(asr_store_config_t *c);
 void asr_store_configs_free(asr_store_config_t *v, size_t n);
+/* A counter that every write of the configs (create, update, delete, set default) raises in its
+ * own transaction, whichever node made it: poll it (one indexed row) and reload when it moved. */
+asr_err_t asr_store_configs_version(asr_store_t *s, int64_t *out);
 
 /* ---- health history ---- */
 
@@ -266,6 +269,17 @@ asr_err_t asr_store_job_counts(asr_store_t *s, int64_t counts[ASR_STORE_JOB_N_ST
  * when nothing is claimable. *job (may be NULL) gets the claimed row (asr_store_job_clear). */
 asr_err_t asr_store_job_claim(asr_store_t *s, const char *owner, int lease_ms,
                               asr_store_lease_t *lease, asr_store_job_t *job);
+/* The same, passing over jobs whose model is one of skip_models[0..n_skip) (at most
+ * ASR_STORE_CLAIM_MAX_SKIP; borrowed): a node leaves jobs for models it does not serve to the nodes
+ * that do. Jobs without a model (the default) are never passed over. */
+#define ASR_STORE_CLAIM_MAX_SKIP 16
+asr_err_t asr_store_job_claim_except(asr_store_t *s, const char *owner, int lease_ms,
+                                     const char *const *skip_models, int n_skip,
+                                     asr_store_lease_t *lease, asr_store_job_t *job);
+/* Gives a claimed job back untouched: queued again at once, the claim not counted as an attempt
+ * (the node could not serve it, e.g. its model is not loaded there; another node will). `why`
+ * (borrowed) goes to last_error. Only for the current lease; errors as renew. */
+asr_err_t asr_store_job_release(asr_store_t *s, const asr_store_lease_t *lease, const char *why);
 /* Extends the lease to now + lease_ms and records progress (< 0 keeps it). ASR_ERR_CANCELLED if the
  * job was cancelled, ASR_ERR_BUSY if the lease was lost (someone else claimed it, or it ended). */
 asr_err_t asr_store_job_renew(asr_store_t *s, asr_store_lease_t *lease, int lease_ms,

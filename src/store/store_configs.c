@@ -142,6 +142,31 @@ static asr_err_t clear_default(asr_store_t *s) {
 
 static int or_default(int v, int def) { return v == ASR_STORE_UNSET ? def : v; }
 
+/* Ends a config write: bumps configs_version (what other nodes poll) and commits. Caller holds the
+ * lock inside the write transaction; on failure the transaction is rolled back. */
+static asr_err_t commit_change(asr_store_t *s) {
+    asr_err_t e = asr__store_exec(
+        s, "UPDATE asr_meta SET value = value + 1 WHERE name = 'configs_version'", NULL, 0, NULL);
+    if (e != ASR_OK) {
+        asr__store_rollback(s);
+        return e;
+    }
+    return field_error(s, asr__store_commit(s));
+}
+
+asr_err_t asr_store_configs_version(asr_store_t *s, int64_t *out) {
+    asr__rows_t r;
+    LOCK(s);
+    asr_err_t e = asr__store_exec(s, "SELECT value FROM asr_meta WHERE name = 'configs_version'",
+                                  NULL, 0, &r);
+    UNLOCK(s);
+    if (e != ASR_OK)
+        return e;
+    *out = asr__store_cell_i64(&r, 0, 0);
+    asr__store_rows_free(&r);
+    return ASR_OK;
+}
+
 asr_err_t asr_store_config_create(asr_store_t *s, const asr_store_config_input_t *in,
                                   int64_t *out_id) {
     char msg[256];
@@ -189,7 +214,7 @@ asr_err_t asr_store_config_create(asr_store_t *s, const asr_store_config_input_t
     if (out_id)
         *out_id = asr__store_cell_i64(&r, 0, 0);
     asr__store_rows_free(&r);
-    e = field_error(s, asr__store_commit(s));
+    e = commit_change(s);
     goto done;
 fail:
     asr__store_rollback(s);
@@ -275,7 +300,7 @@ asr_err_t asr_store_config_update(asr_store_t *s, int64_t id, const asr_store_co
         e = field_error(s, e);
         goto fail;
     }
-    e = field_error(s, asr__store_commit(s));
+    e = commit_change(s);
     goto done;
 fail:
     asr__store_rollback(s);
@@ -314,7 +339,7 @@ asr_err_t asr_store_config_delete(asr_store_t *s, int64_t id) {
                 goto fail;
         }
     }
-    e = asr__store_commit(s);
+    e = commit_change(s);
     goto done;
 fail:
     asr__store_rollback(s);
@@ -345,7 +370,7 @@ asr_err_t asr_store_config_set_default(asr_store_t *s, int64_t id) {
         e = asr__store_fail(ASR_ERR_NOT_FOUND, "id: no such config");
         goto fail;
     }
-    e = asr__store_commit(s);
+    e = commit_change(s);
     goto done;
 fail:
     asr__store_rollback(s);

@@ -398,6 +398,28 @@ static asr_err_t fail_exhausted(asr_store_t *s) {
 
 asr_err_t asr_store_job_claim(asr_store_t *s, const char *owner, int lease_ms,
                               asr_store_lease_t *lease, asr_store_job_t *job) {
+    return asr_store_job_claim_except(s, owner, lease_ms, NULL, 0, lease, job);
+}
+
+/* The claim query, passing over jobs for the n_skip models (bound as parameters). Malloc'd. */
+static char *claim_sql(int n_skip) {
+    asr_buf_t b;
+    asr_buf_init(&b);
+    asr_buf_puts(&b, "SELECT id FROM jobs WHERE ((state = 'queued' AND not_before <= {NOW}) OR "
+                     "(state = 'running' AND lease_expires_at < {NOW}))");
+    for (int i = 0; i < n_skip; i++)
+        asr_buf_puts(&b, i == 0 ? " AND (model IS NULL OR model NOT IN (?" : ", ?");
+    asr_buf_puts(&b, n_skip ? ")) ORDER BY id LIMIT 1 {SKIP_LOCKED}"
+                            : " ORDER BY id LIMIT 1 {SKIP_LOCKED}");
+    return asr_buf_steal(&b);
+}
+
+asr_err_t asr_store_job_claim_except(asr_store_t *s, const char *owner, int lease_ms,
+                                     const char *const *skip_models, int n_skip,
+                                     asr_store_lease_t *lease, asr_store_job_t *job) {
+    if (n_skip < 0 || n_skip > ASR_STORE_CLAIM_MAX_SKIP)
+        return asr__store_fail(ASR_ERR_INVALID, "skip_models: at most %d",
+                               ASR_STORE_CLAIM_MAX_SKIP);
     if (!owner || !*owner || strlen(owner) >= sizeof lease->owner)
         return asr__store_fail(ASR_ERR_INVALID, "owner: must be 1..%zu bytes",
                                sizeof lease->owner - 1);
@@ -412,11 +434,12 @@ asr_err_t asr_store_job_claim(asr_store_t *s, const char *owner, int lease_ms,
         goto done;
     if ((e = fail_exhausted(s)) != ASR_OK)
         goto fail;
-    e = asr__store_exec(s,
-                        "SELECT id FROM jobs WHERE (state = 'queued' AND not_before <= {NOW}) OR "
-                        "(state = 'running' AND lease_expires_at < {NOW}) ORDER BY id LIMIT 1 "
-                        "{SKIP_LOCKED}",
-                        NULL, 0, &r);
+    asr__param_t skip[ASR_STORE_CLAIM_MAX_SKIP];
+    for (int i = 0; i < n_skip; i++)
+        skip[i] = PTEXT(skip_models[i]);
+    char *sql = claim_sql(n_skip);
+    e = asr__store_exec(s, sql, skip, n_skip, &r);
+    free(sql);
     if (e != ASR_OK)
         goto fail;
     if (r.n_rows == 0) { /* commit: keep what fail_exhausted did */
@@ -467,6 +490,23 @@ static asr_err_t lease_lost(asr_store_t *s, const asr_store_lease_t *l) {
                             (long long)l->job_id, k_states[j.state], j.attempts,
                             j.lease_owner ? j.lease_owner : "-", l->attempt, l->owner);
     asr_store_job_clear(&j);
+    return e;
+}
+
+asr_err_t asr_store_job_release(asr_store_t *s, const asr_store_lease_t *lease, const char *why) {
+    asr__param_t p[4] = {PTEXT(why), LEASE_PARAMS(lease)};
+    asr__rows_t r = {0};
+    LOCK(s);
+    asr_err_t e = asr__store_exec(
+        s,
+        "UPDATE jobs SET state = 'queued', attempts = attempts - 1, lease_owner = NULL, "
+        "lease_expires_at = NULL, progress = 0, started_at = CASE WHEN attempts <= 1 THEN NULL "
+        "ELSE started_at END, last_error = ? WHERE " LEASE_GUARD,
+        p, 4, &r);
+    if (e == ASR_OK && r.changes == 0)
+        e = lease_lost(s, lease);
+    UNLOCK(s);
+    asr__store_rows_free(&r);
     return e;
 }
 

@@ -79,8 +79,16 @@ static const char k_v1[] =
     " capacity INTEGER NOT NULL DEFAULT 0,"
     " info_json TEXT);";
 
+/* A counter bumped by every write of asr_configs, in the same transaction: nodes sharing one
+ * database poll it (cheap) to learn that another node changed the backends. */
+static const char k_v2[] = "CREATE TABLE asr_meta ("
+                           " name TEXT PRIMARY KEY,"
+                           " value BIGINT NOT NULL DEFAULT 0);"
+                           "INSERT INTO asr_meta (name, value) VALUES ('configs_version', 0);";
+
 const asr__store_migration_t asr__store_migrations[] = {
     {1, "asr_configs, asr_health, recordings, jobs, nodes", k_v1},
+    {2, "asr_meta (configs_version)", k_v2},
 };
 const int asr__store_n_migrations =
     (int)(sizeof asr__store_migrations / sizeof asr__store_migrations[0]);

@@ -143,3 +143,103 @@ def _createdb(url: str, name: str):
     p = subprocess.run([str(psql), url, "-c", f"CREATE DATABASE {name}"], capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 0, p.stderr
+
+
+def _pg_nodes(tmp_path, pg_url, db: str, specs):
+    """Nodes on a fresh database `db`: specs = [(name, models, job_workers)]; not started."""
+    admin = pg_url.rsplit("/", 1)[0] + "/asrd"
+    url = pg_url.rsplit("/", 1)[0] + "/" + db
+    _createdb(admin, db)
+    shared = tmp_path / "recordings"
+    nodes = []
+    for name, models, workers in specs:
+        n = ju.node(tmp_path, name, ["--database", url, "--recordings-dir", str(shared),
+                                     "--heartbeat-seconds", "1", "--threads", "1",
+                                     "--job-workers", str(workers)])
+        n.args[n.args.index("--models") + 1] = models
+        nodes.append(n)
+    return nodes
+
+
+def _in_rotation(srv, cid: int):
+    r = requests.get(f"{srv.url}/api/asr-configs/{cid}", timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["status"]["in_rotation"]
+
+
+def _poll(pred, seconds: float):
+    """Polls pred() until true; returns the seconds it took, or None past the deadline."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        if pred():
+            return time.monotonic() - t0
+        time.sleep(0.1)
+    return None
+
+
+def test_backend_changes_reach_other_nodes(tmp_path, pg_url):
+    """A backend added, deactivated or deleted on node A is in (or out of) node B's routing within
+    5 s: B polls the configs' version row and reloads."""
+    t.require_model("tiny.en")
+    a, b = _pg_nodes(tmp_path, pg_url, "asrd_cfgwatch",
+                     [("cfg-a", "tiny.en", 0), ("cfg-b", "tiny.en", 0)])
+    a.start()
+    b.start()
+    try:
+        r = requests.post(a.url + "/api/asr-configs", json={
+            "name": "remote-x", "kind": "openai", "api_url": "http://127.0.0.1:9/v1",
+            "model_name": "whisper-1", "is_active": True, "priority": 50}, timeout=30)
+        assert r.status_code in (200, 201), r.text
+        cid = r.json()["id"]
+        assert _in_rotation(a, cid)  # A reloads at once (its own change)
+        took = _poll(lambda: _in_rotation(b, cid), 5.0)
+        assert took is not None, "node B did not load the backend added on node A within 5 s:\n" \
+            + b.log()[-2000:]
+        r = requests.patch(f"{a.url}/api/asr-configs/{cid}", json={"is_active": False}, timeout=30)
+        assert r.status_code == 200, r.text
+        off = _poll(lambda: not _in_rotation(b, cid), 5.0)
+        assert off is not None, "node B kept a backend deactivated on node A"
+        assert ju.log_events(b.log(), "route_configs_changed"), b.log()[-2000:]
+        t.TERMINAL_REPORTS.append((
+            "backend changes across nodes (PostgreSQL)",
+            f"added on A, in B's rotation after {took:.1f} s; deactivated, out after {off:.1f} s"))
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_job_left_for_a_node_that_serves_its_model(tmp_path, pg_url):
+    """A job for `base` claimed by a node serving only tiny.en is given back (queued, no attempt
+    spent, not failed) and done by a node that serves base."""
+    t.require_model("tiny.en")
+    t.require_model("base")
+    api, tiny, based = _pg_nodes(tmp_path, pg_url, "asrd_models",
+                                 [("api-base", "base", 0), ("tiny", "tiny.en", 1),
+                                  ("worker-base", "base", 1)])
+    api.start()
+    tiny.start()
+    try:
+        rid = ju.upload_ok(api, ju.audio(ju.SHORT).read_bytes(), ju.SHORT)["id"]
+        r = ju.transcribe(api, rid, model="base", word_timestamps=False)
+        assert r.status_code == 201, r.text
+        jid = r.json()["id"]
+        left = _poll(lambda: any(e.get("job") == str(jid)
+                                 for e in ju.log_events(tiny.log(), "job_left")), 60.0)
+        assert left is not None, "the tiny.en node never claimed the job:\n" + tiny.log()[-3000:]
+        j = ju.job(api, jid)
+        assert j["state"] == "queued" and j["attempts"] == 0, j
+        assert "left for another node" in (j.get("last_error") or j.get("error") or ""), j
+        based.start()
+        j = ju.wait_job(api, jid, timeout=180)
+        assert j["state"] == "done", j
+        assert j["attempts"] == 1, j
+        assert j["model_used"] == "base", j
+        assert ju.done_writes([based.log()], jid) == 1
+        assert ju.done_writes([tiny.log()], jid) == 0
+        # the tiny.en node passes over the model for a while, so it gave the job back few times
+        assert len([e for e in ju.log_events(tiny.log(), "job_left")
+                    if e.get("job") == str(jid)]) <= 20
+    finally:
+        for n in (api, tiny, based):
+            if n.proc is not None:
+                n.stop()

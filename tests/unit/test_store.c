@@ -181,21 +181,24 @@ static void test_migrate_upgrade_and_newer(void **state) {
     int64_t id = mkcfg(f->s, "kept", "local", NULL, 1);
     asr_store_close(f->s);
     f->s = NULL;
-    /* a binary with a version 2 opens the version-1 database and migrates it */
-    asr__store_migration_t migs[2] = {
-        asr__store_migrations[0],
-        {2, "test: extra table",
-         "CREATE TABLE t_extra (id {ID}, note TEXT NOT NULL DEFAULT 'it''s ? {NOW}');"
-         "INSERT INTO t_extra (note) VALUES ('x');"},
-    };
+    /* a binary with one version more opens the current database and migrates it */
+    int latest = asr_store_schema_latest(), n_migs = asr__store_n_migrations + 1;
+    assert_int_equal(latest, asr__store_migrations[asr__store_n_migrations - 1].version);
+    asr__store_migration_t migs[16];
+    assert_true(n_migs <= 16);
+    memcpy(migs, asr__store_migrations, (size_t)asr__store_n_migrations * sizeof migs[0]);
+    migs[n_migs - 1] = (asr__store_migration_t){
+        latest + 1, "test: extra table",
+        "CREATE TABLE t_extra (id {ID}, note TEXT NOT NULL DEFAULT 'it''s ? {NOW}');"
+        "INSERT INTO t_extra (note) VALUES ('x');"};
     char err[512] = "";
     asr_store_t *s2 = NULL;
     assert_int_equal(
-        asr__store_open_ex(f->url[0] ? f->url : NULL, f->dir, migs, 2, &s2, err, sizeof err),
+        asr__store_open_ex(f->url[0] ? f->url : NULL, f->dir, migs, n_migs, &s2, err, sizeof err),
         ASR_OK);
     int v = 0;
     assert_ok(asr_store_schema_version(s2, &v));
-    assert_int_equal(v, 2);
+    assert_int_equal(v, latest + 1);
     asr_store_config_t c;
     assert_ok(asr_store_config_get(s2, id, &c)); /* data survived */
     assert_string_equal(c.name, "kept");
@@ -207,14 +210,84 @@ static void test_migrate_upgrade_and_newer(void **state) {
     assert_string_equal(asr__store_cell(&r, 0, 0), "x");
     asr__store_rows_free(&r);
     asr_store_close(s2);
-    /* this binary knows version 1 only: a version-2 database is refused, clearly */
+    /* this binary knows up to `latest` only: a newer database is refused, clearly */
     asr_store_t *s3 = NULL;
     assert_int_equal(asr_store_open(f->url[0] ? f->url : NULL, f->dir, &s3, err, sizeof err),
                      ASR_ERR_UNSUPPORTED);
     assert_null(s3);
-    assert_non_null(strstr(err, "schema version 2 is newer"));
-    assert_ok(
-        asr__store_open_ex(f->url[0] ? f->url : NULL, f->dir, migs, 2, &f->s, err, sizeof err));
+    char want[64];
+    snprintf(want, sizeof want, "schema version %d is newer", latest + 1);
+    assert_non_null(strstr(err, want));
+    assert_ok(asr__store_open_ex(f->url[0] ? f->url : NULL, f->dir, migs, n_migs, &f->s, err,
+                                 sizeof err));
+}
+
+/* Every write of the configs raises configs_version, seen by another handle (another node) on the
+ * same database; reads and health writes leave it. A version-1 database gains the counter. */
+static void test_configs_version(void **state) {
+    fx_t *f = *state;
+    asr_store_t *other = NULL;
+    assert_ok(open_fx(f, &other));
+    int64_t v0 = -1, v = -1, w = -1;
+    assert_ok(asr_store_configs_version(other, &v0));
+    int64_t id = mkcfg(f->s, "a", "local", NULL, 1);
+    assert_ok(asr_store_configs_version(other, &v));
+    assert_true(v > v0);
+    asr_store_config_input_t in;
+    asr_store_config_input_init(&in);
+    in.priority = 7;
+    assert_ok(asr_store_config_update(f->s, id, &in));
+    assert_ok(asr_store_configs_version(other, &w));
+    assert_true(w > v);
+    int64_t id2 = mkcfg(f->s, "b", "local", NULL, 2);
+    assert_ok(asr_store_configs_version(other, &v));
+    assert_ok(asr_store_config_set_default(f->s, id2));
+    assert_ok(asr_store_configs_version(other, &w));
+    assert_true(w > v);
+    assert_ok(asr_store_health_add(f->s, id, true, 5, NULL)); /* not a config change */
+    asr_store_config_t c;
+    assert_ok(asr_store_config_get(f->s, id, &c));
+    asr_store_config_clear(&c);
+    assert_ok(asr_store_configs_version(other, &v));
+    assert_int_equal(v, w);
+    assert_ok(asr_store_config_delete(f->s, id));
+    assert_ok(asr_store_configs_version(other, &w));
+    assert_true(w > v);
+    /* a failed write (duplicate name) changes nothing */
+    asr_store_config_input_init(&in);
+    in.name = "b";
+    in.kind = "local";
+    assert_err(asr_store_config_create(f->s, &in, NULL), ASR_ERR_INVALID, "name:");
+    assert_ok(asr_store_configs_version(other, &v));
+    assert_int_equal(v, w);
+    asr_store_close(other);
+
+    /* a database left at schema 1 (before the counter) migrates and counts from there */
+    asr_store_close(f->s);
+    f->s = NULL;
+    if (g_pg) {
+        char q[256];
+        snprintf(q, sizeof q, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", f->schema,
+                 f->schema);
+        admin_sql(q);
+    } else {
+        static const char *const files[] = {"asrd.db", "asrd.db-wal", "asrd.db-shm"};
+        for (int i = 0; i < 3; i++) {
+            char p[300];
+            snprintf(p, sizeof p, "%s/%s", f->dir, files[i]);
+            unlink(p);
+        }
+    }
+    char err[512] = "";
+    assert_ok(asr__store_open_ex(f->url[0] ? f->url : NULL, f->dir, asr__store_migrations, 1, &f->s,
+                                 err, sizeof err));
+    asr_store_close(f->s);
+    f->s = NULL;
+    assert_ok(open_fx(f, &f->s));
+    assert_ok(asr_store_configs_version(f->s, &v));
+    mkcfg(f->s, "after-upgrade", "local", NULL, 1);
+    assert_ok(asr_store_configs_version(f->s, &w));
+    assert_true(w > v);
 }
 
 static void test_sql_rewrite(void **state) {
@@ -746,6 +819,50 @@ static void test_recordings(void **state) {
     assert_err(asr_store_recording_delete(f->s, a), ASR_ERR_NOT_FOUND, "id:");
 }
 
+/* A node that does not serve a job's model passes over it (claim_except) or, having claimed it,
+ * releases it without spending an attempt; a node that serves the model then claims it. */
+static void test_job_model_not_served(void **state) {
+    fx_t *f = *state;
+    int64_t j_base = 0, j_any = 0;
+    asr_store_job_input_t in = {.recording_id = mkrec(f->s, "a.wav"), .model = "base"};
+    assert_ok(asr_store_job_submit(f->s, &in, &j_base, NULL));
+    asr_store_job_input_t in2 = {.recording_id = mkrec(f->s, "b.wav")}; /* the default model */
+    assert_ok(asr_store_job_submit(f->s, &in2, &j_any, NULL));
+    const char *skip[] = {"base", "small"};
+    asr_store_lease_t l;
+    asr_store_job_t j;
+    /* the tiny.en node passes over the base job and takes the next one */
+    assert_ok(asr_store_job_claim_except(f->s, "tiny-node/w1", 30000, skip, 2, &l, &j));
+    assert_int_equal(j.id, j_any);
+    asr_store_job_clear(&j);
+    assert_err(asr_store_job_claim_except(f->s, "tiny-node/w1", 30000, skip, 2, &l, NULL),
+               ASR_ERR_NOT_FOUND, "no job");
+    assert_err(
+        asr_store_job_claim_except(f->s, "x", 30000, skip, ASR_STORE_CLAIM_MAX_SKIP + 1, &l, NULL),
+        ASR_ERR_INVALID, "skip_models");
+    /* one that claimed it before knowing gives it back: queued, no attempt spent */
+    assert_ok(asr_store_job_claim(f->s, "tiny-node/w2", 30000, &l, &j));
+    assert_int_equal(j.id, j_base);
+    assert_int_equal(j.attempts, 1);
+    asr_store_job_clear(&j);
+    asr_store_lease_t stale = l;
+    assert_ok(asr_store_job_release(f->s, &l, "model 'base' is not served on tiny-node"));
+    assert_ok(asr_store_job_get(f->s, j_base, &j));
+    assert_int_equal(j.state, ASR_STORE_JOB_QUEUED);
+    assert_int_equal(j.attempts, 0);
+    assert_null(j.lease_owner);
+    assert_int_equal(j.started_at, 0);
+    assert_non_null(strstr(j.last_error, "not served"));
+    asr_store_job_clear(&j);
+    /* the release is fenced like every lease write */
+    assert_err(asr_store_job_release(f->s, &stale, "again"), ASR_ERR_BUSY, "");
+    /* a node serving base claims it right away (no backoff) */
+    assert_ok(asr_store_job_claim_except(f->s, "base-node/w1", 30000, NULL, 0, &l, &j));
+    assert_int_equal(j.id, j_base);
+    assert_int_equal(j.attempts, 1);
+    asr_store_job_clear(&j);
+}
+
 static void test_job_submit_idempotent(void **state) {
     fx_t *f = *state;
     int64_t rec = mkrec(f->s, "r");
@@ -1107,11 +1224,13 @@ static const struct CMUnitTest k_tests[] = {
     cmocka_unit_test_setup_teardown(test_config_validation, setup, teardown),
     cmocka_unit_test_setup_teardown(test_config_duplicate_and_metachars, setup, teardown),
     cmocka_unit_test_setup_teardown(test_config_one_default, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_configs_version, setup, teardown),
     cmocka_unit_test_setup_teardown(test_config_api_key, setup, teardown),
     cmocka_unit_test_setup_teardown(test_secret_passphrase_kdf, setup, teardown),
     cmocka_unit_test_setup_teardown(test_health_history, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recordings, setup, teardown),
     cmocka_unit_test_setup_teardown(test_job_submit_idempotent, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_job_model_not_served, setup, teardown),
     cmocka_unit_test_setup_teardown(test_job_lifecycle, setup, teardown),
     cmocka_unit_test_setup_teardown(test_job_fail_backoff_retry, setup, teardown),
     cmocka_unit_test_setup_teardown(test_job_cancel, setup, teardown),
