@@ -48,8 +48,15 @@ typedef struct asr__cli_zip asr__cli_zip_t;
 /* Opens a zip archive and reads its central directory. *out is owned by the caller
  * (asr__cli_zip_close). */
 asr_err_t asr__cli_zip_open(const char *path, asr__cli_zip_t **out, char *err, size_t err_len);
+/* The same over an archive in memory: data[0, len) is borrowed until close; `name` (copied) names
+ * it in messages. What the fuzz target (tests/fuzz/fuzz_zip.c) drives. */
+asr_err_t asr__cli_zip_open_memory(const void *data, size_t len, const char *name,
+                                   asr__cli_zip_t **out, char *err, size_t err_len);
 /* NULL-safe. */
 void asr__cli_zip_close(asr__cli_zip_t *z);
+/* Number of members, and the name of member i (borrowed until close; NULL past the end). */
+size_t asr__cli_zip_count(const asr__cli_zip_t *z);
+const char *asr__cli_zip_name(const asr__cli_zip_t *z, size_t i);
 /* Finds a member whose name ends with `suffix` and contains exactly `n_slashes` '/' characters;
  * returns its name (borrowed until close) or NULL. Used to find "<dist>.dist-info/RECORD". */
 const char *asr__cli_zip_find_suffix(const asr__cli_zip_t *z, const char *suffix, int n_slashes);

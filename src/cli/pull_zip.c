@@ -37,8 +37,9 @@ typedef struct {
 } entry_t;
 
 struct asr__cli_zip {
-    int fd;
-    char *path; /* the archive's file name, for messages */
+    int fd;                   /* the archive file, or -1 when it is in memory */
+    const unsigned char *mem; /* the archive in memory (borrowed), or NULL */
+    char *path;               /* the archive's file name, for messages */
     uint64_t file_len;
     entry_t *entries;
     size_t n_entries;
@@ -66,6 +67,16 @@ static int pread_all(int fd, void *buf, size_t n, uint64_t off) {
     return 0;
 }
 
+/* Reads exactly n bytes of the archive at off: 0, or -1 past its end or on a read error. */
+static int read_at(const asr__cli_zip_t *z, void *buf, size_t n, uint64_t off) {
+    if (!z->mem)
+        return pread_all(z->fd, buf, n, off);
+    if (off > z->file_len || n > z->file_len - off)
+        return -1;
+    memcpy(buf, z->mem + off, n);
+    return 0;
+}
+
 /* Locates the central directory: offset, size and entry count, from the (zip64) end record. */
 static asr_err_t find_cd(asr__cli_zip_t *z, uint64_t *cd_off, uint64_t *cd_len, uint64_t *n_ent,
                          char *err, size_t err_len) {
@@ -74,7 +85,7 @@ static asr_err_t find_cd(asr__cli_zip_t *z, uint64_t *cd_off, uint64_t *cd_len, 
         goto bad;
     unsigned char *tail = asr_xmalloc((size_t)tail_len);
     uint64_t tail_off = z->file_len - tail_len;
-    if (pread_all(z->fd, tail, (size_t)tail_len, tail_off) != 0) {
+    if (read_at(z, tail, (size_t)tail_len, tail_off) != 0) {
         free(tail);
         goto bad;
     }
@@ -101,12 +112,10 @@ static asr_err_t find_cd(asr__cli_zip_t *z, uint64_t *cd_off, uint64_t *cd_len, 
     uint64_t eocd_abs = tail_off + (uint64_t)eocd;
     free(tail);
     if (zip64) {
-        if (eocd_abs < 20 || pread_all(z->fd, loc, 20, eocd_abs - 20) != 0 ||
-            rd32(loc) != SIG_EOCD64_LOC)
+        if (eocd_abs < 20 || read_at(z, loc, 20, eocd_abs - 20) != 0 || rd32(loc) != SIG_EOCD64_LOC)
             goto bad;
         uint64_t off64 = rd64(loc + 8);
-        if (off64 + 56 > z->file_len || pread_all(z->fd, e64, 56, off64) != 0 ||
-            rd32(e64) != SIG_EOCD64)
+        if (off64 + 56 > z->file_len || read_at(z, e64, 56, off64) != 0 || rd32(e64) != SIG_EOCD64)
             goto bad;
         disk = (uint16_t)rd32(e64 + 16);
         cd_disk = (uint16_t)rd32(e64 + 20);
@@ -187,41 +196,64 @@ bad:
     return ASR_ERR_INVALID;
 }
 
-asr_err_t asr__cli_zip_open(const char *path, asr__cli_zip_t **out, char *err, size_t err_len) {
-    *out = NULL;
+/* Reads and parses the central directory of an archive whose byte source and length are set. */
+static asr_err_t load_cd(asr__cli_zip_t *z, const char *what, char *err, size_t err_len) {
+    uint64_t cd_off, cd_len, n_ent;
+    asr_err_t rc = find_cd(z, &cd_off, &cd_len, &n_ent, err, err_len);
+    if (rc != ASR_OK)
+        return rc;
+    unsigned char *cd = asr_xmalloc(cd_len ? (size_t)cd_len : 1);
+    if (read_at(z, cd, (size_t)cd_len, cd_off) != 0) {
+        asr_errf(err, err_len, "%s: cannot read the central directory", what);
+        rc = ASR_ERR_IO;
+    } else {
+        rc = parse_cd(z, cd, cd_len, n_ent, err, err_len);
+    }
+    free(cd);
+    return rc;
+}
+
+static asr__cli_zip_t *zip_new(const char *path) {
     asr__cli_zip_t *z = asr_xcalloc(1, sizeof(*z));
     const char *slash = strrchr(path, '/');
     z->path = asr_xstrdup(slash ? slash + 1 : path);
-    unsigned char *cd = NULL;
-    asr_err_t rc;
+    z->fd = -1;
+    return z;
+}
+
+asr_err_t asr__cli_zip_open(const char *path, asr__cli_zip_t **out, char *err, size_t err_len) {
+    *out = NULL;
+    asr__cli_zip_t *z = zip_new(path);
     struct stat st;
     z->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (z->fd < 0 || fstat(z->fd, &st) != 0) {
         asr_errf(err, err_len, "cannot open %s: %s", path, strerror(errno));
-        rc = ASR_ERR_IO;
-        goto fail;
+        asr__cli_zip_close(z);
+        return ASR_ERR_IO;
     }
     z->file_len = (uint64_t)st.st_size;
-    uint64_t cd_off, cd_len, n_ent;
-    rc = find_cd(z, &cd_off, &cd_len, &n_ent, err, err_len);
-    if (rc != ASR_OK)
-        goto fail;
-    cd = asr_xmalloc(cd_len ? (size_t)cd_len : 1);
-    if (pread_all(z->fd, cd, (size_t)cd_len, cd_off) != 0) {
-        asr_errf(err, err_len, "%s: cannot read the central directory", path);
-        rc = ASR_ERR_IO;
-        goto fail;
+    asr_err_t rc = load_cd(z, path, err, err_len);
+    if (rc != ASR_OK) {
+        asr__cli_zip_close(z);
+        return rc;
     }
-    rc = parse_cd(z, cd, cd_len, n_ent, err, err_len);
-    if (rc != ASR_OK)
-        goto fail;
-    free(cd);
     *out = z;
     return ASR_OK;
-fail:
-    free(cd);
-    asr__cli_zip_close(z);
-    return rc;
+}
+
+asr_err_t asr__cli_zip_open_memory(const void *data, size_t len, const char *name,
+                                   asr__cli_zip_t **out, char *err, size_t err_len) {
+    *out = NULL;
+    asr__cli_zip_t *z = zip_new(name);
+    z->mem = data ? data : (const unsigned char *)"";
+    z->file_len = data ? (uint64_t)len : 0;
+    asr_err_t rc = load_cd(z, name, err, err_len);
+    if (rc != ASR_OK) {
+        asr__cli_zip_close(z);
+        return rc;
+    }
+    *out = z;
+    return ASR_OK;
 }
 
 void asr__cli_zip_close(asr__cli_zip_t *z) {
@@ -259,6 +291,12 @@ const char *asr__cli_zip_find_suffix(const asr__cli_zip_t *z, const char *suffix
     return NULL;
 }
 
+size_t asr__cli_zip_count(const asr__cli_zip_t *z) { return z->n_entries; }
+
+const char *asr__cli_zip_name(const asr__cli_zip_t *z, size_t i) {
+    return i < z->n_entries ? z->entries[i].name : NULL;
+}
+
 int64_t asr__cli_zip_size(const asr__cli_zip_t *z, const char *name) {
     const entry_t *en = find(z, name);
     return en ? (int64_t)en->usize : -1;
@@ -270,7 +308,7 @@ static asr_err_t data_offset(asr__cli_zip_t *z, const entry_t *en, uint64_t *off
                              size_t err_len) {
     unsigned char lh[30];
     if (en->local_off > z->file_len || z->file_len - en->local_off < 30 ||
-        pread_all(z->fd, lh, 30, en->local_off) != 0 || rd32(lh) != SIG_LOCAL)
+        read_at(z, lh, 30, en->local_off) != 0 || rd32(lh) != SIG_LOCAL)
         goto bad;
     *off = en->local_off + 30 + rd16(lh + 26) + rd16(lh + 28);
     if (*off > z->file_len || en->csize > z->file_len - *off)
@@ -312,7 +350,7 @@ static asr_err_t pump(asr__cli_zip_t *z, const entry_t *en, uint64_t off, sink_t
     }
     for (uint64_t left = en->csize; left > 0 || (deflate && !ended);) {
         size_t n = left < CHUNK ? (size_t)left : CHUNK;
-        if (n == 0 || pread_all(z->fd, in, n, off) != 0) {
+        if (n == 0 || read_at(z, in, n, off) != 0) {
             asr_errf(err, err_len, "%s: %s is cut short", z->path, en->name);
             goto done;
         }
