@@ -77,14 +77,46 @@ def find_model(name: str) -> Optional[Path]:
 
 
 def require_model(name: str) -> Path:
-    """find_model(NAME), or skip the calling pytest test with a hint when it is absent."""
+    """find_model(NAME), or missing() with a hint when it is absent."""
     d = find_model(name)
     if d is None:
-        import pytest
-
-        pytest.skip(f"model {name} not available: run `make models` (asrd pull {name}) or "
-                    f"provide {DEV_MODELS / name}")
+        missing(f"model {name} not available: run `make models` (asrd pull {name}) or "
+                f"provide {DEV_MODELS / name}")
     return d
+
+
+# ----------------------------------------------------------------------------------------------
+# Missing prerequisites: skipped here, failures under CI=true
+
+
+def ci() -> bool:
+    """Running under CI (CI=true/1/yes): a missing test prerequisite is a failure there.
+    scripts/ci.sh is the shell twin."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing(reason: str):
+    """Ends the calling test (or module, at import) because something it needs is absent: a
+    model, a data file, a program, a package. A skip on a developer's machine (conftest.py turns
+    an all-skipped run into exit 77, ctest's "Not Run"); a failure under CI=true, where
+    everything is meant to be installed. Only for prerequisites: a route or feature that does
+    not answer as it should is a failure everywhere, never a skip."""
+    import pytest
+
+    if ci():
+        pytest.fail(f"{reason} (a missing prerequisite fails under CI=true)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def import_or_missing(module: str, hint: str = "scripts/setup-venv.sh installs it"):
+    """The module `module`, or missing() when it cannot be imported (pytest.importorskip that
+    fails under CI=true)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        missing(f"python module {module} is not installed ({hint}): {e}")
 
 
 # ----------------------------------------------------------------------------------------------

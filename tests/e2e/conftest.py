@@ -1,7 +1,11 @@
-"""pytest fixtures for asrd's end-to-end tests (tests/e2e/test_*.py).
+"""pytest fixtures and hooks for asrd's end-to-end tests (tests/e2e/test_*.py).
 
 ctest runs each test file as `venv/bin/python -m pytest -q -x FILE` with ASRD, ASR_SHARED and
 ASR_SOURCE set; see asrdtest.py for the defaults used when running by hand.
+
+Exit status: when tests were collected and every one of them skipped, pytest exits 77, which
+ctest reports as "Not Run" (SKIP_RETURN_CODE) instead of "Passed". Skips are only for missing
+prerequisites (asrdtest.missing(), which fails under CI=true instead).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Dict
 
 import pytest
 
@@ -59,3 +64,39 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("=", title)
         for line in text.splitlines():
             terminalreporter.write_line(line)
+
+
+# Outcome of each test (and each collected module), for the exit status: "passed", "failed" or
+# "skipped". A test that ran counts as passed unless a phase failed; an xfail ran, so it is not a
+# skip.
+_OUTCOMES: Dict[str, str] = {}
+SKIP_EXIT = 77  # ctest's SKIP_RETURN_CODE (CMakeLists.txt)
+
+
+def _record(nodeid: str, report) -> None:
+    if report.failed:
+        outcome = "failed"
+    elif report.skipped and not hasattr(report, "wasxfail"):
+        outcome = "skipped"
+    else:
+        outcome = "passed"
+    prev = _OUTCOMES.get(nodeid)
+    if prev == "failed" or (prev == "skipped" and outcome == "passed"):
+        return  # a teardown that passes after a skipped setup leaves the test skipped
+    _OUTCOMES[nodeid] = outcome
+
+
+def pytest_runtest_logreport(report):
+    _record(report.nodeid, report)
+
+
+def pytest_collectreport(report):
+    if not report.passed:  # a module skipped at import (asrdtest.missing) or failing to import
+        _record(report.nodeid, report)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Every collected test skipped (or the only module skipped at import): exit 77."""
+    if int(exitstatus) in (0, 5) and _OUTCOMES and \
+            all(o == "skipped" for o in _OUTCOMES.values()):
+        session.exitstatus = SKIP_EXIT

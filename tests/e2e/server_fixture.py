@@ -95,7 +95,9 @@ class AsrdServer:
         raise KeyError(field)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
-        """Signals the server and waits; returns its exit code (kills it past `timeout`)."""
+        """Signals the server and waits; returns its exit code (kills it past `timeout`).
+        Raises ServerError when a sanitizer reported in the server's log (a TSan/ASan build of
+        asrd: `make test-tsan` runs server tests against one)."""
         if not self.proc:
             return 0
         if self.proc.poll() is None:
@@ -111,6 +113,9 @@ class AsrdServer:
                                   f"{sig}:\n{self.log()[-3000:]}")
         self.proc.stdout.close()
         self._log.close()
+        report = sanitizer_report(self.log())
+        if report:
+            raise ServerError(f"asrd serve: sanitizer report in its log:\n{report}")
         return self.proc.returncode
 
     def kill(self):
@@ -181,6 +186,16 @@ class AsrdServer:
             return read_response(s, timeout)
         finally:
             s.close()
+
+
+SANITIZER_MARKS = ("WARNING: ThreadSanitizer", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:")
+
+
+def sanitizer_report(log: str) -> str:
+    """The first sanitizer report in a server log (from its first line), or ""."""
+    at = min((i for i in (log.find(m) for m in SANITIZER_MARKS) if i >= 0), default=-1)
+    return log[max(0, log.rfind("\n", 0, at) + 1):][:6000] if at >= 0 else ""
 
 
 def read_response(s: socket.socket, timeout: float) -> bytes:

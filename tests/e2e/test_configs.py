@@ -19,7 +19,7 @@ import asrdtest as t
 from fault_servers import wait_until
 from server_fixture import AsrdServer, error_problems
 
-requests = pytest.importorskip("requests")
+requests = t.import_or_missing("requests")
 
 SECRET = "sk-very-secret-123"
 
@@ -41,7 +41,7 @@ def pg_url():
     p = subprocess.run(["bash", str(script), "start", d], capture_output=True, text=True,
                        timeout=180)
     if p.returncode == 77:
-        pytest.skip("no PostgreSQL server binaries: " + p.stderr.strip())
+        t.missing("no PostgreSQL server binaries: " + p.stderr.strip())
     assert p.returncode == 0, p.stderr
     url = next(line.split("=", 1)[1].strip("'") for line in p.stdout.splitlines()
                if "ASRD_TEST_PG_URL=" in line)

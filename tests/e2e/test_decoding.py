@@ -93,7 +93,7 @@ def test_word_timestamps_match_faster_whisper(model, clip):
     model_dir = A.require_model(model)
     path = A.golden_dir() / "words" / model / (clip + ".json")
     if not path.is_file():
-        pytest.skip(f"no word golden {path}")
+        A.missing(f"no word golden {path}")
     gold = json.load(open(path))
     doc = run_default(model_dir, clip, ["--word-timestamps"])
     gw = [w for s in gold["segments"] for w in s["words"]]
@@ -152,11 +152,12 @@ def peak_rss_kb(args):
     raise AssertionError("no RSS from /usr/bin/time")
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/bin/time"), reason="GNU time missing")
 def test_memory_flat_in_audio_length(tmp_path):
     """A 10-minute file (clips from shared/audio concatenated with sox) peaks within 15% of a
     1-minute file's RSS, and each repeated clip's text matches the clip alone (WER <= 5 points).
     The 3-hour version of this check runs in `make check-long`."""
+    if not os.path.exists("/usr/bin/time"):
+        A.missing("GNU time (/usr/bin/time) is not installed")
     model_dir = A.require_model("tiny.en")
     parts = []
     for i, c in enumerate(("en_jfk.wav", "en_librispeech_2412-153948-0000.flac",

@@ -58,10 +58,10 @@ def routed_node(tmp_path):
     srv.start()
     me = [n for n in requests.get(srv.url + "/api/nodes", timeout=30).json()["data"]
           if n["self"]][0]
-    if me.get("transcriber") != "router":
+    if me.get("transcriber") != "router":  # jobs must go through the backend router
         srv.stop()
-        pytest.skip("jobs do not go through the backend router yet (GET /api/nodes transcriber "
-                    f"is {me.get('transcriber')!r}): issue 6 wires asr_route_transcribe_file in")
+        pytest.fail(f"GET /api/nodes: this node's transcriber is {me.get('transcriber')!r}, "
+                    "expected 'router'", pytrace=False)
     return srv
 
 

@@ -32,9 +32,8 @@ def pg_url():
     p = subprocess.run(["bash", str(script), "start", d], capture_output=True, text=True,
                        timeout=180)
     if p.returncode == 77:
-        pytest.skip(f"no PostgreSQL server binaries: {p.stderr.strip()}")
-    if p.returncode != 0:
-        pytest.skip(f"could not start a temporary PostgreSQL: {p.stderr.strip()[-500:]}")
+        t.missing(f"no PostgreSQL server binaries: {p.stderr.strip()}")
+    assert p.returncode == 0, f"could not start a temporary PostgreSQL: {p.stderr.strip()[-500:]}"
     env = dict(line.split(" ", 1)[1].split("=", 1) for line in p.stdout.splitlines()
                if line.startswith("export "))
     yield env["ASRD_TEST_PG_URL"].strip("'")
@@ -134,12 +133,12 @@ def test_nodes_share_the_queue(tmp_path, pg_url, n_nodes, n_jobs):
 
 
 def _createdb(url: str, name: str):
-    """CREATE DATABASE through libpq's psql when present, else the asrd binary cannot: skip."""
+    """CREATE DATABASE through libpq's psql (a prerequisite: asrdtest.missing without it)."""
     import shutil
     psql = shutil.which("psql") or next(iter(sorted(Path("/usr/lib/postgresql").glob(
         "*/bin/psql"))), None)
     if not psql:
-        pytest.skip("psql not found (needed to create the test databases)")
+        t.missing("psql not found (needed to create the test databases)")
     p = subprocess.run([str(psql), url, "-c", f"CREATE DATABASE {name}"], capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 0, p.stderr

@@ -84,7 +84,7 @@ def test_detect_language_english_only_model(asrd, models_env):
 def test_probability_matches_faster_whisper(asrd, base):
     """asrd's detected-language probability (CLI and verbose_json) equals faster-whisper's
     info.language_probability within 0.02, same model in float32."""
-    fw = pytest.importorskip("faster_whisper")
+    fw = asrdtest.import_or_missing("faster_whisper")
     model = fw.WhisperModel(str(require_model("base")), device="cpu", compute_type="float32",
                             cpu_threads=2)
     rows = []

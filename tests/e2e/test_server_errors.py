@@ -20,7 +20,7 @@ from asrdtest import require_model
 from server_fixture import (AsrdServer, error_problems, http_request, multipart, parse_response,
                             read_response)
 
-openai = pytest.importorskip("openai")
+openai = asrdtest.import_or_missing("openai")
 
 KEY = "sk-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -854,19 +854,34 @@ static void test_alloc_failures(void **state) {
     assert_null(pcm);
     assert_non_null(strstr(err, "out of memory"));
 
+    /* every checked allocation of a load, failed in turn: each one fired (the load reached it)
+     * and ended the load with NOMEM; one past the last, the load succeeds */
     shared_path(p, sizeof p, "audio/en_one_two_three.wav");
-    int n_ok = 0;
-    for (long nth = 1; nth <= 12; nth++) {
+    unsigned long before = asr_alloc_checked_count();
+    assert_int_equal(asr_audio_load(p, &pcm, &n, err, sizeof err), ASR_OK);
+    long n_allocs = (long)(asr_alloc_checked_count() - before);
+    free(pcm);
+    pcm = NULL;
+    assert_true(n_allocs >= 1);
+    for (long nth = 1; nth <= n_allocs + 1; nth++) {
+        before = asr_alloc_checked_count();
         asr_alloc_fail_set(nth, 0);
         e = asr_audio_load(p, &pcm, &n, err, sizeof err);
         asr_alloc_fail_set(0, 0);
-        assert_true(e == ASR_OK || e == ASR_ERR_NOMEM);
-        if (e == ASR_OK)
-            n_ok++;
+        long made = (long)(asr_alloc_checked_count() - before);
+        if (nth <= n_allocs) {
+            if (made < nth || e != ASR_ERR_NOMEM)
+                fail_msg("allocation %ld of %ld failed: the load made %ld and returned %s", nth,
+                         n_allocs, made, asr_strerror(e));
+            assert_null(pcm);
+            assert_non_null(strstr(err, "out of memory"));
+        } else {
+            assert_int_equal(e, ASR_OK); /* nothing left to fail */
+            assert_true(n > 0);
+        }
         free(pcm);
         pcm = NULL;
     }
-    assert_true(n_ok > 0); /* past the last checked allocation, loads succeed again */
 }
 
 int main(void) {

@@ -2,7 +2,10 @@
  * keeping an upload (moved, durable, unique names, extension kept), path resolution, and the
  * workers: 20 jobs over 3 workers each done exactly once with progress; a retryable failure backs
  * off and succeeds on the next attempt; a non-retryable one fails at once; a job cancelled while
- * it runs is aborted and never completed; and a deleted recording fails its job cleanly. */
+ * it runs is aborted and never completed; and a deleted recording takes its jobs with it (the
+ * store's contract: asr_store_recording_delete deletes the row and its jobs): a queued job is
+ * never run and its row is gone, a running one is aborted and leaves no row, and the workers go
+ * on. Waits poll with a deadline (30 s: sanitizer builds on a loaded machine). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -87,8 +90,11 @@ static void test_keep_and_path(void **state) {
 
 /* ---- the fake transcriber ---- */
 
+#define WAIT_S 30.0
+
 typedef struct {
     atomic_int calls;
+    _Atomic int64_t ran[64];   /* job ids, in call order */
     atomic_int fail_retryable; /* fail this many calls, retryably */
     atomic_int fail_hard;      /* fail the next call for good */
     atomic_int block;          /* run until aborted */
@@ -97,7 +103,9 @@ typedef struct {
 
 static asr_err_t fake_cb(const asr_jobs_task_t *task, asr_jobs_outcome_t *out, void *ud) {
     fake_t *fk = ud;
-    atomic_fetch_add(&fk->calls, 1);
+    int k = atomic_fetch_add(&fk->calls, 1);
+    if (k < 64)
+        atomic_store(&fk->ran[k], task->job_id);
     task->progress_cb(0.5, task->user_data);
     if (atomic_load(&fk->block)) {
         while (!task->abort_cb(task->user_data))
@@ -152,16 +160,42 @@ static int64_t add_job(fx_t *f) {
     return jid;
 }
 
-/* Waits until job `id` reaches `st` (5 s at most). */
+/* Waits until job `id` reaches `st` (WAIT_S at most). */
 static void wait_state(fx_t *f, int64_t id, asr_store_job_state_t st, asr_store_job_t *out) {
-    for (int i = 0; i < 500; i++) {
+    double deadline = asr_now_s() + WAIT_S;
+    do {
         assert_int_equal(asr_store_job_get(f->store, id, out), ASR_OK);
         if (out->state == st)
             return;
         asr_store_job_clear(out);
         usleep(10000);
-    }
+    } while (asr_now_s() < deadline);
     fail_msg("job %lld did not become %s", (long long)id, asr_store_job_state_name(st));
+}
+
+/* Waits until *v >= want (WAIT_S at most). */
+static void wait_count(atomic_int *v, int want, const char *what) {
+    double deadline = asr_now_s() + WAIT_S;
+    while (atomic_load(v) < want && asr_now_s() < deadline)
+        usleep(10000);
+    if (atomic_load(v) < want)
+        fail_msg("%s: %d, expected %d", what, atomic_load(v), want);
+}
+
+static bool ran(fake_t *fk, int64_t id) {
+    int n = atomic_load(&fk->calls);
+    for (int i = 0; i < n && i < 64; i++)
+        if (atomic_load(&fk->ran[i]) == id)
+            return true;
+    return false;
+}
+
+static int64_t recording_of(fx_t *f, int64_t job_id) {
+    asr_store_job_t job;
+    assert_int_equal(asr_store_job_get(f->store, job_id, &job), ASR_OK);
+    int64_t rid = job.recording_id;
+    asr_store_job_clear(&job);
+    return rid;
 }
 
 static void test_workers_exactly_once(void **state) {
@@ -226,23 +260,35 @@ static void test_cancel_running_and_deleted(void **state) {
     wait_state(f, a, ASR_STORE_JOB_RUNNING, &job);
     asr_store_job_clear(&job);
     assert_int_equal(asr_store_job_cancel(f->store, a), ASR_OK); /* the keeper notices */
-    for (int i = 0; i < 300 && atomic_load(&fk.aborted) == 0; i++)
-        usleep(10000);
+    wait_count(&fk.aborted, 1, "aborted runs");
     assert_int_equal(atomic_load(&fk.aborted), 1);
     wait_state(f, a, ASR_STORE_JOB_CANCELLED, &job);
     assert_null(job.result_json);
     asr_store_job_clear(&job);
-    /* a recording deleted before its job runs: the job row goes with it, nothing breaks */
+
+    /* a recording deleted while its job runs: the keeper finds the row gone and aborts the run
+     * (it never completes), and no row comes back */
+    int64_t d = add_job(f);
+    asr_jobs_wake(j);
+    wait_state(f, d, ASR_STORE_JOB_RUNNING, &job);
+    asr_store_job_clear(&job);
+    assert_int_equal(asr_store_recording_delete(f->store, recording_of(f, d)), ASR_OK);
+    wait_count(&fk.aborted, 2, "aborted runs");
+    assert_int_equal(asr_store_job_get(f->store, d, &job), ASR_ERR_NOT_FOUND);
+
+    /* a recording deleted before its job runs: the job row goes with it and is never run; the
+     * queue goes on with the next job */
     atomic_store(&fk.block, 0);
     int64_t b = add_job(f);
-    assert_int_equal(asr_store_job_get(f->store, b, &job), ASR_OK);
-    int64_t rid = job.recording_id;
-    asr_store_job_clear(&job);
-    asr_store_recording_delete(f->store, rid);
+    assert_int_equal(asr_store_recording_delete(f->store, recording_of(f, b)), ASR_OK);
+    assert_int_equal(asr_store_job_get(f->store, b, &job), ASR_ERR_NOT_FOUND);
     int64_t c = add_job(f);
     asr_jobs_wake(j);
     wait_state(f, c, ASR_STORE_JOB_DONE, &job);
     asr_store_job_clear(&job);
+    assert_false(ran(&fk, b));
+    assert_int_equal(asr_store_job_get(f->store, d, &job), ASR_ERR_NOT_FOUND);
+    assert_int_equal(atomic_load(&fk.calls), 3); /* a, d, c */
     assert_int_equal(asr_jobs_cancel_local(j, 999), false);
     asr_jobs_stop(j);
 }
