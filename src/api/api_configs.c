@@ -99,6 +99,11 @@ static json_t *config_json(asr_api_t *api, const asr_store_config_t *c) {
 /* A config id that is not a positive integer is a 400 (docs/API.md). */
 static bool path_id(asr_http_req_t *req, int64_t *id) { return asr__api_path_id(req, 400, id); }
 
+/* The admin check, then the {id} of the path. */
+static bool admin_id(asr_http_req_t *req, const asr_api_t *api, int64_t *id) {
+    return admin_ok(req, api) && path_id(req, id);
+}
+
 static void respond_config(asr_http_req_t *req, asr_api_t *api, int64_t id, int status) {
     asr_store_config_t c = {0};
     asr_err_t e = asr_store_config_get(api->store, id, &c);
@@ -230,52 +235,47 @@ void asr__api_configs_list(asr_http_req_t *req, void *ud) {
     asr__api_respond_json(req, 200, root);
 }
 
-void asr__api_configs_create(asr_http_req_t *req, void *ud) {
-    asr_api_t *api = ud;
+/* POST /api/asr-configs (create) and PUT/PATCH /api/asr-configs/{id} (update). */
+static void config_write(asr_http_req_t *req, asr_api_t *api, bool create) {
     asr_store_config_input_t in;
     json_t *root = NULL;
-    if (!admin_ok(req, api) || !parse_input(req, &root, &in))
-        return;
     int64_t id = 0;
-    if (!in.name) {
+    if (!admin_ok(req, api) || (!create && !path_id(req, &id)) || !parse_input(req, &root, &in))
+        return;
+    if (create && !in.name) {
         asr_http_respond_error(req, 400, "name", "invalid_value", "name: required");
-    } else if (in.is_default != 1 || !default_conflict(req, api, 0)) {
-        asr_err_t e = asr_store_config_create(api->store, &in, &id);
-        if (changed(req, api, e, id, "created"))
-            respond_config(req, api, id, 201);
+    } else if (in.is_default != 1 || !default_conflict(req, api, id)) {
+        asr_err_t e = create ? asr_store_config_create(api->store, &in, &id)
+                             : asr_store_config_update(api->store, id, &in);
+        if (changed(req, api, e, id, create ? "created" : "updated"))
+            respond_config(req, api, id, create ? 201 : 200);
     }
     json_decref(root);
 }
+
+void asr__api_configs_create(asr_http_req_t *req, void *ud) { config_write(req, ud, true); }
+void asr__api_config_update(asr_http_req_t *req, void *ud) { config_write(req, ud, false); }
 
 void asr__api_config_get(asr_http_req_t *req, void *ud) {
     asr_api_t *api = ud;
     int64_t id;
-    if (admin_ok(req, api) && path_id(req, &id))
+    if (admin_id(req, api, &id))
         respond_config(req, api, id, 200);
 }
 
-void asr__api_config_update(asr_http_req_t *req, void *ud) {
-    asr_api_t *api = ud;
-    asr_store_config_input_t in;
-    json_t *root = NULL;
+/* DELETE /api/asr-configs/{id} and POST /api/asr-configs/{id}/default. */
+static void config_action(asr_http_req_t *req, asr_api_t *api, bool del) {
     int64_t id;
-    if (!admin_ok(req, api) || !path_id(req, &id) || !parse_input(req, &root, &in))
+    if (!admin_id(req, api, &id))
         return;
-    if (in.is_default != 1 || !default_conflict(req, api, id)) {
-        asr_err_t e = asr_store_config_update(api->store, id, &in);
-        if (changed(req, api, e, id, "updated"))
-            respond_config(req, api, id, 200);
+    asr_err_t e = del ? asr_store_config_delete(api->store, id)
+                      : asr_store_config_set_default(api->store, id);
+    if (!changed(req, api, e, id, del ? "deleted" : "default"))
+        return;
+    if (!del) {
+        respond_config(req, api, id, 200);
+        return;
     }
-    json_decref(root);
-}
-
-void asr__api_config_delete(asr_http_req_t *req, void *ud) {
-    asr_api_t *api = ud;
-    int64_t id;
-    if (!admin_ok(req, api) || !path_id(req, &id))
-        return;
-    if (!changed(req, api, asr_store_config_delete(api->store, id), id, "deleted"))
-        return;
     json_t *o = json_object();
     json_object_set_new(o, "id", json_integer((json_int_t)id));
     json_object_set_new(o, "object", json_string("asr_config.deleted"));
@@ -283,19 +283,13 @@ void asr__api_config_delete(asr_http_req_t *req, void *ud) {
     asr__api_respond_json(req, 200, o);
 }
 
-void asr__api_config_default(asr_http_req_t *req, void *ud) {
-    asr_api_t *api = ud;
-    int64_t id;
-    if (!admin_ok(req, api) || !path_id(req, &id))
-        return;
-    if (changed(req, api, asr_store_config_set_default(api->store, id), id, "default"))
-        respond_config(req, api, id, 200);
-}
+void asr__api_config_delete(asr_http_req_t *req, void *ud) { config_action(req, ud, true); }
+void asr__api_config_default(asr_http_req_t *req, void *ud) { config_action(req, ud, false); }
 
 void asr__api_config_test(asr_http_req_t *req, void *ud) {
     asr_api_t *api = ud;
     int64_t id;
-    if (!admin_ok(req, api) || !path_id(req, &id))
+    if (!admin_id(req, api, &id))
         return;
     if (!api->router) {
         asr_http_respond_error(req, 503, NULL, "not_ready", "the router is not running");
@@ -325,7 +319,7 @@ void asr__api_config_test(asr_http_req_t *req, void *ud) {
 void asr__api_config_health(asr_http_req_t *req, void *ud) {
     asr_api_t *api = ud;
     int64_t id;
-    if (!admin_ok(req, api) || !path_id(req, &id))
+    if (!admin_id(req, api, &id))
         return;
     long limit;
     if (!asr__api_query_int(req, "limit", 50, 1, 1000, &limit))

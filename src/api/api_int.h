@@ -1,5 +1,6 @@
-/* api: private declarations shared by the api module's files (api.c, api_audio.c,
- * api_recordings.c, api_jobs.c, api_configs.c). Nothing outside src/api includes this. */
+/* api: private declarations shared by the api module's files (api.c, api_common.c,
+ * api_audio.c, api_recordings.c, api_jobs.c, api_configs.c). Nothing outside src/api includes
+ * this. */
 #ifndef ASR_API_INT_H
 #define ASR_API_INT_H
 
@@ -25,13 +26,16 @@ struct asr_api {
     struct asr_jobs *_Atomic jobs; /* this node's workers; NULL until started (or none) */
 };
 
-/* Answers `root` (takes ownership) as indented JSON with `status`. */
-void asr__api_respond_json(asr_http_req_t *req, int status, json_t *root);
 /* Resolves a model id or alias to a scheduler model index; -1 when unknown. */
 int asr__api_resolve_model(const asr_api_t *api, const char *name);
-/* The client's model (NULL or "" = the default model) as a scheduler index; when it is unknown,
- * answers 404 model_not_found and returns -1. */
-int asr__api_model_arg(asr_http_req_t *req, const asr_api_t *api, const char *name);
+
+/* ---- request helpers shared by the route files (api_common.c) ---- */
+/* Answers `root` (takes ownership) as indented JSON with `status`. */
+void asr__api_respond_json(asr_http_req_t *req, int status, json_t *root);
+/* Checks the upload of an UPLOAD route and decodes its first samples. Answers and returns false
+ * for a missing or empty file (400), one that is not audio (400 invalid_audio), out of memory
+ * (503) or audio longer than max_audio_seconds (413); *dur = its duration in seconds. */
+bool asr__api_probe_upload(asr_http_req_t *req, const asr_api_t *api, double *dur);
 /* The {id} of a '*' route, a positive integer; otherwise answers `bad_status` (404 not_found:
  * the path names nothing; 400 invalid_value where documented) naming "id" and returns false. */
 bool asr__api_path_id(asr_http_req_t *req, int bad_status, int64_t *id);
@@ -44,6 +48,8 @@ bool asr__api_query_int(asr_http_req_t *req, const char *name, long def, long lo
  * field is "state"; anything else 503 (the database). */
 void asr__api_store_error(asr_http_req_t *req, const asr_api_t *api, asr_err_t e,
                           const char *param);
+
+/* ---- routes ---- */
 /* Answers a failure of the local-transcription service in OpenAI's shape: the status, code and
  * retryability of svc's one mapping (Retry-After on 503s). */
 void asr__api_respond_svc_error(asr_http_req_t *req, const asr_svc_error_t *e);

@@ -24,6 +24,23 @@ static void store_error(asr_http_req_t *req, asr_api_t *api, asr_err_t e) {
     asr__api_store_error(req, api, e, "id");
 }
 
+/* True when job `id` (a recording's, for `recording`) exists; else answers why not. */
+static bool exists(asr_http_req_t *req, asr_api_t *api, int64_t id, bool recording) {
+    asr_store_job_t j;
+    asr_store_recording_t r;
+    asr_err_t e = recording ? asr_store_recording_get(api->store, id, &r)
+                            : asr_store_job_get(api->store, id, &j);
+    if (e != ASR_OK) {
+        store_error(req, api, e);
+        return false;
+    }
+    if (recording)
+        asr_store_recording_clear(&r);
+    else
+        asr_store_job_clear(&j);
+    return true;
+}
+
 static void respond_job(asr_http_req_t *req, asr_api_t *api, int64_t id, int status) {
     asr_store_job_t job;
     asr_err_t e = asr_store_job_get(api->store, id, &job);
@@ -202,15 +219,8 @@ static void sse_free(void *ud) {
 void asr__api_job_events(asr_http_req_t *req, void *ud) {
     asr_api_t *api = ud;
     int64_t id;
-    if (!path_id(req, &id))
+    if (!path_id(req, &id) || !exists(req, api, id, false))
         return;
-    asr_store_job_t j;
-    asr_err_t e = asr_store_job_get(api->store, id, &j);
-    if (e != ASR_OK) {
-        store_error(req, api, e);
-        return;
-    }
-    asr_store_job_clear(&j);
     sse_t *s = asr_xcalloc(1, sizeof *s);
     s->api = api;
     s->req = req;
@@ -250,16 +260,11 @@ void asr__api_recording_transcript(asr_http_req_t *req, void *ud) {
     asr_subtitle_opts_t subs = {0};
     if (!parse_subs(req, &subs))
         return;
-    asr_store_recording_t rec;
-    asr_err_t e = asr_store_recording_get(api->store, rec_id, &rec);
-    if (e != ASR_OK) {
-        store_error(req, api, e);
+    if (!exists(req, api, rec_id, true))
         return;
-    }
-    asr_store_recording_clear(&rec);
     asr_store_job_t *v = NULL, job = {0};
     size_t n = 0;
-    e = asr_store_job_list(api->store, rec_id, ASR_STORE_JOB_DONE, 0, 1, &v, &n);
+    asr_err_t e = asr_store_job_list(api->store, rec_id, ASR_STORE_JOB_DONE, 0, 1, &v, &n);
     if (e == ASR_OK && n == 1)
         e = asr_store_job_get(api->store, v[0].id, &job);
     asr_store_jobs_free(v, n);

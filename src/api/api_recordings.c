@@ -99,55 +99,12 @@ static json_t *latest_job(asr_api_t *api, int64_t rec_id) {
 
 /* ---- POST /api/recordings ---- */
 
-/* Decodes the first samples: not audio (or no samples) is a 400, too long a 413. */
-static bool probe_upload(asr_http_req_t *req, asr_api_t *api, const asr_http_upload_t *up,
-                         double *dur) {
-    char err[256] = "";
-    asr_audio_reader_t *r = NULL;
-    asr_err_t rc = asr_audio_open(up->path, &r, err, sizeof err);
-    float buf[4096];
-    size_t n = 0;
-    *dur = -1;
-    if (rc == ASR_OK) {
-        rc = asr_audio_read(r, buf, 4096, &n);
-        if (rc != ASR_OK)
-            snprintf(err, sizeof err, "%s", asr_audio_errmsg(r));
-        else if (n == 0)
-            snprintf(err, sizeof err, "the file holds no audio samples");
-        *dur = asr_audio_duration(r);
-    }
-    asr_audio_close(r);
-    if (rc != ASR_OK || n == 0) {
-        const char *m = err[0] ? err : asr_strerror(rc);
-        size_t pl = strlen(up->path);
-        if (!strncmp(m, up->path, pl) && m[pl] == ':')
-            m += pl + 1 + (m[pl + 1] == ' ');
-        asr_http_respond_error(req, 400, "file", "invalid_audio",
-                               "could not decode the audio file%s%.200s: %s",
-                               up->filename[0] ? " " : "", up->filename, m);
-        return false;
-    }
-    if (*dur > api->cfg->max_audio_seconds) {
-        asr_http_respond_error(req, 413, "file", "audio_too_long",
-                               "audio of %.0f s is longer than the server's limit of %d s", *dur,
-                               api->cfg->max_audio_seconds);
-        return false;
-    }
-    return true;
-}
-
 static void recording_create(asr_http_req_t *req, void *ud) {
     asr_api_t *api = ud;
     const asr_http_upload_t *up = asr_http_upload(req);
-    if (!up) {
-        asr_http_respond_error(req, 400, "file", "missing_file",
-                               "you must provide a 'file' part (multipart/form-data)");
+    double dur;
+    if (!asr__api_probe_upload(req, api, &dur)) /* missing, empty, not audio or too long */
         return;
-    }
-    if (up->size == 0) {
-        asr_http_respond_error(req, 400, "file", "empty_file", "the uploaded file is empty");
-        return;
-    }
     const char *name = asr_http_form_value(req, "name");
     if (!name || !*name)
         name = up->filename[0] ? up->filename : "recording";
@@ -163,9 +120,6 @@ static void recording_create(asr_http_req_t *req, void *ud) {
                                lang);
         return;
     }
-    double dur;
-    if (!probe_upload(req, api, up, &dur))
-        return;
     asr_jobs_crash_point("upload_received", 0);
     char err[256] = "", *stored = NULL;
     if (asr_jobs_recording_keep(api->recordings_dir, up->path, up->filename, &stored, err,
