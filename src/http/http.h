@@ -3,6 +3,9 @@
  * and OpenAI-shaped errors. It knows nothing of transcription: the api module registers routes
  * and answers requests through the functions below.
  *
+ * Files: server.c (lifecycle, start/stop), server_route.c (routing, auth, CORS, limits),
+ * server_response.c (answers, streams, files), upload.c (multipart intake), metrics.c.
+ *
  * Threading: one thread per connection (see server.c for why). A route handler runs on its
  * connection's thread once the whole request has arrived and may block (waiting for a worker);
  * it must answer exactly once with one of the asr_http_respond* functions. */
@@ -112,9 +115,9 @@ void asr_http_log_field(asr_http_req_t *req, const char *fmt, ...)
 /* `body` is copied. */
 void asr_http_respond(asr_http_req_t *req, int status, const char *content_type, const char *body,
                       size_t len);
-/* OpenAI's error shape {"error": {"message", "type", "param", "code"}}; the type follows the
- * status. `param` and `code` may be NULL (JSON null). 503 responses carry Retry-After when
- * asr_http_set_header set one, else 1. */
+/* OpenAI's error shape {"error": {"message", "type", "param", "code"}} (the document is
+ * asr_format_error_json's); the type follows the status. `param` and `code` may be NULL (JSON
+ * null). 503 responses carry Retry-After when asr_http_set_header set one, else 1. */
 void asr_http_respond_error(asr_http_req_t *req, int status, const char *param, const char *code,
                             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
