@@ -16,78 +16,32 @@
     "id, name, kind, api_url, model_name, CASE WHEN api_key IS NULL THEN 0 ELSE 1 END, "           \
     "is_active, is_default, priority, timeout_ms, max_parallel, created_at, updated_at"
 
-static void cfg_from_row(const asr__rows_t *r, size_t i, asr_store_config_t *c) {
-    c->id = asr__store_cell_i64(r, i, 0);
-    c->name = asr__store_cell_dup(r, i, 1);
-    c->kind = asr__store_cell_dup(r, i, 2);
-    c->api_url = asr__store_cell_dup(r, i, 3);
-    c->model_name = asr__store_cell_dup(r, i, 4);
-    c->has_api_key = asr__store_cell_i64(r, i, 5) != 0;
-    c->is_active = asr__store_cell_i64(r, i, 6) != 0;
-    c->is_default = asr__store_cell_i64(r, i, 7) != 0;
-    c->priority = (int)asr__store_cell_i64(r, i, 8);
-    c->timeout_ms = (int)asr__store_cell_i64(r, i, 9);
-    c->max_parallel = (int)asr__store_cell_i64(r, i, 10);
-    c->created_at = asr__store_cell_i64(r, i, 11);
-    c->updated_at = asr__store_cell_i64(r, i, 12);
-}
+/* CFG_COLS, in order. */
+#define CF(kind, member) ASR__FIELD(asr_store_config_t, kind, member)
+static const asr__field_t k_cfg[] = {
+    CF(I64, id),         CF(STR, name),         CF(STR, kind),         CF(STR, api_url),
+    CF(STR, model_name), CF(BOOL, has_api_key), CF(BOOL, is_active),   CF(BOOL, is_default),
+    CF(INT, priority),   CF(INT, timeout_ms),   CF(INT, max_parallel), CF(I64, created_at),
+    CF(I64, updated_at)};
+#undef CF
 
-void asr_store_config_clear(asr_store_config_t *c) {
-    if (!c)
-        return;
-    free(c->name);
-    free(c->kind);
-    free(c->api_url);
-    free(c->model_name);
-    memset(c, 0, sizeof *c);
-}
-
-void asr_store_configs_free(asr_store_config_t *v, size_t n) {
-    for (size_t i = 0; v && i < n; i++)
-        asr_store_config_clear(&v[i]);
-    free(v);
-}
+ASR__STORE_FREE_FNS(asr_store_config_t, k_cfg, asr_store_config_clear, asr_store_configs_free)
 
 asr_err_t asr_store_config_list(asr_store_t *s, bool active_only, asr_store_config_t **out,
                                 size_t *n) {
-    *out = NULL;
-    *n = 0;
-    asr__rows_t r;
-    LOCK(s);
-    asr_err_t e =
-        asr__store_exec(s,
-                        active_only ? "SELECT " CFG_COLS " FROM asr_configs WHERE "
-                                      "is_active = 1 ORDER BY is_default DESC, priority, id"
-                                    : "SELECT " CFG_COLS " FROM asr_configs ORDER BY "
-                                      "is_default DESC, priority, id",
-                        NULL, 0, &r);
-    UNLOCK(s);
-    if (e != ASR_OK)
-        return e;
-    if (r.n_rows) {
-        *out = asr_xcalloc(r.n_rows, sizeof **out);
-        for (size_t i = 0; i < r.n_rows; i++)
-            cfg_from_row(&r, i, &(*out)[i]);
-    }
-    *n = r.n_rows;
-    asr__store_rows_free(&r);
-    return ASR_OK;
+    return asr__store_list(s,
+                           active_only ? "SELECT " CFG_COLS " FROM asr_configs WHERE "
+                                         "is_active = 1 ORDER BY is_default DESC, priority, id"
+                                       : "SELECT " CFG_COLS " FROM asr_configs ORDER BY "
+                                         "is_default DESC, priority, id",
+                           NULL, 0, k_cfg, ASR__N_FIELDS(k_cfg), sizeof **out, out, n);
 }
 
 /* Runs a one-row config query with one parameter; caller holds the lock. */
 static asr_err_t get_where(asr_store_t *s, const char *sql, asr__param_t p,
                            asr_store_config_t *out) {
-    asr__rows_t r;
-    memset(out, 0, sizeof *out);
-    asr_err_t e = asr__store_exec(s, sql, &p, 1, &r);
-    if (e != ASR_OK)
-        return e;
-    if (r.n_rows == 0)
-        e = asr__store_fail(ASR_ERR_NOT_FOUND, "id: no such config");
-    else
-        cfg_from_row(&r, 0, out);
-    asr__store_rows_free(&r);
-    return e;
+    return asr__store_get_row(s, sql, &p, 1, k_cfg, ASR__N_FIELDS(k_cfg), out, sizeof *out,
+                              "id: no such config");
 }
 
 asr_err_t asr_store_config_get(asr_store_t *s, int64_t id, asr_store_config_t *out) {
@@ -235,7 +189,7 @@ static asr_err_t load_for_update(asr_store_t *s, int64_t id, asr_store_config_t 
     if (r.n_rows == 0)
         e = asr__store_fail(ASR_ERR_NOT_FOUND, "id: no such config");
     else {
-        cfg_from_row(&r, 0, cur);
+        asr__store_map_row(k_cfg, ASR__N_FIELDS(k_cfg), &r, 0, cur);
         *enc = asr__store_cell_dup(&r, 0, 13);
     }
     asr__store_rows_free(&r);
@@ -399,6 +353,14 @@ asr_err_t asr_store_config_get_api_key(asr_store_t *s, int64_t id, char **out) {
 
 /* ---- health ---- */
 
+/* id, config_id, checked_at, ok, latency_ms (NULL = -1), error */
+#define HF(kind, member) ASR__FIELD(asr_store_health_t, kind, member)
+#define HFO(kind, member, v) ASR__FIELD_OR(asr_store_health_t, kind, member, v)
+static const asr__field_t k_health[] = {HF(I64, id),  HF(I64, config_id),       HF(I64, checked_at),
+                                        HF(BOOL, ok), HFO(INT, latency_ms, -1), HF(STR, error)};
+#undef HF
+#undef HFO
+
 asr_err_t asr_store_health_add(asr_store_t *s, int64_t config_id, bool ok, int latency_ms,
                                const char *error) {
     asr__param_t p[4] = {PI64(config_id), PI64(ok ? 1 : 0),
@@ -416,33 +378,12 @@ asr_err_t asr_store_health_add(asr_store_t *s, int64_t config_id, bool ok, int l
 
 asr_err_t asr_store_health_list(asr_store_t *s, int64_t config_id, int limit,
                                 asr_store_health_t **out, size_t *n) {
-    *out = NULL;
-    *n = 0;
     asr__param_t p[2] = {PI64(config_id), PI64(limit > 0 ? limit : 100)};
-    asr__rows_t r;
-    LOCK(s);
-    asr_err_t e = asr__store_exec(s,
-                                  "SELECT id, config_id, checked_at, ok, latency_ms, error FROM "
-                                  "asr_health WHERE config_id = ? ORDER BY checked_at DESC, id "
-                                  "DESC LIMIT ?",
-                                  p, 2, &r);
-    UNLOCK(s);
-    if (e != ASR_OK)
-        return e;
-    if (r.n_rows)
-        *out = asr_xcalloc(r.n_rows, sizeof **out);
-    for (size_t i = 0; i < r.n_rows; i++) {
-        asr_store_health_t *h = &(*out)[i];
-        h->id = asr__store_cell_i64(&r, i, 0);
-        h->config_id = asr__store_cell_i64(&r, i, 1);
-        h->checked_at = asr__store_cell_i64(&r, i, 2);
-        h->ok = asr__store_cell_i64(&r, i, 3) != 0;
-        h->latency_ms = asr__store_cell(&r, i, 4) ? (int)asr__store_cell_i64(&r, i, 4) : -1;
-        h->error = asr__store_cell_dup(&r, i, 5);
-    }
-    *n = r.n_rows;
-    asr__store_rows_free(&r);
-    return ASR_OK;
+    return asr__store_list(s,
+                           "SELECT id, config_id, checked_at, ok, latency_ms, error FROM "
+                           "asr_health WHERE config_id = ? ORDER BY checked_at DESC, id "
+                           "DESC LIMIT ?",
+                           p, 2, k_health, ASR__N_FIELDS(k_health), sizeof **out, out, n);
 }
 
 asr_err_t asr_store_health_prune(asr_store_t *s, int keep) {
@@ -459,7 +400,5 @@ asr_err_t asr_store_health_prune(asr_store_t *s, int keep) {
 }
 
 void asr_store_health_free(asr_store_health_t *v, size_t n) {
-    for (size_t i = 0; v && i < n; i++)
-        free(v[i].error);
-    free(v);
+    asr__store_map_free(k_health, ASR__N_FIELDS(k_health), v, n, sizeof *v);
 }

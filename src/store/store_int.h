@@ -10,6 +10,7 @@
 #define ASR_STORE_INT_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -115,6 +116,57 @@ const char *asr__store_cell(const asr__rows_t *r, size_t row, int col);
 int64_t asr__store_cell_i64(const asr__rows_t *r, size_t row, int col);
 double asr__store_cell_real(const asr__rows_t *r, size_t row, int col, double if_null);
 char *asr__store_cell_dup(const asr__rows_t *r, size_t row, int col);
+
+/* Rows to structs (store_rows.c): a table of fields in SELECT order maps a row onto a struct.
+ * A NULL number takes if_null; a NULL string stays NULL; SKIP leaves the field to the caller. */
+typedef enum {
+    ASR__F_SKIP,
+    ASR__F_STR,  /* char * (malloc'd) */
+    ASR__F_I64,  /* int64_t */
+    ASR__F_INT,  /* int */
+    ASR__F_BOOL, /* bool (cell != 0) */
+    ASR__F_REAL, /* double */
+    ASR__F_FN    /* parse(cell, &field): the cell (may be NULL) parsed by the table's function */
+} asr__ftype_t;
+
+typedef struct {
+    asr__ftype_t t;
+    size_t off;
+    double if_null;
+    void (*parse)(const char *cell, void *field); /* ASR__F_FN only */
+} asr__field_t;
+
+#define ASR__FIELD(type, kind, member)                                                             \
+    { ASR__F_##kind, offsetof(type, member), 0, NULL }
+#define ASR__FIELD_OR(type, kind, member, if_null)                                                 \
+    { ASR__F_##kind, offsetof(type, member), if_null, NULL }
+#define ASR__FIELD_FN(type, member, fn)                                                            \
+    { ASR__F_FN, offsetof(type, member), 0, fn }
+#define ASR__N_FIELDS(tab) ((int)(sizeof(tab) / sizeof((tab)[0])))
+
+void asr__store_map_row(const asr__field_t *f, int n_f, const asr__rows_t *r, size_t row,
+                        void *obj);
+/* Runs a query expected to return one row (caller holds the lock) and maps it onto obj (zeroed
+ * first). ASR_ERR_NOT_FOUND with not_found as the message when there is no row. */
+asr_err_t asr__store_get_row(asr_store_t *s, const char *sql, const asr__param_t *p, int n_p,
+                             const asr__field_t *f, int n_f, void *obj, size_t size,
+                             const char *not_found);
+/* Runs a query (takes the lock) and returns its rows as a calloc'd array of structs in *out
+ * (NULL when none) and their count in *n. */
+asr_err_t asr__store_list(asr_store_t *s, const char *sql, const asr__param_t *p, int n_p,
+                          const asr__field_t *f, int n_f, size_t size, void *out, size_t *n);
+/* All rows as a calloc'd array of structs of `size` bytes (NULL when there are none). */
+void *asr__store_map_rows(const asr__field_t *f, int n_f, const asr__rows_t *r, size_t size);
+/* Frees the struct's strings and zeroes it (NULL-safe). */
+void asr__store_map_clear(const asr__field_t *f, int n_f, void *obj, size_t size);
+/* asr__store_map_clear on each of n structs, then free(v). */
+void asr__store_map_free(const asr__field_t *f, int n_f, void *v, size_t n, size_t size);
+/* Defines a struct's public clear(one) and free_all(array, n) from its field table. */
+#define ASR__STORE_FREE_FNS(type, tab, clear, free_all)                                            \
+    void clear(type *o) { asr__store_map_clear(tab, ASR__N_FIELDS(tab), o, sizeof *o); }           \
+    void free_all(type *v, size_t n) {                                                             \
+        asr__store_map_free(tab, ASR__N_FIELDS(tab), v, n, sizeof *v);                             \
+    }
 
 /* Transactions. write=true takes the write lock up front (SQLite BEGIN IMMEDIATE). lock_table,
  * when non-NULL, serialises writers of that table on PostgreSQL (LOCK TABLE … SHARE ROW

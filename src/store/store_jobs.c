@@ -27,6 +27,10 @@ static asr_store_job_state_t parse_state(const char *v) {
     return ASR_STORE_JOB_FAILED;
 }
 
+static void state_cell(const char *v, void *field) {
+    *(asr_store_job_state_t *)field = parse_state(v);
+}
+
 int64_t asr_store_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms) {
     int64_t d = base_ms > 0 ? base_ms : 0;
     for (int i = 1; i < attempt && d < max_ms; i++)
@@ -50,32 +54,22 @@ static asr_err_t check_opt(const char *field, const char *v, size_t max) {
 
 #define REC_COLS "id, name, path, size_bytes, duration_s, language_hint, status, created_at"
 
-static void rec_from_row(const asr__rows_t *r, size_t i, asr_store_recording_t *o) {
-    o->id = asr__store_cell_i64(r, i, 0);
-    o->name = asr__store_cell_dup(r, i, 1);
-    o->path = asr__store_cell_dup(r, i, 2);
-    o->size_bytes = asr__store_cell_i64(r, i, 3);
-    o->duration_s = asr__store_cell_real(r, i, 4, -1.0);
-    o->language_hint = asr__store_cell_dup(r, i, 5);
-    o->status = asr__store_cell_dup(r, i, 6);
-    o->created_at = asr__store_cell_i64(r, i, 7);
-}
+/* REC_COLS, in order. */
+#define RF(kind, member) ASR__FIELD(asr_store_recording_t, kind, member)
+#define RFO(kind, member, v) ASR__FIELD_OR(asr_store_recording_t, kind, member, v)
+static const asr__field_t k_rec[] = {RF(I64, id),
+                                     RF(STR, name),
+                                     RF(STR, path),
+                                     RF(I64, size_bytes),
+                                     RFO(REAL, duration_s, -1.0),
+                                     RF(STR, language_hint),
+                                     RF(STR, status),
+                                     RF(I64, created_at)};
+#undef RF
+#undef RFO
 
-void asr_store_recording_clear(asr_store_recording_t *r) {
-    if (!r)
-        return;
-    free(r->name);
-    free(r->path);
-    free(r->language_hint);
-    free(r->status);
-    memset(r, 0, sizeof *r);
-}
-
-void asr_store_recordings_free(asr_store_recording_t *v, size_t n) {
-    for (size_t i = 0; v && i < n; i++)
-        asr_store_recording_clear(&v[i]);
-    free(v);
-}
+ASR__STORE_FREE_FNS(asr_store_recording_t, k_rec, asr_store_recording_clear,
+                    asr_store_recordings_free)
 
 asr_err_t asr_store_recording_create(asr_store_t *s, const asr_store_recording_t *in,
                                      int64_t *out_id) {
@@ -112,19 +106,12 @@ asr_err_t asr_store_recording_create(asr_store_t *s, const asr_store_recording_t
 }
 
 asr_err_t asr_store_recording_get(asr_store_t *s, int64_t id, asr_store_recording_t *out) {
-    memset(out, 0, sizeof *out);
     asr__param_t p = PI64(id);
-    asr__rows_t r;
     LOCK(s);
-    asr_err_t e = asr__store_exec(s, "SELECT " REC_COLS " FROM recordings WHERE id = ?", &p, 1, &r);
+    asr_err_t e =
+        asr__store_get_row(s, "SELECT " REC_COLS " FROM recordings WHERE id = ?", &p, 1, k_rec,
+                           ASR__N_FIELDS(k_rec), out, sizeof *out, "id: no such recording");
     UNLOCK(s);
-    if (e != ASR_OK)
-        return e;
-    if (r.n_rows == 0)
-        e = asr__store_fail(ASR_ERR_NOT_FOUND, "id: no such recording");
-    else
-        rec_from_row(&r, 0, out);
-    asr__store_rows_free(&r);
     return e;
 }
 
@@ -152,10 +139,7 @@ asr_err_t asr_store_recording_list(asr_store_t *s, const char *status, int offse
         return e;
     if (total)
         *total = asr__store_cell_i64(&c, 0, 0);
-    if (r.n_rows)
-        *out = asr_xcalloc(r.n_rows, sizeof **out);
-    for (size_t i = 0; i < r.n_rows; i++)
-        rec_from_row(&r, i, &(*out)[i]);
+    *out = asr__store_map_rows(k_rec, ASR__N_FIELDS(k_rec), &r, sizeof **out);
     *n = r.n_rows;
     asr__store_rows_free(&r);
     asr__store_rows_free(&c);
@@ -204,64 +188,37 @@ asr_err_t asr_store_recording_delete(asr_store_t *s, int64_t id) {
 #define LEASE_GUARD "id = ? AND state = 'running' AND lease_owner = ? AND attempts = ?"
 #define LEASE_PARAMS(l) PI64((l)->job_id), PTEXT((l)->owner), PI64((l)->attempt)
 
-static void job_from_row(const asr__rows_t *r, size_t i, asr_store_job_t *j) {
-    j->id = asr__store_cell_i64(r, i, 0);
-    j->recording_id = asr__store_cell_i64(r, i, 1);
-    j->state = parse_state(asr__store_cell(r, i, 2));
-    j->model = asr__store_cell_dup(r, i, 3);
-    j->language = asr__store_cell_dup(r, i, 4);
-    j->options_json = asr__store_cell_dup(r, i, 5);
-    j->attempts = (int)asr__store_cell_i64(r, i, 6);
-    j->max_attempts = (int)asr__store_cell_i64(r, i, 7);
-    j->last_error = asr__store_cell_dup(r, i, 8);
-    j->backend = asr__store_cell_dup(r, i, 9);
-    j->model_used = asr__store_cell_dup(r, i, 10);
-    j->progress = asr__store_cell_real(r, i, 11, 0.0);
-    j->lease_owner = asr__store_cell_dup(r, i, 12);
-    j->lease_expires_at = asr__store_cell_i64(r, i, 13);
-    j->not_before = asr__store_cell_i64(r, i, 14);
-    j->created_at = asr__store_cell_i64(r, i, 15);
-    j->started_at = asr__store_cell_i64(r, i, 16);
-    j->finished_at = asr__store_cell_i64(r, i, 17);
-    j->result_json = asr__store_cell_dup(r, i, 18);
-    j->webhook_url = asr__store_cell_dup(r, i, 19);
-}
+/* JOB_COLS, in order; the state (text) is parsed by job_from_row. */
+#define JF(kind, member) ASR__FIELD(asr_store_job_t, kind, member)
+static const asr__field_t k_job[] = {JF(I64, id),
+                                     JF(I64, recording_id),
+                                     ASR__FIELD_FN(asr_store_job_t, state, state_cell),
+                                     JF(STR, model),
+                                     JF(STR, language),
+                                     JF(STR, options_json),
+                                     JF(INT, attempts),
+                                     JF(INT, max_attempts),
+                                     JF(STR, last_error),
+                                     JF(STR, backend),
+                                     JF(STR, model_used),
+                                     JF(REAL, progress),
+                                     JF(STR, lease_owner),
+                                     JF(I64, lease_expires_at),
+                                     JF(I64, not_before),
+                                     JF(I64, created_at),
+                                     JF(I64, started_at),
+                                     JF(I64, finished_at),
+                                     JF(STR, result_json),
+                                     JF(STR, webhook_url)};
+#undef JF
 
-void asr_store_job_clear(asr_store_job_t *j) {
-    if (!j)
-        return;
-    free(j->model);
-    free(j->language);
-    free(j->options_json);
-    free(j->last_error);
-    free(j->backend);
-    free(j->model_used);
-    free(j->lease_owner);
-    free(j->result_json);
-    free(j->webhook_url);
-    memset(j, 0, sizeof *j);
-}
-
-void asr_store_jobs_free(asr_store_job_t *v, size_t n) {
-    for (size_t i = 0; v && i < n; i++)
-        asr_store_job_clear(&v[i]);
-    free(v);
-}
+ASR__STORE_FREE_FNS(asr_store_job_t, k_job, asr_store_job_clear, asr_store_jobs_free)
 
 /* Reads one job; caller holds the lock. */
 static asr_err_t job_get_locked(asr_store_t *s, int64_t id, asr_store_job_t *out) {
     asr__param_t p = PI64(id);
-    asr__rows_t r;
-    memset(out, 0, sizeof *out);
-    asr_err_t e = asr__store_exec(s, "SELECT " JOB_COLS " FROM jobs WHERE id = ?", &p, 1, &r);
-    if (e != ASR_OK)
-        return e;
-    if (r.n_rows == 0)
-        e = asr__store_fail(ASR_ERR_NOT_FOUND, "id: no such job");
-    else
-        job_from_row(&r, 0, out);
-    asr__store_rows_free(&r);
-    return e;
+    return asr__store_get_row(s, "SELECT " JOB_COLS " FROM jobs WHERE id = ?", &p, 1, k_job,
+                              ASR__N_FIELDS(k_job), out, sizeof *out, "id: no such job");
 }
 
 asr_err_t asr_store_job_get(asr_store_t *s, int64_t id, asr_store_job_t *out) {
@@ -335,8 +292,6 @@ done:
 
 asr_err_t asr_store_job_list(asr_store_t *s, int64_t recording_id, int state, int offset, int limit,
                              asr_store_job_t **out, size_t *n) {
-    *out = NULL;
-    *n = 0;
     const char *st = (state >= 0 && state < ASR_STORE_JOB_N_STATES) ? k_states[state] : "";
     asr__param_t p[6] = {PI64(recording_id),
                          PI64(recording_id),
@@ -344,23 +299,10 @@ asr_err_t asr_store_job_list(asr_store_t *s, int64_t recording_id, int state, in
                          PTEXT(st),
                          PI64(limit > 0 ? limit : 100),
                          PI64(offset > 0 ? offset : 0)};
-    asr__rows_t r;
-    LOCK(s);
-    asr_err_t e =
-        asr__store_exec(s,
-                        "SELECT " JOB_COLS_LIST " FROM jobs WHERE (? = 0 OR recording_id "
-                        "= ?) AND (? = '' OR state = ?) ORDER BY id DESC LIMIT ? OFFSET ?",
-                        p, 6, &r);
-    UNLOCK(s);
-    if (e != ASR_OK)
-        return e;
-    if (r.n_rows)
-        *out = asr_xcalloc(r.n_rows, sizeof **out);
-    for (size_t i = 0; i < r.n_rows; i++)
-        job_from_row(&r, i, &(*out)[i]);
-    *n = r.n_rows;
-    asr__store_rows_free(&r);
-    return ASR_OK;
+    return asr__store_list(s,
+                           "SELECT " JOB_COLS_LIST " FROM jobs WHERE (? = 0 OR recording_id "
+                           "= ?) AND (? = '' OR state = ?) ORDER BY id DESC LIMIT ? OFFSET ?",
+                           p, 6, k_job, ASR__N_FIELDS(k_job), sizeof **out, out, n);
 }
 
 asr_err_t asr_store_job_counts(asr_store_t *s, int64_t counts[ASR_STORE_JOB_N_STATES]) {
@@ -696,34 +638,18 @@ asr_err_t asr_store_node_heartbeat(asr_store_t *s, const char *id, int capacity,
     return e;
 }
 
+/* id, heartbeat_at, capacity, info_json */
+#define NF(kind, member) ASR__FIELD(asr_store_node_t, kind, member)
+static const asr__field_t k_node[] = {NF(STR, id), NF(I64, heartbeat_at), NF(INT, capacity),
+                                      NF(STR, info_json)};
+#undef NF
+
 asr_err_t asr_store_node_list(asr_store_t *s, asr_store_node_t **out, size_t *n) {
-    *out = NULL;
-    *n = 0;
-    asr__rows_t r;
-    LOCK(s);
-    asr_err_t e = asr__store_exec(
+    return asr__store_list(
         s, "SELECT id, heartbeat_at, capacity, info_json FROM nodes ORDER BY heartbeat_at DESC, id",
-        NULL, 0, &r);
-    UNLOCK(s);
-    if (e != ASR_OK)
-        return e;
-    if (r.n_rows)
-        *out = asr_xcalloc(r.n_rows, sizeof **out);
-    for (size_t i = 0; i < r.n_rows; i++) {
-        (*out)[i].id = asr__store_cell_dup(&r, i, 0);
-        (*out)[i].heartbeat_at = asr__store_cell_i64(&r, i, 1);
-        (*out)[i].capacity = (int)asr__store_cell_i64(&r, i, 2);
-        (*out)[i].info_json = asr__store_cell_dup(&r, i, 3);
-    }
-    *n = r.n_rows;
-    asr__store_rows_free(&r);
-    return ASR_OK;
+        NULL, 0, k_node, ASR__N_FIELDS(k_node), sizeof **out, out, n);
 }
 
 void asr_store_nodes_free(asr_store_node_t *v, size_t n) {
-    for (size_t i = 0; v && i < n; i++) {
-        free(v[i].id);
-        free(v[i].info_json);
-    }
-    free(v);
+    asr__store_map_free(k_node, ASR__N_FIELDS(k_node), v, n, sizeof *v);
 }
