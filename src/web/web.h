@@ -1,10 +1,11 @@
 /* web: the browser UI (Recordings, Settings → Speech-to-text, Status), plain HTML, CSS and
- * JavaScript in src/web, embedded in the binary at build time by embed.cmake and served at `/`
- * (index.html) and `/ui/<file>`. The UI talks to the server only through the JSON API.
+ * JavaScript modules in src/web, embedded in the binary at build time by embed.cmake and served
+ * at `/` (index.html) and `/ui/<file>` (every module flat in src/web, `text/javascript`, as
+ * browsers require of module scripts). The UI talks to the server only through the JSON API.
  *
  * Invariants: assets are immutable, read-only data; every response carries the asset's ETag
  * (a content hash) and `Cache-Control: no-cache`, so browsers revalidate cheaply (304) and never
- * run a stale app.js against a newer server. */
+ * run a stale module against a newer server. */
 #ifndef ASR_WEB_H
 #define ASR_WEB_H
 

@@ -1,7 +1,8 @@
 """A headless Chromium for the web UI tests (tests/e2e/test_web_ui.py), driven with selenium.
 
 Uses Debian's `chromium` and `chromium-driver` (scripts/install-deps.sh) and selenium from the
-venv (scripts/setup-venv.sh); `skip_reason()` says what is missing so the tests skip cleanly.
+venv (scripts/setup-venv.sh); `require()` skips the calling test with what is missing, or fails
+it under CI=true (asrdtest.missing).
 Selenium Manager is never asked to download anything: the driver path is given explicitly.
 """
 
@@ -36,6 +37,20 @@ def skip_reason() -> Optional[str]:
     if not _which(DRIVER_NAMES):
         return "chromedriver is not installed (apt-get install chromium-driver)"
     return None
+
+
+def require():
+    """Ends the calling test when the browser cannot run here: a skip, or a failure under CI=true
+    (asrdtest.missing)."""
+    why = skip_reason()
+    if why:
+        import asrdtest
+        asrdtest.missing(f"the browser tests cannot run: {why}")
+
+
+def console_errors(drv) -> list:
+    """The browser console's error entries since the last call (reading the log empties it)."""
+    return [e["message"] for e in drv.get_log("browser") if e["level"] == "SEVERE"]
 
 
 def start(width: int = 1280, height: int = 1000, lang: str = "en-US", download_dir: Path = None):
