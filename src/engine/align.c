@@ -196,6 +196,22 @@ static int in_set(const char *w, const char *set) {
     return strstr(set, w) != NULL;
 }
 
+/* first's text then second's become `into`'s (one of the two), with both words' tokens; the other
+ * is left empty (no text, no tokens), as faster-whisper's merge_punctuations leaves it. */
+static void merge_words(asr_word_timing_t *first, asr_word_timing_t *second,
+                        asr_word_timing_t *into) {
+    asr_word_timing_t *other = into == first ? second : first;
+    size_t l1 = strlen(first->word), l2 = strlen(second->word);
+    char *m = asr_xmalloc(l1 + l2 + 1);
+    memcpy(m, first->word, l1);
+    memcpy(m + l1, second->word, l2 + 1);
+    free(into->word);
+    into->word = m;
+    into->n_tokens += other->n_tokens;
+    other->word[0] = 0;
+    other->n_tokens = 0;
+}
+
 static void merge_punctuations(asr_word_timing_t *a, int n) {
     static const char *pre = "\"'\xe2\x80\x9c\xc2\xbf([{-";
     static const char *app = "\"'.\xe3\x80\x82,\xef\xbc\x8c!\xef\xbc\x81?\xef\xbc\x9f:\xef\xbc\x9a"
@@ -215,15 +231,7 @@ static void merge_punctuations(asr_word_timing_t *a, int n) {
             stripped[len] = 0;
         }
         if (ok && (len == 0 || in_set(stripped, pre))) {
-            size_t l1 = strlen(a[i].word), l2 = strlen(a[j].word);
-            char *m = asr_xmalloc(l1 + l2 + 1);
-            memcpy(m, a[i].word, l1);
-            memcpy(m + l1, a[j].word, l2 + 1);
-            free(a[j].word);
-            a[j].word = m;
-            a[j].n_tokens += a[i].n_tokens;
-            a[i].word[0] = 0;
-            a[i].n_tokens = 0;
+            merge_words(&a[i], &a[j], &a[j]);
         } else {
             j = i;
         }
@@ -232,15 +240,7 @@ static void merge_punctuations(asr_word_timing_t *a, int n) {
         size_t l1 = strlen(a[i].word);
         int ends_space = l1 > 0 && a[i].word[l1 - 1] == ' ';
         if (!ends_space && (a[j].word[0] == 0 || in_set(a[j].word, app))) {
-            size_t l2 = strlen(a[j].word);
-            char *m = asr_xmalloc(l1 + l2 + 1);
-            memcpy(m, a[i].word, l1);
-            memcpy(m + l1, a[j].word, l2 + 1);
-            free(a[i].word);
-            a[i].word = m;
-            a[i].n_tokens += a[j].n_tokens;
-            a[j].word[0] = 0;
-            a[j].n_tokens = 0;
+            merge_words(&a[i], &a[j], &a[i]);
         } else {
             i = j;
         }

@@ -13,31 +13,28 @@ typedef struct {
     int bad;
 } cursor_t;
 
-static uint32_t rd_u32(cursor_t *c) {
-    if (c->end - c->p < 4) {
+/* The next n bytes, or NULL (and the cursor marked bad, not moved) when fewer remain. */
+static const uint8_t *take(cursor_t *c, size_t n) {
+    if ((size_t)(c->end - c->p) < n) {
         c->bad = 1;
-        return 0;
+        return NULL;
     }
-    uint32_t v = (uint32_t)c->p[0] | (uint32_t)c->p[1] << 8 | (uint32_t)c->p[2] << 16 |
-                 (uint32_t)c->p[3] << 24;
-    c->p += 4;
-    return v;
+    const uint8_t *q = c->p;
+    c->p += n;
+    return q;
+}
+static uint32_t rd_u32(cursor_t *c) {
+    const uint8_t *q = take(c, 4);
+    return q ? (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24
+             : 0;
 }
 static unsigned rd_u16(cursor_t *c) {
-    if (c->end - c->p < 2) {
-        c->bad = 1;
-        return 0;
-    }
-    unsigned v = (unsigned)c->p[0] | (unsigned)c->p[1] << 8;
-    c->p += 2;
-    return v;
+    const uint8_t *q = take(c, 2);
+    return q ? (unsigned)q[0] | (unsigned)q[1] << 8 : 0;
 }
 static unsigned rd_u8(cursor_t *c) {
-    if (c->end - c->p < 1) {
-        c->bad = 1;
-        return 0;
-    }
-    return *c->p++;
+    const uint8_t *q = take(c, 1);
+    return q ? *q : 0;
 }
 static const char *rd_str(cursor_t *c) {
     unsigned n = rd_u16(c);

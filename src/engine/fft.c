@@ -118,118 +118,100 @@ int asr__fft_len(const asr__fft_t *f) { return f->n; }
         ai = cm_br_ * (wi) + cm_bi_ * (wr);                                                        \
     } while (0)
 
-/* Stage arguments: len = L (points already combined), r = r' (residues left after this stage),
- * tw = this stage's twiddles, x = input at x[s + r*(j + p*k)], y = output at y[s + r*(k + len*q)].
- */
-static void stage2(int len, int r, const V *tw, const V *restrict xr, const V *restrict xi,
-                   V *restrict yr, V *restrict yi) {
-    const int rl = r * len;
-    for (int k = 0; k < len; k++) {
-        const V w1r = tw[2 * k], w1i = tw[2 * k + 1];
-        const V *x0r = xr + r * 2 * k, *x0i = xi + r * 2 * k;
-        V *y0r = yr + r * k, *y0i = yi + r * k;
-        for (int s = 0; s < r; s++) {
-            V ar, ai;
-            CMUL(ar, ai, x0r[s + r], x0i[s + r], w1r, w1i);
-            const V a0r = x0r[s], a0i = x0i[s];
-            y0r[s] = a0r + ar;
-            y0i[s] = a0i + ai;
-            y0r[s + rl] = a0r - ar;
-            y0i[s + rl] = a0i - ai;
-        }
-    }
+/* The butterflies: a[0..p) are one butterfly's inputs, the first as is and the others already
+ * times their twiddles; output q goes to y[q * rl]. */
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE void bfly2(const V *ar, const V *ai, V *yr, V *yi, int rl) {
+    yr[0] = ar[0] + ar[1];
+    yi[0] = ai[0] + ai[1];
+    yr[rl] = ar[0] - ar[1];
+    yi[rl] = ai[0] - ai[1];
 }
 
-static void stage3(int len, int r, const V *tw, const V *restrict xr, const V *restrict xi,
-                   V *restrict yr, V *restrict yi) {
+INLINE void bfly3(const V *ar, const V *ai, V *yr, V *yi, int rl) {
     const V h = SPLAT(0.866025403784438646763723); /* sin(2*pi/3) */
     const V half = SPLAT(0.5);
-    const int rl = r * len;
-    for (int k = 0; k < len; k++) {
-        const V *w = tw + 4 * k;
-        const V *x0r = xr + r * 3 * k, *x0i = xi + r * 3 * k;
-        V *y0r = yr + r * k, *y0i = yi + r * k;
-        for (int s = 0; s < r; s++) {
-            V a1r, a1i, a2r, a2i;
-            CMUL(a1r, a1i, x0r[s + r], x0i[s + r], w[0], w[1]);
-            CMUL(a2r, a2i, x0r[s + 2 * r], x0i[s + 2 * r], w[2], w[3]);
-            const V a0r = x0r[s], a0i = x0i[s];
-            const V sr = a1r + a2r, si = a1i + a2i, dr = a1r - a2r, di = a1i - a2i;
-            const V mr = a0r - half * sr, mi = a0i - half * si;
-            y0r[s] = a0r + sr;
-            y0i[s] = a0i + si;
-            /* y1 = m - i*h*d, y2 = m + i*h*d */
-            y0r[s + rl] = mr + h * di;
-            y0i[s + rl] = mi - h * dr;
-            y0r[s + 2 * rl] = mr - h * di;
-            y0i[s + 2 * rl] = mi + h * dr;
-        }
-    }
+    const V sr = ar[1] + ar[2], si = ai[1] + ai[2], dr = ar[1] - ar[2], di = ai[1] - ai[2];
+    const V mr = ar[0] - half * sr, mi = ai[0] - half * si;
+    yr[0] = ar[0] + sr;
+    yi[0] = ai[0] + si;
+    /* y1 = m - i*h*d, y2 = m + i*h*d */
+    yr[rl] = mr + h * di;
+    yi[rl] = mi - h * dr;
+    yr[2 * rl] = mr - h * di;
+    yi[2 * rl] = mi + h * dr;
 }
 
-static void stage4(int len, int r, const V *tw, const V *restrict xr, const V *restrict xi,
-                   V *restrict yr, V *restrict yi) {
-    const int rl = r * len;
-    for (int k = 0; k < len; k++) {
-        const V *w = tw + 6 * k;
-        const V *x0r = xr + r * 4 * k, *x0i = xi + r * 4 * k;
-        V *y0r = yr + r * k, *y0i = yi + r * k;
-        for (int s = 0; s < r; s++) {
-            V a1r, a1i, a2r, a2i, a3r, a3i;
-            CMUL(a1r, a1i, x0r[s + r], x0i[s + r], w[0], w[1]);
-            CMUL(a2r, a2i, x0r[s + 2 * r], x0i[s + 2 * r], w[2], w[3]);
-            CMUL(a3r, a3i, x0r[s + 3 * r], x0i[s + 3 * r], w[4], w[5]);
-            const V a0r = x0r[s], a0i = x0i[s];
-            const V t0r = a0r + a2r, t0i = a0i + a2i, t1r = a0r - a2r, t1i = a0i - a2i;
-            const V t2r = a1r + a3r, t2i = a1i + a3i, t3r = a1r - a3r, t3i = a1i - a3i;
-            /* w_4 = -i: y1 = t1 - i*t3, y3 = t1 + i*t3 */
-            y0r[s] = t0r + t2r;
-            y0i[s] = t0i + t2i;
-            y0r[s + rl] = t1r + t3i;
-            y0i[s + rl] = t1i - t3r;
-            y0r[s + 2 * rl] = t0r - t2r;
-            y0i[s + 2 * rl] = t0i - t2i;
-            y0r[s + 3 * rl] = t1r - t3i;
-            y0i[s + 3 * rl] = t1i + t3r;
-        }
-    }
+INLINE void bfly4(const V *ar, const V *ai, V *yr, V *yi, int rl) {
+    const V t0r = ar[0] + ar[2], t0i = ai[0] + ai[2], t1r = ar[0] - ar[2], t1i = ai[0] - ai[2];
+    const V t2r = ar[1] + ar[3], t2i = ai[1] + ai[3], t3r = ar[1] - ar[3], t3i = ai[1] - ai[3];
+    /* w_4 = -i: y1 = t1 - i*t3, y3 = t1 + i*t3 */
+    yr[0] = t0r + t2r;
+    yi[0] = t0i + t2i;
+    yr[rl] = t1r + t3i;
+    yi[rl] = t1i - t3r;
+    yr[2 * rl] = t0r - t2r;
+    yi[2 * rl] = t0i - t2i;
+    yr[3 * rl] = t1r - t3i;
+    yi[3 * rl] = t1i + t3r;
 }
 
-static void stage5(int len, int r, const V *tw, const V *restrict xr, const V *restrict xi,
-                   V *restrict yr, V *restrict yi) {
+INLINE void bfly5(const V *ar, const V *ai, V *yr, V *yi, int rl) {
     const V c1 = SPLAT(0.309016994374947424102293);  /* cos(2*pi/5) */
     const V c2 = SPLAT(-0.809016994374947424102293); /* cos(4*pi/5) */
     const V s1 = SPLAT(0.951056516295153572116439);  /* sin(2*pi/5) */
     const V s2 = SPLAT(0.587785252292473129168706);  /* sin(4*pi/5) */
+    const V a0r = ar[0], a0i = ai[0];
+    const V p1r = ar[1] + ar[4], p1i = ai[1] + ai[4], d1r = ar[1] - ar[4], d1i = ai[1] - ai[4];
+    const V p2r = ar[2] + ar[3], p2i = ai[2] + ai[3], d2r = ar[2] - ar[3], d2i = ai[2] - ai[3];
+    const V m1r = a0r + c1 * p1r + c2 * p2r, m1i = a0i + c1 * p1i + c2 * p2i;
+    const V m2r = a0r + c2 * p1r + c1 * p2r, m2i = a0i + c2 * p1i + c1 * p2i;
+    /* u1 = s1*d1 + s2*d2, u2 = s2*d1 - s1*d2; y1,4 = m1 -/+ i*u1, y2,3 = m2 -/+ i*u2 */
+    const V u1r = s1 * d1r + s2 * d2r, u1i = s1 * d1i + s2 * d2i;
+    const V u2r = s2 * d1r - s1 * d2r, u2i = s2 * d1i - s1 * d2i;
+    yr[0] = a0r + p1r + p2r;
+    yi[0] = a0i + p1i + p2i;
+    yr[rl] = m1r + u1i;
+    yi[rl] = m1i - u1r;
+    yr[4 * rl] = m1r - u1i;
+    yi[4 * rl] = m1i + u1r;
+    yr[2 * rl] = m2r + u2i;
+    yi[2 * rl] = m2i - u2r;
+    yr[3 * rl] = m2r - u2i;
+    yi[3 * rl] = m2i + u2r;
+}
+
+/* One stage of radix p (a constant once inlined, so the twiddle loop unrolls and the switch
+ * goes). len = L (points already combined), r = r' (residues left after this stage), tw = this
+ * stage's twiddles, x = input at x[s + r*(j + p*k)], y = output at y[s + r*(k + len*q)]. */
+INLINE void stage(const int p, int len, int r, const V *tw, const V *restrict xr,
+                  const V *restrict xi, V *restrict yr, V *restrict yi) {
     const int rl = r * len;
     for (int k = 0; k < len; k++) {
-        const V *w = tw + 8 * k;
-        const V *x0r = xr + r * 5 * k, *x0i = xi + r * 5 * k;
+        const V *w = tw + 2 * (p - 1) * k;
+        const V *x0r = xr + r * p * k, *x0i = xi + r * p * k;
         V *y0r = yr + r * k, *y0i = yi + r * k;
         for (int s = 0; s < r; s++) {
-            V a1r, a1i, a2r, a2i, a3r, a3i, a4r, a4i;
-            CMUL(a1r, a1i, x0r[s + r], x0i[s + r], w[0], w[1]);
-            CMUL(a2r, a2i, x0r[s + 2 * r], x0i[s + 2 * r], w[2], w[3]);
-            CMUL(a3r, a3i, x0r[s + 3 * r], x0i[s + 3 * r], w[4], w[5]);
-            CMUL(a4r, a4i, x0r[s + 4 * r], x0i[s + 4 * r], w[6], w[7]);
-            const V a0r = x0r[s], a0i = x0i[s];
-            const V p1r = a1r + a4r, p1i = a1i + a4i, d1r = a1r - a4r, d1i = a1i - a4i;
-            const V p2r = a2r + a3r, p2i = a2i + a3i, d2r = a2r - a3r, d2i = a2i - a3i;
-            const V m1r = a0r + c1 * p1r + c2 * p2r, m1i = a0i + c1 * p1i + c2 * p2i;
-            const V m2r = a0r + c2 * p1r + c1 * p2r, m2i = a0i + c2 * p1i + c1 * p2i;
-            /* u1 = s1*d1 + s2*d2, u2 = s2*d1 - s1*d2; y1,4 = m1 -/+ i*u1, y2,3 = m2 -/+ i*u2 */
-            const V u1r = s1 * d1r + s2 * d2r, u1i = s1 * d1i + s2 * d2i;
-            const V u2r = s2 * d1r - s1 * d2r, u2i = s2 * d1i - s1 * d2i;
-            y0r[s] = a0r + p1r + p2r;
-            y0i[s] = a0i + p1i + p2i;
-            y0r[s + rl] = m1r + u1i;
-            y0i[s + rl] = m1i - u1r;
-            y0r[s + 4 * rl] = m1r - u1i;
-            y0i[s + 4 * rl] = m1i + u1r;
-            y0r[s + 2 * rl] = m2r + u2i;
-            y0i[s + 2 * rl] = m2i - u2r;
-            y0r[s + 3 * rl] = m2r - u2i;
-            y0i[s + 3 * rl] = m2i + u2r;
+            V ar[5], ai[5];
+            ar[0] = x0r[s], ai[0] = x0i[s];
+#pragma GCC unroll 4
+            for (int j = 1; j < p; j++)
+                CMUL(ar[j], ai[j], x0r[s + j * r], x0i[s + j * r], w[2 * j - 2], w[2 * j - 1]);
+            switch (p) {
+            case 2:
+                bfly2(ar, ai, y0r + s, y0i + s, rl);
+                break;
+            case 3:
+                bfly3(ar, ai, y0r + s, y0i + s, rl);
+                break;
+            case 4:
+                bfly4(ar, ai, y0r + s, y0i + s, rl);
+                break;
+            default:
+                bfly5(ar, ai, y0r + s, y0i + s, rl);
+                break;
+            }
         }
     }
 }
@@ -249,16 +231,16 @@ void asr__fft_rfftv(const asr__fft_t *f, const V *in, V *out_re, V *out_im, V *w
         const V *tw = f->tw + f->tw_off[t];
         switch (p) {
         case 2:
-            stage2(len, r, tw, ar, ai, br, bi);
+            stage(2, len, r, tw, ar, ai, br, bi);
             break;
         case 3:
-            stage3(len, r, tw, ar, ai, br, bi);
+            stage(3, len, r, tw, ar, ai, br, bi);
             break;
         case 4:
-            stage4(len, r, tw, ar, ai, br, bi);
+            stage(4, len, r, tw, ar, ai, br, bi);
             break;
         default:
-            stage5(len, r, tw, ar, ai, br, bi);
+            stage(5, len, r, tw, ar, ai, br, bi);
             break;
         }
         V *tr = ar, *ti = ai;

@@ -207,9 +207,17 @@ static asr_err_t jr_number(jr_t *r) {
 
 static asr_err_t jr_skip(jr_t *r, int depth);
 
-static asr_err_t jr_skip_container(jr_t *r, int depth, bool object) {
+/* Reads one item of a container (an array's element, an object's value: its key is in r->s). */
+typedef asr_err_t (*jr_item_fn)(jr_t *r, void *ctx);
+
+/* Walks an array or an object: its opening bracket must come next (else the error not_open), then
+ * items separated by ',' up to the closing bracket (else bad_sep, or the generic message). For an
+ * object each key (into r->s) and its ':' are read before item() reads the value. */
+static asr_err_t jr_each(jr_t *r, bool object, const char *not_open, const char *bad_sep,
+                         jr_item_fn item, void *ctx) {
     char close = object ? '}' : ']';
-    r->p++;
+    if (!jr_eat(r, object ? '{' : '['))
+        return jr_fail(r, not_open);
     if (jr_eat(r, close))
         return ASR_OK;
     for (;;) {
@@ -220,15 +228,19 @@ static asr_err_t jr_skip_container(jr_t *r, int depth, bool object) {
             if (!jr_eat(r, ':'))
                 return jr_fail(r, "expected ':'");
         }
-        if ((err = jr_skip(r, depth + 1)))
+        if ((err = item(r, ctx)))
             return err;
         if (jr_eat(r, ','))
             continue;
         if (jr_eat(r, close))
             return ASR_OK;
-        return jr_fail(r, object ? "expected ',' or '}'" : "expected ',' or ']'");
+        return jr_fail(r, bad_sep  ? bad_sep
+                          : object ? "expected ',' or '}'"
+                                   : "expected ',' or ']'");
     }
 }
+
+static asr_err_t jr_skip_item(jr_t *r, void *depth) { return jr_skip(r, *(int *)depth + 1); }
 
 /* Skips (and validates) one value. */
 static asr_err_t jr_skip(jr_t *r, int depth) {
@@ -238,9 +250,8 @@ static asr_err_t jr_skip(jr_t *r, int depth) {
     case '"':
         return jr_string(r);
     case '{':
-        return jr_skip_container(r, depth, true);
     case '[':
-        return jr_skip_container(r, depth, false);
+        return jr_each(r, jr_peek(r) == '{', NULL, NULL, jr_skip_item, &depth);
     case 't':
         return jr_literal(r, "true");
     case 'f':
@@ -279,30 +290,26 @@ static void jr_close(jr_t *r) {
     free(r->s2);
 }
 
+typedef struct {
+    asr__json_str_cb cb;
+    void *user_data;
+} str_item_t;
+
+static asr_err_t jr_str_item(jr_t *r, void *ctx) {
+    str_item_t *c = ctx;
+    asr_err_t err = jr_string(r);
+    return err ? err : c->cb(r->s, r->s_len, c->user_data);
+}
+
 asr_err_t asr__json_string_array(const char *buf, size_t len, asr__json_str_cb cb, void *user_data,
                                  char *errbuf, size_t errbuf_len) {
     jr_t r;
+    str_item_t c = {cb, user_data};
     asr_err_t err = jr_open(&r, buf, len, false, errbuf, errbuf_len);
-    if (err)
-        goto done;
-    if (!jr_eat(&r, '[')) {
-        err = jr_fail(&r, "expected a JSON array of strings");
-        goto done;
-    }
-    if (!jr_eat(&r, ']')) {
-        for (;;) {
-            if ((err = jr_string(&r)) || (err = cb(r.s, r.s_len, user_data)))
-                goto done;
-            if (jr_eat(&r, ','))
-                continue;
-            if (jr_eat(&r, ']'))
-                break;
-            err = jr_fail(&r, "expected ',' or ']'");
-            goto done;
-        }
-    }
-    err = jr_end(&r);
-done:
+    if (!err)
+        err = jr_each(&r, false, "expected a JSON array of strings", NULL, jr_str_item, &c);
+    if (!err)
+        err = jr_end(&r);
     jr_close(&r);
     return err;
 }
@@ -334,98 +341,60 @@ static asr_err_t jr_merge(jr_t *r, asr__json_merge_cb cb, void *user_data) {
     return cb(r->s, a_len, sp + 1, r->s_len - a_len - 1, user_data);
 }
 
-static asr_err_t jr_merges_array(jr_t *r, asr__json_merge_cb cb, void *user_data) {
-    if (!jr_eat(r, '['))
-        return jr_fail(r, "model.merges must be an array");
-    if (jr_eat(r, ']'))
-        return ASR_OK;
-    for (;;) {
-        asr_err_t err = jr_merge(r, cb, user_data);
-        if (err)
-            return err;
-        if (jr_eat(r, ','))
-            continue;
-        if (jr_eat(r, ']'))
-            return ASR_OK;
-        return jr_fail(r, "expected ',' or ']' in merges");
-    }
+typedef struct {
+    asr__json_merge_cb cb;
+    void *user_data;
+    bool have_model, have_merges;
+} merges_ctx_t;
+
+static asr_err_t jr_merge_item(jr_t *r, void *ctx) {
+    merges_ctx_t *c = ctx;
+    return jr_merge(r, c->cb, c->user_data);
 }
 
-/* The "model" object: checks type == "BPE" (if present) and reads merges (first occurrence). */
-static asr_err_t jr_model(jr_t *r, asr__json_merge_cb cb, void *user_data, bool *have_merges) {
-    if (jr_peek(r) != '{')
-        return jr_fail(r, "model must be an object");
-    r->p++;
-    if (jr_eat(r, '}'))
+/* A member of the "model" object: checks type == "BPE" (if present) and reads merges (first
+ * occurrence). */
+static asr_err_t jr_model_item(jr_t *r, void *ctx) {
+    merges_ctx_t *c = ctx;
+    asr_err_t err;
+    if (!strcmp(r->s, "merges") && !c->have_merges) {
+        if ((err = jr_each(r, false, "model.merges must be an array",
+                           "expected ',' or ']' in merges", jr_merge_item, c)))
+            return err;
+        c->have_merges = true;
         return ASR_OK;
-    for (;;) {
-        asr_err_t err = jr_string(r);
-        if (err)
-            return err;
-        if (!jr_eat(r, ':'))
-            return jr_fail(r, "expected ':'");
-        if (!strcmp(r->s, "merges") && !*have_merges) {
-            if ((err = jr_merges_array(r, cb, user_data)))
-                return err;
-            *have_merges = true;
-        } else if (!strcmp(r->s, "type")) {
-            if ((err = jr_string(r)))
-                return err;
-            if (strcmp(r->s, "BPE") != 0)
-                return jr_fail(r, "model.type is not BPE");
-        } else if ((err = jr_skip(r, 2))) {
-            return err;
-        }
-        if (jr_eat(r, ','))
-            continue;
-        if (jr_eat(r, '}'))
-            return ASR_OK;
-        return jr_fail(r, "expected ',' or '}'");
     }
+    if (!strcmp(r->s, "type")) {
+        if ((err = jr_string(r)))
+            return err;
+        return strcmp(r->s, "BPE") != 0 ? jr_fail(r, "model.type is not BPE") : ASR_OK;
+    }
+    return jr_skip(r, 2);
+}
+
+/* A member of the top-level object: "model" (first occurrence) is read, the rest skipped. */
+static asr_err_t jr_top_item(jr_t *r, void *ctx) {
+    merges_ctx_t *c = ctx;
+    if (!strcmp(r->s, "model") && !c->have_model) {
+        c->have_model = true;
+        return jr_each(r, true, "model must be an object", NULL, jr_model_item, c);
+    }
+    return jr_skip(r, 1);
 }
 
 asr_err_t asr__json_merges(const char *buf, size_t len, asr__json_merge_cb cb, void *user_data,
                            char *errbuf, size_t errbuf_len) {
     jr_t r;
-    bool have_model = false, have_merges = false;
+    merges_ctx_t c = {cb, user_data, false, false};
     asr_err_t err = jr_open(&r, buf, len, true, errbuf, errbuf_len);
-    if (err)
-        goto done;
-    if (!jr_eat(&r, '{')) {
-        err = jr_fail(&r, "expected a JSON object");
-        goto done;
-    }
-    if (!jr_eat(&r, '}')) {
-        for (;;) {
-            if ((err = jr_string(&r)))
-                goto done;
-            if (!jr_eat(&r, ':')) {
-                err = jr_fail(&r, "expected ':'");
-                goto done;
-            }
-            if (!strcmp(r.s, "model") && !have_model) {
-                have_model = true;
-                err = jr_model(&r, cb, user_data, &have_merges);
-            } else {
-                err = jr_skip(&r, 1);
-            }
-            if (err)
-                goto done;
-            if (jr_eat(&r, ','))
-                continue;
-            if (jr_eat(&r, '}'))
-                break;
-            err = jr_fail(&r, "expected ',' or '}'");
-            goto done;
-        }
-    }
-    if ((err = jr_end(&r)))
-        goto done;
-    if (!have_merges) {
+    if (!err)
+        err = jr_each(&r, true, "expected a JSON object", NULL, jr_top_item, &c);
+    if (!err)
+        err = jr_end(&r);
+    if (!err && !c.have_merges) {
         asr_errf(errbuf, errbuf_len, "no model.merges");
         err = ASR_ERR_MODEL;
     }
-done:
     jr_close(&r);
     return err;
 }

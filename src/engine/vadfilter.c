@@ -3,18 +3,12 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "core/embed.h"
 #include "engine/vadfilter.h"
 
 #ifdef ASR_VAD_WEIGHTS_FILE
 /* The Silero VAD weights, embedded at build time. */
-__asm__(".section .rodata\n"
-        ".balign 16\n"
-        "asr__vad_weights_start:\n"
-        ".incbin \"" ASR_VAD_WEIGHTS_FILE "\"\n"
-        "asr__vad_weights_stop:\n"
-        ".previous\n");
-extern const unsigned char asr__vad_weights_start[] __asm__("asr__vad_weights_start");
-extern const unsigned char asr__vad_weights_stop[] __asm__("asr__vad_weights_stop");
+ASR_EMBED_FILE(asr__vad_weights, ASR_VAD_WEIGHTS_FILE);
 #endif
 
 static pthread_once_t g_vad_once = PTHREAD_ONCE_INIT;

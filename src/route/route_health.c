@@ -12,17 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/embed.h"
 #include "route/route_int.h"
 
 #ifdef ASR_ROUTE_CLIP_FILE
-__asm__(".section .rodata\n"
-        ".balign 16\n"
-        "asr__route_clip_start:\n"
-        ".incbin \"" ASR_ROUTE_CLIP_FILE "\"\n"
-        "asr__route_clip_stop:\n"
-        ".previous\n");
-extern const unsigned char asr__route_clip_start[] __asm__("asr__route_clip_start");
-extern const unsigned char asr__route_clip_stop[] __asm__("asr__route_clip_stop");
+ASR_EMBED_FILE(asr__route_clip, ASR_ROUTE_CLIP_FILE);
 #endif
 
 #define HEALTH_KEEP 1000 /* rows kept per config */
