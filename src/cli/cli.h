@@ -2,6 +2,10 @@
 #ifndef ASR_CLI_H
 #define ASR_CLI_H
 
+#include <stddef.h>
+
+#include "core/core.h"
+
 int asr_cli_transcribe(int argc, char **argv);
 int asr_cli_pull(int argc, char **argv);
 int asr_cli_debug(int argc, char **argv);
@@ -16,5 +20,13 @@ int asr_cli_configs(int argc, char **argv);
 char *asr_cli_model_dir(const char *name_or_dir);
 /* The models root: $ASRD_MODELS or ~/.cache/asrd/models (malloc'd). */
 char *asr_cli_models_root(void);
+
+/* api_client.c: sends `method` base_url+path to a running server (json_body: posted with its
+ * content type, or NULL; key: sent as a bearer token when set), waiting at most timeout_s, and
+ * appends the answer's bytes to *out (caller's buffer). Returns the HTTP status, or 0 with the
+ * reason in err when the server could not be reached. */
+long asr__cli_api_request(const char *base_url, const char *key, const char *method,
+                          const char *path, const char *json_body, long timeout_s, asr_buf_t *out,
+                          char *err, size_t err_len);
 
 #endif

@@ -2,7 +2,6 @@
  * (/api/asr-configs, docs/API.md): list, add, update, rm, default, test. A backend is named by
  * its name or its id. Errors are one line on stderr (the server's message), exit status 1; bad
  * usage exits 2. */
-#include <curl/curl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -29,53 +28,23 @@ typedef struct {
     bool json;
 } conn_t;
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-    asr_buf_append(ud, p, size * n);
-    return size * n;
-}
-
 /* One request; *root gets the parsed JSON answer (may be NULL). Returns the HTTP status, or 0
  * with a message printed when the server cannot be reached. */
 static long request(const conn_t *c, const char *method, const char *path, json_t *body,
                     json_t **root) {
-    asr_buf_t url, out, auth;
-    asr_buf_init(&url);
+    asr_buf_t out;
     asr_buf_init(&out);
-    asr_buf_init(&auth);
-    asr_buf_printf(&url, "%s%s", c->url, path);
     char *js = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    CURL *h = curl_easy_init();
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    if (c->key && *c->key) {
-        asr_buf_printf(&auth, "Authorization: Bearer %s", c->key);
-        hdr = curl_slist_append(hdr, auth.data);
-    }
-    long status = 0;
-    CURLcode cc = CURLE_FAILED_INIT;
-    if (h) {
-        curl_easy_setopt(h, CURLOPT_URL, url.data);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-        if (js || !strcmp(method, "POST"))
-            curl_easy_setopt(h, CURLOPT_POSTFIELDS, js ? js : "");
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT, 660L); /* a test may wait for a slow backend */
-        cc = curl_easy_perform(h);
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(h);
-    }
-    curl_slist_free_all(hdr);
+    char err[512];
+    /* a test may wait for a slow backend */
+    long status =
+        asr__cli_api_request(c->url, c->key, method, path, js, 660L, &out, err, sizeof err);
     free(js);
     json_error_t je;
-    *root = cc == CURLE_OK ? json_loadb(out.data ? out.data : "", out.len, 0, &je) : NULL;
-    if (cc != CURLE_OK) {
-        fprintf(stderr, "asrd: configs: cannot reach %s: %s\n", c->url, curl_easy_strerror(cc));
-        status = 0;
-    }
-    asr_buf_free(&url);
+    *root = status ? json_loadb(out.data ? out.data : "", out.len, 0, &je) : NULL;
+    if (!status)
+        fprintf(stderr, "asrd: configs: %s\n", err);
     asr_buf_free(&out);
-    asr_buf_free(&auth);
     return status;
 }
 

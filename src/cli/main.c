@@ -32,22 +32,17 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     asr_malloc_configure();
     asr_nn_blas_single_threaded(); /* before anything loads: OpenBLAS's threads stop spinning */
-    if (!strcmp(cmd, "transcribe"))
-        return asr_cli_transcribe(argc - 1, argv + 1);
-    if (!strcmp(cmd, "pull"))
-        return asr_cli_pull(argc - 1, argv + 1);
-    if (!strcmp(cmd, "serve"))
-        return asr_cli_serve(argc - 1, argv + 1);
-    if (!strcmp(cmd, "bench"))
-        return asr_cli_bench(argc - 1, argv + 1);
-    if (!strcmp(cmd, "plan"))
-        return asr_cli_plan(argc - 1, argv + 1);
-    if (!strcmp(cmd, "ps"))
-        return asr_cli_ps(argc - 1, argv + 1);
-    if (!strcmp(cmd, "configs"))
-        return asr_cli_configs(argc - 1, argv + 1);
-    if (!strcmp(cmd, "debug"))
-        return asr_cli_debug(argc - 1, argv + 1);
+    static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv);
+    } commands[] = {
+        {"transcribe", asr_cli_transcribe}, {"pull", asr_cli_pull},   {"serve", asr_cli_serve},
+        {"bench", asr_cli_bench},           {"plan", asr_cli_plan},   {"ps", asr_cli_ps},
+        {"configs", asr_cli_configs},       {"debug", asr_cli_debug},
+    };
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(cmd, commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("asrd %s\n", ASRD_VERSION);
         return 0;

@@ -1,5 +1,4 @@
 /* cli: `asrd ps`: what a running server holds in memory (GET /api/ps), like `ollama ps`. */
-#include <curl/curl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -10,11 +9,6 @@
 #include "core/core.h"
 
 #define USAGE "usage: asrd ps [--url http://127.0.0.1:8080] [--api-key KEY] [--json]\n"
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-    asr_buf_append(ud, p, size * n);
-    return size * n;
-}
 
 static double mib(json_int_t b) { return (double)b / (1024.0 * 1024.0); }
 
@@ -44,38 +38,19 @@ int asr_cli_ps(int argc, char **argv) {
             return 2;
         }
     }
-    asr_buf_t body, full, auth;
+    asr_buf_t body;
     asr_buf_init(&body);
-    asr_buf_init(&full);
-    asr_buf_init(&auth);
-    asr_buf_printf(&full, "%s/api/ps", url);
-    CURL *h = curl_easy_init();
-    struct curl_slist *hdr = NULL;
-    if (key && *key) {
-        asr_buf_printf(&auth, "Authorization: Bearer %s", key);
-        hdr = curl_slist_append(hdr, auth.data);
-    }
-    long status = 0;
-    CURLcode cc = CURLE_FAILED_INIT;
-    if (h) {
-        curl_easy_setopt(h, CURLOPT_URL, full.data);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-        cc = curl_easy_perform(h);
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(h);
-    }
-    curl_slist_free_all(hdr);
+    char err[512];
+    long status =
+        asr__cli_api_request(url, key, "GET", "/api/ps", NULL, 10L, &body, err, sizeof err);
     int rc = 1;
     json_t *root = NULL;
-    if (cc != CURLE_OK) {
-        fprintf(stderr, "asrd: ps: cannot reach %s: %s\n", url, curl_easy_strerror(cc));
+    if (!status) {
+        fprintf(stderr, "asrd: ps: %s\n", err);
         goto done;
     }
     if (status != 200) {
-        fprintf(stderr, "asrd: ps: %s answered HTTP %ld\n", full.data, status);
+        fprintf(stderr, "asrd: ps: %s/api/ps answered HTTP %ld\n", url, status);
         goto done;
     }
     if (json) {
@@ -88,7 +63,7 @@ int asr_cli_ps(int argc, char **argv) {
     root = json_loadb(body.data ? body.data : "", body.len, 0, &je);
     json_t *models = json_object_get(root, "models");
     if (!json_is_array(models)) {
-        fprintf(stderr, "asrd: ps: unexpected answer from %s\n", full.data);
+        fprintf(stderr, "asrd: ps: unexpected answer from %s/api/ps\n", url);
         goto done;
     }
     printf("%-16s %-8s %10s %10s %7s %8s %s\n", "NAME", "STATE", "WEIGHTS", "SLOTS", "IN USE",
@@ -121,7 +96,5 @@ int asr_cli_ps(int argc, char **argv) {
 done:
     json_decref(root);
     asr_buf_free(&body);
-    asr_buf_free(&full);
-    asr_buf_free(&auth);
     return rc;
 }

@@ -2,6 +2,7 @@
  * (include/asr/engine.h). Exit codes: 0 success, 1 a file failed (one-line reason on stderr),
  * 2 bad usage. */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,12 +87,42 @@ static void print_timings(const asr_stream_t *s, const char *path, double t_load
             t.n_steps, t.n_steps ? 1e3 * t.decode_s / t.n_steps : 0.0, other, t.total_s);
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
+/* The integer options: their getopt codes, ranges and fields; a VAD tuning implies --vad. */
+static const struct {
+    int code;
+    const char *name;
+    int lo, hi;
+    size_t off;
+    bool sets_vad;
+} INT_OPTS[] = {
+    {'t', "threads", 1, 256, offsetof(tx_opts_t, threads), false},
+    {'b', "beam-size", 1, 8, offsetof(tx_opts_t, beam_size), false},
+    {'B', "best-of", 1, 8, offsetof(tx_opts_t, best_of), false},
+    {1002, "vad-min-silence-ms", 0, 60000, offsetof(tx_opts_t, vad_min_silence_ms), true},
+    {1003, "vad-speech-pad-ms", 0, 10000, offsetof(tx_opts_t, vad_speech_pad_ms), true},
+    {1005, "max-line-width", 1, 10000, offsetof(tx_opts_t, subs.max_line_width), false},
+    {1006, "max-line-count", 1, 10000, offsetof(tx_opts_t, subs.max_line_count), false},
+    {1007, "max-words-per-line", 1, 10000, offsetof(tx_opts_t, subs.max_words_per_line), false},
+};
+
+/* Option c with argument s when it is an integer option: 1 (stored in o), -1 when s is not an
+ * integer in its range (message printed); 0 when c is another option. */
+static int int_option(tx_opts_t *o, int c, const char *s) {
+    for (size_t i = 0; i < sizeof INT_OPTS / sizeof *INT_OPTS; i++) {
+        if (INT_OPTS[i].code != c)
+            continue;
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (!*s || *end || v < INT_OPTS[i].lo || v > INT_OPTS[i].hi) {
+            fprintf(stderr, "asrd: --%s must be an integer from %d to %d\n", INT_OPTS[i].name,
+                    INT_OPTS[i].lo, INT_OPTS[i].hi);
+            return -1;
+        }
+        *(int *)((char *)o + INT_OPTS[i].off) = (int)v;
+        if (INT_OPTS[i].sets_vad)
+            o->vad = 1;
+        return 1;
+    }
     return 0;
 }
 
@@ -148,6 +179,11 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "+m:l:f:t:h", longs, NULL)) != -1) {
+        int k = int_option(o, c, optarg);
+        if (k < 0)
+            return 2;
+        if (k > 0)
+            continue;
         switch (c) {
         case 'm':
             o->model = optarg;
@@ -160,24 +196,6 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
             break;
         case 'f':
             o->format = optarg;
-            break;
-        case 't':
-            if (parse_int(optarg, 1, 256, &o->threads)) {
-                fprintf(stderr, "asrd: --threads must be an integer from 1 to 256\n");
-                return 2;
-            }
-            break;
-        case 'b':
-            if (parse_int(optarg, 1, 8, &o->beam_size)) {
-                fprintf(stderr, "asrd: --beam-size must be an integer from 1 to 8\n");
-                return 2;
-            }
-            break;
-        case 'B':
-            if (parse_int(optarg, 1, 8, &o->best_of)) {
-                fprintf(stderr, "asrd: --best-of must be an integer from 1 to 8\n");
-                return 2;
-            }
             break;
         case 'P': {
             char *end;
@@ -236,33 +254,6 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
                 return 2;
             }
             o->vad = 1;
-            break;
-        }
-        case 1002:
-            if (parse_int(optarg, 0, 60000, &o->vad_min_silence_ms)) {
-                fprintf(stderr, "asrd: --vad-min-silence-ms must be an integer from 0 to 60000\n");
-                return 2;
-            }
-            o->vad = 1;
-            break;
-        case 1003:
-            if (parse_int(optarg, 0, 10000, &o->vad_speech_pad_ms)) {
-                fprintf(stderr, "asrd: --vad-speech-pad-ms must be an integer from 0 to 10000\n");
-                return 2;
-            }
-            o->vad = 1;
-            break;
-        case 1005:
-        case 1006:
-        case 1007: {
-            static const char *names[] = {"--max-line-width", "--max-line-count",
-                                          "--max-words-per-line"};
-            int *dst[] = {&o->subs.max_line_width, &o->subs.max_line_count,
-                          &o->subs.max_words_per_line};
-            if (parse_int(optarg, 1, 10000, dst[c - 1005])) {
-                fprintf(stderr, "asrd: %s must be an integer from 1 to 10000\n", names[c - 1005]);
-                return 2;
-            }
             break;
         }
         case 1008:
