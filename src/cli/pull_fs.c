@@ -1,4 +1,4 @@
-/* cli/pull: filesystem helpers for `asrd pull` — mkdir -p, rm -rf, fsync, SHA-256 of files and
+/* cli/pull: filesystem helpers for `asrd pull` — rm -rf, fsync, SHA-256 of files and
  * the SHA256SUMS file that marks a model directory as complete.
  *
  * SHA256SUMS uses the exact `sha256sum` text format ("<64 hex>  <name>\n", binary mode marker
@@ -22,32 +22,6 @@ char *asr__cli_pull_join(const char *a, const char *b) {
     size_t n = strlen(a);
     asr_buf_printf(&buf, "%s%s%s", a, (n && a[n - 1] == '/') ? "" : "/", b);
     return asr_buf_steal(&buf);
-}
-
-asr_err_t asr__cli_pull_mkdirs(const char *path, char *err, size_t err_len) {
-    char *p = asr_xstrdup(path);
-    asr_err_t rc = ASR_OK;
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0')
-            continue;
-        char saved = *s;
-        *s = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-            asr_errf(err, err_len, "cannot create directory %s: %s", p, strerror(errno));
-            rc = ASR_ERR_IO;
-            break;
-        }
-        *s = saved;
-        if (saved == '\0')
-            break;
-    }
-    struct stat st;
-    if (rc == ASR_OK && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))) {
-        asr_errf(err, err_len, "%s is not a directory", path);
-        rc = ASR_ERR_IO;
-    }
-    free(p);
-    return rc;
 }
 
 static int rmtree_errno;

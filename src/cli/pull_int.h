@@ -19,8 +19,6 @@
 
 /* "a/b" (malloc'd, owned by caller). */
 char *asr__cli_pull_join(const char *a, const char *b);
-/* mkdir -p with mode 0755. */
-asr_err_t asr__cli_pull_mkdirs(const char *path, char *err, size_t err_len);
 /* rm -rf that never follows symlinks. Returns 0, or -1 with errno set from the first failure. */
 int asr__cli_pull_rmtree(const char *path);
 /* Writes all n bytes, retrying on EINTR and short writes. Returns 0 or -1 (errno set). */

@@ -64,20 +64,6 @@ static char *expand_home(const char *p) {
     return asr_buf_steal(&b);
 }
 
-static int mkdir_p(const char *path) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Removes uploads left behind by a previous run that died. */
 static void clean_uploads(const char *dir) {
     DIR *d = opendir(dir);
@@ -302,8 +288,9 @@ int asr_cli_serve(int argc, char **argv) {
     asr_buf_init(&b);
     asr_buf_printf(&b, "%s/tmp", data);
     tmp = asr_buf_steal(&b);
-    if (mkdir_p(tmp) != 0) {
-        fprintf(stderr, "asrd: serve: cannot create data directory %s: %s\n", tmp, strerror(errno));
+    char why[512];
+    if (asr_mkdir_p(tmp, 0755, why, sizeof why) != ASR_OK) {
+        fprintf(stderr, "asrd: serve: data directory: %s\n", why);
         goto done;
     }
     clean_uploads(tmp);

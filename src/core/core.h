@@ -95,10 +95,18 @@ void asr_buf_printf(asr_buf_t *b, const char *fmt, ...) __attribute__((format(pr
 /* Takes ownership of the data (NUL-terminated); the buffer is reset. */
 char *asr_buf_steal(asr_buf_t *b);
 
+/* UTF-8 (utf8.c), strict: decodes the sequence at s[0..n) (n >= 1). Returns its length (1-4) and
+ * sets *cp when valid; otherwise returns -k, k >= 1 the length of the maximal invalid subpart (the
+ * bytes one U+FFFD replaces; a sequence cut short by n counts as invalid), *cp unspecified. */
+int asr_utf8_next(const uint8_t *s, size_t n, uint32_t *cp);
+
 /* snprintf into errbuf if non-NULL. */
 void asr_errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* mkdir -p (fs.c): creates path and its missing parents with `mode`; fails (ASR_ERR_IO, reason in
+ * err) when a part cannot be made or the path is not a directory. */
+asr_err_t asr_mkdir_p(const char *path, unsigned mode, char *err, size_t errlen);
 /* Reads a whole file (NUL-terminated; checked allocation). */
 asr_err_t asr_read_file(const char *path, char **out, size_t *out_len);
 

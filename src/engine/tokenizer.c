@@ -211,7 +211,7 @@ static asr_err_t decode_token_bytes(asr_tokenizer_t *t) {
         t->byte_off[id] = o;
         while (i < n) {
             uint32_t cp;
-            int k = asr__utf8_next(s + i, n - i, &cp);
+            int k = asr_utf8_next(s + i, n - i, &cp);
             int b = k > 0 ? cp_to_byte(cp) : -1;
             if (b < 0) {
                 memcpy(t->byte_pool + start, s, n);
@@ -600,7 +600,7 @@ void asr_tokenizer_decode(const asr_tokenizer_t *t, const int32_t *ids, int n, a
     size_t run = 0, i = 0; /* s[run, i) is valid UTF-8 not yet copied */
     while (i < raw.len) {
         uint32_t cp;
-        int k = asr__utf8_next(s + i, raw.len - i, &cp);
+        int k = asr_utf8_next(s + i, raw.len - i, &cp);
         if (k > 0) {
             i += (size_t)k;
             continue;

@@ -49,38 +49,6 @@ bool asr__unicode_is_space(uint32_t cp) {
     return in_ranges(asr__unicode_space_ranges, asr__unicode_space_n, cp);
 }
 
-int asr__utf8_next(const uint8_t *s, size_t n, uint32_t *cp) {
-    uint8_t c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    int need;
-    uint32_t v;
-    uint8_t lo = 0x80, hi = 0xBF; /* allowed range of the first continuation byte */
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1, v = c & 0x1Fu;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2, v = c & 0x0Fu;
-        lo = c == 0xE0 ? 0xA0 : 0x80; /* no overlong forms */
-        hi = c == 0xED ? 0x9F : 0xBF; /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3, v = c & 0x07u;
-        lo = c == 0xF0 ? 0x90 : 0x80;
-        hi = c == 0xF4 ? 0x8F : 0xBF; /* <= U+10FFFF */
-    } else {
-        return -1;
-    }
-    for (int i = 1; i <= need; i++) {
-        if ((size_t)i >= n || s[i] < lo || s[i] > hi)
-            return -i; /* the lead byte and i-1 valid continuation bytes */
-        lo = 0x80, hi = 0xBF;
-        v = (v << 6) | (s[i] & 0x3Fu);
-    }
-    *cp = v;
-    return need + 1;
-}
-
 /* ---- pre-split ---- */
 
 enum { CL_SPACE, CL_LETTER, CL_NUMBER, CL_OTHER };
@@ -88,7 +56,7 @@ enum { CL_SPACE, CL_LETTER, CL_NUMBER, CL_OTHER };
 /* Class of the character at s[i] (i < n); *len receives its byte length. */
 static int char_class(const uint8_t *s, size_t n, size_t i, size_t *len) {
     uint32_t cp;
-    int k = asr__utf8_next(s + i, n - i, &cp);
+    int k = asr_utf8_next(s + i, n - i, &cp);
     if (k < 0) {
         *len = 1; /* each invalid byte is one "other" character */
         return CL_OTHER;

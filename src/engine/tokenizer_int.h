@@ -60,11 +60,6 @@ bool asr__unicode_is_letter(uint32_t cp); /* general category L* */
 bool asr__unicode_is_number(uint32_t cp); /* general category N* */
 bool asr__unicode_is_space(uint32_t cp);  /* White_Space property */
 
-/* Decodes one UTF-8 sequence at s[0..n) (n >= 1). Returns its length (1-4) and sets *cp when valid;
- * otherwise returns -k where k >= 1 is the length of the maximal invalid subpart (the bytes that
- * one U+FFFD replaces), and *cp is unspecified. */
-int asr__utf8_next(const uint8_t *s, size_t n, uint32_t *cp);
-
 /* GPT-2 pre-split of text[0..len): calls cb(start, end) for each piece in order, pieces covering
  * the text exactly. Invalid UTF-8 bytes count as one "other" character each. Returns ASR_OK or the
  * first non-OK value cb returned. */

@@ -169,7 +169,7 @@ static asr_err_t jr_string(jr_t *r) {
             continue;
         }
         uint32_t cp;
-        int k = asr__utf8_next((const uint8_t *)r->p, (size_t)(r->end - r->p), &cp);
+        int k = asr_utf8_next((const uint8_t *)r->p, (size_t)(r->end - r->p), &cp);
         if (k < 0)
             return jr_fail(r, "invalid UTF-8 in string");
         memcpy(r->s + o, r->p, (size_t)k);

@@ -25,20 +25,6 @@
 
 #define REC_PREFIX "rec-" /* every name asr_jobs_recording_keep gives out */
 
-static int mkdir_p(const char *path) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* The file name's extension, lower case, if it is 1..8 letters or digits; else "bin". */
 static void extension(const char *filename, char *ext, size_t len) {
     const char *dot = filename ? strrchr(filename, '.') : NULL;
@@ -107,8 +93,9 @@ static int fsync_path(const char *path, int flags) {
 asr_err_t asr_jobs_recording_keep(const char *recordings_dir, const char *tmp_path,
                                   const char *filename, char **out_name, char *err, size_t errlen) {
     *out_name = NULL;
-    if (mkdir_p(recordings_dir) != 0) {
-        asr_errf(err, errlen, "cannot create the recordings directory: %s", strerror(errno));
+    char why[512];
+    if (asr_mkdir_p(recordings_dir, 0755, why, sizeof why) != ASR_OK) {
+        asr_errf(err, errlen, "the recordings directory: %s", why);
         return ASR_ERR_IO;
     }
     char ext[16];

@@ -22,36 +22,17 @@ void asr_store_config_input_init(asr_store_config_input_t *in) {
 
 /* NULL when s is valid UTF-8 without control characters (C0, DEL, C1); else the reason. */
 const char *asr__store_check_text(const char *s) {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p;
-        int n;
-        if (c < 0x20 || c == 0x7f)
-            return "contains control characters";
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf)
-            n = 1;
-        else if (c >= 0xe0 && c <= 0xef)
-            n = 2;
-        else if (c >= 0xf0 && c <= 0xf4)
-            n = 3;
-        else
+    const uint8_t *p = (const uint8_t *)s;
+    size_t n = strlen(s);
+    while (n) {
+        uint32_t cp;
+        int k = asr_utf8_next(p, n, &cp);
+        if (k < 0)
             return "is not valid UTF-8";
-        unsigned cp = c & (0x3fu >> n);
-        for (int i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return "is not valid UTF-8";
-            cp = cp << 6 | (p[i] & 0x3fu);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return "is not valid UTF-8";
-        if (cp >= 0x80 && cp <= 0x9f)
+        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
             return "contains control characters";
-        p += n + 1;
+        p += k;
+        n -= (size_t)k;
     }
     return NULL;
 }

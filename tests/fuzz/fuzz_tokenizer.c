@@ -84,7 +84,7 @@ static asr_tokenizer_t *tiny_build(void) {
 static bool valid_utf8(const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        int k = asr__utf8_next((const uint8_t *)s + i, n - i, &cp);
+        int k = asr_utf8_next((const uint8_t *)s + i, n - i, &cp);
         if (k < 0)
             return false;
         i += (size_t)k;

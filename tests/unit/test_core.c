@@ -1,6 +1,6 @@
 /* Unit tests for src/core's shared helpers: timed waits on the monotonic clock (a condition
  * variable made by asr_cond_init measures its deadline on CLOCK_MONOTONIC, so a wall-clock jump
- * cannot stretch or cut it), mkdir -p, whole-file reads and the one UTF-8 decoder.
+ * cannot stretch or cut it), mkdir -p and the one UTF-8 decoder.
  *
  * The waits are checked with a lower bound that must hold exactly (a wait never ends early) and an
  * upper bound with a wide margin for a loaded 2-core machine. */
@@ -123,11 +123,58 @@ static void test_timedwait_wakes_on_signal(void **state) {
     waiter_deinit(&w);
 }
 
+/* The one UTF-8 decoder: valid forms, and the maximal invalid subpart of bad ones. */
+static void test_utf8_next(void **state) {
+    (void)state;
+    uint32_t cp;
+    assert_int_equal(asr_utf8_next((const uint8_t *)"A", 1, &cp), 1);
+    assert_int_equal(cp, 'A');
+    assert_int_equal(asr_utf8_next((const uint8_t *)"\xc3\xa9", 2, &cp), 2);
+    assert_int_equal(cp, 0xE9);
+    assert_int_equal(asr_utf8_next((const uint8_t *)"\xe4\xbd\xa0", 3, &cp), 3);
+    assert_int_equal(cp, 0x4F60);
+    assert_int_equal(asr_utf8_next((const uint8_t *)"\xf0\x9f\x98\x80", 4, &cp), 4);
+    assert_int_equal(cp, 0x1F600);
+    assert_int_equal(asr_utf8_next((const uint8_t *)"\xe4\xbd", 2, &cp), -2);     /* truncated */
+    assert_int_equal(asr_utf8_next((const uint8_t *)"\xed\xa0\x80", 3, &cp), -1); /* surrogate */
+    assert_int_equal(asr_utf8_next((const uint8_t *)"\xc0\xaf", 2, &cp), -1);     /* overlong */
+    assert_int_equal(asr_utf8_next((const uint8_t *)"\xf4\x90", 2, &cp), -1);     /* > 10FFFF */
+    assert_int_equal(asr_utf8_next((const uint8_t *)"\xf0\x9f\x98x", 4, &cp), -3);
+    assert_int_equal(asr_utf8_next((const uint8_t *)"\x80", 1, &cp), -1);
+}
+
+static void test_mkdir_p(void **state) {
+    (void)state;
+    char root[] = "/tmp/asrd-core-XXXXXX", path[256], err[256] = "";
+    assert_non_null(mkdtemp(root));
+    snprintf(path, sizeof path, "%s/a/b/c", root);
+    assert_int_equal(asr_mkdir_p(path, 0755, err, sizeof err), ASR_OK);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(asr_mkdir_p(path, 0755, err, sizeof err), ASR_OK); /* exists: fine */
+    char file[300];
+    snprintf(file, sizeof file, "%s/a/f", root);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/a/f/g", root); /* a file in the way */
+    assert_int_equal(asr_mkdir_p(path, 0755, err, sizeof err), ASR_ERR_IO);
+    assert_non_null(strstr(err, "cannot create directory"));
+    assert_int_equal(asr_mkdir_p(file, 0755, err, sizeof err), ASR_ERR_IO);
+    assert_non_null(strstr(err, "is not a directory"));
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timedwait_waits_the_time),
         cmocka_unit_test(test_cond_clock_is_monotonic),
         cmocka_unit_test(test_timedwait_wakes_on_signal),
+        cmocka_unit_test(test_utf8_next),
+        cmocka_unit_test(test_mkdir_p),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

@@ -150,25 +150,6 @@ static asr_tokenizer_t *tiny_load(void) {
 
 /* ---- model-free tests ---- */
 
-static void test_utf8_next(void **state) {
-    (void)state;
-    uint32_t cp;
-    assert_int_equal(asr__utf8_next((const uint8_t *)"A", 1, &cp), 1);
-    assert_int_equal(cp, 'A');
-    assert_int_equal(asr__utf8_next((const uint8_t *)"\xc3\xa9", 2, &cp), 2);
-    assert_int_equal(cp, 0xE9);
-    assert_int_equal(asr__utf8_next((const uint8_t *)"\xe4\xbd\xa0", 3, &cp), 3);
-    assert_int_equal(cp, 0x4F60);
-    assert_int_equal(asr__utf8_next((const uint8_t *)"\xf0\x9f\x98\x80", 4, &cp), 4);
-    assert_int_equal(cp, 0x1F600);
-    assert_int_equal(asr__utf8_next((const uint8_t *)"\xe4\xbd", 2, &cp), -2);     /* truncated */
-    assert_int_equal(asr__utf8_next((const uint8_t *)"\xed\xa0\x80", 3, &cp), -1); /* surrogate */
-    assert_int_equal(asr__utf8_next((const uint8_t *)"\xc0\xaf", 2, &cp), -1);     /* overlong */
-    assert_int_equal(asr__utf8_next((const uint8_t *)"\xf4\x90", 2, &cp), -1);     /* > 10FFFF */
-    assert_int_equal(asr__utf8_next((const uint8_t *)"\xf0\x9f\x98x", 4, &cp), -3);
-    assert_int_equal(asr__utf8_next((const uint8_t *)"\x80", 1, &cp), -1);
-}
-
 static void test_unicode_classes(void **state) {
     (void)state;
     assert_true(asr__unicode_is_letter('a') && asr__unicode_is_letter('Z'));
@@ -762,15 +743,10 @@ static bool find_models(void) {
 
 int main(void) {
     const struct CMUnitTest basic[] = {
-        cmocka_unit_test(test_utf8_next),
-        cmocka_unit_test(test_unicode_classes),
-        cmocka_unit_test(test_presplit),
-        cmocka_unit_test(test_lang_tables),
-        cmocka_unit_test(test_tiny_vocab),
-        cmocka_unit_test(test_bad_buffers),
-        cmocka_unit_test(test_load_dir_errors),
-        cmocka_unit_test(test_vocab_txt),
-        cmocka_unit_test(test_oom),
+        cmocka_unit_test(test_unicode_classes), cmocka_unit_test(test_presplit),
+        cmocka_unit_test(test_lang_tables),     cmocka_unit_test(test_tiny_vocab),
+        cmocka_unit_test(test_bad_buffers),     cmocka_unit_test(test_load_dir_errors),
+        cmocka_unit_test(test_vocab_txt),       cmocka_unit_test(test_oom),
     };
     const struct CMUnitTest models[] = {
         cmocka_unit_test(test_special_table),    cmocka_unit_test(test_golden_tiny_en),
