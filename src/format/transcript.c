@@ -87,10 +87,10 @@ asr_err_t asr_transcript_from_json(asr_transcript_t *t, const char *json, size_t
 }
 
 void asr_transcript_deinit(asr_transcript_t *t) {
-    if (!t)
-        return;
-    free(t->segs);
-    free(t->words_store);
-    json_decref(t->doc);
-    memset(t, 0, sizeof *t);
+    if (t) {
+        json_decref(t->doc); /* the strings the segments borrow */
+        free(t->segs);
+        free(t->words_store);
+        *t = (asr_transcript_t){0};
+    }
 }
