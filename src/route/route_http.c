@@ -201,8 +201,55 @@ static json_t *openai_segment(const json_t *in, size_t i) {
     return o;
 }
 
+/* A word being built from whisper.cpp's tokens. */
+typedef struct {
+    asr_buf_t text;
+    double start, end;
+} word_acc_t;
+
+static void word_flush(json_t *words, word_acc_t *w) {
+    if (w->text.len) {
+        json_t *o = json_object();
+        json_object_set_new(o, "word", json_stringn(w->text.data, w->text.len));
+        json_object_set_new(o, "start", json_real(round2(w->start)));
+        json_object_set_new(o, "end", json_real(round2(w->end)));
+        json_array_append_new(words, o);
+    }
+    w->text.len = 0;
+}
+
+/* Appends OpenAI's words ({word, start, end}, no spaces) of a whisper.cpp segment to `words`: its
+ * "words" are tokens; one whose text starts with a space begins a word, the others (pieces of a
+ * word, punctuation) extend the word before, within the segment. */
+static void append_words(json_t *words, const json_t *seg, word_acc_t *w) {
+    size_t k;
+    json_t *tok;
+    word_flush(words, w);
+    json_array_foreach(json_object_get(seg, "words"), k, tok) {
+        const char *t = json_string_value(json_object_get(tok, "word"));
+        if (!t || !*t)
+            continue;
+        if (*t == ' ' || !w->text.len) {
+            word_flush(words, w);
+            while (*t == ' ')
+                t++;
+            w->start = number_or(tok, "start", 0);
+        }
+        asr_buf_puts(&w->text, t);
+        w->end = number_or(tok, "end", w->start);
+    }
+}
+
+static bool wants(const asr_route_opts_t *o, const char *granularity) {
+    for (int i = 0; i < o->n_granularities; i++)
+        if (!strcmp(o->granularities[i], granularity))
+            return true;
+    return false;
+}
+
 /* OpenAI's verbose_json from whisper.cpp's answer `in` (its verbose_json; a server too old for
- * that format answers {"text": …} and gets no segments) and the transcript `text`. */
+ * that format answers {"text": …} and gets no segments) and the transcript `text`. Segments and
+ * words as timestamp_granularities asks (segments when it names none), as for a local run. */
 static char *openai_verbose_json(const asr_route_opts_t *o, const json_t *in, const char *text,
                                  size_t n) {
     json_t *out = json_object();
@@ -213,14 +260,27 @@ static char *openai_verbose_json(const asr_route_opts_t *o, const json_t *in, co
     json_object_set_new(out, "language", json_string(lang));
     json_object_set_new(out, "duration", json_real(round2(number_or(in, "duration", 0))));
     json_object_set_new(out, "text", json_stringn(text, n));
-    json_t *segs = json_array();
+    json_t *segs = json_array(), *words = json_array();
+    word_acc_t w = {.start = 0};
+    asr_buf_init(&w.text);
     size_t i;
     json_t *seg;
     json_array_foreach(json_object_get(in, "segments"), i, seg) {
-        if (json_is_object(seg))
-            json_array_append_new(segs, openai_segment(seg, json_array_size(segs)));
+        if (!json_is_object(seg))
+            continue;
+        json_array_append_new(segs, openai_segment(seg, json_array_size(segs)));
+        append_words(words, seg, &w);
     }
-    json_object_set_new(out, "segments", segs);
+    word_flush(words, &w);
+    asr_buf_free(&w.text);
+    if (!o->n_granularities || wants(o, "segment"))
+        json_object_set_new(out, "segments", segs);
+    else
+        json_decref(segs);
+    if (wants(o, "word"))
+        json_object_set_new(out, "words", words);
+    else
+        json_decref(words);
     char *js = json_dumps(out, JSON_PRESERVE_ORDER | JSON_COMPACT);
     json_decref(out);
     return js;

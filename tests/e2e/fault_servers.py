@@ -13,7 +13,8 @@ so a test can tell whether the router sent it a request. Modes:
               form's response_format json (the default) 200 {"text": " <ok_text>\\n"}; text, srt,
               vtt as it renders them; verbose_json in its own shape: task, language (the full
               name), duration, text, and segments {id, text, start, end (seconds, from integer
-              centiseconds), tokens, words, temperature, avg_logprob}, one segment per word of
+              centiseconds), tokens, words (its tokens' texts and times), temperature,
+              avg_logprob}, one segment per word of
               ok_text (WHISPERCPP_SEGMENTS says their times)
 
 The mode may be changed while the server runs (`srv.mode = "ok"`). Requests seen are kept in
@@ -75,11 +76,16 @@ def whispercpp_answer(text: str, fmt: str) -> Tuple[str, bytes]:
     if fmt == "verbose_json":
         out = []
         for i, (s, a, b) in enumerate(segs):
-            toks = [1000 + 2 * i, 1001 + 2 * i]  # text tokens (it leaves out ids >= end-of-text)
+            # its "words" are tokens: here each word in two pieces, the first with the space
+            cut = max(2, len(s) // 2)
+            mid = round((a + b) * 50)
+            pieces = [(s[:cut], round(a * 100), mid), (s[cut:], mid, round(b * 100))]
             out.append({"id": i, "text": s, "start": round(a * 100) * 0.01,
-                        "end": round(b * 100) * 0.01, "tokens": toks,
-                        "words": [{"word": s, "start": a, "end": b, "t_dtw": -1,
-                                   "probability": 0.9}],
+                        "end": round(b * 100) * 0.01,
+                        "tokens": [1000 + 2 * i, 1001 + 2 * i],  # it leaves out ids >= EOT
+                        "words": [{"word": p, "start": t0 * 0.01, "end": t1 * 0.01,
+                                   "t_dtw": -1, "probability": 0.9}
+                                  for p, t0, t1 in pieces if p],
                         "temperature": 0.0, "avg_logprob": -0.25})
         return "application/json", json.dumps(
             {"task": "transcribe", "language": "english", "duration": _f32(WHISPERCPP_DURATION),

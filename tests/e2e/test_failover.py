@@ -298,6 +298,15 @@ def test_whisper_cpp_backend(env):
             assert isinstance(s[k], (int, float)), (k, s)
     # asked in whisper.cpp's own verbose_json, which has the segments
     assert b'name="response_format"\r\n\r\nverbose_json' in fs.requests[-1][2]
+    assert "words" not in v  # not asked for
+    # words (its tokens joined into words) as well as segments, or words alone, as asked
+    both = {"response_format": "verbose_json", "timestamp_granularities[]": ["word", "segment"]}
+    want_words = [{"word": w, "start": a, "end": b}
+                  for (a, b), w in zip(WHISPERCPP_SEGMENTS, ["fixed", "backend"])]
+    v = post(main.url, data=both).json()
+    assert v["words"] == want_words and len(v["segments"]) == 2, v
+    v = post(main.url, data={**both, "timestamp_granularities[]": "word"}).json()
+    assert v["words"] == want_words and "segments" not in v, v
     # the other forms still come from its text
     r = post(main.url)
     assert r.status_code == 200 and r.json() == {"text": "fixed backend"}, r.text
