@@ -159,6 +159,21 @@ asr_err_t asr__store_commit(asr_store_t *s) {
     return ASR_OK;
 }
 
+asr_err_t asr__store_write(asr_store_t *s, const char *lock_table,
+                           asr_err_t (*body)(asr_store_t *s, void *ctx), void *ctx) {
+    LOCK(s);
+    asr_err_t e = asr__store_begin(s, true, lock_table);
+    if (e == ASR_OK) {
+        e = body(s, ctx);
+        if (e == ASR_OK)
+            e = asr__store_commit(s); /* rolls back itself when the commit fails */
+        else
+            asr__store_rollback(s);
+    }
+    UNLOCK(s);
+    return e;
+}
+
 void asr__store_rollback(asr_store_t *s) {
     if (!s->in_txn)
         return;

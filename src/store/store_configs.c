@@ -96,16 +96,28 @@ static asr_err_t clear_default(asr_store_t *s) {
 
 static int or_default(int v, int def) { return v == ASR_STORE_UNSET ? def : v; }
 
-/* Ends a config write: bumps configs_version (what other nodes poll) and commits. Caller holds the
- * lock inside the write transaction; on failure the transaction is rolled back. */
-static asr_err_t commit_change(asr_store_t *s) {
-    asr_err_t e = asr__store_exec(
-        s, "UPDATE asr_meta SET value = value + 1 WHERE name = 'configs_version'", NULL, 0, NULL);
-    if (e != ASR_OK) {
-        asr__store_rollback(s);
-        return e;
-    }
-    return field_error(s, asr__store_commit(s));
+/* Runs a config write: `fn` in one write transaction holding asr_configs' write lock, then
+ * configs_version is raised in the same transaction (what other nodes poll). A constraint failure
+ * is reported as the field it is about. */
+typedef asr_err_t (*cfg_write_fn)(asr_store_t *s, void *ctx);
+typedef struct {
+    cfg_write_fn fn;
+    void *ctx;
+} cfg_write_t;
+
+static asr_err_t write_and_bump(asr_store_t *s, void *arg) {
+    cfg_write_t *w = arg;
+    asr_err_t e = w->fn(s, w->ctx);
+    if (e == ASR_OK)
+        e = asr__store_exec(s,
+                            "UPDATE asr_meta SET value = value + 1 WHERE name = 'configs_version'",
+                            NULL, 0, NULL);
+    return e;
+}
+
+static asr_err_t config_write(asr_store_t *s, cfg_write_fn fn, void *ctx) {
+    cfg_write_t w = {fn, ctx};
+    return field_error(s, asr__store_write(s, "asr_configs", write_and_bump, &w));
 }
 
 asr_err_t asr_store_configs_version(asr_store_t *s, int64_t *out) {
@@ -117,6 +129,44 @@ asr_err_t asr_store_configs_version(asr_store_t *s, int64_t *out) {
     if (e != ASR_OK)
         return e;
     *out = asr__store_cell_i64(&r, 0, 0);
+    asr__store_rows_free(&r);
+    return ASR_OK;
+}
+
+typedef struct {
+    const asr_store_config_input_t *m; /* validated, defaults filled */
+    const char *enc;                   /* the encrypted api key or NULL */
+    int64_t id;                        /* create: out; update/delete/default: in */
+    const asr_store_config_input_t *in;
+} cfg_op_t;
+
+static asr_err_t create_body(asr_store_t *s, void *arg) {
+    cfg_op_t *o = arg;
+    const asr_store_config_input_t *m = o->m;
+    asr__rows_t r;
+    asr_err_t e = check_name_free(s, m->name, 0);
+    if (e == ASR_OK)
+        e = asr__store_exec(s, "SELECT COUNT(*) FROM asr_configs WHERE is_default = 1", NULL, 0,
+                            &r);
+    if (e != ASR_OK)
+        return e;
+    bool make_default = asr__store_cell_i64(&r, 0, 0) == 0 || m->is_default == 1;
+    asr__store_rows_free(&r);
+    if (make_default && (e = clear_default(s)) != ASR_OK)
+        return e;
+    asr__param_t p[10] = {PTEXT(m->name),       PTEXT(m->kind),       PTEXT(m->api_url),
+                          PTEXT(o->enc),        PTEXT(m->model_name), PI64(m->is_active),
+                          PI64(make_default),   PI64(m->priority),    PI64(m->timeout_ms),
+                          PI64(m->max_parallel)};
+    e = asr__store_exec(s,
+                        "INSERT INTO asr_configs (name, kind, api_url, api_key, model_name, "
+                        "is_active, is_default, priority, timeout_ms, max_parallel, created_at, "
+                        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW}, {NOW}) "
+                        "RETURNING id",
+                        p, 10, &r);
+    if (e != ASR_OK)
+        return field_error(s, e);
+    o->id = asr__store_cell_i64(&r, 0, 0);
     asr__store_rows_free(&r);
     return ASR_OK;
 }
@@ -138,42 +188,10 @@ asr_err_t asr_store_config_create(asr_store_t *s, const asr_store_config_input_t
     asr_err_t e;
     if (m.api_key && *m.api_key && (e = asr__store_encrypt(s, m.api_key, &enc)) != ASR_OK)
         return e;
-    asr__rows_t r = {0};
-    LOCK(s);
-    if ((e = asr__store_begin(s, true, "asr_configs")) != ASR_OK)
-        goto done;
-    if ((e = check_name_free(s, m.name, 0)) != ASR_OK)
-        goto fail;
-    if ((e = asr__store_exec(s, "SELECT COUNT(*) FROM asr_configs WHERE is_default = 1", NULL, 0,
-                             &r)) != ASR_OK)
-        goto fail;
-    bool make_default = asr__store_cell_i64(&r, 0, 0) == 0 || m.is_default == 1;
-    asr__store_rows_free(&r);
-    if (make_default && (e = clear_default(s)) != ASR_OK)
-        goto fail;
-    asr__param_t p[10] = {PTEXT(m.name),       PTEXT(m.kind),       PTEXT(m.api_url),
-                          PTEXT(enc),          PTEXT(m.model_name), PI64(m.is_active),
-                          PI64(make_default),  PI64(m.priority),    PI64(m.timeout_ms),
-                          PI64(m.max_parallel)};
-    e = asr__store_exec(s,
-                        "INSERT INTO asr_configs (name, kind, api_url, api_key, model_name, "
-                        "is_active, is_default, priority, timeout_ms, max_parallel, created_at, "
-                        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW}, {NOW}) "
-                        "RETURNING id",
-                        p, 10, &r);
-    if (e != ASR_OK) {
-        e = field_error(s, e);
-        goto fail;
-    }
-    if (out_id)
-        *out_id = asr__store_cell_i64(&r, 0, 0);
-    asr__store_rows_free(&r);
-    e = commit_change(s);
-    goto done;
-fail:
-    asr__store_rollback(s);
-done:
-    UNLOCK(s);
+    cfg_op_t o = {.m = &m, .enc = enc};
+    e = config_write(s, create_body, &o);
+    if (e == ASR_OK && out_id)
+        *out_id = o.id;
     free(enc);
     return e;
 }
@@ -196,142 +214,116 @@ static asr_err_t load_for_update(asr_store_t *s, int64_t id, asr_store_config_t 
     return e;
 }
 
-asr_err_t asr_store_config_update(asr_store_t *s, int64_t id, const asr_store_config_input_t *in) {
+/* The update's new row: the input over the current one, validated. */
+static asr_err_t merge_update(const asr_store_config_t *cur, const asr_store_config_input_t *in,
+                              asr_store_config_input_t *m) {
+    char msg[256];
+    *m = *in;
+    m->name = in->name ? in->name : cur->name;
+    m->kind = in->kind ? in->kind : cur->kind;
+    m->api_url = in->api_url ? in->api_url : cur->api_url;
+    m->model_name = in->model_name ? in->model_name : cur->model_name;
+    m->is_active = or_default(in->is_active, cur->is_active);
+    m->is_default = or_default(in->is_default, cur->is_default);
+    m->priority = or_default(in->priority, cur->priority);
+    m->timeout_ms = or_default(in->timeout_ms, cur->timeout_ms);
+    m->max_parallel = or_default(in->max_parallel, cur->max_parallel);
+    if (asr_store_config_validate(m, msg, sizeof msg) != ASR_OK)
+        return asr__store_fail(ASR_ERR_INVALID, "%s", msg);
+    if (cur->is_default && m->is_default == 0)
+        return asr__store_fail(ASR_ERR_INVALID, "is_default: there must be one default; set "
+                                                "another config as the default instead");
+    return ASR_OK;
+}
+
+static asr_err_t update_body(asr_store_t *s, void *arg) {
+    cfg_op_t *o = arg;
+    const asr_store_config_input_t *in = o->in;
     asr_store_config_t cur = {0};
-    char *enc = NULL, msg[256];
-    asr_err_t e;
-    LOCK(s);
-    if ((e = asr__store_begin(s, true, "asr_configs")) != ASR_OK)
-        goto done;
-    if ((e = load_for_update(s, id, &cur, &enc)) != ASR_OK)
-        goto fail;
-    asr_store_config_input_t m = *in;
-    m.name = in->name ? in->name : cur.name;
-    m.kind = in->kind ? in->kind : cur.kind;
-    m.api_url = in->api_url ? in->api_url : cur.api_url;
-    m.model_name = in->model_name ? in->model_name : cur.model_name;
-    m.is_active = or_default(in->is_active, cur.is_active);
-    m.is_default = or_default(in->is_default, cur.is_default);
-    m.priority = or_default(in->priority, cur.priority);
-    m.timeout_ms = or_default(in->timeout_ms, cur.timeout_ms);
-    m.max_parallel = or_default(in->max_parallel, cur.max_parallel);
-    if (asr_store_config_validate(&m, msg, sizeof msg) != ASR_OK) {
-        e = asr__store_fail(ASR_ERR_INVALID, "%s", msg);
-        goto fail;
-    }
-    if (cur.is_default && m.is_default == 0) {
-        e = asr__store_fail(ASR_ERR_INVALID, "is_default: there must be one default; set another "
-                                             "config as the default instead");
-        goto fail;
-    }
-    if ((e = check_name_free(s, m.name, id)) != ASR_OK)
-        goto fail;
-    if (in->api_key) {
+    asr_store_config_input_t m = {0};
+    char *enc = NULL;
+    asr_err_t e = load_for_update(s, o->id, &cur, &enc);
+    if (e == ASR_OK)
+        e = merge_update(&cur, in, &m);
+    if (e == ASR_OK)
+        e = check_name_free(s, m.name, o->id);
+    if (e == ASR_OK && in->api_key) { /* "" clears the key */
         free(enc);
         enc = NULL;
-        if (*in->api_key && (e = asr__store_encrypt(s, in->api_key, &enc)) != ASR_OK)
-            goto fail;
+        if (*in->api_key)
+            e = asr__store_encrypt(s, in->api_key, &enc);
     }
-    if (m.is_default && !cur.is_default && (e = clear_default(s)) != ASR_OK)
-        goto fail;
-    asr__param_t p[11] = {PTEXT(m.name),
-                          PTEXT(m.kind),
-                          PTEXT(m.api_url),
-                          PTEXT(enc),
-                          PTEXT(m.model_name),
-                          PI64(m.is_active),
-                          PI64(m.is_default),
-                          PI64(m.priority),
-                          PI64(m.timeout_ms),
-                          PI64(m.max_parallel),
-                          PI64(id)};
-    e = asr__store_exec(s,
-                        "UPDATE asr_configs SET name = ?, kind = ?, api_url = ?, api_key = ?, "
-                        "model_name = ?, is_active = ?, is_default = ?, priority = ?, "
-                        "timeout_ms = ?, max_parallel = ?, updated_at = {NOW} WHERE id = ?",
-                        p, 11, NULL);
-    if (e != ASR_OK) {
-        e = field_error(s, e);
-        goto fail;
+    if (e == ASR_OK && m.is_default && !cur.is_default)
+        e = clear_default(s);
+    if (e == ASR_OK) {
+        asr__param_t p[11] = {PTEXT(m.name),        PTEXT(m.kind),       PTEXT(m.api_url),
+                              PTEXT(enc),           PTEXT(m.model_name), PI64(m.is_active),
+                              PI64(m.is_default),   PI64(m.priority),    PI64(m.timeout_ms),
+                              PI64(m.max_parallel), PI64(o->id)};
+        e = field_error(s, asr__store_exec(s,
+                                           "UPDATE asr_configs SET name = ?, kind = ?, api_url "
+                                           "= ?, api_key = ?, model_name = ?, is_active = ?, "
+                                           "is_default = ?, priority = ?, timeout_ms = ?, "
+                                           "max_parallel = ?, updated_at = {NOW} WHERE id = ?",
+                                           p, 11, NULL));
     }
-    e = commit_change(s);
-    goto done;
-fail:
-    asr__store_rollback(s);
-done:
-    UNLOCK(s);
+    asr_store_config_clear(&cur);
+    free(enc);
+    return e;
+}
+
+asr_err_t asr_store_config_update(asr_store_t *s, int64_t id, const asr_store_config_input_t *in) {
+    cfg_op_t o = {.id = id, .in = in};
+    return config_write(s, update_body, &o);
+}
+
+static asr_err_t delete_body(asr_store_t *s, void *arg) {
+    cfg_op_t *o = arg;
+    asr_store_config_t cur = {0};
+    char *enc = NULL;
+    asr__rows_t r = {0};
+    asr__param_t p = PI64(o->id);
+    asr_err_t e = load_for_update(s, o->id, &cur, &enc);
+    if (e == ASR_OK)
+        e = asr__store_exec(s, "DELETE FROM asr_configs WHERE id = ?", &p, 1, NULL);
+    if (e == ASR_OK && cur.is_default) /* the next one (active first) becomes the default */
+        e = asr__store_exec(s,
+                            "SELECT id FROM asr_configs ORDER BY is_active DESC, priority, id "
+                            "LIMIT 1",
+                            NULL, 0, &r);
+    if (e == ASR_OK && r.n_rows) {
+        asr__param_t q = PI64(asr__store_cell_i64(&r, 0, 0));
+        e = asr__store_exec(s, "UPDATE asr_configs SET is_default = 1 WHERE id = ?", &q, 1, NULL);
+    }
+    asr__store_rows_free(&r);
     asr_store_config_clear(&cur);
     free(enc);
     return e;
 }
 
 asr_err_t asr_store_config_delete(asr_store_t *s, int64_t id) {
-    asr_store_config_t cur = {0};
-    char *enc = NULL;
+    cfg_op_t o = {.id = id};
+    return config_write(s, delete_body, &o);
+}
+
+static asr_err_t default_body(asr_store_t *s, void *arg) {
+    cfg_op_t *o = arg;
+    asr__param_t p = PI64(o->id);
     asr__rows_t r = {0};
-    asr__param_t p = PI64(id);
-    asr_err_t e;
-    LOCK(s);
-    if ((e = asr__store_begin(s, true, "asr_configs")) != ASR_OK)
-        goto done;
-    if ((e = load_for_update(s, id, &cur, &enc)) != ASR_OK)
-        goto fail;
-    if ((e = asr__store_exec(s, "DELETE FROM asr_configs WHERE id = ?", &p, 1, NULL)) != ASR_OK)
-        goto fail;
-    if (cur.is_default) {
-        e = asr__store_exec(s,
-                            "SELECT id FROM asr_configs ORDER BY is_active DESC, priority, id "
-                            "LIMIT 1",
-                            NULL, 0, &r);
-        if (e != ASR_OK)
-            goto fail;
-        if (r.n_rows) {
-            asr__param_t q = PI64(asr__store_cell_i64(&r, 0, 0));
-            e = asr__store_exec(s, "UPDATE asr_configs SET is_default = 1 WHERE id = ?", &q, 1,
-                                NULL);
-            if (e != ASR_OK)
-                goto fail;
-        }
-    }
-    e = commit_change(s);
-    goto done;
-fail:
-    asr__store_rollback(s);
-done:
-    UNLOCK(s);
+    asr_err_t e = asr__store_exec(
+        s, "UPDATE asr_configs SET is_default = 0 WHERE is_default = 1 AND id <> ?", &p, 1, NULL);
+    if (e == ASR_OK)
+        e = asr__store_exec(
+            s, "UPDATE asr_configs SET is_default = 1, updated_at = {NOW} WHERE id = ?", &p, 1, &r);
+    if (e == ASR_OK && r.changes == 0)
+        e = asr__store_fail(ASR_ERR_NOT_FOUND, "id: no such config");
     asr__store_rows_free(&r);
-    asr_store_config_clear(&cur);
-    free(enc);
     return e;
 }
 
 asr_err_t asr_store_config_set_default(asr_store_t *s, int64_t id) {
-    asr__param_t p = PI64(id);
-    asr__rows_t r = {0};
-    asr_err_t e;
-    LOCK(s);
-    if ((e = asr__store_begin(s, true, "asr_configs")) != ASR_OK)
-        goto done;
-    e = asr__store_exec(s, "UPDATE asr_configs SET is_default = 0 WHERE is_default = 1 AND id <> ?",
-                        &p, 1, NULL);
-    if (e != ASR_OK)
-        goto fail;
-    e = asr__store_exec(s, "UPDATE asr_configs SET is_default = 1, updated_at = {NOW} WHERE id = ?",
-                        &p, 1, &r);
-    if (e != ASR_OK)
-        goto fail;
-    if (r.changes == 0) {
-        e = asr__store_fail(ASR_ERR_NOT_FOUND, "id: no such config");
-        goto fail;
-    }
-    e = commit_change(s);
-    goto done;
-fail:
-    asr__store_rollback(s);
-done:
-    UNLOCK(s);
-    asr__store_rows_free(&r);
-    return e;
+    cfg_op_t o = {.id = id};
+    return config_write(s, default_body, &o);
 }
 
 asr_err_t asr_store_config_get_api_key(asr_store_t *s, int64_t id, char **out) {

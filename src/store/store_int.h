@@ -174,6 +174,11 @@ void asr__store_map_free(const asr__field_t *f, int n_f, void *v, size_t n, size
 asr_err_t asr__store_begin(asr_store_t *s, bool write, const char *lock_table);
 asr_err_t asr__store_commit(asr_store_t *s);
 void asr__store_rollback(asr_store_t *s);
+/* Runs body(s, ctx) in one write transaction under the lock (lock_table as asr__store_begin):
+ * commits when it returns ASR_OK, rolls back otherwise, and returns its (or the commit's) error.
+ * The body runs statements only: it never begins, commits or takes the lock. */
+asr_err_t asr__store_write(asr_store_t *s, const char *lock_table,
+                           asr_err_t (*body)(asr_store_t *s, void *ctx), void *ctx);
 
 #define LOCK(s) pthread_mutex_lock(&(s)->mu)
 #define UNLOCK(s) pthread_mutex_unlock(&(s)->mu)

@@ -228,6 +228,49 @@ asr_err_t asr_store_job_get(asr_store_t *s, int64_t id, asr_store_job_t *out) {
     return e;
 }
 
+typedef struct {
+    const asr_store_job_input_t *in;
+    int64_t id;
+    bool created;
+} submit_t;
+
+static asr_err_t submit_body(asr_store_t *s, void *arg) {
+    submit_t *o = arg;
+    const asr_store_job_input_t *in = o->in;
+    asr__param_t rid = PI64(in->recording_id);
+    asr__rows_t r = {0};
+    /* locks the recording row on PostgreSQL: concurrent submits for it queue up here */
+    asr_err_t e =
+        asr__store_exec(s, "SELECT id FROM recordings WHERE id = ? {FOR_UPDATE}", &rid, 1, &r);
+    if (e == ASR_OK && r.n_rows == 0)
+        e = asr__store_fail(ASR_ERR_NOT_FOUND, "recording_id: no such recording");
+    asr__store_rows_free(&r);
+    if (e == ASR_OK)
+        e = asr__store_exec(s,
+                            "SELECT id FROM jobs WHERE recording_id = ? AND state IN ('queued', "
+                            "'running')",
+                            &rid, 1, &r);
+    if (e == ASR_OK && r.n_rows == 0) { /* none active: a new one */
+        asr__param_t p[6] = {rid,
+                             PTEXT(in->model),
+                             PTEXT(in->language),
+                             PTEXT(in->options_json),
+                             PI64(in->max_attempts > 0 ? in->max_attempts : 3),
+                             PTEXT(in->webhook_url && *in->webhook_url ? in->webhook_url : NULL)};
+        asr__store_rows_free(&r);
+        e = asr__store_exec(s,
+                            "INSERT INTO jobs (recording_id, state, model, language, options_json, "
+                            "max_attempts, webhook_url, created_at) VALUES (?, 'queued', ?, ?, ?, "
+                            "?, ?, {NOW}) RETURNING id",
+                            p, 6, &r);
+        o->created = e == ASR_OK;
+    }
+    if (e == ASR_OK)
+        o->id = asr__store_cell_i64(&r, 0, 0);
+    asr__store_rows_free(&r);
+    return e;
+}
+
 asr_err_t asr_store_job_submit(asr_store_t *s, const asr_store_job_input_t *in, int64_t *out_id,
                                bool *created) {
     asr_err_t e;
@@ -238,55 +281,12 @@ asr_err_t asr_store_job_submit(asr_store_t *s, const asr_store_job_input_t *in, 
         return e;
     if (in->webhook_url && *in->webhook_url && (why = asr__store_check_url(in->webhook_url)))
         return asr__store_fail(ASR_ERR_INVALID, "webhook_url: %s", why);
+    submit_t o = {.in = in};
+    e = asr__store_write(s, NULL, submit_body, &o);
     if (created)
-        *created = false;
-    asr__param_t rid = PI64(in->recording_id);
-    asr__rows_t r = {0};
-    LOCK(s);
-    if ((e = asr__store_begin(s, true, NULL)) != ASR_OK)
-        goto done;
-    /* locks the recording row on PostgreSQL: concurrent submits for it queue up here */
-    e = asr__store_exec(s, "SELECT id FROM recordings WHERE id = ? {FOR_UPDATE}", &rid, 1, &r);
-    if (e != ASR_OK)
-        goto fail;
-    if (r.n_rows == 0) {
-        e = asr__store_fail(ASR_ERR_NOT_FOUND, "recording_id: no such recording");
-        goto fail;
-    }
-    asr__store_rows_free(&r);
-    e = asr__store_exec(s,
-                        "SELECT id FROM jobs WHERE recording_id = ? AND state IN ('queued', "
-                        "'running')",
-                        &rid, 1, &r);
-    if (e != ASR_OK)
-        goto fail;
-    if (r.n_rows == 0) {
-        asr__store_rows_free(&r);
-        asr__param_t p[6] = {rid,
-                             PTEXT(in->model),
-                             PTEXT(in->language),
-                             PTEXT(in->options_json),
-                             PI64(in->max_attempts > 0 ? in->max_attempts : 3),
-                             PTEXT(in->webhook_url && *in->webhook_url ? in->webhook_url : NULL)};
-        e = asr__store_exec(s,
-                            "INSERT INTO jobs (recording_id, state, model, language, options_json, "
-                            "max_attempts, webhook_url, created_at) VALUES (?, 'queued', ?, ?, ?, "
-                            "?, ?, {NOW}) RETURNING id",
-                            p, 6, &r);
-        if (e != ASR_OK)
-            goto fail;
-        if (created)
-            *created = true;
-    }
-    if (out_id)
-        *out_id = asr__store_cell_i64(&r, 0, 0);
-    e = asr__store_commit(s);
-    goto done;
-fail:
-    asr__store_rollback(s);
-done:
-    UNLOCK(s);
-    asr__store_rows_free(&r);
+        *created = e == ASR_OK && o.created;
+    if (e == ASR_OK && out_id)
+        *out_id = o.id;
     return e;
 }
 
@@ -356,6 +356,52 @@ static char *claim_sql(int n_skip) {
     return asr_buf_steal(&b);
 }
 
+typedef struct {
+    const char *owner;
+    int lease_ms;
+    const char *const *skip_models;
+    int n_skip;
+    asr_store_lease_t *lease;
+    asr_store_job_t *job;
+    bool found;
+} claim_t;
+
+static asr_err_t claim_body(asr_store_t *s, void *arg) {
+    claim_t *o = arg;
+    asr__rows_t r = {0};
+    asr_err_t e = fail_exhausted(s); /* committed even when nothing is claimable */
+    asr__param_t skip[ASR_STORE_CLAIM_MAX_SKIP];
+    for (int i = 0; i < o->n_skip; i++)
+        skip[i] = PTEXT(o->skip_models[i]);
+    if (e == ASR_OK) {
+        char *sql = claim_sql(o->n_skip);
+        e = asr__store_exec(s, sql, skip, o->n_skip, &r);
+        free(sql);
+    }
+    if (e != ASR_OK || r.n_rows == 0) {
+        asr__store_rows_free(&r);
+        return e;
+    }
+    int64_t id = asr__store_cell_i64(&r, 0, 0);
+    asr__store_rows_free(&r);
+    asr__param_t p[3] = {PTEXT(o->owner), PI64(o->lease_ms), PI64(id)};
+    e = asr__store_exec(s,
+                        "UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = "
+                        "{NOW} + ?, attempts = attempts + 1, progress = 0, started_at = "
+                        "COALESCE(started_at, {NOW}) WHERE id = ? RETURNING attempts, "
+                        "lease_expires_at",
+                        p, 3, &r);
+    if (e != ASR_OK)
+        return e;
+    o->found = true;
+    o->lease->job_id = id;
+    o->lease->attempt = (int)asr__store_cell_i64(&r, 0, 0);
+    o->lease->expires_at = asr__store_cell_i64(&r, 0, 1);
+    snprintf(o->lease->owner, sizeof o->lease->owner, "%s", o->owner);
+    asr__store_rows_free(&r);
+    return o->job ? job_get_locked(s, id, o->job) : ASR_OK;
+}
+
 asr_err_t asr_store_job_claim_except(asr_store_t *s, const char *owner, int lease_ms,
                                      const char *const *skip_models, int n_skip,
                                      asr_store_lease_t *lease, asr_store_job_t *job) {
@@ -369,51 +415,12 @@ asr_err_t asr_store_job_claim_except(asr_store_t *s, const char *owner, int leas
         return asr__store_fail(ASR_ERR_INVALID, "lease_ms: must be positive");
     if (job)
         memset(job, 0, sizeof *job);
-    asr__rows_t r = {0};
-    asr_err_t e;
-    LOCK(s);
-    if ((e = asr__store_begin(s, true, NULL)) != ASR_OK)
-        goto done;
-    if ((e = fail_exhausted(s)) != ASR_OK)
-        goto fail;
-    asr__param_t skip[ASR_STORE_CLAIM_MAX_SKIP];
-    for (int i = 0; i < n_skip; i++)
-        skip[i] = PTEXT(skip_models[i]);
-    char *sql = claim_sql(n_skip);
-    e = asr__store_exec(s, sql, skip, n_skip, &r);
-    free(sql);
-    if (e != ASR_OK)
-        goto fail;
-    if (r.n_rows == 0) { /* commit: keep what fail_exhausted did */
-        if ((e = asr__store_commit(s)) == ASR_OK)
-            e = asr__store_fail(ASR_ERR_NOT_FOUND, "no job to claim");
-        goto done;
-    }
-    int64_t id = asr__store_cell_i64(&r, 0, 0);
-    asr__store_rows_free(&r);
-    asr__param_t p[3] = {PTEXT(owner), PI64(lease_ms), PI64(id)};
-    e = asr__store_exec(s,
-                        "UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = "
-                        "{NOW} + ?, attempts = attempts + 1, progress = 0, started_at = "
-                        "COALESCE(started_at, {NOW}) WHERE id = ? RETURNING attempts, "
-                        "lease_expires_at",
-                        p, 3, &r);
-    if (e != ASR_OK)
-        goto fail;
-    lease->job_id = id;
-    lease->attempt = (int)asr__store_cell_i64(&r, 0, 0);
-    lease->expires_at = asr__store_cell_i64(&r, 0, 1);
-    snprintf(lease->owner, sizeof lease->owner, "%s", owner);
-    if (job && (e = job_get_locked(s, id, job)) != ASR_OK)
-        goto fail;
-    if ((e = asr__store_commit(s)) != ASR_OK && job)
+    claim_t o = {owner, lease_ms, skip_models, n_skip, lease, job, false};
+    asr_err_t e = asr__store_write(s, NULL, claim_body, &o);
+    if (e != ASR_OK && job)
         asr_store_job_clear(job);
-    goto done;
-fail:
-    asr__store_rollback(s);
-done:
-    UNLOCK(s);
-    asr__store_rows_free(&r);
+    if (e == ASR_OK && !o.found)
+        e = asr__store_fail(ASR_ERR_NOT_FOUND, "no job to claim");
     return e;
 }
 
@@ -490,6 +497,29 @@ static asr_err_t set_rec_status(asr_store_t *s, int64_t job_id, const char *stat
                            p, 2, NULL);
 }
 
+typedef struct {
+    const asr_store_lease_t *lease;
+    const asr__param_t *p; /* the statement's parameters */
+    const char *recording_status;
+    bool requeued; /* job_fail: queued again */
+} end_t;
+
+static asr_err_t complete_body(asr_store_t *s, void *arg) {
+    end_t *o = arg;
+    asr__rows_t r = {0};
+    asr_err_t e = asr__store_exec(s,
+                                  "UPDATE jobs SET state = 'done', result_json = ?, backend = ?, "
+                                  "model_used = ?, progress = 1, finished_at = {NOW}, "
+                                  "lease_expires_at = NULL WHERE " LEASE_GUARD,
+                                  o->p, 6, &r);
+    if (e == ASR_OK && r.changes == 0)
+        e = lease_lost(s, o->lease);
+    asr__store_rows_free(&r);
+    if (e == ASR_OK && o->recording_status)
+        e = set_rec_status(s, o->lease->job_id, o->recording_status);
+    return e;
+}
+
 asr_err_t asr_store_job_complete(asr_store_t *s, const asr_store_lease_t *lease,
                                  const char *result_json, const char *backend,
                                  const char *model_used, const char *recording_status) {
@@ -498,30 +528,27 @@ asr_err_t asr_store_job_complete(asr_store_t *s, const asr_store_lease_t *lease,
         return e;
     asr__param_t p[6] = {PTEXT(result_json), PTEXT(backend), PTEXT(model_used),
                          LEASE_PARAMS(lease)};
+    end_t o = {.lease = lease, .p = p, .recording_status = recording_status};
+    return asr__store_write(s, NULL, complete_body, &o);
+}
+
+static asr_err_t fail_body(asr_store_t *s, void *arg) {
+    end_t *o = arg;
     asr__rows_t r = {0};
-    LOCK(s);
-    if ((e = asr__store_begin(s, true, NULL)) != ASR_OK)
-        goto done;
-    e = asr__store_exec(s,
-                        "UPDATE jobs SET state = 'done', result_json = ?, backend = ?, "
-                        "model_used = ?, progress = 1, finished_at = {NOW}, lease_expires_at = "
-                        "NULL WHERE " LEASE_GUARD,
-                        p, 6, &r);
-    if (e != ASR_OK)
-        goto fail;
-    if (r.changes == 0) {
-        e = lease_lost(s, lease);
-        goto fail;
-    }
-    if (recording_status && (e = set_rec_status(s, lease->job_id, recording_status)) != ASR_OK)
-        goto fail;
-    e = asr__store_commit(s);
-    goto done;
-fail:
-    asr__store_rollback(s);
-done:
-    UNLOCK(s);
+    asr_err_t e = asr__store_exec(
+        s,
+        "UPDATE jobs SET state = CASE WHEN ? = 1 AND attempts < max_attempts THEN 'queued' ELSE "
+        "'failed' END, not_before = {NOW} + ?, finished_at = CASE WHEN ? = 1 AND attempts < "
+        "max_attempts THEN NULL ELSE {NOW} END, last_error = ?, lease_expires_at = NULL "
+        "WHERE " LEASE_GUARD " RETURNING state",
+        o->p, 7, &r);
+    if (e == ASR_OK && r.n_rows == 0)
+        e = lease_lost(s, o->lease);
+    if (e == ASR_OK)
+        o->requeued = strcmp(asr__store_cell(&r, 0, 0), "queued") == 0;
     asr__store_rows_free(&r);
+    if (e == ASR_OK && !o->requeued && o->recording_status)
+        e = set_rec_status(s, o->lease->job_id, o->recording_status);
     return e;
 }
 
@@ -536,35 +563,10 @@ asr_err_t asr_store_job_fail(asr_store_t *s, const asr_store_lease_t *lease, con
     asr__param_t p[7] = {PI64(retryable ? 1 : 0), PI64(retry_delay_ms > 0 ? retry_delay_ms : 0),
                          PI64(retryable ? 1 : 0), PTEXT(error ? error : "failed"),
                          LEASE_PARAMS(lease)};
-    asr__rows_t r = {0};
-    LOCK(s);
-    if ((e = asr__store_begin(s, true, NULL)) != ASR_OK)
-        goto done;
-    e = asr__store_exec(s,
-                        "UPDATE jobs SET state = CASE WHEN ? = 1 AND attempts < max_attempts THEN "
-                        "'queued' ELSE 'failed' END, not_before = {NOW} + ?, finished_at = CASE "
-                        "WHEN ? = 1 AND attempts < max_attempts THEN NULL ELSE {NOW} END, "
-                        "last_error = ?, lease_expires_at = NULL WHERE " LEASE_GUARD
-                        " RETURNING state",
-                        p, 7, &r);
-    if (e != ASR_OK)
-        goto fail;
-    if (r.n_rows == 0) {
-        e = lease_lost(s, lease);
-        goto fail;
-    }
-    bool again = strcmp(asr__store_cell(&r, 0, 0), "queued") == 0;
-    if (!again && recording_status &&
-        (e = set_rec_status(s, lease->job_id, recording_status)) != ASR_OK)
-        goto fail;
-    if ((e = asr__store_commit(s)) == ASR_OK && requeued)
-        *requeued = again;
-    goto done;
-fail:
-    asr__store_rollback(s);
-done:
-    UNLOCK(s);
-    asr__store_rows_free(&r);
+    end_t o = {.lease = lease, .p = p, .recording_status = recording_status};
+    e = asr__store_write(s, NULL, fail_body, &o);
+    if (e == ASR_OK && requeued)
+        *requeued = o.requeued;
     return e;
 }
 
@@ -581,40 +583,37 @@ static asr_err_t state_refusal(asr_store_t *s, int64_t id, const char *what) {
     return e;
 }
 
-asr_err_t asr_store_job_cancel(asr_store_t *s, int64_t id) {
+/* Runs a state change on job `id` guarded by its current state: when it changes nothing, says
+ * why (state_refusal with `refusal`); a second active job of its recording is named as such. */
+static asr_err_t state_change(asr_store_t *s, int64_t id, const char *sql, const char *refusal) {
     asr__param_t p = PI64(id);
     asr__rows_t r;
     LOCK(s);
-    asr_err_t e = asr__store_exec(s,
-                                  "UPDATE jobs SET state = 'cancelled', finished_at = {NOW}, "
-                                  "lease_expires_at = NULL WHERE id = ? AND state IN ('queued', "
-                                  "'running')",
-                                  &p, 1, &r);
-    if (e == ASR_OK && r.changes == 0)
-        e = state_refusal(s, id, "only queued or running jobs can be cancelled");
+    asr_err_t e = asr__store_exec(s, sql, &p, 1, &r);
+    if (e == ASR_ERR_DB && s->last_fail == ASR__FAIL_UNIQUE)
+        e = asr__store_fail(ASR_ERR_INVALID,
+                            "state: another job of this recording is queued or running");
+    else if (e == ASR_OK && r.changes == 0)
+        e = state_refusal(s, id, refusal);
     asr__store_rows_free(&r);
     UNLOCK(s);
     return e;
 }
 
+asr_err_t asr_store_job_cancel(asr_store_t *s, int64_t id) {
+    return state_change(s, id,
+                        "UPDATE jobs SET state = 'cancelled', finished_at = {NOW}, "
+                        "lease_expires_at = NULL WHERE id = ? AND state IN ('queued', 'running')",
+                        "only queued or running jobs can be cancelled");
+}
+
 asr_err_t asr_store_job_retry(asr_store_t *s, int64_t id) {
-    asr__param_t p = PI64(id);
-    asr__rows_t r;
-    LOCK(s);
-    asr_err_t e = asr__store_exec(s,
-                                  "UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0, "
-                                  "progress = 0, started_at = NULL, finished_at = NULL, "
-                                  "lease_owner = NULL, lease_expires_at = NULL, result_json = NULL "
-                                  "WHERE id = ? AND state IN ('failed', 'cancelled')",
-                                  &p, 1, &r);
-    if (e == ASR_ERR_DB && s->last_fail == ASR__FAIL_UNIQUE)
-        e = asr__store_fail(ASR_ERR_INVALID,
-                            "state: another job of this recording is queued or running");
-    else if (e == ASR_OK && r.changes == 0)
-        e = state_refusal(s, id, "only failed or cancelled jobs can be retried");
-    asr__store_rows_free(&r);
-    UNLOCK(s);
-    return e;
+    return state_change(s, id,
+                        "UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0, "
+                        "progress = 0, started_at = NULL, finished_at = NULL, lease_owner = NULL, "
+                        "lease_expires_at = NULL, result_json = NULL WHERE id = ? AND state IN "
+                        "('failed', 'cancelled')",
+                        "only failed or cancelled jobs can be retried");
 }
 
 /* ---- nodes ---- */
