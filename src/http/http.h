@@ -139,9 +139,6 @@ void asr_http_respond_stream(asr_http_req_t *req, int status, const char *conten
 void asr_http_respond_file(asr_http_req_t *req, const char *path, const char *content_type,
                            const char *param);
 
-/* The single table from engine/library errors to HTTP statuses. */
-int asr_http_status_for(asr_err_t err);
-
 /* ---- metrics ---- */
 /* Records a finished transcription for the real-time-factor histogram and audio counters. */
 void asr_http_observe_transcription(asr_http_server_t *srv, const char *model, double audio_s,

@@ -1,8 +1,9 @@
-/* http: responses. The status table, extra headers, plain answers, OpenAI-shaped errors (the
- * document itself comes from the format module), streamed answers of unknown length, and files
- * with byte ranges. Every answer goes out through asr__http_queue, which adds the request id, the
- * extra headers, Retry-After on 503s, CORS headers and Connection: close while draining, and
- * refuses a second answer to the same request. */
+/* http: responses. Extra headers, plain answers, OpenAI-shaped errors (the document itself comes
+ * from the format module), streamed answers of unknown length, and files with byte ranges. Every
+ * answer goes out through asr__http_queue, which adds the request id, the extra headers,
+ * Retry-After on 503s, CORS headers and Connection: close while draining, and refuses a second
+ * answer to the same request. (HTTP statuses of library errors: svc's one table,
+ * asr_svc_err_http_status.) */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,33 +16,7 @@
 #include "format/format.h"
 #include "http/http_int.h"
 
-/* ---- status table ---- */
-
-int asr_http_status_for(asr_err_t err) {
-    switch (err) {
-    case ASR_OK:
-        return 200;
-    case ASR_ERR_INVALID:
-    case ASR_ERR_AUDIO:
-    case ASR_ERR_UNSUPPORTED:
-        return 400;
-    case ASR_ERR_NOT_FOUND:
-        return 404;
-    case ASR_ERR_TIMEOUT:
-        return 408;
-    case ASR_ERR_NOMEM:
-    case ASR_ERR_BUSY:
-    case ASR_ERR_AGAIN:
-    case ASR_ERR_GPU:
-    case ASR_ERR_CANCELLED:
-        return 503;
-    case ASR_ERR_IO:
-    case ASR_ERR_MODEL:
-    case ASR_ERR_DB:
-        return 500;
-    }
-    return 500;
-}
+/* ---- extra headers ---- */
 
 void asr_http_set_header(asr_http_req_t *req, const char *name, const char *value) {
     for (int i = 0; i < req->n_hdrs; i++)
