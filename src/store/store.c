@@ -249,9 +249,7 @@ asr_err_t asr__store_open_ex(const char *url, const char *data_dir,
     }
     if (e != ASR_OK)
         goto fail;
-    pthread_mutex_lock(&s->mu);
-    e = asr__store_migrate(s, migs, n_migs, err, errlen);
-    pthread_mutex_unlock(&s->mu);
+    e = asr__store_migrate(s, migs, n_migs, err, errlen); /* takes the lock per migration */
     if (e == ASR_OK && (e = asr__store_secret_upgrade(s)) != ASR_OK)
         asr_errf(err, errlen, "re-encrypting api keys: %s", asr_store_errmsg(s));
     if (e != ASR_OK)

@@ -111,54 +111,54 @@ static asr_err_t current_version(asr_store_t *s, int *out) {
     return ASR_OK;
 }
 
-/* Applies migs[i] unless already there. Returns ASR_ERR_UNSUPPORTED for a newer database. */
-static asr_err_t apply_one(asr_store_t *s, const asr__store_migration_t *m, int latest) {
-    asr_err_t e = asr__store_begin(s, true, NULL);
-    if (e != ASR_OK)
-        return e;
+typedef struct {
+    const asr__store_migration_t *m;
+    int latest;
+    bool applied;
+} apply_t;
+
+/* Applies o->m unless already there (in the caller's transaction). ASR_ERR_UNSUPPORTED for a
+ * database newer than o->latest. */
+static asr_err_t apply_body(asr_store_t *s, void *arg) {
+    apply_t *o = arg;
+    asr_err_t e = ASR_OK;
     if (s->dialect == ASR__STORE_PG) {
         asr__param_t k = PI64(MIGRATE_LOCK_KEY);
-        if ((e = asr__store_exec(s, "SELECT pg_advisory_xact_lock(?)", &k, 1, NULL)) != ASR_OK)
-            goto fail;
+        e = asr__store_exec(s, "SELECT pg_advisory_xact_lock(?)", &k, 1, NULL);
     }
-    e = asr__store_exec(s,
-                        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY,"
-                        " name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-                        NULL, 0, NULL);
-    if (e != ASR_OK)
-        goto fail;
-    int cur;
-    if ((e = current_version(s, &cur)) != ASR_OK)
-        goto fail;
-    if (cur > latest) {
-        e = asr__store_fail(ASR_ERR_UNSUPPORTED,
-                            "database schema version %d is newer than this asrd (knows up to %d); "
-                            "upgrade asrd",
-                            cur, latest);
-        goto fail;
-    }
-    if (cur >= m->version) {
-        asr__store_rollback(s);
-        return ASR_OK;
-    }
-    char *sql = asr__store_sql(s->dialect, m->sql);
+    if (e == ASR_OK)
+        e = asr__store_exec(s,
+                            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY "
+                            "KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+                            NULL, 0, NULL);
+    int cur = 0;
+    if (e == ASR_OK)
+        e = current_version(s, &cur);
+    if (e == ASR_OK && cur > o->latest)
+        return asr__store_fail(ASR_ERR_UNSUPPORTED,
+                               "database schema version %d is newer than this asrd (knows up to "
+                               "%d); upgrade asrd",
+                               cur, o->latest);
+    if (e != ASR_OK || cur >= o->m->version)
+        return e;
+    char *sql = asr__store_sql(s->dialect, o->m->sql);
     e = s->ops->exec_script(s, sql);
     free(sql);
-    if (e != ASR_OK)
-        goto fail;
-    asr__param_t p[2] = {PI64(m->version), PTEXT(m->name)};
-    e = asr__store_exec(s,
-                        "INSERT INTO schema_migrations (version, name, applied_at) "
-                        "VALUES (?, ?, {NOW})",
-                        p, 2, NULL);
-    if (e != ASR_OK)
-        goto fail;
-    if ((e = asr__store_commit(s)) != ASR_OK)
-        return e;
-    ASR_LOG(ASR_LOG_INFO, "store: migrated schema to version=%d (%s)", m->version, m->name);
-    return ASR_OK;
-fail:
-    asr__store_rollback(s);
+    asr__param_t p[2] = {PI64(o->m->version), PTEXT(o->m->name)};
+    if (e == ASR_OK)
+        e = asr__store_exec(s,
+                            "INSERT INTO schema_migrations (version, name, applied_at) "
+                            "VALUES (?, ?, {NOW})",
+                            p, 2, NULL);
+    o->applied = e == ASR_OK;
+    return e;
+}
+
+static asr_err_t apply_one(asr_store_t *s, const asr__store_migration_t *m, int latest) {
+    apply_t o = {m, latest, false};
+    asr_err_t e = asr__store_write(s, NULL, apply_body, &o);
+    if (e == ASR_OK && o.applied)
+        ASR_LOG(ASR_LOG_INFO, "store: migrated schema to version=%d (%s)", m->version, m->name);
     return e;
 }
 
