@@ -605,6 +605,12 @@ static void count_legacy_log(asr_log_level_t level, const char *line, void *ud) 
         g_legacy_logs++;
 }
 
+/* A 32-byte key as the 64 hex digits ASRD_SECRET_KEY takes. */
+static void to_hex(const unsigned char key[32], char hex[65]) {
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+}
+
 /* Opens the fixture's database (not its data dir: the key comes from ASRD_SECRET_KEY = key). */
 static asr_store_t *open_with_key(fx_t *f, const char *key) {
     char err[512] = "", path[300];
@@ -627,8 +633,7 @@ static void test_secret_passphrase_kdf(void **state) {
     unsigned char old_key[32];
     SHA256((const unsigned char *)pass, strlen(pass), old_key);
     char old_hex[65];
-    for (int i = 0; i < 32; i++)
-        snprintf(old_hex + 2 * i, 3, "%02x", old_key[i]);
+    to_hex(old_key, old_hex);
     /* what an older asrd wrote under this passphrase: "v1:" under SHA-256(passphrase) */
     asr_store_t *old = open_with_key(f, old_hex);
     asr_store_config_input_t in;
@@ -686,8 +691,7 @@ static void test_secret_passphrase_kdf(void **state) {
         PKCS5_PBKDF2_HMAC(pass, (int)strlen(pass), raw_a, 16, 600000, EVP_sha256(), 32, kdf_key),
         1);
     char kdf_hex[65];
-    for (int i = 0; i < 32; i++)
-        snprintf(kdf_hex + 2 * i, 3, "%02x", kdf_key[i]);
+    to_hex(kdf_key, kdf_hex);
     asr_store_t *raw = open_with_key(f, kdf_hex); /* a raw-key store with exactly that key */
     char *v1_like = NULL; /* the same bytes without the salt, as a raw-key "v1:" value */
     unsigned char all[128];
