@@ -101,6 +101,7 @@ void asr_stream_destroy(asr_stream_t *s) {
         return;
     asr_free_huge(s->arena, s->arena_bytes);
     asr_pool_destroy(s->pool);
+    asr__zh_free(s);
     free(s->segs);
     free(s->seg_text_off);
     free(s->seg_tok_off);

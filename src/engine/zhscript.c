@@ -1,6 +1,7 @@
 /* engine: Chinese script conversion (see zhscript.h). OpenCC converts phrase by phrase (its
  * dictionaries map words, not only characters), so whole segment texts convert better than
  * characters one at a time. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,10 @@ struct asr_zhscript {
 #endif
     asr_zh_script_t to;
 };
+
+static atomic_int g_n_open; /* converters open now: what a test checks for leaks */
+
+int asr__zhscript_n_open(void) { return atomic_load(&g_n_open); }
 
 bool asr__zhscript_available(void) {
 #ifdef ASR_HAVE_OPENCC
@@ -44,6 +49,7 @@ asr_err_t asr__zhscript_open(asr_zh_script_t to, asr_zhscript_t **out, char *err
     asr_zhscript_t *z = asr_xcalloc(1, sizeof *z);
     z->cc = cc;
     z->to = to;
+    atomic_fetch_add(&g_n_open, 1);
     *out = z;
     return ASR_OK;
 #else
@@ -61,6 +67,7 @@ void asr__zhscript_close(asr_zhscript_t *z) {
 #ifdef ASR_HAVE_OPENCC
     opencc_close(z->cc);
 #endif
+    atomic_fetch_sub(&g_n_open, 1);
     free(z);
 }
 

@@ -19,6 +19,8 @@ bool asr__zhscript_available(void);
  * ASR_ERR_INVALID (AUTO), ASR_ERR_UNSUPPORTED (no OpenCC) or ASR_ERR_NOT_FOUND (its data files). */
 asr_err_t asr__zhscript_open(asr_zh_script_t to, asr_zhscript_t **out, char *err, size_t err_len);
 void asr__zhscript_close(asr_zhscript_t *z);
+/* Number of converters open in the process (opened and not yet closed). Thread-safe. */
+int asr__zhscript_n_open(void);
 /* Appends text[0..len) converted to `out`. Text OpenCC rejects (invalid UTF-8 inside a model's
  * partial byte tokens) is appended unchanged and ASR_ERR_INVALID returned. `text` is borrowed. */
 asr_err_t asr__zhscript_convert(asr_zhscript_t *z, const char *text, size_t len, asr_buf_t *out);

@@ -1,17 +1,20 @@
 /* Unit tests of language tags and Chinese script conversion: asr_lang_code_normalize (codes,
  * English names, openai's aliases, regional and script forms, malformed tags), asr_lang_zh_script
  * (the script a tag implies), and the OpenCC converter of src/engine/zhscript.c (Traditional ->
- * Simplified and back). Model-free; the conversion test is skipped when asrd was built without
- * OpenCC. */
+ * Simplified and back), and that a stream closes its converters. Model-free; the conversion tests
+ * are skipped when asrd was built without OpenCC. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "asr/engine.h"
+#include "engine/engine_int.h"
 #include "engine/zhscript.h"
 
 static void test_normalize(void **state) {
@@ -127,11 +130,34 @@ static void test_convert(void **state) {
     assert_null(t2s);
 }
 
+/* A stream's converters (opened on its first Chinese transcription, kept for the next) are closed
+ * when the stream is destroyed. They once were not: each destroyed slot leaked an OpenCC
+ * converter and its dictionaries. */
+static void test_stream_closes_converters(void **state) {
+    (void)state;
+    if (!asr__zhscript_available())
+        skip();
+    asr_stream_t *s = calloc(1, sizeof *s); /* no model: only the script state is used */
+    assert_non_null(s);
+    snprintf(s->language, sizeof s->language, "zh");
+    asr_transcribe_params_t p = asr_transcribe_default_params();
+    p.chinese_script = ASR_ZH_SCRIPT_TRADITIONAL;
+    int before = asr__zhscript_n_open();
+    assert_int_equal(asr__zh_begin(s, &p), ASR_OK);
+    assert_non_null(s->zh_out);
+    p.chinese_script = ASR_ZH_SCRIPT_SIMPLIFIED;
+    assert_int_equal(asr__zh_begin(s, &p), ASR_OK);
+    assert_int_equal(asr__zhscript_n_open(), before + 2);
+    asr_stream_destroy(s);
+    assert_int_equal(asr__zhscript_n_open(), before);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_normalize),
         cmocka_unit_test(test_zh_script),
         cmocka_unit_test(test_convert),
+        cmocka_unit_test(test_stream_closes_converters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
