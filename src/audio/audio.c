@@ -43,6 +43,19 @@ static asr_err_t open_any(asr_audio_reader_t *r, const char *url, char *errbuf, 
     return err == ASR_ERR_UNSUPPORTED ? asr__audio_ff_open(r, url, errbuf, errbuf_len) : err;
 }
 
+/* Opens the reader whose byte source is set (the native reader, else FFmpeg's): *out = r, or r
+ * closed on failure. */
+static asr_err_t finish_open(asr_audio_reader_t *r, const char *url, asr_audio_reader_t **out,
+                             char *errbuf, size_t errbuf_len) {
+    asr_err_t err = open_any(r, url, errbuf, errbuf_len);
+    if (err != ASR_OK) {
+        asr_audio_close(r);
+        return err;
+    }
+    *out = r;
+    return ASR_OK;
+}
+
 static asr_audio_reader_t *reader_new(const char *name) {
     asr_audio_reader_t *r = asr_xcalloc(1, sizeof *r);
     r->fd = -1;
@@ -80,13 +93,7 @@ asr_err_t asr_audio_open(const char *path, asr_audio_reader_t **out, char *errbu
     asr_audio_reader_t *r = reader_new(path);
     r->fd = fd;
     r->size = S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1; /* pipes: no seeking */
-    asr_err_t err = open_any(r, path, errbuf, errbuf_len);
-    if (err != ASR_OK) {
-        asr_audio_close(r);
-        return err;
-    }
-    *out = r;
-    return ASR_OK;
+    return finish_open(r, path, out, errbuf, errbuf_len);
 }
 
 asr_err_t asr_audio_open_memory(const uint8_t *data, size_t len, asr_audio_reader_t **out,
@@ -103,13 +110,7 @@ asr_err_t asr_audio_open_memory(const uint8_t *data, size_t len, asr_audio_reade
     asr_audio_reader_t *r = reader_new("<memory>");
     r->mem = data;
     r->size = (int64_t)len;
-    asr_err_t err = open_any(r, "", errbuf, errbuf_len);
-    if (err != ASR_OK) {
-        asr_audio_close(r);
-        return err;
-    }
-    *out = r;
-    return ASR_OK;
+    return finish_open(r, "", out, errbuf, errbuf_len);
 }
 
 void asr_audio_close(asr_audio_reader_t *r) {

@@ -167,15 +167,42 @@ static int cmd_test(const conn_t *c, long long id) {
     return rc;
 }
 
-static bool set_int(json_t *o, const char *key, const char *v) {
-    char *end;
-    long long x = strtoll(v, &end, 10);
-    if (!*v || *end) {
-        fprintf(stderr, "asrd: configs: --%s needs an integer, not '%s'\n", key, v);
-        return false;
+/* The options that set a field of the backend sent by add/update: its JSON key and type
+ * (s: string, i: integer, t/f: true/false). */
+static const struct {
+    int code;
+    const char *key;
+    char type;
+} FIELDS[] = {
+    {'K', "kind", 's'},         {'U', "api_url", 's'},    {'B', "api_key", 's'},
+    {'m', "model_name", 's'},   {'p', "priority", 'i'},   {'t', "timeout_ms", 'i'},
+    {'P', "max_parallel", 'i'}, {'d', "is_default", 't'}, {'i', "is_active", 'f'},
+    {'a', "is_active", 't'},
+};
+
+/* Option ch with argument v when it sets a field: 1 (set in o), -1 when an integer field's
+ * argument is not one (message printed); 0 when ch is another option. */
+static int set_field(json_t *o, int ch, const char *v) {
+    for (size_t i = 0; i < sizeof FIELDS / sizeof *FIELDS; i++) {
+        if (FIELDS[i].code != ch)
+            continue;
+        const char *key = FIELDS[i].key;
+        if (FIELDS[i].type == 's') {
+            json_object_set_new(o, key, json_string(v));
+        } else if (FIELDS[i].type == 'i') {
+            char *end;
+            long long x = strtoll(v, &end, 10);
+            if (!*v || *end) {
+                fprintf(stderr, "asrd: configs: --%s needs an integer, not '%s'\n", key, v);
+                return -1;
+            }
+            json_object_set_new(o, key, json_integer(x));
+        } else {
+            json_object_set_new(o, key, json_boolean(FIELDS[i].type == 't'));
+        }
+        return 1;
     }
-    json_object_set_new(o, key, json_integer(x));
-    return true;
+    return 0;
 }
 
 int asr_cli_configs(int argc, char **argv) {
@@ -202,6 +229,11 @@ int asr_cli_configs(int argc, char **argv) {
     bool ok = true;
     optind = 1;
     while (ok && (ch = getopt_long(argc, argv, "u:k:jh", opts, NULL)) != -1) {
+        int k = set_field(fields, ch, optarg);
+        if (k) {
+            ok = k > 0;
+            continue;
+        }
         switch (ch) {
         case 'u':
             c.url = optarg;
@@ -211,36 +243,6 @@ int asr_cli_configs(int argc, char **argv) {
             break;
         case 'j':
             c.json = true;
-            break;
-        case 'K':
-            json_object_set_new(fields, "kind", json_string(optarg));
-            break;
-        case 'U':
-            json_object_set_new(fields, "api_url", json_string(optarg));
-            break;
-        case 'B':
-            json_object_set_new(fields, "api_key", json_string(optarg));
-            break;
-        case 'm':
-            json_object_set_new(fields, "model_name", json_string(optarg));
-            break;
-        case 'p':
-            ok = set_int(fields, "priority", optarg);
-            break;
-        case 't':
-            ok = set_int(fields, "timeout_ms", optarg);
-            break;
-        case 'P':
-            ok = set_int(fields, "max_parallel", optarg);
-            break;
-        case 'd':
-            json_object_set_new(fields, "is_default", json_true());
-            break;
-        case 'i':
-            json_object_set_new(fields, "is_active", json_false());
-            break;
-        case 'a':
-            json_object_set_new(fields, "is_active", json_true());
             break;
         case 'h':
             fputs(USAGE, stdout);

@@ -196,21 +196,28 @@ bad:
     return ASR_ERR_INVALID;
 }
 
-/* Reads and parses the central directory of an archive whose byte source and length are set. */
-static asr_err_t load_cd(asr__cli_zip_t *z, const char *what, char *err, size_t err_len) {
+/* Reads and parses the central directory of an archive whose byte source and length are set:
+ * *out = z, or z closed on failure. */
+static asr_err_t load_cd(asr__cli_zip_t *z, const char *what, asr__cli_zip_t **out, char *err,
+                         size_t err_len) {
     uint64_t cd_off, cd_len, n_ent;
     asr_err_t rc = find_cd(z, &cd_off, &cd_len, &n_ent, err, err_len);
-    if (rc != ASR_OK)
-        return rc;
-    unsigned char *cd = asr_xmalloc(cd_len ? (size_t)cd_len : 1);
-    if (read_at(z, cd, (size_t)cd_len, cd_off) != 0) {
-        asr_errf(err, err_len, "%s: cannot read the central directory", what);
-        rc = ASR_ERR_IO;
-    } else {
-        rc = parse_cd(z, cd, cd_len, n_ent, err, err_len);
+    if (rc == ASR_OK) {
+        unsigned char *cd = asr_xmalloc(cd_len ? (size_t)cd_len : 1);
+        if (read_at(z, cd, (size_t)cd_len, cd_off) != 0) {
+            asr_errf(err, err_len, "%s: cannot read the central directory", what);
+            rc = ASR_ERR_IO;
+        } else {
+            rc = parse_cd(z, cd, cd_len, n_ent, err, err_len);
+        }
+        free(cd);
     }
-    free(cd);
-    return rc;
+    if (rc != ASR_OK) {
+        asr__cli_zip_close(z);
+        return rc;
+    }
+    *out = z;
+    return ASR_OK;
 }
 
 static asr__cli_zip_t *zip_new(const char *path) {
@@ -232,13 +239,7 @@ asr_err_t asr__cli_zip_open(const char *path, asr__cli_zip_t **out, char *err, s
         return ASR_ERR_IO;
     }
     z->file_len = (uint64_t)st.st_size;
-    asr_err_t rc = load_cd(z, path, err, err_len);
-    if (rc != ASR_OK) {
-        asr__cli_zip_close(z);
-        return rc;
-    }
-    *out = z;
-    return ASR_OK;
+    return load_cd(z, path, out, err, err_len);
 }
 
 asr_err_t asr__cli_zip_open_memory(const void *data, size_t len, const char *name,
@@ -247,13 +248,7 @@ asr_err_t asr__cli_zip_open_memory(const void *data, size_t len, const char *nam
     asr__cli_zip_t *z = zip_new(name);
     z->mem = data ? data : (const unsigned char *)"";
     z->file_len = data ? (uint64_t)len : 0;
-    asr_err_t rc = load_cd(z, name, err, err_len);
-    if (rc != ASR_OK) {
-        asr__cli_zip_close(z);
-        return rc;
-    }
-    *out = z;
-    return ASR_OK;
+    return load_cd(z, name, out, err, err_len);
 }
 
 void asr__cli_zip_close(asr__cli_zip_t *z) {

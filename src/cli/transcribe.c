@@ -87,39 +87,61 @@ static void print_timings(const asr_stream_t *s, const char *path, double t_load
             t.n_steps, t.n_steps ? 1e3 * t.decode_s / t.n_steps : 0.0, other, t.total_s);
 }
 
-/* The integer options: their getopt codes, ranges and fields; a VAD tuning implies --vad. */
+/* The options that only store their argument: strings (s), flags (f) and integers in a range (i)
+ * with their fields; a VAD tuning implies --vad. */
 static const struct {
     int code;
+    char type;
     const char *name;
     int lo, hi;
     size_t off;
     bool sets_vad;
-} INT_OPTS[] = {
-    {'t', "threads", 1, 256, offsetof(tx_opts_t, threads), false},
-    {'b', "beam-size", 1, 8, offsetof(tx_opts_t, beam_size), false},
-    {'B', "best-of", 1, 8, offsetof(tx_opts_t, best_of), false},
-    {1002, "vad-min-silence-ms", 0, 60000, offsetof(tx_opts_t, vad_min_silence_ms), true},
-    {1003, "vad-speech-pad-ms", 0, 10000, offsetof(tx_opts_t, vad_speech_pad_ms), true},
-    {1005, "max-line-width", 1, 10000, offsetof(tx_opts_t, subs.max_line_width), false},
-    {1006, "max-line-count", 1, 10000, offsetof(tx_opts_t, subs.max_line_count), false},
-    {1007, "max-words-per-line", 1, 10000, offsetof(tx_opts_t, subs.max_words_per_line), false},
+} OPTS[] = {
+    {'m', 's', "model", 0, 0, offsetof(tx_opts_t, model), false},
+    {'l', 's', "language", 0, 0, offsetof(tx_opts_t, language), false},
+    {'k', 's', "task", 0, 0, offsetof(tx_opts_t, task), false},
+    {'f', 's', "format", 0, 0, offsetof(tx_opts_t, format), false},
+    {'p', 's', "initial-prompt", 0, 0, offsetof(tx_opts_t, prompt), false},
+    {'c', 's', "compute-type", 0, 0, offsetof(tx_opts_t, compute_type), false},
+    {'N', 'f', "no-condition-on-previous-text", 0, 0, offsetof(tx_opts_t, no_condition), false},
+    {'W', 'f', "word-timestamps", 0, 0, offsetof(tx_opts_t, word_timestamps), false},
+    {'V', 'f', "vad", 0, 0, offsetof(tx_opts_t, vad), false},
+    {1004, 'f', "no-silence-guard", 0, 0, offsetof(tx_opts_t, no_silence_guard), false},
+    {1009, 'f', "detect-language", 0, 0, offsetof(tx_opts_t, detect_language), false},
+    {1011, 'f', "timings", 0, 0, offsetof(tx_opts_t, timings), false},
+    {'t', 'i', "threads", 1, 256, offsetof(tx_opts_t, threads), false},
+    {'b', 'i', "beam-size", 1, 8, offsetof(tx_opts_t, beam_size), false},
+    {'B', 'i', "best-of", 1, 8, offsetof(tx_opts_t, best_of), false},
+    {1002, 'i', "vad-min-silence-ms", 0, 60000, offsetof(tx_opts_t, vad_min_silence_ms), true},
+    {1003, 'i', "vad-speech-pad-ms", 0, 10000, offsetof(tx_opts_t, vad_speech_pad_ms), true},
+    {1005, 'i', "max-line-width", 1, 10000, offsetof(tx_opts_t, subs.max_line_width), false},
+    {1006, 'i', "max-line-count", 1, 10000, offsetof(tx_opts_t, subs.max_line_count), false},
+    {1007, 'i', "max-words-per-line", 1, 10000, offsetof(tx_opts_t, subs.max_words_per_line),
+     false},
 };
 
-/* Option c with argument s when it is an integer option: 1 (stored in o), -1 when s is not an
- * integer in its range (message printed); 0 when c is another option. */
-static int int_option(tx_opts_t *o, int c, const char *s) {
-    for (size_t i = 0; i < sizeof INT_OPTS / sizeof *INT_OPTS; i++) {
-        if (INT_OPTS[i].code != c)
+/* Option c with argument s when it is one of OPTS: 1 (stored in o), -1 when s is not an integer
+ * in its range (message printed); 0 when c is another option. */
+static int stored_option(tx_opts_t *o, int c, const char *s) {
+    for (size_t i = 0; i < sizeof OPTS / sizeof *OPTS; i++) {
+        if (OPTS[i].code != c)
             continue;
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (!*s || *end || v < INT_OPTS[i].lo || v > INT_OPTS[i].hi) {
-            fprintf(stderr, "asrd: --%s must be an integer from %d to %d\n", INT_OPTS[i].name,
-                    INT_OPTS[i].lo, INT_OPTS[i].hi);
-            return -1;
+        void *field = (char *)o + OPTS[i].off;
+        if (OPTS[i].type == 's') {
+            *(const char **)field = s;
+        } else if (OPTS[i].type == 'f') {
+            *(int *)field = 1;
+        } else {
+            char *end;
+            long v = strtol(s, &end, 10);
+            if (!*s || *end || v < OPTS[i].lo || v > OPTS[i].hi) {
+                fprintf(stderr, "asrd: --%s must be an integer from %d to %d\n", OPTS[i].name,
+                        OPTS[i].lo, OPTS[i].hi);
+                return -1;
+            }
+            *(int *)field = (int)v;
         }
-        *(int *)((char *)o + INT_OPTS[i].off) = (int)v;
-        if (INT_OPTS[i].sets_vad)
+        if (OPTS[i].sets_vad)
             o->vad = 1;
         return 1;
     }
@@ -179,24 +201,12 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "+m:l:f:t:h", longs, NULL)) != -1) {
-        int k = int_option(o, c, optarg);
+        int k = stored_option(o, c, optarg);
         if (k < 0)
             return 2;
         if (k > 0)
             continue;
         switch (c) {
-        case 'm':
-            o->model = optarg;
-            break;
-        case 'l':
-            o->language = optarg;
-            break;
-        case 'k':
-            o->task = optarg;
-            break;
-        case 'f':
-            o->format = optarg;
-            break;
         case 'P': {
             char *end;
             o->patience = strtof(optarg, &end);
@@ -228,24 +238,6 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
             }
             break;
         }
-        case 'p':
-            o->prompt = optarg;
-            break;
-        case 'c':
-            o->compute_type = optarg;
-            break;
-        case 'N':
-            o->no_condition = 1;
-            break;
-        case 'W':
-            o->word_timestamps = 1;
-            break;
-        case 'V':
-            o->vad = 1;
-            break;
-        case 1004:
-            o->no_silence_guard = 1;
-            break;
         case 1001: {
             char *end;
             o->vad_threshold = strtof(optarg, &end);
@@ -258,12 +250,6 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
         }
         case 1008:
             o->subs.highlight_words = true;
-            break;
-        case 1009:
-            o->detect_language = 1;
-            break;
-        case 1011:
-            o->timings = 1;
             break;
         case 1010:
             if (!strcmp(optarg, "simplified")) {
