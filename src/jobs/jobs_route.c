@@ -97,6 +97,7 @@ asr_err_t asr_jobs_route_transcribe(const asr_jobs_task_t *task, asr_jobs_outcom
         else
             body_error(&r, out->error, sizeof out->error);
         out->retryable = false;
+        out->not_served = r.local && a.local_out.not_served; /* the model is not loaded here */
         rc = ASR_ERR_AUDIO;
     } else if (rc != ASR_ERR_CANCELLED) {
         snprintf(out->error, sizeof out->error, "no backend could transcribe: %.400s",
