@@ -80,6 +80,18 @@ static void copy_rows(PGresult *res, asr__rows_t *rows) {
     rows->changes = (ct && *ct) ? strtoll(ct, NULL, 10) : 0;
 }
 
+/* Takes a statement's result: its rows (when asked) or the error; clears it. */
+static asr_err_t take_result(asr_store_t *s, PGresult *res, asr__rows_t *rows) {
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    asr_err_t e = ASR_OK;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        e = result_error(s, res);
+    else if (rows)
+        copy_rows(res, rows);
+    PQclear(res);
+    return e;
+}
+
 static asr_err_t pg_exec(asr_store_t *s, const char *sql, const asr__param_t *p, int n_p,
                          asr__rows_t *rows) {
     ASR_ASSERT(n_p <= MAX_PARAMS);
@@ -111,29 +123,12 @@ static asr_err_t pg_exec(asr_store_t *s, const char *sql, const asr__param_t *p,
             break;
         }
     }
-    PGresult *res = PQexecParams(s->conn, sql, n_p, types, vals, NULL, NULL, 0);
-    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        e = result_error(s, res);
-        PQclear(res);
-        return e;
-    }
-    if (rows)
-        copy_rows(res, rows);
-    PQclear(res);
-    return ASR_OK;
+    return take_result(s, PQexecParams(s->conn, sql, n_p, types, vals, NULL, NULL, 0), rows);
 }
 
 static asr_err_t pg_exec_script(asr_store_t *s, const char *sql) {
     asr_err_t e = ensure_conn(s);
-    if (e != ASR_OK)
-        return e;
-    PGresult *res = PQexec(s->conn, sql);
-    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        e = result_error(s, res);
-    PQclear(res);
-    return e;
+    return e == ASR_OK ? take_result(s, PQexec(s->conn, sql), NULL) : e;
 }
 
 static void pg_close(asr_store_t *s) {
