@@ -342,8 +342,12 @@ static void on_result(const asr_svc_result_t *res, void *ud) {
         asr_http_observe_transcription(tx->api->srv, res->model, res->duration_s, res->proc_s);
 }
 
+/* The hooks hold a reference to tx until the call's done_cb: a stream whose client left frees
+ * its response while the worker may still be in a hook. */
 static asr_svc_hooks_t hooks_of(tx_t *tx) {
-    return (asr_svc_hooks_t){.segment_cb = on_segment, .result_cb = on_result, .user_data = tx};
+    atomic_fetch_add(&tx->refs, 1);
+    return (asr_svc_hooks_t){
+        .segment_cb = on_segment, .result_cb = on_result, .done_cb = tx_release, .user_data = tx};
 }
 
 /* ---- connection thread ---- */
@@ -365,6 +369,7 @@ static void run_local(tx_t *tx) {
     asr_svc_call_t *c;
     asr_svc_error_t e;
     if (asr_svc_start(tx->api->svc, &tx->rq, tx->path, &h, &c, &e) != ASR_OK) {
+        atomic_fetch_sub(&tx->refs, 1); /* no hook will run */
         tx_fail(tx, &e);
         return;
     }
@@ -444,6 +449,7 @@ static void handle_local(asr_http_req_t *req, tx_t *tx) {
     asr_svc_hooks_t h = hooks_of(tx);
     asr_svc_error_t e;
     if (asr_svc_start(tx->api->svc, &tx->rq, tx->path, &h, &tx->call, &e) != ASR_OK) {
+        atomic_fetch_sub(&tx->refs, 1); /* no hook will run */
         asr__api_respond_svc_error(req, &e);
         tx_release(tx);
         return;

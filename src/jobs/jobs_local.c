@@ -54,6 +54,7 @@ static void on_result(const asr_svc_result_t *res, void *ud) {
 static asr_err_t make_request(const asr_svc_t *svc, const asr_jobs_task_t *task,
                               asr_svc_request_t *rq, asr_svc_error_t *e) {
     asr_svc_request_init(svc, rq);
+    rq->max_audio_seconds = 0; /* a recording's limit is its upload size (max_recording) */
     asr_err_t rc = ASR_OK;
     if (task->options_json) {
         json_error_t je;

@@ -184,7 +184,7 @@ static void run_outcome(asr_svc_call_t *c, asr_stream_t *stream, asr_err_t rc,
     if (src->too_long)
         c->rc = asr_svc_fail(e, ASR_ERR_UNSUPPORTED, "file",
                              "the audio is longer than the server's limit of %d s",
-                             c->svc->max_audio_seconds);
+                             c->rq.max_audio_seconds);
     else if (rc == ASR_ERR_CANCELLED)
         c->rc = atomic_load(&c->cancel_asked)
                     ? asr_svc_fail(e, ASR_ERR_CANCELLED, NULL, "the request was cancelled")
@@ -204,7 +204,7 @@ static asr_err_t run_cb(asr_sched_job_t *job, asr_stream_t *stream) {
     asr_svc_call_t *c = job->user_data;
     double t0 = asr_now_s();
     char err[512] = "";
-    int max_s = c->svc->max_audio_seconds;
+    int max_s = c->rq.max_audio_seconds;
     capped_src_t src = {.max_n = max_s > 0 ? (size_t)max_s * ASR_AUDIO_RATE : 0};
     asr_err_t rc = asr_audio_file_source_open(&src.fs, c->path, err, sizeof err);
     if (rc == ASR_OK) {
@@ -273,6 +273,8 @@ static void done_cb(asr_sched_job_t *job, asr_err_t status) {
     c->finished = true;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
+    if (c->hooks.done_cb)
+        c->hooks.done_cb(c->hooks.user_data);
     call_release(c); /* the scheduler's reference */
 }
 

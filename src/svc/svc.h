@@ -93,7 +93,9 @@ typedef struct {
     asr_zh_script_t chinese_script;
     double keep_alive_s; /* ASR_SCHED_KEEP_ALIVE_DEFAULT, -1 (forever) or seconds */
     bool allow_fallback;
-    bool finished; /* asr_svc_request_finish succeeded */
+    int max_audio_seconds; /* longer audio ends the call with 413; <= 0: no limit. Default: the
+                              service's; recordings (jobs) have their own size limit instead */
+    bool finished;         /* asr_svc_request_finish succeeded */
 } asr_svc_request_t;
 
 /* The server's defaults (beam_size, vad_filter; word timestamps on). */
@@ -141,6 +143,9 @@ typedef struct {
     void (*result_cb)(const asr_svc_result_t *res, void *user_data);
     /* asr_svc_run's waiting thread, every 0.2 s: true cancels the call. */
     bool (*cancel_cb)(void *user_data);
+    /* any thread, once, after the call has ended (also when it was cancelled or the caller
+     * released it): no hook runs after it; for dropping what the hooks' user_data holds. */
+    void (*done_cb)(void *user_data);
     void *user_data;
 } asr_svc_hooks_t;
 

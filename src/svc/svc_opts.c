@@ -122,6 +122,7 @@ void asr_svc_request_init(const asr_svc_t *svc, asr_svc_request_t *rq) {
     rq->word_timestamps = true;
     rq->keep_alive_s = ASR_SCHED_KEEP_ALIVE_DEFAULT;
     rq->allow_fallback = true;
+    rq->max_audio_seconds = svc->max_audio_seconds;
 }
 
 void asr_svc_request_clear(asr_svc_request_t *rq) {
@@ -291,7 +292,7 @@ asr_err_t asr_svc_option(asr_svc_request_t *rq, const char *name, const char *te
     if (json_is_string(json)) { /* quoted alike, whichever door the value came through */
         snprintf(v.shown, sizeof v.shown, "'%.40s'", json_string_value(json));
     } else if (json) {
-        char *js = json_dumps(json, JSON_ENCODE_ANY | JSON_COMPACT);
+        char *js = json_dumps(json, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(10));
         snprintf(v.shown, sizeof v.shown, "'%.40s'", js ? js : "?");
         free(js);
     } else
