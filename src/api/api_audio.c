@@ -541,9 +541,11 @@ static void handle(asr_http_req_t *req, asr_api_t *api, bool translate) {
         tx_release(tx);
         return;
     }
-    char local[ASR_STORE_NAME_MAX + 1];
-    /* Streaming is served by this server's engine whatever the routing (documented). */
-    if (!api->router || tx->stream || asr_route_local_only(api->router, local, sizeof local)) {
+    char local[ASR_STORE_NAME_MAX + 1] = "";
+    /* Streaming is served by this server's engine whatever the routing (documented). The local
+     * backend's name is read first: a stream's X-Asrd-Backend sent it uninitialized before. */
+    bool local_only = api->router && asr_route_local_only(api->router, local, sizeof local);
+    if (!api->router || tx->stream || local_only) {
         if (api->router)
             asr_http_set_header(req, "X-Asrd-Backend", local);
         handle_local(req, tx);

@@ -21,9 +21,10 @@ import pytest
 
 import asrdtest
 from asrdtest import require_model
+from fault_servers import wait_until
 from server_fixture import AsrdServer, http_request, multipart, parse_response, read_response
 
-openai = pytest.importorskip("openai")
+openai = asrdtest.import_or_missing("openai")
 
 JFK = "en_jfk.wav"
 LDC = "en_ldc93s1.wav"  # 2.9 s: "She had your dark suit in greasy wash water all year."
@@ -193,6 +194,23 @@ def test_stream_deltas_add_up(client):
     assert usage.get("type") == "duration" and usage.get("seconds") == 11, usage
 
 
+def test_stream_names_the_local_backend(server):
+    """A streamed answer names the backend that served it as the same request unstreamed does
+    (X-Asrd-Backend: the local backend). It used to send an uninitialized buffer there."""
+    heads = []
+    for stream in ("false", "true"):
+        ctype, body = multipart([("model", "tiny.en"), ("stream", stream),
+                                 ("file", ("jfk.wav", audio(JFK).read_bytes(), "audio/wav"))])
+        raw = server.raw(http_request("POST", "/v1/audio/transcriptions", body,
+                                      {"Content-Type": ctype}),
+                         timeout=300 * asrdtest.timeout_scale())
+        status, headers, answer = parse_response(raw)
+        assert status == 200, raw[:2000]
+        heads.append(headers.get("x-asrd-backend"))
+    assert heads[0] and re.fullmatch(r"[\x21-\x7e]+", heads[0]), heads
+    assert heads[1] == heads[0], heads
+
+
 # ---- models and aliases ------------------------------------------------------------------
 
 
@@ -285,7 +303,7 @@ def test_keep_alive_reuses_connection(server):
 
 def curl(server, *args, timeout=300):
     if not shutil.which("curl"):
-        pytest.skip("curl is not installed")
+        asrdtest.missing("curl is not installed")
     p = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", *args], capture_output=True,
                        text=True, timeout=timeout * asrdtest.timeout_scale())
     body, _, code = p.stdout.rpartition("\n")
@@ -317,7 +335,7 @@ def test_curl_multipart(server, variant):
 def test_curl_two_requests_one_connection(server):
     url = server.url + "/v1/audio/transcriptions"
     if not shutil.which("curl"):
-        pytest.skip("curl is not installed")
+        asrdtest.missing("curl is not installed")
     p = subprocess.run(["curl", "-sS", "-v", "-F", "model=tiny.en", "-F",
                         f"file=@{audio(LDC)}", "-F", "response_format=text", url, "--next",
                         "-F", "model=tiny.en", "-F", f"file=@{audio(LDC)}", "-F",
@@ -331,6 +349,15 @@ def test_curl_two_requests_one_connection(server):
 # ---- cancellation and shutdown ------------------------------------------------------------
 
 
+def wait_busy(srv, timeout: float = 60.0):
+    """Polls /health until a worker runs a request (the synchronization, instead of a guessed
+    sleep); fails past the deadline."""
+    def busy():
+        return json.loads(get(srv, "/health")[2] or b"{}").get("busy", 0) >= 1
+    assert wait_until(busy, timeout * asrdtest.timeout_scale(), step=0.02), \
+        f"no request running within {timeout} s:\n{srv.log()[-2000:]}"
+
+
 def test_client_disconnect_cancels_work(server, client):
     """A client that hangs up mid-transcription frees the worker at once (engine abort)."""
     ctype, body = multipart([("model", "tiny.en"),
@@ -339,7 +366,7 @@ def test_client_disconnect_cancels_work(server, client):
     s = socket.create_connection(server.host_port, timeout=30)
     s.sendall(http_request("POST", "/v1/audio/transcriptions", body,
                            {"Content-Type": ctype, "X-Request-Id": "hangup-1"}))
-    time.sleep(2.0)  # decoding has started
+    wait_busy(server)  # the worker has the request
     s.close()
     t0 = time.monotonic()
     a = server.wait_access("hangup-1", timeout=60)
@@ -366,9 +393,7 @@ def test_graceful_shutdown_finishes_in_flight(asrd, models_env, tmp_path):
 
     t = threading.Thread(target=call)
     t.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and "busy\": 1" not in get(srv, "/health")[2].decode():
-        time.sleep(0.05)
+    wait_busy(srv)
     code = srv.stop(signal.SIGTERM, timeout=180)
     t.join(timeout=60)
     assert code == 0, srv.log()[-2000:]
@@ -386,9 +411,7 @@ def test_shutdown_deadline_cancels_long_work(asrd, models_env, tmp_path):
                              ("file", ("long.wav", audio("en_long_noisy_88s.wav").read_bytes()))])
     s = socket.create_connection(srv.host_port, timeout=120)
     s.sendall(http_request("POST", "/v1/audio/transcriptions", body, {"Content-Type": ctype}))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and "busy\": 1" not in get(srv, "/health")[2].decode():
-        time.sleep(0.05)
+    wait_busy(srv)
     t0 = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
     status, _, answer = parse_response(read_response(s, 60 * asrdtest.timeout_scale()))
