@@ -76,6 +76,7 @@ struct asr_sched {
     pthread_cond_t idle_cv;
     asr_sched_job_t *head, *tail;
     int depth, n_busy;
+    int n_ending; /* jobs ended under mu whose done_cb has not returned yet (end_later) */
     bool accepting, stop;
     size_t used;
     uint64_t budget;
@@ -308,6 +309,7 @@ static void end_later(asr_sched_t *s, ended_t *e, asr_sched_job_t *job, asr_err_
     if (e->n < 64) {
         e->jobs[e->n] = job;
         e->rc[e->n++] = rc;
+        s->n_ending++;
     } else { /* cannot happen with 64 > workers; keep the job queued-finished semantics */
         pthread_mutex_unlock(&s->mu);
         job->done_cb(job, rc);
@@ -525,9 +527,11 @@ static void *worker_main(void *arg) {
             wk->current = NULL;
         }
         if (ended.n) {
+            int n = ended.n;
             pthread_mutex_unlock(&s->mu);
             finish_ended(&ended);
             pthread_mutex_lock(&s->mu);
+            s->n_ending -= n;
             pthread_cond_broadcast(&s->idle_cv);
             continue;
         }
@@ -861,8 +865,10 @@ int asr_sched_retry_after(asr_sched_t *s) {
     return secs < 1 ? 1 : secs > 120 ? 120 : secs;
 }
 
+/* Until nothing is queued or running and every ended job's done_cb has returned (drain's
+ * "waited for": its caller may free what done_cb uses once it returns). */
 static bool wait_idle(asr_sched_t *s, double until) {
-    while (s->depth > 0 || s->n_busy > 0) {
+    while (s->depth > 0 || s->n_busy > 0 || s->n_ending > 0) {
         double left = until - asr_now_s();
         if (left <= 0)
             return false;

@@ -155,7 +155,7 @@ void asr_sched_stats(asr_sched_t *s, asr_sched_stats_t *out);
 int asr_sched_retry_after(asr_sched_t *s);
 /* Stops accepting jobs, then waits until queued and running jobs are done or `deadline_s`
  * seconds have passed; past it, queued jobs end with ASR_ERR_AGAIN and running ones are
- * cancelled and waited for. */
+ * cancelled and waited for. When it returns, every done_cb of those jobs has returned. */
 void asr_sched_drain(asr_sched_t *s, double deadline_s);
 
 /* Budget helpers (exposed for tests): bytes from cgroup v2 memory.max of this process (0 if
