@@ -120,6 +120,39 @@ static int teardown(void **state) {
             fail_msg("%s: %d %s", #call, e_, ERRMSG);                                              \
     } while (0)
 
+/* Claims a job for owner, polling until one is due (a lease expired, a retry delay passed) or 10 s
+ * went by: waits on the store's clock instead of sleeping a guessed time, so a loaded machine
+ * only makes it slower. Returns the claim's result. */
+static asr_err_t claim_when_due(asr_store_t *s, const char *owner, int lease_ms,
+                                asr_store_lease_t *l, asr_store_job_t *j) {
+    double deadline = asr_now_s() + 10.0;
+    for (;;) {
+        asr_err_t rc = asr_store_job_claim(s, owner, lease_ms, l, j);
+        if (rc != ASR_ERR_NOT_FOUND || asr_now_s() > deadline)
+            return rc;
+        sleep_ms(10);
+    }
+}
+
+/* Polls job id until it is in state st (10 s at most), running a claim by owner each round (a
+ * claim is what notices expired leases). */
+static void wait_job_state(asr_store_t *s, const char *owner, int64_t id, int st) {
+    double deadline = asr_now_s() + 10.0;
+    for (;;) {
+        asr_store_lease_t l;
+        asr_err_t rc = asr_store_job_claim(s, owner, 30000, &l, NULL);
+        assert_int_equal(rc, ASR_ERR_NOT_FOUND); /* nothing else may be claimable */
+        asr_store_job_t j;
+        assert_ok(asr_store_job_get(s, id, &j));
+        int cur = j.state;
+        asr_store_job_clear(&j);
+        if (cur == st)
+            return;
+        assert_true(asr_now_s() < deadline);
+        sleep_ms(10);
+    }
+}
+
 static int64_t mkcfg(asr_store_t *s, const char *name, const char *kind, const char *url,
                      int priority) {
     asr_store_config_input_t in;
@@ -967,7 +1000,7 @@ static void test_job_fail_backoff_retry(void **state) {
     asr_store_lease_t l;
     bool again;
     assert_ok(asr_store_job_claim(f->s, "w", 30000, &l, NULL));
-    assert_ok(asr_store_job_fail(f->s, &l, "backend down", true, 300, "failed", &again));
+    assert_ok(asr_store_job_fail(f->s, &l, "backend down", true, 1000, "failed", &again));
     assert_true(again);
     asr_store_job_t j;
     assert_ok(asr_store_job_get(f->s, id, &j));
@@ -978,8 +1011,10 @@ static void test_job_fail_backoff_retry(void **state) {
     assert_true(j.not_before > now + 100);
     asr_store_job_clear(&j);
     assert_err(asr_store_job_claim(f->s, "w", 30000, &l, NULL), ASR_ERR_NOT_FOUND, "no job");
-    sleep_ms(400);
-    assert_ok(asr_store_job_claim(f->s, "w", 30000, &l, NULL));
+    assert_ok(claim_when_due(f->s, "w", 30000, &l, &j));
+    assert_ok(asr_store_now_ms(f->s, &now));
+    assert_true(now >= j.not_before); /* claimed only once the retry delay had passed */
+    asr_store_job_clear(&j);
     assert_int_equal(l.attempt, 2);
     assert_ok(asr_store_job_fail(f->s, &l, "backend down again", true, 10, "failed", &again));
     assert_false(again); /* attempts used up */
@@ -1035,11 +1070,15 @@ static void test_job_lease_expiry(void **state) {
     int64_t rec = mkrec(f->s, "r");
     int64_t id = mkjob(f->s, rec, 3);
     asr_store_lease_t la, lb;
-    assert_ok(asr_store_job_claim(f->s, "node-a", 150, &la, NULL));
-    assert_err(asr_store_job_claim(other, "node-b", 150, &lb, NULL), ASR_ERR_NOT_FOUND, "no job");
-    sleep_ms(300); /* node-a "crashed": its lease expires */
+    /* a 1-s lease: a margin that holds on a loaded 2-core machine for the claim just after */
+    assert_ok(asr_store_job_claim(f->s, "node-a", 1000, &la, NULL));
+    assert_err(asr_store_job_claim(other, "node-b", 1000, &lb, NULL), ASR_ERR_NOT_FOUND, "no job");
+    /* node-a "crashed": node-b gets the job once the lease has expired, not before */
     asr_store_job_t j;
-    assert_ok(asr_store_job_claim(other, "node-b", 30000, &lb, &j));
+    assert_ok(claim_when_due(other, "node-b", 30000, &lb, &j));
+    int64_t now;
+    assert_ok(asr_store_now_ms(f->s, &now));
+    assert_true(now >= la.expires_at);
     assert_int_equal(lb.job_id, id);
     assert_int_equal(lb.attempt, 2);
     assert_string_equal(j.lease_owner, "node-b");
@@ -1062,8 +1101,7 @@ static void test_job_lease_expiry(void **state) {
     int64_t id2 = mkjob(f->s, rec2, 1);
     assert_ok(asr_store_job_claim(f->s, "node-a", 50, &la, NULL));
     assert_int_equal(la.job_id, id2);
-    sleep_ms(150);
-    assert_err(asr_store_job_claim(other, "node-b", 30000, &lb, NULL), ASR_ERR_NOT_FOUND, "no job");
+    wait_job_state(other, "node-b", id2, ASR_STORE_JOB_FAILED);
     assert_ok(asr_store_job_get(f->s, id2, &j));
     assert_int_equal(j.state, ASR_STORE_JOB_FAILED);
     assert_non_null(strstr(j.last_error, "lease expired"));
