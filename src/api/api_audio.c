@@ -219,62 +219,13 @@ static bool parse_form(asr_http_req_t *req, tx_t *tx) {
     return true;
 }
 
-/* Audio errors start with the file's path: the temp path means nothing to the client. */
-static const char *no_path(const char *err, const char *path) {
-    size_t n = strlen(path);
-    if (!strncmp(err, path, n) && err[n] == ':')
-        return err + n + 1 + (err[n + 1] == ' ');
-    return err;
-}
-
 /* Opens the upload and decodes its first samples: bad, empty or too long audio is a 400/413
- * before the job takes a worker. */
+ * before the job takes a worker (asr__api_probe_upload, as for recordings). */
 static bool probe_audio(asr_http_req_t *req, tx_t *tx) {
-    const asr_http_upload_t *up = asr_http_upload(req);
-    if (!up) {
-        asr_http_respond_error(req, 400, "file", "missing_file",
-                               "you must provide a 'file' part (multipart/form-data)");
+    double dur;
+    if (!asr__api_probe_upload(req, tx->api, &dur))
         return false;
-    }
-    if (up->size == 0) {
-        asr_http_respond_error(req, 400, "file", "empty_file", "the uploaded file is empty");
-        return false;
-    }
-    char err[256] = "";
-    asr_audio_reader_t *r = NULL;
-    asr_err_t rc = asr_audio_open(up->path, &r, err, sizeof err);
-    float buf[4096];
-    size_t n = 0;
-    double dur = -1;
-    if (rc == ASR_OK) {
-        rc = asr_audio_read(r, buf, 4096, &n);
-        if (rc != ASR_OK)
-            snprintf(err, sizeof err, "%s", asr_audio_errmsg(r));
-        else if (n == 0)
-            snprintf(err, sizeof err, "the file holds no audio samples");
-        dur = asr_audio_duration(r);
-    }
-    asr_audio_close(r);
-    if (rc == ASR_ERR_NOMEM) {
-        asr_http_set_header(req, "Retry-After", "1");
-        asr_http_respond_error(req, 503, NULL, "server_is_overloaded",
-                               "out of memory while reading the audio file; retry later");
-        return false;
-    }
-    if (rc != ASR_OK || n == 0) {
-        asr_http_respond_error(req, 400, "file", "invalid_audio",
-                               "could not decode the audio file%s%s: %s",
-                               up->filename[0] ? " " : "", up->filename,
-                               err[0] ? no_path(err, up->path) : asr_strerror(rc));
-        return false;
-    }
-    if (dur > tx->api->cfg->max_audio_seconds) {
-        asr_http_respond_error(req, 413, "file", "audio_too_long",
-                               "audio of %.0f s is longer than the server's limit of %d s", dur,
-                               tx->api->cfg->max_audio_seconds);
-        return false;
-    }
-    tx->path = asr_xstrdup(up->path);
+    tx->path = asr_xstrdup(asr_http_upload(req)->path);
     return true;
 }
 
