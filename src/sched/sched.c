@@ -77,6 +77,7 @@ struct asr_sched {
     asr_sched_job_t *head, *tail;
     int depth, n_busy;
     int n_ending; /* jobs ended under mu whose done_cb has not returned yet (end_later) */
+    _Atomic int64_t expiry_ms; /* no queued job is past max_wait before this (INT64_MAX: none) */
     bool accepting, stop;
     size_t used;
     uint64_t budget;
@@ -234,6 +235,9 @@ static void enqueue(asr_sched_t *s, asr_sched_job_t *job, bool front) {
         s->tail = job;
     }
     s->depth++;
+    int64_t due = (int64_t)((job->priv_t_submit + s->max_wait_s) * 1000.0) + 1;
+    if (due < atomic_load(&s->expiry_ms))
+        atomic_store(&s->expiry_ms, due);
 }
 
 static void unlink_job(asr_sched_t *s, asr_sched_job_t *job) {
@@ -317,10 +321,46 @@ static void end_later(asr_sched_t *s, ended_t *e, asr_sched_job_t *job, asr_err_
     }
 }
 
-static void finish_ended(ended_t *e) {
-    for (int i = 0; i < e->n; i++)
+/* Calls the done_cbs of the jobs in `e` (under mu: unlocks around them, returns under it). */
+static void finish_ended(asr_sched_t *s, ended_t *e) {
+    int n = e->n;
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < n; i++)
         e->jobs[i]->done_cb(e->jobs[i], e->rc[i]);
     e->n = 0;
+    pthread_mutex_lock(&s->mu);
+    s->n_ending -= n;
+    pthread_cond_broadcast(&s->idle_cv);
+}
+
+/* Ends a queued job that waited past max_wait with ASR_ERR_BUSY (under mu). */
+static void reject_overdue(asr_sched_t *s, asr_sched_job_t *job, double now, ended_t *ended) {
+    unlink_job(s, job);
+    char lead[96];
+    snprintf(lead, sizeof lead, "the server is busy: waited %.0f s for a slot; ",
+             now - job->priv_t_submit);
+    busy_msg(s, job, lead);
+    s->n_rejected++;
+    end_later(s, ended, job, ASR_ERR_BUSY);
+}
+
+/* Rejects every queued job past max_wait and sets expiry_ms to the next deadline (under mu).
+ * Called from asr_sched_job_beat: with every worker running a job, no idle worker's dispatch
+ * looks at the queue, and a waiting request would otherwise wait as long as the running ones. */
+static void reject_all_overdue(asr_sched_t *s) {
+    ended_t ended = {.n = 0};
+    double now = asr_now_s(), first = INFINITY;
+    for (asr_sched_job_t *job = s->head, *next; job; job = next) {
+        next = job->priv_next;
+        if (now - job->priv_t_submit > s->max_wait_s)
+            reject_overdue(s, job, now, &ended);
+        else if (job->priv_t_submit < first)
+            first = job->priv_t_submit;
+    }
+    atomic_store(&s->expiry_ms,
+                 isinf(first) ? INT64_MAX : (int64_t)((first + s->max_wait_s) * 1000.0) + 1);
+    if (ended.n)
+        finish_ended(s, &ended);
 }
 
 static bool dispatch(asr_sched_t *s, pick_t *pk, ended_t *ended) {
@@ -328,13 +368,7 @@ static bool dispatch(asr_sched_t *s, pick_t *pk, ended_t *ended) {
     for (asr_sched_job_t *job = s->head, *next; job; job = next) {
         next = job->priv_next;
         if (now - job->priv_t_submit > s->max_wait_s) {
-            unlink_job(s, job);
-            char lead[96];
-            snprintf(lead, sizeof lead, "the server is busy: waited %.0f s for a slot; ",
-                     now - job->priv_t_submit);
-            busy_msg(s, job, lead);
-            s->n_rejected++;
-            end_later(s, ended, job, ASR_ERR_BUSY);
+            reject_overdue(s, job, now, ended);
             continue;
         }
         if (s->n_busy >= s->max_parallel)
@@ -527,12 +561,7 @@ static void *worker_main(void *arg) {
             wk->current = NULL;
         }
         if (ended.n) {
-            int n = ended.n;
-            pthread_mutex_unlock(&s->mu);
-            finish_ended(&ended);
-            pthread_mutex_lock(&s->mu);
-            s->n_ending -= n;
-            pthread_cond_broadcast(&s->idle_cv);
+            finish_ended(s, &ended);
             continue;
         }
         if (got)
@@ -609,6 +638,7 @@ asr_err_t asr_sched_create(const asr_sched_params_t *p, asr_sched_t **out, char 
     s->limit = p->memory_limit;
     s->reserve = p->memory_reserve;
     s->accepting = true;
+    atomic_store(&s->expiry_ms, INT64_MAX);
     s->avg_job_s = 5.0;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = p->n_threads > 0 ? p->n_threads : (int)(cores > 0 ? cores : 1);
@@ -823,8 +853,15 @@ bool asr_sched_job_cancelled(const asr_sched_job_t *job) {
 
 void asr_sched_job_beat(asr_sched_job_t *job) {
     asr_sched_t *s = job->priv_sched;
-    if (s && job->priv_worker >= 0)
-        atomic_store(&s->workers[job->priv_worker].beat_ms, now_ms());
+    if (!s || job->priv_worker < 0)
+        return;
+    int64_t now = now_ms();
+    atomic_store(&s->workers[job->priv_worker].beat_ms, now);
+    if (now >= atomic_load(&s->expiry_ms)) { /* a queued job may be past max_wait */
+        pthread_mutex_lock(&s->mu);
+        reject_all_overdue(s);
+        pthread_mutex_unlock(&s->mu);
+    }
 }
 
 int asr_sched_job_threads(const asr_sched_job_t *job) {

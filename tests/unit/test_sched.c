@@ -6,7 +6,8 @@
  * every expectation is derived from asr_plan_compute, not hard-coded.
  *
  * Covered: the budget (exact accounting of weights and slots, a model that never fits), the queue
- * (max_queue -> BUSY at submit, max_wait -> BUSY while waiting for memory), LRU eviction,
+ * (max_queue -> BUSY at submit, max_wait -> BUSY while waiting for memory or for a worker), LRU
+ * eviction,
  * keep-alive expiry, the fallback chain, the out-of-memory policy (one sequence, then the fallback
  * chain, then ASR_ERR_NOMEM; from run_cb and from an injected allocation failure), cancel, drain,
  * and a concurrent mix. Invariants asserted throughout: done_cb exactly once per submitted job
@@ -163,9 +164,11 @@ static asr_err_t run_cb(asr_sched_job_t *job, asr_stream_t *stream) {
     asr_err_t rc = ASR_OK;
     double deadline = asr_now_s() + WAIT_S;
     switch (t->mode) {
-    case RUN_GATE:
-        while (!atomic_load(&g.gate_open) && asr_now_s() < deadline)
+    case RUN_GATE: /* beats like a transcription does */
+        while (!atomic_load(&g.gate_open) && asr_now_s() < deadline) {
+            asr_sched_job_beat(job);
             nap_ms(2);
+        }
         break;
     case RUN_NOMEM:
         rc = ASR_ERR_NOMEM;
@@ -391,12 +394,11 @@ static void test_queue_full(void **state) {
     assert_int_equal(atomic_load(&c.n_done), 0);
 }
 
-/* max_wait: a job waiting for memory (a worker is free, but there is no room for a second slot)
- * ends BUSY once it has waited max_wait, while the job holding the memory still runs. */
-static void test_max_wait(void **state) {
-    (void)state;
-    uint64_t budget = w_tiny() + s_tiny(1) + s_tiny(1) / 2; /* one slot of one sequence */
-    start(ONE_TINY, 1, (cfg_t){.budget = budget, .max_parallel = 2, .max_wait_s = 0.3});
+/* A (holding its slot until the gate opens) runs; B, submitted behind it, must end BUSY once it
+ * has waited max_wait (0.3 s) while A still runs, never reaching run_cb. */
+static void check_max_wait(cfg_t c) {
+    c.max_wait_s = 0.3;
+    start(ONE_TINY, 1, c);
     tjob_t a, b;
     tjob_init(&a, 0, 1, RUN_GATE);
     tjob_init(&b, 0, 1, RUN_OK);
@@ -407,7 +409,7 @@ static void test_max_wait(void **state) {
     assert_int_equal(wait_done(&b), ASR_ERR_BUSY);
     assert_true(asr_now_s() - t0 >= 0.3);
     assert_non_null(strstr(b.job.errmsg, "waited"));
-    assert_int_equal(atomic_load(&a.n_done), 0); /* a still holds the memory */
+    assert_int_equal(atomic_load(&a.n_done), 0); /* a still runs */
     assert_int_equal(b.job.attempts, 0);
     atomic_store(&g.gate_open, 1);
     assert_int_equal(wait_done(&a), ASR_OK);
@@ -415,6 +417,20 @@ static void test_max_wait(void **state) {
     stop();
     assert_once(&a);
     assert_once(&b);
+}
+
+/* max_wait while waiting for memory: a worker is free, but there is no room for a second slot. */
+static void test_max_wait(void **state) {
+    (void)state;
+    uint64_t budget = w_tiny() + s_tiny(1) + s_tiny(1) / 2; /* one slot of one sequence */
+    check_max_wait((cfg_t){.budget = budget, .max_parallel = 2});
+}
+
+/* max_wait with every worker busy: no worker is free to look at the queue; the running job's
+ * heartbeat rejects the waiting one (before, it waited as long as the running job). */
+static void test_max_wait_all_busy(void **state) {
+    (void)state;
+    check_max_wait((cfg_t){.budget = w_tiny() + 2 * s_tiny(1), .max_parallel = 1});
 }
 
 /* LRU eviction: room for two tiny models and one slot. a, b, then a again; c must evict b (the
@@ -762,6 +778,7 @@ int main(void) {
         cmocka_unit_test(test_invalid_submit),
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_max_wait),
+        cmocka_unit_test(test_max_wait_all_busy),
         cmocka_unit_test(test_lru_eviction),
         cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_fallback_never_fits),
