@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Creates the Python venv the tests and benchmarks use (outside the clone, so CI reuses it):
 # faster-whisper (the reference implementation for goldens and benchmarks), pytest, jiwer, openai,
-# selenium (the web UI tests drive Debian's chromium through chromium-driver).
+# selenium (the web UI tests drive Debian's chromium through chromium-driver), prometheus_client
+# (test_metrics parses /metrics with the official parser).
 set -euo pipefail
 VENV="${ASRD_VENV:-$HOME/.cache/asrd/venv}"
-STAMP="$VENV/.asrd-venv-v3"
+STAMP="$VENV/.asrd-venv-v4"
 [ -f "$STAMP" ] && exit 0
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip
-"$VENV/bin/pip" install -q "faster-whisper==1.2.1" pytest jiwer openai numpy requests selenium
+"$VENV/bin/pip" install -q "faster-whisper==1.2.1" pytest jiwer openai numpy requests selenium \
+    prometheus_client
 touch "$STAMP"

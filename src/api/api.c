@@ -308,6 +308,8 @@ static void metrics(asr_http_req_t *req, void *ud) {
                    (unsigned long long)st.budget_bytes, (unsigned long long)st.used_bytes,
                    (unsigned long long)st.n_loads, (unsigned long long)st.n_evictions,
                    (unsigned long long)st.n_fallbacks, (unsigned long long)st.n_oom_retries);
+    if (api->router)
+        asr_route_metrics_write(api->router, &b);
     asr_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     asr_buf_free(&b);
 }
@@ -352,6 +354,11 @@ static void ps(asr_http_req_t *req, void *ud) {
     json_object_set_new(root, "memory", mem);
     json_object_set_new(root, "queue", q);
     json_object_set_new(root, "events", ev);
+    if (api->router) { /* the ASR backends: breakers, last errors, recent failovers */
+        json_t *rs = asr_route_status_json(api->router);
+        json_object_update(root, rs);
+        json_decref(rs);
+    }
     asr__api_respond_json(req, 200, root);
 }
 

@@ -461,8 +461,9 @@ static void handle_routed(asr_http_req_t *req, tx_t *tx) {
     asr_err_t rc = asr_route_transcribe(tx->api->router, &o, local_attempt, tx, &res);
     if (res.backend)
         asr_http_set_header(req, "X-Asrd-Backend", res.backend);
-    if (res.backend)
-        asr_http_log_field(req, "backend=\"%s\" attempts=%d", res.backend, res.n_attempts);
+    if (res.n_attempts) /* every backend tried, in order, also when none answered */
+        asr_http_log_field(req, "backend=\"%s\" attempts=%d backends=\"%s\"",
+                           res.backend ? res.backend : "-", res.n_attempts, res.backends);
     char ra[16];
     snprintf(ra, sizeof ra, "%d", res.retry_after > 0 ? res.retry_after : 1);
     if (res.local || (rc == ASR_ERR_AGAIN && tx->status != 0 && tx->status != 200)) {

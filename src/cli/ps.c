@@ -1,9 +1,12 @@
-/* cli: `asrd ps`: what a running server holds in memory (GET /api/ps), like `ollama ps`. */
+/* cli: `asrd ps`: what a running server holds in memory (GET /api/ps), like `ollama ps`, and its
+ * ASR backends: breaker, failovers in the last hour, last error, and the recent failovers with
+ * what asrd did instead. */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "core/core.h"
@@ -11,6 +14,58 @@
 #define USAGE "usage: asrd ps [--url http://127.0.0.1:8080] [--api-key KEY] [--json]\n"
 
 static double mib(json_int_t b) { return (double)b / (1024.0 * 1024.0); }
+
+static const char *str_or(json_t *o, const char *key, const char *dflt) {
+    const char *v = json_string_value(json_object_get(o, key));
+    return v ? v : dflt;
+}
+
+/* Milliseconds since the epoch as local "YYYY-MM-DD HH:MM:SS". */
+static void fmt_ms(json_t *ms, char *out, size_t n) {
+    time_t s = (time_t)(json_integer_value(ms) / 1000);
+    struct tm tm;
+    if (!json_is_integer(ms) || !localtime_r(&s, &tm) || !strftime(out, n, "%F %T", &tm))
+        snprintf(out, n, "-");
+}
+
+/* The backends and the recent failovers of /api/ps (absent on a server without a router). */
+static void print_backends(json_t *root) {
+    json_t *bs = json_object_get(root, "backends"), *b, *fo = json_object_get(root, "failovers");
+    size_t i;
+    if (!json_is_array(bs))
+        return;
+    printf("\n%-16s %-11s %-9s %8s %8s %7s  %s\n", "BACKEND", "KIND", "BREAKER", "REQUESTS",
+           "FAILURES", "FO/1H", "LAST ERROR");
+    json_array_foreach(bs, i, b) {
+        json_t *le = json_object_get(b, "last_error");
+        char at[32] = "", last[600] = "-";
+        if (json_is_object(le)) {
+            fmt_ms(json_object_get(le, "at"), at, sizeof at);
+            snprintf(last, sizeof last, "%s [%s] %s", at, str_or(le, "class", "?"),
+                     str_or(le, "message", ""));
+        }
+        printf("%-16s %-11s %-9s %8lld %8lld %7lld  %s\n", str_or(b, "name", "?"),
+               str_or(b, "kind", "?"), str_or(b, "breaker", "?"),
+               (long long)json_integer_value(json_object_get(b, "requests")),
+               (long long)json_integer_value(json_object_get(b, "failures")),
+               (long long)json_integer_value(json_object_get(b, "failovers_last_hour")), last);
+    }
+    if (!json_array_size(fo))
+        return;
+    printf("\nrecent failovers:\n");
+    json_array_foreach(fo, i, b) {
+        char at[32];
+        fmt_ms(json_object_get(b, "at"), at, sizeof at);
+        const char *to = str_or(b, "to", NULL);
+        char action[200];
+        if (to)
+            snprintf(action, sizeof action, "served by %s instead", to);
+        else
+            snprintf(action, sizeof action, "no backend could serve it");
+        printf("  %s  %s [%s] %s: %s\n", at, str_or(b, "from", "?"), str_or(b, "class", "?"),
+               str_or(b, "message", ""), action);
+    }
+}
 
 int asr_cli_ps(int argc, char **argv) {
     static const struct option opts[] = {{"url", required_argument, 0, 'u'},
@@ -92,6 +147,7 @@ int asr_cli_ps(int argc, char **argv) {
                mib(json_integer_value(json_object_get(b, "budget_bytes"))),
                mib(json_integer_value(json_object_get(b, "used_bytes"))),
                mib(json_integer_value(json_object_get(b, "free_bytes"))));
+    print_backends(root);
     rc = 0;
 done:
     json_decref(root);

@@ -29,6 +29,9 @@ typedef struct {
 typedef struct {
     int n_routes; /* + 1 for "other" */
     const char *route_labels[ASR_METRICS_MAX_ROUTES + 1];
+    /* the slot a route counts in: the first route of the same label (GET and POST /api/recordings
+     * are one series; two would be duplicate samples, which Prometheus rejects) */
+    int route_slot[ASR_METRICS_MAX_ROUTES + 1];
     atomic_uint_fast64_t by_status[ASR_METRICS_MAX_ROUTES + 1][600];
     asr__histo_t latency[ASR_METRICS_MAX_ROUTES + 1];
     pthread_mutex_t model_mu;

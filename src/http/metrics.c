@@ -2,7 +2,8 @@
  * path; the exposition (GET /metrics) reads them without stopping anyone, so a scrape may see a
  * histogram's count and sum from slightly different instants (Prometheus tolerates that).
  * Label sets are bounded: routes come from the route table (+ "other"), models from the few
- * the server loaded. */
+ * the server loaded. Routes that share a label (one path, several methods) count in one series:
+ * a label set appears once in the exposition. */
 #include <inttypes.h>
 #include <math.h>
 #include <string.h>
@@ -25,9 +26,17 @@ static double wall_now(void) {
 void asr__metrics_init(asr__metrics_t *m, const asr_http_route_t *routes, int n_routes) {
     memset(m, 0, sizeof *m);
     m->n_routes = n_routes < ASR_METRICS_MAX_ROUTES ? n_routes : ASR_METRICS_MAX_ROUTES;
-    for (int i = 0; i < m->n_routes; i++)
-        m->route_labels[i] = routes[i].label ? routes[i].label : routes[i].path;
-    m->route_labels[m->n_routes] = "other";
+    for (int i = 0; i <= m->n_routes; i++) {
+        m->route_labels[i] = i == m->n_routes  ? "other"
+                             : routes[i].label ? routes[i].label
+                                               : routes[i].path;
+        m->route_slot[i] = i;
+        for (int k = 0; k < i; k++)
+            if (!strcmp(m->route_labels[k], m->route_labels[i])) {
+                m->route_slot[i] = k;
+                break;
+            }
+    }
     pthread_mutex_init(&m->model_mu, NULL);
     m->t_start = wall_now();
 }
@@ -50,6 +59,7 @@ static void observe(asr__histo_t *h, const double *bounds, int n, double v) {
 void asr__metrics_request(asr__metrics_t *m, int route, int status, double seconds) {
     if (route < 0 || route > m->n_routes)
         route = m->n_routes;
+    route = m->route_slot[route];
     if (status >= 100 && status < 600)
         atomic_fetch_add(&m->by_status[route][status], 1);
     observe(&m->latency[route], g_lat_bounds, ASR_METRICS_N_LAT, seconds);
@@ -116,7 +126,7 @@ static void write_requests(asr__metrics_t *m, asr_buf_t *out) {
     asr_buf_puts(out, "# HELP asrd_http_requests_total HTTP requests by route and status code.\n"
                       "# TYPE asrd_http_requests_total counter\n");
     for (int r = 0; r <= m->n_routes; r++)
-        for (int s = 100; s < 600; s++) {
+        for (int s = 100; s < 600 && m->route_slot[r] == r; s++) {
             uint64_t v = atomic_load(&m->by_status[r][s]);
             if (v)
                 asr_buf_printf(out,

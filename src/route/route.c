@@ -104,6 +104,7 @@ asr_err_t asr_route_reload(asr_router_t *r) {
             nb[i].outstanding = o->outstanding;
             nb[i].n_requests = o->n_requests;
             nb[i].n_failures = o->n_failures;
+            nb[i].st = o->st;
             if (!strcmp(o->t.kind, nb[i].t.kind) && !strcmp(o->t.api_url, nb[i].t.api_url))
                 nb[i].br = o->br; /* same service: its history still holds */
         }
@@ -288,11 +289,13 @@ static void free_targets(asr__route_target_t *v, int n) {
 }
 
 /* One attempt on `t` (no breaker): fills `out` when the attempt answered (OK or FINAL), else
- * appends why it failed to `why`. *hint gets a Retry-After hint (seconds), *counts whether the
- * failure speaks of the backend's health (a local capacity refusal does not). */
+ * writes why it failed to `why` (the backend's own message, readable as is) and its class to
+ * *cls. *hint gets a Retry-After hint (seconds), *counts whether the failure speaks of the
+ * backend's health (a local capacity refusal does not). */
 static asr_route_outcome_t run_attempt(const asr__route_target_t *t, const asr_route_opts_t *o,
                                        asr_route_local_cb lcb, void *lud, asr_route_result_t *out,
-                                       char *why, size_t why_len, int *hint, bool *counts) {
+                                       char *why, size_t why_len, int *hint, bool *counts,
+                                       asr_route_fail_t *cls) {
     double t0 = asr_now_s();
     asr_route_outcome_t oc;
     *hint = 0;
@@ -306,11 +309,15 @@ static asr_route_outcome_t run_attempt(const asr__route_target_t *t, const asr_r
         status = lr.status;
         if (e != ASR_OK) {
             oc = ASR_ROUTE_OUTCOME_FAILOVER;
+            *cls = ASR_ROUTE_FAIL_UNAVAILABLE;
             snprintf(why, why_len, "the local engine is not available (%s)", asr_strerror(e));
         } else {
             oc = asr_route_classify(ASR_ROUTE_NET_OK, lr.status, lr.body, lr.body_len);
             *counts = !lr.overloaded;
             *hint = lr.retry_after;
+            *cls = lr.overloaded ? ASR_ROUTE_FAIL_BUSY
+                                 : asr_route_fail_class(ASR_ROUTE_NET_OK, lr.status, lr.error,
+                                                        strlen(lr.error));
             if (oc == ASR_ROUTE_OUTCOME_FAILOVER)
                 snprintf(why, why_len, "HTTP %d%s%.300s", lr.status, lr.error[0] ? ": " : "",
                          lr.error);
@@ -334,17 +341,14 @@ static asr_route_outcome_t run_attempt(const asr__route_target_t *t, const asr_r
         if (rep.status == 429 || rep.status == 503)
             *hint = rep.retry_after;
         if (oc == ASR_ROUTE_OUTCOME_FAILOVER) {
+            *cls = asr_route_fail_class(rep.net, rep.status, rep.body.data, rep.body.len);
+            char msg[300];
+            asr_route_error_message(rep.body.data, rep.body.len, msg, sizeof msg);
             if (rep.net != ASR_ROUTE_NET_OK)
                 snprintf(why, why_len, "%s: %s", net, rep.neterr);
             else
-                snprintf(why, why_len, "HTTP %d%s: %.160s", rep.status,
-                         asr_route_answer_is_oom(rep.status, rep.body.data, rep.body.len)
-                             ? " (out of memory)"
-                             : "",
-                         rep.body.data ? rep.body.data : "");
-            for (char *p = why; *p; p++)
-                if (*p == '\n' || *p == '\r' || *p == '"')
-                    *p = ' ';
+                snprintf(why, why_len, "HTTP %d%s: %s", rep.status,
+                         *cls == ASR_ROUTE_FAIL_OOM ? " (out of memory)" : "", msg);
             out->status = status; /* for Test connection; the loop's verdict replaces it */
         } else {
             asr_route_result_clear(out);
@@ -361,6 +365,11 @@ static asr_route_outcome_t run_attempt(const asr__route_target_t *t, const asr_r
         asr__route_reply_free(&rep);
     }
     double ms = (asr_now_s() - t0) * 1000.0;
+    char logwhy[ASR__ROUTE_MSG_MAX]; /* the message in a quoted log field: no quote, no line */
+    snprintf(logwhy, sizeof logwhy, "%s", oc == ASR_ROUTE_OUTCOME_FAILOVER ? why : "");
+    for (char *p = logwhy; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '"')
+            *p = *p == '"' ? '\'' : ' ';
     if (oc != ASR_ROUTE_OUTCOME_FAILOVER) {
         free(out->backend);
         free(out->kind);
@@ -376,8 +385,7 @@ static asr_route_outcome_t run_attempt(const asr__route_target_t *t, const asr_r
             oc == ASR_ROUTE_OUTCOME_OK      ? "ok"
             : oc == ASR_ROUTE_OUTCOME_FINAL ? "final"
                                             : "failover",
-            status, net, ms, oc == ASR_ROUTE_OUTCOME_FAILOVER ? " error=\"" : "",
-            oc == ASR_ROUTE_OUTCOME_FAILOVER ? why : "",
+            status, net, ms, oc == ASR_ROUTE_OUTCOME_FAILOVER ? " error=\"" : "", logwhy,
             oc == ASR_ROUTE_OUTCOME_FAILOVER ? "\"" : "");
     return oc;
 }
@@ -388,11 +396,13 @@ asr_err_t asr__route_attempt_one(asr_router_t *r, const asr__route_target_t *t,
     asr_route_local_cb lcb = r->local_cb;
     void *lud = r->local_ud;
     pthread_mutex_unlock(&r->mu);
-    char why[400] = "";
+    char why[ASR__ROUTE_MSG_MAX] = "";
     int hint;
     bool counts;
+    asr_route_fail_t cls;
     memset(out, 0, sizeof *out);
-    asr_route_outcome_t oc = run_attempt(t, o, lcb, lud, out, why, sizeof why, &hint, &counts);
+    asr_route_outcome_t oc =
+        run_attempt(t, o, lcb, lud, out, why, sizeof why, &hint, &counts, &cls);
     out->n_attempts = 1;
     if (oc == ASR_ROUTE_OUTCOME_FAILOVER) {
         snprintf(out->error, sizeof out->error, "%s", why);
@@ -417,8 +427,10 @@ static bool acquire(asr_router_t *r, int64_t id, bool force, bool *probe) {
     return ok;
 }
 
+/* Ends an attempt on config `id`: its breaker, and (failed: f != NULL) what route_stats.c
+ * records of failures. */
 static void release(asr_router_t *r, int64_t id, asr_route_outcome_t oc, bool counts, int hint,
-                    bool probe) {
+                    bool probe, const asr__route_failed_t *f) {
     pthread_mutex_lock(&r->mu);
     asr__route_backend_t *b = find(r, id);
     if (b) {
@@ -430,6 +442,8 @@ static void release(asr_router_t *r, int64_t id, asr_route_outcome_t oc, bool co
                                                   : 0;
         if (res < 0)
             b->n_failures++;
+        if (f)
+            asr__route_note_failure(b, f);
         asr_route_breaker_state_t before = b->br.state;
         asr_route_breaker_release(&b->br, now, res, probe);
         if (hint > 0)
@@ -459,6 +473,9 @@ asr_err_t asr_route_transcribe(asr_router_t *r, const asr_route_opts_t *o,
     int n;
     candidates(r, &cand, &n);
     bool *skipped = asr_xcalloc((size_t)n, sizeof *skipped);
+    asr__route_failed_t *failed = asr_xcalloc((size_t)n, sizeof *failed); /* one try each */
+    int n_failed = 0, n_tried = 0;
+    char tried[sizeof out->backends] = ""; /* a local answer replaces *out: kept aside */
     asr_buf_t errs;
     asr_buf_init(&errs);
     asr_err_t rc = ASR_ERR_AGAIN;
@@ -478,14 +495,23 @@ asr_err_t asr_route_transcribe(asr_router_t *r, const asr_route_opts_t *o,
                 skipped[i] = true;
                 continue;
             }
-            char why[400] = "";
+            asr__route_failed_t *f = &failed[n_failed];
             int hint;
             bool counts;
-            asr_route_outcome_t oc =
-                run_attempt(&cand[i], o, local_cb, local_ud, out, why, sizeof why, &hint, &counts);
-            out->n_attempts++;
-            release(r, cand[i].id, oc, counts, hint, probe);
-            if (oc == ASR_ROUTE_OUTCOME_FAILOVER) {
+            asr_route_outcome_t oc = run_attempt(&cand[i], o, local_cb, local_ud, out, f->msg,
+                                                 sizeof f->msg, &hint, &counts, &f->cls);
+            size_t tl = strlen(tried);
+            snprintf(tried + tl, sizeof tried - tl, "%s%s", n_tried++ ? "," : "", cand[i].name);
+            bool failover = oc == ASR_ROUTE_OUTCOME_FAILOVER;
+            if (failover) {
+                f->id = cand[i].id;
+                f->name = cand[i].name;
+                f->status = out->status;
+                n_failed++;
+            }
+            release(r, cand[i].id, oc, counts, hint, probe, failover ? f : NULL);
+            if (failover) {
+                const char *why = f->msg;
                 asr_buf_printf(&errs, "%s%s: %s", errs.len ? "; " : "", cand[i].name, why);
                 if (hint > 0 && (!min_hint || hint < min_hint))
                     min_hint = hint;
@@ -494,6 +520,11 @@ asr_err_t asr_route_transcribe(asr_router_t *r, const asr_route_opts_t *o,
             rc = out->status == 499 ? ASR_ERR_CANCELLED : ASR_OK;
         }
     }
+    out->n_attempts = n_tried;
+    snprintf(out->backends, sizeof out->backends, "%s", tried);
+    if (rc != ASR_ERR_CANCELLED)
+        asr__route_note_failovers(r, failed, n_failed, rc == ASR_OK ? out->backend : NULL);
+    free(failed);
     if (rc == ASR_ERR_AGAIN) {
         out->status = 503;
         out->retry_after = min_hint > 0 ? min_hint : 1;

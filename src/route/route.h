@@ -67,6 +67,31 @@ bool asr_route_answer_is_oom(int status, const char *body, size_t len);
 /* "connect", "tls", "timeout", "broken", … Static string. */
 const char *asr_route_net_name(asr_route_net_t net);
 
+/* Why an attempt failed over, for metrics and the status page (one class per failed attempt). */
+typedef enum {
+    ASR_ROUTE_FAIL_REFUSED = 0, /* connection refused, unreachable, DNS */
+    ASR_ROUTE_FAIL_TIMEOUT,     /* the backend's timeout_ms passed */
+    ASR_ROUTE_FAIL_TLS,         /* handshake, certificate */
+    ASR_ROUTE_FAIL_BROKEN,      /* reset, closed without an answer, malformed answer */
+    ASR_ROUTE_FAIL_5XX,         /* HTTP 5xx other than 503 */
+    ASR_ROUTE_FAIL_OOM,         /* an error answer that says out of memory (any status) */
+    ASR_ROUTE_FAIL_BUSY,        /* 429 or 503, or the local engine's capacity refusal */
+    ASR_ROUTE_FAIL_REJECTED,    /* another 4xx of the backend (401, 403, 404) */
+    ASR_ROUTE_FAIL_UNAVAILABLE, /* the local engine could not run at all */
+    ASR_ROUTE_FAIL_N
+} asr_route_fail_t;
+
+/* The class of a failed attempt (as for asr_route_classify). */
+asr_route_fail_t asr_route_fail_class(asr_route_net_t net, int status, const char *body,
+                                      size_t len);
+/* "refused", "timeout", "tls", "broken", "5xx", "out_of_memory", "busy", "rejected",
+ * "unavailable". Static string. */
+const char *asr_route_fail_name(asr_route_fail_t c);
+/* The message of an error answer as a person should read it: a JSON body's error.message,
+ * error (a string), detail or message member, else the body itself; runs of white space (new
+ * lines included) become one space. Always NUL-terminates `out` ("" for an empty body). */
+void asr_route_error_message(const char *body, size_t len, char *out, size_t out_len);
+
 /* ---- the breaker (pure; caller-allocated; not thread-safe by itself) ---- */
 
 typedef enum {
@@ -135,6 +160,7 @@ typedef struct {
     bool overloaded;    /* local runner: a capacity refusal (fail over, breaker untouched) */
     int retry_after;    /* seconds, for 429/503 answers; 0 = none */
     int n_attempts;     /* backends tried */
+    char backends[256]; /* their names in the order tried, comma-separated */
     double latency_ms;  /* of the attempt that answered */
     char error[512];    /* when no backend answered (or the answer is an error): why */
 } asr_route_result_t;
@@ -218,6 +244,20 @@ typedef struct {
 
 /* Live state of config `id`. */
 void asr_route_backend_status(asr_router_t *r, int64_t id, asr_route_backend_status_t *out);
+
+/* ---- what the router records (route_stats.c) ---- */
+
+/* Appends the per-backend metrics in Prometheus text format (docs/API.md, "Metrics"):
+ * asrd_backend_requests_total, asrd_backend_failures_total{class}, asrd_backend_failovers_total
+ * {from,to}, asrd_backend_breaker_state (0 closed, 1 half-open, 2 open) and
+ * asrd_backend_breaker_opens_total. */
+void asr_route_metrics_write(asr_router_t *r, asr_buf_t *out);
+/* The backends as the status page shows them: {"backends": [{id, name, kind, breaker,
+ * consecutive_failures, outstanding, requests, failures, breaker_opens, failovers_last_hour,
+ * last_error: null | {at, class, status, message}}], "failovers": [{at, from, to, class, status,
+ * message}] (newest first, at most 20; to is null when no backend served)}. Times are
+ * milliseconds since the epoch. Returns a new reference (owned by the caller). */
+struct json_t *asr_route_status_json(asr_router_t *r);
 
 /* ---- internals shared by route*.c ---- */
 

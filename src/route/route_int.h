@@ -30,13 +30,58 @@ typedef struct {
     int retry_after;     /* seconds; 0 = none */
 } asr__route_reply_t;
 
+#define ASR__ROUTE_MSG_MAX 400   /* an attempt's error text ("HTTP 500: <message>") */
+#define ASR__ROUTE_PAIRS_MAX 64  /* from -> to pairs counted (more are dropped) */
+#define ASR__ROUTE_EVENTS_MAX 20 /* recent failovers kept for the status page */
+
+/* What the router recorded of a backend's failed attempts (route_stats.c); survives reloads. */
+typedef struct {
+    uint64_t n_fail[ASR_ROUTE_FAIL_N]; /* failed attempts by class */
+    int64_t last_at_ms;                /* wall clock of the last failure; 0 = none */
+    asr_route_fail_t last_class;
+    int last_status;
+    char last_msg[ASR__ROUTE_MSG_MAX];
+    int64_t fo_minute[60]; /* failovers away from it, per minute (monotonic minute number) */
+    uint32_t fo_count[60];
+} asr__route_stats_t;
+
 /* One backend of the routing table. */
 typedef struct {
     asr__route_target_t t;
     asr_route_breaker_t br;
     int outstanding;
     uint64_t n_requests, n_failures;
+    asr__route_stats_t st;
 } asr__route_backend_t;
+
+/* A failed attempt of one request, recorded as a failover once the request has ended. */
+typedef struct {
+    int64_t id;
+    const char *name; /* borrowed from the request's candidates */
+    asr_route_fail_t cls;
+    int status;
+    char msg[ASR__ROUTE_MSG_MAX];
+} asr__route_failed_t;
+
+/* A failover as the status page lists it. */
+typedef struct {
+    int64_t at_ms;
+    char from[ASR_STORE_NAME_MAX + 1], to[ASR_STORE_NAME_MAX + 1]; /* to "" = none served */
+    asr_route_fail_t cls;
+    int status;
+    char msg[ASR__ROUTE_MSG_MAX];
+} asr__route_event_t;
+
+/* The failovers the router recorded (guarded by the router's mu). */
+typedef struct {
+    struct {
+        char from[ASR_STORE_NAME_MAX + 1], to[ASR_STORE_NAME_MAX + 1];
+        uint64_t n;
+    } pairs[ASR__ROUTE_PAIRS_MAX];
+    int n_pairs;
+    asr__route_event_t events[ASR__ROUTE_EVENTS_MAX]; /* a ring */
+    int n_events, next_event;
+} asr__route_failovers_t;
 
 struct asr_router {
     pthread_mutex_t mu; /* guards b, n, local_cb/ud and every backend's counters and breaker */
@@ -52,6 +97,7 @@ struct asr_router {
     pthread_t health;
     bool health_running, stop;
     pthread_cond_t cv;
+    asr__route_failovers_t fo; /* under mu */
 };
 
 /* A target from a stored config, with its plaintext key. Free with asr__route_target_free. */
@@ -81,5 +127,12 @@ void asr__route_health_stop(asr_router_t *r);
 void asr__route_remote_targets(asr_router_t *r, asr__route_target_t **out, int *n);
 /* Feeds a health check's outcome to the backend's breaker (success closes it). */
 void asr__route_note_health(asr_router_t *r, int64_t id, bool ok);
+
+/* route_stats.c: records a failed attempt on backend `b` (caller holds r->mu). */
+void asr__route_note_failure(asr__route_backend_t *b, const asr__route_failed_t *f);
+/* Records the `n` failed attempts of one request as failovers to `to` (the backend that served;
+ * NULL when none did). Takes r->mu. */
+void asr__route_note_failovers(asr_router_t *r, const asr__route_failed_t *f, int n,
+                               const char *to);
 
 #endif

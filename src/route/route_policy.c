@@ -83,6 +83,90 @@ const char *asr_route_net_name(asr_route_net_t net) {
     return (unsigned)net < sizeof names / sizeof names[0] ? names[net] : "?";
 }
 
+asr_route_fail_t asr_route_fail_class(asr_route_net_t net, int status, const char *body,
+                                      size_t len) {
+    switch (net) {
+    case ASR_ROUTE_NET_CONNECT:
+        return ASR_ROUTE_FAIL_REFUSED;
+    case ASR_ROUTE_NET_TIMEOUT:
+        return ASR_ROUTE_FAIL_TIMEOUT;
+    case ASR_ROUTE_NET_TLS:
+        return ASR_ROUTE_FAIL_TLS;
+    case ASR_ROUTE_NET_OK:
+        break;
+    default:
+        return ASR_ROUTE_FAIL_BROKEN;
+    }
+    /* out of memory first: a GPU server says so with 500, 503 or even 400 */
+    if (asr_route_answer_is_oom(status, body, len))
+        return ASR_ROUTE_FAIL_OOM;
+    if (status == 429 || status == 503)
+        return ASR_ROUTE_FAIL_BUSY;
+    if (status >= 500)
+        return ASR_ROUTE_FAIL_5XX;
+    if (status >= 400)
+        return ASR_ROUTE_FAIL_REJECTED;
+    return ASR_ROUTE_FAIL_BROKEN; /* 1xx/3xx, or a 2xx error object: not an answer */
+}
+
+const char *asr_route_fail_name(asr_route_fail_t c) {
+    static const char *names[ASR_ROUTE_FAIL_N] = {"refused", "timeout",  "tls",
+                                                  "broken",  "5xx",      "out_of_memory",
+                                                  "busy",    "rejected", "unavailable"};
+    return (unsigned)c < ASR_ROUTE_FAIL_N ? names[c] : "?";
+}
+
+/* The first string among an error object's members backends use for their message. */
+static const char *message_member(json_t *o) {
+    json_t *e = json_object_get(o, "error");
+    if (json_is_string(e))
+        return json_string_value(e); /* whisper.cpp: {"error": "…"} */
+    const char *keys[] = {"message", "detail", "msg"};
+    json_t *src[] = {e, o};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 3; i++) {
+            json_t *v = json_object_get(src[k], keys[i]);
+            if (json_is_string(v))
+                return json_string_value(v);
+            if (json_is_array(v)) /* FastAPI's validation errors: detail [{msg, …}] */
+                v = json_object_get(json_array_get(v, 0), "msg");
+            if (json_is_string(v))
+                return json_string_value(v);
+        }
+    return NULL;
+}
+
+void asr_route_error_message(const char *body, size_t len, char *out, size_t out_len) {
+    if (!out_len)
+        return;
+    json_error_t je;
+    json_t *o = body && len ? json_loadb(body, len, 0, &je) : NULL;
+    const char *m = message_member(o);
+    const char *p = m ? m : body ? body : "";
+    const char *end = m ? m + strlen(m) : p + len;
+    size_t k = 0;
+    bool space = false;
+    for (; p < end && *p && k + 1 < out_len; p++) {
+        if (isspace((unsigned char)*p)) {
+            space = k > 0;
+            continue;
+        }
+        if (space && k + 2 < out_len)
+            out[k++] = ' ';
+        space = false;
+        out[k++] = *p;
+    }
+    /* a cut may split a UTF-8 sequence: drop its lead and continuation bytes */
+    if (p < end && ((unsigned char)*p & 0xC0) == 0x80) {
+        while (k > 0 && ((unsigned char)out[k - 1] & 0xC0) == 0x80)
+            k--;
+        if (k > 0)
+            k--;
+    }
+    out[k] = 0;
+    json_decref(o);
+}
+
 void asr_route_breaker_init(asr_route_breaker_t *b, int threshold, double cooldown_s) {
     memset(b, 0, sizeof *b);
     b->threshold = threshold < 1 ? 1 : threshold;

@@ -1,12 +1,15 @@
 /* The Status page (#/status): the memory budget and its use, the models, the queue and the
  * scheduler's counters (GET /api/ps), per backend a chart of its health checks
- * (GET /api/asr-configs/{id}/health, newest first), and recent errors (failed jobs and failed
- * checks). Refreshes every 3 s while shown.
+ * (GET /api/asr-configs/{id}/health, newest first) with its breaker, failovers in the last hour
+ * and last error, and recent errors (failed jobs, failed checks, and live failovers with the
+ * backend's message and what asrd did instead). Refreshes every 3 s while shown.
  *
  * /api/ps (docs/API.md, "Memory contract"): `memory` {device, budget_bytes, used_bytes,
  * free_bytes}, `models` [{id, state, weights_bytes, slot_bytes, slots_bytes, slots_in_use,
  * slots_cached, queued, expires_in_s, pinned}], `queue` {running, max_parallel, waiting,
- * max_queue}, `events` {loads, evictions, fallbacks, oom_retries, done, rejected}. */
+ * max_queue}, `events` {loads, evictions, fallbacks, oom_retries, done, rejected}, `backends`
+ * [{id, name, breaker, failovers_last_hour, last_error: null | {at, class, status, message}, …}],
+ * `failovers` [{at, from, to (null: none served), class, status, message}], newest first. */
 import { api, errText } from './api.js';
 import { $, h, hideError, showError, svg, buildTable } from './dom.js';
 import { fmtBytes, fmtDur, fmtTime, timeEl } from './format.js';
@@ -143,10 +146,15 @@ function chart(c) {
     el.append(dot);
   });
   const last = hh.items[0];
+  const live = ((S.ps && S.ps.backends) || []).find((b) => b.id === c.id);
   return h('figure', { class: 'chart', dataset: { id: String(c.id) } },
     h('figcaption', null, h('strong', { text: c.name }), ' ',
       last ? t('st.health_latest', { state: last.ok ? t('cfg.health_ok') : t('cfg.health_fail'), time: fmtTime(last.checked_at) })
         : t('st.health_none')),
+    live ? h('p', { class: 'breaker', dataset: { breaker: live.breaker } },
+      t('st.backend_state', { breaker: tOr('st.breaker.', live.breaker), n: live.failovers_last_hour })) : null,
+    live && live.last_error ? h('p', { class: 'last-error',
+      text: t('st.last_error', { time: fmtTime(live.last_error.at), message: live.last_error.message }) }) : null,
     hh.error ? h('div', { class: 'error', role: 'alert', text: hh.error }) : el);
 }
 
@@ -160,9 +168,13 @@ function renderErrors() {
       if (!it.ok) errs.push({ at: it.checked_at, text: t('st.error_backend', { name: c.name, message: it.error || t('cfg.health_fail') }) });
     }
   }
+  for (const f of (S.ps && S.ps.failovers) || []) {
+    errs.push({ at: f.at, failover: true, text: f.to ? t('st.error_failover', { from: f.from, message: f.message, to: f.to })
+      : t('st.error_failover_none', { from: f.from, message: f.message }) });
+  }
   errs.sort((a, b) => (b.at || 0) - (a.at || 0));
   const ul = $('#st-errors');
-  ul.replaceChildren(...errs.slice(0, 15).map((e) => h('li', null, timeEl(e.at), e.text)));
+  ul.replaceChildren(...errs.slice(0, 15).map((e) => h('li', e.failover ? { class: 'failover' } : null, timeEl(e.at), e.text)));
   if (S.failedError) ul.append(h('li', { class: 'error', role: 'alert', text: S.failedError }));
   if (!ul.children.length) ul.append(h('li', { class: 'muted', text: t('st.errors_none') }));
 }

@@ -4,6 +4,8 @@ Each FaultServer listens on a free loopback port and counts the connections it a
 so a test can tell whether the router sent it a request. Modes:
 
   oom500      answers HTTP 500 with the out-of-memory body users see from GPU-backed servers
+  oom500json  the same as JSON ({"detail": OOM_JSON_MESSAGE}, as FastAPI-based servers send it:
+              a message with double quotes and a new line)
   hang        accepts, reads, and never answers (the router's timeout_ms must end the attempt)
   reset       reads the request head, then resets the connection (RST)
   503         answers 503 with `Retry-After: <retry_after>` and an OpenAI-shaped error
@@ -34,6 +36,8 @@ from typing import List, Optional, Tuple
 OOM_BODY = (b"Model actor is out of memory, model id: whisper-0\n"
             b"CUDA out of memory. Tried to allocate 1.34 GiB. GPU 0 has a total capacity of "
             b"23.57 GiB of which 11.44 MiB is free. Process 2886328 has 21.22 GiB memory in use.")
+OOM_JSON_MESSAGE = ('Model actor is out of memory, model id: "whisper-0"\n'
+                    "CUDA out of memory. Tried to allocate 1.34 GiB.")
 
 
 # (start, end) of the verbose_json segments the whispercpp mode sends. whisper.cpp's server writes
@@ -228,6 +232,9 @@ class FaultServer:
                                          "code": code}}).encode()
         if mode == "oom500":
             return 500, {"Content-Type": "text/plain"}, OOM_BODY
+        if mode == "oom500json":
+            return 500, {"Content-Type": "application/json"}, \
+                json.dumps({"detail": OOM_JSON_MESSAGE}).encode()
         if mode == "503":
             return 503, {"Content-Type": "application/json",
                          "Retry-After": str(self.retry_after)}, \

@@ -182,6 +182,53 @@ static void test_names(void **state) {
     assert_string_equal(asr_route_breaker_state_name(ASR_ROUTE_BREAKER_HALF_OPEN), "half_open");
 }
 
+/* The class each kind of failed attempt counts under in /metrics. */
+static void test_fail_classes(void **state) {
+    (void)state;
+    const char *oom = "{\"detail\": \"CUDA out of memory. Tried to allocate 1.3 GiB\"}";
+    assert_int_equal(asr_route_fail_class(ASR_ROUTE_NET_CONNECT, 0, NULL, 0),
+                     ASR_ROUTE_FAIL_REFUSED);
+    assert_int_equal(asr_route_fail_class(ASR_ROUTE_NET_TIMEOUT, 0, NULL, 0),
+                     ASR_ROUTE_FAIL_TIMEOUT);
+    assert_int_equal(asr_route_fail_class(ASR_ROUTE_NET_BROKEN, 0, NULL, 0), ASR_ROUTE_FAIL_BROKEN);
+    assert_int_equal(asr_route_fail_class(ASR_ROUTE_NET_OK, 500, "boom", 4), ASR_ROUTE_FAIL_5XX);
+    /* out of memory wins over the status it came with */
+    assert_int_equal(asr_route_fail_class(ASR_ROUTE_NET_OK, 500, oom, strlen(oom)),
+                     ASR_ROUTE_FAIL_OOM);
+    assert_int_equal(asr_route_fail_class(ASR_ROUTE_NET_OK, 503, oom, strlen(oom)),
+                     ASR_ROUTE_FAIL_OOM);
+    assert_int_equal(asr_route_fail_class(ASR_ROUTE_NET_OK, 503, "", 0), ASR_ROUTE_FAIL_BUSY);
+    assert_int_equal(asr_route_fail_class(ASR_ROUTE_NET_OK, 429, "", 0), ASR_ROUTE_FAIL_BUSY);
+    assert_int_equal(asr_route_fail_class(ASR_ROUTE_NET_OK, 401, "", 0), ASR_ROUTE_FAIL_REJECTED);
+    assert_string_equal(asr_route_fail_name(ASR_ROUTE_FAIL_OOM), "out_of_memory");
+    assert_string_equal(asr_route_fail_name(ASR_ROUTE_FAIL_5XX), "5xx");
+}
+
+/* A backend's message as the status page shows it: parsed from its JSON, quotes kept, one line. */
+static void test_error_message(void **state) {
+    (void)state;
+    char m[128];
+    const char *fastapi = "{\"detail\": \"model id: \\\"whisper-0\\\"\\nCUDA out of memory\"}";
+    asr_route_error_message(fastapi, strlen(fastapi), m, sizeof m);
+    assert_string_equal(m, "model id: \"whisper-0\" CUDA out of memory");
+    const char *openai =
+        "{\"error\": {\"message\": \"the server is overloaded\", \"type\": \"x\"}}";
+    asr_route_error_message(openai, strlen(openai), m, sizeof m);
+    assert_string_equal(m, "the server is overloaded");
+    const char *wcpp = "{\"error\": \"failed to read audio\"}";
+    asr_route_error_message(wcpp, strlen(wcpp), m, sizeof m);
+    assert_string_equal(m, "failed to read audio");
+    const char *plain = "  Bad\r\n  Gateway\n";
+    asr_route_error_message(plain, strlen(plain), m, sizeof m);
+    assert_string_equal(m, "Bad Gateway");
+    asr_route_error_message(NULL, 0, m, sizeof m);
+    assert_string_equal(m, "");
+    /* a cut never splits a UTF-8 character: 显 is 3 bytes, 4 bytes of room hold one */
+    char small[5];
+    asr_route_error_message("显存不足", strlen("显存不足"), small, sizeof small);
+    assert_string_equal(small, "显");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_transport_failures_fail_over),
@@ -193,6 +240,8 @@ int main(void) {
         cmocka_unit_test(test_breaker_neutral_probe),
         cmocka_unit_test(test_breaker_retry_after_hint),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_fail_classes),
+        cmocka_unit_test(test_error_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
