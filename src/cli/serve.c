@@ -225,6 +225,7 @@ static asr_jobs_t *start_jobs(const asr_config_t *cfg, const char *data, const c
                             .lease_ms = cfg->lease_seconds * 1000,
                             .heartbeat_ms = cfg->heartbeat_seconds * 1000,
                             .backoff_ms = cfg->job_backoff_ms,
+                            .retry_max_delay_ms = (int64_t)cfg->job_retry_max_delay * 1000,
                             .transcribe_cb = asr_jobs_route_transcribe,
                             .transcribe_user_data = routed,
                             .transcriber = "router"};

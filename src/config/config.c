@@ -105,12 +105,17 @@ static const asr_cfg_setting_t g_table[] = {
      false, false,
      "a worker's lease on a job; renewed while it works, and once expired (node died) the job "
      "runs elsewhere"},
-    {"job_max_attempts", ASR_CFG_INT, "3", 1, 100, NULL, "ASRD_JOB_MAX_ATTEMPTS",
+    {"job_max_attempts", ASR_CFG_INT, "10", 1, 100, NULL, "ASRD_JOB_MAX_ATTEMPTS",
      OFF(job_max_attempts), true, false,
-     "attempts of a job before it fails with its last error (retryable failures only)"},
+     "attempts of a job before it fails with its last error (retryable failures: busy, out of "
+     "memory, no backend answering); between attempts the job is queued"},
     {"job_backoff_ms", ASR_CFG_INT, "5000", 0, 3600000, NULL, "ASRD_JOB_BACKOFF_MS",
      OFF(job_backoff_ms), true, false,
-     "delay before a job's second attempt; it doubles per attempt, up to 64 times this"},
+     "delay before a job's second attempt; it doubles per attempt, up to job_retry_max_delay"},
+    {"job_retry_max_delay", ASR_CFG_INT, "300", 1, 86400, NULL, "ASRD_JOB_RETRY_MAX_DELAY",
+     OFF(job_retry_max_delay), true, false,
+     "longest delay between a job's attempts, in seconds (the defaults wait 5 s, 10 s, ... 300 s: "
+     "about 20 minutes in all for a GPU held by another program)"},
     {"node_id", ASR_CFG_STR, "auto", 0, 0, NULL, "ASRD_NODE_ID", OFF(node_id), false, false,
      "this node's name in GET /api/nodes and job leases; auto = HOST:PORT"},
     {"node_url", ASR_CFG_STR, "auto", 0, 0, NULL, "ASRD_NODE_URL", OFF(node_url), false, false,

@@ -77,6 +77,7 @@ typedef struct {
     int job_max_attempts;
     int job_backoff_ms;
     char *node_id;
+    int job_retry_max_delay; /* s */
     char *node_url;
     int heartbeat_seconds;
     int health_interval;   /* s; 0 = off */

@@ -107,6 +107,11 @@ char *asr_jobs_recording_path(const char *recordings_dir, const char *stored) {
     return asr_buf_steal(&b);
 }
 
+int64_t asr_jobs_retry_delay_ms(const asr_jobs_params_t *p, int attempt) {
+    int64_t cap = p->retry_max_delay_ms > 0 ? p->retry_max_delay_ms : p->backoff_ms * 64;
+    return asr_store_backoff_ms(attempt, p->backoff_ms, cap);
+}
+
 /* Waits on j->cv until woken, stopped, or `s` seconds pass. Caller holds j->mu. */
 static void timed_wait(asr_jobs_t *j, double s) { asr_cond_timedwait_s(&j->cv, &j->mu, s); }
 
@@ -353,8 +358,7 @@ static void run_job(worker_t *w, const asr_store_lease_t *lease, const asr_store
     if (e != ASR_OK) {
         bool gone = e == ASR_ERR_NOT_FOUND;
         job_failed(w, lease, job, gone ? "the recording was deleted" : asr_store_errmsg(w->store),
-                   !gone,
-                   asr_store_backoff_ms(lease->attempt, j->p.backoff_ms, j->p.backoff_ms * 64));
+                   !gone, asr_jobs_retry_delay_ms(&j->p, lease->attempt));
         return;
     }
     asr_store_recording_set_status(w->store, rec.id, "running");
@@ -394,7 +398,7 @@ static void run_job(worker_t *w, const asr_store_lease_t *lease, const asr_store
     } else {
         const char *msg = out.error[0] ? out.error : asr_strerror(e);
         job_failed(w, lease, job, msg, out.retryable,
-                   asr_store_backoff_ms(lease->attempt, j->p.backoff_ms, j->p.backoff_ms * 64));
+                   asr_jobs_retry_delay_ms(&j->p, lease->attempt));
     }
     free(out.result_json);
     free(out.backend);

@@ -6,8 +6,11 @@
  * the node's heartbeat. A job whose node died becomes claimable again when its lease expires.
  *
  * Failures: the transcriber says whether a failure is retryable (backend down, 503, out of
- * memory): the job is queued again after an exponential backoff, until max_attempts; otherwise
- * (bad audio, a file broken mid-stream) it fails at once with the transcriber's message.
+ * memory): the job is queued again (state queued, its last_error and not_before telling why and
+ * when) after an exponential backoff (asr_jobs_retry_delay_ms), until max_attempts; otherwise
+ * (bad audio, a file broken mid-stream) it fails at once with the transcriber's message. A GPU
+ * another program holds for minutes is a retryable failure that lasts: the server's defaults
+ * (job_max_attempts, job_backoff_ms, job_retry_max_delay) wait about 20 minutes before failing.
  * A job cancelled (or deleted) while it runs is aborted at the keeper's next renew, or at once
  * when asr_jobs_cancel_local is told.
  *
@@ -75,11 +78,16 @@ typedef struct {
     int n_workers;              /* 0 = no workers (the heartbeat still runs) */
     int lease_ms;
     int heartbeat_ms;
-    int64_t backoff_ms; /* first retry delay; doubles per attempt, capped at 64x */
+    int64_t backoff_ms;         /* first retry delay; doubles per attempt … */
+    int64_t retry_max_delay_ms; /* … up to this (<= 0: 64 x backoff_ms) */
     asr_jobs_transcribe_cb transcribe_cb;
     void *transcribe_user_data;
     const char *transcriber; /* its name in the heartbeat: "local", "router" */
 } asr_jobs_params_t;
+
+/* The pause after attempt `attempt` (1-based) failed retryably: p->backoff_ms doubled per attempt
+ * after the first, capped at p->retry_max_delay_ms (<= 0: 64 x backoff_ms). Pure. */
+int64_t asr_jobs_retry_delay_ms(const asr_jobs_params_t *p, int attempt);
 
 /* Opens the store handles and starts the workers and the keeper. Strings are copied. On failure
  * writes a one-line reason to err. *out is owned by the caller (asr_jobs_stop). */

@@ -5,7 +5,9 @@
  * it runs is aborted and never completed; and a deleted recording takes its jobs with it (the
  * store's contract: asr_store_recording_delete deletes the row and its jobs): a queued job is
  * never run and its row is gone, a running one is aborted and leaves no row, and the workers go
- * on. Waits poll with a deadline (30 s: sanitizer builds on a loaded machine). */
+ * on. A job that keeps failing retryably (a busy GPU) stays queued between attempts and fails
+ * only when they are used up; the server's default retry schedule is patient (issue 17). Waits
+ * poll with a deadline (30 s: sanitizer builds on a loaded machine). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "config/config.h"
 #include "core/core.h"
 #include "jobs/jobs.h"
 #include "store/store.h"
@@ -135,14 +138,17 @@ static asr_err_t fake_cb(const asr_jobs_task_t *task, asr_jobs_outcome_t *out, v
     return ASR_OK;
 }
 
-static asr_jobs_t *start(fx_t *f, fake_t *fk, int workers) {
+/* Workers whose retry delays start at backoff_ms and double up to max_delay_ms (0: 64x). */
+static asr_jobs_t *start_backoff(fx_t *f, fake_t *fk, int workers, int64_t backoff_ms,
+                                 int64_t max_delay_ms) {
     asr_jobs_params_t p = {.data_dir = f->dir,
                            .recordings_dir = f->dir,
                            .node_id = "unit",
                            .n_workers = workers,
                            .lease_ms = 2000,
                            .heartbeat_ms = 1000,
-                           .backoff_ms = 100,
+                           .backoff_ms = backoff_ms,
+                           .retry_max_delay_ms = max_delay_ms,
                            .transcribe_cb = fake_cb,
                            .transcribe_user_data = fk};
     asr_jobs_t *j = NULL;
@@ -151,14 +157,20 @@ static asr_jobs_t *start(fx_t *f, fake_t *fk, int workers) {
     return j;
 }
 
-static int64_t add_job(fx_t *f) {
+static asr_jobs_t *start(fx_t *f, fake_t *fk, int workers) {
+    return start_backoff(f, fk, workers, 100, 0);
+}
+
+static int64_t add_job_attempts(fx_t *f, int max_attempts) {
     asr_store_recording_t r = {.name = "r", .path = "r.wav", .duration_s = 1};
     int64_t rid, jid;
     assert_int_equal(asr_store_recording_create(f->store, &r, &rid), ASR_OK);
-    asr_store_job_input_t in = {.recording_id = rid, .max_attempts = 3};
+    asr_store_job_input_t in = {.recording_id = rid, .max_attempts = max_attempts};
     assert_int_equal(asr_store_job_submit(f->store, &in, &jid, NULL), ASR_OK);
     return jid;
 }
+
+static int64_t add_job(fx_t *f) { return add_job_attempts(f, 3); }
 
 /* Waits until job `id` reaches `st` (WAIT_S at most). */
 static void wait_state(fx_t *f, int64_t id, asr_store_job_state_t st, asr_store_job_t *out) {
@@ -250,6 +262,75 @@ static void test_retry_and_hard_failure(void **state) {
     asr_jobs_stop(j);
 }
 
+/* The server's defaults are patient (issue 17: a GPU another program holds for minutes must not
+ * fail a meeting's job in 15 s): at least 8 attempts, the pause doubling from job_backoff_ms up to
+ * job_retry_max_delay, which is at least 5 minutes and is reached, so the job waits 15 minutes or
+ * more before it fails. The delays follow the rule for other settings too. */
+static void test_retry_schedule_and_defaults(void **state) {
+    (void)state;
+    asr_config_t cfg;
+    asr_config_init(&cfg);
+    assert_true(cfg.job_max_attempts >= 8);
+    assert_true(cfg.job_retry_max_delay >= 300);
+    asr_jobs_params_t p = {.backoff_ms = cfg.job_backoff_ms,
+                           .retry_max_delay_ms = (int64_t)cfg.job_retry_max_delay * 1000};
+    int64_t cap = p.retry_max_delay_ms, prev = 0, total = 0;
+    for (int a = 1; a < cfg.job_max_attempts; a++) {
+        int64_t d = asr_jobs_retry_delay_ms(&p, a);
+        int64_t want = a == 1 ? p.backoff_ms : (prev * 2 < cap ? prev * 2 : cap);
+        if (d != want)
+            fail_msg("attempt %d: delay %lld ms, expected %lld", a, (long long)d, (long long)want);
+        prev = d;
+        total += d;
+    }
+    assert_int_equal(prev, cap); /* the backoff grows to its cap before the attempts run out */
+    assert_true(total >= 15 * 60 * 1000);
+    asr_config_deinit(&cfg);
+    /* small settings, as the e2e test uses: 300 ms doubling, capped at 1 s */
+    asr_jobs_params_t q = {.backoff_ms = 300, .retry_max_delay_ms = 1000};
+    static const int64_t want[] = {300, 600, 1000, 1000, 1000};
+    for (int a = 1; a <= 5; a++)
+        assert_int_equal(asr_jobs_retry_delay_ms(&q, a), want[a - 1]);
+    /* no cap given: 64 times the first delay */
+    asr_jobs_params_t r = {.backoff_ms = 100};
+    assert_int_equal(asr_jobs_retry_delay_ms(&r, 40), 6400);
+}
+
+/* A job that keeps meeting a busy backend (retryable every time) waits in state queued, with its
+ * last error and its next attempt's time, and fails only when its attempts are used up. */
+static void test_busy_job_queued_until_attempts_used(void **state) {
+    fx_t *f = *state;
+    fake_t fk = {0};
+    atomic_store(&fk.fail_retryable, 1000);
+    asr_jobs_t *j = start_backoff(f, &fk, 1, 200, 300); /* pauses 200, 300, 300 ms */
+    int64_t id = add_job_attempts(f, 4);
+    asr_jobs_wake(j);
+    int n_queued_seen = 0;
+    asr_store_job_t job;
+    double deadline = asr_now_s() + WAIT_S;
+    for (;;) {
+        assert_int_equal(asr_store_job_get(f->store, id, &job), ASR_OK);
+        if (job.state == ASR_STORE_JOB_FAILED || asr_now_s() > deadline)
+            break;
+        if (job.state == ASR_STORE_JOB_QUEUED && job.attempts > 0) {
+            n_queued_seen++;
+            assert_true(job.attempts < 4);
+            assert_string_equal(job.last_error, "backend down");
+            assert_true(job.not_before > 0);
+            assert_int_equal(job.finished_at, 0);
+        }
+        asr_store_job_clear(&job);
+        usleep(5000);
+    }
+    assert_int_equal(job.state, ASR_STORE_JOB_FAILED);
+    assert_int_equal(job.attempts, 4);
+    assert_string_equal(job.last_error, "backend down");
+    asr_store_job_clear(&job);
+    assert_true(n_queued_seen > 0);
+    assert_int_equal(atomic_load(&fk.calls), 4);
+    asr_jobs_stop(j);
+}
+
 static void test_cancel_running_and_deleted(void **state) {
     fx_t *f = *state;
     fake_t fk = {0};
@@ -300,6 +381,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_workers_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_and_hard_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_running_and_deleted, setup, teardown),
+        cmocka_unit_test(test_retry_schedule_and_defaults),
+        cmocka_unit_test_setup_teardown(test_busy_job_queued_until_attempts_used, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
