@@ -300,6 +300,9 @@ ASR_API const char *asr_lang_code_normalize(const char *tag);
  * TRADITIONAL for TW, HK, MO or Hant (a script subtag wins over a region); AUTO otherwise.
  * Thread-safe. */
 ASR_API asr_zh_script_t asr_lang_zh_script(const char *tag);
+/* Whether Chinese script conversion is built in (OpenCC); without it, asking for a script fails
+ * the transcription. */
+ASR_API bool asr_zh_script_available(void);
 
 /* Debug/test hooks: log-mel of the whole input [n_mels][*n_frames] (caller frees with free()),
  * and the encoder output for one 30-s window of mel [1500][d_model]. */

@@ -79,7 +79,8 @@ asr_err_t asr_api_create(const asr_config_t *cfg, asr_sched_t *sched, const char
                            .beam_size = cfg->beam_size,
                            .vad = cfg->vad,
                            .max_audio_seconds = cfg->max_audio_seconds,
-                           .model_aliases = cfg->model_aliases};
+                           .model_aliases = cfg->model_aliases,
+                           .chinese_script = asr_svc_zh_script_parse(cfg->chinese_script)};
     asr_err_t rc = asr_svc_create(&sp, &api->svc, errbuf, errbuf_len);
     if (rc == ASR_OK)
         *out = api;

@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "format/format.h"
 #include "core/core.h"
+#include "svc/svc.h"
 
 typedef struct {
     const char *model;
@@ -36,6 +37,7 @@ typedef struct {
     asr_subtitle_opts_t subs;
     int detect_language;
     asr_zh_script_t chinese_script;
+    bool chinese_script_set; /* else the default: simplified, as `asrd serve`'s */
     int timings;
 } tx_opts_t;
 
@@ -51,7 +53,7 @@ static void tx_usage(FILE *f) {
         "                       [--vad-speech-pad-ms MS] [--no-silence-guard]\n"
         "                       [--max-line-width N] [--max-line-count N]\n"
         "                       [--max-words-per-line N] [--highlight-words]\n"
-        "                       [--chinese-script simplified|traditional]\n"
+        "                       [--chinese-script auto|simplified|traditional]\n"
         "                       [--compute-type float32|bfloat16|int8|auto] [--timings] FILE...\n"
         "       asrd transcribe --detect-language [--model NAME|DIR] FILE...\n"
         "\n"
@@ -62,8 +64,9 @@ static void tx_usage(FILE *f) {
         "                          as 'code probability' lines, most probable first; no "
         "transcript\n"
         "  --chinese-script S      write Chinese transcripts in simplified or traditional\n"
-        "                          characters (OpenCC); zh-CN/zh-Hans/zh-SG imply simplified,\n"
-        "                          zh-TW/zh-HK/zh-Hant traditional\n"
+        "                          characters (OpenCC), or auto (as the model writes them);\n"
+        "                          default: zh-CN/zh-Hans/zh-SG simplified, zh-TW/zh-HK/zh-MO/\n"
+        "                          zh-Hant traditional, otherwise simplified\n"
         "  --max-line-width N      srt/vtt: wrap cue lines at N characters (word timestamps on)\n"
         "  --max-line-count N      srt/vtt: at most N lines per cue; with --max-line-width, lines\n"
         "                          flow across segments\n"
@@ -251,16 +254,16 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
         case 1008:
             o->subs.highlight_words = true;
             break;
-        case 1010:
-            if (!strcmp(optarg, "simplified")) {
-                o->chinese_script = ASR_ZH_SCRIPT_SIMPLIFIED;
-            } else if (!strcmp(optarg, "traditional")) {
-                o->chinese_script = ASR_ZH_SCRIPT_TRADITIONAL;
-            } else {
-                fprintf(stderr, "asrd: --chinese-script must be simplified or traditional\n");
+        case 1010: {
+            int z = asr_svc_zh_script_parse(optarg);
+            if (z < 0) {
+                fprintf(stderr, "asrd: --chinese-script must be auto, simplified or traditional\n");
                 return 2;
             }
+            o->chinese_script = (asr_zh_script_t)z;
+            o->chinese_script_set = true;
             break;
+        }
         case 'h':
             tx_usage(stdout);
             exit(0);
@@ -372,8 +375,17 @@ int asr_cli_transcribe(int argc, char **argv) {
     t_load = asr_now_s() - t_load;
     asr_transcribe_params_t tp = asr_transcribe_default_params();
     tp.task = strcmp(o.task, "translate") ? ASR_TASK_TRANSCRIBE : ASR_TASK_TRANSLATE;
+    asr_svc_error_t ce; /* the server's rule for English-only models, as a usage error */
+    if (!o.detect_language &&
+        asr_svc_check_model_language(o.model, asr_model_info(m)->multilingual,
+                                     tp.task == ASR_TASK_TRANSLATE, o.language, &ce) != ASR_OK) {
+        fprintf(stderr, "asrd: %s\n", ce.message);
+        asr_model_destroy(m);
+        return 2;
+    }
     tp.language = o.language;
-    tp.chinese_script = o.chinese_script;
+    tp.chinese_script = asr_svc_chinese_script(o.chinese_script_set, o.chinese_script, o.language,
+                                               ASR_ZH_SCRIPT_SIMPLIFIED);
     tp.initial_prompt = o.prompt;
     tp.beam_size = o.beam_size;
     tp.best_of = o.best_of;

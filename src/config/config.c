@@ -83,6 +83,10 @@ static const asr_cfg_setting_t g_table[] = {
      "beam width of requests that do not set beam_size"},
     {"vad", ASR_CFG_BOOL, "true", 0, 0, NULL, "ASRD_VAD", OFF(vad), true, false,
      "voice activity filter for requests that do not set vad_filter"},
+    {"chinese_script", ASR_CFG_ENUM, "simplified", 0, 0, "auto|simplified|traditional",
+     "ASRD_CHINESE_SCRIPT", OFF(chinese_script), true, false,
+     "script of Chinese transcripts (zh given or detected) when a request names none (its "
+     "chinese_script or a regional language such as zh-TW wins); auto = as the model writes"},
     {"idle_timeout", ASR_CFG_INT, "30", 1, 3600, NULL, "ASRD_IDLE_TIMEOUT", OFF(idle_timeout),
      false, false, "seconds a connection may stay silent before it is closed"},
     {"upload_timeout", ASR_CFG_INT, "300", 1, 86400, NULL, "ASRD_UPLOAD_TIMEOUT",

@@ -66,6 +66,7 @@ typedef struct {
     int threads;
     int beam_size;
     bool vad;
+    char *chinese_script; /* ENUM: auto|simplified|traditional (asr_svc_zh_script_parse) */
     int idle_timeout;
     int upload_timeout;
     int stall_timeout;

@@ -31,6 +31,8 @@ bool asr__zhscript_available(void) {
 #endif
 }
 
+bool asr_zh_script_available(void) { return asr__zhscript_available(); }
+
 asr_err_t asr__zhscript_open(asr_zh_script_t to, asr_zhscript_t **out, char *err, size_t err_len) {
     *out = NULL;
     if (to != ASR_ZH_SCRIPT_SIMPLIFIED && to != ASR_ZH_SCRIPT_TRADITIONAL) {

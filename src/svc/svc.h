@@ -31,11 +31,12 @@ typedef struct asr_svc_call asr_svc_call_t;
 /* ---- the service ---- */
 
 typedef struct {
-    asr_sched_t *sched;        /* borrowed; must outlive the service */
-    int beam_size;             /* default beam_size (1..8) */
-    bool vad;                  /* default vad_filter */
-    int max_audio_seconds;     /* longer audio ends the call with 413; <= 0: no limit */
-    const char *model_aliases; /* "alias=model,alias2" (config model_aliases); NULL = none */
+    asr_sched_t *sched;             /* borrowed; must outlive the service */
+    int beam_size;                  /* default beam_size (1..8) */
+    bool vad;                       /* default vad_filter */
+    int max_audio_seconds;          /* longer audio ends the call with 413; <= 0: no limit */
+    const char *model_aliases;      /* "alias=model,alias2" (config model_aliases); NULL = none */
+    asr_zh_script_t chinese_script; /* config chinese_script: for requests that say no script */
 } asr_svc_params_t;
 
 /* Creates the service. Fails (ASR_ERR_INVALID, a reason in errbuf) when an alias names a model
@@ -90,8 +91,10 @@ typedef struct {
     int beam_size;     /* 1..8 */
     bool word_timestamps;
     bool vad;
+    /* after finish: the script the engine gets (asr_svc_chinese_script) */
     asr_zh_script_t chinese_script;
-    double keep_alive_s; /* ASR_SCHED_KEEP_ALIVE_DEFAULT, -1 (forever) or seconds */
+    bool chinese_script_set; /* the request named one (auto included) */
+    double keep_alive_s;     /* ASR_SCHED_KEEP_ALIVE_DEFAULT, -1 (forever) or seconds */
     bool allow_fallback;
     int max_audio_seconds; /* longer audio ends the call with 413; <= 0: no limit. Default: the
                               service's; recordings (jobs) have their own size limit instead */
@@ -106,7 +109,7 @@ void asr_svc_request_clear(asr_svc_request_t *rq);
  * NULL; JSON null leaves the default). The one validation of every option: model, language, task
  * (transcribe|translate), prompt, hotwords (strings), temperature (0..1), beam_size (integer
  * 1..8), word_timestamps, vad_filter, fallback (booleans: true/false, 1/0 in forms),
- * chinese_script (simplified|traditional), keep_alive (seconds, or 30s/5m/1h; -1 = forever).
+ * chinese_script (auto|simplified|traditional), keep_alive (seconds, or 30s/5m/1h; -1 = forever).
  * Returns ASR_OK, ASR_ERR_NOT_FOUND when `name` is not an option (err untouched), or
  * ASR_ERR_INVALID with err filled (param = the option). */
 asr_err_t asr_svc_option(asr_svc_request_t *rq, const char *name, const char *text,
@@ -115,11 +118,30 @@ asr_err_t asr_svc_option(asr_svc_request_t *rq, const char *name, const char *te
  * not an option is an error unless its name is in `extra` (NULL-terminated; may be NULL). */
 asr_err_t asr_svc_options_json(asr_svc_request_t *rq, const json_t *opts, const char *const *extra,
                                asr_svc_error_t *err);
-/* Resolves the model (`override`, a backend row's model_name, wins over rq->model_name when set)
- * and checks what depends on it (translation and languages of English-only models). Returns
- * ASR_OK, ASR_ERR_NOT_FOUND (404, param "model") or ASR_ERR_INVALID. */
+/* Resolves the model (`override`, a backend row's model_name, wins over rq->model_name when set),
+ * checks what depends on it (asr_svc_check_model_language) and settles the Chinese script
+ * (asr_svc_chinese_script, with the service's default). Returns ASR_OK, ASR_ERR_NOT_FOUND (404,
+ * param "model") or ASR_ERR_INVALID. */
 asr_err_t asr_svc_request_finish(const asr_svc_t *svc, asr_svc_request_t *rq, const char *override,
                                  asr_svc_error_t *err);
+
+/* The rule for English-only models (`multilingual` false), the same for HTTP, jobs and the CLI:
+ * they cannot translate (param "model") and transcribe no language but English (param
+ * "language", the message naming the model and the language). `language` may be NULL (detect:
+ * an English-only model always writes English). ASR_OK or ASR_ERR_INVALID with err filled. */
+asr_err_t asr_svc_check_model_language(const char *model_id, bool multilingual, bool translate,
+                                       const char *language, asr_svc_error_t *err);
+
+/* "auto", "simplified" or "traditional" -> the script; -1 for anything else. */
+int asr_svc_zh_script_parse(const char *s);
+
+/* The Chinese script the engine is given, by precedence: the request's own chinese_script
+ * (`set`: `asked`, auto included); else the script a regional language tag implies (zh-TW,
+ * zh-HK, zh-MO, zh-Hant: traditional; zh-CN, zh-SG, zh-Hans: simplified; left to the engine as
+ * AUTO); else `dflt`, the server's setting, which also covers a detected Chinese. `dflt` gives
+ * way to AUTO when asrd was built without OpenCC, so that a default never fails a request. */
+asr_zh_script_t asr_svc_chinese_script(bool set, asr_zh_script_t asked, const char *language,
+                                       asr_zh_script_t dflt);
 
 /* ---- running ---- */
 

@@ -10,8 +10,9 @@ struct asr_svc {
     int beam_size;
     bool vad;
     int max_audio_seconds;
-    char **alias_names; /* [n_aliases] */
-    int *alias_targets; /* scheduler index of each alias */
+    asr_zh_script_t chinese_script; /* the server's default (config chinese_script) */
+    char **alias_names;             /* [n_aliases] */
+    int *alias_targets;             /* scheduler index of each alias */
     int n_aliases;
 };
 

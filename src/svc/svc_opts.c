@@ -73,6 +73,7 @@ asr_err_t asr_svc_create(const asr_svc_params_t *p, asr_svc_t **out, char *errbu
     svc->beam_size = p->beam_size < 1 ? 1 : p->beam_size > 8 ? 8 : p->beam_size; /* engine max */
     svc->vad = p->vad;
     svc->max_audio_seconds = p->max_audio_seconds;
+    svc->chinese_script = p->chinese_script;
     asr_err_t rc = parse_aliases(svc, p->model_aliases, errbuf, errbuf_len);
     if (rc != ASR_OK) {
         asr_svc_destroy(svc);
@@ -222,22 +223,37 @@ static bool parse_keep_alive(const val_t *v, double *out) {
     return true;
 }
 
-static asr_err_t set_choice(const val_t *v, const char *a, const char *b, int *out,
+/* One of `choices` (NULL-terminated): *out = its index + 1; "" leaves *out 0 (unset). */
+static asr_err_t set_choice(const val_t *v, const char *const *choices, const char *what, int *out,
                             asr_svc_error_t *err) {
     const char *s = v->json ? json_string_value(v->json) : v->text;
-    char what[64];
-    snprintf(what, sizeof what, "%s or %s", a, b);
     if (!s)
         return BAD(v, what);
     if (!*s)
         return ASR_OK; /* unset */
-    if (!strcmp(s, a))
-        *out = 1;
-    else if (!strcmp(s, b))
-        *out = 2;
-    else
-        return BAD(v, what);
-    return ASR_OK;
+    for (int i = 0; choices[i]; i++)
+        if (!strcmp(s, choices[i])) {
+            *out = i + 1;
+            return ASR_OK;
+        }
+    return BAD(v, what);
+}
+
+int asr_svc_zh_script_parse(const char *s) {
+    static const char *const names[] = {"auto", "simplified", "traditional"};
+    for (int i = 0; s && i < 3; i++)
+        if (!strcmp(s, names[i]))
+            return i; /* the order of asr_zh_script_t */
+    return -1;
+}
+
+asr_zh_script_t asr_svc_chinese_script(bool set, asr_zh_script_t asked, const char *language,
+                                       asr_zh_script_t dflt) {
+    if (set)
+        return asked;
+    if (language && asr_lang_zh_script(language) != ASR_ZH_SCRIPT_AUTO)
+        return ASR_ZH_SCRIPT_AUTO; /* the engine reads the tag's script */
+    return asr_zh_script_available() ? dflt : ASR_ZH_SCRIPT_AUTO;
 }
 
 static asr_err_t set_language(asr_svc_request_t *rq, const val_t *v, asr_svc_error_t *err) {
@@ -304,7 +320,8 @@ asr_err_t asr_svc_option(asr_svc_request_t *rq, const char *name, const char *te
     case 1:
         return set_language(rq, &v, err);
     case 2:
-        if (set_choice(&v, "transcribe", "translate", &choice, err) != ASR_OK)
+        if (set_choice(&v, (const char *const[]){"transcribe", "translate", NULL},
+                       "transcribe or translate", &choice, err) != ASR_OK)
             return err->code;
         if (choice)
             rq->translate = choice == 2;
@@ -325,10 +342,12 @@ asr_err_t asr_svc_option(asr_svc_request_t *rq, const char *name, const char *te
     case 10:
         return parse_bool(&v, &rq->word_timestamps) ? ASR_OK : BAD(&v, "true or false");
     default:
-        if (set_choice(&v, "simplified", "traditional", &choice, err) != ASR_OK)
+        if (set_choice(&v, (const char *const[]){"auto", "simplified", "traditional", NULL},
+                       "auto, simplified or traditional", &choice, err) != ASR_OK)
             return err->code;
-        if (choice)
-            rq->chinese_script = choice == 1 ? ASR_ZH_SCRIPT_SIMPLIFIED : ASR_ZH_SCRIPT_TRADITIONAL;
+        rq->chinese_script_set = choice != 0; /* "": the server's setting */
+        rq->chinese_script =
+            choice ? (asr_zh_script_t)(choice - 1) : ASR_ZH_SCRIPT_AUTO; /* enum order */
         return ASR_OK;
     }
 }
@@ -368,14 +387,30 @@ asr_err_t asr_svc_request_finish(const asr_svc_t *svc, asr_svc_request_t *rq, co
                             want);
     rq->model = m;
     rq->model_id = asr_sched_model_id(svc->sched, m);
-    bool multilingual = asr_sched_model_info(svc->sched, m)->multilingual;
-    if (rq->translate && !multilingual)
-        return asr_svc_fail(err, ASR_ERR_INVALID, "model",
-                            "model '%s' is English-only and cannot translate", rq->model_id);
-    if (rq->language && !multilingual && strcmp(asr_lang_code_normalize(rq->language), "en"))
-        return asr_svc_fail(err, ASR_ERR_INVALID, "language",
-                            "model '%s' is English-only; language '%s' is not supported",
-                            rq->model_id, asr_lang_code_normalize(rq->language));
+    asr_err_t rc = asr_svc_check_model_language(rq->model_id,
+                                                asr_sched_model_info(svc->sched, m)->multilingual,
+                                                rq->translate, rq->language, err);
+    if (rc != ASR_OK)
+        return rc;
+    /* settled from what the client gave each time: finishing twice gives the same script */
+    rq->chinese_script = asr_svc_chinese_script(rq->chinese_script_set, rq->chinese_script,
+                                                rq->language, svc->chinese_script);
     rq->finished = true;
+    return ASR_OK;
+}
+
+asr_err_t asr_svc_check_model_language(const char *model_id, bool multilingual, bool translate,
+                                       const char *language, asr_svc_error_t *err) {
+    if (multilingual)
+        return ASR_OK;
+    if (translate)
+        return asr_svc_fail(err, ASR_ERR_INVALID, "model",
+                            "model '%s' is English-only and cannot translate", model_id);
+    const char *code = language && *language ? asr_lang_code_normalize(language) : NULL;
+    if (code && strcmp(code, "en"))
+        return asr_svc_fail(err, ASR_ERR_INVALID, "language",
+                            "model '%s' is English-only; language '%s' is not supported (use a "
+                            "multilingual model such as base)",
+                            model_id, code);
     return ASR_OK;
 }

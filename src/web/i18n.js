@@ -12,6 +12,22 @@ export const LANGS = [
   { tag: 'zh-CN', id: 'lang-zh', label: 'lang.zh' },
 ];
 
+/* Chinese in the transcription language menus: one entry per script, each named in its own script
+ * whatever the UI's language (as language pickers name languages). The menu value is the script
+ * tag; the request sends language zh plus chinese_script (docs/API.md), which remote backends
+ * also understand as plain zh. Without a choice the server's chinese_script setting applies. */
+export const CHINESE_CHOICES = {
+  'zh-Hans': { label: '中文（简体）', script: 'simplified' },
+  'zh-Hant': { label: '中文（繁體）', script: 'traditional' },
+};
+
+/* The request fields of a language menu's value ('' = detect: none). */
+export function languageFields(value) {
+  if (!value) return {};
+  const zh = CHINESE_CHOICES[value];
+  return zh ? { language: 'zh', chinese_script: zh.script } : { language: value };
+}
+
 export let lang = 'en';
 let cat = {};
 const catalogs = {};

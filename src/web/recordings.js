@@ -11,15 +11,16 @@ import {
   $, $$, h, hideError, i18nOptions, keepFocus, onRowAction, showError, buildTable, toast,
 } from './dom.js';
 import { fmtClock, fmtDur, langName, timeEl } from './format.js';
-import { lang, t, tOr } from './i18n.js';
+import { CHINESE_CHOICES, lang, languageFields, t, tOr } from './i18n.js';
 
 const COLS = ['rec.col_name', 'rec.col_duration', 'rec.col_status', 'rec.col_model', 'rec.col_backend',
   'rec.col_created', 'common.actions'];
 const FILTER_STATES = ['queued', 'running', 'done', 'failed', 'cancelled'];
 const ACTIVE = new Set(['queued', 'running']);
 const FORMATS = ['txt', 'srt', 'vtt', 'json']; /* GET …/transcript?format= */
-/* languages offered for a transcription (ISO-639-1; empty: detected) */
-const TRANSCRIBE_LANGS = ['en', 'zh', 'yue', 'ja', 'ko', 'fr', 'de', 'es', 'it', 'pt', 'ru', 'ar', 'hi'];
+/* languages offered for a transcription (ISO-639-1, Chinese by script: CHINESE_CHOICES; empty:
+ * detected) */
+const TRANSCRIBE_LANGS = ['en', 'zh-Hans', 'zh-Hant', 'yue', 'ja', 'ko', 'fr', 'de', 'es', 'it', 'pt', 'ru', 'ar', 'hi'];
 
 const R = {
   shown: false, items: [], total: 0, offset: 0, limit: 20, q: '', status: '',
@@ -120,8 +121,8 @@ async function transcribe(r) {
   const body = {};
   if (same(r.id, R.selected)) {
     if ($('#detail-model').value) body.model = $('#detail-model').value;
-    if ($('#detail-language').value) body.language = $('#detail-language').value;
-  } else if (r.language) body.language = r.language;
+    Object.assign(body, languageFields($('#detail-language').value));
+  } else Object.assign(body, languageFields(r.language));
   await api('POST', recPath(r.id, '/transcribe'), body);
   toast(t('rec.started'));
 }
@@ -399,7 +400,9 @@ function fillLanguageSelects() {
   $$('.lang-select').forEach((sel) => {
     const v = sel.value;
     sel.replaceChildren(h('option', { value: '', text: t('common.auto') }),
-      ...TRANSCRIBE_LANGS.map((c) => h('option', { value: c, text: `${langName(c)} (${c})` })));
+      ...TRANSCRIBE_LANGS.map((c) => h('option', {
+        value: c, text: CHINESE_CHOICES[c] ? CHINESE_CHOICES[c].label : `${langName(c)} (${c})`,
+      })));
     sel.value = v;
   });
 }

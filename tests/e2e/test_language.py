@@ -159,10 +159,11 @@ def transcript(env, *extra, clip=ZH):
 
 
 def test_chinese_script(asrd, base, manifest):
-    """base writes ZH in Traditional characters; zh-CN (or --chinese-script simplified) converts
-    segments and words to Simplified, which the Simplified reference scores better."""
+    """base writes ZH in Traditional characters (--chinese-script auto: as decoded); zh-CN (or
+    --chinese-script simplified) converts segments and words to Simplified, which the Simplified
+    reference scores better."""
     ref = manifest[ZH]["reference_text"]
-    plain = transcript(base)
+    plain = transcript(base, "--chinese-script", "auto")
     simp = transcript(base, "--language", "zh-CN")
     trad = transcript(base, "--language", "zh-CN", "--chinese-script", "traditional")
     opt = transcript(base, "--chinese-script", "simplified")

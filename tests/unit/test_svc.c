@@ -190,8 +190,62 @@ static void test_unfinished_request_does_not_run(void **state) {
     asr_svc_destroy(svc);
 }
 
+/* The Chinese script's precedence: the request's own field (auto included), then a regional tag,
+ * then the server's setting (which a detected zh, no language, also gets). */
+static void test_chinese_script_precedence(void **state) {
+    (void)state;
+    const asr_zh_script_t A = ASR_ZH_SCRIPT_AUTO, S = ASR_ZH_SCRIPT_SIMPLIFIED,
+                          T = ASR_ZH_SCRIPT_TRADITIONAL;
+    if (!asr_zh_script_available())
+        skip(); /* the setting gives way to AUTO without OpenCC */
+    assert_int_equal(asr_svc_chinese_script(false, A, NULL, S), S);
+    assert_int_equal(asr_svc_chinese_script(false, A, "zh", S), S);
+    assert_int_equal(asr_svc_chinese_script(false, A, "zh", T), T);
+    assert_int_equal(asr_svc_chinese_script(false, A, "zh-TW", S), A); /* the engine reads it */
+    assert_int_equal(asr_svc_chinese_script(false, A, "zh-Hans", T), A);
+    assert_int_equal(asr_svc_chinese_script(true, A, "zh", S), A);
+    assert_int_equal(asr_svc_chinese_script(true, T, "zh-CN", S), T);
+    assert_int_equal(asr_svc_zh_script_parse("auto"), A);
+    assert_int_equal(asr_svc_zh_script_parse("traditional"), T);
+    assert_int_equal(asr_svc_zh_script_parse("Simplified"), -1);
+    /* "auto" is an accepted value that overrides the setting; "" means unset */
+    asr_svc_params_t p = {.beam_size = 5, .chinese_script = S};
+    asr_svc_t *svc = NULL;
+    char err[128];
+    assert_int_equal(asr_svc_create(&p, &svc, err, sizeof err), ASR_OK);
+    asr_svc_request_t rq;
+    asr_svc_error_t e;
+    asr_svc_request_init(svc, &rq);
+    assert_int_equal(asr_svc_option(&rq, "chinese_script", "auto", NULL, &e), ASR_OK);
+    assert_true(rq.chinese_script_set);
+    assert_int_equal(asr_svc_option(&rq, "chinese_script", "", NULL, &e), ASR_OK);
+    assert_false(rq.chinese_script_set);
+    asr_svc_request_clear(&rq);
+    asr_svc_destroy(svc);
+}
+
+/* English-only models: translating is refused on "model", another language on "language", with
+ * the model and the language named; English (any form) and detection pass. */
+static void test_english_only_rule(void **state) {
+    (void)state;
+    asr_svc_error_t e;
+    assert_int_equal(asr_svc_check_model_language("tiny.en", false, false, "zh-CN", &e),
+                     ASR_ERR_INVALID);
+    assert_string_equal(e.param, "language");
+    assert_non_null(strstr(e.message, "'tiny.en'"));
+    assert_non_null(strstr(e.message, "'zh'"));
+    assert_int_equal(asr_svc_check_model_language("tiny.en", false, true, NULL, &e),
+                     ASR_ERR_INVALID);
+    assert_string_equal(e.param, "model");
+    assert_int_equal(asr_svc_check_model_language("tiny.en", false, false, "en-US", &e), ASR_OK);
+    assert_int_equal(asr_svc_check_model_language("tiny.en", false, false, NULL, &e), ASR_OK);
+    assert_int_equal(asr_svc_check_model_language("base", true, true, "zh", &e), ASR_OK);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chinese_script_precedence),
+        cmocka_unit_test(test_english_only_rule),
         cmocka_unit_test(test_out_of_range_is_refused_not_clamped),
         cmocka_unit_test(test_valid_values_agree),
         cmocka_unit_test(test_json_types_are_strict),
