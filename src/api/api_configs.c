@@ -182,8 +182,9 @@ fail:
     return false;
 }
 
-/* Moving the default is its own action (POST …/default): a second default in a create or an
- * update is refused, so a stray flag cannot silently reroute all traffic. */
+/* Moving the default is its own action (POST …/default, or ?default=1 on a create or an update):
+ * a second default in a body alone is refused, so a stray flag cannot silently reroute all
+ * traffic. */
 static bool default_conflict(asr_http_req_t *req, asr_api_t *api, int64_t id) {
     asr_store_config_t *cs = NULL;
     size_t n = 0;
@@ -195,7 +196,8 @@ static bool default_conflict(asr_http_req_t *req, asr_api_t *api, int64_t id) {
     if (conflict)
         asr_http_respond_error(req, 400, "is_default", "invalid_value",
                                "is_default: another config is the default; make this one the "
-                               "default with POST /api/asr-configs/{id}/default");
+                               "default with POST /api/asr-configs/{id}/default, or send this "
+                               "request with ?default=1");
     return conflict;
 }
 
@@ -235,16 +237,22 @@ void asr__api_configs_list(asr_http_req_t *req, void *ud) {
     asr__api_respond_json(req, 200, root);
 }
 
-/* POST /api/asr-configs (create) and PUT/PATCH /api/asr-configs/{id} (update). */
+/* POST /api/asr-configs (create) and PUT/PATCH /api/asr-configs/{id} (update). ?default=1 makes
+ * the row the default: the store takes the default from the old one in the same transaction. */
 static void config_write(asr_http_req_t *req, asr_api_t *api, bool create) {
     asr_store_config_input_t in;
     json_t *root = NULL;
     int64_t id = 0;
-    if (!admin_ok(req, api) || (!create && !path_id(req, &id)) || !parse_input(req, &root, &in))
+    long make_default = 0;
+    if (!admin_ok(req, api) || (!create && !path_id(req, &id)) ||
+        !asr__api_query_int(req, "default", 0, 0, 1, &make_default) ||
+        !parse_input(req, &root, &in))
         return;
+    if (make_default)
+        in.is_default = 1;
     if (create && !in.name) {
         asr_http_respond_error(req, 400, "name", "invalid_value", "name: required");
-    } else if (in.is_default != 1 || !default_conflict(req, api, id)) {
+    } else if (make_default || in.is_default != 1 || !default_conflict(req, api, id)) {
         asr_err_t e = create ? asr_store_config_create(api->store, &in, &id)
                              : asr_store_config_update(api->store, id, &in);
         if (changed(req, api, e, id, create ? "created" : "updated"))

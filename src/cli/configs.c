@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli/cli.h"
 #include "core/core.h"
@@ -14,14 +15,16 @@
 #define USAGE                                                                                      \
     "usage: asrd configs [--url URL] [--api-key ADMIN_KEY] [--json] COMMAND\n"                     \
     "  list                          the backends, default first\n"                                \
-    "  add NAME --kind local|openai|whisper.cpp [--api-url URL] [--backend-key KEY]\n"             \
+    "  add NAME [--kind local|openai|whisper.cpp] [--api-url URL] [--backend-key KEY]\n"           \
     "      [--model NAME] [--priority N] [--timeout-ms N] [--max-parallel N] [--default]\n"        \
     "      [--inactive]\n"                                                                         \
     "  update NAME|ID [the options of add, and --active]\n"                                        \
     "  rm NAME|ID                    delete a backend\n"                                           \
     "  default NAME|ID               make it the default\n"                                        \
     "  test NAME|ID                  send the built-in speech clip; report latency and text\n"     \
-    "URL defaults to $ASRD_URL or http://127.0.0.1:8080, ADMIN_KEY to $ASRD_API_KEY.\n"
+    "--kind defaults to openai with --api-url, else local; --default makes the backend the\n"      \
+    "default in the same change. URL defaults to $ASRD_URL or http://127.0.0.1:8080, ADMIN_KEY\n"  \
+    "to $ASRD_API_KEY.\n"
 
 typedef struct {
     const char *url, *key;
@@ -48,13 +51,20 @@ static long request(const conn_t *c, const char *method, const char *path, json_
     return status;
 }
 
-/* Prints the server's error message for a non-2xx answer. */
+/* Prints the server's error message for a non-2xx answer, with what to do in this CLI's terms
+ * when the key is at fault (the server's own words are for HTTP clients). */
 static int fail_with(long status, json_t *root) {
     if (status == 0)
         return 1;
     json_t *e = json_object_get(root, "error");
     const char *m = json_string_value(json_object_get(e, "message"));
-    fprintf(stderr, "asrd: configs: %s (HTTP %ld)\n", m ? m : "unexpected answer", status);
+    const char *code = json_string_value(json_object_get(e, "code"));
+    const char *hint = "";
+    if (status == 401) /* its message tells of an Authorization header */
+        m = "no valid API key";
+    if (status == 401 || (code && !strcmp(code, "admin_required")))
+        hint = "; pass an admin key with --api-key or $ASRD_API_KEY";
+    fprintf(stderr, "asrd: configs: %s%s (HTTP %ld)\n", m ? m : "unexpected answer", hint, status);
     return 1;
 }
 
@@ -205,6 +215,23 @@ static int set_field(json_t *o, int ch, const char *v) {
     return 0;
 }
 
+/* add: --api-url without --kind is an OpenAI-compatible server when it is an http(s) URL (a
+ * local row would silently ignore the URL); anything else is refused (message printed, false). */
+static bool infer_kind(json_t *fields) {
+    const char *url = json_string_value(json_object_get(fields, "api_url"));
+    if (!url || json_object_get(fields, "kind"))
+        return true;
+    if (!strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8)) {
+        json_object_set_new(fields, "kind", json_string("openai"));
+        return true;
+    }
+    fprintf(stderr,
+            "asrd: configs: --api-url '%.200s' is not an http:// or https:// URL; give --kind "
+            "openai or whisper.cpp with the server's URL\n",
+            url);
+    return false;
+}
+
 int asr_cli_configs(int argc, char **argv) {
     static const struct option opts[] = {{"url", required_argument, 0, 'u'},
                                          {"api-key", required_argument, 0, 'k'},
@@ -265,21 +292,30 @@ int asr_cli_configs(int argc, char **argv) {
         fputs(USAGE, stderr);
         goto done;
     }
+    if (!strcmp(cmd, "add") && !infer_kind(fields))
+        goto done;
+    /* --default moves the default in the write's own transaction (?default=1), not in a second
+     * request that could fail after the first */
+    const char *as_default =
+        json_is_true(json_object_get(fields, "is_default")) ? "?default=1" : "";
+    json_object_del(fields, "is_default");
     rc = 1;
     char path[96];
     if (!strcmp(cmd, "list"))
         rc = cmd_list(&c);
     else if (!strcmp(cmd, "add")) {
         json_object_set_new(fields, "name", json_string(arg));
-        rc = cmd_write(&c, "POST", "/api/asr-configs", fields, "added");
+        snprintf(path, sizeof path, "/api/asr-configs%s", as_default);
+        rc = cmd_write(&c, "POST", path, fields, "added");
     } else {
         long long id = resolve(&c, arg);
         if (!id)
             goto done;
         snprintf(path, sizeof path, "/api/asr-configs/%lld", id);
-        if (!strcmp(cmd, "update"))
+        if (!strcmp(cmd, "update")) {
+            strncat(path, as_default, sizeof path - strlen(path) - 1);
             rc = cmd_write(&c, "PATCH", path, fields, "updated");
-        else if (!strcmp(cmd, "default")) {
+        } else if (!strcmp(cmd, "default")) {
             strncat(path, "/default", sizeof path - strlen(path) - 1);
             rc = cmd_write(&c, "POST", path, NULL, "default is now");
         } else if (!strcmp(cmd, "rm")) {

@@ -240,6 +240,45 @@ def test_cli(srv):
     assert p.returncode == 1 and "cannot reach" in p.stderr
 
 
+def test_cli_add_default_in_one_change(srv):
+    """`asrd configs add … --default` makes the new backend the default (issue 17: it always failed,
+    the local row being the default, with a message naming an HTTP route), and `update --default`
+    moves it back; --api-url without --kind is an OpenAI-compatible server."""
+    gpu = dead_url() + "/v1"
+    try:
+        p = cli(srv, "add", "cli-gpu", "--api-url", gpu, "--model", "whisper-large-v3",
+                "--default")
+        assert p.returncode == 0 and "cli-gpu" in p.stdout, t.describe(p)
+        data = listing(srv)
+        assert [(c["name"], c["kind"], c["api_url"]) for c in data if c["is_default"]] == \
+            [("cli-gpu", "openai", gpu)], data
+        p = cli(srv, "update", "local", "--default")
+        assert p.returncode == 0, t.describe(p)
+        assert [c["name"] for c in listing(srv) if c["is_default"]] == ["local"]
+    finally:
+        cli(srv, "default", "local")
+        cli(srv, "rm", "cli-gpu")
+    assert [c["name"] for c in listing(srv)] == ["local"]
+
+
+def test_cli_api_url_without_kind(srv):
+    """--api-url without --kind used to create a `local` row that ignores the URL: an http(s) URL
+    is an OpenAI-compatible server, anything else is refused, naming --kind."""
+    url = "https://gpu.example/v1"
+    try:
+        p = cli(srv, "add", "cli-nokind", "--api-url", url)
+        assert p.returncode == 0, t.describe(p)
+        c = next(c for c in listing(srv) if c["name"] == "cli-nokind")
+        assert (c["kind"], c["api_url"], c["is_default"]) == ("openai", url, False), c
+    finally:
+        cli(srv, "rm", "cli-nokind")
+    p = cli(srv, "add", "cli-nokind", "--api-url", "gpu.example:9000/v1")
+    assert p.returncode == 2, t.describe(p)
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and "--kind" in err[0] and "/api/" not in err[0], t.describe(p)
+    assert [c["name"] for c in listing(srv)] == ["local"]  # nothing written
+
+
 def test_admin_role(tmp_path):
     t.require_model("tiny.en")
     env = {"ASRD_MODELS": str(t.models_root())}
@@ -258,6 +297,11 @@ def test_admin_role(tmp_path):
         assert cli(s, "list", key="adm1").returncode == 0
         p = cli(s, "list", key="user1")
         assert p.returncode == 1 and "admin" in p.stderr
+        # CLI errors say what to do in the CLI's terms, not HTTP's (issue 17)
+        assert "--api-key" in p.stderr and len(p.stderr.strip().splitlines()) == 1, t.describe(p)
+        p = cli(s, "list")
+        assert p.returncode == 1 and "--api-key" in p.stderr, t.describe(p)
+        assert "Authorization" not in p.stderr, t.describe(p)
     with AsrdServer(t.asrd_bin(), tmp_path / "admin-only", env,
                     ["--models", "tiny.en", "--no-preload", "--admin-keys", "adm1",
                      "--health-interval", "0"]) as s:
