@@ -77,8 +77,8 @@ typedef struct {
     int lease_seconds;
     int job_max_attempts;
     int job_backoff_ms;
-    char *node_id;
     int job_retry_max_delay; /* s */
+    char *node_id;
     char *node_url;
     int heartbeat_seconds;
     int health_interval;   /* s; 0 = off */

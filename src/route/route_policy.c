@@ -164,6 +164,18 @@ void asr_route_error_message(const char *body, size_t len, char *out, size_t out
             k--;
     }
     out[k] = 0;
+    /* a body in another encoding: its stray bytes become '?', so the text stays valid UTF-8 for
+     * JSON (jansson refuses anything else) and log lines */
+    for (size_t i = 0; i < k;) {
+        uint32_t cp;
+        int l = asr_utf8_next((const uint8_t *)out + i, k - i, &cp);
+        if (l > 0) {
+            i += (size_t)l;
+            continue;
+        }
+        for (int j = 0; j < -l; j++)
+            out[i++] = '?';
+    }
     json_decref(o);
 }
 

@@ -227,6 +227,9 @@ static void test_error_message(void **state) {
     char small[5];
     asr_route_error_message("显存不足", strlen("显存不足"), small, sizeof small);
     assert_string_equal(small, "显");
+    /* Latin-1 bytes are not UTF-8: replaced, so the message can go into JSON */
+    asr_route_error_message("caf\xe9 \xff", 6, m, sizeof m);
+    assert_string_equal(m, "caf? ?");
 }
 
 int main(void) {
