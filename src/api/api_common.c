@@ -1,6 +1,6 @@
 /* api: the request helpers every route file of the api shares, so each answer has one shape: the
- * id in a path, an integer query argument, a failed store call, a JSON answer, and the decode
- * probe of an uploaded audio file. */
+ * id in a path, an integer query argument, a failed store call, a JSON answer (one writing of
+ * numbers and text for every route), and the decode probe of an uploaded audio file. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,8 +59,12 @@ void asr__api_store_error(asr_http_req_t *req, const asr_api_t *api, asr_err_t e
     }
 }
 
+char *asr__api_json_dumps(const json_t *root, size_t flags) {
+    return json_dumps(root, flags | JSON_REAL_PRECISION(ASR__API_REAL_DIGITS));
+}
+
 void asr__api_respond_json(asr_http_req_t *req, int status, json_t *root) {
-    char *js = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
+    char *js = asr__api_json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
     json_decref(root);
     asr_buf_t b;
     asr_buf_init(&b);

@@ -32,6 +32,12 @@ int asr__api_resolve_model(const asr_api_t *api, const char *name);
 /* ---- request helpers shared by the route files (api_common.c) ---- */
 /* Answers `root` (takes ownership) as indented JSON with `status`. */
 void asr__api_respond_json(asr_http_req_t *req, int status, json_t *root);
+/* The api's one JSON writing (answers and event streams alike): UTF-8 as it is (never
+ * JSON_ENSURE_ASCII) and reals with ASR__API_REAL_DIGITS significant digits, so a value rounded
+ * for display (9.079 s) is written as such on every route, not as its binary expansion
+ * (9.0790000000000006). json_dumps with `flags`; free() the result. */
+#define ASR__API_REAL_DIGITS 15
+char *asr__api_json_dumps(const json_t *root, size_t flags);
 /* Checks the upload of an UPLOAD route and decodes its first samples. Answers and returns false
  * for a missing or empty file (400), one that is not audio (400 invalid_audio), out of memory
  * (503) or audio longer than max_audio_seconds (413); *dur = its duration in seconds. */

@@ -151,7 +151,7 @@ typedef struct {
 } sse_t;
 
 static void sse_event(sse_t *s, const char *event, json_t *data) {
-    char *js = json_dumps(data, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *js = asr__api_json_dumps(data, JSON_COMPACT | JSON_PRESERVE_ORDER);
     asr_buf_printf(&s->out, "event: %s\ndata: %s\n\n", event, js ? js : "{}");
     free(js);
 }

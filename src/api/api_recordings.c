@@ -84,17 +84,25 @@ static json_t *recording_json(const asr_store_recording_t *r) {
     return o;
 }
 
-/* The recording's newest job (JSON null when none). */
-static json_t *latest_job(asr_api_t *api, int64_t rec_id) {
+/* The recording's newest job, of any state (state < 0) or of one (JSON null when none). */
+static json_t *newest_job(asr_api_t *api, int64_t rec_id, int state) {
     asr_store_job_t *v = NULL;
     size_t n = 0;
-    if (asr_store_job_list(api->store, rec_id, -1, 0, 1, &v, &n) != ASR_OK || n == 0) {
+    if (asr_store_job_list(api->store, rec_id, state, 0, 1, &v, &n) != ASR_OK || n == 0) {
         asr_store_jobs_free(v, n);
         return json_null();
     }
     json_t *o = asr__api_job_json(&v[0]);
     asr_store_jobs_free(v, n);
     return o;
+}
+
+/* A recording's jobs as its JSON shows them: latest_job (the newest, whatever its state; it sets
+ * the status) and transcript_job (the newest done one, whose result GET …/transcript serves): a
+ * failed re-run leaves the last good transcript readable, and says so. */
+static void add_jobs(asr_api_t *api, json_t *o, int64_t rec_id) {
+    json_object_set_new(o, "latest_job", newest_job(api, rec_id, -1));
+    json_object_set_new(o, "transcript_job", newest_job(api, rec_id, ASR_STORE_JOB_DONE));
 }
 
 /* ---- POST /api/recordings ---- */
@@ -154,20 +162,12 @@ static void recording_create(asr_http_req_t *req, void *ud) {
     }
     asr_http_log_field(req, "recording=%lld bytes=%lld", (long long)id, (long long)up->size);
     json_t *o = recording_json(&rec);
-    json_object_set_new(o, "latest_job", json_null());
+    add_jobs(api, o, rec.id); /* none yet: both null, as GET shows them */
     asr_store_recording_clear(&rec);
     asr__api_respond_json(req, 201, o);
 }
 
 /* ---- GET /api/recordings ---- */
-
-static bool name_matches(const char *name, const char *q) {
-    size_t n = strlen(q);
-    for (const char *p = name; *p; p++)
-        if (!strncasecmp(p, q, n))
-            return true;
-    return n == 0;
-}
 
 static void recording_list(asr_http_req_t *req, void *ud) {
     asr_api_t *api = ud;
@@ -185,34 +185,20 @@ static void recording_list(asr_http_req_t *req, void *ud) {
     int64_t total = 0;
     asr_store_recording_t *v = NULL;
     size_t n = 0;
-    asr_err_t e;
-    if (!q || !*q) {
-        e = asr_store_recording_list(api->store, status, (int)offset, (int)limit, &v, &n, &total);
-        for (size_t i = 0; e == ASR_OK && i < n; i++)
-            json_array_append_new(data, recording_json(&v[i]));
-        asr_store_recordings_free(v, n);
-    } else { /* name search: scanned here, newest first (the store has no text index) */
-        const int page = 500;
-        for (int off = 0;; off += page) {
-            e = asr_store_recording_list(api->store, status, off, page, &v, &n, NULL);
-            for (size_t i = 0; e == ASR_OK && i < n; i++)
-                if (name_matches(v[i].name, q) && total++ >= offset &&
-                    (long)json_array_size(data) < limit)
-                    json_array_append_new(data, recording_json(&v[i]));
-            asr_store_recordings_free(v, n);
-            if (e != ASR_OK || n < (size_t)page)
-                break;
-        }
+    asr_err_t e = q && *q ? asr_store_recording_search(api->store, q, status, (int)offset,
+                                                       (int)limit, &v, &n, &total)
+                          : asr_store_recording_list(api->store, status, (int)offset, (int)limit,
+                                                     &v, &n, &total);
+    for (size_t i = 0; e == ASR_OK && i < n; i++) {
+        json_t *o = recording_json(&v[i]);
+        add_jobs(api, o, v[i].id);
+        json_array_append_new(data, o);
     }
+    asr_store_recordings_free(v, n);
     if (e != ASR_OK) {
         json_decref(data);
         store_error(req, api, e, NULL);
         return;
-    }
-    for (size_t i = 0; i < json_array_size(data); i++) {
-        json_t *o = json_array_get(data, i);
-        json_object_set_new(o, "latest_job",
-                            latest_job(api, json_integer_value(json_object_get(o, "id"))));
     }
     json_t *root = json_object();
     json_object_set_new(root, "object", json_string("list"));
@@ -243,7 +229,7 @@ static void recording_get(asr_http_req_t *req, void *ud) {
     if (!get_recording(req, api, &rec))
         return;
     json_t *o = recording_json(&rec);
-    json_object_set_new(o, "latest_job", latest_job(api, rec.id));
+    add_jobs(api, o, rec.id);
     asr_store_recording_clear(&rec);
     asr__api_respond_json(req, 200, o);
 }

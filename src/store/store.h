@@ -2,8 +2,9 @@
  * SQLite (the embedded default: <data_dir>/asrd.db, WAL, busy timeout, foreign keys on) and
  * PostgreSQL (libpq, from a postgres:// URL, shared by several nodes).
  *
- * Tables (schema version 1): asr_configs (ASR backends), asr_health (their health history),
- * recordings, jobs (a durable queue with leases) and nodes (heartbeats). Versioned migrations run
+ * Tables: asr_configs (ASR backends), asr_health (their health history), recordings, jobs (a
+ * durable queue with leases), nodes (heartbeats) and recording_texts (each recording's transcript
+ * text, indexed for search: store_search.c). Versioned migrations run
  * at open, one transaction per version; a database newer than this binary is refused.
  *
  * Invariants the store enforces, whatever the caller does:
@@ -192,6 +193,14 @@ asr_err_t asr_store_recording_get(asr_store_t *s, int64_t id, asr_store_recordin
 /* Newest first; status NULL = any; *total (may be NULL) gets the count matching the filter. */
 asr_err_t asr_store_recording_list(asr_store_t *s, const char *status, int offset, int limit,
                                    asr_store_recording_t **out, size_t *n, int64_t *total);
+/* As list, only the recordings whose name or transcript text (the newest done job's "text")
+ * contains q, case-insensitively (ASCII letters on SQLite, all on PostgreSQL); any substring,
+ * Chinese included. ASR_ERR_INVALID "q: …" for an empty q, one longer than
+ * ASR_STORE_SEARCH_MAX bytes, or one that is not UTF-8 text. */
+#define ASR_STORE_SEARCH_MAX 256
+asr_err_t asr_store_recording_search(asr_store_t *s, const char *q, const char *status, int offset,
+                                     int limit, asr_store_recording_t **out, size_t *n,
+                                     int64_t *total);
 asr_err_t asr_store_recording_set_status(asr_store_t *s, int64_t id, const char *status);
 /* Deletes the row and its jobs (the caller removes the file). */
 asr_err_t asr_store_recording_delete(asr_store_t *s, int64_t id);

@@ -85,11 +85,13 @@ struct asr_store {
     unsigned char write_salt[ASR__STORE_SALT_LEN];
 };
 
-/* One migration: SQL run in one transaction (tokens rewritten per dialect). */
+/* One migration: SQL run in one transaction (tokens rewritten per dialect), then `after` (may be
+ * NULL) in the same transaction, for what one SQL text cannot say (per-dialect DDL, backfills). */
 typedef struct {
     int version;
     const char *name;
     const char *sql;
+    asr_err_t (*after)(asr_store_t *s);
 } asr__store_migration_t;
 
 extern const asr__store_migration_t asr__store_migrations[];
@@ -191,6 +193,23 @@ const char *asr__store_check_text(const char *s);
 /* Sets the calling thread's error message; returns err. */
 asr_err_t asr__store_fail(asr_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Transcript search (store_search.c). Version 3's `after`: the dialect's text index (SQLite: an
+ * FTS5 trigram table kept in step with recording_texts by triggers; PostgreSQL: a pg_trgm GIN
+ * index when the extension can be created, else none, ILIKE still answers) and the texts of the
+ * transcripts already stored. */
+asr_err_t asr__store_search_migrate(asr_store_t *s);
+/* Indexes the text of job `job_id`'s result (JSON with "text") as its recording's transcript
+ * text, unless a newer job of the recording is indexed already. Caller in a transaction. */
+asr_err_t asr__store_search_index(asr_store_t *s, int64_t job_id, const char *result_json);
+/* The condition "the recording's name or transcript text contains q", for a WHERE clause over
+ * recordings, with its two parameters (heap strings). */
+typedef struct {
+    const char *sql;
+    char *name_arg, *text_arg;
+} asr__store_search_t;
+asr_err_t asr__store_search_prepare(const asr_store_t *s, const char *q, asr__store_search_t *out);
+void asr__store_search_clear(asr__store_search_t *q);
 
 /* Runs pending migrations; fails if the database is newer than the list. */
 asr_err_t asr__store_migrate(asr_store_t *s, const asr__store_migration_t *migs, int n_migs,

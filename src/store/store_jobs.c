@@ -115,22 +115,32 @@ asr_err_t asr_store_recording_get(asr_store_t *s, int64_t id, asr_store_recordin
     return e;
 }
 
-asr_err_t asr_store_recording_list(asr_store_t *s, const char *status, int offset, int limit,
-                                   asr_store_recording_t **out, size_t *n, int64_t *total) {
+/* Recordings newest first, filtered by status and, when q is non-NULL, by its search condition. */
+static asr_err_t list_recordings(asr_store_t *s, const char *status, const asr__store_search_t *q,
+                                 int offset, int limit, asr_store_recording_t **out, size_t *n,
+                                 int64_t *total) {
     *out = NULL;
     *n = 0;
     const char *st = status ? status : "";
-    asr__param_t p[4] = {PTEXT(st), PTEXT(st), PI64(limit > 0 ? limit : 100),
-                         PI64(offset > 0 ? offset : 0)};
+    asr__param_t p[6] = {PTEXT(st), PTEXT(st)};
+    int np = 2;
+    if (q) {
+        p[np++] = PTEXT(q->name_arg);
+        p[np++] = PTEXT(q->text_arg);
+    }
+    char where[512];
+    snprintf(where, sizeof where, " FROM recordings WHERE (? = '' OR status = ?)%s%s",
+             q ? " AND " : "", q ? q->sql : "");
+    char sel[768], cnt[640];
+    snprintf(sel, sizeof sel, "SELECT " REC_COLS "%s ORDER BY id DESC LIMIT ? OFFSET ?", where);
+    snprintf(cnt, sizeof cnt, "SELECT COUNT(*)%s", where);
+    p[np] = PI64(limit > 0 ? limit : 100);
+    p[np + 1] = PI64(offset > 0 ? offset : 0);
     asr__rows_t r, c = {0};
     LOCK(s);
-    asr_err_t e = asr__store_exec(s,
-                                  "SELECT " REC_COLS " FROM recordings WHERE (? = '' OR status = ?)"
-                                  " ORDER BY id DESC LIMIT ? OFFSET ?",
-                                  p, 4, &r);
+    asr_err_t e = asr__store_exec(s, sel, p, np + 2, &r);
     if (e == ASR_OK && total) {
-        e = asr__store_exec(s, "SELECT COUNT(*) FROM recordings WHERE (? = '' OR status = ?)", p, 2,
-                            &c);
+        e = asr__store_exec(s, cnt, p, np, &c);
         if (e != ASR_OK)
             asr__store_rows_free(&r);
     }
@@ -144,6 +154,24 @@ asr_err_t asr_store_recording_list(asr_store_t *s, const char *status, int offse
     asr__store_rows_free(&r);
     asr__store_rows_free(&c);
     return ASR_OK;
+}
+
+asr_err_t asr_store_recording_list(asr_store_t *s, const char *status, int offset, int limit,
+                                   asr_store_recording_t **out, size_t *n, int64_t *total) {
+    return list_recordings(s, status, NULL, offset, limit, out, n, total);
+}
+
+asr_err_t asr_store_recording_search(asr_store_t *s, const char *q, const char *status, int offset,
+                                     int limit, asr_store_recording_t **out, size_t *n,
+                                     int64_t *total) {
+    asr__store_search_t sq;
+    *out = NULL;
+    *n = 0;
+    asr_err_t e = asr__store_search_prepare(s, q, &sq);
+    if (e == ASR_OK)
+        e = list_recordings(s, status, &sq, offset, limit, out, n, total);
+    asr__store_search_clear(&sq);
+    return e;
 }
 
 asr_err_t asr_store_recording_set_status(asr_store_t *s, int64_t id, const char *status) {
@@ -515,6 +543,8 @@ static asr_err_t complete_body(asr_store_t *s, void *arg) {
     if (e == ASR_OK && r.changes == 0)
         e = lease_lost(s, o->lease);
     asr__store_rows_free(&r);
+    if (e == ASR_OK) /* the text search finds, in the same transaction */
+        e = asr__store_search_index(s, o->lease->job_id, o->p[0].s);
     if (e == ASR_OK && o->recording_status)
         e = set_rec_status(s, o->lease->job_id, o->recording_status);
     return e;

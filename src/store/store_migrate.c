@@ -86,9 +86,18 @@ static const char k_v2[] = "CREATE TABLE asr_meta ("
                            " value BIGINT NOT NULL DEFAULT 0);"
                            "INSERT INTO asr_meta (name, value) VALUES ('configs_version', 0);";
 
+/* The text of each recording's transcript (its newest done job's), which search reads; job_id says
+ * which job it came from. The per-dialect index over it comes from asr__store_search_migrate. */
+static const char k_v3[] =
+    "CREATE TABLE recording_texts ("
+    " recording_id BIGINT PRIMARY KEY REFERENCES recordings (id) ON DELETE CASCADE,"
+    " job_id BIGINT NOT NULL,"
+    " body TEXT NOT NULL);";
+
 const asr__store_migration_t asr__store_migrations[] = {
-    {1, "asr_configs, asr_health, recordings, jobs, nodes", k_v1},
-    {2, "asr_meta (configs_version)", k_v2},
+    {1, "asr_configs, asr_health, recordings, jobs, nodes", k_v1, NULL},
+    {2, "asr_meta (configs_version)", k_v2, NULL},
+    {3, "recording_texts (transcript search)", k_v3, asr__store_search_migrate},
 };
 const int asr__store_n_migrations =
     (int)(sizeof asr__store_migrations / sizeof asr__store_migrations[0]);
@@ -144,6 +153,8 @@ static asr_err_t apply_body(asr_store_t *s, void *arg) {
     char *sql = asr__store_sql(s->dialect, o->m->sql);
     e = s->ops->exec_script(s, sql);
     free(sql);
+    if (e == ASR_OK && o->m->after)
+        e = o->m->after(s);
     asr__param_t p[2] = {PI64(o->m->version), PTEXT(o->m->name)};
     if (e == ASR_OK)
         e = asr__store_exec(s,

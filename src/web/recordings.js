@@ -4,8 +4,10 @@
  *
  * Fields are exactly the API's (docs/API.md, "Recordings and jobs"): a recording's `status`
  * (uploaded, queued, running, done, failed, cancelled) follows its newest job, which is its
- * `latest_job` (null before the first Transcribe). While a job shown is queued or running the
- * page polls each second. */
+ * `latest_job` (null before the first Transcribe). The transcript shown and downloaded is that of
+ * `transcript_job`, the newest done job: a failed or running re-run leaves it in place, the newer
+ * job's state and error beside it. While a job shown is queued or running the page polls each
+ * second. */
 import { api, errText, hasKey, upload } from './api.js';
 import {
   $, $$, h, hideError, i18nOptions, keepFocus, onRowAction, showError, buildTable, toast,
@@ -273,10 +275,15 @@ async function loadDetail() {
     if (same(R.selected, id)) showError($('#detail-error'), errText(e));
     return;
   }
-  const job = R.detail.latest_job;
-  /* the transcript is fetched again only when a newer job finished */
-  const key = R.detail.status === 'done' && job ? job.id + ':' + job.finished_at : null;
-  if (key && R.transcriptKey !== key) {
+  /* the transcript is that of transcript_job (the newest done one; a newer job may have failed or
+   * be running): fetched again only when a newer job finished */
+  const tj = R.detail.transcript_job;
+  const key = tj ? tj.id + ':' + tj.finished_at : null;
+  if (!key) {
+    R.transcript = null;
+    R.transcriptKey = null;
+    R.transcriptError = null;
+  } else if (R.transcriptKey !== key) {
     R.transcriptKey = key;
     try {
       R.transcript = await api('GET', recPath(id, '/transcript?format=json'));
@@ -304,13 +311,21 @@ function renderJob(r) {
   if (job.last_error) el.append(h('div', { class: 'error', role: 'alert', text: t('rec.last_error', { message: job.last_error }) }));
 }
 
+/* Above the last good transcript when a newer job is not done: which job it is from, and the
+ * newer job's state (its error is shown with the job, beside it). */
+function olderNote(r) {
+  const job = r.latest_job, tj = r.transcript_job;
+  if (!tj || !job || job.id === tj.id) return '';
+  return t('rec.transcript_older', { id: tj.id, latest: job.id, state: tOr('state.', job.state) });
+}
+
 function renderTranscript(r) {
   const s = r.status, job = r.latest_job;
   const msg = $('#transcript-msg');
   const ol = $('#segments');
   const segs = (R.transcript && R.transcript.segments) || [];
-  if (s === 'done' && segs.length) {
-    msg.textContent = '';
+  if (r.transcript_job && segs.length) {
+    msg.textContent = olderNote(r);
     if (ol.dataset.key === R.transcriptKey + ':' + lang) return;
     ol.dataset.key = R.transcriptKey + ':' + lang;
     ol.replaceChildren(...segs.map((g) => h('li', null,
@@ -322,8 +337,10 @@ function renderTranscript(r) {
   }
   ol.replaceChildren();
   ol.dataset.key = '';
-  if (s === 'done') msg.textContent = R.transcriptError || (R.transcript ? R.transcript.text : t('common.loading'));
-  else if (ACTIVE.has(s)) msg.textContent = t('rec.transcript_wait');
+  if (r.transcript_job) {
+    msg.textContent = R.transcriptError || (R.transcript ? [olderNote(r), R.transcript.text].filter(Boolean).join('\n')
+      : t('common.loading'));
+  } else if (ACTIVE.has(s)) msg.textContent = t('rec.transcript_wait');
   else if (s === 'failed') msg.textContent = t('rec.transcript_failed', { message: job.last_error || tOr('state.', s) });
   else msg.textContent = t('rec.transcript_none');
 }
@@ -340,7 +357,7 @@ function renderDetail() {
   });
   renderJob(r);
   $$('.dl').forEach((b) => {
-    b.disabled = r.status !== 'done';
+    b.disabled = !r.transcript_job; /* the last good transcript stays downloadable */
     b.setAttribute('aria-label', t('rec.download_fmt', { fmt: b.textContent }));
   });
   renderTranscript(r);

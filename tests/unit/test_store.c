@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "core/core.h"
 #include "store/store.h"
@@ -223,7 +224,8 @@ static void test_migrate_upgrade_and_newer(void **state) {
     migs[n_migs - 1] = (asr__store_migration_t){
         latest + 1, "test: extra table",
         "CREATE TABLE t_extra (id {ID}, note TEXT NOT NULL DEFAULT 'it''s ? {NOW}');"
-        "INSERT INTO t_extra (note) VALUES ('x');"};
+        "INSERT INTO t_extra (note) VALUES ('x');",
+        NULL};
     char err[512] = "";
     asr_store_t *s2 = NULL;
     assert_int_equal(
@@ -856,6 +858,165 @@ static void test_recordings(void **state) {
     assert_err(asr_store_recording_delete(f->s, a), ASR_ERR_NOT_FOUND, "id:");
 }
 
+/* Runs one job of `rec` to its end: done with {"text": text} when text is non-NULL, else failed. */
+static void finish_job(asr_store_t *s, int64_t rec, const char *text) {
+    int64_t id = mkjob(s, rec, 1);
+    asr_store_lease_t l;
+    assert_ok(asr_store_job_claim(s, "node-a/w1", 30000, &l, NULL));
+    assert_int_equal(l.job_id, id);
+    if (text) {
+        json_t *o = json_pack("{s:s}", "text", text);
+        char *js = json_dumps(o, JSON_COMPACT);
+        assert_ok(asr_store_job_complete(s, &l, js, "local", "tiny.en", "done"));
+        free(js);
+        json_decref(o);
+    } else
+        assert_ok(asr_store_job_fail(s, &l, "boom", false, 0, "failed", NULL));
+}
+
+/* The ids search finds for q, newest first, as "3,1"; its total must match the count. */
+static void search_ids(asr_store_t *s, const char *q, char *out, size_t cap) {
+    asr_store_recording_t *v;
+    size_t n;
+    int64_t total = -1;
+    assert_ok(asr_store_recording_search(s, q, NULL, 0, 50, &v, &n, &total));
+    assert_int_equal(total, (int64_t)n);
+    out[0] = 0;
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + strlen(out), cap - strlen(out), "%s%lld", i ? "," : "", (long long)v[i].id);
+    asr_store_recordings_free(v, n);
+}
+
+/* Search matches names and transcript texts (Chinese substrings of any length, ASCII
+ * case-insensitively); a failed re-run keeps the last good text searchable; the text follows a
+ * newer good transcript; a deleted recording's text is gone; bad queries are refused. */
+static void test_recording_search(void **state) {
+    fx_t *f = *state;
+    int64_t a = mkrec(f->s, "周会.wav");
+    int64_t b = mkrec(f->s, "standup.wav");
+    int64_t c = mkrec(f->s, "100%_done.wav");
+    finish_job(f->s, a, "今天我们讨论广州的房地产市场。");
+    finish_job(f->s, b, "The Quarterly budget review");
+    char ids[128], want[128];
+    if (g_pg) { /* pg_trgm is installed where the tests run: the index exists */
+        asr__rows_t r;
+        pthread_mutex_lock(&f->s->mu);
+        assert_int_equal(asr__store_exec(f->s,
+                                         "SELECT COUNT(*) FROM pg_indexes WHERE indexname = "
+                                         "'recording_texts_trgm'",
+                                         NULL, 0, &r),
+                         ASR_OK);
+        pthread_mutex_unlock(&f->s->mu);
+        assert_int_equal(asr__store_cell_i64(&r, 0, 0), 1);
+        asr__store_rows_free(&r);
+    }
+    search_ids(f->s, "房地产", ids, sizeof ids); /* only in a's transcript */
+    snprintf(want, sizeof want, "%lld", (long long)a);
+    assert_string_equal(ids, want);
+    search_ids(f->s, "广州", ids, sizeof ids); /* 2 characters: no trigram */
+    assert_string_equal(ids, want);
+    search_ids(f->s, "市", ids, sizeof ids);
+    assert_string_equal(ids, want);
+    search_ids(f->s, "周会", ids, sizeof ids); /* by name */
+    assert_string_equal(ids, want);
+    search_ids(f->s, "quarterly BUDGET", ids, sizeof ids);
+    snprintf(want, sizeof want, "%lld", (long long)b);
+    assert_string_equal(ids, want);
+    search_ids(f->s, "%_", ids, sizeof ids); /* wildcards are literal */
+    snprintf(want, sizeof want, "%lld", (long long)c);
+    assert_string_equal(ids, want);
+    search_ids(f->s, "\"", ids, sizeof ids); /* FTS5 syntax is literal too */
+    assert_string_equal(ids, "");
+    search_ids(f->s, "say \"hi\" OR *", ids, sizeof ids);
+    assert_string_equal(ids, "");
+    search_ids(f->s, "nowhere at all", ids, sizeof ids);
+    assert_string_equal(ids, "");
+    search_ids(f->s, ".wav", ids, sizeof ids);
+    snprintf(want, sizeof want, "%lld,%lld,%lld", (long long)c, (long long)b, (long long)a);
+    assert_string_equal(ids, want);
+    /* with a status filter: only b's and a's are done */
+    asr_store_recording_t *v;
+    size_t n;
+    int64_t total;
+    assert_ok(asr_store_recording_search(f->s, ".wav", "done", 1, 1, &v, &n, &total));
+    assert_int_equal(n, 1);
+    assert_int_equal(total, 2);
+    assert_int_equal(v[0].id, a);
+    asr_store_recordings_free(v, n);
+
+    finish_job(f->s, b, NULL); /* a failed re-run: the good text stays */
+    search_ids(f->s, "budget", ids, sizeof ids);
+    snprintf(want, sizeof want, "%lld", (long long)b);
+    assert_string_equal(ids, want);
+    finish_job(f->s, b, "sprint planning"); /* a newer good one replaces it */
+    search_ids(f->s, "budget", ids, sizeof ids);
+    assert_string_equal(ids, "");
+    search_ids(f->s, "PLANNING", ids, sizeof ids);
+    assert_string_equal(ids, want);
+
+    assert_ok(asr_store_recording_delete(f->s, a));
+    search_ids(f->s, "房地产", ids, sizeof ids);
+    assert_string_equal(ids, "");
+    search_ids(f->s, "广州", ids, sizeof ids);
+    assert_string_equal(ids, "");
+
+    assert_err(asr_store_recording_search(f->s, "", NULL, 0, 10, &v, &n, NULL), ASR_ERR_INVALID,
+               "q:");
+    assert_err(asr_store_recording_search(f->s, "\xff\xfe", NULL, 0, 10, &v, &n, NULL),
+               ASR_ERR_INVALID, "q:");
+    char longq[ASR_STORE_SEARCH_MAX + 2];
+    memset(longq, 'x', sizeof longq - 1);
+    longq[sizeof longq - 1] = 0;
+    assert_err(asr_store_recording_search(f->s, longq, NULL, 0, 10, &v, &n, NULL), ASR_ERR_INVALID,
+               "q:");
+}
+
+/* A job finished before version 3 (written as that version did: no text index). */
+static void finish_job_v2(asr_store_t *s, int64_t rec) {
+    asr__param_t p = PI64(rec);
+    pthread_mutex_lock(&s->mu);
+    assert_int_equal(
+        asr__store_exec(s,
+                        "INSERT INTO jobs (recording_id, state, result_json, "
+                        "created_at) VALUES (?, 'done', '{\"text\": \"本次会议记录如下\"}', 0)",
+                        &p, 1, NULL),
+        ASR_OK);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* A database of version 2 with a finished job gains its transcript text in the search at
+ * upgrade. */
+static void test_search_backfill(void **state) {
+    fx_t *f = *state;
+    asr_store_close(f->s); /* a new, empty database, migrated to version 2 only */
+    f->s = NULL;
+    if (g_pg) {
+        char q[256];
+        snprintf(q, sizeof q, "DROP SCHEMA %s CASCADE; CREATE SCHEMA %s", f->schema, f->schema);
+        admin_sql(q);
+    } else
+        for (int i = 0; i < 3; i++) {
+            char p[300];
+            snprintf(p, sizeof p, "%s/asrd.db%s", f->dir, (const char *[]){"", "-wal", "-shm"}[i]);
+            unlink(p);
+        }
+    char err[512] = "";
+    const char *url = f->url[0] ? f->url : NULL;
+    assert_ok(asr__store_open_ex(url, f->dir, asr__store_migrations, 2, &f->s, err, sizeof err));
+    int v = 0;
+    assert_ok(asr_store_schema_version(f->s, &v));
+    assert_int_equal(v, 2);
+    int64_t a = mkrec(f->s, "old.wav");
+    finish_job_v2(f->s, a);
+    asr_store_close(f->s);
+    f->s = NULL;
+    assert_ok(asr_store_open(url, f->dir, &f->s, err, sizeof err));
+    char ids[64], want[64];
+    search_ids(f->s, "会议记录", ids, sizeof ids);
+    snprintf(want, sizeof want, "%lld", (long long)a);
+    assert_string_equal(ids, want);
+}
+
 /* A node that does not serve a job's model passes over it (claim_except) or, having claimed it,
  * releases it without spending an attempt; a node that serves the model then claims it. */
 static void test_job_model_not_served(void **state) {
@@ -1271,6 +1432,8 @@ static const struct CMUnitTest k_tests[] = {
     cmocka_unit_test_setup_teardown(test_secret_passphrase_kdf, setup, teardown),
     cmocka_unit_test_setup_teardown(test_health_history, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recordings, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_recording_search, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_search_backfill, setup, teardown),
     cmocka_unit_test_setup_teardown(test_job_submit_idempotent, setup, teardown),
     cmocka_unit_test_setup_teardown(test_job_model_not_served, setup, teardown),
     cmocka_unit_test_setup_teardown(test_job_lifecycle, setup, teardown),
