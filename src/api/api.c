@@ -106,10 +106,19 @@ void asr_api_set_recordings_dir(asr_api_t *api, const char *dir) {
     api->recordings_dir = asr_xstrdup(dir);
 }
 void asr_api_set_jobs(asr_api_t *api, struct asr_jobs *jobs) { atomic_store(&api->jobs, jobs); }
+/* The router's view of the local engine's models (asr_route_local_models_cb). */
+static const char *local_models(void *ud, const char *model) {
+    const asr_api_t *api = ud;
+    int m = model && *model ? asr__api_resolve_model(api, model) : 0;
+    return m >= 0 ? asr_sched_model_id(api->sched, m) : NULL;
+}
+
 void asr_api_set_router(asr_api_t *api, asr_router_t *router) {
     api->router = router;
-    if (router)
+    if (router) {
         asr_route_set_local(router, asr__api_local_file, api);
+        asr_route_set_local_models(router, local_models, api);
+    }
 }
 
 int asr__api_resolve_model(const asr_api_t *api, const char *name) {
@@ -142,12 +151,17 @@ static void model_status_fields(const asr_api_t *api, int i, json_t *o) {
     }
 }
 
-static json_t *model_obj(const asr_api_t *api, const char *id, int target, bool alias) {
+/* A model entry; `owner` is "asrd" for the local engine's, a backend's name for the models the
+ * ASR backends serve by name (target < 0: no local fields). */
+static json_t *model_obj(const asr_api_t *api, const char *id, int target, bool alias,
+                         const char *owner) {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(id));
     json_object_set_new(o, "object", json_string("model"));
     json_object_set_new(o, "created", json_integer((json_int_t)api->created));
-    json_object_set_new(o, "owned_by", json_string("asrd"));
+    json_object_set_new(o, "owned_by", json_string(owner));
+    if (target < 0)
+        return o;
     if (alias)
         json_object_set_new(o, "root", json_string(asr_sched_model_id(api->sched, target)));
     else {
@@ -159,16 +173,39 @@ static json_t *model_obj(const asr_api_t *api, const char *id, int target, bool 
     return o;
 }
 
+typedef struct {
+    const asr_api_t *api;
+    json_t *data;     /* models_list: entries appended */
+    const char *want; /* model_get: the id asked for */
+    json_t *found;    /* model_get: its entry */
+} backend_models_t;
+
+/* A model an ASR backend serves by name (asr_route_each_model): listed unless the local engine
+ * lists it already. */
+static void backend_model(void *ud, const char *model, const char *backend) {
+    backend_models_t *bm = ud;
+    if (asr__api_resolve_model(bm->api, model) >= 0)
+        return;
+    if (bm->data)
+        json_array_append_new(bm->data, model_obj(bm->api, model, -1, false, backend));
+    else if (!bm->found && !strcmp(model, bm->want))
+        bm->found = model_obj(bm->api, model, -1, false, backend);
+}
+
 static void models_list(asr_http_req_t *req, void *ud) {
     asr_api_t *api = ud;
     json_t *data = json_array();
     for (int i = 0; i < asr_sched_n_models(api->sched); i++)
-        json_array_append_new(data, model_obj(api, asr_sched_model_id(api->sched, i), i, false));
+        json_array_append_new(data,
+                              model_obj(api, asr_sched_model_id(api->sched, i), i, false, "asrd"));
     for (int k = 0; k < asr_svc_n_aliases(api->svc); k++) {
         int target;
         const char *alias = asr_svc_alias(api->svc, k, &target);
-        json_array_append_new(data, model_obj(api, alias, target, true));
+        json_array_append_new(data, model_obj(api, alias, target, true, "asrd"));
     }
+    backend_models_t bm = {.api = api, .data = data};
+    if (api->router)
+        asr_route_each_model(api->router, backend_model, &bm);
     json_t *root = json_object();
     json_object_set_new(root, "object", json_string("list"));
     json_object_set_new(root, "data", data);
@@ -180,12 +217,19 @@ static void model_get(asr_http_req_t *req, void *ud) {
     const char *id = asr_http_req_path_arg(req);
     int m = asr_sched_model_find(api->sched, id);
     if (m >= 0) {
-        asr__api_respond_json(req, 200, model_obj(api, id, m, false));
+        asr__api_respond_json(req, 200, model_obj(api, id, m, false, "asrd"));
         return;
     }
     m = asr__api_resolve_model(api, id);
     if (m >= 0) {
-        asr__api_respond_json(req, 200, model_obj(api, id, m, true));
+        asr__api_respond_json(req, 200, model_obj(api, id, m, true, "asrd"));
+        return;
+    }
+    backend_models_t bm = {.api = api, .want = id};
+    if (api->router)
+        asr_route_each_model(api->router, backend_model, &bm);
+    if (bm.found) {
+        asr__api_respond_json(req, 200, bm.found);
         return;
     }
     asr_http_respond_error(req, 404, "model", "model_not_found",

@@ -186,11 +186,18 @@ static bool parse_svc_fields(asr_http_req_t *req, tx_t *tx) {
     return true;
 }
 
-/* The model_name of the local backend row: it wins over the client's model (docs/API.md). */
-static void local_model_name(const asr_api_t *api, char *buf, size_t len) {
+/* What the local backend runs for the client's `model` (docs/API.md, "Model names"): *buf gets
+ * the model that replaces the client's ("" when it stands): the local row's model_name, or the
+ * engine's default model for one of the row's aliases. False when the local backend does not
+ * serve `model`. */
+static bool local_model_for(const asr_api_t *api, const char *model, char *buf, size_t len) {
     buf[0] = 0;
-    if (api->router)
-        asr_route_local_model(api->router, buf, len);
+    return !api->router || asr_route_local_run_model(api->router, model, buf, len);
+}
+
+/* Whether a request goes through the router (else this server's engine serves it). */
+static bool is_routed(const tx_t *tx) {
+    return tx->api->router && !tx->stream && !asr_route_local_only(tx->api->router, NULL, 0);
 }
 
 static bool parse_form(asr_http_req_t *req, tx_t *tx) {
@@ -209,8 +216,10 @@ static bool parse_form(asr_http_req_t *req, tx_t *tx) {
     if ((v = asr_http_form_value(req, "stream")) && !parse_bool_field(v, &tx->stream))
         BAD("stream", "stream must be true or false, not '%.40s'", v);
     tx->rq.word_timestamps = tx->words || asr_subtitle_opts_active(&tx->subs);
-    char override[ASR_STORE_NAME_MAX + 1];
-    local_model_name(tx->api, override, sizeof override);
+    char override[ASR_STORE_NAME_MAX * 2 + 1];
+    /* a model the local backend does not serve is the router's to place (or to 404) */
+    if (!local_model_for(tx->api, tx->rq.model_name, override, sizeof override) && is_routed(tx))
+        return true;
     asr_svc_error_t e;
     if (asr_svc_request_finish(tx->api->svc, &tx->rq, override, &e) != ASR_OK) {
         asr__api_respond_svc_error(req, &e);
@@ -478,6 +487,8 @@ static void handle_routed(asr_http_req_t *req, tx_t *tx) {
                          res.body ? res.body : "", res.body_len);
     } else if (rc == ASR_ERR_CANCELLED) {
         asr_http_respond_error(req, 499, NULL, NULL, "client closed the request");
+    } else if (rc == ASR_ERR_NOT_FOUND) { /* no active backend serves the model */
+        asr_http_respond_error(req, 404, "model", "model_not_found", "%s", res.error);
     } else {
         asr_http_set_header(req, "Retry-After", ra);
         asr_http_respond_error(req, 503, NULL, "backends_unavailable", "%s", res.error);

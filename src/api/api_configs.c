@@ -62,6 +62,8 @@ static json_t *config_json(asr_api_t *api, const asr_store_config_t *c) {
     json_object_set_new(o, "kind", json_string(c->kind));
     json_object_set_new(o, "api_url", json_string(c->api_url ? c->api_url : ""));
     json_object_set_new(o, "model_name", json_string(c->model_name ? c->model_name : ""));
+    json_object_set_new(o, "aliases", json_string(c->aliases ? c->aliases : ""));
+    json_object_set_new(o, "allow_model_substitution", json_boolean(c->allow_model_substitution));
     json_object_set_new(o, "has_api_key", json_boolean(c->has_api_key));
     json_object_set_new(o, "is_active", json_boolean(c->is_active));
     json_object_set_new(o, "is_default", json_boolean(c->is_default));
@@ -124,13 +126,14 @@ static void respond_config(asr_http_req_t *req, asr_api_t *api, int64_t id, int 
 /* Parses a create/update body into *in (strings borrowed from *root, which the caller frees).
  * Answers 400 naming the field and returns false on bad input. */
 static bool parse_input(asr_http_req_t *req, json_t **root, asr_store_config_input_t *in) {
-    static const char *strs[] = {"name", "kind", "api_url", "api_key", "model_name"};
-    static const char *bools[] = {"is_active", "is_default"};
+    static const char *strs[] = {"name", "kind", "api_url", "api_key", "model_name", "aliases"};
+    static const char *bools[] = {"is_active", "is_default", "allow_model_substitution"};
     static const char *ints[] = {"priority", "timeout_ms", "max_parallel"};
     static const char *readonly[] = {"id",         "object",     "has_api_key",
                                      "created_at", "updated_at", "status"};
-    const char **sdst[] = {&in->name, &in->kind, &in->api_url, &in->api_key, &in->model_name};
-    int *bdst[] = {&in->is_active, &in->is_default};
+    const char **sdst[] = {&in->name,    &in->kind,       &in->api_url,
+                           &in->api_key, &in->model_name, &in->aliases};
+    int *bdst[] = {&in->is_active, &in->is_default, &in->allow_model_substitution};
     int *idst[] = {&in->priority, &in->timeout_ms, &in->max_parallel};
     size_t len;
     const char *body = asr_http_req_body(req, &len);
@@ -143,11 +146,11 @@ static bool parse_input(asr_http_req_t *req, json_t **root, asr_store_config_inp
     json_t *v;
     json_object_foreach(*root, key, v) {
         bool known = false;
-        for (size_t i = 0; i < 5 && !known; i++)
+        for (size_t i = 0; i < 6 && !known; i++)
             if (!strcmp(key, strs[i])) {
                 known = true;
                 if (json_is_null(v) && i >= 3)
-                    *sdst[i] = ""; /* api_key/model_name null: clear */
+                    *sdst[i] = ""; /* api_key/model_name/aliases null: clear */
                 else if (!json_is_string(v))
                     BAD(key, "%s must be a string", key);
                 else if (strlen(json_string_value(v)) != json_string_length(v))
@@ -155,7 +158,7 @@ static bool parse_input(asr_http_req_t *req, json_t **root, asr_store_config_inp
                 else
                     *sdst[i] = json_string_value(v);
             }
-        for (size_t i = 0; i < 2 && !known; i++)
+        for (size_t i = 0; i < 3 && !known; i++)
             if (!strcmp(key, bools[i])) {
                 known = true;
                 if (!json_is_boolean(v))

@@ -307,7 +307,13 @@ static bool parse_submit(asr_http_req_t *req, asr_api_t *api, json_t *body, subm
     asr_err_t rc = asr_svc_options_json(&rq, body, extra, &e);
     if (rc == ASR_OK)
         rc = asr_svc_request_finish(api->svc, &rq, NULL, &e);
-    s->model = rq.model_id;
+    /* the model as the client named it (NULL: the default), which routing matches against the
+     * backends' names ("Model names"); one only another backend serves is accepted too */
+    const char *given = json_string_value(json_object_get(body, "model"));
+    s->model = given && *given ? given : NULL;
+    if (rc == ASR_ERR_NOT_FOUND && !strcmp(e.param, "model") && api->router && s->model &&
+        asr_route_serves(api->router, s->model))
+        rc = ASR_OK;
     asr_svc_request_clear(&rq);
     if (rc != ASR_OK) {
         asr__api_respond_svc_error(req, &e);

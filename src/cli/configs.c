@@ -17,7 +17,7 @@
     "  list                          the backends, default first\n"                                \
     "  add NAME [--kind local|openai|whisper.cpp] [--api-url URL] [--backend-key KEY]\n"           \
     "      [--model NAME] [--priority N] [--timeout-ms N] [--max-parallel N] [--default]\n"        \
-    "      [--inactive]\n"                                                                         \
+    "      [--inactive] [--aliases A,B] [--no-substitution|--substitution]\n"                      \
     "  update NAME|ID [the options of add, and --active]\n"                                        \
     "  rm NAME|ID                    delete a backend\n"                                           \
     "  default NAME|ID               make it the default\n"                                        \
@@ -184,10 +184,19 @@ static const struct {
     const char *key;
     char type;
 } FIELDS[] = {
-    {'K', "kind", 's'},         {'U', "api_url", 's'},    {'B', "api_key", 's'},
-    {'m', "model_name", 's'},   {'p', "priority", 'i'},   {'t', "timeout_ms", 'i'},
-    {'P', "max_parallel", 'i'}, {'d', "is_default", 't'}, {'i', "is_active", 'f'},
+    {'K', "kind", 's'},
+    {'U', "api_url", 's'},
+    {'B', "api_key", 's'},
+    {'m', "model_name", 's'},
+    {'p', "priority", 'i'},
+    {'t', "timeout_ms", 'i'},
+    {'P', "max_parallel", 'i'},
+    {'d', "is_default", 't'},
+    {'i', "is_active", 'f'},
     {'a', "is_active", 't'},
+    {'A', "aliases", 's'},
+    {'s', "allow_model_substitution", 't'},
+    {'S', "allow_model_substitution", 'f'},
 };
 
 /* Option ch with argument v when it sets a field: 1 (set in o), -1 when an integer field's
@@ -246,6 +255,9 @@ int asr_cli_configs(int argc, char **argv) {
                                          {"default", no_argument, 0, 'd'},
                                          {"inactive", no_argument, 0, 'i'},
                                          {"active", no_argument, 0, 'a'},
+                                         {"aliases", required_argument, 0, 'A'},
+                                         {"substitution", no_argument, 0, 's'},
+                                         {"no-substitution", no_argument, 0, 'S'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     conn_t c = {getenv("ASRD_URL"), getenv("ASRD_API_KEY"), false};

@@ -65,8 +65,8 @@ asr_err_t asr_jobs_route_transcribe(const asr_jobs_task_t *task, asr_jobs_outcom
                                     void *user_data) {
     asr_jobs_router_t *jr = user_data;
     if (asr_route_local_only(jr->router, NULL, 0)) {
-        char model[256]; /* the local row's model_name wins, as in a routed attempt */
-        asr_route_local_model(jr->router, model, sizeof model);
+        char model[256]; /* what the local row runs for it, as in a routed attempt */
+        asr_route_local_run_model(jr->router, task->model, model, sizeof model);
         asr_jobs_task_t t = *task;
         if (model[0])
             t.model = model;
@@ -98,6 +98,10 @@ asr_err_t asr_jobs_route_transcribe(const asr_jobs_task_t *task, asr_jobs_outcom
             body_error(&r, out->error, sizeof out->error);
         out->retryable = false;
         out->not_served = r.local && a.local_out.not_served; /* the model is not loaded here */
+        rc = ASR_ERR_AUDIO;
+    } else if (rc == ASR_ERR_NOT_FOUND) { /* no active backend serves the model */
+        snprintf(out->error, sizeof out->error, "%.500s", r.error);
+        out->not_served = true; /* another node's engine may have it */
         rc = ASR_ERR_AUDIO;
     } else if (rc != ASR_ERR_CANCELLED) {
         snprintf(out->error, sizeof out->error, "no backend could transcribe: %.400s",

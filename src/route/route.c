@@ -19,9 +19,9 @@ static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 /* The owned strings of each struct, by offset: freeing, copying and clearing walk one list, so
  * a string field added later is added once. */
 static const size_t TARGET_STRS[] = {
-    offsetof(asr__route_target_t, name), offsetof(asr__route_target_t, kind),
-    offsetof(asr__route_target_t, api_url), offsetof(asr__route_target_t, api_key),
-    offsetof(asr__route_target_t, model_name)};
+    offsetof(asr__route_target_t, name),       offsetof(asr__route_target_t, kind),
+    offsetof(asr__route_target_t, api_url),    offsetof(asr__route_target_t, api_key),
+    offsetof(asr__route_target_t, model_name), offsetof(asr__route_target_t, aliases)};
 static const size_t RESULT_STRS[] = {
     offsetof(asr_route_result_t, body), offsetof(asr_route_result_t, content_type),
     offsetof(asr_route_result_t, backend), offsetof(asr_route_result_t, kind),
@@ -70,6 +70,8 @@ asr_err_t asr__route_target_from_config(asr_store_t *s, const asr_store_config_t
     t->api_url = asr_xstrdup(c->api_url ? c->api_url : "");
     t->api_key = key ? asr_xstrdup(key) : NULL;
     t->model_name = asr_xstrdup(c->model_name ? c->model_name : "");
+    t->aliases = asr_xstrdup(c->aliases ? c->aliases : "");
+    t->allow_substitution = c->allow_model_substitution;
     t->timeout_ms = c->timeout_ms;
     t->priority = c->priority;
     t->max_parallel = c->max_parallel;
@@ -205,6 +207,31 @@ void asr_route_set_local(asr_router_t *r, asr_route_local_cb cb, void *user_data
     pthread_mutex_unlock(&r->mu);
 }
 
+void asr_route_set_local_models(asr_router_t *r, asr_route_local_models_cb cb, void *user_data) {
+    pthread_mutex_lock(&r->mu);
+    r->local_models = cb;
+    r->local_models_ud = user_data;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Whether the local engine has `model` (under r->mu; the callback is pure). */
+static bool local_has(const asr_router_t *r, const char *model) {
+    return !r->local_models || !model || !*model || r->local_models(r->local_models_ud, model);
+}
+
+/* What local row `t` runs for a request for `model` (under r->mu): its model_name; else the
+ * client's model ("") when the engine has it; else (one of the row's aliases, or a substitution)
+ * the engine's default model. */
+static void local_run(const asr_router_t *r, const asr__route_target_t *t, const char *model,
+                      char *run, size_t run_len) {
+    const char *def = NULL;
+    if (t->model_name && *t->model_name)
+        def = t->model_name;
+    else if (!local_has(r, model))
+        def = r->local_models(r->local_models_ud, NULL);
+    snprintf(run, run_len, "%s", def ? def : "");
+}
+
 /* The local backend requests use: the default local row, else the first (under r->mu); NULL when
  * none is active. *only: whether every active backend is local. */
 static const asr__route_target_t *local_row(const asr_router_t *r, bool *only) {
@@ -229,12 +256,77 @@ bool asr_route_local_only(asr_router_t *r, char *name, size_t name_len) {
     return only;
 }
 
-void asr_route_local_model(asr_router_t *r, char *model, size_t model_len) {
+bool asr_route_local_run_model(asr_router_t *r, const char *model, char *run, size_t run_len) {
     pthread_mutex_lock(&r->mu);
     bool only;
     const asr__route_target_t *local = local_row(r, &only);
-    snprintf(model, model_len, "%s", local && local->model_name ? local->model_name : "");
+    bool serves =
+        !r->n || (local && asr_route_row_serves(local->kind, local->model_name, local->aliases,
+                                                model, local_has(r, model)));
+    run[0] = 0;
+    if (local && serves)
+        local_run(r, local, model, run, run_len);
     pthread_mutex_unlock(&r->mu);
+    return serves;
+}
+
+bool asr_route_serves(asr_router_t *r, const char *model) {
+    pthread_mutex_lock(&r->mu);
+    bool serves = !r->n;
+    for (int k = 0; k < r->n && !serves; k++) {
+        const asr__route_target_t *t = &r->b[k].t;
+        serves = asr_route_row_serves(t->kind, t->model_name, t->aliases, model,
+                                      !strcmp(t->kind, "local") && local_has(r, model));
+    }
+    pthread_mutex_unlock(&r->mu);
+    return serves;
+}
+
+/* Calls fn for `name` unless `seen` ("\n"-separated) has it, and adds it. */
+static void model_once(asr_buf_t *seen, const char *name, size_t len, const char *backend,
+                       void (*fn)(void *, const char *, const char *), void *ud) {
+    if (!len || len > 512)
+        return;
+    char key[520];
+    snprintf(key, sizeof key, "\n%.*s\n", (int)len, name);
+    if (strstr(seen->data, key))
+        return;
+    asr_buf_printf(seen, "%s", key + 1);
+    key[len + 1] = 0;
+    fn(ud, key + 1, backend);
+}
+
+void asr_route_each_model(asr_router_t *r,
+                          void (*fn)(void *ud, const char *model, const char *backend), void *ud) {
+    pthread_mutex_lock(&r->mu);
+    asr__route_target_t *v = asr_xcalloc((size_t)r->n + 1, sizeof *v);
+    int n = r->n;
+    for (int k = 0; k < n; k++)
+        asr__route_target_copy(&v[k], &r->b[k].t); /* fn runs without the lock */
+    pthread_mutex_unlock(&r->mu);
+    asr_buf_t seen;
+    asr_buf_init(&seen);
+    asr_buf_append(&seen, "\n", 1);
+    for (int i = 0; i < n; i++) {
+        model_once(&seen, v[i].model_name, strlen(v[i].model_name), v[i].name, fn, ud);
+        for (const char *p = v[i].aliases; *p;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            const char *a = p;
+            while (len && (*a == ' ' || *a == '\t')) {
+                a++;
+                len--;
+            }
+            while (len && (a[len - 1] == ' ' || a[len - 1] == '\t'))
+                len--;
+            model_once(&seen, a, len, v[i].name, fn, ud);
+            p = comma ? comma + 1 : p + strlen(p);
+        }
+    }
+    asr_buf_free(&seen);
+    for (int i = 0; i < n; i++)
+        asr__route_target_free(&v[i]);
+    free(v);
 }
 
 static asr__route_backend_t *find(asr_router_t *r, int64_t id) {
@@ -244,9 +336,13 @@ static asr__route_backend_t *find(asr_router_t *r, int64_t id) {
     return NULL;
 }
 
-/* The order of a request: default first, then by priority, then fewest outstanding, then id.
- * Copies of the targets (owned by the caller); an empty table routes to an implicit local. */
-static void candidates(asr_router_t *r, asr__route_target_t **out, int *n) {
+/* The order of a request for `model`: default first, then by priority, then fewest outstanding,
+ * then id; the backends that serve the model before those that may substitute theirs, the others
+ * left out (asr_route_model_order). Copies of the targets (owned by the caller); a local copy's
+ * model_name is what it runs (local_run). An empty table routes to an implicit local.
+ * *n_serving: how many of them serve the model. */
+static void candidates(asr_router_t *r, const char *model, asr__route_target_t **out, int *n,
+                       int *n_serving) {
     pthread_mutex_lock(&r->mu);
     int *idx = asr_xcalloc((size_t)r->n + 1, sizeof *idx);
     for (int k = 0; k < r->n; k++)
@@ -267,18 +363,40 @@ static void candidates(asr_router_t *r, asr__route_target_t **out, int *n) {
             idx[j] = idx[j - 1];
             idx[j - 1] = tmp;
         }
-    *n = r->n ? r->n : 1;
-    *out = asr_xcalloc((size_t)*n, sizeof **out);
+    bool *serves = asr_xcalloc((size_t)r->n + 1, sizeof *serves);
+    bool *subst = asr_xcalloc((size_t)r->n + 1, sizeof *subst);
+    int *order = asr_xcalloc((size_t)r->n + 1, sizeof *order);
+    for (int k = 0; k < r->n; k++) {
+        const asr__route_target_t *t = &r->b[idx[k]].t;
+        serves[k] = asr_route_row_serves(t->kind, t->model_name, t->aliases, model,
+                                         !strcmp(t->kind, "local") && local_has(r, model));
+        subst[k] = t->allow_substitution;
+    }
+    int m = asr_route_model_order(serves, subst, r->n, order, n_serving);
+    *n = r->n ? m : 1;
+    *out = asr_xcalloc((size_t)*n + 1, sizeof **out);
     if (!r->n) {
+        *n_serving = 1;
         (*out)[0] = (asr__route_target_t){.name = asr_xstrdup("local"),
                                           .kind = asr_xstrdup("local"),
                                           .api_url = asr_xstrdup(""),
                                           .model_name = asr_xstrdup(""),
                                           .is_default = true};
     }
-    for (int k = 0; k < r->n; k++)
-        asr__route_target_copy(&(*out)[k], &r->b[idx[k]].t);
+    for (int k = 0; r->n && k < m; k++) {
+        asr__route_target_t *t = &(*out)[k];
+        asr__route_target_copy(t, &r->b[idx[order[k]]].t);
+        if (!strcmp(t->kind, "local")) {
+            char run[ASR_STORE_NAME_MAX * 2 + 1];
+            local_run(r, t, model, run, sizeof run);
+            free(t->model_name);
+            t->model_name = asr_xstrdup(run);
+        }
+    }
     free(idx);
+    free(serves);
+    free(subst);
+    free(order);
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -470,8 +588,16 @@ asr_err_t asr_route_transcribe(asr_router_t *r, const asr_route_opts_t *o,
         pthread_mutex_unlock(&r->mu);
     }
     asr__route_target_t *cand;
-    int n;
-    candidates(r, &cand, &n);
+    int n, n_serving;
+    candidates(r, o->model, &cand, &n, &n_serving);
+    if (n_serving == 0) {
+        out->status = 404;
+        snprintf(out->error, sizeof out->error,
+                 "The model '%.100s' is not served by any active ASR backend (see GET /v1/models).",
+                 o->model);
+        free_targets(cand, n);
+        return ASR_ERR_NOT_FOUND;
+    }
     bool *skipped = asr_xcalloc((size_t)n, sizeof *skipped);
     asr__route_failed_t *failed = asr_xcalloc((size_t)n, sizeof *failed); /* one try each */
     int n_failed = 0, n_tried = 0;
@@ -495,6 +621,10 @@ asr_err_t asr_route_transcribe(asr_router_t *r, const asr_route_opts_t *o,
                 skipped[i] = true;
                 continue;
             }
+            if (i >= n_serving)
+                ASR_LOG(ASR_LOG_INFO,
+                        "msg=route_model_substituted req=%s backend=\"%s\" requested=\"%s\"",
+                        o->req_id ? o->req_id : "-", cand[i].name, o->model ? o->model : "");
             asr__route_failed_t *f = &failed[n_failed];
             int hint;
             bool counts;

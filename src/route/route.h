@@ -4,7 +4,9 @@
  * `whisper.cpp` (its POST /inference).
  *
  * A request tries the default active backend first, then the other active ones by priority
- * (ties: fewest outstanding requests first); a backend with max_parallel attempts in flight is
+ * (ties: fewest outstanding requests first), those that serve its model before those that only
+ * allow model substitution, and no other (route_models.c; a model no active backend serves is a
+ * 404 without any attempt); a backend with max_parallel attempts in flight is
  * passed over like one whose breaker is open. It moves on to the next one on a transport failure
  * (connection refused or reset, TLS, timeout), HTTP 5xx, 429, 401/403/404 of the backend, or an
  * error answer that says out of memory (never a transcript that does); an error caused by the
@@ -126,14 +128,32 @@ void asr_route_breaker_hint(asr_route_breaker_t *b, double now, double seconds);
 asr_route_breaker_state_t asr_route_breaker_state(const asr_route_breaker_t *b, double now);
 const char *asr_route_breaker_state_name(asr_route_breaker_state_t s);
 
+/* ---- model names (pure; route_models.c; docs/API.md "Model names") ---- */
+
+/* True when `model` (non-empty) is `model_name` or one of the comma-separated `aliases` (spaces
+ * around each ignored); exact, case-sensitive. NULL strings are empty. */
+bool asr_route_names_model(const char *model_name, const char *aliases, const char *model);
+/* True when a backend row serves a request for `model`: no model asked (NULL or ""); the row names
+ * it (asr_route_names_model); a `local` row whose engine has it (`local_has`, ignored for other
+ * kinds); a remote row with neither model_name nor aliases (it passes the client's model on). */
+bool asr_route_row_serves(const char *kind, const char *model_name, const char *aliases,
+                          const char *model, bool local_has);
+/* The rows a request tries, given rows 0..n-1 in the table's order (default first, then
+ * priority): those that serve the model, in that order, then those that do not but allow model
+ * substitution. Fills order[] (room for n) with row indexes and returns how many; *n_serving
+ * gets the number of serving rows (0: no active backend serves the model, a 404). */
+int asr_route_model_order(const bool *serves, const bool *allow_substitution, int n, int *order,
+                          int *n_serving);
+
 /* ---- requests ---- */
 
 /* One transcription to route. Strings are borrowed for the call; NULL = unset (not sent). */
 typedef struct {
-    const char *path;            /* the audio file (required) */
-    const char *filename;        /* name sent to remote backends; NULL = base name of path */
-    bool translate;              /* /v1/audio/translations */
-    const char *model;           /* the client's model; a backend's model_name replaces it */
+    const char *path;     /* the audio file (required) */
+    const char *filename; /* name sent to remote backends; NULL = base name of path */
+    bool translate;       /* /v1/audio/translations */
+    const char *model; /* the client's model: it selects the backends ("Model names"); a backend's
+                          model_name replaces it */
     const char *response_format; /* json (NULL), text, srt, verbose_json, vtt */
     const char *language;
     const char *prompt;
@@ -167,10 +187,12 @@ typedef struct {
 
 void asr_route_result_clear(asr_route_result_t *r);
 
-/* Runs one attempt on the local engine. `model_name` is the local row's model_name (NULL when
- * unset). Fills out->status (and, for asr_route_transcribe_file, body/content_type/model); sets
- * out->overloaded for a capacity refusal. Returns ASR_OK when it produced an answer (whatever its
- * status). Runs on the caller's thread and may block until the transcription ends. */
+/* Runs one attempt on the local engine. `model_name` is the model to run instead of the client's
+ * (NULL when the client's stands): the local row's model_name, or, when the request reached the
+ * row through one of its aliases or a model substitution, the engine's default model. Fills
+ * out->status (and, for asr_route_transcribe_file, body/content_type/model); sets out->overloaded
+ * for a capacity refusal. Returns ASR_OK when it produced an answer (whatever its status). Runs on
+ * the caller's thread and may block until the transcription ends. */
 typedef asr_err_t (*asr_route_local_cb)(void *user_data, const asr_route_opts_t *opts,
                                         const char *model_name, asr_route_result_t *out);
 
@@ -192,22 +214,37 @@ asr_err_t asr_route_create(const asr_route_params_t *p, struct asr_store *store,
 void asr_route_destroy(asr_router_t *r);
 /* Registers the runner of local attempts (the api module's scheduler path). */
 void asr_route_set_local(asr_router_t *r, asr_route_local_cb cb, void *user_data);
+/* The local engine's models, for routing by model name: returns the engine's id for `model`
+ * (its id or one of the server's model_aliases; the default model for NULL or ""), NULL when the
+ * engine has no such model. Static strings. Without one, a local row serves any model. */
+typedef const char *(*asr_route_local_models_cb)(void *user_data, const char *model);
+void asr_route_set_local_models(asr_router_t *r, asr_route_local_models_cb cb, void *user_data);
 /* Reloads the table from the store (call after every admin change). */
 asr_err_t asr_route_reload(asr_router_t *r);
 /* True when routing cannot leave this server: every active backend is local (or none is
  * active). *name (may be NULL) gets the local backend's name (static until the next reload; copy
  * it) or "local". */
 bool asr_route_local_only(asr_router_t *r, char *name, size_t name_len);
-/* The model_name of that local backend ("" when unset or when no local backend is active): it
- * replaces the client's model for local runs, as a remote row's does (docs/API.md). */
-void asr_route_local_model(asr_router_t *r, char *model, size_t model_len);
+/* What the local backend runs for a request for `model` (may be NULL): *run gets the model to run
+ * instead of the client's ("" when the client's stands): its model_name, else the engine's default
+ * model when `model` is one of the row's aliases but not the engine's. Returns false when the
+ * local backend does not serve `model` (nor is there one). */
+bool asr_route_local_run_model(asr_router_t *r, const char *model, char *run, size_t run_len);
+/* True when an active backend serves `model` (asr_route_row_serves; always for NULL or ""). */
+bool asr_route_serves(asr_router_t *r, const char *model);
+/* Calls fn once per distinct model name that an active backend serves by name (its model_name and
+ * aliases; the local engine's own models are not included), with the backend's name. */
+void asr_route_each_model(asr_router_t *r,
+                          void (*fn)(void *ud, const char *model, const char *backend), void *ud);
 
 /* Routes one transcription (see the file comment). Local attempts run through `local_cb`
  * (NULL = the registered runner) with `local_user_data`. Returns ASR_OK when a backend answered
  * (out->status is 2xx, or an input error that is not retried; out->local tells whether the local
  * runner did); ASR_ERR_AGAIN when every backend failed (out->status 503, out->error says why,
- * out->retry_after a hint); ASR_ERR_CANCELLED when opts->cancel_cb said so. `out` is filled in
- * every case and must be cleared by the caller. */
+ * out->retry_after a hint); ASR_ERR_CANCELLED when opts->cancel_cb said so; ASR_ERR_NOT_FOUND
+ * (out->status 404, nothing tried) when no active backend serves opts->model. Only the backends
+ * that serve opts->model are tried, then those that allow model substitution
+ * (asr_route_model_order). `out` is filled in every case and must be cleared by the caller. */
 asr_err_t asr_route_transcribe(asr_router_t *r, const asr_route_opts_t *opts,
                                asr_route_local_cb local_cb, void *local_user_data,
                                asr_route_result_t *out);

@@ -13,10 +13,12 @@
 typedef struct {
     int64_t id;
     char *name, *kind, *api_url, *api_key, *model_name;
+    char *aliases; /* comma-separated other names of its model ("" when none) */
     int timeout_ms;
     int priority;
     int max_parallel; /* attempts in flight at once before requests prefer the next backend */
     bool is_default;
+    bool allow_substitution; /* may serve a request for a model it does not serve */
 } asr__route_target_t;
 
 /* How a remote attempt ended. */
@@ -92,6 +94,8 @@ struct asr_router {
     int n;
     asr_route_local_cb local_cb;
     void *local_ud;
+    asr_route_local_models_cb local_models; /* the engine's models; NULL: local serves any */
+    void *local_models_ud;
     /* the health thread (route_health.c) sleeps on cv under mu until stop */
     int64_t configs_version; /* the store's configs_version at the last reload (under mu) */
     pthread_t health;

@@ -86,14 +86,16 @@ typedef struct {
     char *kind;       /* "local", "openai" or "whisper.cpp" */
     char *api_url;    /* "" when none (local) */
     char *model_name; /* "" when none */
+    char *aliases;    /* other names of the row's model, comma-separated ("" when none) */
     bool has_api_key;
     bool is_active;
     bool is_default;
     int priority; /* 0..ASR_STORE_PRIORITY_MAX; lower is tried first */
     int timeout_ms;
     int max_parallel;
-    int64_t created_at; /* ms */
-    int64_t updated_at; /* ms */
+    bool allow_model_substitution; /* may serve a request for a model it does not serve */
+    int64_t created_at;            /* ms */
+    int64_t updated_at;            /* ms */
 } asr_store_config_t;
 
 /* Input for create and update. Pointers are borrowed for the call. NULL strings and
@@ -106,11 +108,13 @@ typedef struct {
     const char *api_url;
     const char *api_key;
     const char *model_name;
+    const char *aliases; /* comma-separated; "" clears */
     int is_active;
     int is_default;
     int priority;
     int timeout_ms;
     int max_parallel;
+    int allow_model_substitution; /* 0/1; unset on create: 1 */
 } asr_store_config_input_t;
 
 /* Sets every field of *in to unset. */

@@ -13,16 +13,27 @@
 #include "store/store_int.h"
 
 #define CFG_COLS                                                                                   \
-    "id, name, kind, api_url, model_name, CASE WHEN api_key IS NULL THEN 0 ELSE 1 END, "           \
-    "is_active, is_default, priority, timeout_ms, max_parallel, created_at, updated_at"
+    "id, name, kind, api_url, model_name, aliases, CASE WHEN api_key IS NULL THEN 0 ELSE 1 END, "  \
+    "is_active, is_default, priority, timeout_ms, max_parallel, allow_model_substitution, "        \
+    "created_at, updated_at"
 
 /* CFG_COLS, in order. */
 #define CF(kind, member) ASR__FIELD(asr_store_config_t, kind, member)
-static const asr__field_t k_cfg[] = {
-    CF(I64, id),         CF(STR, name),         CF(STR, kind),         CF(STR, api_url),
-    CF(STR, model_name), CF(BOOL, has_api_key), CF(BOOL, is_active),   CF(BOOL, is_default),
-    CF(INT, priority),   CF(INT, timeout_ms),   CF(INT, max_parallel), CF(I64, created_at),
-    CF(I64, updated_at)};
+static const asr__field_t k_cfg[] = {CF(I64, id),
+                                     CF(STR, name),
+                                     CF(STR, kind),
+                                     CF(STR, api_url),
+                                     CF(STR, model_name),
+                                     CF(STR, aliases),
+                                     CF(BOOL, has_api_key),
+                                     CF(BOOL, is_active),
+                                     CF(BOOL, is_default),
+                                     CF(INT, priority),
+                                     CF(INT, timeout_ms),
+                                     CF(INT, max_parallel),
+                                     CF(BOOL, allow_model_substitution),
+                                     CF(I64, created_at),
+                                     CF(I64, updated_at)};
 #undef CF
 
 ASR__STORE_FREE_FNS(asr_store_config_t, k_cfg, asr_store_config_clear, asr_store_configs_free)
@@ -154,16 +165,17 @@ static asr_err_t create_body(asr_store_t *s, void *arg) {
     asr__store_rows_free(&r);
     if (make_default && (e = clear_default(s)) != ASR_OK)
         return e;
-    asr__param_t p[10] = {PTEXT(m->name),       PTEXT(m->kind),       PTEXT(m->api_url),
-                          PTEXT(o->enc),        PTEXT(m->model_name), PI64(m->is_active),
-                          PI64(make_default),   PI64(m->priority),    PI64(m->timeout_ms),
-                          PI64(m->max_parallel)};
+    asr__param_t p[12] = {
+        PTEXT(m->name),      PTEXT(m->kind),        PTEXT(m->api_url),
+        PTEXT(o->enc),       PTEXT(m->model_name),  PTEXT(m->aliases),
+        PI64(m->is_active),  PI64(make_default),    PI64(m->priority),
+        PI64(m->timeout_ms), PI64(m->max_parallel), PI64(m->allow_model_substitution)};
     e = asr__store_exec(s,
                         "INSERT INTO asr_configs (name, kind, api_url, api_key, model_name, "
-                        "is_active, is_default, priority, timeout_ms, max_parallel, created_at, "
-                        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW}, {NOW}) "
-                        "RETURNING id",
-                        p, 10, &r);
+                        "aliases, is_active, is_default, priority, timeout_ms, max_parallel, "
+                        "allow_model_substitution, created_at, updated_at) VALUES (?, ?, ?, ?, "
+                        "?, ?, ?, ?, ?, ?, ?, ?, {NOW}, {NOW}) RETURNING id",
+                        p, 12, &r);
     if (e != ASR_OK)
         return field_error(s, e);
     o->id = asr__store_cell_i64(&r, 0, 0);
@@ -178,7 +190,9 @@ asr_err_t asr_store_config_create(asr_store_t *s, const asr_store_config_input_t
     m.kind = in->kind ? in->kind : "local";
     m.api_url = in->api_url ? in->api_url : "";
     m.model_name = in->model_name ? in->model_name : "";
+    m.aliases = in->aliases ? in->aliases : "";
     m.is_active = or_default(in->is_active, 1);
+    m.allow_model_substitution = or_default(in->allow_model_substitution, 1);
     m.priority = or_default(in->priority, 100);
     m.timeout_ms = or_default(in->timeout_ms, 60000);
     m.max_parallel = or_default(in->max_parallel, 4);
@@ -208,7 +222,7 @@ static asr_err_t load_for_update(asr_store_t *s, int64_t id, asr_store_config_t 
         e = asr__store_fail(ASR_ERR_NOT_FOUND, "id: no such config");
     else {
         asr__store_map_row(k_cfg, ASR__N_FIELDS(k_cfg), &r, 0, cur);
-        *enc = asr__store_cell_dup(&r, 0, 13);
+        *enc = asr__store_cell_dup(&r, 0, ASR__N_FIELDS(k_cfg)); /* after CFG_COLS */
     }
     asr__store_rows_free(&r);
     return e;
@@ -223,7 +237,10 @@ static asr_err_t merge_update(const asr_store_config_t *cur, const asr_store_con
     m->kind = in->kind ? in->kind : cur->kind;
     m->api_url = in->api_url ? in->api_url : cur->api_url;
     m->model_name = in->model_name ? in->model_name : cur->model_name;
+    m->aliases = in->aliases ? in->aliases : cur->aliases;
     m->is_active = or_default(in->is_active, cur->is_active);
+    m->allow_model_substitution =
+        or_default(in->allow_model_substitution, cur->allow_model_substitution);
     m->is_default = or_default(in->is_default, cur->is_default);
     m->priority = or_default(in->priority, cur->priority);
     m->timeout_ms = or_default(in->timeout_ms, cur->timeout_ms);
@@ -256,16 +273,20 @@ static asr_err_t update_body(asr_store_t *s, void *arg) {
     if (e == ASR_OK && m.is_default && !cur.is_default)
         e = clear_default(s);
     if (e == ASR_OK) {
-        asr__param_t p[11] = {PTEXT(m.name),        PTEXT(m.kind),       PTEXT(m.api_url),
-                              PTEXT(enc),           PTEXT(m.model_name), PI64(m.is_active),
-                              PI64(m.is_default),   PI64(m.priority),    PI64(m.timeout_ms),
-                              PI64(m.max_parallel), PI64(o->id)};
+        asr__param_t p[13] = {
+            PTEXT(m.name),      PTEXT(m.kind),        PTEXT(m.api_url),
+            PTEXT(enc),         PTEXT(m.model_name),  PTEXT(m.aliases),
+            PI64(m.is_active),  PI64(m.is_default),   PI64(m.priority),
+            PI64(m.timeout_ms), PI64(m.max_parallel), PI64(m.allow_model_substitution),
+            PI64(o->id)};
         e = field_error(s, asr__store_exec(s,
                                            "UPDATE asr_configs SET name = ?, kind = ?, api_url "
-                                           "= ?, api_key = ?, model_name = ?, is_active = ?, "
-                                           "is_default = ?, priority = ?, timeout_ms = ?, "
-                                           "max_parallel = ?, updated_at = {NOW} WHERE id = ?",
-                                           p, 11, NULL));
+                                           "= ?, api_key = ?, model_name = ?, aliases = ?, "
+                                           "is_active = ?, is_default = ?, priority = ?, "
+                                           "timeout_ms = ?, max_parallel = ?, "
+                                           "allow_model_substitution = ?, updated_at = {NOW} "
+                                           "WHERE id = ?",
+                                           p, 13, NULL));
     }
     asr_store_config_clear(&cur);
     free(enc);

@@ -94,10 +94,19 @@ static const char k_v3[] =
     " job_id BIGINT NOT NULL,"
     " body TEXT NOT NULL);";
 
+/* The model names a backend answers to besides its model_name, and whether it may serve a request
+ * for another model in a failover (docs/API.md, "Model names"). Existing rows keep today's
+ * behaviour: no aliases, substitution allowed. */
+static const char k_v4_models[] =
+    "ALTER TABLE asr_configs ADD COLUMN aliases TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE asr_configs ADD COLUMN allow_model_substitution INTEGER NOT NULL DEFAULT 1"
+    " CHECK (allow_model_substitution IN (0, 1));";
+
 const asr__store_migration_t asr__store_migrations[] = {
     {1, "asr_configs, asr_health, recordings, jobs, nodes", k_v1, NULL},
     {2, "asr_meta (configs_version)", k_v2, NULL},
     {3, "recording_texts (transcript search)", k_v3, asr__store_search_migrate},
+    {4, "asr_configs.aliases, asr_configs.allow_model_substitution", k_v4_models, NULL},
 };
 const int asr__store_n_migrations =
     (int)(sizeof asr__store_migrations / sizeof asr__store_migrations[0]);

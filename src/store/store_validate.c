@@ -10,6 +10,7 @@
 
 #define API_KEY_MAX 4096
 #define MODEL_NAME_MAX 256
+#define ALIASES_MAX 2048
 #define TIMEOUT_MIN_MS 100
 #define TIMEOUT_MAX_MS 3600000
 #define PARALLEL_MAX 1024
@@ -17,7 +18,7 @@
 void asr_store_config_input_init(asr_store_config_input_t *in) {
     memset(in, 0, sizeof *in);
     in->is_active = in->is_default = in->priority = in->timeout_ms = in->max_parallel =
-        ASR_STORE_UNSET;
+        in->allow_model_substitution = ASR_STORE_UNSET;
 }
 
 /* NULL when s is valid UTF-8 without control characters (C0, DEL, C1); else the reason. */
@@ -137,8 +138,16 @@ asr_err_t asr_store_config_validate(const asr_store_config_input_t *in, char *er
         if ((why = asr__store_check_text(in->model_name)))
             BAD("model_name: %s", why);
     }
+    if (in->aliases) {
+        if (strlen(in->aliases) > ALIASES_MAX)
+            BAD("aliases: longer than %d bytes", ALIASES_MAX);
+        if ((why = asr__store_check_text(in->aliases)))
+            BAD("aliases: %s", why);
+    }
     if (!in_range(in->is_active, 0, 1))
         BAD("is_active: must be 0 or 1");
+    if (!in_range(in->allow_model_substitution, 0, 1))
+        BAD("allow_model_substitution: must be 0 or 1");
     if (!in_range(in->is_default, 0, 1))
         BAD("is_default: must be 0 or 1");
     if (!in_range(in->priority, 0, ASR_STORE_PRIORITY_MAX))

@@ -449,12 +449,16 @@ def test_settings_edit(server, browser):
     assert visible(drv, "#f-key-clear") and "stored" in text_of(drv, "#hint-api_key")
     assert "sk-edit-secret" not in drv.page_source
     css(drv, "#f-model").send_keys("large-v3")
+    assert drv.execute_script("return document.getElementById('f-subst').checked") is True
+    css(drv, "#f-aliases").send_keys("whisper-large-v3, v3")
+    css(drv, "#f-subst").click()  # the two model-name fields (issue 17)
     css(drv, "#cfg-save").click()
     wd.wait_for(lambda: not visible(drv, "#cfg-form"), what="the form to close",
                 on_fail=lambda: "\nform error: " + text_of(drv, "#cfg-form-error"))
     c = requests.get(f"{server.url}/api/asr-configs/{cid}", timeout=30).json()
     assert (c["model_name"], c["kind"], c["priority"], c["is_active"], c["has_api_key"]) == \
         ("large-v3", "whisper.cpp", 300, False, True), c
+    assert (c["aliases"], c["allow_model_substitution"]) == ("whisper-large-v3, v3", False), c
     assert "large-v3" in text_of(drv, f'#cfg-table tr[data-id="{cid}"]')
 
 

@@ -182,6 +182,63 @@ static void test_names(void **state) {
     assert_string_equal(asr_route_breaker_state_name(ASR_ROUTE_BREAKER_HALF_OPEN), "half_open");
 }
 
+/* Model names: a row names a model by its model_name or an alias (trimmed, exact). */
+static void test_names_model(void **state) {
+    (void)state;
+    const char *al = " large-v3 ,openai/whisper-large-v3,, v3 ";
+    assert_true(asr_route_names_model("whisper-large-v3", al, "whisper-large-v3"));
+    assert_true(asr_route_names_model("whisper-large-v3", al, "large-v3"));
+    assert_true(asr_route_names_model("whisper-large-v3", al, "openai/whisper-large-v3"));
+    assert_true(asr_route_names_model("", al, "v3"));
+    assert_false(asr_route_names_model("whisper-large-v3", al, "Large-V3")); /* exact */
+    assert_false(asr_route_names_model("whisper-large-v3", al, "large"));    /* whole names */
+    assert_false(asr_route_names_model("whisper-large-v3", al, ""));
+    assert_false(asr_route_names_model(NULL, NULL, "x"));
+}
+
+/* Which rows serve a request's model. */
+static void test_row_serves(void **state) {
+    (void)state;
+    /* no model asked: every row */
+    assert_true(asr_route_row_serves("openai", "whisper-large-v3", "", NULL, false));
+    assert_true(asr_route_row_serves("openai", "whisper-large-v3", "", "", false));
+    /* a remote row: by its names only */
+    assert_true(asr_route_row_serves("openai", "whisper-large-v3", "large-v3", "large-v3", false));
+    assert_false(asr_route_row_serves("openai", "whisper-large-v3", "large-v3", "tiny.en", true));
+    /* a remote row that names no model passes the client's on: it serves any */
+    assert_true(asr_route_row_serves("openai", "", "", "anything", false));
+    assert_true(asr_route_row_serves("whisper.cpp", "", " , ", "anything", false));
+    assert_false(asr_route_row_serves("openai", "", "large-v3", "anything", false));
+    /* the local row: its names and whatever its engine has */
+    assert_true(asr_route_row_serves("local", "", "", "tiny.en", true));
+    assert_true(asr_route_row_serves("local", "base", "", "tiny.en", true));
+    assert_false(asr_route_row_serves("local", "", "", "whisper-large-v3", false));
+    assert_true(asr_route_row_serves("local", "", "large-v3", "large-v3", false));
+}
+
+/* The order a request tries: serving rows first (table order), then substitutes. */
+static void test_model_order(void **state) {
+    (void)state;
+    /* table order: gpu (default), local, other; the model is served by gpu and other */
+    bool serves[] = {true, false, true}, subst[] = {true, true, false};
+    int order[3], n_serving = -1;
+    int n = asr_route_model_order(serves, subst, 3, order, &n_serving);
+    assert_int_equal(n, 3);
+    assert_int_equal(n_serving, 2);
+    assert_int_equal(order[0], 0);
+    assert_int_equal(order[1], 2);
+    assert_int_equal(order[2], 1); /* local stands in last */
+    /* local forbids substitution: it is left out */
+    subst[1] = false;
+    assert_int_equal(asr_route_model_order(serves, subst, 3, order, &n_serving), 2);
+    assert_int_equal(order[0], 0);
+    assert_int_equal(order[1], 2);
+    /* nobody serves it: a 404 even though rows allow substitution */
+    bool none[] = {false, false, false}, all[] = {true, true, true};
+    assert_int_equal(asr_route_model_order(none, all, 3, order, &n_serving), 3);
+    assert_int_equal(n_serving, 0);
+}
+
 /* The class each kind of failed attempt counts under in /metrics. */
 static void test_fail_classes(void **state) {
     (void)state;
@@ -243,6 +300,9 @@ int main(void) {
         cmocka_unit_test(test_breaker_neutral_probe),
         cmocka_unit_test(test_breaker_retry_after_hint),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_names_model),
+        cmocka_unit_test(test_row_serves),
+        cmocka_unit_test(test_model_order),
         cmocka_unit_test(test_fail_classes),
         cmocka_unit_test(test_error_message),
     };

@@ -398,6 +398,61 @@ static void test_config_crud(void **state) {
     assert_err(asr_store_config_set_default(f->s, 9999), ASR_ERR_NOT_FOUND, "id:");
 }
 
+/* aliases and allow_model_substitution (schema 4): defaults, create, partial update, checks. */
+static void test_config_model_names(void **state) {
+    fx_t *f = *state;
+    int64_t plain = mkcfg(f->s, "local", "local", NULL, 1);
+    asr_store_config_t c;
+    assert_ok(asr_store_config_get(f->s, plain, &c));
+    assert_string_equal(c.aliases, "");
+    assert_true(c.allow_model_substitution); /* the default: as before the setting */
+    asr_store_config_clear(&c);
+
+    asr_store_config_input_t in;
+    asr_store_config_input_init(&in);
+    in.name = "gpu";
+    in.kind = "openai";
+    in.api_url = "http://gpu.test/v1";
+    in.api_key = "sk-gpu";
+    in.model_name = "whisper-large-v3";
+    in.aliases = "large-v3, openai/whisper-large-v3";
+    in.allow_model_substitution = 0;
+    int64_t id;
+    assert_ok(asr_store_config_create(f->s, &in, &id));
+    assert_ok(asr_store_config_get(f->s, id, &c));
+    assert_string_equal(c.aliases, "large-v3, openai/whisper-large-v3");
+    assert_false(c.allow_model_substitution);
+    asr_store_config_clear(&c);
+
+    asr_store_config_input_init(&in); /* a partial update keeps the other field, and the key */
+    in.aliases = "v3";
+    assert_ok(asr_store_config_update(f->s, id, &in));
+    assert_ok(asr_store_config_get(f->s, id, &c));
+    assert_string_equal(c.aliases, "v3");
+    assert_false(c.allow_model_substitution);
+    assert_true(c.has_api_key);
+    asr_store_config_clear(&c);
+    char *key = NULL;
+    assert_ok(asr_store_config_get_api_key(f->s, id, &key));
+    assert_string_equal(key, "sk-gpu");
+    asr_store_free(key);
+    asr_store_config_input_init(&in);
+    in.allow_model_substitution = 1;
+    assert_ok(asr_store_config_update(f->s, id, &in));
+    assert_ok(asr_store_config_get(f->s, id, &c));
+    assert_true(c.allow_model_substitution);
+    assert_string_equal(c.aliases, "v3");
+    asr_store_config_clear(&c);
+
+    asr_store_config_input_init(&in);
+    in.aliases = "a\nb";
+    assert_err(asr_store_config_update(f->s, id, &in), ASR_ERR_INVALID, "aliases:");
+    asr_store_config_input_init(&in);
+    in.allow_model_substitution = 2;
+    assert_err(asr_store_config_update(f->s, id, &in), ASR_ERR_INVALID,
+               "allow_model_substitution:");
+}
+
 static void test_config_validation(void **state) {
     fx_t *f = *state;
     struct {
@@ -1425,6 +1480,7 @@ static const struct CMUnitTest k_tests[] = {
     cmocka_unit_test_setup_teardown(test_migrate_upgrade_and_newer, setup, teardown),
     cmocka_unit_test_setup_teardown(test_config_crud, setup, teardown),
     cmocka_unit_test_setup_teardown(test_config_validation, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_config_model_names, setup, teardown),
     cmocka_unit_test_setup_teardown(test_config_duplicate_and_metachars, setup, teardown),
     cmocka_unit_test_setup_teardown(test_config_one_default, setup, teardown),
     cmocka_unit_test_setup_teardown(test_configs_version, setup, teardown),
