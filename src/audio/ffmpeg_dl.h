@@ -2,8 +2,8 @@
  * starts: linking them pulls ~110 shared libraries into every process (~60 ms of start-up for a
  * one-file `asrd transcribe`), while 16 kHz mono 16-bit WAV, the common case, is read natively.
  *
- * Include after FFmpeg's headers: every FFmpeg function audio_ffmpeg.c calls is redirected to a pointer
- * of the same type in asr_ff, filled by asr_ff_load. */
+ * Include after FFmpeg's headers: every FFmpeg function audio_ffmpeg.c calls is redirected to a
+ * pointer of the same type in asr_ff, filled by asr_ff_load. */
 #ifndef ASR_AUDIO_FFMPEG_DL_H
 #define ASR_AUDIO_FFMPEG_DL_H
 

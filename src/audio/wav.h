@@ -1,5 +1,5 @@
-/* audio: the RIFF/WAVE chunk walk of the readers (audio_native.c): the native PCM path and the facts
- * behind asr_audio_wav_truncated. */
+/* audio: the RIFF/WAVE chunk walk of the readers (audio_native.c): the native PCM path and the
+ * facts behind asr_audio_wav_truncated. */
 #ifndef ASR_AUDIO_WAV_H
 #define ASR_AUDIO_WAV_H
 

@@ -18,7 +18,8 @@ typedef struct {
 } attempt_t;
 
 /* A local attempt, in the router's terms: 200 with the verbose_json, else the status the service
- * maps the failure to (503 overloaded: fail over; 400 bad audio; 500 a model that will not load). */
+ * maps the failure to (503 overloaded: fail over; 400 bad audio; 500 a model that will not load).
+ */
 static asr_err_t local_attempt(void *ud, const asr_route_opts_t *opts, const char *model_name,
                                asr_route_result_t *out) {
     (void)opts;
