@@ -17,7 +17,7 @@
 # (default: CT), so that e.g. asrd float32 can be set against faster-whisper int8. asrd gets
 # --compute-type only when `asrd transcribe --help` lists it (otherwise it runs its default).
 #
-# Environment: ASRD (binary, default build/asrd), ASR_SHARED (default ../shared),
+# Environment: ASRD (binary, default build/asrd),
 # ASRD_MODELS (default ~/.cache/asrd/models; falls back to /tmp/devmodels), ASRD_VENV
 # (default ~/.cache/asrd/venv). Exit status: 0, or 1 when a run of either engine failed.
 set -euo pipefail
@@ -60,12 +60,11 @@ done
 ASRD_COMPUTE="${ASRD_COMPUTE:-$COMPUTE}"
 
 ASRD="${ASRD:-$ROOT/build/asrd}"
-SHARED="${ASR_SHARED:-$ROOT/../shared}"
-[ -d "$SHARED" ] && SHARED="$(cd "$SHARED" && pwd)"
+AUDIO="$ROOT/tests/data/audio"
 VENV="${ASRD_VENV:-$HOME/.cache/asrd/venv}"
 PY="$VENV/bin/python"
 MODELS_ROOT="${ASRD_MODELS:-$HOME/.cache/asrd/models}"
-MANIFEST="$SHARED/audio/MANIFEST.tsv"
+MANIFEST="$AUDIO/MANIFEST.tsv"
 
 [ -x "$ASRD" ] || die "asrd binary not found at $ASRD (run make, or set ASRD)"
 [ -x "$PY" ] || die "python venv not found at $VENV (run make venv)"
@@ -77,10 +76,10 @@ elif [ -f "$MODEL/model.bin" ]; then MODEL_DIR="$MODEL"
 else die "model '$MODEL' not found in $MODELS_ROOT, /tmp/devmodels or as a directory"; fi
 MODEL_DIR="$(cd "$MODEL_DIR" && pwd)"
 
-# Clip: a path, or a file name under $ASR_SHARED/audio.
+# Clip: a path, or a file name under tests/data/audio.
 if [ -f "$CLIP" ]; then CLIP_PATH="$CLIP"
-elif [ -f "$SHARED/audio/$CLIP" ]; then CLIP_PATH="$SHARED/audio/$CLIP"
-else die "clip '$CLIP' not found (as a path or in $SHARED/audio)"; fi
+elif [ -f "$AUDIO/$CLIP" ]; then CLIP_PATH="$AUDIO/$CLIP"
+else die "clip '$CLIP' not found (as a path or in $AUDIO)"; fi
 CLIP_NAME="$(basename "$CLIP_PATH")"
 
 AUDIO_S=""

@@ -8,7 +8,7 @@ directory, reported as audio minutes per wall minute.
 
 All recordings are uploaded first; the clock runs from the first transcribe request until the last
 job is done. One node gets all cores (threads = cores), each of two nodes half of them, so both
-setups use the same CPU. Environment as the e2e tests: ASRD (binary), ASR_SHARED, ASRD_MODELS.
+setups use the same CPU. Environment as the e2e tests: ASRD (binary), ASRD_MODELS.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@
    cores / workers).
 
 Usage:
-  bench/server_load.py [--asrd build/asrd] [--model tiny.en] [--audio ../shared/audio/en_jfk.wav]
+  bench/server_load.py [--asrd build/asrd] [--model tiny.en] [--audio tests/data/audio/en_jfk.wav]
                        [--clients 4] [--requests 3] [--parallel 1,2] [--singles 3]
 Models are looked up as asrd does ($ASRD_MODELS, default ~/.cache/asrd/models; /tmp/devmodels as
 a fallback for development).
@@ -142,7 +142,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--asrd", default=os.environ.get("ASRD", str(ROOT / "build" / "asrd")))
     ap.add_argument("--model", default="tiny.en")
-    ap.add_argument("--audio", default=str(ROOT.parent / "shared" / "audio" / "en_jfk.wav"))
+    ap.add_argument("--audio", default=str(ROOT / "tests" / "data" / "audio" / "en_jfk.wav"))
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--requests", type=int, default=3, help="per client")
     ap.add_argument("--parallel", default="1,2")

@@ -5,7 +5,7 @@
                        [--fw-compute-type float32[,int8...]] [--clips a.wav,b.wav]
                        [--threads 2] [--json FILE]
 
-Every clip of shared/audio/MANIFEST.tsv (English clips only for *.en models; --clips restricts)
+Every clip of tests/data/audio/MANIFEST.tsv (English clips only for *.en models; --clips restricts)
 goes through `asrd transcribe --model DIR --threads N --format json [--language L]
 [--compute-type CT] CLIP` (one process per clip and compute type; --compute-type only when
 `asrd transcribe --help` lists it, otherwise the column is labelled 'default') and through
@@ -23,7 +23,7 @@ then a mean row and each engine's total wall time per compute type. Text is norm
 tests/e2e/asrdtest.py: NFKC, lowercase, punctuation and [..]/(..) annotations dropped, spaces
 collapsed (removed for CER).
 
-Environment: ASRD (binary, default build/asrd), ASR_SHARED, ASRD_MODELS (see asrdtest.py).
+Environment: ASRD (binary, default build/asrd), ASRD_MODELS (see asrdtest.py).
 Exit status: 0; 1 when a clip failed on either engine (the error is shown in its row);
 2 on bad arguments.
 """

@@ -6,15 +6,14 @@
 #include "core/embed.h"
 #include "engine/vadfilter.h"
 
-#ifdef ASR_VAD_WEIGHTS_FILE
-/* The Silero VAD weights, embedded at build time. */
+/* The Silero VAD weights (assets/vad), embedded at build time: CMake always defines
+ * ASR_VAD_WEIGHTS_FILE. */
 ASR_EMBED_FILE(asr__vad_weights, ASR_VAD_WEIGHTS_FILE);
-#endif
 
 static pthread_once_t g_vad_once = PTHREAD_ONCE_INIT;
 static asr_vad_t *g_vad;
 static asr_err_t g_vad_rc = ASR_ERR_NOT_FOUND;
-static char g_vad_err[256] = "VAD weights are not available (set ASRD_VAD_MODEL)";
+static char g_vad_err[256];
 
 static void load_vad(void) {
     const char *path = getenv("ASRD_VAD_MODEL");
@@ -22,11 +21,9 @@ static void load_vad(void) {
         g_vad_rc = asr_vad_load(path, &g_vad, g_vad_err, sizeof g_vad_err);
         return;
     }
-#ifdef ASR_VAD_WEIGHTS_FILE
     g_vad_rc = asr_vad_load_memory(asr__vad_weights_start,
                                    (size_t)(asr__vad_weights_stop - asr__vad_weights_start), &g_vad,
                                    g_vad_err, sizeof g_vad_err);
-#endif
 }
 
 asr_err_t asr__vad_weights(const asr_vad_t **out, char *errbuf, size_t errbuf_len) {

@@ -266,8 +266,8 @@ typedef struct {
     char model[128];
 } asr_route_test_result_t;
 
-/* Sends the built-in speech clip (embedded at build time; else $ASRD_TEST_CLIP or
- * $ASR_SHARED/audio/en_ldc93s1.wav) to config `id` (active or not) and records the outcome in
+/* Sends the built-in speech clip (assets/clips/en_ldc93s1.wav, embedded at build time), or the
+ * WAV file $ASRD_TEST_CLIP names, to config `id` (active or not) and records the outcome in
  * asr_health. ASR_ERR_NOT_FOUND for an unknown id; otherwise ASR_OK with the outcome in *out. */
 asr_err_t asr_route_test(asr_router_t *r, int64_t id, asr_route_test_result_t *out);
 

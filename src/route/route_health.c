@@ -15,9 +15,8 @@
 #include "core/embed.h"
 #include "route/route_int.h"
 
-#ifdef ASR_ROUTE_CLIP_FILE
+/* The built-in clip (assets/clips/en_ldc93s1.wav; CMake always defines ASR_ROUTE_CLIP_FILE). */
 ASR_EMBED_FILE(asr__route_clip, ASR_ROUTE_CLIP_FILE);
-#endif
 
 #define HEALTH_KEEP 1000 /* rows kept per config */
 
@@ -25,28 +24,24 @@ static pthread_once_t g_clip_once = PTHREAD_ONCE_INIT;
 static char *g_clip;
 static size_t g_clip_len;
 
-static void load_clip(void) {
+static const char *clip_override(void) {
     const char *p = getenv("ASRD_TEST_CLIP");
-    char path[4096];
-    if (!p || !*p) {
-        const char *shared = getenv("ASR_SHARED");
-        snprintf(path, sizeof path, "%s/audio/en_ldc93s1.wav", shared && *shared ? shared : ".");
-        p = path;
-    }
-    if (asr_read_file(p, &g_clip, &g_clip_len) != ASR_OK) {
+    return p && *p ? p : NULL;
+}
+
+static void load_clip(void) {
+    if (asr_read_file(clip_override(), &g_clip, &g_clip_len) != ASR_OK) {
         g_clip = NULL;
         g_clip_len = 0;
     }
 }
 
 asr_err_t asr__route_clip(const unsigned char **data, size_t *len) {
-#ifdef ASR_ROUTE_CLIP_FILE
-    if (!getenv("ASRD_TEST_CLIP") || !*getenv("ASRD_TEST_CLIP")) {
+    if (!clip_override()) {
         *data = asr__route_clip_start;
         *len = (size_t)(asr__route_clip_stop - asr__route_clip_start);
         return ASR_OK;
     }
-#endif
     pthread_once(&g_clip_once, load_clip);
     *data = (const unsigned char *)g_clip;
     *len = g_clip_len;
@@ -120,8 +115,7 @@ asr_err_t asr_route_test(asr_router_t *r, int64_t id, asr_route_test_result_t *o
     char path[4200];
     if ((e = write_clip(r->tmp_dir, path, sizeof path)) != ASR_OK) {
         snprintf(out->error, sizeof out->error, "%s",
-                 e == ASR_ERR_NOT_FOUND ? "the built-in test clip is not available (set "
-                                          "ASRD_TEST_CLIP to a WAV file)"
+                 e == ASR_ERR_NOT_FOUND ? "the test clip $ASRD_TEST_CLIP cannot be read"
                                         : "cannot write the test clip to the data directory");
         asr__route_target_free(&t);
         return ASR_OK;

@@ -6,7 +6,6 @@ imported lazily) so that tests/golden/make_goldens.py and bench/*.py can reuse i
 Environment (set by ctest; defaults for running by hand from a checkout):
   ASRD         path of the asrd binary            (default: $ASR_SOURCE/build/asrd)
   ASR_SOURCE   repository root                    (default: two levels above this file)
-  ASR_SHARED   shared data (audio/, docs/, ...)   (default: $ASR_SOURCE/../shared)
   ASRD_MODELS  models root used by `asrd pull`    (default: ~/.cache/asrd/models)
   ASRD_TEST_TIMEOUT_SCALE  multiply every asrd timeout (slow machines, sanitizer builds)
 """
@@ -37,13 +36,10 @@ def source_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2]
 
 
-def shared_dir() -> Path:
-    env = os.environ.get("ASR_SHARED")  # resolved: Chromium refuses non-canonical upload paths
-    return Path(env).resolve() if env else (source_dir().parent / "shared").resolve()
-
-
 def audio_dir() -> Path:
-    return shared_dir() / "audio"
+    """The test clips, with MANIFEST.tsv and PROVENANCE.tsv: tests/data/audio of the repository."""
+    # resolved: Chromium refuses non-canonical upload paths
+    return (source_dir() / "tests" / "data" / "audio").resolve()
 
 
 def golden_dir() -> Path:

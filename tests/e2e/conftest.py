@@ -1,7 +1,8 @@
 """pytest fixtures and hooks for asrd's end-to-end tests (tests/e2e/test_*.py).
 
-ctest runs each test file as `venv/bin/python -m pytest -q -x FILE` with ASRD, ASR_SHARED and
-ASR_SOURCE set; see asrdtest.py for the defaults used when running by hand.
+ctest runs each test file as `venv/bin/python -m pytest -q -x FILE` with ASRD and ASR_SOURCE
+set (the clips are the repository's tests/data/audio); see asrdtest.py for the defaults used when
+running by hand.
 
 Exit status: when tests were collected and every one of them skipped, pytest exits 77, which
 ctest reports as "Not Run" (SKIP_RETURN_CODE) instead of "Passed". Skips are only for missing
@@ -36,7 +37,7 @@ def asrd() -> Path:
 def manifest() -> dict:
     path = asrdtest.audio_dir() / "MANIFEST.tsv"
     if not path.is_file():
-        pytest.fail(f"{path} is missing: set $ASR_SHARED to the shared data directory",
+        pytest.fail(f"{path} is missing (the repository's test clips)",
                     pytrace=False)
     return asrdtest.read_manifest(path)
 

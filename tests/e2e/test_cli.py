@@ -32,7 +32,7 @@ VTT_TIME = r"(?:\d{2}:)?\d{2}:\d{2}\.\d{3}"
 
 def audio(name: str) -> Path:
     p = asrdtest.audio_dir() / name
-    assert p.is_file(), f"test audio {p} is missing (ASR_SHARED={asrdtest.shared_dir()})"
+    assert p.is_file(), f"test audio {p} is missing"
     return p
 
 

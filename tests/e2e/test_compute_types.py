@@ -1,5 +1,5 @@
 """Compute types (issue 9): bfloat16 and int8 transcripts stay within 1 WER point of float32 on
-the English clips of ../shared/audio with tiny.en (mean over the clips, each clip's error against
+the English clips of tests/data/audio with tiny.en (mean over the clips, each clip's error against
 its MANIFEST reference), every type's kernels run (`asrd bench --compute-type` names it), and the
 plan's weight bytes for int8 match the measured peak RSS like float32's do."""
 

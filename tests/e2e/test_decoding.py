@@ -153,7 +153,7 @@ def peak_rss_kb(args):
 
 
 def test_memory_flat_in_audio_length(tmp_path):
-    """A 10-minute file (clips from shared/audio concatenated with sox) peaks within 15% of a
+    """A 10-minute file (clips from tests/data/audio concatenated with sox) peaks within 15% of a
     1-minute file's RSS, and each repeated clip's text matches the clip alone (WER <= 5 points).
     The 3-hour version of this check runs in `make check-long`."""
     if not os.path.exists("/usr/bin/time"):

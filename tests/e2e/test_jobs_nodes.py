@@ -1,5 +1,5 @@
 """Several `asrd serve` nodes sharing one real PostgreSQL (scripts/pg-temp.sh) and one recordings
-directory (issue 7): jobs over short clips from ../shared/audio are each done exactly once (one
+directory (issue 7): jobs over short clips from tests/data/audio are each done exactly once (one
 committed result per job over all nodes' logs, none lost), the work spreads over the nodes, and a
 node killed with SIGKILL mid-way has its running jobs finished by the others once its lease
 expires. GET /api/nodes lists every node with its heartbeat. Skipped when PostgreSQL's server

@@ -24,7 +24,7 @@ FW_TOLERANCE = 0.02
 
 def audio(name: str) -> Path:
     p = asrdtest.audio_dir() / name
-    assert p.is_file(), f"test audio {p} is missing (ASR_SHARED={asrdtest.shared_dir()})"
+    assert p.is_file(), f"test audio {p} is missing"
     return p
 
 

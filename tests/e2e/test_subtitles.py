@@ -30,7 +30,7 @@ CUE_TIME = re.compile(rf"^{TIME} --> {TIME}$")
 
 def audio(name: str) -> Path:
     p = asrdtest.audio_dir() / name
-    assert p.is_file(), f"test audio {p} is missing (ASR_SHARED={asrdtest.shared_dir()})"
+    assert p.is_file(), f"test audio {p} is missing"
     return p
 
 

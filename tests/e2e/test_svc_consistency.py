@@ -34,7 +34,7 @@ CLIP = "en_ldc93s1.wav"  # 2.9 s: "she had your dark suit in greasy wash water a
 def clip_bytes() -> bytes:
     p = t.audio_dir() / CLIP
     if not p.is_file():
-        t.missing(f"test audio {p} is missing (ASR_SHARED={t.shared_dir()})")
+        t.missing(f"test audio {p} is missing")
     return p.read_bytes()
 
 

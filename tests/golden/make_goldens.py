@@ -159,7 +159,7 @@ def transcribe_clip(model, model_name: str, model_rec: dict, clip: str, default_
             "model": model_rec,
             "whisper_model": {"device": "cpu", "compute_type": COMPUTE_TYPE,
                               "cpu_threads": CPU_THREADS},
-            "transcribe_call": {"audio": f"$ASR_SHARED/audio/{clip}", **params},
+            "transcribe_call": {"audio": f"tests/data/audio/{clip}", **params},
             "transcription_options": options_record(info),
         },
     }

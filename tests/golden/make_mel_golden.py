@@ -2,7 +2,7 @@
 """Golden log-mel features from faster-whisper 1.2.1 for tests/unit/test_mel.c.
 
 Run with the asrd venv (faster-whisper 1.2.1, numpy 2.x):
-    /root/.cache/asrd/venv/bin/python tests/golden/make_mel_golden.py [--shared /work/shared]
+    /root/.cache/asrd/venv/bin/python tests/golden/make_mel_golden.py [--audio DIR]
 
 For each clip it decodes the WAV with faster_whisper.audio.decode_audio (checking that the
 samples equal int16 / 32768 read straight from the file, which is what the C test feeds),
@@ -43,14 +43,14 @@ def read_wav_s16(path):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shared", default=os.environ.get("ASR_SHARED", "/work/shared"))
+    ap.add_argument("--audio", default=os.path.join(here, "..", "data", "audio"))
     ap.add_argument("--out", default=os.path.join(here, "data", "mel"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
     assert faster_whisper.__version__ == "1.2.1", faster_whisper.__version__
     for clip, n_mels, offset, n in CASES:
-        path = os.path.join(args.shared, "audio", clip + ".wav")
+        path = os.path.join(args.audio, clip + ".wav")
         audio = decode_audio(path)
         raw = read_wav_s16(path)
         if not np.array_equal(audio, raw):

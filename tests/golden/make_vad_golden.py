@@ -3,14 +3,14 @@
 tests/unit/test_vad.c.
 
 Run with the asrd venv (faster-whisper 1.2.1, onnxruntime, numpy 2.x):
-    /root/.cache/asrd/venv/bin/python tests/golden/make_vad_golden.py [--shared /work/shared]
+    /root/.cache/asrd/venv/bin/python tests/golden/make_vad_golden.py [--audio DIR] [--weights FILE]
 
 Two models run through faster-whisper's own code (faster_whisper.vad.SileroVADModel.__call__,
 which batches 512-sample windows, prepends the previous window's last 64 samples as context and
 carries the LSTM state across windows, and get_speech_timestamps):
 
   "v62"   faster-whisper's bundled silero_vad_v6.onnx graph with its initializers replaced by the
-          weights of shared/models/silero-vad-v6.2.0-ggml.bin (the file asrd loads; f16 tensors
+          weights of assets/vad/silero-vad-v6.2.0-ggml.bin (the file asrd embeds; f16 tensors
           widened to f32, LSTM gates reordered from PyTorch's i,f,g,o to ONNX's i,o,f,c). Same
           graph, same weights as asrd: the apples-to-apples oracle for asr_vad_process.
   "stock" faster-whisper's bundled silero_vad_v6.onnx as shipped. Its weights are a different
@@ -210,7 +210,9 @@ def write_synthetic(path):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shared", default=os.environ.get("ASR_SHARED", "/work/shared"))
+    ap.add_argument("--audio", default=os.path.join(here, "..", "data", "audio"))
+    ap.add_argument("--weights", default=os.path.join(here, "..", "..", "assets", "vad",
+                                                      "silero-vad-v6.2.0-ggml.bin"))
     ap.add_argument("--out", default=os.path.join(here, "data", "vad"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -218,9 +220,9 @@ def main():
 
     write_synthetic(os.path.join(args.out, "synthetic.txt"))
     stock = fvad.get_vad_model()
-    v62 = v62_model(os.path.join(args.shared, "models", "silero-vad-v6.2.0-ggml.bin"))
+    v62 = v62_model(args.weights)
     for clip, offset, n in CASES:
-        audio = read_wav_s16(os.path.join(args.shared, "audio", clip + ".wav"))
+        audio = read_wav_s16(os.path.join(args.audio, clip + ".wav"))
         name = clip
         if n is not None:
             audio = audio[offset : offset + n]

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Golden word timestamps from faster-whisper (default transcribe() parameters plus
-word_timestamps=True) for the clips in ../shared/audio: tiny.en on the English clips, base on every
+word_timestamps=True) for the clips in tests/data/audio: tiny.en on the English clips, base on every
 clip. Writes tests/golden/data/words/<model>/<clip>.json with segments and their words.
 
 Run with the test venv: ~/.cache/asrd/venv/bin/python tests/golden/make_word_goldens.py"""
@@ -14,12 +14,12 @@ import faster_whisper
 from faster_whisper import WhisperModel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.environ.get("ASR_SHARED", os.path.join(HERE, "..", "..", "..", "shared"))
+AUDIO = os.path.join(HERE, "..", "data", "audio")
 MODELS = os.environ.get("ASRD_MODELS", os.path.expanduser("~/.cache/asrd/models"))
 
 
 def main():
-    rows = list(csv.DictReader(open(os.path.join(SHARED, "audio", "MANIFEST.tsv")), delimiter="\t"))
+    rows = list(csv.DictReader(open(os.path.join(AUDIO, "MANIFEST.tsv")), delimiter="\t"))
     only = set(sys.argv[1:])
     for model_name in ("tiny.en", "base"):
         model = WhisperModel(os.path.join(MODELS, model_name), device="cpu",
@@ -32,7 +32,7 @@ def main():
                 continue
             if model_name == "tiny.en" and row["language"] != "en":
                 continue
-            segs, info = model.transcribe(os.path.join(SHARED, "audio", clip), vad_filter=False,
+            segs, info = model.transcribe(os.path.join(AUDIO, clip), vad_filter=False,
                                           word_timestamps=True)
             data = {
                 "model": model_name, "clip": clip, "language": info.language,

@@ -6,7 +6,7 @@ ASRD=${ASRD:?}
 MODELS=${ASRD_MODELS:-$HOME/.cache/asrd/models}
 [ -f "$MODELS/tiny.en/model.bin" ] || { echo "tiny.en not pulled"; exit 77; }
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-JFK=${ASR_SHARED:?}/audio/en_jfk.wav
+JFK=$(cd "$(dirname "$0")/../data/audio" && pwd)/en_jfk.wav
 : > "$T/empty.wav"
 head -c 100 "$JFK" > "$T/trunc_head.wav"
 head -c 200000 "$JFK" > "$T/trunc_mid.wav"

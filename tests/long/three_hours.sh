@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# check-long: a 3-hour file made by concatenating clips from ../shared/audio transcribes with a peak
+# check-long: a 3-hour file made by concatenating clips from tests/data/audio transcribes with a peak
 # RSS within 15% of a 1-minute file's (GNU time -v), and each repeated clip's text matches the clip
 # transcribed alone (WER <= 5 points). Prints the figures. Takes ~30-60 min on 2 cores (tiny.en).
 set -euo pipefail
 ASRD=${ASRD:-$(cd "$(dirname "$0")/../.." && pwd)/build/asrd}
-SHARED=${ASR_SHARED:-$(cd "$(dirname "$0")/../../.." && pwd)/shared}
+AUDIO=$(cd "$(dirname "$0")/../data/audio" && pwd)
 PY=${ASRD_PY:-$HOME/.cache/asrd/venv/bin/python}
 MODEL=${MODEL:-tiny.en}
 HOURS=${HOURS:-3}
@@ -13,7 +13,7 @@ trap 'rm -rf "$T"' EXIT
 clips=(en_jfk.wav en_librispeech_2412-153948-0000.flac en_three_speakers.wav en_librispeech_quilter.wav)
 parts=()
 for c in "${clips[@]}"; do
-  sox "$SHARED/audio/$c" -r 16000 -c 1 -b 16 "$T/$c.wav" pad 0 1
+  sox "$AUDIO/$c" -r 16000 -c 1 -b 16 "$T/$c.wav" pad 0 1
   parts+=("$T/$c.wav")
 done
 sox "${parts[@]}" "$T/unit.wav"           # ~48 s

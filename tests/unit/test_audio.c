@@ -1,6 +1,6 @@
-/* test_audio: the audio module against the shared clips and hand-made bad inputs.
+/* test_audio: the audio module against the test clips and hand-made bad inputs.
  *
- * Covers: every clip of $ASR_SHARED/audio/MANIFEST.tsv (length within 1%), sample exactness of the
+ * Covers: every clip of tests/data/audio/MANIFEST.tsv (length within 1%), sample exactness of the
  * passthrough path (16 kHz mono s16 WAV == s/32768) and of the swresample path (stereo with equal
  * channels, channel averaging), lossy/lossless agreement (flac, mp3 vs wav), the tiny seed files of
  * the fuzz corpus (ogg, opus, m4a, webm, mp4...), memory and non-seekable (FIFO) sources, bounded
@@ -30,13 +30,10 @@ static char g_tmp[256];
 
 /* ---- helpers ---- */
 
-static void shared_path(char *out, size_t len, const char *name) {
-    const char *shared = getenv("ASR_SHARED");
+/* name under the repository's tests/data (e.g. "audio/en_jfk.wav"). */
+static void data_path(char *out, size_t len, const char *name) {
     const char *src = getenv("ASR_SOURCE");
-    if (shared && *shared)
-        snprintf(out, len, "%s/%s", shared, name);
-    else
-        snprintf(out, len, "%s/../shared/%s", src && *src ? src : ".", name);
+    snprintf(out, len, "%s/tests/data/%s", src && *src ? src : ".", name);
 }
 
 static void source_path(char *out, size_t len, const char *name) {
@@ -212,9 +209,9 @@ static int group_setup(void **state) {
     if (!mkdtemp(g_tmp))
         return -1;
     char p[1024];
-    shared_path(p, sizeof p, "audio/MANIFEST.tsv");
+    data_path(p, sizeof p, "audio/MANIFEST.tsv");
     if (access(p, R_OK) != 0) {
-        fprintf(stderr, "test_audio: %s not found (set ASR_SHARED)\n", p);
+        fprintf(stderr, "test_audio: %s not found (set ASR_SOURCE to the repository)\n", p);
         rmdir(g_tmp);
         exit(77);
     }
@@ -244,7 +241,7 @@ static int group_teardown(void **state) {
 static void test_manifest_clips(void **state) {
     (void)state;
     char p[1024];
-    shared_path(p, sizeof p, "audio/MANIFEST.tsv");
+    data_path(p, sizeof p, "audio/MANIFEST.tsv");
     size_t len;
     char *tsv = (char *)slurp(p, &len);
     int n_clips = 0;
@@ -255,7 +252,7 @@ static void test_manifest_clips(void **state) {
         double seconds;
         if (sscanf(line, "%255[^\t]\t%*[^\t]\t%lf", file, &seconds) != 2)
             continue;
-        shared_path(p, sizeof p, "audio/");
+        data_path(p, sizeof p, "audio/");
         strncat(p, file, sizeof p - strlen(p) - 1);
         size_t n;
         float *pcm = load_ok(p, &n);
@@ -304,7 +301,7 @@ static int maps_have(const char *lib) {
 static void test_native_wav_without_ffmpeg(void **state) {
     (void)state;
     char p[1024], q[1024];
-    shared_path(p, sizeof p, "audio/en_jfk.wav");
+    data_path(p, sizeof p, "audio/en_jfk.wav");
     size_t n_native, n_ff, n_ref, off;
     int rate, nch;
     float *native = load_ok(p, &n_native);
@@ -342,7 +339,7 @@ static void test_native_wav_without_ffmpeg(void **state) {
 static void test_wav_exact(void **state) {
     (void)state;
     char p[1024];
-    shared_path(p, sizeof p, "audio/en_jfk.wav");
+    data_path(p, sizeof p, "audio/en_jfk.wav");
     size_t n_ref, off, n;
     int rate, nch;
     int16_t *ref = wav_pcm(p, &n_ref, &rate, &nch, &off);
@@ -362,7 +359,7 @@ static void test_wav_exact(void **state) {
 static void test_swr_exact(void **state) {
     (void)state;
     char p[1024], q[1024];
-    shared_path(p, sizeof p, "audio/en_jfk.wav");
+    data_path(p, sizeof p, "audio/en_jfk.wav");
     size_t n_ref, off;
     int rate, nch;
     int16_t *ref = wav_pcm(p, &n_ref, &rate, &nch, &off);
@@ -479,11 +476,11 @@ static void test_flac_mp3_match_wav(void **state) {
     (void)state;
     char p[1024];
     size_t n_wav, n_flac, n_mp3;
-    shared_path(p, sizeof p, "audio/en_jfk.wav");
+    data_path(p, sizeof p, "audio/en_jfk.wav");
     float *wav = load_ok(p, &n_wav);
-    shared_path(p, sizeof p, "audio/en_jfk.flac");
+    data_path(p, sizeof p, "audio/en_jfk.flac");
     float *flac = load_ok(p, &n_flac);
-    shared_path(p, sizeof p, "audio/en_jfk.mp3");
+    data_path(p, sizeof p, "audio/en_jfk.mp3");
     float *mp3 = load_ok(p, &n_mp3);
     double r_wav = rms(wav, n_wav);
     long lag_flac, lag_mp3;
@@ -517,7 +514,7 @@ static void test_corpus_formats(void **state) {
         {"jfk_44k_stereo.m4a", 0.2},   {"jfk_24k_mono.mp4", 0.2},
     };
     char p[1024];
-    shared_path(p, sizeof p, "audio/en_jfk.wav");
+    data_path(p, sizeof p, "audio/en_jfk.wav");
     size_t n_ref;
     float *full = load_ok(p, &n_ref);
     const float *ref = full + 11200; /* 0.7 s */
@@ -595,7 +592,7 @@ static void test_bad_inputs(void **state) {
     expect_error(p, ASR_ERR_AUDIO, "random.bin: ");
 
     /* truncations of a real WAV */
-    shared_path(src, sizeof src, "audio/en_jfk.wav");
+    data_path(src, sizeof src, "audio/en_jfk.wav");
     size_t len, n_ref, off;
     int rate, nch;
     uint8_t *wav = slurp(src, &len);
@@ -662,7 +659,7 @@ static void test_memory_matches_file(void **state) {
     static const char *files[] = {"audio/en_jfk.wav", "audio/en_jfk.flac", "audio/en_jfk.mp3"};
     for (size_t k = 0; k < 3; k++) {
         char p[1024], err[512];
-        shared_path(p, sizeof p, files[k]);
+        data_path(p, sizeof p, files[k]);
         size_t n, len, n_mem;
         float *pcm = load_ok(p, &n);
         uint8_t *bytes = slurp(p, &len);
@@ -682,7 +679,7 @@ static void test_memory_matches_file(void **state) {
 static void test_streaming(void **state) {
     (void)state;
     char p[1024], err[512];
-    shared_path(p, sizeof p, "audio/en_long_noisy_88s.wav");
+    data_path(p, sizeof p, "audio/en_long_noisy_88s.wav");
     size_t n_all;
     float *all = load_ok(p, &n_all);
     asr_audio_reader_t *r = NULL;
@@ -715,7 +712,7 @@ static void test_streaming(void **state) {
 static void test_streaming_resampled(void **state) {
     (void)state;
     char p[1024], err[512];
-    shared_path(p, sizeof p, "audio/en_one_two_three.wav");
+    data_path(p, sizeof p, "audio/en_one_two_three.wav");
     size_t n_all, total = 0, got;
     float *all = load_ok(p, &n_all);
     asr_audio_reader_t *r = NULL;
@@ -740,7 +737,7 @@ static void test_format_change(void **state) {
     source_path(p, sizeof p, "tests/fuzz/corpus/audio/jfk_22k_mono.mp3");
     uint8_t *a = slurp(p, &len_a);
     float *pcm_a = load_ok(p, &n_a);
-    shared_path(q, sizeof q, "audio/en_jfk.mp3");
+    data_path(q, sizeof q, "audio/en_jfk.mp3");
     uint8_t *b = slurp(q, &len_b);
     float *pcm_b = load_ok(q, &n_b);
     uint8_t *ab = malloc(len_a + len_b);
@@ -819,7 +816,7 @@ static void *fifo_writer(void *arg) {
 static void test_fifo(void **state) {
     (void)state;
     char p[1024], q[1024];
-    shared_path(p, sizeof p, "audio/en_ldc93s1_8k.wav");
+    data_path(p, sizeof p, "audio/en_ldc93s1_8k.wav");
     size_t n, len, n_fifo;
     float *pcm = load_ok(p, &n);
     uint8_t *bytes = slurp(p, &len);
@@ -846,7 +843,7 @@ static void test_alloc_failures(void **state) {
     char p[1024], err[512];
     float *pcm = NULL;
     size_t n = 0;
-    shared_path(p, sizeof p, "audio/en_long_noisy_88s.wav");
+    data_path(p, sizeof p, "audio/en_long_noisy_88s.wav");
     asr_alloc_fail_set(0, (size_t)1 << 22); /* the growing whole-file buffer hits 4 MiB */
     asr_err_t e = asr_audio_load(p, &pcm, &n, err, sizeof err);
     asr_alloc_fail_set(0, 0);
@@ -856,7 +853,7 @@ static void test_alloc_failures(void **state) {
 
     /* every checked allocation of a load, failed in turn: each one fired (the load reached it)
      * and ended the load with NOMEM; one past the last, the load succeeds */
-    shared_path(p, sizeof p, "audio/en_one_two_three.wav");
+    data_path(p, sizeof p, "audio/en_one_two_three.wav");
     unsigned long before = asr_alloc_checked_count();
     assert_int_equal(asr_audio_load(p, &pcm, &n, err, sizeof err), ASR_OK);
     long n_allocs = (long)(asr_alloc_checked_count() - before);

@@ -12,8 +12,8 @@
  *   chirp and short lengths (0..8393 samples): every value must equal asr_mel_compute's exactly.
  * - Timing of 30 s of audio on one thread (printed, not asserted: sanitizer builds are slow).
  *
- * Paths: ASR_SOURCE (repo root, for the goldens) and ASR_SHARED (for the WAVs). Exits 77 (skip)
- * when either is missing.
+ * Paths: ASR_SOURCE (repo root: the goldens and tests/data/audio's WAVs). Exits 77 (skip) when it
+ * is missing.
  */
 #include <limits.h>
 #include <math.h>
@@ -31,7 +31,7 @@
 #include "engine/fft.h"
 #include "engine/mel.h"
 
-static const char *g_source, *g_shared;
+static const char *g_source;
 
 /* ---- helpers ---- */
 
@@ -187,7 +187,7 @@ static void check_golden(const asr_mel_t *m80, const asr_mel_t *m128, const char
 
     char clip[256];
     json_str(json, "clip", clip, sizeof clip);
-    snprintf(path, sizeof path, "%s/audio/%s.wav", g_shared, clip);
+    snprintf(path, sizeof path, "%s/tests/data/audio/%s.wav", g_source, clip);
     size_t n_pcm = 0;
     float *pcm = read_wav(path, &n_pcm);
     assert_true((size_t)(offset + n_samples) <= n_pcm);
@@ -595,7 +595,7 @@ static void test_mel_stream(void **state) {
     static const char *clips[] = {"en_jfk", "en_ldc93s1"};
     for (size_t c = 0; c < sizeof clips / sizeof clips[0]; c++) {
         size_t n = 0;
-        snprintf(path, sizeof path, "%s/audio/%s.wav", g_shared, clips[c]);
+        snprintf(path, sizeof path, "%s/tests/data/audio/%s.wav", g_source, clips[c]);
         float *pcm = read_wav(path, &n);
         check_stream(m80, pcm, n, clips[c]);
         if (c == 0)
@@ -745,9 +745,8 @@ static void test_mel_timing(void **state) {
 
 int main(void) {
     g_source = getenv("ASR_SOURCE");
-    g_shared = getenv("ASR_SHARED");
-    if (!g_source || !g_shared) {
-        fprintf(stderr, "test_mel: ASR_SOURCE and ASR_SHARED must be set; skipping\n");
+    if (!g_source) {
+        fprintf(stderr, "test_mel: ASR_SOURCE must be set; skipping\n");
         return 77;
     }
     const struct CMUnitTest tests[] = {

@@ -21,8 +21,8 @@
  *   clean ASR_ERR_MODEL with a one-line reason; bad arguments; allocation failures.
  * - Timing of 60 s of audio on one thread (printed, not asserted).
  *
- * Paths: ASR_SOURCE (repo root, for the goldens) and ASR_SHARED (WAVs, model). Exits 77 (skip)
- * when either is missing.
+ * Paths: ASR_SOURCE (repo root: the goldens, tests/data/audio's WAVs, assets/vad's model). Exits
+ * 77 (skip) when it is missing.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -42,7 +42,7 @@
 /* Per-window |asrd - faster-whisper's graph with the same weights|; measured < 4e-6. */
 #define PROB_TOL 1e-4
 
-static const char *g_source, *g_shared;
+static const char *g_source;
 static uint8_t *g_model; /* the real weights file */
 static size_t g_model_len;
 static asr_vad_t *g_vad;
@@ -194,7 +194,7 @@ static const vad_case_t k_cases[] = {
 
 /* Audio of case c (owned by caller) and its golden name. */
 static float *case_audio(const vad_case_t *c, size_t *n, char *name, size_t name_len) {
-    float *pcm = read_wav(pathf("%s/audio/%s.wav", g_shared, c->clip), n);
+    float *pcm = read_wav(pathf("%s/tests/data/audio/%s.wav", g_source, c->clip), n);
     if (c->n) {
         assert_true(c->offset + c->n <= *n);
         memmove(pcm, pcm + c->offset, c->n * sizeof(float));
@@ -241,9 +241,9 @@ static void test_load(void **state) {
     (void)state;
     char err[256] = "x";
     asr_vad_t *v = NULL;
-    assert_int_equal(
-        asr_vad_load(pathf("%s/models/silero-vad-v6.2.0-ggml.bin", g_shared), &v, err, sizeof err),
-        ASR_OK);
+    assert_int_equal(asr_vad_load(pathf("%s/assets/vad/silero-vad-v6.2.0-ggml.bin", g_source), &v,
+                                  err, sizeof err),
+                     ASR_OK);
     assert_non_null(v);
     assert_string_equal(err, "");
     asr_vad_state_t *s = NULL;
@@ -291,7 +291,7 @@ static void test_probs_golden(void **state) {
 static void test_streaming(void **state) {
     (void)state;
     size_t n;
-    float *pcm = read_wav(pathf("%s/audio/en_jfk.wav", g_shared), &n);
+    float *pcm = read_wav(pathf("%s/tests/data/audio/en_jfk.wav", g_source), &n);
     float *p = NULL;
     size_t np = 0;
     assert_int_equal(asr_vad_probs(g_vad, pcm, n, &p, &np), ASR_OK);
@@ -318,7 +318,7 @@ static void test_streaming(void **state) {
 static void test_whispercpp_expectation(void **state) {
     (void)state;
     size_t n;
-    float *pcm = read_wav(pathf("%s/audio/en_jfk.wav", g_shared), &n);
+    float *pcm = read_wav(pathf("%s/tests/data/audio/en_jfk.wav", g_source), &n);
     float *p = NULL;
     size_t np = 0;
     assert_int_equal(asr_vad_probs(g_vad, pcm, n, &p, &np), ASR_OK);
@@ -639,7 +639,7 @@ static void test_oom(void **state) {
 static void test_speed(void **state) {
     (void)state;
     size_t n0;
-    float *src = read_wav(pathf("%s/audio/en_three_speakers.wav", g_shared), &n0);
+    float *src = read_wav(pathf("%s/tests/data/audio/en_three_speakers.wav", g_source), &n0);
     const size_t n = 60 * 16000;
     float *pcm = malloc(n * sizeof(float));
     assert_non_null(pcm);
@@ -660,15 +660,14 @@ static void test_speed(void **state) {
 
 int main(void) {
     g_source = getenv("ASR_SOURCE");
-    g_shared = getenv("ASR_SHARED");
-    if (!g_source || !g_shared) {
-        fprintf(stderr, "ASR_SOURCE and ASR_SHARED must be set; skipping\n");
+    if (!g_source) {
+        fprintf(stderr, "ASR_SOURCE must be set; skipping\n");
         return 77;
     }
     char err[256];
-    if (asr_read_file(pathf("%s/models/silero-vad-v6.2.0-ggml.bin", g_shared), (char **)&g_model,
-                      &g_model_len) != ASR_OK) {
-        fprintf(stderr, "no Silero weights under %s; skipping\n", g_shared);
+    if (asr_read_file(pathf("%s/assets/vad/silero-vad-v6.2.0-ggml.bin", g_source),
+                      (char **)&g_model, &g_model_len) != ASR_OK) {
+        fprintf(stderr, "no Silero weights under %s/assets/vad; skipping\n", g_source);
         return 77;
     }
     if (asr_vad_load_memory(g_model, g_model_len, &g_vad, err, sizeof err) != ASR_OK) {
