@@ -303,6 +303,10 @@ function renderJob(r) {
   el.replaceChildren();
   if (!job) return;
   el.append(h('div', null, stateBadge(s), job.attempts ? ' ' + t('rec.attempts', { n: job.attempts }) : ''));
+  /* a retryable failure (busy GPU, every backend 503) queues the job again: when it runs next */
+  if (job.state === 'queued' && job.attempts && job.not_before) {
+    el.append(h('div', { class: 'muted' }, t('rec.next_attempt', { n: job.attempts + 1, max: job.max_attempts }), ' ', timeEl(job.not_before)));
+  }
   if (ACTIVE.has(s)) el.append(h('div', null, progressEl(job.progress, t('rec.progress'))));
   if (job.model_used || job.backend) {
     el.append(h('div', { class: 'muted', text: t('rec.served_by', {
