@@ -139,7 +139,9 @@ def test_two_models_swap_and_fallback(tmp_path):
         assert loaded == ["base"], st
         proc = t.run_asrd(["ps", "--url", srv.url], timeout=30)  # like `ollama ps`
         assert proc.returncode == 0, t.describe(proc)
-        rows = {ln.split()[0]: ln.split()[1] for ln in proc.stdout.splitlines()[1:]
+        # the models table: from its header to the first blank line (the backends follow)
+        table = proc.stdout.split("\n\n")[0].splitlines()
+        rows = {ln.split()[0]: ln.split()[1] for ln in table[1:]
                 if ln and not ln.startswith("memory")}
         assert rows == {"tiny.en": "unloaded", "base": "loaded"}, proc.stdout
         assert re.search(r"memory: budget \d+ MiB, used \d+ MiB", proc.stdout), proc.stdout
