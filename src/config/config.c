@@ -539,11 +539,9 @@ asr_err_t asr_config_load_file(asr_config_t *cfg, const char *path, char *errbuf
                                size_t errbuf_len) {
     char *text = NULL;
     size_t len = 0;
-    asr_err_t rc = asr_read_file(path, &text, &len);
-    if (rc != ASR_OK) {
-        asr_errf(errbuf, errbuf_len, "cannot read config file %s: %s", path, strerror(errno));
+    asr_err_t rc = asr_read_file_msg(path, "config file", &text, &len, errbuf, errbuf_len);
+    if (rc != ASR_OK)
         return rc;
-    }
     rc = asr_config_parse_text(cfg, text, len, path, errbuf, errbuf_len);
     free(text);
     return rc;

@@ -289,3 +289,12 @@ asr_err_t asr_read_file(const char *path, char **out, size_t *out_len) {
         *out_len = n;
     return ASR_OK;
 }
+
+asr_err_t asr_read_file_msg(const char *path, const char *what, char **out, size_t *out_len,
+                            char *errbuf, size_t errbuf_len) {
+    asr_err_t rc = asr_read_file(path, out, out_len);
+    if (rc != ASR_OK)
+        asr_errf(errbuf, errbuf_len, "cannot read %s %s: %s", what, path,
+                 rc == ASR_ERR_NOT_FOUND ? "no such file" : asr_strerror(rc));
+    return rc;
+}

@@ -109,6 +109,9 @@ void asr_errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
 asr_err_t asr_mkdir_p(const char *path, unsigned mode, char *err, size_t errlen);
 /* Reads a whole file (NUL-terminated; checked allocation). */
 asr_err_t asr_read_file(const char *path, char **out, size_t *out_len);
+/* The same, and on failure writes "cannot read <what> <path>: <reason>" to errbuf. */
+asr_err_t asr_read_file_msg(const char *path, const char *what, char **out, size_t *out_len,
+                            char *errbuf, size_t errbuf_len);
 
 /* ---- time (clock.c) ---- */
 double asr_now_s(void); /* monotonic seconds (CLOCK_MONOTONIC): the clock of every deadline */

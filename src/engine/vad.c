@@ -513,11 +513,9 @@ asr_err_t asr_vad_load(const char *path, asr_vad_t **out, char *errbuf, size_t e
     *out = NULL;
     char *buf = NULL;
     size_t len = 0;
-    asr_err_t err = asr_read_file(path, &buf, &len);
-    if (err != ASR_OK) {
-        asr_errf(errbuf, errbuf_len, "vad: cannot read %s: %s", path, asr_strerror(err));
+    asr_err_t err = asr_read_file_msg(path, "VAD weights", &buf, &len, errbuf, errbuf_len);
+    if (err != ASR_OK)
         return err;
-    }
     err = asr_vad_load_memory((const uint8_t *)buf, len, out, errbuf, errbuf_len);
     free(buf);
     return err;
