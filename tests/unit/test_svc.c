@@ -92,6 +92,8 @@ static void test_valid_values_agree(void **state) {
     assert_int_equal(both(svc, "language", "zh-TW", "\"zh-TW\"", &f, &j, &fe, &je), ASR_OK);
     assert_string_equal(f.language, "zh-TW");
     assert_string_equal(j.language, "zh-TW");
+    asr_svc_request_clear(&f); /* both() initialises them again */
+    asr_svc_request_clear(&j);
     assert_int_equal(both(svc, "chinese_script", "simplified", "\"simplified\"", &f, &j, &fe, &je),
                      ASR_OK);
     assert_int_equal(f.chinese_script, ASR_ZH_SCRIPT_SIMPLIFIED);
