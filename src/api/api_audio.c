@@ -240,26 +240,6 @@ static bool probe_audio(asr_http_req_t *req, tx_t *tx) {
 
 /* ---- the service's hooks (worker thread) ---- */
 
-/* The `done` event, with the model that served: the X-Asrd-Model header of a stream is sent
- * before the scheduler has picked the model (a fallback may serve), so the last event says it. */
-static void sse_done(tx_t *tx, const char *model, double duration) {
-    asr_buf_t ev;
-    asr_buf_init(&ev);
-    asr_format_sse_done(&ev, tx->text.data ? tx->text.data : "", tx->text.len, duration);
-    const char *js = ev.data ? strstr(ev.data, "{") : NULL;
-    json_t *o =
-        js ? json_loadb(js, ev.len - (size_t)(js - ev.data), JSON_DISABLE_EOF_CHECK, NULL) : NULL;
-    if (o) {
-        json_object_set_new(o, "model", json_string(model));
-        char *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        asr_buf_printf(&tx->sse, "data: %s\n\n", out ? out : "{}");
-        free(out);
-        json_decref(o);
-    } else
-        asr_buf_append(&tx->sse, ev.data ? ev.data : "", ev.len);
-    asr_buf_free(&ev);
-}
-
 static void on_segment(const asr_segment_t *seg, void *ud) {
     tx_t *tx = ud;
     if (!tx->stream)
@@ -287,7 +267,8 @@ static void on_result(const asr_svc_result_t *res, void *ud) {
     tx->audio_s = res->duration_s;
     tx->proc_s = res->proc_s;
     if (tx->stream) {
-        sse_done(tx, res->model, res->duration_s);
+        asr_format_sse_done(&tx->sse, tx->text.data ? tx->text.data : "", tx->text.len,
+                            res->duration_s, res->model);
     } else {
         asr_format_api_opts_t o = {.task = tx->rq.translate ? "translate" : "transcribe",
                                    .segments = tx->segments,

@@ -164,8 +164,11 @@ long asr_format_usage_seconds(double duration);
 /* Appends the SSE event `data: {"type":"transcript.text.delta","delta":TEXT}` (and a blank
  * line). `text` need not be NUL-terminated. */
 void asr_format_sse_delta(asr_buf_t *out, const char *text, size_t len);
-/* Appends `data: {"type":"transcript.text.done","text":TEXT,"usage":{...}}`. */
-void asr_format_sse_done(asr_buf_t *out, const char *text, size_t len, double duration);
+/* Appends `data: {"type":"transcript.text.done","text":TEXT,"usage":{...},"model":MODEL}`;
+ * `model` (the model that served; NULL leaves it out) is named here because a stream's
+ * X-Asrd-Model header goes out before a fallback may pick another model. */
+void asr_format_sse_done(asr_buf_t *out, const char *text, size_t len, double duration,
+                         const char *model);
 
 /* OpenAI's error "type" for an HTTP status: invalid_request_error (4xx),
  * service_unavailable_error (503), server_error (other 5xx). */

@@ -188,11 +188,14 @@ void asr_format_sse_delta(asr_buf_t *out, const char *text, size_t len) {
     sse_event(out, ev);
 }
 
-void asr_format_sse_done(asr_buf_t *out, const char *text, size_t len, double duration) {
+void asr_format_sse_done(asr_buf_t *out, const char *text, size_t len, double duration,
+                         const char *model) {
     json_t *ev = json_object();
     json_object_set_new(ev, "type", json_string("transcript.text.done"));
     json_object_set_new(ev, "text", asr_format_json_string(text, len));
     json_object_set_new(ev, "usage", usage_json(duration));
+    if (model)
+        json_object_set_new(ev, "model", json_str(model));
     sse_event(out, ev);
 }
 
