@@ -91,26 +91,19 @@ static int negative_dtw(const float *x, int n, int m, int *pi, int *pj) {
     return len;
 }
 
-/* Length of a complete, valid UTF-8 prefix: returns 1 if bytes form only complete sequences,
- * 0 if the tail is an incomplete sequence, -1 if invalid. */
+/* Whether bytes b[0..n) are complete UTF-8 (1), end inside a sequence that started well (0: more
+ * tokens may complete it), or hold an invalid sequence (-1); core's strict decoder decides. */
 static int utf8_state(const unsigned char *b, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = b[i];
-        size_t need = c < 0x80             ? 0
-                      : (c & 0xE0) == 0xC0 ? 1
-                      : (c & 0xF0) == 0xE0 ? 2
-                      : (c & 0xF8) == 0xF0 ? 3
-                                           : 9;
-        if (need == 9)
-            return -1;
-        for (size_t k = 1; k <= need; k++) {
-            if (i + k >= n)
-                return 0;
-            if ((b[i + k] & 0xC0) != 0x80)
-                return -1;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int l = asr_utf8_next(b + i, n - i, &cp);
+        if (l > 0) {
+            i += (size_t)l;
+            continue;
         }
-        i += need + 1;
+        /* the decoder ran out of bytes (not into a bad one) after a lead byte that starts a
+         * sequence */
+        return (size_t)-l == n - i && b[i] >= 0xC2 && b[i] <= 0xF4 ? 0 : -1;
     }
     return 1;
 }
