@@ -2,7 +2,6 @@
  * backends like API requests do. Local attempts run asr_jobs_local_transcribe (progress, abort
  * and crash points intact); remote ones post the stored file as verbose_json. When every active
  * backend is local, it calls the local transcriber directly. */
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,16 +49,14 @@ static asr_err_t local_attempt(void *ud, const asr_route_opts_t *opts, const cha
     return ASR_OK;
 }
 
-/* The error message of an OpenAI-shaped error body, else the body's start. */
+/* The error message of an error body (asr_route_error_message), else the body's start. */
 static void body_error(const asr_route_result_t *r, char *dst, size_t n) {
-    json_t *root = r->body ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
-    const char *msg = json_string_value(json_object_get(json_object_get(root, "error"), "message"));
-    if (msg)
+    char msg[384];
+    if (asr_route_error_message(r->body, r->body_len, msg, sizeof msg))
         snprintf(dst, n, "HTTP %d from %s: %s", r->status, r->backend ? r->backend : "?", msg);
     else
         snprintf(dst, n, "HTTP %d from %s: %.200s", r->status, r->backend ? r->backend : "?",
                  r->body ? r->body : r->error);
-    json_decref(root);
 }
 
 asr_err_t asr_jobs_route_transcribe(const asr_jobs_task_t *task, asr_jobs_outcome_t *out,

@@ -91,8 +91,9 @@ asr_route_fail_t asr_route_fail_class(asr_route_net_t net, int status, const cha
 const char *asr_route_fail_name(asr_route_fail_t c);
 /* The message of an error answer as a person should read it: a JSON body's error.message,
  * error (a string), detail or message member, else the body itself; runs of white space (new
- * lines included) become one space. Always NUL-terminates `out` ("" for an empty body). */
-void asr_route_error_message(const char *body, size_t len, char *out, size_t out_len);
+ * lines included) become one space. Always NUL-terminates `out` ("" for an empty body). Returns
+ * true when the message came from a JSON member, false when it is the body itself. */
+bool asr_route_error_message(const char *body, size_t len, char *out, size_t out_len);
 
 /* ---- the breaker (pure; caller-allocated; not thread-safe by itself) ---- */
 

@@ -87,20 +87,16 @@ static void answer_text(const asr_route_result_t *res, char *dst, size_t cap) {
     json_decref(o);
 }
 
-/* The error of a failed answer: the OpenAI-shaped message when there is one. */
+/* The error of a failed answer: the backend's message (asr_route_error_message) when its body
+ * has one. */
 static void answer_error(const asr_route_result_t *res, char *dst, size_t cap) {
-    json_error_t je;
-    json_t *o = res->body ? json_loadb(res->body, res->body_len, 0, &je) : NULL;
-    const char *m = json_string_value(json_object_get(json_object_get(o, "error"), "message"));
-    if (!m)
-        m = json_string_value(json_object_get(o, "error"));
-    if (m)
+    char m[384];
+    if (asr_route_error_message(res->body, res->body_len, m, sizeof m))
         snprintf(dst, cap, "HTTP %d: %s", res->status, m);
     else if (res->error[0])
         snprintf(dst, cap, "%s", res->error);
     else
         snprintf(dst, cap, "HTTP %d: %.300s", res->status, res->body ? res->body : "");
-    json_decref(o);
 }
 
 asr_err_t asr_route_test(asr_router_t *r, int64_t id, asr_route_test_result_t *out) {

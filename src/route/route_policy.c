@@ -136,9 +136,9 @@ static const char *message_member(json_t *o) {
     return NULL;
 }
 
-void asr_route_error_message(const char *body, size_t len, char *out, size_t out_len) {
+bool asr_route_error_message(const char *body, size_t len, char *out, size_t out_len) {
     if (!out_len)
-        return;
+        return false;
     json_error_t je;
     json_t *o = body && len ? json_loadb(body, len, 0, &je) : NULL;
     const char *m = message_member(o);
@@ -177,6 +177,7 @@ void asr_route_error_message(const char *body, size_t len, char *out, size_t out
             out[i++] = '?';
     }
     json_decref(o);
+    return m != NULL;
 }
 
 void asr_route_breaker_init(asr_route_breaker_t *b, int threshold, double cooldown_s) {
