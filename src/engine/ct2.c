@@ -51,24 +51,9 @@ static const char *rd_str(cursor_t *c) {
     return s;
 }
 
-size_t asr_ct2_dtype_size(asr_ct2_dtype_t t) {
-    switch (t) {
-    case ASR_CT2_F32:
-    case ASR_CT2_I32:
-        return 4;
-    case ASR_CT2_I16:
-    case ASR_CT2_F16:
-    case ASR_CT2_BF16:
-        return 2;
-    case ASR_CT2_I8:
-        return 1;
-    }
-    return 0;
-}
-
-asr_err_t asr_ct2_parse(const uint8_t *data, size_t len, asr_ct2_file_t *out, char *errbuf,
+asr_err_t asr_ct2_parse(const uint8_t *data, size_t len, asr_wfile_t *out, char *errbuf,
                         size_t errbuf_len) {
-    memset(out, 0, sizeof *out);
+    out->format = ASR_WFMT_CT2;
     cursor_t c = {data, data + len, 0};
     out->version = rd_u32(&c);
     if (c.bad) {
@@ -96,15 +81,16 @@ asr_err_t asr_ct2_parse(const uint8_t *data, size_t len, asr_ct2_file_t *out, ch
         return ASR_ERR_MODEL;
     }
     out->vars = asr_calloc(n_vars ? n_vars : 1, sizeof *out->vars);
+    out->cap_vars = (int)n_vars;
     if (!out->vars)
         return ASR_ERR_NOMEM;
     for (uint32_t i = 0; i < n_vars; i++) {
-        asr_ct2_var_t *v = &out->vars[i];
+        asr_wvar_t *v = &out->vars[i];
         v->name = rd_str(&c);
         v->rank = (int)rd_u8(&c);
         if (c.bad)
             goto truncated;
-        if (v->rank > ASR_CT2_MAX_RANK) {
+        if (v->rank > ASR_W_MAX_RANK) {
             asr_errf(errbuf, errbuf_len, "model.bin: variable %s has rank %d", v->name, v->rank);
             goto fail;
         }
@@ -125,12 +111,12 @@ asr_err_t asr_ct2_parse(const uint8_t *data, size_t len, asr_ct2_file_t *out, ch
                          v->name ? v->name : "?", dt);
                 goto fail;
             }
-            v->dtype = (asr_ct2_dtype_t)dt;
+            v->dtype = (asr_wdtype_t)dt;
             v->n_bytes = rd_u32(&c);
         } else {
             unsigned item = rd_u8(&c);
             uint32_t count = rd_u32(&c);
-            v->dtype = item == 4 ? ASR_CT2_F32 : item == 2 ? ASR_CT2_I16 : ASR_CT2_I8;
+            v->dtype = item == 4 ? ASR_WD_F32 : item == 2 ? ASR_WD_I16 : ASR_WD_I8;
             if (item != 4 && item != 2 && item != 1) {
                 asr_errf(errbuf, errbuf_len, "model.bin: variable %s has item size %u", v->name,
                          item);
@@ -140,7 +126,7 @@ asr_err_t asr_ct2_parse(const uint8_t *data, size_t len, asr_ct2_file_t *out, ch
         }
         if (c.bad)
             goto truncated;
-        if (v->n_bytes != (size_t)v->n_elems * asr_ct2_dtype_size(v->dtype)) {
+        if (v->n_bytes != (size_t)v->n_elems * asr_wdtype_size(v->dtype)) {
             asr_errf(errbuf, errbuf_len, "model.bin: variable %s: %zu bytes for %lld elements",
                      v->name, v->n_bytes, (long long)v->n_elems);
             goto fail;
@@ -184,45 +170,7 @@ truncated:
     asr_errf(errbuf, errbuf_len, "model.bin is truncated or corrupt (at byte %zu of %zu)",
              (size_t)(c.p - data), len);
 fail:
-    asr_ct2_free(out);
     return ASR_ERR_MODEL;
 nomem:
-    asr_ct2_free(out);
     return ASR_ERR_NOMEM;
-}
-
-void asr_ct2_free(asr_ct2_file_t *f) {
-    if (!f)
-        return;
-    free(f->vars);
-    free(f->aliases);
-    memset(f, 0, sizeof *f);
-}
-
-static const asr_ct2_var_t *find_exact(const asr_ct2_file_t *f, const char *name) {
-    for (int i = 0; i < f->n_vars; i++)
-        if (!strcmp(f->vars[i].name, name))
-            return &f->vars[i];
-    return NULL;
-}
-
-const asr_ct2_var_t *asr_ct2_find(const asr_ct2_file_t *f, const char *name) {
-    const asr_ct2_var_t *v = find_exact(f, name);
-    if (v)
-        return v;
-    size_t n = strlen(name);
-    for (int i = 0; i < f->n_aliases; i++) {
-        const char *a = f->aliases[i].alias;
-        size_t an = strlen(a);
-        if (!strcmp(a, name))
-            return find_exact(f, f->aliases[i].target);
-        /* A_scale -> T_scale, A_zero -> T_zero */
-        if (n > an && !strncmp(name, a, an) &&
-            (!strcmp(name + an, "_scale") || !strcmp(name + an, "_zero"))) {
-            char buf[512];
-            snprintf(buf, sizeof buf, "%s%s", f->aliases[i].target, name + an);
-            return find_exact(f, buf);
-        }
-    }
-    return NULL;
 }

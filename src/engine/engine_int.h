@@ -8,7 +8,7 @@
 #include "nn/nn.h"
 #include "engine/tokenizer.h"
 #include "engine/mel.h"
-#include "engine/ct2.h"
+#include "engine/wfile.h"
 
 #define ASR_N_SAMPLES_30S 480000
 #define ASR_N_FRAMES_30S 3000
@@ -124,10 +124,9 @@ struct asr_model {
     /* the weights, in one huge-page region (asr_malloc_huge), and the buffers outside it */
     unsigned char *warena;
     size_t warena_len, warena_used;
-    /* model.bin, mapped read-only: the float16 matrices read once per window (encoder, cross
-     * K/V) are used in place, no copy of their own */
-    void *map;
-    size_t map_len;
+    /* the weights file's table, its files mapped read-only: the float16 matrices read once per
+     * window (encoder, cross K/V) are used in place, no copy of their own */
+    asr_wfile_t wf;
     void **allocs;
     int n_allocs;
 };
@@ -207,7 +206,7 @@ int asr__compute_type(const char *name, asr_wtype_t *out);
  * but its quantization is paid at every load and its transcripts of noisy audio fall back to
  * sampling more often, so whole transcriptions were slower (and its mean WER 0.5 point higher). */
 #define ASR_AUTO_COMPUTE_TYPE ASR_W_F32
-int asr__model_dims(const asr_ct2_file_t *f, asr_model_info_t *in, char *errbuf, size_t errbuf_len);
+int asr__model_dims(const asr_wfile_t *f, asr_model_info_t *in, char *errbuf, size_t errbuf_len);
 int asr__model_count_alignment_heads(const char *dir, const asr_model_info_t *in);
 /* mel_window [n_mels][3000] -> s->eb.out [1500][d] */
 void asr__encode(asr_stream_t *s, const float *mel_window);

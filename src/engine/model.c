@@ -15,7 +15,7 @@
 
 typedef struct {
     asr_model_t *m;
-    asr_ct2_file_t f;
+    asr_wfile_t f;
     char *err;
     size_t err_len;
     bool oom;          /* a weight allocation failed */
@@ -42,16 +42,16 @@ static void drop_pages(const void *data, size_t len) {
         madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
-static const asr_ct2_var_t *need(loader_t *L, const char *name) {
-    const asr_ct2_var_t *v = asr_ct2_find(&L->f, name);
+static const asr_wvar_t *need(loader_t *L, const char *name) {
+    const asr_wvar_t *v = asr_wfile_find(&L->f, name);
     if (!v)
         asr_errf(L->err, L->err_len, "model.bin: missing variable %s (not a Whisper model?)", name);
     return v;
 }
 
 /* The variable `name` if it has n0×n1 elements (n1 = 0: 1-D), else NULL with the reason set. */
-static const asr_ct2_var_t *shaped(loader_t *L, const char *name, int64_t n0, int64_t n1) {
-    const asr_ct2_var_t *v = need(L, name);
+static const asr_wvar_t *shaped(loader_t *L, const char *name, int64_t n0, int64_t n1) {
+    const asr_wvar_t *v = need(L, name);
     if (!v)
         return NULL;
     int64_t want = n1 ? n0 * n1 : n0;
@@ -64,62 +64,9 @@ static const asr_ct2_var_t *shaped(loader_t *L, const char *name, int64_t n0, in
 }
 
 /* Decodes elements [e0, e1) of v (rows of `cols`) to float32 in out; -1 with the reason set. */
-static int decode_f32(loader_t *L, const asr_ct2_var_t *v, const char *name, int64_t cols,
-                      int64_t e0, int64_t e1, float *out) {
-    const uint8_t *p = v->data;
-    switch (v->dtype) {
-    case ASR_CT2_F32:
-        memcpy(out, p + 4 * e0, (size_t)(e1 - e0) * 4);
-        return 0;
-    case ASR_CT2_F16: /* little-endian file, little-endian host (x86-64, arm64) */
-        if ((uintptr_t)p % 2 == 0) {
-            asr_nn_h2f_n((const uint16_t *)(const void *)p + e0, out, (size_t)(e1 - e0));
-        } else { /* a tensor at an odd offset: through an aligned bounce buffer */
-            uint16_t bounce[2048];
-            for (int64_t i = e0; i < e1; i += 2048) {
-                size_t n = (size_t)(e1 - i < 2048 ? e1 - i : 2048);
-                memcpy(bounce, p + 2 * i, 2 * n);
-                asr_nn_h2f_n(bounce, out + (i - e0), n);
-            }
-        }
-        return 0;
-    case ASR_CT2_BF16:
-        for (int64_t i = e0; i < e1; i++) {
-            uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
-            out[i - e0] = v->dtype == ASR_CT2_F16 ? asr_nn_f16_to_f32(h) : asr_nn_bf16_to_f32(h);
-        }
-        return 0;
-    case ASR_CT2_I8:
-    case ASR_CT2_I16: {
-        char sname[512];
-        snprintf(sname, sizeof sname, "%s_scale", name);
-        const asr_ct2_var_t *sv = asr_ct2_find(&L->f, sname);
-        if (!sv || sv->dtype != ASR_CT2_F32) {
-            asr_errf(L->err, L->err_len, "model.bin: quantized %s has no float32 scale", name);
-            return -1;
-        }
-        int64_t rows = v->dtype == ASR_CT2_I16 ? 1 : v->n_elems / cols;
-        if (v->dtype == ASR_CT2_I16)
-            cols = v->n_elems;
-        if (sv->n_elems != rows && sv->n_elems != 1) {
-            asr_errf(L->err, L->err_len, "model.bin: %s has %lld scales for %lld rows", sname,
-                     (long long)sv->n_elems, (long long)rows);
-            return -1;
-        }
-        for (int64_t i = e0; i < e1; i++) {
-            float sc;
-            memcpy(&sc, sv->data + 4 * (sv->n_elems == 1 ? 0 : i / cols), 4);
-            float inv = sc != 0.0f ? 1.0f / sc : 0.0f;
-            float q = v->dtype == ASR_CT2_I8 ? (float)(int8_t)p[i]
-                                             : (float)(int16_t)(p[2 * i] | p[2 * i + 1] << 8);
-            out[i - e0] = q * inv;
-        }
-        return 0;
-    }
-    default:
-        asr_errf(L->err, L->err_len, "model.bin: %s has unsupported dtype %d", name, v->dtype);
-        return -1;
-    }
+static int decode_f32(loader_t *L, const asr_wvar_t *v, const char *name, int64_t cols, int64_t e0,
+                      int64_t e1, float *out) {
+    return asr_wfile_decode_f32(&L->f, v, name, cols, e0, e1, out, L->err, L->err_len);
 }
 
 static void *alloc_weights(loader_t *L, const char *name, size_t bytes) {
@@ -143,23 +90,23 @@ static void *alloc_weights(loader_t *L, const char *name, size_t bytes) {
 
 /* Converts variable `name` to a new float32 buffer of n0×n1 elements (n1 = 0: 1-D). */
 static float *load_f32(loader_t *L, const char *name, int64_t n0, int64_t n1) {
-    const asr_ct2_var_t *v = shaped(L, name, n0, n1);
+    const asr_wvar_t *v = shaped(L, name, n0, n1);
     if (!v)
         return NULL;
     int64_t want = v->n_elems;
     float *out = alloc_weights(L, name, (size_t)want * sizeof(float));
     if (!out || decode_f32(L, v, name, n1 ? n1 : n0, 0, want, out))
         return NULL;
-    drop_pages(v->data, (size_t)want * asr_ct2_dtype_size(v->dtype));
+    drop_pages(v->data, (size_t)want * asr_wdtype_size(v->dtype));
     return out;
 }
 
 /* The variable `name` when it is float16 of n0×n1 elements (n1 = 0: 1-D), else NULL with no
  * error set (the caller loads it as float32). */
-static const asr_ct2_var_t *f16_var(loader_t *L, const char *name, int64_t n0, int64_t n1) {
-    const asr_ct2_var_t *v = need(L, name);
+static const asr_wvar_t *f16_var(loader_t *L, const char *name, int64_t n0, int64_t n1) {
+    const asr_wvar_t *v = need(L, name);
     int64_t want = n1 ? n0 * n1 : n0;
-    if (!v || v->dtype != ASR_CT2_F16 || v->n_elems != want || (v->rank >= 1 && v->dims[0] != n0))
+    if (!v || v->dtype != ASR_WD_F16 || v->n_elems != want || (v->rank >= 1 && v->dims[0] != n0))
         return NULL;
     return v;
 }
@@ -168,7 +115,7 @@ static const asr_ct2_var_t *f16_var(loader_t *L, const char *name, int64_t n0, i
  * decoder's: the small-m kernels read them every step, converting on the fly, which halves the
  * bytes each step streams). NULL as f16_var. */
 static uint16_t *load_h16(loader_t *L, const char *name, int64_t n0, int64_t n1) {
-    const asr_ct2_var_t *v = f16_var(L, name, n0, n1);
+    const asr_wvar_t *v = f16_var(L, name, n0, n1);
     if (!v)
         return NULL;
     size_t bytes = (size_t)v->n_elems * sizeof(uint16_t);
@@ -194,7 +141,7 @@ static int load_wmat(loader_t *L, const char *name, int64_t n0, int64_t n1, asr_
         out->data = h ? (void *)h : (void *)load_f32(L, name, n0, n1);
         return out->data ? 0 : -1;
     }
-    const asr_ct2_var_t *v = shaped(L, name, n0, n1);
+    const asr_wvar_t *v = shaped(L, name, n0, n1);
     if (!v)
         return -1;
     size_t el = wtype == ASR_W_I8 ? 1 : 2;
@@ -218,21 +165,21 @@ static int load_wmat(loader_t *L, const char *name, int64_t n0, int64_t n1, asr_
                             scale ? scale + r : NULL);
     }
     free(chunk);
-    drop_pages(v->data, (size_t)(n0 * n1) * asr_ct2_dtype_size(v->dtype));
+    drop_pages(v->data, (size_t)(n0 * n1) * asr_wdtype_size(v->dtype));
     *out = (asr_wmat_t){wtype, dst, scale, (int)n1};
     return 0;
 }
 
 static int scalar_int(loader_t *L, const char *name, int dflt) {
-    const asr_ct2_var_t *v = asr_ct2_find(&L->f, name);
+    const asr_wvar_t *v = asr_wfile_find(&L->f, name);
     if (!v || v->n_elems != 1)
         return dflt;
     switch (v->dtype) {
-    case ASR_CT2_I8:
+    case ASR_WD_I8:
         return (int8_t)v->data[0];
-    case ASR_CT2_I16:
+    case ASR_WD_I16:
         return (int16_t)(v->data[0] | v->data[1] << 8);
-    case ASR_CT2_I32:
+    case ASR_WD_I32:
         return (int32_t)((uint32_t)v->data[0] | (uint32_t)v->data[1] << 8 |
                          (uint32_t)v->data[2] << 16 | (uint32_t)v->data[3] << 24);
     default:
@@ -254,7 +201,7 @@ static int load_linear(loader_t *L, asr_linear_t *lin, const char *prefix, int n
     } else {
         /* float16 files stay float16, converted per GEMM; read in place in the mapped file, once
          * a window: no memory of their own to fault in (4-KiB pages cost nothing there) */
-        const asr_ct2_var_t *v = f16_var(L, name, n_out, n_in);
+        const asr_wvar_t *v = f16_var(L, name, n_out, n_in);
         if (v) {
             lin->h = v->data;
             L->m->weight_bytes += (size_t)v->n_elems * sizeof(uint16_t);
@@ -265,7 +212,7 @@ static int load_linear(loader_t *L, asr_linear_t *lin, const char *prefix, int n
     lin->b = NULL;
     if (with_bias) {
         snprintf(name, sizeof name, "%s/bias", prefix);
-        if (asr_ct2_find(&L->f, name)) {
+        if (asr_wfile_find(&L->f, name)) {
             lin->b = load_f32(L, name, n_out, 0);
             if (!lin->b)
                 return -1;
@@ -288,7 +235,7 @@ static int count_layers(loader_t *L, const char *stack) {
     char name[256];
     for (;;) {
         snprintf(name, sizeof name, "%s/layer_%d/ffn/linear_0/weight", stack, n);
-        if (!asr_ct2_find(&L->f, name))
+        if (!asr_wfile_find(&L->f, name))
             return n;
         n++;
     }
@@ -307,7 +254,7 @@ typedef struct {
 static int load_parts(loader_t *L, const char *stack, int l, int d, const part_t *parts, size_t n) {
     char p[200], f0name[128];
     snprintf(f0name, sizeof f0name, "%s/layer_0/ffn/linear_0/weight", stack);
-    const asr_ct2_var_t *f0 = asr_ct2_find(&L->f, f0name);
+    const asr_wvar_t *f0 = asr_wfile_find(&L->f, f0name);
     int ff = f0 && f0->rank == 2 ? (int)f0->dims[0] : 4 * d;
     for (size_t i = 0; i < n; i++) {
         snprintf(p, sizeof p, "%s/layer_%d/%s", stack, l, parts[i].suffix);
@@ -322,14 +269,14 @@ static int load_parts(loader_t *L, const char *stack, int l, int d, const part_t
     return 0;
 }
 
-int asr__model_dims(const asr_ct2_file_t *f, asr_model_info_t *in, char *err, size_t err_len) {
+int asr__model_dims(const asr_wfile_t *f, asr_model_info_t *in, char *err, size_t err_len) {
     loader_t L0 = {.err = err, .err_len = err_len};
     loader_t *L = &L0;
     L->f = *f;
-    const asr_ct2_var_t *c1 = need(L, "encoder/conv1/weight");
-    const asr_ct2_var_t *emb = need(L, "decoder/embeddings/weight");
-    const asr_ct2_var_t *epos = need(L, "encoder/position_encodings/encodings");
-    const asr_ct2_var_t *dpos = need(L, "decoder/position_encodings/encodings");
+    const asr_wvar_t *c1 = need(L, "encoder/conv1/weight");
+    const asr_wvar_t *emb = need(L, "decoder/embeddings/weight");
+    const asr_wvar_t *epos = need(L, "encoder/position_encodings/encodings");
+    const asr_wvar_t *dpos = need(L, "decoder/position_encodings/encodings");
     if (!c1 || !emb || !epos || !dpos)
         return -1;
     if (c1->rank != 3 || c1->dims[2] != 3 || emb->rank != 2 || epos->rank != 2 || dpos->rank != 2) {
@@ -346,7 +293,7 @@ int asr__model_dims(const asr_ct2_file_t *f, asr_model_info_t *in, char *err, si
     in->n_text_layer = count_layers(L, "decoder");
     in->n_audio_head = scalar_int(L, "encoder/num_heads", 0);
     in->n_text_head = scalar_int(L, "decoder/num_heads", 0);
-    const asr_ct2_var_t *f0 = asr_ct2_find(&L->f, "encoder/layer_0/ffn/linear_0/weight");
+    const asr_wvar_t *f0 = asr_wfile_find(&L->f, "encoder/layer_0/ffn/linear_0/weight");
     if (d <= 0 || d > 8192 || emb->dims[1] != d || epos->dims[1] != d || dpos->dims[1] != d ||
         in->n_audio_ctx != 1500 || in->n_text_ctx < 8 || in->n_text_ctx > 4096 ||
         in->n_audio_layer < 1 || in->n_text_layer < 1 || in->n_audio_head <= 0 ||
@@ -495,6 +442,7 @@ static int default_threads(void) {
 
 typedef struct {
     const char *dir;
+    const asr_wfile_t *f; /* a ggml file carries its vocabulary */
     int n_vocab;
     pthread_t tid;
     asr_tokenizer_t *tok;
@@ -504,7 +452,11 @@ typedef struct {
 
 static void *tok_job_run(void *arg) {
     tok_job_t *j = arg;
-    j->rc = asr_tokenizer_load(j->dir, j->n_vocab, &j->tok, j->err, sizeof j->err);
+    if (j->f->format == ASR_WFMT_GGML)
+        j->rc = asr_tokenizer_load_ggml(j->f->ggml_vocab, j->f->ggml_vocab_len, j->f->n_ggml_tokens,
+                                        j->n_vocab, &j->tok, j->err, sizeof j->err);
+    else
+        j->rc = asr_tokenizer_load(j->dir, j->n_vocab, &j->tok, j->err, sizeof j->err);
     return NULL;
 }
 
@@ -519,41 +471,18 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
                  p.compute_type);
         return ASR_ERR_INVALID;
     }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/model.bin", dir);
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        asr_errf(errbuf, errbuf_len, "model directory %s not found", dir);
-        return ASR_ERR_NOT_FOUND;
-    }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        asr_errf(errbuf, errbuf_len, "%s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return ASR_ERR_MODEL;
-    }
-    size_t len = (size_t)st.st_size;
-    if (len == 0) {
-        close(fd);
-        asr_errf(errbuf, errbuf_len, "%s is empty", path);
-        return ASR_ERR_MODEL;
-    }
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) {
-        asr_errf(errbuf, errbuf_len, "%s: cannot map: %s", path, strerror(errno));
-        return ASR_ERR_IO;
-    }
     asr_model_t *m = asr_xcalloc(1, sizeof *m);
-    m->map = map, m->map_len = len; /* kept: the encoder's matrices are read in place */
     loader_t L = {.m = m, .err = errbuf, .err_len = errbuf_len, .wtype = wtype};
     m->wtype = wtype;
-    asr_err_t rc = asr_ct2_parse(map, len, &L.f, errbuf, errbuf_len);
-    if (rc != ASR_OK)
-        goto fail;
+    char mdir[4096];
+    asr_err_t rc = asr_wfile_open(dir, &L.f, mdir, errbuf, errbuf_len);
+    if (rc != ASR_OK) {
+        free(m);
+        return rc;
+    }
     rc = ASR_ERR_MODEL;
-    if (L.f.version >= 2 && strcmp(L.f.spec_name, "WhisperSpec") != 0) {
+    if (L.f.format == ASR_WFMT_CT2 && L.f.version >= 2 &&
+        strcmp(L.f.spec_name, "WhisperSpec") != 0) {
         asr_errf(errbuf, errbuf_len, "model.bin holds a %s, not a WhisperSpec", L.f.spec_name);
         goto fail;
     }
@@ -571,7 +500,7 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
     /* the tokenizer (tens of ms of JSON and hashing) loads on a second core beside the weights */
     if (asr__model_dims(&L.f, &m->info, errbuf, errbuf_len) != 0)
         goto fail;
-    tok_job_t tj = {.dir = dir, .n_vocab = m->info.n_vocab};
+    tok_job_t tj = {.dir = mdir, .n_vocab = m->info.n_vocab, .f = &L.f};
     bool tok_thread = pthread_create(&tj.tid, NULL, tok_job_run, &tj) == 0;
     if (!tok_thread)
         tok_job_run(&tj);
@@ -582,8 +511,7 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
     if (wrc != 0)
         goto fail;
     m->warena_len = asr_huge_trim(m->warena, m->warena_len, m->warena_used);
-    asr_ct2_free(&L.f);
-    if (load_config(&L, dir) != 0)
+    if (load_config(&L, mdir) != 0)
         goto fail;
     rc = tj.rc;
     if (rc != ASR_OK) {
@@ -604,11 +532,12 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
     if (m->n_alignment_heads == 0)
         m->n_alignment_heads = default_alignment_heads(&m->info, m->alignment_heads);
     m->info.n_alignment_heads = m->n_alignment_heads;
+    m->wf = L.f; /* kept: the encoder's float16 matrices are read in place */
     *out = m;
     return ASR_OK;
 fail:
-    asr_ct2_free(&L.f);
-    asr_model_destroy(m); /* unmaps the file */
+    m->wf = L.f; /* asr_model_destroy unmaps the files */
+    asr_model_destroy(m);
     if (L.oom)
         return ASR_ERR_NOMEM;
     return rc == ASR_OK ? ASR_ERR_MODEL : rc;
@@ -618,8 +547,7 @@ void asr_model_destroy(asr_model_t *m) {
     if (!m)
         return;
     asr_free_huge(m->warena, m->warena_len);
-    if (m->map)
-        munmap(m->map, m->map_len);
+    asr_wfile_free(&m->wf);
     for (int i = 0; i < m->n_allocs; i++)
         free(m->allocs[i]);
     free(m->allocs);

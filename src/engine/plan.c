@@ -199,34 +199,17 @@ const asr_model_info_t *asr_model_dims_named(const char *name) {
 
 asr_err_t asr_model_probe(const char *dir, asr_model_info_t *out, char *errbuf, size_t errbuf_len) {
     memset(out, 0, sizeof *out);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/model.bin", dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size == 0) {
-        asr_errf(errbuf, errbuf_len, "%s: cannot read model", path);
-        if (fd >= 0)
-            close(fd);
-        return ASR_ERR_MODEL;
-    }
-    size_t len = (size_t)st.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) {
-        asr_errf(errbuf, errbuf_len, "%s: cannot map", path);
-        return ASR_ERR_IO;
-    }
-    asr_ct2_file_t f;
-    asr_err_t rc = asr_ct2_parse(map, len, &f, errbuf, errbuf_len);
+    asr_wfile_t f;
+    char mdir[4096];
+    asr_err_t rc = asr_wfile_open(dir, &f, mdir, errbuf, errbuf_len);
     if (rc == ASR_OK) {
         rc = asr__model_dims(&f, out, errbuf, errbuf_len) == 0 ? ASR_OK : ASR_ERR_MODEL;
-        asr_ct2_free(&f);
+        asr_wfile_free(&f);
     }
-    munmap(map, len);
     if (rc == ASR_OK) {
         out->multilingual = out->n_vocab >= 51865;
         out->n_languages = out->multilingual ? (out->n_vocab == 51866 ? 100 : 99) : 0;
-        out->n_alignment_heads = asr__model_count_alignment_heads(dir, out);
+        out->n_alignment_heads = asr__model_count_alignment_heads(mdir, out);
     }
     return rc;
 }

@@ -641,3 +641,11 @@ int asr_tokenizer_suppress_tokens(const asr_tokenizer_t *t, int32_t *out, int ca
     memcpy(out, t->suppress, (size_t)n * sizeof *out);
     return n;
 }
+
+asr_err_t asr_tokenizer_load_ggml(const uint8_t *vocab, size_t vocab_len, int n_tokens, int n_vocab,
+                                  asr_tokenizer_t **out, char *errbuf, size_t errbuf_len) {
+    (void)vocab, (void)vocab_len, (void)n_tokens, (void)n_vocab;
+    *out = NULL;
+    asr_errf(errbuf, errbuf_len, "ggml vocabularies are not supported yet");
+    return ASR_ERR_MODEL;
+}

@@ -57,6 +57,13 @@ asr_err_t asr_tokenizer_load_buffers(const char *vocab, size_t vocab_len, bool v
                                      const char *tok_json, size_t tok_json_len, int n_vocab,
                                      asr_tokenizer_t **out, char *errbuf, size_t errbuf_len);
 
+/* The tokenizer of a whisper.cpp ggml file: `vocab` holds n_tokens entries of (u32 length, raw
+ * token bytes), token id order (the ranks of the byte-level BPE: merges are derived from them);
+ * the special tokens above them are laid out from n_vocab as Whisper lays them out. Borrowed for
+ * the call only. Errors as asr_tokenizer_load. */
+asr_err_t asr_tokenizer_load_ggml(const uint8_t *vocab, size_t vocab_len, int n_tokens, int n_vocab,
+                                  asr_tokenizer_t **out, char *errbuf, size_t errbuf_len);
+
 /* Frees the tokenizer; NULL-safe. */
 void asr_tokenizer_destroy(asr_tokenizer_t *t);
 

@@ -32,28 +32,28 @@ static void test_valid_versions(void **state) {
         size_t len;
         snprintf(rel, sizeof rel, "tests/fuzz/corpus/ct2/v%d.bin", v);
         load(rel, &data, &len);
-        asr_ct2_file_t f;
+        asr_wfile_t f = {0};
         char err[256] = "";
         assert_int_equal(asr_ct2_parse((const uint8_t *)data, len, &f, err, sizeof err), ASR_OK);
         assert_int_equal(f.version, v);
-        const asr_ct2_var_t *e = asr_ct2_find(&f, "decoder/embeddings/weight");
+        const asr_wvar_t *e = asr_wfile_find(&f, "decoder/embeddings/weight");
         assert_non_null(e);
         assert_int_equal(e->rank, 2);
         assert_int_equal(e->dims[0], 4);
-        assert_int_equal(e->dtype, ASR_CT2_F32);
+        assert_int_equal(e->dtype, ASR_WD_F32);
         float x;
         memcpy(&x, e->data + 4 * 7, 4);
         assert_true(x == 7.0f);
-        const asr_ct2_var_t *c = asr_ct2_find(&f, "encoder/conv1/weight");
+        const asr_wvar_t *c = asr_wfile_find(&f, "encoder/conv1/weight");
         assert_non_null(c);
-        assert_int_equal(c->dtype, ASR_CT2_I8);
+        assert_int_equal(c->dtype, ASR_WD_I8);
         if (v >= 3) {
-            assert_ptr_equal(asr_ct2_find(&f, "decoder/projection/weight"), e);
+            assert_ptr_equal(asr_wfile_find(&f, "decoder/projection/weight"), e);
         } else {
-            assert_null(asr_ct2_find(&f, "decoder/projection/weight"));
+            assert_null(asr_wfile_find(&f, "decoder/projection/weight"));
         }
-        assert_null(asr_ct2_find(&f, "no/such/var"));
-        asr_ct2_free(&f);
+        assert_null(asr_wfile_find(&f, "no/such/var"));
+        asr_wfile_free(&f);
         free(data);
     }
 }
@@ -62,9 +62,10 @@ static void expect_bad(const char *rel, const char *needle) {
     char *data;
     size_t len;
     load(rel, &data, &len);
-    asr_ct2_file_t f;
+    asr_wfile_t f = {0};
     char err[256] = "";
     assert_int_equal(asr_ct2_parse((const uint8_t *)data, len, &f, err, sizeof err), ASR_ERR_MODEL);
+    asr_wfile_free(&f);
     if (!strstr(err, needle))
         fail_msg("%s: message '%s' lacks '%s'", rel, err, needle);
     free(data);
@@ -76,9 +77,10 @@ static void test_bad_files(void **state) {
     expect_bad("tests/fuzz/corpus/ct2/truncated_4.bin", "truncated");
     expect_bad("tests/fuzz/corpus/ct2/bad_version.bin", "version");
     expect_bad("tests/fuzz/corpus/ct2/trailing.bin", "trailing");
-    asr_ct2_file_t f;
+    asr_wfile_t f = {0};
     char err[64];
     assert_int_equal(asr_ct2_parse((const uint8_t *)"", 0, &f, err, sizeof err), ASR_ERR_MODEL);
+    asr_wfile_free(&f);
 }
 
 /* Every prefix of a valid file fails cleanly (never crashes, never succeeds). */
@@ -88,8 +90,9 @@ static void test_every_prefix(void **state) {
     size_t len;
     load("tests/fuzz/corpus/ct2/v6.bin", &data, &len);
     for (size_t n = 0; n < len; n++) {
-        asr_ct2_file_t f;
+        asr_wfile_t f = {0};
         assert_int_equal(asr_ct2_parse((const uint8_t *)data, n, &f, NULL, 0), ASR_ERR_MODEL);
+        asr_wfile_free(&f);
     }
     free(data);
 }
