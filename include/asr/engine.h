@@ -47,6 +47,11 @@ typedef struct {
     bool multilingual;
     int n_languages;
     int n_alignment_heads; /* cross-attention heads used for word timestamps */
+    /* the file's matrices are float32, int8 or bfloat16, made float32 in memory (false: float16
+     * files, whose matrices stay float16: what the official sizes assume) */
+    bool f32_matrices;
+    char format[16]; /* "ctranslate2", "ggml", "safetensors" ("" for an official size) */
+    char note[160];  /* what loading does to the file's tensors, e.g. dequantization ("" none) */
 } asr_model_info_t;
 
 /* One transcript segment. Strings and arrays are owned by the stream. */

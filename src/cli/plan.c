@@ -20,21 +20,28 @@
 
 static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 
-static void print_plan(const char *name, const asr_plan_t *p, int json, int first) {
+static void print_plan(const char *name, const asr_model_info_t *in, const asr_plan_t *p, int json,
+                       int first) {
     if (json) {
-        printf("%s{\"model\":\"%s\",\"compute_type\":\"%s\",\"n_seq\":%d,\"word_timestamps\":%s,"
+        printf("%s{\"model\":\"%s\",\"format\":\"%s\",\"compute_type\":\"%s\",\"n_seq\":%d,\"word_"
+               "timestamps\":%s,"
                "\"weights\":%zu,"
                "\"slot\":%zu,\"encoder\":%zu,\"cross_kv\":%zu,\"self_kv\":%zu,\"decoder\":%zu,"
                "\"logits\":%zu,\"frontend\":%zu,\"align\":%zu,\"overhead\":%zu,\"total\":%zu}",
-               first ? "" : ",\n", name, p->compute_type, p->n_seq,
-               p->word_timestamps ? "true" : "false", p->weights, p->slot, p->encoder, p->cross_kv,
-               p->self_kv, p->decoder, p->logits, p->frontend, p->align, p->overhead, p->total);
+               first ? "" : ",\n", name, in && in->format[0] ? in->format : "", p->compute_type,
+               p->n_seq, p->word_timestamps ? "true" : "false", p->weights, p->slot, p->encoder,
+               p->cross_kv, p->self_kv, p->decoder, p->logits, p->frontend, p->align, p->overhead,
+               p->total);
         return;
     }
     const char *ct = p->compute_type;
     printf("model %s, %d parallel sequence%s%s (%s: encoder float32, decoder %s weights)\n", name,
            p->n_seq, p->n_seq > 1 ? "s" : "", p->word_timestamps ? ", word timestamps" : "", ct,
-           strcmp(ct, "float32") ? ct : "float16");
+           strcmp(ct, "float32")    ? ct
+           : in && in->f32_matrices ? "float32"
+                                    : "float16");
+    if (in && in->format[0])
+        printf("  file: %s%s%s\n", in->format, in->note[0] ? "; " : "", in->note);
     printf("  weights   %10.1f MiB  %12zu bytes\n", mib(p->weights), p->weights);
     printf("  slot      %10.1f MiB  %12zu bytes\n", mib(p->slot), p->slot);
     printf("    encoder   %8.1f MiB\n    cross_kv  %8.1f MiB\n    self_kv   %8.1f MiB\n"
@@ -49,15 +56,14 @@ static void print_plan(const char *name, const asr_plan_t *p, int json, int firs
            mib(ASR_PLAN_FFMPEG));
 }
 
-/* Dimensions of `model`: a pulled directory if there is one, else an official size. */
+/* Dimensions of `model`: a model path or pulled model (any format; its header is read), else an
+ * official size. */
 static int model_dims(const char *model, asr_model_info_t *out) {
     char *dir = asr_cli_model_dir(model);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/model.bin", dir);
     struct stat st;
     int rc = 0;
     char err[512] = "";
-    if (stat(path, &st) == 0) {
+    if (stat(dir, &st) == 0) {
         if (asr_model_probe(dir, out, err, sizeof err) != ASR_OK) {
             fprintf(stderr, "asrd: plan: %s\n", err);
             rc = 1;
@@ -139,7 +145,7 @@ int asr_cli_plan(int argc, char **argv) {
                     return 2;
                 }
                 if (json)
-                    print_plan(*n, &p, 1, first);
+                    print_plan(*n, NULL, &p, 1, first);
                 else
                     printf("%-15s n_seq %d  weights %8.1f MiB  slot %8.1f MiB  total %8.1f MiB\n",
                            *n, p.n_seq, mib(p.weights), mib(p.slot), mib(p.total));
@@ -159,7 +165,7 @@ int asr_cli_plan(int argc, char **argv) {
         fprintf(stderr, "asrd: plan: unsupported compute type '%s'\n", compute);
         return 2;
     }
-    print_plan(model, &p, json, 1);
+    print_plan(model, &dims, &p, json, 1);
     if (json)
         printf("\n");
     return 0;

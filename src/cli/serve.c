@@ -187,9 +187,7 @@ static asr_sched_t *start_sched(const asr_config_t *cfg, const model_specs_t *ms
         fprintf(stderr, "asrd: serve: %s\n", err);
         for (int i = 0; i < ms->n; i++) {
             struct stat st;
-            char bin[4200];
-            snprintf(bin, sizeof bin, "%s/model.bin", ms->dirs[i]);
-            if (stat(bin, &st) != 0 && !strchr(ms->ids[i], '/'))
+            if (stat(ms->dirs[i], &st) != 0 && !strchr(ms->ids[i], '/'))
                 fprintf(stderr, "asrd: serve: model '%s' is not in %s (run: asrd pull %s)\n",
                         ms->ids[i], ms->dirs[i], ms->ids[i]);
         }

@@ -294,6 +294,9 @@ int asr__model_dims(const asr_wfile_t *f, asr_model_info_t *in, char *err, size_
     in->n_audio_head = scalar_int(L, "encoder/num_heads", 0);
     in->n_text_head = scalar_int(L, "decoder/num_heads", 0);
     const asr_wvar_t *f0 = asr_wfile_find(&L->f, "encoder/layer_0/ffn/linear_0/weight");
+    in->f32_matrices = f0 && f0->dtype != ASR_WD_F16;
+    snprintf(in->format, sizeof in->format, "%s", asr_wfmt_name(f->format));
+    snprintf(in->note, sizeof in->note, "%s", f->note);
     if (d <= 0 || d > 8192 || emb->dims[1] != d || epos->dims[1] != d || dpos->dims[1] != d ||
         in->n_audio_ctx != 1500 || in->n_text_ctx < 8 || in->n_text_ctx > 4096 ||
         in->n_audio_layer < 1 || in->n_text_layer < 1 || in->n_audio_head <= 0 ||

@@ -126,6 +126,9 @@ asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type,
     w += (size_t)in->n_text_ctx * d;
     w += (size_t)in->n_text_layer * dec_layer + norm;
     size_t emb = (size_t)in->n_vocab * d; /* float16 under float32 and int8, else bfloat16 */
+    /* a file whose matrices are not float16 has them made float32: the encoder's, and the
+     * decoder's and the embedding's under float32 compute (and int8's embedding) */
+    size_t m16 = in->f32_matrices ? 4 : 2, emb_b = wt == ASR_W_BF16 ? 2 : m16;
     size_t wh = (size_t)in->n_text_layer * dec_layer_h;
     out->n_seq = n_seq;
     out->compute_type = wt == ASR_W_I8 ? "int8" : wt == ASR_W_BF16 ? "bfloat16" : "float32";
@@ -134,7 +137,8 @@ asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type,
      * with a float scale per row */
     size_t rows = (size_t)in->n_text_layer * dec_layer_rows;
     size_t w16 = (size_t)in->n_audio_layer * enc_layer16 + (size_t)in->n_text_layer * dec_layer16;
-    out->weights = w * f + w16 * 2 + emb * 2 + (wt == ASR_W_I8 ? wh + rows * f : wh * 2);
+    out->weights = w * f + w16 * m16 + emb * emb_b +
+                   (wt == ASR_W_I8 ? wh + rows * f : wh * (wt == ASR_W_BF16 ? 2 : m16));
     asr__slot_layout_t L;
     asr__slot_layout(in, n_seq, wt, &L);
     out->encoder = L.part[ASR_PLAN_PART_ENCODER];
@@ -160,7 +164,7 @@ typedef struct {
 #define DIMS(mels, vocab, d, la, lt, h, ml)                                                        \
     {                                                                                              \
         mels, vocab, d, la, lt, h, h, 1500, 448, ml, (ml) ? ((vocab) == 51866 ? 100 : 99) : 0,     \
-            ((lt) - (lt) / 2) * (h)                                                                \
+            ((lt) - (lt) / 2) * (h), false, "", ""                                                 \
     }
 
 static const named_t NAMED[] = {
