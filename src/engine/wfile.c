@@ -95,9 +95,27 @@ void *asr_wfile_own(asr_wfile_t *f, size_t bytes) {
     return p;
 }
 
+/* Small owned pieces (names, scalars), 8-byte aligned, carved from 64-KiB chunks: one mapping
+ * per tensor name would cost a page and a kernel mapping each. */
+static void *own_small(asr_wfile_t *f, size_t bytes) {
+    bytes = (bytes + 7) & ~(size_t)7;
+    if (bytes > 4096)
+        return asr_wfile_own(f, bytes);
+    if (f->small_left < bytes) {
+        f->small = asr_wfile_own(f, 65536);
+        f->small_left = f->small ? 65536 : 0;
+        if (!f->small)
+            return NULL;
+    }
+    void *p = f->small;
+    f->small += bytes;
+    f->small_left -= bytes;
+    return p;
+}
+
 const char *asr_wfile_own_str(asr_wfile_t *f, const char *s) {
     size_t n = strlen(s) + 1;
-    char *d = asr_wfile_own(f, n);
+    char *d = own_small(f, n);
     if (d)
         memcpy(d, s, n);
     return d;
@@ -134,7 +152,7 @@ asr_wvar_t *asr_wfile_add(asr_wfile_t *f, const char *name, asr_wdtype_t dtype, 
 }
 
 asr_wvar_t *asr_wfile_add_i32(asr_wfile_t *f, const char *name, int32_t value) {
-    int32_t *p = asr_wfile_own(f, sizeof value);
+    int32_t *p = own_small(f, sizeof value);
     if (!p)
         return NULL;
     *p = value;

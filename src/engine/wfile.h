@@ -81,6 +81,8 @@ typedef struct {
     void **owned;
     size_t *owned_lens;
     int n_owned;
+    unsigned char *small; /* the owned chunk names and scalars are carved from */
+    size_t small_left;
 } asr_wfile_t;
 
 /* Frees what the table owns (vars, aliases, owned memory) and unmaps its maps; NULL-safe. */
