@@ -208,6 +208,13 @@ int asr__compute_type(const char *name, asr_wtype_t *out);
 #define ASR_AUTO_COMPUTE_TYPE ASR_W_F32
 int asr__model_dims(const asr_wfile_t *f, asr_model_info_t *in, char *errbuf, size_t errbuf_len);
 int asr__model_count_alignment_heads(const char *dir, const asr_model_info_t *in);
+/* The alignment heads themselves ([layer, head] pairs into heads; returns their number): those
+ * config.json of dir lists, else (or dir NULL) the default set above. */
+int asr__model_alignment_heads(const char *dir, const asr_model_info_t *in, int heads[64][2]);
+/* The tokenizer of an opened model: a ggml file's own vocabulary, else the tokenizer files of its
+ * directory dir (asr_tokenizer_load). *out owned by caller. */
+asr_err_t asr__model_load_tokenizer(const asr_wfile_t *f, const char *dir, int n_vocab,
+                                    asr_tokenizer_t **out, char *err, size_t err_len);
 /* mel_window [n_mels][3000] -> s->eb.out [1500][d] */
 void asr__encode(asr_stream_t *s, const float *mel_window);
 

@@ -418,10 +418,14 @@ static int default_alignment_heads(const asr_model_info_t *in, int heads[64][2])
     return n;
 }
 
+int asr__model_alignment_heads(const char *dir, const asr_model_info_t *in, int heads[64][2]) {
+    int n = dir ? read_alignment_heads(dir, in, heads, NULL, 0) : 0;
+    return n > 0 ? n : default_alignment_heads(in, heads);
+}
+
 int asr__model_count_alignment_heads(const char *dir, const asr_model_info_t *in) {
     int heads[64][2];
-    int n = read_alignment_heads(dir, in, heads, NULL, 0);
-    return n > 0 ? n : default_alignment_heads(in, heads);
+    return asr__model_alignment_heads(dir, in, heads);
 }
 
 static int load_config(loader_t *L, const char *dir) {
@@ -453,13 +457,17 @@ typedef struct {
     char err[512];
 } tok_job_t;
 
+asr_err_t asr__model_load_tokenizer(const asr_wfile_t *f, const char *dir, int n_vocab,
+                                    asr_tokenizer_t **out, char *err, size_t err_len) {
+    if (f->format == ASR_WFMT_GGML)
+        return asr_tokenizer_load_ggml(f->ggml_vocab, f->ggml_vocab_len, f->n_ggml_tokens, n_vocab,
+                                       out, err, err_len);
+    return asr_tokenizer_load(dir, n_vocab, out, err, err_len);
+}
+
 static void *tok_job_run(void *arg) {
     tok_job_t *j = arg;
-    if (j->f->format == ASR_WFMT_GGML)
-        j->rc = asr_tokenizer_load_ggml(j->f->ggml_vocab, j->f->ggml_vocab_len, j->f->n_ggml_tokens,
-                                        j->n_vocab, &j->tok, j->err, sizeof j->err);
-    else
-        j->rc = asr_tokenizer_load(j->dir, j->n_vocab, &j->tok, j->err, sizeof j->err);
+    j->rc = asr__model_load_tokenizer(j->f, j->dir, j->n_vocab, &j->tok, j->err, sizeof j->err);
     return NULL;
 }
 
