@@ -150,9 +150,12 @@ def ct2_spec_model(n_mels: int = 128, d: int = 64, enc_layers: int = 1, dec_laye
         lin(L.ffn.linear_0, 4 * d, d)
         lin(L.ffn.linear_1, d, 4 * d)
     dd = sp.decoder
-    dd.embeddings.weight = w(V, d, scale=0.5)
-    dd.position_encodings.encodings = w(T_TEXT, d, scale=0.1)
+    dd.embeddings.weight = w(V, d, scale=0.05)
+    dd.position_encodings.encodings = w(T_TEXT, d, scale=1.0)
     norm(dd.layer_norm)
+    # sharper logits: text tokens win over the 1501 timestamps' summed probability often enough
+    # for a long token sequence (a flat softmax makes every other token a timestamp)
+    dd.layer_norm.gamma *= 8.0
     dd.projection.weight = dd.embeddings.weight
     for L in dd.layer:
         norm(L.self_attention.layer_norm)
@@ -269,6 +272,10 @@ def fw_tokens(model_dir: Path, audio, language: str, task: str = "transcribe",
     fw = t.import_or_missing("faster_whisper")
     m = fw.WhisperModel(str(model_dir), device="cpu", compute_type=compute_type,
                         cpu_threads=threads)
+    if m.feat_kwargs.get("feature_size", 80) != m.model.n_mels:  # no preprocessor_config.json
+        fe = t.import_or_missing("faster_whisper.feature_extractor")
+        m.feat_kwargs = {**m.feat_kwargs, "feature_size": m.model.n_mels}
+        m.feature_extractor = fe.FeatureExtractor(**m.feat_kwargs)
     segs, _ = m.transcribe(audio, language=language, task=task, beam_size=1, best_of=1,
                            temperature=0.0, condition_on_previous_text=False,
                            vad_filter=False)
