@@ -1,6 +1,9 @@
 /* tokenizer: loading (vocabulary strings, string index, special tokens, BPE merge table, suppress
  * set), decoding ids to text, and the language tokens. Encoding lives in tokenizer_bpe.c, the JSON
- * reader in tokenizer_json.c, the language table in lang_codes.c.
+ * reader in tokenizer_json.c, the language table in lang_codes.c; the other file layouts build
+ * through asr__tok_begin/asr__tok_add_merge/asr__tok_finish: Hugging Face directories in
+ * tokenizer_hf.c, ggml vocabularies, tiktoken files and the built-in tokenizer in
+ * tokenizer_ggml.c; the writers of every layout in tokenizer_write.c.
  *
  * Invariants after a successful load: ids are dense 0 .. n_vocab-1; every byte has a single-byte
  * token; the special tokens have the contiguous CTranslate2/Whisper layout (sot+1 .. languages,
@@ -14,7 +17,7 @@
 #include "engine/tokenizer_int.h"
 
 #define MAX_VOCAB_FILE (64u << 20) /* bytes; real files are 0.4-4 MB */
-#define MAX_TOKENS (1 << 20)
+#define MAX_TOKENS ASR__TOK_MAX_TOKENS
 
 /* ---- GPT-2 bytes_to_unicode ---- */
 
@@ -35,6 +38,24 @@ static int cp_to_byte(uint32_t cp) {
         return -1;
     int n = (int)(cp - 256);
     return n <= 32 ? n : n <= 66 ? 127 + (n - 33) : 173;
+}
+
+/* UTF-8 of byte b's code point (< 0x800) into s; returns the length. */
+static size_t byte_utf8(int b, char s[2]) {
+    uint32_t cp = byte_to_cp(b);
+    if (cp < 0x80) {
+        s[0] = (char)cp;
+        return 1;
+    }
+    s[0] = (char)(0xC0 | (cp >> 6)), s[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+}
+
+void asr__tok_bytes_to_str(const uint8_t *b, size_t n, asr_buf_t *out) {
+    for (size_t i = 0; i < n; i++) {
+        char s[2];
+        asr_buf_append(out, s, byte_utf8(b[i], s));
+    }
 }
 
 /* ---- hashing ---- */
@@ -147,6 +168,8 @@ static asr_err_t vocab_txt(const char *buf, size_t len, vocab_ctx_t *v) {
     return ASR_OK;
 }
 
+static asr_err_t vocab_index(asr_tokenizer_t *t, char *errbuf, size_t errbuf_len);
+
 static asr_err_t load_vocab(asr_tokenizer_t *t, const char *buf, size_t len, bool is_json,
                             char *errbuf, size_t errbuf_len) {
     if (len > MAX_VOCAB_FILE) {
@@ -166,8 +189,11 @@ static asr_err_t load_vocab(asr_tokenizer_t *t, const char *buf, size_t len, boo
         snprintf(tmp, sizeof tmp, "%s", errbuf);
         asr_errf(errbuf, errbuf_len, "vocabulary.json: %s", tmp);
     }
-    if (err)
-        return err;
+    return err ? err : vocab_index(t, errbuf, errbuf_len);
+}
+
+/* The string index over the loaded strings. */
+static asr_err_t vocab_index(asr_tokenizer_t *t, char *errbuf, size_t errbuf_len) {
     if (t->n_tokens == 0) {
         asr_errf(errbuf, errbuf_len, "vocabulary is empty");
         return ASR_ERR_MODEL;
@@ -280,13 +306,8 @@ static asr_err_t find_specials(asr_tokenizer_t *t, char *errbuf, size_t errbuf_l
         t->lang_id[i] = ok ? id : -1;
     }
     for (int b = 0; b < 256; b++) {
-        char s[4];
-        uint32_t cp = byte_to_cp(b);
-        size_t n = cp < 0x80 ? 1 : 2; /* code points here are < 0x800 */
-        if (n == 1)
-            s[0] = (char)cp;
-        else
-            s[0] = (char)(0xC0 | (cp >> 6)), s[1] = (char)(0x80 | (cp & 0x3F));
+        char s[2];
+        size_t n = byte_utf8(b, s);
         t->byte_id[b] = asr_tokenizer_token_to_id(t, s, n);
         if (t->byte_id[b] < 0) {
             asr_errf(errbuf, errbuf_len, "vocabulary lacks the token of byte 0x%02x", b);
@@ -297,14 +318,6 @@ static asr_err_t find_specials(asr_tokenizer_t *t, char *errbuf, size_t errbuf_l
 }
 
 /* ---- merges ---- */
-
-typedef struct {
-    asr_tokenizer_t *t;
-    char *cat; /* a + b scratch */
-    size_t cat_cap;
-    char *errbuf;
-    size_t errbuf_len;
-} merge_ctx_t;
 
 static asr_err_t merge_grow(asr_tokenizer_t *t) {
     uint32_t cap = t->merges ? 2 * (t->merge_mask + 1) : 65536;
@@ -325,9 +338,34 @@ static asr_err_t merge_grow(asr_tokenizer_t *t) {
     return ASR_OK;
 }
 
-static asr_err_t merge_add(const char *a, size_t a_len, const char *b, size_t b_len,
-                           void *user_data) {
-    merge_ctx_t *c = user_data;
+asr_err_t asr__tok_add_merge(asr_tokenizer_t *t, int32_t left, int32_t right, int32_t merged) {
+    if ((size_t)(t->n_merges + 1) * 2 > (size_t)(t->merges ? t->merge_mask + 1 : 0)) {
+        asr_err_t err = merge_grow(t);
+        if (err)
+            return err;
+    }
+    if (t->n_merges >= t->merge_list_cap) {
+        int cap = t->merge_list_cap ? 2 * t->merge_list_cap : 16384;
+        int32_t *l = asr_realloc(t->merge_list, (size_t)cap * 3 * sizeof *l);
+        if (!l)
+            return ASR_ERR_NOMEM;
+        t->merge_list = l, t->merge_list_cap = cap;
+    }
+    int32_t *e = t->merge_list + 3 * (size_t)t->n_merges;
+    e[0] = left, e[1] = right, e[2] = merged;
+    uint64_t key = merge_key(left, right);
+    uint32_t h = hash_u64(key) & t->merge_mask;
+    while (t->merges[h].key && t->merges[h].key != key)
+        h = (h + 1) & t->merge_mask;
+    if (!t->merges[h].key) /* a repeated pair keeps its first (lowest) rank */
+        t->merges[h] = (asr__tok_merge_t){key, t->n_merges, merged};
+    t->n_merges++;
+    return ASR_OK;
+}
+
+asr_err_t asr__tok_merge_str(const char *a, size_t a_len, const char *b, size_t b_len,
+                             void *user_data) {
+    asr__tok_merge_ctx_t *c = user_data;
     asr_tokenizer_t *t = c->t;
     if (a_len + b_len > c->cat_cap) {
         size_t cap = 2 * (a_len + b_len);
@@ -342,31 +380,18 @@ static asr_err_t merge_add(const char *a, size_t a_len, const char *b, size_t b_
     int32_t ib = asr_tokenizer_token_to_id(t, b, b_len);
     int32_t im = asr_tokenizer_token_to_id(t, c->cat, a_len + b_len);
     if (ia < 0 || ib < 0 || im < 0) {
-        asr_errf(c->errbuf, c->errbuf_len,
-                 "tokenizer.json: merge %d uses a token not in the "
-                 "vocabulary",
-                 t->n_merges);
+        asr_errf(c->errbuf, c->errbuf_len, "%s: merge %d uses a token not in the vocabulary",
+                 c->file, t->n_merges);
         return ASR_ERR_MODEL;
     }
-    if ((size_t)(t->n_merges + 1) * 2 > (size_t)(t->merges ? t->merge_mask + 1 : 0)) {
-        asr_err_t err = merge_grow(t);
-        if (err)
-            return err;
-    }
-    uint64_t key = merge_key(ia, ib);
-    uint32_t h = hash_u64(key) & t->merge_mask;
-    while (t->merges[h].key && t->merges[h].key != key)
-        h = (h + 1) & t->merge_mask;
-    if (!t->merges[h].key) /* a repeated pair keeps its first (lowest) rank */
-        t->merges[h] = (asr__tok_merge_t){key, t->n_merges, im};
-    t->n_merges++;
-    return ASR_OK;
+    return asr__tok_add_merge(t, ia, ib, im);
 }
 
 static asr_err_t load_merges(asr_tokenizer_t *t, const char *buf, size_t len, char *errbuf,
                              size_t errbuf_len) {
-    merge_ctx_t c = {.t = t, .errbuf = errbuf, .errbuf_len = errbuf_len};
-    asr_err_t err = asr__json_merges(buf, len, merge_add, &c, errbuf, errbuf_len);
+    asr__tok_merge_ctx_t c = {
+        .t = t, .file = "tokenizer.json", .errbuf = errbuf, .errbuf_len = errbuf_len};
+    asr_err_t err = asr__json_merges(buf, len, asr__tok_merge_str, &c, errbuf, errbuf_len);
     free(c.cat);
     if (err == ASR_ERR_MODEL && errbuf && errbuf_len && strncmp(errbuf, "tokenizer.json", 14)) {
         char tmp[256];
@@ -467,6 +492,20 @@ static asr_err_t build_suppress(asr_tokenizer_t *t) {
 
 /* ---- load / destroy ---- */
 
+asr_err_t asr__tok_finish(asr_tokenizer_t *t, asr_err_t err, asr_tokenizer_t **out, char *errbuf,
+                          size_t errbuf_len) {
+    if (!err)
+        err = build_suppress(t);
+    if (err) {
+        if (err == ASR_ERR_NOMEM)
+            asr_errf(errbuf, errbuf_len, "out of memory loading the tokenizer");
+        asr_tokenizer_destroy(t);
+        return err;
+    }
+    *out = t;
+    return ASR_OK;
+}
+
 asr_err_t asr_tokenizer_load_buffers(const char *vocab, size_t vocab_len, bool vocab_is_json,
                                      const char *tok_json, size_t tok_json_len, int n_vocab,
                                      asr_tokenizer_t **out, char *errbuf, size_t errbuf_len) {
@@ -475,35 +514,43 @@ asr_err_t asr_tokenizer_load_buffers(const char *vocab, size_t vocab_len, bool v
     if (!out || !vocab || !tok_json)
         return ASR_ERR_INVALID;
     asr_tokenizer_t *t = asr_calloc(1, sizeof *t);
-    if (!t) {
-        asr_errf(errbuf, errbuf_len, "out of memory loading the tokenizer");
-        return ASR_ERR_NOMEM;
-    }
+    if (!t)
+        return asr__tok_finish(t, ASR_ERR_NOMEM, out, errbuf, errbuf_len);
     asr_err_t err = load_vocab(t, vocab, vocab_len, vocab_is_json, errbuf, errbuf_len);
-    if (err)
-        goto fail;
-    if (n_vocab > 0 && t->n_tokens != n_vocab) {
+    if (!err && n_vocab > 0 && t->n_tokens != n_vocab) {
         asr_errf(errbuf, errbuf_len, "vocabulary has %d tokens but the model has %d", t->n_tokens,
                  n_vocab);
         err = ASR_ERR_MODEL;
-        goto fail;
     }
-    if ((err = decode_token_bytes(t)) || (err = find_specials(t, errbuf, errbuf_len)) ||
-        (err = load_merges(t, tok_json, tok_json_len, errbuf, errbuf_len)) ||
-        (err = build_suppress(t)))
-        goto fail;
-    *out = t;
-    return ASR_OK;
-fail:
-    if (err == ASR_ERR_NOMEM)
-        asr_errf(errbuf, errbuf_len, "out of memory loading the tokenizer");
-    asr_tokenizer_destroy(t);
-    return err;
+    if (!err && !(err = decode_token_bytes(t)) && !(err = find_specials(t, errbuf, errbuf_len)))
+        err = load_merges(t, tok_json, tok_json_len, errbuf, errbuf_len);
+    return asr__tok_finish(t, err, out, errbuf, errbuf_len);
 }
 
-/* Reads dir/name; ASR_ERR_NOT_FOUND if absent, ASR_ERR_MODEL with a reason otherwise. */
-static asr_err_t read_model_file(const char *dir, const char *name, char **buf, size_t *len,
-                                 char *errbuf, size_t errbuf_len) {
+asr_err_t asr__tok_begin(const char *const *strs, const size_t *lens, int n, asr_tokenizer_t **out,
+                         char *errbuf, size_t errbuf_len) {
+    asr_tokenizer_t *t = *out = asr_calloc(1, sizeof *t);
+    if (!t)
+        return ASR_ERR_NOMEM;
+    size_t pool = (size_t)n;
+    for (int i = 0; i < n; i++)
+        pool += lens[i];
+    vocab_ctx_t v = {.t = t, .pool_cap = pool + 1, .errbuf = errbuf, .errbuf_len = errbuf_len};
+    t->str_pool = asr_malloc(v.pool_cap);
+    if (!t->str_pool)
+        return ASR_ERR_NOMEM;
+    asr_err_t err = ASR_OK;
+    for (int i = 0; i < n && !err; i++)
+        err = vocab_add(strs[i], lens[i], &v);
+    if (!err)
+        err = vocab_index(t, errbuf, errbuf_len);
+    if (!err)
+        err = decode_token_bytes(t);
+    return err ? err : find_specials(t, errbuf, errbuf_len);
+}
+
+asr_err_t asr__tok_read_file(const char *dir, const char *name, char **buf, size_t *len,
+                             char *errbuf, size_t errbuf_len) {
     char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) {
         asr_errf(errbuf, errbuf_len, "model path too long");
@@ -529,15 +576,16 @@ asr_err_t asr_tokenizer_load(const char *model_dir, int n_vocab, asr_tokenizer_t
     size_t vocab_len = 0, tok_len = 0;
     bool is_json = true;
     asr_err_t err =
-        read_model_file(model_dir, "vocabulary.json", &vocab, &vocab_len, errbuf, errbuf_len);
+        asr__tok_read_file(model_dir, "vocabulary.json", &vocab, &vocab_len, errbuf, errbuf_len);
     if (err == ASR_ERR_NOT_FOUND) {
         is_json = false;
-        err = read_model_file(model_dir, "vocabulary.txt", &vocab, &vocab_len, errbuf, errbuf_len);
-        if (err == ASR_ERR_NOT_FOUND)
-            asr_errf(errbuf, errbuf_len, "no vocabulary.json or vocabulary.txt in %s", model_dir);
+        err =
+            asr__tok_read_file(model_dir, "vocabulary.txt", &vocab, &vocab_len, errbuf, errbuf_len);
     }
+    if (err == ASR_ERR_NOT_FOUND) /* no CTranslate2 vocabulary: a Hugging Face directory? */
+        return asr__tok_load_hf(model_dir, n_vocab, out, errbuf, errbuf_len);
     if (!err) {
-        err = read_model_file(model_dir, "tokenizer.json", &tok, &tok_len, errbuf, errbuf_len);
+        err = asr__tok_read_file(model_dir, "tokenizer.json", &tok, &tok_len, errbuf, errbuf_len);
         if (err == ASR_ERR_NOT_FOUND)
             asr_errf(errbuf, errbuf_len, "no tokenizer.json in %s", model_dir);
     }
@@ -562,6 +610,7 @@ void asr_tokenizer_destroy(asr_tokenizer_t *t) {
     free(t->byte_pool);
     free(t->str_index);
     free(t->merges);
+    free(t->merge_list);
     free(t->suppress);
     free(t);
 }
@@ -642,10 +691,15 @@ int asr_tokenizer_suppress_tokens(const asr_tokenizer_t *t, int32_t *out, int ca
     return n;
 }
 
-asr_err_t asr_tokenizer_load_ggml(const uint8_t *vocab, size_t vocab_len, int n_tokens, int n_vocab,
-                                  asr_tokenizer_t **out, char *errbuf, size_t errbuf_len) {
-    (void)vocab, (void)vocab_len, (void)n_tokens, (void)n_vocab;
-    *out = NULL;
-    asr_errf(errbuf, errbuf_len, "ggml vocabularies are not supported yet");
-    return ASR_ERR_MODEL;
+int asr_tokenizer_n_merges(const asr_tokenizer_t *t) { return t->n_merges; }
+
+int32_t asr_tokenizer_merge(const asr_tokenizer_t *t, int i, int32_t *left, int32_t *right) {
+    if (i < 0 || i >= t->n_merges)
+        return -1;
+    const int32_t *e = t->merge_list + 3 * (size_t)i;
+    if (left)
+        *left = e[0];
+    if (right)
+        *right = e[1];
+    return e[2];
 }

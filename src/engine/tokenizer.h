@@ -1,8 +1,13 @@
-/* tokenizer: the Whisper byte-level BPE tokenizer of a CTranslate2 model directory.
+/* tokenizer: the Whisper byte-level BPE tokenizer, from any of the files that carry one, and the
+ * writers of each of those files (for `asrd convert` and random models).
  *
- * Strings come from vocabulary.json (or vocabulary.txt); BPE merges come from tokenizer.json (the
- * Hugging Face file that faster-whisper uses). Token strings are stored in GPT-2's bytes_to_unicode
- * form and decoded to raw bytes at load (WHISPER-FACTS §5).
+ * Sources: a CTranslate2 directory (vocabulary.json or vocabulary.txt + tokenizer.json's merges),
+ * a Hugging Face directory (tokenizer.json alone, or vocab.json + merges.txt [+
+ * added_tokens.json]), a whisper.cpp ggml vocabulary (raw token bytes in rank order: merges derived
+ * from the ranks), and the built-in multilingual vocabulary (openai/whisper's
+ * multilingual.tiktoken, embedded). Token strings are stored in GPT-2's bytes_to_unicode form and
+ * decoded to raw bytes at load (WHISPER-FACTS §5). Special tokens a file lacks are laid out as
+ * Whisper lays them out.
  *
  * Thread-safety: a loaded tokenizer is immutable; every function below may be called concurrently
  * on the same tokenizer. asr_tokenizer_destroy must not race with any other call. */
@@ -39,10 +44,14 @@ typedef struct {
     bool multilingual; /* the empty-string token "" exists */
 } asr_special_tokens_t;
 
-/* Loads the tokenizer of the CTranslate2 model directory `model_dir`: vocabulary.json (preferred)
- * or vocabulary.txt, plus the BPE merges of tokenizer.json (required: encode and the suppress set
- * need them).
- * n_vocab: the model's vocabulary size (from model.bin); the vocabulary file must have exactly this
+/* Loads the tokenizer of the model directory `model_dir`:
+ *  - CTranslate2: vocabulary.json (preferred) or vocabulary.txt, plus the BPE merges of
+ *    tokenizer.json (required: encode and the suppress set need them);
+ *  - otherwise Hugging Face: tokenizer.json (model.vocab, model.merges, added_tokens), or else
+ *    vocab.json + merges.txt (+ added_tokens.json). Special tokens the files lack (and ids neither
+ *    lists) are filled in Whisper's layout for n_vocab (n_vocab <= 0: the files' highest id + 1,
+ *    at least 51864 English-only / 51865 multilingual).
+ * n_vocab: the model's vocabulary size (from the weights); the tokenizer must have exactly this
  *   many tokens. n_vocab <= 0 skips the check (tests, fuzzing).
  * out: on success *out is the new tokenizer, owned by caller (asr_tokenizer_destroy); NULL on
  * error. errbuf: on error, a one-line reason (may be NULL). Returns ASR_OK, ASR_ERR_MODEL
@@ -57,12 +66,29 @@ asr_err_t asr_tokenizer_load_buffers(const char *vocab, size_t vocab_len, bool v
                                      const char *tok_json, size_t tok_json_len, int n_vocab,
                                      asr_tokenizer_t **out, char *errbuf, size_t errbuf_len);
 
-/* The tokenizer of a whisper.cpp ggml file: `vocab` holds n_tokens entries of (u32 length, raw
- * token bytes), token id order (the ranks of the byte-level BPE: merges are derived from them);
- * the special tokens above them are laid out from n_vocab as Whisper lays them out. Borrowed for
- * the call only. Errors as asr_tokenizer_load. */
+/* The tokenizer of a whisper.cpp ggml file: `vocab` holds n_tokens entries of (u32 little-endian
+ * length, raw token bytes), token id order (the ranks of the byte-level BPE, as tiktoken has them:
+ * each multi-byte token's merge is derived by rank-BPE over the lower-ranked tokens). The special
+ * tokens are laid out from n_vocab as Whisper lays them out: eot = 50256 for n_vocab <= 51864
+ * (English-only), 50257 from 51865 (multilingual), languages up to 100 (51866: large-v3's "yue").
+ * Entries at ids >= eot are ignored (converters from Hugging Face write <|endoftext|> there);
+ * base ids the file lacks get placeholder strings ("<|unused_ID|>"; on a multilingual layout id
+ * 50256 gets "", which Whisper has there). A token longer than ASR_TOKENIZER_MAX_TOKEN_BYTES is
+ * refused. `vocab` is borrowed for the call only. Errors as asr_tokenizer_load. */
+#define ASR_TOKENIZER_MAX_TOKEN_BYTES 256
 asr_err_t asr_tokenizer_load_ggml(const uint8_t *vocab, size_t vocab_len, int n_tokens, int n_vocab,
                                   asr_tokenizer_t **out, char *errbuf, size_t errbuf_len);
+
+/* As asr_tokenizer_load_ggml from a tiktoken file's text (lines "BASE64 RANK", ranks 0, 1, 2, …
+ * in order), e.g. openai/whisper's multilingual.tiktoken. `text` is borrowed for the call only. */
+asr_err_t asr_tokenizer_load_tiktoken(const char *text, size_t len, int n_vocab,
+                                      asr_tokenizer_t **out, char *errbuf, size_t errbuf_len);
+
+/* The multilingual Whisper tokenizer built into the binary (openai/whisper's multilingual.tiktoken,
+ * assets/tokenizer/), for models without tokenizer files (random-weight test models): n_vocab
+ * 51865 (tiny … large-v2) or 51866 (large-v3, turbo); ASR_ERR_INVALID otherwise. */
+asr_err_t asr_tokenizer_builtin(int n_vocab, asr_tokenizer_t **out, char *errbuf,
+                                size_t errbuf_len);
 
 /* Frees the tokenizer; NULL-safe. */
 void asr_tokenizer_destroy(asr_tokenizer_t *t);
@@ -118,5 +144,36 @@ const char *asr_lang_code_normalize(const char *code_or_name);
  * Writes min(count, cap) ids to out (caller's array) and returns that number; with out == NULL
  * returns the full count. */
 int asr_tokenizer_suppress_tokens(const asr_tokenizer_t *t, int32_t *out, int cap);
+
+/* ---- introspection and writers (converters) ---- */
+
+/* Number of BPE merges (ranks 0 .. n-1). */
+int asr_tokenizer_n_merges(const asr_tokenizer_t *t);
+
+/* Merge of rank i: *left and *right receive its token ids (either may be NULL) and the merged
+ * token's id is returned; -1 (outputs untouched) when i is out of range. */
+int32_t asr_tokenizer_merge(const asr_tokenizer_t *t, int i, int32_t *left, int32_t *right);
+
+/* Writers of the tokenizer files, appended to `out` (a caller's buffer). Each returns ASR_OK,
+ * ASR_ERR_NOMEM or ASR_ERR_INVALID (a token string is not valid UTF-8, which JSON cannot carry:
+ * possible only from a vocabulary.txt), with a one-line reason in errbuf.
+ *  - vocabulary_json: CTranslate2's vocabulary.json, a JSON array of all n_vocab token strings;
+ *  - tokenizer_json: a Hugging Face tokenizer.json (byte-level BPE; model.vocab holds the base
+ *    tokens, ids < eot; added_tokens every id >= eot; pre-tokenizer, decoder and post-processor as
+ *    Hugging Face writes them for Whisper), readable by `tokenizers` (faster-whisper) and by
+ *    asr_tokenizer_load;
+ *  - vocab_json / merges_txt / added_tokens_json: Hugging Face's slow-tokenizer files (vocab.json
+ *    {string: id} of the base tokens, merges.txt "#version: 0.2" then "a b" per rank,
+ *    added_tokens.json {string: id} of ids >= eot). */
+asr_err_t asr_tokenizer_write_vocabulary_json(const asr_tokenizer_t *t, asr_buf_t *out,
+                                              char *errbuf, size_t errbuf_len);
+asr_err_t asr_tokenizer_write_tokenizer_json(const asr_tokenizer_t *t, asr_buf_t *out, char *errbuf,
+                                             size_t errbuf_len);
+asr_err_t asr_tokenizer_write_vocab_json(const asr_tokenizer_t *t, asr_buf_t *out, char *errbuf,
+                                         size_t errbuf_len);
+asr_err_t asr_tokenizer_write_merges_txt(const asr_tokenizer_t *t, asr_buf_t *out, char *errbuf,
+                                         size_t errbuf_len);
+asr_err_t asr_tokenizer_write_added_tokens_json(const asr_tokenizer_t *t, asr_buf_t *out,
+                                                char *errbuf, size_t errbuf_len);
 
 #endif

@@ -1,5 +1,7 @@
-/* tokenizer_json: a small, strict, streaming JSON reader for the two shapes the tokenizer loads:
- * vocabulary.json (a top-level array of strings) and tokenizer.json's model.merges.
+/* tokenizer_json: a small, strict, streaming JSON reader for the shapes the tokenizer loads:
+ * vocabulary.json (a top-level array of strings), tokenizer.json's model.merges (CTranslate2
+ * directories: the rest is skipped) or model.vocab + model.merges + added_tokens (Hugging Face
+ * directories), and the {string: id} objects vocab.json and added_tokens.json.
  *
  * Why not jansson: it builds every node, and tokenizer.json (2-4 MB: a 50k-key vocab object, 50k
  * merges, 1.6k added-token objects) takes ~150 ms to parse that way; this reader skips what it does
@@ -205,6 +207,22 @@ static asr_err_t jr_number(jr_t *r) {
     return ASR_OK;
 }
 
+/* A non-negative integer id (no fraction or exponent) below 2^31. */
+static asr_err_t jr_int(jr_t *r, int64_t *v) {
+    if (jr_peek(r) < '0' || jr_peek(r) > '9')
+        return jr_fail(r, "expected a non-negative integer id");
+    int64_t x = 0;
+    while (r->p < r->end && *r->p >= '0' && *r->p <= '9') {
+        x = x * 10 + (*r->p++ - '0');
+        if (x > INT32_MAX)
+            return jr_fail(r, "id too large");
+    }
+    if (r->p < r->end && (*r->p == '.' || *r->p == 'e' || *r->p == 'E'))
+        return jr_fail(r, "expected an integer id");
+    *v = x;
+    return ASR_OK;
+}
+
 static asr_err_t jr_skip(jr_t *r, int depth);
 
 /* Reads one item of a container (an array's element, an object's value: its key is in r->s). */
@@ -344,8 +362,48 @@ static asr_err_t jr_merge(jr_t *r, asr__json_merge_cb cb, void *user_data) {
 typedef struct {
     asr__json_merge_cb cb;
     void *user_data;
-    bool have_model, have_merges;
+    bool have_model, have_merges, have_vocab, have_added;
+    asr__json_entry_cb vocab_cb, added_cb; /* NULL: skipped (asr__json_merges) */
+    int64_t added_id;                      /* the added token being read, -1 = no "id" yet */
+    bool added_content;                    /* its "content" is in r->s2 */
 } merges_ctx_t;
+
+/* A member {string: id} of an object: the key is in r->s. */
+static asr_err_t jr_entry_item(jr_t *r, void *ctx) {
+    merges_ctx_t *c = ctx;
+    int64_t id;
+    asr_err_t err = jr_int(r, &id);
+    return err ? err : c->vocab_cb(r->s, r->s_len, id, c->user_data);
+}
+
+/* A member of an added token object: "id" and "content" are kept, the rest skipped. */
+static asr_err_t jr_added_member(jr_t *r, void *ctx) {
+    merges_ctx_t *c = ctx;
+    if (!strcmp(r->s, "id"))
+        return jr_int(r, &c->added_id);
+    if (!strcmp(r->s, "content")) {
+        asr_err_t err = jr_string(r);
+        if (err)
+            return err;
+        char *tmp = r->s2;
+        r->s2 = r->s, r->s = tmp;
+        r->s2_len = r->s_len;
+        c->added_content = true;
+        return ASR_OK;
+    }
+    return jr_skip(r, 3);
+}
+
+static asr_err_t jr_added_item(jr_t *r, void *ctx) {
+    merges_ctx_t *c = ctx;
+    c->added_id = -1, c->added_content = false;
+    asr_err_t err = jr_each(r, true, "an added token must be an object", NULL, jr_added_member, c);
+    if (err)
+        return err;
+    if (c->added_id < 0 || !c->added_content)
+        return jr_fail(r, "an added token lacks \"id\" or \"content\"");
+    return c->added_cb(r->s2, r->s2_len, c->added_id, c->user_data);
+}
 
 static asr_err_t jr_merge_item(jr_t *r, void *ctx) {
     merges_ctx_t *c = ctx;
@@ -364,6 +422,10 @@ static asr_err_t jr_model_item(jr_t *r, void *ctx) {
         c->have_merges = true;
         return ASR_OK;
     }
+    if (!strcmp(r->s, "vocab") && c->vocab_cb && !c->have_vocab) {
+        c->have_vocab = true;
+        return jr_each(r, true, "model.vocab must be an object", NULL, jr_entry_item, c);
+    }
     if (!strcmp(r->s, "type")) {
         if ((err = jr_string(r)))
             return err;
@@ -379,13 +441,17 @@ static asr_err_t jr_top_item(jr_t *r, void *ctx) {
         c->have_model = true;
         return jr_each(r, true, "model must be an object", NULL, jr_model_item, c);
     }
+    if (!strcmp(r->s, "added_tokens") && c->added_cb && !c->have_added) {
+        c->have_added = true;
+        return jr_each(r, false, "added_tokens must be an array", NULL, jr_added_item, c);
+    }
     return jr_skip(r, 1);
 }
 
 asr_err_t asr__json_merges(const char *buf, size_t len, asr__json_merge_cb cb, void *user_data,
                            char *errbuf, size_t errbuf_len) {
     jr_t r;
-    merges_ctx_t c = {cb, user_data, false, false};
+    merges_ctx_t c = {.cb = cb, .user_data = user_data};
     asr_err_t err = jr_open(&r, buf, len, true, errbuf, errbuf_len);
     if (!err)
         err = jr_each(&r, true, "expected a JSON object", NULL, jr_top_item, &c);
@@ -395,6 +461,38 @@ asr_err_t asr__json_merges(const char *buf, size_t len, asr__json_merge_cb cb, v
         asr_errf(errbuf, errbuf_len, "no model.merges");
         err = ASR_ERR_MODEL;
     }
+    jr_close(&r);
+    return err;
+}
+
+asr_err_t asr__json_hf_tokenizer(const char *buf, size_t len, asr__json_entry_cb vocab_cb,
+                                 asr__json_merge_cb merge_cb, asr__json_entry_cb added_cb,
+                                 void *user_data, char *errbuf, size_t errbuf_len) {
+    jr_t r;
+    merges_ctx_t c = {
+        .cb = merge_cb, .user_data = user_data, .vocab_cb = vocab_cb, .added_cb = added_cb};
+    asr_err_t err = jr_open(&r, buf, len, true, errbuf, errbuf_len);
+    if (!err)
+        err = jr_each(&r, true, "expected a JSON object", NULL, jr_top_item, &c);
+    if (!err)
+        err = jr_end(&r);
+    if (!err && (!c.have_merges || !c.have_vocab)) {
+        asr_errf(errbuf, errbuf_len, "no model.%s", c.have_vocab ? "merges" : "vocab");
+        err = ASR_ERR_MODEL;
+    }
+    jr_close(&r);
+    return err;
+}
+
+asr_err_t asr__json_str_int_object(const char *buf, size_t len, asr__json_entry_cb cb,
+                                   void *user_data, char *errbuf, size_t errbuf_len) {
+    jr_t r;
+    merges_ctx_t c = {.user_data = user_data, .vocab_cb = cb};
+    asr_err_t err = jr_open(&r, buf, len, false, errbuf, errbuf_len);
+    if (!err)
+        err = jr_each(&r, true, "expected a JSON object {string: id}", NULL, jr_entry_item, &c);
+    if (!err)
+        err = jr_end(&r);
     jr_close(&r);
     return err;
 }

@@ -466,6 +466,336 @@ static void test_vocab_txt(void **state) {
     asr_buf_free(&txt);
 }
 
+/* ---- other layouts: ggml, tiktoken, built-in, Hugging Face; writers ---- */
+
+/* A ggml vocabulary (u32 length + bytes per token) of the given raw tokens. */
+static void ggml_put(asr_buf_t *g, const void *bytes, uint32_t len) {
+    uint8_t le[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+    asr_buf_append(g, le, 4);
+    asr_buf_append(g, bytes, len);
+}
+
+/* The 256 single bytes in GPT-2's rank order (bytes_to_unicode's table order), then `extra`. */
+static void ggml_small(asr_buf_t *g, const char *const *extra, int n_extra) {
+    asr_buf_init(g);
+    for (int b = 0; b < 256; b++) {
+        bool keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        if (keep) {
+            uint8_t c = (uint8_t)b;
+            ggml_put(g, &c, 1);
+        }
+    }
+    for (int b = 0; b < 256; b++) {
+        bool keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        if (!keep) {
+            uint8_t c = (uint8_t)b;
+            ggml_put(g, &c, 1);
+        }
+    }
+    for (int i = 0; i < n_extra; i++)
+        ggml_put(g, extra[i], (uint32_t)strlen(extra[i]));
+}
+
+static void expect_merge(const asr_tokenizer_t *t, int rank, const char *l, const char *r,
+                         const char *m) {
+    int32_t a = -2, b = -2;
+    int32_t id = asr_tokenizer_merge(t, rank, &a, &b);
+    assert_true(id >= 0);
+    assert_string_equal(asr_tokenizer_token_str(t, a), l);
+    assert_string_equal(asr_tokenizer_token_str(t, b), r);
+    assert_string_equal(asr_tokenizer_token_str(t, id), m);
+}
+
+/* Whisper's layout for the three vocabulary sizes (WHISPER-FACTS §5). */
+static void test_layout(void **state) {
+    (void)state;
+    char s[32];
+    assert_int_equal(asr__tok_layout_eot(51864), 50256);
+    assert_int_equal(asr__tok_layout_eot(51865), 50257);
+    assert_int_equal(asr__tok_layout_eot(51866), 50257);
+    assert_int_equal(asr__tok_layout_eot(51867), -1);
+    assert_int_equal(asr__tok_layout_eot(1000), -1);
+    const struct {
+        int n_vocab;
+        int32_t id;
+        const char *name;
+    } cases[] = {
+        {51864, 50256, "<|endoftext|>"}, {51864, 50258, "<|en|>"},
+        {51864, 50357, "<|translate|>"}, {51864, 50361, "<|nospeech|>"},
+        {51864, 50363, "<|0.00|>"},      {51864, 51863, "<|30.00|>"},
+        {51865, 50257, "<|endoftext|>"}, {51865, 50258, "<|startoftranscript|>"},
+        {51865, 50357, "<|su|>"},        {51865, 50358, "<|translate|>"},
+        {51865, 50364, "<|0.00|>"},      {51865, 50365, "<|0.02|>"},
+        {51866, 50358, "<|yue|>"},       {51866, 50363, "<|nospeech|>"},
+        {51866, 50365, "<|0.00|>"},      {51866, 51865, "<|30.00|>"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int32_t eot = asr__tok_layout_eot(cases[i].n_vocab);
+        assert_true(asr__tok_special_name(cases[i].id, eot, cases[i].n_vocab, s, sizeof s) > 0);
+        assert_string_equal(s, cases[i].name);
+    }
+    assert_int_equal(asr__tok_special_name(50255, 50256, 51864, s, sizeof s), -1);
+    assert_int_equal(asr__tok_special_name(51864, 50256, 51864, s, sizeof s), -1);
+}
+
+/* A ggml vocabulary: merges come from the ranks (rank-BPE, not the order of appearance), the
+ * specials from the layout, missing ids become placeholders. */
+static void test_ggml_small(void **state) {
+    (void)state;
+    /* "bc" ranks before "ab", so "abc" is a + bc although ab exists; "hello" ends as hell + o */
+    static const char *const extra[] = {"he", "ll", "hell", "hello", "bc", "ab", "abc", " t"};
+    asr_buf_t g;
+    ggml_small(&g, extra, 8);
+    asr_tokenizer_t *t = NULL;
+    char err[256] = "";
+    asr_err_t e =
+        asr_tokenizer_load_ggml((const uint8_t *)g.data, g.len, 264, 51864, &t, err, sizeof err);
+    if (e)
+        fail_msg("%s", err);
+    assert_int_equal(asr_tokenizer_n_merges(t), 8);
+    expect_merge(t, 0, "h", "e", "he");
+    expect_merge(t, 2, "he", "ll", "hell");
+    expect_merge(t, 3, "hell", "o", "hello");
+    expect_merge(t, 6, "a", "bc", "abc");
+    expect_merge(t, 7, "Ġ", "t", "Ġt");
+    assert_int_equal(asr_tokenizer_merge(t, 8, NULL, NULL), -1);
+    assert_int_equal(asr_tokenizer_merge(t, -1, NULL, NULL), -1);
+    const asr_special_tokens_t *sp = asr_tokenizer_special(t);
+    assert_int_equal(sp->eot, 50256);
+    assert_int_equal(sp->no_speech, 50361);
+    assert_int_equal(sp->timestamp_begin, 50363);
+    assert_false(sp->multilingual);
+    assert_int_equal(asr_tokenizer_lang_token(t, "en"), -1);
+    assert_string_equal(asr_tokenizer_token_str(t, 264), "<|unused_264|>");
+    assert_string_equal(asr_tokenizer_token_str(t, 50255), "<|unused_50255|>");
+    int32_t *ids;
+    int n;
+    assert_int_equal(asr_tokenizer_encode(t, "hello abc", &ids, &n), ASR_OK);
+    assert_int_equal(n, 3); /* hello, Ġ, abc */
+    assert_string_equal(asr_tokenizer_token_str(t, ids[0]), "hello");
+    assert_string_equal(asr_tokenizer_token_str(t, ids[2]), "abc");
+    free(ids);
+    asr_tokenizer_destroy(t);
+
+    /* multilingual: id 50256 missing becomes "" (so the model is multilingual), languages exist */
+    assert_int_equal(
+        asr_tokenizer_load_ggml((const uint8_t *)g.data, g.len, 264, 51866, &t, err, sizeof err),
+        ASR_OK);
+    sp = asr_tokenizer_special(t);
+    assert_true(sp->multilingual);
+    assert_int_equal(sp->n_languages, 100);
+    assert_int_equal(asr_tokenizer_lang_token(t, "yue"), 50358);
+    assert_string_equal(asr_tokenizer_token_str(t, 50256), "");
+    asr_tokenizer_destroy(t);
+
+    /* errors: one line, NULL out */
+    t = (asr_tokenizer_t *)1;
+    assert_int_equal(asr_tokenizer_load_ggml((const uint8_t *)g.data, g.len - 1, 264, 51864, &t,
+                                             err, sizeof err),
+                     ASR_ERR_MODEL);
+    assert_null(t);
+    assert_non_null(strstr(err, "truncated at token 263"));
+    assert_int_equal(
+        asr_tokenizer_load_ggml((const uint8_t *)g.data, g.len, 264, 1000, &t, err, sizeof err),
+        ASR_ERR_MODEL);
+    assert_non_null(strstr(err, "1000"));
+    assert_int_equal(
+        asr_tokenizer_load_ggml((const uint8_t *)g.data, g.len, 60000, 51864, &t, err, sizeof err),
+        ASR_ERR_MODEL);
+    assert_int_equal(
+        asr_tokenizer_load_ggml((const uint8_t *)g.data, 100, 264, 51864, &t, err, sizeof err),
+        ASR_ERR_MODEL);
+    assert_int_equal(asr_tokenizer_load_ggml(NULL, 5, 264, 51864, &t, err, sizeof err),
+                     ASR_ERR_INVALID);
+    char long_tok[ASR_TOKENIZER_MAX_TOKEN_BYTES + 2];
+    memset(long_tok, 'x', sizeof long_tok - 1);
+    long_tok[sizeof long_tok - 1] = 0;
+    const char *const extra_long[] = {long_tok};
+    asr_buf_t g2;
+    ggml_small(&g2, extra_long, 1);
+    assert_int_equal(
+        asr_tokenizer_load_ggml((const uint8_t *)g2.data, g2.len, 257, 51864, &t, err, sizeof err),
+        ASR_ERR_MODEL);
+    assert_non_null(strstr(err, "bytes long"));
+    asr_buf_free(&g2);
+    /* without a byte token: the usual vocabulary error */
+    assert_int_equal(
+        asr_tokenizer_load_ggml((const uint8_t *)g.data, g.len, 100, 51864, &t, err, sizeof err),
+        ASR_ERR_MODEL);
+    assert_non_null(strstr(err, "byte"));
+    asr_buf_free(&g);
+}
+
+static void b64(asr_buf_t *out, const uint8_t *p, size_t n) {
+    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        char q[4] = {A[v >> 18], A[(v >> 12) & 63], i + 1 < n ? A[(v >> 6) & 63] : '=',
+                     i + 2 < n ? A[v & 63] : '='};
+        asr_buf_append(out, q, 4);
+    }
+}
+
+/* The ggml vocabulary g as a tiktoken file. */
+static void ggml_to_tiktoken(const asr_buf_t *g, asr_buf_t *tt) {
+    asr_buf_init(tt);
+    const uint8_t *p = (const uint8_t *)g->data;
+    for (size_t o = 0, r = 0; o < g->len; r++) {
+        uint32_t len = p[o] | p[o + 1] << 8 | p[o + 2] << 16 | (uint32_t)p[o + 3] << 24;
+        b64(tt, p + o + 4, len);
+        asr_buf_printf(tt, " %zu\n", r);
+        o += 4 + len;
+    }
+}
+
+static void test_tiktoken(void **state) {
+    (void)state;
+    static const char *const extra[] = {"he", "ll", "hell", "hello", "bc", "ab", "abc", " t"};
+    asr_buf_t g, tt;
+    ggml_small(&g, extra, 8);
+    ggml_to_tiktoken(&g, &tt);
+    asr_tokenizer_t *t = NULL;
+    char err[256] = "";
+    asr_err_t e = asr_tokenizer_load_tiktoken(tt.data, tt.len, 51864, &t, err, sizeof err);
+    if (e)
+        fail_msg("%s", err);
+    assert_int_equal(asr_tokenizer_n_merges(t), 8);
+    expect_merge(t, 6, "a", "bc", "abc");
+    asr_tokenizer_destroy(t);
+    /* errors: a rank out of order, bad base64, no rank */
+    const char *bad[] = {"IQ== 1\n", "I!== 0\n", "IQ==\n", "IQ== x\n", "I 0\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(
+            asr_tokenizer_load_tiktoken(bad[i], strlen(bad[i]), 51864, &t, err, sizeof err),
+            ASR_ERR_MODEL);
+        assert_null(t);
+        assert_non_null(strstr(err, "tiktoken line 1"));
+    }
+    asr_buf_free(&g);
+    asr_buf_free(&tt);
+}
+
+/* The embedded multilingual.tiktoken: Whisper's multilingual layout, 50000 merges. */
+static void test_builtin(void **state) {
+    (void)state;
+    asr_tokenizer_t *t = NULL;
+    char err[256] = "";
+    for (int v = 51865; v <= 51866; v++) {
+        double t0 = asr_now_s();
+        asr_err_t e = asr_tokenizer_builtin(v, &t, err, sizeof err);
+        if (e)
+            fail_msg("%s", err);
+        printf("  built-in tokenizer (%d) in %.1f ms\n", v, (asr_now_s() - t0) * 1e3);
+        const asr_special_tokens_t *sp = asr_tokenizer_special(t);
+        assert_int_equal(sp->n_vocab, v);
+        assert_int_equal(sp->eot, 50257);
+        assert_true(sp->multilingual);
+        assert_int_equal(sp->n_languages, v == 51866 ? 100 : 99);
+        assert_int_equal(asr_tokenizer_n_merges(t), 50000);
+        assert_int_equal(asr_tokenizer_lang_token(t, "zh"), 50260);
+        int32_t *ids;
+        int n;
+        const char *text = "Hello, world! 你好，世界。 Привет";
+        assert_int_equal(asr_tokenizer_encode(t, text, &ids, &n), ASR_OK);
+        assert_true(n > 5 && n < 30);
+        char *back = decode_str(t, ids, n);
+        assert_string_equal(back, text);
+        free(back);
+        free(ids);
+        asr_tokenizer_destroy(t);
+    }
+    t = (asr_tokenizer_t *)1;
+    assert_int_equal(asr_tokenizer_builtin(51864, &t, err, sizeof err), ASR_ERR_INVALID);
+    assert_null(t);
+    assert_non_null(strstr(err, "51864"));
+}
+
+/* The HF files of the tiny vocabulary (written by the writers) load back identically; absent
+ * specials are synthesized; malformed files fail with the file's name. */
+static void test_hf_small(void **state) {
+    (void)state;
+    asr_tokenizer_t *t = tiny_load(), *u = NULL;
+    char err[256] = "";
+    asr_buf_t tj, vj, mt, aj;
+    asr_buf_init(&tj), asr_buf_init(&vj), asr_buf_init(&mt), asr_buf_init(&aj);
+    assert_int_equal(asr_tokenizer_write_tokenizer_json(t, &tj, err, sizeof err), ASR_OK);
+    assert_int_equal(asr_tokenizer_write_vocab_json(t, &vj, err, sizeof err), ASR_OK);
+    assert_int_equal(asr_tokenizer_write_merges_txt(t, &mt, err, sizeof err), ASR_OK);
+    assert_int_equal(asr_tokenizer_write_added_tokens_json(t, &aj, err, sizeof err), ASR_OK);
+    assert_non_null(strstr(mt.data, "#version: 0.2\nh e\nl l\nĠ t\n"));
+    for (int layout = 0; layout < 2; layout++) {
+        asr_err_t e = layout == 0
+                          ? asr__tok_load_hf_buffers(tj.data, tj.len, NULL, 0, NULL, 0, NULL, 0, 0,
+                                                     &u, err, sizeof err)
+                          : asr__tok_load_hf_buffers(NULL, 0, vj.data, vj.len, mt.data, mt.len,
+                                                     aj.data, aj.len, 0, &u, err, sizeof err);
+        if (e)
+            fail_msg("layout %d: %s", layout, err);
+        assert_int_equal(asr_tokenizer_special(u)->n_vocab, asr_tokenizer_special(t)->n_vocab);
+        for (int32_t id = 0; id < asr_tokenizer_special(t)->n_vocab; id++)
+            assert_string_equal(asr_tokenizer_token_str(u, id), asr_tokenizer_token_str(t, id));
+        assert_int_equal(asr_tokenizer_n_merges(u), 6);
+        for (int i = 0; i < 6; i++) {
+            int32_t a, b, c, d;
+            assert_int_equal(asr_tokenizer_merge(u, i, &a, &b), asr_tokenizer_merge(t, i, &c, &d));
+            assert_int_equal(a, c);
+            assert_int_equal(b, d);
+        }
+        asr_tokenizer_destroy(u);
+    }
+    /* merges.txt with CRLF and no header; HF ["a","b"] pairs */
+    const char *crlf = "h e\r\nl l\r\n";
+    assert_int_equal(asr__tok_load_hf_buffers(NULL, 0, vj.data, vj.len, crlf, strlen(crlf), aj.data,
+                                              aj.len, 0, &u, err, sizeof err),
+                     ASR_OK);
+    assert_int_equal(asr_tokenizer_n_merges(u), 2);
+    asr_tokenizer_destroy(u);
+    /* errors name the file */
+    const char *bad_merges = "#version: 0.2\nh e x\n";
+    assert_int_equal(asr__tok_load_hf_buffers(NULL, 0, vj.data, vj.len, bad_merges,
+                                              strlen(bad_merges), NULL, 0, 0, &u, err, sizeof err),
+                     ASR_ERR_MODEL);
+    assert_null(u);
+    assert_non_null(strstr(err, "merges.txt: line 2"));
+    const char *unknown = "q z\n";
+    assert_int_equal(asr__tok_load_hf_buffers(NULL, 0, vj.data, vj.len, unknown, strlen(unknown),
+                                              aj.data, aj.len, 0, &u, err, sizeof err),
+                     ASR_ERR_MODEL);
+    assert_non_null(strstr(err, "merges.txt: merge 0"));
+    const char *bad_json[] = {"{\"a\": 1.5}", "{\"a\": -1}", "[1]", "{\"a\": 99999999999}",
+                              "{\"a\": 1"};
+    for (size_t i = 0; i < sizeof bad_json / sizeof *bad_json; i++) {
+        assert_int_equal(asr__tok_load_hf_buffers(NULL, 0, bad_json[i], strlen(bad_json[i]),
+                                                  mt.data, mt.len, NULL, 0, 0, &u, err, sizeof err),
+                         ASR_ERR_MODEL);
+        assert_non_null(strstr(err, "vocab.json: "));
+        assert_int_equal(asr__tok_load_hf_buffers(NULL, 0, vj.data, vj.len, mt.data, mt.len,
+                                                  bad_json[i], strlen(bad_json[i]), 0, &u, err,
+                                                  sizeof err),
+                         ASR_ERR_MODEL);
+        assert_non_null(strstr(err, "added_tokens.json: "));
+    }
+    const char *bad_tok[] = {
+        "{\"model\":{\"type\":\"BPE\",\"merges\":[]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{}}}",
+        "{\"model\":{\"type\":\"Unigram\",\"vocab\":{},\"merges\":[]}}",
+        "{\"added_tokens\":[{\"id\":3}],\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}",
+        "{\"added_tokens\":{},\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":2000000},\"merges\":[]}}",
+    };
+    for (size_t i = 0; i < sizeof bad_tok / sizeof *bad_tok; i++) {
+        assert_int_equal(asr__tok_load_hf_buffers(bad_tok[i], strlen(bad_tok[i]), NULL, 0, NULL, 0,
+                                                  NULL, 0, 0, &u, err, sizeof err),
+                         ASR_ERR_MODEL);
+        assert_null(u);
+        assert_non_null(strstr(err, i < 5 ? "tokenizer.json: " : "too large"));
+    }
+    /* the vocabulary alone: eot is the id of <|endoftext|> when listed */
+    asr_buf_free(&tj), asr_buf_free(&vj), asr_buf_free(&mt), asr_buf_free(&aj);
+    asr_tokenizer_destroy(t);
+}
+
 /* ---- model tests ---- */
 
 static json_t *load_golden(int m) {
@@ -704,6 +1034,237 @@ static void test_large_v3_layout(void **state) {
     asr_buf_free(&v);
 }
 
+/* ---- the other layouts against the models' own tokenizers ---- */
+
+/* Texts to encode: the reference texts of the test clips (tests/data/audio/MANIFEST.tsv, many
+ * languages) and the golden file's encode texts. */
+static char **g_texts;
+static int g_n_texts;
+
+static void add_text(const char *s, size_t n) {
+    g_texts = realloc(g_texts, sizeof *g_texts * (size_t)(g_n_texts + 1));
+    g_texts[g_n_texts] = strndup(s, n);
+    g_n_texts++;
+}
+
+static void load_texts(void) {
+    if (g_texts)
+        return;
+    char path[1200], *buf;
+    size_t len;
+    snprintf(path, sizeof path, "%s/tests/data/audio/MANIFEST.tsv", source_dir());
+    assert_int_equal(asr_read_file(path, &buf, &len), ASR_OK);
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        char *tab = strrchr(line, '\t');
+        if (tab && strncmp(line, "file\t", 5))
+            add_text(tab + 1, strlen(tab + 1));
+    }
+    free(buf);
+    for (int m = 0; m < 2; m++) {
+        json_t *g = load_golden(m), *e;
+        size_t i;
+        json_array_foreach(json_object_get(g, "encode"), i, e) {
+            json_t *jt = json_object_get(e, "text");
+            add_text(json_string_value(jt), json_string_length(jt));
+        }
+        json_decref(g);
+    }
+    assert_true(g_n_texts > 40);
+}
+
+/* a and b are the same tokenizer: special ids, token strings (all, or with special_names false
+ * only the base tokens': synthesized specials follow openai's names, while the English models'
+ * files say <|nocaptions|> and old language codes such as <|iw|>, which English-only models never
+ * use), merges, suppress set, encodings. */
+static void same_tokenizer(const asr_tokenizer_t *a, const asr_tokenizer_t *b, bool special_names,
+                           const char *what) {
+    const asr_special_tokens_t *x = asr_tokenizer_special(a), *y = asr_tokenizer_special(b);
+    int32_t xs[] = {
+        x->eot,         x->sot,       x->translate,     x->transcribe,      x->sot_lm,
+        x->sot_prev,    x->no_speech, x->no_timestamps, x->timestamp_begin, x->lang_begin,
+        x->n_languages, x->n_vocab,   x->multilingual};
+    int32_t ys[] = {
+        y->eot,         y->sot,       y->translate,     y->transcribe,      y->sot_lm,
+        y->sot_prev,    y->no_speech, y->no_timestamps, y->timestamp_begin, y->lang_begin,
+        y->n_languages, y->n_vocab,   y->multilingual};
+    for (size_t k = 0; k < sizeof xs / sizeof *xs; k++)
+        if (xs[k] != ys[k])
+            fail_msg("%s: special field %zu: %d != %d", what, k, xs[k], ys[k]);
+    for (int32_t id = 0; id < x->n_vocab; id++) {
+        if (!special_names && id >= x->eot)
+            break;
+        if (strcmp(asr_tokenizer_token_str(a, id), asr_tokenizer_token_str(b, id)))
+            fail_msg("%s: token %d: \"%s\" != \"%s\"", what, id, asr_tokenizer_token_str(a, id),
+                     asr_tokenizer_token_str(b, id));
+    }
+    for (int i = 0; i < ASR_TOKENIZER_MAX_LANGUAGES; i++) {
+        const char *code = asr__lang_code_at(i);
+        assert_int_equal(asr_tokenizer_lang_token(a, code), asr_tokenizer_lang_token(b, code));
+    }
+    assert_int_equal(asr_tokenizer_n_merges(a), asr_tokenizer_n_merges(b));
+    for (int i = 0; i < asr_tokenizer_n_merges(a); i++) {
+        int32_t l1, r1, l2, r2;
+        int32_t m1 = asr_tokenizer_merge(a, i, &l1, &r1), m2 = asr_tokenizer_merge(b, i, &l2, &r2);
+        if (m1 != m2 || l1 != l2 || r1 != r2)
+            fail_msg("%s: merge %d: %d+%d=%d vs %d+%d=%d", what, i, l1, r1, m1, l2, r2, m2);
+    }
+    int32_t s1[512], s2[512];
+    int n1 = asr_tokenizer_suppress_tokens(a, s1, 512),
+        n2 = asr_tokenizer_suppress_tokens(b, s2, 512);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(s1, s2, sizeof *s1 * (size_t)n1);
+    load_texts();
+    for (int i = 0; i < g_n_texts; i++) {
+        int32_t *i1, *i2;
+        int k1, k2;
+        assert_int_equal(asr_tokenizer_encode(a, g_texts[i], &i1, &k1), ASR_OK);
+        assert_int_equal(asr_tokenizer_encode(b, g_texts[i], &i2, &k2), ASR_OK);
+        if (k1 != k2 || (k1 && memcmp(i1, i2, sizeof *i1 * (size_t)k1)))
+            fail_msg("%s: encodings of \"%s\" differ", what, g_texts[i]);
+        free(i1);
+        free(i2);
+    }
+}
+
+/* The raw bytes of ids [0, n) as a ggml vocabulary. */
+static void ggml_of(const asr_tokenizer_t *t, int n, asr_buf_t *g) {
+    asr_buf_init(g);
+    for (int32_t id = 0; id < n; id++) {
+        size_t len;
+        const char *b = asr_tokenizer_token_bytes(t, id, &len);
+        ggml_put(g, b, (uint32_t)len);
+    }
+}
+
+/* openai/whisper's multilingual.tiktoken, embedded, is base's tokenizer exactly. */
+static void test_builtin_vs_base(void **state) {
+    (void)state;
+    asr_tokenizer_t *t = NULL;
+    char err[256] = "";
+    assert_int_equal(asr_tokenizer_builtin(51865, &t, err, sizeof err), ASR_OK);
+    same_tokenizer(g_tok[1], t, true, "built-in vs base");
+    printf("  built-in = base: %d merges, %d texts\n", asr_tokenizer_n_merges(t), g_n_texts);
+    asr_tokenizer_destroy(t);
+}
+
+/* What whisper.cpp's converters write (the base tokens' bytes, rank order; the Hugging Face
+ * converter adds <|endoftext|>) gives the models' tokenizers back. */
+static void test_ggml_vs_models(void **state) {
+    (void)state;
+    for (int m = 0; m < 2; m++) {
+        const asr_special_tokens_t *sp = asr_tokenizer_special(g_tok[m]);
+        for (int extra = 0; extra < 2; extra++) {
+            asr_buf_t g;
+            ggml_of(g_tok[m], sp->eot + extra, &g);
+            asr_tokenizer_t *t = NULL;
+            char err[256] = "";
+            double t0 = asr_now_s();
+            asr_err_t e = asr_tokenizer_load_ggml((const uint8_t *)g.data, g.len, sp->eot + extra,
+                                                  sp->n_vocab, &t, err, sizeof err);
+            if (e)
+                fail_msg("%s: %s", MODEL_NAMES[m], err);
+            if (!extra)
+                printf("  ggml vocabulary of %s in %.1f ms\n", MODEL_NAMES[m],
+                       (asr_now_s() - t0) * 1e3);
+            same_tokenizer(g_tok[m], t, m == 1, MODEL_NAMES[m]);
+            asr_tokenizer_destroy(t);
+            asr_buf_free(&g);
+        }
+    }
+}
+
+static void write_buf(const char *dir, const char *name, const asr_buf_t *b) {
+    write_file(dir, name, b->data, b->len);
+}
+
+static void unlink_in(const char *dir, const char *name) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
+}
+
+/* The writers' files, in every layout, load back as the same tokenizer (through the directory
+ * loader, so its layout detection is covered too). */
+static void test_writers_roundtrip(void **state) {
+    (void)state;
+    static const char *const files[] = {"vocabulary.json", "tokenizer.json", "vocab.json",
+                                        "merges.txt", "added_tokens.json"};
+    for (int m = 0; m < 2; m++) {
+        asr_tokenizer_t *t = g_tok[m], *u = NULL;
+        int nv = MODEL_NVOCAB[m];
+        char err[256] = "", dir[] = "/tmp/asr_tok_test_XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        asr_buf_t b[5];
+        for (int i = 0; i < 5; i++)
+            asr_buf_init(&b[i]);
+        assert_int_equal(asr_tokenizer_write_vocabulary_json(t, &b[0], err, sizeof err), ASR_OK);
+        assert_int_equal(asr_tokenizer_write_tokenizer_json(t, &b[1], err, sizeof err), ASR_OK);
+        assert_int_equal(asr_tokenizer_write_vocab_json(t, &b[2], err, sizeof err), ASR_OK);
+        assert_int_equal(asr_tokenizer_write_merges_txt(t, &b[3], err, sizeof err), ASR_OK);
+        assert_int_equal(asr_tokenizer_write_added_tokens_json(t, &b[4], err, sizeof err), ASR_OK);
+        /* CTranslate2: vocabulary.json + tokenizer.json */
+        write_buf(dir, files[0], &b[0]);
+        write_buf(dir, files[1], &b[1]);
+        assert_int_equal(asr_tokenizer_load(dir, nv, &u, err, sizeof err), ASR_OK);
+        same_tokenizer(t, u, true, "vocabulary.json + tokenizer.json");
+        asr_tokenizer_destroy(u);
+        /* Hugging Face: tokenizer.json alone */
+        unlink_in(dir, files[0]);
+        double t0 = asr_now_s();
+        assert_int_equal(asr_tokenizer_load(dir, nv, &u, err, sizeof err), ASR_OK);
+        printf("  %s: Hugging Face tokenizer.json loaded in %.1f ms\n", MODEL_NAMES[m],
+               (asr_now_s() - t0) * 1e3);
+        same_tokenizer(t, u, true, "tokenizer.json");
+        asr_tokenizer_destroy(u);
+        /* vocab.json + merges.txt + added_tokens.json, then without added_tokens.json */
+        unlink_in(dir, files[1]);
+        write_buf(dir, files[2], &b[2]);
+        write_buf(dir, files[3], &b[3]);
+        write_buf(dir, files[4], &b[4]);
+        assert_int_equal(asr_tokenizer_load(dir, nv, &u, err, sizeof err), ASR_OK);
+        same_tokenizer(t, u, true, "vocab.json + merges.txt + added_tokens.json");
+        asr_tokenizer_destroy(u);
+        unlink_in(dir, files[4]);
+        assert_int_equal(asr_tokenizer_load(dir, nv, &u, err, sizeof err), ASR_OK);
+        same_tokenizer(t, u, m == 1, "vocab.json + merges.txt (specials synthesized)");
+        asr_tokenizer_destroy(u);
+        /* ... also without the model's size: Whisper's for the base-token count */
+        assert_int_equal(asr_tokenizer_load(dir, 0, &u, err, sizeof err), ASR_OK);
+        assert_int_equal(asr_tokenizer_special(u)->n_vocab, nv);
+        asr_tokenizer_destroy(u);
+        /* a wrong size is refused */
+        assert_int_equal(asr_tokenizer_load(dir, nv - 1510, &u, err, sizeof err), ASR_ERR_MODEL);
+        /* vocab.json alone */
+        unlink_in(dir, files[3]);
+        assert_int_equal(asr_tokenizer_load(dir, nv, &u, err, sizeof err), ASR_ERR_MODEL);
+        assert_non_null(strstr(err, "merges.txt"));
+        unlink_in(dir, files[2]);
+        rmdir(dir);
+        for (int i = 0; i < 5; i++)
+            asr_buf_free(&b[i]);
+    }
+}
+
+/* The models' own tokenizer.json (Hugging Face's, faster-whisper's copy) is a Hugging Face layout
+ * by itself: tiny.en's lists no timestamps (synthesized), base's "merges" are ["a", "b"] pairs. */
+static void test_hf_model_files(void **state) {
+    (void)state;
+    for (int m = 0; m < 2; m++) {
+        char path[1200], *buf, err[256] = "";
+        size_t len;
+        snprintf(path, sizeof path, "%s/tokenizer.json", g_model_dir[m]);
+        assert_int_equal(asr_read_file(path, &buf, &len), ASR_OK);
+        asr_tokenizer_t *u = NULL;
+        asr_err_t e = asr__tok_load_hf_buffers(buf, len, NULL, 0, NULL, 0, NULL, 0, MODEL_NVOCAB[m],
+                                               &u, err, sizeof err);
+        if (e)
+            fail_msg("%s: %s", MODEL_NAMES[m], err);
+        same_tokenizer(g_tok[m], u, true, "the model's tokenizer.json");
+        asr_tokenizer_destroy(u);
+        free(buf);
+    }
+}
+
 static int models_setup(void **state) {
     (void)state;
     for (int m = 0; m < 2; m++) {
@@ -747,11 +1308,16 @@ int main(void) {
         cmocka_unit_test(test_lang_tables),     cmocka_unit_test(test_tiny_vocab),
         cmocka_unit_test(test_bad_buffers),     cmocka_unit_test(test_load_dir_errors),
         cmocka_unit_test(test_vocab_txt),       cmocka_unit_test(test_oom),
+        cmocka_unit_test(test_layout),          cmocka_unit_test(test_ggml_small),
+        cmocka_unit_test(test_tiktoken),        cmocka_unit_test(test_builtin),
+        cmocka_unit_test(test_hf_small),
     };
     const struct CMUnitTest models[] = {
-        cmocka_unit_test(test_special_table),    cmocka_unit_test(test_golden_tiny_en),
-        cmocka_unit_test(test_golden_base),      cmocka_unit_test(test_roundtrip_and_langs),
-        cmocka_unit_test(test_model_dir_errors), cmocka_unit_test(test_large_v3_layout),
+        cmocka_unit_test(test_special_table),     cmocka_unit_test(test_golden_tiny_en),
+        cmocka_unit_test(test_golden_base),       cmocka_unit_test(test_roundtrip_and_langs),
+        cmocka_unit_test(test_model_dir_errors),  cmocka_unit_test(test_large_v3_layout),
+        cmocka_unit_test(test_builtin_vs_base),   cmocka_unit_test(test_ggml_vs_models),
+        cmocka_unit_test(test_writers_roundtrip), cmocka_unit_test(test_hf_model_files),
     };
     int failed = cmocka_run_group_tests_name("tokenizer_basic", basic, NULL, NULL);
     if (!find_models()) {
