@@ -46,4 +46,27 @@ asr_err_t asr_ggml_write(const asr_wwrite_src_t *s, const char *path, char *errb
 asr_err_t asr_safetensors_write(const asr_wwrite_src_t *s, const char *dir, char *errbuf,
                                 size_t errbuf_len);
 
+/* ---- shared by the writers (wwrite.c) ---- */
+
+typedef struct json_t json_t; /* jansson's */
+typedef asr_err_t (*asr_wwrite_tok_fn)(const asr_tokenizer_t *t, asr_buf_t *out, char *errbuf,
+                                       size_t errbuf_len);
+/* Writes len bytes to dir/name and fsyncs them. ASR_ERR_IO (a reason naming the path). */
+asr_err_t asr__wwrite_file(const char *dir, const char *name, const void *data, size_t len,
+                           char *errbuf, size_t errbuf_len);
+/* dir/name: `doc` (ownership taken; NULL counts as out of memory) indented by 2, newline-ended,
+ * as asr__wwrite_file. ASR_ERR_NOMEM, ASR_ERR_IO. */
+asr_err_t asr__wwrite_json(const char *dir, const char *name, json_t *doc, char *errbuf,
+                           size_t errbuf_len);
+/* A JSON array of n ints (owned by caller); NULL when out of memory. */
+json_t *asr__wwrite_int_array(const int32_t *v, int n);
+/* preprocessor_config.json: Hugging Face's WhisperFeatureExtractor, feature_size = n_mels. */
+asr_err_t asr__wwrite_preprocessor(const asr_wwrite_src_t *s, const char *dir, char *errbuf,
+                                   size_t errbuf_len);
+/* dir/name: what fn (an asr_tokenizer_write_*) writes of s->tok. */
+asr_err_t asr__wwrite_tokenizer_file(const asr_wwrite_src_t *s, const char *dir, const char *name,
+                                     asr_wwrite_tok_fn fn, char *errbuf, size_t errbuf_len);
+/* fsyncs the directory itself (its new names), best effort. */
+void asr__wwrite_sync_dir(const char *dir);
+
 #endif
