@@ -370,23 +370,27 @@ static int load_weights(loader_t *L) {
     return 0;
 }
 
-/* Reads alignment_heads from config.json (optional file) into heads; returns their number, or -1
- * with a reason in err when the file exists but is not JSON. */
+/* Reads alignment_heads into heads from config.json (CTranslate2) or, when that has none,
+ * generation_config.json (Hugging Face); both optional. Returns their number, or -1 with a reason
+ * in err when a file exists but is not JSON. */
 static int read_alignment_heads(const char *dir, const asr_model_info_t *in, int heads[64][2],
                                 char *err, size_t err_len) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) {
+    static const char *const files[2] = {"config.json", "generation_config.json"};
+    json_t *root = NULL, *arr = NULL;
+    for (int i = 0; i < 2 && !arr; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        json_error_t je;
+        json_decref(root);
+        root = json_load_file(path, 0, &je);
         struct stat st;
-        if (stat(path, &st) != 0)
-            return 0; /* optional */
-        asr_errf(err, err_len, "%s: invalid JSON at line %d: %s", path, je.line, je.text);
-        return -1;
+        if (!root && stat(path, &st) == 0) {
+            asr_errf(err, err_len, "%s: invalid JSON at line %d: %s", path, je.line, je.text);
+            return -1;
+        }
+        arr = json_object_get(root, "alignment_heads");
     }
     int n = 0;
-    json_t *arr = json_object_get(root, "alignment_heads");
     if (json_is_array(arr)) {
         size_t i;
         json_t *pair;
