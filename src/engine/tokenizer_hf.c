@@ -104,8 +104,9 @@ static asr_err_t hf_read(hf_t *h, const char *tok_json, size_t tok_json_len, con
     return ASR_OK;
 }
 
-/* The vocabulary's size and eot: n_vocab (the model's) when known, else the highest id + 1 (at
- * least Whisper's size when the files list no <|endoftext|> to place the specials from). */
+/* The vocabulary's size and eot: n_vocab (the model's) when known, else the highest id + 1, but
+ * at least up to <|30.00|> when the files list <|nospeech|> and at least Whisper's size when they
+ * list no <|endoftext|> to place the specials from. */
 static asr_err_t hf_shape(const hf_t *h, int n_vocab, int *n, int32_t *eot, char *errbuf,
                           size_t errbuf_len) {
     if (h->vocab.max_id >= ASR__TOK_MAX_TOKENS) {
@@ -114,6 +115,12 @@ static asr_err_t hf_shape(const hf_t *h, int n_vocab, int *n, int32_t *eot, char
     }
     *eot = asr__tok_list_find(&h->vocab, "<|endoftext|>");
     *n = n_vocab > 0 ? n_vocab : (int)h->vocab.max_id + 1;
+    int32_t nospeech = asr__tok_list_find(&h->vocab, "<|nospeech|>");
+    if (nospeech < 0)
+        nospeech = asr__tok_list_find(&h->vocab, "<|nocaptions|>");
+    if (n_vocab <= 0 && *eot >= 0 && nospeech > *eot && nospeech + 1502 < ASR__TOK_MAX_TOKENS &&
+        *n < nospeech + 1503) /* old added_tokens.json files end before the timestamps */
+        *n = nospeech + 1503;
     if (n_vocab <= 0 && *eot < 0) {
         int whisper = h->vocab.max_id + 1 >= 50257 ? 51865 : 51864;
         *n = *n > whisper ? *n : whisper;

@@ -791,7 +791,18 @@ static void test_hf_small(void **state) {
         assert_null(u);
         assert_non_null(strstr(err, i < 5 ? "tokenizer.json: " : "too large"));
     }
-    /* the vocabulary alone: eot is the id of <|endoftext|> when listed */
+    /* an added_tokens.json without the timestamps (older Hugging Face files): synthesized */
+    const char *no_ts = "{\"<|endoftext|>\": 263, \"<|startoftranscript|>\": 264, \"<|en|>\": 265,"
+                        " \"<|zh|>\": 266, \"<|de|>\": 267, \"<|translate|>\": 268, "
+                        "\"<|transcribe|>\": 269, \"<|startoflm|>\": 270, \"<|startofprev|>\": 271,"
+                        " \"<|nocaptions|>\": 272, \"<|notimestamps|>\": 273}";
+    assert_int_equal(asr__tok_load_hf_buffers(NULL, 0, vj.data, vj.len, mt.data, mt.len, no_ts,
+                                              strlen(no_ts), 0, &u, err, sizeof err),
+                     ASR_OK);
+    assert_int_equal(asr_tokenizer_special(u)->n_vocab, asr_tokenizer_special(t)->n_vocab);
+    assert_int_equal(asr_tokenizer_special(u)->no_speech, 272);
+    assert_string_equal(asr_tokenizer_token_str(u, 1774), "<|30.00|>");
+    asr_tokenizer_destroy(u);
     asr_buf_free(&tj), asr_buf_free(&vj), asr_buf_free(&mt), asr_buf_free(&aj);
     asr_tokenizer_destroy(t);
 }
