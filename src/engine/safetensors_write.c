@@ -298,6 +298,16 @@ asr_err_t asr_safetensors_write(const asr_wwrite_src_t *s, const char *dir, char
     free(P.t);
     if (rc == ASR_OK)
         rc = write_configs(s, dir, errbuf, errbuf_len);
+    /* the tokenizer both ways transformers reads it: the fast tokenizer.json and the slow files */
+    static const struct {
+        const char *name;
+        asr_wwrite_tok_fn fn;
+    } toks[4] = {{"tokenizer.json", asr_tokenizer_write_tokenizer_json},
+                 {"vocab.json", asr_tokenizer_write_vocab_json},
+                 {"merges.txt", asr_tokenizer_write_merges_txt},
+                 {"added_tokens.json", asr_tokenizer_write_added_tokens_json}};
+    for (int i = 0; i < 4 && rc == ASR_OK; i++)
+        rc = asr__wwrite_tokenizer_file(s, dir, toks[i].name, toks[i].fn, errbuf, errbuf_len);
     if (rc == ASR_OK)
         asr__wwrite_sync_dir(dir);
     return rc;

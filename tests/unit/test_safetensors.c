@@ -851,6 +851,25 @@ static void expect_configs(const char *dir, bool f16) {
     json_decref(p);
 }
 
+/* The tokenizer files written load back to the same tokens. */
+static void expect_same_tokenizer(const asr_tokenizer_t *tok, const char *dir, int n_vocab) {
+    asr_tokenizer_t *t2 = NULL;
+    char err[1024];
+    if (asr_tokenizer_load(dir, n_vocab, &t2, err, sizeof err) != ASR_OK)
+        fail_msg("tokenizer of %s: %s", dir, err);
+    for (int32_t id = 0; id < n_vocab; id++) {
+        size_t a, b;
+        const char *x = asr_tokenizer_token_bytes(tok, id, &a);
+        const char *y = asr_tokenizer_token_bytes(t2, id, &b);
+        if (a != b || memcmp(x, y, a))
+            fail_msg("token %d differs", id);
+    }
+    assert_int_equal(asr_tokenizer_n_merges(t2), asr_tokenizer_n_merges(tok));
+    assert_memory_equal(asr_tokenizer_special(t2), asr_tokenizer_special(tok),
+                        sizeof(asr_special_tokens_t));
+    asr_tokenizer_destroy(t2);
+}
+
 static void test_tiny_roundtrip(void **state) {
     (void)state;
     source_t S;
@@ -872,6 +891,13 @@ static void test_tiny_roundtrip(void **state) {
             fail_msg("read back: %s", err);
         expect_same_tables(&S.f, &g, f16 ? ASR_WD_F16 : ASR_WD_F32);
         asr_wfile_free(&g);
+        expect_same_tokenizer(S.tok, dir, S.s.info.n_vocab);
+        char a[128], b[128]; /* the slow files alone: vocab.json + merges.txt + added_tokens */
+        snprintf(a, sizeof a, "%s/tokenizer.json", dir);
+        snprintf(b, sizeof b, "%s/tokenizer.json.away", dir);
+        assert_int_equal(rename(a, b), 0);
+        expect_same_tokenizer(S.tok, dir, S.s.info.n_vocab);
+        assert_int_equal(rename(b, a), 0);
         /* generation_config.json's alignment heads reach the model (config.json has none) */
         assert_int_equal(asr__model_count_alignment_heads(dir, &S.s.info), 8);
         /* the same by hand in two shards */
