@@ -18,6 +18,7 @@ Random models decode garbage text: the comparisons are of numbers and token ids,
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -56,6 +57,7 @@ def generator_version() -> str:
     return h.hexdigest()[:10]
 
 
+@functools.lru_cache(maxsize=None)
 def random_model_available() -> bool:
     proc = t.run_asrd(["debug", "random-model", "--help"], timeout=30)
     return "--shape" in (proc.stdout + proc.stderr)
@@ -85,7 +87,9 @@ def asrd_random(shape: str, fmt: str = "ct2", seed: int = 1, compute_type: str =
     if d.exists():
         shutil.rmtree(d)
     tmp.rename(d)
-    (d / ".complete").write_text(json.dumps({"made_s": time.monotonic() - t0}))
+    made = time.monotonic() - t0
+    (d / ".complete").write_text(json.dumps({"made_s": made}))
+    t.TERMINAL_REPORTS.append((f"random model {key}", f"made in {made:.1f} s wall"))
     # stale versions of the same model go: they are gigabytes
     for old in cache_root().glob(f"{shape}-{fmt}-{compute_type}-s{seed}-g*"):
         if old != d and old.is_dir():
