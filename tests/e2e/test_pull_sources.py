@@ -249,24 +249,17 @@ def test_5xx_is_retried(asrd, sim, tmp_path, tiny_files):
     assert len(sim.gets("model.bin")) == 3
 
 
-def test_5xx_gives_up_with_a_clear_error(asrd, sim, tmp_path):
-    sim.statuses["model.bin"] = ["always", 503]
+@pytest.mark.parametrize("status,tries", [(503, 5), (404, 2)])
+def test_persistent_error_gives_up_with_a_clear_error(asrd, sim, tmp_path, status, tries):
+    # 5xx is retried 5 times, 404 asked twice; then one line naming the status and the URL.
+    sim.statuses["model.bin"] = ["always", status]
     r = pull(asrd, sim, tmp_path, "tiny.en")
     assert r.returncode == 1
-    assert len(sim.gets("model.bin")) == 5
+    assert len(sim.gets("model.bin")) == tries
     msg = last_line(r)
-    assert re.search(r"HTTP 503 for http://127\.0\.0\.1:\d+/\S+ \(5 attempts\)", msg), msg
+    assert re.search(r"HTTP %d for http://127\.0\.0\.1:\d+/\S+ \(%d attempts\)" % (status, tries),
+                     msg), msg
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert not (tmp_path / "tiny.en").exists()
-
-
-def test_404_is_asked_twice_then_a_clear_error(asrd, sim, tmp_path):
-    sim.statuses["model.bin"] = ["always", 404]
-    r = pull(asrd, sim, tmp_path, "tiny.en")
-    assert r.returncode == 1
-    assert len(sim.gets("model.bin")) == 2
-    msg = last_line(r)
-    assert re.search(r"HTTP 404 for http://127\.0\.0\.1:\d+/\S+ \(2 attempts\)", msg), msg
     assert not (tmp_path / "tiny.en").exists()
 
 
