@@ -1045,6 +1045,57 @@ static void test_large_v3_layout(void **state) {
     asr_buf_free(&v);
 }
 
+/* One of the builds of test_oom_layouts. */
+static asr_err_t oom_load(int what, const asr_buf_t *g, const asr_buf_t *tt, const asr_buf_t *tj,
+                          asr_tokenizer_t **t, char *err, size_t err_len) {
+    if (what == 0)
+        return asr_tokenizer_load_ggml((const uint8_t *)g->data, g->len, 260, 51865, t, err,
+                                       err_len);
+    if (what == 1)
+        return asr_tokenizer_load_tiktoken(tt->data, tt->len, 51864, t, err, err_len);
+    return asr__tok_load_hf_buffers(tj->data, tj->len, NULL, 0, NULL, 0, NULL, 0, 0, t, err,
+                                    err_len);
+}
+
+/* The ggml, tiktoken and Hugging Face builds fail cleanly at the first allocation of each of
+ * their allocation sites (ASan checks for leaks). */
+static void test_oom_layouts(void **state) {
+    (void)state;
+    static const char *const extra[] = {"he", "ll", "hell", "hello"};
+    asr_buf_t g, tt, tj;
+    ggml_small(&g, extra, 4);
+    ggml_to_tiktoken(&g, &tt);
+    asr_tokenizer_t *tiny = tiny_load();
+    asr_buf_init(&tj);
+    assert_int_equal(asr_tokenizer_write_tokenizer_json(tiny, &tj, NULL, 0), ASR_OK);
+    asr_tokenizer_destroy(tiny);
+    for (int what = 0; what < 3; what++) {
+        asr_tokenizer_t *t = NULL;
+        char err[256] = "";
+        asr_alloc_trace(true);
+        assert_int_equal(oom_load(what, &g, &tt, &tj, &t, err, sizeof err), ASR_OK);
+        asr_alloc_trace(false);
+        assert_int_equal(asr_tokenizer_n_merges(t), what == 2 ? 6 : 4);
+        asr_tokenizer_destroy(t);
+        unsigned long first[128];
+        int n_sites = asr_alloc_trace_sites(first, 128);
+        assert_true(n_sites > 5);
+        for (int k = 0; k < n_sites; k++) {
+            t = (asr_tokenizer_t *)1;
+            asr_alloc_fail_set((long)first[k], 0);
+            asr_err_t e = oom_load(what, &g, &tt, &tj, &t, err, sizeof err);
+            asr_alloc_fail_set(0, 0);
+            if (e != ASR_ERR_NOMEM)
+                fail_msg("build %d, allocation %lu: %d (%s)", what, first[k], e, err);
+            assert_null(t);
+            assert_non_null(strstr(err, "out of memory"));
+        }
+    }
+    asr_buf_free(&g);
+    asr_buf_free(&tt);
+    asr_buf_free(&tj);
+}
+
 /* ---- the other layouts against the models' own tokenizers ---- */
 
 /* Texts to encode: the reference texts of the test clips (tests/data/audio/MANIFEST.tsv, many
@@ -1321,7 +1372,7 @@ int main(void) {
         cmocka_unit_test(test_vocab_txt),       cmocka_unit_test(test_oom),
         cmocka_unit_test(test_layout),          cmocka_unit_test(test_ggml_small),
         cmocka_unit_test(test_tiktoken),        cmocka_unit_test(test_builtin),
-        cmocka_unit_test(test_hf_small),
+        cmocka_unit_test(test_hf_small),        cmocka_unit_test(test_oom_layouts),
     };
     const struct CMUnitTest models[] = {
         cmocka_unit_test(test_special_table),     cmocka_unit_test(test_golden_tiny_en),
