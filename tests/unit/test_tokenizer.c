@@ -1327,6 +1327,49 @@ static void test_hf_model_files(void **state) {
     }
 }
 
+/* The built-in tokenizers (multilingual v1/v2 and v3's 100 languages) through every writer and
+ * back through each layout's loader, and through a ggml vocabulary: the same tokenizer. */
+static void test_builtin_layouts(void **state) {
+    (void)state;
+    for (int v = 51865; v <= 51866; v++) {
+        asr_tokenizer_t *t = NULL, *u = NULL;
+        char err[256] = "";
+        assert_int_equal(asr_tokenizer_builtin(v, &t, err, sizeof err), ASR_OK);
+        asr_buf_t tj, vj, mt, vocab;
+        asr_buf_init(&tj), asr_buf_init(&vj), asr_buf_init(&mt), asr_buf_init(&vocab);
+        assert_int_equal(asr_tokenizer_write_tokenizer_json(t, &tj, err, sizeof err), ASR_OK);
+        assert_int_equal(asr_tokenizer_write_vocab_json(t, &vj, err, sizeof err), ASR_OK);
+        assert_int_equal(asr_tokenizer_write_merges_txt(t, &mt, err, sizeof err), ASR_OK);
+        assert_int_equal(asr_tokenizer_write_vocabulary_json(t, &vocab, err, sizeof err), ASR_OK);
+        assert_int_equal(asr__tok_load_hf_buffers(tj.data, tj.len, NULL, 0, NULL, 0, NULL, 0, v, &u,
+                                                  err, sizeof err),
+                         ASR_OK);
+        same_tokenizer(t, u, true, "built-in via tokenizer.json");
+        asr_tokenizer_destroy(u);
+        /* no added_tokens.json: the specials come from the layout of the model's size */
+        assert_int_equal(asr__tok_load_hf_buffers(NULL, 0, vj.data, vj.len, mt.data, mt.len, NULL,
+                                                  0, v, &u, err, sizeof err),
+                         ASR_OK);
+        same_tokenizer(t, u, true, "built-in via vocab.json + merges.txt");
+        asr_tokenizer_destroy(u);
+        assert_int_equal(asr_tokenizer_load_buffers(vocab.data, vocab.len, true, tj.data, tj.len, v,
+                                                    &u, err, sizeof err),
+                         ASR_OK);
+        same_tokenizer(t, u, true, "built-in via vocabulary.json");
+        asr_tokenizer_destroy(u);
+        asr_buf_t g;
+        ggml_of(t, 50257, &g);
+        assert_int_equal(
+            asr_tokenizer_load_ggml((const uint8_t *)g.data, g.len, 50257, v, &u, err, sizeof err),
+            ASR_OK);
+        same_tokenizer(t, u, true, "built-in via ggml");
+        asr_tokenizer_destroy(u);
+        asr_buf_free(&g);
+        asr_buf_free(&tj), asr_buf_free(&vj), asr_buf_free(&mt), asr_buf_free(&vocab);
+        asr_tokenizer_destroy(t);
+    }
+}
+
 static int models_setup(void **state) {
     (void)state;
     for (int m = 0; m < 2; m++) {
@@ -1373,6 +1416,7 @@ int main(void) {
         cmocka_unit_test(test_layout),          cmocka_unit_test(test_ggml_small),
         cmocka_unit_test(test_tiktoken),        cmocka_unit_test(test_builtin),
         cmocka_unit_test(test_hf_small),        cmocka_unit_test(test_oom_layouts),
+        cmocka_unit_test(test_builtin_layouts),
     };
     const struct CMUnitTest models[] = {
         cmocka_unit_test(test_special_table),     cmocka_unit_test(test_golden_tiny_en),
