@@ -165,6 +165,13 @@ void asr_mel_destroy(asr_mel_t *m) {
 
 int asr_mel_n_mels(const asr_mel_t *m) { return m->n_mels; }
 
+void asr_mel_filters(const asr_mel_t *m, float *out) {
+    memset(out, 0, (size_t)m->n_mels * ASR_MEL_N_BINS * sizeof(float));
+    for (int b = 0; b < m->n_mels; b++)
+        memcpy(out + (size_t)b * ASR_MEL_N_BINS + m->band_lo[b], m->weights + m->band_off[b],
+               (size_t)m->band_len[b] * sizeof(float));
+}
+
 size_t asr_mel_n_frames(size_t n_samples) { return n_samples / ASR_MEL_HOP + 1; }
 
 /* Frames [f0, f1) of one signal, computed from the samples x[x_start, x_end) the caller holds

@@ -62,6 +62,10 @@ void asr_mel_destroy(asr_mel_t *m);
 /* Number of mel bands of m. */
 int asr_mel_n_mels(const asr_mel_t *m);
 
+/* The filterbank as a dense float32 matrix out[n_mels][ASR_MEL_N_BINS] (caller's buffer), the
+ * matrix whisper.cpp's ggml files carry beside the weights. Thread-safe: m is only read. */
+void asr_mel_filters(const asr_mel_t *m, float *out);
+
 /* Frames asr_mel_compute produces for n_samples samples: n_samples / 160 + 1 (including the final
  * frame that faster-whisper's content_frames excludes). */
 size_t asr_mel_n_frames(size_t n_samples);
