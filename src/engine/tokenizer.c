@@ -2,8 +2,9 @@
  * set), decoding ids to text, and the language tokens. Encoding lives in tokenizer_bpe.c, the JSON
  * reader in tokenizer_json.c, the language table in lang_codes.c; the other file layouts build
  * through asr__tok_begin/asr__tok_add_merge/asr__tok_finish: Hugging Face directories in
- * tokenizer_hf.c, ggml vocabularies, tiktoken files and the built-in tokenizer in
- * tokenizer_ggml.c; the writers of every layout in tokenizer_write.c.
+ * tokenizer_hf.c, ggml vocabularies and tiktoken files in tokenizer_ggml.c, the built-in tokenizer
+ * in tokenizer_builtin.c, all with the special-token layout of tokenizer_layout.c; the writers of
+ * every layout are in tokenizer_write.c.
  *
  * Invariants after a successful load: ids are dense 0 .. n_vocab-1; every byte has a single-byte
  * token; the special tokens have the contiguous CTranslate2/Whisper layout (sot+1 .. languages,

@@ -1,6 +1,6 @@
-/* tokenizer_int: private parts of the tokenizer shared by tokenizer.c, tokenizer_bpe.c,
- * tokenizer_json.c, unicode_tables.c and lang_codes.c, and visible to tests/unit/test_tokenizer.c.
- * Nothing else includes this header. */
+/* tokenizer_int: private parts of the tokenizer shared by its files (tokenizer*.c,
+ * unicode_tables.c, lang_codes.c), and visible to tests/unit/test_tokenizer.c and the tokenizer's
+ * fuzz targets. Nothing else includes this header. */
 #ifndef ASR_ENGINE_TOKENIZER_INT_H
 #define ASR_ENGINE_TOKENIZER_INT_H
 
