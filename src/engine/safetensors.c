@@ -190,8 +190,8 @@ static asr_err_t parse_entry(const char *name, const json_t *e, const uint8_t *d
 
 /* The parser proper; `sk` (may be NULL) receives the skipped tensors and the header (it holds
  * their names). */
-static asr_err_t parse_image(const uint8_t *data, size_t len, asr_wfile_t *f, skips_t *sk,
-                             char *err, size_t el) {
+static asr_err_t parse_header(const uint8_t *data, size_t len, asr_wfile_t *f, skips_t *sk,
+                              char *err, size_t el) {
     if (len < 8) {
         asr_errf(err, el, "safetensors file is truncated (%zu bytes; the header length needs 8)",
                  len);
@@ -270,6 +270,14 @@ static asr_err_t parse_image(const uint8_t *data, size_t len, asr_wfile_t *f, sk
         sk->headers[sk->n_headers++] = root;
     else
         json_decref(root);
+    return rc;
+}
+
+static asr_err_t parse_image(const uint8_t *data, size_t len, asr_wfile_t *f, skips_t *sk,
+                             char *err, size_t el) {
+    asr_err_t rc = parse_header(data, len, f, sk, err, el);
+    if (rc == ASR_ERR_NOMEM)
+        asr_errf(err, el, "out of memory reading a safetensors header of %zu bytes", len);
     return rc;
 }
 

@@ -631,6 +631,39 @@ static void test_whisper_truncations(void **state) {
     free(img);
 }
 
+/* The fuzz seeds reach what they were made for: the Whisper ones build a table (the fusion paths),
+ * the broken ones fail with their reason. */
+static void test_corpus_seeds(void **state) {
+    (void)state;
+    static const struct {
+        const char *name, *needle; /* NULL: builds */
+    } seeds[] = {
+        {"whisper_f16", NULL},
+        {"whisper_bare_bf16", NULL},
+        {"whisper_mixed_f32_q", NULL},
+        {"whisper_i32_conv", "has dtype I32"},
+        {"truncated_data", "truncated file"},
+        {"truncated_header", "truncated"},
+        {"bad_offsets", "ends at byte 16"},
+        {"overlap", "overlap"},
+        {"duplicate", "not valid JSON"},
+    };
+    const char *src = getenv("ASR_SOURCE");
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/fuzz/corpus/safetensors", src && *src ? src : ".");
+    for (size_t i = 0; i < sizeof seeds / sizeof *seeds; i++) {
+        size_t len;
+        uint8_t *img = get_file(dir, seeds[i].name, &len);
+        asr_wfile_t f = {0};
+        char err[512] = "";
+        asr_err_t rc = asr__safetensors_whisper(img, len, 2, 2, &f, err, sizeof err);
+        if (seeds[i].needle ? rc != ASR_ERR_MODEL || !strstr(err, seeds[i].needle) : rc != ASR_OK)
+            fail_msg("seed %s: rc %d '%s'", seeds[i].name, rc, err);
+        asr_wfile_free(&f);
+        free(img);
+    }
+}
+
 /* ---- files: asr_wfile_open on directories, files and indexes ---- */
 
 static asr_err_t open_path(const char *dir, const char *name, asr_wfile_t *f, char *err,
@@ -924,6 +957,7 @@ int main(void) {
         cmocka_unit_test(test_parse_basic),         cmocka_unit_test(test_bad_headers),
         cmocka_unit_test(test_whisper_table),       cmocka_unit_test(test_whisper_errors),
         cmocka_unit_test(test_whisper_truncations), cmocka_unit_test(test_open_files),
+        cmocka_unit_test(test_corpus_seeds),
     };
     const struct CMUnitTest models[] = {
         cmocka_unit_test(test_tiny_roundtrip),
