@@ -163,7 +163,8 @@ static int squeeze(const int64_t *ne, int n, int64_t *out) {
  * conv bias may be [1, d] or [d]); NULL with the reason set when missing or misshaped. */
 static gtensor_t *get(ctx_t *c, const char *name, int n, int64_t ne0, int64_t ne1, int64_t ne2) {
     gtensor_t key = {.name = name, .name_len = (int)strlen(name)};
-    gtensor_t *t = bsearch(&key, c->ts, (size_t)c->n_ts, sizeof *c->ts, gtensor_cmp);
+    gtensor_t *t = c->n_ts ? bsearch(&key, c->ts, (size_t)c->n_ts, sizeof *c->ts, gtensor_cmp)
+                           : NULL; /* a file without tensors has no array */
     if (!t) {
         asr_errf(c->err, c->err_len, "ggml: missing tensor %s", name);
         fail(c, ASR_ERR_MODEL);

@@ -130,6 +130,7 @@ def edit(data, off, value):
 
 # the first tensor record of `small` starts after magic, hparams, filters (1 x 3) and 3 tokens
 first = 4 + 44 + 8 + 12 + 4 + (4 + 0) + (4 + 1) + (4 + 2)
+write("no_tensors.bin", small[:first])
 write("bad_magic.bin", edit(small, 0, 0x46554747))
 write("bad_ftype.bin", edit(small, 44, 5))
 write("bad_type.bin", edit(small, first + 8, 9))

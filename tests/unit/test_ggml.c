@@ -747,6 +747,7 @@ static void test_corpus(void **state) {
         {"truncated_half.bin", "truncated"},
         {"truncated_header.bin", "truncated hparams"},
         {"trailing.bin", "truncated header"},
+        {"no_tensors.bin", "missing tensor encoder.conv1.weight"},
         {"bad_magic.bin", "bad magic"},
         {"bad_ftype.bin", "ftype"},
         {"bad_type.bin", "unknown type 9"},
