@@ -36,7 +36,8 @@ def image(tensors, metadata=None, pad=True):
         for d in shape:
             n *= d
         b = payload(dtype, n, seed)
-        hdr[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(b)]}
+        hdr[name] = {"dtype": dtype, "shape": shape,
+                     "data_offsets": [len(data), len(data) + len(b)]}
         data += b
     h = json.dumps(hdr, separators=(",", ":")).encode()
     if pad:
@@ -98,7 +99,8 @@ seeds = {
     "whisper_bare_bf16": whisper(pre="", dtype="BF16", proj_out=False),
     "whisper_mixed_f32_q": whisper(dtype="F16", q_dtype="F32", k_bias=True),
     "whisper_i32_conv": whisper(dtype="F32", proj_out=False).replace(
-        b'"model.encoder.conv1.weight":{"dtype":"F32"', b'"model.encoder.conv1.weight":{"dtype":"I32"'),
+        b'"model.encoder.conv1.weight":{"dtype":"F32"',
+        b'"model.encoder.conv1.weight":{"dtype":"I32"'),
     "bad_offsets": raw('{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', b"\0" * 8),
     "bad_size": raw('{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}', b"\0" * 8),
     "bad_dtype": raw('{"a":{"dtype":"F12","shape":[2],"data_offsets":[0,8]}}', b"\0" * 8),
