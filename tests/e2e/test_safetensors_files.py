@@ -222,3 +222,28 @@ def test_reads_what_the_reference_library_writes(tiny, written, tmp_path):
     st_numpy.save_file(renamed, str(bare / "model.safetensors"))
     proc = t.run_asrd(["transcribe", "--model", bare, t.audio_dir() / CLIP], timeout=120)
     assert proc.returncode != 0 and "proj_out.weight differs" in proc.stderr, t.describe(proc)
+
+
+def write_bf16(arrays, path):
+    """A BF16 safetensors file (numpy has no bfloat16, so the layout is written here: float32
+    rounded to nearest even, the upper 16 bits)."""
+    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
+    for name, a in arrays.items():
+        u = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+        b = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype("<u2").tobytes()
+        header[name] = {"dtype": "BF16", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    path.write_bytes(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def test_bfloat16_checkpoint(tiny, written, tmp_path):
+    arrays = st_numpy.load_file(str(written["float32"] / "model.safetensors"))
+    d = tmp_path / "bf16"
+    copy_side_files(written["float32"], d)
+    write_bf16(arrays, d / "model.safetensors")
+    want, got = transcribe(tiny), transcribe(d)
+    # bfloat16 keeps 8 bits of mantissa: the words may move a little, not more
+    assert t.error_rate(want, got, "en") <= 0.05, (want, got)
