@@ -231,7 +231,8 @@ def write_bf16(arrays, path):
     for name, a in arrays.items():
         u = a.astype(np.float32).view(np.uint32).astype(np.uint64)
         b = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype("<u2").tobytes()
-        header[name] = {"dtype": "BF16", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        header[name] = {"dtype": "BF16", "shape": list(a.shape),
+                        "data_offsets": [off, off + len(b)]}
         blobs.append(b)
         off += len(b)
     h = json.dumps(header).encode()
