@@ -442,8 +442,13 @@ static int fuse(build_t *b, const asr_st_piece_t *p, int n, const char *hfp, con
 static int put_piece(build_t *b, const asr_st_piece_t *p, const char *hfp, const char *ctp) {
     char ct[200];
     snprintf(ct, sizeof ct, "%s%s", ctp, p->ct2);
-    const asr_wvar_t *v =
-        hf_find(b, true, "%s%s%s", hfp, p->hf, p->kind == ASR_ST_TENSOR ? "" : ".weight");
+    const char *w = p->kind == ASR_ST_TENSOR ? "" : ".weight";
+    const asr_wvar_t *v = hf_find(b, false, "%s%s%s", hfp, p->hf, w);
+    /* a checkpoint may keep the tied pair under the output projection's name instead */
+    if (!v && b->rc == ASR_OK && !strcmp(p->hf, "embed_tokens.weight"))
+        v = asr_wfile_find(&b->raw, "proj_out.weight");
+    if (!v && b->rc == ASR_OK)
+        hf_find(b, true, "%s%s%s", hfp, p->hf, w); /* the reason */
     if (!v || put(b, ct,
                   p->kind == ASR_ST_TENSOR ? ""
                   : p->kind == ASR_ST_NORM ? "/gamma"
@@ -467,9 +472,9 @@ static int put_one(void *ctx, const asr_st_piece_t *p, const char *hfp, const ch
 /* proj_out.weight, when saved, must be the token embedding (Whisper ties them). */
 static int check_tied(build_t *b) {
     const asr_wvar_t *po = asr_wfile_find(&b->raw, "proj_out.weight");
-    const asr_wvar_t *emb = hf_find(b, true, "decoder.embed_tokens.weight");
-    if (!po || !emb)
-        return emb ? 0 : -1;
+    const asr_wvar_t *emb = hf_find(b, false, "decoder.embed_tokens.weight");
+    if (!po || !emb) /* no proj_out, or it served as the embedding */
+        return b->rc == ASR_OK ? 0 : -1;
     if (po->n_elems != emb->n_elems || po->dims[0] != emb->dims[0] ||
         (po->dtype == emb->dtype && memcmp(po->data, emb->data, po->n_bytes) != 0))
         return fail(b, ASR_ERR_MODEL,

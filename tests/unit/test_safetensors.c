@@ -554,6 +554,17 @@ static void test_whisper_table(void **state) {
             asr_wfile_free(&f);
             free(img);
         }
+    /* the tied pair saved under proj_out.weight alone */
+    synth_t po = {
+        .pre = "model.", .dtype = "F16", .proj_out = 1, .omit = "decoder.embed_tokens.weight"};
+    asr_wfile_t g;
+    char e2[512] = "";
+    uint8_t *im;
+    if (build_synth(&po, &g, e2, sizeof e2, &im) != ASR_OK)
+        fail_msg("proj_out alone: %s", e2);
+    check_synth_table(&g, ASR_WD_F16, ASR_WD_F16, false);
+    asr_wfile_free(&g);
+    free(im);
     /* parts of different dtypes fuse as float32; a saved k bias is kept */
     synth_t o = {.pre = "model.", .dtype = "F16", .q_dtype = "F32", .with_k_bias = true};
     asr_wfile_t f;
@@ -590,6 +601,9 @@ static void test_whisper_errors(void **state) {
                                   .i64 = "decoder.layers.0.self_attn.v_proj.bias"},
                        "v_proj.bias has dtype I64");
     expect_synth_error(&(synth_t){.pre = "model.", .dtype = "F16", .proj_out = 2}, "untied");
+    expect_synth_error(
+        &(synth_t){.pre = "model.", .dtype = "F16", .omit = "decoder.embed_tokens.weight"},
+        "missing tensor model.decoder.embed_tokens.weight");
     expect_synth_error(
         &(synth_t){.pre = "model.", .dtype = "F16", .omit = "encoder.layers.0.fc1.weight"},
         "no encoder layers");
