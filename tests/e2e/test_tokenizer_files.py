@@ -1,12 +1,12 @@
 """The tokenizer files asrd writes are the ones Hugging Face `tokenizers` and faster-whisper read.
 
 `asrd convert` writes the tokenizer of a model in the target's layout
-(src/engine/tokenizer_write.c): tokenizer.json (+ vocabulary.json) for CTranslate2, tokenizer.json + vocab.json + merges.txt +
-added_tokens.json for safetensors. Each is loaded here by the `tokenizers` package (what
-faster-whisper uses) and must tokenize every test text exactly as the model's own tokenizer.json
-does; faster-whisper's Tokenizer wrapper must find the same special tokens in it. `asrd debug
-random-model` writes the built-in tokenizer (openai/whisper's multilingual.tiktoken): it must be
-base's tokenizer, id for id.
+(src/engine/tokenizer_write.c): tokenizer.json (+ vocabulary.json) for CTranslate2; tokenizer.json,
+vocab.json, merges.txt and added_tokens.json for safetensors. Each is loaded here by the
+`tokenizers` package (what faster-whisper uses) and must tokenize every test text exactly as the
+model's own tokenizer.json does; faster-whisper's Tokenizer wrapper must find the same special
+tokens in it. `asrd debug random-model` writes the built-in tokenizer (openai/whisper's
+multilingual.tiktoken): it must be base's tokenizer, id for id.
 """
 
 from __future__ import annotations
