@@ -358,7 +358,7 @@ asr_err_t asr_wfile_open(const char *path, asr_wfile_t *f, char *dir_out, char *
         snprintf(file, sizeof file, "%s", path);
         const char *slash = strrchr(path, '/');
         if (slash)
-            snprintf(dir, sizeof dir, "%.*s", (int)(slash - path ? slash - path : 1), path);
+            snprintf(dir, sizeof dir, "%.*s", (int)(slash != path ? slash - path : 1), path);
         else
             snprintf(dir, sizeof dir, ".");
     }
