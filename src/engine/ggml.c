@@ -131,6 +131,16 @@ static int gtensor_cmp(const void *x, const void *y) {
     return name_cmp(a->name, a->name_len, b->name, b->name_len);
 }
 
+/* A tensor's name as the file spells it, for an error message: printable ASCII, anything else
+ * as '?' (a corrupt name must not break the one-line reason), at most 80 bytes. */
+static const char *shown(const gtensor_t *t, char out[84]) {
+    int n = t->name_len < 80 ? t->name_len : 80;
+    for (int i = 0; i < n; i++)
+        out[i] = t->name[i] >= 0x20 && t->name[i] < 0x7f ? t->name[i] : '?';
+    snprintf(out + n, 4, "%s", t->name_len > 80 ? "..." : "");
+    return out;
+}
+
 typedef struct {
     asr_wfile_t *f;
     gtensor_t *ts; /* sorted by name */
@@ -390,8 +400,9 @@ static int build(ctx_t *c, const hparams_t *h) {
     c->f->n_aliases = 1;
     for (int i = 0; i < c->n_ts; i++)
         if (!c->ts[i].used) {
-            asr_errf(c->err, c->err_len, "ggml: unknown tensor %.*s (not a Whisper model?)",
-                     c->ts[i].name_len, c->ts[i].name);
+            char nm[84];
+            asr_errf(c->err, c->err_len, "ggml: unknown tensor %s (not a Whisper model?)",
+                     shown(&c->ts[i], nm));
             return fail(c, ASR_ERR_MODEL);
         }
     return 0;
@@ -469,6 +480,7 @@ static asr_err_t read_tensors(cursor_t *cur, gtensor_t **ts_out, int *n_out, cha
                               size_t err_len) {
     gtensor_t *ts = NULL;
     int n = 0, cap = 0;
+    char nm[84]; /* a name for a message */
     asr_err_t rc = ASR_ERR_MODEL;
     while (left(cur) > 0) {
         int32_t n_dims, name_len, ttype;
@@ -521,19 +533,18 @@ static asr_err_t read_tensors(cursor_t *cur, gtensor_t **ts_out, int *n_out, cha
             goto fail;
         }
         if (!(t->type = gtype_of(ttype))) {
-            asr_errf(err, err_len, "ggml: tensor %.*s has unknown type %d", name_len, t->name,
-                     ttype);
+            asr_errf(err, err_len, "ggml: tensor %s has unknown type %d", shown(t, nm), ttype);
             goto fail;
         }
         if (t->ne[0] % t->type->blck) {
-            asr_errf(err, err_len, "ggml: %s tensor %.*s has rows of %lld, not whole blocks of %d",
-                     t->type->name, name_len, t->name, (long long)t->ne[0], t->type->blck);
+            asr_errf(err, err_len, "ggml: %s tensor %s has rows of %lld, not whole blocks of %d",
+                     t->type->name, shown(t, nm), (long long)t->ne[0], t->type->blck);
             goto fail;
         }
         t->n_bytes = (size_t)(t->n_elems / t->type->blck) * (size_t)t->type->bytes;
         if (left(cur) < t->n_bytes) {
-            asr_errf(err, err_len, "ggml: truncated: tensor %.*s needs %zu bytes, %zu left",
-                     name_len, t->name, t->n_bytes, left(cur));
+            asr_errf(err, err_len, "ggml: truncated: tensor %s needs %zu bytes, %zu left",
+                     shown(t, nm), t->n_bytes, left(cur));
             goto fail;
         }
         t->data = cur->p;
@@ -544,7 +555,7 @@ static asr_err_t read_tensors(cursor_t *cur, gtensor_t **ts_out, int *n_out, cha
         qsort(ts, (size_t)n, sizeof *ts, gtensor_cmp);
     for (int i = 1; i < n; i++)
         if (!gtensor_cmp(&ts[i - 1], &ts[i])) {
-            asr_errf(err, err_len, "ggml: tensor %.*s appears twice", ts[i].name_len, ts[i].name);
+            asr_errf(err, err_len, "ggml: tensor %s appears twice", shown(&ts[i], nm));
             goto fail;
         }
     *ts_out = ts;

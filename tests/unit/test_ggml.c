@@ -628,7 +628,7 @@ static void expect_bad(gfile_t *g, size_t len, const char *needle) {
     char err[256] = "";
     asr_err_t rc = parse(g, len, &f, err, sizeof err);
     asr_wfile_free(&f);
-    if (rc != ASR_ERR_MODEL || !strstr(err, needle))
+    if (rc != ASR_ERR_MODEL || !strstr(err, needle) || strchr(err, '\n'))
         fail_msg("expected ASR_ERR_MODEL with '%s', got %s: '%s'", needle, asr_strerror(rc), err);
 }
 
@@ -681,8 +681,16 @@ static void test_corrupt(void **state) {
         expect_bad(&h, h.b.len, edits[i].needle);
         asr_buf_free(&h.b);
     }
-    /* trailing bytes: too few for a tensor header, or a header and nothing after it */
+    /* a name with a newline and a bad type: the reason stays one line */
     gfile_t h = g;
+    asr_buf_init(&h.b);
+    asr_buf_append(&h.b, g.b.data, g.b.len);
+    set_u32(&h, mlp0->hdr + 8, 99);
+    set_u32(&h, mlp0->hdr + 20, 0x6f636e0a); /* "\nnco" */
+    expect_bad(&h, h.b.len, "tensor ?ncoder.blocks.0.mlp.0.weight has unknown type 99");
+    asr_buf_free(&h.b);
+    /* trailing bytes: too few for a tensor header, or a header and nothing after it */
+    h = g;
     asr_buf_init(&h.b);
     asr_buf_append(&h.b, g.b.data, g.b.len);
     asr_buf_append(&h.b, "\x01\x00\x00", 3);
