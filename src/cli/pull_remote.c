@@ -340,10 +340,10 @@ static asr_err_t fetch_file(const asr__cli_remote_t *r, const rfile_t *f, const 
         asr_errf(err, err_len, "cannot rename %s: %s", part.data, strerror(errno));
         rc = ASR_ERR_IO;
     }
-    if (rc == ASR_ERR_NOT_FOUND && f->optional) {
-        unlink(part.data);
+    if (rc != ASR_OK && file_len(part.data) == 0)
+        unlink(part.data); /* nothing to resume from */
+    if (rc == ASR_ERR_NOT_FOUND && f->optional)
         rc = ASR_OK;
-    }
 done:
     asr_buf_free(&part);
     free(url);
@@ -361,6 +361,11 @@ asr_err_t asr__cli_remote_fill(const asr__cli_remote_t *r, const char *dir, char
         qsort(l.v, l.n, sizeof(*l.v), cmp_files);
     for (size_t i = 0; rc == ASR_OK && i < l.n; i++)
         rc = fetch_file(r, &l.v[i], dir, err, err_len);
+    if (rc == ASR_ERR_NOT_FOUND && !l.listed) {
+        size_t n = strlen(err);
+        snprintf(err + n, err_len - n, "; %s has no file listing for %s either: is it the repo?",
+                 r->endpoint, r->repo);
+    }
     list_free(&l);
     return rc;
 }

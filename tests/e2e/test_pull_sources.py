@@ -293,6 +293,21 @@ def test_persistent_error_gives_up_with_a_clear_error(asrd, sim, tmp_path, statu
     assert not (tmp_path / "tiny.en").exists()
 
 
+def test_without_a_listing(asrd, sim, tmp_path, tiny_files):
+    sim.statuses["listing"] = ["always", 404]
+    r = pull(asrd, sim, tmp_path, "tiny.en")
+    if sim.layout == "hub":
+        # A mirror that serves only /resolve/: the fixed names, checked by X-Linked-Etag.
+        assert r.returncode == 0, r.stderr
+        assert_installed(tmp_path / "tiny.en", tiny_files)
+    else:
+        assert r.returncode == 1
+        assert re.search(r"HTTP 404 for \S+/repo/files\S* \(2 attempts\) \(no repository "
+                         r"Systran/faster-whisper-tiny\.en on http://127\.0\.0\.1:\d+\?\)",
+                         last_line(r)), last_line(r)
+        assert not (tmp_path / "tiny.en.partial").exists()
+
+
 # The table of pull_models.c, as the issue and the sources' pages name the repos.
 REPOS = {
     "hub": {"tiny": "Systran/faster-whisper-tiny",
