@@ -14,7 +14,8 @@
  *
  * Retries: transient failures (HTTP 5xx, 408, 429; refused, reset or cut-short connections,
  * stalls) are retried up to ASR__CLI_HTTP_TRIES times, waiting 1, 2, 4, 8 s (base delay from
- * $ASRD_PULL_BACKOFF_MS, default 1000, so tests need not wait). 404 is asked twice (a CDN that
+ * $ASRD_PULL_BACKOFF_MS, default 1000, so tests need not wait), or longer when the answer's
+ * Retry-After asks for it (up to 30 s). 404 is asked twice (a CDN that
  * has not seen a fresh upload yet), other 4xx once: they will not change by asking again.
  *
  * The X-Linked-Etag of the hub's first (redirecting) response holds an LFS file's sha256 and is
@@ -57,6 +58,7 @@ typedef struct {
     uint64_t range_start;  /* from Content-Range of the latest response; UINT64_MAX: none */
     char linked_etag[160]; /* X-Linked-Etag from any response of the redirect chain */
     char etag[160];        /* ETag of the latest response */
+    double retry_after;    /* seconds a 429/503 asked us to wait (Retry-After), or 0 */
     const asr__cli_http_opts_t *o;
     double t0, last_draw;
     bool drew;
@@ -100,6 +102,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *user_data) 
         x->range_start = UINT64_MAX;
         const char *sp = memchr(buf, ' ', len);
         x->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+    } else if (header_value(buf, len, "retry-after:", v, sizeof(v))) {
+        x->retry_after = atof(v); /* the delta-seconds form; an HTTP date reads as 0 */
     } else if (header_value(buf, len, "content-range:", v, sizeof(v))) {
         unsigned long long a;
         if (sscanf(v, "bytes %llu-", &a) == 1)
@@ -369,6 +373,8 @@ static asr_err_t fetch(const char *url, const asr__cli_http_opts_t *o, int fd, a
             break;
         }
         double wait = x.status == 416 ? 0 : backoff_s(attempt);
+        if (x.retry_after > wait) /* the server's own estimate, within reason */
+            wait = x.retry_after < BACKOFF_MAX_S ? x.retry_after : BACKOFF_MAX_S;
         if (o->tty)
             fprintf(stderr, "  %s: %s; retrying in %.1f s\n", o->label, err, wait);
         asr_sleep_s(wait);

@@ -21,6 +21,7 @@ object before or between runs:
                                   "listing" for the listing
   listing_patch[file] = {...}     fields overriding file's listing entry (a wrong sha, a size)
   ignore_range = True             answer every GET with the whole file (200), as some servers do
+  retry_after = "2"               injected statuses carry this Retry-After header
   stall[file] = n_bytes           the next GET of file sends n_bytes, then waits (until close())
 Every request is recorded in .requests as (path, query, range header or None).
 """
@@ -53,6 +54,7 @@ class HubSim:
         self.statuses: Dict[str, List] = {}
         self.listing_patch: Dict[str, dict] = {}
         self.ignore_range = False
+        self.retry_after: Optional[str] = None
         self.stall: Dict[str, int] = {}
         self.released = threading.Event()
         self.requests: List[Tuple[str, str, Optional[str]]] = []
@@ -174,7 +176,8 @@ class HubSim:
         cdn = u.path.startswith("/cdn/")
         st = None if cdn else self._next_status(name)  # statuses: the first hop only
         if st:
-            return self._send(h, st, b"injected failure")
+            extra = {"Retry-After": self.retry_after} if self.retry_after else None
+            return self._send(h, st, b"injected failure", extra)
         data = self.files[name]
         if self.layout == "hub" and len(data) >= LFS_MIN and not u.path.startswith("/cdn/"):
             return self._send(h, 302, b"", {"Location": "/cdn/" + self.sha[name],

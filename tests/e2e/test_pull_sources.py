@@ -279,6 +279,17 @@ def test_5xx_is_retried(asrd, sim, tmp_path, tiny_files):
     assert len(sim.gets("model.bin")) == 3
 
 
+@pytest.mark.parametrize("sim", ["hub"], indirect=True)
+def test_429_waits_as_retry_after_says(asrd, sim, tmp_path, tiny_files):
+    sim.statuses["model.bin"] = [429]
+    sim.retry_after = "2"
+    t0 = time.monotonic()
+    r = pull(asrd, sim, tmp_path, "tiny.en")  # backoff of 1 ms otherwise
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 >= 2.0, "did not wait as Retry-After asked"
+    assert len(sim.gets("model.bin")) == 2
+
+
 @pytest.mark.parametrize("status,tries", [(503, 5), (404, 2)])
 def test_persistent_error_gives_up_with_a_clear_error(asrd, sim, tmp_path, status, tries):
     # 5xx is retried 5 times, 404 asked twice; then one line naming the status and the URL.
