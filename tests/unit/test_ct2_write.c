@@ -7,7 +7,7 @@
  *    CTranslate2 writes; 128 mel bins give preprocessor_config.json feature_size 128; the same
  *    seed gives the same tensors and another seed others; a missing tensor and an unwritable
  *    directory are one-line errors.
- *  - the real tiny.en ($ASRD_MODELS, ~/.cache/asrd/models or /tmp/devmodels; exit 77 when absent,
+ *  - the real tiny.en ($ASRD_MODELS or ~/.cache/asrd/models; exit 77 when absent,
  *    after the built-in tests): written as float16 it is the same variables with the same bytes
  *    (plus the scalars newer converters add), config.json keeps the model's alignment heads and
  *    suppress_ids, and the vocabulary written loads back to the same token strings. */
@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "core/core.h"
 #include "engine/random_model.h"
 #include "engine/wsource.h"
@@ -143,6 +144,20 @@ static json_t *load_json(const char *dir, const char *name) {
     return j;
 }
 
+static int feature_size(const char *dir) {
+    json_t *pp = load_json(dir, "preprocessor_config.json");
+    int n = (int)json_integer_value(json_object_get(pp, "feature_size"));
+    json_decref(pp);
+    return n;
+}
+
+/* Frees what write_and_read made. */
+static void drop_written(char *dir, asr_wfile_t *out) {
+    asr_wfile_free(out);
+    remove_dir(dir);
+    free(dir);
+}
+
 /* ---- built in memory ---- */
 
 static asr_wsource_t *random_tiny(uint64_t seed) {
@@ -178,12 +193,8 @@ static void test_random_types(void **state) {
             assert_int_equal(asr_wfile_find(&out, "encoder/conv1/weight")->dtype, ASR_WD_I8);
             assert_int_equal(asr_wfile_find(&out, "encoder/layer_norm/gamma")->dtype, ASR_WD_F16);
         }
-        json_t *pp = load_json(dir, "preprocessor_config.json");
-        assert_int_equal(json_integer_value(json_object_get(pp, "feature_size")), 80);
-        json_decref(pp);
-        asr_wfile_free(&out);
-        remove_dir(dir);
-        free(dir);
+        assert_int_equal(feature_size(dir), 80);
+        drop_written(dir, &out);
     }
     asr_wsource_close(s);
 }
@@ -244,12 +255,8 @@ static void test_feature_size_follows_mels(void **state) {
     asr_wfile_t out;
     char *dir = write_and_read(&s->src, ASR_WW_FLOAT16, &out);
     assert_int_equal(asr_wfile_find(&out, "encoder/conv1/weight")->dims[1], 128);
-    json_t *pp = load_json(dir, "preprocessor_config.json");
-    assert_int_equal(json_integer_value(json_object_get(pp, "feature_size")), 128);
-    json_decref(pp);
-    asr_wfile_free(&out);
-    remove_dir(dir);
-    free(dir);
+    assert_int_equal(feature_size(dir), 128);
+    drop_written(dir, &out);
     asr_wsource_close(s);
 }
 
@@ -278,23 +285,14 @@ static void test_errors(void **state) {
 
 static char g_tiny[4096];
 
+/* tiny.en where `asrd` looks for it ($ASRD_MODELS, else ~/.cache/asrd/models). */
 static bool find_tiny(void) {
-    const char *env = getenv("ASRD_MODELS"), *home = getenv("HOME");
-    char cache[512] = "";
-    if (home)
-        snprintf(cache, sizeof cache, "%s/.cache/asrd/models", home);
-    const char *roots[3] = {env && *env ? env : NULL, cache[0] ? cache : NULL, "/tmp/devmodels"};
-    for (int i = 0; i < 3; i++) {
-        char p[4200];
-        if (!roots[i])
-            continue;
-        snprintf(p, sizeof p, "%s/tiny.en/model.bin", roots[i]);
-        if (access(p, R_OK) == 0) {
-            snprintf(g_tiny, sizeof g_tiny, "%s/tiny.en", roots[i]);
-            return true;
-        }
-    }
-    return false;
+    char *d = asr_cli_model_dir("tiny.en");
+    snprintf(g_tiny, sizeof g_tiny, "%s", d);
+    free(d);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/model.bin", g_tiny);
+    return access(p, R_OK) == 0;
 }
 
 static void same_int_array(json_t *a, json_t *b, const char *what) {
@@ -332,9 +330,7 @@ static void test_tiny_en(void **state) {
                                     asr_tokenizer_token_str(s->tok, id));
             asr_tokenizer_destroy(tok);
         }
-        asr_wfile_free(&out);
-        remove_dir(dir);
-        free(dir);
+        drop_written(dir, &out);
     }
     asr_wsource_close(s);
 }
@@ -349,7 +345,7 @@ int main(void) {
     };
     int failed = cmocka_run_group_tests_name("ct2_write_random", built, NULL, NULL);
     if (!find_tiny()) {
-        fprintf(stderr, "tiny.en not found ($ASRD_MODELS, ~/.cache/asrd/models or /tmp/devmodels):"
+        fprintf(stderr, "tiny.en not found ($ASRD_MODELS or ~/.cache/asrd/models):"
                         " run `make models`; skipping the tiny.en tests\n");
         return failed ? failed : 77;
     }
