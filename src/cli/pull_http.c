@@ -59,6 +59,7 @@ typedef struct {
     char linked_etag[160]; /* X-Linked-Etag from any response of the redirect chain */
     char etag[160];        /* ETag of the latest response */
     double retry_after;    /* seconds a 429/503 asked us to wait (Retry-After), or 0 */
+    char *next;            /* Link rel="next" of the latest response (malloc'd), or NULL */
     const asr__cli_http_opts_t *o;
     double t0, last_draw;
     bool drew;
@@ -92,6 +93,30 @@ static bool header_value(const char *line, size_t len, const char *name, char *o
     return true;
 }
 
+/* Takes the URL of the rel="next" entry of a Link header value ("<url>; rel=\"next\", ..."). */
+static void link_next(xfer_t *x, const char *v, size_t len) {
+    const char *end = v + len;
+    while (v < end) {
+        const char *lt = memchr(v, '<', (size_t)(end - v));
+        const char *gt = lt ? memchr(lt, '>', (size_t)(end - lt)) : NULL;
+        if (!gt)
+            return;
+        const char *comma = memchr(gt, ',', (size_t)(end - gt));
+        const char *stop = comma ? comma : end;
+        bool is_next = false;
+        for (const char *p = gt; p + 10 <= stop && !is_next; p++)
+            is_next = strncasecmp(p, "rel=\"next\"", 10) == 0 || strncasecmp(p, "rel=next", 8) == 0;
+        if (is_next) {
+            free(x->next);
+            x->next = asr_xmalloc((size_t)(gt - lt));
+            memcpy(x->next, lt + 1, (size_t)(gt - lt - 1));
+            x->next[gt - lt - 1] = '\0';
+            return;
+        }
+        v = stop + (comma ? 1 : 0);
+    }
+}
+
 static size_t on_header(char *buf, size_t size, size_t nitems, void *user_data) {
     xfer_t *x = user_data;
     size_t len = size * nitems;
@@ -100,8 +125,12 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *user_data) 
         /* A new response of the redirect chain. */
         x->etag[0] = '\0';
         x->range_start = UINT64_MAX;
+        free(x->next);
+        x->next = NULL;
         const char *sp = memchr(buf, ' ', len);
         x->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+    } else if (len > 5 && strncasecmp(buf, "link:", 5) == 0) {
+        link_next(x, buf + 5, len - 5);
     } else if (header_value(buf, len, "retry-after:", v, sizeof(v))) {
         x->retry_after = atof(v); /* the delta-seconds form; an HTTP date reads as 0 */
     } else if (header_value(buf, len, "content-range:", v, sizeof(v))) {
@@ -307,7 +336,8 @@ static double backoff_s(int attempt) {
 
 /* Runs attempts until one succeeds or the failure is final. fd < 0: the body goes to mem. */
 static asr_err_t fetch(const char *url, const asr__cli_http_opts_t *o, int fd, asr_buf_t *mem,
-                       size_t mem_max, char linked_sha[65], char *err, size_t err_len) {
+                       size_t mem_max, char linked_sha[65], char **next, char *err,
+                       size_t err_len) {
     struct curl_slist *hdrs = NULL;
     if (o->bearer && *o->bearer) {
         asr_buf_t h;
@@ -354,6 +384,11 @@ static asr_err_t fetch(const char *url, const asr__cli_http_opts_t *o, int fd, a
             break;
         }
         verdict_t v = judge(cc, &x, url, curl_err, attempt, &rc, err, err_len);
+        if (v == DONE && next) {
+            *next = x.next;
+            x.next = NULL;
+        }
+        free(x.next);
         if (v == DONE) {
             if (linked_sha) {
                 char want[65];
@@ -384,10 +419,13 @@ static asr_err_t fetch(const char *url, const asr__cli_http_opts_t *o, int fd, a
 }
 
 asr_err_t asr__cli_http_get_mem(const char *url, const asr__cli_http_opts_t *o, size_t max_len,
-                                char **out, size_t *out_len, char *err, size_t err_len) {
+                                char **out, size_t *out_len, char **next, char *err,
+                                size_t err_len) {
     asr_buf_t b;
     asr_buf_init(&b);
-    asr_err_t rc = fetch(url, o, -1, &b, max_len, NULL, err, err_len);
+    if (next)
+        *next = NULL;
+    asr_err_t rc = fetch(url, o, -1, &b, max_len, NULL, next, err, err_len);
     if (rc != ASR_OK) {
         asr_buf_free(&b);
         return rc;
@@ -418,7 +456,7 @@ asr_err_t asr__cli_http_get_file(const char *url, const char *path, uint64_t exp
         rc = ASR_ERR_IO;
     }
     if (rc == ASR_OK && !(expect_len > 0 && (uint64_t)st.st_size == expect_len))
-        rc = fetch(url, o, fd, NULL, 0, linked_sha, err, err_len);
+        rc = fetch(url, o, fd, NULL, 0, linked_sha, NULL, err, err_len);
     /* Durable even on failure: what is on disk is what the next run resumes from. */
     if (fsync(fd) != 0 && rc == ASR_OK) {
         asr_errf(err, err_len, "fsync %s: %s", path, strerror(errno));

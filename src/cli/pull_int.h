@@ -96,9 +96,12 @@ typedef struct {
 asr_err_t asr__cli_http_global_init(char *err, size_t err_len);
 void asr__cli_http_global_cleanup(void);
 /* GETs url into memory (at most max_len bytes; more is an error), NUL-terminated, *out owned by
- * the caller. Retries as asr__cli_http_get_file does. ASR_ERR_NOT_FOUND for HTTP 404. */
+ * the caller. Retries as asr__cli_http_get_file does. ASR_ERR_NOT_FOUND for HTTP 404. next
+ * (optional) receives the URL of the answer's Link rel="next" (pagination; malloc'd, owned by
+ * the caller), or NULL. */
 asr_err_t asr__cli_http_get_mem(const char *url, const asr__cli_http_opts_t *o, size_t max_len,
-                                char **out, size_t *out_len, char *err, size_t err_len);
+                                char **out, size_t *out_len, char **next, char *err,
+                                size_t err_len);
 /* GETs url into path, continuing a partial file: when path already holds bytes it asks for the
  * rest with a Range request (and starts over when the server answers with the whole file, or
  * with a range other than the one asked for). expect_len (0 = unknown) bounds the file: a path

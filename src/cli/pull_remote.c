@@ -6,8 +6,8 @@
  *                    "lfs":{"oid":"<sha256>","size":N,"pointerSize":N}}   (lfs only for LFS files)
  *                 GET {ep}/{repo}/resolve/{rev}/{file}  -> the bytes (LFS: 302 to a CDN, with
  *                   X-Linked-Etag: "<sha256>")
- *                 (huggingface_hub / huggingface.js listFiles; the listing pages with a Link
- *                 header past 1000 entries, far beyond a model repo's handful of files)
+ *                 (huggingface_hub / huggingface.js listFiles; a long listing comes in pages,
+ *                 each naming the next in a Link: <url>; rel="next" header, followed here)
  *   ModelScope    GET {ep}/api/v1/models/{repo}/repo/files?Revision={rev}&Recursive=true
  *                   -> {"Code":200,"Success":true,"Data":{"Files":[{"Name":"model.bin",
  *                       "Path":"model.bin","Type":"blob","Size":N,"Sha256":"<sha256>",...}]}}
@@ -35,6 +35,7 @@
 #include "cli/pull_int.h"
 
 #define LISTING_MAX (8u << 20)
+#define LISTING_PAGES 32 /* pages followed at most (the hub pages by 1000 entries) */
 
 typedef struct {
     char *name;        /* file name in the model dir */
@@ -183,12 +184,24 @@ static const char *bearer(const asr__cli_remote_t *r) {
 /* The model's files: from the listing, or, for a hub mirror that serves only /resolve/, the
  * fixed names faster-whisper conversions use. */
 static asr_err_t get_listing(const asr__cli_remote_t *r, rlist_t *l, char *err, size_t err_len) {
-    char *url = make_url(r, NULL), *text = NULL;
+    char *url = make_url(r, NULL), *text = NULL, *page = NULL, *next = NULL;
     asr__cli_http_opts_t o = {.label = "file listing", .tty = r->tty, .bearer = bearer(r)};
-    asr_err_t rc = asr__cli_http_get_mem(url, &o, LISTING_MAX, &text, NULL, err, err_len);
+    asr_err_t rc = asr__cli_http_get_mem(url, &o, LISTING_MAX, &text, NULL, &next, err, err_len);
     if (rc == ASR_OK)
         rc = parse_listing(r->kind, text, url, l, err, err_len);
-    if (rc == ASR_ERR_NOT_FOUND && r->kind == ASR__CLI_REMOTE_HUB) {
+    for (int k = 1; rc == ASR_OK && next && k < LISTING_PAGES; k++) {
+        free(text);
+        free(page);
+        page = next;
+        next = NULL;
+        text = NULL;
+        rc = asr__cli_http_get_mem(page, &o, LISTING_MAX, &text, NULL, &next, err, err_len);
+        if (rc == ASR_OK)
+            rc = parse_listing(r->kind, text, page, l, err, err_len);
+    }
+    free(page);
+    free(next);
+    if (rc == ASR_ERR_NOT_FOUND && r->kind == ASR__CLI_REMOTE_HUB && !l->listed) {
         list_add(l, "config.json", 0, NULL, NULL, false);
         list_add(l, "tokenizer.json", 0, NULL, NULL, false);
         list_add(l, "vocabulary.json", 0, NULL, NULL, true);

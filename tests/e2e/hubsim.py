@@ -21,6 +21,7 @@ object before or between runs:
                                   "listing" for the listing
   listing_patch[file] = {...}     fields overriding file's listing entry (a wrong sha, a size)
   ignore_range = True             answer every GET with the whole file (200), as some servers do
+  page_size = n                   the hub's listing comes in pages of n entries (Link: rel="next")
   retry_after = "2"               injected statuses carry this Retry-After header
   stall[file] = n_bytes           the next GET of file sends n_bytes, then waits (until close())
 Every request is recorded in .requests as (path, query, range header or None).
@@ -55,6 +56,7 @@ class HubSim:
         self.listing_patch: Dict[str, dict] = {}
         self.ignore_range = False
         self.retry_after: Optional[str] = None
+        self.page_size = 0
         self.stall: Dict[str, int] = {}
         self.released = threading.Event()
         self.requests: List[Tuple[str, str, Optional[str]]] = []
@@ -119,7 +121,7 @@ class HubSim:
             return urllib.parse.parse_qs(query).get("FilePath", [None])[0]
         return None
 
-    def _listing(self) -> bytes:
+    def _listing(self, query: str = "") -> Tuple[bytes, dict]:
         entries = []
         for name, data in sorted(self.files.items()):
             if self.layout == "hub":
@@ -136,10 +138,18 @@ class HubSim:
             entries.append(e)
         if self.layout == "hub":
             entries.append({"type": "directory", "path": "onnx", "size": 0, "oid": "0" * 40})
-            return json.dumps(entries).encode()
+            headers = {}
+            if self.page_size:
+                at = int(urllib.parse.parse_qs(query).get("cursor", ["0"])[0])
+                if at + self.page_size < len(entries):
+                    headers["Link"] = '<%s?cursor=%d>; rel="next"' % (self.url + "/api/models/"
+                                                                     "x/y/tree/main",
+                                                                     at + self.page_size)
+                entries = entries[at:at + self.page_size]
+            return json.dumps(entries).encode(), headers
         entries.append({"Name": "onnx", "Path": "onnx", "Type": "tree", "Size": 0})
         return json.dumps({"Code": 200, "Success": True, "Message": "",
-                           "Data": {"Files": entries}}).encode()
+                           "Data": {"Files": entries}}).encode(), {}
 
     def _next_status(self, key: str) -> Optional[int]:
         with self.lock:
@@ -169,7 +179,8 @@ class HubSim:
             st = self._next_status("listing")
             if st:
                 return self._send(h, st, b'{"error":"injected"}')
-            return self._send(h, 200, self._listing(), {"Content-Type": "application/json"})
+            body, headers = self._listing(u.query)
+            return self._send(h, 200, body, dict(headers, **{"Content-Type": "application/json"}))
         name = self._file_of(u.path, u.query)
         if name is None or name not in self.files:
             return self._send(h, 404, b"not found")

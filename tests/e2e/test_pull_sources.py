@@ -304,6 +304,16 @@ def test_persistent_error_gives_up_with_a_clear_error(asrd, sim, tmp_path, statu
     assert not (tmp_path / "tiny.en").exists()
 
 
+@pytest.mark.parametrize("sim", ["hub"], indirect=True)
+def test_paged_listing_is_followed(asrd, sim, tmp_path, tiny_files):
+    sim.page_size = 2  # 7 entries: 4 pages linked by Link: <...>; rel="next"
+    r = pull(asrd, sim, tmp_path, "tiny.en")
+    assert r.returncode == 0, r.stderr
+    assert_installed(tmp_path / "tiny.en", tiny_files)
+    pages = [q for p, q, _ in sim.requests if p.startswith("/api/models/")]
+    assert pages == ["", "cursor=2", "cursor=4", "cursor=6"]
+
+
 def test_without_a_listing(asrd, sim, tmp_path, tiny_files):
     sim.statuses["listing"] = ["always", 404]
     r = pull(asrd, sim, tmp_path, "tiny.en")
