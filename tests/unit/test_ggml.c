@@ -4,7 +4,7 @@
  * shapes, every quantized block type with values computed here element by element from the
  * layout of ggml-common.h (and a few literal ones), every truncation of a small file, corrupt
  * type ids, shapes, names and hparams. With the real tiny.en ($ASRD_MODELS/tiny.en, else
- * ~/.cache/asrd/models/tiny.en, else /tmp/devmodels/tiny.en): its table written as ggml f16, f32
+ * ~/.cache/asrd/models/tiny.en, as asrd finds it): its table written as ggml f16, f32
  * and q8_0 and parsed back, every tensor compared (exact from f16/f32, q8_0 within its
  * quantization error), the written file walked to check the types whisper_model_load expects,
  * and the f16 file transcribes en_jfk.wav to the same text as the CTranslate2 directory. Without
@@ -23,6 +23,7 @@
 
 #include "asr/engine.h"
 #include "audio/audio.h"
+#include "cli/cli.h"
 #include "core/core.h"
 #include "engine/engine_int.h"
 #include "engine/ggml.h"
@@ -786,23 +787,15 @@ static void test_corpus(void **state) {
 
 static char g_tiny[4096];
 
+/* tiny.en where asrd looks for it (asr_cli_model_dir: $ASRD_MODELS, else ~/.cache/asrd/models). */
 static bool find_tiny(void) {
-    const char *env = getenv("ASRD_MODELS"), *home = getenv("HOME");
-    char cache[512] = "";
-    if (home)
-        snprintf(cache, sizeof cache, "%s/.cache/asrd/models", home);
-    const char *roots[3] = {env && *env ? env : NULL, cache[0] ? cache : NULL, "/tmp/devmodels"};
-    for (int i = 0; i < 3; i++) {
-        char p[4200];
-        if (!roots[i])
-            continue;
-        snprintf(p, sizeof p, "%s/tiny.en/model.bin", roots[i]);
-        if (access(p, R_OK) == 0) {
-            snprintf(g_tiny, sizeof g_tiny, "%s/tiny.en", roots[i]);
-            return true;
-        }
-    }
-    return false;
+    char *d = asr_cli_model_dir("tiny.en");
+    struct stat st;
+    bool ok = snprintf(g_tiny, sizeof g_tiny, "%s/model.bin", d) < (int)sizeof g_tiny &&
+              stat(g_tiny, &st) == 0;
+    snprintf(g_tiny, sizeof g_tiny, "%s", d);
+    free(d);
+    return ok;
 }
 
 typedef struct {
@@ -1061,8 +1054,8 @@ int main(void) {
     };
     int failed = cmocka_run_group_tests_name("ggml_built", built, NULL, NULL);
     if (!find_tiny()) {
-        fprintf(stderr, "tiny.en not found ($ASRD_MODELS, ~/.cache/asrd/models or /tmp/devmodels):"
-                        " run `make models`; skipping the tiny.en tests\n");
+        fprintf(stderr, "tiny.en not found ($ASRD_MODELS or ~/.cache/asrd/models): run `make "
+                        "models`; skipping the tiny.en tests\n");
         return failed ? failed : 77;
     }
     asr_log_set_level(ASR_LOG_ERROR);
