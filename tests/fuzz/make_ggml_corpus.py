@@ -8,7 +8,8 @@ import random
 import struct
 import sys
 
-out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus", "ggml")
+HERE = os.path.dirname(__file__)
+out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "corpus", "ggml")
 os.makedirs(out, exist_ok=True)
 
 F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, BF16 = 0, 1, 2, 3, 6, 7, 8, 30
