@@ -8,9 +8,9 @@
  * Resuming: a download appends to its .part file. When the file already holds N bytes the
  * request carries "Range: bytes=N-" (set by hand with CURLOPT_RANGE, not CURLOPT_RESUME_FROM,
  * which fails outright when a server ignores the range); a 206 whose Content-Range starts at N
- * continues the file, any other 2xx answer replaces it from byte 0, and a 416 empties it for the
- * next attempt. The caller checks the finished file's checksum, so a stale .part can only cost a
- * second download, never a wrong model.
+ * continues the file, a 200 replaces it from byte 0, and a 416 or a 206 for another range
+ * empties it for the next attempt. The caller checks the finished file's checksum, so a stale .part
+ * can only cost a second download, never a wrong model.
  *
  * Retries: transient failures (HTTP 5xx, 408, 429; refused, reset or cut-short connections,
  * stalls) are retried up to ASR__CLI_HTTP_TRIES times, waiting 1, 2, 4, 8 s (base delay from
@@ -52,6 +52,7 @@ typedef struct {
     uint64_t start;    /* bytes the file held when the request went out (the Range asked) */
     uint64_t n;        /* bytes of the body written so far (to the file: counted from 0) */
     bool restarted;    /* the server sent the whole file: the sink was emptied */
+    bool bad_range;    /* a 206 for another range than asked: the file was emptied, retry */
     bool body_started; /* the first body byte of the final response arrived */
     int write_errno;
     long status;           /* of the latest response */
@@ -150,14 +151,16 @@ static bool begin_body(xfer_t *x) {
         return true;
     if (x->status == 206 && x->range_start == x->start)
         return true;
-    /* A whole file (200), or a range we did not ask for: start the file over. */
+    /* A whole file (200): start the file over with it. A range we did not ask for: start over
+     * with the next attempt, which asks for the whole file. */
     if (ftruncate(x->fd, 0) != 0 || lseek(x->fd, 0, SEEK_SET) != 0) {
         x->write_errno = errno;
         return false;
     }
     x->start = 0;
     x->restarted = true;
-    return true;
+    x->bad_range = x->status == 206;
+    return !x->bad_range;
 }
 
 static size_t on_data(char *p, size_t size, size_t nmemb, void *user_data) {
@@ -295,6 +298,10 @@ static verdict_t judge(CURLcode cc, const xfer_t *x, const char *url, const char
         if (s == 416) /* our range is past the end: the file was emptied, ask again */
             return RETRY;
         return s >= 500 || s == 408 || s == 429 ? RETRY : FAIL;
+    }
+    if (cc == CURLE_WRITE_ERROR && x->bad_range) {
+        asr_errf(err, err_len, "%s: the server sent another range than the one asked for", url);
+        return RETRY;
     }
     if (cc == CURLE_WRITE_ERROR && x->mem_over) {
         asr_errf(err, err_len, "%s: the answer is larger than %zu bytes", url, x->mem_max);

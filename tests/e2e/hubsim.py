@@ -21,6 +21,7 @@ object before or between runs:
                                   "listing" for the listing
   listing_patch[file] = {...}     fields overriding file's listing entry (a wrong sha, a size)
   ignore_range = True             answer every GET with the whole file (200), as some servers do
+  wrong_range = True              answer a range request with 206 and the whole file (bytes 0-)
   page_size = n                   the hub's listing comes in pages of n entries (Link: rel="next")
   retry_after = "2"               injected statuses carry this Retry-After header
   stall[file] = n_bytes           the next GET of file sends n_bytes, then waits (until close())
@@ -55,6 +56,7 @@ class HubSim:
         self.statuses: Dict[str, List] = {}
         self.listing_patch: Dict[str, dict] = {}
         self.ignore_range = False
+        self.wrong_range = False
         self.retry_after: Optional[str] = None
         self.page_size = 0
         self.stall: Dict[str, int] = {}
@@ -200,7 +202,12 @@ class HubSim:
             if start >= len(data):
                 return self._send(h, 416, b"", {"Content-Range": "bytes */%d" % len(data)})
         body = data[start:]
-        h.send_response(206 if start else 200)
+        if start and self.wrong_range:
+            start, body = 0, data
+            h.send_response(206)
+            h.send_header("Content-Range", "bytes 0-%d/%d" % (len(data) - 1, len(data)))
+        else:
+            h.send_response(206 if start else 200)
         if start:
             h.send_header("Content-Range", "bytes %d-%d/%d" % (start, len(data) - 1, len(data)))
         h.send_header("Content-Length", str(len(body)))

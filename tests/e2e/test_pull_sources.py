@@ -146,6 +146,16 @@ def test_cut_transfer_resumes_with_range(asrd, sim, tmp_path, tiny_files):
 
 
 @pytest.mark.parametrize("sim", ["hub"], indirect=True)
+def test_another_range_than_asked_restarts_the_file(asrd, sim, tmp_path, tiny_files):
+    sim.drop["model.bin"] = (1, 10_000_000)
+    sim.wrong_range = True  # 206, but from byte 0
+    r = pull(asrd, sim, tmp_path, "tiny.en")
+    assert r.returncode == 0, r.stderr
+    assert_installed(tmp_path / "tiny.en", tiny_files)
+    assert sim.gets("model.bin") == [None, "bytes=10000000-", None]
+
+
+@pytest.mark.parametrize("sim", ["hub"], indirect=True)
 def test_server_without_ranges_restarts_the_file(asrd, sim, tmp_path, tiny_files):
     sim.drop["model.bin"] = (1, 10_000_000)
     sim.ignore_range = True  # answers the Range request with the whole file (200)
