@@ -20,6 +20,7 @@
  * is <file>.part, which a later run resumes. A checksum mismatch deletes the .part: a file that
  * hashes wrong is never resumed, and is retried from byte 0 once when it was a resumed one (its
  * start may be a stale leftover of another revision). */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,6 +234,27 @@ static uint64_t file_len(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
 }
 
+/* Removes what an earlier run (of another source or revision) left in dir that this listing does
+ * not name, so that the model holds exactly the listed files. */
+static void prune(const rlist_t *l, const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        size_t n = strlen(de->d_name);
+        if (n > 5 && !strcmp(de->d_name + n - 5, ".part"))
+            n -= 5;
+        bool listed = false;
+        for (size_t i = 0; i < l->n && !listed; i++)
+            listed = strlen(l->v[i].name) == n && !strncmp(l->v[i].name, de->d_name, n);
+        if (!listed)
+            unlinkat(dirfd(d), de->d_name, 0);
+    }
+    if (d)
+        closedir(d);
+}
+
 /* Refuses before any download when dir's filesystem lacks room for what is still missing. */
 static asr_err_t check_space(const rlist_t *l, const char *dir, char *err, size_t err_len) {
     uint64_t need = 0;
@@ -368,6 +390,8 @@ asr_err_t asr__cli_remote_fill(const asr__cli_remote_t *r, const char *dir, char
                                size_t err_len) {
     rlist_t l = {0};
     asr_err_t rc = get_listing(r, &l, err, err_len);
+    if (rc == ASR_OK)
+        prune(&l, dir);
     if (rc == ASR_OK)
         rc = check_space(&l, dir, err, err_len);
     if (rc == ASR_OK && l.n > 1)

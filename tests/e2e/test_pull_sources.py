@@ -170,6 +170,8 @@ def test_stale_part_file_is_downloaded_again(asrd, sim, tmp_path, tiny_files):
     partial = tmp_path / "tiny.en.partial"
     partial.mkdir()
     (partial / "model.bin.part").write_bytes(b"\xff" * 1_000_000)
+    (partial / "vocabulary.json").write_text("[]")  # not in this listing: not installed
+    (partial / "README.md.part").write_text("#")
     r = pull(asrd, sim, tmp_path, "tiny.en")
     assert r.returncode == 0, r.stderr
     assert_installed(tmp_path / "tiny.en", tiny_files)
