@@ -248,3 +248,29 @@ def test_bfloat16_checkpoint(tiny, written, tmp_path):
     want, got = transcribe(tiny), transcribe(d)
     # bfloat16 keeps 8 bits of mantissa: the words may move a little, not more
     assert t.error_rate(want, got, "en") <= 0.05, (want, got)
+
+
+def test_transformers_reads_the_side_files(tiny, written):
+    """transformers (without torch: configuration, feature extractor and tokenizer only) accepts
+    the JSON and tokenizer files, and its tokenizer encodes like tiny.en's own tokenizer.json."""
+    tr = t.import_or_missing("transformers")
+    tokenizers = t.import_or_missing("tokenizers")
+    d = str(written["float16"])
+    cfg = tr.WhisperConfig.from_pretrained(d)
+    assert (cfg.d_model, cfg.encoder_layers, cfg.decoder_attention_heads) == (384, 4, 6)
+    assert (cfg.vocab_size, cfg.num_mel_bins, cfg.decoder_start_token_id) == (51864, 80, 50257)
+    gen = tr.GenerationConfig.from_pretrained(d)
+    assert gen.no_timestamps_token_id == 50362 and gen.is_multilingual is False
+    assert len(gen.alignment_heads) == 8
+    fe = tr.WhisperFeatureExtractor.from_pretrained(d)
+    assert (fe.feature_size, fe.sampling_rate, fe.n_fft, fe.hop_length) == (80, 16000, 400, 160)
+    ref = tokenizers.Tokenizer.from_file(str(tiny / "tokenizer.json"))
+    tok = tr.AutoTokenizer.from_pretrained(d)
+    for text in (" And so, my fellow Americans", "ask not what your country can do for you",
+                 " naïve café 1,234.5%"):
+        ids = tok.encode(text, add_special_tokens=False)
+        assert ids == ref.encode(text, add_special_tokens=False).ids, text
+        assert tok.decode(ids) == text
+    for special, id_ in (("<|endoftext|>", 50256), ("<|startoftranscript|>", 50257),
+                         ("<|notimestamps|>", 50362)):
+        assert tok.convert_tokens_to_ids(special) == id_, special
