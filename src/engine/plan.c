@@ -205,7 +205,7 @@ asr_err_t asr_model_probe(const char *dir, asr_model_info_t *out, char *errbuf, 
     memset(out, 0, sizeof *out);
     asr_wfile_t f;
     char mdir[4096];
-    asr_err_t rc = asr_wfile_open(dir, &f, mdir, errbuf, errbuf_len);
+    asr_err_t rc = asr_wfile_open_shapes(dir, &f, mdir, errbuf, errbuf_len);
     if (rc == ASR_OK) {
         rc = asr__model_dims(&f, out, errbuf, errbuf_len) == 0 ? ASR_OK : ASR_ERR_MODEL;
         asr_wfile_free(&f);

@@ -341,9 +341,10 @@ static int weights_in_dir(const char *dir, char *path, char *err, size_t err_len
     return -1;
 }
 
-asr_err_t asr_wfile_open(const char *path, asr_wfile_t *f, char *dir_out, char *errbuf,
-                         size_t errbuf_len) {
+static asr_err_t open_table(const char *path, asr_wfile_t *f, char *dir_out, char *errbuf,
+                            size_t errbuf_len, bool shapes_only) {
     memset(f, 0, sizeof *f);
+    f->shapes_only = shapes_only;
     struct stat st;
     if (stat(path, &st) != 0) {
         asr_errf(errbuf, errbuf_len, "model %s not found", path);
@@ -404,4 +405,14 @@ asr_err_t asr_wfile_open(const char *path, asr_wfile_t *f, char *dir_out, char *
         asr_wfile_free(f);
     }
     return rc;
+}
+
+asr_err_t asr_wfile_open(const char *path, asr_wfile_t *f, char *dir_out, char *errbuf,
+                         size_t errbuf_len) {
+    return open_table(path, f, dir_out, errbuf, errbuf_len, false);
+}
+
+asr_err_t asr_wfile_open_shapes(const char *path, asr_wfile_t *f, char *dir_out, char *errbuf,
+                                size_t errbuf_len) {
+    return open_table(path, f, dir_out, errbuf, errbuf_len, true);
 }

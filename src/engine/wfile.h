@@ -69,6 +69,10 @@ typedef struct {
     /* what the front did to the file's tensors, for `asrd plan` and errors: e.g. "ggml q5_0:
      * 130 matrices dequantized to float16 at load" ("" when nothing) */
     char note[160];
+    /* set by asr_wfile_open_shapes: a front may leave the tensors it would convert (fused,
+     * dequantized) without data (data NULL, n_bytes as converted): names, shapes, dtypes and
+     * scalars only, what asr_model_probe reads, without the work and memory of converting */
+    bool shapes_only;
     /* ggml only: the vocabulary written in the file (raw token bytes, u32 length + bytes each),
      * borrowed from the map; n_ggml_tokens entries */
     const uint8_t *ggml_vocab;
@@ -130,5 +134,8 @@ const char *asr_wfmt_name(asr_wfmt_t f); /* "ctranslate2", "ggml", "safetensors"
  * ASR_ERR_NOMEM. */
 asr_err_t asr_wfile_open(const char *path, asr_wfile_t *f, char *dir_out, char *errbuf,
                          size_t errbuf_len);
+/* asr_wfile_open with f->shapes_only set (see there): for the probe, never for reading weights. */
+asr_err_t asr_wfile_open_shapes(const char *path, asr_wfile_t *f, char *dir_out, char *errbuf,
+                                size_t errbuf_len);
 
 #endif
