@@ -15,7 +15,8 @@
  * Invariants: every tensor the file holds is one whisper_model_load expects for its hparams
  * (every one present once, each shaped as whisper.cpp shapes it), and every byte of the file is
  * accounted for. The table gets CTranslate2's names (wfile.h): f32/f16/bf16 tensors point into
- * the image, fused q|k|v and dequantized matrices live in memory the table owns. */
+ * the image, fused q|k|v and dequantized matrices live in memory the table owns (or, for a
+ * shapes-only table, have no data: the probe reads a quantized large-v3 in milliseconds). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -260,13 +261,15 @@ static int put(ctx_t *c, const char *ct2, int rank, int64_t d0, int64_t d1, int6
     else if (any_f32)
         to = ASR_WD_F32;
     size_t el = asr_wdtype_size(to);
-    uint8_t *mem = asr_wfile_own(c->f, (size_t)(n * part_elems) * el);
-    if (!mem)
+    /* shapes only (the probe): no memory, no conversion, data NULL */
+    uint8_t *mem = c->f->shapes_only ? NULL : asr_wfile_own(c->f, (size_t)(n * part_elems) * el);
+    if (!mem && !c->f->shapes_only)
         return fail(c, ASR_ERR_NOMEM);
     for (int i = 0; i < n; i++) {
         if (!parts[i])
             continue; /* owned memory starts zeroed */
-        convert(c, parts[i], to, mem + (size_t)(i * part_elems) * el);
+        if (mem)
+            convert(c, parts[i], to, mem + (size_t)(i * part_elems) * el);
         if (quantized(parts[i]->type))
             c->n_deq[parts[i]->type - GTYPES]++;
     }

@@ -593,6 +593,48 @@ static void test_quantized(void **state) {
     asr_buf_free(&g.b);
 }
 
+/* A shapes-only table (the probe's): the same names, shapes, dtypes and note as the full one, no
+ * data (and no memory) for what the full one converts. */
+static void test_shapes_only(void **state) {
+    (void)state;
+    gfile_t g;
+    build(&g, &QUANT);
+    asr_wfile_t full, shapes = {.shapes_only = true};
+    assert_int_equal(parse(&g, g.b.len, &full, NULL, 0), ASR_OK);
+    assert_int_equal(asr_ggml_parse((const uint8_t *)g.b.data, g.b.len, &shapes, NULL, 0), ASR_OK);
+    assert_int_equal(shapes.n_vars, full.n_vars);
+    assert_string_equal(shapes.note, full.note);
+    int n_null = 0;
+    for (int i = 0; i < full.n_vars; i++) {
+        const asr_wvar_t *a = &full.vars[i], *b = &shapes.vars[i];
+        assert_string_equal(a->name, b->name);
+        assert_int_equal(a->dtype, b->dtype);
+        assert_int_equal(a->rank, b->rank);
+        assert_memory_equal(a->dims, b->dims, sizeof a->dims);
+        assert_int_equal(a->n_bytes, b->n_bytes);
+        bool converted =
+            a->data < (const uint8_t *)g.b.data || a->data >= (const uint8_t *)g.b.data + g.b.len;
+        if (a->dtype == ASR_WD_I32) { /* num_heads: owned by each table */
+            assert_memory_equal(a->data, b->data, 4);
+        } else if (converted) {
+            assert_null(b->data);
+            n_null++;
+        } else {
+            assert_ptr_equal(b->data, a->data);
+        }
+    }
+    assert_true(n_null > 0);
+    size_t owned_full = 0, owned_shapes = 0;
+    for (int i = 0; i < full.n_owned; i++)
+        owned_full += full.owned_lens[i];
+    for (int i = 0; i < shapes.n_owned; i++)
+        owned_shapes += shapes.owned_lens[i];
+    assert_true(owned_shapes <= 65536 && owned_full > owned_shapes);
+    asr_wfile_free(&full);
+    asr_wfile_free(&shapes);
+    asr_buf_free(&g.b);
+}
+
 static const spec_t SMALL = {.d = 2,
                              .heads = 1,
                              .n_mels = 1,
@@ -1050,7 +1092,7 @@ int main(void) {
     const struct CMUnitTest built[] = {
         cmocka_unit_test(test_odd_shapes),   cmocka_unit_test(test_quantized),
         cmocka_unit_test(test_every_prefix), cmocka_unit_test(test_corrupt),
-        cmocka_unit_test(test_corpus),
+        cmocka_unit_test(test_corpus),       cmocka_unit_test(test_shapes_only),
     };
     int failed = cmocka_run_group_tests_name("ggml_built", built, NULL, NULL);
     if (!find_tiny()) {
