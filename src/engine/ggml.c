@@ -17,8 +17,10 @@
  * accounted for. The table gets CTranslate2's names (wfile.h): f32/f16/bf16 tensors point into
  * the image, fused q|k|v and dequantized matrices live in memory the table owns (or, for a
  * shapes-only table, have no data: the probe reads a quantized large-v3 in milliseconds). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/core.h"
 #include "engine/ggml.h"
@@ -147,7 +149,8 @@ typedef struct {
     gtensor_t *ts; /* sorted by name */
     int n_ts;
     int d;               /* n_audio_state = n_text_state */
-    float *buf;          /* scratch for conversions: CHUNK floats */
+    float *buf;          /* scratch for conversions: CHUNK floats per thread */
+    int n_threads;       /* converting threads, 1..MAX_THREADS */
     int n_deq[N_GTYPES]; /* quantized tensors dequantized, per type */
     char *err;
     size_t err_len;
@@ -155,6 +158,7 @@ typedef struct {
 } ctx_t;
 
 #define CHUNK (64 * 1024) /* floats; a multiple of QK */
+#define MAX_THREADS 16
 
 static int fail(ctx_t *c, asr_err_t rc) {
     c->rc = rc;
@@ -201,37 +205,76 @@ static gtensor_t *get(ctx_t *c, const char *name, int n, int64_t ne0, int64_t ne
     return t;
 }
 
-/* Writes t's elements as dtype `to` (F32 or F16, or t's own dtype) at dst. */
-static void convert(ctx_t *c, const gtensor_t *t, asr_wdtype_t to, uint8_t *dst) {
-    if (!quantized(t->type) && wd_of(t->type) == to) {
-        memcpy(dst, t->data, t->n_bytes);
-        return;
-    }
+/* Elements [e0, e1) of t (e0 a multiple of CHUNK) as dtype `to` (F32 or F16) at dst, through
+ * buf (CHUNK floats). */
+static void convert_range(const gtensor_t *t, asr_wdtype_t to, uint8_t *dst, int64_t e0, int64_t e1,
+                          float *buf) {
     size_t el = asr_wdtype_size(to);
-    for (int64_t e0 = 0; e0 < t->n_elems; e0 += CHUNK) {
-        int64_t n = t->n_elems - e0 < CHUNK ? t->n_elems - e0 : CHUNK;
+    for (; e0 < e1; e0 += CHUNK) {
+        int64_t n = e1 - e0 < CHUNK ? e1 - e0 : CHUNK;
         if (quantized(t->type)) {
             const uint8_t *b = t->data + (size_t)(e0 / QK) * (size_t)t->type->bytes;
             for (int64_t i = 0; i < n; i += QK, b += t->type->bytes)
-                dequant_block(t->type, b, c->buf + i);
+                dequant_block(t->type, b, buf + i);
         } else {
             for (int64_t i = 0; i < n; i++) {
                 const uint8_t *p = t->data + (size_t)(e0 + i) * (size_t)(t->type->bytes);
                 uint16_t h = t->type->bytes == 2 ? rd16(p) : 0;
                 if (t->type->id == 0) {
                     uint32_t u = rd32(p);
-                    memcpy(&c->buf[i], &u, 4);
+                    memcpy(&buf[i], &u, 4);
                 } else {
-                    c->buf[i] = t->type->id == 1 ? asr_nn_f16_to_f32(h) : asr_nn_bf16_to_f32(h);
+                    buf[i] = t->type->id == 1 ? asr_nn_f16_to_f32(h) : asr_nn_bf16_to_f32(h);
                 }
             }
         }
         uint8_t *out = dst + (size_t)e0 * el;
         if (to == ASR_WD_F16)
-            asr_nn_f2h_n(c->buf, (uint16_t *)(void *)out, (size_t)n);
+            asr_nn_f2h_n(buf, (uint16_t *)(void *)out, (size_t)n);
         else
-            memcpy(out, c->buf, (size_t)n * 4);
+            memcpy(out, buf, (size_t)n * 4);
     }
+}
+
+typedef struct {
+    const gtensor_t *t;
+    asr_wdtype_t to;
+    uint8_t *dst;
+    int64_t e0, e1;
+    float *buf;
+} job_t;
+
+static void *convert_job(void *arg) {
+    job_t *j = arg;
+    convert_range(j->t, j->to, j->dst, j->e0, j->e1, j->buf);
+    return NULL;
+}
+
+/* Writes t's elements as dtype `to` (F32 or F16, or t's own dtype) at dst; a large tensor on
+ * c->n_threads threads (dequantizing a large-v3 takes seconds on one core). */
+static void convert(ctx_t *c, const gtensor_t *t, asr_wdtype_t to, uint8_t *dst) {
+    if (!quantized(t->type) && wd_of(t->type) == to) {
+        memcpy(dst, t->data, t->n_bytes);
+        return;
+    }
+    int64_t n_chunks = (t->n_elems + CHUNK - 1) / CHUNK;
+    int nt = n_chunks >= 8 ? c->n_threads : 1;
+    int64_t per = (n_chunks + nt - 1) / nt * CHUNK;
+    job_t jobs[MAX_THREADS];
+    pthread_t tid[MAX_THREADS];
+    bool started[MAX_THREADS] = {false};
+    for (int i = 0; i < nt; i++) {
+        int64_t e0 = i * per < t->n_elems ? i * per : t->n_elems;
+        int64_t e1 = e0 + per < t->n_elems ? e0 + per : t->n_elems;
+        jobs[i] = (job_t){t, to, dst, e0, e1, c->buf + (size_t)i * CHUNK};
+        started[i] = i > 0 && pthread_create(&tid[i], NULL, convert_job, &jobs[i]) == 0;
+    }
+    for (int i = 0; i < nt; i++) /* the caller's share, and any a thread could not take */
+        if (!started[i])
+            convert_job(&jobs[i]);
+    for (int i = 1; i < nt; i++)
+        if (started[i])
+            pthread_join(tid[i], NULL);
 }
 
 /* Adds table variable `ct2` (rank, dims: CTranslate2's order) made of parts[0..n) laid end to end
@@ -621,7 +664,9 @@ asr_err_t asr_ggml_parse(const uint8_t *data, size_t len, asr_wfile_t *f, char *
     asr_err_t rc = read_tensors(&cur, &c.ts, &c.n_ts, errbuf, errbuf_len);
     if (rc != ASR_OK)
         return rc;
-    c.buf = asr_malloc(CHUNK * sizeof(float));
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    c.n_threads = cores < 1 ? 1 : cores > MAX_THREADS ? MAX_THREADS : (int)cores;
+    c.buf = asr_malloc((size_t)c.n_threads * CHUNK * sizeof(float));
     if (!c.buf) {
         free(c.ts);
         return ASR_ERR_NOMEM;
