@@ -366,7 +366,8 @@ static asr_err_t open_table(const char *path, asr_wfile_t *f, char *dir_out, cha
     if (dir_out)
         snprintf(dir_out, 4096, "%s", dir);
     size_t fl = strlen(file);
-    bool index = fl > 11 && !strcmp(file + fl - 11, ".index.json");
+    bool index = fl > 5 && !strcmp(file + fl - 5, ".json") &&
+                 strstr(file, ".index"); /* model.safetensors.index.json, .index.fp32.json */
     asr_wfmt_t fmt = index ? ASR_WFMT_SAFETENSORS : sniff_path(file);
     asr_err_t rc;
     switch (fmt) {
