@@ -8,7 +8,9 @@ tiny.en is converted by `asrd convert --format ggml` at float16, int8 (q8_0) and
     asrdtest.normalize);
   - whisper.cpp loads the float32 file (every tensor's type and shape accepted by
     whisper_model_load). It is not run: whisper.cpp's CPU convolution (im2col) asserts float16
-    kernels, so the f32 files of its own converter abort as well (ggml-org/whisper.cpp#2557).
+    kernels, so the f32 files of its own converter abort as well (ggml-org/whisper.cpp#2557);
+  - whisper.cpp loads a random-weight large-v3-turbo (128 mel bins, 51866 tokens, 4 decoder
+    layers) that `asrd debug random-model --format ggml --compute-type int8` writes.
 pywhispercpp comes from scripts/setup-venv.sh; without it (or without tiny.en) the tests are
 missing prerequisites (skipped here, failures under CI=true).
 """
@@ -27,18 +29,26 @@ from asrdtest import require_model
 
 JFK = "en_jfk.wav"
 
-# Runs in a child process: argv = model path, audio path ("" = load only); prints JSON.
+# Runs in a child process: argv = model path, audio path ("" = load only); prints JSON. The
+# dimensions are read from the context: pywhispercpp does not check whisper_init's result (a file
+# whisper.cpp refuses gives a NULL context, and reading it kills the child).
 WHISPER_CPP = r"""
 import json, sys
+import _pywhispercpp as pw
 from pywhispercpp.model import Model
 m = Model(sys.argv[1], n_threads=2, print_progress=False, print_realtime=False,
           redirect_whispercpp_logs_to=None)
-if not sys.argv[2]:
-    print(json.dumps({"loaded": True}))
-else:
-    segs = m.transcribe(sys.argv[2], language="en")
-    print(json.dumps({"text": " ".join(s.text for s in segs)}))
+c = m._ctx
+out = {"dims": [pw.whisper_model_n_mels(c), pw.whisper_model_n_vocab(c),
+                pw.whisper_model_n_audio_layer(c), pw.whisper_model_n_text_layer(c),
+                pw.whisper_model_ftype(c)]}
+if sys.argv[2]:
+    out["text"] = " ".join(s.text for s in m.transcribe(sys.argv[2], language="en"))
+print(json.dumps(out))
 """
+# whisper.cpp's ftype per compute type (GGML_FTYPE_*; the q8_0 file says 2007, read modulo 1000)
+FTYPE = {"float16": 1, "int8": 7, "float32": 0}
+TINY_EN = [80, 51864, 4, 4]
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +89,23 @@ def test_asrd_reads_its_ggml_file(ggml_files):
 @pytest.mark.parametrize("ct", ["float16", "int8"])
 def test_whisper_cpp_transcribes_it(ggml_files, ct):
     want = asrdtest.normalize(asrd_text(ggml_files["ct2"]))
-    got = whisper_cpp(ggml_files[ct], str(asrdtest.audio_dir() / JFK))["text"]
-    assert asrdtest.normalize(got) == want, f"whisper.cpp on the {ct} file: {got!r}"
+    res = whisper_cpp(ggml_files[ct], str(asrdtest.audio_dir() / JFK))
+    assert res["dims"] == TINY_EN + [FTYPE[ct]]
+    assert asrdtest.normalize(res["text"]) == want, f"whisper.cpp on the {ct} file: {res!r}"
 
 
 def test_whisper_cpp_loads_float32(ggml_files):
-    assert whisper_cpp(ggml_files["float32"], "") == {"loaded": True}
+    assert whisper_cpp(ggml_files["float32"], "") == {"dims": TINY_EN + [0]}
+
+
+def test_whisper_cpp_loads_turbo_shape(asrd, tmp_path):
+    asrdtest.import_or_missing("pywhispercpp")
+    out = tmp_path / "turbo"
+    p = asrdtest.run_asrd(["debug", "random-model", "--shape", "large-v3-turbo", "--format", "ggml",
+                           "--compute-type", "int8", "--out", out])
+    assert p.returncode == 0, asrdtest.describe(p)
+    (model,) = out.glob("*.bin")
+    try:
+        assert whisper_cpp(model, "") == {"dims": [128, 51866, 32, 4, 7]}
+    finally:
+        model.unlink()  # 0.9 GB
