@@ -10,18 +10,26 @@ tiny.en is converted by `asrd convert --format ggml` at float16, int8 (q8_0) and
     whisper_model_load). It is not run: whisper.cpp's CPU convolution (im2col) asserts float16
     kernels, so the f32 files of its own converter abort as well (ggml-org/whisper.cpp#2557);
   - whisper.cpp loads a random-weight large-v3-turbo (128 mel bins, 51866 tokens, 4 decoder
-    layers) that `asrd debug random-model --format ggml --compute-type int8` writes.
+    layers) that `asrd debug random-model --format ggml --compute-type int8` writes;
+  - the other way round: the float16 file's matrices quantized by ggml's own library
+    (ggml_quantize_chunk, what whisper.cpp's quantize tool calls) to q4_0, q4_1, q5_0, q5_1 and
+    q8_0 are read by asrd to exactly ggml's own dequantization (dequantize_row_*) rounded to
+    float16 (asrd convert writes what it read as a float32 CTranslate2 model.bin), and the q5_0
+    and q8_0 files transcribe en_jfk.wav to the CTranslate2 directory's words.
 pywhispercpp comes from scripts/setup-venv.sh; without it (or without tiny.en) the tests are
 missing prerequisites (skipped here, failures under CI=true).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import asrdtest
@@ -109,3 +117,119 @@ def test_whisper_cpp_loads_turbo_shape(asrd, tmp_path):
         assert whisper_cpp(model, "") == {"dims": [128, 51866, 32, 4, 7]}
     finally:
         model.unlink()  # 0.9 GB
+
+
+# ---- files quantized by ggml itself ----
+
+# ggml_type, whisper.cpp's ftype (GGML_FTYPE_MOSTLY_*), block bytes; blocks of 32 elements
+QTYPES = {"q4_0": (2, 2, 18), "q4_1": (3, 3, 20), "q5_0": (6, 8, 22), "q5_1": (7, 9, 24),
+          "q8_0": (8, 7, 34)}
+# what whisper.cpp's quantize tool leaves alone (examples/quantize/quantize.cpp), besides 1-D
+QUANT_SKIP = ("encoder.conv1.bias", "encoder.conv2.bias", "encoder.positional_embedding",
+              "decoder.positional_embedding")
+
+
+def ggml_lib():
+    """whisper.cpp's ggml library from the pywhispercpp wheel (ctypes)."""
+    pkg = Path(asrdtest.import_or_missing("pywhispercpp").__file__).resolve().parent
+    (path,) = (pkg.parent / "pywhispercpp.libs").glob("libggml-base*.so*")
+    lib = ctypes.CDLL(str(path))
+    lib.ggml_quantize_chunk.restype = ctypes.c_size_t
+    lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                                        ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+                                        ctypes.c_void_p]
+    for q in QTYPES:
+        getattr(lib, f"dequantize_row_{q}").argtypes = [ctypes.c_void_p, ctypes.c_void_p,
+                                                      ctypes.c_int64]
+    return lib
+
+
+def read_ggml(path: Path):
+    """(hparams, the bytes between hparams and the first tensor, [(name, ne, ttype, data)])."""
+    data = path.read_bytes()
+    hp = list(struct.unpack_from("<11i", data, 4))
+    n_mel, n_fft = struct.unpack_from("<2i", data, 48)
+    pos = 56 + 4 * n_mel * n_fft
+    (n_tok,) = struct.unpack_from("<i", data, pos)
+    pos += 4
+    for _ in range(n_tok):
+        pos += 4 + struct.unpack_from("<I", data, pos)[0]
+    middle = data[48:pos]
+    tensors = []
+    while pos < len(data):
+        n_dims, name_len, ttype = struct.unpack_from("<3i", data, pos)
+        ne = list(struct.unpack_from(f"<{n_dims}i", data, pos + 12))
+        pos += 12 + 4 * n_dims
+        name = data[pos:pos + name_len].decode()
+        pos += name_len
+        n = int(np.prod(ne)) * (4 if ttype == 0 else 2)
+        tensors.append((name, ne, ttype, data[pos:pos + n]))
+        pos += n
+    return hp, middle, tensors
+
+
+def quantize_file(lib, src: Path, dst: Path, q: str) -> dict:
+    """dst: src with its 2-D matrices quantized to q by ggml (as whisper.cpp's quantize tool
+    does); returns {name: ggml's own dequantization of each, float32}."""
+    gtype, ftype, bsize = QTYPES[q]
+    hp, middle, tensors = read_ggml(src)
+    hp[10] = 2 * 1000 + ftype  # GGML_QNT_VERSION 2
+    out = [struct.pack("<I11i", 0x67676D6C, *hp), middle]
+    deq = {}
+    for name, ne, ttype, raw in tensors:
+        x = np.frombuffer(raw, np.float32 if ttype == 0 else np.float16).astype(np.float32)
+        if len(ne) == 2 and name not in QUANT_SKIP:
+            buf = np.zeros(x.size // 32 * bsize, np.uint8)
+            size = lib.ggml_quantize_chunk(gtype, x.ctypes.data, buf.ctypes.data, 0, ne[1], ne[0],
+                                           None)
+            assert size == buf.size
+            y = np.zeros(x.size, np.float32)
+            getattr(lib, f"dequantize_row_{q}")(buf.ctypes.data, y.ctypes.data, x.size)
+            deq[name] = y
+            ttype, raw = gtype, buf.tobytes()
+        nb = name.encode()
+        out += [struct.pack(f"<3i{len(ne)}i", len(ne), len(nb), ttype, *ne), nb, raw]
+    dst.write_bytes(b"".join(out))
+    return deq
+
+
+def ct2_name(name: str):
+    """(CTranslate2 variable, part) of an openai 2-D weight name (wfile.h's fusion)."""
+    fused = {"attn.query": ("self_attention/linear_0", 0),
+             "attn.key": ("self_attention/linear_0", 1),
+             "attn.value": ("self_attention/linear_0", 2),
+             "attn.out": ("self_attention/linear_1", 0),
+             "cross_attn.query": ("attention/linear_0", 0),
+             "cross_attn.key": ("attention/linear_1", 0),
+             "cross_attn.value": ("attention/linear_1", 1),
+             "cross_attn.out": ("attention/linear_2", 0),
+             "mlp.0": ("ffn/linear_0", 0), "mlp.2": ("ffn/linear_1", 0)}
+    if name == "decoder.token_embedding.weight":
+        return "decoder/embeddings/weight", 0
+    stack, _, layer, rest = name.split(".", 3)
+    var, part = fused[rest[: -len(".weight")]]
+    return f"{stack}/layer_{layer}/{var}/weight", part
+
+
+@pytest.mark.parametrize("q", list(QTYPES))
+def test_asrd_reads_ggml_quantized_by_ggml(ggml_files, tmp_path, q):
+    from test_safetensors_files import read_ct2  # the one CTranslate2 model.bin reader in Python
+
+    lib = ggml_lib()
+    qfile = tmp_path / f"ggml-tiny.en-{q}.bin"
+    deq = quantize_file(lib, ggml_files["float16"], qfile, q)
+    ct2 = tmp_path / "ct2"
+    p = asrdtest.run_asrd(["convert", qfile, ct2, "--format", "ct2", "--compute-type", "float32"])
+    assert p.returncode == 0, asrdtest.describe(p)
+    table = read_ct2(ct2 / "model.bin")
+    assert len(deq) == 6 * 4 + 10 * 4 + 1
+    for name, want in deq.items():
+        var, part = ct2_name(name)
+        rows = want.size // table[var].shape[-1]
+        got = table[var].reshape(-1)[part * want.size:(part + 1) * want.size]
+        want16 = want.astype(np.float16).astype(np.float32)  # asrd keeps them as float16
+        assert np.array_equal(got, want16), f"{q} {name} ({var} part {part}, {rows} rows): " \
+            f"max diff {np.abs(got - want16).max()}"
+    if q in ("q5_0", "q8_0"):
+        want_text = asrdtest.normalize(asrd_text(ggml_files["ct2"]))
+        assert asrdtest.normalize(asrd_text(qfile)) == want_text
