@@ -15,7 +15,9 @@ tiny.en is converted by `asrd convert --format ggml` at float16, int8 (q8_0) and
     (ggml_quantize_chunk, what whisper.cpp's quantize tool calls) to q4_0, q4_1, q5_0, q5_1 and
     q8_0 are read by asrd to exactly ggml's own dequantization (dequantize_row_*) rounded to
     float16 (asrd convert writes what it read as a float32 CTranslate2 model.bin), and the q5_0
-    and q8_0 files transcribe en_jfk.wav to the CTranslate2 directory's words.
+    and q8_0 files transcribe en_jfk.wav to the CTranslate2 directory's words;
+  - asrd's own q8_0 matrices are byte for byte what ggml_quantize_chunk makes of the float32
+    file's.
 pywhispercpp comes from scripts/setup-venv.sh; without it (or without tiny.en) the tests are
 missing prerequisites (skipped here, failures under CI=true).
 """
@@ -162,7 +164,9 @@ def read_ggml(path: Path):
         pos += 12 + 4 * n_dims
         name = data[pos:pos + name_len].decode()
         pos += name_len
-        n = int(np.prod(ne)) * (4 if ttype == 0 else 2)
+        blocks = {g: b for g, _, b in QTYPES.values()}
+        n = int(np.prod(ne)) * 4 // (2 if ttype == 1 else 1) if ttype in (0, 1) else \
+            int(np.prod(ne)) // 32 * blocks[ttype]
         tensors.append((name, ne, ttype, data[pos:pos + n]))
         pos += n
     return hp, middle, tensors
@@ -233,3 +237,18 @@ def test_asrd_reads_ggml_quantized_by_ggml(ggml_files, tmp_path, q):
     if q in ("q5_0", "q8_0"):
         want_text = asrdtest.normalize(asrd_text(ggml_files["ct2"]))
         assert asrdtest.normalize(asrd_text(qfile)) == want_text
+
+
+def test_asrd_q8_0_is_ggml_q8_0(ggml_files):
+    lib = ggml_lib()
+    f32 = {name: raw for name, _, _, raw in read_ggml(ggml_files["float32"])[2]}
+    n = 0
+    for name, ne, ttype, raw in read_ggml(ggml_files["int8"])[2]:
+        if ttype != QTYPES["q8_0"][0]:
+            continue
+        x = np.frombuffer(f32[name], np.float32).copy()
+        buf = np.zeros(x.size // 32 * 34, np.uint8)
+        lib.ggml_quantize_chunk(8, x.ctypes.data, buf.ctypes.data, 0, ne[1], ne[0], None)
+        assert buf.tobytes() == raw, f"{name}: {(np.frombuffer(raw, np.uint8) != buf).sum()} bytes"
+        n += 1
+    assert n == 6 * 4 + 10 * 4 + 1
