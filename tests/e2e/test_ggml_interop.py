@@ -17,7 +17,7 @@ tiny.en is converted by `asrd convert --format ggml` at float16, int8 (q8_0) and
     float16 (asrd convert writes what it read as a float32 CTranslate2 model.bin), and the q5_0
     and q8_0 files transcribe en_jfk.wav to the CTranslate2 directory's words;
   - asrd's own q8_0 matrices are byte for byte what ggml_quantize_chunk makes of the float32
-    file's.
+    file's, and its mel filters are faster-whisper's (librosa's Slaney filterbank) exactly.
 pywhispercpp comes from scripts/setup-venv.sh; without it (or without tiny.en) the tests are
 missing prerequisites (skipped here, failures under CI=true).
 """
@@ -252,3 +252,13 @@ def test_asrd_q8_0_is_ggml_q8_0(ggml_files):
         assert buf.tobytes() == raw, f"{name}: {(np.frombuffer(raw, np.uint8) != buf).sum()} bytes"
         n += 1
     assert n == 6 * 4 + 10 * 4 + 1
+
+
+def test_mel_filters(ggml_files):
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    data = ggml_files["float16"].read_bytes()
+    n_mel, n_fft = struct.unpack_from("<2i", data, 48)
+    assert (n_mel, n_fft) == (80, 201)
+    got = np.frombuffer(data, np.float32, n_mel * n_fft, 56).reshape(n_mel, n_fft)
+    assert np.array_equal(got, FeatureExtractor(feature_size=80).mel_filters.astype(np.float32))
