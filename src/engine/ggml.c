@@ -521,8 +521,8 @@ static int check_hparams(const hparams_t *h, const int32_t *v, char *err, size_t
 }
 
 /* The tensor records after the vocabulary, into *ts (malloc'd) sorted by name; duplicates
- * refused. */
-static asr_err_t read_tensors(cursor_t *cur, gtensor_t **ts_out, int *n_out, char *err,
+ * refused. qntvr: the file's quantization version (ftype / 1000). */
+static asr_err_t read_tensors(cursor_t *cur, int qntvr, gtensor_t **ts_out, int *n_out, char *err,
                               size_t err_len) {
     gtensor_t *ts = NULL;
     int n = 0, cap = 0;
@@ -580,6 +580,15 @@ static asr_err_t read_tensors(cursor_t *cur, gtensor_t **ts_out, int *n_out, cha
         }
         if (!(t->type = gtype_of(ttype))) {
             asr_errf(err, err_len, "ggml: tensor %s has unknown type %d", shown(t, nm), ttype);
+            goto fail;
+        }
+        /* GGML_QNT_VERSION 1 (ggml before mid-2023) had other blocks (f32 scales); whisper.cpp
+         * writes 2, and 0 (no version) is what f32/f16 files and some other tools say */
+        if (quantized(t->type) && qntvr == 1) {
+            asr_errf(err, err_len,
+                     "ggml: %s tensor %s is of quantization version 1 (an older block layout): "
+                     "quantize the f16 file again with a current whisper.cpp",
+                     t->type->name, shown(t, nm));
             goto fail;
         }
         if (t->ne[0] % t->type->blck) {
@@ -661,7 +670,7 @@ asr_err_t asr_ggml_parse(const uint8_t *data, size_t len, asr_wfile_t *f, char *
     f->n_ggml_tokens = n_tokens;
 
     ctx_t c = {.f = f, .d = h.n_audio_state, .err = errbuf, .err_len = errbuf_len};
-    asr_err_t rc = read_tensors(&cur, &c.ts, &c.n_ts, errbuf, errbuf_len);
+    asr_err_t rc = read_tensors(&cur, h.ftype / 1000, &c.ts, &c.n_ts, errbuf, errbuf_len);
     if (rc != ASR_OK)
         return rc;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);

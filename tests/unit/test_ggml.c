@@ -724,6 +724,13 @@ static void test_corrupt(void **state) {
         expect_bad(&h, h.b.len, edits[i].needle);
         asr_buf_free(&h.b);
     }
+    /* q8_0 of quantization version 1 (whisper.cpp writes 2): an older block layout */
+    spec_t sq = QUANT;
+    sq.ftype = 1008;
+    gfile_t gq;
+    build(&gq, &sq);
+    expect_bad(&gq, gq.b.len, "quantization version 1");
+    asr_buf_free(&gq.b);
     /* a name with a newline and a bad type: the reason stays one line */
     gfile_t h = g;
     asr_buf_init(&h.b);
