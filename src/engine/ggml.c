@@ -582,9 +582,10 @@ static asr_err_t read_tensors(cursor_t *cur, int qntvr, gtensor_t **ts_out, int 
             asr_errf(err, err_len, "ggml: tensor %s has unknown type %d", shown(t, nm), ttype);
             goto fail;
         }
-        /* GGML_QNT_VERSION 1 (ggml before mid-2023) had other blocks (f32 scales); whisper.cpp
-         * writes 2, and 0 (no version) is what f32/f16 files and some other tools say */
-        if (quantized(t->type) && qntvr == 1) {
+        /* GGML_QNT_VERSION 1 (ggml before 2023-05-20, whisper.cpp e410cfc3) had float32 scales
+         * in q4_0, q4_1 and q8_0 (q5_0 and q5_1 were as now); whisper.cpp writes 2, and 0 (no
+         * version) is what f32/f16 files and some other tools say */
+        if (qntvr == 1 && (t->type->id == 2 || t->type->id == 3 || t->type->id == 8)) {
             asr_errf(err, err_len,
                      "ggml: %s tensor %s is of quantization version 1 (an older block layout): "
                      "quantize the f16 file again with a current whisper.cpp",

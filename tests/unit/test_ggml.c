@@ -680,6 +680,11 @@ static int drop_mlp_ln(const char *name, int n_dims, int k) {
     return strcmp(name, "decoder.blocks.0.mlp_ln.bias") ? F32 : -1;
 }
 
+static int q5_only(const char *name, int n_dims, int k) {
+    int t = mixed_types(name, n_dims, k);
+    return t == Q4_0 || t == Q4_1 || t == Q8_0 ? Q5_1 : t;
+}
+
 static void test_corrupt(void **state) {
     (void)state;
     gfile_t g;
@@ -724,12 +729,22 @@ static void test_corrupt(void **state) {
         expect_bad(&h, h.b.len, edits[i].needle);
         asr_buf_free(&h.b);
     }
-    /* q8_0 of quantization version 1 (whisper.cpp writes 2): an older block layout */
+    /* quantization version 1 (whisper.cpp writes 2): float32 scales in q4_0, q4_1 and q8_0, so
+     * those are refused; q5_0 and q5_1 blocks were as now */
     spec_t sq = QUANT;
     sq.ftype = 1008;
     gfile_t gq;
     build(&gq, &sq);
-    expect_bad(&gq, gq.b.len, "quantization version 1");
+    expect_bad(&gq, gq.b.len,
+               "q4_0 tensor encoder.blocks.0.attn.value.weight is of quantization "
+               "version 1");
+    asr_buf_free(&gq.b);
+    sq.type_of = q5_only;
+    build(&gq, &sq);
+    asr_wfile_t fq;
+    assert_int_equal(parse(&gq, gq.b.len, &fq, NULL, 0), ASR_OK);
+    check_table(&gq, &fq);
+    asr_wfile_free(&fq);
     asr_buf_free(&gq.b);
     /* a name with a newline and a bad type: the reason stays one line */
     gfile_t h = g;
