@@ -108,8 +108,27 @@ static int put_in_place(const char *tmp, const char *dst, bool exists, char *err
         return 0;
     }
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_EXCHANGE) != 0) {
-        asr_errf(err, err_len, "cannot replace %s: %s", dst, strerror(errno));
-        return -1;
+        if (errno != EINVAL && errno != ENOSYS) {
+            asr_errf(err, err_len, "cannot replace %s: %s", dst, strerror(errno));
+            return -1;
+        }
+        /* a filesystem without the exchange: the old one aside, the new one in, then the old
+         * one goes (a reader may find no dst for that instant, never a partial one) */
+        asr_buf_t b;
+        asr_buf_init(&b);
+        asr_buf_printf(&b, "%s.old-%ld", dst, (long)getpid());
+        char *old = asr_buf_steal(&b);
+        int rc = 0;
+        if (rename(dst, old) != 0 || rename(tmp, dst) != 0) {
+            asr_errf(err, err_len, "cannot replace %s: %s", dst, strerror(errno));
+            rename(old, dst); /* undo the first step when only the second failed */
+            rc = -1;
+        } else if (asr__cli_pull_rmtree(old) != 0) {
+            fprintf(stderr, "asrd: warning: cannot remove the old model %s: %s\n", old,
+                    strerror(errno));
+        }
+        free(old);
+        return rc;
     }
     if (asr__cli_pull_rmtree(tmp) != 0) /* the old model, now under the temporary name */
         fprintf(stderr, "asrd: warning: cannot remove the old model (now %s): %s\n", tmp,
@@ -220,7 +239,9 @@ int asr_cli_convert(int argc, char **argv) {
         return 2;
     }
     char *path = source_path(argv[optind]);
-    const char *dst = argv[optind + 1];
+    char *dst = asr_xstrdup(argv[optind + 1]);
+    for (size_t n = strlen(dst); n > 1 && dst[n - 1] == '/'; n--)
+        dst[n - 1] = '\0'; /* "out/": the temporary is "out.tmp-PID", beside it */
     char err[1024] = "";
     asr_wsource_t *s = NULL;
     int rc = 1;
@@ -233,5 +254,6 @@ int asr_cli_convert(int argc, char **argv) {
 done:
     asr_wsource_close(s);
     free(path);
+    free(dst);
     return rc;
 }

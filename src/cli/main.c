@@ -23,7 +23,7 @@ static void usage(FILE *f) {
             "  pull NAME [--source hub|modelscope|pip]   fetch a model (tiny .. large-v3, turbo)\n"
             "  convert SRC DST [--format ct2|ggml|safetensors] [--compute-type T] [--force]\n"
             "                       write a model in another format (atomically)\n"
-            "  debug random-model --shape S --format F --out DST [--seed N]   random weights\n"
+            "  debug random-model --shape S --format F --out DIR [--seed N]   random weights\n"
             "  version              print the version\n");
 }
 

@@ -344,7 +344,12 @@ static int write_entry(out_t *o, const asr_wwrite_src_t *s, ent_t *all, ent_t *e
     int64_t n = 1;
     for (int i = 0; i < e->rank; i++)
         n *= e->dims[i];
-    put_u32(o, (uint32_t)((size_t)n * asr_wdtype_size(e->dtype)));
+    size_t bytes = (size_t)n * asr_wdtype_size(e->dtype);
+    if (bytes > UINT32_MAX) { /* the format's u32 byte count */
+        asr_errf(o->err, o->err_len, "%s: %zu bytes, more than model.bin can hold", e->name, bytes);
+        return -1;
+    }
+    put_u32(o, (uint32_t)bytes);
     switch (e->kind) {
     case E_SCALAR: {
         uint8_t b[4] = {(uint8_t)e->value, (uint8_t)(e->value >> 8), (uint8_t)(e->value >> 16),

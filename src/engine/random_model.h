@@ -1,7 +1,8 @@
 /* engine: random-weight Whisper models of the real shapes (tiny ... large-v3-turbo), for the tests
  * and benchmarks of sizes whose real weights are not at hand. The same shape and seed give the same
- * weights, bit for bit, on every machine (a counter-based generator seeded per tensor name: no
- * floating-point library call decides a weight). */
+ * weights, bit for bit (a counter-based generator seeded per tensor name, integer arithmetic and
+ * one multiplication per weight; only the encoder's sinusoid positions come from libm, rounded to
+ * float16). */
 #ifndef ASR_ENGINE_RANDOM_MODEL_H
 #define ASR_ENGINE_RANDOM_MODEL_H
 
