@@ -6,7 +6,7 @@ Two makers:
     --compute-type C --out DIR`, the project's own generator (every official shape, tokenizer
     included). Models are cached under ~/.cache/asrd/random (ASRD_RANDOM_CACHE overrides), in a
     directory named after shape, format, seed, compute type and the generator's version (a hash
-    of the generator's and writers' sources), and made again when missing or incomplete.
+    of the tiny model the binary makes), and made again when missing or incomplete.
   - ct2_spec_model(...): a CTranslate2 model of any dimensions written by CTranslate2's own
     Python spec (ctranslate2.specs.WhisperSpec), with base's tokenizer: e.g. a narrow model with
     128 mel bins, to check the 128-bin front end in a few seconds without a 3-GB large-v3. It is
@@ -43,17 +43,23 @@ def cache_root() -> Path:
     return d
 
 
-def generator_version() -> str:
-    """A short hash of the sources that decide a random model's bytes (the generator and the
-    writers), so that a cached model is made again after they change. Empty sources (not in
-    this checkout yet) hash as empty."""
-    src = t.source_dir() / "src" / "engine"
+@functools.lru_cache(maxsize=None)
+def generator_version(fmt: str, compute_type: str) -> str:
+    """A fingerprint of what this asrd binary's generator writes in format fmt: a short hash of
+    the tiny model it makes with seed 1 (about a second). A cached model whose key holds another
+    fingerprint was made by another generator, and is made again."""
+    import tempfile
+
     h = hashlib.sha1()
-    names = ["random_model.c"] + sorted(p.name for p in src.glob("*_write.c"))
-    names += sorted(p.name for p in src.glob("*write*.h"))
-    for n in names:
-        p = src / n
-        h.update(n.encode() + b"\0" + (p.read_bytes() if p.is_file() else b"") + b"\0")
+    with tempfile.TemporaryDirectory(prefix="asrd-fp-") as tmp:
+        out = Path(tmp) / "m"
+        proc = t.run_asrd(["debug", "random-model", "--shape", "tiny", "--format", fmt,
+                           "--seed", "1", "--compute-type", compute_type, "--out", out],
+                          timeout=300)
+        assert proc.returncode == 0, t.describe(proc)
+        for p in sorted(out.rglob("*")):
+            if p.is_file():
+                h.update(p.name.encode() + b"\0" + p.read_bytes())
     return h.hexdigest()[:10]
 
 
@@ -73,7 +79,7 @@ def asrd_random(shape: str, fmt: str = "ct2", seed: int = 1, compute_type: str =
     file for ggml: the path asrd is given is model_path(...)). Made by asrd when not cached."""
     if not random_model_available():
         t.missing("asrd debug random-model is not in this build")
-    key = f"{shape}-{fmt}-{compute_type}-s{seed}-g{generator_version()}"
+    key = f"{shape}-{fmt}-{compute_type}-s{seed}-g{generator_version(fmt, compute_type)}"
     d = cache_root() / key
     if _complete(d):
         return d
