@@ -121,6 +121,9 @@ def test_round_trip_keeps_the_ct2_bytes(name, chains):
         assert (steps["ct2"] / f).is_file(), f
     pp = json.loads((steps["ct2"] / "preprocessor_config.json").read_text())
     assert pp["feature_size"] == 80
+    # faster-whisper loads the float16 directory (its own tokenizer.json and vocabulary.json)
+    text = fw_texts(steps["ct2"], [t.audio_dir() / "en_jfk.wav"], "float32")[0]
+    assert "ask not what your country can do for you" in text.lower(), text
 
 
 # ----------------------------------------------------------------------------------------------

@@ -134,6 +134,15 @@ static void check_header(const asr_wfile_t *out, const asr_model_info_t *in) {
         assert_true(strcmp(out->vars[i - 1].name, out->vars[i].name) < 0);
 }
 
+/* s written as `type` and read back into *out, its header and tensors checked; the directory
+ * (owned by caller: drop_written). */
+static char *write_checked(asr_wsource_t *s, asr_ww_type_t type, asr_wfile_t *out) {
+    char *dir = write_and_read(&s->src, type, out);
+    check_header(out, &s->src.info);
+    check_tensors(&s->f, out, type);
+    return dir;
+}
+
 static json_t *load_json(const char *dir, const char *name) {
     char p[600];
     snprintf(p, sizeof p, "%s/%s", dir, name);
@@ -177,9 +186,7 @@ static void test_random_types(void **state) {
     asr_ww_type_t types[3] = {ASR_WW_FLOAT16, ASR_WW_FLOAT32, ASR_WW_INT8};
     for (int t = 0; t < 3; t++) {
         asr_wfile_t out;
-        char *dir = write_and_read(&s->src, types[t], &out);
-        check_header(&out, &s->src.info);
-        check_tensors(&s->f, &out, types[t]);
+        char *dir = write_checked(s, types[t], &out);
         if (types[t] == ASR_WW_INT8) {
             const asr_wvar_t *sc =
                 asr_wfile_find(&out, "decoder/layer_1/ffn/linear_0/weight_scale");
@@ -309,9 +316,7 @@ static void test_tiny_en(void **state) {
     asr_ww_type_t types[3] = {ASR_WW_FLOAT16, ASR_WW_FLOAT32, ASR_WW_INT8};
     for (int t = 0; t < 3; t++) {
         asr_wfile_t out;
-        char *dir = write_and_read(&s->src, types[t], &out);
-        check_header(&out, &s->src.info);
-        check_tensors(&s->f, &out, types[t]);
+        char *dir = write_checked(s, types[t], &out);
         if (types[t] == ASR_WW_FLOAT16) {
             json_t *a = load_json(dir, "config.json"), *b = load_json(g_tiny, "config.json");
             same_int_array(json_object_get(a, "alignment_heads"),
