@@ -5,10 +5,12 @@
  * Atomicity: the writer fills DST.tmp-<pid> (a directory, or a file for ggml), which is fsynced
  * and then renamed onto DST (with --force over an existing DST: exchanged with it atomically, the
  * old one then removed), and the parent directory fsynced. A reader sees no DST or a whole one;
- * on any failure the temporary is removed and DST is as it was. */
+ * on any failure the temporary is removed and DST is as it was; a temporary a killed run left is
+ * removed by the next run for the same DST. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,9 +138,35 @@ static int put_in_place(const char *tmp, const char *dst, bool exists, char *err
     return 0;
 }
 
+/* Removes what an earlier run writing dst left when it died (Ctrl-C, a kill, a crash: a model's
+ * worth of gigabytes): dst.tmp-PID whose process is gone. A live writer's is left alone. */
+static void sweep_stale(const char *dst) {
+    char *parent = parent_of(dst);
+    const char *base = strrchr(dst, '/') ? strrchr(dst, '/') + 1 : dst;
+    size_t bl = strlen(base);
+    DIR *d = opendir(parent);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        const char *tail = e->d_name + bl;
+        if (strncmp(e->d_name, base, bl) || strncmp(tail, ".tmp-", 5))
+            continue;
+        char *end;
+        long pid = strtol(tail + 5, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char *p = asr__cli_pull_join(parent, e->d_name);
+        if (asr__cli_pull_rmtree(p) == 0)
+            fprintf(stderr, "asrd: removed %s, left by an interrupted run\n", p);
+        free(p);
+    }
+    if (d)
+        closedir(d);
+    free(parent);
+}
+
 int asr__cli_write_model(const asr_wwrite_src_t *src, int format, const char *dst,
                          const char *file_in_dir, bool force, const char *what) {
     char err[1024] = "";
+    sweep_stale(dst);
     struct stat st;
     bool exists = lstat(dst, &st) == 0;
     if (exists && !force) {

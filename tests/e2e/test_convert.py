@@ -287,3 +287,22 @@ def test_source_by_model_name(tmp_path, models_env):
     proc = t.run_asrd(["convert", "tiny.en", str(tmp_path / "out")], env=models_env, timeout=300)
     assert proc.returncode == 0, t.describe(proc)
     assert (tmp_path / "out" / "model.bin").is_file()
+
+
+def test_a_killed_runs_temporary_goes_with_the_next_run(tmp_path):
+    """A convert killed mid-write leaves DST.tmp-PID (gigabytes for a large model): the next run
+    for the same DST removes it; a live process's temporary stays."""
+    import os
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid names no process now
+    stale = tmp_path / f"out.tmp-{dead.pid}"
+    stale.mkdir()
+    (stale / "model.bin").write_bytes(b"\0" * 1000)
+    live = tmp_path / f"out.tmp-{os.getpid()}"
+    live.mkdir()
+    proc = convert(t.require_model("tiny.en"), tmp_path / "out")
+    assert proc.returncode == 0, t.describe(proc)
+    assert not stale.exists() and str(stale) in proc.stderr, t.describe(proc)
+    assert live.is_dir()
