@@ -159,6 +159,10 @@ typedef struct {
 
 /* Human name of a remote's kind ("the Hugging Face hub", "ModelScope"). */
 const char *asr__cli_remote_title(asr__cli_remote_kind_t kind);
+/* Parses one listing page of `kind` (NUL-terminated text) as a pull does: the number of wanted
+ * files it names, or -1 with a reason in err (the fuzz target's entry point). */
+int asr__cli_remote_parse_check(asr__cli_remote_kind_t kind, const char *text, char *err,
+                                size_t err_len);
 /* Lists the repo's model files (config.json, preprocessor_config.json, model.bin,
  * tokenizer.json, vocabulary.*: what faster-whisper fetches), checks that `dir`'s filesystem
  * has room for what is still missing, then downloads each file into dir/<file>.part (resuming

@@ -151,6 +151,18 @@ done:
     return rc;
 }
 
+int asr__cli_remote_parse_check(asr__cli_remote_kind_t kind, const char *text, char *err,
+                                size_t err_len) {
+    rlist_t l = {0};
+    asr_err_t rc = parse_listing(kind, text, "listing", &l, err, err_len);
+    int n = rc == ASR_OK ? (int)l.n : -1;
+    for (size_t i = 0; i < l.n; i++) /* every kept name is one wanted() accepts */
+        if (!wanted(l.v[i].name))
+            n = -2;
+    list_free(&l);
+    return n;
+}
+
 static void base_url(asr_buf_t *b, const char *endpoint) {
     size_t n = strlen(endpoint);
     while (n > 0 && endpoint[n - 1] == '/')
