@@ -2,8 +2,9 @@
 
   - Round trip: tiny.en and base converted CT2 -> ggml -> safetensors -> CT2 (float16) give
     token-identical transcripts to the original on every clip of tests/data/audio (greedy,
-    temperature 0: any changed weight shows in the tokens), each intermediate format too, and
-    the final model.bin has the original's bytes.
+    temperature 0: any changed weight shows in the tokens), each intermediate format too (the
+    final CT2 directory is transcribed unless its model.bin is the original's, byte for byte:
+    base's is), and the final model.bin has the original's bytes.
   - int8: the CT2 int8 (int8_float16) output, transcribed with int8 compute, is within 1 WER point
     of the float16 original and no worse than faster-whisper int8 on the same clips (mean WER over
     the English clips against MANIFEST's references, default decoding); faster-whisper loads it.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import filecmp
 import json
-import shutil
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -98,6 +98,9 @@ def test_round_trip_is_token_identical(name, chains):
     ref = transcribe_all(steps["original"], files)
     assert sum(len(t.all_tokens(d)) for d in ref) > 100  # the clips decode to something
     for fmt in CHAIN:
+        if fmt == "ct2" and filecmp.cmp(steps[fmt] / "model.bin", steps["original"] / "model.bin",
+                                        shallow=False):
+            continue  # the original's own bytes (base): nothing new to transcribe
         docs = transcribe_all(steps[fmt], files)
         for f, a, b in zip(files, ref, docs):
             assert t.all_tokens(b) == t.all_tokens(a), \
