@@ -50,6 +50,9 @@ typedef struct {
     /* the file's matrices are float32, int8 or bfloat16, made float32 in memory (false: float16
      * files, whose matrices stay float16: what the official sizes assume) */
     bool f32_matrices;
+    /* the file's matrices are quantized blocks (ggml q4_0..q8_0), dequantized to float16 when the
+     * file is opened: loading peaks at the float16 size of every matrix */
+    bool dequantized;
     char format[16]; /* "ctranslate2", "ggml", "safetensors" ("" for an official size) */
     char note[160];  /* what loading does to the file's tensors, e.g. dequantization ("" none) */
 } asr_model_info_t;

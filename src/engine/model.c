@@ -30,18 +30,6 @@ static void *track(asr_model_t *m, void *p) {
     return p;
 }
 
-/* The mapped file's pages of a converted tensor are not needed again: drop them, so loading peaks
- * at the converted weights plus one tensor, not plus the whole file. */
-static void drop_pages(const void *data, size_t len) {
-    static long page;
-    if (!page)
-        page = sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)data + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
-    uintptr_t hi = ((uintptr_t)data + len) / (uintptr_t)page * (uintptr_t)page;
-    if (hi > lo)
-        madvise((void *)lo, hi - lo, MADV_DONTNEED);
-}
-
 static const asr_wvar_t *need(loader_t *L, const char *name) {
     const asr_wvar_t *v = asr_wfile_find(&L->f, name);
     if (!v)
@@ -97,7 +85,7 @@ static float *load_f32(loader_t *L, const char *name, int64_t n0, int64_t n1) {
     float *out = alloc_weights(L, name, (size_t)want * sizeof(float));
     if (!out || decode_f32(L, v, name, n1 ? n1 : n0, 0, want, out))
         return NULL;
-    drop_pages(v->data, (size_t)want * asr_wdtype_size(v->dtype));
+    asr_wfile_drop_pages(v->data, (size_t)want * asr_wdtype_size(v->dtype));
     return out;
 }
 
@@ -123,7 +111,7 @@ static uint16_t *load_h16(loader_t *L, const char *name, int64_t n0, int64_t n1)
     if (!out)
         return NULL;
     memcpy(out, v->data, bytes);
-    drop_pages(v->data, bytes);
+    asr_wfile_drop_pages(v->data, bytes);
     return out;
 }
 
@@ -165,7 +153,7 @@ static int load_wmat(loader_t *L, const char *name, int64_t n0, int64_t n1, asr_
                             scale ? scale + r : NULL);
     }
     free(chunk);
-    drop_pages(v->data, (size_t)(n0 * n1) * asr_wdtype_size(v->dtype));
+    asr_wfile_drop_pages(v->data, (size_t)(n0 * n1) * asr_wdtype_size(v->dtype));
     *out = (asr_wmat_t){wtype, dst, scale, (int)n1};
     return 0;
 }
@@ -297,6 +285,7 @@ int asr__model_dims(const asr_wfile_t *f, asr_model_info_t *in, char *err, size_
     in->f32_matrices = f0 && f0->dtype != ASR_WD_F16;
     snprintf(in->format, sizeof in->format, "%s", asr_wfmt_name(f->format));
     snprintf(in->note, sizeof in->note, "%s", f->note);
+    in->dequantized = f->format == ASR_WFMT_GGML && f->note[0];
     if (d <= 0 || d > 8192 || emb->dims[1] != d || epos->dims[1] != d || dpos->dims[1] != d ||
         in->n_audio_ctx != 1500 || in->n_text_ctx < 8 || in->n_text_ctx > 4096 ||
         in->n_audio_layer < 1 || in->n_text_layer < 1 || in->n_audio_head <= 0 ||

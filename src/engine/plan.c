@@ -139,6 +139,11 @@ asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type,
     size_t w16 = (size_t)in->n_audio_layer * enc_layer16 + (size_t)in->n_text_layer * dec_layer16;
     out->weights = w * f + w16 * m16 + emb * emb_b +
                    (wt == ASR_W_I8 ? wh + rows * f : wh * (wt == ASR_W_BF16 ? 2 : m16));
+    /* a quantized ggml file is dequantized to float16 when opened, before the decoder's
+     * matrices are converted to the compute type: loading peaks at every matrix in float16 */
+    if (in->dequantized)
+        out->weights = out->weights > w * f + (w16 + emb + wh) * 2 ? out->weights
+                                                                   : w * f + (w16 + emb + wh) * 2;
     asr__slot_layout_t L;
     asr__slot_layout(in, n_seq, wt, &L);
     out->encoder = L.part[ASR_PLAN_PART_ENCODER];
@@ -164,7 +169,7 @@ typedef struct {
 #define DIMS(mels, vocab, d, la, lt, h, ml)                                                        \
     {                                                                                              \
         mels, vocab, d, la, lt, h, h, 1500, 448, ml, (ml) ? ((vocab) == 51866 ? 100 : 99) : 0,     \
-            ((lt) - (lt) / 2) * (h), false, "", ""                                                 \
+            ((lt) - (lt) / 2) * (h), false, false, "", ""                                          \
     }
 
 static const named_t NAMED[] = {
