@@ -152,6 +152,7 @@ typedef struct {
     float *buf;          /* scratch for conversions: CHUNK floats per thread */
     int n_threads;       /* converting threads, 1..MAX_THREADS */
     int n_deq[N_GTYPES]; /* quantized tensors dequantized, per type */
+    bool mapped;         /* the image is the table's mapped file: a converted tensor's pages go */
     char *err;
     size_t err_len;
     asr_err_t rc; /* ASR_ERR_MODEL or ASR_ERR_NOMEM once something failed */
@@ -313,6 +314,9 @@ static int put(ctx_t *c, const char *ct2, int rank, int64_t d0, int64_t d1, int6
             continue; /* owned memory starts zeroed */
         if (mem)
             convert(c, parts[i], to, mem + (size_t)(i * part_elems) * el);
+        if (mem && c->mapped) /* read once: without this a fused or dequantized large-v3 peaks
+                                 1.5 GB above its weights */
+            asr_wfile_drop_pages(parts[i]->data, parts[i]->n_bytes);
         if (quantized(parts[i]->type))
             c->n_deq[parts[i]->type - GTYPES]++;
     }
@@ -622,8 +626,8 @@ fail:
     return rc;
 }
 
-asr_err_t asr_ggml_parse(const uint8_t *data, size_t len, asr_wfile_t *f, char *errbuf,
-                         size_t errbuf_len) {
+static asr_err_t parse(const uint8_t *data, size_t len, bool mapped, asr_wfile_t *f, char *errbuf,
+                       size_t errbuf_len) {
     f->format = ASR_WFMT_GGML;
     cursor_t cur = {data, data + len};
     int32_t magic, hv[11];
@@ -670,7 +674,8 @@ asr_err_t asr_ggml_parse(const uint8_t *data, size_t len, asr_wfile_t *f, char *
     f->ggml_vocab_len = (size_t)(cur.p - vocab);
     f->n_ggml_tokens = n_tokens;
 
-    ctx_t c = {.f = f, .d = h.n_audio_state, .err = errbuf, .err_len = errbuf_len};
+    ctx_t c = {
+        .f = f, .d = h.n_audio_state, .mapped = mapped, .err = errbuf, .err_len = errbuf_len};
     asr_err_t rc = read_tensors(&cur, h.ftype / 1000, &c.ts, &c.n_ts, errbuf, errbuf_len);
     if (rc != ASR_OK)
         return rc;
@@ -689,9 +694,14 @@ asr_err_t asr_ggml_parse(const uint8_t *data, size_t len, asr_wfile_t *f, char *
     return rc;
 }
 
+asr_err_t asr_ggml_parse(const uint8_t *data, size_t len, asr_wfile_t *f, char *errbuf,
+                         size_t errbuf_len) {
+    return parse(data, len, false, f, errbuf, errbuf_len);
+}
+
 asr_err_t asr_ggml_open(const char *path, asr_wfile_t *f, char *errbuf, size_t errbuf_len) {
     const uint8_t *data;
     size_t len;
     asr_err_t rc = asr_wfile_map(f, path, &data, &len, errbuf, errbuf_len);
-    return rc == ASR_OK ? asr_ggml_parse(data, len, f, errbuf, errbuf_len) : rc;
+    return rc == ASR_OK ? parse(data, len, true, f, errbuf, errbuf_len) : rc;
 }

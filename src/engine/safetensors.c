@@ -343,14 +343,6 @@ static const asr_wvar_t *hf_find(build_t *b, bool required, const char *fmt, ...
     return NULL;
 }
 
-/* The mapped file's pages of a tensor that was copied and will not be read again. */
-static void drop_pages(const asr_wvar_t *v) {
-    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)v->data;
-    uintptr_t lo = (a + pg - 1) / pg * pg, hi = (a + v->n_bytes) / pg * pg;
-    if (hi > lo)
-        madvise((void *)lo, hi - lo, MADV_DONTNEED);
-}
-
 /* Adds v under the CT2 name prefix+suffix, in place (copied when the file misaligns it). */
 static int put(build_t *b, const char *prefix, const char *suffix, const asr_wvar_t *v) {
     char name[320];
@@ -425,7 +417,7 @@ static int fuse(build_t *b, const asr_st_piece_t *p, int n, const char *hfp, con
             return -1;
         r += w[i]->dims[0];
         if (b->drop)
-            drop_pages(w[i]);
+            asr_wfile_drop_pages(w[i]->data, w[i]->n_bytes);
     }
     char name[320];
     int64_t dims[2] = {rows, cols};
@@ -481,7 +473,7 @@ static int check_tied(build_t *b) {
                     "proj_out.weight differs from the token embedding (an untied output "
                     "projection is not supported)");
     if (b->drop)
-        drop_pages(po);
+        asr_wfile_drop_pages(po->data, po->n_bytes);
     return 0;
 }
 

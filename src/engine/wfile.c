@@ -74,6 +74,16 @@ const asr_wvar_t *asr_wfile_find(const asr_wfile_t *f, const char *name) {
 
 /* ---- building ---- */
 
+void asr_wfile_drop_pages(const void *data, size_t len) {
+    static long page;
+    if (!page)
+        page = sysconf(_SC_PAGESIZE);
+    uintptr_t pg = (uintptr_t)page, a = (uintptr_t)data;
+    uintptr_t lo = (a + pg - 1) / pg * pg, hi = (a + len) / pg * pg;
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 void *asr_wfile_own(asr_wfile_t *f, size_t bytes) {
     if (bytes == 0)
         bytes = 1;

@@ -99,6 +99,13 @@ size_t asr_wdtype_size(asr_wdtype_t t);
 
 /* Memory owned by the table, zeroed, 64-byte aligned; NULL when out of memory. */
 void *asr_wfile_own(asr_wfile_t *f, size_t bytes);
+
+/* Releases the whole pages inside [data, data + len) of a table's mapped file or owned memory,
+ * for a tensor a loader has converted and will not read again: loading then peaks at the
+ * converted weights plus one tensor, not plus the file. A mapped file's pages come back from the
+ * file if touched (the mapping is private and never written); owned pages come back zeroed.
+ * Never for memory of another kind (a caller's buffer: asr_ggml_parse's). */
+void asr_wfile_drop_pages(const void *data, size_t len);
 /* A copy of s owned by the table. */
 const char *asr_wfile_own_str(asr_wfile_t *f, const char *s);
 /* Appends a variable (name copied into owned memory; data borrowed: the map's or owned); NULL
