@@ -159,6 +159,7 @@ def main() -> int:
                    "ct2_step_ms": c["decoder_ms_per_step"],
                    "step_ratio": a["decoder_ms_per_step_1"] / c["decoder_ms_per_step"],
                    "asrd_load_s": a["load_s"], "ct2_load_s": c["load_s"],
+                   "ct2_generated": c["generated"],
                    "load_average": loadavg()}
             rows.append(row)
             print(f"{shape:15s} {ct:8s} encoder asrd {row['asrd_encoder_ms']:9.1f} ms  CT2 "

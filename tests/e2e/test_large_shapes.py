@@ -164,7 +164,8 @@ def plan_cases():
     if rm.long_enabled() or os.environ.get("ASRD_LARGE_SHAPES"):
         return [(s, f, "float32") for s in SHAPES for f in FORMATS] + \
             [(s, "ct2", "float16") for s in SHAPES]
-    return [(s, f, c) for s in SHAPES for f in FORMATS for c in ("float32", "float16", "int8")]
+    return [(s, f, c) for s in SHAPES for f in FORMATS for c in ("float32", "float16", "int8")
+            if not (f == "safetensors" and c == "int8")]  # safetensors has no int8 layout
 
 
 @pytest.mark.parametrize("shape,fmt,file_ct", plan_cases())
