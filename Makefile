@@ -73,11 +73,13 @@ bench: build venv
 
 # Checks too long for `make test`: the 3-hour flat-memory transcription, the large shapes
 # (random large-v3 and turbo against CTranslate2, every format, plan vs RSS; ~20 GB of disk under
-# ~/.cache/asrd/random, up to ~7 GB of memory), a longer fuzz campaign.
+# ~/.cache/asrd/random, up to ~7 GB of memory), base's format round trip on every clip and its
+# int8 WER, a longer fuzz campaign.
 check-long: build venv models
 	@bash tests/long/three_hours.sh
 	@ASRD_LONG=1 ASRD=$(CURDIR)/$(BUILD)/asrd ASR_SOURCE=$(CURDIR) \
-	  $(HOME)/.cache/asrd/venv/bin/python -m pytest -q tests/e2e/test_large_shapes.py
+	  $(HOME)/.cache/asrd/venv/bin/python -m pytest -q tests/e2e/test_large_shapes.py \
+	  tests/e2e/test_convert.py
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} $(MAKE) --no-print-directory fuzz
 
 clean:
