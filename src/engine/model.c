@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -558,6 +559,10 @@ void asr_model_destroy(asr_model_t *m) {
     asr_tokenizer_destroy(m->tok);
     asr_mel_destroy(m->mel);
     free(m);
+    /* the tokenizer's tables (hundreds of KiB each, built on the loading thread's arena) leave
+     * free holes in glibc's heaps: give their pages back, so a server that loads and unloads
+     * models returns to its baseline */
+    malloc_trim(0);
 }
 
 const asr_model_info_t *asr_model_info(const asr_model_t *m) { return &m->info; }
