@@ -33,14 +33,14 @@ test-unit: build
 
 # Unit tests and fuzz corpora under AddressSanitizer + UBSan.
 test-asan: deps
-	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DASR_SANITIZE=address,undefined >/dev/null
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DASR_SANITIZE=address,undefined -DASR_CUDA=off >/dev/null
 	@cmake --build build-asan -j$(JOBS)
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L 'unit|asan' -j$(JOBS)
 
 # The threaded tests (scheduler, thread pool, job workers, the server under requests: ctest label
 # tsan) under ThreadSanitizer; CMakeLists.txt sets TSAN_OPTIONS (halt on the first report).
 test-tsan: deps models
-	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DASR_SANITIZE=thread >/dev/null
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DASR_SANITIZE=thread -DASR_CUDA=off >/dev/null
 	@cmake --build build-tsan -j$(JOBS) --target asrd test_sched test_jobs test_nn
 	@cd build-tsan && ctest --output-on-failure -L tsan -j$(JOBS)
 
@@ -56,7 +56,7 @@ serve: build
 # Only the libFuzzer binaries: the rest of an instrumented build does not link without the runtime.
 FUZZ_TARGETS := $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.c)))
 fuzz: deps
-	@CC=clang cmake -S . -B build-fuzz -DASR_FUZZ=ON -DASR_SANITIZE= >/dev/null
+	@CC=clang cmake -S . -B build-fuzz -DASR_FUZZ=ON -DASR_SANITIZE= -DASR_CUDA=off >/dev/null
 	@cmake --build build-fuzz -j$(JOBS) --target $(FUZZ_TARGETS)
 	@for t in build-fuzz/fuzz_*; do case $$t in *_replay) continue;; esac; \
 	  n=$$(basename $$t); c=tests/fuzz/corpus/$${n#fuzz_}; mkdir -p /tmp/asrd-fuzz-$$n; \

@@ -8,6 +8,10 @@
 #
 #   scripts/ctest-run.sh CMD [ARGS...]   # exits with CMD's status, 77 -> 1 when CI=true
 #
+# Exit 76 is different: the test cannot run on this hardware (no GPU, a CPU without the
+# instructions it checks) and said why. That is "Not Run" everywhere, CI included: CI machines
+# are not required to have a GPU, and the test must not count as passed.
+#
 # Everything else (the status, the output, signals on a ctest timeout) passes through.
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/ci.sh"
@@ -18,6 +22,10 @@ set -u
 }
 "$@"
 rc=$?
+if [ "$rc" -eq 76 ]; then
+    echo "ctest-run: '$1' cannot run on this hardware (see above): Not Run" >&2
+    exit 77
+fi
 if [ "$rc" -eq 77 ] && asr_ci; then
     echo "ctest-run: '$1' exited 77 (a prerequisite is missing: see above); CI=true makes" \
         "that a failure" >&2

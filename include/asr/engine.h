@@ -31,6 +31,14 @@ typedef struct {
      * float16); the encoder computes in float32. Borrowed. */
     const char *compute_type;
     int n_threads; /* threads for kernels; 0 = all cores */
+    /* Where the model runs: "cpu" (NULL/"" too), "cuda", "cuda:N", "auto" (CUDA device 0 when
+     * one is usable, else the CPU) or "host" (the GPU engine on the host reference device:
+     * tests). On a GPU the compute types are "float16" (default; "auto" too), "bfloat16",
+     * "int8_float16" ("int8" too) and "float32". Borrowed. */
+    const char *device;
+    /* GPU: the most windows one batched encoder pass takes and the most streams one batched
+     * decoder step takes (their sequences together); 0 = the default (16). */
+    int max_batch;
 } asr_model_params_t;
 
 /* Model dimensions as read from the model file. */
@@ -156,6 +164,11 @@ ASR_API asr_err_t asr_model_load(const char *dir, const asr_model_params_t *para
                                  asr_model_t **out, char *errbuf, size_t errbuf_len);
 ASR_API void asr_model_destroy(asr_model_t *model);
 ASR_API const asr_model_info_t *asr_model_info(const asr_model_t *model);
+/* Where the model runs: "cpu", "cuda:0", "host"; static for the model's life. */
+ASR_API const char *asr_model_device(const asr_model_t *model);
+/* One line on the device for logs: "cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB free), float16,
+ * max batch 16" or "cpu (avx2+fma+f16c), float32". */
+ASR_API const char *asr_model_device_line(const asr_model_t *model);
 /* Bytes of weights held in memory. */
 ASR_API size_t asr_model_weight_bytes(const asr_model_t *model);
 
@@ -322,6 +335,21 @@ ASR_API asr_err_t asr_stream_encode(asr_stream_t *stream, const float *mel_windo
  * logits included) and reports the mean milliseconds per step. */
 ASR_API asr_err_t asr_stream_bench_decoder(asr_stream_t *stream, int n_seq, int n_steps,
                                            double *ms_per_step);
+
+/* Benchmark hook (asrd bench --streams): encodes one 30-s mel window ([n_mels][3000]) and decodes
+ * exactly n_tokens tokens after the start-of-transcript prompt with beam_size beams (1: greedy),
+ * end-of-text suppressed: the work of one window of a fixed decode length. Streams of a GPU model
+ * called from several threads at once are batched together (encoder passes and decoder steps). */
+ASR_API asr_err_t asr_stream_bench_window(asr_stream_t *stream, const float *mel_window,
+                                          int beam_size, int n_tokens);
+/* GPU batching counters of a model (zeros on the CPU): batched passes and the rows they took. */
+typedef struct {
+    long enc_batches, enc_windows; /* batched encoder passes, windows they encoded */
+    long dec_batches, dec_rows;    /* batched decoder steps, sequence rows they ran */
+    long dec_streams;              /* streams summed over decoder steps */
+    int max_enc_batch, max_dec_streams, max_dec_rows;
+} asr_batch_stats_t;
+ASR_API void asr_model_batch_stats(const asr_model_t *model, asr_batch_stats_t *out);
 
 #ifdef __cplusplus
 }
