@@ -10,8 +10,9 @@
  * GPU's semantics (w = scale[j] * q, dequantized, activations not quantized, float32 arithmetic),
  * not the CPU engine's int8 GEMM. Scratch (converted weight blocks, attention scores) grows
  * rarely and is kept on the device; no operation allocates once it has seen its largest shape.
- * After the first failure every compute operation is skipped (its outputs are undefined, as they
- * would be on a GPU whose stream has failed). */
+ * Decoder rows with len 0 are padding: kv_append skips them and attn_self writes zeros (as the
+ * GPU kernels do). After the first failure every compute operation is skipped (its outputs are
+ * undefined, as they would be on a GPU whose stream has failed). */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -419,10 +420,8 @@ static void host_kv_append(asr_dev_t *d, asr_dtype_t t, const void *qkv, int ldq
         return;
     for (int i = 0; i < n; i++) {
         const asr_dev_row_t *r = &rows[i];
-        if (r->len < 1) {
-            asr__dev_fail(d, "host device: kv_append: row %d has len %d", i, (int)r->len);
-            return;
-        }
+        if (r->len < 1) /* a padding row (as on the GPU) */
+            continue;
         const float *src = (const float *)qkv + (size_t)i * ldqkv;
         size_t o = layer_off + (size_t)(r->len - 1) * dim;
         memcpy((float *)r->k + o, src + dim, (size_t)dim * sizeof(float));
@@ -449,11 +448,13 @@ static void self_task(void *ctx, int task, int n_tasks) {
         const float *q = j->q + (size_t)i * j->ldq + (size_t)hh * j->dh;
         const float *K[2] = {r->ks, r->k}, *V[2] = {r->vs, r->v};
         size_t o = j->off + (size_t)hh * j->dh;
+        float *y = j->out + (size_t)i * j->ldo + (size_t)hh * j->dh;
+        memset(y, 0, (size_t)j->dh * sizeof(float));
+        if (r->len < 1) /* a padding row: zeros (as on the GPU) */
+            continue;
         for (int p = 0; p < r->len; p++)
             s[p] = dot(q, K[p >= r->shared] + o + (size_t)p * dim, j->dh);
         asr_nn_softmax_row_fast(s, r->len, j->scale);
-        float *y = j->out + (size_t)i * j->ldo + (size_t)hh * j->dh;
-        memset(y, 0, (size_t)j->dh * sizeof(float));
         for (int p = 0; p < r->len; p++) {
             const float *v = V[p >= r->shared] + o + (size_t)p * dim;
             float w = s[p];
@@ -471,7 +472,7 @@ static void host_attn_self(asr_dev_t *d, asr_dtype_t t, const void *q, int ldq,
     int max_len = 1;
     for (int i = 0; i < n; i++) {
         const asr_dev_row_t *r = &rows[i];
-        if (r->len < 1 || r->shared < 0 || (r->shared > 0 && (!r->ks || !r->vs))) {
+        if (r->shared < 0 || (r->shared > 0 && r->len > 0 && (!r->ks || !r->vs))) {
             asr__dev_fail(d, "host device: attn_self: row %d has len %d, shared %d", i, (int)r->len,
                           (int)r->shared);
             return;
@@ -552,8 +553,13 @@ static void cross_task(void *ctx, int task, int n_tasks) {
 
 static void cross_run(asr_dev_t *d, cross_job_t *j, int n) {
     host_t *h = H(d);
-    if (j->n_audio <= 0)
+    if (j->n_audio <= 0) { /* nothing to attend to: zeros (as on the GPU) */
+        for (int i = 0; !j->scores && i < n; i++)
+            for (int hh = 0; hh < j->H; hh++)
+                memset(j->out + (size_t)i * j->ldo + (size_t)hh * j->dh, 0,
+                       (size_t)j->dh * sizeof(float));
         return;
+    }
     int nb = cross_blocks(d, j->rows, n);
     float *s = nb < 0 ? NULL : scratch(d, (size_t)h->n_threads * CROSS_RB * j->n_audio);
     if (!s)

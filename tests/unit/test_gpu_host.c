@@ -401,7 +401,7 @@ static void test_decoder_self(void **state) {
     (void)state;
     asr_dev_t *d = open_host();
     unsigned seed = 33;
-    const int Hh = 3, dh = 12, dim = Hh * dh, n_ctx = 48, L = 2, n = 7;
+    const int Hh = 3, dh = 12, dim = Hh * dh, n_ctx = 48, L = 2, n = 8;
     const size_t lstride = (size_t)n_ctx * dim;
     const int shared_of[3] = {0, 5, 13};
     stream_t st[3];
@@ -420,9 +420,9 @@ static void test_decoder_self(void **state) {
                 kc[q][l * lstride + e] = 50.0f, vc[q][l * lstride + e] = 1e3f;
     }
     /* row -> sequence; lens: 1 (no prompt), prompt+1, long ones, the whole context */
-    const int seq_of[7] = {0, 2, 3, 1, 4, 5, 4};
-    const int len_of[7] = {1, 6, 14, 37, 20, 48, 15};
-    asr_dev_row_t rows[7];
+    const int seq_of[8] = {0, 2, 3, 1, 4, 5, 4, 1};
+    const int len_of[8] = {1, 6, 14, 37, 20, 48, 15, 0}; /* 0: a padding row */
+    asr_dev_row_t rows[8];
     for (int i = 0; i < n; i++) {
         int q = seq_of[i], s = q / 2;
         int sh = shared_of[s] < len_of[i] ? shared_of[s] : 0;
@@ -448,7 +448,7 @@ static void test_decoder_self(void **state) {
             memcpy(kexp[q], kc[q], sizeof(float) * L * lstride);
             memcpy(vexp[q], vc[q], sizeof(float) * L * lstride);
         }
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n && len_of[i] > 0; i++) {
             size_t o = off + (size_t)(len_of[i] - 1) * dim;
             memcpy(kexp[seq_of[i]] + o, qkv + (size_t)i * ldq + dim, sizeof(float) * dim);
             memcpy(vexp[seq_of[i]] + o, qkv + (size_t)i * ldq + 2 * dim, sizeof(float) * dim);
@@ -460,6 +460,8 @@ static void test_decoder_self(void **state) {
             assert_memory_equal(vc[q], vexp[q], sizeof(float) * L * lstride);
             free(kexp[q]), free(vexp[q]);
         }
+        for (int e = 0; e < n * ldo; e++)
+            out[e] = 7.0f; /* the padding row must come back as zeros */
         asr_dev_attn_self(d, ASR_DT_F32, qkv, ldq, rows, n, Hh, dh, off, scale, out, ldo);
         expect_ok(d);
         double max_err = 0, ref[12];
