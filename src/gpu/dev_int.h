@@ -7,6 +7,10 @@
 
 #include "gpu/dev.h"
 
+#ifdef __cplusplus
+extern "C" { /* the kernels (kernels*.cu, C++) call asr__dev_fail */
+#endif
+
 typedef struct {
     void (*close)(asr_dev_t *d);
     asr_err_t (*bind)(asr_dev_t *d);
@@ -35,8 +39,8 @@ typedef struct {
                       void *cols);
     void (*embed)(asr_dev_t *d, asr_dtype_t t, const asr_dev_w_t *emb, const float *pos,
                   const int32_t *tokens, const int32_t *positions, int n, int dim, void *x);
-    void (*attn_full)(asr_dev_t *d, asr_dtype_t t, const void *qkv, void *out, int B, int T,
-                      int H, int dh, float scale);
+    void (*attn_full)(asr_dev_t *d, asr_dtype_t t, const void *qkv, void *out, int B, int T, int H,
+                      int dh, float scale);
     void (*kv_append)(asr_dev_t *d, asr_dtype_t t, const void *qkv, int ldqkv,
                       const asr_dev_row_t *rows, int n, int dim, size_t layer_off);
     void (*attn_self)(asr_dev_t *d, asr_dtype_t t, const void *q, int ldq,
@@ -46,8 +50,8 @@ typedef struct {
                        const asr_dev_row_t *rows, int n, int H, int dh, int n_audio, int ldx,
                        size_t layer_off, float scale, void *out, int ldo);
     void (*attn_cross_scores)(asr_dev_t *d, asr_dtype_t t, const void *q, int ldq,
-                              const asr_dev_row_t *rows, int n, int h, int dh, int n_audio,
-                              int ldx, size_t layer_off, float scale, float *out);
+                              const asr_dev_row_t *rows, int n, int h, int dh, int n_audio, int ldx,
+                              size_t layer_off, float scale, float *out);
 } asr_dev_ops_t;
 
 struct asr_dev {
@@ -67,4 +71,7 @@ void asr__dev_fail(asr_dev_t *d, const char *fmt, ...) __attribute__((format(pri
 asr_err_t asr__dev_host_open(asr_dev_t *d, char *err, size_t err_len);
 asr_err_t asr__dev_cuda_open(asr_dev_t *d, int index, char *err, size_t err_len);
 
+#ifdef __cplusplus
+}
+#endif
 #endif
