@@ -26,11 +26,14 @@
  * them as float32. kv_append: one block per row, threads over the 2·dim elements. */
 #include <math.h>
 
+#include <cooperative_groups.h>
+
 #include "gpu/kernels_int.cuh"
 
 #define DEC_THREADS 128 /* == keys per chunk: the softmax gives each thread one key */
 #define DEC_CHUNK 128
 #define DEC_MAX_DH 128
+static_assert(DEC_MAX_DH == DEC_THREADS, "the cluster merge gives each thread one channel");
 
 /* Where key/value j of one (row, head) lives: positions below `split` in (k0, v0) (the shared
  * prompt), the rest in (k1, v1); ld elements between positions. Pointers include the layer and
@@ -104,20 +107,26 @@ struct DecSmem {
     float sp[DEC_CHUNK];  /* the chunk's scores, then probabilities */
     float red_max[DEC_THREADS / 32], red_sum[DEC_THREADS / 32];
     float sacc[16][DEC_MAX_DH]; /* the groups' partial outputs (16 groups at most) */
+    float o[DEC_MAX_DH];        /* the result: Σ_j exp(s_j - m) v_j (not divided by l) */
+    float m, l;                 /* its max and sum of exp(s_j - m) (m = -inf, l = 0: no key) */
 };
 
-/* out[0..dh) = softmax(sq·k_j) · v_j over j < nk. q (dh elements) is scaled into shared memory
- * here. Called by the whole block. */
+/* sq = scale · q[0..dh) (then a barrier). */
+template <typename T>
+__device__ __forceinline__ void load_q(const T *q, float scale, int dh, DecSmem &sm) {
+    for (int c = threadIdx.x; c < dh; c += DEC_THREADS)
+        sm.sq[c] = scale * ld_f(q + c);
+    __syncthreads();
+}
+
+/* The unnormalised attention of sm.sq over keys [kb, ke) into sm.o, sm.m, sm.l (visible to the
+ * whole block on return). Called by the whole block. */
 template <typename T, bool FAST>
-__device__ void attend(const KvSrc<T> &s, const T *q, float scale, int dh, int nk, T *out,
-                       DecSmem &sm) {
+__device__ void attend_part(const KvSrc<T> &s, int dh, int kb, int ke, DecSmem &sm) {
     float *sq = sm.sq, *sp = sm.sp, *red_max = sm.red_max, *red_sum = sm.red_sum;
     float(*sacc)[DEC_MAX_DH] = sm.sacc;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int ve = Vec16<T>::n, lpk = 64 / ve, groups = DEC_THREADS / lpk;
-    for (int c = tid; c < dh; c += DEC_THREADS)
-        sq[c] = scale * ld_f(q + c);
-    __syncthreads();
 
     float m = -INFINITY, l = 0.f;
     float acc[FAST ? Vec16<T>::n : 4];
@@ -125,8 +134,8 @@ __device__ void attend(const KvSrc<T> &s, const T *q, float scale, int dh, int n
     for (int i = 0; i < (FAST ? ve : 4); i++)
         acc[i] = 0.f;
 
-    for (int c0 = 0; c0 < nk; c0 += DEC_CHUNK) {
-        chunk_scores<T, FAST>(s, sq, dh, c0, nk, sp);
+    for (int c0 = kb; c0 < ke; c0 += DEC_CHUNK) {
+        chunk_scores<T, FAST>(s, sq, dh, c0, ke, sp);
         /* softmax bookkeeping: thread tid owns key c0+tid */
         float sv = sp[tid];
         float cm = warp_max(sv);
@@ -151,7 +160,7 @@ __device__ void attend(const KvSrc<T> &s, const T *q, float scale, int dh, int n
         float alpha = expf(m - m_new); /* 0 on the first chunk */
         l = l * alpha + cs;
         m = m_new;
-        int kend = min(DEC_CHUNK, nk - c0);
+        int kend = min(DEC_CHUNK, ke - c0);
         if (FAST) {
             int sub = tid % lpk, g = tid / lpk;
 #pragma unroll
@@ -202,13 +211,31 @@ __device__ void attend(const KvSrc<T> &s, const T *q, float scale, int dh, int n
         ngroups = DEC_THREADS / 32;
     }
     __syncthreads();
-    float inv = l > 0.f ? 1.f / l : 0.f;
     for (int c = tid; c < dh; c += DEC_THREADS) {
         float o = 0.f;
         for (int g = 0; g < ngroups; g++)
             o += sacc[g][c];
-        st_f(out + c, o * inv);
+        sm.o[c] = o;
     }
+    if (tid == 0) {
+        sm.m = m;
+        sm.l = l;
+    }
+    __syncthreads();
+}
+
+/* out[0..dh) = softmax(scale·q·k_j) · v_j over keys [kb, ke) (zeros when there are none). */
+template <typename T>
+__device__ __forceinline__ void attend(const KvSrc<T> &s, bool fast, const T *q, float scale,
+                                       int dh, int kb, int ke, T *out, DecSmem &sm) {
+    load_q(q, scale, dh, sm);
+    if (fast)
+        attend_part<T, true>(s, dh, kb, ke, sm);
+    else
+        attend_part<T, false>(s, dh, kb, ke, sm);
+    float inv = sm.l > 0.f ? 1.f / sm.l : 0.f;
+    for (int c = threadIdx.x; c < dh; c += DEC_THREADS)
+        st_f(out + c, sm.o[c] * inv);
 }
 
 /* ---- kernels ---- */
@@ -227,13 +254,21 @@ __global__ void __launch_bounds__(DEC_THREADS)
     s.k1 = (const T *)r.k + off;
     s.v1 = (const T *)r.v + off;
     s.ld = (size_t)dim;
-    int nk = r.len > 0 ? r.len : 0;
-    const T *qi = q + (size_t)i * ldq + (size_t)h * dh;
-    T *oi = out + (size_t)i * ldo + (size_t)h * dh;
-    if (kv_fast(s, dh))
-        attend<T, true>(s, qi, scale, dh, nk, oi, sm);
-    else
-        attend<T, false>(s, qi, scale, dh, nk, oi, sm);
+    attend(s, kv_fast(s, dh), q + (size_t)i * ldq + (size_t)h * dh, scale, dh, 0,
+           r.len > 0 ? r.len : 0, out + (size_t)i * ldo + (size_t)h * dh, sm);
+}
+
+template <typename T>
+__device__ __forceinline__ KvSrc<T> cross_src(const asr_dev_row_t *r, int h, int dh, int ldx,
+                                              size_t layer_off) {
+    KvSrc<T> s;
+    size_t off = layer_off + (size_t)h * dh;
+    s.split = 0;
+    s.k0 = s.v0 = NULL;
+    s.k1 = (const T *)r->xk + off;
+    s.v1 = (const T *)r->xv + off;
+    s.ld = (size_t)ldx;
+    return s;
 }
 
 template <typename T>
@@ -242,20 +277,58 @@ __global__ void __launch_bounds__(DEC_THREADS)
                  size_t layer_off, float scale, T *out, int ldo) {
     __shared__ DecSmem sm;
     const int i = blockIdx.x, h = blockIdx.y;
-    const asr_dev_row_t *r = rows + i;
-    KvSrc<T> s;
-    size_t off = layer_off + (size_t)h * dh;
-    s.split = 0;
-    s.k0 = s.v0 = NULL;
-    s.k1 = (const T *)r->xk + off;
-    s.v1 = (const T *)r->xv + off;
-    s.ld = (size_t)ldx;
-    const T *qi = q + (size_t)i * ldq + (size_t)h * dh;
-    T *oi = out + (size_t)i * ldo + (size_t)h * dh;
+    KvSrc<T> s = cross_src<T>(rows + i, h, dh, ldx, layer_off);
+    attend(s, kv_fast(s, dh), q + (size_t)i * ldq + (size_t)h * dh, scale, dh, 0, n_audio,
+           out + (size_t)i * ldo + (size_t)h * dh, sm);
+}
+
+/* Cross-attention split over a thread-block cluster (sm_90; grid (n·ncl, H), cluster (ncl, 1, 1)):
+ * when rows × heads are too few to fill the GPU, the ncl blocks of a (row, head) each take a
+ * contiguous share of the frames, and block rank 0 merges their partial (m, l, o) through
+ * distributed shared memory: M = max m_r, out = Σ e^(m_r-M) o_r / Σ e^(m_r-M) l_r. */
+template <typename T>
+__global__ void __launch_bounds__(DEC_THREADS)
+    k_attn_cross_cluster(const T *q, int ldq, const asr_dev_row_t *rows, int dh, int n_audio,
+                         int ldx, size_t layer_off, float scale, T *out, int ldo) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    namespace cg = cooperative_groups;
+    __shared__ DecSmem sm;
+    cg::cluster_group cl = cg::this_cluster();
+    const int ncl = (int)cl.num_blocks(), rank = (int)cl.block_rank();
+    const int i = blockIdx.x / ncl, h = blockIdx.y;
+    KvSrc<T> s = cross_src<T>(rows + i, h, dh, ldx, layer_off);
+    int per = (n_audio + ncl - 1) / ncl;
+    int kb = min(n_audio, rank * per), ke = min(n_audio, kb + per);
+    load_q(q + (size_t)i * ldq + (size_t)h * dh, scale, dh, sm);
     if (kv_fast(s, dh))
-        attend<T, true>(s, qi, scale, dh, n_audio, oi, sm);
+        attend_part<T, true>(s, dh, kb, ke, sm);
     else
-        attend<T, false>(s, qi, scale, dh, n_audio, oi, sm);
+        attend_part<T, false>(s, dh, kb, ke, sm);
+    cl.sync(); /* every block's partial is in its shared memory */
+    if (rank == 0) {
+        /* DEC_MAX_DH == DEC_THREADS: thread c merges channel c */
+        float M = -INFINITY, L = 0.f, o = 0.f;
+        for (int r = 0; r < ncl; r++)
+            M = fmaxf(M, *cl.map_shared_rank(&sm.m, r));
+        int c = threadIdx.x;
+        if (M > -INFINITY) {
+            for (int r = 0; r < ncl; r++) {
+                float mr = *cl.map_shared_rank(&sm.m, r);
+                float w = mr > -INFINITY ? expf(mr - M) : 0.f;
+                L += w * *cl.map_shared_rank(&sm.l, r);
+                if (c < dh)
+                    o += w * cl.map_shared_rank(sm.o, r)[c];
+            }
+        }
+        if (c < dh)
+            st_f(out + (size_t)i * ldo + (size_t)h * dh + c, L > 0.f ? o / L : 0.f);
+    }
+    cl.sync(); /* the other blocks' shared memory stays until rank 0 has read it */
+#else
+    (void)q, (void)ldq, (void)rows, (void)dh, (void)n_audio, (void)ldx, (void)layer_off;
+    (void)scale, (void)out, (void)ldo;
+    __trap(); /* the launcher picks this kernel on compute capability 9.0 and above only */
+#endif
 }
 
 /* grid (chunks of DEC_CHUNK frames, n) */
@@ -341,6 +414,49 @@ extern "C" void asr__cu_attn_self(asr_dev_t *d, asr_dtype_t t, const void *q, in
     cu_check(d, "attn_self");
 }
 
+/* Blocks per cluster for cross-attention: 1 (one block per (row, head)) unless the device has
+ * clusters (sm_90) and rows × heads give fewer than 2 blocks per multiprocessor; then 2, 4 or 8,
+ * enough for 2 per multiprocessor, while each block keeps at least one chunk of frames. */
+static int cross_cluster_size(asr_dev_t *d, int n, int H, int n_audio) {
+    long blocks = (long)n * H, want = 2L * (d->info.n_sm > 0 ? d->info.n_sm : 1);
+    if (d->info.cc_major < 9 || blocks >= want)
+        return 1;
+    int ncl = 2;
+    while (ncl < 8 && blocks * ncl < want)
+        ncl *= 2;
+    while (ncl > 1 && n_audio / ncl < DEC_CHUNK)
+        ncl /= 2;
+    return ncl;
+}
+
+template <typename T>
+static void attn_cross_launch(asr_dev_t *d, const T *q, int ldq, const asr_dev_row_t *rows, int n,
+                              int H, int dh, int n_audio, int ldx, size_t layer_off, float scale,
+                              T *out, int ldo) {
+    cudaStream_t st = cu_stream(d);
+    int ncl = cross_cluster_size(d, n, H, n_audio);
+    if (ncl > 1) {
+        cudaLaunchAttribute at[1];
+        at[0].id = cudaLaunchAttributeClusterDimension;
+        at[0].val.clusterDim.x = (unsigned)ncl;
+        at[0].val.clusterDim.y = 1;
+        at[0].val.clusterDim.z = 1;
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = dim3((unsigned)(n * ncl), (unsigned)H, 1);
+        cfg.blockDim = dim3(DEC_THREADS, 1, 1);
+        cfg.dynamicSmemBytes = 0;
+        cfg.stream = st;
+        cfg.attrs = at;
+        cfg.numAttrs = 1;
+        if (cudaLaunchKernelEx(&cfg, k_attn_cross_cluster<T>, q, ldq, rows, dh, n_audio, ldx,
+                               layer_off, scale, out, ldo) == cudaSuccess)
+            return;
+        (void)cudaGetLastError(); /* no cluster launch here: one block per (row, head) */
+    }
+    k_attn_cross<T><<<dim3((unsigned)n, (unsigned)H), DEC_THREADS, 0, st>>>(
+        q, ldq, rows, dh, n_audio, ldx, layer_off, scale, out, ldo);
+}
+
 extern "C" void asr__cu_attn_cross(asr_dev_t *d, asr_dtype_t t, const void *q, int ldq,
                                    const asr_dev_row_t *rows, int n, int H, int dh, int n_audio,
                                    int ldx, size_t layer_off, float scale, void *out, int ldo) {
@@ -348,11 +464,10 @@ extern "C" void asr__cu_attn_cross(asr_dev_t *d, asr_dtype_t t, const void *q, i
         return;
     if (!dec_shape_ok(d, "attn_cross", n, H, dh))
         return;
-    dim3 grid((unsigned)n, (unsigned)H);
     ASR_CU_DISPATCH(d, t, "attn_cross", T,
-                    k_attn_cross<T><<<grid, DEC_THREADS, 0, cu_stream(d)>>>(
-                        (const T *)q, ldq, rows, dh, n_audio > 0 ? n_audio : 0, ldx, layer_off,
-                        scale, (T *)out, ldo));
+                    attn_cross_launch<T>(d, (const T *)q, ldq, rows, n, H, dh,
+                                         n_audio > 0 ? n_audio : 0, ldx, layer_off, scale, (T *)out,
+                                         ldo));
     cu_check(d, "attn_cross");
 }
 
