@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "engine/engine_int.h"
+#include "engine/gpu_int.h"
 
 static size_t seq_stride(const asr_model_t *m) {
     return (size_t)m->info.n_text_layer * m->info.n_text_ctx * m->info.d_model;
@@ -196,10 +197,19 @@ static void logits_rows(asr_stream_t *s, int first_row, int n_rows) {
                     m->info.n_vocab, d);
 }
 
-void asr__dec_logits_row(asr_stream_t *s, int row) { logits_rows(s, row, 1); }
+void asr__dec_logits_row(asr_stream_t *s, int row) {
+    if (s->g)
+        asr__gpu_logits_row(s, row);
+    else
+        logits_rows(s, row, 1);
+}
 
 void asr__dec_cross_kv(asr_stream_t *s) {
     ASR_ASSERT(s->enc_out_live);
+    if (s->g) { /* computed by the device's encoder pass */
+        s->xkv_live = true;
+        return;
+    }
     double t0 = asr_now_s();
     cross_kv(s);
     s->xkv_live = true;
@@ -219,6 +229,10 @@ void asr__dec_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, i
         asr__dec_reset(s, n);
     else if (s->self_shared > pos0)
         s->self_shared = pos0;
+    if (s->g) {
+        asr__gpu_forward(s, tokens, n, pos0, logits_row);
+        return;
+    }
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, H = m->info.n_text_head, dh = d / H;
     const int C = m->info.n_text_ctx, ctx = pos0 + n;
@@ -295,6 +309,10 @@ static void sattn_head(void *ctx, int h, int n_tasks) {
 void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
     s->timings.n_steps++;
     s->enc_out_live = false;
+    if (s->g) {
+        asr__gpu_step(s, tokens, n_seq, pos);
+        return;
+    }
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, H = m->info.n_text_head, dh = d / H;
     const int C = m->info.n_text_ctx;
@@ -349,6 +367,10 @@ void asr__dec_reorder(asr_stream_t *s, const int *src, int n_seq, int from, int 
         slot[i] = next_free;
         busy[next_free] = true;
         int from_slot = s->slot_of[src[i]];
+        if (s->g && bytes) {
+            asr__gpu_copy_seq(s, slot[i], from_slot, from, len);
+            continue;
+        }
         for (int l = 0; l < m->info.n_text_layer && bytes; l++) {
             size_t dst = (size_t)slot[i] * stride + ((size_t)l * C + from) * d;
             size_t org = (size_t)from_slot * stride + ((size_t)l * C + from) * d;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/engine_int.h"
+#include "engine/gpu_int.h"
 
 /* cols[t][c*3 + k] = in[c][t + k - 1] for a [n_ch][n_t] channel-major input (stride 1). */
 static void im2col_cm(const float *in, int n_ch, int n_t, float *cols) {
@@ -120,7 +121,10 @@ static void encode_window(asr_stream_t *s, const float *mel_window) {
 
 void asr__encode(asr_stream_t *s, const float *mel_window) {
     double t0 = asr_now_s();
-    encode_window(s, mel_window);
+    if (s->g) /* the device's pass computes the cross K/V too (asr__dec_cross_kv: nothing left) */
+        asr__gpu_encode(s, mel_window, false);
+    else
+        encode_window(s, mel_window);
     s->enc_out_live = true;
     s->xkv_live = false;
     s->timings.encode_s += asr_now_s() - t0;

@@ -55,8 +55,10 @@ typedef struct {
     size_t part[ASR_PLAN_PART_N]; /* bytes per plan part */
     size_t arena_bytes;
 } asr__slot_layout_t;
-/* wtype: the compute type's storage; cross K/V are float16 under all but float32 */
-void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr_wtype_t wtype,
+/* wtype: the compute type's storage; cross K/V are float16 under all but float32. gpu: the slot
+ * of a stream of a GPU model, whose encoder, caches and decoder scratch are on the device (the host
+ * arena keeps the logits and the front end only; the other buffers have no bytes). */
+void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr_wtype_t wtype, bool gpu,
                       asr__slot_layout_t *L);
 
 typedef struct {
@@ -129,6 +131,11 @@ struct asr_model {
     asr_wfile_t wf;
     void **allocs;
     int n_allocs;
+    /* where it runs (asr_model_device, asr_model_device_line) */
+    char device[16];
+    char device_line[256];
+    /* the GPU engine (gpu_int.h) when the model runs on a device, else NULL */
+    struct asr__gpu_model *g;
 };
 
 /* Per-stream buffers, sized at creation from the model's dimensions. */
@@ -194,6 +201,11 @@ struct asr_stream {
     int n_lang_probs;                              /* 0: the language was not detected */
     struct asr_zhscript *zh[2];  /* converters to simplified, traditional; opened on first use */
     struct asr_zhscript *zh_out; /* the running transcription's converter, or NULL */
+    /* the stream's device state (gpu_int.h) on a GPU model, else NULL */
+    struct asr__gpu_stream *g;
+    /* asr_stream_bench_window: the tokens of its best sequence (tests compare them) */
+    int32_t *bench_tokens;
+    int n_bench_tokens;
 };
 
 /* model.c: dimensions from a parsed model file (0 or -1 with errbuf), alignment heads of a

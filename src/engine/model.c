@@ -13,6 +13,7 @@
 
 #include "engine/ct2.h"
 #include "engine/engine_int.h"
+#include "engine/gpu_int.h"
 
 typedef struct {
     asr_model_t *m;
@@ -469,8 +470,35 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
                          char *errbuf, size_t errbuf_len) {
     *out = NULL;
     asr_model_params_t p = params ? *params : asr_model_default_params();
+    asr_devspec_t spec, dev;
+    char why[256] = "";
+    if (asr_devspec_parse(p.device, &spec) != ASR_OK) {
+        asr_errf(errbuf, errbuf_len, "unknown device '%s' (use cpu, cuda, cuda:N, auto or host)",
+                 p.device);
+        return ASR_ERR_INVALID;
+    }
+    asr_err_t drc = asr_devspec_resolve(&spec, &dev, why, sizeof why);
+    if (drc != ASR_OK) {
+        asr_errf(errbuf, errbuf_len, "%s", why);
+        return drc;
+    }
+    if (spec.kind == ASR_DEVSPEC_AUTO)
+        ASR_LOG(ASR_LOG_INFO, "msg=device_auto choice=\"%s\"", why);
+    const bool gpu = dev.kind != ASR_DEVSPEC_CPU;
+    asr_dtype_t gwt, gt;
+    const char *gcanon;
+    if (gpu &&
+        asr__gpu_compute_type(p.compute_type, dev.kind == ASR_DEVSPEC_HOST, &gwt, &gt, &gcanon)) {
+        asr_errf(errbuf, errbuf_len,
+                 "unsupported GPU compute type '%s' (use float16, bfloat16, int8_float16 or "
+                 "float32)",
+                 p.compute_type);
+        return ASR_ERR_INVALID;
+    }
+    /* a GPU model's host part (read by its upload, the tokenizer, the search) is float32 */
+    const char *host_ct = gpu ? "float32" : p.compute_type;
     asr_wtype_t wtype;
-    if (asr__compute_type(p.compute_type, &wtype)) {
+    if (asr__compute_type(host_ct, &wtype)) {
         asr_errf(errbuf, errbuf_len,
                  "unsupported compute type '%s' (use float32, bfloat16, int8 or auto)",
                  p.compute_type);
@@ -538,6 +566,16 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
         m->n_alignment_heads = default_alignment_heads(&m->info, m->alignment_heads);
     m->info.n_alignment_heads = m->n_alignment_heads;
     m->wf = L.f; /* kept: the encoder's float16 matrices are read in place */
+    snprintf(m->device, sizeof m->device, "cpu");
+    snprintf(m->device_line, sizeof m->device_line, "cpu (%s), %s", asr_nn_simd_name(),
+             asr_model_compute_type(m));
+    if (gpu) {
+        rc = asr__gpu_model_open(m, &dev, p.compute_type, p.max_batch, errbuf, errbuf_len);
+        if (rc != ASR_OK) {
+            asr_model_destroy(m);
+            return rc;
+        }
+    }
     *out = m;
     return ASR_OK;
 fail:
@@ -551,6 +589,7 @@ fail:
 void asr_model_destroy(asr_model_t *m) {
     if (!m)
         return;
+    asr__gpu_model_close(m);
     asr_free_huge(m->warena, m->warena_len);
     asr_wfile_free(&m->wf);
     for (int i = 0; i < m->n_allocs; i++)
@@ -568,6 +607,11 @@ void asr_model_destroy(asr_model_t *m) {
 const asr_model_info_t *asr_model_info(const asr_model_t *m) { return &m->info; }
 size_t asr_model_weight_bytes(const asr_model_t *m) { return m->weight_bytes; }
 
+const char *asr_model_device(const asr_model_t *m) { return m->device; }
+const char *asr_model_device_line(const asr_model_t *m) { return m->device_line; }
+
 const char *asr_model_compute_type(const asr_model_t *m) {
+    if (m->g)
+        return m->g->ctype;
     return m->wtype == ASR_W_I8 ? "int8" : m->wtype == ASR_W_BF16 ? "bfloat16" : "float32";
 }

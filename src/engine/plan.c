@@ -21,7 +21,7 @@ static size_t place(size_t *cursor, size_t bytes) {
     return off;
 }
 
-void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr_wtype_t wtype,
+void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr_wtype_t wtype, bool gpu,
                       asr__slot_layout_t *L) {
     size_t d = (size_t)in->d_model, ff = 4 * d, nl = (size_t)in->n_text_layer;
     size_t C = (size_t)in->n_text_ctx, F = (size_t)in->n_audio_ctx, V = (size_t)in->n_vocab;
@@ -33,6 +33,8 @@ void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr_wtype_t wtype,
         big = 1500 * ff;
     size_t cur = 0, kv = (size_t)n_seq * nl * C * d * f;
     memset(L, 0, sizeof *L);
+    if (gpu) /* a GPU stream: the encoder, caches and decoder scratch live on the device */
+        big = F = C = kv = ff = d = 0;
     L->off[ASR_SLOT_ENC_X] = place(&cur, F * d * f);
     L->off[ASR_SLOT_ENC_H] = place(&cur, F * d * f);
     L->off[ASR_SLOT_ENC_BIG] = place(&cur, big * f);
@@ -145,7 +147,7 @@ asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type,
         out->weights = out->weights > w * f + (w16 + emb + wh) * 2 ? out->weights
                                                                    : w * f + (w16 + emb + wh) * 2;
     asr__slot_layout_t L;
-    asr__slot_layout(in, n_seq, wt, &L);
+    asr__slot_layout(in, n_seq, wt, false, &L);
     out->encoder = L.part[ASR_PLAN_PART_ENCODER];
     out->cross_kv = L.part[ASR_PLAN_PART_CROSS_KV];
     out->self_kv = L.part[ASR_PLAN_PART_SELF_KV];

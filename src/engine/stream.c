@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine/engine_int.h"
+#include "engine/gpu_int.h"
 
 asr_transcribe_params_t asr_transcribe_default_params(void) {
     asr_transcribe_params_t p;
@@ -56,7 +57,7 @@ asr_err_t asr_stream_create_slot(const asr_model_t *m, int n_seq, asr_stream_t *
     if (n_seq < 1 || n_seq > ASR_SLOT_MAX_SEQ)
         return ASR_ERR_INVALID;
     asr__slot_layout_t L;
-    asr__slot_layout(&m->info, n_seq, m->wtype, &L);
+    asr__slot_layout(&m->info, n_seq, m->wtype, m->g != NULL, &L);
     unsigned char *a = asr_malloc_huge(L.arena_bytes);
     if (!a)
         return ASR_ERR_NOMEM;
@@ -81,8 +82,18 @@ asr_err_t asr_stream_create_slot(const asr_model_t *m, int n_seq, asr_stream_t *
     s->win = BUF(ASR_SLOT_WIN), s->frames_raw = BUF(ASR_SLOT_FRAMES_RAW);
     s->frames_buf = BUF(ASR_SLOT_FRAMES_BUF);
 #undef BUF
-    s->n_threads = m->n_threads;
-    s->pool = asr_pool_create(m->n_threads);
+    s->n_threads = m->g ? 1 : m->n_threads; /* a GPU stream's host work is the search */
+    s->pool = asr_pool_create(s->n_threads);
+    if (m->g) { /* the encoder, caches and decoder scratch are on the device */
+        memset(&s->eb, 0, sizeof s->eb);
+        s->cross_kv = s->self_k = s->self_v = NULL;
+        s->dx = s->dh = s->dqkv = s->dattn = s->dffn = s->dscores = NULL;
+        asr_err_t rc = asr__gpu_stream_open(s);
+        if (rc != ASR_OK) {
+            asr_stream_destroy(s);
+            return rc;
+        }
+    }
     asr_buf_init(&s->text_pool);
     ASR_LOG(ASR_LOG_DEBUG, "msg=slot_created n_seq=%d arena_bytes=%zu", n_seq, L.arena_bytes);
     *out = s;
@@ -99,6 +110,8 @@ int asr_stream_n_seq(const asr_stream_t *s) { return s->n_seq_cap; }
 void asr_stream_destroy(asr_stream_t *s) {
     if (!s)
         return;
+    asr__gpu_stream_close(s);
+    free(s->bench_tokens);
     asr_free_huge(s->arena, s->arena_bytes);
     asr_pool_destroy(s->pool);
     asr__zh_free(s);
@@ -222,6 +235,12 @@ asr_err_t asr_engine_log_mel(const asr_model_t *m, const float *pcm, size_t n_sa
 }
 
 asr_err_t asr_stream_encode(asr_stream_t *s, const float *mel_window, const float **out_enc) {
+    if (s->g) { /* the device's output, copied back as float32 */
+        asr__gpu_encode(s, mel_window, true);
+        s->enc_out_live = true, s->xkv_live = true;
+        *out_enc = s->g->enc_out;
+        return s->g->err;
+    }
     asr__encode(s, mel_window);
     *out_enc = s->eb.out;
     return ASR_OK;

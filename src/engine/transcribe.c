@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "engine/engine_int.h"
+#include "engine/gpu_int.h"
 #include "engine/search.h"
 #include "engine/align.h"
 #include "engine/frames.h"
@@ -443,6 +444,8 @@ asr_err_t asr__transcribe_run(asr_stream_t *s, const asr_pcm_source_t *src,
     const asr_model_t *m = s->m;
     asr_transcribe_params_t p = params ? *params : asr_transcribe_default_params();
     asr__stream_results_reset(s);
+    if (s->g) /* a failure of the device, seen by this transcription's jobs */
+        s->g->err = ASR_OK;
     s->duration = 0.0;
     memset(&s->timings, 0, sizeof s->timings);
     double t_start = asr_now_s(), t0 = t_start;
@@ -514,6 +517,8 @@ asr_err_t asr__transcribe_run(asr_stream_t *s, const asr_pcm_source_t *src,
     s->duration = (double)(p.vad_filter ? vf.n_total : fr.n_total) / 16000.0;
     int32_t lang_tok;
     rc = set_language(s, &p, &fr, win, &lang_tok);
+    if (rc == ASR_OK && s->g)
+        rc = s->g->err;
     if (rc == ASR_OK && !detect_only)
         rc = asr__zh_begin(s, &p);
     if (rc != ASR_OK || detect_only)
@@ -556,6 +561,10 @@ asr_err_t asr__transcribe_run(asr_stream_t *s, const asr_pcm_source_t *src,
         t0 = asr_now_s();
         rc = decode_with_fallback(&R, &avg_lp, &cr);
         s->timings.decode_s += asr_now_s() - t0;
+        if (rc == ASR_OK && s->g && s->g->err != ASR_OK) { /* the device failed: errmsg says how */
+            rc = s->g->err;
+            goto done;
+        }
         if (rc != ASR_OK) {
             snprintf(s->errmsg, sizeof s->errmsg, "%s",
                      rc == ASR_ERR_CANCELLED ? "cancelled" : "out of memory while decoding");
@@ -577,7 +586,7 @@ asr_err_t asr__transcribe_run(asr_stream_t *s, const asr_pcm_source_t *src,
                               : 1.0,
                           p.progress_cb_user_data);
     }
-    rc = ASR_OK;
+    rc = s->g ? s->g->err : ASR_OK;
 done:
     s->timings.total_s = asr_now_s() - t_start;
     free(guard);

@@ -1,0 +1,258 @@
+/* engine: the decoder on a device (gpu_int.h), mirroring decoder.c. Every decoder pass is a set of
+ * rows (asr_dev_row_t): a batched step has one row per sequence of every stream in the batch,
+ * each pointing at its own stream's caches and cross K/V; a prompt block has one row per token of
+ * one stream's sequence, with len = pos0 + i + 1 on the same cache (the causal mask). As in
+ * decoder.c, a prompt block from position 0 writes physical cache slot 0 and becomes the prompt
+ * every sequence shares: a step reads positions [0, shared) from slot 0 and the rest from the
+ * sequence's own slot (slot_of). Beam reordering's cache copies are device-to-device copies,
+ * queued before the stream's next job.
+ *
+ * The stream-side functions (asr__gpu_step...) build a job and wait for the batcher; the
+ * asr__gpu_run_* functions run on the batcher thread. */
+#include <math.h>
+#include <string.h>
+
+#include "engine/gpu_int.h"
+
+static void *el(const void *p, asr_dtype_t t, size_t n) {
+    return (unsigned char *)p + n * asr_dtype_size(t);
+}
+
+/* elements of one sequence's self-attention cache */
+static size_t seq_elems(const asr_model_info_t *in) {
+    return (size_t)in->n_text_layer * in->n_text_ctx * in->d_model;
+}
+
+/* ---- batcher side ---- */
+
+/* A linear layer of the model on m rows. */
+static void lin(struct asr__gpu_model *g, const asr__gpu_lin_t *L, const void *a, int lda, void *c,
+                int ldc, int m, int flags) {
+    asr_dev_linear(g->dev, g->t, a, lda, &L->w, L->b, g->t, c, ldc, m, L->n, L->k, flags);
+}
+
+/* The alignment heads of layer l: raw scores of the cross-attention queries in g->d_qkv. */
+static void capture_alignment(struct asr__gpu_model *g, asr_stream_t *s, int l, int n) {
+    const asr_model_t *m = g->m;
+    const int d = m->info.d_model, dh = d / m->info.n_text_head;
+    const int rows = n < s->align_rows ? n : s->align_rows, F = s->align_frames;
+    for (int k = 0; k < m->n_alignment_heads; k++) {
+        if (m->alignment_heads[k][0] != l)
+            continue;
+        asr_dev_attn_cross_scores(g->dev, g->t, g->d_qkv, d, g->d_rows, rows,
+                                  m->alignment_heads[k][1], dh, F, 2 * d, (size_t)l * 1500 * 2 * d,
+                                  1.0f / sqrtf((float)dh), g->d_align);
+        asr_dev_d2h(g->dev, g->h_align, g->d_align, (size_t)rows * F * sizeof(float));
+        if (asr_dev_sync(g->dev, NULL, 0) != ASR_OK)
+            return;
+        for (int r = 0; r < rows; r++)
+            memcpy(s->align_capture + ((size_t)k * s->align_rows + r) * F,
+                   g->h_align + (size_t)r * F, (size_t)F * sizeof(float));
+    }
+}
+
+/* The decoder layers over n rows (g->h_rows, g->h_tok, g->h_pos filled): the final residual rows
+ * end in g->d_x. cap: the stream whose alignment heads are captured, or NULL. */
+static void dec_layers(struct asr__gpu_model *g, int n, asr_stream_t *cap) {
+    asr_dev_t *dv = g->dev;
+    const asr_model_info_t *in = &g->m->info;
+    const int d = in->d_model, H = in->n_text_head, dh = d / H, C = in->n_text_ctx;
+    const int ff = g->w.dec[0].ffn1.n;
+    const asr_dtype_t t = g->t;
+    const float scale = 1.0f / sqrtf((float)dh);
+    asr_dev_h2d(dv, g->d_rows, g->h_rows, (size_t)n * sizeof(asr_dev_row_t));
+    asr_dev_h2d(dv, g->d_tok, g->h_tok, (size_t)n * sizeof(int32_t));
+    asr_dev_h2d(dv, g->d_pos, g->h_pos, (size_t)n * sizeof(int32_t));
+    asr_dev_embed(dv, t, &g->w.tok_emb, g->w.dec_pos, g->d_tok, g->d_pos, n, d, g->d_x);
+    for (int l = 0; l < in->n_text_layer; l++) {
+        const asr__gpu_dec_layer_t *L = &g->w.dec[l];
+        const size_t self_off = (size_t)l * C * d, cross_off = (size_t)l * 1500 * 2 * d;
+        asr_dev_layer_norm(dv, t, g->d_x, g->d_h, n, d, L->attn_ln.g, L->attn_ln.b, 1e-5f);
+        lin(g, &L->qkv, g->d_h, d, g->d_qkv, 3 * d, n, 0);
+        asr_dev_kv_append(dv, t, g->d_qkv, 3 * d, g->d_rows, n, d, self_off);
+        asr_dev_attn_self(dv, t, g->d_qkv, 3 * d, g->d_rows, n, H, dh, self_off, scale, g->d_att,
+                          d);
+        lin(g, &L->out, g->d_att, d, g->d_x, d, n, ASR_LIN_ACCUM);
+        asr_dev_layer_norm(dv, t, g->d_x, g->d_h, n, d, L->cross_ln.g, L->cross_ln.b, 1e-5f);
+        lin(g, &L->cross_q, g->d_h, d, g->d_qkv, d, n, 0);
+        if (cap)
+            capture_alignment(g, cap, l, n);
+        asr_dev_attn_cross(dv, t, g->d_qkv, d, g->d_rows, n, H, dh, 1500, 2 * d, cross_off, scale,
+                           g->d_att, d);
+        lin(g, &L->cross_out, g->d_att, d, g->d_x, d, n, ASR_LIN_ACCUM);
+        asr_dev_layer_norm(dv, t, g->d_x, g->d_h, n, d, L->ffn_ln.g, L->ffn_ln.b, 1e-5f);
+        lin(g, &L->ffn1, g->d_h, d, g->d_ffn, ff, n, ASR_LIN_GELU);
+        lin(g, &L->ffn2, g->d_ffn, ff, g->d_x, d, n, ASR_LIN_ACCUM);
+    }
+}
+
+/* Logits (float32) of n rows of x into g->h_logits, synchronously. */
+static asr_err_t logits(struct asr__gpu_model *g, const void *x, int n) {
+    const asr_model_info_t *in = &g->m->info;
+    const int d = in->d_model, V = in->n_vocab;
+    asr_dev_layer_norm(g->dev, g->t, x, g->d_h, n, d, g->w.dec_ln.g, g->w.dec_ln.b, 1e-5f);
+    asr_dev_linear(g->dev, g->t, g->d_h, d, &g->w.tok_emb, NULL, ASR_DT_F32, g->d_logits, V, n, V,
+                   d, 0);
+    asr_dev_d2h(g->dev, g->h_logits, g->d_logits, (size_t)n * V * sizeof(float));
+    return asr_dev_sync(g->dev, NULL, 0);
+}
+
+static asr_dev_row_t row_of(struct asr__gpu_model *g, asr_stream_t *s, int slot, int shared,
+                            int len) {
+    const asr_model_info_t *in = &g->m->info;
+    struct asr__gpu_stream *sg = s->g;
+    const size_t off = (size_t)slot * seq_elems(in);
+    asr_dev_row_t r = {0};
+    r.k = el(sg->self_k, g->t, off);
+    r.v = el(sg->self_v, g->t, off);
+    r.ks = shared > 0 ? sg->self_k : NULL;
+    r.vs = shared > 0 ? sg->self_v : NULL;
+    r.xk = sg->xkv;
+    r.xv = el(sg->xkv, g->t, (size_t)in->d_model);
+    r.shared = shared;
+    r.len = len;
+    return r;
+}
+
+void asr__gpu_run_step(struct asr__gpu_model *g, asr__gpu_job_t **jobs, int n_jobs) {
+    const int V = g->m->info.n_vocab;
+    int n = 0;
+    for (int j = 0; j < n_jobs; j++) {
+        asr_stream_t *s = jobs[j]->s;
+        const int pos = jobs[j]->pos;
+        /* decoder.c's sattn_head: the shared prompt only when it ends before this position */
+        const int shared = s->self_shared < pos + 1 ? s->self_shared : 0;
+        for (int i = 0; i < jobs[j]->n; i++, n++) {
+            g->h_rows[n] = row_of(g, s, s->slot_of[i], shared, pos + 1);
+            g->h_tok[n] = jobs[j]->tokens[i];
+            g->h_pos[n] = pos;
+        }
+    }
+    ASR_ASSERT(n <= g->max_batch * ASR_SLOT_MAX_SEQ);
+    dec_layers(g, n, NULL);
+    if (logits(g, g->d_x, n) != ASR_OK)
+        return;
+    for (int j = 0, r = 0; j < n_jobs; j++) {
+        memcpy(jobs[j]->s->logits, g->h_logits + (size_t)r * V,
+               (size_t)jobs[j]->n * V * sizeof(float));
+        r += jobs[j]->n;
+    }
+}
+
+void asr__gpu_run_forward(struct asr__gpu_model *g, asr__gpu_job_t *j) {
+    asr_stream_t *s = j->s;
+    const int n = j->n, d = g->m->info.d_model;
+    ASR_ASSERT(n <= g->max_rows);
+    for (int i = 0; i < n; i++) { /* physical slot 0, causal: row i sees [0, pos0 + i] */
+        g->h_rows[i] = row_of(g, s, 0, 0, j->pos + i + 1);
+        g->h_tok[i] = j->tokens[i];
+        g->h_pos[i] = j->pos + i;
+    }
+    dec_layers(g, n, s->align_capture ? s : NULL);
+    /* kept for later logits rows: another stream's job may overwrite the scratch */
+    asr_dev_d2d(g->dev, s->g->last, g->d_x, asr__gpu_bytes(g->t, (size_t)n * d));
+    s->g->last_rows = n;
+    if (j->logits_row >= 0 && j->logits_row < n) {
+        if (logits(g, el(g->d_x, g->t, (size_t)j->logits_row * d), 1) == ASR_OK)
+            memcpy(s->logits, g->h_logits, (size_t)g->m->info.n_vocab * sizeof(float));
+    } else {
+        asr_dev_sync(g->dev, NULL, 0);
+    }
+}
+
+void asr__gpu_run_logits_row(struct asr__gpu_model *g, asr__gpu_job_t *j) {
+    asr_stream_t *s = j->s;
+    if (j->logits_row < 0 || j->logits_row >= s->g->last_rows) {
+        j->rc = ASR_ERR_INVALID;
+        return;
+    }
+    const void *x = el(s->g->last, g->t, (size_t)j->logits_row * g->m->info.d_model);
+    if (logits(g, x, 1) == ASR_OK)
+        memcpy(s->logits, g->h_logits, (size_t)g->m->info.n_vocab * sizeof(float));
+}
+
+void asr__gpu_apply_copies(struct asr__gpu_model *g, asr_stream_t *s) {
+    struct asr__gpu_stream *sg = s->g;
+    const asr_model_info_t *in = &g->m->info;
+    const size_t d = (size_t)in->d_model, C = (size_t)in->n_text_ctx;
+    for (int i = 0; i < sg->n_copies; i++) {
+        const asr__gpu_copy_t *c = &sg->copies[i];
+        const size_t bytes = asr__gpu_bytes(g->t, (size_t)(c->len - c->from) * d);
+        for (int l = 0; l < in->n_text_layer; l++) {
+            size_t o = ((size_t)l * C + (size_t)c->from) * d;
+            size_t dst = (size_t)c->dst * seq_elems(in) + o,
+                   src = (size_t)c->src * seq_elems(in) + o;
+            asr_dev_d2d(g->dev, el(sg->self_k, g->t, dst), el(sg->self_k, g->t, src), bytes);
+            asr_dev_d2d(g->dev, el(sg->self_v, g->t, dst), el(sg->self_v, g->t, src), bytes);
+        }
+    }
+    sg->n_copies = 0;
+}
+
+/* ---- stream side ---- */
+
+static void run(asr_stream_t *s, asr__gpu_job_t *j) {
+    j->s = s;
+    asr_err_t rc = asr__gpu_submit(s->m->g, j);
+    if (rc != ASR_OK && s->g->err == ASR_OK) {
+        s->g->err = rc;
+        asr_errf(s->errmsg, sizeof s->errmsg, "%s: %s", s->m->device,
+                 s->m->g->err[0] ? s->m->g->err : asr_strerror(rc));
+    }
+}
+
+void asr__gpu_encode(asr_stream_t *s, const float *mel_window, bool want_out) {
+    if (want_out && !s->g->enc_out) {
+        s->g->enc_out = asr_malloc((size_t)1500 * s->m->info.d_model * sizeof(float));
+        ASR_ASSERT(s->g->enc_out);
+    }
+    asr__gpu_job_t j = {.kind = ASR_GPU_JOB_ENCODE, .mel = mel_window};
+    j.enc_out = want_out ? s->g->enc_out : NULL;
+    run(s, &j);
+}
+
+void asr__gpu_forward(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int logits_row) {
+    asr__gpu_job_t j = {.kind = ASR_GPU_JOB_FORWARD, .tokens = tokens, .n = n, .pos = pos0};
+    j.logits_row = logits_row;
+    run(s, &j);
+}
+
+void asr__gpu_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
+    asr__gpu_job_t j = {.kind = ASR_GPU_JOB_STEP, .tokens = tokens, .n = n_seq, .pos = pos};
+    run(s, &j);
+}
+
+void asr__gpu_logits_row(asr_stream_t *s, int row) {
+    asr__gpu_job_t j = {.kind = ASR_GPU_JOB_LOGITS_ROW, .logits_row = row};
+    run(s, &j);
+}
+
+void asr__gpu_copy_seq(asr_stream_t *s, int dst, int src, int from, int len) {
+    struct asr__gpu_stream *sg = s->g;
+    ASR_ASSERT(sg->n_copies < ASR_GPU_MAX_COPIES);
+    sg->copies[sg->n_copies++] =
+        (asr__gpu_copy_t){(int8_t)dst, (int8_t)src, (int16_t)from, (int16_t)len};
+}
+
+asr_err_t asr__gpu_stream_open(asr_stream_t *s) {
+    s->g = asr_xcalloc(1, sizeof *s->g);
+    asr__gpu_job_t j = {.kind = ASR_GPU_JOB_SLOT_OPEN};
+    j.s = s;
+    asr_err_t rc = asr__gpu_submit(s->m->g, &j);
+    if (rc != ASR_OK) {
+        free(s->g);
+        s->g = NULL;
+    }
+    return rc;
+}
+
+void asr__gpu_stream_close(asr_stream_t *s) {
+    if (!s->g)
+        return;
+    asr__gpu_job_t j = {.kind = ASR_GPU_JOB_SLOT_CLOSE};
+    j.s = s;
+    asr__gpu_submit(s->m->g, &j);
+    free(s->g->enc_out);
+    free(s->g);
+    s->g = NULL;
+}
