@@ -169,7 +169,7 @@ ASR_API const char *asr_model_device(const asr_model_t *model);
 /* One line on the device for logs: "cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB free), float16,
  * max batch 16" or "cpu (avx2+fma+f16c), float32". */
 ASR_API const char *asr_model_device_line(const asr_model_t *model);
-/* Bytes of weights held in memory. */
+/* Bytes of weights held in memory (a GPU model: in device memory, the host keeps no copy). */
 ASR_API size_t asr_model_weight_bytes(const asr_model_t *model);
 
 /* ---- memory plan ----

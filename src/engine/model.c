@@ -575,6 +575,12 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
             asr_model_destroy(m);
             return rc;
         }
+        /* the device holds the weights now: the host's copies (the huge region, the mapped
+         * files) are never read again; the tokenizer, mel filters and token lists stay */
+        asr_free_huge(m->warena, m->warena_len);
+        m->warena = NULL, m->warena_len = 0;
+        asr_wfile_free(&m->wf);
+        m->weight_bytes = m->g->weight_bytes;
     }
     *out = m;
     return ASR_OK;
