@@ -773,8 +773,10 @@ static void cuda_option(char *out, size_t len) {
     char line[512];
     while (fgets(line, sizeof line, f))
         if (!strncmp(line, "ASR_CUDA:STRING=", 16)) {
-            snprintf(out, len, "%s", line + 16);
-            out[strcspn(out, "\r\n")] = 0;
+            size_t n = strcspn(line + 16, "\r\n");
+            n = n < len - 1 ? n : len - 1;
+            memcpy(out, line + 16, n);
+            out[n] = 0;
             break;
         }
     fclose(f);
