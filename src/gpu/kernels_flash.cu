@@ -7,23 +7,33 @@
  * zero-filling the tiles and masking keys >= T with -inf; queries >= T are computed on zeros and
  * never stored.
  *
- * Two kernels:
- *   simt   any type, any dh <= 128 (float32 compute type, and odd head sizes): 32 queries × 16
- *          keys per step, 128 threads; 4 threads share a query row (scores of 4 keys each, the
- *          row's max and sum by 2 shuffles) and split its output channels (c = q4 + 4 i).
- *          Q (pre-scaled), K, V and P tiles in shared memory, rows padded against bank conflicts.
- *   wmma   float16 / bfloat16 with dh == 64 and 16-byte aligned qkv / out (every Whisper model):
- *          tensor cores through the wmma API (16×16×16, float32 accumulators). 64 queries × 64
- *          keys per step, 4 warps each owning 16 query rows. Per key tile: the block stages K
- *          and V (16-byte loads); each warp computes S = Q·Kᵀ (16 MMAs) into shared memory as
- *          float32, runs the online softmax on its 16 rows in SIMT (2 lanes per row), writes P
- *          in the input type and rescales its float32 output rows in shared memory by alpha,
- *          then accumulates O += P·V (16 MMAs, O loaded from and stored back to shared memory,
- *          since a wmma fragment's element layout is unspecified). Only warp-level barriers
- *          between a warp's own steps; block barriers around the K/V staging. The scale is
- *          applied to S in float32 (Q is staged unscaled: no extra rounding of q).
- * Shared memory: simt <= 35 KB (static limit), wmma 70 KB dynamic (opted in once per process). */
+ * Three kernels:
+ *   mma    float16 / bfloat16 with dh == 64 and 16-byte aligned qkv / out (every Whisper model;
+ *          the default): tensor cores through mma.sync.m16n8k16 (float32 accumulators), the
+ *          softmax in registers. 128 queries × 64 keys per step, 8 warps each owning 16 query
+ *          rows. Q's fragments are loaded once; per key tile the block stages K and V in shared
+ *          memory (16-byte loads, rows padded to 72 elements so fragment reads are free of bank
+ *          conflicts), each warp computes S = Q·Kᵀ (32 MMAs), masks, takes the row max across
+ *          the 4 lanes of a row (2 shuffles), rescales its output by alpha, rounds
+ *          P = exp2(S·scale·log2e - m) to the input type and feeds it straight back as the A
+ *          operand of O += P·V (32 MMAs): the C layout of two key tiles is the A layout of 16
+ *          keys. l sums the rounded P (what P·V multiplies); each lane keeps its share, added
+ *          across the row's 4 lanes at the end. Warps whose rows are all past T only stage.
+ *   wmma   the same on the wmma API (64 queries, 4 warps; S, P and O through shared memory,
+ *          since a wmma fragment's element layout is unspecified): slower, kept as a second
+ *          tensor-core implementation to check the first against (ASRD_CUDA_ATTN_FULL=wmma).
+ *   simt   any type, any dh <= 128 (float32 compute type, odd head sizes; and
+ *          ASRD_CUDA_ATTN_FULL=simt): 32 queries × 16 keys per step, 128 threads; 4 threads
+ *          share a query row (scores of 4 keys each, the row's max and sum by 2 shuffles) and
+ *          split its output channels (c = q4 + 4 i). Q (pre-scaled), K, V and P tiles in shared
+ *          memory, rows padded against bank conflicts.
+ * out must not overlap qkv (other blocks still read K and V of rows a block has written).
+ * Shared memory: mma 36 KB, simt <= 35 KB (static), wmma 70 KB dynamic (opted in once per
+ * process and device). The float32 path is exact float32 arithmetic; the 16-bit paths round P to
+ * the input type, as any tensor-core flash attention does. */
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #include <mma.h>
 
 #include "gpu/kernels_int.cuh"
@@ -145,11 +155,11 @@ static void attn_full_simt(asr_dev_t *d, const T *qkv, T *out, int B, int Tn, in
 #define FW_WARP_P (16 * FW_LDH * 2)
 #define FW_SMEM (3 * FW_TILE_H + 4 * (2 * FW_WARP_S + FW_WARP_P))
 
-/* Copies 64 rows × 64 elements of a 16-bit type from global (row r at src + r*ld, rows >= nrows
- * zero) to a shared tile of FW_LDH, 16 bytes per thread-step. */
-template <typename T>
-__device__ __forceinline__ void fw_stage(T *dst, const T *src, size_t ld, int nrows) {
-    for (int e = threadIdx.x; e < FW_BM * (FW_D / 8); e += FW_THREADS) {
+/* Copies ROWS rows × 64 elements of a 16-bit type from global (row r at src + r*ld, rows >= nrows
+ * zero) to a shared tile with rows of FW_LDH elements, 16 bytes per thread-step (NT threads). */
+template <typename T, int ROWS, int NT>
+__device__ __forceinline__ void stage64(T *dst, const T *src, size_t ld, int nrows) {
+    for (int e = threadIdx.x; e < ROWS * (FW_D / 8); e += NT) {
         int r = e >> 3, c = (e & 7) * 8;
         uint4 v = make_uint4(0, 0, 0, 0);
         if (r < nrows)
@@ -177,7 +187,7 @@ __global__ void __launch_bounds__(FW_THREADS)
     float *Ow = reinterpret_cast<float *>(wbase + FW_WARP_S); /* [16][FW_LDF] */
     T *Pw = reinterpret_cast<T *>(wbase + 2 * FW_WARP_S);     /* [16][FW_LDH] */
 
-    fw_stage(Qs, base + (size_t)t0 * ld, ld, Tn - t0);
+    stage64<T, FW_BM, FW_THREADS>(Qs, base + (size_t)t0 * ld, ld, Tn - t0);
     /* this lane's half row of the warp's 16 rows: row rr, columns c0 .. c0+31 */
     const int rr = lane >> 1, c0 = (lane & 1) * 32;
     for (int c = 0; c < 32; c++)
@@ -191,8 +201,8 @@ __global__ void __launch_bounds__(FW_THREADS)
 
     for (int j0 = 0; j0 < Tn; j0 += FW_BN) {
         __syncthreads(); /* every warp is done with the previous K/V tile */
-        fw_stage(Ks, base + (size_t)j0 * ld + dim, ld, Tn - j0);
-        fw_stage(Vs, base + (size_t)j0 * ld + 2 * dim, ld, Tn - j0);
+        stage64<T, FW_BN, FW_THREADS>(Ks, base + (size_t)j0 * ld + dim, ld, Tn - j0);
+        stage64<T, FW_BN, FW_THREADS>(Vs, base + (size_t)j0 * ld + 2 * dim, ld, Tn - j0);
         __syncthreads();
         /* S = Q·Kᵀ: Kᵀ read column-major from the [key][c] tile */
 #pragma unroll
@@ -273,6 +283,179 @@ __global__ void __launch_bounds__(FW_THREADS)
 #endif
 }
 
+/* ---- mma (float16 / bfloat16, dh == 64): registers-resident flash attention ---- */
+#define FM_BM 128 /* queries per block: 16 per warp */
+#define FM_BN 64  /* keys per step */
+#define FM_THREADS 256
+
+__device__ __forceinline__ uint32_t bits16(__half v) { return __half_as_ushort(v); }
+__device__ __forceinline__ uint32_t bits16(bf16_t v) { return __bfloat16_as_ushort(v); }
+/* Two 16-bit elements in one register, the lower column in the low half (PTX fragment order). */
+template <typename T> __device__ __forceinline__ uint32_t pack2(T lo, T hi) {
+    return bits16(lo) | (bits16(hi) << 16);
+}
+__device__ __forceinline__ uint32_t lds32(const void *p) {
+    return *reinterpret_cast<const uint32_t *>(p);
+}
+
+/* c (16×8 float32) += a (16×16, row) · b (16×8, col): mma.sync m16n8k16 */
+__device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint32_t *b, __half) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+__device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint32_t *b, bf16_t) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+/* Fragment layouts (PTX ISA, mma.m16n8k16, 16-bit inputs; g = lane / 4, q = lane % 4):
+ *   A (16×16): reg0 = (row g, cols 2q, 2q+1), reg1 = (row g+8, same cols), reg2 = (row g,
+ *              cols 2q+8, 2q+9), reg3 = (row g+8, cols 2q+8, 2q+9);
+ *   B (16×8):  reg0 = (rows 2q, 2q+1, col g), reg1 = (rows 2q+8, 2q+9, col g);
+ *   C (16×8):  c0, c1 = (row g, cols 2q, 2q+1), c2, c3 = (row g+8, same cols).
+ * So the S accumulators of key tiles 2k and 2k+1 are, packed in pairs, exactly the A fragment of
+ * P for the k-th 16 keys of P·V: the probabilities never leave registers. */
+template <typename T>
+__global__ void __launch_bounds__(FM_THREADS, 2)
+    k_attn_full_mma(const T *qkv, T *out, int Tn, int H, float scale_log2) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+    __shared__ __align__(16) T Qs[FM_BM * FW_LDH];
+    __shared__ __align__(16) T Ks[FM_BN * FW_LDH];
+    __shared__ __align__(16) T Vs[FM_BN * FW_LDH];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    const int t0 = blockIdx.x * FM_BM, h = blockIdx.y, b = blockIdx.z;
+    const int dim = H * FW_D;
+    const size_t ld = (size_t)3 * dim;
+    const T *base = qkv + (size_t)b * Tn * ld + (size_t)h * FW_D;
+    const bool active = t0 + warp * 16 < Tn; /* a warp of rows past the end only stages */
+
+    stage64<T, FM_BM, FM_THREADS>(Qs, base + (size_t)t0 * ld, ld, Tn - t0);
+    __syncthreads();
+    uint32_t qa[FW_D / 16][4];
+    {
+        const T *qw = Qs + warp * 16 * FW_LDH;
+#pragma unroll
+        for (int kk = 0; kk < FW_D / 16; kk++) {
+            qa[kk][0] = lds32(qw + g * FW_LDH + kk * 16 + 2 * q);
+            qa[kk][1] = lds32(qw + (g + 8) * FW_LDH + kk * 16 + 2 * q);
+            qa[kk][2] = lds32(qw + g * FW_LDH + kk * 16 + 8 + 2 * q);
+            qa[kk][3] = lds32(qw + (g + 8) * FW_LDH + kk * 16 + 8 + 2 * q);
+        }
+    }
+    float o[FW_D / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < FW_D / 8; nt++)
+        o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
+    /* rows g and g+8: running max (log2 domain) and this lane's share of the sum */
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    const uint16_t *Vh = reinterpret_cast<const uint16_t *>(Vs);
+
+    for (int j0 = 0; j0 < Tn; j0 += FM_BN) {
+        __syncthreads(); /* every warp is done with the previous K/V tile */
+        stage64<T, FM_BN, FM_THREADS>(Ks, base + (size_t)j0 * ld + dim, ld, Tn - j0);
+        stage64<T, FM_BN, FM_THREADS>(Vs, base + (size_t)j0 * ld + 2 * dim, ld, Tn - j0);
+        __syncthreads();
+        if (!active)
+            continue;
+        /* S = Q·Kᵀ: key tile nt holds keys nt*8 .. nt*8+7 */
+        float s[FM_BN / 8][4];
+#pragma unroll
+        for (int nt = 0; nt < FM_BN / 8; nt++) {
+            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+            const T *kr = Ks + (nt * 8 + g) * FW_LDH + 2 * q;
+#pragma unroll
+            for (int kk = 0; kk < FW_D / 16; kk++) {
+                uint32_t kb[2] = {lds32(kr + kk * 16), lds32(kr + kk * 16 + 8)};
+                mma16816(s[nt], qa[kk], kb, T());
+            }
+        }
+        /* online softmax in the log2 domain; keys past the end are -inf */
+        const int kend = Tn - j0;
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < FM_BN / 8; nt++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                bool valid = nt * 8 + 2 * q + e < kend;
+                s[nt][e] = valid ? s[nt][e] * scale_log2 : -INFINITY;
+                s[nt][2 + e] = valid ? s[nt][2 + e] * scale_log2 : -INFINITY;
+                mx0 = fmaxf(mx0, s[nt][e]);
+                mx1 = fmaxf(mx1, s[nt][2 + e]);
+            }
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1); /* finite: key j0 is valid */
+        const float a0 = exp2f(m0 - mn0), a1 = exp2f(m1 - mn1); /* 0 on the first tile */
+        m0 = mn0;
+        m1 = mn1;
+        l0 *= a0;
+        l1 *= a1;
+#pragma unroll
+        for (int nt = 0; nt < FW_D / 8; nt++) {
+            o[nt][0] *= a0;
+            o[nt][1] *= a0;
+            o[nt][2] *= a1;
+            o[nt][3] *= a1;
+        }
+        uint32_t pa[FM_BN / 16][4];
+#pragma unroll
+        for (int nt = 0; nt < FM_BN / 8; nt++) {
+            T p0 = from_f<T>(exp2f(s[nt][0] - mn0)), p1 = from_f<T>(exp2f(s[nt][1] - mn0));
+            T p2 = from_f<T>(exp2f(s[nt][2] - mn1)), p3 = from_f<T>(exp2f(s[nt][3] - mn1));
+            l0 += to_f(p0) + to_f(p1); /* the sum of what P·V multiplies */
+            l1 += to_f(p2) + to_f(p3);
+            pa[nt / 2][2 * (nt & 1)] = pack2(p0, p1);
+            pa[nt / 2][2 * (nt & 1) + 1] = pack2(p2, p3);
+        }
+        /* O += P·V: channel tile nt holds channels nt*8 .. nt*8+7 */
+#pragma unroll
+        for (int kk = 0; kk < FM_BN / 16; kk++) {
+            const uint16_t *vr = Vh + (kk * 16 + 2 * q) * FW_LDH + g;
+#pragma unroll
+            for (int nt = 0; nt < FW_D / 8; nt++) {
+                uint32_t vb[2] = {vr[nt * 8] | ((uint32_t)vr[FW_LDH + nt * 8] << 16),
+                                  vr[8 * FW_LDH + nt * 8] |
+                                      ((uint32_t)vr[9 * FW_LDH + nt * 8] << 16)};
+                mma16816(o[nt], pa[kk], vb, T());
+            }
+        }
+    }
+    if (!active)
+        return;
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    const int r0 = t0 + warp * 16 + g, r1 = r0 + 8;
+    T *o0 = out + ((size_t)b * Tn + r0) * dim + (size_t)h * FW_D + 2 * q;
+    T *o1 = o0 + (size_t)8 * dim;
+#pragma unroll
+    for (int nt = 0; nt < FW_D / 8; nt++) {
+        if (r0 < Tn)
+            *reinterpret_cast<uint32_t *>(o0 + nt * 8) =
+                pack2(from_f<T>(o[nt][0] * inv0), from_f<T>(o[nt][1] * inv0));
+        if (r1 < Tn)
+            *reinterpret_cast<uint32_t *>(o1 + nt * 8) =
+                pack2(from_f<T>(o[nt][2] * inv1), from_f<T>(o[nt][3] * inv1));
+    }
+#else
+    (void)qkv;
+    (void)out;
+    (void)Tn;
+    (void)H;
+    (void)scale_log2;
+    __trap(); /* the launcher never picks this kernel below compute capability 8.0 */
+#endif
+}
+
 /* The opt-in to FW_SMEM bytes of dynamic shared memory, once per kernel and device ordinal. */
 template <typename T> static bool fw_opt_in(asr_dev_t *d) {
     static unsigned long long done; /* bit per device ordinal < 64 */
@@ -291,12 +474,30 @@ template <typename T> static bool fw_opt_in(asr_dev_t *d) {
     return true;
 }
 
+/* Which kernel runs float16 / bfloat16 attention with dh 64: ASRD_CUDA_ATTN_FULL = mma (the
+ * default), wmma or simt, so the GPU tests can check each against the reference. */
+static int attn_full_kind(void) {
+    const char *e = getenv("ASRD_CUDA_ATTN_FULL");
+    if (e && !strcmp(e, "simt"))
+        return 0;
+    if (e && !strcmp(e, "wmma"))
+        return 1;
+    return 2;
+}
+
+/* The tensor-core kernels; false when they do not apply (then the SIMT kernel runs). */
 template <typename T>
-static bool attn_full_wmma(asr_dev_t *d, const T *qkv, T *out, int B, int Tn, int H, int dh,
-                           float scale) {
-    if (dh != FW_D || d->info.cc_major < 8 || ((uintptr_t)qkv & 15) || ((uintptr_t)out & 15))
+static bool attn_full_tc(asr_dev_t *d, const T *qkv, T *out, int B, int Tn, int H, int dh,
+                         float scale) {
+    int kind = attn_full_kind();
+    if (kind == 0 || dh != FW_D || d->info.cc_major < 8 || ((uintptr_t)qkv & 15) ||
+        ((uintptr_t)out & 15))
         return false;
-    if (fw_opt_in<T>(d)) {
+    if (kind == 2) {
+        dim3 grid((unsigned)((Tn + FM_BM - 1) / FM_BM), (unsigned)H, (unsigned)B);
+        k_attn_full_mma<T>
+            <<<grid, FM_THREADS, 0, cu_stream(d)>>>(qkv, out, Tn, H, scale * 1.4426950408889634f);
+    } else if (fw_opt_in<T>(d)) {
         dim3 grid((unsigned)((Tn + FW_BM - 1) / FW_BM), (unsigned)H, (unsigned)B);
         k_attn_full_wmma<T><<<grid, FW_THREADS, FW_SMEM, cu_stream(d)>>>(qkv, out, Tn, H, scale);
     }
@@ -314,12 +515,12 @@ extern "C" void asr__cu_attn_full(asr_dev_t *d, asr_dtype_t t, const void *qkv, 
     }
     switch (t) {
     case ASR_DT_F16:
-        if (attn_full_wmma<__half>(d, (const __half *)qkv, (__half *)out, B, T, H, dh, scale))
+        if (attn_full_tc<__half>(d, (const __half *)qkv, (__half *)out, B, T, H, dh, scale))
             break;
         attn_full_simt<__half>(d, (const __half *)qkv, (__half *)out, B, T, H, dh, scale);
         break;
     case ASR_DT_BF16:
-        if (attn_full_wmma<bf16_t>(d, (const bf16_t *)qkv, (bf16_t *)out, B, T, H, dh, scale))
+        if (attn_full_tc<bf16_t>(d, (const bf16_t *)qkv, (bf16_t *)out, B, T, H, dh, scale))
             break;
         attn_full_simt<bf16_t>(d, (const bf16_t *)qkv, (bf16_t *)out, B, T, H, dh, scale);
         break;
