@@ -19,7 +19,28 @@
     "                  [--compute-type float32|bfloat16|int8|auto] [FILE]\n"                       \
     "  Prints the sgemm peak (GFLOP/s), encoder ms per 30-s window and its share of the peak,\n"   \
     "  decoder ms per step (1 and beam-size sequences) and, given FILE, the real-time factor of\n" \
-    "  a transcription with default settings (beam 5).\n"
+    "  a transcription with default settings (beam 5). CPU only.\n"                                \
+    "\n"                                                                                           \
+    "       asrd bench --streams N [--model NAME|DIR] [--device cpu|cuda|cuda:N|auto]\n"           \
+    "                  [--compute-type T] [--beam-size B] [--tokens T] [--windows W]\n"            \
+    "                  [--warmup W] [--max-batch N] [--threads N] [--json] [FILE]\n"               \
+    "  N threads, each its own stream on one shared model (a GPU model batches them), each\n"      \
+    "  encoding W 30-s windows (default 4; FILE's log-mel, else random) and decoding exactly T\n"  \
+    "  tokens after each (default 100) with B beams (default 1). Prints RTFx (30 s x windows /\n"  \
+    "  wall s), windows/s, tokens/s, latency, batching counters, host peak RSS and peak device\n"  \
+    "  memory. Default device auto, compute type auto (float16 on a GPU, float32 on the CPU).\n"
+
+/* --name's integer in [lo, hi] into *out: 0, or 1 after a one-line message. */
+static int int_arg(const char *s, int lo, int hi, const char *name, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) {
+        fprintf(stderr, "asrd: bench: --%s must be an integer from %d to %d\n", name, lo, hi);
+        return 1;
+    }
+    *out = (int)v;
+    return 0;
+}
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -84,13 +105,38 @@ int asr_cli_bench(int argc, char **argv) {
                                          {"repeat", required_argument, 0, 'r'},
                                          {"json", no_argument, 0, 'j'},
                                          {"compute-type", required_argument, 0, 'c'},
+                                         {"streams", required_argument, 0, 'S'},
+                                         {"tokens", required_argument, 0, 'T'},
+                                         {"windows", required_argument, 0, 'W'},
+                                         {"warmup", required_argument, 0, 'U'},
+                                         {"device", required_argument, 0, 'D'},
+                                         {"max-batch", required_argument, 0, 'M'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *model = "tiny.en", *ct = "float32";
-    int threads = 0, beam = 5, reps = 5, json = 0, c;
+    const char *model = "tiny.en", *ct = NULL, *device = NULL;
+    int threads = 0, beam = 0, reps = 5, json = 0, c;
+    int streams = 0, tokens = 100, windows = 4, warmup = 1, max_batch = 0, bad = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:t:b:r:jc:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'S':
+            bad |= int_arg(optarg, 1, 1024, "streams", &streams);
+            break;
+        case 'T':
+            bad |= int_arg(optarg, 1, 440, "tokens", &tokens);
+            break;
+        case 'W':
+            bad |= int_arg(optarg, 1, 100000, "windows", &windows);
+            break;
+        case 'U':
+            bad |= int_arg(optarg, 0, 100, "warmup", &warmup);
+            break;
+        case 'M':
+            bad |= int_arg(optarg, 1, 1024, "max-batch", &max_batch);
+            break;
+        case 'D':
+            device = optarg;
+            break;
         case 'c':
             ct = optarg;
             break;
@@ -117,16 +163,53 @@ int asr_cli_bench(int argc, char **argv) {
             return 2;
         }
     }
+    if (bad)
+        return 2;
+    if (!beam)
+        beam = streams ? 1 : 5;
     if (threads < 0 || threads > 256 || beam < 1 || beam > 8 || reps < 1 || reps > 100 ||
         argc - optind > 1) {
         fputs(USAGE, stderr);
         return 2;
     }
     const char *file = optind < argc ? argv[optind] : NULL;
+    if (!device && streams && getenv("ASRD_DEVICE") && *getenv("ASRD_DEVICE"))
+        device = getenv("ASRD_DEVICE");
+    asr_cli_device_t dev;
+    /* the CPU breakdown below is a CPU measurement: auto means the CPU there */
+    int drc = asr__cli_device_resolve(device ? device : streams ? "auto" : "cpu", "--device", &dev);
+    if (drc)
+        return drc;
+    if (!streams && !asr__cli_device_is_cpu(&dev)) {
+        fprintf(stderr,
+                "asrd: bench: --device %s needs --streams N (the per-kernel breakdown "
+                "measures the CPU)\n",
+                dev.asked);
+        return 2;
+    }
     char *dir = asr_cli_model_dir(model);
+    if (streams) {
+        asr_cli_bench_streams_t so = {.model = model,
+                                      .dir = dir,
+                                      .compute_type = ct ? ct : "auto",
+                                      .dev = &dev,
+                                      .threads = threads,
+                                      .max_batch = max_batch,
+                                      .streams = streams,
+                                      .beam = beam,
+                                      .tokens = tokens,
+                                      .windows = windows,
+                                      .warmup = warmup,
+                                      .audio = file,
+                                      .json = json};
+        int src = asr__cli_bench_streams(&so);
+        free(dir);
+        return src;
+    }
     asr_model_params_t mp = asr_model_default_params();
     mp.n_threads = threads;
-    mp.compute_type = ct;
+    mp.compute_type = ct ? ct : "float32";
+    mp.device = "cpu";
     asr_model_t *m = NULL;
     asr_stream_t *s = NULL;
     char err[512] = "";

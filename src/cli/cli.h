@@ -6,6 +6,7 @@
 
 #include "core/core.h"
 #include "engine/wwrite.h"
+#include "gpu/dev.h"
 
 int asr_cli_transcribe(int argc, char **argv);
 int asr_cli_pull(int argc, char **argv);
@@ -35,6 +36,35 @@ int asr__cli_write_model(const asr_wwrite_src_t *src, int format, const char *ds
 char *asr_cli_model_dir(const char *name_or_dir);
 /* The models root: $ASRD_MODELS or ~/.cache/asrd/models (malloc'd). */
 char *asr_cli_models_root(void);
+
+/* device.c: a --device value (or the `device` setting) resolved on this machine. */
+typedef struct {
+    char asked[64];     /* the value as given ("auto") */
+    asr_devspec_t spec; /* what it resolved to (never AUTO) */
+    char name[32];      /* spec formatted: "cpu", "cuda:0", "host": what asr_model_load gets */
+    char why[256];      /* asr_devspec_resolve's one line: which device and why */
+} asr_cli_device_t;
+/* Parses and resolves value (NULL: "auto"); what names it in messages ("--device", "device").
+ * Returns 0, or 2 after printing one line on stderr: a value that is not cpu|cuda|cuda:N|auto|host,
+ * or a CUDA device asked for that is not usable here (the reason). */
+int asr__cli_device_resolve(const char *value, const char *what, asr_cli_device_t *out);
+bool asr__cli_device_is_cpu(const asr_cli_device_t *d);
+/* `asrd version`: the version, backends built in, CUDA devices found and what auto picks. */
+int asr__cli_version(const char *version);
+
+/* bench_streams.c: `asrd bench --streams N` (concurrent streams on one model; see the file). */
+typedef struct {
+    const char *model; /* as named (printed) */
+    const char *dir;   /* its directory */
+    const char *compute_type;
+    const asr_cli_device_t *dev;
+    int threads, max_batch;
+    int streams, beam, tokens, windows, warmup;
+    const char *audio; /* log-mel windows of this file; NULL: random windows */
+    int json;
+} asr_cli_bench_streams_t;
+/* Returns the exit code (0, or 1 after a one-line reason on stderr). */
+int asr__cli_bench_streams(const asr_cli_bench_streams_t *o);
 
 /* api_client.c: sends `method` base_url+path to a running server (json_body: posted with its
  * content type, or NULL; key: sent as a bearer token when set), waiting at most timeout_s, and

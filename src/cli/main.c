@@ -13,10 +13,13 @@ static void usage(FILE *f) {
             "usage: asrd <command> [options]\n\n"
             "commands:\n"
             "  transcribe [--model NAME|DIR] [--language L] [--task transcribe|translate]\n"
-            "             [--format txt|json|verbose_json|srt|vtt] [--threads N] FILE...\n"
+            "             [--format txt|json|verbose_json|srt|vtt] [--threads N]\n"
+            "             [--device cpu|cuda|cuda:N|auto] FILE...\n"
             "  serve [--host H] [--port P] [--data DIR] [--models a,b]   OpenAI-compatible API\n"
             "  plan [--model NAME] [--beam-size N] [--all]   memory plan (weights, slot, total)\n"
             "  bench [--model NAME] [FILE]   sgemm peak, encoder/decoder timings, RTF\n"
+            "  bench --streams N [--device D] [--beam-size B] [--tokens T] [--windows W]\n"
+            "                       concurrent streams on one model: RTFx, batching, memory\n"
             "  ps [--url URL]       models loaded in a running server, memory, slots, expiry\n"
             "  configs list|add|update|rm|default|test [--url URL] [--api-key KEY]\n"
             "                       ASR backends of a running server (failover order, tests)\n"
@@ -24,7 +27,7 @@ static void usage(FILE *f) {
             "  convert SRC DST [--format ct2|ggml|safetensors] [--compute-type T] [--force]\n"
             "                       write a model in another format (atomically)\n"
             "  debug random-model --shape S --format F --out DIR [--seed N]   random weights\n"
-            "  version              print the version\n");
+            "  version              the version, backends built in, GPUs found\n");
 }
 
 int main(int argc, char **argv) {
@@ -48,10 +51,12 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(cmd, commands[i].name))
             return commands[i].run(argc - 1, argv + 1);
-    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+    if (!strcmp(cmd, "--version")) {
         printf("asrd %s\n", ASRD_VERSION);
         return 0;
     }
+    if (!strcmp(cmd, "version"))
+        return asr__cli_version(ASRD_VERSION);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

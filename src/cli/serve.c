@@ -30,7 +30,7 @@
 
 #define SERVE_USAGE                                                                                \
     "usage: asrd serve [--host 127.0.0.1] [--port 8080] [--data DIR] [--models tiny.en,base]\n"    \
-    "                  [--config FILE] [more settings below]"
+    "                  [--device cpu|cuda|cuda:N|auto] [--config FILE] [more settings below]"
 
 static void log_sink(asr_log_level_t level, const char *line, void *ud) {
     (void)level;
@@ -165,7 +165,8 @@ static int resolve_models(const asr_config_t *cfg, model_specs_t *out) {
     return rc;
 }
 
-static asr_sched_t *start_sched(const asr_config_t *cfg, const model_specs_t *ms) {
+static asr_sched_t *start_sched(const asr_config_t *cfg, const model_specs_t *ms,
+                                const char *device) {
     asr_sched_model_spec_t *specs = asr_xcalloc((size_t)ms->n, sizeof *specs);
     for (int i = 0; i < ms->n; i++)
         specs[i] = (asr_sched_model_spec_t){ms->ids[i], ms->dirs[i]};
@@ -180,6 +181,8 @@ static asr_sched_t *start_sched(const asr_config_t *cfg, const model_specs_t *ms
                              .n_threads = cfg->threads * cfg->max_parallel,
                              .fallback = cfg->fallback,
                              .compute_type = cfg->compute_type,
+                             .device = device,
+                             .max_batch = cfg->max_batch,
                              .preload = cfg->preload};
     asr_sched_t *sched = NULL;
     char err[1024] = "";
@@ -302,6 +305,11 @@ int asr_cli_serve(int argc, char **argv) {
     recdir = asr_buf_steal(&b);
     if ((rc = resolve_models(&cfg, &ms)) != 0)
         goto done;
+    /* the device before anything loads: cuda without a usable one is a usage error (exit 2) */
+    asr_cli_device_t dev;
+    if ((rc = asr__cli_device_resolve(cfg.device, "serve: device", &dev)) != 0)
+        goto done;
+    ASR_LOG(ASR_LOG_INFO, "msg=device device=%s asked=%s why=\"%s\"", dev.name, dev.asked, dev.why);
     rc = 1;
     /* Signals are taken synchronously by sigwait: block them before any thread starts. */
     sigset_t set;
@@ -319,7 +327,7 @@ int asr_cli_serve(int argc, char **argv) {
     /* Before any upload is served: files a crash left between their save and their row's commit.
      * Other nodes sharing a database may be between the two steps: only old files go then. */
     asr_jobs_recordings_sweep(store, recdir, strcmp(cfg.database, "sqlite") ? 3600.0 : 0.0, NULL);
-    if (!(sched = start_sched(&cfg, &ms)))
+    if (!(sched = start_sched(&cfg, &ms, dev.name)))
         goto done;
     if (asr_api_create(&cfg, sched, tmp, &api, err, sizeof err) != ASR_OK) {
         fprintf(stderr, "asrd: serve: %s\n", err);

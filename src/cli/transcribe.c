@@ -22,6 +22,9 @@ typedef struct {
     const char *format;
     const char *prompt;
     const char *compute_type;
+    const char *device; /* --device, else $ASRD_DEVICE, else auto */
+    int device_set;     /* --device or $ASRD_DEVICE given: say which device runs */
+    int max_batch;
     int threads;
     int beam_size;
     int best_of;
@@ -54,7 +57,9 @@ static void tx_usage(FILE *f) {
         "                       [--max-line-width N] [--max-line-count N]\n"
         "                       [--max-words-per-line N] [--highlight-words]\n"
         "                       [--chinese-script auto|simplified|traditional]\n"
-        "                       [--compute-type float32|bfloat16|int8|auto] [--timings] FILE...\n"
+        "                       [--compute-type float32|bfloat16|int8|float16|int8_float16|auto]\n"
+        "                       [--device cpu|cuda|cuda:N|auto] [--max-batch N] [--timings] "
+        "FILE...\n"
         "       asrd transcribe --detect-language [--model NAME|DIR] FILE...\n"
         "\n"
         "  --language L            ISO-639-1 code (zh), English name (chinese) or regional form\n"
@@ -74,7 +79,13 @@ static void tx_usage(FILE *f) {
         "                          --max-line-count or --max-line-width)\n"
         "  --highlight-words       srt/vtt: one cue per word with the word underlined (<u>)\n"
         "  --timings               after each file, one line on stderr: where the time went\n"
-        "                          (model load, slot, scan, encoder, cross K/V, decoding)\n");
+        "                          (model load, slot, scan, encoder, cross K/V, decoding)\n"
+        "  --device D              where the model runs: cpu, cuda (device 0), cuda:N, or auto\n"
+        "                          (default, or $ASRD_DEVICE): a usable CUDA device, else the "
+        "CPU;\n"
+        "                          one line on stderr says which and why (docs/GPU.md)\n"
+        "  --compute-type T        default auto: float32 on the CPU, float16 on a GPU\n"
+        "  --max-batch N           GPU: most windows or streams one batched pass takes\n");
 }
 
 /* --timings: one line per file on stderr */
@@ -106,6 +117,8 @@ static const struct {
     {'f', 's', "format", 0, 0, offsetof(tx_opts_t, format), false},
     {'p', 's', "initial-prompt", 0, 0, offsetof(tx_opts_t, prompt), false},
     {'c', 's', "compute-type", 0, 0, offsetof(tx_opts_t, compute_type), false},
+    {1012, 's', "device", 0, 0, offsetof(tx_opts_t, device), false},
+    {1013, 'i', "max-batch", 1, 1024, offsetof(tx_opts_t, max_batch), false},
     {'N', 'f', "no-condition-on-previous-text", 0, 0, offsetof(tx_opts_t, no_condition), false},
     {'W', 'f', "word-timestamps", 0, 0, offsetof(tx_opts_t, word_timestamps), false},
     {'V', 'f', "vad", 0, 0, offsetof(tx_opts_t, vad), false},
@@ -184,6 +197,8 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
                                           {"detect-language", no_argument, 0, 1009},
                                           {"chinese-script", required_argument, 0, 1010},
                                           {"timings", no_argument, 0, 1011},
+                                          {"device", required_argument, 0, 1012},
+                                          {"max-batch", required_argument, 0, 1013},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -196,7 +211,9 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
     o->patience = d.patience;
     memcpy(o->temperatures, d.temperatures, sizeof o->temperatures);
     o->n_temperatures = d.n_temperatures;
-    o->compute_type = "float32";
+    o->compute_type = "auto"; /* float32 on the CPU, float16 on a GPU */
+    o->device = getenv("ASRD_DEVICE") && *getenv("ASRD_DEVICE") ? getenv("ASRD_DEVICE") : NULL;
+    o->device_set = o->device != NULL;
     o->vad_threshold = d.vad.threshold;
     o->vad_min_silence_ms = d.vad.min_silence_ms;
     o->vad_speech_pad_ms = d.vad.speech_pad_ms;
@@ -207,6 +224,8 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
         int k = stored_option(o, c, optarg);
         if (k < 0)
             return 2;
+        if (c == 1012)
+            o->device_set = 1;
         if (k > 0)
             continue;
         switch (c) {
@@ -302,11 +321,15 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
     return 0;
 }
 
-static asr_model_t *load_model(const char *name, const char *compute_type, int threads) {
+/* Loads model `name` on dev (NULL: the CPU) with its compute type, threads and batch bound. */
+static asr_model_t *load_model(const char *name, const char *compute_type, int threads,
+                               const asr_cli_device_t *dev, int max_batch) {
     char *dir = asr_cli_model_dir(name);
     asr_model_params_t mp = asr_model_default_params();
     mp.compute_type = compute_type;
     mp.n_threads = threads;
+    mp.device = dev ? dev->name : "cpu";
+    mp.max_batch = max_batch;
     char err[512] = "";
     asr_model_t *m = NULL;
     asr_err_t rc = asr_model_load(dir, &mp, &m, err, sizeof err);
@@ -368,11 +391,18 @@ int asr_cli_transcribe(int argc, char **argv) {
     int rc = parse_tx_opts(argc, argv, &o);
     if (rc)
         return rc;
+    asr_cli_device_t dev;
+    if ((rc = asr__cli_device_resolve(o.device, "--device", &dev)) != 0)
+        return rc;
     double t_load = asr_now_s();
-    asr_model_t *m = load_model(o.model, o.compute_type, o.threads);
+    asr_model_t *m = load_model(o.model, o.compute_type, o.threads, &dev, o.max_batch);
     if (!m)
         return 1;
     t_load = asr_now_s() - t_load;
+    /* which device runs and why: when asked (--device, $ASRD_DEVICE, --timings) or not the CPU */
+    if (o.device_set || o.timings || !asr__cli_device_is_cpu(&dev))
+        fprintf(stderr, "asrd: device %s (--device %s: %s)\n", asr_model_device_line(m), dev.asked,
+                dev.why);
     asr_transcribe_params_t tp = asr_transcribe_default_params();
     tp.task = strcmp(o.task, "translate") ? ASR_TASK_TRANSCRIBE : ASR_TASK_TRANSLATE;
     asr_svc_error_t ce; /* the server's rule for English-only models, as a usage error */
@@ -488,7 +518,7 @@ int asr_cli_debug(int argc, char **argv) {
             fprintf(stderr, "usage: asrd debug weights --model NAME|DIR\n");
             return 2;
         }
-        asr_model_t *wm = load_model(argv[3], "float32", 0);
+        asr_model_t *wm = load_model(argv[3], "float32", 0, NULL, 0);
         if (!wm)
             return 1;
         printf("%zu\n", asr_model_weight_bytes(wm));
@@ -504,7 +534,10 @@ int asr_cli_debug(int argc, char **argv) {
         return 2;
     }
     const char *in = argv[1 + optind], *outp = argv[2 + optind];
-    asr_model_t *m = load_model(o.model, o.compute_type, o.threads);
+    asr_cli_device_t dev;
+    if ((rc = asr__cli_device_resolve(o.device ? o.device : "cpu", "--device", &dev)) != 0)
+        return rc;
+    asr_model_t *m = load_model(o.model, o.compute_type, o.threads, &dev, o.max_batch);
     if (!m)
         return 1;
     float *pcm = NULL, *mel = NULL;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
 #include <strings.h>
@@ -67,10 +68,17 @@ static const asr_cfg_setting_t g_table[] = {
     {"fallback", ASR_CFG_LIST, "", 0, 0, NULL, "ASRD_FALLBACK", OFF(fallback), false, false,
      "fallback chains, e.g. large-v3>small>base: a request for a model that cannot fit is "
      "served by the next one that does"},
-    {"compute_type", ASR_CFG_ENUM, "float32", 0, 0, "float32|bfloat16|int8|auto",
+    {"compute_type", ASR_CFG_ENUM, "auto", 0, 0, "auto|float32|bfloat16|int8|float16|int8_float16",
      "ASRD_COMPUTE_TYPE", OFF(compute_type), false, false,
-     "storage and arithmetic of the decoder's weights (int8: per-row scales); auto = the type "
-     "measured fastest end to end (float32)"},
+     "storage and arithmetic of the weights (int8: per-row scales); auto = the type measured "
+     "fastest end to end: float32 on the CPU, float16 on a GPU (float16 and int8_float16: GPU "
+     "only)"},
+    {"device", ASR_CFG_STR, "auto", 0, 0, NULL, "ASRD_DEVICE", OFF(device), false, false,
+     "where models run: cpu, cuda (device 0), cuda:N, or auto (a usable CUDA device, else the "
+     "CPU; the log says which and why)"},
+    {"max_batch", ASR_CFG_INT, "0", 0, 1024, NULL, "ASRD_MAX_BATCH", OFF(max_batch), false, false,
+     "GPU: the most windows one batched encoder pass and the most streams one batched decoder "
+     "step take; 0 = the engine's default (16)"},
     {"debug_faults", ASR_CFG_BOOL, "false", 0, 0, NULL, "ASRD_DEBUG_FAULTS", OFF(debug_faults),
      false, false,
      "enable POST /debug/alloc-fail (allocation-failure injection) and ASRD_TEST_CRASH_AT "
@@ -318,6 +326,20 @@ static asr_err_t check_list_items(const asr_cfg_setting_t *s, const char *list, 
     return rc;
 }
 
+/* The syntax of a device value (gpu's asr_devspec_parse decides what it means; config sits below
+ * the gpu layer): cpu, auto, host (the reference device: tests), cuda, or cuda:N with N decimal
+ * digits below 1024. */
+static bool device_syntax_ok(const char *v) {
+    if (!strcmp(v, "cpu") || !strcmp(v, "auto") || !strcmp(v, "host") || !strcmp(v, "cuda"))
+        return true;
+    if (strncmp(v, "cuda:", 5) || !v[5] || strlen(v + 5) > 4)
+        return false;
+    for (const char *p = v + 5; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return false;
+    return atoi(v + 5) < 1024;
+}
+
 static void set_str(char **slot, const char *v) {
     free(*slot);
     *slot = asr_xstrdup(v);
@@ -334,6 +356,10 @@ static asr_err_t set_value(asr_config_t *cfg, const asr_cfg_setting_t *s, const 
     case ASR_CFG_STR:
         if (!*v) {
             asr_errf(errbuf, errbuf_len, "%s: must not be empty", s->name);
+            return ASR_ERR_INVALID;
+        }
+        if (s->offset == OFF(device) && !device_syntax_ok(v)) {
+            asr_errf(errbuf, errbuf_len, "%s: '%s' is not cpu, cuda, cuda:N or auto", s->name, v);
             return ASR_ERR_INVALID;
         }
         set_str(field(cfg, s), v);

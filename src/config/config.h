@@ -61,6 +61,8 @@ typedef struct {
     bool preload;
     char *fallback;     /* LIST of chains a>b>c */
     char *compute_type; /* ENUM */
+    char *device;       /* cpu|cuda|cuda:N|auto (host: tests) */
+    int max_batch;      /* GPU batch bound; 0 = engine default */
     bool debug_faults;
     int max_connections;
     int threads;

@@ -68,6 +68,8 @@ struct asr_sched {
     int max_parallel, max_queue, threads_per_job;
     double max_wait_s, keep_alive_s, refresh_s;
     char *compute_type;
+    char *device; /* NULL: the CPU */
+    int max_batch;
     uint64_t limit, reserve;
     worker_t *workers;
 
@@ -443,14 +445,18 @@ static asr_err_t load_model(asr_sched_t *s, model_t *m, char *err, size_t errlen
     asr_model_params_t mp = asr_model_default_params();
     mp.n_threads = s->threads_per_job;
     mp.compute_type = m->compute_type;
+    mp.device = s->device;
+    mp.max_batch = s->max_batch;
     double t0 = asr_now_s();
     asr_model_t *mod = NULL;
     asr_err_t rc = asr_model_load(m->dir, &mp, &mod, err, errlen);
     if (rc == ASR_OK) {
         m->model = mod; /* published under mu by the caller */
         ASR_LOG(ASR_LOG_INFO,
-                "msg=model_loaded model=%s weight_bytes=%zu plan_bytes=%zu load_s=%.2f", m->id,
-                asr_model_weight_bytes(mod), m->weights, asr_now_s() - t0);
+                "msg=model_loaded model=%s weight_bytes=%zu plan_bytes=%zu load_s=%.2f device=%s "
+                "device_line=\"%s\"",
+                m->id, asr_model_weight_bytes(mod), m->weights, asr_now_s() - t0,
+                asr_model_device(mod), asr_model_device_line(mod));
     }
     return rc;
 }
@@ -632,6 +638,8 @@ asr_err_t asr_sched_create(const asr_sched_params_t *p, asr_sched_t **out, char 
     s->max_parallel = p->max_parallel;
     s->max_queue = p->max_queue;
     s->compute_type = p->compute_type ? asr_xstrdup(p->compute_type) : NULL;
+    s->device = p->device ? asr_xstrdup(p->device) : NULL;
+    s->max_batch = p->max_batch;
     s->max_wait_s = p->max_wait_s > 0 ? p->max_wait_s : 300.0;
     s->keep_alive_s = p->keep_alive_s;
     s->refresh_s = p->budget_refresh_s > 0 ? p->budget_refresh_s : 2.0;
@@ -743,6 +751,7 @@ void asr_sched_destroy(asr_sched_t *s) {
     }
     free(s->models);
     free(s->compute_type);
+    free(s->device);
     free(s->workers);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work_cv);

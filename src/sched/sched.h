@@ -83,6 +83,9 @@ typedef struct {
     int n_threads;            /* compute threads in all; 0 = cores */
     const char *fallback;     /* chains "a>b>c,d>e" over model ids; NULL/"" = none */
     const char *compute_type; /* models' compute type (asr_model_params_t); NULL = float32 */
+    const char *device;       /* where models run (asr_model_params_t: "cpu", "cuda:0", ...);
+                                 NULL = the CPU; borrowed during create */
+    int max_batch;            /* GPU batch bound (asr_model_params_t); 0 = the engine's */
     bool preload;             /* load the default model at create (it stays evictable) */
     double budget_refresh_s;  /* how often the measured budget is re-read; 0 = 2 s */
 } asr_sched_params_t;
