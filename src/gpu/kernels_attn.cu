@@ -66,7 +66,11 @@ __device__ __forceinline__ void chunk_scores(const KvSrc<T> &s, const float *sq,
     if (FAST) {
         const int ve = Vec16<T>::n, lpk = 64 / ve, groups = DEC_THREADS / lpk;
         int sub = threadIdx.x % lpk, g = threadIdx.x / lpk;
-#pragma unroll 4
+        float qv[Vec16<T>::n]; /* this lane's channels of q, in registers */
+#pragma unroll
+        for (int i = 0; i < ve; i++)
+            qv[i] = sq[sub * ve + i];
+#pragma unroll 8
         for (int jj = g; jj < DEC_CHUNK; jj += groups) {
             int j = c0 + jj;
             float acc = 0.f;
@@ -75,7 +79,7 @@ __device__ __forceinline__ void chunk_scores(const KvSrc<T> &s, const float *sq,
                 ld16_f(s.key(j) + sub * ve, e);
 #pragma unroll
                 for (int i = 0; i < ve; i++)
-                    acc += e[i] * sq[sub * ve + i];
+                    acc += e[i] * qv[i];
             }
 #pragma unroll
             for (int o = lpk / 2; o > 0; o >>= 1)

@@ -4,16 +4,20 @@
  * T (float, __half, __nv_bfloat16) as float32, computes in float32, and rounds to nearest when it
  * stores.
  *
- * Design (all memory-bound; the aim is coalesced accesses and enough blocks, nothing clever):
- *   layer_norm  one warp per row (4 rows per 128-thread block); lanes stride the row (coalesced)
- *               and read it three times: the sum (mean), the sum of squared deviations (variance,
- *               two-pass: no cancellation), then the normalised write. Rows are <= a few KB, so
- *               the second and third reads hit L1/L2. out may be x: each element is read and
- *               written by the same lane, the write after both reads.
- *   add, add_pos, convert, bias_act, dequant_i8
- *               grid-stride loops over the elements (size_t indices: encoder activations of a
- *               large batch pass 2^31 elements); 2-D ones (bias_act, dequant) put columns on
- *               x (coalesced) and rows on y, looping when rows exceed the grid's y limit.
+ * Design (all memory-bound; the aim is coalesced 16-byte accesses and enough blocks):
+ *   layer_norm  one warp per row (4 rows per 128-thread block). Vector path (dim a multiple of
+ *               16 bytes of T, dim <= 1280, x and out 16-byte aligned): the row is read once into
+ *               registers as 16-byte vectors, then mean, variance (two-pass: no cancellation)
+ *               and the normalised write come from registers. Otherwise lanes stride the row
+ *               element by element and read it three times (L1/L2 hits). out may be x: each
+ *               element is read and written by the same lane, the write after both reads.
+ *   add, bias_act
+ *               16 bytes per thread-step when sizes and pointers allow (n, ldc multiples of 16
+ *               bytes of T, 16-byte aligned), element-wise grid-stride loops otherwise; size_t
+ *               indices (encoder activations of a large batch pass 2^31 elements).
+ *   add_pos, convert, dequant_i8
+ *               element-wise grid-stride loops; 2-D ones put columns on x (coalesced) and rows
+ *               on y, looping when rows exceed the grid's y limit.
  *   im2col_mel, im2col_s2
  *               one thread per output element (writes coalesced; reads gathered, cached).
  *   embed       one block per token, threads over dim.
@@ -50,15 +54,83 @@ __global__ void k_layer_norm(const T *x, T *out, int rows, int dim, const float 
     }
 }
 
+/* The same with the row held in registers (one read of x): dim a multiple of V (16 bytes of T),
+ * dim / V <= 32 * MAXV, x and out 16-byte aligned. */
+template <typename T, int MAXV>
+__global__ void k_layer_norm_v(const T *x, T *out, int rows, int dim, const float *gamma,
+                               const float *beta, float eps) {
+    const int ve = Vec16<T>::n;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    size_t row = (size_t)blockIdx.x * (blockDim.x >> 5) + warp;
+    if (row >= (size_t)rows)
+        return;
+    const T *xr = x + row * dim;
+    T *yr = out + row * dim;
+    const int nv = dim / ve;
+    float v[MAXV][Vec16<T>::n];
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < MAXV; k++) {
+        int iv = lane + 32 * k;
+        if (iv < nv) {
+            ld16_f(xr + (size_t)iv * ve, v[k]);
+#pragma unroll
+            for (int e = 0; e < ve; e++)
+                s += v[k][e];
+        }
+    }
+    float mean = warp_sum(s) / (float)dim;
+    float q = 0.f;
+#pragma unroll
+    for (int k = 0; k < MAXV; k++) {
+        if (lane + 32 * k < nv) {
+#pragma unroll
+            for (int e = 0; e < ve; e++) {
+                float dlt = v[k][e] - mean;
+                q += dlt * dlt;
+            }
+        }
+    }
+    float rstd = rsqrtf(warp_sum(q) / (float)dim + eps);
+#pragma unroll
+    for (int k = 0; k < MAXV; k++) {
+        int iv = lane + 32 * k;
+        if (iv < nv) {
+#pragma unroll
+            for (int e = 0; e < ve; e++) {
+                int c = iv * ve + e;
+                v[k][e] =
+                    (v[k][e] - mean) * rstd * (gamma ? gamma[c] : 1.f) + (beta ? beta[c] : 0.f);
+            }
+            st16_f(yr + (size_t)iv * ve, v[k]);
+        }
+    }
+}
+
+/* Row length the register-resident layer norm holds: 1280 (Whisper's largest dim). */
+#define LN_MAX_DIM 1280
+
+template <typename T>
+static void layer_norm_launch(asr_dev_t *d, const T *x, T *out, int rows, int dim,
+                              const float *gamma, const float *beta, float eps) {
+    const int rows_per_block = 4, ve = Vec16<T>::n;
+    constexpr int maxv = (LN_MAX_DIM + 32 * Vec16<T>::n - 1) / (32 * Vec16<T>::n);
+    unsigned blocks = (unsigned)((rows + rows_per_block - 1) / rows_per_block);
+    cudaStream_t st = cu_stream(d);
+    if (dim % ve == 0 && dim / ve <= 32 * maxv && !((uintptr_t)x & 15) && !((uintptr_t)out & 15))
+        k_layer_norm_v<T, maxv>
+            <<<blocks, 32 * rows_per_block, 0, st>>>(x, out, rows, dim, gamma, beta, eps);
+    else
+        k_layer_norm<T>
+            <<<blocks, 32 * rows_per_block, 0, st>>>(x, out, rows, dim, gamma, beta, eps);
+}
+
 extern "C" void asr__cu_layer_norm(asr_dev_t *d, asr_dtype_t t, const void *x, void *out, int rows,
                                    int dim, const float *gamma, const float *beta, float eps) {
     if (rows <= 0 || dim <= 0)
         return;
-    const int rows_per_block = 4;
-    unsigned blocks = (unsigned)((rows + rows_per_block - 1) / rows_per_block);
     ASR_CU_DISPATCH(d, t, "layer_norm", T,
-                    k_layer_norm<T><<<blocks, 32 * rows_per_block, 0, cu_stream(d)>>>(
-                        (const T *)x, (T *)out, rows, dim, gamma, beta, eps));
+                    layer_norm_launch<T>(d, (const T *)x, (T *)out, rows, dim, gamma, beta, eps));
     cu_check(d, "layer_norm");
 }
 
@@ -69,12 +141,34 @@ template <typename T> __global__ void k_add(T *x, const T *y, size_t n) {
         st_f(x + i, ld_f(x + i) + ld_f(y + i));
 }
 
+/* 16 bytes per thread-step: n a multiple of V, x and y 16-byte aligned. */
+template <typename T> __global__ void k_add_v(T *x, const T *y, size_t nv) {
+    const int ve = Vec16<T>::n;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < nv;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float a[Vec16<T>::n], b[Vec16<T>::n];
+        ld16_f(x + i * ve, a);
+        ld16_f(y + i * ve, b);
+#pragma unroll
+        for (int e = 0; e < ve; e++)
+            a[e] += b[e];
+        st16_f(x + i * ve, a);
+    }
+}
+
+template <typename T> static void add_launch(asr_dev_t *d, T *x, const T *y, size_t n) {
+    const size_t ve = Vec16<T>::n;
+    if (n % ve == 0 && !((uintptr_t)x & 15) && !((uintptr_t)y & 15))
+        k_add_v<T><<<cu_blocks(n / ve, EW_THREADS, EW_BLOCKS_CAP), EW_THREADS, 0, cu_stream(d)>>>(
+            x, y, n / ve);
+    else
+        k_add<T><<<cu_blocks(n, EW_THREADS, EW_BLOCKS_CAP), EW_THREADS, 0, cu_stream(d)>>>(x, y, n);
+}
+
 extern "C" void asr__cu_add(asr_dev_t *d, asr_dtype_t t, void *x, const void *y, size_t n) {
     if (!n)
         return;
-    unsigned blocks = cu_blocks(n, EW_THREADS, EW_BLOCKS_CAP);
-    ASR_CU_DISPATCH(d, t, "add", T,
-                    k_add<T><<<blocks, EW_THREADS, 0, cu_stream(d)>>>((T *)x, (const T *)y, n));
+    ASR_CU_DISPATCH(d, t, "add", T, add_launch<T>(d, (T *)x, (const T *)y, n));
     cu_check(d, "add");
 }
 
@@ -221,14 +315,47 @@ __global__ void k_bias_act(T *c, int ldc, int m, int n, const float *bias, bool 
     }
 }
 
+/* 16 bytes per thread-step over the m × n/V vectors: n and ldc multiples of V, c 16-byte
+ * aligned. */
+template <typename T>
+__global__ void k_bias_act_v(T *c, int ldc, int m, int n, const float *bias, bool gelu) {
+    const int ve = Vec16<T>::n;
+    const size_t nv = (size_t)(n / ve), total = (size_t)m * nv;
+    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (size_t)gridDim.x * blockDim.x) {
+        size_t i = idx / nv;
+        int j = (int)(idx - i * nv) * ve;
+        T *p = c + i * ldc + j;
+        float v[Vec16<T>::n];
+        ld16_f(p, v);
+#pragma unroll
+        for (int e = 0; e < ve; e++) {
+            float a = v[e] + (bias ? bias[j + e] : 0.f);
+            v[e] = gelu ? gelu_erf(a) : a;
+        }
+        st16_f(p, v);
+    }
+}
+
+template <typename T>
+static void bias_act_launch(asr_dev_t *d, T *c, int ldc, int m, int n, const float *bias,
+                            bool gelu) {
+    const int ve = Vec16<T>::n;
+    cudaStream_t st = cu_stream(d);
+    if (n % ve == 0 && ldc % ve == 0 && !((uintptr_t)c & 15)) {
+        unsigned blocks = cu_blocks((size_t)m * (n / ve), EW_THREADS, EW_BLOCKS_CAP);
+        k_bias_act_v<T><<<blocks, EW_THREADS, 0, st>>>(c, ldc, m, n, bias, gelu);
+    } else {
+        dim3 grid(cu_blocks((size_t)n, EW_THREADS, 1024), (unsigned)(m < 65535 ? m : 65535));
+        k_bias_act<T><<<grid, EW_THREADS, 0, st>>>(c, ldc, m, n, bias, gelu);
+    }
+}
+
 extern "C" void asr__cu_bias_act(asr_dev_t *d, asr_dtype_t ct, void *c, int ldc, int m, int n,
                                  const float *bias, bool gelu) {
     if (m <= 0 || n <= 0 || (!bias && !gelu))
         return;
-    dim3 grid(cu_blocks((size_t)n, EW_THREADS, 1024), (unsigned)(m < 65535 ? m : 65535));
-    ASR_CU_DISPATCH(d, ct, "bias_act", T,
-                    k_bias_act<T>
-                    <<<grid, EW_THREADS, 0, cu_stream(d)>>>((T *)c, ldc, m, n, bias, gelu));
+    ASR_CU_DISPATCH(d, ct, "bias_act", T, bias_act_launch<T>(d, (T *)c, ldc, m, n, bias, gelu));
     cu_check(d, "bias_act");
 }
 
