@@ -22,6 +22,11 @@
  *            32 i), a 5-shuffle reduction per key; lanes keep 4 output channels.
  * The choice is made per block from the row's own pointers (uniform, no divergence). Keys past
  * the row's length are never read. len == 0 (or n_audio == 0) writes zeros.
+ * Cross-attention of few rows (rows × heads < 2 blocks per multiprocessor: one stream, beam 1) on
+ * sm_90 splits each (row, head) over a cluster of 2-8 blocks (frames in contiguous shares of at
+ * least 128); each block leaves its partial (m, l, o) in shared memory and rank 0 merges them
+ * through distributed shared memory. Elsewhere (sm_80/89, or a failed cluster launch) one block
+ * per (row, head) runs as above.
  * attn_cross_scores runs the same scores phase with grid (chunks of 128 frames, n) and writes
  * them as float32. kv_append: one block per row, threads over the 2·dim elements. */
 #include <math.h>

@@ -11,11 +11,11 @@
  *               and the normalised write come from registers. Otherwise lanes stride the row
  *               element by element and read it three times (L1/L2 hits). out may be x: each
  *               element is read and written by the same lane, the write after both reads.
- *   add, bias_act
+ *   add, bias_act, dequant_i8
  *               16 bytes per thread-step when sizes and pointers allow (n, ldc multiples of 16
  *               bytes of T, 16-byte aligned), element-wise grid-stride loops otherwise; size_t
  *               indices (encoder activations of a large batch pass 2^31 elements).
- *   add_pos, convert, dequant_i8
+ *   add_pos, convert
  *               element-wise grid-stride loops; 2-D ones put columns on x (coalesced) and rows
  *               on y, looping when rows exceed the grid's y limit.
  *   im2col_mel, im2col_s2
@@ -370,11 +370,39 @@ __global__ void k_dequant_i8(const int8_t *q, const float *scale, int n, int k, 
     }
 }
 
+/* 16 weights per thread-step (16 bytes in, 32 out): k and ld multiples of 16, q and out 16-byte
+ * aligned. */
+__global__ void k_dequant_i8_v(const int8_t *q, const float *scale, int n, int k, int ld,
+                               __half *out) {
+    const size_t kv = (size_t)(k / 16), total = (size_t)n * kv;
+    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (size_t)gridDim.x * blockDim.x) {
+        size_t j = idx / kv;
+        int t = (int)(idx - j * kv) * 16;
+        uint4 u = *reinterpret_cast<const uint4 *>(q + j * ld + t);
+        const int8_t *e = reinterpret_cast<const int8_t *>(&u);
+        float s = scale[j];
+        uint4 o[2];
+        __half *oh = reinterpret_cast<__half *>(o);
+#pragma unroll
+        for (int i = 0; i < 16; i++)
+            oh[i] = __float2half_rn(s * (float)e[i]);
+        uint4 *dst = reinterpret_cast<uint4 *>(out + j * k + t);
+        dst[0] = o[0];
+        dst[1] = o[1];
+    }
+}
+
 extern "C" void asr__cu_dequant_i8(asr_dev_t *d, const int8_t *q, const float *scale, int n, int k,
                                    int ld, uint16_t *out) {
     if (n <= 0 || k <= 0)
         return;
-    dim3 grid(cu_blocks((size_t)k, EW_THREADS, 1024), (unsigned)(n < 65535 ? n : 65535));
-    k_dequant_i8<<<grid, EW_THREADS, 0, cu_stream(d)>>>(q, scale, n, k, ld, (__half *)out);
+    if (k % 16 == 0 && ld % 16 == 0 && !((uintptr_t)q & 15) && !((uintptr_t)out & 15)) {
+        unsigned blocks = cu_blocks((size_t)n * (k / 16), EW_THREADS, EW_BLOCKS_CAP);
+        k_dequant_i8_v<<<blocks, EW_THREADS, 0, cu_stream(d)>>>(q, scale, n, k, ld, (__half *)out);
+    } else {
+        dim3 grid(cu_blocks((size_t)k, EW_THREADS, 1024), (unsigned)(n < 65535 ? n : 65535));
+        k_dequant_i8<<<grid, EW_THREADS, 0, cu_stream(d)>>>(q, scale, n, k, ld, (__half *)out);
+    }
     cu_check(d, "dequant_i8");
 }
