@@ -63,10 +63,10 @@ static void probe(void) {
             snprintf(probe_why, sizeof probe_why,
                      "CUDA driver too old: it supports CUDA %s, asrd needs %s or newer", dv, rv);
         else if (e == cudaErrorNoDevice || e == cudaSuccess)
-            snprintf(probe_why, sizeof probe_why, "no CUDA device found (driver for CUDA %s%s%s)",
-                     dv, vis ? ", CUDA_VISIBLE_DEVICES=" : "", vis ? vis : "");
+            snprintf(probe_why, sizeof probe_why, "no CUDA device found; driver for CUDA %s%s%s%s",
+                     dv, vis ? ", CUDA_VISIBLE_DEVICES='" : "", vis ? vis : "", vis ? "'" : "");
         else
-            snprintf(probe_why, sizeof probe_why, "CUDA unavailable: %s (%s)", cudaGetErrorName(e),
+            snprintf(probe_why, sizeof probe_why, "CUDA unavailable: %s, %s", cudaGetErrorName(e),
                      cudaGetErrorString(e));
     } else if (!asr__cublas_get(probe_why, sizeof probe_why)) {
         n = 0; /* the GEMMs need it: a device without cuBLAS is no device */
