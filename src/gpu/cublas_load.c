@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gpu/cublas_load.h"
@@ -17,21 +18,30 @@ static char cb_why[256];
 static pthread_once_t cb_once = PTHREAD_ONCE_INIT;
 
 static void cb_open(void) {
-    /* the soname of the major version asrd is built against first; the unversioned name last
-     * (a development install) */
-    static const char *const names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so"};
+    /* $ASRD_CUBLAS (a path) when set, and nothing else then; else the soname of the major version
+     * asrd is built against, where the loader finds it and where the toolkit installs it; the
+     * previous major; the unversioned name last (a development install) */
+    const char *names[] = {getenv("ASRD_CUBLAS"), "libcublas.so.13",
+                           "/usr/local/cuda/lib64/libcublas.so.13", "libcublas.so.12",
+                           "libcublas.so"};
     void *h = NULL;
-    const char *first_err = NULL;
     char errbuf[160] = "";
-    for (size_t i = 0; i < sizeof names / sizeof *names && !h; i++) {
+    size_t n_names = sizeof names / sizeof *names;
+    if (names[0] && names[0][0])
+        n_names = 1; /* asked for that file: no other */
+    for (size_t i = 0; i < n_names && !h; i++) {
+        if (!names[i] || !names[i][0])
+            continue;
         h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        const char *e = h ? NULL : dlerror();
         if (h)
             snprintf(cb.path, sizeof cb.path, "%s", names[i]);
-        else if (!first_err && (first_err = dlerror()))
-            snprintf(errbuf, sizeof errbuf, "%s", first_err);
+        else if (!errbuf[0] && e)
+            snprintf(errbuf, sizeof errbuf, "%s", e);
     }
     if (!h) {
-        snprintf(cb_why, sizeof cb_why, "cuBLAS not found (%s); install the CUDA 13 libraries",
+        snprintf(cb_why, sizeof cb_why,
+                 "cuBLAS not found (%s); install the CUDA 13 libraries or set ASRD_CUBLAS",
                  errbuf[0] ? errbuf : "libcublas.so.13");
         return;
     }

@@ -24,7 +24,7 @@ typedef struct {
     char path[160]; /* the file opened ("libcublas.so.13") */
 } asr_cublas_t;
 
-/* Opens cuBLAS once (libcublas.so.13, then .so.12, then libcublas.so) and returns its entry
+/* Opens cuBLAS once ($ASRD_CUBLAS, libcublas.so.13, then .so.12, then libcublas.so): its entry
  * points, or NULL with a one-line reason in why. Thread-safe; never closed. */
 const asr_cublas_t *asr__cublas_get(char *why, size_t why_len);
 /* A cuBLAS status as text ("CUBLAS_STATUS_NOT_SUPPORTED"). */

@@ -103,3 +103,18 @@ def test_cuda_libraries_not_linked(asrd):
     libs = [ln.split()[0] for ln in r.stdout.splitlines() if ln.strip()]
     bad = [lib for lib in libs if re.match(r"lib(cudart|cublas|cublasLt|cuda|nvidia-ml)\.so", lib)]
     assert not bad, f"asrd links CUDA libraries dynamically: {bad}"
+
+
+def test_cublas_missing_is_a_reason(asrd):
+    """cuBLAS is opened at run time: a missing library is a reason in the output, not a failed
+    start (ASRD_CUBLAS names the one file to open)."""
+    if cuda_built(asrd) is False:
+        return
+    lines = version(asrd, ASRD_CUBLAS="/nonexistent/libcublas.so.13")
+    text = "\n".join(lines)
+    if "not built" in (line(lines, "backends:") or ""):
+        return
+    assert "cuBLAS not found" in text and "/nonexistent/libcublas.so.13" in text, text
+    if gpu_driver_present():
+        # a device without cuBLAS is no usable device
+        assert line(lines, "auto:").startswith("auto: cpu"), lines
