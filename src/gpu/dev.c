@@ -34,8 +34,7 @@ void asr__dev_fail(asr_dev_t *d, const char *fmt, ...) {
     va_end(ap);
 }
 
-asr_err_t asr_dev_open(asr_dev_kind_t kind, int index, asr_dev_t **out, char *err,
-                       size_t err_len) {
+asr_err_t asr_dev_open(asr_dev_kind_t kind, int index, asr_dev_t **out, char *err, size_t err_len) {
     *out = NULL;
     asr_dev_t *d = calloc(1, sizeof *d);
     if (!d)
@@ -191,8 +190,8 @@ void asr_dev_embed(asr_dev_t *d, asr_dtype_t t, const asr_dev_w_t *emb, const fl
     if (n > 0)
         d->ops->embed(d, t, emb, pos, tokens, positions, n, dim, x);
 }
-void asr_dev_attn_full(asr_dev_t *d, asr_dtype_t t, const void *qkv, void *out, int B, int T,
-                       int H, int dh, float scale) {
+void asr_dev_attn_full(asr_dev_t *d, asr_dtype_t t, const void *qkv, void *out, int B, int T, int H,
+                       int dh, float scale) {
     if (B > 0)
         d->ops->attn_full(d, t, qkv, out, B, T, H, dh, scale);
 }
@@ -211,8 +210,7 @@ void asr_dev_attn_cross(asr_dev_t *d, asr_dtype_t t, const void *q, int ldq,
                         const asr_dev_row_t *rows, int n, int H, int dh, int n_audio, int ldx,
                         size_t layer_off, float scale, void *out, int ldo) {
     if (n > 0)
-        d->ops->attn_cross(d, t, q, ldq, rows, n, H, dh, n_audio, ldx, layer_off, scale, out,
-                           ldo);
+        d->ops->attn_cross(d, t, q, ldq, rows, n, H, dh, n_audio, ldx, layer_off, scale, out, ldo);
 }
 void asr_dev_attn_cross_scores(asr_dev_t *d, asr_dtype_t t, const void *q, int ldq,
                                const asr_dev_row_t *rows, int n, int h, int dh, int n_audio,

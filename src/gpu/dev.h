@@ -35,11 +35,11 @@ typedef enum { ASR_DEV_HOST = 0, ASR_DEV_CUDA = 1 } asr_dev_kind_t;
 
 typedef struct {
     asr_dev_kind_t kind;
-    int index;      /* CUDA ordinal (0 for the host device) */
-    char name[96];  /* "NVIDIA H100 80GB HBM3", "host reference" */
-    int cc_major;   /* compute capability (CUDA) */
+    int index;     /* CUDA ordinal (0 for the host device) */
+    char name[96]; /* "NVIDIA H100 80GB HBM3", "host reference" */
+    int cc_major;  /* compute capability (CUDA) */
     int cc_minor;
-    int n_sm;       /* multiprocessors (CUDA), cores (host) */
+    int n_sm; /* multiprocessors (CUDA), cores (host) */
     size_t total_bytes;
     size_t free_bytes; /* when opened / asked (asr_dev_mem_info) */
     char driver[32];   /* "13.0" (CUDA driver version), "" for the host */
@@ -165,8 +165,8 @@ void asr_dev_embed(asr_dev_t *d, asr_dtype_t t, const asr_dev_w_t *emb, const fl
                    const int32_t *tokens, const int32_t *positions, int n, int dim, void *x);
 /* Encoder self-attention without mask: qkv [B][T][3*dim] (q, k, v at columns 0, dim, 2*dim of
  * each row), H heads of dh (dim = H*dh), out [B][T][dim] = softmax(scale·q·kᵀ)·v per head. */
-void asr_dev_attn_full(asr_dev_t *d, asr_dtype_t t, const void *qkv, void *out, int B, int T,
-                       int H, int dh, float scale);
+void asr_dev_attn_full(asr_dev_t *d, asr_dtype_t t, const void *qkv, void *out, int B, int T, int H,
+                       int dh, float scale);
 
 /* Decoder rows: one per token being decoded (a step of several sequences of several streams, or
  * the tokens of a prompt block). Pointers are to layer 0; layer l adds l * the layer stride the
@@ -178,7 +178,7 @@ typedef struct {
     const void *xk;      /* cross-attention K and V of the row's stream: [n_audio][ldx] each, */
     const void *xv;      /* rows of frames (K unscaled) */
     int32_t shared;
-    int32_t len;         /* attends to positions [0, len); its own K/V go to position len-1 */
+    int32_t len; /* attends to positions [0, len); its own K/V go to position len-1 */
     int32_t pad[2];
 } asr_dev_row_t;
 

@@ -25,8 +25,8 @@ void asr__cu_im2col_s2(asr_dev_t *d, asr_dtype_t t, const void *x, int B, int T_
                        void *cols);
 void asr__cu_embed(asr_dev_t *d, asr_dtype_t t, const asr_dev_w_t *emb, const float *pos,
                    const int32_t *tokens, const int32_t *positions, int n, int dim, void *x);
-void asr__cu_attn_full(asr_dev_t *d, asr_dtype_t t, const void *qkv, void *out, int B, int T,
-                       int H, int dh, float scale);
+void asr__cu_attn_full(asr_dev_t *d, asr_dtype_t t, const void *qkv, void *out, int B, int T, int H,
+                       int dh, float scale);
 void asr__cu_kv_append(asr_dev_t *d, asr_dtype_t t, const void *qkv, int ldqkv,
                        const asr_dev_row_t *rows, int n, int dim, size_t layer_off);
 void asr__cu_attn_self(asr_dev_t *d, asr_dtype_t t, const void *q, int ldq,
