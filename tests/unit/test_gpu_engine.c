@@ -314,6 +314,24 @@ static void part_random(const clip_t *jfk) {
         return;
     }
     asr_wsource_close(ws);
+    /* refusals: one line each, no model */
+    asr_model_params_t p = asr_model_default_params();
+    asr_model_t *none = NULL;
+    char why[512] = "";
+    p.device = "host", p.compute_type = "float16";
+    CHECK(asr_model_load(dir, &p, &none, why, sizeof why) == ASR_ERR_INVALID && !none &&
+              strstr(why, "float32"),
+          "host + float16: %s", why);
+    p.device = "tpu", p.compute_type = NULL;
+    CHECK(asr_model_load(dir, &p, &none, why, sizeof why) == ASR_ERR_INVALID && !none,
+          "device tpu: %s", why);
+    p.device = "cuda", p.compute_type = "float16";
+    if (asr_gpu_cuda_count(NULL, 0) == 0) {
+        CHECK(asr_model_load(dir, &p, &none, why, sizeof why) != ASR_OK && !none && why[0] &&
+                  !strchr(why, '\n'),
+              "cuda without a device: %s", why);
+        printf("random tiny: --device cuda without a device: \"%s\"\n", why);
+    }
     asr_model_t *cpu = load(dir, "cpu", "float32", 0), *dev = load(dir, g_device, "float32", 4);
     CHECK(cpu && dev, "random tiny: load");
     if (cpu && dev) {
