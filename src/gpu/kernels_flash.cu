@@ -11,14 +11,17 @@
  *   mma    float16 / bfloat16 with dh == 64 and 16-byte aligned qkv / out (every Whisper model;
  *          the default): tensor cores through mma.sync.m16n8k16 (float32 accumulators), the
  *          softmax in registers. 128 queries × 64 keys per step, 8 warps each owning 16 query
- *          rows. Q's fragments are loaded once; per key tile the block stages K and V in shared
- *          memory (16-byte loads, rows padded to 72 elements so fragment reads are free of bank
- *          conflicts), each warp computes S = Q·Kᵀ (32 MMAs), masks, takes the row max across
- *          the 4 lanes of a row (2 shuffles), rescales its output by alpha, rounds
- *          P = exp2(S·scale·log2e - m) to the input type and feeds it straight back as the A
- *          operand of O += P·V (32 MMAs): the C layout of two key tiles is the A layout of 16
- *          keys. l sums the rounded P (what P·V multiplies); each lane keeps its share, added
- *          across the row's 4 lanes at the end. Warps whose rows are all past T only stage.
+ *          rows. Per key tile the block stages K and V in shared memory (16-byte loads, rows
+ *          padded to 72 elements so ldmatrix reads are free of bank conflicts); each warp loads
+ *          its Q and K fragments with ldmatrix (V's with ldmatrix.trans, which gives the
+ *          [key][channel] tile as the column-major B operand), computes S = Q·Kᵀ (32 MMAs),
+ *          masks, takes the row max across the 4 lanes of a row (2 shuffles), rescales its
+ *          output by alpha, rounds P = exp2(S·scale·log2e - m) to the input type and feeds it
+ *          straight back as the A operand of O += P·V (32 MMAs): the C layout of two key tiles
+ *          is the A layout of 16 keys. l sums the rounded P (what P·V multiplies); each lane
+ *          keeps its share, added across the row's 4 lanes at the end. Warps whose rows are all
+ *          past T only stage. 128 registers (2 blocks per multiprocessor), no spills on sm_80
+ *          and sm_90 (a few bytes on sm_89).
  *   wmma   the same on the wmma API (64 queries, 4 warps; S, P and O through shared memory,
  *          since a wmma fragment's element layout is unspecified): slower, kept as a second
  *          tensor-core implementation to check the first against (ASRD_CUDA_ATTN_FULL=wmma).
@@ -288,14 +291,43 @@ __global__ void __launch_bounds__(FW_THREADS)
 #define FM_BN 64  /* keys per step */
 #define FM_THREADS 256
 
+/* lo, hi rounded to T and packed (lo in the low half); rlo, rhi: the rounded values. */
+template <typename T> __device__ uint32_t round_pack2(float lo, float hi, float &rlo, float &rhi);
+template <>
+__device__ __forceinline__ uint32_t round_pack2<__half>(float lo, float hi, float &rlo,
+                                                        float &rhi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    rlo = __low2float(h);
+    rhi = __high2float(h);
+    return *reinterpret_cast<uint32_t *>(&h);
+}
+template <>
+__device__ __forceinline__ uint32_t round_pack2<bf16_t>(float lo, float hi, float &rlo,
+                                                        float &rhi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    rlo = __low2float(h);
+    rhi = __high2float(h);
+    return *reinterpret_cast<uint32_t *>(&h);
+}
 __device__ __forceinline__ uint32_t bits16(__half v) { return __half_as_ushort(v); }
 __device__ __forceinline__ uint32_t bits16(bf16_t v) { return __bfloat16_as_ushort(v); }
 /* Two 16-bit elements in one register, the lower column in the low half (PTX fragment order). */
 template <typename T> __device__ __forceinline__ uint32_t pack2(T lo, T hi) {
     return bits16(lo) | (bits16(hi) << 16);
 }
-__device__ __forceinline__ uint32_t lds32(const void *p) {
-    return *reinterpret_cast<const uint32_t *>(p);
+/* ldmatrix .x4 (a: shared-space address): lanes 8m..8m+7 give the row addresses of 8×8 matrix m
+ * (16-byte aligned rows);
+ * r[m] gets the lane's pair of it: (row lane/4, cols 2(lane%4), +1), or with .trans (rows
+ * 2(lane%4), +1, col lane/4). */
+__device__ __forceinline__ void ldsm4(uint32_t *r, unsigned a) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+__device__ __forceinline__ void ldsm4_t(uint32_t *r, unsigned a) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
 }
 
 /* c (16×8 float32) += a (16×16, row) · b (16×8, col): mma.sync m16n8k16 */
@@ -327,6 +359,13 @@ __global__ void __launch_bounds__(FM_THREADS, 2)
     __shared__ __align__(16) T Ks[FM_BN * FW_LDH];
     __shared__ __align__(16) T Vs[FM_BN * FW_LDH];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    const int lr = lane & 7, lm = lane >> 3; /* ldmatrix: the row and matrix this lane addresses */
+    /* this lane's ldmatrix row in K (key lr, channel (lm/2)·16 + (lm%2)·8) and in V (key
+     * (lm%2)·8 + lr, channel (lm/2)·8), as shared-space byte addresses */
+    const unsigned k_addr =
+        (unsigned)__cvta_generic_to_shared(Ks) + 2u * (lr * FW_LDH + (lm >> 1) * 16 + (lm & 1) * 8);
+    const unsigned v_addr = (unsigned)__cvta_generic_to_shared(Vs) +
+                            2u * (((lm & 1) * 8 + lr) * FW_LDH + (lm >> 1) * 8);
     const int t0 = blockIdx.x * FM_BM, h = blockIdx.y, b = blockIdx.z;
     const int dim = H * FW_D;
     const size_t ld = (size_t)3 * dim;
@@ -335,24 +374,16 @@ __global__ void __launch_bounds__(FM_THREADS, 2)
 
     stage64<T, FM_BM, FM_THREADS>(Qs, base + (size_t)t0 * ld, ld, Tn - t0);
     __syncthreads();
-    uint32_t qa[FW_D / 16][4];
-    {
-        const T *qw = Qs + warp * 16 * FW_LDH;
-#pragma unroll
-        for (int kk = 0; kk < FW_D / 16; kk++) {
-            qa[kk][0] = lds32(qw + g * FW_LDH + kk * 16 + 2 * q);
-            qa[kk][1] = lds32(qw + (g + 8) * FW_LDH + kk * 16 + 2 * q);
-            qa[kk][2] = lds32(qw + g * FW_LDH + kk * 16 + 8 + 2 * q);
-            qa[kk][3] = lds32(qw + (g + 8) * FW_LDH + kk * 16 + 8 + 2 * q);
-        }
-    }
+    /* Q's A fragments are read from shared memory per key tile (ldmatrix: matrices rows +0, +8
+     * × channels +0, +8), not kept in registers: that leaves room for S, P and O */
+    const unsigned q_addr = (unsigned)__cvta_generic_to_shared(Qs + warp * 16 * FW_LDH) +
+                            2u * (((lm & 1) * 8 + lr) * FW_LDH + (lm >> 1) * 8);
     float o[FW_D / 8][4];
 #pragma unroll
     for (int nt = 0; nt < FW_D / 8; nt++)
         o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
     /* rows g and g+8: running max (log2 domain) and this lane's share of the sum */
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
-    const uint16_t *Vh = reinterpret_cast<const uint16_t *>(Vs);
 
     for (int j0 = 0; j0 < Tn; j0 += FM_BN) {
         __syncthreads(); /* every warp is done with the previous K/V tile */
@@ -361,16 +392,22 @@ __global__ void __launch_bounds__(FM_THREADS, 2)
         __syncthreads();
         if (!active)
             continue;
-        /* S = Q·Kᵀ: key tile nt holds keys nt*8 .. nt*8+7 */
+        /* S = Q·Kᵀ: key tile nt holds keys nt*8 .. nt*8+7; one ldmatrix gives the B fragments
+         * of two 16-channel steps (matrices: channels +0, +8, +16, +24 of 8 keys) */
+        uint32_t qf[FW_D / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < FW_D / 16; kk++)
+            ldsm4(qf[kk], q_addr + 2 * (kk * 16));
         float s[FM_BN / 8][4];
 #pragma unroll
         for (int nt = 0; nt < FM_BN / 8; nt++) {
             s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-            const T *kr = Ks + (nt * 8 + g) * FW_LDH + 2 * q;
 #pragma unroll
-            for (int kk = 0; kk < FW_D / 16; kk++) {
-                uint32_t kb[2] = {lds32(kr + kk * 16), lds32(kr + kk * 16 + 8)};
-                mma16816(s[nt], qa[kk], kb, T());
+            for (int kk = 0; kk < FW_D / 16; kk += 2) {
+                uint32_t r[4];
+                ldsm4(r, k_addr + 2 * (nt * 8 * FW_LDH + kk * 16));
+                mma16816(s[nt], qf[kk], r, T());
+                mma16816(s[nt], qf[kk + 1], r + 2, T());
             }
         }
         /* online softmax in the log2 domain; keys past the end are -inf */
@@ -407,23 +444,24 @@ __global__ void __launch_bounds__(FM_THREADS, 2)
         uint32_t pa[FM_BN / 16][4];
 #pragma unroll
         for (int nt = 0; nt < FM_BN / 8; nt++) {
-            T p0 = from_f<T>(exp2f(s[nt][0] - mn0)), p1 = from_f<T>(exp2f(s[nt][1] - mn0));
-            T p2 = from_f<T>(exp2f(s[nt][2] - mn1)), p3 = from_f<T>(exp2f(s[nt][3] - mn1));
-            l0 += to_f(p0) + to_f(p1); /* the sum of what P·V multiplies */
-            l1 += to_f(p2) + to_f(p3);
-            pa[nt / 2][2 * (nt & 1)] = pack2(p0, p1);
-            pa[nt / 2][2 * (nt & 1) + 1] = pack2(p2, p3);
+            float r0, r1, r2, r3; /* the rounded values: l sums what P·V multiplies */
+            pa[nt / 2][2 * (nt & 1)] =
+                round_pack2<T>(exp2f(s[nt][0] - mn0), exp2f(s[nt][1] - mn0), r0, r1);
+            pa[nt / 2][2 * (nt & 1) + 1] =
+                round_pack2<T>(exp2f(s[nt][2] - mn1), exp2f(s[nt][3] - mn1), r2, r3);
+            l0 += r0 + r1;
+            l1 += r2 + r3;
         }
-        /* O += P·V: channel tile nt holds channels nt*8 .. nt*8+7 */
+        /* O += P·V: channel tile nt holds channels nt*8 .. nt*8+7; one transposing ldmatrix
+         * gives the B fragments of two channel tiles (matrices: keys +0, +8 × channels +0, +8) */
 #pragma unroll
         for (int kk = 0; kk < FM_BN / 16; kk++) {
-            const uint16_t *vr = Vh + (kk * 16 + 2 * q) * FW_LDH + g;
 #pragma unroll
-            for (int nt = 0; nt < FW_D / 8; nt++) {
-                uint32_t vb[2] = {vr[nt * 8] | ((uint32_t)vr[FW_LDH + nt * 8] << 16),
-                                  vr[8 * FW_LDH + nt * 8] |
-                                      ((uint32_t)vr[9 * FW_LDH + nt * 8] << 16)};
-                mma16816(o[nt], pa[kk], vb, T());
+            for (int nt = 0; nt < FW_D / 8; nt += 2) {
+                uint32_t r[4];
+                ldsm4_t(r, v_addr + 2 * (kk * 16 * FW_LDH + nt * 8));
+                mma16816(o[nt], pa[kk], r, T());
+                mma16816(o[nt + 1], pa[kk], r + 2, T());
             }
         }
     }
