@@ -21,14 +21,36 @@
     "  decoder ms per step (1 and beam-size sequences) and, given FILE, the real-time factor of\n" \
     "  a transcription with default settings (beam 5). CPU only.\n"                                \
     "\n"                                                                                           \
-    "       asrd bench --streams N [--model NAME|DIR] [--device cpu|cuda|cuda:N|auto]\n"           \
-    "                  [--compute-type T] [--beam-size B] [--tokens T] [--windows W]\n"            \
+    "       asrd bench --streams N[,N...] [--model NAME|DIR] [--device cpu|cuda|cuda:N|auto]\n"    \
+    "                  [--compute-type T] [--beam-size B[,B...]] [--tokens T] [--windows W]\n"     \
     "                  [--warmup W] [--max-batch N] [--threads N] [--json] [FILE]\n"               \
     "  N threads, each its own stream on one shared model (a GPU model batches them), each\n"      \
     "  encoding W 30-s windows (default 4; FILE's log-mel, else random) and decoding exactly T\n"  \
     "  tokens after each (default 100) with B beams (default 1). Prints RTFx (30 s x windows /\n"  \
     "  wall s), windows/s, tokens/s, latency, batching counters, host peak RSS and peak device\n"  \
-    "  memory. Default device auto, compute type auto (float16 on a GPU, float32 on the CPU).\n"
+    "  memory. Default device auto, compute type auto (float16 on a GPU, float32 on the CPU).\n"   \
+    "  Lists run every beam size x stream count on the one loaded model (--json: a line each).\n"
+
+/* --name's comma-separated integers in [lo, hi] (at most cap) into out[*n]: 0, or 1 after a
+ * one-line message. */
+static int list_arg(const char *s, int lo, int hi, const char *name, int *out, int cap, int *n) {
+    *n = 0;
+    for (const char *p = s;;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < lo || v > hi || *n == cap || (*end && *end != ',')) {
+            fprintf(stderr,
+                    "asrd: bench: --%s takes up to %d integers from %d to %d, "
+                    "comma-separated\n",
+                    name, cap, lo, hi);
+            return 1;
+        }
+        out[(*n)++] = (int)v;
+        if (!*end)
+            return 0;
+        p = end + 1;
+    }
+}
 
 /* --name's integer in [lo, hi] into *out: 0, or 1 after a one-line message. */
 static int int_arg(const char *s, int lo, int hi, const char *name, int *out) {
@@ -116,11 +138,13 @@ int asr_cli_bench(int argc, char **argv) {
     const char *model = "tiny.en", *ct = NULL, *device = NULL;
     int threads = 0, beam = 0, reps = 5, json = 0, c;
     int streams = 0, tokens = 100, windows = 4, warmup = 1, max_batch = 0, bad = 0;
+    int stream_list[16], n_streams = 0, beam_list[8], n_beams = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:t:b:r:jc:h", opts, NULL)) != -1) {
         switch (c) {
         case 'S':
-            bad |= int_arg(optarg, 1, 1024, "streams", &streams);
+            bad |= list_arg(optarg, 1, 1024, "streams", stream_list, 16, &n_streams);
+            streams = n_streams ? stream_list[0] : 0;
             break;
         case 'T':
             bad |= int_arg(optarg, 1, 440, "tokens", &tokens);
@@ -147,7 +171,8 @@ int asr_cli_bench(int argc, char **argv) {
             threads = atoi(optarg);
             break;
         case 'b':
-            beam = atoi(optarg);
+            bad |= list_arg(optarg, 1, 8, "beam-size", beam_list, 8, &n_beams);
+            beam = n_beams ? beam_list[0] : 0;
             break;
         case 'r':
             reps = atoi(optarg);
@@ -165,8 +190,14 @@ int asr_cli_bench(int argc, char **argv) {
     }
     if (bad)
         return 2;
-    if (!beam)
+    if (!beam) {
         beam = streams ? 1 : 5;
+        beam_list[n_beams++] = beam;
+    }
+    if (!streams && n_beams > 1) {
+        fprintf(stderr, "asrd: bench: a list of beam sizes needs --streams\n");
+        return 2;
+    }
     if (threads < 0 || threads > 256 || beam < 1 || beam > 8 || reps < 1 || reps > 100 ||
         argc - optind > 1) {
         fputs(USAGE, stderr);
@@ -195,8 +226,10 @@ int asr_cli_bench(int argc, char **argv) {
                                       .dev = &dev,
                                       .threads = threads,
                                       .max_batch = max_batch,
-                                      .streams = streams,
-                                      .beam = beam,
+                                      .stream_list = stream_list,
+                                      .n_streams = n_streams,
+                                      .beam_list = beam_list,
+                                      .n_beams = n_beams,
                                       .tokens = tokens,
                                       .windows = windows,
                                       .warmup = warmup,

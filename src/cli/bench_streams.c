@@ -89,19 +89,31 @@ static void *devmem_main(void *arg) {
     devmem_t *d = arg;
     for (;;) {
         uint64_t used = 0, proc = 0;
-        if (asr_nvml_mem(d->cuda_index, &used, NULL, NULL, NULL, 0) == ASR_OK &&
-            used > d->peak_used)
-            d->peak_used = used;
-        if (asr_nvml_process_mem(d->cuda_index, (unsigned)getpid(), &proc, NULL, 0) == ASR_OK &&
-            proc > d->peak_process)
-            d->peak_process = proc;
+        int got = asr_nvml_mem(d->cuda_index, &used, NULL, NULL, NULL, 0) == ASR_OK;
+        int got_proc =
+            asr_nvml_process_mem(d->cuda_index, (unsigned)getpid(), &proc, NULL, 0) == ASR_OK;
         pthread_mutex_lock(&d->mu);
+        if (got && used > d->peak_used)
+            d->peak_used = used;
+        if (got_proc && proc > d->peak_process)
+            d->peak_process = proc;
         int stop = d->stop;
         pthread_mutex_unlock(&d->mu);
         if (stop)
             return NULL;
         usleep(5000);
     }
+}
+
+/* Starts a new peak: from the used bytes now. */
+static void devmem_reset(devmem_t *d) {
+    uint64_t used = 0;
+    if (!d->ok || asr_nvml_mem(d->cuda_index, &used, NULL, NULL, NULL, 0) != ASR_OK)
+        return;
+    pthread_mutex_lock(&d->mu);
+    d->peak_used = used;
+    d->peak_process = 0;
+    pthread_mutex_unlock(&d->mu);
 }
 
 /* Starts sampling when dev is a CUDA device and NVML answers (d->ok), else says why not. */
@@ -133,6 +145,15 @@ static void devmem_stop(devmem_t *d) {
         pthread_join(d->thread, NULL);
     }
     pthread_mutex_destroy(&d->mu);
+}
+
+/* Resets the host peak resident set to the current one (Linux: clear_refs 5). */
+static void reset_peak_rss(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
 }
 
 /* Host peak resident set (VmHWM), bytes; 0 when unknown. */
@@ -413,15 +434,33 @@ int asr__cli_bench_streams(const asr_cli_bench_streams_t *o) {
         fprintf(stderr, "asrd: bench: %s\n", err);
         goto done;
     }
-    rc = run_streams(o, m, wins, n_wins, &r);
+    /* every beam size x stream count on the one model; the peaks are per point (the device's
+     * from the bytes used when the point starts, reported over those used before loading) */
+    rc = 0;
+    for (int bi = 0; bi < o->n_beams && rc == 0; bi++)
+        for (int si = 0; si < o->n_streams && rc == 0; si++) {
+            asr_cli_bench_streams_t p = *o;
+            p.beam = o->beam_list[bi];
+            p.streams = o->stream_list[si];
+            if (bi || si) {
+                devmem_reset(&dm);
+                reset_peak_rss();
+            }
+            memset(&r.bs, 0, sizeof r.bs);
+            rc = run_streams(&p, m, wins, n_wins, &r);
+            r.rss = peak_rss();
+            if (rc == 0) {
+                pthread_mutex_lock(&dm.mu);
+                devmem_t snap = dm;
+                pthread_mutex_unlock(&dm.mu);
+                if (p.json)
+                    print_json(&p, m, &r, &snap);
+                else
+                    print_text(&p, m, &r, &snap);
+                fflush(stdout);
+            }
+        }
     devmem_stop(&dm);
-    r.rss = peak_rss();
-    if (rc == 0) {
-        if (o->json)
-            print_json(o, m, &r, &dm);
-        else
-            print_text(o, m, &r, &dm);
-    }
 done:
     devmem_stop(&dm);
     free(wins);

@@ -59,7 +59,12 @@ typedef struct {
     const char *compute_type;
     const asr_cli_device_t *dev;
     int threads, max_batch;
-    int streams, beam, tokens, windows, warmup;
+    const int *stream_list; /* [n_streams] points: every beam size x every stream count */
+    int n_streams;
+    const int *beam_list; /* [n_beams] */
+    int n_beams;
+    int streams, beam; /* the point being run (set by asr__cli_bench_streams) */
+    int tokens, windows, warmup;
     const char *audio; /* log-mel windows of this file; NULL: random windows */
     int json;
 } asr_cli_bench_streams_t;
