@@ -124,6 +124,7 @@ say ""
 say "| test | result | time | failures |"
 say "|---|---|---|---|"
 export ASRD_EXPECT_GPU=1 ASR_SOURCE=$ROOT ASRD_MODELS=$W/models
+TESTS_END=$(($(date +%s) + 100)) # the unit tests together: 100 s at most
 for b in "$W"/bin/test_gpu_*; do
     n=$(basename "$b")
     [ "$n" = test_gpu_host ] && continue # the host device: runs in CI
@@ -131,7 +132,7 @@ for b in "$W"/bin/test_gpu_*; do
     [ "$n" = test_gpu_engine ] && args=(cuda)
     t=$(date +%s)
     before=$(wc -l <"$LOG")
-    run "$n" 120 "$W/run/$n" "${args[@]}"
+    run "$n" $((TESTS_END - $(date +%s))) "$W/run/$n" "${args[@]}"
     case $RC in
     0) r=PASS ;;
     76) r="NOT RUN (no usable device)" ;;
@@ -149,11 +150,11 @@ done
 say ""
 say "## Parity (asrd transcribe, tiny.en int8 file)"
 say ""
-pl=$(($(left) - 190)) # the speed table keeps 3 minutes
-[ "$pl" -gt 110 ] && pl=110
+pl=$(($(left) - 160)) # the speed table keeps 160 s
+[ "$pl" -gt 70 ] && pl=70
 run parity "$pl" python3 "$ROOT/scripts/device_parity.py" --asrd "$ASRD" --models "$W/models" \
     --out "$OUT/parity.json" --report "$OUT/parity.md" --time-limit $((pl - 10)) \
-    $([ "$pl" -ge 100 ] && echo --beam5)
+    $([ "$pl" -ge 60 ] && echo --beam5)
 [ "$RC" = 0 ] || FAILED=1
 if [ -f "$OUT/parity.md" ]; then
     cat "$OUT/parity.md" >>"$REPORT"

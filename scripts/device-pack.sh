@@ -4,7 +4,7 @@
 # Debian's libraries are: the GPU machine has CUDA 13, PyTorch and CMake but none of asrd's
 # libraries, and reaches nothing.
 #
-#   scripts/device-pack.sh [--build DIR] [--no-model] [--all-libs] [--dry-run]
+#   scripts/device-pack.sh [--build DIR] [--no-build] [--no-model] [--all-libs] [--dry-run]
 #
 # devpack/pack.tar.xz holds (one solid xz archive: the binaries share most of their code):
 #   bin/     asrd and every test_gpu_* of the build but test_gpu_host (the host device's test runs
@@ -23,8 +23,11 @@
 # BUDGET_MIB (62: a margin for files that change before the call). --dry-run packs into a
 # temporary directory and checks the budget without touching devpack/.
 #
+# XZ_LEVEL (default 9) is the compression level (0: fast, for trying the scripts out).
+#
 # Build: DIR (default build-gpu) is configured with ASR_CUDA=on and Release when it has no
-# CMakeCache.txt, and asrd and the test_gpu_* targets are (re)built in it (-j2).
+# CMakeCache.txt, and asrd and the test_gpu_* targets are (re)built in it (-j2); --no-build packs
+# what DIR holds.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,6 +35,7 @@ BUILD=$ROOT/build-gpu
 MODEL=1
 ALL_LIBS=0
 DRY=0
+NO_BUILD=0
 BUDGET_MIB=${BUDGET_MIB:-62}
 while [ $# -gt 0 ]; do
     case $1 in
@@ -42,8 +46,9 @@ while [ $# -gt 0 ]; do
     --no-model) MODEL=0; shift ;;
     --all-libs) ALL_LIBS=1; shift ;;
     --dry-run) DRY=1; shift ;;
+    --no-build) NO_BUILD=1; shift ;;
     -h | --help)
-        sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -61,14 +66,14 @@ SYSTEM='^(libstdc\+\+|libgcc_s|libz|libzstd|libcrypto|libssl|libsqlite3|libgnutl
 NEVER='^(linux-vdso|ld-linux|libc|libm|libpthread|libdl|librt|libresolv|libutil|libanl|libcuda|libnvidia|libcublas|libcublasLt|libcudart|libnvrtc)[.-]'
 
 # ---- build ----
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+if [ ! -f "$BUILD/CMakeCache.txt" ] && [ "$NO_BUILD" = 0 ]; then
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DASR_CUDA=on >/dev/null
 fi
 TARGETS=(asrd)
 for t in "$ROOT"/tests/unit/test_gpu_*.c; do
     [ "$(basename "$t" .c)" = test_gpu_host ] || TARGETS+=("$(basename "$t" .c)")
 done
-cmake --build "$BUILD" -j2 --target "${TARGETS[@]}" >/dev/null
+[ "$NO_BUILD" = 1 ] || cmake --build "$BUILD" -j2 --target "${TARGETS[@]}" >/dev/null
 
 # ---- stage ----
 STAGE=$(mktemp -d "${TMPDIR:-/tmp}/devpack.XXXXXX")
@@ -128,7 +133,7 @@ fi
 
 # ---- pack and check the budget ----
 PACK=$STAGE/pack.tar.xz
-tar -C "$STAGE" -cf - MANIFEST bin lib models | xz -9 -T2 >"$PACK"
+tar -C "$STAGE" -cf - MANIFEST bin lib models | xz -"${XZ_LEVEL:-9}" -T2 >"$PACK"
 pack_b=$(stat -c %s "$PACK")
 tree_b=$(cd "$ROOT" && { git ls-files -z; git ls-files -z --others --exclude-standard; } |
     xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
