@@ -38,6 +38,10 @@ typedef struct {
 typedef struct {
     char *id, *dir;
     const char *compute_type; /* the scheduler's (NULL: float32) */
+    const char *plan_type;    /* the host plan's: compute_type, or NULL (float32) for a GPU-only
+                                 type (float16, int8_float16), whose weights live on the device:
+                                 the CPU's float32 plan overestimates the host bytes until the GPU
+                                 memory contract plans device memory */
     asr_model_info_t info;
     size_t weights; /* plan */
     int state;
@@ -157,7 +161,7 @@ static uint64_t budget(asr_sched_t *s) {
 
 static size_t slot_bytes(const model_t *m, int n_seq, bool words) {
     asr_plan_t p;
-    if (asr_plan_compute(&m->info, m->compute_type, n_seq, words, &p) != ASR_OK)
+    if (asr_plan_compute(&m->info, m->plan_type, n_seq, words, &p) != ASR_OK)
         return SIZE_MAX / 4;
     return p.slot;
 }
@@ -660,12 +664,13 @@ asr_err_t asr_sched_create(const asr_sched_params_t *p, asr_sched_t **out, char 
         m->id = asr_xstrdup(p->models[i].id);
         m->dir = asr_xstrdup(p->models[i].dir);
         m->compute_type = s->compute_type;
+        m->plan_type = asr_compute_type_name(s->compute_type) ? s->compute_type : NULL;
         m->keep_alive = p->keep_alive_s;
         m->cache = asr_xcalloc((size_t)p->max_parallel, sizeof *m->cache);
         char err[512] = "";
         rc = asr_model_probe(m->dir, &m->info, err, sizeof err);
         asr_plan_t plan;
-        if (rc == ASR_OK && asr_plan_compute(&m->info, m->compute_type, 1, false, &plan) == ASR_OK)
+        if (rc == ASR_OK && asr_plan_compute(&m->info, m->plan_type, 1, false, &plan) == ASR_OK)
             m->weights = plan.weights;
         if (rc != ASR_OK)
             asr_errf(errbuf, errbuf_len, "cannot load model '%s' from %s: %s", m->id, m->dir,
