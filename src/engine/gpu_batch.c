@@ -1,9 +1,10 @@
 /* engine: the GPU model's batcher thread. It is the only thread that calls the device: it opens
  * it, uploads the weights (the init function gpu_model.c gives it), then serves the jobs streams
  * submit (asr__gpu_submit: enqueue, wait on a condition variable; no polling, no sleeps). Each
- * round takes every pending job: the decoder steps of all streams run as one batched step (up to
- * max_batch streams), the encoder windows as one batched pass (up to max_batch windows), the
- * other jobs one by one; each group's jobs are marked done as soon as the group is finished.
+ * round takes every pending job: the decoder steps of all streams, and the prompt blocks of
+ * streams starting a window, run as one batched decoder pass (up to max_batch streams and
+ * max_rows rows), the encoder windows as one batched pass (up to max_batch windows), the other
+ * jobs one by one; each group's jobs are marked done as soon as the group is finished.
  *
  * Invariants: a stream has at most one job in flight (it waits for it), so jobs of one stream
  * never reorder; a stream's pending cache copies are queued before any of its jobs runs; once the
@@ -59,24 +60,27 @@ static void run_single(struct asr__gpu_model *g, asr__gpu_job_t *j) {
     finish(g, &j, 1);
 }
 
-/* Runs jobs[0..n) of one kind (STEP or ENCODE) in batches of at most max_batch. */
-static void run_batched(struct asr__gpu_model *g, asr__gpu_job_t **jobs, int n) {
-    for (int i0 = 0; i0 < n; i0 += g->max_batch) {
-        int k = n - i0 < g->max_batch ? n - i0 : g->max_batch;
+/* Runs jobs[0..n): decoder jobs (dec: steps and prompt blocks) in passes of at most max_batch
+ * streams and max_rows rows, or encoder windows in passes of at most max_batch windows. */
+static void run_batched(struct asr__gpu_model *g, asr__gpu_job_t **jobs, int n, bool dec) {
+    for (int i0 = 0, k; i0 < n; i0 += k) {
+        int rows = 0;
+        for (k = 0; i0 + k < n && k < g->max_batch; k++) {
+            if (dec && k > 0 && rows + jobs[i0 + k]->n > g->max_rows)
+                break;
+            rows += dec ? jobs[i0 + k]->n : 1;
+        }
         for (int i = 0; i < k; i++)
             asr__gpu_apply_copies(g, jobs[i0 + i]->s);
         if (asr_dev_error(g->dev, NULL, 0) == ASR_OK) {
-            if (jobs[i0]->kind == ASR_GPU_JOB_STEP)
-                asr__gpu_run_step(g, jobs + i0, k);
+            if (dec)
+                asr__gpu_run_decode(g, jobs + i0, k);
             else
                 asr__gpu_run_encode(g, jobs + i0, k);
         }
         pthread_mutex_lock(&g->mu);
         asr_batch_stats_t *st = &g->stats;
-        if (jobs[i0]->kind == ASR_GPU_JOB_STEP) {
-            int rows = 0;
-            for (int i = 0; i < k; i++)
-                rows += jobs[i0 + i]->n;
+        if (dec) {
             st->dec_batches++, st->dec_rows += rows, st->dec_streams += k;
             st->max_dec_streams = k > st->max_dec_streams ? k : st->max_dec_streams;
             st->max_dec_rows = rows > st->max_dec_rows ? rows : st->max_dec_rows;
@@ -89,30 +93,31 @@ static void run_batched(struct asr__gpu_model *g, asr__gpu_job_t **jobs, int n) 
     }
 }
 
-/* One round: steps first (they are what keeps every stream's decoding going), then the single
- * jobs, then the encoder windows. The list is read into arrays first: a finished job belongs to
- * its stream again (its memory may be gone), so no link is followed after the first finish. */
+/* One round: the decoder jobs first (steps, and the prompt blocks of streams starting a window:
+ * they join the same pass), then the single jobs, then the encoder windows. The list is read
+ * into arrays first: a finished job belongs to its stream again (its memory may be gone), so no
+ * link is followed after the first finish. */
 static void run_round(struct asr__gpu_model *g, asr__gpu_job_t *list) {
     int n = 0;
     for (asr__gpu_job_t *j = list; j; j = j->next)
         n++;
-    asr__gpu_job_t **steps = asr_xmalloc((size_t)n * 3 * sizeof *steps), **encs = steps + n;
+    asr__gpu_job_t **decs = asr_xmalloc((size_t)n * 3 * sizeof *decs), **encs = decs + n;
     asr__gpu_job_t **singles = encs + n;
-    int n_steps = 0, n_encs = 0, n_singles = 0;
+    int n_decs = 0, n_encs = 0, n_singles = 0;
     for (asr__gpu_job_t *j = list; j; j = j->next)
-        if (j->kind == ASR_GPU_JOB_STEP)
-            steps[n_steps++] = j;
+        if (j->kind == ASR_GPU_JOB_STEP || (j->kind == ASR_GPU_JOB_FORWARD && !j->s->align_capture))
+            decs[n_decs++] = j;
         else if (j->kind == ASR_GPU_JOB_ENCODE)
             encs[n_encs++] = j;
         else
             singles[n_singles++] = j;
-    if (n_steps)
-        run_batched(g, steps, n_steps);
+    if (n_decs)
+        run_batched(g, decs, n_decs, true);
     for (int i = 0; i < n_singles; i++)
         run_single(g, singles[i]);
     if (n_encs)
-        run_batched(g, encs, n_encs);
-    free(steps);
+        run_batched(g, encs, n_encs, false);
+    free(decs);
 }
 
 typedef struct {

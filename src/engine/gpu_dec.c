@@ -114,28 +114,70 @@ static asr_dev_row_t row_of(struct asr__gpu_model *g, asr_stream_t *s, int slot,
     return r;
 }
 
-void asr__gpu_run_step(struct asr__gpu_model *g, asr__gpu_job_t **jobs, int n_jobs) {
-    const int V = g->m->info.n_vocab;
-    int n = 0;
-    for (int j = 0; j < n_jobs; j++) {
-        asr_stream_t *s = jobs[j]->s;
-        const int pos = jobs[j]->pos;
-        /* decoder.c's sattn_head: the shared prompt only when it ends before this position */
-        const int shared = s->self_shared < pos + 1 ? s->self_shared : 0;
-        for (int i = 0; i < jobs[j]->n; i++, n++) {
-            g->h_rows[n] = row_of(g, s, s->slot_of[i], shared, pos + 1);
-            g->h_tok[n] = jobs[j]->tokens[i];
-            g->h_pos[n] = pos;
-        }
+/* Rows of job j from row n on: a step's sequences, or a prompt block's tokens (physical slot 0,
+ * causal: row i sees [0, pos0 + i]). */
+static int job_rows(struct asr__gpu_model *g, const asr__gpu_job_t *j, int n) {
+    asr_stream_t *s = j->s;
+    const int pos = j->pos;
+    /* decoder.c's sattn_head: a step reads the shared prompt only when it ends before it */
+    const int shared = s->self_shared < pos + 1 ? s->self_shared : 0;
+    for (int i = 0; i < j->n; i++, n++) {
+        bool step = j->kind == ASR_GPU_JOB_STEP;
+        g->h_rows[n] =
+            step ? row_of(g, s, s->slot_of[i], shared, pos + 1) : row_of(g, s, 0, 0, pos + i + 1);
+        g->h_tok[n] = j->tokens[i];
+        g->h_pos[n] = step ? pos : pos + i;
     }
-    ASR_ASSERT(n <= g->max_batch * ASR_SLOT_MAX_SEQ);
+    return n;
+}
+
+void asr__gpu_run_decode(struct asr__gpu_model *g, asr__gpu_job_t **jobs, int n_jobs) {
+    const int V = g->m->info.n_vocab, d = g->m->info.d_model;
+    int n = 0;
+    bool all_steps = true;
+    for (int j = 0; j < n_jobs; j++) {
+        n = job_rows(g, jobs[j], n);
+        all_steps &= jobs[j]->kind == ASR_GPU_JOB_STEP;
+    }
+    ASR_ASSERT(n <= g->max_rows);
     dec_layers(g, n, NULL);
-    if (logits(g, g->d_x, n) != ASR_OK)
+    /* the rows whose logits are wanted: every step row, a block's logits row; with prompt blocks
+     * in the batch they are gathered into d_att first (free after the layers) */
+    const void *x = g->d_x;
+    int n_log = n;
+    if (!all_steps) {
+        n_log = 0;
+        for (int j = 0, r = 0; j < n_jobs; r += jobs[j]->n, j++) {
+            asr__gpu_job_t *J = jobs[j];
+            const void *rows = el(g->d_x, g->t, (size_t)r * d);
+            int take = J->kind == ASR_GPU_JOB_STEP ? J->n : 0;
+            if (J->kind == ASR_GPU_JOB_FORWARD) {
+                /* kept for later logits rows: another job may overwrite the scratch */
+                asr_dev_d2d(g->dev, J->s->g->last, rows, asr__gpu_bytes(g->t, (size_t)J->n * d));
+                J->s->g->last_rows = J->n;
+                if (J->logits_row >= 0 && J->logits_row < J->n)
+                    rows = el(rows, g->t, (size_t)J->logits_row * d), take = 1;
+            }
+            asr_dev_d2d(g->dev, el(g->d_att, g->t, (size_t)n_log * d), rows,
+                        asr__gpu_bytes(g->t, (size_t)take * d));
+            n_log += take;
+        }
+        x = g->d_att;
+    }
+    ASR_ASSERT(n_log <= g->max_batch * ASR_SLOT_MAX_SEQ);
+    if (n_log == 0) {
+        asr_dev_sync(g->dev, NULL, 0);
+        return;
+    }
+    if (logits(g, x, n_log) != ASR_OK)
         return;
     for (int j = 0, r = 0; j < n_jobs; j++) {
-        memcpy(jobs[j]->s->logits, g->h_logits + (size_t)r * V,
-               (size_t)jobs[j]->n * V * sizeof(float));
-        r += jobs[j]->n;
+        asr__gpu_job_t *J = jobs[j];
+        int take = J->kind == ASR_GPU_JOB_STEP                  ? J->n
+                   : J->logits_row >= 0 && J->logits_row < J->n ? 1
+                                                                : 0;
+        memcpy(J->s->logits, g->h_logits + (size_t)r * V, (size_t)take * V * sizeof(float));
+        r += take;
     }
 }
 
@@ -143,13 +185,8 @@ void asr__gpu_run_forward(struct asr__gpu_model *g, asr__gpu_job_t *j) {
     asr_stream_t *s = j->s;
     const int n = j->n, d = g->m->info.d_model;
     ASR_ASSERT(n <= g->max_rows);
-    for (int i = 0; i < n; i++) { /* physical slot 0, causal: row i sees [0, pos0 + i] */
-        g->h_rows[i] = row_of(g, s, 0, 0, j->pos + i + 1);
-        g->h_tok[i] = j->tokens[i];
-        g->h_pos[i] = j->pos + i;
-    }
+    job_rows(g, j, 0);
     dec_layers(g, n, s->align_capture ? s : NULL);
-    /* kept for later logits rows: another stream's job may overwrite the scratch */
     asr_dev_d2d(g->dev, s->g->last, g->d_x, asr__gpu_bytes(g->t, (size_t)n * d));
     s->g->last_rows = n;
     if (j->logits_row >= 0 && j->logits_row < n) {

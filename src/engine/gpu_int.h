@@ -5,8 +5,10 @@
  * the device: the decoder and encoder entry points (asr__encode, asr__dec_forward, asr__dec_step,
  * asr__dec_logits_row, asr__dec_reorder) submit jobs to the batcher and wait for them. The batcher
  * takes every pending job at once: all encoder jobs run as one batched encoder pass, all decoder
- * steps as one batched step over the sequences of every stream (continuous batching: a stream
- * joins at the next step and leaves when it ends); the other jobs run singly.
+ * steps (and the prompt blocks of streams starting a window) as one batched decoder pass over the
+ * rows of every stream (continuous batching: a stream joins at the next step and leaves when it
+ * ends); the other jobs (logits rows, a prompt block with alignment capture, slots) run singly.
+ * The host keeps no copy of the weights once they are on the device.
  *
  * Files: gpu_model.c (load: device, upload, arenas, stream slots), gpu_batch.c (the batcher:
  * queue, jobs, statistics), gpu_enc.c (the batched encoder and cross K/V), gpu_dec.c (decoder
@@ -179,8 +181,10 @@ asr_err_t asr__gpu_check(struct asr__gpu_model *g);
 void asr__gpu_run_encode(struct asr__gpu_model *g, asr__gpu_job_t **jobs, int n);
 
 /* gpu_dec.c (batcher thread) */
-/* One decoder step over every sequence of n STEP jobs (their sequences <= max_rows). */
-void asr__gpu_run_step(struct asr__gpu_model *g, asr__gpu_job_t **jobs, int n);
+/* One decoder pass over the rows of n STEP and FORWARD jobs (every sequence of a step, every
+ * token of a prompt block; rows <= max_rows): each job's logits to its stream. */
+void asr__gpu_run_decode(struct asr__gpu_model *g, asr__gpu_job_t **jobs, int n);
+/* A prompt block alone: the one with word-timestamp alignment capture. */
 void asr__gpu_run_forward(struct asr__gpu_model *g, asr__gpu_job_t *j);
 void asr__gpu_run_logits_row(struct asr__gpu_model *g, asr__gpu_job_t *j);
 /* A stream's pending cache copies, queued before its next job. */
