@@ -258,7 +258,11 @@ static void check_linear(asr_dtype_t at, asr_dtype_t wt, asr_dtype_t ct, int m, 
     snprintf(shape, sizeof shape, "m=%d n=%d k=%d out=%s%s%s%s", m, n, k, asr_dtype_name(ct),
              with_bias ? " bias" : "", flags & ASR_LIN_GELU ? " gelu" : "",
              flags & ASR_LIN_ACCUM ? " accum" : "");
-    int lda = k + 8, ldc = n + 3, ldw = k + (k % 2 ? 1 : 8);
+    /* n and ldc multiples of 8 (n = 384, 1536) take the 16-byte epilogue (bias_act), k and ld
+     * multiples of 16 the 16-byte int8 dequantization, as the engine's dense layers do; the
+     * other shapes the element-wise paths */
+    int lda = k + 8, ldc = n % 8 == 0 ? n + 8 : n + 3;
+    int ldw = k % 16 == 0 ? k + 16 : k + (k % 2 ? 1 : 8);
     float *a = rand_t(at, (size_t)m * lda, 1.0f);
     float *c0 = rand_t(ct, (size_t)m * ldc, 1.0f), *c = malloc(sizeof(float) * m * ldc);
     float *bias = with_bias ? frand_n((size_t)n, 1.0f) : NULL;
@@ -351,8 +355,8 @@ static void test_layer_norm(asr_dtype_t t) {
 }
 
 static void test_add(asr_dtype_t t) {
-    const size_t sizes[] = {1, 37, 100003};
-    for (int s = 0; s < 3; s++) {
+    const size_t sizes[] = {1, 37, 100003, 98304}; /* the last: the 16-byte path */
+    for (int s = 0; s < 4; s++) {
         size_t n = sizes[s];
         char shape[64];
         snprintf(shape, sizeof shape, "n=%zu", n);
@@ -505,11 +509,17 @@ static void test_embed(asr_dtype_t t) {
 }
 
 /* ---- attention ---- */
-static void check_attn_full(asr_dtype_t t, int B, int T, int Hh, int dh) {
+/* kind: the kernel asked for through ASRD_CUDA_ATTN_FULL (simt, wmma, mma), NULL: the default */
+static void check_attn_full(asr_dtype_t t, int B, int T, int Hh, int dh, const char *kind) {
     int dim = Hh * dh;
     size_t nq = (size_t)B * T * 3 * dim, no = (size_t)B * T * dim;
-    char shape[64];
+    char shape[64], op[32];
     snprintf(shape, sizeof shape, "B=%d T=%d H=%d dh=%d", B, T, Hh, dh);
+    snprintf(op, sizeof op, "attn_full[%s]", kind ? kind : "default");
+    if (kind)
+        setenv("ASRD_CUDA_ATTN_FULL", kind, 1);
+    else
+        unsetenv("ASRD_CUDA_ATTN_FULL");
     float scale = 1.0f / sqrtf((float)dh);
     float *qkv = frand_n(nq, 1.0f), *o = malloc(sizeof(float) * no);
     for (size_t i = 0; i < nq; i++) /* queries x6: scores of std ~2, peaked softmax */
@@ -519,23 +529,37 @@ static void check_attn_full(asr_dtype_t t, int B, int T, int Hh, int dh) {
     void *gq = gput(t, qkv, nq), *go = gmem(no * asr_dtype_size(t));
     asr_dev_attn_full(G, t, gq, go, B, T, Hh, dh, scale);
     asr_dev_attn_full(Hd, ASR_DT_F32, qkv, o, B, T, Hh, dh, scale);
-    if (devices_ok("attn_full", t, shape)) {
+    unsetenv("ASRD_CUDA_ATTN_FULL");
+    if (devices_ok(op, t, shape)) {
         float *got = malloc(sizeof(float) * no);
         gget(t, go, got, no);
-        report("attn_full", t, shape, o, got, 1, no, no, tol_comp(t));
+        report(op, t, shape, o, got, 1, no, no, tol_comp(t));
         free(got);
     }
     asr_dev_free(G, gq), asr_dev_free(G, go);
     free(qkv), free(o);
 }
 
+/* Every kernel on every shape: float16/bfloat16 with dh 64 run the SIMT, mma (the default) and
+ * wmma kernels, the safest first, so that a kernel that faults (which ends the test: the context
+ * is lost) leaves the others' results; other shapes and float32 have the SIMT kernel only. */
 static void test_attn_full(asr_dtype_t t) {
-    check_attn_full(t, 1, 1500, 6, 64); /* tiny's encoder */
-    check_attn_full(t, 2, 37, 3, 20);
-    check_attn_full(t, 1, 1499, 2, 64); /* odd T */
-    check_attn_full(t, 3, 1, 4, 64);
-    check_attn_full(t, 1, 130, 2, 128);
-    check_attn_full(t, 2, 200, 20, 64); /* large's heads */
+    static const int shapes[][4] = {
+        {1, 1500, 6, 64}, /* tiny's encoder */
+        {2, 37, 3, 20},   /* dh not 64 */
+        {1, 1499, 2, 64}, /* odd T */
+        {3, 1, 4, 64},    /* one frame */
+        {1, 130, 2, 128}, /* dh 128 */
+        {2, 200, 20, 64}, /* large's heads */
+    };
+    static const char *const kinds[] = {"simt", "mma", "wmma"};
+    for (int k = 0; k < 3; k++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const int *sh = shapes[s];
+            bool tc = t != ASR_DT_F32 && sh[3] == 64; /* the tensor-core kernels apply */
+            if (tc || k == 0)
+                check_attn_full(t, sh[0], sh[1], sh[2], sh[3], tc ? kinds[k] : NULL);
+        }
 }
 
 /* Decoder rows over three streams (shared prompts of 0, 5 and 100 positions) and six sequences
@@ -648,9 +672,12 @@ static void check_decoder_self(asr_dtype_t t, int Hh, int dh, bool misalign) {
 }
 
 /* Cross-attention: three streams' K/V interleaved as [L][n_audio][2·dim] (xk = base, xv = base +
- * dim, ldx = 2·dim > dim), 40 rows of mixed streams with a run of 30 of one. */
-static void check_cross(asr_dtype_t t, int Hh, int dh, int n_audio, bool misalign) {
-    const int dim = Hh * dh, L = 2, n = 40, ldx = 2 * dim + (misalign ? 1 : 0);
+ * dim, ldx = 2·dim > dim), n <= 40 rows of mixed streams (40: with a run of 30 of one). Run with
+ * ASRD_CUDA_ATTN_CROSS=single (one block per row and head) and then by default (on sm_90 a
+ * cluster split when rows × heads are fewer than 2 per multiprocessor: n = 1 splits 8 ways,
+ * n = 40 with 6 heads 2 ways on an H100); the raw scores with the first. */
+static void check_cross(asr_dtype_t t, int n, int Hh, int dh, int n_audio, bool misalign) {
+    const int dim = Hh * dh, L = 2, ldx = 2 * dim + (misalign ? 1 : 0);
     const size_t lstride = (size_t)n_audio * ldx, tot = L * lstride;
     char shape[96];
     snprintf(shape, sizeof shape, "n=%d H=%d dh=%d n_audio=%d ldx=%d", n, Hh, dh, n_audio, ldx);
@@ -667,7 +694,7 @@ static void check_cross(asr_dtype_t t, int Hh, int dh, int n_audio, bool misalig
         hrows[i] = (asr_dev_row_t){.xk = hkv[p], .xv = hkv[p] + dim, .len = 1 + i};
         grows_h[i] = (asr_dev_row_t){.xk = gkv[p], .xv = (char *)gkv[p] + dim * es, .len = 1 + i};
     }
-    asr_dev_row_t *grows = gput_raw(grows_h, sizeof grows_h);
+    asr_dev_row_t *grows = gput_raw(grows_h, sizeof(asr_dev_row_t) * n);
     int ldq = dim + 24, ldo = dim + 2;
     float *q = rand_t(t, (size_t)n * ldq, 6.0f), *o = malloc(sizeof(float) * n * ldo);
     float *sc = malloc(sizeof(float) * n * n_audio),
@@ -679,12 +706,21 @@ static void check_cross(asr_dtype_t t, int Hh, int dh, int n_audio, bool misalig
         size_t off = l * lstride;
         char sh2[128];
         snprintf(sh2, sizeof sh2, "%s layer %d", shape, l);
-        asr_dev_attn_cross(G, t, gq, ldq, grows, n, Hh, dh, n_audio, ldx, off, scale, go, ldo);
         asr_dev_attn_cross(Hd, ASR_DT_F32, q, ldq, hrows, n, Hh, dh, n_audio, ldx, off, scale, o,
                            ldo);
-        if (devices_ok("attn_cross", t, sh2)) {
-            gget(t, go, got, (size_t)n * ldo);
-            report("attn_cross", t, sh2, o, got, (size_t)n, (size_t)dim, (size_t)ldo, tol_comp(t));
+        for (int path = 0; path < 2; path++) {
+            const char *op = path ? "attn_cross[default]" : "attn_cross[single]";
+            if (path)
+                unsetenv("ASRD_CUDA_ATTN_CROSS");
+            else
+                setenv("ASRD_CUDA_ATTN_CROSS", "single", 1);
+            asr_dev_memset0(G, go, (size_t)n * ldo * asr_dtype_size(t));
+            asr_dev_attn_cross(G, t, gq, ldq, grows, n, Hh, dh, n_audio, ldx, off, scale, go, ldo);
+            unsetenv("ASRD_CUDA_ATTN_CROSS");
+            if (devices_ok(op, t, sh2)) {
+                gget(t, go, got, (size_t)n * ldo);
+                report(op, t, sh2, o, got, (size_t)n, (size_t)dim, (size_t)ldo, tol_comp(t));
+            }
         }
         for (int h = 0; h<Hh; h += Hh - 1> 0 ? Hh - 1 : 1) { /* the first and last heads */
             char sh3[160];
@@ -713,10 +749,12 @@ static void test_decoder(asr_dtype_t t) {
     check_decoder_self(t, 20, 64, false); /* large's heads */
     check_decoder_self(t, 3, 20, false);  /* generic path: dh not 64 */
     check_decoder_self(t, 2, 64, true);   /* generic path: unaligned rows */
-    check_cross(t, 6, 64, 1500, false);
-    check_cross(t, 20, 64, 1500, false);
-    check_cross(t, 3, 24, 37, false);
-    check_cross(t, 2, 64, 1499, true);
+    check_cross(t, 40, 6, 64, 1500, false);
+    check_cross(t, 1, 6, 64, 1500, false); /* beam 1, one stream: the widest cluster split */
+    check_cross(t, 40, 20, 64, 1500, false);
+    check_cross(t, 40, 3, 24, 37, false);
+    check_cross(t, 40, 2, 64, 1499, true);
+    check_cross(t, 2, 2, 64, 1499, true); /* the cluster split on the generic path */
 }
 
 /* The sticky error on the GPU: a combination the GPU does not support (float32 activations with
@@ -819,6 +857,8 @@ int main(void) {
     printf("test_gpu_kernels: cuda:0 %s (sm_%d%d, %d SMs, driver %s) against the host reference "
            "(%d threads)\n",
            gi->name, gi->cc_major, gi->cc_minor, gi->n_sm, gi->driver, asr_dev_info(Hd)->n_sm);
+    /* the plain kernels and the GEMMs first, attention (the kernels most likely to fault, which
+     * would end the run) last */
     test_convert();
     for (int ti = 0; ti < n_types; ti++) {
         asr_dtype_t t = TYPES[ti];
@@ -826,10 +866,12 @@ int main(void) {
         test_add(t);
         test_im2col(t);
         test_embed(t);
-        test_attn_full(t);
-        test_decoder(t);
     }
     test_linear();
+    for (int ti = 0; ti < n_types; ti++) {
+        test_decoder(TYPES[ti]);
+        test_attn_full(TYPES[ti]);
+    }
     if (!g_dry)
         test_sticky();
     asr_dev_close(G);
