@@ -62,7 +62,9 @@ static void test_open_info(void **state) {
                (unsigned long long)(nv_used >> 20),
                rc == ASR_OK ? "holds" : "not listed:", (unsigned long long)(mine >> 20),
                rc == ASR_OK ? "ok" : err);
-        assert_true(rc == ASR_OK || rc == ASR_ERR_NOT_FOUND);
+        /* NOT_FOUND: a container (NVML lists host pids); UNSUPPORTED: NVML without per-process
+         * memory here (no _v3 entry point, no permission, or NVML_VALUE_NOT_AVAILABLE) */
+        assert_true(rc == ASR_OK || rc == ASR_ERR_NOT_FOUND || rc == ASR_ERR_UNSUPPORTED);
         if (rc == ASR_OK)
             assert_true(mine > 0); /* the context and the cuBLAS workspace at least */
     } else {
