@@ -351,6 +351,9 @@ static void part_random(const clip_t *jfk) {
             mx = fmax(mx, fabs((double)ea[i] - eb[i]));
         printf("random tiny: encoder output max |cpu - %s| = %.3g\n", g_device, mx);
         CHECK(eb && mx < 1e-3, "encoder output differs by %g", mx);
+        double ms = 0;
+        CHECK(asr_stream_bench_decoder(b, 1, 8, &ms) == ASR_OK && ms > 0,
+              "bench_decoder on the device");
         asr_stream_destroy(a);
         asr_stream_destroy(b);
         free(win);
