@@ -12,6 +12,20 @@
 
 #include "gpu/cublas_load.h"
 
+/* The table's members have the prototypes of this toolkit's cublas_api.h (a mismatch would be a
+ * silent ABI break through dlsym). */
+#define SAME_TYPE(member, fn)                                                                      \
+    _Static_assert(                                                                                \
+        __builtin_types_compatible_p(__typeof__(((asr_cublas_t *)0)->member), __typeof__(&fn)),    \
+        #fn)
+SAME_TYPE(create, cublasCreate_v2);
+SAME_TYPE(destroy, cublasDestroy_v2);
+SAME_TYPE(set_stream, cublasSetStream_v2);
+SAME_TYPE(set_math_mode, cublasSetMathMode);
+SAME_TYPE(set_workspace, cublasSetWorkspace_v2);
+SAME_TYPE(gemm_ex, cublasGemmEx);
+SAME_TYPE(status_string, cublasGetStatusString);
+
 static asr_cublas_t cb;
 static const asr_cublas_t *cb_ok;
 static char cb_why[256];
