@@ -3,8 +3,11 @@
  *   test_gpu_engine [host|cuda] [random]   (default host: the reference device, runs anywhere;
  *                                          random: part 1 only, for sanitizer builds)
  *
- * 1. random tiny model (made here, no files needed): asr_stream_bench_window greedy tokens equal
- *    to the CPU's; beam 5 runs; asr_stream_encode output within 1e-3 of the CPU's;
+ * 1. random models (made here, no files needed; shapes from $ASR_GPU_TEST_SHAPES, default tiny):
+ *    asr_stream_bench_window's first 50 greedy tokens equal to the CPU's; beam 5 runs;
+ *    asr_stream_encode output within 1e-3 of the CPU's (1e-2 past tiny); tiny: 6 concurrent
+ *    bench windows equal to their solo runs, with merged decoder steps and encoder passes;
+ *    refusals at load;
  * 2. tiny.en ($ASRD_MODELS, default ~/.cache/asrd/models): every English clip of
  *    tests/data/audio/MANIFEST.tsv transcribed greedy, and beam 5 with word timestamps, on the
  *    device and on the CPU (float32 both): token sequences compared per clip (float32: every clip
@@ -197,7 +200,7 @@ static int read_clips(const char *lang_want, bool english, clip_t *out, int max)
     return n;
 }
 
-/* ---- part 1: a random tiny model ---- */
+/* ---- part 1: random models ---- */
 static int bench_tokens(asr_model_t *m, const float *win, int beam, int n_tokens, int32_t *out) {
     asr_stream_t *s = NULL;
     if (asr_stream_create_slot(m, 5, &s) != ASR_OK)
@@ -299,7 +302,10 @@ static void bench_concurrent(asr_model_t *dev, const float *win, const char *wha
     CHECK(after.max_enc_batch > 1, "%s: no encoder pass took several windows", what);
 }
 
-static void part_random(const clip_t *jfk) {
+static void part_random(const clip_t *jfk, const char *shape) {
+    char what[64];
+    snprintf(what, sizeof what, "random %s", shape);
+    const bool tiny = !strcmp(shape, "tiny");
     char dir[] = "/tmp/asr_gpu_engine_XXXXXX";
     if (!mkdtemp(dir)) {
         CHECK(0, "mkdtemp");
@@ -307,13 +313,15 @@ static void part_random(const clip_t *jfk) {
     }
     asr_wsource_t *ws = NULL;
     char err[512];
-    if (asr_random_model_create("tiny", 7, &ws, err, sizeof err) != ASR_OK ||
+    double t0 = asr_now_s();
+    if (asr_random_model_create(shape, 7, &ws, err, sizeof err) != ASR_OK ||
         asr_ct2_write(&ws->src, dir, err, sizeof err) != ASR_OK) {
         CHECK(0, "random model: %s", err);
         asr_wsource_close(ws);
         return;
     }
     asr_wsource_close(ws);
+    printf("%s: made in %.1f s\n", what, asr_now_s() - t0);
     /* refusals: one line each, no model */
     asr_model_params_t p = asr_model_default_params();
     asr_model_t *none = NULL;
@@ -326,19 +334,20 @@ static void part_random(const clip_t *jfk) {
     CHECK(asr_model_load(dir, &p, &none, why, sizeof why) == ASR_ERR_INVALID && !none,
           "device tpu: %s", why);
     p.device = "cuda", p.compute_type = "float16";
-    if (asr_gpu_cuda_count(NULL, 0) == 0) {
+    if (tiny && asr_gpu_cuda_count(NULL, 0) == 0) {
         CHECK(asr_model_load(dir, &p, &none, why, sizeof why) != ASR_OK && !none && why[0] &&
                   !strchr(why, '\n'),
               "cuda without a device: %s", why);
         printf("random tiny: --device cuda without a device: \"%s\"\n", why);
     }
     asr_model_t *cpu = load(dir, "cpu", "float32", 0), *dev = load(dir, g_device, "float32", 4);
-    CHECK(cpu && dev, "random tiny: load");
+    CHECK(cpu && dev, "%s: load", what);
     if (cpu && dev) {
-        printf("random tiny on %s\n", asr_model_device_line(dev));
+        printf("%s on %s\n", what, asr_model_device_line(dev));
         float *win = mel_window(cpu, jfk);
-        compare_bench(cpu, dev, win, 50, "random tiny");
-        bench_concurrent(dev, win, "random tiny");
+        compare_bench(cpu, dev, win, 50, what);
+        if (tiny)
+            bench_concurrent(dev, win, what);
         /* encoder output */
         asr_stream_t *a = NULL, *b = NULL;
         const float *ea = NULL, *eb = NULL;
@@ -349,8 +358,11 @@ static void part_random(const clip_t *jfk) {
         double mx = 0;
         for (size_t i = 0; ea && eb && i < (size_t)1500 * asr_model_info(cpu)->d_model; i++)
             mx = fmax(mx, fabs((double)ea[i] - eb[i]));
-        printf("random tiny: encoder output max |cpu - %s| = %.3g\n", g_device, mx);
-        CHECK(eb && mx < 1e-3, "encoder output differs by %g", mx);
+        /* tolerance: float32 on both, summation orders differ on a GPU; deeper encoders more */
+        const double tol = tiny ? 1e-3 : 1e-2;
+        printf("%s: encoder output max |cpu - %s| = %.3g (tolerance %g)\n", what, g_device, mx,
+               tol);
+        CHECK(eb && mx <= tol, "%s: encoder output differs by %g", what, mx);
         double ms = 0;
         CHECK(asr_stream_bench_decoder(b, 1, 8, &ms) == ASR_OK && ms > 0,
               "bench_decoder on the device");
@@ -579,7 +591,13 @@ int main(int argc, char **argv) {
         printf("no clips (ASR_SOURCE?)\n");
         return 1;
     }
-    part_random(&jfk[0]);
+    /* ASR_GPU_TEST_SHAPES: the random shapes of part 1 (default tiny; the GPU machine adds
+     * large-v3 and large-v3-turbo: the issue's large-shape checks) */
+    const char *shapes = getenv("ASR_GPU_TEST_SHAPES");
+    char list[256];
+    snprintf(list, sizeof list, "%s", shapes && *shapes ? shapes : "tiny");
+    for (char *save = NULL, *sh = strtok_r(list, ",", &save); sh; sh = strtok_r(NULL, ",", &save))
+        part_random(&jfk[0], sh);
     free(jfk[0].pcm);
     if (random_only) { /* test_gpu_engine DEVICE random: part 1 only (sanitizer builds) */
         printf("test_gpu_engine on %s (random model only): %d failure(s)\n", g_device, failures);
