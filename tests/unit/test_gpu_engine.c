@@ -20,7 +20,8 @@
  * 4. asr_stream_bench_window greedy on tiny.en: the device's tokens equal the CPU's.
  *
  * cuda: exits 76 (Not Run on this hardware, reason printed) when no CUDA device is usable; then
- * runs the same checks in float32 and the float16 greedy share. Exits 77 when tiny.en is missing
+ * runs the same checks in float32, the float16 greedy share (>= 90%) and the bfloat16 and
+ * int8_float16 greedy shares (reported). Exits 77 when tiny.en is missing
  * (after part 1). A per-clip report goes to stdout. */
 #include <math.h>
 #include <pthread.h>
@@ -492,7 +493,9 @@ static void part_concurrent(asr_model_t *dev, clip_t *clips, int n_clips, tr_t *
     CHECK(after.max_enc_batch > 1, "no encoder pass took several windows");
 }
 
-static int run_models(const char *models, const char *ct, bool f16) {
+/* f16: a reduced-precision compute type: greedy only, at least min_pct % of the clips' tokens
+ * identical (0: reported only) */
+static int run_models(const char *models, const char *ct, bool f16, int min_pct) {
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/tiny.en", models);
     struct stat st;
@@ -515,7 +518,8 @@ static int run_models(const char *models, const char *ct, bool f16) {
     score_t sg = parity(cpu, dev, en, n_en, &g, "greedy", greedy);
     printf("tiny.en greedy: %d/%d clips token-identical\n", sg.same, sg.n);
     if (f16) {
-        CHECK(sg.same * 10 >= sg.n * 9, "float16 greedy: %d/%d identical (< 90%%)", sg.same, sg.n);
+        CHECK(sg.same * 100 >= sg.n * min_pct, "%s greedy: %d/%d identical (< %d%%)", ct, sg.same,
+              sg.n, min_pct);
     } else {
         CHECK(sg.same == sg.n, "float32 greedy: %d/%d identical", sg.same, sg.n);
         score_t sb = parity(cpu, dev, en, n_en, &b, "beam5+wts", beam);
@@ -609,9 +613,14 @@ int main(int argc, char **argv) {
         snprintf(def, sizeof def, "%s/.cache/asrd/models", getenv("HOME") ? getenv("HOME") : "");
         models = def;
     }
-    int rc = run_models(models, "float32", false);
-    if (rc == 0 && !strcmp(g_device, "cuda"))
-        rc = run_models(models, "float16", true);
+    int rc = run_models(models, "float32", false, 100);
+    if (rc == 0 && !strcmp(g_device, "cuda")) { /* the issue: float16 >= 90%; the others shown */
+        rc = run_models(models, "float16", true, 90);
+        if (rc == 0)
+            rc = run_models(models, "bfloat16", true, 0);
+        if (rc == 0)
+            rc = run_models(models, "int8_float16", true, 0);
+    }
     printf("test_gpu_engine on %s: %d failure(s)\n", g_device, failures);
     if (failures)
         return 1;
