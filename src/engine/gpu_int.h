@@ -147,7 +147,9 @@ struct asr__gpu_model {
 
 /* gpu_model.c */
 /* A GPU compute type name to the matrices' and activations' types and the canonical name
- * (NULL/""/"default"/"auto": float16, float32 on the host device); -1 when unknown. */
+ * (NULL/""/"default"/"auto": float16, float32 on the host device); -1 when unknown. The host
+ * device also takes "host-f16w", "host-bf16w" and "host-int8w" (float32 activations, matrices
+ * uploaded as float16, bfloat16 or int8: tests of the upload's conversions). */
 int asr__gpu_compute_type(const char *name, bool host, asr_dtype_t *wt, asr_dtype_t *t,
                           const char **canon);
 /* Opens the device of spec on the batcher thread it starts, uploads m's weights and sizes the

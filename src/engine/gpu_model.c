@@ -27,6 +27,12 @@ int asr__gpu_compute_type(const char *name, bool host, asr_dtype_t *wt, asr_dtyp
         *wt = *t = ASR_DT_BF16, *canon = "bfloat16";
     else if (!strcmp(name, "int8_float16") || !strcmp(name, "int8"))
         *wt = ASR_DT_I8, *t = ASR_DT_F16, *canon = "int8_float16";
+    else if (host && !strcmp(name, "host-f16w")) /* tests: the upload's conversions on the host */
+        *wt = ASR_DT_F16, *t = ASR_DT_F32, *canon = "float32 (float16 weights)";
+    else if (host && !strcmp(name, "host-bf16w"))
+        *wt = ASR_DT_BF16, *t = ASR_DT_F32, *canon = "float32 (bfloat16 weights)";
+    else if (host && !strcmp(name, "host-int8w"))
+        *wt = ASR_DT_I8, *t = ASR_DT_F32, *canon = "float32 (int8 weights)";
     else
         return -1;
     return 0;

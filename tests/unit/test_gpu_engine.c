@@ -19,6 +19,9 @@
  *    one window (max_enc_batch > 1);
  * 4. asr_stream_bench_window greedy on tiny.en: the device's tokens equal the CPU's.
  *
+ * host: then greedy again with the matrices uploaded as float16 (tiny.en's own values: identical
+ * on every clip of one window) and int8 (share reported): the upload's conversions and scales
+ * (bfloat16 weights gave 14/14 identical once; not rerun, to keep the test short).
  * cuda: exits 76 (Not Run on this hardware, reason printed) when no CUDA device is usable; then
  * runs the same checks in float32, the float16 greedy share (>= 90%) and the bfloat16 and
  * int8_float16 greedy shares (reported). Exits 77 when tiny.en is missing
@@ -505,6 +508,12 @@ static int run_models(const char *models, const char *ct, bool f16, int min_pct)
     }
     clip_t en[32];
     int n_en = read_clips(NULL, true, en, 32);
+    if (!strncmp(ct, "host-", 5)) /* the host's weight-type runs: clips of one window */
+        for (int i = 0; i < n_en; i++)
+            if (en[i].n > (size_t)30 * 16000) {
+                free(en[i].pcm);
+                en[i--] = en[--n_en];
+            }
     asr_model_t *cpu = load(dir, "cpu", "float32", 0), *dev = load(dir, g_device, ct, 8);
     CHECK(cpu && dev, "tiny.en: load");
     if (!cpu || !dev) {
@@ -620,6 +629,11 @@ int main(int argc, char **argv) {
             rc = run_models(models, "bfloat16", true, 0);
         if (rc == 0)
             rc = run_models(models, "int8_float16", true, 0);
+    } else if (rc == 0) { /* the upload's weight conversions, on the host's float32 arithmetic:
+                             tiny.en's float16 weights exactly (identical), int8 shown */
+        rc = run_models(models, "host-f16w", true, 100);
+        if (rc == 0)
+            rc = run_models(models, "host-int8w", true, 0);
     }
     printf("test_gpu_engine on %s: %d failure(s)\n", g_device, failures);
     if (failures)
