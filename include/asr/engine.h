@@ -25,8 +25,9 @@ typedef enum { ASR_TASK_TRANSCRIBE = 0, ASR_TASK_TRANSLATE = 1 } asr_task_t;
 
 /* Model loading parameters (by value; start from asr_model_default_params()). */
 typedef struct {
-    /* "float32" (default), "bfloat16", "int8" or "auto" (the fastest that keeps float32's
-     * accuracy on this CPU): the storage of the decoder's matrices (int8: per-row scales,
+    /* "auto" (default: float32 on the CPU, float16 on a GPU), "float32", "bfloat16", "int8"
+     * (the CPU's "auto" is the fastest that keeps float32's accuracy on this CPU): the storage
+     * of the decoder's matrices (int8: per-row scales,
      * activations quantized per row; the token embedding, also the output projection, stays
      * float16); the encoder computes in float32. Borrowed. */
     const char *compute_type;

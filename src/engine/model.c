@@ -433,7 +433,7 @@ static int load_config(loader_t *L, const char *dir) {
 }
 
 asr_model_params_t asr_model_default_params(void) {
-    asr_model_params_t p = {.compute_type = "float32", .n_threads = 0};
+    asr_model_params_t p = {.compute_type = "auto", .n_threads = 0};
     return p;
 }
 
