@@ -6,12 +6,36 @@
  * max_rows rows), the encoder windows as one batched pass (up to max_batch windows), the other
  * jobs one by one; each group's jobs are marked done as soon as the group is finished.
  *
+ * The gather rule. When a batched decoder pass finishes, all its streams wake at once, run their
+ * CPU search and resubmit at slightly different times; a batcher that ran whatever had arrived
+ * would split the batch (measured on the host device, 6 concurrent transcriptions: 2.81 streams
+ * per step of a possible 6). So after a round that ran decoder jobs, the batcher waits (timed wait
+ * on cv_work, which every submission signals) until each stream of that round has submitted again
+ * (any job counts: a STEP, or an ENCODE, a single job or a slot close of a stream that left
+ * decoding), or until a deadline. A stream that returns to its caller and submits nothing more
+ * (its transcription ended) costs the others at most that deadline. The deadline is measured:
+ * GATHER_MULT times an EMA (weight 1/8) of the time from a pass's completion to the next STEP of
+ * each of its streams (the CPU-side search; a late STEP is measured too, so a deadline that was
+ * too short grows again), within [GATHER_MIN_S, GATHER_MAX_S]: 2 ms is a few percent of a batched
+ * large-model step on a GPU and far beyond a greedy search's gap (tens of us), so a stream that
+ * left costs little; 50 us keeps a scheduler's wake-up jitter covered when the EMA is tiny.
+ * ASRD_GPU_GATHER_US=N (read at load) fixes the deadline at N us instead: the tests use a long
+ * one to check the rule itself on a loaded CPU, where a descheduled stream thread can miss 2 ms.
+ * Encoder windows that arrive during the wait batch together as before.
+ *
  * Invariants: a stream has at most one job in flight (it waits for it), so jobs of one stream
  * never reorder; a stream's pending cache copies are queued before any of its jobs runs; once the
- * device reports a failure (sticky), every later job fails with ASR_ERR_GPU. */
+ * device reports a failure (sticky), every later job fails with ASR_ERR_GPU. The batcher never
+ * reads a stream after its job is finished: the gather counts arrivals in g (gather_missing),
+ * each stream only carries the mark of its last pass (gather_mark, read and cleared by submit). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/gpu_int.h"
+
+#define GATHER_MULT 4
+#define GATHER_MIN_S 50e-6
+#define GATHER_MAX_S 2e-3
 
 asr_err_t asr__gpu_check(struct asr__gpu_model *g) {
     char why[256];
@@ -80,7 +104,14 @@ static void run_batched(struct asr__gpu_model *g, asr__gpu_job_t **jobs, int n, 
         }
         pthread_mutex_lock(&g->mu);
         asr_batch_stats_t *st = &g->stats;
-        if (dec) {
+        if (dec) { /* the gather set (while the streams wait: their memory is theirs again after
+                      finish) */
+            for (int i = 0; i < k; i++)
+                if (jobs[i0 + i]->s->g->gather_mark != g->dec_gen) {
+                    jobs[i0 + i]->s->g->gather_mark = g->dec_gen;
+                    g->gather_missing++;
+                }
+            g->dec_done = asr_now_s();
             st->dec_batches++, st->dec_rows += rows, st->dec_streams += k;
             st->max_dec_streams = k > st->max_dec_streams ? k : st->max_dec_streams;
             st->max_dec_rows = rows > st->max_dec_rows ? rows : st->max_dec_rows;
@@ -98,11 +129,8 @@ static void run_batched(struct asr__gpu_model *g, asr__gpu_job_t **jobs, int n, 
  * into arrays first: a finished job belongs to its stream again (its memory may be gone), so no
  * link is followed after the first finish. */
 static void run_round(struct asr__gpu_model *g, asr__gpu_job_t *list) {
-    int n = 0;
-    for (asr__gpu_job_t *j = list; j; j = j->next)
-        n++;
-    asr__gpu_job_t **decs = asr_xmalloc((size_t)n * 3 * sizeof *decs), **encs = decs + n;
-    asr__gpu_job_t **singles = encs + n;
+    asr__gpu_job_t **decs = g->round, **encs = decs + g->round_cap;
+    asr__gpu_job_t **singles = encs + g->round_cap;
     int n_decs = 0, n_encs = 0, n_singles = 0;
     for (asr__gpu_job_t *j = list; j; j = j->next)
         if (j->kind == ASR_GPU_JOB_STEP || (j->kind == ASR_GPU_JOB_FORWARD && !j->s->align_capture))
@@ -111,13 +139,49 @@ static void run_round(struct asr__gpu_model *g, asr__gpu_job_t *list) {
             encs[n_encs++] = j;
         else
             singles[n_singles++] = j;
-    if (n_decs)
+    if (n_decs) {
+        pthread_mutex_lock(&g->mu);
+        g->dec_gen++; /* a new gather set: older marks no longer count */
+        g->gather_missing = 0;
+        pthread_mutex_unlock(&g->mu);
         run_batched(g, decs, n_decs, true);
+    }
     for (int i = 0; i < n_singles; i++)
         run_single(g, singles[i]);
     if (n_encs)
         run_batched(g, encs, n_encs, false);
-    free(decs);
+}
+
+/* Under g->mu: the gather rule's wait (see the top of the file) after a round with decoder jobs;
+ * returns with g->mu held. */
+static void gather(struct asr__gpu_model *g) {
+    if (g->gather_missing <= 0)
+        return;
+    double wait = GATHER_MULT * g->gap_ema;
+    wait = wait < GATHER_MIN_S ? GATHER_MIN_S : wait > GATHER_MAX_S ? GATHER_MAX_S : wait;
+    if (g->gather_fixed > 0)
+        wait = g->gather_fixed;
+    const double deadline = g->dec_done + wait;
+    while (g->gather_missing > 0 && !g->stop)
+        if (asr_cond_wait_until(&g->cv_work, &g->mu, deadline) != 0)
+            break;
+    g->gather_missing = 0;
+}
+
+/* Under g->mu: the arrays of a round of the pending jobs (grown only past the largest round so
+ * far, never freed before the batcher ends: no allocation per round). */
+static void round_arrays(struct asr__gpu_model *g) {
+    int n = 0;
+    for (asr__gpu_job_t *j = g->head; j; j = j->next)
+        n++;
+    if (n <= g->round_cap)
+        return;
+    int cap = g->round_cap ? g->round_cap : 16;
+    while (cap < n)
+        cap *= 2;
+    free(g->round);
+    g->round = asr_xmalloc((size_t)cap * 3 * sizeof *g->round);
+    g->round_cap = cap;
 }
 
 typedef struct {
@@ -147,6 +211,8 @@ static void *batcher_main(void *arg) {
             pthread_cond_wait(&g->cv_work, &g->mu);
         if (!g->head)
             break;
+        gather(g);
+        round_arrays(g);
         asr__gpu_job_t *list = g->head;
         g->head = g->tail = NULL;
         pthread_mutex_unlock(&g->mu);
@@ -154,6 +220,9 @@ static void *batcher_main(void *arg) {
         pthread_mutex_lock(&g->mu);
     }
     pthread_mutex_unlock(&g->mu);
+    free(g->round);
+    g->round = NULL;
+    g->round_cap = 0;
     if (g->dev) {
         st.fini(g);
         asr_dev_close(g->dev);
@@ -166,7 +235,10 @@ asr_err_t asr__gpu_batcher_start(struct asr__gpu_model *g,
                                  asr_err_t (*init)(struct asr__gpu_model *),
                                  void (*fini)(struct asr__gpu_model *)) {
     pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv_work, NULL);
+    asr_cond_init(&g->cv_work); /* the gather's timed wait */
+    g->gap_ema = GATHER_MAX_S / GATHER_MULT;
+    const char *fixed = getenv("ASRD_GPU_GATHER_US");
+    g->gather_fixed = fixed && atof(fixed) > 0 ? atof(fixed) * 1e-6 : 0;
     pthread_cond_init(&g->cv_done, NULL);
     start_t st = {g, init, fini};
     if (pthread_create(&g->thread, NULL, batcher_main, &st) != 0) {
@@ -205,6 +277,14 @@ asr_err_t asr__gpu_submit(struct asr__gpu_model *g, asr__gpu_job_t *j) {
     if (g->stop) {
         pthread_mutex_unlock(&g->mu);
         return ASR_ERR_GPU;
+    }
+    struct asr__gpu_stream *sg = j->s ? j->s->g : NULL;
+    if (sg && sg->gather_mark && sg->gather_mark == g->dec_gen) { /* back from the last pass */
+        sg->gather_mark = 0;
+        if (g->gather_missing > 0)
+            g->gather_missing--;
+        if (j->kind == ASR_GPU_JOB_STEP)
+            g->gap_ema += (asr_now_s() - g->dec_done - g->gap_ema) / 8;
     }
     if (g->tail)
         g->tail->next = j;

@@ -102,7 +102,8 @@ struct asr__gpu_stream {
     float *enc_out; /* host [1500][d]: asr_stream_encode's copy (allocated on first use) */
     asr__gpu_copy_t copies[ASR_GPU_MAX_COPIES];
     int n_copies;
-    asr_err_t err; /* the first device failure this stream saw */
+    asr_err_t err;        /* the first device failure this stream saw */
+    uint64_t gather_mark; /* g->dec_gen of its last decoder pass until its next submission */
 };
 
 struct asr__gpu_model {
@@ -140,6 +141,14 @@ struct asr__gpu_model {
     pthread_cond_t cv_work, cv_done;
     asr__gpu_job_t *head, *tail;
     bool stop, ready;
+    /* the gather rule (gpu_batch.c): the streams of the last decoder pass not back yet */
+    uint64_t dec_gen;       /* decoder rounds run; a stream's gather_mark names its last */
+    int gather_missing;     /* streams of the last decoder round that have not submitted again */
+    double dec_done;        /* when its last pass finished (asr_now_s) */
+    double gap_ema;         /* EMA of a step's completion to its stream's next STEP (seconds) */
+    double gather_fixed;    /* > 0: a fixed deadline instead (ASRD_GPU_GATHER_US: tests, tuning) */
+    asr__gpu_job_t **round; /* the batcher's arrays: [3 * round_cap] */
+    int round_cap;
     asr_err_t init_rc;
     char err[256]; /* the device failure, once there is one */
     asr_batch_stats_t stats;
