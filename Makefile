@@ -74,9 +74,11 @@ bench: build venv
 # Checks too long for `make test`: the 3-hour flat-memory transcription, the large shapes
 # (random large-v3 and turbo against CTranslate2, every format, plan vs RSS; ~20 GB of disk under
 # ~/.cache/asrd/random, up to ~7 GB of memory), base's format round trip on every clip and its
-# int8 WER, a longer fuzz campaign.
+# int8 WER, the GPU engine on the host device over every English clip (make test: 6 of them), a
+# longer fuzz campaign.
 check-long: build venv models
 	@bash tests/long/three_hours.sh
+	@cd $(BUILD) && ASRD_LONG=1 ctest --output-on-failure -R '^test_gpu_engine$$'
 	@ASRD_LONG=1 ASRD=$(CURDIR)/$(BUILD)/asrd ASR_SOURCE=$(CURDIR) \
 	  $(HOME)/.cache/asrd/venv/bin/python -m pytest -q tests/e2e/test_large_shapes.py \
 	  tests/e2e/test_convert.py
