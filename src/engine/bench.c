@@ -9,24 +9,7 @@
 
 #include "engine/engine_int.h"
 #include "engine/gpu_int.h"
-
-typedef struct {
-    double score;
-    int beam;
-    int32_t tok;
-} bcand_t;
-
-/* Inserts c into a descending array of at most k candidates. */
-static void push(bcand_t *a, int *n, int k, bcand_t c) {
-    if (*n == k && c.score <= a[k - 1].score)
-        return;
-    int i = *n < k ? (*n)++ : k - 1;
-    while (i > 0 && a[i - 1].score < c.score) {
-        a[i] = a[i - 1];
-        i--;
-    }
-    a[i] = c;
-}
+#include "engine/search.h"
 
 /* One step's choice: the next tokens of nb beams (cur, score, seq updated; src: the beam each
  * new one continues). Returns the new number of beams. */
@@ -34,7 +17,7 @@ static int choose(asr_stream_t *s, int beam_size, int nb, int step, int n_tokens
                   double *score, int32_t *seq, int32_t *seq2, int *src) {
     const asr_model_t *m = s->m;
     const int V = m->info.n_vocab;
-    bcand_t cand[ASR_SLOT_MAX_SEQ];
+    asr_cand_t cand[ASR_SLOT_MAX_SEQ];
     int n_cand = 0;
     for (int b = 0; b < nb; b++) {
         float *lg = s->logits + (size_t)b * V;
@@ -44,13 +27,13 @@ static int choose(asr_stream_t *s, int beam_size, int nb, int step, int n_tokens
             for (int t = 1; t < V; t++)
                 if (lg[t] > lg[best])
                     best = t;
-            cand[0] = (bcand_t){0.0, 0, best};
+            cand[0] = (asr_cand_t){0.0, 0, best};
             n_cand = 1;
             break;
         }
         float lse = asr_nn_logsumexp(lg, V);
         for (int t = 0; t < V; t++)
-            push(cand, &n_cand, beam_size, (bcand_t){score[b] + (lg[t] - lse), b, t});
+            asr__cand_push(cand, &n_cand, beam_size, (asr_cand_t){score[b] + (lg[t] - lse), b, t});
     }
     for (int k = 0; k < n_cand; k++) {
         memcpy(seq2 + (size_t)k * n_tokens, seq + (size_t)cand[k].beam * n_tokens,

@@ -221,14 +221,7 @@ static asr_err_t search_sampling(asr_stream_t *s, const asr_transcribe_params_t 
     return ASR_OK;
 }
 
-typedef struct {
-    double score;
-    int beam;
-    int32_t tok;
-} cand_t;
-
-/* Inserts c into a descending array of at most k candidates. */
-static void cand_push(cand_t *a, int *n, int k, cand_t c) {
+void asr__cand_push(asr_cand_t *a, int *n, int k, asr_cand_t c) {
     if (*n == k && c.score <= a[k - 1].score)
         return;
     int i = *n < k ? (*n)++ : k - 1;
@@ -269,7 +262,7 @@ static asr_err_t search_beam(asr_stream_t *s, const asr_transcribe_params_t *p,
         asr__dec_step(s, cur, n_beams, start + step);
         if (step == 0 && sot_last)
             nsp = softmax_at(s->logits, V, m->sp.no_speech);
-        cand_t cand[2 * MAX_SEQ];
+        asr_cand_t cand[2 * MAX_SEQ];
         int n_cand = 0;
         for (int b = 0; b < n_beams; b++) {
             float *lg = s->logits + (size_t)b * V, *lp = s->logprobs + (size_t)b * V;
@@ -278,14 +271,14 @@ static asr_err_t search_beam(asr_stream_t *s, const asr_transcribe_params_t *p,
             for (int t = 0; t < V; t++) {
                 if (lp[t] == -INFINITY)
                     continue;
-                cand_t c = {q->score[b] + lp[t], b, t};
-                cand_push(cand, &n_cand, K, c);
+                asr_cand_t c = {q->score[b] + lp[t], b, t};
+                asr__cand_push(cand, &n_cand, K, c);
             }
         }
         int last_step = step == max_len - 1;
         int next = B, nb = 0;
         for (int k = 0; k < B && k < n_cand; k++) {
-            cand_t c = cand[k];
+            asr_cand_t c = cand[k];
             if (c.tok == eot || last_step) {
                 int hl = c.tok == eot ? step : step + 1;
                 memcpy(hyp[n_hyp], q->tok[c.beam], (size_t)step * sizeof(int32_t));

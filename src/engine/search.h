@@ -16,6 +16,18 @@ typedef struct {
 
 void asr__search_result_free(asr_search_result_t *r);
 
+/* A beam search candidate: the continuation tok of beam `beam`, its cumulative log-prob score. */
+typedef struct {
+    double score;
+    int beam;
+    int32_t tok;
+} asr_cand_t;
+
+/* Inserts c into a descending array a of at most k candidates (*n of them; a tie keeps the
+ * earlier one first; one not better than the k-th of a full array is dropped). Beam search and
+ * asr_stream_bench_window (bench.c) share it. */
+void asr__cand_push(asr_cand_t *a, int *n, int k, asr_cand_t c);
+
 /* Decodes one window whose cross-attention K/V are already in the stream. `temperature` 0 uses
  * beam search (beam_size > 1) or greedy; > 0 samples best_of sequences and keeps the best by
  * length-normalised log-prob. `rng` is advanced. Returns ASR_ERR_CANCELLED or ASR_ERR_NOMEM. */
