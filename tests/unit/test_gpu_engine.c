@@ -62,7 +62,7 @@ static asr_model_t *load(const char *dir, const char *device, const char *ct, in
     p.device = device;
     p.compute_type = ct;
     p.max_batch = max_batch;
-    p.n_threads = 2;
+    p.n_threads = 0; /* every core: the CPU references of large shapes on the GPU machine */
     asr_model_t *m = NULL;
     char err[512] = "";
     asr_err_t rc = asr_model_load(dir, &p, &m, err, sizeof err);
