@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/core.h"
 #include "gpu/dev_int.h"
 #include "nn/nn.h"
 
@@ -68,39 +69,13 @@ static bool f32_only(asr_dev_t *d, asr_dtype_t t, const char *op) {
     return false;
 }
 
-static uint16_t f32_to_bf16(float f) {
-    uint32_t b;
-    memcpy(&b, &f, sizeof b);
-    if ((b & 0x7fffffffu) > 0x7f800000u) /* NaN stays NaN (quiet) */
-        return (uint16_t)((b >> 16) | 0x40);
-    b += 0x7fffu + ((b >> 16) & 1u); /* round to nearest even */
-    return (uint16_t)(b >> 16);
-}
-
-/* Row j of a weight matrix (k elements) as float32. */
-static void weight_row(const asr_dev_w_t *w, int j, int k, float *out) {
-    size_t o = (size_t)j * w->ld;
-    switch (w->type) {
-    case ASR_DT_F32:
-        memcpy(out, (const float *)w->data + o, (size_t)k * sizeof(float));
-        break;
-    case ASR_DT_F16:
-        asr_nn_h2f_n((const uint16_t *)w->data + o, out, (size_t)k);
-        break;
-    case ASR_DT_BF16: {
-        const uint16_t *s = (const uint16_t *)w->data + o;
-        for (int t = 0; t < k; t++)
-            out[t] = asr_nn_bf16_to_f32(s[t]);
-        break;
-    }
-    case ASR_DT_I8: {
-        const int8_t *s = (const int8_t *)w->data + o;
-        float sc = w->scale[j];
-        for (int t = 0; t < k; t++)
-            out[t] = sc * (float)s[t];
-        break;
-    }
-    }
+/* w as nn's weight matrix (the same element types, in the same order) */
+static asr_wmat_t wmat(const asr_dev_w_t *w) {
+    static const asr_wtype_t types[] = {[ASR_DT_F32] = ASR_W_F32,
+                                        [ASR_DT_F16] = ASR_W_F16,
+                                        [ASR_DT_BF16] = ASR_W_BF16,
+                                        [ASR_DT_I8] = ASR_W_I8};
+    return (asr_wmat_t){types[w->type], w->data, w->type == ASR_DT_I8 ? w->scale : NULL, w->ld};
 }
 
 /* a·b over n floats: eight independent lanes, so the compiler vectorises it without reordering
@@ -190,7 +165,7 @@ static void host_sync(asr_dev_t *d) { (void)d; }
 /* ---- linear ---- */
 typedef struct {
     const float *a;
-    const asr_dev_w_t *w;
+    asr_wmat_t w;
     const float *bias;
     float *c, *wbuf; /* wbuf: LIN_NB*k floats per task */
     int lda, ldc, m, n, k;
@@ -206,12 +181,12 @@ static void lin_task(void *ctx, int task, int n_tasks) {
         int nb = j1 - c0 < LIN_NB ? j1 - c0 : LIN_NB;
         const float *wp = wb;
         int ldw = j->k;
-        if (j->w->type == ASR_DT_F32) {
-            wp = (const float *)j->w->data + (size_t)c0 * j->w->ld;
-            ldw = j->w->ld;
+        if (j->w.type == ASR_W_F32) {
+            wp = (const float *)j->w.data + (size_t)c0 * j->w.ld;
+            ldw = j->w.ld;
         } else {
             for (int r = 0; r < nb; r++)
-                weight_row(j->w, c0 + r, j->k, wb + (size_t)r * j->k);
+                asr_nn_weight_row(&j->w, c0 + r, j->k, wb + (size_t)r * j->k);
         }
         asr_nn_linear(j->a, j->lda, wp, ldw, j->bias ? j->bias + c0 : NULL, j->c + c0, j->ldc, j->m,
                       nb, j->k);
@@ -239,17 +214,14 @@ static void host_linear(asr_dev_t *d, asr_dtype_t at, const void *a, int lda, co
     int ldd = ldc;
     if (flags & ASR_LIN_ACCUM)
         dst = s + wfl, ldd = n;
+    asr_wmat_t wm = wmat(w);
     if (w->type != ASR_DT_I8 && m <= ASR_NN_SMALL_M) {
         /* decoder rows: nn's kernels read F32/F16/BF16 weights directly, once per row block */
-        asr_wmat_t wm = {w->type == ASR_DT_F32   ? ASR_W_F32
-                         : w->type == ASR_DT_F16 ? ASR_W_F16
-                                                 : ASR_W_BF16,
-                         w->data, NULL, w->ld};
         asr_nn_linear_w(h->pool, a, lda, &wm, bias, dst, ldd, m, n, k);
     } else if (w->type == ASR_DT_F32 && m >= 64) {
         asr_nn_linear_mt(h->pool, a, lda, w->data, w->ld, bias, dst, ldd, m, n, k);
     } else {
-        lin_job_t j = {a, w, bias, dst, s, lda, ldd, m, n, k};
+        lin_job_t j = {a, wm, bias, dst, s, lda, ldd, m, n, k};
         int nt = (n + LIN_NB - 1) / LIN_NB;
         asr_pool_run(h->pool, nt < tasks ? nt : tasks, lin_task, &j);
     }
@@ -316,7 +288,7 @@ static void host_convert(asr_dev_t *d, asr_dtype_t st, const void *src, asr_dtyp
             asr_nn_f2h_n(f, (uint16_t *)dst + i, b);
         else
             for (size_t e = 0; e < b; e++)
-                ((uint16_t *)dst)[i + e] = f32_to_bf16(f[e]);
+                ((uint16_t *)dst)[i + e] = asr_nn_f32_to_bf16(f[e]);
     }
 }
 
@@ -366,10 +338,11 @@ static void host_embed(asr_dev_t *d, asr_dtype_t t, const asr_dev_w_t *emb, cons
         asr__dev_fail(d, "host device: embed: int8 embeddings without scales");
         return;
     }
+    asr_wmat_t wm = wmat(emb);
     float *o = x;
     for (int i = 0; i < n; i++) {
         float *r = o + (size_t)i * dim;
-        weight_row(emb, tokens[i], dim, r);
+        asr_nn_weight_row(&wm, tokens[i], dim, r);
         asr_nn_add(r, pos + (size_t)positions[i] * dim, (size_t)dim);
     }
 }
@@ -551,64 +524,42 @@ static void cross_task(void *ctx, int task, int n_tasks) {
     }
 }
 
-static void cross_run(asr_dev_t *d, cross_job_t *j, int n) {
+/* attn_cross (all H heads from h0 = 0, softmax, into out with stride ldo) or attn_cross_scores
+ * (head h0 only, raw scores into out [n][n_audio]) */
+static void cross_run(asr_dev_t *d, asr_dtype_t t, const char *op, const void *q, int ldq,
+                      const asr_dev_row_t *rows, int n, int Hh, int h0, int dh, int n_audio,
+                      int ldx, size_t layer_off, float scale, float *out, int ldo, bool scores) {
+    if (!f32_only(d, t, op))
+        return;
     host_t *h = H(d);
-    if (j->n_audio <= 0) { /* nothing to attend to: zeros (as on the GPU) */
-        for (int i = 0; !j->scores && i < n; i++)
-            for (int hh = 0; hh < j->H; hh++)
-                memset(j->out + (size_t)i * j->ldo + (size_t)hh * j->dh, 0,
-                       (size_t)j->dh * sizeof(float));
+    if (n_audio <= 0) { /* nothing to attend to: zeros (as on the GPU) */
+        for (int i = 0; !scores && i < n; i++)
+            for (int hh = 0; hh < Hh; hh++)
+                memset(out + (size_t)i * ldo + (size_t)hh * dh, 0, (size_t)dh * sizeof(float));
         return;
     }
-    int nb = cross_blocks(d, j->rows, n);
-    float *s = nb < 0 ? NULL : scratch(d, (size_t)h->n_threads * CROSS_RB * j->n_audio);
+    int nb = cross_blocks(d, rows, n);
+    float *s = nb < 0 ? NULL : scratch(d, (size_t)h->n_threads * CROSS_RB * n_audio);
     if (!s)
         return;
-    j->blocks = h->items;
-    j->scr = s;
-    j->nb = nb;
-    long total = (long)nb * j->H;
-    asr_pool_run(h->pool, total < h->n_threads ? (int)total : h->n_threads, cross_task, j);
+    cross_job_t j = {q,  rows, h->items, out,     s,   ldq,       ldo,   nb,
+                     Hh, h0,   dh,       n_audio, ldx, layer_off, scale, scores};
+    long total = (long)nb * Hh;
+    asr_pool_run(h->pool, total < h->n_threads ? (int)total : h->n_threads, cross_task, &j);
 }
 
 static void host_attn_cross(asr_dev_t *d, asr_dtype_t t, const void *q, int ldq,
                             const asr_dev_row_t *rows, int n, int Hh, int dh, int n_audio, int ldx,
                             size_t layer_off, float scale, void *out, int ldo) {
-    if (!f32_only(d, t, "attn_cross"))
-        return;
-    cross_job_t j = {.q = q,
-                     .rows = rows,
-                     .out = out,
-                     .ldq = ldq,
-                     .ldo = ldo,
-                     .H = Hh,
-                     .h0 = 0,
-                     .dh = dh,
-                     .n_audio = n_audio,
-                     .ldx = ldx,
-                     .off = layer_off,
-                     .scale = scale};
-    cross_run(d, &j, n);
+    cross_run(d, t, "attn_cross", q, ldq, rows, n, Hh, 0, dh, n_audio, ldx, layer_off, scale, out,
+              ldo, false);
 }
 
 static void host_attn_cross_scores(asr_dev_t *d, asr_dtype_t t, const void *q, int ldq,
                                    const asr_dev_row_t *rows, int n, int hh, int dh, int n_audio,
                                    int ldx, size_t layer_off, float scale, float *out) {
-    if (!f32_only(d, t, "attn_cross_scores"))
-        return;
-    cross_job_t j = {.q = q,
-                     .rows = rows,
-                     .out = out,
-                     .ldq = ldq,
-                     .H = 1,
-                     .h0 = hh,
-                     .dh = dh,
-                     .n_audio = n_audio,
-                     .ldx = ldx,
-                     .off = layer_off,
-                     .scale = scale,
-                     .scores = true};
-    cross_run(d, &j, n);
+    cross_run(d, t, "attn_cross_scores", q, ldq, rows, n, 1, hh, dh, n_audio, ldx, layer_off, scale,
+              out, n_audio, true);
 }
 
 static const asr_dev_ops_t host_ops = {
@@ -642,8 +593,7 @@ static const asr_dev_ops_t host_ops = {
 asr_err_t asr__dev_host_open(asr_dev_t *d, char *err, size_t err_len) {
     host_t *h = calloc(1, sizeof *h);
     if (!h) {
-        if (err && err_len)
-            snprintf(err, err_len, "host device: out of memory");
+        asr_errf(err, err_len, "host device: out of memory");
         return ASR_ERR_NOMEM;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);

@@ -121,6 +121,8 @@ void asr_nn_add(float *x, const float *y, size_t n);
 /* ---- conversion ---- */
 float asr_nn_f16_to_f32(uint16_t h);
 float asr_nn_bf16_to_f32(uint16_t h);
+/* float32 to bfloat16, round to nearest even (NaN stays a quiet NaN). */
+uint16_t asr_nn_f32_to_bf16(float f);
 /* float32 to float16, round to nearest even (overflow to inf); _n: arrays (vectorised), _ref:
  * the scalar loop. */
 uint16_t asr_nn_f32_to_f16(float f);

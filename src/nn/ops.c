@@ -248,7 +248,7 @@ void asr_nn_weight_row(const asr_wmat_t *w, int j, int k, float *out) {
     }
 }
 
-static uint16_t f32_to_bf16(float f) {
+uint16_t asr_nn_f32_to_bf16(float f) {
     uint32_t b;
     memcpy(&b, &f, sizeof b);
     if ((b & 0x7fffffffu) > 0x7f800000u) /* NaN stays NaN */
@@ -266,7 +266,7 @@ void asr_nn_convert_rows(const float *src, int n, int k, asr_wtype_t type, void 
         } else if (type == ASR_W_BF16) {
             uint16_t *o = (uint16_t *)dst + (size_t)j * k;
             for (int t = 0; t < k; t++)
-                o[t] = f32_to_bf16(x[t]);
+                o[t] = asr_nn_f32_to_bf16(x[t]);
         } else { /* ASR_W_I8 */
             scale[j] = quantize_row(x, k, (int8_t *)dst + (size_t)j * k, NULL);
         }
