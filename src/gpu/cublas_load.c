@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/core.h"
 #include "gpu/cublas_load.h"
 
 /* The table's members have the prototypes of this toolkit's cublas_api.h (a mismatch would be a
@@ -94,8 +95,8 @@ static void cb_open(void) {
 
 const asr_cublas_t *asr__cublas_get(char *why, size_t why_len) {
     pthread_once(&cb_once, cb_open);
-    if (!cb_ok && why && why_len)
-        snprintf(why, why_len, "%s", cb_why);
+    if (!cb_ok)
+        asr_errf(why, why_len, "%s", cb_why);
     return cb_ok;
 }
 

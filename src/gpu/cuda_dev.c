@@ -15,13 +15,14 @@
 
 #include <cuda_runtime_api.h>
 
+#include "core/core.h"
 #include "gpu/cublas_load.h"
+#include "gpu/gpu_build.h"
 #include "gpu/kernels.h"
 #include "gpu/nvml.h"
 
 /* cuBLAS's workspace (NVIDIA recommends 32 MiB on Hopper, 4 MiB before it): one per device */
 #define CUBLAS_WS_BYTES (32u << 20)
-#define MIN_CC_MAJOR 8 /* the kernels are built for sm_80 and newer */
 
 typedef struct {
     cudaStream_t stream;
@@ -76,8 +77,7 @@ static void probe(void) {
 
 int asr_gpu_cuda_count(char *why, size_t why_len) {
     pthread_once(&probe_once, probe);
-    if (why && why_len)
-        snprintf(why, why_len, "%s", probe_count > 0 ? "" : probe_why);
+    asr_errf(why, why_len, "%s", probe_count > 0 ? "" : probe_why);
     return probe_count;
 }
 
@@ -86,18 +86,16 @@ asr_err_t asr_gpu_cuda_info(int index, asr_dev_info_t *out, char *err, size_t er
     if (n <= 0)
         return ASR_ERR_UNSUPPORTED;
     if (index < 0 || index >= n) {
-        if (err && err_len)
-            snprintf(err, err_len, "cuda:%d: no such device (%d CUDA device%s)", index, n,
-                     n == 1 ? "" : "s");
+        asr_errf(err, err_len, "cuda:%d: no such device (%d CUDA device%s)", index, n,
+                 n == 1 ? "" : "s");
         return ASR_ERR_UNSUPPORTED;
     }
     struct cudaDeviceProp p;
     cudaError_t e = cudaGetDeviceProperties(&p, index);
     if (e != cudaSuccess) {
         cudaGetLastError();
-        if (err && err_len)
-            snprintf(err, err_len, "cuda:%d: cudaGetDeviceProperties: %s", index,
-                     cudaGetErrorString(e));
+        asr_errf(err, err_len, "cuda:%d: cudaGetDeviceProperties: %s", index,
+                 cudaGetErrorString(e));
         return ASR_ERR_GPU;
     }
     memset(out, 0, sizeof *out);
@@ -312,8 +310,7 @@ static const asr_dev_ops_t cuda_ops = {
 /* Fails the open with a reason; what was created is released by the caller (cu_close). */
 static asr_err_t open_fail(char *err, size_t err_len, int index, const char *what, cudaError_t e) {
     cudaGetLastError();
-    if (err && err_len)
-        snprintf(err, err_len, "cuda:%d: %s: %s", index, what, cudaGetErrorString(e));
+    asr_errf(err, err_len, "cuda:%d: %s: %s", index, what, cudaGetErrorString(e));
     return ASR_ERR_GPU;
 }
 
@@ -336,8 +333,7 @@ static asr_err_t open_blas(cuda_impl_t *c, char *err, size_t err_len) {
         what = "cublasSetWorkspace";
     }
     if (what) {
-        if (err && err_len)
-            snprintf(err, err_len, "cuda:%d: %s: %s", c->index, what, asr__cublas_status(s));
+        asr_errf(err, err_len, "cuda:%d: %s: %s", c->index, what, asr__cublas_status(s));
         return ASR_ERR_GPU;
     }
     return ASR_OK;
@@ -347,12 +343,11 @@ asr_err_t asr__dev_cuda_open(asr_dev_t *d, int index, char *err, size_t err_len)
     asr_err_t rc = asr_gpu_cuda_info(index, &d->info, err, err_len);
     if (rc != ASR_OK)
         return rc;
-    if (d->info.cc_major < MIN_CC_MAJOR) {
-        if (err && err_len)
-            snprintf(err, err_len,
-                     "cuda:%d %s has compute capability %d.%d; asrd's CUDA kernels need %d.0 or "
-                     "newer",
-                     index, d->info.name, d->info.cc_major, d->info.cc_minor, MIN_CC_MAJOR);
+    if (d->info.cc_major < ASR_CUDA_MIN_CC_MAJOR) {
+        asr_errf(err, err_len,
+                 "cuda:%d %s has compute capability %d.%d; asrd's CUDA kernels need %d.0 or "
+                 "newer",
+                 index, d->info.name, d->info.cc_major, d->info.cc_minor, ASR_CUDA_MIN_CC_MAJOR);
         return ASR_ERR_UNSUPPORTED;
     }
     cuda_impl_t *c = calloc(1, sizeof *c);

@@ -1,12 +1,12 @@
 /* gpu: the CUDA entry points of a build without the CUDA backend (ASR_CUDA=off, or no nvcc). */
+#include "core/core.h"
 #include "gpu/dev_int.h"
 
 #ifndef ASR_HAVE_CUDA
 bool asr_gpu_cuda_built(void) { return false; }
 
 int asr_gpu_cuda_count(char *why, size_t why_len) {
-    if (why && why_len)
-        snprintf(why, why_len, "asrd was built without CUDA (ASR_CUDA=off or no nvcc)");
+    asr_errf(why, why_len, "asrd was built without CUDA (ASR_CUDA=off or no nvcc)");
     return 0;
 }
 

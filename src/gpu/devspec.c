@@ -10,8 +10,7 @@
 #include <string.h>
 
 #include "gpu/dev_int.h"
-
-#define ASR_CUDA_MIN_CC_MAJOR 8 /* sm_80: the kernels use bfloat16 and are built for 8.0 and up */
+#include "gpu/gpu_build.h"
 
 asr_err_t asr_devspec_parse(const char *s, asr_devspec_t *out) {
     out->kind = ASR_DEVSPEC_CPU;

@@ -5,6 +5,10 @@
 
 #include <stddef.h>
 
+/* The oldest compute capability (major) the kernels are built for: sm_80 (they use bfloat16).
+ * Devices below it are never picked (devspec.c) nor opened (cuda_dev.c). */
+#define ASR_CUDA_MIN_CC_MAJOR 8
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -6,12 +6,12 @@
  * remembered with its reason and every later call reports it. Never dlclose'd, never shut down:
  * the handles stay valid until exit. */
 #include <dlfcn.h>
-#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/core.h"
 #include "gpu/nvml.h"
 
 #ifdef ASR_HAVE_CUDA
@@ -45,16 +45,6 @@ static struct {
 static pthread_once_t nv_once = PTHREAD_ONCE_INIT;
 static asr_err_t nv_rc = ASR_ERR_UNSUPPORTED;
 static char nv_why[200];
-
-__attribute__((format(printf, 3, 4))) static void say(char *err, size_t err_len, const char *fmt,
-                                                      ...) {
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 static const char *ret_str(nvml_ret_t r) {
     const char *s = nv.error_string ? nv.error_string(r) : NULL;
@@ -104,7 +94,7 @@ static void nv_open(void) {
 asr_err_t asr_nvml_init(char *err, size_t err_len) {
     pthread_once(&nv_once, nv_open);
     if (nv_rc != ASR_OK)
-        say(err, err_len, "%s", nv_why);
+        asr_errf(err, err_len, "%s", nv_why);
     return nv_rc;
 }
 
@@ -114,7 +104,7 @@ static asr_err_t device(int cuda_index, nvml_device_t *dev, char *err, size_t er
     if (rc != ASR_OK)
         return rc;
     if (cuda_index < 0) {
-        say(err, err_len, "NVML: negative device index");
+        asr_errf(err, err_len, "NVML: negative device index");
         return ASR_ERR_INVALID;
     }
     nvml_ret_t r;
@@ -123,18 +113,19 @@ static asr_err_t device(int cuda_index, nvml_device_t *dev, char *err, size_t er
     cudaError_t e = cudaDeviceGetPCIBusId(bus, (int)sizeof bus, cuda_index);
     if (e != cudaSuccess) {
         cudaGetLastError();
-        say(err, err_len, "NVML: no PCI bus id for the CUDA device (%s)", cudaGetErrorString(e));
+        asr_errf(err, err_len, "NVML: no PCI bus id for the CUDA device (%s)",
+                 cudaGetErrorString(e));
         return ASR_ERR_UNSUPPORTED;
     }
     r = nv.by_pci(bus, dev);
     if (r != NVML_OK) {
-        say(err, err_len, "NVML: device %s: %s", bus, ret_str(r));
+        asr_errf(err, err_len, "NVML: device %s: %s", bus, ret_str(r));
         return ASR_ERR_UNSUPPORTED;
     }
 #else
     r = nv.by_index((unsigned)cuda_index, dev);
     if (r != NVML_OK) {
-        say(err, err_len, "NVML: device index: %s", ret_str(r));
+        asr_errf(err, err_len, "NVML: device index: %s", ret_str(r));
         return ASR_ERR_UNSUPPORTED;
     }
 #endif
@@ -150,7 +141,7 @@ asr_err_t asr_nvml_mem(int cuda_index, uint64_t *used, uint64_t *free_bytes, uin
     nvml_memory_t m;
     nvml_ret_t r = nv.memory(dev, &m);
     if (r != NVML_OK) {
-        say(err, err_len, "nvmlDeviceGetMemoryInfo: %s", ret_str(r));
+        asr_errf(err, err_len, "nvmlDeviceGetMemoryInfo: %s", ret_str(r));
         return ASR_ERR_UNSUPPORTED;
     }
     if (used)
@@ -170,7 +161,7 @@ asr_err_t asr_nvml_process_mem(int cuda_index, unsigned pid, uint64_t *bytes, ch
     if (rc != ASR_OK)
         return rc;
     if (!nv.processes) {
-        say(err, err_len, "NVML too old: no nvmlDeviceGetComputeRunningProcesses_v3");
+        asr_errf(err, err_len, "NVML too old: no nvmlDeviceGetComputeRunningProcesses_v3");
         return ASR_ERR_UNSUPPORTED;
     }
     unsigned cap = 32, n = 0;
@@ -191,7 +182,7 @@ asr_err_t asr_nvml_process_mem(int cuda_index, unsigned pid, uint64_t *bytes, ch
     }
     if (r != NVML_OK) {
         free(p);
-        say(err, err_len, "nvmlDeviceGetComputeRunningProcesses: %s", ret_str(r));
+        asr_errf(err, err_len, "nvmlDeviceGetComputeRunningProcesses: %s", ret_str(r));
         return ASR_ERR_UNSUPPORTED;
     }
     rc = ASR_ERR_NOT_FOUND;
@@ -207,9 +198,9 @@ asr_err_t asr_nvml_process_mem(int cuda_index, unsigned pid, uint64_t *bytes, ch
     }
     free(p);
     if (rc == ASR_ERR_UNSUPPORTED)
-        say(err, err_len, "NVML does not report per-process memory on this device");
-    else if (rc == ASR_ERR_NOT_FOUND && err && err_len)
-        snprintf(err, err_len,
+        asr_errf(err, err_len, "NVML does not report per-process memory on this device");
+    else if (rc == ASR_ERR_NOT_FOUND)
+        asr_errf(err, err_len,
                  "pid %u is not among the %u processes NVML lists on the device (no context "
                  "there, or a container: NVML lists host pids)",
                  pid, n);
@@ -224,7 +215,7 @@ asr_err_t asr_nvml_name(int cuda_index, char *name, size_t name_len, char *err, 
     char buf[96] = "";
     nvml_ret_t r = nv.name(dev, buf, sizeof buf);
     if (r != NVML_OK) {
-        say(err, err_len, "nvmlDeviceGetName: %s", ret_str(r));
+        asr_errf(err, err_len, "nvmlDeviceGetName: %s", ret_str(r));
         return ASR_ERR_UNSUPPORTED;
     }
     snprintf(name, name_len, "%s", buf);
@@ -238,8 +229,8 @@ asr_err_t asr_nvml_driver_version(char *buf, size_t len, char *err, size_t err_l
     char v[96] = "";
     nvml_ret_t r = nv.driver_version ? nv.driver_version(v, sizeof v) : -1;
     if (r != NVML_OK) {
-        say(err, err_len, "nvmlSystemGetDriverVersion: %s",
-            nv.driver_version ? ret_str(r) : "missing");
+        asr_errf(err, err_len, "nvmlSystemGetDriverVersion: %s",
+                 nv.driver_version ? ret_str(r) : "missing");
         return ASR_ERR_UNSUPPORTED;
     }
     snprintf(buf, len, "%s", v);
