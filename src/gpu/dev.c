@@ -21,7 +21,7 @@ size_t asr_dtype_size(asr_dtype_t t) {
 
 const char *asr_dtype_name(asr_dtype_t t) {
     static const char *const names[] = {"float32", "float16", "bfloat16", "int8"};
-    return (unsigned)t < 4 ? names[t] : "?";
+    return (unsigned)t < sizeof names / sizeof *names ? names[t] : "?";
 }
 
 void asr__dev_fail(asr_dev_t *d, const char *fmt, ...) {
