@@ -81,7 +81,7 @@ typedef struct {
     int stop;
     uint64_t base_used, peak_used, total;
     uint64_t peak_process; /* 0: NVML does not list this process (containers) */
-    int ok, stopped;
+    int ok;
     char why[256];
 } devmem_t;
 
@@ -135,9 +135,6 @@ static void devmem_start(devmem_t *d, const asr_cli_device_t *dev) {
 }
 
 static void devmem_stop(devmem_t *d) {
-    if (d->stopped)
-        return;
-    d->stopped = 1;
     if (d->ok) {
         pthread_mutex_lock(&d->mu);
         d->stop = 1;
@@ -396,7 +393,7 @@ static int run_streams(const asr_cli_bench_streams_t *o, const asr_model_t *m, c
     r->audio_s = 30.0 * (double)r->n_windows;
     qsort(lat, (size_t)r->n_windows, sizeof *lat, cmp_d);
     r->p50 = lat[r->n_windows / 2];
-    r->p90 = lat[(r->n_windows * 9) / 10 < r->n_windows ? (r->n_windows * 9) / 10 : 0];
+    r->p90 = lat[r->n_windows * 9 / 10];
     r->pmax = lat[r->n_windows - 1];
     pthread_barrier_destroy(&bar);
     free(lat);
@@ -446,7 +443,6 @@ int asr__cli_bench_streams(const asr_cli_bench_streams_t *o) {
                 devmem_reset(&dm);
                 reset_peak_rss();
             }
-            memset(&r.bs, 0, sizeof r.bs);
             rc = run_streams(&p, m, wins, n_wins, &r);
             r.rss = peak_rss();
             if (rc == 0) {
@@ -460,7 +456,6 @@ int asr__cli_bench_streams(const asr_cli_bench_streams_t *o) {
                 fflush(stdout);
             }
         }
-    devmem_stop(&dm);
 done:
     devmem_stop(&dm);
     free(wins);
