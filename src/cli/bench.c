@@ -137,14 +137,13 @@ int asr_cli_bench(int argc, char **argv) {
                                          {0, 0, 0, 0}};
     const char *model = "tiny.en", *ct = NULL, *device = NULL;
     int threads = 0, beam = 0, reps = 5, json = 0, c;
-    int streams = 0, tokens = 100, windows = 4, warmup = 1, max_batch = 0, bad = 0;
+    int tokens = 100, windows = 4, warmup = 1, max_batch = 0, bad = 0;
     int stream_list[16], n_streams = 0, beam_list[8], n_beams = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:t:b:r:jc:h", opts, NULL)) != -1) {
         switch (c) {
         case 'S':
             bad |= list_arg(optarg, 1, 1024, "streams", stream_list, 16, &n_streams);
-            streams = n_streams ? stream_list[0] : 0;
             break;
         case 'T':
             bad |= int_arg(optarg, 1, 440, "tokens", &tokens);
@@ -191,10 +190,10 @@ int asr_cli_bench(int argc, char **argv) {
     if (bad)
         return 2;
     if (!beam) {
-        beam = streams ? 1 : 5;
+        beam = n_streams ? 1 : 5;
         beam_list[n_beams++] = beam;
     }
-    if (!streams && n_beams > 1) {
+    if (!n_streams && n_beams > 1) {
         fprintf(stderr, "asrd: bench: a list of beam sizes needs --streams\n");
         return 2;
     }
@@ -204,14 +203,17 @@ int asr_cli_bench(int argc, char **argv) {
         return 2;
     }
     const char *file = optind < argc ? argv[optind] : NULL;
-    if (!device && streams && getenv("ASRD_DEVICE") && *getenv("ASRD_DEVICE"))
-        device = getenv("ASRD_DEVICE");
+    if (!device && n_streams)
+        device = asr__cli_device_env();
     asr_cli_device_t dev;
     /* the CPU breakdown below is a CPU measurement: auto means the CPU there */
-    int drc = asr__cli_device_resolve(device ? device : streams ? "auto" : "cpu", "--device", &dev);
+    int drc = asr__cli_device_resolve(device      ? device
+                                      : n_streams ? "auto"
+                                                  : "cpu",
+                                      "--device", &dev);
     if (drc)
         return drc;
-    if (!streams && !asr__cli_device_is_cpu(&dev)) {
+    if (!n_streams && !asr__cli_device_is_cpu(&dev)) {
         fprintf(stderr,
                 "asrd: bench: --device %s needs --streams N (the per-kernel breakdown "
                 "measures the CPU)\n",
@@ -219,7 +221,7 @@ int asr_cli_bench(int argc, char **argv) {
         return 2;
     }
     char *dir = asr_cli_model_dir(model);
-    if (streams) {
+    if (n_streams) {
         asr_cli_bench_streams_t so = {.model = model,
                                       .dir = dir,
                                       .compute_type = ct ? ct : "auto",

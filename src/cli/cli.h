@@ -48,6 +48,8 @@ typedef struct {
  * Returns 0, or 2 after printing one line on stderr: a value that is not cpu|cuda|cuda:N|auto|host,
  * or a CUDA device asked for that is not usable here (the reason). */
 int asr__cli_device_resolve(const char *value, const char *what, asr_cli_device_t *out);
+/* $ASRD_DEVICE when set and not empty, else NULL: the default of --device. */
+const char *asr__cli_device_env(void);
 bool asr__cli_device_is_cpu(const asr_cli_device_t *d);
 /* `asrd version`: the version, backends built in, CUDA devices found and what auto picks. */
 int asr__cli_version(const char *version);

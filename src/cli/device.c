@@ -31,6 +31,11 @@ int asr__cli_device_resolve(const char *value, const char *what, asr_cli_device_
     return 0;
 }
 
+const char *asr__cli_device_env(void) {
+    const char *v = getenv("ASRD_DEVICE");
+    return v && *v ? v : NULL;
+}
+
 bool asr__cli_device_is_cpu(const asr_cli_device_t *d) { return d->spec.kind == ASR_DEVSPEC_CPU; }
 
 int asr__cli_version(const char *version) {

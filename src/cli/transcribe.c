@@ -22,8 +22,7 @@ typedef struct {
     const char *format;
     const char *prompt;
     const char *compute_type;
-    const char *device; /* --device, else $ASRD_DEVICE, else auto */
-    int device_set;     /* --device or $ASRD_DEVICE given: say which device runs */
+    const char *device; /* --device, else $ASRD_DEVICE, else NULL (auto) */
     int max_batch;
     int threads;
     int beam_size;
@@ -212,8 +211,7 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
     memcpy(o->temperatures, d.temperatures, sizeof o->temperatures);
     o->n_temperatures = d.n_temperatures;
     o->compute_type = "auto"; /* float32 on the CPU, float16 on a GPU */
-    o->device = getenv("ASRD_DEVICE") && *getenv("ASRD_DEVICE") ? getenv("ASRD_DEVICE") : NULL;
-    o->device_set = o->device != NULL;
+    o->device = asr__cli_device_env();
     o->vad_threshold = d.vad.threshold;
     o->vad_min_silence_ms = d.vad.min_silence_ms;
     o->vad_speech_pad_ms = d.vad.speech_pad_ms;
@@ -224,8 +222,6 @@ static int parse_tx_opts(int argc, char **argv, tx_opts_t *o) {
         int k = stored_option(o, c, optarg);
         if (k < 0)
             return 2;
-        if (c == 1012)
-            o->device_set = 1;
         if (k > 0)
             continue;
         switch (c) {
@@ -400,7 +396,7 @@ int asr_cli_transcribe(int argc, char **argv) {
         return 1;
     t_load = asr_now_s() - t_load;
     /* which device runs and why: when asked (--device, $ASRD_DEVICE, --timings) or not the CPU */
-    if (o.device_set || o.timings || !asr__cli_device_is_cpu(&dev))
+    if (o.device || o.timings || !asr__cli_device_is_cpu(&dev))
         fprintf(stderr, "asrd: device %s (--device %s: %s)\n", asr_model_device_line(m), dev.asked,
                 dev.why);
     asr_transcribe_params_t tp = asr_transcribe_default_params();
