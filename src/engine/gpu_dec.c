@@ -86,15 +86,14 @@ static void dec_layers(struct asr__gpu_model *g, int n, asr_stream_t *cap) {
     }
 }
 
-/* Logits (float32) of n rows of x into g->h_logits, synchronously. */
-static asr_err_t logits(struct asr__gpu_model *g, const void *x, int n) {
+/* Logits (float32) of n rows of x into g->d_logits (queued); the callers copy each stream's rows
+ * straight into its pinned s->logits. */
+static void logits(struct asr__gpu_model *g, const void *x, int n) {
     const asr_model_info_t *in = &g->m->info;
     const int d = in->d_model, V = in->n_vocab;
     asr_dev_layer_norm(g->dev, g->t, x, g->d_h, n, d, g->w.dec_ln.g, g->w.dec_ln.b, 1e-5f);
     asr_dev_linear(g->dev, g->t, g->d_h, d, &g->w.tok_emb, NULL, ASR_DT_F32, g->d_logits, V, n, V,
                    d, 0);
-    asr_dev_d2h(g->dev, g->h_logits, g->d_logits, (size_t)n * V * sizeof(float));
-    return asr_dev_sync(g->dev, NULL, 0);
 }
 
 static asr_dev_row_t row_of(struct asr__gpu_model *g, asr_stream_t *s, int slot, int shared,
@@ -169,16 +168,24 @@ void asr__gpu_run_decode(struct asr__gpu_model *g, asr__gpu_job_t **jobs, int n_
         asr_dev_sync(g->dev, NULL, 0);
         return;
     }
-    if (logits(g, x, n_log) != ASR_OK)
-        return;
+    logits(g, x, n_log);
     for (int j = 0, r = 0; j < n_jobs; j++) {
         asr__gpu_job_t *J = jobs[j];
         int take = J->kind == ASR_GPU_JOB_STEP                  ? J->n
                    : J->logits_row >= 0 && J->logits_row < J->n ? 1
                                                                 : 0;
-        memcpy(J->s->logits, g->h_logits + (size_t)r * V, (size_t)take * V * sizeof(float));
+        asr_dev_d2h(g->dev, J->s->logits, g->d_logits + (size_t)r * V,
+                    (size_t)take * V * sizeof(float));
         r += take;
     }
+    asr_dev_sync(g->dev, NULL, 0);
+}
+
+/* The logits of one row of x into s->logits, synchronously. */
+static void logits_row(struct asr__gpu_model *g, asr_stream_t *s, const void *x) {
+    logits(g, x, 1);
+    asr_dev_d2h(g->dev, s->logits, g->d_logits, (size_t)g->m->info.n_vocab * sizeof(float));
+    asr_dev_sync(g->dev, NULL, 0);
 }
 
 void asr__gpu_run_forward(struct asr__gpu_model *g, asr__gpu_job_t *j) {
@@ -189,12 +196,10 @@ void asr__gpu_run_forward(struct asr__gpu_model *g, asr__gpu_job_t *j) {
     dec_layers(g, n, s->align_capture ? s : NULL);
     asr_dev_d2d(g->dev, s->g->last, g->d_x, asr__gpu_bytes(g->t, (size_t)n * d));
     s->g->last_rows = n;
-    if (j->logits_row >= 0 && j->logits_row < n) {
-        if (logits(g, el(g->d_x, g->t, (size_t)j->logits_row * d), 1) == ASR_OK)
-            memcpy(s->logits, g->h_logits, (size_t)g->m->info.n_vocab * sizeof(float));
-    } else {
+    if (j->logits_row >= 0 && j->logits_row < n)
+        logits_row(g, s, el(g->d_x, g->t, (size_t)j->logits_row * d));
+    else
         asr_dev_sync(g->dev, NULL, 0);
-    }
 }
 
 void asr__gpu_run_logits_row(struct asr__gpu_model *g, asr__gpu_job_t *j) {
@@ -203,9 +208,7 @@ void asr__gpu_run_logits_row(struct asr__gpu_model *g, asr__gpu_job_t *j) {
         j->rc = ASR_ERR_INVALID;
         return;
     }
-    const void *x = el(s->g->last, g->t, (size_t)j->logits_row * g->m->info.d_model);
-    if (logits(g, x, 1) == ASR_OK)
-        memcpy(s->logits, g->h_logits, (size_t)g->m->info.n_vocab * sizeof(float));
+    logits_row(g, s, el(s->g->last, g->t, (size_t)j->logits_row * g->m->info.d_model));
 }
 
 void asr__gpu_apply_copies(struct asr__gpu_model *g, asr_stream_t *s) {

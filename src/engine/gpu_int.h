@@ -100,6 +100,7 @@ struct asr__gpu_stream {
     void *last;     /* [n_text_ctx][d]: the last prompt block's final residual rows */
     int last_rows;  /* rows of it that are valid */
     float *enc_out; /* host [1500][d]: asr_stream_encode's copy (allocated on first use) */
+    float *logits;  /* pinned host [n_seq_cap][n_vocab]: s->logits, written by the device's copy */
     asr__gpu_copy_t copies[ASR_GPU_MAX_COPIES];
     int n_copies;
     asr_err_t err;        /* the first device failure this stream saw */
@@ -129,9 +130,8 @@ struct asr__gpu_model {
     asr_dev_row_t *d_rows;                   /* [R] */
     int32_t *d_tok, *d_pos;                  /* [R] */
     /* pinned host buffers */
-    float *h_mel;    /* [max_batch][n_mels][3000] */
-    float *h_logits; /* [max_batch*8][n_vocab] */
-    float *h_align;  /* [n_text_ctx][1500] */
+    float *h_mel;   /* [max_batch][n_mels][3000] */
+    float *h_align; /* [n_text_ctx][1500] */
     asr_dev_row_t *h_rows;
     int32_t *h_tok, *h_pos;
     /* the batcher */

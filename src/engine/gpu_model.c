@@ -283,14 +283,13 @@ static asr_err_t alloc_scratch(struct asr__gpu_model *g) {
     }
     g->scratch_bytes = bytes;
     scratch_layout(g, g->scratch.base);
-    const size_t R = (size_t)g->max_rows, V = (size_t)in->n_vocab, C = (size_t)in->n_text_ctx;
+    const size_t R = (size_t)g->max_rows, C = (size_t)in->n_text_ctx;
     g->h_mel = asr_dev_host_malloc(g->dev, (size_t)g->max_batch * in->n_mels * 3000 * 4);
-    g->h_logits = asr_dev_host_malloc(g->dev, (size_t)g->max_batch * 8 * V * sizeof(float));
     g->h_align = asr_dev_host_malloc(g->dev, C * 1500 * sizeof(float));
     g->h_rows = asr_dev_host_malloc(g->dev, R * sizeof(asr_dev_row_t));
     g->h_tok = asr_dev_host_malloc(g->dev, R * sizeof(int32_t));
     g->h_pos = asr_dev_host_malloc(g->dev, R * sizeof(int32_t));
-    if (!g->h_mel || !g->h_logits || !g->h_align || !g->h_rows || !g->h_tok || !g->h_pos) {
+    if (!g->h_mel || !g->h_align || !g->h_rows || !g->h_tok || !g->h_pos) {
         snprintf(g->err, sizeof g->err, "cannot allocate pinned host buffers");
         return ASR_ERR_NOMEM;
     }
@@ -326,7 +325,6 @@ static asr_err_t gpu_init(struct asr__gpu_model *g) {
 
 static void gpu_fini(struct asr__gpu_model *g) {
     asr_dev_host_free(g->dev, g->h_mel);
-    asr_dev_host_free(g->dev, g->h_logits);
     asr_dev_host_free(g->dev, g->h_align);
     asr_dev_host_free(g->dev, g->h_rows);
     asr_dev_host_free(g->dev, g->h_tok);
@@ -404,6 +402,13 @@ asr_err_t asr__gpu_slot_open_dev(struct asr__gpu_model *g, asr_stream_t *s) {
     asr_err_t rc = asr_dev_arena_init(g->dev, &sg->arena, total);
     if (rc != ASR_OK)
         return rc;
+    /* the logits the search reads: pinned, so each step's copy goes straight there */
+    sg->logits = asr_dev_host_malloc(g->dev, (size_t)s->n_seq_cap * in->n_vocab * sizeof(float));
+    if (!sg->logits) {
+        asr_dev_arena_release(g->dev, &sg->arena);
+        return ASR_ERR_NOMEM;
+    }
+    s->logits = sg->logits;
     sg->xkv = asr_dev_arena_take(&sg->arena, sizes[0]);
     sg->self_k = asr_dev_arena_take(&sg->arena, sizes[1]);
     sg->self_v = asr_dev_arena_take(&sg->arena, sizes[2]);
@@ -414,4 +419,6 @@ asr_err_t asr__gpu_slot_open_dev(struct asr__gpu_model *g, asr_stream_t *s) {
 
 void asr__gpu_slot_close_dev(struct asr__gpu_model *g, asr_stream_t *s) {
     asr_dev_arena_release(g->dev, &s->g->arena);
+    asr_dev_host_free(g->dev, s->g->logits);
+    s->g->logits = NULL;
 }

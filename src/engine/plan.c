@@ -62,7 +62,8 @@ void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr_wtype_t wtype, 
     L->off[ASR_SLOT_DFFN] = place(&cur, C * ff * f);
     L->off[ASR_SLOT_DSCORES] = place(&cur, C * F * f);
     L->part[ASR_PLAN_PART_DECODER] = cur - mark, mark = cur;
-    L->off[ASR_SLOT_LOGITS] = place(&cur, (size_t)n_seq * V * f);
+    /* a GPU stream's logits are pinned memory the device copies into (gpu_model.c) */
+    L->off[ASR_SLOT_LOGITS] = place(&cur, gpu ? 0 : (size_t)n_seq * V * f);
     L->off[ASR_SLOT_LOGPROBS] = place(&cur, (size_t)n_seq * V * f);
     L->part[ASR_PLAN_PART_LOGITS] = cur - mark, mark = cur;
     L->off[ASR_SLOT_WIN] = place(&cur, mels * 3000 * f);
