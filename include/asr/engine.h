@@ -215,6 +215,58 @@ ASR_API int asr_transcribe_n_seq(const asr_transcribe_params_t *params);
  * NULL/"auto"/"default"). Returns ASR_ERR_INVALID for impossible dimensions. */
 ASR_API asr_err_t asr_plan_compute(const asr_model_info_t *dims, const char *compute_type,
                                    int n_seq, bool word_timestamps, asr_plan_t *out);
+/* ---- device memory plan (the GPU memory contract, docs/GPU.md) ----
+ * The bytes a model on a device (CUDA, or the host reference device) allocates, from the same
+ * layout the GPU engine sizes its arenas with (src/engine/gpu_model.c): a model holds its weights
+ * arena, one scratch arena sized from max_batch (the encoder activations of max_batch windows and
+ * the decoder activations of max(n_text_ctx, 8 * max_batch) rows share one region; plus the int8
+ * dequantization buffer) and, on CUDA, its cuBLAS workspace; each stream (one request in flight)
+ * holds one slot arena: cross K/V of 1500 frames, self K/V of its n_seq sequences, the last
+ * prompt block's rows. The CUDA context is once per process and device. */
+#define ASR_PLAN_GPU_WORKSPACE ((size_t)32 << 20) /* cuBLAS workspace of a CUDA device handle */
+#define ASR_PLAN_GPU_CONTEXT                                                                       \
+    ((size_t)512 << 20) /* CUDA context and module images, estimated                               \
+                           (scripts/device-check.sh measures it) */
+typedef struct {
+    /* inputs */
+    const char *device;       /* "cuda" or "host"; static */
+    const char *compute_type; /* canonical GPU compute type ("float16", "bfloat16",
+                                 "int8_float16", "float32"); static */
+    int max_batch;            /* windows per encoder pass, streams per decoder step */
+    int n_seq;                /* sequences of one slot */
+    /* device bytes of a model */
+    size_t weights;   /* the weights arena */
+    size_t encoder;   /* encoder activations of max_batch windows (scratch) */
+    size_t decoder;   /* decoder activations, logits rows, alignment scores (scratch) */
+    size_t dequant;   /* int8 dequantization buffer (scratch; 0 unless int8) */
+    size_t scratch;   /* the scratch arena: max(encoder, decoder) + dequant */
+    size_t workspace; /* cuBLAS workspace (CUDA: ASR_PLAN_GPU_WORKSPACE; host: 0) */
+    size_t model;     /* weights + scratch + workspace: what loading the model adds */
+    /* device bytes of one slot (one stream) */
+    size_t cross_kv; /* cross K/V: n_text_layer x 1500 frames x 2 d */
+    size_t self_kv;  /* self K/V of n_seq sequences: 2 x n_seq x n_text_layer x n_text_ctx x d */
+    size_t last;     /* the last prompt block's rows: n_text_ctx x d */
+    size_t slot;     /* the slot arena: cross_kv + self_kv + last (rounded as allocated) */
+    /* once per process and device */
+    size_t context; /* CUDA: ASR_PLAN_GPU_CONTEXT; host: 0 */
+    /* host bytes that stay on the host: pinned staging of the model, per-slot pinned logits
+     * and the CPU-side stream state */
+    size_t host_model;
+    size_t host_slot;
+} asr_plan_gpu_t;
+/* Plan of a model of dimensions `dims` on a device ("cuda" or "host"; NULL = "cuda") with compute
+ * type `compute_type` (a GPU compute type; NULL/"auto": float16 on CUDA, float32 on the host),
+ * max_batch (<= 0: the engine's default, 16) and slots of n_seq (1..8) sequences. Total device
+ * bytes of k slots: context + model + k * slot. ASR_ERR_INVALID for impossible dimensions or an
+ * unknown type. */
+ASR_API asr_err_t asr_plan_gpu_compute(const asr_model_info_t *dims, const char *device,
+                                       const char *compute_type, int max_batch, int n_seq,
+                                       asr_plan_gpu_t *out);
+/* A model on a device whose context was lost (a sticky CUDA error, or an injected one): every
+ * later call fails with ASR_ERR_GPU until the model is destroyed and loaded again (destroying the
+ * last model of a lost device resets the device). False for CPU models. */
+ASR_API bool asr_model_device_lost(const asr_model_t *model);
+
 /* Reads the dimensions of a model directory without loading its weights. */
 ASR_API asr_err_t asr_model_probe(const char *dir, asr_model_info_t *out, char *errbuf,
                                   size_t errbuf_len);

@@ -219,3 +219,23 @@ void asr_dev_attn_cross_scores(asr_dev_t *d, asr_dtype_t t, const void *q, int l
         d->ops->attn_cross_scores(d, t, q, ldq, rows, n, h, dh, n_audio, ldx, layer_off, scale,
                                   out);
 }
+
+/* ---- failures (STUB: issue #20 in progress) ---- */
+bool asr_dev_error_clear(asr_dev_t *d) {
+    d->err = ASR_OK;
+    d->errmsg[0] = 0;
+    return true;
+}
+bool asr_dev_lost(const asr_dev_t *d) {
+    (void)d;
+    return false;
+}
+uint64_t asr_dev_allocated_bytes(asr_dev_kind_t kind, int index) {
+    (void)kind, (void)index;
+    return 0;
+}
+void asr_dev_fault_set(asr_dev_fault_kind_t kind, long nth) { (void)kind, (void)nth; }
+uint64_t asr_dev_fault_count(asr_dev_fault_kind_t kind) {
+    (void)kind;
+    return 0;
+}

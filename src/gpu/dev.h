@@ -90,7 +90,7 @@ asr_err_t asr_dev_bind(asr_dev_t *d);
 asr_err_t asr_dev_mem_info(asr_dev_t *d, size_t *free_bytes, size_t *total_bytes);
 
 /* ---- memory ---- */
-void *asr_dev_malloc(asr_dev_t *d, size_t bytes); /* NULL on failure (error kept) */
+void *asr_dev_malloc(asr_dev_t *d, size_t bytes); /* NULL on failure (not sticky) */
 void asr_dev_free(asr_dev_t *d, void *p);
 /* Page-locked host memory (CUDA: cudaMallocHost) for transfers; plain memory on the host
  * device. */
@@ -105,6 +105,36 @@ void asr_dev_memset0(asr_dev_t *d, void *dst, size_t bytes);
 asr_err_t asr_dev_sync(asr_dev_t *d, char *err, size_t err_len);
 /* The sticky error without waiting (ASR_OK when none). */
 asr_err_t asr_dev_error(const asr_dev_t *d, char *err, size_t err_len);
+
+/* ---- failures: one attempt, or the whole context (the GPU memory contract, docs/GPU.md) ----
+ * A failed allocation (asr_dev_malloc, asr_dev_host_malloc) returns NULL and is NOT sticky: the
+ * caller reports ASR_ERR_NOMEM and the device stays usable. An error of an operation is sticky
+ * until asr_dev_error_clear: recoverable (the operation failed, the context lives: cleared, the
+ * device is usable again) or context-lost (CUDA's sticky errors: illegal address, launch
+ * failure...; asr_dev_lost is true from then on, and only closing every device of that ordinal
+ * and resetting it recovers). */
+/* Clears a recoverable sticky error; returns false (and clears nothing) when the context is lost.
+ */
+bool asr_dev_error_clear(asr_dev_t *d);
+bool asr_dev_lost(const asr_dev_t *d);
+/* Device bytes held through asr_dev_malloc now by every open device of this kind and ordinal
+ * (arenas: weights, scratch, slots; plus what the kind allocates itself, the cuBLAS workspace).
+ * Cheap, thread-safe. */
+uint64_t asr_dev_allocated_bytes(asr_dev_kind_t kind, int index);
+
+/* Fault injection (tests and POST /debug/gpu-fault, with debug_faults): every device of every
+ * kind counts its allocations (asr_dev_malloc) and its operations (each asr_dev_* operation call
+ * and asr_dev_sync); from the call on, the nth one (1 = the next) of `kind` fails once:
+ *   ASR_DEV_FAULT_ALLOC  that allocation returns NULL (not sticky, as a real failure);
+ *   ASR_DEV_FAULT_OP     that operation sets a recoverable sticky error;
+ *   ASR_DEV_FAULT_LOST   that operation loses the context (asr_dev_lost).
+ * nth <= 0 disarms the kind. Thread-safe. asr_dev_fault_count returns how many of `kind`'s events
+ * (allocations, or operations for OP and LOST) have happened since the process started: a test
+ * enumerates every allocation site of a request by arming nth = 1 .. (count after - count
+ * before). */
+typedef enum { ASR_DEV_FAULT_ALLOC = 0, ASR_DEV_FAULT_OP, ASR_DEV_FAULT_LOST } asr_dev_fault_kind_t;
+void asr_dev_fault_set(asr_dev_fault_kind_t kind, long nth);
+uint64_t asr_dev_fault_count(asr_dev_fault_kind_t kind);
 
 /* An arena: one asr_dev_malloc'd block handed out in 256-byte aligned pieces. */
 typedef struct {

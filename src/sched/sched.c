@@ -423,6 +423,7 @@ static bool dispatch(asr_sched_t *s, pick_t *pk, ended_t *ended) {
         m->running++;
         unlink_job(s, job);
         job->served_model = c;
+        job->served_device = "cpu";
         if (c != job->model)
             s->n_fallbacks++;
         atomic_store(&job->priv_state, JOB_RUNNING);
@@ -906,6 +907,12 @@ void asr_sched_stats(asr_sched_t *s, asr_sched_stats_t *out) {
         if (age > out->stalled_s)
             out->stalled_s = age;
     }
+}
+
+void asr_sched_device_status(asr_sched_t *s, asr_sched_device_status_t *out) {
+    (void)s; /* STUB: issue #20 in progress */
+    memset(out, 0, sizeof *out);
+    out->last_error_age_s = -1;
 }
 
 int asr_sched_retry_after(asr_sched_t *s) {

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "asr/engine.h"
+#include "gpu/devmem.h"
 
 typedef struct asr_sched asr_sched_t;
 typedef struct asr_sched_job asr_sched_job_t;
@@ -53,9 +54,10 @@ struct asr_sched_job {
     asr_sched_done_cb done_cb;
     void *user_data;
     /* set by the scheduler, read by run_cb and done_cb */
-    int served_model; /* the model that runs (or ran) the job */
-    int attempts;     /* run_cb calls so far */
-    char errmsg[256]; /* why it ended BUSY/NOMEM */
+    int served_model;          /* the model that runs (or ran) the job */
+    const char *served_device; /* where: "cuda:0", "host" or "cpu" (static; NULL before) */
+    int attempts;              /* run_cb calls so far */
+    char errmsg[256];          /* why it ended BUSY/NOMEM */
     /* private to the scheduler */
     asr_sched_job_t *priv_next;
     atomic_int priv_state;
@@ -88,6 +90,13 @@ typedef struct {
     int max_batch;            /* GPU batch bound (asr_model_params_t); 0 = the engine's */
     bool preload;             /* load the default model at create (it stays evictable) */
     double budget_refresh_s;  /* how often the measured budget is re-read; 0 = 2 s */
+    /* the GPU memory contract (device: cuda:N, or host, the reference device of the tests) */
+    uint64_t gpu_memory_limit;   /* device bytes asrd may hold; 0 = no limit but what is free */
+    uint64_t gpu_memory_reserve; /* device bytes left to other processes */
+    const char *gpu_fallback;    /* "cpu": a job its model cannot serve on the device now is
+                                    served by the same model on the CPU engine (within the host
+                                    budget); NULL, "" or "none": no such fallback */
+    double gpu_refresh_s;        /* how often the device is re-read; 0 = 1 s */
 } asr_sched_params_t;
 
 typedef struct {
@@ -118,7 +127,46 @@ typedef struct {
     int queued;
     double expires_in_s; /* seconds until unloaded when idle; < 0: never or not loaded */
     double last_used_s;  /* seconds ago; < 0: never */
+    const char *device;  /* where it loads: "cuda:0", "host" or "cpu" (static) */
+    /* weights_bytes and slot_bytes above are device bytes for a model on a device (the model's
+     * fixed bytes: weights, scratch, workspace; one default slot) */
+    const char *cpu_state;      /* its CPU twin (gpu_fallback cpu): "unloaded", "loading", "loaded";
+                                   NULL when there is none */
+    uint64_t cpu_weights_bytes; /* the twin's host plan */
+    int cpu_slots_in_use;
 } asr_sched_model_status_t;
+
+/* The device the scheduler serves models on (besides the CPU), for /api/ps, /metrics, the Status
+ * page and diagnose. */
+typedef struct {
+    bool present;           /* false: the models run on the CPU only (the rest is zero) */
+    char device[16];        /* "cuda:0", "host" */
+    asr_devmem_t mem;       /* the last reading: total, free, every process (asrd included when NVML
+                               lists it), or why it failed */
+    double mem_age_s;       /* seconds since that reading */
+    uint64_t limit;         /* gpu_memory_limit (0 = none) */
+    uint64_t reserve;       /* gpu_memory_reserve */
+    uint64_t budget;        /* min(limit, free + used) - reserve: what asrd may hold now */
+    uint64_t used;          /* what asrd holds by plan: context + models + slots */
+    uint64_t context_bytes; /* the CUDA context (0 when no model is loaded there) */
+    uint64_t weights_bytes; /* models' fixed bytes: weights, scratch, workspaces */
+    uint64_t slots_bytes;   /* slots of running jobs */
+    uint64_t cache_bytes;   /* idle slots kept for the next job */
+    int batch;              /* jobs running on the device now */
+    int batch_max;          /* jobs of the default model (default slot) that fit the budget now, the
+                               loaded ones included: the batch size in force */
+    bool serving_on_cpu;    /* the last job that asked for the device was served elsewhere */
+    bool lost;              /* the context was lost: resetting and reloading (not ready) */
+    char last_error[256];   /* the last device failure ("" = none) */
+    double last_error_age_s;    /* seconds since it; < 0: none */
+    uint64_t n_waits;           /* jobs that waited for device memory */
+    uint64_t n_fallbacks_cpu;   /* jobs served by the CPU twin */
+    uint64_t n_fallbacks_model; /* jobs served by another model of the fallback chain */
+    uint64_t n_oom_retries;     /* attempts that failed on device memory or a device error */
+    uint64_t n_resets;          /* context resets */
+    uint64_t n_shrinks;         /* cached slots or idle models dropped because the budget fell */
+} asr_sched_device_status_t;
+void asr_sched_device_status(asr_sched_t *s, asr_sched_device_status_t *out);
 
 /* Probes every model (dimensions and plan, no weights), optionally loads the default, and starts
  * the workers. On failure returns the error and writes a one-line reason naming the model to
