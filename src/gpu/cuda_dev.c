@@ -383,6 +383,31 @@ asr_err_t asr__dev_cuda_open(asr_dev_t *d, int index, char *err, size_t err_len)
     cudaGetLastError();
     return ASR_OK;
 }
+
+asr_err_t asr__dev_cuda_mem_get_info(int index, uint64_t *free_bytes, uint64_t *total_bytes,
+                                     char *err, size_t err_len) {
+    *free_bytes = *total_bytes = 0;
+    int prev = -1;
+    if (cudaGetDevice(&prev) != cudaSuccess)
+        prev = -1;
+    size_t fr = 0, tot = 0;
+    cudaError_t e = cudaSetDevice(index);
+    if (e == cudaSuccess)
+        e = cudaMemGetInfo(&fr, &tot);
+    cudaGetLastError();
+    /* back to the thread's device, unless that would create a context nobody asked for */
+    if (prev >= 0 && prev != index && asr_dev_allocated_bytes(ASR_DEV_CUDA, prev) > 0) {
+        cudaSetDevice(prev);
+        cudaGetLastError();
+    }
+    if (e != cudaSuccess) {
+        asr_errf(err, err_len, "cuda:%d: cudaMemGetInfo: %s", index, cudaGetErrorString(e));
+        return ASR_ERR_UNSUPPORTED;
+    }
+    *free_bytes = fr;
+    *total_bytes = tot;
+    return ASR_OK;
+}
 #else
 typedef int asr_cuda_dev_unused; /* built without CUDA: cuda_none.c */
 #endif

@@ -21,6 +21,14 @@ asr_err_t asr__dev_cuda_open(asr_dev_t *d, int index, char *err, size_t err_len)
     (void)d;
     return asr_gpu_cuda_info(index, NULL, err, err_len);
 }
+
+asr_err_t asr__dev_cuda_mem_get_info(int index, uint64_t *free_bytes, uint64_t *total_bytes,
+                                     char *err, size_t err_len) {
+    (void)index;
+    *free_bytes = *total_bytes = 0;
+    asr_gpu_cuda_count(err, err_len);
+    return ASR_ERR_UNSUPPORTED;
+}
 #else
 typedef int asr_cuda_none_unused; /* the CUDA backend is built: cuda_dev.c has these */
 #endif

@@ -70,6 +70,12 @@ void asr__dev_fail(asr_dev_t *d, const char *fmt, ...) __attribute__((format(pri
 /* The kinds: each fills *d (ops, info, impl) or returns an error with a reason. */
 asr_err_t asr__dev_host_open(asr_dev_t *d, char *err, size_t err_len);
 asr_err_t asr__dev_cuda_open(asr_dev_t *d, int index, char *err, size_t err_len);
+/* cudaMemGetInfo of CUDA device index (free and total bytes) for devmem.c. It creates the
+ * device's primary context when there is none: callers ask only when this process already holds
+ * memory there. Restores the calling thread's current device. ASR_ERR_UNSUPPORTED with a reason
+ * when built without CUDA or the call fails. */
+asr_err_t asr__dev_cuda_mem_get_info(int index, uint64_t *free_bytes, uint64_t *total_bytes,
+                                     char *err, size_t err_len);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,8 @@
  * remembered with its reason and every later call reports it. Never dlclose'd, never shut down:
  * the handles stay valid until exit. */
 #include <dlfcn.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +26,21 @@ enum { NVML_OK = 0, NVML_ERR_INSUFFICIENT_SIZE = 7 };
 typedef struct {
     unsigned long long total, free, used; /* nvmlMemory_t (v1) */
 } nvml_memory_t;
+/* nvmlProcessInfo_t: pid at offset 0 and usedGpuMemory at 8 in every version; the first version
+ * (nvmlDeviceGet*RunningProcesses) is 16 bytes a process, _v2 and _v3 add gpuInstanceId and
+ * computeInstanceId (24 bytes). The list is read through these offsets with the version's
+ * stride. */
 typedef struct {
-    unsigned int pid; /* nvmlProcessInfo_v2_t / _v3: what _v3 of GetComputeRunningProcesses fills */
+    unsigned int pid;
     unsigned long long used_gpu_memory; /* NVML_VALUE_NOT_AVAILABLE (~0ULL) when unknown */
     unsigned int gpu_instance_id;
     unsigned int compute_instance_id;
 } nvml_process_info_t;
+typedef struct {
+    unsigned int pid;
+    unsigned long long used_gpu_memory;
+} nvml_process_info_v1_t;
+typedef nvml_ret_t (*nvml_procs_fn)(nvml_device_t, unsigned int *, void *);
 #define NVML_VALUE_NOT_AVAILABLE (~0ULL)
 
 static struct {
@@ -39,9 +50,14 @@ static struct {
     nvml_ret_t (*by_pci)(const char *, nvml_device_t *);
     nvml_ret_t (*memory)(nvml_device_t, nvml_memory_t *);
     nvml_ret_t (*name)(nvml_device_t, char *, unsigned int);
-    nvml_ret_t (*processes)(nvml_device_t, unsigned int *, nvml_process_info_t *);
+    nvml_procs_fn compute[3]; /* _v3, _v2, first version (any may be missing) */
+    nvml_procs_fn graphics[3];
+    nvml_ret_t (*process_name)(unsigned int, char *, unsigned int);
     nvml_ret_t (*driver_version)(char *, unsigned int);
 } nv;
+/* the stride of each version's entries: [0] _v3, [1] _v2, [2] first */
+static const size_t proc_stride[3] = {sizeof(nvml_process_info_t), sizeof(nvml_process_info_t),
+                                      sizeof(nvml_process_info_v1_t)};
 static pthread_once_t nv_once = PTHREAD_ONCE_INIT;
 static asr_err_t nv_rc = ASR_ERR_UNSUPPORTED;
 static char nv_why[200];
@@ -70,7 +86,13 @@ static void nv_open(void) {
         {"nvmlDeviceGetHandleByPciBusId_v2", (void **)&nv.by_pci, 1},
         {"nvmlDeviceGetMemoryInfo", (void **)&nv.memory, 1},
         {"nvmlDeviceGetName", (void **)&nv.name, 1},
-        {"nvmlDeviceGetComputeRunningProcesses_v3", (void **)&nv.processes, 0},
+        {"nvmlDeviceGetComputeRunningProcesses_v3", (void **)&nv.compute[0], 0},
+        {"nvmlDeviceGetComputeRunningProcesses_v2", (void **)&nv.compute[1], 0},
+        {"nvmlDeviceGetComputeRunningProcesses", (void **)&nv.compute[2], 0},
+        {"nvmlDeviceGetGraphicsRunningProcesses_v3", (void **)&nv.graphics[0], 0},
+        {"nvmlDeviceGetGraphicsRunningProcesses_v2", (void **)&nv.graphics[1], 0},
+        {"nvmlDeviceGetGraphicsRunningProcesses", (void **)&nv.graphics[2], 0},
+        {"nvmlSystemGetProcessName", (void **)&nv.process_name, 0},
         {"nvmlSystemGetDriverVersion", (void **)&nv.driver_version, 0},
     };
     for (size_t i = 0; i < sizeof syms / sizeof *syms; i++) {
@@ -153,58 +175,156 @@ asr_err_t asr_nvml_mem(int cuda_index, uint64_t *used, uint64_t *free_bytes, uin
     return ASR_OK;
 }
 
-asr_err_t asr_nvml_process_mem(int cuda_index, unsigned pid, uint64_t *bytes, char *err,
-                               size_t err_len) {
-    *bytes = 0;
+/* One list (compute or graphics) of dev, merged into out[0.. *n) by pid. The list can grow
+ * between the size query and the fill: retried a few times with room to spare. */
+static asr_err_t list_merge(nvml_device_t dev, const nvml_procs_fn fns[3], bool graphics,
+                            asr_nvml_proc_t **out, int *n, int *cap, char *err, size_t err_len) {
+    int v = 0;
+    while (v < 3 && !fns[v])
+        v++;
+    if (v == 3) {
+        if (graphics)
+            return ASR_OK; /* optional */
+        asr_errf(err, err_len, "NVML too old: no nvmlDeviceGetComputeRunningProcesses");
+        return ASR_ERR_UNSUPPORTED;
+    }
+    size_t stride = proc_stride[v];
+    unsigned room = 32, got = 0;
+    unsigned char *buf = NULL;
+    nvml_ret_t r = NVML_ERR_INSUFFICIENT_SIZE;
+    for (int tries = 0; tries < 4 && r == NVML_ERR_INSUFFICIENT_SIZE; tries++) {
+        unsigned char *q = realloc(buf, room * stride);
+        if (!q) {
+            free(buf);
+            return ASR_ERR_NOMEM;
+        }
+        buf = q;
+        got = room;
+        r = fns[v](dev, &got, buf);
+        if (r == NVML_ERR_INSUFFICIENT_SIZE)
+            room = got + 16 > room * 2 ? got + 16 : room * 2;
+    }
+    if (r != NVML_OK) {
+        free(buf);
+        asr_errf(err, err_len, "nvmlDeviceGet%sRunningProcesses: %s",
+                 graphics ? "Graphics" : "Compute", ret_str(r));
+        return ASR_ERR_UNSUPPORTED;
+    }
+    for (unsigned i = 0; i < got && i < room; i++) {
+        unsigned pid;
+        unsigned long long used;
+        memcpy(&pid, buf + i * stride + offsetof(nvml_process_info_t, pid), sizeof pid);
+        memcpy(&used, buf + i * stride + offsetof(nvml_process_info_t, used_gpu_memory),
+               sizeof used);
+        int j = 0;
+        while (j < *n && (*out)[j].pid != pid)
+            j++;
+        if (j == *n) {
+            if (*n == *cap) {
+                int c = *cap ? *cap * 2 : 16;
+                asr_nvml_proc_t *q = realloc(*out, (size_t)c * sizeof **out);
+                if (!q) {
+                    free(buf);
+                    return ASR_ERR_NOMEM;
+                }
+                *out = q;
+                *cap = c;
+            }
+            memset(&(*out)[j], 0, sizeof **out);
+            (*out)[j].pid = pid;
+            (*out)[j].bytes_known = true;
+            (*n)++;
+        }
+        asr_nvml_proc_t *p = &(*out)[j];
+        bool seen = graphics ? p->graphics : p->compute;
+        if (used == NVML_VALUE_NOT_AVAILABLE) {
+            p->bytes_known = false;
+            p->bytes = 0;
+        } else if (p->bytes_known) {
+            /* MIG: one entry per instance, summed; the same pid in both lists holds one
+             * allocation seen twice: the larger */
+            if (seen)
+                p->bytes += used;
+            else if (used > p->bytes)
+                p->bytes = used;
+        }
+        if (graphics)
+            p->graphics = true;
+        else
+            p->compute = true;
+    }
+    free(buf);
+    return ASR_OK;
+}
+
+asr_err_t asr_nvml_processes(int cuda_index, asr_nvml_proc_t *out, int cap, int *n_out, char *err,
+                             size_t err_len) {
+    *n_out = 0;
     nvml_device_t dev;
     asr_err_t rc = device(cuda_index, &dev, err, err_len);
     if (rc != ASR_OK)
         return rc;
-    if (!nv.processes) {
-        asr_errf(err, err_len, "NVML too old: no nvmlDeviceGetComputeRunningProcesses_v3");
-        return ASR_ERR_UNSUPPORTED;
+    asr_nvml_proc_t *all = NULL;
+    int n = 0, all_cap = 0;
+    rc = list_merge(dev, nv.compute, false, &all, &n, &all_cap, err, err_len);
+    if (rc == ASR_OK && list_merge(dev, nv.graphics, true, &all, &n, &all_cap, NULL, 0) != ASR_OK)
+        rc = ASR_OK; /* the graphics list is a bonus: a failure keeps the compute list */
+    if (rc == ASR_OK) {
+        for (int i = 0; i < n && i < cap; i++)
+            out[i] = all[i];
+        *n_out = n;
     }
-    unsigned cap = 32, n = 0;
-    nvml_process_info_t *p = NULL;
-    nvml_ret_t r = NVML_ERR_INSUFFICIENT_SIZE;
-    /* the list can grow between the calls: retry a few times with room to spare */
-    for (int tries = 0; tries < 4 && r == NVML_ERR_INSUFFICIENT_SIZE; tries++) {
-        nvml_process_info_t *q = realloc(p, cap * sizeof *p);
-        if (!q) {
-            free(p);
-            return ASR_ERR_NOMEM;
-        }
-        p = q;
-        n = cap;
-        r = nv.processes(dev, &n, p);
-        if (r == NVML_ERR_INSUFFICIENT_SIZE)
-            cap = n + 16 > cap * 2 ? n + 16 : cap * 2;
-    }
-    if (r != NVML_OK) {
-        free(p);
-        asr_errf(err, err_len, "nvmlDeviceGetComputeRunningProcesses: %s", ret_str(r));
-        return ASR_ERR_UNSUPPORTED;
-    }
-    rc = ASR_ERR_NOT_FOUND;
-    for (unsigned i = 0; i < n; i++) {
-        if (p[i].pid != pid)
-            continue;
-        if (p[i].used_gpu_memory == NVML_VALUE_NOT_AVAILABLE) {
-            rc = ASR_ERR_UNSUPPORTED;
-            break;
-        }
-        *bytes += p[i].used_gpu_memory; /* MIG: one entry per instance */
-        rc = ASR_OK;
-    }
-    free(p);
-    if (rc == ASR_ERR_UNSUPPORTED)
-        asr_errf(err, err_len, "NVML does not report per-process memory on this device");
-    else if (rc == ASR_ERR_NOT_FOUND)
-        asr_errf(err, err_len,
-                 "pid %u is not among the %u processes NVML lists on the device (no context "
-                 "there, or a container: NVML lists host pids)",
-                 pid, n);
+    free(all);
     return rc;
+}
+
+void asr_nvml_process_name(unsigned pid, char *name, size_t name_len) {
+    if (!name_len)
+        return;
+    name[0] = 0;
+    char buf[256] = "";
+    if (asr_nvml_init(NULL, 0) == ASR_OK && nv.process_name &&
+        nv.process_name(pid, buf, sizeof buf) == NVML_OK && buf[0]) {
+        /* NVML gives the executable's path: its last part, as nvidia-smi shows it */
+        const char *base = strrchr(buf, '/');
+        snprintf(name, name_len, "%s", base && base[1] ? base + 1 : buf);
+        return;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%u/comm", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    if (fgets(buf, sizeof buf, f)) {
+        buf[strcspn(buf, "\n")] = 0;
+        snprintf(name, name_len, "%s", buf);
+    }
+    fclose(f);
+}
+
+asr_err_t asr_nvml_process_mem(int cuda_index, unsigned pid, uint64_t *bytes, char *err,
+                               size_t err_len) {
+    *bytes = 0;
+    asr_nvml_proc_t procs[64];
+    int n = 0;
+    asr_err_t rc = asr_nvml_processes(cuda_index, procs, 64, &n, err, err_len);
+    if (rc != ASR_OK)
+        return rc;
+    for (int i = 0; i < n && i < 64; i++) {
+        if (procs[i].pid != pid)
+            continue;
+        if (!procs[i].bytes_known) {
+            asr_errf(err, err_len, "NVML does not report per-process memory on this device");
+            return ASR_ERR_UNSUPPORTED;
+        }
+        *bytes = procs[i].bytes;
+        return ASR_OK;
+    }
+    asr_errf(err, err_len,
+             "pid %u is not among the %d processes NVML lists on the device (no context "
+             "there, or a container: NVML lists host pids)",
+             pid, n);
+    return ASR_ERR_NOT_FOUND;
 }
 
 asr_err_t asr_nvml_name(int cuda_index, char *name, size_t name_len, char *err, size_t err_len) {

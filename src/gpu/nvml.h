@@ -13,6 +13,7 @@
 #ifndef ASR_GPU_NVML_H
 #define ASR_GPU_NVML_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,24 @@ asr_err_t asr_nvml_mem(int cuda_index, uint64_t *used, uint64_t *free_bytes, uin
  * they hold a context fall back to asr_nvml_mem's used bytes. */
 asr_err_t asr_nvml_process_mem(int cuda_index, unsigned pid, uint64_t *bytes, char *err,
                                size_t err_len);
+/* One process holding memory on a device, as nvidia-smi lists it. */
+typedef struct {
+    unsigned pid;     /* as NVML sees it: the host's pid namespace */
+    uint64_t bytes;   /* 0 when bytes_known is false */
+    bool bytes_known; /* NVML reports its memory (not on every platform or permission) */
+    bool compute;     /* listed among the compute processes (CUDA contexts) */
+    bool graphics;    /* listed among the graphics processes */
+} asr_nvml_proc_t;
+/* The processes holding memory on CUDA device cuda_index, compute and graphics merged by pid
+ * (MIG instances of one pid summed), in NVML's order: up to cap of them go to out, *n_out gets
+ * how many there are (may exceed cap). Uses nvmlDeviceGet{Compute,Graphics}RunningProcesses,
+ * the _v3 symbol, else _v2, else the first version; the graphics list is skipped when its entry
+ * point is missing. */
+asr_err_t asr_nvml_processes(int cuda_index, asr_nvml_proc_t *out, int cap, int *n_out, char *err,
+                             size_t err_len);
+/* A process's name: nvmlSystemGetProcessName, else /proc/PID/comm; "" when neither answers (a pid
+ * of another namespace). */
+void asr_nvml_process_name(unsigned pid, char *name, size_t name_len);
 /* The device's name ("NVIDIA H100 80GB HBM3"). */
 asr_err_t asr_nvml_name(int cuda_index, char *name, size_t name_len, char *err, size_t err_len);
 /* The driver version string ("580.65.06"). */
