@@ -5,9 +5,16 @@
  * handle is bound to that stream and given a workspace allocated once at open (cuBLAS then never
  * allocates on its own during a GEMM). Device memory is plain cudaMalloc (never managed memory),
  * host transfer buffers are cudaMallocHost. A failed CUDA call becomes the device's sticky error
- * (asr__dev_fail) and the runtime's own last-error state is cleared, so that a later kernel
- * launch check does not report an old failure as its own. The CUDA runtime is linked statically;
- * with no driver every call fails cleanly (asr_gpu_cuda_count says why). */
+ * and the runtime's own last-error state is cleared, so that a later kernel launch check does not
+ * report an old failure as its own. Failures are classified (cu_fail): CUDA's sticky errors
+ * (illegal address, launch failure, ..., and any error cudaGetLastError cannot clear) lose the
+ * context (asr__dev_fail_lost); the others (out of memory, an invalid value, a cuBLAS status
+ * without a sticky CUDA error) are recoverable (asr__dev_fail, cleared by asr_dev_error_clear).
+ * A failed cudaMalloc/cudaMallocHost is not an error of the device at all: NULL, logged. The
+ * devices open per ordinal are counted: closing the last one of an ordinal that lost its context
+ * calls cudaDeviceReset (every model on it must be closed first: the scheduler unloads them), and
+ * no new device opens on a lost ordinal before that. The CUDA runtime is linked statically; with
+ * no driver every call fails cleanly (asr_gpu_cuda_count says why). */
 #ifdef ASR_HAVE_CUDA
 #include <pthread.h>
 #include <stdlib.h>
@@ -26,6 +33,7 @@
 
 typedef struct {
     cudaStream_t stream;
+    bool counted; /* in ord_open */
     cublasHandle_t blas;
     const asr_cublas_t *cb;
     void *ws; /* cuBLAS workspace [CUBLAS_WS_BYTES] */
@@ -129,16 +137,59 @@ asr_err_t asr_gpu_cuda_info(int index, asr_dev_info_t *out, char *err, size_t er
     return ASR_OK;
 }
 
-/* ---- the operations ---- */
-/* Records a failed runtime call on d (the first one sticks) and clears the runtime's error. */
+/* ---- failures ---- */
+/* CUDA's errors that leave the context unusable (every later call of the process on it fails) */
+static bool cu_sticky(cudaError_t e) {
+    switch (e) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorHardwareStackError:
+    case cudaErrorAssert:
+    case cudaErrorECCUncorrectable:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorContextIsDestroyed:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Clears the runtime's last error; true when the context is lost: e (or the error found) is one
+ * of the sticky ones, or cudaGetLastError could not clear it. */
+static bool cu_clear_lost(cudaError_t e) {
+    cudaError_t last = cudaGetLastError();
+    cudaError_t still = cudaPeekAtLastError();
+    return cu_sticky(e) || cu_sticky(last) || still != cudaSuccess;
+}
+
+/* Records a failed runtime call on d (the first one sticks), classified. */
+static void cu_fail(asr_dev_t *d, cudaError_t e, const char *what) {
+    if (cu_clear_lost(e))
+        asr__dev_fail_lost(d, "cuda:%d: %s: %s (%s)", d->info.index, what, cudaGetErrorString(e),
+                           cudaGetErrorName(e));
+    else
+        asr__dev_fail(d, "cuda:%d: %s: %s (%s)", d->info.index, what, cudaGetErrorString(e),
+                      cudaGetErrorName(e));
+}
+
 static bool cu_ok(asr_dev_t *d, cudaError_t e, const char *what) {
     if (e == cudaSuccess)
         return true;
-    cudaGetLastError();
-    asr__dev_fail(d, "cuda:%d: %s: %s (%s)", d->info.index, what, cudaGetErrorString(e),
-                  cudaGetErrorName(e));
+    cu_fail(d, e, what);
     return false;
 }
+
+/* ---- devices open per ordinal (the reset of a lost context) ---- */
+#define CU_MAX_ORDINALS 64
+static pthread_mutex_t ord_mu = PTHREAD_MUTEX_INITIALIZER;
+static int ord_open[CU_MAX_ORDINALS];
+static bool ord_lost[CU_MAX_ORDINALS];
+
+/* ---- the operations ---- */
 
 void *asr__cu_stream(asr_dev_t *d) { return IMPL(d)->stream; }
 
@@ -147,15 +198,31 @@ static void cu_close(asr_dev_t *d) {
     if (!c)
         return;
     cudaSetDevice(c->index);
-    if (c->stream)
-        cudaStreamSynchronize(c->stream);
+    if (c->stream && !d->lost && cu_clear_lost(cudaStreamSynchronize(c->stream)))
+        d->lost = true;
     if (c->blas)
         c->cb->destroy(c->blas);
-    if (c->ws)
+    if (c->ws) {
         cudaFree(c->ws);
+        asr__dev_account(ASR_DEV_CUDA, c->index, -(int64_t)CUBLAS_WS_BYTES);
+    }
     if (c->stream)
         cudaStreamDestroy(c->stream);
     cudaGetLastError();
+    if (c->counted) {
+        pthread_mutex_lock(&ord_mu);
+        ord_lost[c->index] |= d->lost;
+        if (--ord_open[c->index] == 0 && ord_lost[c->index]) {
+            /* the last device of a lost context: a fresh one for the next open */
+            cudaError_t e = cudaDeviceReset();
+            cudaGetLastError();
+            ord_lost[c->index] = false;
+            ASR_LOG(e == cudaSuccess ? ASR_LOG_WARN : ASR_LOG_ERROR,
+                    "msg=gpu_context_reset device=cuda:%d result=\"%s\"", c->index,
+                    cudaGetErrorString(e));
+        }
+        pthread_mutex_unlock(&ord_mu);
+    }
     free(c);
     d->impl = NULL;
 }
@@ -180,29 +247,36 @@ static asr_err_t cu_mem_info(asr_dev_t *d, size_t *free_bytes, size_t *total_byt
     return ASR_OK;
 }
 
+/* A failed allocation: not the device's error (dev.h), unless the context is lost. */
+static void *cu_alloc_failed(asr_dev_t *d, cudaError_t e, const char *what, size_t bytes) {
+    if (cu_clear_lost(e)) {
+        asr__dev_fail_lost(d, "cuda:%d: %s(%zu bytes): %s (%s)", d->info.index, what, bytes,
+                           cudaGetErrorString(e), cudaGetErrorName(e));
+        return NULL;
+    }
+    size_t fr = 0, tot = 0;
+    cudaMemGetInfo(&fr, &tot);
+    cudaGetLastError();
+    ASR_LOG(ASR_LOG_WARN,
+            "msg=gpu_alloc_failed device=cuda:%d what=%s bytes=%zu reason=\"%s\" free_gib=%.2f "
+            "total_gib=%.2f",
+            d->info.index, what, bytes, cudaGetErrorString(e), fr / 1073741824.0,
+            tot / 1073741824.0);
+    return NULL;
+}
+
 static void *cu_malloc(asr_dev_t *d, size_t bytes) {
     void *p = NULL;
     cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
-    if (e != cudaSuccess) {
-        cudaGetLastError();
-        size_t fr = 0, tot = 0;
-        cudaMemGetInfo(&fr, &tot);
-        cudaGetLastError();
-        asr__dev_fail(d, "cuda:%d: cudaMalloc(%zu bytes): %s (%.2f GiB free of %.2f GiB)",
-                      d->info.index, bytes, cudaGetErrorString(e), fr / 1073741824.0,
-                      tot / 1073741824.0);
-        return NULL;
-    }
-    return p;
+    return e == cudaSuccess ? p : cu_alloc_failed(d, e, "cudaMalloc", bytes);
 }
 
 static void cu_free(asr_dev_t *d, void *p) { cu_ok(d, cudaFree(p), "cudaFree"); }
 
 static void *cu_host_malloc(asr_dev_t *d, size_t bytes) {
     void *p = NULL;
-    if (!cu_ok(d, cudaMallocHost(&p, bytes ? bytes : 1), "cudaMallocHost"))
-        return NULL;
-    return p;
+    cudaError_t e = cudaMallocHost(&p, bytes ? bytes : 1);
+    return e == cudaSuccess ? p : cu_alloc_failed(d, e, "cudaMallocHost", bytes);
 }
 
 static void cu_host_free(asr_dev_t *d, void *p) { cu_ok(d, cudaFreeHost(p), "cudaFreeHost"); }
@@ -224,6 +298,18 @@ static void cu_memset0(asr_dev_t *d, void *dst, size_t bytes) {
 }
 
 static void cu_sync(asr_dev_t *d) { cu_ok(d, cudaStreamSynchronize(IMPL(d)->stream), "stream"); }
+
+/* Before a recoverable error is cleared: what was queued has finished (or failed), and the
+ * runtime's error is gone; a sticky one found here loses the context. */
+static bool cu_clear(asr_dev_t *d) {
+    cudaError_t e = cudaStreamSynchronize(IMPL(d)->stream);
+    if (cu_clear_lost(e)) {
+        asr__dev_fail_lost(d, "cuda:%d: stream: %s (%s)", d->info.index, cudaGetErrorString(e),
+                           cudaGetErrorName(e));
+        return false;
+    }
+    return true;
+}
 
 static cudaDataType cu_type(asr_dtype_t t) {
     switch (t) {
@@ -269,10 +355,17 @@ static void cu_linear(asr_dev_t *d, asr_dtype_t at, const void *a, int lda, cons
     cublasStatus_t s = ci->cb->gemm_ex(ci->blas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, wd,
                                        cu_type(wt), ldw, a, cu_type(at), lda, &beta, c, cu_type(ct),
                                        ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-    if (s != CUBLAS_STATUS_SUCCESS) {
-        asr__dev_fail(d, "cuda:%d: cublasGemmEx (m=%d n=%d k=%d, %s x %s -> %s): %s", d->info.index,
-                      m, n, k, asr_dtype_name(at), asr_dtype_name(wt), asr_dtype_name(ct),
-                      asr__cublas_status(s));
+    if (s != CUBLAS_STATUS_SUCCESS) { /* recoverable unless CUDA itself reports a sticky error */
+        cudaError_t e = cudaPeekAtLastError();
+        char why[200];
+        snprintf(why, sizeof why, "cuda:%d: cublasGemmEx (m=%d n=%d k=%d, %s x %s -> %s): %s%s%s",
+                 d->info.index, m, n, k, asr_dtype_name(at), asr_dtype_name(wt), asr_dtype_name(ct),
+                 asr__cublas_status(s), e != cudaSuccess ? ", " : "",
+                 e != cudaSuccess ? cudaGetErrorName(e) : "");
+        if (cu_clear_lost(e))
+            asr__dev_fail_lost(d, "%s", why);
+        else
+            asr__dev_fail(d, "%s", why);
         return;
     }
     if (bias || (flags & ASR_LIN_GELU))
@@ -292,6 +385,7 @@ static const asr_dev_ops_t cuda_ops = {
     .d2d = cu_d2d,
     .memset0 = cu_memset0,
     .sync = cu_sync,
+    .clear = cu_clear,
     .linear = cu_linear,
     .layer_norm = asr__cu_layer_norm,
     .add = asr__cu_add,
@@ -350,9 +444,27 @@ asr_err_t asr__dev_cuda_open(asr_dev_t *d, int index, char *err, size_t err_len)
                  index, d->info.name, d->info.cc_major, d->info.cc_minor, ASR_CUDA_MIN_CC_MAJOR);
         return ASR_ERR_UNSUPPORTED;
     }
+    if (index >= CU_MAX_ORDINALS) {
+        asr_errf(err, err_len, "cuda:%d: asrd handles ordinals below %d", index, CU_MAX_ORDINALS);
+        return ASR_ERR_UNSUPPORTED;
+    }
     cuda_impl_t *c = calloc(1, sizeof *c);
     if (!c)
         return ASR_ERR_NOMEM;
+    pthread_mutex_lock(&ord_mu);
+    bool lost = ord_lost[index] && ord_open[index] > 0;
+    if (!lost)
+        ord_open[index]++;
+    pthread_mutex_unlock(&ord_mu);
+    if (lost) {
+        free(c);
+        asr_errf(err, err_len,
+                 "cuda:%d: the device's context was lost; it is reset when every model on it "
+                 "has been closed",
+                 index);
+        return ASR_ERR_GPU;
+    }
+    c->counted = true;
     c->index = index;
     c->cb = asr__cublas_get(err, err_len);
     d->impl = c;
@@ -367,7 +479,10 @@ asr_err_t asr__dev_cuda_open(asr_dev_t *d, int index, char *err, size_t err_len)
     } else if ((e = cudaMalloc(&c->ws, CUBLAS_WS_BYTES)) != cudaSuccess) {
         c->ws = NULL;
         rc = open_fail(err, err_len, index, "cudaMalloc (cuBLAS workspace)", e);
+        if (e == cudaErrorMemoryAllocation)
+            rc = ASR_ERR_NOMEM;
     } else {
+        asr__dev_account(ASR_DEV_CUDA, index, (int64_t)CUBLAS_WS_BYTES);
         rc = open_blas(c, err, err_len);
     }
     if (rc != ASR_OK) {

@@ -1,9 +1,18 @@
-/* gpu: the device object every kind shares: opening by kind, the sticky error, arenas, device
- * specs ("cpu", "cuda:N", "auto"), and the operations dispatched to the kind's table. */
+/* gpu: the device object every kind shares: opening by kind, the sticky error (recoverable or
+ * context lost), arenas and the device bytes they hold, fault injection, and the operations
+ * dispatched to the kind's table.
+ *
+ * Invariants: every allocation (asr_dev_malloc, asr_dev_host_malloc) and every operation
+ * (asr_dev_h2d ... asr_dev_attn_cross_scores, asr_dev_sync) that reaches a kind passes through
+ * here first, where it is counted for fault injection; nothing reaches the kind of a lost device
+ * except frees and closing. */
+#include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/core.h"
 #include "gpu/dev_int.h"
 
 size_t asr_dtype_size(asr_dtype_t t) {
@@ -34,6 +43,107 @@ void asr__dev_fail(asr_dev_t *d, const char *fmt, ...) {
     va_end(ap);
 }
 
+void asr__dev_fail_lost(asr_dev_t *d, const char *fmt, ...) {
+    if (d->lost)
+        return;
+    d->lost = true;
+    d->err = ASR_ERR_GPU;
+    char why[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    snprintf(d->errmsg, sizeof d->errmsg, "device context lost: %s", why);
+    ASR_LOG(ASR_LOG_ERROR, "msg=gpu_context_lost device=%s:%d reason=\"%s\"",
+            d->info.kind == ASR_DEV_CUDA ? "cuda" : "host", d->info.index, why);
+}
+
+/* ---- fault injection and accounting ---- */
+#define MAX_ORDINALS 64
+
+static _Atomic uint64_t n_events[2]; /* allocations, operations */
+static _Atomic uint64_t armed[3];    /* by fault kind: the event number that fails, 0: none */
+static _Atomic int64_t held[2][MAX_ORDINALS]; /* by device kind and ordinal: bytes */
+
+static int event_of(asr_dev_fault_kind_t k) { return k == ASR_DEV_FAULT_ALLOC ? 0 : 1; }
+
+void asr_dev_fault_set(asr_dev_fault_kind_t kind, long nth) {
+    if ((unsigned)kind > ASR_DEV_FAULT_LOST)
+        return;
+    if (nth <= 0)
+        atomic_store(&armed[kind], 0);
+    else
+        atomic_store(&armed[kind], atomic_load(&n_events[event_of(kind)]) + (uint64_t)nth);
+}
+
+uint64_t asr_dev_fault_count(asr_dev_fault_kind_t kind) {
+    if ((unsigned)kind > ASR_DEV_FAULT_LOST)
+        return 0;
+    return atomic_load(&n_events[event_of(kind)]);
+}
+
+/* Whether event number c is the armed one of kind k (then disarmed: it fails once). */
+static bool fault_hit(asr_dev_fault_kind_t k, uint64_t c) {
+    uint64_t a = atomic_load(&armed[k]);
+    return a == c && atomic_compare_exchange_strong(&armed[k], &a, 0);
+}
+
+/* Counts an operation; false when it must not reach the kind: the device is lost, or the
+ * injected fault of this operation has just been recorded. */
+static bool op_begin(asr_dev_t *d, const char *op) {
+    uint64_t c = atomic_fetch_add(&n_events[1], 1) + 1;
+    if (d->lost)
+        return false;
+    if (fault_hit(ASR_DEV_FAULT_LOST, c)) {
+        asr__dev_fail_lost(d, "%s: injected fault (operation %" PRIu64 ")", op, c);
+        return false;
+    }
+    if (fault_hit(ASR_DEV_FAULT_OP, c)) {
+        asr__dev_fail(d, "%s: injected fault (operation %" PRIu64 ")", op, c);
+        return false;
+    }
+    return true;
+}
+
+/* Counts an allocation; false when it fails (lost device, or the injected fault). */
+static bool alloc_begin(asr_dev_t *d, size_t bytes, const char *what) {
+    uint64_t c = atomic_fetch_add(&n_events[0], 1) + 1;
+    if (d->lost)
+        return false;
+    if (fault_hit(ASR_DEV_FAULT_ALLOC, c)) {
+        ASR_LOG(ASR_LOG_WARN,
+                "msg=gpu_alloc_failed what=%s bytes=%zu reason=\"injected fault "
+                "(allocation %" PRIu64 ")\"",
+                what, bytes, c);
+        return false;
+    }
+    return true;
+}
+
+void asr__dev_account(asr_dev_kind_t kind, int index, int64_t delta) {
+    if ((unsigned)kind <= ASR_DEV_CUDA && index >= 0 && index < MAX_ORDINALS)
+        atomic_fetch_add(&held[kind][index], delta);
+}
+
+uint64_t asr_dev_allocated_bytes(asr_dev_kind_t kind, int index) {
+    if ((unsigned)kind > ASR_DEV_CUDA || index < 0 || index >= MAX_ORDINALS)
+        return 0;
+    int64_t v = atomic_load(&held[kind][index]);
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+bool asr_dev_error_clear(asr_dev_t *d) {
+    if (d->lost)
+        return false;
+    if (d->ops->clear && !d->ops->clear(d))
+        return false;
+    d->err = ASR_OK;
+    d->errmsg[0] = 0;
+    return true;
+}
+
+bool asr_dev_lost(const asr_dev_t *d) { return d->lost; }
+
 asr_err_t asr_dev_open(asr_dev_kind_t kind, int index, asr_dev_t **out, char *err, size_t err_len) {
     *out = NULL;
     asr_dev_t *d = calloc(1, sizeof *d);
@@ -62,30 +172,34 @@ asr_err_t asr_dev_mem_info(asr_dev_t *d, size_t *free_bytes, size_t *total_bytes
     return d->ops->mem_info(d, free_bytes, total_bytes);
 }
 
-void *asr_dev_malloc(asr_dev_t *d, size_t bytes) { return d->ops->malloc(d, bytes); }
+void *asr_dev_malloc(asr_dev_t *d, size_t bytes) {
+    return alloc_begin(d, bytes, "device") ? d->ops->malloc(d, bytes) : NULL;
+}
 void asr_dev_free(asr_dev_t *d, void *p) {
     if (p)
         d->ops->free(d, p);
 }
-void *asr_dev_host_malloc(asr_dev_t *d, size_t bytes) { return d->ops->host_malloc(d, bytes); }
+void *asr_dev_host_malloc(asr_dev_t *d, size_t bytes) {
+    return alloc_begin(d, bytes, "pinned_host") ? d->ops->host_malloc(d, bytes) : NULL;
+}
 void asr_dev_host_free(asr_dev_t *d, void *p) {
     if (p)
         d->ops->host_free(d, p);
 }
 void asr_dev_h2d(asr_dev_t *d, void *dst, const void *src, size_t bytes) {
-    if (bytes)
+    if (bytes && op_begin(d, "copy to device"))
         d->ops->h2d(d, dst, src, bytes);
 }
 void asr_dev_d2h(asr_dev_t *d, void *dst, const void *src, size_t bytes) {
-    if (bytes)
+    if (bytes && op_begin(d, "copy to host"))
         d->ops->d2h(d, dst, src, bytes);
 }
 void asr_dev_d2d(asr_dev_t *d, void *dst, const void *src, size_t bytes) {
-    if (bytes)
+    if (bytes && op_begin(d, "device copy"))
         d->ops->d2d(d, dst, src, bytes);
 }
 void asr_dev_memset0(asr_dev_t *d, void *dst, size_t bytes) {
-    if (bytes)
+    if (bytes && op_begin(d, "memset"))
         d->ops->memset0(d, dst, bytes);
 }
 
@@ -96,7 +210,8 @@ asr_err_t asr_dev_error(const asr_dev_t *d, char *err, size_t err_len) {
 }
 
 asr_err_t asr_dev_sync(asr_dev_t *d, char *err, size_t err_len) {
-    d->ops->sync(d);
+    if (op_begin(d, "sync"))
+        d->ops->sync(d);
     return asr_dev_error(d, err, err_len);
 }
 
@@ -114,12 +229,15 @@ asr_err_t asr_dev_arena_init(asr_dev_t *d, asr_dev_arena_t *a, size_t bytes) {
         return ASR_OK;
     a->base = asr_dev_malloc(d, bytes);
     if (!a->base)
-        return d->err != ASR_OK ? d->err : ASR_ERR_NOMEM;
+        return d->lost ? ASR_ERR_GPU : ASR_ERR_NOMEM;
     a->size = bytes;
+    asr__dev_account(d->info.kind, d->info.index, (int64_t)bytes);
     return ASR_OK;
 }
 
 void asr_dev_arena_release(asr_dev_t *d, asr_dev_arena_t *a) {
+    if (a->base)
+        asr__dev_account(d->info.kind, d->info.index, -(int64_t)a->size);
     asr_dev_free(d, a->base);
     a->base = NULL;
     a->size = a->used = 0;
@@ -154,88 +272,69 @@ void asr_dev_linear(asr_dev_t *d, asr_dtype_t at, const void *a, int lda, const 
                       (size_t)n * k * 2, d->scratch_bytes);
         return;
     }
-    d->ops->linear(d, at, a, lda, w, bias, ct, c, ldc, m, n, k, flags);
+    if (op_begin(d, "linear"))
+        d->ops->linear(d, at, a, lda, w, bias, ct, c, ldc, m, n, k, flags);
 }
 
 void asr_dev_layer_norm(asr_dev_t *d, asr_dtype_t t, const void *x, void *out, int rows, int dim,
                         const float *gamma, const float *beta, float eps) {
-    if (rows > 0)
+    if (rows > 0 && op_begin(d, "layer_norm"))
         d->ops->layer_norm(d, t, x, out, rows, dim, gamma, beta, eps);
 }
 void asr_dev_add(asr_dev_t *d, asr_dtype_t t, void *x, const void *y, size_t n) {
-    if (n)
+    if (n && op_begin(d, "add"))
         d->ops->add(d, t, x, y, n);
 }
 void asr_dev_add_pos(asr_dev_t *d, asr_dtype_t t, void *x, const float *pos, int B, size_t n) {
-    if (B > 0 && n)
+    if (B > 0 && n && op_begin(d, "add_pos"))
         d->ops->add_pos(d, t, x, pos, B, n);
 }
 void asr_dev_convert(asr_dev_t *d, asr_dtype_t st, const void *src, asr_dtype_t dt, void *dst,
                      size_t n) {
-    if (n)
+    if (n && op_begin(d, "convert"))
         d->ops->convert(d, st, src, dt, dst, n);
 }
 void asr_dev_im2col_mel(asr_dev_t *d, asr_dtype_t t, const float *mel, int B, int n_mels, int T,
                         void *cols) {
-    if (B > 0)
+    if (B > 0 && op_begin(d, "im2col_mel"))
         d->ops->im2col_mel(d, t, mel, B, n_mels, T, cols);
 }
 void asr_dev_im2col_s2(asr_dev_t *d, asr_dtype_t t, const void *x, int B, int T_in, int C,
                        void *cols) {
-    if (B > 0)
+    if (B > 0 && op_begin(d, "im2col_s2"))
         d->ops->im2col_s2(d, t, x, B, T_in, C, cols);
 }
 void asr_dev_embed(asr_dev_t *d, asr_dtype_t t, const asr_dev_w_t *emb, const float *pos,
                    const int32_t *tokens, const int32_t *positions, int n, int dim, void *x) {
-    if (n > 0)
+    if (n > 0 && op_begin(d, "embed"))
         d->ops->embed(d, t, emb, pos, tokens, positions, n, dim, x);
 }
 void asr_dev_attn_full(asr_dev_t *d, asr_dtype_t t, const void *qkv, void *out, int B, int T, int H,
                        int dh, float scale) {
-    if (B > 0)
+    if (B > 0 && op_begin(d, "attn_full"))
         d->ops->attn_full(d, t, qkv, out, B, T, H, dh, scale);
 }
 void asr_dev_kv_append(asr_dev_t *d, asr_dtype_t t, const void *qkv, int ldqkv,
                        const asr_dev_row_t *rows, int n, int dim, size_t layer_off) {
-    if (n > 0)
+    if (n > 0 && op_begin(d, "kv_append"))
         d->ops->kv_append(d, t, qkv, ldqkv, rows, n, dim, layer_off);
 }
 void asr_dev_attn_self(asr_dev_t *d, asr_dtype_t t, const void *q, int ldq,
                        const asr_dev_row_t *rows, int n, int H, int dh, size_t layer_off,
                        float scale, void *out, int ldo) {
-    if (n > 0)
+    if (n > 0 && op_begin(d, "attn_self"))
         d->ops->attn_self(d, t, q, ldq, rows, n, H, dh, layer_off, scale, out, ldo);
 }
 void asr_dev_attn_cross(asr_dev_t *d, asr_dtype_t t, const void *q, int ldq,
                         const asr_dev_row_t *rows, int n, int H, int dh, int n_audio, int ldx,
                         size_t layer_off, float scale, void *out, int ldo) {
-    if (n > 0)
+    if (n > 0 && op_begin(d, "attn_cross"))
         d->ops->attn_cross(d, t, q, ldq, rows, n, H, dh, n_audio, ldx, layer_off, scale, out, ldo);
 }
 void asr_dev_attn_cross_scores(asr_dev_t *d, asr_dtype_t t, const void *q, int ldq,
                                const asr_dev_row_t *rows, int n, int h, int dh, int n_audio,
                                int ldx, size_t layer_off, float scale, float *out) {
-    if (n > 0)
+    if (n > 0 && op_begin(d, "attn_cross_scores"))
         d->ops->attn_cross_scores(d, t, q, ldq, rows, n, h, dh, n_audio, ldx, layer_off, scale,
                                   out);
-}
-
-/* ---- failures (STUB: issue #20 in progress) ---- */
-bool asr_dev_error_clear(asr_dev_t *d) {
-    d->err = ASR_OK;
-    d->errmsg[0] = 0;
-    return true;
-}
-bool asr_dev_lost(const asr_dev_t *d) {
-    (void)d;
-    return false;
-}
-uint64_t asr_dev_allocated_bytes(asr_dev_kind_t kind, int index) {
-    (void)kind, (void)index;
-    return 0;
-}
-void asr_dev_fault_set(asr_dev_fault_kind_t kind, long nth) { (void)kind, (void)nth; }
-uint64_t asr_dev_fault_count(asr_dev_fault_kind_t kind) {
-    (void)kind;
-    return 0;
 }

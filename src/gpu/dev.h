@@ -8,7 +8,8 @@
  *         (batching, caches, arenas) is tested on it where no GPU exists.
  *
  * Rules: operations are queued on the device's one stream, in order, and return nothing; the first
- * failure is kept (sticky) and reported by asr_dev_sync / asr_dev_error. A device is driven by one
+ * failure is kept (sticky until asr_dev_error_clear, below) and reported by asr_dev_sync /
+ * asr_dev_error. A device is driven by one
  * thread at a time, the one that called asr_dev_bind. Pointers named d_* (and every pointer an
  * operation takes, unless it says host) are device memory. Device memory comes from arenas sized
  * by a plan (asr_dev_arena_*): asr_dev_malloc is for creating arenas, never per request. Only
@@ -113,18 +114,33 @@ asr_err_t asr_dev_error(const asr_dev_t *d, char *err, size_t err_len);
  * device is usable again) or context-lost (CUDA's sticky errors: illegal address, launch
  * failure...; asr_dev_lost is true from then on, and only closing every device of that ordinal
  * and resetting it recovers). */
-/* Clears a recoverable sticky error; returns false (and clears nothing) when the context is lost.
- */
+/* On a lost device no operation or allocation reaches the device any more: operations are
+ * skipped, allocations return NULL (asr_dev_arena_init: ASR_ERR_GPU), asr_dev_sync returns the
+ * error at once; frees and asr_dev_close still work. CUDA: closing the last open device of a lost
+ * ordinal calls cudaDeviceReset, and no device of that ordinal opens before (ASR_ERR_GPU), so every
+ * model on that device must be closed first (the scheduler unloads them); then a new
+ * asr_dev_open gets a fresh context. The host device has no context: a lost flag belongs to its
+ * asr_dev_t alone. */
+/* Clears a recoverable sticky error (CUDA: waits for the queue and clears the runtime's last
+ * error; a sticky error found then loses the context); returns false (and clears nothing) when
+ * the context is lost. The driving thread only. */
 bool asr_dev_error_clear(asr_dev_t *d);
+/* Whether the context is lost. The driving thread only (others keep their own flag: the GPU
+ * engine's asr_model_device_lost). */
 bool asr_dev_lost(const asr_dev_t *d);
-/* Device bytes held through asr_dev_malloc now by every open device of this kind and ordinal
- * (arenas: weights, scratch, slots; plus what the kind allocates itself, the cuBLAS workspace).
- * Cheap, thread-safe. */
+/* Device bytes held now by every open device of this kind and ordinal: the arenas
+ * (asr_dev_arena_init until asr_dev_arena_release: weights, scratch, slots) plus what the kind
+ * allocates itself (CUDA: the cuBLAS workspace, from open to close). A bare asr_dev_malloc (only
+ * the device tests use one) and pinned host memory are not counted. Cheap, thread-safe. */
 uint64_t asr_dev_allocated_bytes(asr_dev_kind_t kind, int index);
 
 /* Fault injection (tests and POST /debug/gpu-fault, with debug_faults): every device of every
- * kind counts its allocations (asr_dev_malloc) and its operations (each asr_dev_* operation call
- * and asr_dev_sync); from the call on, the nth one (1 = the next) of `kind` fails once:
+ * kind counts, in one process-wide sequence each, its allocations (asr_dev_malloc and
+ * asr_dev_host_malloc: a request's pinned host buffers are allocation sites of it too, and fail
+ * the same way) and its operations (each asr_dev_* operation call that reaches the device: the
+ * copies, asr_dev_memset0, the compute operations, and asr_dev_sync; zero-sized calls, frees,
+ * asr_dev_set_scratch, asr_dev_bind and asr_dev_mem_info are not operations); from the call on,
+ * the nth one (1 = the next) of `kind` fails once:
  *   ASR_DEV_FAULT_ALLOC  that allocation returns NULL (not sticky, as a real failure);
  *   ASR_DEV_FAULT_OP     that operation sets a recoverable sticky error;
  *   ASR_DEV_FAULT_LOST   that operation loses the context (asr_dev_lost).

@@ -24,6 +24,10 @@ typedef struct {
     void (*d2d)(asr_dev_t *d, void *dst, const void *src, size_t bytes);
     void (*memset0)(asr_dev_t *d, void *dst, size_t bytes);
     void (*sync)(asr_dev_t *d); /* waits; failures go to asr__dev_fail */
+    /* Optional (NULL: nothing to do): before a recoverable error is cleared, drains the queue and
+     * clears the kind's own error state; returns false when that finds the context lost (it has
+     * called asr__dev_fail_lost). */
+    bool (*clear)(asr_dev_t *d);
     void (*linear)(asr_dev_t *d, asr_dtype_t at, const void *a, int lda, const asr_dev_w_t *w,
                    const float *bias, asr_dtype_t ct, void *c, int ldc, int m, int n, int k,
                    int flags);
@@ -57,15 +61,24 @@ typedef struct {
 struct asr_dev {
     const asr_dev_ops_t *ops;
     asr_dev_info_t info;
-    asr_err_t err; /* sticky: the first failure */
+    asr_err_t err; /* sticky: the first failure, until asr_dev_error_clear */
+    bool lost;     /* the context is lost (asr__dev_fail_lost): only closing is left. Read and
+                      written by the thread driving the device. */
     char errmsg[256];
     void *scratch; /* I8 dequantization scratch (asr_dev_set_scratch) */
     size_t scratch_bytes;
     void *impl; /* the kind's own state */
 };
 
-/* Records a failure (the first one sticks). printf-style reason. */
+/* Records a recoverable failure of an operation (the first one sticks until asr_dev_error_clear).
+ * printf-style reason. */
 void asr__dev_fail(asr_dev_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Records the loss of the context (CUDA's sticky errors): d->lost from then on, the reason
+ * replaces a recoverable one. */
+void asr__dev_fail_lost(asr_dev_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds delta bytes to what asr_dev_allocated_bytes reports for (kind, index): arenas (dev.c) and
+ * the kind's own device allocations (the cuBLAS workspace). */
+void asr__dev_account(asr_dev_kind_t kind, int index, int64_t delta);
 
 /* The kinds: each fills *d (ops, info, impl) or returns an error with a reason. */
 asr_err_t asr__dev_host_open(asr_dev_t *d, char *err, size_t err_len);
