@@ -23,10 +23,8 @@
 #include <pthread.h>
 
 #include "engine/engine_int.h"
+#include "engine/gpu_layout.h"
 #include "gpu/dev.h"
-
-#define ASR_GPU_DEFAULT_MAX_BATCH 16
-#define ASR_GPU_MAX_MAX_BATCH 256
 
 typedef struct {
     asr_dev_w_t w;

@@ -9,12 +9,13 @@
  * Compute types: float16 (activations and matrices float16), bfloat16, int8_float16 (int8
  * matrices with a float32 scale per row, float16 activations; the token embedding, also the
  * output projection, stays float16) and float32. Biases, layer norms and positional embeddings
- * are float32 under all of them. */
+ * are float32 under all of them. Every size comes from gpu_layout.h (plan_gpu.c), which
+ * asr_plan_gpu_compute reports. */
 #include <string.h>
 
 #include "engine/gpu_int.h"
 
-#define STAGING_BYTES ((size_t)8 << 20)
+#define STAGING_BYTES ASR_GPU_STAGING_BYTES
 
 int asr__gpu_compute_type(const char *name, bool host, asr_dtype_t *wt, asr_dtype_t *t,
                           const char **canon) {
@@ -141,9 +142,16 @@ static void put_mat(up_t *U, src_t src, int n, int k, asr_dtype_t type, asr_dev_
         upload(U, (unsigned char *)out->scale, U->scales, (size_t)n * sizeof(float));
 }
 
+/* A linear layer and its bias: zeros when its file has none, so the layout (and the plan) is the
+ * same for every file of these dimensions. */
 static void put_lin(up_t *U, const asr_linear_t *lin, asr__gpu_lin_t *out) {
     put_mat(U, lin_src(lin), lin->n_out, lin->n_in, U->g->wt, &out->w);
-    out->b = lin->b ? put_f32(U, lin->b, (size_t)lin->n_out) : NULL;
+    const float *b = lin->b;
+    if (!b && !U->count) {
+        memset(U->tmp, 0, (size_t)lin->n_out * sizeof(float));
+        b = U->tmp;
+    }
+    out->b = put_f32(U, b, (size_t)lin->n_out);
     out->n = lin->n_out;
     out->k = lin->n_in;
 }
@@ -196,16 +204,23 @@ static void walk_weights(up_t *U) {
     put_norm(U, &m->dec_ln, d, &w->dec_ln);
 }
 
+/* The arena is the plan's size (asr__gpu_weights_bytes); the counting walk must land on it. */
 static asr_err_t upload_weights(struct asr__gpu_model *g) {
     up_t U = {.g = g, .count = true};
     walk_weights(&U);
-    asr_err_t rc = asr_dev_arena_init(g->dev, &g->warena, U.total);
+    size_t bytes = asr__gpu_weights_bytes(&g->m->info, g->wt);
+    if (U.total != bytes) {
+        snprintf(g->err, sizeof g->err, "weights layout of %zu bytes differs from the plan's %zu",
+                 U.total, bytes);
+        return ASR_ERR_MODEL;
+    }
+    asr_err_t rc = asr_dev_arena_init(g->dev, &g->warena, bytes);
     if (rc != ASR_OK) {
         snprintf(g->err, sizeof g->err, "cannot allocate %.1f MiB of device memory for weights",
-                 (double)U.total / (1 << 20));
+                 (double)bytes / (1 << 20));
         return rc;
     }
-    g->weight_bytes = U.total;
+    g->weight_bytes = bytes;
     U.count = false;
     U.staging = asr_dev_host_malloc(g->dev, STAGING_BYTES);
     U.tmp = asr_malloc(STAGING_BYTES);
@@ -224,56 +239,31 @@ static asr_err_t upload_weights(struct asr__gpu_model *g) {
 
 /* ---- scratch ---- */
 
-typedef struct {
-    unsigned char *base; /* NULL: sizing */
-    size_t used;
-} carve_t;
-
-static void *carve(carve_t *c, size_t bytes) {
-    void *p = c->base ? c->base + c->used : NULL;
-    c->used += asr_dev_arena_round(bytes);
-    return p;
-}
-
-/* Places the scratch pieces at base (NULL: sizes only); returns the bytes. */
-static size_t scratch_layout(struct asr__gpu_model *g, unsigned char *base) {
-    const asr_model_info_t *in = &g->m->info;
-    const size_t d = (size_t)in->d_model, B = (size_t)g->max_batch, R = (size_t)g->max_rows;
-    const size_t mels = (size_t)in->n_mels, V = (size_t)in->n_vocab, C = (size_t)in->n_text_ctx;
-    const size_t ff = (size_t)g->m->enc[0].ffn1.n_out;
-    const asr_dtype_t t = g->t;
-    size_t big = 3000 * 3 * mels;
-    big = 1500 * ff > big ? 1500 * ff : big;
-    big = 1500 * 3 * d > big ? 1500 * 3 * d : big;
-    carve_t e = {base, 0}, c = {base, 0};
-    g->e_mel = carve(&e, B * mels * 3000 * sizeof(float));
-    g->e_x = carve(&e, asr__gpu_bytes(t, B * 1500 * d));
-    g->e_h = carve(&e, asr__gpu_bytes(t, B * 1500 * d));
-    g->e_big = carve(&e, asr__gpu_bytes(t, B * big));
-    g->e_big2 = carve(&e, asr__gpu_bytes(t, B * 3000 * d));
-    g->d_x = carve(&c, asr__gpu_bytes(t, R * d));
-    g->d_h = carve(&c, asr__gpu_bytes(t, R * d));
-    g->d_qkv = carve(&c, asr__gpu_bytes(t, R * 3 * d));
-    g->d_att = carve(&c, asr__gpu_bytes(t, R * d));
-    g->d_ffn = carve(&c, asr__gpu_bytes(t, R * ff));
-    g->d_logits = carve(&c, B * 8 * V * sizeof(float));
-    g->d_align = carve(&c, C * 1500 * sizeof(float));
-    g->d_rows = carve(&c, R * sizeof(asr_dev_row_t));
-    g->d_tok = carve(&c, R * sizeof(int32_t));
-    g->d_pos = carve(&c, R * sizeof(int32_t));
-    /* int8 matrices are dequantized to float16 per GEMM: the largest one's */
-    size_t deq_bytes = ff * d > 3 * d * d ? ff * d : 3 * d * d;
-    deq_bytes = 2 * (3 * mels * d > deq_bytes ? 3 * mels * d : deq_bytes);
-    carve_t q = {base ? base + (e.used > c.used ? e.used : c.used) : NULL, 0};
-    void *deq = g->wt == ASR_DT_I8 ? carve(&q, deq_bytes) : NULL;
-    if (base)
-        asr_dev_set_scratch(g->dev, deq, deq ? deq_bytes : 0);
-    return (e.used > c.used ? e.used : c.used) + q.used;
+/* Places the scratch pieces at base (the layout of asr__gpu_scratch_layout). */
+static void scratch_place(struct asr__gpu_model *g, const asr__gpu_scratch_layout_t *L,
+                          unsigned char *base) {
+    g->e_mel = (float *)(base + L->e_mel);
+    g->e_x = base + L->e_x;
+    g->e_h = base + L->e_h;
+    g->e_big = base + L->e_big;
+    g->e_big2 = base + L->e_big2;
+    g->d_x = base + L->d_x;
+    g->d_h = base + L->d_h;
+    g->d_qkv = base + L->d_qkv;
+    g->d_att = base + L->d_att;
+    g->d_ffn = base + L->d_ffn;
+    g->d_logits = (float *)(base + L->d_logits);
+    g->d_align = (float *)(base + L->d_align);
+    g->d_rows = (asr_dev_row_t *)(base + L->d_rows);
+    g->d_tok = (int32_t *)(base + L->d_tok);
+    g->d_pos = (int32_t *)(base + L->d_pos);
+    asr_dev_set_scratch(g->dev, L->dequant ? base + L->deq : NULL, L->deq_bytes);
 }
 
 static asr_err_t alloc_scratch(struct asr__gpu_model *g) {
-    const asr_model_info_t *in = &g->m->info;
-    size_t bytes = scratch_layout(g, NULL);
+    asr__gpu_scratch_layout_t L;
+    asr__gpu_scratch_layout(&g->m->info, g->t, g->wt, g->max_batch, &L);
+    size_t bytes = L.bytes;
     asr_err_t rc = asr_dev_arena_init(g->dev, &g->scratch, bytes);
     if (rc != ASR_OK) {
         snprintf(g->err, sizeof g->err,
@@ -282,13 +272,14 @@ static asr_err_t alloc_scratch(struct asr__gpu_model *g) {
         return rc;
     }
     g->scratch_bytes = bytes;
-    scratch_layout(g, g->scratch.base);
-    const size_t R = (size_t)g->max_rows, C = (size_t)in->n_text_ctx;
-    g->h_mel = asr_dev_host_malloc(g->dev, (size_t)g->max_batch * in->n_mels * 3000 * 4);
-    g->h_align = asr_dev_host_malloc(g->dev, C * 1500 * sizeof(float));
-    g->h_rows = asr_dev_host_malloc(g->dev, R * sizeof(asr_dev_row_t));
-    g->h_tok = asr_dev_host_malloc(g->dev, R * sizeof(int32_t));
-    g->h_pos = asr_dev_host_malloc(g->dev, R * sizeof(int32_t));
+    scratch_place(g, &L, g->scratch.base);
+    size_t pinned[5];
+    asr__gpu_pinned_layout(&g->m->info, g->max_batch, pinned);
+    g->h_mel = asr_dev_host_malloc(g->dev, pinned[0]);
+    g->h_align = asr_dev_host_malloc(g->dev, pinned[1]);
+    g->h_rows = asr_dev_host_malloc(g->dev, pinned[2]);
+    g->h_tok = asr_dev_host_malloc(g->dev, pinned[3]);
+    g->h_pos = asr_dev_host_malloc(g->dev, pinned[4]);
     if (!g->h_mel || !g->h_align || !g->h_rows || !g->h_tok || !g->h_pos) {
         snprintf(g->err, sizeof g->err, "cannot allocate pinned host buffers");
         return ASR_ERR_NOMEM;
@@ -354,12 +345,8 @@ asr_err_t asr__gpu_model_open(asr_model_t *m, const asr_devspec_t *spec, const c
         free(g);
         return ASR_ERR_INVALID;
     }
-    g->max_batch = max_batch > 0 ? max_batch : ASR_GPU_DEFAULT_MAX_BATCH;
-    if (g->max_batch > ASR_GPU_MAX_MAX_BATCH)
-        g->max_batch = ASR_GPU_MAX_MAX_BATCH;
-    g->max_rows = g->max_batch * ASR_SLOT_MAX_SEQ > m->info.n_text_ctx
-                      ? g->max_batch * ASR_SLOT_MAX_SEQ
-                      : m->info.n_text_ctx;
+    g->max_batch = asr__gpu_max_batch(max_batch);
+    g->max_rows = asr__gpu_max_rows(&m->info, g->max_batch);
     g->w.enc = asr_xcalloc((size_t)m->info.n_audio_layer, sizeof *g->w.enc);
     g->w.dec = asr_xcalloc((size_t)m->info.n_text_layer, sizeof *g->w.dec);
     asr_devspec_format(spec, m->device, sizeof m->device);
@@ -391,14 +378,10 @@ void asr__gpu_model_close(asr_model_t *m) {
 
 asr_err_t asr__gpu_slot_open_dev(struct asr__gpu_model *g, asr_stream_t *s) {
     const asr_model_info_t *in = &g->m->info;
-    const size_t d = (size_t)in->d_model, nl = (size_t)in->n_text_layer;
-    const size_t C = (size_t)in->n_text_ctx, kv = (size_t)s->n_seq_cap * nl * C * d;
     struct asr__gpu_stream *sg = s->g;
-    size_t sizes[4] = {asr__gpu_bytes(g->t, nl * 1500 * 2 * d), asr__gpu_bytes(g->t, kv),
-                       asr__gpu_bytes(g->t, kv), asr__gpu_bytes(g->t, C * d)};
-    size_t total = 0;
-    for (int i = 0; i < 4; i++)
-        total += asr_dev_arena_round(sizes[i]);
+    asr__gpu_slot_layout_t SL;
+    asr__gpu_slot_layout(in, g->t, s->n_seq_cap, &SL);
+    const size_t *sizes = SL.size, total = SL.bytes;
     asr_err_t rc = asr_dev_arena_init(g->dev, &sg->arena, total);
     if (rc != ASR_OK)
         return rc;
