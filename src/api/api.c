@@ -16,7 +16,6 @@ static void health(asr_http_req_t *req, void *ud);
 static void ready(asr_http_req_t *req, void *ud);
 static void metrics(asr_http_req_t *req, void *ud);
 static void ps(asr_http_req_t *req, void *ud);
-static void debug_alloc_fail(asr_http_req_t *req, void *ud);
 
 static const asr_http_route_t g_routes[] = {
     {"POST", "/v1/audio/transcriptions", ASR_HTTP_ROUTE_UPLOAD, NULL, asr__api_transcriptions},
@@ -28,7 +27,10 @@ static const asr_http_route_t g_routes[] = {
     {"GET", "/ready", ASR_HTTP_ROUTE_PUBLIC, NULL, ready},
     {"GET", "/metrics", 0, NULL, metrics},
     {"GET", "/api/ps", 0, NULL, ps},
-    {"POST", "/debug/alloc-fail", ASR_HTTP_ROUTE_UPLOAD, NULL, debug_alloc_fail},
+    /* fault injection, with debug_faults only (api_debug.c) */
+    {"POST", "/debug/alloc-fail", ASR_HTTP_ROUTE_UPLOAD, NULL, asr__api_debug_alloc_fail},
+    {"POST", "/debug/gpu-memory", ASR_HTTP_ROUTE_UPLOAD, NULL, asr__api_debug_gpu_memory},
+    {"POST", "/debug/gpu-fault", ASR_HTTP_ROUTE_UPLOAD, NULL, asr__api_debug_gpu_fault},
     /* recordings and jobs (api_recordings.c, api_jobs.c) */
     {"POST", "/api/recordings", ASR_HTTP_ROUTE_UPLOAD | ASR_HTTP_ROUTE_LARGE, NULL,
      asr__api_recordings_create},
@@ -405,47 +407,4 @@ static void ps(asr_http_req_t *req, void *ud) {
         json_decref(rs);
     }
     asr__api_respond_json(req, 200, root);
-}
-
-/* POST /debug/alloc-fail (only with debug_faults): form fields nth (fail the nth checked
- * allocation from now, 0 = off), min_bytes (fail every checked allocation of at least that
- * many bytes, 0 = off) and trace (1: start recording allocation call sites; 0: stop and return
- * "sites", the index of the first allocation of each distinct site). For out-of-memory tests. */
-static void debug_alloc_fail(asr_http_req_t *req, void *ud) {
-    asr_api_t *api = ud;
-    if (!api->cfg->debug_faults) {
-        asr_http_respond_error(req, 404, NULL, "not_found",
-                               "fault injection is off (start the server with --debug-faults)");
-        return;
-    }
-    const char *nth = asr_http_form_value(req, "nth"), *mb = asr_http_form_value(req, "min_bytes");
-    char *e1 = NULL, *e2 = NULL;
-    long n = nth ? strtol(nth, &e1, 10) : 0;
-    long long m = mb ? strtoll(mb, &e2, 10) : 0;
-    if ((nth && (!*nth || *e1 || n < 0)) || (mb && (!*mb || *e2 || m < 0))) {
-        asr_http_respond_error(req, 400, nth && (!*nth || *e1 || n < 0) ? "nth" : "min_bytes",
-                               "invalid_value", "nth and min_bytes must be integers >= 0");
-        return;
-    }
-    const char *tr = asr_http_form_value(req, "trace");
-    json_t *o = json_object();
-    if (tr && !strcmp(tr, "0")) { /* stop: the first allocation index of each call site */
-        asr_alloc_trace(false);
-        unsigned long first[512];
-        int k = asr_alloc_trace_sites(first, 512);
-        json_t *sites = json_array();
-        for (int i = 0; i < k; i++)
-            json_array_append_new(sites, json_integer((json_int_t)first[i]));
-        json_object_set_new(o, "sites", sites);
-    } else if (tr) {
-        asr_alloc_trace(true);
-    }
-    asr_alloc_fail_set(n, (size_t)m);
-    ASR_LOG(ASR_LOG_WARN, "msg=alloc_fail_set nth=%ld min_bytes=%lld trace=%s", n, m,
-            tr ? tr : "-");
-    json_object_set_new(o, "checked_allocations",
-                        json_integer((json_int_t)asr_alloc_checked_count()));
-    json_object_set_new(o, "nth", json_integer(n));
-    json_object_set_new(o, "min_bytes", json_integer((json_int_t)m));
-    asr__api_respond_json(req, 200, o);
 }

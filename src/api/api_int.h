@@ -56,6 +56,11 @@ void asr__api_store_error(asr_http_req_t *req, const asr_api_t *api, asr_err_t e
                           const char *param);
 
 /* ---- routes ---- */
+/* Fault injection (api_debug.c; 404 unless debug_faults): POST /debug/alloc-fail,
+ * /debug/gpu-memory (device memory readings) and /debug/gpu-fault (device failures). */
+void asr__api_debug_alloc_fail(asr_http_req_t *req, void *user_data);
+void asr__api_debug_gpu_memory(asr_http_req_t *req, void *user_data);
+void asr__api_debug_gpu_fault(asr_http_req_t *req, void *user_data);
 /* Answers a failure of the local-transcription service in OpenAI's shape: the status, code and
  * retryability of svc's one mapping (Retry-After on 503s). */
 void asr__api_respond_svc_error(asr_http_req_t *req, const asr_svc_error_t *e);
