@@ -74,3 +74,102 @@ def test_plan_weights_match_loaded_model():
     proc = t.run_asrd(["debug", "weights", "--model", str(md)], timeout=60)
     assert proc.returncode == 0, t.describe(proc)
     assert int(proc.stdout.split()[0]) == p["weights"]
+
+
+# ---- the device plan (issue 20): `asrd plan --device cuda|host`, arithmetic only ----
+
+DEVICE_PARTS = ("weights", "encoder", "decoder", "dequant", "scratch", "workspace", "model",
+                "cross_kv", "self_kv", "last", "slot", "context", "host_model", "host_slot")
+NO_GPU = {"CUDA_VISIBLE_DEVICES": "", "ASRD_DEVICE": ""}
+
+
+def device_plan(args):
+    proc = t.run_asrd(["plan", *args, "--json"], timeout=30, env=NO_GPU)
+    assert proc.returncode == 0, t.describe(proc)
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("model,ct", [("large-v3", "float16"), ("large-v3-turbo", "float16"),
+                                      ("large-v3", "int8_float16"), ("tiny.en", "bfloat16"),
+                                      ("base", "float32")])
+@pytest.mark.parametrize("batch", [1, 32])
+def test_device_plan_cuda_without_gpu(model, ct, batch):
+    p = device_plan(["--device", "cuda", "--model", model, "--compute-type", ct,
+                     "--batch", str(batch)])
+    for k in DEVICE_PARTS:
+        assert isinstance(p[k], int) and p[k] >= 0, k
+    assert p["device"] == "cuda" and p["compute_type"] == ct and p["batch"] == batch
+    assert p["max_batch"] == 16 and p["n_seq"] == 5
+    assert p["total"] == p["context"] + p["model"] + batch * p["slot"]
+    assert p["model"] == p["weights"] + p["scratch"] + p["workspace"]
+    assert p["scratch"] == max(p["encoder"], p["decoder"]) + p["dequant"]
+    assert p["slot"] == p["cross_kv"] + p["self_kv"] + p["last"]
+    assert p["context"] > 0 and p["workspace"] == 32 << 20
+    assert (p["dequant"] > 0) == (ct == "int8_float16")
+    assert 0 < p["encoder_window"] <= p["encoder"]
+    assert p["host_total"] == p["host_model"] + batch * p["host_slot"]
+    if model == "large-v3" and ct == "float16":
+        # 1.55 G parameters at 2 bytes; cross K/V of 32 layers x 1500 frames x 2 x 1280 float16
+        assert 3.05e9 < p["weights"] < 3.2e9
+        assert p["cross_kv"] == 32 * 1500 * 2 * 1280 * 2
+
+
+def test_device_plan_scales():
+    base = ["--device", "cuda", "--model", "large-v3", "--compute-type", "float16"]
+    one = device_plan([*base, "--beam-size", "1", "--best-of", "1"])
+    five = device_plan([*base, "--beam-size", "5"])
+    assert one["n_seq"] == 1 and five["n_seq"] == 5
+    assert five["self_kv"] == 5 * one["self_kv"] and five["cross_kv"] == one["cross_kv"]
+    assert five["weights"] == one["weights"]
+    mb1 = device_plan([*base, "--max-batch", "1"])
+    mb32 = device_plan([*base, "--max-batch", "32"])
+    assert mb1["max_batch"] == 1 and mb32["max_batch"] == 32
+    assert mb32["encoder"] > 30 * mb1["encoder"] and mb32["scratch"] > mb1["scratch"]
+    assert mb1["encoder_window"] == mb1["encoder"] == mb32["encoder_window"]
+    host = device_plan(["--device", "host", "--model", "large-v3", "--batch", "2"])
+    assert host["device"] == "host" and host["compute_type"] == "float32"
+    assert host["context"] == 0 and host["workspace"] == 0
+    assert host["total"] == host["model"] + 2 * host["slot"]
+    assert host["weights"] > 1.9 * one["weights"]
+
+
+def test_device_plan_text_names_each_part():
+    proc = t.run_asrd(["plan", "--device", "cuda", "--model", "large-v3-turbo", "--compute-type",
+                       "float16", "--batch", "32"], timeout=30, env=NO_GPU)
+    assert proc.returncode == 0, t.describe(proc)
+    out = proc.stdout
+    for part in ("weights", "encoder, one window", "scratch (16 windows)", "decoder activations",
+                 "workspace (cuBLAS)", "cross K/V", "self K/V", "slot (one request)",
+                 "CUDA context", "total, 32 slots", "= context + model + 32 x slot",
+                 "host bytes", "device bytes"):
+        assert part in out, f"{part!r} missing from:\n{out}"
+    assert "model large-v3-turbo on cuda, float16" in out
+
+
+def test_device_plan_of_a_model_directory():
+    md = t.require_model("tiny.en")
+    p = device_plan(["--device", "host", "--model", str(md), "--batch", "3"])
+    assert p["format"] and p["total"] == p["model"] + 3 * p["slot"]
+    named = device_plan(["--device", "host", "--model", "tiny.en", "--batch", "3"])
+    assert named["weights"] == p["weights"] and named["slot"] == p["slot"]
+
+
+def test_device_cpu_keeps_the_host_plan():
+    a = t.run_asrd(["plan", "--model", "tiny.en", "--json"], timeout=30)
+    b = t.run_asrd(["plan", "--model", "tiny.en", "--json", "--device", "cpu"], timeout=30)
+    assert a.returncode == 0 and b.returncode == 0, t.describe(b)
+    assert json.loads(a.stdout) == json.loads(b.stdout)
+    assert "overhead" in json.loads(a.stdout)
+
+
+@pytest.mark.parametrize("bad", [["--device", "tpu"], ["--device", "cuda", "--batch", "0"],
+                                 ["--device", "cuda", "--batch", "x"],
+                                 ["--device", "cuda", "--max-batch", "0"],
+                                 ["--device", "cuda", "--compute-type", "fp4"],
+                                 ["--device", "host", "--compute-type", "float16"],
+                                 ["--batch", "4"],
+                                 ["--device", "cuda", "--model", "no-such-model"]])
+def test_device_plan_bad_input(bad):
+    proc = t.run_asrd(["plan", *bad], timeout=30, env=NO_GPU)
+    assert proc.returncode != 0 and proc.stderr.count("\n") == 1, t.describe(proc)
+    assert proc.stdout == ""

@@ -151,8 +151,8 @@ static void test_tiny_en_host(void **state) {
             assert_non_null(m->g);
             for (int ns = 1; ns <= 5; ns += 4) {
                 asr_plan_gpu_t p;
-                assert_int_equal(
-                    asr_plan_gpu_compute(&in, "host", types[t], batches[b], ns, &p), ASR_OK);
+                assert_int_equal(asr_plan_gpu_compute(&in, "host", types[t], batches[b], ns, &p),
+                                 ASR_OK);
                 printf("tiny.en host %-10s batch %2d n_seq %d: weights %zu scratch %zu slot %zu "
                        "host_slot %zu\n",
                        p.compute_type, batches[b], ns, p.weights, p.scratch, p.slot, p.host_slot);
@@ -168,9 +168,8 @@ static void test_tiny_en_host(void **state) {
                 assert_non_null(s->g);
                 assert_int_equal(p.slot, s->g->arena.size);
                 assert_int_equal(p.slot, s->g->arena.used);
-                assert_int_equal(p.host_slot, asr_stream_arena_bytes(s) + (size_t)ns *
-                                                                              (size_t)in.n_vocab *
-                                                                              sizeof(float));
+                size_t logits = (size_t)ns * (size_t)in.n_vocab * sizeof(float);
+                assert_int_equal(p.host_slot, asr_stream_arena_bytes(s) + logits);
                 asr_stream_destroy(s);
             }
             asr_model_destroy(m);
