@@ -1,5 +1,6 @@
 /* api: route table, model ids and aliases, and the small routes: /v1/models, /v1/config,
- * /health, /ready, /metrics. The audio routes live in api_audio.c. */
+ * /health, /ready, /metrics, /api/ps. The audio routes live in api_audio.c; the device's objects
+ * and metrics in api_device.c, GET /api/diagnose in api_diagnose.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -27,6 +28,7 @@ static const asr_http_route_t g_routes[] = {
     {"GET", "/ready", ASR_HTTP_ROUTE_PUBLIC, NULL, ready},
     {"GET", "/metrics", 0, NULL, metrics},
     {"GET", "/api/ps", 0, NULL, ps},
+    {"GET", "/api/diagnose", 0, NULL, asr__api_diagnose},
     /* fault injection, with debug_faults only (api_debug.c) */
     {"POST", "/debug/alloc-fail", ASR_HTTP_ROUTE_UPLOAD, NULL, asr__api_debug_alloc_fail},
     {"POST", "/debug/gpu-memory", ASR_HTTP_ROUTE_UPLOAD, NULL, asr__api_debug_gpu_memory},
@@ -77,6 +79,16 @@ asr_err_t asr_api_create(const asr_config_t *cfg, asr_sched_t *sched, const char
     api->sched = sched;
     api->upload_dir = asr_xstrdup(upload_dir);
     api->created = time(NULL);
+    /* the GPU fallback policy, read by name: the setting belongs to the GPU memory contract */
+    asr_buf_t cb;
+    asr_buf_init(&cb);
+    asr_config_write_json(cfg, &cb);
+    json_t *cj = json_loadb(cb.data ? cb.data : "", cb.len, 0, NULL);
+    const char *gf = json_string_value(json_object_get(cj, "gpu_fallback"));
+    if (gf && strcmp(gf, "none"))
+        snprintf(api->gpu_fallback, sizeof api->gpu_fallback, "%s", gf);
+    json_decref(cj);
+    asr_buf_free(&cb);
     asr_svc_params_t sp = {.sched = sched,
                            .beam_size = cfg->beam_size,
                            .vad = cfg->vad,
@@ -139,6 +151,16 @@ static void model_status_fields(const asr_api_t *api, int i, json_t *o) {
     json_object_set_new(o, "slots_cached", json_integer(st.slots_cached));
     json_object_set_new(o, "max_parallel", json_integer(api->cfg->max_parallel));
     json_object_set_new(o, "queued", json_integer(st.queued));
+    json_object_set_new(o, "device", json_string(st.device ? st.device : "cpu"));
+    if (st.cpu_state) { /* the CPU twin of a device model (gpu_fallback cpu) */
+        json_t *tw = json_object();
+        json_object_set_new(tw, "state", json_string(st.cpu_state));
+        json_object_set_new(tw, "weights_bytes", json_integer((json_int_t)st.cpu_weights_bytes));
+        json_object_set_new(tw, "slots_in_use", json_integer(st.cpu_slots_in_use));
+        json_object_set_new(o, "cpu_twin", tw);
+    } else {
+        json_object_set_new(o, "cpu_twin", json_null());
+    }
     json_object_set_new(o, "expires_in_s",
                         st.expires_in_s >= 0 ? json_real(st.expires_in_s) : json_null());
     json_object_set_new(o, "pinned",
@@ -262,6 +284,18 @@ static void health(asr_http_req_t *req, void *ud) {
     json_object_set_new(o, "workers", json_integer(st.max_parallel));
     json_object_set_new(o, "busy", json_integer(st.n_busy));
     json_object_set_new(o, "queued", json_integer(st.queue_depth));
+    asr_sched_device_status_t ds;
+    asr_sched_device_status(api->sched, &ds);
+    if (ds.present) { /* a lost device is not a dead server: it resets and /ready says so */
+        json_t *g = json_object();
+        json_object_set_new(g, "device", json_string(ds.device));
+        json_object_set_new(g, "state", json_string(asr__api_device_state(&ds)));
+        json_object_set_new(g, "lost", json_boolean(ds.lost));
+        json_object_set_new(g, "serving_on_cpu", json_boolean(ds.serving_on_cpu));
+        json_object_set_new(g, "last_error",
+                            ds.last_error[0] ? json_string(ds.last_error) : json_null());
+        json_object_set_new(o, "gpu", g);
+    }
     asr__api_respond_json(req, 200, o);
 }
 
@@ -291,6 +325,16 @@ static void ready(asr_http_req_t *req, void *ud) {
     }
     if (!dir_writable(api->upload_dir, why, sizeof why)) {
         asr_http_respond_error(req, 503, NULL, "not_ready", "%s", why);
+        return;
+    }
+    asr_sched_device_status_t ds;
+    asr_sched_device_status(api->sched, &ds);
+    if (ds.present && ds.lost) {
+        asr_http_set_header(req, "Retry-After", "5");
+        asr_http_respond_error(req, 503, NULL, "gpu_resetting",
+                               "the context of %s was lost (%s); asrd is resetting it and "
+                               "reloading its models",
+                               ds.device, ds.last_error[0] ? ds.last_error : "device error");
         return;
     }
     json_t *o = json_object();
@@ -355,15 +399,17 @@ static void metrics(asr_http_req_t *req, void *ud) {
                    (unsigned long long)st.budget_bytes, (unsigned long long)st.used_bytes,
                    (unsigned long long)st.n_loads, (unsigned long long)st.n_evictions,
                    (unsigned long long)st.n_fallbacks, (unsigned long long)st.n_oom_retries);
+    asr_sched_device_status_t ds;
+    asr_sched_device_status(api->sched, &ds);
+    asr__api_device_metrics(&ds, &b);
     if (api->router)
         asr_route_metrics_write(api->router, &b);
     asr_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     asr_buf_free(&b);
 }
 
-/* GET /api/ps: loaded models, their memory, slots and expiry, and the host budget. */
-static void ps(asr_http_req_t *req, void *ud) {
-    asr_api_t *api = ud;
+/* GET /api/ps: loaded models, their memory, slots and expiry, the host budget and the device. */
+json_t *asr__api_ps_json(asr_api_t *api) {
     json_t *models = json_array();
     for (int i = 0; i < asr_sched_n_models(api->sched); i++) {
         json_t *o = json_object();
@@ -406,5 +452,15 @@ static void ps(asr_http_req_t *req, void *ud) {
         json_object_update(root, rs);
         json_decref(rs);
     }
-    asr__api_respond_json(req, 200, root);
+    json_t *devices = json_array();
+    asr_sched_device_status_t ds;
+    asr_sched_device_status(api->sched, &ds);
+    if (ds.present)
+        json_array_append_new(devices, asr__api_device_json(&ds, ASR__API_GPU_FALLBACK(api)));
+    json_object_set_new(root, "devices", devices);
+    return root;
+}
+
+static void ps(asr_http_req_t *req, void *ud) {
+    asr__api_respond_json(req, 200, asr__api_ps_json(ud));
 }

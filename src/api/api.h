@@ -6,6 +6,8 @@
 #ifndef ASR_API_H
 #define ASR_API_H
 
+#include <jansson.h>
+
 #include "config/config.h"
 #include "http/http.h"
 #include "sched/sched.h"
@@ -38,5 +40,28 @@ void asr_api_set_jobs(asr_api_t *api, struct asr_jobs *jobs);
  * the API's scheduler path as the router's local runner. Set before the server starts. */
 struct asr_router;
 void asr_api_set_router(asr_api_t *api, struct asr_router *router);
+
+/* ---- diagnose (api_diagnose.c; docs/GPU.md, "Diagnose") ----
+ * A report {object: "diagnose", source: "server"|"local", findings: [{severity: ok|info|warn|
+ * error, area: gpu|model|backend|queue|memory, message, action}], state: the /api/ps-shaped state
+ * the findings were read from}. Every function returns a new reference (owned by the caller). */
+/* The findings of a state in the shape of GET /api/ps (plus optional "server" {stalled_s,
+ * stall_timeout}, "gpu_note" (why no device is in use) and "server_note" (no server checked)). */
+json_t *asr_api_diagnose_findings(const json_t *state);
+/* The running server's report (what GET /api/diagnose answers). Thread-safe. */
+json_t *asr_api_diagnose(asr_api_t *api);
+/* A report without a server (`asrd diagnose` when none answers): this machine's device reading
+ * and the configured models' plans against the measured budgets. */
+typedef struct {
+    const asr_config_t *cfg; /* device, compute_type, beam_size, max_batch, memory_* */
+    const char *const *ids;  /* [n_models] model names as configured */
+    const char *const *dirs; /* [n_models] their directories */
+    int n_models;
+    uint64_t gpu_memory_limit; /* 0 = none */
+    uint64_t gpu_memory_reserve;
+    const char *gpu_fallback; /* "cpu" or NULL */
+    const char *server_note;  /* why no server was asked ("no asrd answered at URL"), or NULL */
+} asr_api_local_t;
+json_t *asr_api_diagnose_local(const asr_api_local_t *in);
 
 #endif

@@ -34,7 +34,7 @@ static bool key_in(const char *key, const char *list) {
     return found;
 }
 
-static bool admin_ok(asr_http_req_t *req, const asr_api_t *api) {
+bool asr__api_admin_ok(asr_http_req_t *req, const asr_api_t *api) {
     const char *admin = api->cfg->admin_keys, *keys = api->cfg->api_keys;
     if (!admin[0] && !keys[0])
         return true;
@@ -103,7 +103,7 @@ static bool path_id(asr_http_req_t *req, int64_t *id) { return asr__api_path_id(
 
 /* The admin check, then the {id} of the path. */
 static bool admin_id(asr_http_req_t *req, const asr_api_t *api, int64_t *id) {
-    return admin_ok(req, api) && path_id(req, id);
+    return asr__api_admin_ok(req, api) && path_id(req, id);
 }
 
 static void respond_config(asr_http_req_t *req, asr_api_t *api, int64_t id, int status) {
@@ -221,7 +221,7 @@ static bool changed(asr_http_req_t *req, asr_api_t *api, asr_err_t e, int64_t id
 
 void asr__api_configs_list(asr_http_req_t *req, void *ud) {
     asr_api_t *api = ud;
-    if (!admin_ok(req, api))
+    if (!asr__api_admin_ok(req, api))
         return;
     asr_store_config_t *cs = NULL;
     size_t n = 0;
@@ -247,7 +247,7 @@ static void config_write(asr_http_req_t *req, asr_api_t *api, bool create) {
     json_t *root = NULL;
     int64_t id = 0;
     long make_default = 0;
-    if (!admin_ok(req, api) || (!create && !path_id(req, &id)) ||
+    if (!asr__api_admin_ok(req, api) || (!create && !path_id(req, &id)) ||
         !asr__api_query_int(req, "default", 0, 0, 1, &make_default) ||
         !parse_input(req, &root, &in))
         return;

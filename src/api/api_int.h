@@ -24,6 +24,7 @@ struct asr_api {
     time_t created;       /* "created" of /v1/models entries: when the models were loaded */
     char *recordings_dir; /* set before the server starts */
     struct asr_jobs *_Atomic jobs; /* this node's workers; NULL until started (or none) */
+    char gpu_fallback[16];         /* the gpu_fallback setting ("" when none or not built) */
 };
 
 /* Resolves a model id or alias to a scheduler model index; -1 when unknown. */
@@ -54,6 +55,27 @@ bool asr__api_query_int(asr_http_req_t *req, const char *name, long def, long lo
  * field is "state"; anything else 503 (the database). */
 void asr__api_store_error(asr_http_req_t *req, const asr_api_t *api, asr_err_t e,
                           const char *param);
+
+/* ---- the device (api_device.c) and diagnose (api_diagnose.c) ---- */
+/* Bytes as "21.2 GiB" (>= 0.1 GiB) or "11 MiB". */
+void asr__api_fmt_bytes(uint64_t b, char *out, size_t n);
+/* "GPU 0" for "cuda:0", "host device" for "host". */
+void asr__api_device_label(const char *device, char *out, size_t n);
+/* "ok", "serving_on_cpu" or "resetting" (the context is lost). */
+const char *asr__api_device_state(const asr_sched_device_status_t *d);
+/* The device object of /api/ps (docs/API.md) with its one-line "summary" (new reference).
+ * gpu_fallback: the policy ("cpu", or NULL/"none"). */
+json_t *asr__api_device_json(const asr_sched_device_status_t *d, const char *gpu_fallback);
+/* Appends the asrd_gpu_* metrics of a present device in Prometheus text format. */
+void asr__api_device_metrics(const asr_sched_device_status_t *d, asr_buf_t *b);
+/* The gpu_fallback policy in force ("cpu" or NULL). */
+#define ASR__API_GPU_FALLBACK(api) ((api)->gpu_fallback[0] ? (api)->gpu_fallback : NULL)
+/* The body of GET /api/ps (new reference). */
+json_t *asr__api_ps_json(asr_api_t *api);
+/* The admin role's check of /api/asr-configs and /api/diagnose: true, or answers 403. */
+bool asr__api_admin_ok(asr_http_req_t *req, const asr_api_t *api);
+/* GET /api/diagnose (admin). */
+void asr__api_diagnose(asr_http_req_t *req, void *user_data);
 
 /* ---- routes ---- */
 /* Fault injection (api_debug.c; 404 unless debug_faults): POST /debug/alloc-fail,

@@ -15,6 +15,7 @@ int asr_cli_serve(int argc, char **argv);
 int asr_cli_plan(int argc, char **argv);
 int asr_cli_bench(int argc, char **argv);
 int asr_cli_ps(int argc, char **argv);
+int asr_cli_diagnose(int argc, char **argv);
 int asr_cli_configs(int argc, char **argv);
 int asr_cli_convert(int argc, char **argv);
 /* `asrd debug random-model ...` (argv[0] is "random-model") */

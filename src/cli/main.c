@@ -21,6 +21,8 @@ static void usage(FILE *f) {
             "  bench --streams N [--device D] [--beam-size B] [--tokens T] [--windows W]\n"
             "                       concurrent streams on one model: RTFx, batching, memory\n"
             "  ps [--url URL]       models loaded in a running server, memory, slots, expiry\n"
+            "  diagnose [--url URL] [--json]   what stands between asrd and a transcription\n"
+            "                       (GPU memory by process, models vs budgets, backends, queue)\n"
             "  configs list|add|update|rm|default|test [--url URL] [--api-key KEY]\n"
             "                       ASR backends of a running server (failover order, tests)\n"
             "  pull NAME [--source hub|modelscope|pip]   fetch a model (tiny .. large-v3, turbo)\n"
@@ -45,6 +47,7 @@ int main(int argc, char **argv) {
         {"transcribe", asr_cli_transcribe}, {"pull", asr_cli_pull},   {"serve", asr_cli_serve},
         {"bench", asr_cli_bench},           {"plan", asr_cli_plan},   {"ps", asr_cli_ps},
         {"configs", asr_cli_configs},       {"debug", asr_cli_debug}, {"convert", asr_cli_convert},
+        {"diagnose", asr_cli_diagnose},
     };
     if (!strcmp(cmd, "debug") && argc > 2 && !strcmp(argv[2], "random-model"))
         return asr_cli_debug_random_model(argc - 2, argv + 2);

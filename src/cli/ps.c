@@ -1,6 +1,7 @@
-/* cli: `asrd ps`: what a running server holds in memory (GET /api/ps), like `ollama ps`, and its
- * ASR backends: breaker, failovers in the last hour, last error, and the recent failovers with
- * what asrd did instead. */
+/* cli: `asrd ps`: what a running server holds in memory (GET /api/ps), like `ollama ps`, the GPU
+ * it serves on (who holds the card's memory, asrd's share, the budget, the batch in force, the
+ * counters), and its ASR backends: breaker, failovers in the last hour, last error, and the recent
+ * failovers with what asrd did instead. */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -26,6 +27,53 @@ static void fmt_ms(json_t *ms, char *out, size_t n) {
     struct tm tm;
     if (!json_is_integer(ms) || !localtime_r(&s, &tm) || !strftime(out, n, "%F %T", &tm))
         snprintf(out, n, "-");
+}
+
+static double gib(json_int_t b) { return (double)b / (1024.0 * 1024.0 * 1024.0); }
+static json_int_t num(json_t *o, const char *key) {
+    return json_integer_value(json_object_get(o, key));
+}
+
+/* The devices of /api/ps (docs/GPU.md, "Visibility"): the sentence, the memory split, the budget,
+ * the batch in force, the other processes and the counters. */
+static void print_devices(json_t *root) {
+    json_t *ds = json_object_get(root, "devices"), *d, *p;
+    size_t i, k;
+    json_array_foreach(ds, i, d) {
+        json_t *a = json_object_get(d, "asrd"), *ev = json_object_get(d, "events");
+        printf("\n%s\n", str_or(d, "summary", str_or(d, "device", "?")));
+        printf("  budget %.1f GiB (limit %s, reserve %.1f GiB), asrd %.2f GiB: context %.2f, "
+               "weights %.2f, slots %.2f, cache %.2f GiB\n",
+               gib(num(d, "budget_bytes")), num(d, "limit_bytes") ? "set" : "none",
+               gib(num(d, "reserve_bytes")), gib(num(a, "bytes")), gib(num(a, "context_bytes")),
+               gib(num(a, "weights_bytes")), gib(num(a, "slots_bytes")),
+               gib(num(a, "cache_bytes")));
+        if (num(d, "limit_bytes"))
+            printf("  limit %.1f GiB\n", gib(num(d, "limit_bytes")));
+        printf(
+            "  batch %lld in force of %lld that fit; gpu fallback %s; reading %s, %.1f s old%s%s\n",
+            (long long)num(d, "batch"), (long long)num(d, "batch_max"),
+            str_or(d, "gpu_fallback", "none"), str_or(d, "source", "?"),
+            json_number_value(json_object_get(d, "reading_age_s")),
+            json_is_string(json_object_get(d, "reading_error")) ? ": " : "",
+            str_or(d, "reading_error", ""));
+        if (json_array_size(json_object_get(d, "processes")))
+            printf("  %-10s %-24s %10s\n", "PID", "PROCESS", "MEMORY");
+        json_array_foreach(json_object_get(d, "processes"), k, p) {
+            printf("  %-10lld %-24s %6.1f GiB%s\n", (long long)num(p, "pid"),
+                   str_or(p, "name", "?"), gib(num(p, "bytes")),
+                   json_is_true(json_object_get(p, "self")) ? "  (asrd)" : "");
+        }
+        printf("  waits %lld, served on CPU %lld, fallback model %lld, OOM retries %lld, resets "
+               "%lld, shrinks %lld\n",
+               (long long)num(ev, "waits"), (long long)num(ev, "fallbacks_cpu"),
+               (long long)num(ev, "fallbacks_model"), (long long)num(ev, "oom_retries"),
+               (long long)num(ev, "resets"), (long long)num(ev, "shrinks"));
+        json_t *le = json_object_get(d, "last_error");
+        if (json_is_object(le))
+            printf("  last error (%.0f s ago): %s\n",
+                   json_number_value(json_object_get(le, "age_s")), str_or(le, "message", ""));
+    }
 }
 
 /* The backends and the recent failovers of /api/ps (absent on a server without a router). */
@@ -121,8 +169,8 @@ int asr_cli_ps(int argc, char **argv) {
         fprintf(stderr, "asrd: ps: unexpected answer from %s/api/ps\n", url);
         goto done;
     }
-    printf("%-16s %-8s %10s %10s %7s %8s %s\n", "NAME", "STATE", "WEIGHTS", "SLOTS", "IN USE",
-           "QUEUED", "UNTIL");
+    printf("%-16s %-8s %-7s %10s %10s %7s %8s %s\n", "NAME", "STATE", "DEVICE", "WEIGHTS", "SLOTS",
+           "IN USE", "QUEUED", "UNTIL");
     size_t i;
     json_t *m;
     json_array_foreach(models, i, m) {
@@ -133,8 +181,13 @@ int asr_cli_ps(int argc, char **argv) {
             snprintf(until, sizeof until, "%.0f s", json_number_value(exp));
         else if (json_is_true(json_object_get(m, "pinned")))
             snprintf(until, sizeof until, "forever");
-        printf("%-16s %-8s %6.0f MiB %6.0f MiB %3lld/%-3lld %8lld %s\n",
+        json_t *tw = json_object_get(m, "cpu_twin");
+        if (json_is_object(tw)) /* the CPU twin of a device model (gpu_fallback cpu) */
+            snprintf(until + strlen(until), sizeof until - strlen(until), "; cpu twin %s",
+                     str_or(tw, "state", "?"));
+        printf("%-16s %-8s %-7s %6.0f MiB %6.0f MiB %3lld/%-3lld %8lld %s\n",
                json_string_value(json_object_get(m, "id")), state ? state : "?",
+               str_or(m, "device", "cpu"),
                mib(json_integer_value(json_object_get(m, "weights_bytes"))),
                mib(json_integer_value(json_object_get(m, "slots_bytes"))),
                (long long)json_integer_value(json_object_get(m, "slots_in_use")),
@@ -147,6 +200,7 @@ int asr_cli_ps(int argc, char **argv) {
                mib(json_integer_value(json_object_get(b, "budget_bytes"))),
                mib(json_integer_value(json_object_get(b, "used_bytes"))),
                mib(json_integer_value(json_object_get(b, "free_bytes"))));
+    print_devices(root);
     print_backends(root);
     rc = 0;
 done:

@@ -15,10 +15,10 @@
 #include "http/http_int.h"
 
 /* The response headers a browser script may read on a cross-origin answer: what served the
- * request (model, backend, job), its id, and the retry and range hints. */
+ * request (model, device, backend, job), its id, and the retry and range hints. */
 #define EXPOSED_HEADERS                                                                            \
-    "X-Request-Id, X-Asrd-Model, X-Asrd-Backend, X-Asrd-Job, Retry-After, Content-Range, "         \
-    "Accept-Ranges"
+    "X-Request-Id, X-Asrd-Model, X-Asrd-Device, X-Asrd-Backend, X-Asrd-Job, Retry-After, "         \
+    "Content-Range, Accept-Ranges"
 
 /* ---- auth and CORS ---- */
 

@@ -9,20 +9,29 @@
  * slots_cached, queued, expires_in_s, pinned}], `queue` {running, max_parallel, waiting,
  * max_queue}, `events` {loads, evictions, fallbacks, oom_retries, done, rejected}, `backends`
  * [{id, name, breaker, failovers_last_hour, last_error: null | {at, class, status, message}, …}],
- * `failovers` [{at, from, to (null: none served), class, status, message}], newest first. */
+ * `failovers` [{at, from, to (null: none served), class, status, message}], newest first;
+ * `devices` [{device, name, state, reading_ok, source, reading_age_s, reading_error, total_bytes,
+ * free_bytes, used_bytes, other_bytes, asrd {bytes, context_bytes, weights_bytes, slots_bytes,
+ * cache_bytes}, processes [{pid, name, bytes, self}], budget_bytes, limit_bytes, reserve_bytes,
+ * batch, batch_max, serving_on_cpu, lost, last_error, events {waits, fallbacks_cpu,
+ * fallbacks_model, oom_retries, resets, shrinks}}]: one card each (docs/GPU.md, "Visibility").
+ *
+ * Diagnose (the button): GET /api/diagnose (admin role), its findings {severity, area, message,
+ * action} listed with their actions. */
 import { api, errText } from './api.js';
 import { $, h, hideError, showError, svg, buildTable } from './dom.js';
 import { fmtBytes, fmtDur, fmtTime, timeEl } from './format.js';
 import { t, tOr } from './i18n.js';
 
-const MODEL_COLS = ['st.col_model', 'st.col_state', 'st.col_weights', 'st.col_slots', 'st.col_queued',
-  'st.col_keepalive'];
+const MODEL_COLS = ['st.col_model', 'st.col_state', 'st.col_device', 'st.col_weights', 'st.col_slots',
+  'st.col_queued', 'st.col_keepalive'];
+const PROC_COLS = ['st.col_pid', 'st.col_process', 'st.col_memory'];
 const REFRESH_MS = 3000;
 const HEALTH_LIMIT = 50;
 
 const S = {
   shown: false, timer: 0, at: null, ps: null, psError: null, configs: [], cfgError: null,
-  health: {}, failed: [], failedError: null, counts: {}, names: {},
+  health: {}, failed: [], failedError: null, counts: {}, names: {}, findings: null,
 };
 
 /* Each backend's health history, newest first; a failure to fetch it is kept per backend. */
@@ -87,6 +96,106 @@ function renderMemory() {
       legend('f', 'st.free', d.free_bytes))));
 }
 
+/* "GPU 0 (NVIDIA H100 80GB HBM3): 21.2 GiB held by process 2886328 (python), asrd 3.1 GiB,
+ * 0.3 GiB free → serving on CPU": the server's summary, in the page's language. */
+export function deviceSentence(d) {
+  const gpu = d.device.startsWith('cuda:');
+  const label = (gpu ? t('st.dev_gpu', { n: d.device.slice(5) }) : t('st.dev_host')) + (d.name ? ` (${d.name})` : '');
+  let body;
+  if (!d.reading_ok) body = t('st.dev_unreadable', { why: d.reading_error || '' });
+  else {
+    const others = d.processes.filter((p) => !p.self);
+    const parts = others.slice(0, 2).map((p) => t(p.name ? 'st.dev_held_by' : 'st.dev_held_by_pid',
+      { bytes: fmtBytes(p.bytes), pid: p.pid, name: p.name }));
+    if (others.length > 2) parts.push(t('st.dev_more', { n: others.length - 2 }));
+    if (!parts.length && d.other_bytes) parts.push(t('st.dev_held_others', { bytes: fmtBytes(d.other_bytes) }));
+    if (!parts.length) parts.push(t('st.dev_no_others'));
+    body = t('st.dev_mem', { others: parts.join(', '), asrd: fmtBytes(d.asrd.bytes), free: fmtBytes(d.free_bytes) });
+  }
+  const state = d.lost ? 'resetting' : d.serving_on_cpu ? 'cpu' : gpu ? 'gpu' : 'device';
+  return t('st.dev_line', { label, body, state: t('st.dev_state.' + state) });
+}
+
+function deviceCard(d) {
+  const total = d.total_bytes || 0, scale = Math.max(total, 1);
+  const part = (cls, v, key) => {
+    const s = h('span', { class: cls, title: t(key) + ': ' + fmtBytes(v) });
+    s.style.width = ((100 * Math.min(v, scale)) / scale).toFixed(2) + '%';
+    return s;
+  };
+  const legend = (cls, key, v) => h('li', { class: cls, text: `${t(key)}: ${fmtBytes(v)}` });
+  const item = (k, v) => h('div', null, h('dt', { text: t(k) }), h('dd', { text: v }));
+  const table = h('table', { class: 'cards procs' });
+  buildTable(table, 'st.procs_caption', PROC_COLS);
+  const L = PROC_COLS.map((k) => t(k));
+  table.caption.textContent = t('st.procs_caption');
+  table.tHead.querySelectorAll('th').forEach((th, i) => { th.textContent = L[i]; });
+  for (const p of d.processes) {
+    table.tBodies[0].append(h('tr', { dataset: { pid: String(p.pid) }, class: p.self ? 'self' : null },
+      h('td', { 'data-label': L[0], text: String(p.pid) }),
+      h('td', { 'data-label': L[1], text: (p.name || '?') + (p.self ? ' (asrd)' : '') }),
+      h('td', { 'data-label': L[2], text: fmtBytes(p.bytes) })));
+  }
+  const asrd = d.asrd.bytes, other = d.other_bytes || 0, free = d.free_bytes || 0;
+  return h('div', { class: 'device gpu', dataset: { device: d.device, state: d.state } },
+    h('h3', { class: 'sentence', text: deviceSentence(d) }),
+    d.reading_ok ? h('div', { class: 'membar', role: 'img', 'aria-label': t('st.dev_bar_label', {
+      asrd: fmtBytes(asrd), other: fmtBytes(other), free: fmtBytes(free), total: fmtBytes(total) }) },
+    part('w', asrd, 'st.dev_asrd'), part('o', other, 'st.dev_others')) : null,
+    d.reading_ok ? h('ul', { class: 'legend' }, legend('w', 'st.dev_asrd', asrd),
+      legend('o', 'st.dev_others', other), legend('f', 'st.free', free)) : null,
+    h('dl', { class: 'stats' },
+      item('st.dev_budget', fmtBytes(d.budget_bytes)),
+      item('st.dev_limit', d.limit_bytes ? fmtBytes(d.limit_bytes) : t('common.none')),
+      item('st.dev_reserve', fmtBytes(d.reserve_bytes)),
+      item('st.dev_batch', `${d.batch} / ${d.batch_max}`),
+      item('st.dev_split', t('st.dev_split_value', { context: fmtBytes(d.asrd.context_bytes),
+        weights: fmtBytes(d.asrd.weights_bytes), slots: fmtBytes(d.asrd.slots_bytes), cache: fmtBytes(d.asrd.cache_bytes) })),
+      item('st.dev_reading', t('st.dev_reading_value', { source: d.source || '?', age: (d.reading_age_s || 0).toFixed(1) }))),
+    d.processes.length ? h('div', { class: 'table-wrap' }, table) : null,
+    h('p', { class: 'muted counters', text: t('st.dev_events', d.events) }),
+    d.last_error ? h('p', { class: 'last-error', text: t('st.dev_last_error', { message: d.last_error.message }) }) : null);
+}
+
+function renderDevices() {
+  const devs = (S.ps && S.ps.devices) || [];
+  $('#st-devices-card').hidden = !devs.length;
+  $('#st-devices').replaceChildren(...devs.map(deviceCard));
+}
+
+/* GET /api/diagnose: the findings with their actions, worst first. */
+const SEV = { error: 0, warn: 1, info: 2, ok: 3 };
+async function diagnose() {
+  const btn = $('#st-diagnose-btn'), box = $('#st-diagnose');
+  if (btn.getAttribute('aria-disabled') === 'true') return;
+  btn.setAttribute('aria-disabled', 'true');
+  box.hidden = false;
+  const ul = $('#st-findings');
+  ul.replaceChildren(h('li', { class: 'muted', text: t('st.diagnose_running') }));
+  try {
+    const r = await api('GET', '/api/diagnose');
+    hideError($('#st-diagnose-error'));
+    S.findings = r.findings.slice().sort((a, b) => (SEV[a.severity] ?? 9) - (SEV[b.severity] ?? 9));
+  } catch (e) {
+    S.findings = [];
+    showError($('#st-diagnose-error'), errText(e));
+  } finally {
+    btn.removeAttribute('aria-disabled');
+  }
+  renderFindings();
+}
+
+function renderFindings() {
+  const ul = $('#st-findings');
+  if (!S.findings) return;
+  ul.replaceChildren(...S.findings.map((f) => h('li', { class: 'finding sev-' + f.severity, dataset: { severity: f.severity, area: f.area } },
+    h('span', { class: 'sev', text: tOr('st.sev.', f.severity) }), ' ',
+    h('span', { class: 'area', text: tOr('st.area.', f.area) }), ' ',
+    h('span', { class: 'msg', text: f.message }),
+    f.action ? h('p', { class: 'action', text: t('st.action', { action: f.action }) }) : null)));
+  if (!S.findings.length && $('#st-diagnose-error').hidden) ul.append(h('li', { class: 'muted', text: t('st.diagnose_none') }));
+}
+
 function renderModels() {
   const tbody = $('#st-models tbody');
   tbody.replaceChildren();
@@ -101,10 +210,12 @@ function renderModels() {
     tbody.append(h('tr', { dataset: { model: m.id } },
       h('td', { 'data-label': L[0], text: m.id }),
       h('td', { 'data-label': L[1], text: tOr('st.model_state.', m.state) }),
-      h('td', { 'data-label': L[2], text: m.state === 'unloaded' ? t('common.none') : fmtBytes(m.weights_bytes) }),
-      h('td', { 'data-label': L[3], text: `${m.slots_in_use} / ${m.slots_cached}` }),
-      h('td', { 'data-label': L[4], text: String(m.queued) }),
-      h('td', { 'data-label': L[5], text: keep })));
+      h('td', { 'data-label': L[2], text: (m.device || 'cpu') + (m.cpu_twin
+        ? ' · ' + t('st.cpu_twin', { state: tOr('st.model_state.', m.cpu_twin.state) }) : '') }),
+      h('td', { 'data-label': L[3], text: m.state === 'unloaded' ? t('common.none') : fmtBytes(m.weights_bytes) }),
+      h('td', { 'data-label': L[4], text: `${m.slots_in_use} / ${m.slots_cached}` }),
+      h('td', { 'data-label': L[5], text: String(m.queued) }),
+      h('td', { 'data-label': L[6], text: keep })));
   }
 }
 
@@ -183,6 +294,7 @@ function render() {
   if (S.psError) showError($('#st-error'), S.psError); else hideError($('#st-error'));
   $('#st-updated').textContent = S.at ? t('st.updated', { time: fmtTime(S.at) }) : '';
   renderMemory();
+  renderDevices();
   renderModels();
   renderQueue();
   const hb = $('#st-health');
@@ -193,7 +305,10 @@ function render() {
 }
 
 export const status = {
-  wire() { buildTable($('#st-models'), 'st.models_caption', MODEL_COLS); },
+  wire() {
+    buildTable($('#st-models'), 'st.models_caption', MODEL_COLS);
+    $('#st-diagnose-btn').addEventListener('click', diagnose);
+  },
   show() {
     S.shown = true;
     loadStatus();
@@ -202,5 +317,5 @@ export const status = {
     S.shown = false;
     clearTimeout(S.timer);
   },
-  render() { if (S.shown) render(); },
+  render() { if (S.shown) { render(); renderFindings(); } },
 };
