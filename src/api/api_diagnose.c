@@ -182,7 +182,19 @@ static const json_t *device_of(const json_t *st, const char *dev) {
     return NULL;
 }
 
-static void device_model(const json_t *m, const json_t *d, json_t *out) {
+/* Host bytes the CPU twin of model m still needs (its weights unless loaded, one slot), and the
+ * host budget's free bytes; false when unknown. */
+static bool twin_need(const json_t *st, const json_t *m, uint64_t *need, uint64_t *room) {
+    const json_t *tw = json_object_get(m, "cpu_twin"), *mem = json_object_get(st, "memory");
+    if (!json_object_get(m, "host_slot_bytes") || !json_is_object(mem))
+        return false;
+    bool loaded = json_is_object(tw) && !strcmp(str(tw, "state", ""), "loaded");
+    *need = (loaded ? 0 : u64(m, "host_weights_bytes")) + u64(m, "host_slot_bytes");
+    *room = u64(mem, "free_bytes");
+    return true;
+}
+
+static void device_model(const json_t *st, const json_t *m, const json_t *d, json_t *out) {
     const char *id = str(m, "id", "?"), *dev = str(d, "device", "?");
     bool loaded = !strcmp(str(m, "state", ""), "loaded");
     const json_t *a = json_object_get(d, "asrd");
@@ -211,6 +223,22 @@ static void device_model(const json_t *m, const json_t *d, json_t *out) {
     }
     char action[400], then[300];
     bool cpu = !strcmp(str(d, "gpu_fallback", "none"), "cpu");
+    uint64_t tneed, troom;
+    if (cpu && twin_need(st, m, &tneed, &troom) && tneed > troom) {
+        B(tn, tneed);
+        B(tr, troom);
+        snprintf(then, sizeof then,
+                 "nor does it fit on the CPU (%s of host memory, %s free): its requests wait, "
+                 "then get 503 with Retry-After",
+                 tn, tr);
+        snprintf(action, sizeof action,
+                 "free %s on %s, or host memory for the CPU fallback (--memory-limit, "
+                 "keep_alive), or set a --fallback chain with a smaller model",
+                 short_b, label);
+        add(out, "error", "model", action, "%s needs %s on %s, the budget is %s%s%s; %s", id, nb,
+            dev, bb, used, holder, then);
+        return;
+    }
     if (cpu) {
         snprintf(then, sizeof then, "asrd serves %s on the CPU until %s more are free", id,
                  short_b);
@@ -269,7 +297,7 @@ static void model_findings(const json_t *st, json_t *out) {
         const char *dev = str(m, "device", "cpu");
         const json_t *d = strcmp(dev, "cpu") ? device_of(st, dev) : NULL;
         if (d)
-            device_model(m, d, out);
+            device_model(st, m, d, out);
         else if (json_is_object(mem))
             host_model(m, mem, out);
         const json_t *tw = json_object_get(m, "cpu_twin");
@@ -409,9 +437,24 @@ static json_t *report(const char *source, json_t *state) {
 json_t *asr_api_diagnose(asr_api_t *api) {
     json_t *st = asr__api_ps_json(api), *m;
     size_t i;
-    json_array_foreach(json_object_get(st, "models"), i, m) { /* a CUDA context comes back too */
-        if (!strncmp(str(m, "device", ""), "cuda:", 5))
+    json_array_foreach(json_object_get(st, "models"), i, m) {
+        if (!strncmp(str(m, "device", ""), "cuda:", 5)) /* a CUDA context comes back too */
             json_object_set_new(m, "context_bytes", json_integer((json_int_t)ASR_PLAN_GPU_CONTEXT));
+        const json_t *tw = json_object_get(m, "cpu_twin");
+        asr_plan_t hp;
+        asr_transcribe_params_t tp = asr_transcribe_default_params();
+        tp.beam_size = api->cfg->beam_size;
+        const char *ct = api->cfg->compute_type;
+        if (!strcmp(ct, "float16") || !strcmp(ct, "int8_float16")) /* GPU only: the twin's auto */
+            ct = "auto";
+        if (json_is_object(tw) && asr_plan_compute(asr_sched_model_info(api->sched, (int)i), ct,
+                                                   asr_transcribe_n_seq(&tp), false,
+                                                   &hp) == ASR_OK) { /* the CPU twin's host plan */
+            json_object_set_new(
+                m, "host_weights_bytes",
+                json_integer(json_integer_value(json_object_get(tw, "weights_bytes"))));
+            json_object_set_new(m, "host_slot_bytes", json_integer((json_int_t)hp.slot));
+        }
     }
     asr_sched_stats_t ss;
     asr_sched_stats(api->sched, &ss);

@@ -277,6 +277,13 @@ def test_diagnose_without_a_server(tmp_path):
     assert m["device"] == "host" and m["weights_bytes"] > 0 and m["slot_bytes"] > 0, m
     assert any(f["area"] == "model" and f["message"].startswith("tiny.en fits on host")
                for f in rep["findings"]), rep["findings"]
+    # neither the device (limit under the reserve) nor the host budget holds tiny.en
+    p = t.run_asrd(["diagnose", "--local", "--device", "host", "--models", "tiny.en",
+                    "--gpu-memory-limit", "100MiB", "--memory-limit", "120MiB"], env=env,
+                   timeout=120)
+    assert p.returncode == 0, t.describe(p)
+    assert re.search(r"ERROR\s+model\s+tiny\.en needs .+ on host, the budget is 0\.0 GiB.*; nor "
+                     r"does it fit on the CPU", p.stdout), p.stdout
     p = t.run_asrd(["diagnose", "--bogus-flag"], env=env, timeout=60)
     assert p.returncode == 2, t.describe(p)
 
