@@ -219,7 +219,7 @@ static void device_model(const json_t *st, const json_t *m, const json_t *d, jso
     char used[64] = "";
     if (held) {
         B(hb, held);
-        snprintf(used, sizeof used, " (asrd holds %s of it)", hb);
+        snprintf(used, sizeof used, " (asrd holds %s)", hb);
     }
     char action[400], then[300];
     bool cpu = !strcmp(str(d, "gpu_fallback", "none"), "cpu");
