@@ -373,5 +373,13 @@ def test_status_page_device_card_and_diagnose(srv, tmp_path):
         path = t.artifacts_dir() / "web_ui_status_gpu.png"
         drv.save_screenshot(str(path))
         t.TERMINAL_REPORTS.append(("web UI screenshot", str(path)))
+        # the same card in Chinese
+        drv.execute_script("localStorage.setItem('asrd.lang', 'zh-CN');")
+        drv.refresh()
+        wd.wait_for(lambda: "进程 2886328（python）占用 21.2 GiB" in drv.execute_script(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''",
+            card + " .sentence"), what="the Chinese device sentence")
+        assert drv.find_element(By.CSS_SELECTOR, "#st-diagnose-btn").text == "诊断"
+        assert not drv.execute_script("return Array.from(window.__asrdMissingKeys || [])")
     finally:
         drv.quit()
