@@ -7,7 +7,8 @@
  * measured budgets. Both reports come from one builder (api_diagnose.c).
  *
  * Exit status: 0 when a report was printed (findings are facts, not failures); 1 when the server
- * answered with an error (a missing admin key); 2 for bad usage. */
+ * answered with an error (a missing admin key; a 404 means no diagnose there: the local report);
+ * 2 for bad usage. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,7 +189,7 @@ int asr_cli_diagnose(int argc, char **argv) {
             rc = 1;
         }
         snprintf(where, sizeof where, "the server at %s", url);
-    } else if (status) {
+    } else if (status && status != 404) {
         json_t *e = json_loadb(body.data ? body.data : "", body.len, 0, NULL);
         const char *msg = str(json_object_get(e, "error"), "message", "");
         fprintf(stderr, "asrd: diagnose: %s/api/diagnose answered HTTP %ld%s%s%s\n", url, status,
@@ -200,8 +201,10 @@ int asr_cli_diagnose(int argc, char **argv) {
         char note[600];
         if (local)
             snprintf(note, sizeof note, "--local: no server asked");
+        else if (status == 404) /* something else listens there, or an asrd without diagnose */
+            snprintf(note, sizeof note, "%.500s/api/diagnose answered 404", url);
         else
-            snprintf(note, sizeof note, "no asrd answered at %s", url);
+            snprintf(note, sizeof note, "no asrd answered at %.500s", url);
         rc = local_report(n_rest, rest, note, &r);
         snprintf(where, sizeof where, "%s; this machine checked with asrd serve's settings", note);
     }
