@@ -24,8 +24,11 @@
  * Encoder windows that arrive during the wait batch together as before.
  *
  * Invariants: a stream has at most one job in flight (it waits for it), so jobs of one stream
- * never reorder; a stream's pending cache copies are queued before any of its jobs runs; once the
- * device reports a failure (sticky), every later job fails with ASR_ERR_GPU. The batcher never
+ * never reorder; a stream's pending cache copies are queued before any of its jobs runs. A device
+ * failure fails the jobs of the group it happened in (each group ends with a sync, so the failure
+ * is that group's); a recoverable one is then cleared and later groups run as before, a lost
+ * context (g->lost) fails every queued and later job at once, except slot closes, which only free
+ * (no device call but frees is made on a lost device). The batcher never
  * reads a stream after its job is finished: the gather counts arrivals in g (gather_missing),
  * each stream only carries the mark of its last pass (gather_mark, read and cleared by submit). */
 #include <stdlib.h>
@@ -37,16 +40,54 @@
 #define GATHER_MIN_S 50e-6
 #define GATHER_MAX_S 2e-3
 
-asr_err_t asr__gpu_check(struct asr__gpu_model *g) {
-    char why[256];
-    asr_err_t rc = asr_dev_error(g->dev, why, sizeof why);
-    if (rc != ASR_OK && !g->err[0]) {
-        pthread_mutex_lock(&g->mu);
-        snprintf(g->err, sizeof g->err, "%s", why);
-        pthread_mutex_unlock(&g->mu);
-        ASR_LOG(ASR_LOG_ERROR, "msg=gpu_failed device=%s reason=\"%s\"", g->m->device, why);
+/* Under g->mu, the context lost: every queued job fails now, but slot closes (they free). */
+static void fail_queued(struct asr__gpu_model *g) {
+    asr__gpu_job_t *keep = NULL, *keep_tail = NULL;
+    for (asr__gpu_job_t *j = g->head, *next; j; j = next) {
+        next = j->next;
+        if (j->kind == ASR_GPU_JOB_SLOT_CLOSE) {
+            j->next = NULL;
+            if (keep_tail)
+                keep_tail->next = j;
+            else
+                keep = j;
+            keep_tail = j;
+        } else {
+            j->rc = ASR_ERR_GPU;
+            j->done = true; /* its stream may return and free it now: no link read after this */
+        }
     }
+    g->head = keep;
+    g->tail = keep_tail;
+    pthread_cond_broadcast(&g->cv_done);
+}
+
+asr_err_t asr__gpu_check(struct asr__gpu_model *g) {
+    char why[256] = "";
+    asr_err_t rc = asr_dev_error(g->dev, why, sizeof why);
+    if (rc == ASR_OK)
+        return ASR_OK;
+    bool was_lost = atomic_load(&g->lost);
+    bool lost = !asr_dev_error_clear(g->dev); /* recoverable: cleared; lost: stays */
+    if (lost)
+        asr_dev_error(g->dev, why, sizeof why); /* clearing may have found the loss */
+    pthread_mutex_lock(&g->mu);
+    snprintf(g->err, sizeof g->err, "%s", why);
+    if (lost && !was_lost) {
+        atomic_store(&g->lost, true);
+        fail_queued(g);
+    }
+    pthread_mutex_unlock(&g->mu);
+    if (!was_lost)
+        ASR_LOG(ASR_LOG_ERROR, "msg=gpu_failed device=%s lost=%d reason=\"%s\"", g->m->device,
+                (int)lost, why);
     return rc;
+}
+
+void asr__gpu_errmsg(struct asr__gpu_model *g, char *buf, size_t len) {
+    pthread_mutex_lock(&g->mu);
+    snprintf(buf, len, "%s", g->err[0] ? g->err : asr_strerror(ASR_ERR_GPU));
+    pthread_mutex_unlock(&g->mu);
 }
 
 /* Marks jobs done with the device's state, and wakes their streams. */
@@ -63,6 +104,11 @@ static void finish(struct asr__gpu_model *g, asr__gpu_job_t **jobs, int n) {
 }
 
 static void run_single(struct asr__gpu_model *g, asr__gpu_job_t *j) {
+    if (atomic_load(&g->lost) && j->kind != ASR_GPU_JOB_SLOT_CLOSE) {
+        j->rc = ASR_ERR_GPU; /* queued before the loss was seen: nothing runs */
+        finish(g, &j, 1);
+        return;
+    }
     if (j->kind != ASR_GPU_JOB_SLOT_OPEN && j->kind != ASR_GPU_JOB_SLOT_CLOSE)
         asr__gpu_apply_copies(g, j->s);
     switch (j->kind) {
@@ -94,9 +140,14 @@ static void run_batched(struct asr__gpu_model *g, asr__gpu_job_t **jobs, int n, 
                 break;
             rows += dec ? jobs[i0 + k]->n : 1;
         }
+        const bool lost = atomic_load(&g->lost);
         for (int i = 0; i < k; i++)
-            asr__gpu_apply_copies(g, jobs[i0 + i]->s);
-        if (asr_dev_error(g->dev, NULL, 0) == ASR_OK) {
+            if (!lost)
+                asr__gpu_apply_copies(g, jobs[i0 + i]->s);
+        if (lost) {
+            for (int i = 0; i < k; i++)
+                jobs[i0 + i]->rc = ASR_ERR_GPU;
+        } else if (asr_dev_error(g->dev, NULL, 0) == ASR_OK) {
             if (dec)
                 asr__gpu_run_decode(g, jobs + i0, k);
             else
@@ -200,6 +251,8 @@ static void *batcher_main(void *arg) {
         asr_dev_error(g->dev, why, sizeof why);
     if (rc == ASR_OK)
         rc = st.init(g);
+    if (rc != ASR_OK && !why[0] && g->dev) /* an operation of the load failed: its reason */
+        asr_dev_error(g->dev, why, sizeof why);
     pthread_mutex_lock(&g->mu);
     if (rc != ASR_OK && !g->err[0])
         snprintf(g->err, sizeof g->err, "%s", why[0] ? why : asr_strerror(rc));
@@ -274,7 +327,8 @@ asr_err_t asr__gpu_submit(struct asr__gpu_model *g, asr__gpu_job_t *j) {
     j->done = false;
     j->next = NULL;
     pthread_mutex_lock(&g->mu);
-    if (g->stop) {
+    /* a lost context fails at once (a slot close still goes: the batcher frees the slot) */
+    if (g->stop || (atomic_load(&g->lost) && j->kind != ASR_GPU_JOB_SLOT_CLOSE)) {
         pthread_mutex_unlock(&g->mu);
         return ASR_ERR_GPU;
     }

@@ -231,13 +231,24 @@ void asr__gpu_apply_copies(struct asr__gpu_model *g, asr_stream_t *s) {
 
 /* ---- stream side ---- */
 
+/* Submits j, unless this attempt has failed already (s->g->err, reset when the next transcription
+ * starts): its results would be discarded, and its cache copies are dropped with it (the next
+ * attempt starts from an encoder pass and a prompt block at position 0). */
 static void run(asr_stream_t *s, asr__gpu_job_t *j) {
     j->s = s;
+    if (s->g->err != ASR_OK) {
+        s->g->n_copies = 0;
+        return;
+    }
     asr_err_t rc = asr__gpu_submit(s->m->g, j);
-    if (rc != ASR_OK && s->g->err == ASR_OK) {
+    if (rc != ASR_OK) {
+        char why[256];
+        if (rc == ASR_ERR_GPU)
+            asr__gpu_errmsg(s->m->g, why, sizeof why);
+        else
+            snprintf(why, sizeof why, "%s", asr_strerror(rc));
         s->g->err = rc;
-        asr_errf(s->errmsg, sizeof s->errmsg, "%s: %s", s->m->device,
-                 s->m->g->err[0] ? s->m->g->err : asr_strerror(rc));
+        asr_errf(s->errmsg, sizeof s->errmsg, "%s: %s", s->m->device, why);
     }
 }
 

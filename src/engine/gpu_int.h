@@ -16,11 +16,20 @@
  *
  * Device memory comes from arenas only: the weights arena (sized exactly at load), the scratch
  * arena (sized from max_batch at load) and each stream's slot arena (sized from its sequences at
- * stream creation). Nothing is allocated per request. */
+ * stream creation). Nothing is allocated per request.
+ *
+ * Failures (the GPU memory contract, docs/GPU.md): a failed device allocation (weights, scratch,
+ * a slot) is ASR_ERR_NOMEM of that load or stream creation, with nothing left allocated and
+ * nothing sticky. A recoverable device error fails the jobs of the group of the round it happened
+ * in (their streams' transcriptions return ASR_ERR_GPU), is cleared, and the batcher serves on.
+ * A lost context fails every pending and later job at once (no device call but frees follows);
+ * asr_model_device_lost says so, and destroying the model (the CUDA context is reset when the
+ * last device of its ordinal closes) and loading it again recovers. */
 #ifndef ASR_ENGINE_GPU_INT_H
 #define ASR_ENGINE_GPU_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "engine/engine_int.h"
 #include "engine/gpu_layout.h"
@@ -148,7 +157,8 @@ struct asr__gpu_model {
     asr__gpu_job_t **round; /* the batcher's arrays: [3 * round_cap] */
     int round_cap;
     asr_err_t init_rc;
-    char err[256]; /* the device failure, once there is one */
+    char err[256];    /* the last device failure (under mu) */
+    atomic_bool lost; /* the device's context is lost: every job but a slot close fails */
     asr_batch_stats_t stats;
 };
 
@@ -182,8 +192,12 @@ asr_err_t asr__gpu_batcher_start(struct asr__gpu_model *g,
 void asr__gpu_batcher_stop(struct asr__gpu_model *g);
 /* Submits j and waits for it; returns its result. */
 asr_err_t asr__gpu_submit(struct asr__gpu_model *g, asr__gpu_job_t *j);
-/* The sticky device error after a job (ASR_OK or ASR_ERR_GPU with g->err set). */
+/* After a group of jobs (batcher thread): the device's error (ASR_OK, or ASR_ERR_GPU with g->err
+ * set), cleared when recoverable; a lost context sets g->lost and fails every queued job but slot
+ * closes. */
 asr_err_t asr__gpu_check(struct asr__gpu_model *g);
+/* The last device failure's message into buf (any thread). */
+void asr__gpu_errmsg(struct asr__gpu_model *g, char *buf, size_t len);
 
 /* gpu_enc.c (batcher thread) */
 /* The encoder pass of n ENCODE jobs (n <= max_batch) and each stream's cross K/V. */

@@ -225,6 +225,9 @@ static asr_err_t upload_weights(struct asr__gpu_model *g) {
     U.staging = asr_dev_host_malloc(g->dev, STAGING_BYTES);
     U.tmp = asr_malloc(STAGING_BYTES);
     if (!U.staging || !U.tmp) {
+        snprintf(g->err, sizeof g->err, "cannot allocate %.1f MiB of %s for the weights' upload",
+                 (double)STAGING_BYTES / (1 << 20),
+                 U.staging ? "host memory" : "pinned host memory");
         asr_dev_host_free(g->dev, U.staging);
         free(U.tmp);
         return ASR_ERR_NOMEM;
@@ -281,8 +284,13 @@ static asr_err_t alloc_scratch(struct asr__gpu_model *g) {
     g->h_tok = asr_dev_host_malloc(g->dev, pinned[3]);
     g->h_pos = asr_dev_host_malloc(g->dev, pinned[4]);
     if (!g->h_mel || !g->h_align || !g->h_rows || !g->h_tok || !g->h_pos) {
-        snprintf(g->err, sizeof g->err, "cannot allocate pinned host buffers");
-        return ASR_ERR_NOMEM;
+        size_t sum = 0;
+        for (int i = 0; i < 5; i++)
+            sum += pinned[i];
+        snprintf(g->err, sizeof g->err,
+                 "cannot allocate %.1f MiB of pinned host buffers for a batch of %d",
+                 (double)sum / (1 << 20), g->max_batch);
+        return ASR_ERR_NOMEM; /* gpu_fini frees what was allocated */
     }
     return ASR_OK;
 }
@@ -389,7 +397,7 @@ asr_err_t asr__gpu_slot_open_dev(struct asr__gpu_model *g, asr_stream_t *s) {
     sg->logits = asr_dev_host_malloc(g->dev, (size_t)s->n_seq_cap * in->n_vocab * sizeof(float));
     if (!sg->logits) {
         asr_dev_arena_release(g->dev, &sg->arena);
-        return ASR_ERR_NOMEM;
+        return asr_dev_lost(g->dev) ? ASR_ERR_GPU : ASR_ERR_NOMEM;
     }
     s->logits = sg->logits;
     sg->xkv = asr_dev_arena_take(&sg->arena, sizes[0]);
@@ -397,7 +405,12 @@ asr_err_t asr__gpu_slot_open_dev(struct asr__gpu_model *g, asr_stream_t *s) {
     sg->self_v = asr_dev_arena_take(&sg->arena, sizes[2]);
     sg->last = asr_dev_arena_take(&sg->arena, sizes[3]);
     asr_dev_memset0(g->dev, sg->arena.base, total); /* the slot's memory is really there */
-    return asr_dev_sync(g->dev, NULL, 0);
+    rc = asr_dev_sync(g->dev, NULL, 0);
+    if (rc != ASR_OK) { /* nothing of a failed slot stays (the stream frees its s->g) */
+        asr__gpu_slot_close_dev(g, s);
+        s->logits = NULL;
+    }
+    return rc;
 }
 
 void asr__gpu_slot_close_dev(struct asr__gpu_model *g, asr_stream_t *s) {

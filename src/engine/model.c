@@ -614,10 +614,7 @@ const asr_model_info_t *asr_model_info(const asr_model_t *m) { return &m->info; 
 size_t asr_model_weight_bytes(const asr_model_t *m) { return m->weight_bytes; }
 
 const char *asr_model_device(const asr_model_t *m) { return m->device; }
-bool asr_model_device_lost(const asr_model_t *m) { /* STUB: issue #20 in progress */
-    (void)m;
-    return false;
-}
+bool asr_model_device_lost(const asr_model_t *m) { return m && m->g && atomic_load(&m->g->lost); }
 const char *asr_model_device_line(const asr_model_t *m) { return m->device_line; }
 
 const char *asr_model_compute_type(const asr_model_t *m) {

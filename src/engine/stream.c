@@ -235,7 +235,8 @@ asr_err_t asr_engine_log_mel(const asr_model_t *m, const float *pcm, size_t n_sa
 }
 
 asr_err_t asr_stream_encode(asr_stream_t *s, const float *mel_window, const float **out_enc) {
-    if (s->g) { /* the device's output, copied back as float32 */
+    if (s->g) { /* the device's output, copied back as float32; one attempt of its own */
+        s->g->err = ASR_OK;
         asr__gpu_encode(s, mel_window, true);
         s->enc_out_live = true, s->xkv_live = true;
         *out_enc = s->g->enc_out;
