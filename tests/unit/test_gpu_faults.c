@@ -19,7 +19,12 @@
  *       loaded again transcribes the clip to the reference text.
  *
  * Every check is against an injected fault having really happened (the event count passed its
- * number). ASan-clean: every path frees what it made. */
+ * number). ASan-clean: every path frees what it made.
+ *
+ *   test_gpu_faults [host|cuda]   (default host; cuda: the same on CUDA device 0 in its default
+ *                                 compute type, exit 76 (Not Run) when no CUDA device is usable;
+ *                                 the lost context there is injected, and its recovery goes through
+ *                                 cudaDeviceReset when the model's device closes) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,16 +44,18 @@
 #define MAX_BATCH 2
 #define N_SEQ 1
 
+static const char *g_device = "host";
+static asr_dev_kind_t g_kind = ASR_DEV_HOST;
 static char g_dir[4200];
 static float *g_pcm;
 static size_t g_n;
 static char g_ref[2048]; /* the unfaulted transcript */
 
-static uint64_t held(void) { return asr_dev_allocated_bytes(ASR_DEV_HOST, 0); }
+static uint64_t held(void) { return asr_dev_allocated_bytes(g_kind, 0); }
 
 static asr_err_t load(asr_model_t **out, char *err, size_t err_len) {
     asr_model_params_t p = asr_model_default_params();
-    p.device = "host";
+    p.device = g_device;
     p.max_batch = MAX_BATCH;
     return asr_model_load(g_dir, &p, out, err, err_len);
 }
@@ -291,7 +298,16 @@ static void test_lost(void **state) {
     assert_int_equal(held(), 0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "cuda")) {
+        g_device = "cuda";
+        g_kind = ASR_DEV_CUDA;
+        char why[256] = "";
+        if (asr_gpu_cuda_count(why, sizeof why) == 0) {
+            printf("test_gpu_faults: no usable CUDA device: %s\n", why);
+            return 76;
+        }
+    }
     const char *models = getenv("ASRD_MODELS");
     const char *home = getenv("HOME");
     if (models && *models)
