@@ -183,7 +183,10 @@ static asr_sched_t *start_sched(const asr_config_t *cfg, const model_specs_t *ms
                              .compute_type = cfg->compute_type,
                              .device = device,
                              .max_batch = cfg->max_batch,
-                             .preload = cfg->preload};
+                             .preload = cfg->preload,
+                             .gpu_memory_limit = (uint64_t)cfg->gpu_memory_limit,
+                             .gpu_memory_reserve = (uint64_t)cfg->gpu_memory_reserve,
+                             .gpu_fallback = cfg->gpu_fallback};
     asr_sched_t *sched = NULL;
     char err[1024] = "";
     if (asr_sched_create(&sp, &sched, err, sizeof err) != ASR_OK) {

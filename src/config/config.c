@@ -79,6 +79,18 @@ static const asr_cfg_setting_t g_table[] = {
     {"max_batch", ASR_CFG_INT, "0", 0, 1024, NULL, "ASRD_MAX_BATCH", OFF(max_batch), false, false,
      "GPU: the most windows one batched encoder pass and the most streams one batched decoder "
      "step take; 0 = the engine's default (16)"},
+    {"gpu_memory_limit", ASR_CFG_SIZE, "0", 0, (int64_t)1 << 50, NULL, "ASRD_GPU_MEMORY_LIMIT",
+     OFF(gpu_memory_limit), false, false,
+     "GPU: device memory asrd may hold (context, weights, slots); 0 = what is free on the card "
+     "(other processes' usage counted) minus gpu_memory_reserve, re-read every second"},
+    {"gpu_memory_reserve", ASR_CFG_SIZE, "512MiB", 0, (int64_t)1 << 50, NULL,
+     "ASRD_GPU_MEMORY_RESERVE", OFF(gpu_memory_reserve), false, false,
+     "GPU: device memory always left to other processes"},
+    {"gpu_fallback", ASR_CFG_ENUM, "cpu", 0, 0, "none|cpu", "ASRD_GPU_FALLBACK", OFF(gpu_fallback),
+     false, false,
+     "GPU: a request its model cannot serve on the device now (after max_wait, or at once when "
+     "other processes hold the card) runs on the CPU engine with the same model (cpu), after the "
+     "fallback chain's models on the device; none = 503 with Retry-After"},
     {"debug_faults", ASR_CFG_BOOL, "false", 0, 0, NULL, "ASRD_DEBUG_FAULTS", OFF(debug_faults),
      false, false,
      "enable POST /debug/alloc-fail (allocation-failure injection) and ASRD_TEST_CRASH_AT "

@@ -59,10 +59,13 @@ typedef struct {
     int64_t memory_reserve;
     int keep_alive;
     bool preload;
-    char *fallback;     /* LIST of chains a>b>c */
-    char *compute_type; /* ENUM */
-    char *device;       /* cpu|cuda|cuda:N|auto (host: tests) */
-    int max_batch;      /* GPU batch bound; 0 = engine default */
+    char *fallback;             /* LIST of chains a>b>c */
+    char *compute_type;         /* ENUM */
+    char *device;               /* cpu|cuda|cuda:N|auto (host: tests) */
+    int max_batch;              /* GPU batch bound; 0 = engine default */
+    int64_t gpu_memory_limit;   /* device bytes asrd may hold; 0 = what is free */
+    int64_t gpu_memory_reserve; /* device bytes left to other processes */
+    char *gpu_fallback;         /* ENUM: none|cpu */
     bool debug_faults;
     int max_connections;
     int threads;

@@ -6,91 +6,27 @@
  * reservations never exceeds the budget. Loading a model and creating a slot happen outside the
  * lock, on the worker that reserved them.
  *
- * Invariants (under mu): used = sum of weights of LOADING/LOADED models + bytes of every slot
- * (running or cached) <= budget, except transiently after the measured budget shrinks (then
- * nothing new starts until enough is released); a job is in the queue iff its state is QUEUED;
- * n_busy counts jobs RUNNING; done_cb is called outside the mutex, after the last access. */
-#include "sched/sched.h"
+ * Two pools: host memory (every model's host bytes) and, when the scheduler's device is a device
+ * (cuda:N, or host, the reference device), device memory (sched_device.c: the models' fixed device
+ * bytes, their slots, the CUDA context once while any model is loaded there). A model on the device
+ * is charged to both (its device plan to the device, the plan's host part to the host); its CPU
+ * twin (gpu_fallback cpu: the same id and directory loaded on the CPU) to the host only. A job
+ * tries its targets in order (the requested model on the device, its fallback chain there, the
+ * CPU twin), re-evaluated at every dispatch.
+ *
+ * Invariants (under mu): used = host bytes of LOADING/LOADED models + host bytes of every slot
+ * (running or cached) <= budget, and dev.used = context (while a device model is resident) +
+ * device bytes of LOADING/LOADED device models + their slots <= the device budget, except
+ * transiently after a measured budget shrinks (then nothing new starts until enough is released);
+ * a job is in the queue iff its state is QUEUED; n_busy counts jobs RUNNING; done_cb is called
+ * outside the mutex, after the last access. */
+#include "sched/sched_int.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-#include "core/core.h"
-
-enum { JOB_NEW = 0, JOB_QUEUED, JOB_RUNNING, JOB_FINISHED };
-enum { M_UNLOADED = 0, M_LOADING, M_LOADED };
-
-#define MAX_CHAIN 8
-#define MIB(b) ((double)(b) / (1024.0 * 1024.0))
-
-typedef struct {
-    asr_stream_t *st;
-    int n_seq;
-    bool words;
-    size_t bytes;
-} slot_t;
-
-typedef struct {
-    char *id, *dir;
-    const char *compute_type; /* the scheduler's (NULL: float32) */
-    const char *plan_type;    /* the host plan's: compute_type, or NULL (float32) for a GPU-only
-                                 type (float16, int8_float16), whose weights live on the device:
-                                 the CPU's float32 plan overestimates the host bytes until the GPU
-                                 memory contract plans device memory */
-    asr_model_info_t info;
-    size_t weights; /* plan */
-    int state;
-    asr_model_t *model;
-    int running;
-    slot_t *cache; /* idle slots [n_cache], at most max_parallel */
-    int n_cache;
-    size_t busy_bytes;    /* slots of running jobs */
-    double last_used;     /* monotonic seconds; 0 = never */
-    double keep_alive;    /* < 0: forever */
-    int chain[MAX_CHAIN]; /* fallback model indices after this one */
-    int n_chain;
-} model_t;
-
-typedef struct {
-    asr_sched_t *s;
-    int index;
-    pthread_t thread;
-    bool started;
-    _Atomic int64_t beat_ms;
-    atomic_int busy;
-    asr_sched_job_t *current; /* RUNNING job, under mu */
-} worker_t;
-
-struct asr_sched {
-    model_t *models;
-    int n_models;
-    int max_parallel, max_queue, threads_per_job;
-    double max_wait_s, keep_alive_s, refresh_s;
-    char *compute_type;
-    char *device; /* NULL: the CPU */
-    int max_batch;
-    uint64_t limit, reserve;
-    worker_t *workers;
-
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv;
-    pthread_cond_t idle_cv;
-    asr_sched_job_t *head, *tail;
-    int depth, n_busy;
-    int n_ending; /* jobs ended under mu whose done_cb has not returned yet (end_later) */
-    _Atomic int64_t expiry_ms; /* no queued job is past max_wait before this (INT64_MAX: none) */
-    bool accepting, stop;
-    size_t used;
-    uint64_t budget;
-    double budget_at;
-    uint64_t n_done, n_rejected, n_evictions, n_loads, n_fallbacks, n_oom_retries;
-    double avg_job_s;
-};
 
 static int64_t now_ms(void) { return (int64_t)(asr_now_s() * 1000.0); }
 
@@ -159,7 +95,15 @@ static uint64_t budget(asr_sched_t *s) {
     return s->budget;
 }
 
-static size_t slot_bytes(const model_t *m, int n_seq, bool words) {
+/* Host bytes of a slot of model m (and its device bytes in *dbytes). */
+static size_t slot_bytes(const asr_sched_t *s, const model_t *m, int n_seq, bool words,
+                         size_t *dbytes) {
+    *dbytes = 0;
+    if (m->on_dev) {
+        size_t host = 0;
+        *dbytes = asr__dev_slot_bytes(s, m, n_seq, &host);
+        return host;
+    }
     asr_plan_t p;
     if (asr_plan_compute(&m->info, m->plan_type, n_seq, words, &p) != ASR_OK)
         return SIZE_MAX / 4;
@@ -168,59 +112,85 @@ static size_t slot_bytes(const model_t *m, int n_seq, bool words) {
 
 /* ---- model residency (under mu) ---- */
 
-static void free_slot(asr_sched_t *s, slot_t *sl) {
+void asr__sched_free_slot(asr_sched_t *s, slot_t *sl) {
     asr_stream_destroy(sl->st);
     s->used -= sl->bytes;
+    s->dev.used -= sl->dbytes;
     memset(sl, 0, sizeof *sl);
 }
 
-static void drop_cache(asr_sched_t *s, model_t *m) {
+void asr__sched_drop_cache(asr_sched_t *s, model_t *m) {
     for (int i = 0; i < m->n_cache; i++)
-        free_slot(s, &m->cache[i]);
+        asr__sched_free_slot(s, &m->cache[i]);
     m->n_cache = 0;
 }
 
-static void unload(asr_sched_t *s, model_t *m, const char *why) {
-    drop_cache(s, m);
+void asr__sched_unload(asr_sched_t *s, model_t *m, const char *why) {
+    asr__sched_drop_cache(s, m);
     asr_model_destroy(m->model);
     m->model = NULL;
     m->state = M_UNLOADED;
     s->used -= m->weights;
-    ASR_LOG(ASR_LOG_INFO, "msg=model_unloaded model=%s reason=%s used_mib=%.0f", m->id, why,
-            MIB(s->used));
+    if (m->on_dev)
+        asr__dev_model_out(s, m);
+    ASR_LOG(ASR_LOG_INFO, "msg=model_unloaded model=%s device=%s reason=%s used_mib=%.0f%s%.0f",
+            m->id, m->load_device ? m->load_device : "cpu", why, MIB(s->used),
+            s->dev.present ? " device_used_mib=" : "", s->dev.present ? MIB(s->dev.used) : 0.0);
+}
+
+/* Whether `need` more host bytes and `dneed` more device bytes (plus the context when dctx and no
+ * device model is resident) fit now. */
+static bool fits_now(asr_sched_t *s, size_t need, size_t dneed, bool dctx, uint64_t b,
+                     uint64_t db) {
+    if (s->used + need > b)
+        return false;
+    if (!dneed && !dctx)
+        return true;
+    size_t ctx = dctx && s->dev.n_resident == 0 ? s->dev.context : 0;
+    return s->dev.used + dneed + ctx <= db;
 }
 
 /* Frees cached slots (other models first), then idle models least recently used, until `need`
- * more bytes fit. `keep` is never evicted. Returns true when they fit. */
-static bool make_room(asr_sched_t *s, size_t need, const model_t *keep) {
-    uint64_t b = budget(s);
-    for (int pass = 0; pass < 2 && s->used + need > b; pass++)
-        for (int i = 0; i < s->n_models && s->used + need > b; i++) {
+ * more host bytes and `dneed` more device bytes fit (dctx: plus the context if none is held).
+ * `keep` is never evicted. Only what helps is evicted: for device bytes alone, device models.
+ * Returns true when they fit. */
+bool asr__sched_make_room(asr_sched_t *s, size_t need, size_t dneed, bool dctx,
+                          const model_t *keep) {
+    uint64_t b = budget(s), db = (dneed || dctx) ? asr__dev_budget(s) : 0;
+#define HOST_SHORT (s->used + need > b)
+    for (int pass = 0; pass < 2 && !fits_now(s, need, dneed, dctx, b, db); pass++)
+        for (int i = 0; i < s->n_all && !fits_now(s, need, dneed, dctx, b, db); i++) {
             model_t *m = &s->models[i];
-            if ((pass == 0) == (m == keep))
+            if ((pass == 0) == (m == keep) || (!HOST_SHORT && !m->on_dev))
                 continue;
-            drop_cache(s, m);
+            asr__sched_drop_cache(s, m);
         }
-    while (s->used + need > b) {
+    while (!fits_now(s, need, dneed, dctx, b, db)) {
         model_t *lru = NULL;
-        for (int i = 0; i < s->n_models; i++) {
+        bool host_short = HOST_SHORT;
+        for (int i = 0; i < s->n_all; i++) {
             model_t *m = &s->models[i];
-            if (m == keep || m->state != M_LOADED || m->running > 0)
+            if (m == keep || m->state != M_LOADED || m->running > 0 || (!host_short && !m->on_dev))
                 continue;
             if (!lru || m->last_used < lru->last_used)
                 lru = m;
         }
         if (!lru)
             return false;
-        unload(s, lru, "evicted");
+        asr__sched_unload(s, lru, "evicted");
         s->n_evictions++;
     }
+#undef HOST_SHORT
     return true;
 }
 
-/* Could model m ever run a job of n_seq sequences within the budget (everything else evicted)? */
+/* Could model m ever run a job of n_seq sequences within the budgets (everything of asrd's
+ * evicted)? For a device model: against the device budget now (another process may hold it). */
 static bool ever_fits(asr_sched_t *s, const model_t *m, int n_seq, bool words) {
-    return m->weights + slot_bytes(m, n_seq, words) <= budget(s);
+    size_t d = 0, h = slot_bytes(s, m, n_seq, words, &d);
+    if (m->weights + h > budget(s))
+        return false;
+    return !m->on_dev || m->dweights + d + s->dev.context <= asr__dev_budget(s);
 }
 
 /* ---- queue ---- */
@@ -241,7 +211,7 @@ static void enqueue(asr_sched_t *s, asr_sched_job_t *job, bool front) {
         s->tail = job;
     }
     s->depth++;
-    int64_t due = (int64_t)((job->priv_t_submit + s->max_wait_s) * 1000.0) + 1;
+    int64_t due = (int64_t)((job->priv_t_wait + s->max_wait_s) * 1000.0) + 1;
     if (due < atomic_load(&s->expiry_ms))
         atomic_store(&s->expiry_ms, due);
 }
@@ -260,37 +230,59 @@ static void unlink_job(asr_sched_t *s, asr_sched_job_t *job) {
     s->depth--;
 }
 
-/* The model that should serve `job` now: its requested model or the first model of the chain
- * from priv_fallback_pos on that can ever fit; -1 if none. */
-static int target(asr_sched_t *s, asr_sched_job_t *job) {
+/* The targets of `job`, in order: its model (on the device when there is one), the models of its
+ * fallback chain (when allowed), then its model's CPU twin (gpu_fallback cpu). Returns how many. */
+static int targets(const asr_sched_t *s, const asr_sched_job_t *job, int *out) {
     const model_t *req = &s->models[job->model];
-    for (int pos = job->priv_fallback_pos; pos <= req->n_chain; pos++) {
-        if (pos > 0 && !job->allow_fallback)
-            break;
-        int c = pos == 0 ? job->model : req->chain[pos - 1];
-        if (ever_fits(s, &s->models[c], job->n_seq, job->word_timestamps)) {
-            job->priv_fallback_pos = pos;
-            return c;
-        }
+    int n = 0;
+    out[n++] = job->model;
+    for (int k = 0; job->allow_fallback && k < req->n_chain; k++)
+        out[n++] = req->chain[k];
+    if (req->twin >= 0)
+        out[n++] = req->twin;
+    return n;
+}
+
+/* The first target from priv_fallback_pos on that can ever serve the job (a lost device counts:
+ * it comes back); -1 if none. */
+static int first_target(asr_sched_t *s, asr_sched_job_t *job) {
+    int t[MAX_CHAIN + 2], n = targets(s, job, t);
+    for (int k = job->priv_fallback_pos; k < n; k++) {
+        const model_t *m = &s->models[t[k]];
+        if ((m->on_dev && s->dev.lost) || ever_fits(s, m, job->n_seq, job->word_timestamps))
+            return t[k];
     }
     return -1;
 }
 
 static void never_fits_msg(asr_sched_t *s, asr_sched_job_t *job) {
     const model_t *m = &s->models[job->model];
+    const char *tail = m->n_chain && job->allow_fallback
+                           ? " and no model of its fallback chain fits"
+                           : " and it has no fallback that fits";
+    if (m->on_dev) {
+        char lead[200];
+        asr__dev_need_msg(s, m, job->n_seq, "", lead, sizeof lead);
+        snprintf(job->errmsg, sizeof job->errmsg, "%.180s%s%s", lead, tail,
+                 m->twin >= 0 ? ", nor does it on the CPU" : "");
+        return;
+    }
+    size_t d;
     snprintf(job->errmsg, sizeof job->errmsg,
              "model %s needs %.0f MiB of weights and %.0f MiB per request; the memory budget is "
              "%.0f MiB%s",
-             m->id, MIB(m->weights), MIB(slot_bytes(m, job->n_seq, job->word_timestamps)),
-             MIB(budget(s)),
-             m->n_chain && job->allow_fallback ? " and no model of its fallback chain fits"
-                                               : " and it has no fallback that fits");
+             m->id, MIB(m->weights), MIB(slot_bytes(s, m, job->n_seq, job->word_timestamps, &d)),
+             MIB(budget(s)), tail);
 }
 
 static void busy_msg(asr_sched_t *s, asr_sched_job_t *job, const char *lead) {
     const model_t *m = &s->models[job->served_model >= 0 ? job->served_model : job->model];
-    size_t need =
-        slot_bytes(m, job->n_seq, job->word_timestamps) + (m->state == M_UNLOADED ? m->weights : 0);
+    if (m->on_dev) {
+        asr__dev_need_msg(s, m, job->n_seq, lead, job->errmsg, sizeof job->errmsg);
+        return;
+    }
+    size_t d, need = slot_bytes(s, m, job->n_seq, job->word_timestamps, &d) +
+                     (m->state == M_UNLOADED ? m->weights : 0);
     uint64_t b = budget(s);
     snprintf(job->errmsg, sizeof job->errmsg,
              "%smodel %s needs %.0f MiB per request; %.0f MiB free; %d request%s waiting", lead,
@@ -303,6 +295,7 @@ static void busy_msg(asr_sched_t *s, asr_sched_job_t *job, const char *lead) {
 typedef struct {
     asr_sched_job_t *job;
     model_t *m;
+    int k;       /* its position in the job's targets */
     bool load;   /* load the model first (weights reserved) */
     slot_t slot; /* reused cached slot (st != NULL) or bytes reserved for a new one */
 } pick_t;
@@ -350,18 +343,33 @@ static void reject_overdue(asr_sched_t *s, asr_sched_job_t *job, double now, end
     end_later(s, ended, job, ASR_ERR_BUSY);
 }
 
-/* Rejects every queued job past max_wait and sets expiry_ms to the next deadline (under mu).
- * Called from asr_sched_job_beat: with every worker running a job, no idle worker's dispatch
- * looks at the queue, and a waiting request would otherwise wait as long as the running ones. */
+/* A job past max_wait at a device target with a target after it goes on to that target (and
+ * waits up to max_wait again there); returns false when there is none (then it is rejected). */
+static bool overdue_advance(asr_sched_t *s, asr_sched_job_t *job, double now) {
+    int t[MAX_CHAIN + 2], n = targets(s, job, t);
+    if (job->priv_fallback_pos + 1 >= n || !s->models[t[job->priv_fallback_pos]].on_dev)
+        return false;
+    job->priv_fallback_pos++;
+    job->priv_t_wait = now;
+    ASR_LOG(ASR_LOG_INFO, "msg=device_wait_over model=%s next=%s waited_s=%.1f",
+            s->models[job->model].id, s->models[t[job->priv_fallback_pos]].id,
+            now - job->priv_t_submit);
+    return true;
+}
+
+/* Rejects (or moves on, overdue_advance) every queued job past max_wait and sets expiry_ms to the
+ * next deadline (under mu). Called from asr_sched_job_beat: with every worker running a job, no
+ * idle worker's dispatch looks at the queue, and a waiting request would otherwise wait as long
+ * as the running ones. */
 static void reject_all_overdue(asr_sched_t *s) {
     ended_t ended = {.n = 0};
     double now = asr_now_s(), first = INFINITY;
     for (asr_sched_job_t *job = s->head, *next; job; job = next) {
         next = job->priv_next;
-        if (now - job->priv_t_submit > s->max_wait_s)
+        if (now - job->priv_t_wait > s->max_wait_s && !overdue_advance(s, job, now))
             reject_overdue(s, job, now, &ended);
-        else if (job->priv_t_submit < first)
-            first = job->priv_t_submit;
+        else if (job->priv_t_wait < first)
+            first = job->priv_t_wait;
     }
     atomic_store(&s->expiry_ms,
                  isinf(first) ? INT64_MAX : (int64_t)((first + s->max_wait_s) * 1000.0) + 1);
@@ -369,63 +377,114 @@ static void reject_all_overdue(asr_sched_t *s) {
         finish_ended(s, &ended);
 }
 
+enum { T_ADMIT, T_WAIT, T_WAIT_MEM, T_SKIP };
+
+/* Tries to start `job` on model m now: reserves a cached slot or the bytes of a new one (and the
+ * model's when it must load). T_SKIP: m can never hold it now; T_WAIT: later (T_WAIT_MEM: when
+ * asrd's own jobs release memory). */
+static int try_target(asr_sched_t *s, asr_sched_job_t *job, model_t *m, pick_t *pk) {
+    if (m->on_dev && (s->dev.lost || (m->reload && m->state != M_UNLOADED)))
+        return T_WAIT; /* the device is being reset, or this model's copy is going */
+    if (!ever_fits(s, m, job->n_seq, job->word_timestamps))
+        return T_SKIP;
+    if (m->state == M_LOADING || (m->state == M_LOADED && m->running >= s->max_parallel))
+        return T_WAIT;
+    memset(pk, 0, sizeof *pk);
+    if (m->state == M_LOADED) {
+        int best = -1; /* smallest cached slot that holds the job */
+        for (int i = 0; i < m->n_cache; i++)
+            if (m->cache[i].n_seq >= job->n_seq && (m->cache[i].words || !job->word_timestamps) &&
+                (best < 0 || m->cache[i].bytes + m->cache[i].dbytes <
+                                 m->cache[best].bytes + m->cache[best].dbytes))
+                best = i;
+        if (best >= 0) {
+            pk->slot = m->cache[best];
+            m->cache[best] = m->cache[--m->n_cache];
+        }
+    }
+    if (!pk->slot.st) {
+        size_t dneed = 0, need = slot_bytes(s, m, job->n_seq, job->word_timestamps, &dneed);
+        bool load = m->state == M_UNLOADED;
+        if (!asr__sched_make_room(s, need + (load ? m->weights : 0),
+                                  dneed + (load ? m->dweights : 0), load && m->on_dev, m))
+            return T_WAIT_MEM; /* waits until memory is released */
+        pk->slot.n_seq = job->n_seq;
+        pk->slot.words = job->word_timestamps;
+        pk->slot.bytes = need;
+        pk->slot.dbytes = dneed;
+        s->used += need;
+        s->dev.used += dneed;
+        if (load) {
+            m->state = M_LOADING;
+            s->used += m->weights;
+            if (m->on_dev)
+                asr__dev_model_in(s, m);
+            pk->load = true;
+        }
+    }
+    return T_ADMIT;
+}
+
 static bool dispatch(asr_sched_t *s, pick_t *pk, ended_t *ended) {
     double now = asr_now_s();
+    if (s->dev.present) {
+        asr__dev_budget(s); /* re-read when due */
+        if (s->dev.shrink)
+            asr__dev_shrink(s);
+    }
     for (asr_sched_job_t *job = s->head, *next; job; job = next) {
         next = job->priv_next;
-        if (now - job->priv_t_submit > s->max_wait_s) {
+        if (now - job->priv_t_wait > s->max_wait_s && !overdue_advance(s, job, now)) {
             reject_overdue(s, job, now, ended);
             continue;
         }
         if (s->n_busy >= s->max_parallel)
             return false;
-        int c = target(s, job);
-        if (c < 0) {
-            unlink_job(s, job);
-            never_fits_msg(s, job);
-            end_later(s, ended, job, ASR_ERR_NOMEM);
+        int t[MAX_CHAIN + 2], n = targets(s, job, t), k, r = T_SKIP;
+        bool waiting = false;
+        for (k = job->priv_fallback_pos; k < n; k++) {
+            model_t *m = &s->models[t[k]];
+            r = try_target(s, job, m, pk);
+            if (r == T_ADMIT)
+                break;
+            if (r == T_SKIP)
+                continue;
+            waiting = true;
+            if (r == T_WAIT_MEM && m->on_dev && !(job->priv_flags & 1)) {
+                job->priv_flags |= 1; /* counted once per job */
+                s->dev.n_waits++;
+            }
+            if (!(m->on_dev && s->dev.lost))
+                break; /* waits for this target (a lost device: the next ones may serve) */
+        }
+        if (r != T_ADMIT) {
+            if (!waiting) {
+                unlink_job(s, job);
+                never_fits_msg(s, job);
+                end_later(s, ended, job, ASR_ERR_NOMEM);
+            }
             continue;
         }
-        model_t *m = &s->models[c];
-        if (m->state == M_LOADING || (m->state == M_LOADED && m->running >= s->max_parallel))
-            continue;
-        memset(pk, 0, sizeof *pk);
+        model_t *m = &s->models[t[k]];
         pk->job = job;
         pk->m = m;
-        if (m->state == M_LOADED) {
-            int best = -1; /* smallest cached slot that holds the job */
-            for (int i = 0; i < m->n_cache; i++)
-                if (m->cache[i].n_seq >= job->n_seq &&
-                    (m->cache[i].words || !job->word_timestamps) &&
-                    (best < 0 || m->cache[i].bytes < m->cache[best].bytes))
-                    best = i;
-            if (best >= 0) {
-                pk->slot = m->cache[best];
-                m->cache[best] = m->cache[--m->n_cache];
-            }
-        }
-        if (!pk->slot.st) {
-            size_t need = slot_bytes(m, job->n_seq, job->word_timestamps);
-            size_t total = need + (m->state == M_UNLOADED ? m->weights : 0);
-            if (!make_room(s, total, m))
-                continue; /* waits until memory is released */
-            pk->slot.n_seq = job->n_seq;
-            pk->slot.words = job->word_timestamps;
-            pk->slot.bytes = need;
-            s->used += need;
-            if (m->state == M_UNLOADED) {
-                m->state = M_LOADING;
-                s->used += m->weights;
-                pk->load = true;
-            }
-        }
+        pk->k = k;
         m->busy_bytes += pk->slot.bytes;
+        m->busy_dbytes += pk->slot.dbytes;
         m->running++;
         unlink_job(s, job);
-        job->served_model = c;
-        job->served_device = "cpu";
-        if (c != job->model)
+        job->served_model = m->twin_of >= 0 ? m->twin_of : t[k];
+        job->served_device = m->on_dev ? s->dev.name : "cpu";
+        if (job->served_model != job->model) {
             s->n_fallbacks++;
+            if (m->on_dev)
+                s->dev.n_fallbacks_model++;
+        }
+        if (s->dev.present && s->models[job->model].on_dev) {
+            s->dev.serving_on_cpu = !m->on_dev;
+            if (m->twin_of >= 0)
+                s->dev.n_fallbacks_cpu++;
+        }
         atomic_store(&job->priv_state, JOB_RUNNING);
         s->n_busy++;
         return true;
@@ -436,21 +495,21 @@ static bool dispatch(asr_sched_t *s, pick_t *pk, ended_t *ended) {
 /* Unloads models idle past their keep-alive (under mu). */
 static void expire(asr_sched_t *s) {
     double now = asr_now_s();
-    for (int i = 0; i < s->n_models; i++) {
+    for (int i = 0; i < s->n_all; i++) {
         model_t *m = &s->models[i];
         if (m->state == M_LOADED && m->running == 0 && m->keep_alive >= 0 &&
             now - m->last_used > m->keep_alive)
-            unload(s, m, "keep_alive");
+            asr__sched_unload(s, m, "keep_alive");
     }
 }
 
 /* ---- running a pick (outside mu, then back under it) ---- */
 
-static asr_err_t load_model(asr_sched_t *s, model_t *m, char *err, size_t errlen) {
+asr_err_t asr__sched_load_model(asr_sched_t *s, model_t *m, char *err, size_t errlen) {
     asr_model_params_t mp = asr_model_default_params();
     mp.n_threads = s->threads_per_job;
     mp.compute_type = m->compute_type;
-    mp.device = s->device;
+    mp.device = m->load_device;
     mp.max_batch = s->max_batch;
     double t0 = asr_now_s();
     asr_model_t *mod = NULL;
@@ -458,13 +517,17 @@ static asr_err_t load_model(asr_sched_t *s, model_t *m, char *err, size_t errlen
     if (rc == ASR_OK) {
         m->model = mod; /* published under mu by the caller */
         ASR_LOG(ASR_LOG_INFO,
-                "msg=model_loaded model=%s weight_bytes=%zu plan_bytes=%zu load_s=%.2f device=%s "
-                "device_line=\"%s\"",
-                m->id, asr_model_weight_bytes(mod), m->weights, asr_now_s() - t0,
+                "msg=model_loaded model=%s weight_bytes=%zu plan_bytes=%zu device_plan_bytes=%zu "
+                "load_s=%.2f device=%s device_line=\"%s\"",
+                m->id, asr_model_weight_bytes(mod), m->weights, m->dweights, asr_now_s() - t0,
                 asr_model_device(mod), asr_model_device_line(mod));
     }
     return rc;
 }
+
+/* A failure the policy retries (a smaller slot, then the next target): out of memory, and a
+ * device's failure. */
+static bool retryable(asr_err_t rc) { return rc == ASR_ERR_NOMEM || rc == ASR_ERR_GPU; }
 
 static void run_pick(worker_t *wk, pick_t *pk, ended_t *ended) {
     asr_sched_t *s = wk->s;
@@ -479,29 +542,39 @@ static void run_pick(worker_t *wk, pick_t *pk, ended_t *ended) {
 
     asr_model_t *loaded = NULL;
     if (pk->load) {
-        rc = load_model(s, m, err, sizeof err);
+        rc = asr__sched_load_model(s, m, err, sizeof err);
         loaded = rc == ASR_OK ? m->model : NULL;
+        if (rc != ASR_OK && !err[0])
+            snprintf(err, sizeof err, "loading model %s failed: %s", m->id, asr_strerror(rc));
     }
     if (rc == ASR_OK && !pk->slot.st) {
         const asr_model_t *mod = pk->load ? loaded : m->model;
         rc = asr_stream_create_slot(mod, pk->slot.n_seq, &pk->slot.st);
         if (rc != ASR_OK)
-            snprintf(err, sizeof err, "out of memory creating a slot of %.0f MiB for model %s",
-                     MIB(pk->slot.bytes), m->id);
+            snprintf(err, sizeof err, "%s creating a slot of %.0f MiB%s for model %s",
+                     rc == ASR_ERR_GPU ? "device error" : "out of memory",
+                     MIB(pk->slot.bytes + pk->slot.dbytes), m->on_dev ? " (device)" : "", m->id);
     }
     double t0 = asr_now_s();
     if (rc == ASR_OK) {
         if (pk->load) { /* publish the model before running, so status shows it */
             pthread_mutex_lock(&s->mu);
             m->state = M_LOADED;
+            m->reload = false;
             s->n_loads++;
             pthread_mutex_unlock(&s->mu);
         }
         job->attempts++;
         rc = job->run_cb(job, pk->slot.st);
         if (rc == ASR_ERR_NOMEM)
-            snprintf(err, sizeof err, "out of memory while transcribing with model %s", m->id);
+            snprintf(err, sizeof err, "out of memory while transcribing with model %s%s%s", m->id,
+                     m->on_dev ? " on " : "", m->on_dev ? s->dev.name : "");
+        else if (rc == ASR_ERR_GPU)
+            snprintf(err, sizeof err, "device error while transcribing with model %s on %s: %s",
+                     m->id, s->dev.name, pk->slot.st ? asr_stream_errmsg(pk->slot.st) : "");
     }
+    /* a device error that lost the context (the model answers; it is ours while running) */
+    bool lost = rc == ASR_ERR_GPU && m->on_dev && m->model && asr_model_device_lost(m->model);
     double dt = asr_now_s() - t0;
     atomic_store(&wk->busy, 0);
     atomic_store(&wk->beat_ms, now_ms());
@@ -509,10 +582,25 @@ static void run_pick(worker_t *wk, pick_t *pk, ended_t *ended) {
     pthread_mutex_lock(&s->mu);
     m->running--;
     m->busy_bytes -= pk->slot.bytes;
+    m->busy_dbytes -= pk->slot.dbytes;
     m->last_used = asr_now_s();
     m->keep_alive =
         job->keep_alive_s != ASR_SCHED_KEEP_ALIVE_DEFAULT ? job->keep_alive_s : s->keep_alive_s;
     s->n_busy--;
+    if (m->on_dev && retryable(rc)) {
+        s->dev.n_oom_retries++;
+        asr__dev_error(s, err);
+    }
+    bool keep_slot = rc == ASR_OK && pk->slot.st && m->n_cache < s->max_parallel &&
+                     m->state == M_LOADED && !(m->on_dev && (lost || m->reload));
+    if (keep_slot) {
+        m->cache[m->n_cache++] = pk->slot; /* keeps its bytes reserved */
+    } else if (pk->slot.st) {
+        asr__sched_free_slot(s, &pk->slot); /* before its model may go below */
+    } else {
+        s->used -= pk->slot.bytes;
+        s->dev.used -= pk->slot.dbytes;
+    }
     if (pk->load && m->state == M_LOADING) { /* load or first slot failed */
         if (loaded) {
             asr_model_destroy(loaded);
@@ -520,29 +608,29 @@ static void run_pick(worker_t *wk, pick_t *pk, ended_t *ended) {
         }
         m->state = M_UNLOADED;
         s->used -= m->weights;
+        if (m->on_dev)
+            asr__dev_model_out(s, m);
     }
-    if (rc == ASR_OK && pk->slot.st && m->n_cache < s->max_parallel && m->state == M_LOADED) {
-        m->cache[m->n_cache++] = pk->slot; /* keeps its bytes reserved */
-    } else if (pk->slot.st) {
-        free_slot(s, &pk->slot);
-    } else {
-        s->used -= pk->slot.bytes;
-    }
+    if (lost)
+        asr__dev_mark_lost(s, err);
+    if (m->on_dev && m->reload && m->running == 0 && m->state == M_LOADED)
+        asr__sched_unload(s, m, "device_lost"); /* its jobs are done: reloaded once reset */
     if (rc == ASR_OK) {
         s->n_done++;
         s->avg_job_s = 0.8 * s->avg_job_s + 0.2 * dt;
         end_later(s, ended, job, ASR_OK);
-    } else if (rc == ASR_ERR_NOMEM && !atomic_load(&job->priv_cancelled)) {
-        /* policy: one sequence first, then the fallback chain, then give up */
-        const model_t *req = &s->models[job->model];
-        ASR_LOG(ASR_LOG_WARN, "msg=oom_retry model=%s n_seq=%d reason=\"%s\"", m->id, job->n_seq,
-                err);
+    } else if (retryable(rc) && !atomic_load(&job->priv_cancelled)) {
+        /* policy: one sequence first, then the next target (the fallback chain on the device,
+         * the CPU twin), then give up */
+        int t[MAX_CHAIN + 2], n = targets(s, job, t);
+        ASR_LOG(ASR_LOG_WARN, "msg=oom_retry model=%s device=%s n_seq=%d reason=\"%s\"", m->id,
+                m->on_dev ? s->dev.name : "cpu", job->n_seq, err);
         s->n_oom_retries++;
         if (job->n_seq > 1) {
             job->n_seq = 1;
             enqueue(s, job, true);
-        } else if (job->allow_fallback && job->priv_fallback_pos < req->n_chain) {
-            job->priv_fallback_pos++;
+        } else if (pk->k + 1 < n) {
+            job->priv_fallback_pos = pk->k + 1;
             enqueue(s, job, true);
         } else {
             snprintf(job->errmsg, sizeof job->errmsg, "%.200s; no smaller setting or fallback left",
@@ -552,7 +640,7 @@ static void run_pick(worker_t *wk, pick_t *pk, ended_t *ended) {
     } else {
         if (err[0])
             snprintf(job->errmsg, sizeof job->errmsg, "%.250s", err);
-        end_later(s, ended, job, rc == ASR_ERR_NOMEM ? ASR_ERR_CANCELLED : rc);
+        end_later(s, ended, job, retryable(rc) ? ASR_ERR_CANCELLED : rc);
     }
     pthread_cond_broadcast(&s->work_cv);
     pthread_cond_broadcast(&s->idle_cv);
@@ -575,7 +663,7 @@ static void *worker_main(void *arg) {
             finish_ended(s, &ended);
             continue;
         }
-        if (got)
+        if (got || asr__dev_reload_step(s))
             continue;
         expire(s);
         asr_cond_timedwait_s(&s->work_cv, &s->mu, 0.25);
@@ -638,8 +726,8 @@ asr_err_t asr_sched_create(const asr_sched_params_t *p, asr_sched_t **out, char 
         return ASR_ERR_INVALID;
     }
     asr_sched_t *s = asr_xcalloc(1, sizeof *s);
-    s->n_models = p->n_models;
-    s->models = asr_xcalloc((size_t)p->n_models, sizeof *s->models);
+    s->n_models = s->n_all = p->n_models;
+    s->models = asr_xcalloc(2 * (size_t)p->n_models, sizeof *s->models); /* room for twins */
     s->max_parallel = p->max_parallel;
     s->max_queue = p->max_queue;
     s->compute_type = p->compute_type ? asr_xstrdup(p->compute_type) : NULL;
@@ -666,6 +754,8 @@ asr_err_t asr_sched_create(const asr_sched_params_t *p, asr_sched_t **out, char 
         m->dir = asr_xstrdup(p->models[i].dir);
         m->compute_type = s->compute_type;
         m->plan_type = asr_compute_type_name(s->compute_type) ? s->compute_type : NULL;
+        m->load_device = s->device;
+        m->twin_of = m->twin = -1;
         m->keep_alive = p->keep_alive_s;
         m->cache = asr_xcalloc((size_t)p->max_parallel, sizeof *m->cache);
         char err[512] = "";
@@ -677,28 +767,50 @@ asr_err_t asr_sched_create(const asr_sched_params_t *p, asr_sched_t **out, char 
             asr_errf(errbuf, errbuf_len, "cannot load model '%s' from %s: %s", m->id, m->dir,
                      err[0] ? err : asr_strerror(rc));
     }
+    if (rc == ASR_OK)
+        rc = asr__dev_init(s, p, errbuf, errbuf_len);
     if (rc == ASR_OK && parse_chains(s, p->fallback, errbuf, errbuf_len) != 0)
         rc = ASR_ERR_INVALID;
     if (rc == ASR_OK && p->preload) {
         model_t *m = &s->models[0];
         pthread_mutex_lock(&s->mu);
-        bool fits = make_room(s, m->weights, m);
+        bool fits = asr__sched_make_room(s, m->weights, m->dweights, m->on_dev, m);
+        if (fits) {
+            m->state = M_LOADING;
+            s->used += m->weights;
+            if (m->on_dev)
+                asr__dev_model_in(s, m);
+        }
         pthread_mutex_unlock(&s->mu);
         if (fits) {
             char err[512] = "";
-            rc = load_model(s, m, err, sizeof err);
-            if (rc != ASR_OK) {
-                asr_errf(errbuf, errbuf_len, "cannot load model '%s' from %s: %s", m->id, m->dir,
-                         err[0] ? err : asr_strerror(rc));
-            } else {
+            asr_err_t lrc = asr__sched_load_model(s, m, err, sizeof err);
+            pthread_mutex_lock(&s->mu);
+            if (lrc == ASR_OK) {
                 m->state = M_LOADED;
                 m->last_used = asr_now_s();
-                s->used += m->weights;
                 s->n_loads++;
+            } else {
+                m->state = M_UNLOADED;
+                s->used -= m->weights;
+                if (m->on_dev)
+                    asr__dev_model_out(s, m);
+            }
+            pthread_mutex_unlock(&s->mu);
+            if (lrc != ASR_OK && m->on_dev && (lrc == ASR_ERR_NOMEM || lrc == ASR_ERR_GPU)) {
+                /* the device is short now: the model loads on first use (or serves elsewhere) */
+                ASR_LOG(ASR_LOG_WARN, "msg=preload_failed model=%s device=%s reason=\"%s\"", m->id,
+                        s->dev.name, err);
+            } else if (lrc != ASR_OK) {
+                rc = lrc;
+                asr_errf(errbuf, errbuf_len, "cannot load model '%s' from %s: %s", m->id, m->dir,
+                         err[0] ? err : asr_strerror(lrc));
             }
         } else {
-            ASR_LOG(ASR_LOG_WARN, "msg=preload_skipped model=%s weights_mib=%.0f budget_mib=%.0f",
-                    m->id, MIB(m->weights), MIB(s->budget));
+            ASR_LOG(ASR_LOG_WARN,
+                    "msg=preload_skipped model=%s weights_mib=%.0f budget_mib=%.0f "
+                    "device_weights_mib=%.0f device_budget_mib=%.0f",
+                    m->id, MIB(m->weights), MIB(s->budget), MIB(m->dweights), MIB(s->dev.budget));
         }
     }
     s->workers = asr_xcalloc((size_t)p->max_parallel, sizeof *s->workers);
@@ -723,9 +835,10 @@ asr_err_t asr_sched_create(const asr_sched_params_t *p, asr_sched_t **out, char 
     pthread_mutex_unlock(&s->mu);
     ASR_LOG(ASR_LOG_INFO,
             "msg=sched_ready max_parallel=%d threads_per_job=%d max_queue=%d budget_mib=%.0f "
-            "limit=%s",
+            "limit=%s device=%s device_budget_mib=%.0f gpu_fallback=%s",
             s->max_parallel, s->threads_per_job, s->max_queue, MIB(b),
-            s->limit ? "configured" : "measured");
+            s->limit ? "configured" : "measured", s->dev.present ? s->dev.name : "cpu",
+            MIB(s->dev.budget), s->dev.fallback_cpu ? "cpu" : "none");
     *out = s;
     return ASR_OK;
 }
@@ -747,16 +860,17 @@ void asr_sched_destroy(asr_sched_t *s) {
         atomic_store(&j->priv_state, JOB_FINISHED);
         j->done_cb(j, ASR_ERR_AGAIN);
     }
-    for (int i = 0; i < s->n_models; i++) {
+    for (int i = 0; i < s->n_all; i++) { /* twins first would not matter: separate models */
         model_t *m = &s->models[i];
         if (m->state != M_UNLOADED)
-            unload(s, m, "shutdown");
+            asr__sched_unload(s, m, "shutdown");
         free(m->cache);
         free(m->id);
         free(m->dir);
     }
     free(s->models);
     free(s->compute_type);
+    free(s->cpu_type);
     free(s->device);
     free(s->workers);
     pthread_mutex_destroy(&s->mu);
@@ -789,11 +903,21 @@ void asr_sched_model_status(asr_sched_t *s, int i, asr_sched_model_status_t *o) 
     double now = asr_now_s();
     o->id = m->id;
     o->state = m->state == M_LOADED ? "loaded" : m->state == M_LOADING ? "loading" : "unloaded";
-    o->weights_bytes = m->weights;
-    o->slot_bytes = slot_bytes(m, ASR_DEFAULT_N_SEQ, false);
-    o->slots_bytes = m->busy_bytes;
+    size_t d = 0, h = slot_bytes(s, m, ASR_DEFAULT_N_SEQ, false, &d);
+    o->weights_bytes = m->on_dev ? m->dweights : m->weights;
+    o->slot_bytes = m->on_dev ? d : h;
+    o->slots_bytes = m->on_dev ? m->busy_dbytes : m->busy_bytes;
     for (int k = 0; k < m->n_cache; k++)
-        o->slots_bytes += m->cache[k].bytes;
+        o->slots_bytes += m->on_dev ? m->cache[k].dbytes : m->cache[k].bytes;
+    o->device = m->on_dev ? s->dev.name : "cpu";
+    if (m->twin >= 0) {
+        const model_t *t = &s->models[m->twin];
+        o->cpu_state = t->state == M_LOADED    ? "loaded"
+                       : t->state == M_LOADING ? "loading"
+                                               : "unloaded";
+        o->cpu_weights_bytes = t->weights;
+        o->cpu_slots_in_use = t->running;
+    }
     o->slots_in_use = m->running;
     o->slots_cached = m->n_cache;
     for (asr_sched_job_t *j = s->head; j; j = j->priv_next)
@@ -822,12 +946,15 @@ asr_err_t asr_sched_submit(asr_sched_t *s, asr_sched_job_t *job) {
     job->attempts = 0;
     atomic_store(&job->priv_cancelled, 0);
     job->priv_t_submit = asr_now_s();
+    job->priv_t_wait = job->priv_t_submit;
+    job->priv_flags = 0;
+    job->served_device = NULL;
     pthread_mutex_lock(&s->mu);
     asr_err_t rc = ASR_OK;
     int free_slots = s->max_parallel - s->n_busy;
     if (!s->accepting) {
         rc = ASR_ERR_AGAIN;
-    } else if (target(s, job) < 0) {
+    } else if (first_target(s, job) < 0) {
         never_fits_msg(s, job);
         rc = ASR_ERR_NOMEM;
     } else if (s->depth - (free_slots > 0 ? free_slots : 0) >= s->max_queue) {
@@ -907,12 +1034,6 @@ void asr_sched_stats(asr_sched_t *s, asr_sched_stats_t *out) {
         if (age > out->stalled_s)
             out->stalled_s = age;
     }
-}
-
-void asr_sched_device_status(asr_sched_t *s, asr_sched_device_status_t *out) {
-    (void)s; /* STUB: issue #20 in progress */
-    memset(out, 0, sizeof *out);
-    out->last_error_age_s = -1;
 }
 
 int asr_sched_retry_after(asr_sched_t *s) {

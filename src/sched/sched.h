@@ -8,6 +8,14 @@
  * An allocation that fails at run time fails only that attempt: the slot is freed, and the job is
  * retried with one sequence (greedy), then on the fallback chain, before it ends ASR_ERR_NOMEM.
  *
+ * On a device (device cuda:N, or host, the reference device of the tests), the same contract holds
+ * for device memory (sched_device.c): models and slots are planned in device bytes
+ * (asr_plan_gpu_compute), the budget is min(gpu_memory_limit, free + asrd's) - gpu_memory_reserve
+ * re-read every gpu_refresh_s, and a job's targets are, in order, its model on the device, its
+ * fallback chain there, and (gpu_fallback cpu) its model on the CPU engine; a device error
+ * (ASR_ERR_GPU) is retried like an allocation failure, and a lost device context is reset by
+ * unloading and reloading its models.
+ *
  * Compute threads: at most max_parallel jobs run at once, each with threads / max_parallel
  * threads, so running slots never oversubscribe the cores.
  *
@@ -32,9 +40,9 @@ typedef struct asr_sched asr_sched_t;
 typedef struct asr_sched_job asr_sched_job_t;
 
 /* Runs the job on a worker thread with a stream (slot) of model job->served_model holding
- * job->n_seq sequences (borrowed for the call). Returns ASR_OK, ASR_ERR_NOMEM (retried per
- * policy) or another error (final). It should call asr_sched_job_beat() regularly and stop early
- * when asr_sched_job_cancelled() says so. */
+ * job->n_seq sequences (borrowed for the call). Returns ASR_OK, ASR_ERR_NOMEM or ASR_ERR_GPU
+ * (retried per policy: one sequence, then the next target) or another error (final). It should call
+ * asr_sched_job_beat() regularly and stop early when asr_sched_job_cancelled() says so. */
 typedef asr_err_t (*asr_sched_run_cb)(asr_sched_job_t *job, asr_stream_t *stream);
 /* Called exactly once when the job is over (see the lifecycle above). */
 typedef void (*asr_sched_done_cb)(asr_sched_job_t *job, asr_err_t status);
@@ -66,6 +74,8 @@ struct asr_sched_job {
     int priv_fallback_pos; /* position in the chain of `model` tried so far */
     asr_sched_t *priv_sched;
     double priv_t_submit;
+    double priv_t_wait; /* start of the current wait (max_wait counts from it) */
+    int priv_flags;
 };
 
 typedef struct {

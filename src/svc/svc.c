@@ -4,8 +4,9 @@
  * A call is shared by its caller's thread and a scheduler worker: refcounted (the caller's
  * reference, and the scheduler's until done_cb), its outcome guarded by c->mu. The worker reads
  * the audio file through a source capped at max_audio_seconds (flat memory: the engine pulls
- * ~30 s at a time); an out-of-memory failure goes back to the scheduler, which retries with one
- * sequence, then on the fallback chain, before the call ends ASR_ERR_NOMEM. */
+ * ~30 s at a time); an out-of-memory failure or a device error (ASR_ERR_GPU) goes back to the
+ * scheduler, which retries with one sequence, then on the next target (the fallback chain, the
+ * CPU twin), before the call ends ASR_ERR_NOMEM. */
 #include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -218,10 +219,11 @@ static asr_err_t run_cb(asr_sched_job_t *job, asr_stream_t *stream) {
             snprintf(err, sizeof err, "%s", src.fs.errmsg);
         asr_audio_file_source_close(&src.fs);
     }
-    if (rc == ASR_ERR_NOMEM && !src.too_long)
-        return rc; /* the scheduler retries (one sequence, fallback model) or ends the job */
+    if ((rc == ASR_ERR_NOMEM || rc == ASR_ERR_GPU) && !src.too_long)
+        return rc; /* the scheduler retries (one sequence, the next target) or ends the job */
     if (rc == ASR_OK) {
         asr_svc_result_t res = {.model = asr_sched_model_id(c->svc->sched, job->served_model),
+                                .device = job->served_device ? job->served_device : "cpu",
                                 .language = asr_stream_language(stream),
                                 .duration_s = asr_stream_duration(stream),
                                 .proc_s = asr_now_s() - t0,

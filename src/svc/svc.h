@@ -148,6 +148,7 @@ asr_zh_script_t asr_svc_chinese_script(bool set, asr_zh_script_t asked, const ch
 /* What a successful call produced, for result_cb. */
 typedef struct {
     const char *model;    /* id of the model that served (may differ after a fallback); static */
+    const char *device;   /* where it ran: "cuda:0", "host" or "cpu" (X-Asrd-Device); static */
     const char *language; /* code of the language transcribed (detected or given) */
     double duration_s;    /* seconds of audio */
     double proc_s;        /* seconds the transcription took */
