@@ -42,6 +42,7 @@ typedef struct {
     size_t sse_off;
     asr_buf_t text;     /* concatenated deltas */
     const char *served; /* the model that served (static) */
+    const char *device; /* where it ran: "cuda:0", "host", "cpu" (static; X-Asrd-Device) */
     double audio_s, proc_s;
 } tx_t;
 
@@ -264,6 +265,7 @@ static void on_result(const asr_svc_result_t *res, void *ud) {
     pthread_mutex_lock(&tx->mu);
     tx->status = 200;
     tx->served = res->model;
+    tx->device = res->device;
     tx->audio_s = res->duration_s;
     tx->proc_s = res->proc_s;
     if (tx->stream) {
@@ -298,6 +300,8 @@ static void log_result(tx_t *tx) {
         return;
     tx->logged = true;
     asr_http_log_field(tx->req, "model=%s", tx->served ? tx->served : tx->rq.model_id);
+    if (tx->device)
+        asr_http_log_field(tx->req, "device=%s", tx->device);
     if (tx->audio_s > 0)
         asr_http_log_field(tx->req, "audio_s=%.2f proc_s=%.2f rtf=%.3f", tx->audio_s, tx->proc_s,
                            tx->proc_s / tx->audio_s);
@@ -329,6 +333,8 @@ static void run_local(tx_t *tx) {
 static void respond_result(asr_http_req_t *req, tx_t *tx) {
     log_result(tx);
     asr_http_set_header(req, "X-Asrd-Model", tx->served ? tx->served : tx->rq.model_id);
+    if (tx->status == 200 && tx->device) /* the GPU, or the CPU after a fallback */
+        asr_http_set_header(req, "X-Asrd-Device", tx->device);
     if (tx->status == 200)
         asr_http_respond(req, 200, asr_format_content_type(tx->fmt),
                          tx->body.data ? tx->body.data : "", tx->body.len);
