@@ -20,6 +20,15 @@
 #   kernels   test_gpu_kernels (every device operation against the host reference)      cap  75 s
 #   cuda      test_gpu_cuda (the CUDA device: memory, copies, GEMMs, errors)             cap  25 s
 #   dev       test_gpu_dev (the device interface on CUDA)                                cap  25 s
+#   plan      issue 20: device memory asrd holds by NVML (asrd bench --streams 1,32) within 10%
+#             of `asrd plan --device cuda` for tiny.en and random large-v3 and large-v3-turbo
+#             (scripts/device_plan_check.py; the random models are cached in $ASRD_RANDOM_CACHE,
+#             /tmp/asrd-random: a second run reuses them)                              cap 120 s
+#   incident  issue 20: tests/e2e/test_gpu_incident.py -k incident_replay on the GPU with the
+#             real gpu_hog (INCIDENT_MODEL, default tiny.en with the room scaled by the plans;
+#             large-v3 is the issue's, its CPU fallback takes many minutes)            cap 150 s
+#   faults    issue 20: the same file's injected device failures (every allocation of a cold
+#             request, a failed operation, a lost context) on the real device          cap  90 s
 #   engine    test_gpu_engine cuda, ASR_GPU_TEST_TIME_LIMIT = cap - 20 (random tiny; tiny.en
 #             clips float16 >= 90% greedy, float32 identical, bfloat16/int8 shares)    cap  75 s
 #   turbo     test_gpu_engine cuda random, ASR_GPU_TEST_SHAPES=large-v3-turbo (the issue's
@@ -30,6 +39,8 @@
 #             identical to the CPU (greedy; beam 5 too with >= 60 s), float16 greedy >= 90%
 #             and WER within 0.5 points                                                 cap  60 s
 #   bench     bench/gpu_bench.py --quick (asrd vs transformers)           the rest (>= 30 s)
+# The issue 20 steps run with pytest and requests from the machine's Python, else from the
+# pack's py/ (device-pack.sh copies them). STEPS=plan,incident,faults runs them alone.
 # ASRD_EXPECT_GPU=1: no usable device is a failure here, not Not Run. Each step's result is
 # PASS, FAIL, PARTIAL (cut by a time limit, no failure seen) or NOT RUN, with the reason.
 # Exit status: 0 when every step run passed, 1 otherwise (the report says which).
@@ -161,7 +172,7 @@ finish() {
     say "Total $(($(date +%s) - T0)) s of ${LIMIT_S}; $([ $FAILED = 0 ] && echo 'every step run passed' || echo '**not every step passed**: see above and device-check.log')."
     exit $FAILED
 }
-ALL_STEPS=(kernels cuda dev engine turbo large-v3 parity bench)
+ALL_STEPS=(kernels cuda dev plan incident faults engine turbo large-v3 parity bench)
 if [ "$STEPS" != all ]; then
     for s in ${STEPS//,/ }; do
         [[ " ${ALL_STEPS[*]} " == *" $s "* ]] || {
@@ -176,9 +187,9 @@ fi
     echo
     echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), limit ${LIMIT_S} s, steps: ${STEPS}$([ $FULL = 1 ] && echo ', --full')."
     echo "Plan, in priority order (caps cut to the time left): kernels 75 s, cuda 25, dev 25,"
-    echo "engine 75, turbo 75, large-v3 100 (only with 60 s for it and 60 kept for parity), parity 60,"
-    echo "bench the rest. Each step's result follows as it ends; a report without a Summary at the"
-    echo "end was killed during the step after the last one shown."
+    echo "plan 120, incident 150, faults 90, engine 75, turbo 75, large-v3 100 (only with 60 s for it"
+    echo "and 60 kept for parity), parity 60, bench the rest. Each step's result follows as it ends; a"
+    echo "report without a Summary at the end was killed during the step after the last one shown."
 } >"$REPORT"
 
 # ---- setup: unpack, libraries, machine ----
@@ -239,6 +250,8 @@ say '```'
 say "- setup took $(($(date +%s) - T0)) s"
 
 export ASRD_EXPECT_GPU=1 ASR_SOURCE=$ROOT ASRD_MODELS=$W/models
+export ASRD_RANDOM_CACHE=${ASRD_RANDOM_CACHE:-/tmp/asrd-random}
+export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$W/py
 unset ASR_GPU_TEST_SHAPES ASR_GPU_TEST_TIME_LIMIT
 
 # ---- (a) the GPU unit tests, (b) the engine on CUDA, (c) the large shapes ----
@@ -257,6 +270,68 @@ unit() { # unit STEP NOMINAL_CAP BINARY [ARGS...]
 unit kernels 75 "$W/run/test_gpu_kernels"
 unit cuda 25 "$W/run/test_gpu_cuda"
 unit dev 25 "$W/run/test_gpu_dev"
+
+# ---- (b') issue 20: the GPU memory contract ----
+if want plan || want incident || want faults; then
+    say ""
+    say "## GPU memory contract (issue 20)"
+fi
+if want plan; then
+    CAP=$(cap 120)
+    rm -f "$W/logs/plan.md"
+    run plan "$CAP" env ASRD="$ASRD" python3 "$ROOT/scripts/device_plan_check.py" --asrd "$ASRD" \
+        --models "$W/models" --report "$W/logs/plan.md" --time-limit $((CAP - 8))
+    case $RC in
+    0) RES=PASS WHY="every point within 10% of the plan" ;;
+    1)
+        if grep -q 'skipped' "$W/logs/plan.md" 2>/dev/null && ! grep -q -E 'OUTSIDE|FAILED|not measured' "$W/logs/plan.md"; then
+            RES=PARTIAL WHY="models skipped at its $((CAP - 8)) s time limit; the measured points hold"
+        else
+            RES=FAIL WHY="a point outside 10%, not measured, or a failed run (below)"
+        fi
+        ;;
+    124 | 137) RES=FAIL WHY="killed at its $CAP s cap" ;;
+    125) RES="NOT RUN" WHY="no time left ($(left) s)" ;;
+    *) RES=FAIL WHY="exit $RC: the run failed (the log has its output)" ;;
+    esac
+    record plan "$RES" "device_plan_check.py (asrd bench --streams 1,32 vs asrd plan --device cuda): $WHY"
+    if [ -f "$W/logs/plan.md" ]; then
+        cat "$W/logs/plan.md" >>"$REPORT"
+    else
+        excerpt ''
+    fi
+fi
+# e2e STEP NOMINAL_CAP PYTEST_K: tests/e2e/test_gpu_incident.py under pytest, its summary (the
+# terminal reports) in the report
+e2e() {
+    local step=$1 k=$3
+    if ! PYTHONPATH=$PYTHONPATH timeout 30 python3 -c 'import pytest, requests' >/dev/null 2>&1; then
+        not_run "$step" "python3 lacks pytest or requests (neither the machine nor the pack's py/ has them: device-pack.sh copies them from the test venv)"
+        return
+    fi
+    CAP=$(cap "$2")
+    run "$step" "$CAP" env ASRD="$ASRD" ASRD_GPU_HOG="$W/run/gpu_hog" \
+        ASRD_INCIDENT_MODEL="${INCIDENT_MODEL:-tiny.en}" PYTHONDONTWRITEBYTECODE=1 \
+        python3 -m pytest -q -x -p no:cacheprovider "$ROOT/tests/e2e/test_gpu_incident.py" -k "$k"
+    case $RC in
+    0) RES=PASS WHY="exit 0: $(grep -E -m1 '[0-9]+ passed' "$STEP_OUT" | cut -c1-120)" ;;
+    77) RES="NOT RUN" WHY="every test skipped: $(grep -m1 -i 'skip' "$STEP_OUT" | cut -c1-200)" ;;
+    124 | 137) RES=FAIL WHY="killed at its $CAP s cap (INCIDENT_MODEL=${INCIDENT_MODEL:-tiny.en})" ;;
+    125) RES="NOT RUN" WHY="no time left ($(left) s)" ;;
+    *) RES=FAIL WHY="exit $RC: $(grep -E -m1 '^(FAILED|ERROR)' "$STEP_OUT" | cut -c1-200)" ;;
+    esac
+    record "$step" "$RES" "test_gpu_incident.py -k '$k', INCIDENT_MODEL=${INCIDENT_MODEL:-tiny.en}: $WHY"
+    if [ -s "$STEP_OUT" ]; then
+        {
+            echo '```'
+            sed -n '/gpu incident/,$p' "$STEP_OUT" | grep -v -E '^\s*$' | head -60
+            grep -E '^E ' "$STEP_OUT" | head -10
+            echo '```'
+        } | cut -c1-400 >>"$REPORT"
+    fi
+}
+want incident && e2e incident 150 incident_replay
+want faults && e2e faults 90 "device_failures or need_debug_faults"
 
 if want engine; then
     CAP=$(cap 75)

@@ -7,12 +7,17 @@
 #   scripts/device-pack.sh [--build DIR] [--no-build] [--no-model] [--all-libs] [--dry-run]
 #
 # devpack/pack.tar.xz holds (one solid xz archive: the binaries share most of their code):
-#   bin/     asrd and every test_gpu_* of the build but test_gpu_host (the host device's test runs
-#            in CI), debug sections stripped
+#   bin/     asrd, gpu_hog (tests/gpu: the other process of the GPU memory contract's checks) and
+#            every test_gpu_* of the build but test_gpu_host (the host device's test runs in CI),
+#            debug sections stripped
 #   lib/     the shared libraries they link (ldd), except glibc's, the NVIDIA driver's and
 #            cuBLAS (opened at run time from the machine's CUDA), and, unless --all-libs, the
 #            ones any Ubuntu 24.04 image with Python has (SYSTEM below: device-check.sh checks
 #            with ldd that every library resolves before it runs anything)
+#   py/      pure-Python packages the e2e tests of device-check.sh need (pytest and its
+#            dependencies, requests and its), copied from the test venv (~/.cache/asrd/venv,
+#            $ASRD_VENV) without caches or compiled modules: the GPU machine's Python may lack
+#            them (device-check.sh puts py/ last on PYTHONPATH: the machine's own come first)
 #   models/tiny.en   tiny.en converted to int8 (`asrd convert`: 39 MB instead of 75 MB), for the
 #            parity checks; from $ASRD_MODELS/tiny.en (default ~/.cache/asrd/models); --no-model
 #            leaves it out (the parity checks then use random models made there)
@@ -69,7 +74,7 @@ NEVER='^(linux-vdso|ld-linux|libc|libm|libpthread|libdl|librt|libresolv|libutil|
 if [ ! -f "$BUILD/CMakeCache.txt" ] && [ "$NO_BUILD" = 0 ]; then
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DASR_CUDA=on >/dev/null
 fi
-TARGETS=(asrd)
+TARGETS=(asrd gpu_hog)
 for t in "$ROOT"/tests/unit/test_gpu_*.c; do
     [ "$(basename "$t" .c)" = test_gpu_host ] || TARGETS+=("$(basename "$t" .c)")
 done
@@ -78,7 +83,7 @@ done
 # ---- stage ----
 STAGE=$(mktemp -d "${TMPDIR:-/tmp}/devpack.XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT
-mkdir -p "$STAGE/bin" "$STAGE/lib" "$STAGE/models"
+mkdir -p "$STAGE/bin" "$STAGE/lib" "$STAGE/models" "$STAGE/py"
 for t in "${TARGETS[@]}"; do
     [ -x "$BUILD/$t" ] || {
         echo "device-pack: $BUILD/$t was not built" >&2
@@ -120,6 +125,22 @@ if [ "$MODEL" = 1 ]; then
         --compute-type int8 >/dev/null
 fi
 
+# pure-Python packages for the e2e tests (tests/e2e/test_gpu_incident.py): pytest, requests
+PY_PKGS=(pytest _pytest pluggy iniconfig packaging py.py requests urllib3 idna charset_normalizer
+    certifi)
+PY_LEFT=()
+VENV=${ASRD_VENV:-$HOME/.cache/asrd/venv}
+SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' \
+    2>/dev/null || true)
+for p in "${PY_PKGS[@]}"; do
+    if [ -n "$SITE" ] && [ -e "$SITE/$p" ]; then
+        cp -R "$SITE/$p" "$STAGE/py/"
+    else
+        PY_LEFT+=("$p")
+    fi
+done
+find "$STAGE/py" \( -name __pycache__ -o -name '*.so' -o -name '*.pyc' \) -prune -exec rm -rf {} +
+
 {
     echo "# devpack made by scripts/device-pack.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "commit $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
@@ -127,13 +148,14 @@ fi
     echo "lib: $(cd "$STAGE/lib" && ls | tr '\n' ' ')"
     echo "system (expected on the GPU machine): ${SYS_LEFT[*]:-}"
     echo "models: $(cd "$STAGE/models" && ls | tr '\n' ' ')"
+    echo "py: $(cd "$STAGE/py" && ls | tr '\n' ' ')${PY_LEFT[*]:+ (not in $VENV: ${PY_LEFT[*]})}"
     echo "--- asrd version (here)"
     "$STAGE/bin/asrd" version || true
 } >"$STAGE/MANIFEST"
 
 # ---- pack and check the budget ----
 PACK=$STAGE/pack.tar.xz
-tar -C "$STAGE" -cf - MANIFEST bin lib models | xz -"${XZ_LEVEL:-9}" -T2 >"$PACK"
+tar -C "$STAGE" -cf - MANIFEST bin lib models py | xz -"${XZ_LEVEL:-9}" -T2 >"$PACK"
 pack_b=$(stat -c %s "$PACK")
 tree_b=$(cd "$ROOT" && { git ls-files -z; git ls-files -z --others --exclude-standard; } |
     xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
@@ -141,8 +163,9 @@ mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
 bin_b=$(du -sb "$STAGE/bin" | cut -f1)
 lib_b=$(du -sb "$STAGE/lib" | cut -f1)
 mod_b=$(du -sb "$STAGE/models" | cut -f1)
+py_b=$(du -sb "$STAGE/py" | cut -f1)
 echo "device-pack: pack $(mib "$pack_b") (unpacked: binaries $(mib "$bin_b"), $(ls "$STAGE/lib" | wc -l)" \
-    "libraries $(mib "$lib_b"), models $(mib "$mod_b"))"
+    "libraries $(mib "$lib_b"), models $(mib "$mod_b"), Python packages $(mib "$py_b"))"
 echo "device-pack: working tree $(mib "$tree_b") + pack = $(mib $((tree_b + pack_b))) of the" \
     "64 MiB the device tool sends (budget $BUDGET_MIB MiB)"
 if [ $((tree_b + pack_b)) -gt $((BUDGET_MIB * 1048576)) ]; then
