@@ -93,7 +93,8 @@ static const asr_cfg_setting_t g_table[] = {
      "fallback chain's models on the device; none = 503 with Retry-After"},
     {"debug_faults", ASR_CFG_BOOL, "false", 0, 0, NULL, "ASRD_DEBUG_FAULTS", OFF(debug_faults),
      false, false,
-     "enable POST /debug/alloc-fail (allocation-failure injection) and ASRD_TEST_CRASH_AT "
+     "enable POST /debug/alloc-fail (allocation-failure injection), POST /debug/gpu-memory and "
+     "/debug/gpu-fault (device memory readings and device failures) and ASRD_TEST_CRASH_AT "
      "crash points, for tests"},
     {"max_connections", ASR_CFG_INT, "64", 4, 4096, NULL, "ASRD_MAX_CONNECTIONS",
      OFF(max_connections), false, false, "open HTTP connections (one thread each)"},
