@@ -9,11 +9,13 @@
  *       asr_dev_allocated_bytes is back at its level before that call, nothing is sticky: the
  *       same model (or, after a failed load, a new one) transcribes the clip to the unfaulted
  *       run's text;
- *   (b) operations: a recoverable error injected at a spread of operation counts of one
+ *   (b) operations: an error in a load and in a slot's creation fails that call alone (nothing
+ *       held after it); a recoverable error injected at a spread of operation counts of one
  *       transcription while a second stream transcribes concurrently: the transcription(s) whose
  *       jobs failed return ASR_ERR_GPU, the others the reference text, the model is not lost,
  *       and the next transcription on both streams gives the reference text again;
- *   (c) a lost context in the middle of two concurrent transcriptions: both return ASR_ERR_GPU,
+ *   (c) a lost context during a load: the load fails, nothing is held, the next load works; a
+ *       lost context in the middle of two concurrent transcriptions: both return ASR_ERR_GPU,
  *       asr_model_device_lost is true, a later transcription and a slot's creation fail at once
  *       (within a bound), destroying the model brings the device bytes back to 0, and a model
  *       loaded again transcribes the clip to the reference text.
@@ -206,8 +208,25 @@ static void ensure_ref(void) {
 static void test_op_faults(void **state) {
     (void)state;
     ensure_ref();
-    asr_model_t *m = load_ok();
+    /* an operation of a load (an upload's copy), and of a slot's creation (its memset): that
+     * call fails, nothing stays allocated, the next one works */
+    asr_model_t *m = NULL;
+    char err[512] = "";
+    asr_dev_fault_set(ASR_DEV_FAULT_OP, 5);
+    assert_int_equal(load(&m, err, sizeof err), ASR_ERR_GPU);
+    asr_dev_fault_set(ASR_DEV_FAULT_OP, 0);
+    print_message("op fault in a load: %s\n", err);
+    assert_null(m);
+    assert_non_null(strstr(err, "injected"));
+    assert_int_equal(held(), 0);
+    m = load_ok();
+    const uint64_t level = held();
     asr_stream_t *s1 = NULL, *s2 = NULL;
+    asr_dev_fault_set(ASR_DEV_FAULT_OP, 1);
+    assert_int_equal(asr_stream_create_slot(m, N_SEQ, &s1), ASR_ERR_GPU);
+    asr_dev_fault_set(ASR_DEV_FAULT_OP, 0);
+    assert_null(s1);
+    assert_int_equal(held(), level);
     assert_int_equal(asr_stream_create_slot(m, N_SEQ, &s1), ASR_OK);
     assert_int_equal(asr_stream_create_slot(m, N_SEQ, &s2), ASR_OK);
     /* one transcription's operations: every fault below is reached by either stream's */
@@ -255,7 +274,17 @@ static void test_op_faults(void **state) {
 static void test_lost(void **state) {
     (void)state;
     ensure_ref();
-    asr_model_t *m = load_ok();
+    /* lost during a load: no model, nothing held, the next load works */
+    asr_model_t *m = NULL;
+    char err[512] = "";
+    asr_dev_fault_set(ASR_DEV_FAULT_LOST, 3);
+    assert_int_equal(load(&m, err, sizeof err), ASR_ERR_GPU);
+    asr_dev_fault_set(ASR_DEV_FAULT_LOST, 0);
+    print_message("lost in a load: %s\n", err);
+    assert_null(m);
+    assert_non_null(strstr(err, "lost"));
+    assert_int_equal(held(), 0);
+    m = load_ok();
     asr_stream_t *s1 = NULL, *s2 = NULL;
     assert_int_equal(asr_stream_create_slot(m, N_SEQ, &s1), ASR_OK);
     assert_int_equal(asr_stream_create_slot(m, N_SEQ, &s2), ASR_OK);
