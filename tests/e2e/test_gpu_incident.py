@@ -467,6 +467,12 @@ def fault(s: Setup, **fields) -> dict:
     return r.json()
 
 
+# what "back to its level" allows: nothing on the host device (asrd's own arena count); on a GPU,
+# NVML's count of the process, whose context and driver allocations vary by a few MiB (and a
+# lost context is a new one)
+SLACK = 64 * MIB if MODE == "gpu" else 0
+
+
 def level(d: dict) -> int:
     """asrd's device bytes less its cached idle slots (kept or dropped at will)."""
     return d["asrd"]["bytes"] - d["asrd"]["cache_bytes"]
@@ -538,10 +544,10 @@ def test_injected_device_failures(setup):
     lines.append(f"the requests whose allocation failed: {outcomes}")
     st, dev, _, probs, _ = cold(keep_alive=-1)  # loaded again, and it stays
     assert st == 200 and served_on_device(s, dev), (st, dev, probs)
-    d = wait_level(s, level(before))
+    d = wait_level(s, level(before) + SLACK)
     lines.append(f"after the allocation failures: asrd {level(d) / MIB:.1f} MiB (before "
                  f"{level(before) / MIB:.1f}), oom_retries {d['events']['oom_retries']}")
-    assert level(d) <= level(before), (d["asrd"], before["asrd"])
+    assert level(d) <= level(before) + SLACK, (d["asrd"], before["asrd"])
 
     # a failed operation (recoverable), then a lost context (reset and reload)
     for kind in ("op", "lost"):
@@ -561,10 +567,10 @@ def test_injected_device_failures(setup):
         lines.append(f"{kind}: the request got {st} on {dev}; ready again after {took:.1f} s; "
                      f"next on the device: {st2} on {dev2}")
         assert st2 == 200 and served_on_device(s, dev2), (kind, st2, dev2, probs)
-        d = wait_level(s, level(before))
+        d = wait_level(s, level(before) + SLACK)
         lines.append(f"{kind}: asrd {level(d) / MIB:.1f} MiB (before {level(before) / MIB:.1f}),"
                      f" resets {d['events']['resets']}")
-        assert level(d) <= level(before), (kind, d["asrd"], before["asrd"])
+        assert level(d) <= level(before) + SLACK, (kind, d["asrd"], before["asrd"])
     s.alive()
     report("injected device failures", lines)
 
