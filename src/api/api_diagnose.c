@@ -557,7 +557,7 @@ json_t *asr_api_diagnose_local(const asr_api_local_t *in) {
     const asr_config_t *cfg = in->cfg;
     json_t *st = json_object(), *devices = json_array(), *models = json_array();
     asr_devspec_t spec = {ASR_DEVSPEC_CPU, 0}, res = {ASR_DEVSPEC_CPU, 0};
-    char why[256] = "", device[32] = "cpu";
+    char why[256] = "", device[16] = "cpu";
     if (asr_devspec_parse(cfg->device, &spec) == ASR_OK) {
         if (asr_devspec_resolve(&spec, &res, why, sizeof why) == ASR_OK)
             asr_devspec_format(&res, device, sizeof device);
