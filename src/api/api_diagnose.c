@@ -576,17 +576,7 @@ json_t *asr_api_diagnose_local(const asr_api_local_t *in) {
                         &d.mem);
         d.limit = in->gpu_memory_limit;
         d.reserve = in->gpu_memory_reserve;
-        uint64_t b = d.mem.ok ? d.mem.free + d.mem.self : d.limit ? d.limit : d.mem.total;
-        if (d.mem.ok && d.mem.procs_known) { /* sched_device.c's budget: total - the others */
-            uint64_t others = 0;
-            for (int i = 0; i < d.mem.n_procs; i++)
-                others += d.mem.procs[i].self ? 0 : d.mem.procs[i].bytes;
-            uint64_t room = d.mem.total > others ? d.mem.total - others : 0;
-            b = room < b ? room : b;
-        }
-        if (d.limit && d.limit < b)
-            b = d.limit;
-        d.budget = b > d.reserve ? b - d.reserve : 0;
+        d.budget = asr_devmem_budget(&d.mem, d.limit, d.reserve, 0, d.mem.total);
         d.last_error_age_s = -1;
         json_array_append_new(devices, asr__api_device_json(&d, in->gpu_fallback));
     } else {

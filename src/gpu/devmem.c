@@ -478,3 +478,25 @@ asr_err_t asr_devmem_read(asr_dev_kind_t kind, int index, asr_devmem_t *out) {
     asr_errf(out->why, sizeof out->why, "unknown device kind %d", (int)kind);
     return ASR_ERR_UNSUPPORTED;
 }
+
+uint64_t asr_devmem_budget(const asr_devmem_t *m, uint64_t limit, uint64_t reserve,
+                           uint64_t context, uint64_t total_fallback) {
+    uint64_t avail = limit ? limit : total_fallback;
+    if (m->ok) {
+        bool injected = !strcmp(m->source, "injected"), listed = false;
+        for (int i = 0; i < m->n_procs; i++)
+            listed |= m->procs[i].self;
+        avail = m->free + m->self + (listed || injected ? 0 : context);
+        if (m->procs_known && (listed || injected)) { /* a reading whose free saturated at 0
+                                                         still says what the others hold */
+            uint64_t others = 0;
+            for (int i = 0; i < m->n_procs; i++)
+                others += m->procs[i].self ? 0 : m->procs[i].bytes;
+            uint64_t room = m->total > others ? m->total - others : 0;
+            avail = room < avail ? room : avail;
+        }
+        if (limit && limit < avail)
+            avail = limit;
+    }
+    return avail > reserve ? avail - reserve : 0;
+}

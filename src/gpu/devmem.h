@@ -57,6 +57,16 @@ typedef struct {
  * out->ok false and out->why filled; never crashes. Costs a few NVML calls (< 1 ms). */
 asr_err_t asr_devmem_read(asr_dev_kind_t kind, int index, asr_devmem_t *out);
 
+/* What asrd may hold on the device by reading m (the GPU memory contract's budget): min(limit
+ * (0 = none), free + what asrd holds there, total - the other processes' bytes) - reserve. What
+ * asrd holds is m->self, plus `context` when NVML did not list this process (self is then what
+ * asrd allocated, without its CUDA context; pass 0 when no context is held); total - the others
+ * applies only when the list is complete and names this process (or is injected): in a container
+ * NVML lists host pids, and asrd's own entry would count among the others. A failed reading:
+ * limit, else `total_fallback`, minus reserve. */
+uint64_t asr_devmem_budget(const asr_devmem_t *m, uint64_t limit, uint64_t reserve,
+                           uint64_t context, uint64_t total_fallback);
+
 /* Injects readings for every device (tests). spec: comma-separated key=value items:
  *   total=SIZE          the card's total (required unless off)
  *   proc=PID:NAME:SIZE  another process holding SIZE (repeatable, up to ASR_DEVMEM_MAX_PROCS)

@@ -148,23 +148,8 @@ uint64_t asr__dev_budget(asr_sched_t *s) {
         return d->budget;
     asr_devmem_read(d->kind, d->index, &d->mem);
     d->mem_at = now;
-    uint64_t avail = UINT64_MAX;
-    if (d->mem.ok) {
-        avail = d->mem.free + d->mem.self;
-        if (d->mem.procs_known) { /* the others' own bytes, when listed (a reading whose free
-                                     saturated at 0 still says what they hold) */
-            uint64_t others = 0;
-            for (int i = 0; i < d->mem.n_procs; i++)
-                others += d->mem.procs[i].self ? 0 : d->mem.procs[i].bytes;
-            uint64_t room = d->mem.total > others ? d->mem.total - others : 0;
-            if (room < avail)
-                avail = room;
-        }
-    } else if (!d->limit)
-        avail = d->total_info;
-    if (d->limit && d->limit < avail)
-        avail = d->limit;
-    uint64_t b = avail > d->reserve ? avail - d->reserve : 0;
+    uint64_t b = asr_devmem_budget(&d->mem, d->limit, d->reserve,
+                                   d->n_resident > 0 ? d->context : 0, d->total_info);
     if (b != d->budget && d->budget_logged != b) {
         ASR_LOG(b < d->used ? ASR_LOG_WARN : ASR_LOG_DEBUG,
                 "msg=device_budget device=%s budget_mib=%.0f used_mib=%.0f free_mib=%.0f "
