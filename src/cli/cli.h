@@ -37,6 +37,8 @@ int asr__cli_write_model(const asr_wwrite_src_t *src, int format, const char *ds
 char *asr_cli_model_dir(const char *name_or_dir);
 /* The models root: $ASRD_MODELS or ~/.cache/asrd/models (malloc'd). */
 char *asr_cli_models_root(void);
+/* A configured path with a leading ~ made $HOME (malloc'd). */
+char *asr_cli_expand_home(const char *path);
 
 /* device.c: a --device value (or the `device` setting) resolved on this machine. */
 typedef struct {

@@ -51,18 +51,6 @@ static void print_report(const json_t *r, const char *where) {
     }
 }
 
-/* "~/x" -> "$HOME/x" (malloc'd). */
-static char *expand_home(const char *p) {
-    const char *home = getenv("HOME");
-    asr_buf_t b;
-    asr_buf_init(&b);
-    if (p[0] == '~' && (p[1] == '/' || !p[1]) && home && *home)
-        asr_buf_printf(&b, "%s%s", home, p + 1);
-    else
-        asr_buf_puts(&b, p);
-    return asr_buf_steal(&b);
-}
-
 /* A GPU setting from the config's JSON (the settings of the GPU memory contract), or dflt. */
 static uint64_t cfg_size(const json_t *cj, const char *key, uint64_t dflt) {
     const json_t *v = json_object_get(cj, key);
@@ -98,7 +86,7 @@ static int local_report(int argc, char **argv, const char *note, json_t **out) {
     char **items;
     int n;
     asr_config_list_split(cfg.models, &items, &n);
-    char *root = expand_home(cfg.models_dir);
+    char *root = asr_cli_expand_home(cfg.models_dir);
     const char **ids = asr_xcalloc((size_t)n + 1, sizeof *ids);
     char **dirs = asr_xcalloc((size_t)n + 1, sizeof *dirs);
     for (int i = 0; i < n; i++) {

@@ -1,10 +1,21 @@
-/* cli: model name → directory resolution. */
+/* cli: model name → directory resolution, and ~ in configured paths. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "core/core.h"
+
+char *asr_cli_expand_home(const char *p) {
+    const char *home = getenv("HOME");
+    asr_buf_t b;
+    asr_buf_init(&b);
+    if (p[0] == '~' && (p[1] == '/' || !p[1]) && home && *home)
+        asr_buf_printf(&b, "%s%s", home, p + 1);
+    else
+        asr_buf_puts(&b, p);
+    return asr_buf_steal(&b);
+}
 
 char *asr_cli_models_root(void) {
     const char *env = getenv("ASRD_MODELS");

@@ -52,18 +52,6 @@ static asr_log_level_t level_of(const char *s) {
     return ASR_LOG_INFO;
 }
 
-/* "~/x" -> "$HOME/x" (malloc'd). */
-static char *expand_home(const char *p) {
-    const char *home = getenv("HOME");
-    asr_buf_t b;
-    asr_buf_init(&b);
-    if (p[0] == '~' && (p[1] == '/' || !p[1]) && home && *home)
-        asr_buf_printf(&b, "%s%s", home, p + 1);
-    else
-        asr_buf_puts(&b, p);
-    return asr_buf_steal(&b);
-}
-
 /* Removes uploads left behind by a previous run that died. */
 static void clean_uploads(const char *dir) {
     DIR *d = opendir(dir);
@@ -130,7 +118,7 @@ static int resolve_models(const asr_config_t *cfg, model_specs_t *out) {
     char **items;
     int n;
     asr_config_list_split(cfg->models, &items, &n);
-    char *root = expand_home(cfg->models_dir);
+    char *root = asr_cli_expand_home(cfg->models_dir);
     out->ids = asr_xcalloc((size_t)n + 1, sizeof *out->ids);
     out->dirs = asr_xcalloc((size_t)n + 1, sizeof *out->dirs);
     out->n = 0;
@@ -288,7 +276,7 @@ int asr_cli_serve(int argc, char **argv) {
     asr_log_set(log_sink, NULL);
     asr_log_set_level(level_of(cfg.log_level));
     rc = 1;
-    data = expand_home(cfg.data);
+    data = asr_cli_expand_home(cfg.data);
     asr_buf_t b;
     asr_buf_init(&b);
     asr_buf_printf(&b, "%s/tmp", data);

@@ -36,6 +36,7 @@
 #include "gpu/dev.h"
 #include "gpu/devmem.h"
 #include "sched/sched.h"
+#include "models_dir.h"
 
 #define WAIT_S 120.0 /* deadline of every poll */
 #define REFRESH_S 0.05
@@ -47,29 +48,12 @@ static asr_model_info_t g_tiny_info, g_base_info;
 static float *g_pcm;
 static size_t g_n_pcm;
 
-static bool model_dir(const char *root, const char *name, char *out, size_t len) {
-    char p[600];
-    snprintf(p, sizeof p, "%s/%s/model.bin", root, name);
-    if (access(p, R_OK) != 0)
-        return false;
-    snprintf(out, len, "%s/%s", root, name);
-    return true;
-}
-
 static bool find_models(void) {
-    const char *env = getenv("ASRD_MODELS"), *home = getenv("HOME");
-    char cache[512] = "";
-    if (home)
-        snprintf(cache, sizeof cache, "%s/.cache/asrd/models", home);
-    const char *roots[3] = {env && *env ? env : NULL, cache[0] ? cache : NULL, "/tmp/devmodels"};
-    for (int i = 0; i < 3; i++)
-        if (roots[i] && model_dir(roots[i], "tiny.en", g_tiny, sizeof g_tiny) &&
-            model_dir(roots[i], "base", g_base, sizeof g_base)) {
-            char err[256];
-            return asr_model_probe(g_tiny, &g_tiny_info, err, sizeof err) == ASR_OK &&
-                   asr_model_probe(g_base, &g_base_info, err, sizeof err) == ASR_OK;
-        }
-    return false;
+    char err[256];
+    return asr_test_model_dir("tiny.en", g_tiny, sizeof g_tiny) &&
+           asr_test_model_dir("base", g_base, sizeof g_base) &&
+           asr_model_probe(g_tiny, &g_tiny_info, err, sizeof err) == ASR_OK &&
+           asr_model_probe(g_base, &g_base_info, err, sizeof err) == ASR_OK;
 }
 
 static bool load_clip(void) {
