@@ -56,6 +56,9 @@ const char *asr__cli_device_env(void);
 bool asr__cli_device_is_cpu(const asr_cli_device_t *d);
 /* `asrd version`: the version, backends built in, CUDA devices found and what auto picks. */
 int asr__cli_version(const char *version);
+/* Prints "cpu: BRAND\ncpu features: ...\ncpu kernels: LEVEL (why)\n" with prefix before each line
+ * (version, bench). */
+void asr__cli_print_isa(const char *prefix);
 
 /* bench_streams.c: `asrd bench --streams N` (concurrent streams on one model; see the file). */
 typedef struct {

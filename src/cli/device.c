@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "gpu/dev.h"
 #include "gpu/gpu_build.h"
+#include "nn/isa.h"
 
 int asr__cli_device_resolve(const char *value, const char *what, asr_cli_device_t *out) {
     memset(out, 0, sizeof *out);
@@ -38,8 +39,17 @@ const char *asr__cli_device_env(void) {
 
 bool asr__cli_device_is_cpu(const asr_cli_device_t *d) { return d->spec.kind == ASR_DEVSPEC_CPU; }
 
+void asr__cli_print_isa(const char *prefix) {
+    const asr_isa_t *t = asr_isa();
+    char f[320];
+    printf("%scpu: %s\n", prefix, t->cpu);
+    printf("%scpu features: %s\n", prefix, asr_isa_features(f, sizeof f));
+    printf("%scpu kernels: %s (%s)\n", prefix, asr_isa_level_name(t->level), t->why);
+}
+
 int asr__cli_version(const char *version) {
     printf("asrd %s\n", version);
+    asr__cli_print_isa("");
     printf("backends: cpu, host (reference)%s\n",
            asr_gpu_cuda_built() ? ", cuda" : "; cuda not built in (ASR_CUDA=off or no nvcc)");
     if (asr_gpu_cuda_built()) {

@@ -45,5 +45,8 @@ const char *asr_isa_level_name(asr_isa_level_t level);
 /* The features in one line: "avx2 fma f16c avx512f avx512bw avx512vl avx512_vnni avx512_bf16
  * amx_bf16 amx_int8" (buf, returned). */
 const char *asr_isa_features(char *buf, int len);
+/* Internal (tests): runs the detection afresh into *out as if ASRD_ISA were isa_env and
+ * ASRD_NO_SIMD no_simd_env (NULL: unset), without touching asr_isa()'s answer. */
+void asr__isa_detect(asr_isa_t *out, const char *isa_env, const char *no_simd_env);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/isa.h"
 #include "nn/kern.h"
 #ifdef ASR_NN_HAVE_AVX2_KERNELS
 #include <cpuid.h>
@@ -54,15 +55,7 @@ typedef _Float16 vh __attribute__((vector_size(W * 2)));
 
 static int use_avx2(void) {
 #ifdef ASR_NN_HAVE_AVX2_KERNELS
-    static int v = -1;
-    if (v < 0) {
-        __builtin_cpu_init();
-        unsigned a, b, c, d; /* F16C through cpuid: clang's builtin does not know its name */
-        int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
-        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c &&
-            !getenv("ASRD_NO_SIMD");
-    }
-    return v;
+    return asr_isa()->level >= ASR_ISA_AVX2; /* ASRD_ISA / ASRD_NO_SIMD: isa.c */
 #else
     return 0;
 #endif
