@@ -97,6 +97,20 @@ void asr__api_recording_delete(asr_http_req_t *req, void *user_data);
 void asr__api_recording_audio(asr_http_req_t *req, void *user_data);
 void asr__api_recording_transcribe(asr_http_req_t *req, void *user_data);
 void asr__api_recording_transcript(asr_http_req_t *req, void *user_data);
+/* PATCH /api/recordings/{id} {"name"}: rename (api_recordings.c). */
+void asr__api_recording_patch(asr_http_req_t *req, void *user_data);
+/* Transcript corrections and batch export (api_edits.c): GET/PUT/DELETE …/{id}/edits, POST
+ * /api/recordings/export. */
+void asr__api_recording_edits(asr_http_req_t *req, void *user_data);
+void asr__api_recording_edit_put(asr_http_req_t *req, void *user_data);
+void asr__api_recording_edit_delete(asr_http_req_t *req, void *user_data);
+void asr__api_recordings_export(asr_http_req_t *req, void *user_data);
+/* Recording rec_id's transcript as served: its newest done job (*job, cleared by the caller
+ * whatever the result) and that job's stored result with the team's edits applied, or as stored
+ * when `original` (*doc, malloc'd, owned by the caller). ASR_ERR_NOT_FOUND when it has no
+ * finished transcript; other errors from the store. */
+asr_err_t asr__api_transcript_doc(asr_api_t *api, int64_t rec_id, bool original,
+                                  asr_store_job_t *job, char **doc);
 void asr__api_jobs_list(asr_http_req_t *req, void *user_data);
 void asr__api_job_get(asr_http_req_t *req, void *user_data);
 void asr__api_job_cancel(asr_http_req_t *req, void *user_data);

@@ -1,7 +1,7 @@
 /* api: job routes (get, list, cancel, retry, server-sent progress events), a recording's
- * transcript rendered from its newest finished job's stored result (txt, json, srt, vtt; by the
- * format module), and the nodes sharing the queue. Job JSON is built by api_recordings.c
- * (asr__api_job_json).
+ * transcript rendered from its newest finished job's stored result with the team's corrections
+ * applied (txt, json, srt, vtt; by the format module; ?original=1 without them), and the nodes
+ * sharing the queue. Job JSON is built by api_recordings.c (asr__api_job_json).
  *
  * Progress events read the store (the job may run on another node): a stream polls its job every
  * 250 ms and sends an event when the state or the progress changed, until the job ends. */
@@ -262,19 +262,20 @@ void asr__api_recording_transcript(asr_http_req_t *req, void *ud) {
         return;
     if (!exists(req, api, rec_id, true))
         return;
-    asr_store_job_t *v = NULL, job = {0};
-    size_t n = 0;
-    asr_err_t e = asr_store_job_list(api->store, rec_id, ASR_STORE_JOB_DONE, 0, 1, &v, &n);
-    if (e == ASR_OK && n == 1)
-        e = asr_store_job_get(api->store, v[0].id, &job);
-    asr_store_jobs_free(v, n);
-    if (e != ASR_OK) {
+    const char *orig = asr_http_req_query(req, "original");
+    bool original = orig && (!strcmp(orig, "1") || !strcmp(orig, "true"));
+    asr_store_job_t job;
+    char *doc = NULL;
+    asr_err_t e = asr__api_transcript_doc(api, rec_id, original, &job, &doc);
+    if (e != ASR_OK && e != ASR_ERR_NOT_FOUND) {
+        asr_store_job_clear(&job);
         store_error(req, api, e);
         return;
     }
     asr_buf_t b;
     asr_buf_init(&b);
-    if (asr_format_write_stored(job.result_json, (asr_format_t)fmt, &subs, &b) != ASR_OK) {
+    if (e != ASR_OK || asr_format_write_stored(doc, (asr_format_t)fmt, &subs, &b) != ASR_OK) {
+        free(doc);
         asr_buf_free(&b);
         asr_store_job_clear(&job);
         asr_http_respond_error(req, 404, "id", "transcript_not_ready",
@@ -282,6 +283,7 @@ void asr__api_recording_transcript(asr_http_req_t *req, void *ud) {
                                (long long)rec_id);
         return;
     }
+    free(doc);
     char jid[32];
     snprintf(jid, sizeof jid, "%lld", (long long)job.id);
     asr_http_set_header(req, "X-Asrd-Job", jid);

@@ -1,5 +1,5 @@
 /* api: recordings and their durable transcription jobs (docs/API.md, "Recordings and jobs"):
- * upload (probed, kept durable before its row commits), list/get/delete, audio with range
+ * upload (probed, kept durable before its row commits), list/get/rename/delete, audio with range
  * requests, transcribe (idempotent while a job is active), jobs (get, list, cancel, retry, SSE
  * progress), transcripts rendered from the stored result, and the nodes sharing the queue.
  *
@@ -267,6 +267,53 @@ static void recording_delete(asr_http_req_t *req, void *ud) {
     asr__api_respond_json(req, 200, o);
 }
 
+/* PATCH {"name": "…"}: renames the recording (the only field that may change). */
+static void recording_patch(asr_http_req_t *req, void *ud) {
+    asr_api_t *api = ud;
+    int64_t id;
+    if (!path_id(req, &id))
+        return;
+    size_t len;
+    const char *text = asr_http_req_body(req, &len);
+    json_error_t je;
+    json_t *body = json_loadb(text, len, 0, &je);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        asr_http_respond_error(req, 400, NULL, "invalid_json", "the body must be a JSON object: %s",
+                               je.text);
+        return;
+    }
+    json_t *name = json_object_get(body, "name");
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v) {
+        if (strcmp(k, "name")) {
+            asr_http_respond_error(req, 400, k, "invalid_value",
+                                   "only a recording's name can be changed, not '%.40s'", k);
+            json_decref(body);
+            return;
+        }
+    }
+    if (!json_is_string(name)) {
+        json_decref(body);
+        asr_http_respond_error(req, 400, "name", "invalid_value", "name must be a string");
+        return;
+    }
+    asr_err_t e = asr_store_recording_rename(api->store, id, json_string_value(name));
+    json_decref(body);
+    asr_store_recording_t rec;
+    if (e == ASR_OK)
+        e = asr_store_recording_get(api->store, id, &rec);
+    if (e != ASR_OK) {
+        store_error(req, api, e, "id");
+        return;
+    }
+    json_t *o = recording_json(&rec);
+    add_jobs(api, o, rec.id);
+    asr_store_recording_clear(&rec);
+    asr__api_respond_json(req, 200, o);
+}
+
 static const char *audio_ctype(const char *path) {
     static const char *map[][2] = {
         {"wav", "audio/wav"},  {"mp3", "audio/mpeg"}, {"flac", "audio/flac"}, {"ogg", "audio/ogg"},
@@ -406,5 +453,6 @@ void asr__api_recordings_create(asr_http_req_t *req, void *ud) { recording_creat
 void asr__api_recordings_list(asr_http_req_t *req, void *ud) { recording_list(req, ud); }
 void asr__api_recording_get(asr_http_req_t *req, void *ud) { recording_get(req, ud); }
 void asr__api_recording_delete(asr_http_req_t *req, void *ud) { recording_delete(req, ud); }
+void asr__api_recording_patch(asr_http_req_t *req, void *ud) { recording_patch(req, ud); }
 void asr__api_recording_audio(asr_http_req_t *req, void *ud) { recording_audio(req, ud); }
 void asr__api_recording_transcribe(asr_http_req_t *req, void *ud) { transcribe(req, ud); }

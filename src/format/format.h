@@ -190,4 +190,39 @@ void asr_format_utf8_sanitize(const char *s, size_t len, asr_buf_t *out);
 /* A JSON string of s[0..len) with invalid UTF-8 replaced by U+FFFD (a new reference). */
 json_t *asr_format_json_string(const char *s, size_t len);
 
+/* ---- corrections and archives (edits.c) ---- */
+
+/* One corrected segment: `segment` indexes the document's "segments"; text borrowed. */
+typedef struct {
+    int segment;
+    const char *text;
+} asr_format_edit_t;
+
+/* A stored transcript (`json`, borrowed) with edits[0..n_edits) applied, as a new document in
+ * *out (malloc'd, owned by the caller): each edited segment gets the new "text" (with the
+ * original's leading space when the edit has none), "original_text" and "edited": true, and loses
+ * its "words" (they timed the old text, so srt/vtt keep it as one cue); the top "text" is rebuilt
+ * from the segments. Edits naming no segment are ignored. ASR_ERR_INVALID (*out NULL) when json
+ * is not a JSON object. */
+asr_err_t asr_format_apply_edits(const char *json, const asr_format_edit_t *edits, int n_edits,
+                                 char **out);
+
+/* A zip archive of stored (uncompressed) members, built in memory: init, add each member, finish.
+ * Names are UTF-8 (flag bit 11) and dated now (UTC); no zip64, so an archive stays under 4 GiB
+ * and 65535 members. */
+typedef struct {
+    asr_buf_t *out;    /* the archive (borrowed) */
+    asr_buf_t central; /* central directory records, appended at finish */
+    size_t n_entries;
+    uint16_t dos_time, dos_date;
+} asr_format_zip_t;
+
+void asr_format_zip_init(asr_format_zip_t *z, asr_buf_t *out);
+/* Appends a member `name` (1..65535 bytes, no checks on its characters: the caller picks safe
+ * names) holding data[0..len). ASR_ERR_INVALID when the archive would outgrow the zip limits. */
+asr_err_t asr_format_zip_add(asr_format_zip_t *z, const char *name, const void *data, size_t len);
+/* Appends the central directory and its end record; frees z's own memory (z->central, which a
+ * caller giving up before finish frees with asr_buf_free). */
+void asr_format_zip_finish(asr_format_zip_t *z);
+
 #endif

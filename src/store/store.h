@@ -3,8 +3,9 @@
  * PostgreSQL (libpq, from a postgres:// URL, shared by several nodes).
  *
  * Tables: asr_configs (ASR backends), asr_health (their health history), recordings, jobs (a
- * durable queue with leases), nodes (heartbeats) and recording_texts (each recording's transcript
- * text, indexed for search: store_search.c). Versioned migrations run
+ * durable queue with leases), nodes (heartbeats), recording_texts (each recording's transcript
+ * text, indexed for search: store_search.c) and segment_edits (corrected segment texts, kept
+ * beside the transcript they correct: store_edits.c). Versioned migrations run
  * at open, one transaction per version; a database newer than this binary is refused.
  *
  * Invariants the store enforces, whatever the caller does:
@@ -222,6 +223,11 @@ typedef enum {
     ASR_STORE_JOB_N_STATES
 } asr_store_job_state_t;
 
+/* Renames a recording: name is 1..ASR_STORE_RECORDING_NAME_MAX bytes of UTF-8 text without
+ * control characters (else ASR_ERR_INVALID "name: …"); ASR_ERR_NOT_FOUND "id: …". (store_edits.c)
+ */
+#define ASR_STORE_RECORDING_NAME_MAX 1024
+asr_err_t asr_store_recording_rename(asr_store_t *s, int64_t id, const char *name);
 /* "queued", "running", … Static string. */
 const char *asr_store_job_state_name(asr_store_job_state_t st);
 
@@ -233,6 +239,31 @@ typedef struct {
     char *language;     /* NULL = detect */
     char *options_json; /* NULL or a JSON object as text */
     int attempts;       /* claims so far; also the lease's fencing number */
+/* ---- transcript edits (store_edits.c) ---- */
+
+/* A segment's corrected text, kept beside the transcript of job `job_id` (whose stored result is
+ * never changed). `segment` is the index in the result's "segments". */
+typedef struct {
+    int64_t job_id;
+    int segment;
+    char *text;
+    int64_t updated_at; /* ms */
+} asr_store_segment_edit_t;
+
+#define ASR_STORE_EDIT_MAX 8192 /* bytes of one segment's edited text */
+/* Saves (text non-NULL, replacing an earlier edit) or clears (text NULL; clearing nothing is not
+ * an error) the edit of segment `segment` (>= 0) of job `job_id`'s transcript. text may be ""
+ * (the segment says nothing), at most ASR_STORE_EDIT_MAX bytes of UTF-8 without control
+ * characters. ASR_ERR_INVALID "segment: …" / "text: …"; ASR_ERR_NOT_FOUND "job_id: …". Strings
+ * borrowed. Whether the job is done and has that segment is the caller's to check. */
+asr_err_t asr_store_segment_edit_set(asr_store_t *s, int64_t job_id, int segment, const char *text);
+/* The edits of job `job_id`, by segment. *out (NULL when none) is owned by the caller:
+ * asr_store_segment_edits_free. */
+asr_err_t asr_store_segment_edits_list(asr_store_t *s, int64_t job_id,
+                                       asr_store_segment_edit_t **out, size_t *n);
+void asr_store_segment_edit_clear(asr_store_segment_edit_t *e);
+void asr_store_segment_edits_free(asr_store_segment_edit_t *v, size_t n);
+
     int max_attempts;
     char *last_error;
     char *backend;    /* which backend served */

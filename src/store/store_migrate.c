@@ -102,11 +102,21 @@ static const char k_v4_models[] =
     "ALTER TABLE asr_configs ADD COLUMN allow_model_substitution INTEGER NOT NULL DEFAULT 1"
     " CHECK (allow_model_substitution IN (0, 1));";
 
+/* Corrected texts of a transcript's segments, beside the job's result (never rewritten): the
+ * segment is the index in the result's "segments" (store_edits.c). */
+static const char k_v5_edits[] = "CREATE TABLE segment_edits ("
+                                 " job_id BIGINT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+                                 " segment INTEGER NOT NULL CHECK (segment >= 0),"
+                                 " body TEXT NOT NULL,"
+                                 " updated_at BIGINT NOT NULL,"
+                                 " PRIMARY KEY (job_id, segment));";
+
 const asr__store_migration_t asr__store_migrations[] = {
     {1, "asr_configs, asr_health, recordings, jobs, nodes", k_v1, NULL},
     {2, "asr_meta (configs_version)", k_v2, NULL},
     {3, "recording_texts (transcript search)", k_v3, asr__store_search_migrate},
     {4, "asr_configs.aliases, asr_configs.allow_model_substitution", k_v4_models, NULL},
+    {5, "segment_edits (transcript corrections)", k_v5_edits, NULL},
 };
 const int asr__store_n_migrations =
     (int)(sizeof asr__store_migrations / sizeof asr__store_migrations[0]);

@@ -262,6 +262,59 @@ static void test_utf8_and_usage(void **state) {
     assert_int_equal(asr_format_usage_seconds(10.2), 11);
 }
 
+/* Edits replace a segment's text (its leading space kept, its words dropped), the whole text
+ * follows, and the stored document is untouched; a stored zip's records name each member with
+ * its CRC-32 and sizes, and its end record counts them. */
+static void test_edits_and_zip(void **state) {
+    (void)state;
+    const char *doc = "{\"text\":\"Hello wrold. Bye.\",\"segments\":[{\"id\":0,\"start\":0,"
+                      "\"end\":1,\"text\":\" Hello wrold.\",\"words\":[{\"word\":\" Hello\","
+                      "\"start\":0,\"end\":0.5}]},{\"id\":1,\"start\":1,\"end\":2,\"text\":\""
+                      " Bye.\"}]}";
+    asr_format_edit_t ed[] = {{0, "Hello world."}, {5, "no such segment"}};
+    char *out = NULL;
+    assert_int_equal(asr_format_apply_edits(doc, ed, 2, &out), ASR_OK);
+    json_t *o = json_loads(out, 0, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "text")), "Hello world. Bye.");
+    json_t *g = json_array_get(json_object_get(o, "segments"), 0);
+    assert_string_equal(json_string_value(json_object_get(g, "text")), " Hello world.");
+    assert_string_equal(json_string_value(json_object_get(g, "original_text")), " Hello wrold.");
+    assert_true(json_is_true(json_object_get(g, "edited")));
+    assert_null(json_object_get(g, "words"));
+    assert_null(json_object_get(json_array_get(json_object_get(o, "segments"), 1), "edited"));
+    json_decref(o);
+    asr_buf_t b;
+    asr_buf_init(&b);
+    assert_int_equal(asr_format_write_stored(out, ASR_FMT_SRT, NULL, &b), ASR_OK);
+    assert_non_null(strstr(b.data, "Hello world."));
+    assert_null(strstr(b.data, "wrold"));
+    asr_buf_free(&b);
+    free(out);
+    assert_int_equal(asr_format_apply_edits("[1]", ed, 1, &out), ASR_ERR_INVALID);
+    assert_null(out);
+
+    asr_buf_t zip;
+    asr_buf_init(&zip);
+    asr_format_zip_t z;
+    asr_format_zip_init(&z, &zip);
+    assert_int_equal(asr_format_zip_add(&z, "a.txt", "hello\n", 6), ASR_OK);
+    assert_int_equal(asr_format_zip_add(&z, "会议.srt", "", 0), ASR_OK);
+    assert_int_equal(asr_format_zip_add(&z, "", "x", 1), ASR_ERR_INVALID);
+    asr_format_zip_finish(&z);
+    const unsigned char *p = (const unsigned char *)zip.data;
+    assert_memory_equal(p, "PK\x03\x04", 4);
+    uint32_t crc =
+        (uint32_t)p[14] | (uint32_t)p[15] << 8 | (uint32_t)p[16] << 16 | (uint32_t)p[17] << 24;
+    assert_int_equal(crc, 0x363a3020u); /* CRC-32 of "hello\n" */
+    assert_memory_equal(p + 30, "a.txt", 5);
+    assert_memory_equal(p + 35, "hello\n", 6);
+    const unsigned char *end = p + zip.len - 22;
+    assert_memory_equal(end, "PK\x05\x06", 4);
+    assert_int_equal(end[10] | end[11] << 8, 2); /* members */
+    asr_buf_free(&zip);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
@@ -271,6 +324,7 @@ int main(void) {
         cmocka_unit_test(test_api_shapes),
         cmocka_unit_test(test_error_document),
         cmocka_unit_test(test_utf8_and_usage),
+        cmocka_unit_test(test_edits_and_zip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -929,6 +929,67 @@ static void finish_job(asr_store_t *s, int64_t rec, const char *text) {
         assert_ok(asr_store_job_fail(s, &l, "boom", false, 0, "failed", NULL));
 }
 
+/* A recording is renamed in place; an edit is kept beside its job's result (never changing it),
+ * replaced, cleared, refused when out of range or not text, and goes with its job's recording. */
+static void test_rename_and_segment_edits(void **state) {
+    fx_t *f = *state;
+    int64_t a = mkrec(f->s, "old name.wav");
+    assert_ok(asr_store_recording_rename(f->s, a, "周会 — renamed"));
+    asr_store_recording_t r;
+    assert_ok(asr_store_recording_get(f->s, a, &r));
+    assert_string_equal(r.name, "周会 — renamed");
+    asr_store_recording_clear(&r);
+    assert_err(asr_store_recording_rename(f->s, a, ""), ASR_ERR_INVALID, "name:");
+    assert_err(asr_store_recording_rename(f->s, a, "tab\there"), ASR_ERR_INVALID, "name:");
+    assert_err(asr_store_recording_rename(f->s, 9999, "x"), ASR_ERR_NOT_FOUND, "id:");
+
+    finish_job(f->s, a, "hello world");
+    asr_store_job_t *jobs;
+    size_t nj;
+    assert_ok(asr_store_job_list(f->s, a, ASR_STORE_JOB_DONE, 0, 1, &jobs, &nj));
+    assert_int_equal(nj, 1);
+    int64_t j = jobs[0].id;
+    asr_store_jobs_free(jobs, nj);
+    asr_store_segment_edit_t *v;
+    size_t n;
+    assert_ok(asr_store_segment_edits_list(f->s, j, &v, &n));
+    assert_int_equal(n, 0);
+    assert_ok(asr_store_segment_edit_set(f->s, j, 2, "second fix"));
+    assert_ok(asr_store_segment_edit_set(f->s, j, 0, "first"));
+    assert_ok(asr_store_segment_edit_set(f->s, j, 0, "first, again")); /* replaces */
+    assert_ok(asr_store_segment_edit_set(f->s, j, 1, ""));             /* says nothing */
+    assert_ok(asr_store_segment_edits_list(f->s, j, &v, &n));
+    assert_int_equal(n, 3);
+    assert_int_equal(v[0].segment, 0);
+    assert_string_equal(v[0].text, "first, again");
+    assert_int_equal(v[0].job_id, j);
+    assert_true(v[0].updated_at > 0);
+    assert_string_equal(v[1].text, "");
+    assert_int_equal(v[2].segment, 2);
+    asr_store_segment_edits_free(v, n);
+    asr_store_job_t job; /* the stored result is untouched */
+    assert_ok(asr_store_job_get(f->s, j, &job));
+    assert_string_equal(job.result_json, "{\"text\":\"hello world\"}");
+    asr_store_job_clear(&job);
+    assert_ok(asr_store_segment_edit_set(f->s, j, 1, NULL)); /* cleared */
+    assert_ok(asr_store_segment_edit_set(f->s, j, 7, NULL)); /* clearing nothing */
+    assert_ok(asr_store_segment_edits_list(f->s, j, &v, &n));
+    assert_int_equal(n, 2);
+    asr_store_segment_edits_free(v, n);
+    assert_err(asr_store_segment_edit_set(f->s, j, -1, "x"), ASR_ERR_INVALID, "segment:");
+    assert_err(asr_store_segment_edit_set(f->s, j, 0, "a\x01b"), ASR_ERR_INVALID, "text:");
+    assert_err(asr_store_segment_edit_set(f->s, j, 0, "\xff\xfe"), ASR_ERR_INVALID, "text:");
+    char *big = malloc(ASR_STORE_EDIT_MAX + 2);
+    memset(big, 'x', ASR_STORE_EDIT_MAX + 1);
+    big[ASR_STORE_EDIT_MAX + 1] = 0;
+    assert_err(asr_store_segment_edit_set(f->s, j, 0, big), ASR_ERR_INVALID, "text:");
+    free(big);
+    assert_err(asr_store_segment_edit_set(f->s, 99999, 0, "x"), ASR_ERR_NOT_FOUND, "job_id:");
+    assert_ok(asr_store_recording_delete(f->s, a)); /* its jobs, and their edits, go too */
+    assert_ok(asr_store_segment_edits_list(f->s, j, &v, &n));
+    assert_int_equal(n, 0);
+}
+
 /* The ids search finds for q, newest first, as "3,1"; its total must match the count. */
 static void search_ids(asr_store_t *s, const char *q, char *out, size_t cap) {
     asr_store_recording_t *v;
@@ -1489,6 +1550,7 @@ static const struct CMUnitTest k_tests[] = {
     cmocka_unit_test_setup_teardown(test_health_history, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recordings, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recording_search, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_rename_and_segment_edits, setup, teardown),
     cmocka_unit_test_setup_teardown(test_search_backfill, setup, teardown),
     cmocka_unit_test_setup_teardown(test_job_submit_idempotent, setup, teardown),
     cmocka_unit_test_setup_teardown(test_job_model_not_served, setup, teardown),
