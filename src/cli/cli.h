@@ -18,6 +18,9 @@ int asr_cli_ps(int argc, char **argv);
 int asr_cli_diagnose(int argc, char **argv);
 int asr_cli_configs(int argc, char **argv);
 int asr_cli_convert(int argc, char **argv);
+/* backup.c: `asrd backup DEST` and `asrd restore SRC` (see the file). */
+int asr_cli_backup(int argc, char **argv);
+int asr_cli_restore(int argc, char **argv);
 /* `asrd debug random-model ...` (argv[0] is "random-model") */
 int asr_cli_debug_random_model(int argc, char **argv);
 

@@ -28,6 +28,9 @@ static void usage(FILE *f) {
             "  pull NAME [--source hub|modelscope|pip]   fetch a model (tiny .. large-v3, turbo)\n"
             "  convert SRC DST [--format ct2|ggml|safetensors] [--compute-type T] [--force]\n"
             "                       write a model in another format (atomically)\n"
+            "  backup DEST [--pg-dump]   a consistent copy of the data directory while the\n"
+            "                       server runs (database, secret.key, recordings, manifest)\n"
+            "  restore SRC [--force]   a backup put back into the data directory (verified)\n"
             "  debug random-model --shape S --format F --out DIR [--seed N]   random weights\n"
             "  version              the version, backends built in, GPUs found\n");
 }
@@ -44,10 +47,18 @@ int main(int argc, char **argv) {
         const char *name;
         int (*run)(int argc, char **argv);
     } commands[] = {
-        {"transcribe", asr_cli_transcribe}, {"pull", asr_cli_pull},   {"serve", asr_cli_serve},
-        {"bench", asr_cli_bench},           {"plan", asr_cli_plan},   {"ps", asr_cli_ps},
-        {"configs", asr_cli_configs},       {"debug", asr_cli_debug}, {"convert", asr_cli_convert},
+        {"transcribe", asr_cli_transcribe},
+        {"pull", asr_cli_pull},
+        {"serve", asr_cli_serve},
+        {"bench", asr_cli_bench},
+        {"plan", asr_cli_plan},
+        {"ps", asr_cli_ps},
+        {"configs", asr_cli_configs},
+        {"debug", asr_cli_debug},
+        {"convert", asr_cli_convert},
         {"diagnose", asr_cli_diagnose},
+        {"backup", asr_cli_backup},
+        {"restore", asr_cli_restore},
     };
     if (!strcmp(cmd, "debug") && argc > 2 && !strcmp(argv[2], "random-model"))
         return asr_cli_debug_random_model(argc - 2, argv + 2);

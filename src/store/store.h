@@ -59,6 +59,20 @@ typedef struct asr_store asr_store_t;
  * (asr_store_close). */
 asr_err_t asr_store_open(const char *url_or_path, const char *data_dir, asr_store_t **out,
                          char *err, size_t errlen);
+/* What asr_store_sqlite_backup found in its copy. */
+typedef struct {
+    int schema_version;
+    int64_t n_recordings, n_jobs, n_configs;
+    char **paths; /* each recording row's stored path ("" when its audio is gone), n_recordings */
+} asr_store_backup_info_t;
+/* Frees info's paths. NULL-safe. */
+void asr_store_backup_info_clear(asr_store_backup_info_t *info);
+/* Copies the SQLite database at src_path (which must exist; a server may be using it) to the new
+ * file dst_path through SQLite's online backup API: one consistent snapshot, taken while writers
+ * go on (WAL). The copy is fsync'd; info gets its schema version and row counts. ASR_ERR_INVALID
+ * when src_path is not an asrd database. Thread-safe (own connections). */
+asr_err_t asr_store_sqlite_backup(const char *src_path, const char *dst_path,
+                                  asr_store_backup_info_t *info, char *err, size_t errlen);
 /* Closes the connection. NULL-safe. */
 void asr_store_close(asr_store_t *s);
 /* "sqlite" or "postgres". Static string. */
@@ -209,6 +223,14 @@ asr_err_t asr_store_recording_search(asr_store_t *s, const char *q, const char *
 asr_err_t asr_store_recording_set_status(asr_store_t *s, int64_t id, const char *status);
 /* Deletes the row and its jobs (the caller removes the file). */
 asr_err_t asr_store_recording_delete(asr_store_t *s, int64_t id);
+/* Retention (store_backup.c): up to `limit` (<= 0: 100) recordings created before before_ms,
+ * oldest first, with id, name, path, size_bytes and created_at filled; with_audio_only skips the
+ * ones whose audio is already gone (path ""). Free with asr_store_recordings_free. */
+asr_err_t asr_store_recordings_older(asr_store_t *s, int64_t before_ms, bool with_audio_only,
+                                     int limit, asr_store_recording_t **out, size_t *n);
+/* Marks a recording's audio as deleted (path "", size_bytes 0; the caller removes the file): the
+ * row, its jobs and transcripts stay. ASR_ERR_NOT_FOUND when no such row still has audio. */
+asr_err_t asr_store_recording_drop_audio(asr_store_t *s, int64_t id);
 void asr_store_recording_clear(asr_store_recording_t *r);
 void asr_store_recordings_free(asr_store_recording_t *v, size_t n);
 
