@@ -223,6 +223,11 @@ asr_err_t asr_store_recording_search(asr_store_t *s, const char *q, const char *
 asr_err_t asr_store_recording_set_status(asr_store_t *s, int64_t id, const char *status);
 /* Deletes the row and its jobs (the caller removes the file). */
 asr_err_t asr_store_recording_delete(asr_store_t *s, int64_t id);
+/* Renames a recording: name is 1..ASR_STORE_RECORDING_NAME_MAX bytes of UTF-8 text without
+ * control characters (else ASR_ERR_INVALID "name: …"); ASR_ERR_NOT_FOUND "id: …". (store_edits.c)
+ */
+#define ASR_STORE_RECORDING_NAME_MAX 1024
+asr_err_t asr_store_recording_rename(asr_store_t *s, int64_t id, const char *name);
 /* Retention (store_backup.c): up to `limit` (<= 0: 100) recordings created before before_ms,
  * oldest first, with id, name, path, size_bytes and created_at filled; with_audio_only skips the
  * ones whose audio is already gone (path ""). Free with asr_store_recordings_free. */
@@ -234,33 +239,6 @@ asr_err_t asr_store_recording_drop_audio(asr_store_t *s, int64_t id);
 void asr_store_recording_clear(asr_store_recording_t *r);
 void asr_store_recordings_free(asr_store_recording_t *v, size_t n);
 
-/* ---- jobs ---- */
-
-typedef enum {
-    ASR_STORE_JOB_QUEUED = 0,
-    ASR_STORE_JOB_RUNNING,
-    ASR_STORE_JOB_DONE,
-    ASR_STORE_JOB_FAILED,
-    ASR_STORE_JOB_CANCELLED,
-    ASR_STORE_JOB_N_STATES
-} asr_store_job_state_t;
-
-/* Renames a recording: name is 1..ASR_STORE_RECORDING_NAME_MAX bytes of UTF-8 text without
- * control characters (else ASR_ERR_INVALID "name: …"); ASR_ERR_NOT_FOUND "id: …". (store_edits.c)
- */
-#define ASR_STORE_RECORDING_NAME_MAX 1024
-asr_err_t asr_store_recording_rename(asr_store_t *s, int64_t id, const char *name);
-/* "queued", "running", … Static string. */
-const char *asr_store_job_state_name(asr_store_job_state_t st);
-
-typedef struct {
-    int64_t id;
-    int64_t recording_id;
-    asr_store_job_state_t state;
-    char *model;        /* requested; NULL = default */
-    char *language;     /* NULL = detect */
-    char *options_json; /* NULL or a JSON object as text */
-    int attempts;       /* claims so far; also the lease's fencing number */
 /* ---- transcript edits (store_edits.c) ---- */
 
 /* A segment's corrected text, kept beside the transcript of job `job_id` (whose stored result is
@@ -286,6 +264,28 @@ asr_err_t asr_store_segment_edits_list(asr_store_t *s, int64_t job_id,
 void asr_store_segment_edit_clear(asr_store_segment_edit_t *e);
 void asr_store_segment_edits_free(asr_store_segment_edit_t *v, size_t n);
 
+/* ---- jobs ---- */
+
+typedef enum {
+    ASR_STORE_JOB_QUEUED = 0,
+    ASR_STORE_JOB_RUNNING,
+    ASR_STORE_JOB_DONE,
+    ASR_STORE_JOB_FAILED,
+    ASR_STORE_JOB_CANCELLED,
+    ASR_STORE_JOB_N_STATES
+} asr_store_job_state_t;
+
+/* "queued", "running", … Static string. */
+const char *asr_store_job_state_name(asr_store_job_state_t st);
+
+typedef struct {
+    int64_t id;
+    int64_t recording_id;
+    asr_store_job_state_t state;
+    char *model;        /* requested; NULL = default */
+    char *language;     /* NULL = detect */
+    char *options_json; /* NULL or a JSON object as text */
+    int attempts;       /* claims so far; also the lease's fencing number */
     int max_attempts;
     char *last_error;
     char *backend;    /* which backend served */
