@@ -170,7 +170,8 @@ static float quantize_row_scalar(const float *x, int k, int8_t *q, uint8_t *qabs
 }
 
 static float quantize_row(const float *x, int k, int8_t *q, uint8_t *qabs) {
-    return ASR_NN_PICK(asr__k_quantize_row_avx2, quantize_row_scalar, x, k, q, qabs);
+    return ASR_NN_PICK3(asr__k_quantize_row_avx512, asr__k_quantize_row_avx2, quantize_row_scalar,
+                        x, k, q, qabs);
 }
 
 void asr__nn_quantize_rows(const float *a, int lda, int m, int k, asr_qact_t *out) {

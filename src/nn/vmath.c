@@ -63,19 +63,47 @@ static int use_avx2(void) {
 
 int asr__nn_use_avx2(void) { return use_avx2(); }
 
+/* ASR_NN_AVX512 bits, found once (asr_isa()'s level honours ASRD_ISA and ASRD_NO_SIMD) */
+int asr__nn_use_avx512(void) {
+#ifdef ASR_NN_HAVE_AVX2_KERNELS
+    static int v = -1;
+    int r = __atomic_load_n(&v, __ATOMIC_RELAXED);
+    if (r < 0) {
+        const asr_isa_t *t = asr_isa();
+        r = 0;
+        if (use_avx2() && t->level >= ASR_ISA_AVX512 && t->avx512f && t->avx512bw && t->avx512vl &&
+            t->avx512dq)
+            r = ASR_NN_AVX512 | (t->avx512_vnni ? ASR_NN_AVX512_VNNI : 0) |
+                (t->avx512_bf16 ? ASR_NN_AVX512_BF16 : 0);
+        __atomic_store_n(&v, r, __ATOMIC_RELAXED);
+    }
+    return r;
+#else
+    return 0;
+#endif
+}
+
 #ifdef HAVE_AVX2_COPY
 #define DISPATCH(name, ...) (use_avx2() ? name##_avx2(__VA_ARGS__) : name##_base(__VA_ARGS__))
 #else
 #define DISPATCH(name, ...) name##_base(__VA_ARGS__)
 #endif
 
-const char *asr_nn_simd_name(void) { return use_avx2() ? "avx2+fma+f16c" : "portable"; }
+const char *asr_nn_simd_name(void) {
+    static const char *const names[8] = {"avx2+fma+f16c", "avx512",          "avx512",
+                                         "avx512+vnni",   "avx512",          "avx512+bf16",
+                                         "avx512",        "avx512+vnni+bf16"};
+    int x512 = asr__nn_use_avx512();
+    return x512 ? names[x512] : use_avx2() ? names[0] : "portable";
+}
 
 void asr_nn_softmax_row_fast(float *x, int n, float scale) {
-    ASR_NN_PICK(asr__k_softmax_row_avx2, asr_nn_softmax_row_fast_base, x, n, scale);
+    ASR_NN_PICK3(asr__k_softmax_row_avx512, asr__k_softmax_row_avx2, asr_nn_softmax_row_fast_base,
+                 x, n, scale);
 }
 float asr_nn_logsumexp(const float *x, int n) {
-    return ASR_NN_PICK(asr__k_logsumexp_avx2, asr_nn_logsumexp_base, x, n);
+    return ASR_NN_PICK3(asr__k_logsumexp_avx512, asr__k_logsumexp_avx2, asr_nn_logsumexp_base, x,
+                        n);
 }
 void asr_nn_gelu_fast(float *x, size_t n) { DISPATCH(asr_nn_gelu_fast, x, n); }
 void asr_nn_exp_fast(const float *x, float *y, size_t n) { DISPATCH(asr_nn_exp_fast, x, y, n); }
@@ -89,6 +117,20 @@ static void linear_rows_portable(const float *a, int lda, const asr_qact_t *q, c
 }
 void asr__nn_linear_rows_w(const float *a, int lda, const asr_qact_t *q, const asr_wmat_t *w,
                            const float *bias, float *c, int ldc, int m, int j0, int j1, int k) {
+#ifdef ASR_NN_HAVE_AVX2_KERNELS
+    const int x512 = asr__nn_use_avx512();
+    if (x512 && w->type != ASR_W_I8) {
+        if (w->type == ASR_W_BF16 && (x512 & ASR_NN_AVX512_BF16))
+            asr__k_linear_rows_bf16dp_avx512(a, lda, q, w, bias, c, ldc, m, j0, j1, k);
+        else
+            asr__k_linear_rows_avx512(a, lda, q, w, bias, c, ldc, m, j0, j1, k);
+        return;
+    }
+    if (x512 & ASR_NN_AVX512_VNNI) { /* int8; without VNNI: the AVX2 kernel */
+        asr__k_linear_rows_i8_avx512vnni(q, w, bias, c, ldc, m, j0, j1, k);
+        return;
+    }
+#endif
     ASR_NN_PICK(asr__k_linear_rows_avx2, linear_rows_portable, a, lda, q, w, bias, c, ldc, m, j0,
                 j1, k);
 }
@@ -108,8 +150,8 @@ void asr_nn_gemm_nn_small_h(const float *p, int ldp, const uint16_t *v, int ldv,
                 m, n, ctx);
 }
 void asr_nn_f2h_n(const float *src, uint16_t *dst, size_t n) {
-    ASR_NN_PICK(asr__k_f2h_n_avx2, asr_nn_f2h_n_ref, src, dst, n);
+    ASR_NN_PICK3(asr__k_f2h_n_avx512, asr__k_f2h_n_avx2, asr_nn_f2h_n_ref, src, dst, n);
 }
 void asr_nn_h2f_n(const uint16_t *src, float *dst, size_t n) {
-    ASR_NN_PICK(asr__k_h2f_n_avx2, asr_nn_h2f_n_base, src, dst, n);
+    ASR_NN_PICK3(asr__k_h2f_n_avx512, asr__k_h2f_n_avx2, asr_nn_h2f_n_base, src, dst, n);
 }
