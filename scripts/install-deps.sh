@@ -3,7 +3,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
       libavformat-dev libavcodec-dev libswresample-dev libavutil-dev
-      libopenblas-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
+      libopenblas-dev libdnnl-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
       libmicrohttpd-dev libsqlite3-dev libpq-dev postgresql libopencc-dev
       python3-venv sox libsox-fmt-all ffmpeg espeak-ng unzip curl strace
       chromium chromium-driver fonts-wqy-microhei)

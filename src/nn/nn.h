@@ -129,4 +129,27 @@ uint16_t asr_nn_f32_to_f16(float f);
 void asr_nn_f2h_n(const float *src, uint16_t *dst, size_t n);
 void asr_nn_f2h_n_ref(const float *src, uint16_t *dst, size_t n);
 
+/* ---- oneDNN GEMMs (gemm_dnnl.c): C[m][n] = A[m][k]·W[n][k]ᵀ + bias for the encoder's shapes ----
+ * W is packed once (asr_nn_dnnl_pack, at model load) into the layout the kernel oneDNN picks for
+ * (m, n, k, type) reads; the primitive is created then and cached per shape. A run converts A
+ * (float32) to the type (bfloat16; int8 with a scale per row, W with a scale per column) into the
+ * caller's scratch (asr_nn_dnnl_scratch_bytes, 64-byte aligned) over the pool, and oneDNN uses at
+ * most the pool's thread count. The kernel level follows asr_isa() (ASRD_ISA caps oneDNN's ISA).
+ * Handles are immutable after pack and may run concurrently with distinct scratch. */
+enum { ASR_NN_DNNL_F32 = 0, ASR_NN_DNNL_BF16 = 1, ASR_NN_DNNL_I8 = 2 };
+typedef struct asr_nn_dnnl asr_nn_dnnl_t;
+/* w: float32 [n][k] (borrowed for the call), bias [n] or NULL (copied); *out owned by the caller
+ * (asr_nn_dnnl_destroy). ASR_ERR_INVALID when oneDNN has no kernel for the shape/type. */
+asr_err_t asr_nn_dnnl_pack(int type, const float *w, const float *bias, int m, int n, int k,
+                           asr_nn_dnnl_t **out);
+void asr_nn_dnnl_destroy(asr_nn_dnnl_t *g);
+/* a: [m][lda] float32; c: [m][ldc] (ldc == n and, for float32, lda == k). */
+asr_err_t asr_nn_dnnl_run(asr_pool_t *pool, const asr_nn_dnnl_t *g, const float *a, int lda,
+                          float *c, int ldc, void *scratch);
+size_t asr_nn_dnnl_scratch_bytes(const asr_nn_dnnl_t *g);
+/* the packed weights', bias's and scales' bytes */
+size_t asr_nn_dnnl_weight_bytes(const asr_nn_dnnl_t *g);
+/* the kernel oneDNN chose ("brg:avx512_core_amx_bf16") */
+const char *asr_nn_dnnl_impl(const asr_nn_dnnl_t *g);
+
 #endif
