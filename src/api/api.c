@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "api/api_int.h"
+#include "jobs/jobs.h"
 #include "web/web.h"
 
 static void models_list(asr_http_req_t *req, void *ud);
@@ -463,6 +464,20 @@ json_t *asr__api_ps_json(asr_api_t *api) {
     if (ds.present)
         json_array_append_new(devices, asr__api_device_json(&ds, ASR__API_GPU_FALLBACK(api)));
     json_object_set_new(root, "devices", devices);
+    /* retention (the jobs keeper applies it): settings and what the last run did */
+    asr_jobs_retention_t rt = {.days = api->cfg->retention_days,
+                               .keep_transcripts = api->cfg->retention_keep_transcripts};
+    if (api->jobs)
+        asr_jobs_retention_status(api->jobs, &rt);
+    json_t *ret = json_object();
+    json_object_set_new(ret, "days", json_integer(rt.days));
+    json_object_set_new(ret, "keep_transcripts", json_boolean(rt.keep_transcripts));
+    json_object_set_new(ret, "last_run_at",
+                        rt.last_run_at ? json_integer((json_int_t)rt.last_run_at) : json_null());
+    json_object_set_new(ret, "last_deleted", json_integer(rt.last_deleted));
+    json_object_set_new(ret, "deleted_total", json_integer((json_int_t)rt.total_deleted));
+    json_object_set_new(ret, "bytes_freed_total", json_integer((json_int_t)rt.total_bytes));
+    json_object_set_new(root, "retention", ret);
     return root;
 }
 

@@ -331,6 +331,14 @@ static void recording_audio(asr_http_req_t *req, void *ud) {
     asr_store_recording_t rec;
     if (!get_recording(req, api, &rec))
         return;
+    if (!rec.path || !rec.path[0]) { /* retention_keep_transcripts deleted it */
+        asr_http_respond_error(req, 404, "id", "audio_deleted",
+                               "recording %lld's audio was deleted by retention (its transcripts "
+                               "are kept)",
+                               (long long)rec.id);
+        asr_store_recording_clear(&rec);
+        return;
+    }
     char *path = asr_jobs_recording_path(api->recordings_dir, rec.path);
     asr_http_respond_file(req, path, audio_ctype(path), "id");
     free(path);

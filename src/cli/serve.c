@@ -32,6 +32,8 @@
     "usage: asrd serve [--host 127.0.0.1] [--port 8080] [--data DIR] [--models tiny.en,base]\n"    \
     "                  [--device cpu|cuda|cuda:N|auto] [--config FILE] [more settings below]"
 
+static bool g_log_json; /* log_format = json: set before the sink is installed */
+
 static void log_sink(asr_log_level_t level, const char *line, void *ud) {
     (void)level;
     (void)ud;
@@ -39,9 +41,18 @@ static void log_sink(asr_log_level_t level, const char *line, void *ud) {
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    fprintf(stderr, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s\n", tm.tm_year + 1900,
-            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-            line);
+    char when[96];
+    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    if (!g_log_json) {
+        fprintf(stderr, "ts=%s %s\n", when, line);
+        return;
+    }
+    asr_buf_t b;
+    asr_buf_init(&b);
+    asr_log_line_json(when, line, &b);
+    fprintf(stderr, "%s\n", b.data);
+    asr_buf_free(&b);
 }
 
 static asr_log_level_t level_of(const char *s) {
@@ -220,7 +231,9 @@ static asr_jobs_t *start_jobs(const asr_config_t *cfg, const char *data, const c
                             .retry_max_delay_ms = (int64_t)cfg->job_retry_max_delay * 1000,
                             .transcribe_cb = asr_jobs_route_transcribe,
                             .transcribe_user_data = routed,
-                            .transcriber = "router"};
+                            .transcriber = "router",
+                            .retention_days = cfg->retention_days,
+                            .retention_keep_transcripts = cfg->retention_keep_transcripts};
     asr_jobs_t *jobs = NULL;
     if (asr_jobs_start(&jp, &jobs, err, sizeof err) != ASR_OK)
         fprintf(stderr, "asrd: serve: job workers: %s\n", err);
@@ -273,6 +286,7 @@ int asr_cli_serve(int argc, char **argv) {
     int rc = load_settings(&cfg, argc, argv);
     if (rc >= 0)
         goto done;
+    g_log_json = !strcmp(cfg.log_format, "json");
     asr_log_set(log_sink, NULL);
     asr_log_set_level(level_of(cfg.log_level));
     rc = 1;

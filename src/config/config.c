@@ -124,6 +124,14 @@ static const asr_cfg_setting_t g_table[] = {
      "PostgreSQL must see the same files here"},
     {"max_recording", ASR_CFG_SIZE, "2GiB", 1 * KIB, 1024 * GIB, NULL, "ASRD_MAX_RECORDING",
      OFF(max_recording), true, false, "largest accepted recording upload (413 above it)"},
+    {"retention_days", ASR_CFG_INT, "0", 0, 36500, NULL, "ASRD_RETENTION_DAYS", OFF(retention_days),
+     false, false,
+     "recordings older than this many days are deleted by the server (checked hourly); 0 = keep "
+     "forever"},
+    {"retention_keep_transcripts", ASR_CFG_BOOL, "false", 0, 0, NULL,
+     "ASRD_RETENTION_KEEP_TRANSCRIPTS", OFF(retention_keep_transcripts), false, false,
+     "with retention_days: delete only the audio of old recordings, keeping their rows and "
+     "transcripts"},
     {"job_workers", ASR_CFG_INT, "1", 0, 64, NULL, "ASRD_JOB_WORKERS", OFF(job_workers), false,
      false, "transcription job workers on this node; 0 = this node runs no jobs (API only)"},
     {"lease_seconds", ASR_CFG_INT, "30", 1, 3600, NULL, "ASRD_LEASE_SECONDS", OFF(lease_seconds),
@@ -157,7 +165,11 @@ static const asr_cfg_setting_t g_table[] = {
      OFF(breaker_cooldown), false, false,
      "seconds an open breaker waits before one probe request tries the backend again"},
     {"log_level", ASR_CFG_ENUM, "info", 0, 0, "error|warn|info|debug|trace", "ASRD_LOG_LEVEL",
-     OFF(log_level), true, false, "log verbosity; access lines are info"},
+     OFF(log_level), true, false,
+     "log verbosity; access lines are info, the web UI's polling (GETs of status and lists) debug"},
+    {"log_format", ASR_CFG_ENUM, "text", 0, 0, "text|json", "ASRD_LOG_FORMAT", OFF(log_format),
+     false, false,
+     "text = key=value lines; json = one JSON object a line (ts, level, msg and the fields)"},
 };
 
 #define N_SETTINGS ((int)(sizeof g_table / sizeof g_table[0]))

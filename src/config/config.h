@@ -90,6 +90,9 @@ typedef struct {
     int breaker_threshold; /* consecutive failures */
     int breaker_cooldown;  /* s */
     char *log_level;       /* ENUM */
+    char *log_format;      /* ENUM: text|json */
+    int retention_days;    /* 0 = keep forever */
+    bool retention_keep_transcripts;
 } asr_config_t;
 
 /* The table and its length. Static, thread-safe. */

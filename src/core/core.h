@@ -37,6 +37,12 @@ void asr__log_write(asr_log_level_t level, const char *fmt, ...)
             asr__log_write((level), __VA_ARGS__);                                                  \
     } while (0)
 
+/* The log line `line` (key=value pairs, as the sink receives it) as one JSON object on one line,
+ * appended to out: {"ts": ts, "level": …, "msg": …, other keys in order}; numbers and true/false
+ * as such, other values as strings, free text in "text" (logfmt.c). */
+struct asr_buf;
+void asr_log_line_json(const char *ts, const char *line, struct asr_buf *out);
+
 /* Always-on invariant check: logs file:line and aborts. */
 #define ASR_ASSERT(cond)                                                                           \
     do {                                                                                           \
@@ -82,7 +88,7 @@ void asr_malloc_configure(void);
 
 /* ---- strings ---- */
 /* printf into a growable buffer. */
-typedef struct {
+typedef struct asr_buf {
     char *data;
     size_t len;
     size_t cap;

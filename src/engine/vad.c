@@ -496,8 +496,8 @@ asr_err_t asr_vad_load_memory(const uint8_t *data, size_t len, asr_vad_t **out, 
         }
     for (int i = 0; i < N_GATE; i++)
         v->lstm_b[i] += v->lstm_bhh[i];
-    ASR_LOG(ASR_LOG_INFO, "vad: loaded type=%s version=%d.%d.%d bytes=%zu state_bytes=%zu", v->type,
-            v->version[0], v->version[1], v->version[2], len, sizeof(asr_vad_state_t));
+    ASR_LOG(ASR_LOG_INFO, "msg=vad_loaded type=%s version=%d.%d.%d bytes=%zu state_bytes=%zu",
+            v->type, v->version[0], v->version[1], v->version[2], len, sizeof(asr_vad_state_t));
     *out = v;
     return ASR_OK;
 fail:

@@ -122,6 +122,34 @@ static const char *remote_addr(struct MHD_Connection *c, char *buf, size_t len) 
     return buf;
 }
 
+/* The web UI's polling (status, lists, a recording or job it shows, health): answered GETs of
+ * these are logged at DEBUG, so a browser left open does not fill the log at INFO. Failures, and
+ * every other request, stay INFO. */
+static bool is_poll(const char *method, const char *uri, int status) {
+    static const char *const exact[] = {"/health",    "/api/ps",         "/api/jobs",
+                                        "/api/nodes", "/api/recordings", "/api/asr-configs",
+                                        "/v1/models"};
+    static const char *const under[] = {"/api/jobs/", "/api/recordings/", "/api/asr-configs/"};
+    if (strcmp(method, "GET") || status < 200 || status >= 400)
+        return false;
+    size_t n = strcspn(uri, "?");
+    for (size_t i = 0; i < sizeof exact / sizeof *exact; i++)
+        if (strlen(exact[i]) == n && !strncmp(uri, exact[i], n))
+            return true;
+    for (size_t i = 0; i < sizeof under / sizeof *under; i++) {
+        size_t k = strlen(under[i]);
+        if (n <= k || strncmp(uri, under[i], k))
+            continue;
+        /* ID, ID/health, ID/edits: the pages' own reads; not audio, transcripts or exports */
+        const char *rest = uri + k, *slash = memchr(rest, '/', n - k);
+        size_t tail = slash ? (size_t)(uri + n - slash) : 0;
+        if (!slash || (tail == 7 && !strncmp(slash, "/health", 7)) ||
+            (tail == 6 && !strncmp(slash, "/edits", 6)))
+            return true;
+    }
+    return false;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
     asr_http_server_t *srv = cls;
@@ -148,7 +176,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     for (char *p = path; *p; p++)
         if ((unsigned char)*p <= 0x20 || *p == '"' || (unsigned char)*p >= 0x7f)
             *p = '?';
-    ASR_LOG(ASR_LOG_INFO,
+    ASR_LOG(is_poll(req->method, req->uri ? req->uri : "", status) ? ASR_LOG_DEBUG : ASR_LOG_INFO,
             "msg=access req=%s remote=%s method=%s path=%s status=%d in=%llu out=%llu ms=%.1f "
             "term=%s%s",
             req->id[0] ? req->id : "-", remote_addr(c, addr, sizeof addr),

@@ -65,6 +65,7 @@ struct asr_jobs {
         double until;                     /* asr_now_s() */
     } unserved[ASR_STORE_CLAIM_MAX_SKIP]; /* under mu: models this node passes over */
     int n_unserved;
+    asr_jobs_retention_t retention; /* under mu */
 };
 
 /* ---- crash points ---- */
@@ -500,11 +501,50 @@ static void heartbeat(asr_jobs_t *j) {
     free(js);
 }
 
+/* One retention run on the keeper's handle, its outcome kept for asr_jobs_retention_status. */
+static void retention(asr_jobs_t *j) {
+    int n = 0;
+    int64_t bytes = 0, at = 0;
+    asr_err_t e = asr_jobs_retention_run(j->kstore, j->recordings_dir, j->p.retention_days,
+                                         j->p.retention_keep_transcripts, &n, &bytes);
+    if (e != ASR_OK)
+        ASR_LOG(ASR_LOG_WARN, "msg=retention_failed deleted=%d err=\"%s\"", n,
+                asr_store_errmsg(j->kstore));
+    else if (n)
+        ASR_LOG(ASR_LOG_INFO, "msg=retention_run deleted=%d bytes=%lld days=%d what=%s", n,
+                (long long)bytes, j->p.retention_days,
+                j->p.retention_keep_transcripts ? "audio" : "recording");
+    asr_store_now_ms(j->kstore, &at);
+    pthread_mutex_lock(&j->mu);
+    j->retention.last_run_at = at;
+    j->retention.last_deleted = n;
+    j->retention.total_deleted += n;
+    j->retention.total_bytes += bytes;
+    pthread_mutex_unlock(&j->mu);
+}
+
+void asr_jobs_retention_status(const asr_jobs_t *j, asr_jobs_retention_t *out) {
+    memset(out, 0, sizeof *out);
+    if (!j)
+        return;
+    asr_jobs_t *m = (asr_jobs_t *)j;
+    pthread_mutex_lock(&m->mu);
+    *out = j->retention;
+    pthread_mutex_unlock(&m->mu);
+    out->days = j->p.retention_days;
+    out->keep_transcripts = j->p.retention_keep_transcripts;
+}
+
 static void *keeper_main(void *arg) {
     asr_jobs_t *j = arg;
-    double last_beat = 0;
+    double last_beat = 0, last_retention = -1e18;
     while (!atomic_load(&j->stopping)) {
         double now = asr_now_s();
+        if (j->p.retention_days > 0 &&
+            now - last_retention >= j->p.retention_interval_ms / 1000.0) {
+            retention(j);
+            last_retention = now;
+        }
         for (int i = 0; i < j->n; i++)
             renew_slot(j, &j->w[i], now);
         if (now - last_beat >= j->p.heartbeat_ms / 1000.0) {
@@ -534,6 +574,8 @@ asr_err_t asr_jobs_start(const asr_jobs_params_t *p, asr_jobs_t **out, char *err
         j->p.lease_ms = 30000;
     if (j->p.heartbeat_ms <= 0)
         j->p.heartbeat_ms = 5000;
+    if (j->p.retention_interval_ms <= 0)
+        j->p.retention_interval_ms = 3600 * 1000;
     pthread_mutex_init(&j->mu, NULL);
     asr_cond_init(&j->cv);
     curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -82,7 +82,10 @@ typedef struct {
     int64_t retry_max_delay_ms; /* … up to this (<= 0: 64 x backoff_ms) */
     asr_jobs_transcribe_cb transcribe_cb;
     void *transcribe_user_data;
-    const char *transcriber; /* its name in the heartbeat: "local", "router" */
+    const char *transcriber;         /* its name in the heartbeat: "local", "router" */
+    int retention_days;              /* recordings older than this are deleted; 0 = never */
+    bool retention_keep_transcripts; /* delete only their audio */
+    int retention_interval_ms;       /* between retention runs (<= 0: one hour); first at start */
 } asr_jobs_params_t;
 
 /* The pause after attempt `attempt` (1-based) failed retryably: p->backoff_ms doubled per attempt
@@ -128,6 +131,25 @@ struct asr_store;
  * removed) when the rows cannot be listed. */
 asr_err_t asr_jobs_recordings_sweep(struct asr_store *s, const char *recordings_dir,
                                     double min_age_s, int *n_removed);
+
+/* Retention (retention.c): deletes the recordings created more than `days` days ago (database
+ * clock): row, jobs and transcripts, then the file; with keep_transcripts only the audio (the row
+ * stays with path ""). Each deletion is logged (msg=retention_deleted). days <= 0 does nothing.
+ * The keeper runs it; exposed for tests. *n_deleted and *bytes_freed get what went. */
+asr_err_t asr_jobs_retention_run(struct asr_store *s, const char *recordings_dir, int days,
+                                 bool keep_transcripts, int *n_deleted, int64_t *bytes_freed);
+
+/* What the retention of this node did: its settings, the last run's time (ms, database clock; 0
+ * before the first) and counts. */
+typedef struct {
+    int days;
+    bool keep_transcripts;
+    int64_t last_run_at;
+    int last_deleted;
+    int64_t total_deleted;
+    int64_t total_bytes;
+} asr_jobs_retention_t;
+void asr_jobs_retention_status(const asr_jobs_t *j, asr_jobs_retention_t *out);
 
 /* ---- the default transcriber: the local scheduler ---- */
 

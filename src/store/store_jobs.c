@@ -360,8 +360,7 @@ static asr_err_t fail_exhausted(asr_store_t *s) {
         "lease_expires_at < {NOW} AND attempts >= max_attempts",
         NULL, 0, &r);
     if (e == ASR_OK && r.changes > 0)
-        ASR_LOG(ASR_LOG_WARN, "store: failed %lld job(s) whose lease expired on the last attempt",
-                (long long)r.changes);
+        ASR_LOG(ASR_LOG_WARN, "msg=jobs_lease_expired_failed n=%lld", (long long)r.changes);
     asr__store_rows_free(&r);
     return e;
 }

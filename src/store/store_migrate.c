@@ -188,7 +188,7 @@ static asr_err_t apply_one(asr_store_t *s, const asr__store_migration_t *m, int 
     apply_t o = {m, latest, false};
     asr_err_t e = asr__store_write(s, NULL, apply_body, &o);
     if (e == ASR_OK && o.applied)
-        ASR_LOG(ASR_LOG_INFO, "store: migrated schema to version=%d (%s)", m->version, m->name);
+        ASR_LOG(ASR_LOG_INFO, "msg=store_migrated version=%d name=\"%s\"", m->version, m->name);
     return e;
 }
 

@@ -17,7 +17,7 @@
 
 static void notice_cb(void *arg, const char *message) {
     (void)arg;
-    ASR_LOG(ASR_LOG_DEBUG, "store: postgres notice: %s", message);
+    ASR_LOG(ASR_LOG_DEBUG, "msg=postgres_notice text=\"%s\"", message);
 }
 
 /* libpq messages end with a newline; keep one line. */
@@ -62,7 +62,7 @@ static asr_err_t ensure_conn(asr_store_t *s) {
         one_line(msg, sizeof msg, PQerrorMessage(c));
         return asr__store_fail(ASR_ERR_DB, "postgres: cannot reconnect: %s", msg);
     }
-    ASR_LOG(ASR_LOG_WARN, "store: postgres connection re-established");
+    ASR_LOG(ASR_LOG_WARN, "msg=postgres_reconnected");
     return ASR_OK;
 }
 

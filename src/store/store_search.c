@@ -41,7 +41,7 @@ static asr_err_t pg_index(asr_store_t *s) {
     if (s->ops->exec_script(s, k_pg_trgm) == ASR_OK)
         return asr__store_exec(s, "RELEASE SAVEPOINT asr_trgm", NULL, 0, NULL);
     ASR_LOG(ASR_LOG_WARN,
-            "store: no pg_trgm index for transcript search (%s); search scans the texts",
+            "msg=search_no_trgm_index reason=\"%s\" effect=\"search scans the texts\"",
             asr_store_errmsg(s));
     return asr__store_exec(s, "ROLLBACK TO SAVEPOINT asr_trgm", NULL, 0, NULL);
 }

@@ -71,7 +71,9 @@ static asr_err_t read_key_file(asr_store_t *s, const char *path, char *err, size
     }
     struct stat st;
     if (fstat(fd, &st) == 0 && (st.st_mode & 077))
-        ASR_LOG(ASR_LOG_WARN, "store: %s is readable by group or others (mode %o); chmod 600 it",
+        ASR_LOG(ASR_LOG_WARN,
+                "msg=secret_key_file_open path=%s mode=%o hint=\"readable by group or others; "
+                "chmod 600 it\"",
                 path, (unsigned)(st.st_mode & 0777));
     char buf[128];
     ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -146,7 +148,7 @@ asr_err_t asr__store_key_load(asr_store_t *s, const char *data_dir, char *err, s
         asr_err_t e = create_key_file(path, err, errlen);
         if (e != ASR_OK)
             return e;
-        ASR_LOG(ASR_LOG_INFO, "store: created secret key file %s", path);
+        ASR_LOG(ASR_LOG_INFO, "msg=secret_key_file_created path=%s", path);
     }
     return read_key_file(s, path, err, errlen);
 }
@@ -303,9 +305,10 @@ asr_err_t asr__store_decrypt(asr_store_t *s, const char *enc, char **out) {
     memset(key, 0, sizeof key);
     free(raw);
     if (plain && legacy && !atomic_exchange(&asr__store_legacy_logged, true))
-        ASR_LOG(ASR_LOG_WARN, "store: found an api key encrypted with the old passphrase key (one "
+        ASR_LOG(ASR_LOG_WARN, "msg=api_key_legacy_encryption reason=\"an api key is encrypted with "
+                              "the old passphrase key (one "
                               "SHA-256 of ASRD_SECRET_KEY); it still reads, and opening the store "
-                              "re-encrypts it with PBKDF2-HMAC-SHA256");
+                              "re-encrypts it with PBKDF2-HMAC-SHA256\"");
     if (!plain)
         return asr__store_fail(ASR_ERR_INVALID, "api_key: cannot be decrypted: the secret key "
                                                 "differs from the one that encrypted it");
@@ -349,9 +352,10 @@ asr_err_t asr__store_secret_upgrade(asr_store_t *s) {
     }
     asr__store_rows_free(&r);
     if (n_done)
-        ASR_LOG(ASR_LOG_WARN,
-                "store: re-encrypted %d api key(s) from the old passphrase key (one SHA-256) to "
-                "PBKDF2-HMAC-SHA256 (%d iterations)",
-                n_done, ASR__STORE_KDF_ITER);
+        ASR_LOG(
+            ASR_LOG_WARN,
+            "msg=api_keys_reencrypted n=%d reason=\"from the old passphrase key (one SHA-256) to "
+            "PBKDF2-HMAC-SHA256 (%d iterations)\"",
+            n_done, ASR__STORE_KDF_ITER);
     return e;
 }

@@ -691,7 +691,7 @@ static int g_legacy_logs;
 static void count_legacy_log(asr_log_level_t level, const char *line, void *ud) {
     (void)level;
     (void)ud;
-    if (strstr(line, "found an api key encrypted with the old passphrase key"))
+    if (strstr(line, "msg=api_key_legacy_encryption"))
         g_legacy_logs++;
 }
 
