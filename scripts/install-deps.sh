@@ -6,6 +6,7 @@ PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
       libopenblas-dev libdnnl-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
       libmicrohttpd-dev libsqlite3-dev libpq-dev postgresql libopencc-dev
       python3-venv sox libsox-fmt-all ffmpeg espeak-ng unzip curl strace
+      dpkg-dev systemd # make deb and its test: dpkg-shlibdeps, systemd-analyze verify
       chromium chromium-driver fonts-wqy-microhei)
 missing=()
 for p in "${PKGS[@]}"; do

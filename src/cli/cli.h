@@ -43,6 +43,14 @@ char *asr_cli_models_root(void);
 /* A configured path with a leading ~ made $HOME (malloc'd). */
 char *asr_cli_expand_home(const char *path);
 
+/* config_path.c: the settings file of `asrd serve` and `asrd diagnose`: --config FILE, else
+ * $ASRD_CONFIG when set and not empty, else the installed default (asr_cli_default_config(),
+ * /etc/asrd/asrd.conf) when it exists, else NULL (no file: defaults < env < flags). Borrowed from
+ * argv, the environment or a static string. _in takes the default path (tests). */
+const char *asr_cli_config_path(int argc, char **argv);
+const char *asr__cli_config_path_in(int argc, char **argv, const char *dflt);
+const char *asr_cli_default_config(void);
+
 /* device.c: a --device value (or the `device` setting) resolved on this machine. */
 typedef struct {
     char asked[64];     /* the value as given ("auto") */

@@ -67,9 +67,7 @@ static int local_report(int argc, char **argv, const char *note, json_t **out) {
     asr_config_t cfg;
     asr_config_init(&cfg);
     char err[512] = "";
-    const char *file = asr_config_file_arg(argc, argv);
-    if (!file && getenv("ASRD_CONFIG") && *getenv("ASRD_CONFIG"))
-        file = getenv("ASRD_CONFIG");
+    const char *file = asr_cli_config_path(argc, argv);
     asr_cfg_action_t action;
     if ((file && asr_config_load_file(&cfg, file, err, sizeof err) != ASR_OK) ||
         asr_config_load_env(&cfg, err, sizeof err) != ASR_OK ||

@@ -6,7 +6,9 @@
 #include "core/core.h"
 #include "nn/nn.h"
 
+#ifndef ASRD_VERSION /* CMake defines it from project(VERSION) */
 #define ASRD_VERSION "0.1.0"
+#endif
 
 static void usage(FILE *f) {
     fprintf(f,

@@ -30,7 +30,9 @@
 
 #define SERVE_USAGE                                                                                \
     "usage: asrd serve [--host 127.0.0.1] [--port 8080] [--data DIR] [--models tiny.en,base]\n"    \
-    "                  [--device cpu|cuda|cuda:N|auto] [--config FILE] [more settings below]"
+    "                  [--device cpu|cuda|cuda:N|auto] [--config FILE] [more settings below]\n"    \
+    "settings: defaults < the file (--config FILE, else $ASRD_CONFIG, else /etc/asrd/asrd.conf\n"  \
+    "          when it exists) < environment (ASRD_*) < flags"
 
 static bool g_log_json; /* log_format = json: set before the sink is installed */
 
@@ -82,12 +84,11 @@ static void clean_uploads(const char *dir) {
         ASR_LOG(ASR_LOG_INFO, "msg=stale_uploads_removed n=%d dir=%s", n, dir);
 }
 
-/* Loads settings: defaults < file < env < flags. Returns -1 to go on, else an exit code. */
+/* Loads settings: defaults < file (asr_cli_config_path) < env < flags. Returns -1 to go on, else an
+ * exit code. */
 static int load_settings(asr_config_t *cfg, int argc, char **argv) {
     char err[512] = "";
-    const char *file = asr_config_file_arg(argc, argv);
-    if (!file && getenv("ASRD_CONFIG") && *getenv("ASRD_CONFIG"))
-        file = getenv("ASRD_CONFIG");
+    const char *file = asr_cli_config_path(argc, argv);
     asr_cfg_action_t action = ASR_CFG_ACTION_RUN;
     if ((file && asr_config_load_file(cfg, file, err, sizeof err) != ASR_OK) ||
         asr_config_load_env(cfg, err, sizeof err) != ASR_OK ||

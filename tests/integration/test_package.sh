@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# asrd as an installed service (issue 22): the Debian package and `make install`, checked from a
+# scratch root, never this machine's / (no root needed):
+#  1. scripts/make-deb.sh builds the .deb from this build tree; dpkg-deb --info/--contents: name,
+#     the project's version, Depends with the linked libraries and the FFmpeg libraries asrd
+#     dlopens (their sonames' packages), the conffile, the file list, root ownership;
+#  2. `dpkg --root SCRATCH --unpack` (dpkg's own install path and database: the conffile is
+#     registered; no maintainer script runs, the package has no preinst; configure would run
+#     postinst chrooted, which needs root and a shell inside the scratch root, so it is not run) and
+#     `dpkg -x` into a second scratch root, used below; `asrd version` runs from them; the
+#     maintainer scripts pass `sh -n`;
+#  3. `systemd-analyze verify` accepts the unit (ExecStart pointed at the scratch root's binary,
+#     since the unit names /usr/bin/asrd) with no warning, and warns on a broken copy (the check
+#     can fail); the hardening directives are there;
+#  4. the installed binary serves a transcription with the installed config (--config
+#     SCRATCH/etc/asrd/asrd.conf; data, models dir, model and port given as flags) over HTTP on
+#     loopback, serves the embedded web UI, and stops cleanly on SIGTERM;
+#  5. `make install-files DESTDIR=... PREFIX=/usr` (what `make install` runs after building) puts
+#     the same tree down, checked the same way; PREFIX=/usr/local keeps /etc/asrd/asrd.conf and
+#     points the unit at /usr/local/bin/asrd.
+# Env: ASRD (the build's binary: its directory is the build tree), ASR_SOURCE, ASRD_MODELS
+# (tiny.en). Exits 77 when a tool or tiny.en is missing (a failure under CI=true).
+set -uo pipefail
+
+: "${ASRD:?set ASRD to the asrd binary}"
+SRC=$(cd "${ASR_SOURCE:-$(dirname "$0")/../..}" && pwd)
+BUILD=$(cd "$(dirname "$ASRD")" && pwd)
+MODELS=${ASRD_MODELS:-$HOME/.cache/asrd/models}
+CLIP="$SRC/assets/clips/en_ldc93s1.wav" # "She had your dark suit in greasy wash water all year"
+T=$(mktemp -d "${TMPDIR:-/tmp}/asrd-package.XXXXXX")
+SPID=
+cleanup() {
+    [ -n "$SPID" ] && kill -KILL "$SPID" 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+fail=0
+bad() {
+    echo "FAIL: $*"
+    fail=1
+}
+
+for tool in dpkg-deb dpkg dpkg-shlibdeps systemd-analyze curl cmake make pkg-config; do
+    command -v "$tool" >/dev/null || {
+        echo "$tool is missing (scripts/install-deps.sh installs dpkg-dev and systemd)"
+        exit 77
+    }
+done
+[ -f "$BUILD/CMakeCache.txt" ] || {
+    echo "$BUILD is not a CMake build tree"
+    exit 1
+}
+if [ ! -f "$MODELS/tiny.en/model.bin" ]; then
+    echo "tiny.en not pulled ($MODELS): run make models"
+    exit 77
+fi
+VERSION=$("$ASRD" --version | awk '{print $2}')
+[ -n "$VERSION" ] || {
+    echo "FAIL: $ASRD --version printed no version"
+    exit 1
+}
+
+# ---- 1. the package
+DEB=$(bash "$SRC/scripts/make-deb.sh" "$BUILD" "$T/out") || {
+    echo "FAIL: scripts/make-deb.sh"
+    exit 1
+}
+echo "built $DEB ($(stat -c %s "$DEB") bytes)"
+[ "$(basename "$DEB")" = "asrd_${VERSION}_$(dpkg --print-architecture).deb" ] ||
+    bad "package file name $(basename "$DEB")"
+field() { dpkg-deb --field "$DEB" "$1"; }
+[ "$(field Package)" = asrd ] || bad "Package: $(field Package)"
+[ "$(field Version)" = "$VERSION" ] || bad "Version $(field Version), asrd --version says $VERSION"
+DEPENDS=$(field Depends)
+echo "Depends: $DEPENDS"
+echo "Suggests: $(field Suggests)"
+# linked (a sample dpkg-shlibdeps must find) and dlopened (majors of the build's FFmpeg headers)
+want="libc6 libjansson4 libmicrohttpd12 libsqlite3-0 libpq5 libcurl4"
+for mod in libavutil libswresample libavcodec libavformat; do
+    major=$(pkg-config --modversion "$mod" | cut -d. -f1)
+    want="$want $mod$major"
+done
+for p in $want; do
+    grep -Eq "(^|, )$p( \(|,|$)" <<<"$DEPENDS" || bad "Depends lacks $p"
+done
+grep -q "libnvidia-ml1" <<<"$(field Suggests)" || bad "Suggests lacks libnvidia-ml1"
+grep -q "libnvidia\|libcublas\|libcuda" <<<"$DEPENDS" && bad "NVIDIA libraries in Depends"
+dpkg-deb --ctrl-tarfile "$DEB" | tar -xO ./conffiles >"$T/conffiles" 2>/dev/null ||
+    dpkg-deb --ctrl-tarfile "$DEB" | tar -xO conffiles >"$T/conffiles"
+grep -qx /etc/asrd/asrd.conf "$T/conffiles" || bad "/etc/asrd/asrd.conf is not a conffile"
+dpkg-deb --contents "$DEB" >"$T/contents"
+for f in ./usr/bin/asrd ./etc/asrd/asrd.conf ./usr/lib/systemd/system/asrd.service \
+    ./usr/lib/sysusers.d/asrd.conf ./usr/share/doc/asrd/DEPLOY.md \
+    ./usr/share/doc/asrd/asrd.conf.example; do
+    awk '{print $NF}' "$T/contents" | grep -qx -- "$f" || bad "the package lacks $f"
+done
+awk '{print $2}' "$T/contents" | grep -vqx root/root && bad "files not owned by root/root"
+awk '{print $NF}' "$T/contents" | grep -Ev '^\./((etc|usr)(/.*)?)?$' && bad "files outside /etc, /usr"
+awk '{print $NF}' "$T/contents" | grep -E '^\./usr/local' && bad "files under /usr/local"
+
+# ---- 2. install into a scratch root
+R="$T/root"
+mkdir -p "$R/var/lib/dpkg/updates" "$R/var/lib/dpkg/info" "$R/var/log"
+: >"$R/var/lib/dpkg/status"
+if dpkg --root="$R" --log=/dev/null --force-depends --force-not-root --unpack "$DEB" \
+    >"$T/dpkg.log" 2>&1; then
+    st=$(dpkg --root="$R" -s asrd 2>/dev/null | sed -n 's/^Status: //p')
+    [ "$st" = "install ok unpacked" ] || bad "dpkg --root status: '$st'"
+    # unpacked, not configured: the conffile waits as .dpkg-new until configure (postinst runs
+    # then, and would run chrooted into a root without a shell: not done here)
+    dpkg --root="$R" -s asrd | grep -q '^ /etc/asrd/asrd.conf newconffile' ||
+        bad "dpkg did not register /etc/asrd/asrd.conf as a conffile"
+    [ -f "$R/etc/asrd/asrd.conf.dpkg-new" ] && [ -x "$R/usr/bin/asrd" ] ||
+        bad "dpkg --root --unpack left: $(cd "$R" && find etc usr -type f | head)"
+    "$R/usr/bin/asrd" --version | grep -qx "asrd $VERSION" || bad "the dpkg-unpacked asrd --version"
+else
+    cat "$T/dpkg.log"
+    bad "dpkg --root --unpack failed"
+fi
+dpkg -x "$DEB" "$T/x" || bad "dpkg -x"
+cmp -s "$R/usr/bin/asrd" "$T/x/usr/bin/asrd" || bad "dpkg --unpack and dpkg -x differ"
+cmp -s "$R/etc/asrd/asrd.conf.dpkg-new" "$T/x/etc/asrd/asrd.conf" || bad "the conffiles differ"
+for s in postinst prerm postrm; do
+    dpkg-deb --ctrl-tarfile "$DEB" | tar -xO "./$s" >"$T/$s" 2>/dev/null
+    [ -s "$T/$s" ] && sh -n "$T/$s" || bad "maintainer script $s is missing or not valid sh"
+done
+
+# Checks one installed tree: $1 root, $2 the prefix the unit names, $3 a label.
+check_tree() {
+    local root=$1 prefix=$2 what=$3 bin=$1$2/bin/asrd
+    "$bin" version >"$T/version.out" 2>&1 || bad "$what: asrd version failed: $(cat "$T/version.out")"
+    head -1 "$T/version.out" | grep -qx "asrd $VERSION" || bad "$what: asrd version: $(head -1 "$T/version.out")"
+    echo "$what: $(head -1 "$T/version.out"); $(grep '^backends' "$T/version.out")"
+    local conf=$root/etc/asrd/asrd.conf unit=$root$prefix/lib/systemd/system/asrd.service
+    [ -f "$conf" ] || { bad "$what: no etc/asrd/asrd.conf"; return; }
+    [ -f "$unit" ] || { bad "$what: no unit"; return; }
+    "$bin" serve --config "$conf" --print-config >"$T/eff" 2>&1 || bad "$what: the installed config does not load: $(cat "$T/eff")"
+    grep -qx 'data = /var/lib/asrd' "$T/eff" || bad "$what: data is not /var/lib/asrd"
+    grep -qx 'models_dir = /var/lib/asrd/models' "$T/eff" || bad "$what: models_dir is not /var/lib/asrd/models"
+    # ---- 3. the unit
+    grep -qx "ExecStart=$prefix/bin/asrd serve" "$unit" || bad "$what: ExecStart: $(grep ExecStart "$unit")"
+    for d in User=asrd StateDirectory=asrd ProtectSystem=strict ProtectHome=yes NoNewPrivileges=yes \
+        PrivateTmp=yes 'MemoryMax=[0-9]+[%KMGT]?'; do
+        grep -Eqx "$d" "$unit" || bad "$what: the unit lacks $d"
+    done
+    mkdir -p "$T/unit"
+    sed "s#^ExecStart=$prefix/bin/asrd#ExecStart=$bin#" "$unit" >"$T/unit/asrd.service"
+    if ! systemd-analyze verify --man=no "$T/unit/asrd.service" >"$T/verify" 2>&1 || [ -s "$T/verify" ]; then
+        bad "$what: systemd-analyze verify: $(cat "$T/verify")"
+    fi
+    sed 's/^ProtectSystem=strict/ProtectSystem=strict\nProtectSytem=typo/' "$T/unit/asrd.service" \
+        >"$T/unit/broken.service"
+    systemd-analyze verify --man=no "$T/unit/broken.service" >"$T/verify" 2>&1
+    grep -q "Unknown key" "$T/verify" || bad "systemd-analyze verify did not notice a bad key"
+    # ---- 4. a transcription by the installed binary with the installed config
+    rm -rf "$T/data"
+    mkdir -p "$T/data"
+    env -u ASRD_CONFIG -u ASRD_DATA -u ASRD_MODELS -u ASRD_SERVE_MODELS -u ASRD_PORT -u ASRD_HOST \
+        -u ASRD_API_KEYS "$bin" serve --config "$conf" --port 0 --data "$T/data" \
+        --models-dir "$MODELS" --models tiny.en --device cpu >"$T/serve.out" 2>"$T/serve.err" &
+    SPID=$!
+    local url="" deadline=$((SECONDS + 120))
+    while [ -z "$url" ] && [ $SECONDS -lt $deadline ] && kill -0 "$SPID" 2>/dev/null; do
+        url=$(head -1 "$T/serve.out" 2>/dev/null | grep -E '^http://127\.0\.0\.1:[0-9]+$')
+        [ -n "$url" ] || sleep 0.1
+    done
+    if [ -z "$url" ]; then
+        bad "$what: the server did not start: $(tail -5 "$T/serve.err")"
+        kill -KILL "$SPID" 2>/dev/null
+        wait "$SPID" 2>/dev/null
+        SPID=
+        return
+    fi
+    local text
+    text=$(curl -sS --max-time 120 -F "file=@$CLIP" -F model=tiny.en -F response_format=text \
+        "$url/v1/audio/transcriptions")
+    echo "$what: $url transcribed: $text"
+    grep -qi "greasy wash water" <<<"$text" || bad "$what: transcription: '$text'"
+    local code
+    code=$(curl -s -o "$T/index.html" -w '%{http_code}' "$url/")
+    [ "$code" = 200 ] && grep -qi "<html" "$T/index.html" || bad "$what: GET / (web UI): $code"
+    kill -TERM "$SPID"
+    local rc
+    wait "$SPID"
+    rc=$?
+    SPID=
+    [ $rc = 0 ] || bad "$what: exit $rc after SIGTERM: $(tail -3 "$T/serve.err")"
+}
+check_tree "$T/x" /usr "deb"
+
+# ---- 5. make install
+make -s -C "$SRC" --no-print-directory install-files BUILD="$BUILD" DESTDIR="$T/inst" PREFIX=/usr \
+    >"$T/install.log" 2>&1 || bad "make install-files: $(cat "$T/install.log")"
+diff <(cd "$T/x" && find . -type f | sort) <(cd "$T/inst" && find . -type f | sort) ||
+    bad "make install and the package install different files"
+cmp -s "$T/x/etc/asrd/asrd.conf" "$T/inst/etc/asrd/asrd.conf" || bad "installed configs differ"
+check_tree "$T/inst" /usr "make install"
+make -s -C "$SRC" --no-print-directory install-files BUILD="$BUILD" DESTDIR="$T/local" \
+    PREFIX=/usr/local >"$T/install.log" 2>&1 || bad "make install-files PREFIX=/usr/local"
+[ -x "$T/local/usr/local/bin/asrd" ] && [ -f "$T/local/etc/asrd/asrd.conf" ] &&
+    grep -qx "ExecStart=/usr/local/bin/asrd serve" "$T/local/usr/local/lib/systemd/system/asrd.service" ||
+    bad "PREFIX=/usr/local: $(cd "$T/local" && find . -type f)"
+echo "edited" >>"$T/local/etc/asrd/asrd.conf"
+make -s -C "$SRC" --no-print-directory install-files BUILD="$BUILD" DESTDIR="$T/local" \
+    PREFIX=/usr/local >"$T/install.log" 2>&1
+tail -1 "$T/local/etc/asrd/asrd.conf" | grep -qx edited || bad "make install overwrote an edited config"
+
+[ $fail = 0 ] && echo "package: all checks passed"
+exit $fail
