@@ -231,6 +231,24 @@ function renderQueue() {
     dl.append(item('st.q_jobs', String(S.counts.queued)), item('st.q_jobs_running', String(S.counts.running)));
   }
   $('#st-events').textContent = S.ps ? t('st.events', S.ps.events) : '';
+  renderRetention();
+}
+
+/* Retention (GET /api/ps .retention): what the server deletes, and its last check. */
+function renderRetention() {
+  let p = $('#st-retention');
+  if (!p) {
+    p = h('p', { id: 'st-retention', class: 'muted' });
+    $('#st-events').after(p);
+  }
+  const r = S.ps && S.ps.retention;
+  if (!r) { p.textContent = ''; return; }
+  let text = r.days ? t(r.keep_transcripts ? 'st.retention_audio' : 'st.retention_on', { days: r.days })
+    : t('st.retention_off');
+  if (r.days && r.last_run_at) {
+    text += ' · ' + t('st.retention_last', { time: fmtTime(r.last_run_at), n: r.last_deleted, total: r.deleted_total });
+  }
+  p.textContent = text;
 }
 
 function chart(c) {

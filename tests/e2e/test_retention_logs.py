@@ -24,6 +24,8 @@ import pytest
 
 import asrdtest as t
 import jobsutil as ju
+import web_driver as wd
+from test_web_ui import browser, open_page  # noqa: F401  (the module's headless Chromium)
 
 requests = t.import_or_missing("requests")
 
@@ -187,3 +189,24 @@ def test_every_log_line_has_msg(tmp_path):
     assert lines
     bad = [l for l in lines if " msg=" not in l]
     assert not bad, bad[:5]
+
+
+def test_status_page_shows_retention(tmp_path, browser):  # noqa: F811
+    """The Status page says what retention does, in English and Chinese."""
+    t.require_model("tiny.en")
+    s = ju.node(tmp_path, "ui", ["--retention-days", "30", "--retention-keep-transcripts"])
+    s.start()
+    try:
+        for lang, want in (("en", ["30 days", "transcripts are kept", "Last check"]),
+                           ("zh-CN", ["30 天", "转写文字保留", "上次检查"])):
+            open_page(browser, s, "#/status", lang=lang)
+            wd.wait_for(lambda: all(w in (browser.execute_script(
+                "const p = document.querySelector('#st-retention');"
+                "return p ? p.textContent : ''") or "") for w in want),
+                what=f"the retention line ({lang})",
+                on_fail=lambda: browser.execute_script(
+                    "const p = document.querySelector('#st-retention');"
+                    "return p ? p.textContent : '(none)'"))
+        assert not wd.console_errors(browser), wd.console_errors(browser)
+    finally:
+        s.stop()
