@@ -10,7 +10,10 @@
  * - bfloat16 with VDPBF16PS: each activation is split into two bfloat16 numbers, hi = bf16(a) and
  *   lo = bf16(a - hi), so a = hi + lo to about 2^-17 relative (the products of bfloat16 pairs are
  *   exact in float32; the sums are float32): the result is within ~4e-6 of sum|a·w| of the float32
- *   product, like the FMA path, at two VDPBF16PS per 32 weights and row.
+ *   product, like the FMA path, at two VDPBF16PS per 32 weights and row. Not dispatched: on a
+ *   Xeon with AMX (bench/decoder_step, 2 threads) it was no faster than shift + FMA at m = 1 and
+ *   half as fast at m = 8 (VDPBF16PS issues at half the FMA rate, and the split doubles it); kept
+ *   tested and benched for CPUs where that differs.
  * - int8 with VPDPBUSD (u8 × s8 -> s32): the activations as unsigned q + 128, the weights as
  *   they are; sum q·w = sum (q + 128)·w - 128·sum w, with sum w from one more VPDPBUSD by ones per
  *   weight vector (shared by the MR rows). Every sum is an exact int32 (|q| <= 127: at most
