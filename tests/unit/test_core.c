@@ -3,7 +3,8 @@
  * cannot stretch or cut it), mkdir -p and the one UTF-8 decoder.
  *
  * The waits are checked with a lower bound that must hold exactly (a wait never ends early) and an
- * upper bound with a wide margin for a loaded 2-core machine. */
+ * upper bound with a wide margin for a loaded 2-core machine. Also: a log line as JSON
+ * (asr_log_line_json). */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -168,6 +169,31 @@ static void test_mkdir_p(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* A log line as JSON: ts first, then the pairs in order; numbers and booleans typed, quoted values
+ * unquoted and unescaped, other text in "text", and what JSON must escape escaped. */
+static void check_json(const char *line, const char *want) {
+    asr_buf_t b;
+    asr_buf_init(&b);
+    asr_log_line_json("T", line, &b);
+    assert_string_equal(b.data, want);
+    asr_buf_free(&b);
+}
+
+static void test_log_line_json(void **state) {
+    (void)state;
+    check_json("level=INFO msg=access status=200 ms=1.5 ok=true path=/a?b=1",
+               "{\"ts\":\"T\",\"level\":\"INFO\",\"msg\":\"access\",\"status\":200,"
+               "\"ms\":1.5,\"ok\":true,\"path\":\"/a?b=1\"}");
+    check_json("level=WARN msg=x err=\"a \\\"quoted\\\" b\" n=007 v=-2e3 f=false",
+               "{\"ts\":\"T\",\"level\":\"WARN\",\"msg\":\"x\",\"err\":\"a \\\"quoted\\\" b\","
+               "\"n\":\"007\",\"v\":-2e3,\"f\":false}");
+    check_json("level=INFO msg=y name=\"tab\there\" free words",
+               "{\"ts\":\"T\",\"level\":\"INFO\",\"msg\":\"y\",\"name\":\"tab\\u0009here\","
+               "\"text\":\"free words\"}");
+    check_json("level=INFO msg=z empty=\"\" x=", "{\"ts\":\"T\",\"level\":\"INFO\",\"msg\":\"z\","
+                                                 "\"empty\":\"\",\"x\":\"\"}");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timedwait_waits_the_time),
@@ -175,6 +201,7 @@ int main(void) {
         cmocka_unit_test(test_timedwait_wakes_on_signal),
         cmocka_unit_test(test_utf8_next),
         cmocka_unit_test(test_mkdir_p),
+        cmocka_unit_test(test_log_line_json),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
