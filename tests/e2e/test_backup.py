@@ -11,7 +11,10 @@ changed byte is refused before anything is written, and so is a non-empty data d
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -178,3 +181,57 @@ def test_backup_under_load_restore_and_tamper(tmp_path, stub):
         assert stub.auth[n:] and all(a == f"Bearer {SECRET}" for a in stub.auth[n:]), stub.auth
     finally:
         srv2.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    script = t.source_dir() / "scripts" / "pg-temp.sh"
+    d = tempfile.mkdtemp(prefix="asrd-backup-pg.", dir="/tmp")
+    os.rmdir(d)  # pg-temp.sh creates it (and removes it at stop)
+    p = subprocess.run(["bash", str(script), "start", d], capture_output=True, text=True,
+                       timeout=180)
+    if p.returncode == 77:
+        t.missing("no PostgreSQL server binaries: " + p.stderr.strip())
+    assert p.returncode == 0, p.stderr
+    url = next(line.split("=", 1)[1].strip("'") for line in p.stdout.splitlines()
+               if "ASRD_TEST_PG_URL=" in line)
+    yield url
+    subprocess.run(["bash", str(script), "stop", d], capture_output=True, timeout=120)
+
+
+def test_backup_postgres(tmp_path, pg_url):
+    """With PostgreSQL: the key file and the recordings are copied and the pg_dump command is
+    printed (pg_dump is not run); with --pg-dump it runs and its dump is in the manifest; restore
+    puts the key and recordings back and says how to restore the dump."""
+    t.require_model("tiny.en")
+    srv = ju.node(tmp_path, "pg", ["--database", pg_url], env={"ASRD_SECRET_KEY": ""})
+    srv.start()
+    try:
+        rec = ju.upload_ok(srv, ju.audio(ju.SHORT).read_bytes(), "pg.wav", name="pg rec")
+        args = ["--data", data_of(srv), "--database", pg_url]
+        p = run("backup", tmp_path / "b1", *args)
+        assert p.returncode == 0, p.stderr
+        assert "pg_dump --format=custom" in p.stdout and pg_url not in p.stdout, p.stdout
+        assert not (tmp_path / "b1" / "asrd.pgdump").exists()
+        m = json.loads((tmp_path / "b1" / "manifest.json").read_text())
+        assert m["database"] == "postgres" and m["schema_version"] is None
+        paths = {f["path"] for f in m["files"]}
+        assert "secret.key" in paths and m["counts"]["recording_files"] == 1, m
+        if shutil.which("pg_dump"):
+            p = run("backup", tmp_path / "b2", "--pg-dump", *args)
+            assert p.returncode == 0, p.stderr
+            m2 = json.loads((tmp_path / "b2" / "manifest.json").read_text())
+            assert "asrd.pgdump" in {f["path"] for f in m2["files"]}
+            if shutil.which("pg_restore"):
+                lst = subprocess.run(["pg_restore", "--list", str(tmp_path / "b2" / "asrd.pgdump")],
+                                     capture_output=True, text=True, timeout=60)
+                assert lst.returncode == 0 and "TABLE public recordings" in lst.stdout, lst
+    finally:
+        srv.stop()
+    new = tmp_path / "restored"
+    p = run("restore", tmp_path / "b1", "--data", new, "--database", pg_url)
+    assert p.returncode == 0, p.stderr
+    assert "pg_restore" in p.stdout, p.stdout
+    assert (new / "secret.key").read_bytes() == (data_of(srv) / "secret.key").read_bytes()
+    assert len(list((new / "recordings").iterdir())) == 1
+    assert rec["id"]
