@@ -73,7 +73,8 @@ static char *join(const char *a, const char *b) {
     return asr_buf_steal(&p);
 }
 
-/* Settings as `asrd serve` reads them (file < env < flags), besides the command's own flags. */
+/* Settings as `asrd serve` reads them (the file asr_cli_config_path names < env < flags), besides
+ * the command's own flags. */
 static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
     memset(o, 0, sizeof *o);
     char **rest = asr_xcalloc((size_t)argc + 1, sizeof *rest);
@@ -96,9 +97,7 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
     asr_config_t cfg;
     asr_config_init(&cfg);
     char err[512] = "";
-    const char *file = asr_config_file_arg(n, rest);
-    if (!file && getenv("ASRD_CONFIG") && *getenv("ASRD_CONFIG"))
-        file = getenv("ASRD_CONFIG");
+    const char *file = asr_cli_config_path(n, rest); /* serve's: --config, $ASRD_CONFIG, /etc */
     asr_cfg_action_t action = ASR_CFG_ACTION_RUN;
     int rc = 0;
     if ((file && asr_config_load_file(&cfg, file, err, sizeof err) != ASR_OK) ||
