@@ -310,8 +310,8 @@ int asr_cli_bench(int argc, char **argv) {
                "\"decoder_ms_per_step_n\":%.2f,\"n_seq\":%d",
                model, asr_model_compute_type(m), nt, t_load, peak, enc_s * 1e3, gflop, gfs,
                gfs / peak, d1, dn, beam);
-        printf(",\"isa\":\"%s\",\"cpu\":\"%s\"", asr_isa_level_name(asr_isa()->level),
-               asr_isa()->cpu);
+        printf(",\"isa\":\"%s\",\"cpu\":\"%s\",\"device_line\":\"%s\"",
+               asr_isa_level_name(asr_isa()->level), asr_isa()->cpu, asr_model_device_line(m));
         if (file)
             printf(",\"file\":\"%s\",\"audio_s\":%.2f,\"wall_s\":%.3f,\"rtf\":%.4f", file, audio_s,
                    wall, rtf);
@@ -320,6 +320,7 @@ int asr_cli_bench(int argc, char **argv) {
         printf("model %s, compute type %s, %d threads (load %.2f s)\n", model,
                asr_model_compute_type(m), nt, t_load);
         asr__cli_print_isa("  ");
+        printf("  device: %s\n", asr_model_device_line(m));
         printf("  sgemm peak          %8.1f GFLOP/s (encoder-shaped GEMM, best of %d)\n", peak,
                reps);
         printf("  encoder 30-s window %8.1f ms  %.1f GFLOP  %.1f GFLOP/s = %.0f%% of peak\n",

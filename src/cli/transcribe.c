@@ -505,16 +505,17 @@ int asr_cli_debug(int argc, char **argv) {
     if (argc < 2 ||
         (strcmp(argv[1], "mel") && strcmp(argv[1], "encode") && strcmp(argv[1], "weights"))) {
         fprintf(stderr, "usage: asrd debug mel|encode --model NAME|DIR FILE OUT.f32\n"
-                        "       asrd debug weights --model NAME|DIR\n");
+                        "       asrd debug weights --model NAME|DIR [--compute-type CT]\n");
         return 2;
     }
     const char *what = argv[1];
     if (!strcmp(what, "weights")) { /* bytes of weights the loader holds */
-        if (argc != 4 || strcmp(argv[2], "--model")) {
-            fprintf(stderr, "usage: asrd debug weights --model NAME|DIR\n");
+        if ((argc != 4 && argc != 6) || strcmp(argv[2], "--model") ||
+            (argc == 6 && strcmp(argv[4], "--compute-type"))) {
+            fprintf(stderr, "usage: asrd debug weights --model NAME|DIR [--compute-type CT]\n");
             return 2;
         }
-        asr_model_t *wm = load_model(argv[3], "float32", 0, NULL, 0);
+        asr_model_t *wm = load_model(argv[3], argc == 6 ? argv[5] : "float32", 0, NULL, 0);
         if (!wm)
             return 1;
         printf("%zu\n", asr_model_weight_bytes(wm));

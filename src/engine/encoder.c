@@ -77,27 +77,36 @@ const float *asr__lin_f32(asr_stream_t *s, const asr_linear_t *lin) {
     return s->eb.w;
 }
 
+/* c[T][n] = a·Wᵀ + b: through the oneDNN handle when the model packed one (bfloat16/int8 compute;
+ * its scratch is the slot's ENC_W buffer, which the float32 path uses otherwise), else float32 */
+static void enc_linear(asr_stream_t *s, const asr_linear_t *lin, const float *a, float *c, int T) {
+    if (lin->dn) {
+        asr_err_t e = asr_nn_dnnl_run(s->pool, lin->dn, a, lin->n_in, c, lin->n_out, s->eb.w);
+        ASR_ASSERT(e == ASR_OK);
+        return;
+    }
+    asr_nn_linear_mt(s->pool, a, lin->n_in, asr__lin_f32(s, lin), lin->n_in, lin->b, c, lin->n_out,
+                     T, lin->n_out, lin->n_in);
+}
+
 static void enc_layer(asr_stream_t *s, const asr_enc_layer_t *L) {
     const asr_model_t *m = s->m;
     asr_enc_buf_t *b = &s->eb;
     const int T = 1500, d = m->info.d_model, H = m->info.n_audio_head, dh = d / H;
     float *qkv = b->big, *attn = b->big2;
     asr_nn_layer_norm(s->pool, b->x, b->h, T, d, L->attn_ln.gamma, L->attn_ln.beta, 1e-5f);
-    asr_nn_linear_mt(s->pool, b->h, d, asr__lin_f32(s, &L->qkv), d, L->qkv.b, qkv, 3 * d, T, 3 * d,
-                     d);
+    enc_linear(s, &L->qkv, b->h, qkv, T);
     enc_attn_job_t j = {
         s, qkv, attn, d, H, dh, (T + ATT_ROWS - 1) / ATT_ROWS, 1.0f / sqrtf((float)dh)};
     int tasks = asr_pool_n_threads(s->pool); /* each needs ATT_ROWS×1500 of the 1500×1500 */
     asr_pool_run(s->pool, tasks < T / ATT_ROWS ? tasks : T / ATT_ROWS, enc_attn_task, &j);
-    asr_nn_linear_mt(s->pool, attn, d, asr__lin_f32(s, &L->out), d, L->out.b, b->h, d, T, d, d);
+    enc_linear(s, &L->out, attn, b->h, T);
     asr_nn_add(b->x, b->h, (size_t)T * d);
     asr_nn_layer_norm(s->pool, b->x, b->h, T, d, L->ffn_ln.gamma, L->ffn_ln.beta, 1e-5f);
     int ff = L->ffn1.n_out;
-    asr_nn_linear_mt(s->pool, b->h, d, asr__lin_f32(s, &L->ffn1), d, L->ffn1.b, b->big, ff, T, ff,
-                     d);
+    enc_linear(s, &L->ffn1, b->h, b->big, T);
     asr_nn_gelu(s->pool, b->big, (size_t)T * ff);
-    asr_nn_linear_mt(s->pool, b->big, ff, asr__lin_f32(s, &L->ffn2), ff, L->ffn2.b, b->h, d, T, d,
-                     ff);
+    enc_linear(s, &L->ffn2, b->big, b->h, T);
     asr_nn_add(b->x, b->h, (size_t)T * d);
 }
 
@@ -110,8 +119,11 @@ static void encode_window(asr_stream_t *s, const float *mel_window) {
                      3 * M);
     asr_nn_gelu(s->pool, b->big2, (size_t)3000 * d);
     im2col_tm_s2(b->big2, d, 3000, b->big);
-    asr_nn_linear_mt(s->pool, b->big, 3 * d, m->conv2_w, 3 * d, m->conv2_b, b->x, d, 1500, d,
-                     3 * d);
+    if (m->conv2_dn)
+        ASR_ASSERT(asr_nn_dnnl_run(s->pool, m->conv2_dn, b->big, 3 * d, b->x, d, b->w) == ASR_OK);
+    else
+        asr_nn_linear_mt(s->pool, b->big, 3 * d, m->conv2_w, 3 * d, m->conv2_b, b->x, d, 1500, d,
+                         3 * d);
     asr_nn_gelu(s->pool, b->x, (size_t)1500 * d);
     asr_nn_add(b->x, m->enc_pos, (size_t)1500 * d);
     for (int l = 0; l < m->info.n_audio_layer; l++)

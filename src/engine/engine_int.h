@@ -60,15 +60,26 @@ typedef struct {
  * arena keeps the logits and the front end only; the other buffers have no bytes). */
 void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr_wtype_t wtype, bool gpu,
                       asr__slot_layout_t *L);
+/* The encoder's GEMMs through oneDNN (nn/gemm_dnnl.c) under a compute type: ASR_NN_DNNL_BF16 or
+ * _I8 where this CPU's kernel level runs them (bfloat16: AVX512 and up; int8: AVX-512 VNNI),
+ * else -1 (float32 compute, or an AVX2 CPU: the float32 path of today). The plan, the slot layout
+ * and the loader all ask this. */
+int asr__enc_dnnl_type(asr_wtype_t wtype);
+/* the bytes a slot's ENC_W buffer gives oneDNN's runs under that type (conversions of A, int8's
+ * int32 results, and an allowance for oneDNN's own scratchpad, checked against each primitive's
+ * at load) */
+size_t asr__enc_dnnl_scratch(const asr_model_info_t *in, int type);
 
 typedef struct {
-    float *w;      /* float32 [n_out][n_in] (encoder, cross K/V), or NULL */
-    const void *h; /* or float16 [n_out][n_in] (encoder, cross K/V of a float16 file): the
-                      mapped file's little-endian bytes, at any alignment, made float32 per
-                      use by asr__lin_f32 */
-    asr_wmat_t wm; /* decoder matrices only: the weights as the kernels read them, in the
-                    * compute type's storage (float16 files stay float16 under float32) */
-    float *b;      /* [n_out] or NULL */
+    float *w;          /* float32 [n_out][n_in] (encoder, cross K/V), or NULL */
+    const void *h;     /* or float16 [n_out][n_in] (encoder, cross K/V of a float16 file): the
+                          mapped file's little-endian bytes, at any alignment, made float32 per
+                          use by asr__lin_f32 */
+    asr_wmat_t wm;     /* decoder matrices only: the weights as the kernels read them, in the
+                        * compute type's storage (float16 files stay float16 under float32) */
+    asr_nn_dnnl_t *dn; /* encoder matrices under bfloat16/int8 where oneDNN has a kernel
+                        * (asr__enc_dnnl_type): packed for it at load (h then NULL), or NULL */
+    float *b;          /* [n_out] or NULL */
     int n_out, n_in;
 } asr_linear_t;
 
@@ -102,9 +113,10 @@ struct asr_model {
     int n_threads;
     size_t weight_bytes;
     /* encoder */
-    float *conv1_w; /* [d][n_mels*3] */
-    float *conv1_b; /* [d] */
-    float *conv2_w; /* [d][d*3] */
+    float *conv1_w;          /* [d][n_mels*3] */
+    float *conv1_b;          /* [d] */
+    float *conv2_w;          /* [d][d*3] */
+    asr_nn_dnnl_t *conv2_dn; /* conv2_w packed like the layers' (asr_linear_t.dn), or NULL */
     float *conv2_b;
     float *enc_pos;       /* [1500][d] */
     asr_enc_layer_t *enc; /* [n_audio_layer] */

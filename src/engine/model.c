@@ -304,6 +304,70 @@ int asr__model_dims(const asr_wfile_t *f, asr_model_info_t *in, char *err, size_
     return 0;
 }
 
+/* One encoder matrix packed for oneDNN (asr__enc_dnnl_type): from float32 w, or float16 h made
+ * float32 first (tmp: n*k floats). A kernel whose scratchpad outgrows the slot's buffer
+ * (asr__enc_dnnl_scratch) leaves the matrix as it was. */
+static asr_err_t pack_one(asr_model_t *m, int type, const float *w, const void *h, const float *b,
+                          int n, int k, float *tmp, asr_nn_dnnl_t **out) {
+    *out = NULL;
+    if (!w) { /* the mapped bytes, at any alignment */
+        const unsigned char *p = h;
+        for (size_t i = 0; i < (size_t)n * k; i++) {
+            uint16_t v;
+            memcpy(&v, p + 2 * i, 2);
+            tmp[i] = asr_nn_f16_to_f32(v);
+        }
+        w = tmp;
+    }
+    asr_nn_dnnl_t *g = NULL;
+    asr_err_t e = asr_nn_dnnl_pack(type, w, b, 1500, n, k, &g);
+    if (e == ASR_ERR_NOMEM)
+        return e;
+    if (e != ASR_OK || asr_nn_dnnl_scratch_bytes(g) > asr__enc_dnnl_scratch(&m->info, type)) {
+        asr_nn_dnnl_destroy(g);
+        return ASR_OK;
+    }
+    m->weight_bytes += asr_nn_dnnl_weight_bytes(g);
+    *out = g;
+    return ASR_OK;
+}
+
+/* The encoder's GEMMs for oneDNN under bfloat16/int8 on a CPU that runs them (CPU models). */
+static asr_err_t pack_encoder(asr_model_t *m) {
+    int type = asr__enc_dnnl_type(m->wtype), d = m->info.d_model;
+    if (type < 0)
+        return ASR_OK;
+    float *tmp = malloc(sizeof(float) * 4 * (size_t)d * d);
+    if (!tmp)
+        return ASR_ERR_NOMEM;
+    asr_err_t e = pack_one(m, type, m->conv2_w, NULL, m->conv2_b, d, 3 * d, tmp, &m->conv2_dn);
+    for (int l = 0; l < m->info.n_audio_layer && e == ASR_OK; l++) {
+        asr_linear_t *lins[] = {&m->enc[l].qkv, &m->enc[l].out, &m->enc[l].ffn1, &m->enc[l].ffn2};
+        for (int i = 0; i < 4 && e == ASR_OK; i++) {
+            asr_linear_t *x = lins[i];
+            e = pack_one(m, type, x->w, x->h, x->b, x->n_out, x->n_in, tmp, &x->dn);
+            if (x->dn && x->h) { /* the mapped float16 copy is not read again */
+                m->weight_bytes -= (size_t)x->n_out * x->n_in * sizeof(uint16_t);
+                x->h = NULL;
+            }
+        }
+    }
+    free(tmp);
+    return e;
+}
+
+static void unpack_encoder(asr_model_t *m) {
+    asr_nn_dnnl_destroy(m->conv2_dn);
+    m->conv2_dn = NULL;
+    for (int l = 0; m->enc && l < m->info.n_audio_layer; l++) {
+        asr_linear_t *lins[] = {&m->enc[l].qkv, &m->enc[l].out, &m->enc[l].ffn1, &m->enc[l].ffn2};
+        for (int i = 0; i < 4; i++) {
+            asr_nn_dnnl_destroy(lins[i]->dn);
+            lins[i]->dn = NULL;
+        }
+    }
+}
+
 /* Every tensor; m->info holds the file's dimensions (asr__model_dims). */
 static int load_weights(loader_t *L) {
     asr_model_t *m = L->m;
@@ -569,6 +633,16 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
     snprintf(m->device, sizeof m->device, "cpu");
     snprintf(m->device_line, sizeof m->device_line, "cpu (%s), %s", asr_nn_simd_name(),
              asr_model_compute_type(m));
+    if (!gpu && (rc = pack_encoder(m)) != ASR_OK) {
+        asr_errf(errbuf, errbuf_len, "packing the encoder's weights: %s", asr_strerror(rc));
+        asr_model_destroy(m);
+        return rc;
+    }
+    if (m->conv2_dn) {
+        size_t n = strlen(m->device_line);
+        snprintf(m->device_line + n, sizeof m->device_line - n, ", encoder GEMMs oneDNN %s",
+                 asr_nn_dnnl_impl(m->conv2_dn));
+    }
     if (gpu) {
         rc = asr__gpu_model_open(m, &dev, p.compute_type, p.max_batch, errbuf, errbuf_len);
         if (rc != ASR_OK) {
@@ -596,6 +670,7 @@ void asr_model_destroy(asr_model_t *m) {
     if (!m)
         return;
     asr__gpu_model_close(m);
+    unpack_encoder(m);
     asr_free_huge(m->warena, m->warena_len);
     asr_wfile_free(&m->wf);
     for (int i = 0; i < m->n_allocs; i++)

@@ -12,6 +12,7 @@
 #include "engine/ct2.h"
 #include "engine/engine_int.h"
 #include "engine/frames.h"
+#include "nn/isa.h"
 
 #define ALIGN 64
 
@@ -41,7 +42,8 @@ void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr_wtype_t wtype, 
     L->off[ASR_SLOT_ENC_BIG2] = place(&cur, 3000 * d * f);
     L->off[ASR_SLOT_ENC_SCORES] = place(&cur, F * F * f);
     L->off[ASR_SLOT_ENC_OUT] = place(&cur, F * d * f);
-    L->off[ASR_SLOT_ENC_W] = place(&cur, ff * d * f);
+    size_t enc_w = ff * d * f, dn = gpu ? 0 : asr__enc_dnnl_scratch(in, asr__enc_dnnl_type(wtype));
+    L->off[ASR_SLOT_ENC_W] = place(&cur, dn > enc_w ? dn : enc_w);
     L->part[ASR_PLAN_PART_ENCODER] = cur;
     /* the self-attention K/V reuse the encoder's buffers: a window's encoder pass is over (its
      * output made into cross K/V) before its decoding writes them, and the next pass starts a new
@@ -75,6 +77,29 @@ void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr_wtype_t wtype, 
      * DTW cost (float) and trace (byte) [(C+1)][(F+1)] */
     size_t heads = (size_t)(in->n_alignment_heads > 0 ? in->n_alignment_heads : 1);
     L->part[ASR_PLAN_PART_ALIGN] = heads * C * F * f + C * F * f + (C + 1) * (F + 1) * (f + 1);
+}
+
+int asr__enc_dnnl_type(asr_wtype_t wtype) {
+    const asr_isa_t *t = asr_isa();
+    if (wtype == ASR_W_BF16 && t->level >= ASR_ISA_AVX512)
+        return ASR_NN_DNNL_BF16;
+    if (wtype == ASR_W_I8 && t->level >= ASR_ISA_AVX512 && t->avx512_vnni)
+        return ASR_NN_DNNL_I8;
+    return -1;
+}
+
+size_t asr__enc_dnnl_scratch(const asr_model_info_t *in, int type) {
+    if (type < 0)
+        return 0;
+    size_t d = (size_t)in->d_model, m = 1500, k = 4 * d, a64 = 64;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    /* oneDNN's own: measured 44 KB (2 threads, d 384) to 1.1 MB (16 threads, d 1280) */
+    size_t own = ((size_t)2 << 20) + ((size_t)128 << 10) * (size_t)(cores > 0 ? cores : 1);
+#define AL(x) (((x) + a64 - 1) / a64 * a64)
+    if (type == ASR_NN_DNNL_BF16)
+        return own + AL(m * k * 2);
+    return own + AL(m * k) + AL(m * sizeof(float)) + AL(m * 4 * d * sizeof(int32_t));
+#undef AL
 }
 
 int asr__compute_type(const char *name, asr_wtype_t *out) {
@@ -142,6 +167,17 @@ asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type,
     size_t w16 = (size_t)in->n_audio_layer * enc_layer16 + (size_t)in->n_text_layer * dec_layer16;
     out->weights = w * f + w16 * m16 + emb * emb_b +
                    (wt == ASR_W_I8 ? wh + rows * f : wh * (wt == ASR_W_BF16 ? 2 : m16));
+    /* the encoder's matrices (and conv2's) packed for oneDNN: bfloat16 or int8 with a scale per
+     * column, each with its bias copied; they replace the mapped float16 ones (a float32 file's
+     * stay: they are part of the weights' region) */
+    int dt = asr__enc_dnnl_type(wt);
+    if (dt >= 0) {
+        size_t enc16 = (size_t)in->n_audio_layer * enc_layer16, vals = enc16 + 3 * d * d;
+        size_t outs = (size_t)in->n_audio_layer * 9 * d + d;
+        out->weights += dt == ASR_NN_DNNL_BF16 ? 2 * vals + f * outs : vals + 2 * f * outs;
+        if (!in->f32_matrices)
+            out->weights -= enc16 * 2;
+    }
     /* a quantized ggml file is dequantized to float16 when opened, before the decoder's
      * matrices are converted to the compute type: loading peaks at every matrix in float16 */
     if (in->dequantized)

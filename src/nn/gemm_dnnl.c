@@ -166,12 +166,10 @@ asr_err_t asr_nn_dnnl_pack(int type, const float *w, const float *bias, int m, i
     e = ASR_ERR_NOMEM;
     if (posix_memalign(&g->w, 64, g->w_len ? g->w_len : 64))
         goto fail;
-    if (bias || type != ASR_NN_DNNL_I8) { /* the float primitives take a bias, zeros if none */
-        if (!(g->bias = calloc((size_t)n, sizeof(float))))
-            goto fail;
-        if (bias)
-            memcpy(g->bias, bias, sizeof(float) * n);
-    }
+    if (!(g->bias = calloc((size_t)n, sizeof(float)))) /* zeros if none */
+        goto fail;
+    if (bias)
+        memcpy(g->bias, bias, sizeof(float) * n);
     const float *src = w;
     if (type ==
         ASR_NN_DNNL_I8) { /* symmetric per column: round(w·127/max|w|) as float, reordered */

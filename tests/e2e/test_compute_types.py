@@ -1,7 +1,10 @@
 """Compute types (issue 9): bfloat16 and int8 transcripts stay within 1 WER point of float32 on
 the English clips of tests/data/audio with tiny.en (mean over the clips, each clip's error against
 its MANIFEST reference), every type's kernels run (`asrd bench --compute-type` names it), and the
-plan's weight bytes for int8 match the measured peak RSS like float32's do."""
+plan's weight bytes for int8 match the measured peak RSS like float32's do. Issue 21: on a CPU
+whose kernel level is avx512 or amx, bfloat16 and int8 run the encoder's GEMMs on oneDNN (the
+device line says which kernel), and ASRD_ISA=avx2 keeps them on the float32 path; the WER gate
+above covers whichever path this CPU runs."""
 
 import json
 import re
@@ -84,3 +87,34 @@ def test_unknown_compute_type_is_a_clear_error():
     assert proc.returncode != 0
     assert "compute type" in proc.stderr and "fp4" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def cpu_level():
+    """(the kernel level asrd picks, its CPU features line) from `asrd version`"""
+    proc = t.run_asrd(["version"], timeout=30)
+    assert proc.returncode == 0, t.describe(proc)
+    m = re.search(r"^cpu kernels: (\w+)", proc.stdout, re.M)
+    f = re.search(r"^cpu features: (.*)$", proc.stdout, re.M)
+    assert m and f, proc.stdout
+    return m.group(1), f.group(1).split()
+
+
+@pytest.mark.parametrize("ct", ("bfloat16", "int8"))
+def test_encoder_on_onednn_by_isa(ct):
+    md = t.require_model("tiny.en")
+    level, features = cpu_level()
+    lines = {}
+    for isa in ("avx2", None):
+        env = {"ASRD_ISA": isa} if isa else None
+        proc = t.run_asrd(["bench", "--model", str(md), "--compute-type", ct, "--repeat", "1",
+                           "--json"], timeout=300, env=env)
+        assert proc.returncode == 0, t.describe(proc)
+        doc = json.loads(proc.stdout)
+        lines[isa] = doc["device_line"]
+        t.TERMINAL_REPORTS.append((f"tiny.en {ct} encoder, ASRD_ISA={isa or '(best)'}",
+                                   f"{doc['isa']}: {doc['encoder_ms']:.0f} ms, {doc['device_line']}"))
+    assert "oneDNN" not in lines["avx2"], lines
+    if level in ("avx512", "amx") and (ct == "bfloat16" or "avx512_vnni" in features):
+        assert "oneDNN" in lines[None], lines
+    else:
+        assert "oneDNN" not in lines[None], lines
