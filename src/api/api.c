@@ -43,7 +43,7 @@ static const asr_http_route_t g_routes[] = {
     {"PATCH", "/api/recordings/*", ASR_HTTP_ROUTE_BODY, NULL, asr__api_recording_patch},
     {"DELETE", "/api/recordings/*", 0, NULL, asr__api_recording_delete},
     {"GET", "/api/recordings/*/edits", 0, NULL, asr__api_recording_edits},
-    {"PUT", "/api/recordings/*/edits", ASR_HTTP_ROUTE_BODY, NULL, asr__api_recording_edit_put},
+    {"PATCH", "/api/recordings/*/edits", ASR_HTTP_ROUTE_BODY, NULL, asr__api_recording_edit_save},
     {"DELETE", "/api/recordings/*/edits", 0, NULL, asr__api_recording_edit_delete},
     {"GET", "/api/recordings/*/audio", 0, NULL, asr__api_recording_audio},
     {"GET", "/api/recordings/*/transcript", 0, NULL, asr__api_recording_transcript},

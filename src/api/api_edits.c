@@ -1,5 +1,5 @@
 /* api: corrections of a recording's transcript and batch export (docs/API.md, "Recordings and
- * jobs"): GET/PUT/DELETE /api/recordings/{id}/edits and POST /api/recordings/export.
+ * jobs"): GET/PATCH/DELETE /api/recordings/{id}/edits and POST /api/recordings/export.
  *
  * A correction is kept beside the transcript it corrects (the store's segment_edits, keyed by the
  * transcript's job and segment index); the job's stored result is never rewritten. Every rendering
@@ -132,7 +132,7 @@ void asr__api_recording_edits(asr_http_req_t *req, void *ud) {
     asr__api_respond_json(req, 200, root);
 }
 
-/* PUT {"segment": N, "text": "…" | null, "job_id"?: J} and DELETE ?segment=N: save or clear one
+/* PATCH {"segment": N, "text": "…" | null, "job_id"?: J} and DELETE ?segment=N: save or clear one
  * segment's correction. A text equal to the original (blanks aside) clears it. */
 static void edit_segment(asr_http_req_t *req, asr_api_t *api, bool clear) {
     int64_t rec_id;
@@ -210,7 +210,7 @@ done:
     asr_store_job_clear(&job);
 }
 
-void asr__api_recording_edit_put(asr_http_req_t *req, void *ud) { edit_segment(req, ud, false); }
+void asr__api_recording_edit_save(asr_http_req_t *req, void *ud) { edit_segment(req, ud, false); }
 void asr__api_recording_edit_delete(asr_http_req_t *req, void *ud) { edit_segment(req, ud, true); }
 
 /* ---- POST /api/recordings/export ---- */

@@ -99,10 +99,10 @@ void asr__api_recording_transcribe(asr_http_req_t *req, void *user_data);
 void asr__api_recording_transcript(asr_http_req_t *req, void *user_data);
 /* PATCH /api/recordings/{id} {"name"}: rename (api_recordings.c). */
 void asr__api_recording_patch(asr_http_req_t *req, void *user_data);
-/* Transcript corrections and batch export (api_edits.c): GET/PUT/DELETE …/{id}/edits, POST
+/* Transcript corrections and batch export (api_edits.c): GET/PATCH/DELETE …/{id}/edits, POST
  * /api/recordings/export. */
 void asr__api_recording_edits(asr_http_req_t *req, void *user_data);
-void asr__api_recording_edit_put(asr_http_req_t *req, void *user_data);
+void asr__api_recording_edit_save(asr_http_req_t *req, void *user_data);
 void asr__api_recording_edit_delete(asr_http_req_t *req, void *user_data);
 void asr__api_recordings_export(asr_http_req_t *req, void *user_data);
 /* Recording rec_id's transcript as served: its newest done job (*job, cleared by the caller

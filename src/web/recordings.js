@@ -1,6 +1,12 @@
-/* The Recordings page (#/recordings): upload, the paged list with search and status filter, the
- * actions per recording (Transcribe, Retry, Cancel job, Delete), and the detail view (player,
- * job state, transcript as segments that seek the audio, downloads).
+/* The Recordings page (#/recordings, #/recordings/ID opens one): upload, the paged list with
+ * search and status filter, the actions per recording (Transcribe, Retry, Cancel job, Delete),
+ * batch actions on the checked rows (Transcribe, Delete, Export a zip), and the detail view
+ * (player, job state, rename, a link to it, transcript as segments that seek the audio, each
+ * correctable in place, copy, downloads).
+ *
+ * A correction is saved beside the original (PATCH …/edits; the server never rewrites the job's
+ * result) and every download uses it. In the segment editor Enter saves, Escape cancels, and
+ * Ctrl+Z / Ctrl+Shift+Z undo and redo the typing since it opened.
  *
  * Fields are exactly the API's (docs/API.md, "Recordings and jobs"): a recording's `status`
  * (uploaded, queued, running, done, failed, cancelled) follows its newest job, which is its
@@ -15,7 +21,7 @@ import {
 import { fmtClock, fmtDur, langName, timeEl } from './format.js';
 import { CHINESE_CHOICES, lang, languageFields, t, tOr } from './i18n.js';
 
-const COLS = ['rec.col_name', 'rec.col_duration', 'rec.col_status', 'rec.col_model', 'rec.col_backend',
+const COLS = ['rec.col_select', 'rec.col_name', 'rec.col_duration', 'rec.col_status', 'rec.col_model', 'rec.col_backend',
   'rec.col_created', 'common.actions'];
 const FILTER_STATES = ['queued', 'running', 'done', 'failed', 'cancelled'];
 const ACTIVE = new Set(['queued', 'running']);
@@ -24,11 +30,29 @@ const FORMATS = ['txt', 'srt', 'vtt', 'json']; /* GET …/transcript?format= */
  * detected) */
 const TRANSCRIBE_LANGS = ['en', 'zh-Hans', 'zh-Hant', 'yue', 'ja', 'ko', 'fr', 'de', 'es', 'it', 'pt', 'ru', 'ar', 'hi'];
 
+/* The language menu's value for a recording's stored language ('' when the menu has none). */
+function languageValue(code) {
+  if (!code) return '';
+  if (TRANSCRIBE_LANGS.includes(code)) return code;
+  const c = code.toLowerCase();
+  if (c === 'zh' || c === 'zh-cn' || c === 'zh-sg' || c === 'chinese') return 'zh-Hans';
+  if (c === 'zh-tw' || c === 'zh-hk') return 'zh-Hant';
+  const base = c.split('-')[0];
+  return TRANSCRIBE_LANGS.includes(base) ? base : '';
+}
+
+/* A recording's stored language as people read it. */
+function languageLabel(code) {
+  const v = languageValue(code);
+  if (CHINESE_CHOICES[v]) return CHINESE_CHOICES[v].label;
+  return `${langName(v || code)} (${v || code})`;
+}
+
 const R = {
   shown: false, items: [], total: 0, offset: 0, limit: 20, q: '', status: '',
   rowErrors: {}, loaded: false, loading: false, pollTimer: 0, models: [], modelsAsked: false,
   selected: null, detail: null, transcript: null, transcriptKey: null, transcriptError: null,
-  audioFor: null, audioUrl: null,
+  audioFor: null, audioUrl: null, checked: new Set(), editing: null,
 };
 const busy = new Set(); /* "id:action" running now: a second press is ignored */
 const same = (a, b) => a !== null && b !== null && String(a) === String(b);
@@ -86,16 +110,19 @@ function renderList() {
       const job = r.latest_job;
       const running = r.status === 'running' && job;
       tbody.append(h('tr', { dataset: { id: String(r.id) }, class: same(r.id, R.selected) ? 'selected' : null },
-        h('td', { 'data-label': L[0] },
+        h('td', { 'data-label': L[0], class: 'sel' },
+          h('input', { type: 'checkbox', class: 'sel-one', dataset: { act: 'check' },
+            checked: R.checked.has(String(r.id)), 'aria-label': t('rec.select', { name: r.name }) })),
+        h('td', { 'data-label': L[1] },
           h('button', { type: 'button', class: 'link act-open', dataset: { act: 'open' }, text: r.name,
             'aria-label': t('rec.open', { name: r.name }) })),
-        h('td', { 'data-label': L[1], text: fmtDur(r.duration_s) }),
-        h('td', { 'data-label': L[2] }, stateBadge(r.status),
+        h('td', { 'data-label': L[2], text: fmtDur(r.duration_s) }),
+        h('td', { 'data-label': L[3] }, stateBadge(r.status),
           running ? [' ', progressEl(job.progress, t('rec.progress') + ': ' + r.name)] : null),
-        h('td', { 'data-label': L[3], text: (job && job.model_used) || t('common.none') }),
-        h('td', { 'data-label': L[4], text: (job && job.backend) || t('common.none') }),
-        h('td', { 'data-label': L[5] }, timeEl(r.created_at)),
-        h('td', { 'data-label': L[6] }, h('div', { class: 'actions' }, recActions(r, 'row')))));
+        h('td', { 'data-label': L[4], text: (job && job.model_used) || t('common.none') }),
+        h('td', { 'data-label': L[5], text: (job && job.backend) || t('common.none') }),
+        h('td', { 'data-label': L[6] }, timeEl(r.created_at)),
+        h('td', { 'data-label': L[7] }, h('div', { class: 'actions' }, recActions(r, 'row')))));
       if (R.rowErrors[r.id]) {
         tbody.append(h('tr', { class: 'row-error', dataset: { for: String(r.id) } },
           h('td', { colspan: COLS.length }, h('div', { class: 'error', role: 'alert', text: R.rowErrors[r.id] }))));
@@ -110,6 +137,93 @@ function renderList() {
   $('#rec-range').textContent = R.total ? t('rec.range', {
     from: R.offset + 1, to: R.offset + R.items.length, total: R.total,
   }) : '';
+  renderBatch();
+}
+
+/* ---- batch actions on the checked rows ---- */
+
+function renderBatch() {
+  const n = R.checked.size;
+  const bar = $('#batch-bar');
+  bar.hidden = n === 0;
+  $('#batch-count').textContent = t('rec.batch_count', { n });
+  const all = $('#rec-check-all');
+  if (all) {
+    const onPage = R.items.map((r) => String(r.id));
+    const k = onPage.filter((id) => R.checked.has(id)).length;
+    all.checked = k > 0 && k === onPage.length;
+    all.indeterminate = k > 0 && k < onPage.length;
+    all.setAttribute('aria-label', t('rec.select_all'));
+  }
+}
+
+function setChecked(id, on) {
+  if (on) R.checked.add(String(id)); else R.checked.delete(String(id));
+  renderBatch();
+}
+
+/* Runs fn(id) for each checked recording, one after another; failures go beside their rows. */
+async function batchEach(fn) {
+  const ids = Array.from(R.checked);
+  let failed = 0;
+  for (const id of ids) {
+    try {
+      await fn(id);
+      delete R.rowErrors[id];
+    } catch (e) {
+      failed++;
+      R.rowErrors[id] = errText(e);
+    }
+  }
+  return { n: ids.length, failed };
+}
+
+async function batchAction(act) {
+  hideError($('#batch-error'));
+  const n = R.checked.size;
+  if (!n || busy.has('batch')) return;
+  if (act === 'delete' && !window.confirm(t('rec.batch_delete_confirm', { n }))) return;
+  busy.add('batch');
+  try {
+    if (act === 'transcribe') {
+      const r = await batchEach((id) => transcribe(findRec(id) || { id, language: null }, true));
+      toast(t('rec.batch_started', { n: r.n - r.failed }));
+    } else if (act === 'delete') {
+      const r = await batchEach(async (id) => {
+        await api('DELETE', recPath(id));
+        if (same(R.selected, id)) closeDetail(false);
+        R.checked.delete(id);
+      });
+      toast(t('rec.batch_deleted', { n: r.n - r.failed }));
+    } else if (act === 'export') {
+      await batchExport();
+    }
+  } catch (e) {
+    showError($('#batch-error'), errText(e));
+  } finally {
+    busy.delete('batch');
+  }
+  await loadRecordings();
+  if (R.selected !== null) await loadDetail();
+}
+
+function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = h('a', { href: url, download: name, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+async function batchExport() {
+  const fmt = $('#batch-format').value;
+  const ids = Array.from(R.checked).map(Number);
+  const res = await api('POST', '/api/recordings/export', { ids, format: fmt }, { raw: true });
+  saveBlob(await res.blob(), `transcripts-${fmt}.zip`);
+  const skipped = res.headers.get('X-Asrd-Skipped');
+  toast(skipped ? t('rec.batch_exported_skipped', { n: ids.length - skipped.split(',').length, ids: skipped })
+    : t('rec.batch_exported', { n: ids.length }));
 }
 
 function findRec(id) {
@@ -119,14 +233,14 @@ function findRec(id) {
 
 /* Queues a transcription of `r`: with the detail view's model and language when it is the one
  * open, else in the language given at upload. */
-async function transcribe(r) {
+async function transcribe(r, quiet) {
   const body = {};
   if (same(r.id, R.selected)) {
     if ($('#detail-model').value) body.model = $('#detail-model').value;
     Object.assign(body, languageFields($('#detail-language').value));
   } else Object.assign(body, languageFields(r.language));
   await api('POST', recPath(r.id, '/transcribe'), body);
-  toast(t('rec.started'));
+  if (!quiet) toast(t('rec.started'));
 }
 
 /* Runs a recording action; its error goes next to the control that caused it. */
@@ -137,6 +251,7 @@ async function recAction(act, id, where, btn) {
     if (where === 'row') { R.rowErrors[id] = msg; renderList(); } else if (msg) showError($('#detail-error'), msg); else hideError($('#detail-error'));
   };
   if (act === 'open') { openDetail(id, true); return; }
+  if (act === 'check') { setChecked(id, btn.checked); return; }
   if (act === 'delete' && !window.confirm(t('rec.delete_confirm', { name: r.name }))) return;
   const busyKey = id + ':' + act;
   if (busy.has(busyKey)) return;
@@ -213,9 +328,16 @@ async function openDetail(id, focus) {
     R.transcript = null;
     R.transcriptKey = null;
     R.transcriptError = null;
+    R.editing = null;
     hideError($('#detail-error'));
     hideError($('#dl-error'));
+    hideError($('#edit-error'));
+    hideError($('#rename-error'));
+    showRename(false);
+    const r = R.detail;
+    $('#detail-language').value = r && r.language ? languageValue(r.language) : '';
   }
+  if (location.hash !== '#/recordings/' + id) history.replaceState(null, '', '#/recordings/' + id);
   $('#rec-detail').hidden = false;
   renderList();
   renderDetail();
@@ -228,6 +350,8 @@ function closeDetail(focus) {
   const id = R.selected;
   R.selected = null;
   R.detail = null;
+  R.editing = null;
+  if (location.hash !== '#/recordings') history.replaceState(null, '', '#/recordings');
   const p = $('#player');
   p.pause();
   p.removeAttribute('src');
@@ -330,12 +454,9 @@ function renderTranscript(r) {
   const segs = (R.transcript && R.transcript.segments) || [];
   if (r.transcript_job && segs.length) {
     msg.textContent = olderNote(r);
-    if (ol.dataset.key === R.transcriptKey + ':' + lang) return;
+    if (R.editing !== null || ol.dataset.key === R.transcriptKey + ':' + lang) return;
     ol.dataset.key = R.transcriptKey + ':' + lang;
-    ol.replaceChildren(...segs.map((g) => h('li', null,
-      h('button', { type: 'button', class: 'seg', dataset: { start: String(g.start), end: String(g.end) },
-        'aria-label': t('rec.segment_at', { time: fmtClock(g.start) }) + ': ' + g.text.trim() },
-      h('span', { class: 't', text: fmtClock(g.start) }), h('span', { class: 'x', text: g.text.trim() })))));
+    ol.replaceChildren(...segs.map((g, i) => segmentLi(g, i)));
     highlightSegment();
     return;
   }
@@ -349,10 +470,157 @@ function renderTranscript(r) {
   else msg.textContent = t('rec.transcript_none');
 }
 
+function segmentLi(g, i) {
+  const edited = g.edited === true;
+  return h('li', { class: edited ? 'edited' : null, dataset: { i: String(i) } },
+    h('button', { type: 'button', class: 'seg', dataset: { start: String(g.start), end: String(g.end) },
+      'aria-label': t('rec.segment_at', { time: fmtClock(g.start) }) + ': ' + g.text.trim() },
+    h('span', { class: 't', text: fmtClock(g.start) }), h('span', { class: 'x', text: g.text.trim() }),
+    edited ? h('span', { class: 'badge edited-mark', text: t('rec.edited') }) : null),
+    h('button', { type: 'button', class: 'seg-edit-btn', dataset: { i: String(i) }, text: t('rec.edit'),
+      'aria-label': t('rec.edit_segment', { time: fmtClock(g.start) }) }));
+}
+
+/* ---- the segment editor ---- */
+
+function openEditor(i) {
+  const segs = (R.transcript && R.transcript.segments) || [];
+  const g = segs[i];
+  if (!g || R.editing !== null) return;
+  R.editing = i;
+  hideError($('#edit-error'));
+  const li = $(`#segments li[data-i="${i}"]`);
+  const ta = h('textarea', { class: 'seg-editor', rows: 2,
+    'aria-label': t('rec.edit_segment', { time: fmtClock(g.start) }),
+    'aria-describedby': 'edit-hint' });
+  ta.value = g.text.trim();
+  /* undo steps: a burst of typing (keys less than a second apart) is one step */
+  const undo = [ta.value], redo = [];
+  let lastInput = 0;
+  ta.addEventListener('input', () => {
+    const now = Date.now();
+    if (ta.value === undo[undo.length - 1]) return;
+    if (now - lastInput < 1000 && undo.length > 1) undo[undo.length - 1] = ta.value;
+    else undo.push(ta.value);
+    lastInput = now;
+    redo.length = 0;
+  });
+  ta.addEventListener('keydown', (e) => {
+    const mod = e.ctrlKey || e.metaKey;
+    if (mod && (e.key === 'z' || e.key === 'Z') && !e.shiftKey) {
+      e.preventDefault();
+      if (undo.length > 1) { redo.push(undo.pop()); ta.value = undo[undo.length - 1]; }
+      lastInput = 0;
+    } else if (mod && ((e.key === 'z' || e.key === 'Z') && e.shiftKey || e.key === 'y')) {
+      e.preventDefault();
+      if (redo.length) { undo.push(redo.pop()); ta.value = undo[undo.length - 1]; }
+      lastInput = 0;
+    } else if (e.key === 'Enter' && !e.shiftKey) {
+      e.preventDefault();
+      saveEdit(i, ta.value);
+    } else if (e.key === 'Escape') {
+      e.preventDefault();
+      e.stopPropagation();
+      closeEditor(i);
+    }
+  });
+  const bar = h('div', { class: 'row wrap edit-actions' },
+    h('button', { type: 'button', class: 'primary act-save', text: t('common.save'), onclick: () => saveEdit(i, ta.value) }),
+    h('button', { type: 'button', class: 'act-cancel-edit', text: t('common.cancel'), onclick: () => closeEditor(i) }),
+    g.edited ? h('button', { type: 'button', class: 'act-restore', text: t('rec.restore'),
+      title: g.original_text ? g.original_text.trim() : null, onclick: () => saveEdit(i, null) }) : null);
+  li.replaceChildren(ta, bar);
+  ta.focus();
+  ta.select();
+}
+
+function closeEditor(i) {
+  R.editing = null;
+  const ol = $('#segments');
+  ol.dataset.key = '';
+  renderTranscript(R.detail);
+  const b = $(`#segments .seg-edit-btn[data-i="${i}"]`);
+  if (b) b.focus();
+}
+
+async function saveEdit(i, text) {
+  const r = R.detail, tj = r && r.transcript_job;
+  if (!tj || busy.has('edit')) return;
+  busy.add('edit');
+  try {
+    await api('PATCH', recPath(r.id, '/edits'), { segment: i, text, job_id: tj.id });
+    R.transcript = await api('GET', recPath(r.id, '/transcript?format=json'));
+    toast(text === null ? t('rec.edit_restored') : t('rec.edit_saved'));
+    closeEditor(i);
+  } catch (e) {
+    showError($('#edit-error'), errText(e));
+  } finally {
+    busy.delete('edit');
+  }
+}
+
+/* ---- rename, copy ---- */
+
+function showRename(on) {
+  $('#rename-form').hidden = !on;
+  $('#detail-title').hidden = on;
+  $('#detail-rename').hidden = on;
+  if (on) {
+    const inp = $('#rename-input');
+    inp.value = R.detail ? R.detail.name : '';
+    inp.focus();
+    inp.select();
+  }
+}
+
+async function rename() {
+  const r = R.detail;
+  if (!r) return;
+  const name = $('#rename-input').value.trim();
+  hideError($('#rename-error'));
+  try {
+    R.detail = await api('PATCH', recPath(r.id), { name });
+    showRename(false);
+    toast(t('rec.renamed', { name }));
+    renderDetail();
+    $('#detail-rename').focus();
+    await loadRecordings();
+  } catch (e) {
+    showError($('#rename-error'), errText(e));
+    $('#rename-input').focus();
+  }
+}
+
+async function copyTranscript() {
+  const segs = (R.transcript && R.transcript.segments) || [];
+  const text = segs.length ? segs.map((g) => g.text.trim()).join('\n') : (R.transcript && R.transcript.text) || '';
+  try {
+    if (navigator.clipboard && window.isSecureContext) await navigator.clipboard.writeText(text);
+    else {
+      const ta = h('textarea', { class: 'sr-only', 'aria-hidden': 'true' });
+      ta.value = text;
+      document.body.append(ta);
+      ta.select();
+      document.execCommand('copy');
+      ta.remove();
+    }
+    R.copied = text;
+    toast(t('rec.copied'));
+  } catch (e) {
+    showError($('#detail-error'), errText(e));
+  }
+}
+
 function renderDetail() {
   const r = R.detail;
   if (R.selected === null || !r) return;
   $('#detail-title').textContent = r.name;
+  $('#detail-link').setAttribute('href', '#/recordings/' + r.id);
+  $('#detail-link').setAttribute('aria-label', t('rec.link_to', { name: r.name }));
+  $('#detail-uploaded-lang').textContent = r.language
+    ? t('rec.uploaded_language', { lang: languageLabel(r.language) }) : t('rec.uploaded_no_language');
+  $('#copy-transcript').disabled = !(R.transcript && r.transcript_job);
+  $('#edit-hint').hidden = !(R.transcript && r.transcript_job);
   $('#player').setAttribute('aria-label', t('rec.player', { name: r.name }));
   const actions = $('#detail-actions');
   keepFocus(actions, () => {
@@ -432,13 +700,20 @@ function fillModelSelect() {
   const sel = $('#detail-model');
   const v = sel.value;
   sel.replaceChildren(h('option', { value: '', text: t('common.server_default') }),
-    ...R.models.map((m) => h('option', { value: m, text: m })));
+    ...R.models.map((m) => h('option', { value: m.id,
+      text: m.aliases.length ? t('rec.model_aliases', { model: m.id, aliases: m.aliases.join(', ') }) : m.id })));
   sel.value = v;
 }
 
 async function loadModels() {
   try {
-    R.models = (await api('GET', '/v1/models')).data.map((m) => m.id);
+    /* an alias (it has a root) is another name of its model: shown with it, not as a model */
+    const data = (await api('GET', '/v1/models')).data;
+    R.models = data.filter((m) => !m.root).map((m) => ({ id: m.id, aliases: [] }));
+    for (const a of data.filter((m) => m.root)) {
+      const m = R.models.find((x) => x.id === a.root);
+      if (m) m.aliases.push(a.id); else R.models.push({ id: a.id, aliases: [] });
+    }
   } catch (e) {
     R.models = [];
     showError($('#rec-error'), errText(e));
@@ -489,9 +764,34 @@ function wire() {
   });
   $('#detail-close').addEventListener('click', () => closeDetail(true));
   $('#segments').addEventListener('click', (e) => {
+    const ed = e.target.closest('.seg-edit-btn');
+    if (ed) { openEditor(Number(ed.dataset.i)); return; }
     const b = e.target.closest('.seg');
     if (b) seekTo(Number(b.dataset.start));
   });
+  $('#rec-table tbody').addEventListener('change', (e) => {
+    const c = e.target.closest('input.sel-one');
+    const tr = c && c.closest('tr[data-id]');
+    if (tr) setChecked(tr.dataset.id, c.checked);
+  });
+  const th = $('#rec-table thead th');
+  delete th.dataset.i18n;
+  th.replaceChildren(h('input', { type: 'checkbox', id: 'rec-check-all' }));
+  $('#rec-check-all').addEventListener('change', (e) => {
+    R.items.forEach((r) => { if (e.target.checked) R.checked.add(String(r.id)); else R.checked.delete(String(r.id)); });
+    renderList();
+  });
+  $('#batch-transcribe').addEventListener('click', () => batchAction('transcribe'));
+  $('#batch-delete').addEventListener('click', () => batchAction('delete'));
+  $('#batch-export').addEventListener('click', () => batchAction('export'));
+  $('#batch-clear').addEventListener('click', () => { R.checked.clear(); renderList(); });
+  $('#detail-rename').addEventListener('click', () => showRename(true));
+  $('#rename-cancel').addEventListener('click', () => { showRename(false); $('#detail-rename').focus(); });
+  $('#rename-form').addEventListener('submit', (e) => { e.preventDefault(); rename(); });
+  $('#rename-form').addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') { e.preventDefault(); showRename(false); $('#detail-rename').focus(); }
+  });
+  $('#copy-transcript').addEventListener('click', copyTranscript);
   const player = $('#player');
   player.addEventListener('timeupdate', highlightSegment);
   player.addEventListener('seeked', highlightSegment);
@@ -508,7 +808,9 @@ export const recordings = {
     R.shown = true;
     if (!R.modelsAsked) { R.modelsAsked = true; loadModels(); }
     loadRecordings();
-    if (R.selected !== null) loadDetail();
+    const m = /^#\/recordings\/(\d+)$/.exec(location.hash); /* a link to one recording */
+    if (m && !same(m[1], R.selected)) openDetail(m[1], true);
+    else if (R.selected !== null) loadDetail();
   },
   hide() {
     R.shown = false;

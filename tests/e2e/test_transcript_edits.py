@@ -1,9 +1,9 @@
 """Transcript corrections, rename and batch export against a real `asrd serve --models tiny.en`
 (issue 22, "The UI a team works in"), on SQLite and on a real PostgreSQL (scripts/pg-temp.sh):
 
-- PUT /api/recordings/ID/edits saves a segment's corrected text beside the original: the job's
+- PATCH /api/recordings/ID/edits saves a segment's corrected text beside the original: the job's
   stored result is untouched (?original=1 still renders it), every export (txt, srt, vtt, json)
-  uses the edit, GET …/edits lists it, and clearing it (DELETE, or PUT with null or the original
+  uses the edit, GET …/edits lists it, and clearing it (DELETE, or PATCH with null or the original
   text) gives the original back; bad input answers OpenAI's error shape naming the field;
 - PATCH /api/recordings/ID renames a recording;
 - POST /api/recordings/export answers a zip of the chosen format, one member per recording with a
@@ -73,7 +73,7 @@ def test_edit_saved_beside_the_original(srv, done_rec):
     segs = orig["segments"]
     assert segs and "edited" not in segs[0]
     url = f"{srv.url}/api/recordings/{rid}/edits"
-    r = requests.put(url, json={"segment": 0, "text": EDIT, "job_id": jid}, timeout=30)
+    r = requests.patch(url, json={"segment": 0, "text": EDIT, "job_id": jid}, timeout=30)
     assert r.status_code == 200, r.text
     e = r.json()
     assert e["edited"] and e["segment"] == 0 and e["job_id"] == jid
@@ -90,34 +90,34 @@ def test_edit_saved_beside_the_original(srv, done_rec):
     assert transcript(srv, rid, "json", original="1") == orig
     listed = requests.get(url, timeout=30).json()
     assert listed["job_id"] == jid and [d["segment"] for d in listed["data"]] == [0]
-    # clearing gives the original back: DELETE, PUT null, PUT the original text
+    # clearing gives the original back: DELETE, PATCH null, PATCH the original text
     r = requests.delete(url, params={"segment": 0}, timeout=30)
     assert r.status_code == 200 and r.json()["edited"] is False, r.text
     assert transcript(srv, rid, "json") == orig
-    requests.put(url, json={"segment": 0, "text": EDIT}, timeout=30).raise_for_status()
-    r = requests.put(url, json={"segment": 0, "text": None}, timeout=30)
+    requests.patch(url, json={"segment": 0, "text": EDIT}, timeout=30).raise_for_status()
+    r = requests.patch(url, json={"segment": 0, "text": None}, timeout=30)
     assert r.json()["edited"] is False and transcript(srv, rid, "json") == orig
-    r = requests.put(url, json={"segment": 0, "text": "  " + segs[0]["text"].strip()}, timeout=30)
+    r = requests.patch(url, json={"segment": 0, "text": "  " + segs[0]["text"].strip()}, timeout=30)
     assert r.json()["edited"] is False and requests.get(url, timeout=30).json()["data"] == []
     # leave the edit in place for the export test
-    requests.put(url, json={"segment": 0, "text": EDIT}, timeout=30).raise_for_status()
+    requests.patch(url, json={"segment": 0, "text": EDIT}, timeout=30).raise_for_status()
 
 
 def test_edit_bad_input(srv, done_rec):
     rid, jid = done_rec
     url = f"{srv.url}/api/recordings/{rid}/edits"
     n = len(transcript(srv, rid, "json")["segments"])
-    err(requests.put(url, json={"segment": n, "text": "x"}, timeout=30), 400, "segment")
-    err(requests.put(url, json={"segment": -1, "text": "x"}, timeout=30), 400, "segment")
-    err(requests.put(url, json={"segment": "0", "text": "x"}, timeout=30), 400, "segment")
-    err(requests.put(url, json={"segment": 0, "text": 5}, timeout=30), 400, "text")
-    err(requests.put(url, json={"segment": 0, "text": "bell\x07"}, timeout=30), 400, "text")
-    err(requests.put(url, json={"segment": 0, "text": "x" * 9000}, timeout=30), 400, "text")
-    err(requests.put(url, json={"segment": 0, "text": "x", "job_id": jid + 1000}, timeout=30),
+    err(requests.patch(url, json={"segment": n, "text": "x"}, timeout=30), 400, "segment")
+    err(requests.patch(url, json={"segment": -1, "text": "x"}, timeout=30), 400, "segment")
+    err(requests.patch(url, json={"segment": "0", "text": "x"}, timeout=30), 400, "segment")
+    err(requests.patch(url, json={"segment": 0, "text": 5}, timeout=30), 400, "text")
+    err(requests.patch(url, json={"segment": 0, "text": "bell\x07"}, timeout=30), 400, "text")
+    err(requests.patch(url, json={"segment": 0, "text": "x" * 9000}, timeout=30), 400, "text")
+    err(requests.patch(url, json={"segment": 0, "text": "x", "job_id": jid + 1000}, timeout=30),
         409, "job_id")
-    err(requests.put(url, data=b"not json", timeout=30), 400, None)
+    err(requests.patch(url, data=b"not json", timeout=30), 400, None)
     err(requests.delete(url, timeout=30), 400, "segment")
-    err(requests.put(f"{srv.url}/api/recordings/999999/edits", json={"segment": 0, "text": "x"},
+    err(requests.patch(f"{srv.url}/api/recordings/999999/edits", json={"segment": 0, "text": "x"},
                      timeout=30), 404, "id")
     other = ju.upload_ok(srv, (t.audio_dir() / JFK).read_bytes(), JFK)  # never transcribed
     e = err(requests.get(f"{srv.url}/api/recordings/{other['id']}/edits", timeout=30), 404, "id")

@@ -112,8 +112,11 @@ def no_missing_keys(drv):
     assert not missing, f"catalog keys used but missing: {missing}"
 
 
-def upload_jfk(drv, via_element=None):
-    """Uploads en_jfk.wav through the file input; returns the new recording's id."""
+def upload_jfk(drv, via_element=None, autostart=False):
+    """Uploads en_jfk.wav through the file input; returns the new recording's id. "Transcribe
+    after upload" (on by default) is set to `autostart` first."""
+    drv.execute_script("document.querySelector('#upload-autostart').checked = arguments[0]",
+                       autostart)
     before = set(drv.execute_script(
         "return Array.from(document.querySelectorAll('#rec-table tbody tr[data-id]'))"
         ".map(r => r.dataset.id)"))
