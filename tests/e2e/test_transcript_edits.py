@@ -162,3 +162,33 @@ def test_export_zip(srv, done_rec):
     e = err(requests.post(url, json={"ids": [pending["id"]]}, timeout=30), 404, "ids")
     assert e["code"] == "transcript_not_ready"
     requests.delete(f"{srv.url}/api/recordings/{pending['id']}", timeout=30).raise_for_status()
+
+
+def test_routes_need_the_api_key(tmp_path):
+    """With api_keys set, rename, the edits routes and export answer 401 without a key, and work
+    with it."""
+    from server_fixture import AsrdServer
+    t.require_model("tiny.en")
+    srv = AsrdServer(t.asrd_bin(), tmp_path / "keyed", {"ASRD_MODELS": str(t.models_root())},
+                     ["--models", "tiny.en", "--api-keys", "sk-edit-test", "--no-preload"])
+    srv.start()
+    try:
+        key = {"Authorization": "Bearer sk-edit-test"}
+        r = requests.post(srv.url + "/api/recordings", headers=key, timeout=60,
+                          files={"file": (JFK, (t.audio_dir() / JFK).read_bytes(), "audio/wav")})
+        assert r.status_code == 201, r.text
+        rid = r.json()["id"]
+        calls = [("PATCH", f"/api/recordings/{rid}", {"name": "x"}),
+                 ("GET", f"/api/recordings/{rid}/edits", None),
+                 ("PATCH", f"/api/recordings/{rid}/edits", {"segment": 0, "text": "x"}),
+                 ("DELETE", f"/api/recordings/{rid}/edits?segment=0", None),
+                 ("POST", "/api/recordings/export", {"ids": [rid]})]
+        for method, path, body in calls:
+            r = requests.request(method, srv.url + path, json=body, timeout=30)
+            assert r.status_code == 401 and r.json()["error"]["message"], (method, path, r.text)
+            r = requests.request(method, srv.url + path, json=body, headers=key, timeout=30)
+            assert r.status_code in (200, 404), (method, path, r.text)  # 404: not transcribed
+        assert requests.get(f"{srv.url}/api/recordings/{rid}", headers=key,
+                            timeout=30).json()["name"] == "x"
+    finally:
+        srv.stop()
