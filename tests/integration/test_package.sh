@@ -8,7 +8,8 @@
 #     registered; no maintainer script runs, the package has no preinst; configure would run
 #     postinst chrooted, which needs root and a shell inside the scratch root, so it is not run) and
 #     `dpkg -x` into a second scratch root, used below; `asrd version` runs from them; the
-#     maintainer scripts pass `sh -n`;
+#     maintainer scripts pass `sh -n`; the sysusers.d entry makes the asrd user
+#     (`systemd-sysusers --root`, a third scratch root); postinst's steps, its commands stubbed;
 #  3. `systemd-analyze verify` accepts the unit (ExecStart pointed at the scratch root's binary,
 #     since the unit names /usr/bin/asrd) with no warning, and warns on a broken copy (the check
 #     can fail); the hardening directives are there;
@@ -40,7 +41,7 @@ bad() {
     fail=1
 }
 
-for tool in dpkg-deb dpkg dpkg-shlibdeps systemd-analyze curl cmake make pkg-config; do
+for tool in dpkg-deb dpkg dpkg-shlibdeps systemd-analyze systemd-sysusers curl cmake make pkg-config; do
     command -v "$tool" >/dev/null || {
         echo "$tool is missing (scripts/install-deps.sh installs dpkg-dev and systemd)"
         exit 77
@@ -120,10 +121,34 @@ fi
 dpkg -x "$DEB" "$T/x" || bad "dpkg -x"
 cmp -s "$R/usr/bin/asrd" "$T/x/usr/bin/asrd" || bad "dpkg --unpack and dpkg -x differ"
 cmp -s "$R/etc/asrd/asrd.conf.dpkg-new" "$T/x/etc/asrd/asrd.conf" || bad "the conffiles differ"
+# the asrd user as postinst creates it (systemd-sysusers), in a scratch root of its own
+mkdir -p "$T/su/etc" "$T/su/usr/lib/sysusers.d"
+cp "$T/x/usr/lib/sysusers.d/asrd.conf" "$T/su/usr/lib/sysusers.d/"
+systemd-sysusers --root="$T/su" >/dev/null 2>&1 || bad "systemd-sysusers --root failed"
+grep -Eq '^asrd:x:[0-9]+:[0-9]+:[^:]*:/var/lib/asrd:/(usr/)?s?bin/(nologin|false)$' \
+    "$T/su/etc/passwd" 2>/dev/null || bad "sysusers made no asrd user: $(cat "$T/su/etc/passwd" 2>&1)"
+grep -q '^asrd:' "$T/su/etc/group" || bad "sysusers made no asrd group"
 for s in postinst prerm postrm; do
     dpkg-deb --ctrl-tarfile "$DEB" | tar -xO "./$s" >"$T/$s" 2>/dev/null
     [ -s "$T/$s" ] && sh -n "$T/$s" || bad "maintainer script $s is missing or not valid sh"
 done
+# postinst's steps on a first install, with the commands it runs replaced by stubs that log (the
+# real ones would change this machine): no asrd user yet -> systemd-sysusers with the package's
+# file, then /var/lib/asrd made for asrd; an existing user is left alone.
+mkdir -p "$T/stub"
+for c in getent systemd-sysusers adduser install systemctl; do
+    printf '#!/bin/sh\necho "%s $*" >>"%s"\n[ "%s" != getent ] || [ -n "$STUB_USER" ]\n' \
+        "$c" "$T/stub.log" "$c" >"$T/stub/$c"
+    chmod +x "$T/stub/$c"
+done
+PATH="$T/stub:$PATH" sh "$T/postinst" configure "" >/dev/null || bad "postinst configure failed"
+grep -qx "systemd-sysusers /usr/lib/sysusers.d/asrd.conf" "$T/stub.log" ||
+    bad "postinst did not create the user: $(cat "$T/stub.log")"
+[ -d /var/lib/asrd ] || grep -qx "install -d -o asrd -g asrd -m 0750 /var/lib/asrd" "$T/stub.log" ||
+    bad "postinst did not make /var/lib/asrd: $(cat "$T/stub.log")"
+: >"$T/stub.log"
+STUB_USER=1 PATH="$T/stub:$PATH" sh "$T/postinst" configure 0.0.9 >/dev/null || bad "postinst upgrade failed"
+grep -q "sysusers\|adduser" "$T/stub.log" && bad "postinst made a user that exists: $(cat "$T/stub.log")"
 
 # Checks one installed tree: $1 root, $2 the prefix the unit names, $3 a label.
 check_tree() {
