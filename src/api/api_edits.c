@@ -4,7 +4,8 @@
  * A correction is kept beside the transcript it corrects (the store's segment_edits, keyed by the
  * transcript's job and segment index); the job's stored result is never rewritten. Every rendering
  * of a recording's transcript (GET …/transcript in any format, the export archive) goes through
- * asr__api_transcript_doc, so what is downloaded is what the editor shows. */
+ * asr__api_transcript_doc, so what is downloaded is what the editor shows; after each change the
+ * recording's searchable text is that document's text, so search finds the corrected words. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,10 @@ static void edit_segment(asr_http_req_t *req, asr_api_t *api, bool clear) {
     asr_store_job_clear(&job);
     char *fresh = NULL;
     e = asr__api_transcript_doc(api, rec_id, false, &job, &fresh);
+    /* search finds what the transcript says now */
+    if (e == ASR_OK && asr_store_search_reindex(api->store, job.id, fresh) != ASR_OK)
+        ASR_LOG(ASR_LOG_WARN, "msg=search_reindex_failed req=%s recording=%lld err=\"%s\"",
+                asr_http_req_id(req), (long long)rec_id, asr_store_errmsg(api->store));
     doc = e == ASR_OK ? json_loads(fresh, 0, NULL) : NULL;
     free(fresh);
     if (!doc) {

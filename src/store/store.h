@@ -261,6 +261,10 @@ asr_err_t asr_store_segment_edit_set(asr_store_t *s, int64_t job_id, int segment
  * asr_store_segment_edits_free. */
 asr_err_t asr_store_segment_edits_list(asr_store_t *s, int64_t job_id,
                                        asr_store_segment_edit_t **out, size_t *n);
+/* Makes `doc_json` (the transcript of job `job_id` as served: its corrections applied) what
+ * search matches for the job's recording: its "text" replaces the searchable text, unless a newer
+ * job's text is there already. Borrowed. */
+asr_err_t asr_store_search_reindex(asr_store_t *s, int64_t job_id, const char *doc_json);
 void asr_store_segment_edit_clear(asr_store_segment_edit_t *e);
 void asr_store_segment_edits_free(asr_store_segment_edit_t *v, size_t n);
 

@@ -71,6 +71,13 @@ asr_err_t asr_store_segment_edit_set(asr_store_t *s, int64_t job_id, int segment
     return e;
 }
 
+asr_err_t asr_store_search_reindex(asr_store_t *s, int64_t job_id, const char *doc_json) {
+    LOCK(s);
+    asr_err_t e = asr__store_search_index(s, job_id, doc_json);
+    UNLOCK(s);
+    return e;
+}
+
 asr_err_t asr_store_segment_edits_list(asr_store_t *s, int64_t job_id,
                                        asr_store_segment_edit_t **out, size_t *n) {
     asr__param_t p = PI64(job_id);

@@ -24,7 +24,7 @@ from test_jobs_nodes import _createdb, pg_url  # noqa: F401  (the temporary Post
 requests = t.import_or_missing("requests")
 
 JFK = "en_jfk.wav"
-EDIT = "And so my fellow Americans, ask what you can do (edited)"
+EDIT = "And so my fellow Americans, ask what you can do (edited zebracorn)"
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -88,12 +88,17 @@ def test_edit_saved_beside_the_original(srv, done_rec):
     assert EDIT in j["text"] and j["segments"][0]["edited"] is True
     assert j["segments"][0]["original_text"] == segs[0]["text"]
     assert transcript(srv, rid, "json", original="1") == orig
+    # search finds the corrected words
+    found = requests.get(f"{srv.url}/api/recordings", params={"q": "zebracorn"}, timeout=30)
+    assert [d["id"] for d in found.json()["data"]] == [rid], found.text
     listed = requests.get(url, timeout=30).json()
     assert listed["job_id"] == jid and [d["segment"] for d in listed["data"]] == [0]
     # clearing gives the original back: DELETE, PATCH null, PATCH the original text
     r = requests.delete(url, params={"segment": 0}, timeout=30)
     assert r.status_code == 200 and r.json()["edited"] is False, r.text
     assert transcript(srv, rid, "json") == orig
+    found = requests.get(f"{srv.url}/api/recordings", params={"q": "zebracorn"}, timeout=30)
+    assert found.json()["data"] == [], found.text
     requests.patch(url, json={"segment": 0, "text": EDIT}, timeout=30).raise_for_status()
     r = requests.patch(url, json={"segment": 0, "text": None}, timeout=30)
     assert r.json()["edited"] is False and transcript(srv, rid, "json") == orig

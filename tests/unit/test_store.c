@@ -929,6 +929,8 @@ static void finish_job(asr_store_t *s, int64_t rec, const char *text) {
         assert_ok(asr_store_job_fail(s, &l, "boom", false, 0, "failed", NULL));
 }
 
+static void search_ids(asr_store_t *s, const char *q, char *out, size_t cap);
+
 /* A recording is renamed in place; an edit is kept beside its job's result (never changing it),
  * replaced, cleared, refused when out of range or not text, and goes with its job's recording. */
 static void test_rename_and_segment_edits(void **state) {
@@ -971,6 +973,15 @@ static void test_rename_and_segment_edits(void **state) {
     assert_ok(asr_store_job_get(f->s, j, &job));
     assert_string_equal(job.result_json, "{\"text\":\"hello world\"}");
     asr_store_job_clear(&job);
+    /* search follows the text as served, corrections applied */
+    assert_ok(asr_store_search_reindex(f->s, j, "{\"text\":\"hello zebracorn\"}"));
+    char ids[64], want[32];
+    snprintf(want, sizeof want, "%lld", (long long)a);
+    search_ids(f->s, "zebracorn", ids, sizeof ids);
+    assert_string_equal(ids, want);
+    assert_ok(asr_store_search_reindex(f->s, j, "{\"text\":\"hello world\"}"));
+    search_ids(f->s, "zebracorn", ids, sizeof ids);
+    assert_string_equal(ids, "");
     assert_ok(asr_store_segment_edit_set(f->s, j, 1, NULL)); /* cleared */
     assert_ok(asr_store_segment_edit_set(f->s, j, 7, NULL)); /* clearing nothing */
     assert_ok(asr_store_segment_edits_list(f->s, j, &v, &n));
