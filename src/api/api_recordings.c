@@ -79,6 +79,8 @@ static json_t *recording_json(const asr_store_recording_t *r) {
     json_object_set_new(o, "created_at", json_integer(r->created_at));
     snprintf(url, sizeof url, "/api/recordings/%lld/audio", (long long)r->id);
     json_object_set_new(o, "audio_url", json_string(url));
+    /* retention_keep_transcripts deleted the audio: the url answers 404 audio_deleted */
+    json_object_set_new(o, "audio_deleted", json_boolean(!r->path || !r->path[0]));
     snprintf(url, sizeof url, "/api/recordings/%lld/transcript", (long long)r->id);
     json_object_set_new(o, "transcript_url", json_string(url));
     return o;

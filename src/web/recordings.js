@@ -341,7 +341,7 @@ async function openDetail(id, focus) {
   $('#rec-detail').hidden = false;
   renderList();
   renderDetail();
-  setAudio(id);
+  if (R.detail && same(R.detail.id, id)) setAudio(id); /* else once the recording is known */
   if (focus) $('#detail-title').focus();
   await loadDetail();
 }
@@ -372,6 +372,10 @@ async function setAudio(id) {
   if (same(R.audioFor, id)) return;
   R.audioFor = id;
   const p = $('#player');
+  if (R.detail && same(R.detail.id, id) && R.detail.audio_deleted) { /* retention took it */
+    p.removeAttribute('src');
+    return;
+  }
   const url = recPath(id, '/audio');
   if (R.audioUrl) { URL.revokeObjectURL(R.audioUrl); R.audioUrl = null; }
   if (!hasKey()) {
@@ -622,6 +626,15 @@ function renderDetail() {
   $('#copy-transcript').disabled = !(R.transcript && r.transcript_job);
   $('#edit-hint').hidden = !(R.transcript && r.transcript_job);
   $('#player').setAttribute('aria-label', t('rec.player', { name: r.name }));
+  $('#player').hidden = !!r.audio_deleted;
+  let gone = $('#audio-deleted');
+  if (!gone) {
+    gone = h('p', { id: 'audio-deleted', class: 'muted' });
+    $('#player').after(gone);
+  }
+  gone.hidden = !r.audio_deleted;
+  gone.textContent = r.audio_deleted ? t('rec.audio_deleted') : '';
+  setAudio(r.id);
   const actions = $('#detail-actions');
   keepFocus(actions, () => {
     actions.replaceChildren(...recActions(r, 'detail'));
@@ -796,7 +809,7 @@ function wire() {
   player.addEventListener('timeupdate', highlightSegment);
   player.addEventListener('seeked', highlightSegment);
   player.addEventListener('error', () => {
-    if (!player.getAttribute('src')) return;
+    if (!player.getAttribute('src') || (R.detail && R.detail.audio_deleted)) return;
     const err = player.error;
     showError($('#detail-error'), t('error.unknown', { detail: err.message || 'audio error ' + err.code }));
   });

@@ -107,7 +107,7 @@ def test_retention(tmp_path, keep):
             assert not files[rid].exists(), rid
             g = requests.get(f"{b.url}/api/recordings/{rid}", timeout=30)
             if keep:
-                assert g.status_code == 200, g.text
+                assert g.status_code == 200 and g.json()["audio_deleted"] is True, g.text
                 tr = requests.get(f"{b.url}/api/recordings/{rid}/transcript",
                                   params={"format": "txt"}, timeout=30)
                 assert tr.status_code == 200 and tr.text == transcripts[rid]
@@ -118,7 +118,7 @@ def test_retention(tmp_path, keep):
         for rid in recent:
             assert files[rid].is_file(), rid
             g = requests.get(f"{b.url}/api/recordings/{rid}", timeout=30)
-            assert g.status_code == 200, g.text
+            assert g.status_code == 200 and g.json()["audio_deleted"] is False, g.text
             assert requests.get(f"{b.url}/api/recordings/{rid}/audio", timeout=30).status_code == 200
             tr = requests.get(f"{b.url}/api/recordings/{rid}/transcript",
                               params={"format": "txt"}, timeout=30)
@@ -192,11 +192,28 @@ def test_every_log_line_has_msg(tmp_path):
 
 
 def test_status_page_shows_retention(tmp_path, browser):  # noqa: F811
-    """The Status page says what retention does, in English and Chinese."""
+    """The Status page says what retention does, in English and Chinese; a recording whose audio
+    retention deleted shows that instead of a player."""
     t.require_model("tiny.en")
-    s = ju.node(tmp_path, "ui", ["--retention-days", "30", "--retention-keep-transcripts"])
+    data = tmp_path / "data"
+    a = ju.node(tmp_path, "ui0", data=data)
+    a.start()
+    try:
+        rid = ju.upload_ok(a, ju.audio(ju.SHORT).read_bytes(), "old.wav", name="old one")["id"]
+    finally:
+        a.stop()
+    age(data, [rid], 40)
+    s = ju.node(tmp_path, "ui", ["--retention-days", "30", "--retention-keep-transcripts"],
+                data=data)
     s.start()
     try:
+        wait_for(lambda: requests.get(f"{s.url}/api/recordings/{rid}",
+                                      timeout=30).json()["audio_deleted"])
+        open_page(browser, s, f"#/recordings/{rid}")
+        wd.wait_for(lambda: browser.execute_script(
+            "const p = document.querySelector('#audio-deleted');"
+            "return !!p && !p.hidden && p.textContent.includes('deleted by retention') && "
+            "document.querySelector('#player').hidden"), what="the audio-deleted note")
         for lang, want in (("en", ["30 days", "transcripts are kept", "Last check"]),
                            ("zh-CN", ["30 天", "转写文字保留", "上次检查"])):
             open_page(browser, s, "#/status", lang=lang)
