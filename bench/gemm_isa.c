@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
         static const char *tn[] = {"f32", "bf16", "int8"};
         for (int type = 0; type < 3; type++) {
             asr_nn_dnnl_t *g = NULL;
-            if (asr_nn_dnnl_pack(type, w, b, m, n, k, &g) != ASR_OK) {
+            if (asr_nn_dnnl_pack(type, w, b, m, n, k, nt, &g) != ASR_OK) {
                 printf("%-6s %-5s: no oneDNN kernel\n", sh[s].name, tn[type]);
                 continue;
             }

@@ -320,7 +320,7 @@ static asr_err_t pack_one(asr_model_t *m, int type, const float *w, const void *
         w = tmp;
     }
     asr_nn_dnnl_t *g = NULL;
-    asr_err_t e = asr_nn_dnnl_pack(type, w, b, 1500, n, k, &g);
+    asr_err_t e = asr_nn_dnnl_pack(type, w, b, 1500, n, k, m->n_threads, &g);
     if (e == ASR_ERR_NOMEM)
         return e;
     if (e != ASR_OK || asr_nn_dnnl_scratch_bytes(g) > asr__enc_dnnl_scratch(&m->info, type)) {

@@ -21,12 +21,16 @@
 #include "nn/isa.h"
 #include "nn/nn.h"
 
-void omp_set_num_threads(int n); /* libgomp: oneDNN's runtime on Debian */
+/* libgomp: oneDNN's runtime on Debian. A primitive sizes its thread split when it is created
+ * (omp_get_max_threads then) and runs that many threads, so both creation and each run set the
+ * calling thread's team size to the caller's count. */
+void omp_set_num_threads(int n);
+int omp_get_max_threads(void);
 
 #define CACHE_N 64
 
 typedef struct {
-    int m, n, k, type;
+    int m, n, k, type, n_threads;
     dnnl_primitive_t prim;
     const_dnnl_primitive_desc_t pd;
     dnnl_memory_desc_t wmd; /* the packed weights' layout */
@@ -65,9 +69,10 @@ static dnnl_data_type_t src_dt(int type) {
 }
 
 /* the cached primitive for a shape, created on first use (g_mu held) */
-static const prim_t *prim_get(int m, int n, int k, int type) {
+static const prim_t *prim_get(int m, int n, int k, int type, int n_threads) {
     for (int i = 0; i < g_n; i++)
-        if (g_cache[i].m == m && g_cache[i].n == n && g_cache[i].k == k && g_cache[i].type == type)
+        if (g_cache[i].m == m && g_cache[i].n == n && g_cache[i].k == k &&
+            g_cache[i].type == type && g_cache[i].n_threads == n_threads)
             return &g_cache[i];
     if (g_n == CACHE_N || engine_init() != ASR_OK)
         return NULL;
@@ -85,7 +90,10 @@ static const prim_t *prim_get(int m, int n, int k, int type) {
     dnnl_primitive_attr_create(&attr);
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     dnnl_primitive_desc_t pd = NULL;
+    int was = omp_get_max_threads();
+    omp_set_num_threads(n_threads);
     dnnl_status_t st = dnnl_primitive_desc_create(&pd, &md, attr, g_eng, NULL);
+    omp_set_num_threads(was);
     dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success)
         return NULL;
@@ -103,7 +111,7 @@ static const prim_t *prim_get(int m, int n, int k, int type) {
     const char *impl = NULL;
     dnnl_primitive_desc_query(p->pd, dnnl_query_impl_info_str, 0, &impl);
     snprintf(p->impl, sizeof p->impl, "%s", impl ? impl : "?");
-    p->m = m, p->n = n, p->k = k, p->type = type;
+    p->m = m, p->n = n, p->k = k, p->type = type, p->n_threads = n_threads;
     g_n++;
     return p;
 }
@@ -144,7 +152,7 @@ done:
 }
 
 asr_err_t asr_nn_dnnl_pack(int type, const float *w, const float *bias, int m, int n, int k,
-                           asr_nn_dnnl_t **out) {
+                           int n_threads, asr_nn_dnnl_t **out) {
     *out = NULL;
     const asr_isa_t *isa = asr_isa();
     /* int8 below AVX-512 VNNI: oneDNN's s8·s8 kernels sum pairs in saturating int16 (vpmaddubsw),
@@ -157,7 +165,7 @@ asr_err_t asr_nn_dnnl_pack(int type, const float *w, const float *bias, int m, i
     if (!g)
         return ASR_ERR_NOMEM;
     pthread_mutex_lock(&g_mu);
-    g->p = prim_get(m, n, k, type);
+    g->p = prim_get(m, n, k, type, n_threads > 0 ? n_threads : 1);
     pthread_mutex_unlock(&g_mu);
     asr_err_t e = ASR_ERR_INVALID;
     if (!g->p)
@@ -326,7 +334,7 @@ asr_err_t asr_nn_dnnl_run(asr_pool_t *pool, const asr_nn_dnnl_t *g, const float 
     }
     if (dnnl_stream_create(&s, g_eng, dnnl_stream_default_flags) != dnnl_success)
         goto done;
-    omp_set_num_threads(n_threads > 0 ? n_threads : 1);
+    omp_set_num_threads(p->n_threads); /* its split (a pool of another size: a per-call override) */
     if (dnnl_primitive_execute(p->prim, s, na, args) != dnnl_success ||
         dnnl_stream_wait(s) != dnnl_success)
         goto done;

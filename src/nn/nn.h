@@ -138,10 +138,12 @@ void asr_nn_f2h_n_ref(const float *src, uint16_t *dst, size_t n);
  * Handles are immutable after pack and may run concurrently with distinct scratch. */
 enum { ASR_NN_DNNL_F32 = 0, ASR_NN_DNNL_BF16 = 1, ASR_NN_DNNL_I8 = 2 };
 typedef struct asr_nn_dnnl asr_nn_dnnl_t;
-/* w: float32 [n][k] (borrowed for the call), bias [n] or NULL (copied); *out owned by the caller
- * (asr_nn_dnnl_destroy). ASR_ERR_INVALID when oneDNN has no kernel for the shape/type. */
+/* w: float32 [n][k] (borrowed for the call), bias [n] or NULL (copied); n_threads: the size of
+ * the pool that will run it (oneDNN fixes its thread split at creation: a pool of another size
+ * still runs it, with that many oneDNN threads); *out owned by the caller (asr_nn_dnnl_destroy).
+ * ASR_ERR_INVALID when oneDNN has no kernel for the shape/type. */
 asr_err_t asr_nn_dnnl_pack(int type, const float *w, const float *bias, int m, int n, int k,
-                           asr_nn_dnnl_t **out);
+                           int n_threads, asr_nn_dnnl_t **out);
 void asr_nn_dnnl_destroy(asr_nn_dnnl_t *g);
 /* a: [m][lda] float32; c: [m][ldc] (ldc == n and, for float32, lda == k). */
 asr_err_t asr_nn_dnnl_run(asr_pool_t *pool, const asr_nn_dnnl_t *g, const float *a, int lda,

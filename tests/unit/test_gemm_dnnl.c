@@ -30,7 +30,8 @@ static double run_case(asr_pool_t *pool, int type, int m, int n, int k, int with
     for (int i = 0; i < n; i++)
         b[i] = frand(&seed);
     asr_nn_dnnl_t *g = NULL;
-    asr_err_t e = asr_nn_dnnl_pack(type, w, with_bias ? b : NULL, m, n, k, &g);
+    asr_err_t e =
+        asr_nn_dnnl_pack(type, w, with_bias ? b : NULL, m, n, k, asr_pool_n_threads(pool), &g);
     if (e != ASR_OK && type != ASR_NN_DNNL_F32 && asr_isa()->level < ASR_ISA_AVX512) {
         free(a), free(w), free(b), free(c);
         return -1; /* refused below AVX-512 (gemm_dnnl.c): the encoder stays float32 */
