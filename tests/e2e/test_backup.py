@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -181,6 +182,15 @@ def test_backup_under_load_restore_and_tamper(tmp_path, stub):
         assert stub.auth[n:] and all(a == f"Bearer {SECRET}" for a in stub.auth[n:]), stub.auth
     finally:
         srv2.stop()
+
+    # --force replaces a used data directory; a stale WAL beside the database must not survive
+    (new / "asrd.db-wal").write_bytes(b"stale wal" * 100)
+    p = run("restore", dest, "--data", new, "--force")
+    assert p.returncode == 0, p.stderr
+    assert not (new / "asrd.db-wal").exists()
+    db = sqlite3.connect(str(new / "asrd.db"))
+    assert db.execute("SELECT COUNT(*) FROM recordings").fetchone()[0] == m["rows"]["recordings"]
+    db.close()
 
 
 @pytest.fixture(scope="module")
