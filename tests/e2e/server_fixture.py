@@ -2,7 +2,8 @@
 
 The server runs on a free loopback port (`--port 0`; asrd prints the bound URL as the first line
 of stdout), with its data directory in a pytest temp dir and its log (stderr: key=value lines,
-one `msg=access` line per request) in a file the tests read. Models come from the same root as
+one `msg=access` line per request; the web UI's polling GETs only at --log-level debug) in a file
+the tests read. Models come from the same root as
 the other e2e tests (conftest.py's models_env: $ASRD_MODELS or /tmp/devmodels); a test whose
 models are absent is skipped with the reason.
 
