@@ -26,6 +26,9 @@ void asr__k_linear_rows_bf16dp_avx512(const float *a, int lda, const asr_qact_t 
                                       int m, int j0, int j1, int k);
 void asr__k_linear_rows_i8_avx512vnni(const asr_qact_t *qa, const asr_wmat_t *w, const float *bias,
                                       float *c, int ldc, int m, int j0, int j1, int k);
+/* AVX2 + AVX-VNNI (VEX): int8 as _i8_avx512vnni on ymm */
+void asr__k_linear_rows_i8_avxvnni(const asr_qact_t *qa, const asr_wmat_t *w, const float *bias,
+                                   float *c, int ldc, int m, int j0, int j1, int k);
 void asr__k_f2h_n_avx512(const float *src, uint16_t *dst, size_t n);
 void asr__k_h2f_n_avx512(const uint16_t *src, float *dst, size_t n);
 void asr__k_softmax_row_avx512(float *x, int n, float scale);

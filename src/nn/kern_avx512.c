@@ -17,7 +17,8 @@
  * - int8 with VPDPBUSD (u8 × s8 -> s32): the activations as unsigned q + 128, the weights as
  *   they are; sum q·w = sum (q + 128)·w - 128·sum w, with sum w from one more VPDPBUSD by ones per
  *   weight vector (shared by the MR rows). Every sum is an exact int32 (|q| <= 127: at most
- *   255·128·4 per lane and step), so the results equal asr__k_linear_rows_i8's bit for bit. */
+ *   255·128·4 per lane and step), so the results equal asr__k_linear_rows_i8's bit for bit.
+ *   asr__k_linear_rows_i8_avxvnni: the same on ymm with AVX-VNNI (no AVX-512 needed). */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #include <math.h>
@@ -289,6 +290,94 @@ TGT_VNNI void asr__k_linear_rows_i8_avx512vnni(const asr_qact_t *qa, const asr_w
                         qa->s + r, qa->ld};
         rows_i8_tab[mr - 1](&q, w->data, w->scale, w->ld, bias, c + (size_t)r * ldc, ldc, j0, j1,
                             k);
+        r += mr;
+    }
+}
+
+/* ---- int8 with AVX-VNNI (VEX VPDPBUSD on ymm: CPUs with it but without AVX-512) ----
+ * The same sums as above, 32 bytes a step, the k % 32 tail in scalar integers; 16 registers:
+ * MR×NR + 2·NR + 3 <= 16. */
+#define TGT_AVXVNNI __attribute__((target("avx2,fma,avxvnni")))
+
+INL TGT_AVXVNNI int32_t hsum8i(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+#define TILE_I8Y(MR, NR)                                                                           \
+    do {                                                                                           \
+        __m256i acc[MR][NR], ws[NR];                                                               \
+        UNROLL for (int q = 0; q < NR; q++) {                                                      \
+            ws[q] = _mm256_setzero_si256();                                                        \
+            UNROLL for (int i = 0; i < MR; i++) acc[i][q] = _mm256_setzero_si256();                \
+        }                                                                                          \
+        for (int t = 0; t < kv; t += 32) {                                                         \
+            __m256i wv[NR];                                                                        \
+            UNROLL for (int q = 0; q < NR; q++) {                                                  \
+                wv[q] = _mm256_loadu_si256((const __m256i *)(w + (size_t)(j + q) * ldw + t));      \
+                ws[q] = _mm256_dpbusd_avx_epi32(ws[q], ones, wv[q]);                               \
+            }                                                                                      \
+            UNROLL for (int i = 0; i < MR; i++) {                                                  \
+                __m256i au = _mm256_xor_si256(                                                     \
+                    _mm256_loadu_si256((const __m256i *)(qa->q + (size_t)i * qa->ld + t)),         \
+                    bias128);                                                                      \
+                UNROLL for (int q = 0; q < NR; q++) acc[i][q] =                                    \
+                    _mm256_dpbusd_avx_epi32(acc[i][q], au, wv[q]);                                 \
+            }                                                                                      \
+        }                                                                                          \
+        UNROLL for (int q = 0; q < NR; q++) {                                                      \
+            const int32_t sw = hsum8i(ws[q]);                                                      \
+            const int8_t *wr = w + (size_t)(j + q) * ldw;                                          \
+            UNROLL for (int i = 0; i < MR; i++) {                                                  \
+                int32_t s = hsum8i(acc[i][q]) - 128 * sw;                                          \
+                for (int t = kv; t < k; t++)                                                       \
+                    s += (int32_t)qa->q[(size_t)i * qa->ld + t] * wr[t];                           \
+                c[(size_t)i * ldc + j + q] =                                                       \
+                    (float)s * qa->s[i] * wsc[j + q] + (bias ? bias[j + q] : 0.0f);                \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+#define DEF_ROWS_I8Y(MR, NR)                                                                       \
+    TGT_AVXVNNI __attribute__((noinline)) static void rows_i8y_##MR(                               \
+        const asr_qact_t *qa, const int8_t *w, const float *wsc, int ldw, const float *bias,       \
+        float *c, int ldc, int j0, int j1, int k) {                                                \
+        const __m256i ones = _mm256_set1_epi8(1), bias128 = _mm256_set1_epi8((char)0x80);          \
+        const int kv = k & ~31;                                                                    \
+        int j = j0;                                                                                \
+        for (; j + NR <= j1; j += NR) {                                                            \
+            if (j + 2 * NR <= j1)                                                                  \
+                for (int q = 0; q < NR; q++)                                                       \
+                    for (int t = 0; t < k; t += 64)                                                \
+                        _mm_prefetch((const char *)(w + (size_t)(j + NR + q) * ldw + t),           \
+                                     _MM_HINT_T0);                                                 \
+            TILE_I8Y(MR, NR);                                                                      \
+        }                                                                                          \
+        for (; j < j1; j++)                                                                        \
+            TILE_I8Y(MR, 1);                                                                       \
+    }
+DEF_ROWS_I8Y(1, 4)
+DEF_ROWS_I8Y(2, 3)
+DEF_ROWS_I8Y(3, 2)
+DEF_ROWS_I8Y(4, 2)
+DEF_ROWS_I8Y(5, 1)
+DEF_ROWS_I8Y(6, 1)
+DEF_ROWS_I8Y(7, 1)
+DEF_ROWS_I8Y(8, 1)
+static rows_i8_fn const rows_i8y_tab[8] = {rows_i8y_1, rows_i8y_2, rows_i8y_3, rows_i8y_4,
+                                           rows_i8y_5, rows_i8y_6, rows_i8y_7, rows_i8y_8};
+
+TGT_AVXVNNI void asr__k_linear_rows_i8_avxvnni(const asr_qact_t *qa, const asr_wmat_t *w,
+                                               const float *bias, float *c, int ldc, int m, int j0,
+                                               int j1, int k) {
+    for (int r = 0; r < m;) {
+        int mr = row_block(m - r);
+        asr_qact_t q = {qa->q + (size_t)r * qa->ld, qa->qabs ? qa->qabs + (size_t)r * qa->ld : NULL,
+                        qa->s + r, qa->ld};
+        rows_i8y_tab[mr - 1](&q, w->data, w->scale, w->ld, bias, c + (size_t)r * ldc, ldc, j0, j1,
+                             k);
         r += mr;
     }
 }

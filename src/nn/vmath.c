@@ -123,8 +123,12 @@ void asr__nn_linear_rows_w(const float *a, int lda, const asr_qact_t *q, const a
         asr__k_linear_rows_avx512(a, lda, q, w, bias, c, ldc, m, j0, j1, k);
         return;
     }
-    if (x512 & ASR_NN_AVX512_VNNI) { /* int8; without VNNI: the AVX2 kernel */
+    if (x512 & ASR_NN_AVX512_VNNI) { /* int8 */
         asr__k_linear_rows_i8_avx512vnni(q, w, bias, c, ldc, m, j0, j1, k);
+        return;
+    }
+    if (w->type == ASR_W_I8 && use_avx2() && asr_isa()->avx_vnni) { /* AVX2 level with AVX-VNNI */
+        asr__k_linear_rows_i8_avxvnni(q, w, bias, c, ldc, m, j0, j1, k);
         return;
     }
 #endif

@@ -2,11 +2,12 @@
  * references, on random inputs with tails (k not a multiple of 16/32/64, m = 1..8, odd column
  * ranges, padded leading dimensions), every weight type.
  *
- *   test_nn_avx512 [avx512|vnni|bf16]
+ *   test_nn_avx512 [avx512|vnni|bf16|avxvnni]
  *
  * avx512 (default): float32/float16/bfloat16 weights through FMA, softmax, logsumexp, float16
  * conversions, int8 quantization of a row. vnni: int8 weights through VPDPBUSD, equal to the
  * reference bit for bit. bf16: bfloat16 weights through VDPBF16PS (hi/lo split activations).
+ * avxvnni: int8 through VEX VPDPBUSD on ymm (AVX2 + AVX-VNNI, no AVX-512), bit for bit.
  * The CPU's features are read here (cpuid and XGETBV, not asr_isa(): the kernels are tested
  * whatever level the process would pick); a CPU without them prints the missing feature and
  * exits 76 (Not Run). Tolerances: float types 1e-5 of sum|a·w| against the double reference
@@ -39,6 +40,16 @@ static const char *missing(const char *what) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE))
         return "OSXSAVE";
+    if (!strcmp(what, "avxvnni")) {
+        unsigned a1, b1, c1, d1;
+        if ((xgetbv0() & 6) != 6)
+            return "OS support for the AVX state (XCR0)";
+        if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 5)))
+            return "avx2";
+        if (!__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) || !(a1 & (1u << 4)))
+            return "avx_vnni";
+        return NULL;
+    }
     if ((xgetbv0() & 0xe6) != 0xe6)
         return "OS support for the AVX-512 state (XCR0)";
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
@@ -151,9 +162,9 @@ static void test_linear_bf16dp(void **state) {
     check_float_types(1);
 }
 
-/* int8: exact, including weights of -128 (the reference's exact integer sum) and |q| = 127 */
-static void test_linear_i8(void **state) {
-    (void)state;
+/* int8: exact, including weights of -128 (the reference's exact integer sum) and |q| = 127;
+ * through VPDPBUSD on zmm (AVX512-VNNI) or on ymm (AVX-VNNI) */
+static void check_i8(int ymm) {
     unsigned seed = 3;
     enum { KI = 5120 + 77 };
     const int ks[] = {1, 31, 63, 64, 65, 127, 129, 1280, 1283, 5120, 5121};
@@ -190,7 +201,11 @@ static void test_linear_i8(void **state) {
             for (int b = 0; b < 2; b++) {
                 memset(c, 0, sizeof(float) * MAXM * MAXN);
                 memset(r, 0, sizeof(float) * MAXM * MAXN);
-                asr__k_linear_rows_i8_avx512vnni(&qa, &W, b ? bias : NULL, c, MAXN, m, j0, j1, k);
+                if (ymm)
+                    asr__k_linear_rows_i8_avxvnni(&qa, &W, b ? bias : NULL, c, MAXN, m, j0, j1, k);
+                else
+                    asr__k_linear_rows_i8_avx512vnni(&qa, &W, b ? bias : NULL, c, MAXN, m, j0, j1,
+                                                     k);
                 asr__k_linear_rows_i8(&qa, &W, b ? bias : NULL, r, MAXN, m, j0, j1, k);
                 if (memcmp(c, r, sizeof(float) * MAXM * MAXN) != 0)
                     for (int i = 0; i < MAXM * MAXN; i++)
@@ -201,6 +216,16 @@ static void test_linear_i8(void **state) {
         }
     }
     free(q), free(w), free(qabs), free(s), free(ws), free(bias), free(c), free(r);
+}
+
+static void test_linear_i8(void **state) {
+    (void)state;
+    check_i8(0);
+}
+
+static void test_linear_i8_avxvnni(void **state) {
+    (void)state;
+    check_i8(1);
 }
 
 /* softmax, logsumexp, float16 conversions, the quantization of a row */
@@ -301,8 +326,9 @@ int main(int argc, char **argv) {
 #else
     if (argc > 1)
         g_what = argv[1];
-    if (strcmp(g_what, "avx512") && strcmp(g_what, "vnni") && strcmp(g_what, "bf16")) {
-        fprintf(stderr, "usage: %s [avx512|vnni|bf16]\n", argv[0]);
+    if (strcmp(g_what, "avx512") && strcmp(g_what, "vnni") && strcmp(g_what, "bf16") &&
+        strcmp(g_what, "avxvnni")) {
+        fprintf(stderr, "usage: %s [avx512|vnni|bf16|avxvnni]\n", argv[0]);
         return 2;
     }
     const char *miss = missing(g_what);
@@ -317,6 +343,9 @@ int main(int argc, char **argv) {
     };
     const struct CMUnitTest vnni[] = {cmocka_unit_test(test_linear_i8)};
     const struct CMUnitTest bf16[] = {cmocka_unit_test(test_linear_bf16dp)};
+    const struct CMUnitTest avxvnni[] = {cmocka_unit_test(test_linear_i8_avxvnni)};
+    if (!strcmp(g_what, "avxvnni"))
+        return cmocka_run_group_tests_name("avx_vnni", avxvnni, NULL, NULL);
     if (!strcmp(g_what, "vnni"))
         return cmocka_run_group_tests_name("avx512_vnni", vnni, NULL, NULL);
     if (!strcmp(g_what, "bf16"))
