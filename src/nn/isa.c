@@ -174,8 +174,8 @@ void asr__isa_detect(asr_isa_t *out, const char *isa_env, const char *no_simd_en
                      asr_isa_level_name(t.best), isa_env, asr_isa_level_name(t.best), why);
         else {
             t.level = (asr_isa_level_t)want;
-            snprintf(t.why, sizeof t.why, "%s: ASRD_ISA=%s (best %s: %s)", asr_isa_level_name(t.level), isa_env,
-                     asr_isa_level_name(t.best), why);
+            snprintf(t.why, sizeof t.why, "%s: ASRD_ISA=%s (best %s: %s)",
+                     asr_isa_level_name(t.level), isa_env, asr_isa_level_name(t.best), why);
         }
     } else
         snprintf(t.why, sizeof t.why, "%s: %s", asr_isa_level_name(t.best), why);
