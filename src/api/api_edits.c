@@ -83,11 +83,13 @@ static json_t *edit_json(int64_t job_id, int idx, json_t *seg) {
     json_t *o = json_object();
     bool edited = json_is_true(json_object_get(seg, "edited"));
     json_t *orig = json_object_get(seg, edited ? "original_text" : "text");
+    orig = json_is_string(orig) ? orig : NULL;
     json_object_set_new(o, "object", json_string("segment_edit"));
     json_object_set_new(o, "job_id", json_integer(job_id));
     json_object_set_new(o, "segment", json_integer(idx));
-    json_object_set(o, "text", json_object_get(seg, "text"));
-    json_object_set(o, "original_text", orig ? orig : json_string(""));
+    const char *text = json_string_value(json_object_get(seg, "text"));
+    json_object_set_new(o, "text", json_string(text ? text : ""));
+    json_object_set_new(o, "original_text", json_string(orig ? json_string_value(orig) : ""));
     json_object_set_new(o, "edited", json_boolean(edited));
     return o;
 }
