@@ -346,8 +346,13 @@ static asr_err_t pack_encoder(asr_model_t *m) {
         for (int i = 0; i < 4 && e == ASR_OK; i++) {
             asr_linear_t *x = lins[i];
             e = pack_one(m, type, x->w, x->h, x->b, x->n_out, x->n_in, tmp, &x->dn);
-            if (x->dn && x->h) { /* the mapped float16 copy is not read again */
-                m->weight_bytes -= (size_t)x->n_out * x->n_in * sizeof(uint16_t);
+            if (x->dn && x->h) { /* the mapped float16 copy is not read again: its pages go */
+                size_t len = (size_t)x->n_out * x->n_in * sizeof(uint16_t);
+                uintptr_t a = (uintptr_t)x->h, pg = 4096, lo = (a + pg - 1) / pg * pg;
+                uintptr_t hi = (a + len) / pg * pg;
+                if (hi > lo) /* a read-only private file mapping: dropped pages refault from it */
+                    madvise((void *)lo, hi - lo, MADV_DONTNEED);
+                m->weight_bytes -= len;
                 x->h = NULL;
             }
         }
