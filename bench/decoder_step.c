@@ -7,9 +7,11 @@
  * The layers are split over the pool by output columns in blocks of 64, as asr_nn_linear_w does.
  *
  *   build-X/decoder_step [--threads 2] [--model turbo,large-v3] [--m 1,5,8]
- *                        [--types f32,f16,bf16,i8] [--kernels avx2,avx512,bf16dp,asrd] [--reps 5]
+ *                        [--types f32,f16,bf16,i8] [--kernels avx2,avx512,bf16dp,avxvnni,asrd]
+ *                        [--reps 5]
  *
- * asrd: asr_nn_linear_w itself (the kernels asr_isa()'s level picks). Prints one line per case:
+ * avxvnni: int8 through AVX-VNNI on ymm. asrd: asr_nn_linear_w itself (the kernels asr_isa()'s
+ * level picks; ASRD_ISA=avx2 forces the AVX2 level). Prints one line per case:
  * model, type, kernel, m, ms per step and GB/s (median of reps, then the best rep: on shared
  * cores the best shows the kernel, the median the machine). A kernel the CPU lacks is skipped
  * with a note. */
@@ -29,6 +31,12 @@ static void rows_i8_vnni(const float *a, int lda, const asr_qact_t *qa, const as
                          const float *bias, float *c, int ldc, int m, int j0, int j1, int k) {
     (void)a, (void)lda;
     asr__k_linear_rows_i8_avx512vnni(qa, w, bias, c, ldc, m, j0, j1, k);
+}
+
+static void rows_i8_avxvnni(const float *a, int lda, const asr_qact_t *qa, const asr_wmat_t *w,
+                            const float *bias, float *c, int ldc, int m, int j0, int j1, int k) {
+    (void)a, (void)lda;
+    asr__k_linear_rows_i8_avxvnni(qa, w, bias, c, ldc, m, j0, j1, k);
 }
 
 typedef struct {
@@ -73,7 +81,7 @@ enum { D = 1280, FF = 5120, VOCAB = 51866 };
 int main(int argc, char **argv) {
     int threads = 2, reps = 5;
     const char *models = "turbo,large-v3", *ms = "1,5,8", *types = "f32,f16,bf16,i8";
-    const char *kernels = "avx2,avx512,bf16dp";
+    const char *kernels = "avx2,avx512,bf16dp,avxvnni";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads"))
             threads = atoi(argv[i + 1]);
@@ -158,8 +166,8 @@ int main(int argc, char **argv) {
                 printf("%-9s %-5s: out of memory\n", model, tnames[ty]);
                 continue;
             }
-            const char *knames[4] = {"avx2", "avx512", "bf16dp", "asrd"};
-            for (int ki = 0; ki < 4; ki++) {
+            const char *knames[5] = {"avx2", "avx512", "bf16dp", "asrd", "avxvnni"};
+            for (int ki = 0; ki < 5; ki++) {
                 if (!has(kernels, knames[ki]))
                     continue;
                 rows_fn fn = NULL;
@@ -174,13 +182,17 @@ int main(int argc, char **argv) {
                          : isa->avx512_vnni ? rows_i8_vnni
                                             : NULL,
                     why = ty == 3 ? "avx512_vnni" : "avx512";
-                else if (ki == 2) {
+                else if (ki == 4) {
+                    if (ty != 3)
+                        continue;
+                    fn = isa->avx_vnni ? rows_i8_avxvnni : NULL, why = "avx_vnni";
+                } else if (ki == 2) {
                     if (ty != 2)
                         continue;
                     fn = x512 && isa->avx512_bf16 ? asr__k_linear_rows_bf16dp_avx512 : NULL;
                     why = "avx512_bf16";
                 }
-                if (ki < 3 && !fn) {
+                if (ki != 3 && !fn) {
                     printf("%-9s %-5s %-7s: the CPU lacks %s\n", model, tnames[ty], knames[ki],
                            why);
                     continue;
