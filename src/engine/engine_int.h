@@ -61,7 +61,7 @@ typedef struct {
 void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr_wtype_t wtype, bool gpu,
                       asr__slot_layout_t *L);
 /* The encoder's GEMMs through oneDNN (nn/gemm_dnnl.c) under a compute type: ASR_NN_DNNL_BF16 or
- * _I8 where this CPU's kernel level runs them (bfloat16: AVX512 and up; int8: AVX-512 VNNI),
+ * _I8 where this CPU's kernel level runs them (bfloat16: AMX; int8: AVX-512 VNNI),
  * else -1 (float32 compute, or an AVX2 CPU: the float32 path of today). The plan, the slot layout
  * and the loader all ask this. */
 int asr__enc_dnnl_type(asr_wtype_t wtype);

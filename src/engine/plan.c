@@ -81,7 +81,10 @@ void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr_wtype_t wtype, 
 
 int asr__enc_dnnl_type(asr_wtype_t wtype) {
     const asr_isa_t *t = asr_isa();
-    if (wtype == ASR_W_BF16 && t->level >= ASR_ISA_AVX512)
+    /* measured (bench/gemm_isa, 1 thread, GFLOP per CPU-second, base's shapes): AMX bfloat16
+     * 370-520 and AVX-512 VNNI int8 175-260 against OpenBLAS float32 125-145; AVX-512 BF16
+     * without AMX (VDPBF16PS) 84-95 loses, so bfloat16 waits for AMX */
+    if (wtype == ASR_W_BF16 && t->level >= ASR_ISA_AMX)
         return ASR_NN_DNNL_BF16;
     if (wtype == ASR_W_I8 && t->level >= ASR_ISA_AVX512 && t->avx512_vnni)
         return ASR_NN_DNNL_I8;
@@ -175,6 +178,10 @@ asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type,
         size_t enc16 = (size_t)in->n_audio_layer * enc_layer16, vals = enc16 + 3 * d * d;
         size_t outs = (size_t)in->n_audio_layer * 9 * d + d;
         out->weights += dt == ASR_NN_DNNL_BF16 ? 2 * vals + f * outs : vals + 2 * f * outs;
+        /* int8 below AMX (brg:avx512_core_vnni): the packed weights carry 12 more bytes per
+         * column (measured: `asrd debug weights` at ASRD_ISA=avx512) */
+        if (dt == ASR_NN_DNNL_I8 && asr_isa()->level < ASR_ISA_AMX)
+            out->weights += 12 * outs;
         if (!in->f32_matrices)
             out->weights -= enc16 * 2;
     }
