@@ -87,8 +87,8 @@ void asr_nn_convert_rows(const float *src, int n, int k, asr_wtype_t type, void 
 void asr_nn_h2f_n(const uint16_t *src, float *dst, size_t n);
 /* The same, split over the pool. */
 void asr_nn_h2f_n_mt(asr_pool_t *pool, const void *src, float *dst, size_t n);
-/* The kernel set chosen at run time ("avx2+fma+f16c" or "portable"; ASRD_NO_SIMD forces the
- * latter). */
+/* The kernel set chosen at run time ("avx512+vnni+bf16", "avx512", "avx2+fma+f16c+avx_vnni",
+ * "avx2+fma+f16c" or "portable": asr_isa()'s level, which ASRD_ISA and ASRD_NO_SIMD force). */
 const char *asr_nn_simd_name(void);
 /* C[m][n] = P[m][ctx] · V[ctx][n] (row-major, leading dimensions), single-threaded; any m (rows
  * are taken a few at a time, each row of V read once per block). _h: V in float16. */

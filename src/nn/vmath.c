@@ -94,7 +94,9 @@ const char *asr_nn_simd_name(void) {
                                          "avx512+vnni",   "avx512",          "avx512+bf16",
                                          "avx512",        "avx512+vnni+bf16"};
     int x512 = asr__nn_use_avx512();
-    return x512 ? names[x512] : use_avx2() ? names[0] : "portable";
+    if (x512)
+        return names[x512];
+    return !use_avx2() ? "portable" : asr_isa()->avx_vnni ? "avx2+fma+f16c+avx_vnni" : names[0];
 }
 
 void asr_nn_softmax_row_fast(float *x, int n, float scale) {
