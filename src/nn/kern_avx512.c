@@ -382,17 +382,35 @@ TGT_AVXVNNI void asr__k_linear_rows_i8_avxvnni(const asr_qact_t *qa, const asr_w
     }
 }
 
-/* ---- row kernels ---- */
+/* ---- row kernels ----
+ * Measured on the Xeon above, 51866 values (a vocabulary row), best of 7, AVX2 -> AVX-512:
+ * logsumexp 24 -> 14.5 us, softmax 34 -> 26 us, quantize_row (k 5120) 1.0 -> 0.8 us, f2h 3.2 -> 3.0
+ * us, h2f 4.1 -> 5.9 us: vmath.c dispatches all but the conversions (tested, kept for the bench).
+ */
 
 TGT void asr__k_h2f_n_avx512(const uint16_t *src, float *dst, size_t n) {
-    for (size_t i = 0; i < n; i += 16) {
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
+        _mm512_storeu_ps(dst + i + 16,
+                         _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i + 16))));
+    }
+    for (; i < n; i += 16) {
         __mmask16 mk = mask16(n - i > 16 ? 16 : (int)(n - i));
         _mm512_mask_storeu_ps(dst + i, mk, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, src + i)));
     }
 }
 
 TGT void asr__k_f2h_n_avx512(const float *src, uint16_t *dst, size_t n) {
-    for (size_t i = 0; i < n; i += 16) {
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+        _mm256_storeu_si256(
+            (__m256i *)(dst + i + 16),
+            _mm512_cvtps_ph(_mm512_loadu_ps(src + i + 16), _MM_FROUND_TO_NEAREST_INT));
+    }
+    for (; i < n; i += 16) {
         __mmask16 mk = mask16(n - i > 16 ? 16 : (int)(n - i));
         _mm256_mask_storeu_epi16(
             dst + i, mk,
