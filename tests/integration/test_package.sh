@@ -159,7 +159,11 @@ check_tree() {
     local conf=$root/etc/asrd/asrd.conf unit=$root$prefix/lib/systemd/system/asrd.service
     [ -f "$conf" ] || { bad "$what: no etc/asrd/asrd.conf"; return; }
     [ -f "$unit" ] || { bad "$what: no unit"; return; }
-    "$bin" serve --config "$conf" --print-config >"$T/eff" 2>&1 || bad "$what: the installed config does not load: $(cat "$T/eff")"
+    # the file's own settings: ASRD_* variables of the test's environment (ASRD_MODELS under make
+    # test) would override them (defaults < file < environment < flags)
+    local unset=() v
+    for v in $(compgen -e | grep '^ASRD_'); do unset+=(-u "$v"); done
+    env "${unset[@]}" "$bin" serve --config "$conf" --print-config >"$T/eff" 2>&1 || bad "$what: the installed config does not load: $(cat "$T/eff")"
     grep -qx 'data = /var/lib/asrd' "$T/eff" || bad "$what: data is not /var/lib/asrd"
     grep -qx 'models_dir = /var/lib/asrd/models' "$T/eff" || bad "$what: models_dir is not /var/lib/asrd/models"
     # ---- 3. the unit
