@@ -147,8 +147,12 @@ def test_bad_transcribe_requests(srv):
     check_error(ju.transcript(srv, rec["id"]), 404, "id")  # nothing transcribed yet
 
 
-def test_sse_progress_events(srv, long_clip):
-    rec = ju.upload_ok(srv, long_clip.read_bytes(), "jfk3.wav")
+def test_sse_progress_events(srv, tmp_path):
+    # JFK eight times (88 s: three windows): progress moves at each window's end, seconds apart,
+    # so the 250-ms polling stream sees it mid-way however fast the engine is (with two windows
+    # the only mid-way point came ~0.3 s before the end on a fast CPU, and polling could miss it)
+    clip = ju.concat_wav(ju.audio(ju.JFK), 8, tmp_path / "jfk8.wav")
+    rec = ju.upload_ok(srv, clip.read_bytes(), "jfk8.wav")
     jid = ju.transcribe(srv, rec["id"]).json()["id"]
     events = []
     with requests.get(f"{srv.url}/api/jobs/{jid}/events", stream=True, timeout=120) as r:
