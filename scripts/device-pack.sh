@@ -92,7 +92,7 @@ for t in "${TARGETS[@]}"; do
     cp "$BUILD/$t" "$STAGE/bin/"
     strip --strip-debug "$STAGE/bin/$t"
 done
-"$STAGE/bin/asrd" version | grep -q '^backends: .*cuda' || {
+"$STAGE/bin/asrd" version | grep '^backends: .*cuda' >/dev/null || {
     echo "device-pack: $BUILD/asrd has no CUDA backend (configure it with -DASR_CUDA=on)" >&2
     exit 1
 }

@@ -16,6 +16,7 @@
 #   - systemd | adduser (postinst creates the asrd user).
 # Suggests: the NVIDIA libraries asrd opens when present (libnvidia-ml.so.1, libcublas.so.12/13).
 set -euo pipefail
+trap 'echo "make-deb: line $LINENO: a command failed (exit $?)" >&2' ERR
 
 [ $# -eq 2 ] || { echo "usage: $0 BUILD_DIR OUT_DIR" >&2; exit 2; }
 BUILD=$(cd "$1" && pwd)
@@ -45,8 +46,8 @@ DESTDIR="$ROOT" cmake --install "$BUILD" --prefix /usr --strip >"$STAGE/install.
 shlibs_dep() {
     local real pkg f
     real=$(readlink -f "$1")
-    pkg=$(dpkg -S "$real" 2>/dev/null | head -1 | cut -d: -f1) || true
-    [ -n "$pkg" ] || pkg=$(dpkg -S "$1" 2>/dev/null | head -1 | cut -d: -f1) || true
+    pkg=$(dpkg -S "$real" 2>/dev/null | awk -F: 'NR == 1 { print $1 }') || true
+    [ -n "$pkg" ] || pkg=$(dpkg -S "$1" 2>/dev/null | awk -F: 'NR == 1 { print $1 }') || true
     [ -n "$pkg" ] || die "no package owns $1 ($real)"
     local base so major
     base=$(basename "$1")
@@ -82,13 +83,17 @@ fi
 
 # The FFmpeg libraries asrd dlopens (sonames from the headers it was built against).
 FFDEPS=
+LDCACHE=$(ldconfig -p)
 for pc in libavutil:libavutil libswresample:libswresample libavcodec:libavcodec \
     libavformat:libavformat; do
     mod=${pc%%:*}
     major=$(pkg-config --modversion "$mod" | cut -d. -f1)
     soname="${pc##*:}.so.$major"
-    path=$(ldconfig -p | awk -v s="$soname" '$1 == s && /x86-64|64bit|aarch64/ { print $NF; exit }')
-    [ -n "$path" ] || path=$(ldconfig -p | awk -v s="$soname" '$1 == s { print $NF; exit }')
+    # awk reads all its input (no early exit): under pipefail a reader that stops early makes the
+    # writer die of SIGPIPE and the pipeline fail (exit 141, silently, seen in CI).
+    path=$(awk -v s="$soname" '$1 == s && /x86-64|64bit|aarch64/ && !p { p = $NF } END { print p }' \
+        <<<"$LDCACHE")
+    [ -n "$path" ] || path=$(awk -v s="$soname" '$1 == s && !p { p = $NF } END { print p }' <<<"$LDCACHE")
     [ -n "$path" ] || die "$soname (asrd opens it at run time) is not installed here"
     FFDEPS="$FFDEPS, $(shlibs_dep "$path")"
 done

@@ -93,7 +93,7 @@ dpkg-deb --contents "$DEB" >"$T/contents"
 for f in ./usr/bin/asrd ./etc/asrd/asrd.conf ./usr/lib/systemd/system/asrd.service \
     ./usr/lib/sysusers.d/asrd.conf ./usr/share/doc/asrd/DEPLOY.md \
     ./usr/share/doc/asrd/asrd.conf.example; do
-    awk '{print $NF}' "$T/contents" | grep -qx -- "$f" || bad "the package lacks $f"
+    awk '{print $NF}' "$T/contents" | grep -x -- "$f" >/dev/null || bad "the package lacks $f"
 done
 awk '{print $2}' "$T/contents" | grep -vqx root/root && bad "files not owned by root/root"
 awk '{print $NF}' "$T/contents" | grep -Ev '^\./((etc|usr)(/.*)?)?$' && bad "files outside /etc, /usr"
@@ -109,11 +109,11 @@ if dpkg --root="$R" --log=/dev/null --force-depends --force-not-root --unpack "$
     [ "$st" = "install ok unpacked" ] || bad "dpkg --root status: '$st'"
     # unpacked, not configured: the conffile waits as .dpkg-new until configure (postinst runs
     # then, and would run chrooted into a root without a shell: not done here)
-    dpkg --root="$R" -s asrd | grep -q '^ /etc/asrd/asrd.conf newconffile' ||
+    dpkg --root="$R" -s asrd | grep '^ /etc/asrd/asrd.conf newconffile' >/dev/null ||
         bad "dpkg did not register /etc/asrd/asrd.conf as a conffile"
     [ -f "$R/etc/asrd/asrd.conf.dpkg-new" ] && [ -x "$R/usr/bin/asrd" ] ||
         bad "dpkg --root --unpack left: $(cd "$R" && find etc usr -type f | head)"
-    "$R/usr/bin/asrd" --version | grep -qx "asrd $VERSION" || bad "the dpkg-unpacked asrd --version"
+    "$R/usr/bin/asrd" --version | grep -x "asrd $VERSION" >/dev/null || bad "the dpkg-unpacked asrd --version"
 else
     cat "$T/dpkg.log"
     bad "dpkg --root --unpack failed"
@@ -154,7 +154,7 @@ grep -q "sysusers\|adduser" "$T/stub.log" && bad "postinst made a user that exis
 check_tree() {
     local root=$1 prefix=$2 what=$3 bin=$1$2/bin/asrd
     "$bin" version >"$T/version.out" 2>&1 || bad "$what: asrd version failed: $(cat "$T/version.out")"
-    head -1 "$T/version.out" | grep -qx "asrd $VERSION" || bad "$what: asrd version: $(head -1 "$T/version.out")"
+    head -1 "$T/version.out" | grep -x "asrd $VERSION" >/dev/null || bad "$what: asrd version: $(head -1 "$T/version.out")"
     echo "$what: $(head -1 "$T/version.out"); $(grep '^backends' "$T/version.out")"
     local conf=$root/etc/asrd/asrd.conf unit=$root$prefix/lib/systemd/system/asrd.service
     [ -f "$conf" ] || { bad "$what: no etc/asrd/asrd.conf"; return; }
@@ -232,7 +232,7 @@ make -s -C "$SRC" --no-print-directory install-files BUILD="$BUILD" DESTDIR="$T/
 echo "edited" >>"$T/local/etc/asrd/asrd.conf"
 make -s -C "$SRC" --no-print-directory install-files BUILD="$BUILD" DESTDIR="$T/local" \
     PREFIX=/usr/local >"$T/install.log" 2>&1
-tail -1 "$T/local/etc/asrd/asrd.conf" | grep -qx edited || bad "make install overwrote an edited config"
+tail -1 "$T/local/etc/asrd/asrd.conf" | grep -x edited >/dev/null || bad "make install overwrote an edited config"
 
 [ $fail = 0 ] && echo "package: all checks passed"
 exit $fail
