@@ -4,12 +4,14 @@
 #  1. scripts/make-deb.sh builds the .deb from this build tree; dpkg-deb --info/--contents: name,
 #     the project's version, Depends with the linked libraries and the FFmpeg libraries asrd
 #     dlopens (their sonames' packages), the conffile, the file list, root ownership;
-#  2. `dpkg --root SCRATCH --unpack` (dpkg's own install path and database: the conffile is
-#     registered; no maintainer script runs, the package has no preinst; configure would run
-#     postinst chrooted, which needs root and a shell inside the scratch root, so it is not run) and
-#     `dpkg -x` into a second scratch root, used below; `asrd version` runs from them; the
-#     maintainer scripts pass `sh -n`; the sysusers.d entry makes the asrd user
-#     (`systemd-sysusers --root`, a third scratch root); postinst's steps, its commands stubbed;
+#  2. `dpkg --root SCRATCH --force-script-chrootless -i`: dpkg's whole install path and database
+#     (unpack, then configure: the conffile registered, postinst run with DPKG_ROOT=SCRATCH makes
+#     the asrd user and /var/lib/asrd (0750, owned by it) in that root); a reinstall keeps an edited
+#     conffile and the one user; `dpkg -r` keeps the conffile, `dpkg -P` removes it and keeps the
+#     data directory (root only; otherwise unpack alone); `dpkg -x` into a second scratch root,
+#     used below; `asrd version` runs from them; the maintainer scripts pass `sh -n`; the
+#     sysusers.d entry makes the asrd user (`systemd-sysusers --root`, a third scratch root);
+#     postinst's steps on the running system, its commands stubbed;
 #  3. `systemd-analyze verify` accepts the unit (ExecStart pointed at the scratch root's binary,
 #     since the unit names /usr/bin/asrd) with no warning, and warns on a broken copy (the check
 #     can fail); the hardening directives are there;
@@ -99,28 +101,51 @@ awk '{print $2}' "$T/contents" | grep -vqx root/root && bad "files not owned by 
 awk '{print $NF}' "$T/contents" | grep -Ev '^\./((etc|usr)(/.*)?)?$' && bad "files outside /etc, /usr"
 awk '{print $NF}' "$T/contents" | grep -E '^\./usr/local' && bad "files under /usr/local"
 
-# ---- 2. install into a scratch root
+# ---- 2. install into a scratch root: dpkg -i, the whole way (unpack, then configure: postinst runs
+# outside the root, --force-script-chrootless, with DPKG_ROOT naming it, and makes the asrd user
+# and /var/lib/asrd there), a reinstall that keeps an edited conffile, remove, purge.
 R="$T/root"
-mkdir -p "$R/var/lib/dpkg/updates" "$R/var/lib/dpkg/info" "$R/var/log"
+mkdir -p "$R/var/lib/dpkg/updates" "$R/var/lib/dpkg/info" "$R/var/log" "$R/etc"
 : >"$R/var/lib/dpkg/status"
-if dpkg --root="$R" --log=/dev/null --force-depends --force-not-root --unpack "$DEB" \
-    >"$T/dpkg.log" 2>&1; then
-    st=$(dpkg --root="$R" -s asrd 2>/dev/null | sed -n 's/^Status: //p')
-    [ "$st" = "install ok unpacked" ] || bad "dpkg --root status: '$st'"
-    # unpacked, not configured: the conffile waits as .dpkg-new until configure (postinst runs
-    # then, and would run chrooted into a root without a shell: not done here)
-    dpkg --root="$R" -s asrd | grep '^ /etc/asrd/asrd.conf newconffile' >/dev/null ||
+rdpkg() { dpkg --root="$R" --log=/dev/null --force-depends --force-script-chrootless "$@"; }
+rstatus() { dpkg --root="$R" -s asrd 2>/dev/null | sed -n 's/^Status: //p'; }
+if [ "$(id -u)" -ne 0 ]; then
+    # postinst chowns /var/lib/asrd to the asrd user: root only; unpack alone checks the rest
+    echo "not root: dpkg --unpack only (configure needs root)"
+    rdpkg --force-not-root --unpack "$DEB" >"$T/dpkg.log" 2>&1 || { cat "$T/dpkg.log"; bad "dpkg --unpack"; }
+    [ "$(rstatus)" = "install ok unpacked" ] || bad "dpkg --root status: '$(rstatus)'"
+    cp "$R/etc/asrd/asrd.conf.dpkg-new" "$R/etc/asrd/asrd.conf"
+elif rdpkg -i "$DEB" >"$T/dpkg.log" 2>&1; then
+    echo "dpkg -i into a scratch root: $(grep -E "^(Setting up|Creating)" "$T/dpkg.log" | paste -sd';')"
+    [ "$(rstatus)" = "install ok installed" ] || bad "dpkg -i status: '$(rstatus)'"
+    dpkg --root="$R" -s asrd | grep '^ /etc/asrd/asrd.conf [0-9a-f]\{32\}$' >/dev/null ||
         bad "dpkg did not register /etc/asrd/asrd.conf as a conffile"
-    [ -f "$R/etc/asrd/asrd.conf.dpkg-new" ] && [ -x "$R/usr/bin/asrd" ] ||
-        bad "dpkg --root --unpack left: $(cd "$R" && find etc usr -type f | head)"
-    "$R/usr/bin/asrd" --version | grep -x "asrd $VERSION" >/dev/null || bad "the dpkg-unpacked asrd --version"
+    [ -f "$R/etc/asrd/asrd.conf" ] && [ -x "$R/usr/bin/asrd" ] ||
+        bad "dpkg -i left: $(cd "$R" && find etc usr -type f | head)"
+    grep -Eq '^asrd:x:[0-9]+:[0-9]+:[^:]*:/var/lib/asrd:/(usr/)?s?bin/(nologin|false)$' "$R/etc/passwd" ||
+        bad "postinst made no asrd user in the root: $(cat "$R/etc/passwd" 2>&1)"
+    uid=$(awk -F: '$1 == "asrd" { print $3 }' "$R/etc/passwd")
+    [ "$(stat -c '%a %u' "$R/var/lib/asrd" 2>&1)" = "750 $uid" ] ||
+        bad "/var/lib/asrd in the root: $(stat -c '%a %u' "$R/var/lib/asrd" 2>&1) (want 750 $uid)"
+    echo "# edited" >>"$R/etc/asrd/asrd.conf"
+    rdpkg -i "$DEB" >"$T/dpkg2.log" 2>&1 || { cat "$T/dpkg2.log"; bad "dpkg -i again"; }
+    tail -1 "$R/etc/asrd/asrd.conf" | grep -x "# edited" >/dev/null || bad "a reinstall replaced an edited conffile"
+    grep -c '^asrd:' "$R/etc/passwd" | grep -x 1 >/dev/null || bad "a reinstall made a second asrd user"
 else
     cat "$T/dpkg.log"
-    bad "dpkg --root --unpack failed"
+    bad "dpkg -i into a scratch root failed"
 fi
+"$R/usr/bin/asrd" --version | grep -x "asrd $VERSION" >/dev/null || bad "the dpkg-installed asrd --version"
 dpkg -x "$DEB" "$T/x" || bad "dpkg -x"
-cmp -s "$R/usr/bin/asrd" "$T/x/usr/bin/asrd" || bad "dpkg --unpack and dpkg -x differ"
-cmp -s "$R/etc/asrd/asrd.conf.dpkg-new" "$T/x/etc/asrd/asrd.conf" || bad "the conffiles differ"
+cmp -s "$R/usr/bin/asrd" "$T/x/usr/bin/asrd" || bad "dpkg -i and dpkg -x differ"
+if [ "$(id -u)" -eq 0 ]; then
+    rdpkg -r asrd >"$T/dpkg3.log" 2>&1 || { cat "$T/dpkg3.log"; bad "dpkg -r"; }
+    [ "$(rstatus)" = "deinstall ok config-files" ] && [ ! -e "$R/usr/bin/asrd" ] &&
+        [ -f "$R/etc/asrd/asrd.conf" ] || bad "dpkg -r: status '$(rstatus)', binary or conffile wrong"
+    rdpkg -P asrd >"$T/dpkg4.log" 2>&1 || { cat "$T/dpkg4.log"; bad "dpkg -P"; }
+    [ -z "$(rstatus)" ] && [ ! -e "$R/etc/asrd/asrd.conf" ] && [ -d "$R/var/lib/asrd" ] ||
+        bad "dpkg -P: status '$(rstatus)'; the conffile must go, /var/lib/asrd (data) stay"
+fi
 # the asrd user as postinst creates it (systemd-sysusers), in a scratch root of its own
 mkdir -p "$T/su/etc" "$T/su/usr/lib/sysusers.d"
 cp "$T/x/usr/lib/sysusers.d/asrd.conf" "$T/su/usr/lib/sysusers.d/"
