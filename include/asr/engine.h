@@ -395,6 +395,11 @@ ASR_API asr_err_t asr_stream_bench_decoder(asr_stream_t *stream, int n_seq, int 
  * called from several threads at once are batched together (encoder passes and decoder steps). */
 ASR_API asr_err_t asr_stream_bench_window(asr_stream_t *stream, const float *mel_window,
                                           int beam_size, int n_tokens);
+/* Benchmark hook (asrd bench): how a CPU model's encoder runs its linear layers (conv2, QKV, out,
+ * FFN) under its compute type on this CPU: nn/nn.h's ASR_NN_DNNL_BF16 or ASR_NN_DNNL_I8 (oneDNN,
+ * weights packed at load) with the kernel oneDNN chose in *kernel (borrowed for the model's
+ * lifetime; may be NULL), or -1 (float32 through sgemm: OpenBLAS or asrd's own kernels). */
+ASR_API int asr_model_encoder_gemm(const asr_model_t *model, const char **kernel);
 /* GPU batching counters of a model (zeros on the CPU): batched passes and the rows they took. */
 typedef struct {
     long enc_batches, enc_windows; /* batched encoder passes, windows they encoded */

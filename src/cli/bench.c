@@ -1,7 +1,11 @@
-/* cli: `asrd bench`: where the time goes on this machine. Measures the sgemm peak of the BLAS the
- * engine uses (encoder-shaped GEMMs), the encoder's time per 30-s window and its GFLOP/s against
- * that peak, the decoder's time per step for 1 and n sequences, and the end-to-end real-time
- * factor of a file. Medians of repeated runs; nothing here is a pass/fail check. */
+/* cli: `asrd bench`: where the time goes on this machine. Prints the kernel level picked (and
+ * why), measures the peak of the unit the encoder's GEMMs run on under the compute type in use
+ * (an encoder-shaped GEMM, 1500 x 4d x d, through the same path: oneDNN's packed bfloat16/int8
+ * matmul where the model packed its encoder for it, else float32 sgemm, the better of OpenBLAS's
+ * threads and rows over asrd's pool) beside the float32 sgemm figure, the encoder's time per
+ * 30-s window and its GFLOP/s (from the dimensions, WHISPER-FACTS §9) as a share of that peak,
+ * the decoder's time per step for 1 and n sequences, and the end-to-end real-time factor of a
+ * file. Medians of repeated runs (peaks: the best); nothing here is a pass/fail check. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +23,11 @@
 #define USAGE                                                                                      \
     "usage: asrd bench [--model NAME|DIR] [--threads N] [--beam-size N] [--repeat N] [--json]\n"   \
     "                  [--compute-type float32|bfloat16|int8|auto] [FILE]\n"                       \
-    "  Prints the sgemm peak (GFLOP/s), encoder ms per 30-s window and its share of the peak,\n"   \
-    "  decoder ms per step (1 and beam-size sequences) and, given FILE, the real-time factor of\n" \
-    "  a transcription with default settings (beam 5). CPU only.\n"                                \
+    "  Prints the CPU kernel level (and why), the peak GFLOP/s of the encoder's GEMM path for\n"   \
+    "  the compute type (measured: oneDNN bfloat16/int8 or float32 sgemm), the float32 sgemm\n"    \
+    "  peak, encoder ms per 30-s window and its share of the peak, decoder ms per step (1 and\n"   \
+    "  beam-size sequences) and, given FILE, the real-time factor of a transcription with\n"       \
+    "  default settings (beam 5). CPU only.\n"                                                     \
     "\n"                                                                                           \
     "       asrd bench --streams N[,N...] [--model NAME|DIR] [--device cpu|cuda|cuda:N|auto]\n"    \
     "                  [--compute-type T] [--beam-size B[,B...]] [--tokens T] [--windows W]\n"     \
@@ -93,8 +99,14 @@ static double encoder_flop(const asr_model_info_t *in) {
     return f;
 }
 
+/* A peak round: at least this many GEMMs and this long (a tiny model's GEMM takes under a
+ * millisecond on AMX: a few calls would time thread wake-ups and one scheduler tick). The peak is
+ * the best of reps rounds after one warm-up round. */
+#define PEAK_CALLS 4
+#define PEAK_ROUND_S 0.15
+
 /* GFLOP/s of sgemm on [1500 x k] · [n x k]^T, the encoder's shapes. */
-static double sgemm_peak(int threads, int d, int reps) {
+static double sgemm_peak(int threads, int d, int reps, const char **how) {
     int m = 1500, n = 4 * d, k = d;
     float *a = asr_malloc_aligned((size_t)m * k * 4), *w = asr_malloc_aligned((size_t)n * k * 4);
     float *c = asr_malloc_aligned((size_t)m * n * 4);
@@ -112,20 +124,69 @@ static double sgemm_peak(int threads, int d, int reps) {
     for (int mode = 0; mode < 2; mode++) {
         asr_nn_blas_threads(mode == 0 ? threads : 1);
         for (int r = 0; r < reps + 1; r++) {
-            double t0 = asr_now_s();
-            for (int i = 0; i < 4; i++) {
+            double t0 = asr_now_s(), dt;
+            int calls = 0;
+            do { /* a round: at least PEAK_CALLS calls and PEAK_ROUND_S seconds */
                 if (mode == 0)
                     asr_nn_gemm_nt(a, k, w, k, c, n, m, n, k, 1.0f);
                 else
                     asr_nn_gemm_nt_mt(pool, a, k, w, k, c, n, m, n, k, 1.0f);
-            }
-            double g = 4 * 2.0 * m * n * k / (asr_now_s() - t0) / 1e9;
-            if (r > 0 && g > best)
+                dt = asr_now_s() - t0;
+            } while (++calls < PEAK_CALLS || dt < PEAK_ROUND_S);
+            double g = calls * 2.0 * m * n * k / dt / 1e9;
+            if (r > 0 && g > best) {
                 best = g;
+                *how = mode == 0 ? "OpenBLAS cblas_sgemm, its threads"
+                                 : "OpenBLAS cblas_sgemm, rows over asrd's pool";
+            }
         }
     }
     asr_nn_blas_threads(1);
     asr_pool_destroy(pool);
+    asr_free_aligned(a), asr_free_aligned(w), asr_free_aligned(c);
+    return best;
+}
+
+/* GOP/s of oneDNN's matmul of the given type (nn.h's ASR_NN_DNNL_*) on the encoder's widest shape,
+ * [1500 x d] · [4d x d]^T, run as the encoder runs it (asr_nn_dnnl_run over asrd's pool: A
+ * converted from float32 per call, weights packed once): 0 when oneDNN refuses. *kernel: the
+ * implementation it chose. */
+static double dnnl_peak(int type, int threads, int d, int reps, char *kernel, size_t kernel_len) {
+    int m = 1500, n = 4 * d, k = d;
+    double best = 0;
+    float *a = asr_malloc_aligned((size_t)m * k * 4), *w = asr_malloc_aligned((size_t)n * k * 4);
+    float *c = asr_malloc_aligned((size_t)m * n * 4);
+    asr_nn_dnnl_t *g = NULL;
+    void *scratch = NULL;
+    asr_pool_t *pool = asr_pool_create(threads);
+    if (!a || !w || !c)
+        goto done;
+    for (size_t i = 0; i < (size_t)m * k; i++)
+        a[i] = (float)(i % 17) * 0.01f - 0.08f;
+    for (size_t i = 0; i < (size_t)n * k; i++)
+        w[i] = (float)(i % 13) * 0.01f - 0.06f;
+    if (asr_nn_dnnl_pack(type, w, NULL, m, n, k, threads, &g) != ASR_OK)
+        goto done;
+    snprintf(kernel, kernel_len, "%s", asr_nn_dnnl_impl(g));
+    scratch = asr_malloc_aligned(asr_nn_dnnl_scratch_bytes(g) + 64);
+    if (!scratch)
+        goto done;
+    for (int r = 0; r < reps + 1; r++) {
+        double t0 = asr_now_s(), dt;
+        int calls = 0;
+        do {
+            if (asr_nn_dnnl_run(pool, g, a, k, c, n, scratch) != ASR_OK)
+                goto done;
+            dt = asr_now_s() - t0;
+        } while (++calls < PEAK_CALLS || dt < PEAK_ROUND_S);
+        double gf = calls * 2.0 * m * n * k / dt / 1e9;
+        if (r > 0 && gf > best) /* the first round creates oneDNN's threads: a warm-up */
+            best = gf;
+    }
+done:
+    asr_pool_destroy(pool);
+    asr_nn_dnnl_destroy(g);
+    asr_free_aligned(scratch);
     asr_free_aligned(a), asr_free_aligned(w), asr_free_aligned(c);
     return best;
 }
@@ -272,7 +333,21 @@ int asr_cli_bench(int argc, char **argv) {
     const asr_model_info_t *in = asr_model_info(m);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int nt = threads > 0 ? threads : (int)(cores > 0 ? cores : 1);
-    double peak = sgemm_peak(nt, in->d_model, reps);
+    const char *enc_kernel = NULL, *sgemm_how = "OpenBLAS cblas_sgemm";
+    double sgemm = sgemm_peak(nt, in->d_model, reps, &sgemm_how), peak = sgemm;
+    char peak_kernel[64] = "", peak_path[48] = "float32 sgemm";
+    int gemm_type = asr_model_encoder_gemm(m, &enc_kernel);
+    if (gemm_type >= 0) {
+        peak = dnnl_peak(gemm_type, nt, in->d_model, reps, peak_kernel, sizeof peak_kernel);
+        snprintf(peak_path, sizeof peak_path, "oneDNN %s",
+                 gemm_type == ASR_NN_DNNL_BF16 ? "bfloat16" : "int8");
+        if (peak <= 0) {
+            fprintf(stderr, "asrd: bench: oneDNN refused the %s peak GEMM\n", peak_path);
+            goto done;
+        }
+    } else {
+        snprintf(peak_kernel, sizeof peak_kernel, "%s", sgemm_how);
+    }
     float *mel = asr_xcalloc((size_t)in->n_mels * 3000, sizeof(float));
     for (size_t i = 0; i < (size_t)in->n_mels * 3000; i++)
         mel[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
@@ -314,16 +389,22 @@ int asr_cli_bench(int argc, char **argv) {
         rtf = wall / audio_s;
     }
     if (json) {
-        printf("{\"model\":\"%s\",\"compute_type\":\"%s\",\"threads\":%d,\"load_s\":%.3f,\"sgemm_"
-               "peak_gflops\":%.1f,"
-               "\"encoder_ms\":%.1f,\"encoder_gflop\":%.2f,\"encoder_gflops\":%.1f,"
-               "\"encoder_peak_fraction\":%.3f,\"decoder_ms_per_step_1\":%.2f,"
-               "\"decoder_ms_per_step_n\":%.2f,\"n_seq\":%d",
-               model, asr_model_compute_type(m), nt, t_load, peak, enc_s * 1e3, gflop, gfs,
-               gfs / peak, d1, dn, beam);
-        printf(",\"isa\":\"%s\",\"cpu\":\"%s\",\"device_line\":\"%s\",\"encoder_cpu_ms\":%.1f",
-               asr_isa_level_name(asr_isa()->level), asr_isa()->cpu, asr_model_device_line(m),
-               enc_cpu_s * 1e3);
+        char feat[320];
+        printf(
+            "{\"model\":\"%s\",\"compute_type\":\"%s\",\"threads\":%d,\"load_s\":%.3f,\"sgemm_"
+            "peak_gflops\":%.1f,\"peak_gflops\":%.1f,\"peak_path\":\"%s\",\"peak_kernel\":\"%s\","
+            "\"peak_shape\":[1500,%d,%d],"
+            "\"encoder_ms\":%.1f,\"encoder_gflop\":%.2f,\"encoder_gflops\":%.1f,"
+            "\"encoder_peak_fraction\":%.3f,\"encoder_sgemm_fraction\":%.3f,"
+            "\"decoder_ms_per_step_1\":%.2f,\"decoder_ms_per_step_n\":%.2f,\"n_seq\":%d",
+            model, asr_model_compute_type(m), nt, t_load, sgemm, peak, peak_path, peak_kernel,
+            4 * in->d_model, in->d_model, enc_s * 1e3, gflop, gfs, gfs / peak, gfs / sgemm, d1, dn,
+            beam);
+        printf(",\"isa\":\"%s\",\"isa_why\":\"%s\",\"isa_features\":\"%s\",\"cpu\":\"%s\","
+               "\"device_line\":\"%s\",\"encoder_kernel\":\"%s\",\"encoder_cpu_ms\":%.1f",
+               asr_isa_level_name(asr_isa()->level), asr_isa()->why,
+               asr_isa_features(feat, sizeof feat), asr_isa()->cpu, asr_model_device_line(m),
+               enc_kernel ? enc_kernel : peak_kernel, enc_cpu_s * 1e3);
         if (file)
             printf(",\"file\":\"%s\",\"audio_s\":%.2f,\"wall_s\":%.3f,\"rtf\":%.4f", file, audio_s,
                    wall, rtf);
@@ -333,9 +414,19 @@ int asr_cli_bench(int argc, char **argv) {
                asr_model_compute_type(m), nt, t_load);
         asr__cli_print_isa("  ");
         printf("  device: %s\n", asr_model_device_line(m));
-        printf("  sgemm peak          %8.1f GFLOP/s (encoder-shaped GEMM, best of %d)\n", peak,
+        if (gemm_type >= 0)
+            printf("  encoder GEMM path   %s (encoder's kernel %s; peak GEMM's %s)\n", peak_path,
+                   enc_kernel ? enc_kernel : "?", peak_kernel);
+        else
+            printf("  encoder GEMM path   %s (%s)\n", peak_path, peak_kernel);
+        printf("  unit peak           %8.1f G%s/s (measured: 1500x%dx%d through that path, best "
+               "of %d)\n",
+               peak, gemm_type == ASR_NN_DNNL_I8 ? "OP" : "FLOP", 4 * in->d_model, in->d_model,
                reps);
-        printf("  encoder 30-s window %8.1f ms  %.1f GFLOP  %.1f GFLOP/s = %.0f%% of peak\n",
+        if (gemm_type >= 0)
+            printf("  sgemm peak          %8.1f GFLOP/s (float32, same shape)\n", sgemm);
+        printf("  encoder 30-s window %8.1f ms  %.1f GFLOP  %.1f GFLOP/s = %.0f%% of the unit's "
+               "peak\n",
                enc_s * 1e3, gflop, gfs, 100 * gfs / peak);
         printf("  encoder CPU time    %8.1f ms (all threads)\n", enc_cpu_s * 1e3);
         printf("  decoder step        %8.2f ms (1 sequence), %.2f ms (%d sequences)\n", d1, dn,

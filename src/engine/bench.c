@@ -3,7 +3,8 @@
  * steps of beam_size sequences with end-of-text suppressed (greedy: the argmax; beams: the
  * beam_size best continuations by cumulative log-probability, caches reordered as the search
  * does). The same code drives CPU and GPU streams; on a GPU model, calls from several threads
- * are batched by the model's batcher like any transcription. */
+ * are batched by the model's batcher like any transcription. asr_model_encoder_gemm: which GEMM
+ * path the encoder's linear layers take (asrd bench measures that unit's peak). */
 #include <math.h>
 #include <string.h>
 
@@ -88,4 +89,16 @@ asr_err_t asr_stream_bench_window(asr_stream_t *s, const float *mel_window, int 
     s->n_bench_tokens = n_tokens;
     free(seq < seq2 ? seq : seq2); /* the one allocation */
     return s->g ? s->g->err : ASR_OK;
+}
+
+int asr_model_encoder_gemm(const asr_model_t *m, const char **kernel) {
+    if (kernel)
+        *kernel = NULL;
+    /* what the loader packed, not only what it would ask for: a shape oneDNN refused stays
+     * float32 (pack_encoder leaves dn NULL then) */
+    if (!m || m->info.n_audio_layer < 1 || !m->enc[0].qkv.dn)
+        return -1;
+    if (kernel)
+        *kernel = asr_nn_dnnl_impl(m->enc[0].qkv.dn);
+    return asr__enc_dnnl_type(m->wtype);
 }

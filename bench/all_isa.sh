@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Issue #21's goals (bench/goals.sh) at every kernel level this CPU can stand in for: first the
+# best level it runs (AMX or AVX-512 where it has them), then ASRD_ISA=avx2 with CTranslate2 (and
+# so faster-whisper) held to AVX2 as well (CT2_FORCE_CPU_ISA=AVX2). The AVX2 run on an AVX-512/AMX
+# CPU stands in for an AVX2-only machine: same instructions, but this CPU's clock, caches and
+# memory, so it says what the AVX2 code reaches, not what a given AVX2 server would.
+#
+#   bench/all_isa.sh [OUTDIR]     # default /tmp/asrd-goals-<time>; OUTDIR/<level>/ per level
+#
+# Environment: as bench/goals.sh (ASRD, THREADS, RUNS, REPEAT, MODELS, CLIPS, TYPES, SHAPES,
+# PARTS), and LEVELS (default "best avx2"). Prints each level's summary; exit 1 if any failed.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${1:-/tmp/asrd-goals-$(date -u +%Y%m%dT%H%M%SZ)}"
+mkdir -p "$OUT"
+rc=0
+for level in ${LEVELS:-best avx2}; do
+    echo "=== level $level"
+    if [ "$level" = best ]; then
+        env -u ASRD_ISA -u CT2_FORCE_CPU_ISA "$ROOT/bench/goals.sh" "$OUT/$level" || rc=1
+    else
+        ct2="$(echo "$level" | tr a-z A-Z)"
+        [ "$level" = portable ] && ct2=GENERIC
+        [ "$level" = amx ] && ct2=AVX512
+        ASRD_ISA="$level" CT2_FORCE_CPU_ISA="$ct2" "$ROOT/bench/goals.sh" "$OUT/$level" || rc=1
+    fi
+    echo
+done
+echo "all levels: $OUT (exit $rc)"
+exit "$rc"
