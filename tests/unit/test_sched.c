@@ -20,23 +20,7 @@
  *
  * Models: $ASRD_MODELS/{tiny.en,base}, else ~/.cache/asrd/models, else /tmp/devmodels. Without
  * them the program exits 77 (a failure under CI=true: scripts/ctest-run.sh). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <cmocka.h>
-
-#include "core/core.h"
-#include "sched/sched.h"
-#include "models_dir.h"
-
-#define WAIT_S 120.0 /* deadline of every poll: generous for sanitizer builds on a loaded host */
+#include "sched_harness.h"
 
 /* test_injected_load_failures tries every allocation site of a model load; under ThreadSanitizer
  * every 4th (the same code path, and each load's shadow memory costs seconds there). */
@@ -53,17 +37,6 @@
 
 /* ---- models and plans ---- */
 
-static char g_tiny[512], g_base[512];
-static asr_model_info_t g_tiny_info, g_base_info;
-
-static bool find_models(void) {
-    char err[256];
-    return asr_test_model_dir("tiny.en", g_tiny, sizeof g_tiny) &&
-           asr_test_model_dir("base", g_base, sizeof g_base) &&
-           asr_model_probe(g_tiny, &g_tiny_info, err, sizeof err) == ASR_OK &&
-           asr_model_probe(g_base, &g_base_info, err, sizeof err) == ASR_OK;
-}
-
 static asr_plan_t plan_of(const asr_model_info_t *info, int n_seq) {
     asr_plan_t p;
     assert_int_equal(asr_plan_compute(info, NULL, n_seq, false, &p), ASR_OK);
@@ -74,46 +47,14 @@ static uint64_t s_tiny(int n) { return plan_of(&g_tiny_info, n).slot; }
 static uint64_t w_base(void) { return plan_of(&g_base_info, 1).weights; }
 static uint64_t s_base(int n) { return plan_of(&g_base_info, n).slot; }
 
-/* ---- jobs with scripted attempts ---- */
+/* ---- jobs with scripted attempts (sched_harness.h: RUN_OK, RUN_GATE) ---- */
 
 enum {
-    RUN_OK,           /* succeeds */
-    RUN_GATE,         /* holds its slot until gate_open, then succeeds */
-    RUN_NOMEM,        /* every attempt runs out of memory */
-    RUN_NOMEM_MULTI,  /* out of memory with more than one sequence */
-    RUN_UNTIL_CANCEL, /* runs until cancelled, returns ASR_ERR_CANCELLED */
-    RUN_FAIL_MODEL,   /* a final error that is not retried */
+    RUN_NOMEM = RUN_N_SHARED, /* every attempt runs out of memory */
+    RUN_NOMEM_MULTI,          /* out of memory with more than one sequence */
+    RUN_UNTIL_CANCEL,         /* runs until cancelled, returns ASR_ERR_CANCELLED */
+    RUN_FAIL_MODEL,           /* a final error that is not retried */
 };
-
-#define MAX_ATT 8
-
-typedef struct {
-    asr_sched_job_t job; /* first: run_cb/done_cb get back to the test job from it */
-    int mode;
-    atomic_int started;
-    atomic_int n_done;
-    atomic_int status;
-    int n_att;
-    int att_model[MAX_ATT], att_nseq[MAX_ATT];
-} tjob_t;
-
-static struct {
-    asr_sched_t *s;
-    int max_parallel;
-    atomic_int gate_open;
-    atomic_int running;
-    atomic_int violations;
-    char why[256];
-} g;
-
-static void violation(const char *fmt, ...) {
-    if (atomic_fetch_add(&g.violations, 1) == 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(g.why, sizeof g.why, fmt, ap);
-        va_end(ap);
-    }
-}
 
 static void check_budget(const char *where) {
     asr_sched_stats_t st;
@@ -123,19 +64,9 @@ static void check_budget(const char *where) {
                   (unsigned long long)st.budget_bytes);
 }
 
-static void nap_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static asr_err_t run_cb(asr_sched_job_t *job, asr_stream_t *stream) {
-    tjob_t *t = (tjob_t *)job;
-    int now = atomic_fetch_add(&g.running, 1) + 1;
-    if (now > g.max_parallel)
-        violation("%d run_cbs at once, max_parallel %d", now, g.max_parallel);
-    if (!stream || asr_stream_n_seq(stream) < job->n_seq)
-        violation("slot holds %d sequences, job needs %d", stream ? asr_stream_n_seq(stream) : -1,
-                  job->n_seq);
+/* Each attempt: the job's attempt count, the model and sequences it was served with, the budget. */
+static void tjob_attempt(tjob_t *t) {
+    asr_sched_job_t *job = &t->job;
     if (job->attempts != t->n_att + 1)
         violation("attempts %d after %d run_cb calls", job->attempts, t->n_att);
     if (t->n_att < MAX_ATT) {
@@ -144,77 +75,28 @@ static asr_err_t run_cb(asr_sched_job_t *job, asr_stream_t *stream) {
     }
     t->n_att++;
     check_budget("run_cb");
-    atomic_store(&t->started, 1);
-    asr_err_t rc = ASR_OK;
+}
+
+static asr_err_t tjob_run_mode(tjob_t *t, asr_stream_t *stream) {
+    (void)stream;
+    asr_sched_job_t *job = &t->job;
     double deadline = asr_now_s() + WAIT_S;
     switch (t->mode) {
-    case RUN_GATE: /* beats like a transcription does */
-        while (!atomic_load(&g.gate_open) && asr_now_s() < deadline) {
-            asr_sched_job_beat(job);
-            nap_ms(2);
-        }
-        break;
     case RUN_NOMEM:
-        rc = ASR_ERR_NOMEM;
-        break;
+        return ASR_ERR_NOMEM;
     case RUN_NOMEM_MULTI:
-        rc = job->n_seq > 1 ? ASR_ERR_NOMEM : ASR_OK;
-        break;
+        return job->n_seq > 1 ? ASR_ERR_NOMEM : ASR_OK;
     case RUN_UNTIL_CANCEL:
         while (!asr_sched_job_cancelled(job) && asr_now_s() < deadline) {
             asr_sched_job_beat(job);
             nap_ms(2);
         }
-        rc = asr_sched_job_cancelled(job) ? ASR_ERR_CANCELLED : ASR_OK;
-        break;
+        return asr_sched_job_cancelled(job) ? ASR_ERR_CANCELLED : ASR_OK;
     case RUN_FAIL_MODEL:
-        rc = ASR_ERR_MODEL;
-        break;
+        return ASR_ERR_MODEL;
     default:
-        break;
+        return ASR_OK;
     }
-    atomic_fetch_sub(&g.running, 1);
-    return rc;
-}
-
-static void done_cb(asr_sched_job_t *job, asr_err_t status) {
-    tjob_t *t = (tjob_t *)job;
-    atomic_store(&t->status, status);
-    atomic_fetch_add(&t->n_done, 1);
-}
-
-static void tjob_init(tjob_t *t, int model, int n_seq, int mode) {
-    memset(t, 0, sizeof *t);
-    t->mode = mode;
-    t->job.model = model;
-    t->job.n_seq = n_seq;
-    t->job.keep_alive_s = ASR_SCHED_KEEP_ALIVE_DEFAULT;
-    t->job.run_cb = run_cb;
-    t->job.done_cb = done_cb;
-    atomic_store(&t->status, 1); /* not an asr_err_t: "no status yet" */
-}
-
-static void submit_ok(tjob_t *t) {
-    asr_err_t rc = asr_sched_submit(g.s, &t->job);
-    if (rc != ASR_OK)
-        fail_msg("submit: %s (%s)", asr_strerror(rc), t->job.errmsg);
-}
-
-/* Polls until `t` is done; returns its status. Fails the test past the deadline. */
-static asr_err_t wait_done(tjob_t *t) {
-    double deadline = asr_now_s() + WAIT_S;
-    while (!atomic_load(&t->n_done) && asr_now_s() < deadline)
-        nap_ms(2);
-    if (!atomic_load(&t->n_done))
-        fail_msg("job not done within %.0f s", WAIT_S);
-    return (asr_err_t)atomic_load(&t->status);
-}
-
-static void wait_started(tjob_t *t) {
-    double deadline = asr_now_s() + WAIT_S;
-    while (!atomic_load(&t->started) && asr_now_s() < deadline)
-        nap_ms(2);
-    assert_true(atomic_load(&t->started));
 }
 
 static void model_status(const char *id, asr_sched_model_status_t *st) {
@@ -244,13 +126,8 @@ static void assert_accounting(void) {
     assert_true(st.used_bytes <= st.budget_bytes);
 }
 
-/* A scheduler: models (each a tiny.en or base directory under its own id), a budget of
- * `budget` bytes for weights and slots, and the other parameters from `cfg` (zero: defaults). */
-typedef struct {
-    const char *id;
-    bool base;
-} mspec_t;
-
+/* A scheduler: models (mspec_t), a budget of `budget` bytes for weights and slots, and the other
+ * parameters from `cfg` (zero: defaults). */
 typedef struct {
     uint64_t budget;
     int max_parallel; /* default 1 */
@@ -262,9 +139,7 @@ typedef struct {
 
 static void start(const mspec_t *ms, int n, cfg_t c) {
     asr_sched_model_spec_t specs[4];
-    assert_true(n <= 4);
-    for (int i = 0; i < n; i++)
-        specs[i] = (asr_sched_model_spec_t){ms[i].id, ms[i].base ? g_base : g_tiny};
+    model_specs(ms, n, specs);
     asr_sched_params_t p = {
         .models = specs,
         .n_models = n,
@@ -276,15 +151,7 @@ static void start(const mspec_t *ms, int n, cfg_t c) {
         .n_threads = 2,
         .fallback = c.fallback,
     };
-    atomic_store(&g.gate_open, 0);
-    atomic_store(&g.running, 0);
-    atomic_store(&g.violations, 0);
-    g.why[0] = 0;
-    g.max_parallel = p.max_parallel;
-    char err[512] = "";
-    asr_err_t rc = asr_sched_create(&p, &g.s, err, sizeof err);
-    if (rc != ASR_OK)
-        fail_msg("asr_sched_create: %s: %s", asr_strerror(rc), err);
+    sched_create_checked(&p);
     asr_sched_stats_t st;
     asr_sched_stats(g.s, &st);
     assert_int_equal(st.budget_bytes, c.budget);
@@ -293,16 +160,12 @@ static void start(const mspec_t *ms, int n, cfg_t c) {
 static void stop(void) {
     asr_sched_destroy(g.s);
     g.s = NULL;
-    if (atomic_load(&g.violations))
-        fail_msg("%d invariant violation(s), first: %s", atomic_load(&g.violations), g.why);
+    check_violations();
 }
 
 static void assert_once(const tjob_t *t) { assert_int_equal(atomic_load(&t->n_done), 1); }
 
 /* ---- tests ---- */
-
-static const mspec_t ONE_TINY[] = {{"tiny.en", false}};
-static const mspec_t BASE_TINY[] = {{"base", true}, {"tiny.en", false}};
 
 /* One job loads its model and leaves the slot cached; a second reuses both. Exact accounting. */
 static void test_run_and_cache(void **state) {

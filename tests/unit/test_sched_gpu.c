@@ -19,42 +19,17 @@
  *
  * Models: $ASRD_MODELS/{tiny.en,base}, else ~/.cache/asrd/models, else /tmp/devmodels; audio:
  * $ASR_SOURCE/tests/data/audio/en_ldc93s1.wav (else the relative path). Without them exit 77. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <cmocka.h>
-
+#include "sched_harness.h"
 #include "audio/audio.h"
-#include "core/core.h"
 #include "gpu/dev.h"
 #include "gpu/devmem.h"
-#include "sched/sched.h"
-#include "models_dir.h"
 
-#define WAIT_S 120.0 /* deadline of every poll */
 #define REFRESH_S 0.05
 #define RESERVE ((uint64_t)64 << 20)
 #define OTHERS ((uint64_t)3 << 30) /* another process holds 3 GiB of the card */
 
-static char g_tiny[512], g_base[512];
-static asr_model_info_t g_tiny_info, g_base_info;
 static float *g_pcm;
 static size_t g_n_pcm;
-
-static bool find_models(void) {
-    char err[256];
-    return asr_test_model_dir("tiny.en", g_tiny, sizeof g_tiny) &&
-           asr_test_model_dir("base", g_base, sizeof g_base) &&
-           asr_model_probe(g_tiny, &g_tiny_info, err, sizeof err) == ASR_OK &&
-           asr_model_probe(g_base, &g_base_info, err, sizeof err) == ASR_OK;
-}
 
 static bool load_clip(void) {
     const char *src = getenv("ASR_SOURCE");
@@ -84,46 +59,11 @@ static void inject_budget(uint64_t budget, const char *extra) {
         fail_msg("inject %s: %s", spec, err);
 }
 
-/* ---- jobs ---- */
+/* ---- jobs (sched_harness.h: RUN_OK, RUN_GATE) ---- */
 
 enum {
-    RUN_OK,         /* succeeds */
-    RUN_GATE,       /* holds its slot until gate_open, then succeeds */
-    RUN_TRANSCRIBE, /* transcribes the clip, returns what the engine returns */
+    RUN_TRANSCRIBE = RUN_N_SHARED, /* transcribes the clip, returns what the engine returns */
 };
-
-typedef struct {
-    asr_sched_job_t job; /* first */
-    int mode;
-    atomic_int started;
-    atomic_int n_done;
-    atomic_int status;
-    const char *device; /* served_device seen in the last run_cb */
-} tjob_t;
-
-static struct {
-    asr_sched_t *s;
-    int max_parallel;
-    atomic_int gate_open;
-    atomic_int running;
-    atomic_int violations;
-    atomic_int pressure; /* the test shrinks the budget: used may exceed it for a while */
-    char why[256];
-} g;
-
-static void violation(const char *fmt, ...) {
-    if (atomic_fetch_add(&g.violations, 1) == 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(g.why, sizeof g.why, fmt, ap);
-        va_end(ap);
-    }
-}
-
-static void nap_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static void check_device(const char *where) {
     if (atomic_load(&g.pressure))
@@ -135,74 +75,22 @@ static void check_device(const char *where) {
                   (unsigned long long)d.budget);
 }
 
-static asr_err_t run_cb(asr_sched_job_t *job, asr_stream_t *stream) {
-    tjob_t *t = (tjob_t *)job;
-    int now = atomic_fetch_add(&g.running, 1) + 1;
-    if (now > g.max_parallel)
-        violation("%d run_cbs at once, max_parallel %d", now, g.max_parallel);
-    if (!stream || asr_stream_n_seq(stream) < job->n_seq)
-        violation("slot holds %d sequences, job needs %d", stream ? asr_stream_n_seq(stream) : -1,
-                  job->n_seq);
-    if (!job->served_device)
+/* Each attempt: the device it was served on (kept in t->device), the device budget. */
+static void tjob_attempt(tjob_t *t) {
+    if (!t->job.served_device)
         violation("run_cb without served_device");
-    t->device = job->served_device;
+    t->device = t->job.served_device;
     check_device("run_cb");
-    atomic_store(&t->started, 1);
-    asr_err_t rc = ASR_OK;
-    double deadline = asr_now_s() + WAIT_S;
-    if (t->mode == RUN_GATE) {
-        while (!atomic_load(&g.gate_open) && asr_now_s() < deadline) {
-            asr_sched_job_beat(job);
-            nap_ms(2);
-        }
-    } else if (t->mode == RUN_TRANSCRIBE) {
-        asr_transcribe_params_t tp = asr_transcribe_default_params();
-        tp.beam_size = tp.best_of = 1;
-        tp.language = "en";
-        tp.n_threads = asr_sched_job_threads(job);
-        rc = asr_stream_transcribe(stream, g_pcm, g_n_pcm, &tp);
-    }
-    atomic_fetch_sub(&g.running, 1);
-    return rc;
 }
 
-static void done_cb(asr_sched_job_t *job, asr_err_t status) {
-    tjob_t *t = (tjob_t *)job;
-    atomic_store(&t->status, status);
-    atomic_fetch_add(&t->n_done, 1);
-}
-
-static void tjob_init(tjob_t *t, int model, int n_seq, int mode) {
-    memset(t, 0, sizeof *t);
-    t->mode = mode;
-    t->job.model = model;
-    t->job.n_seq = n_seq;
-    t->job.keep_alive_s = ASR_SCHED_KEEP_ALIVE_DEFAULT;
-    t->job.run_cb = run_cb;
-    t->job.done_cb = done_cb;
-    atomic_store(&t->status, 1);
-}
-
-static void submit_ok(tjob_t *t) {
-    asr_err_t rc = asr_sched_submit(g.s, &t->job);
-    if (rc != ASR_OK)
-        fail_msg("submit: %s (%s)", asr_strerror(rc), t->job.errmsg);
-}
-
-static asr_err_t wait_done(tjob_t *t) {
-    double deadline = asr_now_s() + WAIT_S;
-    while (!atomic_load(&t->n_done) && asr_now_s() < deadline)
-        nap_ms(2);
-    if (!atomic_load(&t->n_done))
-        fail_msg("job not done within %.0f s", WAIT_S);
-    return (asr_err_t)atomic_load(&t->status);
-}
-
-static void wait_started(tjob_t *t) {
-    double deadline = asr_now_s() + WAIT_S;
-    while (!atomic_load(&t->started) && asr_now_s() < deadline)
-        nap_ms(2);
-    assert_true(atomic_load(&t->started));
+static asr_err_t tjob_run_mode(tjob_t *t, asr_stream_t *stream) {
+    if (t->mode != RUN_TRANSCRIBE)
+        return ASR_OK;
+    asr_transcribe_params_t tp = asr_transcribe_default_params();
+    tp.beam_size = tp.best_of = 1;
+    tp.language = "en";
+    tp.n_threads = asr_sched_job_threads(&t->job);
+    return asr_stream_transcribe(stream, g_pcm, g_n_pcm, &tp);
 }
 
 static void dev_status(asr_sched_device_status_t *d) { asr_sched_device_status(g.s, d); }
@@ -249,11 +137,6 @@ static void assert_device_rest(void) {
 }
 
 typedef struct {
-    const char *id;
-    bool base;
-} mspec_t;
-
-typedef struct {
     uint64_t limit; /* gpu_memory_limit */
     int max_parallel;
     double max_wait_s;
@@ -263,8 +146,7 @@ typedef struct {
 
 static void start(const mspec_t *ms, int n, cfg_t c) {
     asr_sched_model_spec_t specs[4];
-    for (int i = 0; i < n; i++)
-        specs[i] = (asr_sched_model_spec_t){ms[i].id, ms[i].base ? g_base : g_tiny};
+    model_specs(ms, n, specs);
     asr_sched_params_t p = {
         .models = specs,
         .n_models = n,
@@ -281,16 +163,7 @@ static void start(const mspec_t *ms, int n, cfg_t c) {
         .gpu_fallback = c.gpu_fallback ? c.gpu_fallback : "cpu",
         .gpu_refresh_s = REFRESH_S,
     };
-    atomic_store(&g.gate_open, 0);
-    atomic_store(&g.running, 0);
-    atomic_store(&g.violations, 0);
-    atomic_store(&g.pressure, 0);
-    g.why[0] = 0;
-    g.max_parallel = p.max_parallel;
-    char err[512] = "";
-    asr_err_t rc = asr_sched_create(&p, &g.s, err, sizeof err);
-    if (rc != ASR_OK)
-        fail_msg("asr_sched_create: %s: %s", asr_strerror(rc), err);
+    sched_create_checked(&p);
     asr_sched_device_status_t d;
     dev_status(&d);
     assert_true(d.present);
@@ -303,12 +176,8 @@ static void stop(void) {
     asr_dev_fault_set(ASR_DEV_FAULT_ALLOC, 0);
     asr_dev_fault_set(ASR_DEV_FAULT_LOST, 0);
     assert_int_equal(asr_dev_allocated_bytes(ASR_DEV_HOST, 0), 0);
-    if (atomic_load(&g.violations))
-        fail_msg("%d invariant violation(s), first: %s", atomic_load(&g.violations), g.why);
+    check_violations();
 }
-
-static const mspec_t ONE_TINY[] = {{"tiny.en", false}};
-static const mspec_t BASE_TINY[] = {{"base", true}, {"tiny.en", false}};
 
 /* ---- tests ---- */
 
