@@ -12,7 +12,9 @@ prerequisites (asrdtest.missing(), which fails under CI=true instead).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Dict
 
@@ -57,6 +59,26 @@ def models_env(tmp_path_factory) -> dict:
         if d is not None:
             (tmp / n).symlink_to(d.resolve(), target_is_directory=True)
     return {"ASRD_MODELS": str(tmp)}
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    """URL of database "asrd" on a throwaway PostgreSQL server (scripts/pg-temp.sh), one per test
+    module, stopped (and its directory removed) after the module. Without PostgreSQL's server
+    binaries: asrdtest.missing(), a skip (pg-temp.sh exits 77), a failure under CI=true (there
+    pg-temp.sh exits 1, and any failure to start fails the test)."""
+    script = asrdtest.source_dir() / "scripts" / "pg-temp.sh"
+    d = tempfile.mkdtemp(prefix="asrd-pg.", dir="/tmp")  # short: the unix socket lives there
+    os.rmdir(d)  # pg-temp.sh creates it (and removes it at stop)
+    p = subprocess.run(["bash", str(script), "start", d], capture_output=True, text=True,
+                       timeout=180)
+    if p.returncode == 77:
+        asrdtest.missing(f"no PostgreSQL server binaries: {p.stderr.strip()}")
+    assert p.returncode == 0, f"could not start a temporary PostgreSQL: {p.stderr.strip()[-500:]}"
+    url = next(line.split("=", 1)[1].strip("'") for line in p.stdout.splitlines()
+               if line.startswith("export ASRD_TEST_PG_URL="))
+    yield url
+    subprocess.run(["bash", str(script), "stop", d], capture_output=True, timeout=120)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -11,11 +11,9 @@ changed byte is refused before anything is written, and so is a non-empty data d
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
-import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -191,22 +189,6 @@ def test_backup_under_load_restore_and_tamper(tmp_path, stub):
     db = sqlite3.connect(str(new / "asrd.db"))
     assert db.execute("SELECT COUNT(*) FROM recordings").fetchone()[0] == m["rows"]["recordings"]
     db.close()
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    script = t.source_dir() / "scripts" / "pg-temp.sh"
-    d = tempfile.mkdtemp(prefix="asrd-backup-pg.", dir="/tmp")
-    os.rmdir(d)  # pg-temp.sh creates it (and removes it at stop)
-    p = subprocess.run(["bash", str(script), "start", d], capture_output=True, text=True,
-                       timeout=180)
-    if p.returncode == 77:
-        t.missing("no PostgreSQL server binaries: " + p.stderr.strip())
-    assert p.returncode == 0, p.stderr
-    url = next(line.split("=", 1)[1].strip("'") for line in p.stdout.splitlines()
-               if "ASRD_TEST_PG_URL=" in line)
-    yield url
-    subprocess.run(["bash", str(script), "stop", d], capture_output=True, timeout=120)
 
 
 def test_backup_postgres(tmp_path, pg_url):

@@ -7,10 +7,7 @@ a dead backend's error; the admin role guards the routes when keys are configure
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import tempfile
 import time
 
 import pytest
@@ -31,22 +28,6 @@ def dead_url() -> str:
     port = s.getsockname()[1]
     s.close()
     return f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    script = t.source_dir() / "scripts" / "pg-temp.sh"
-    d = tempfile.mkdtemp(prefix="asrd-cfg-pg.", dir="/tmp")
-    os.rmdir(d)  # pg-temp.sh creates it (and removes it at stop)
-    p = subprocess.run(["bash", str(script), "start", d], capture_output=True, text=True,
-                       timeout=180)
-    if p.returncode == 77:
-        t.missing("no PostgreSQL server binaries: " + p.stderr.strip())
-    assert p.returncode == 0, p.stderr
-    url = next(line.split("=", 1)[1].strip("'") for line in p.stdout.splitlines()
-               if "ASRD_TEST_PG_URL=" in line)
-    yield url
-    subprocess.run(["bash", str(script), "stop", d], capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

@@ -7,10 +7,8 @@ binaries are missing."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,22 +20,6 @@ import asrdtest as t
 import jobsutil as ju
 
 CLIPS = ["en_ldc93s1.wav", "en_one_two_three.wav", "en_voices_sp0307.wav", "en_ldc93s1_8k.wav"]
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    script = Path(t.source_dir()) / "scripts" / "pg-temp.sh"
-    d = tempfile.mkdtemp(prefix="asrd-pgj.", dir="/tmp")
-    os.rmdir(d)  # pg-temp creates it (and removes it at stop)
-    p = subprocess.run(["bash", str(script), "start", d], capture_output=True, text=True,
-                       timeout=180)
-    if p.returncode == 77:
-        t.missing(f"no PostgreSQL server binaries: {p.stderr.strip()}")
-    assert p.returncode == 0, f"could not start a temporary PostgreSQL: {p.stderr.strip()[-500:]}"
-    env = dict(line.split(" ", 1)[1].split("=", 1) for line in p.stdout.splitlines()
-               if line.startswith("export "))
-    yield env["ASRD_TEST_PG_URL"].strip("'")
-    subprocess.run(["bash", str(script), "stop", d], capture_output=True, timeout=120)
 
 
 def all_jobs(srv) -> list:

@@ -19,7 +19,7 @@ import pytest
 
 import asrdtest as t
 import jobsutil as ju
-from test_jobs_nodes import _createdb, pg_url  # noqa: F401  (the temporary PostgreSQL)
+from test_jobs_nodes import _createdb
 
 requests = t.import_or_missing("requests")
 
