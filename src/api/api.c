@@ -53,7 +53,10 @@ static const asr_http_route_t g_routes[] = {
     {"GET", "/api/jobs/*", 0, NULL, asr__api_job_get},
     {"POST", "/api/jobs/*/cancel", ASR_HTTP_ROUTE_BODY, NULL, asr__api_job_cancel},
     {"POST", "/api/jobs/*/retry", ASR_HTTP_ROUTE_BODY, NULL, asr__api_job_retry},
-    {"GET", "/api/jobs/*/events", 0, NULL, asr__api_job_events},
+    {"GET", "/api/jobs/*/events", ASR_HTTP_ROUTE_TOKEN, NULL, asr__api_job_events},
+    /* every job's events, and the tokens that open event streams (api_events.c) */
+    {"GET", "/api/events", ASR_HTTP_ROUTE_TOKEN, NULL, asr__api_events},
+    {"POST", "/api/events/token", ASR_HTTP_ROUTE_BODY, NULL, asr__api_events_token},
     {"GET", "/api/nodes", 0, NULL, asr__api_nodes},
     /* ASR backends (api_configs.c): the admin role */
     {"GET", "/api/asr-configs", 0, NULL, asr__api_configs_list},

@@ -1,6 +1,6 @@
 /* api: private declarations shared by the api module's files (api.c, api_common.c,
- * api_audio.c, api_recordings.c, api_jobs.c, api_configs.c). Nothing outside src/api includes
- * this. */
+ * api_audio.c, api_recordings.c, api_jobs.c, api_events.c, api_configs.c). Nothing outside
+ * src/api includes this. */
 #ifndef ASR_API_INT_H
 #define ASR_API_INT_H
 
@@ -117,6 +117,9 @@ void asr__api_job_cancel(asr_http_req_t *req, void *user_data);
 void asr__api_job_retry(asr_http_req_t *req, void *user_data);
 void asr__api_job_events(asr_http_req_t *req, void *user_data);
 void asr__api_nodes(asr_http_req_t *req, void *user_data);
+/* GET /api/events (every job's changes) and POST /api/events/token (api_events.c). */
+void asr__api_events(asr_http_req_t *req, void *user_data);
+void asr__api_events_token(asr_http_req_t *req, void *user_data);
 /* A job as the API shows it (new reference). */
 json_t *asr__api_job_json(const asr_store_job_t *j);
 /* The router's local runner (asr_route_local_cb; user_data = the api): a stored file through the

@@ -29,7 +29,9 @@ enum {
     ASR_HTTP_ROUTE_UPLOAD = 2, /* multipart/form-data body, spooled (see asr_http_upload) */
     ASR_HTTP_ROUTE_PREFIX = 4, /* `path` is a prefix; the rest is asr_http_req_path_arg */
     ASR_HTTP_ROUTE_BODY = 8,   /* a small body (JSON) kept in memory: asr_http_req_body */
-    ASR_HTTP_ROUTE_LARGE = 16  /* an UPLOAD whose file may reach max_upload_large */
+    ASR_HTTP_ROUTE_LARGE = 16, /* an UPLOAD whose file may reach max_upload_large */
+    ASR_HTTP_ROUTE_TOKEN = 32  /* an event stream: an event token in ?token= (asr_http_token_issue)
+                                  authorizes it as well as the Bearer key does */
 };
 
 #define ASR_HTTP_MAX_BODY (1 << 20) /* ROUTE_BODY bodies above this get 413 */
@@ -138,6 +140,26 @@ void asr_http_respond_stream(asr_http_req_t *req, int status, const char *conten
  * A file that cannot be opened is a 404 naming `param`. */
 void asr_http_respond_file(asr_http_req_t *req, const char *path, const char *content_type,
                            const char *param);
+
+/* ---- event tokens (token.c) ----
+ * EventSource cannot send headers: a page trades its API key for a short-lived token that opens
+ * the ASR_HTTP_ROUTE_TOKEN routes only (?token=), checked when the request arrives. Stateless:
+ * an HMAC-SHA256 under the key that asked for it, over a fixed purpose, the expiry and a nonce. A
+ * missing, malformed, expired or foreign token on such a route is a 401 `invalid_token` (param
+ * "token"); on any other route the query argument means nothing. Tokens never reach the log. */
+#define ASR_HTTP_TOKEN_MAX 128        /* bytes of a token with its NUL */
+#define ASR_HTTP_TOKEN_MAX_TTL_S 3600 /* no token lives longer (verification refuses it) */
+/* A token for the key that authorized `req` (the server's own random secret when no keys are
+ * configured), valid for ttl_s (1..ASR_HTTP_TOKEN_MAX_TTL_S) seconds; *expires_at_ms is the wall
+ * clock's ms since the epoch. ASR_ERR_INVALID for a bad ttl or a request without its key. */
+asr_err_t asr_http_token_issue(asr_http_req_t *req, int ttl_s, char out[ASR_HTTP_TOKEN_MAX],
+                               int64_t *expires_at_ms);
+/* The token `key` signs for (expires_at_ms, nonce): what issue makes (for tests). */
+void asr_http_token_make(const char *key, int64_t expires_at_ms, uint64_t nonce,
+                         char out[ASR_HTTP_TOKEN_MAX]);
+/* True when `token` is well formed, unexpired at now_ms, expires within
+ * ASR_HTTP_TOKEN_MAX_TTL_S, and was signed by one of keys[0..n_keys). Constant time per key. */
+bool asr_http_token_verify(char *const *keys, int n_keys, const char *token, int64_t now_ms);
 
 /* ---- metrics ---- */
 /* Records a finished transcription for the real-time-factor histogram and audio counters. */

@@ -65,6 +65,7 @@ struct asr_http_server {
     atomic_int active;
     atomic_uint_fast64_t next_id;
     uint64_t id_salt;
+    char token_secret[65]; /* signs event tokens when no API key is configured (token.c) */
     asr__metrics_t metrics;
 };
 
@@ -114,6 +115,14 @@ struct asr_http_req {
 
 /* The file-size limit of the request's route (max_upload, or max_upload_large for LARGE). */
 int64_t asr__http_max_upload(const asr_http_req_t *req);
+
+/* token.c */
+/* Fills srv->token_secret with random bytes (hex). */
+void asr__http_token_init(asr_http_server_t *srv);
+/* True when `token` opens an event stream on this server now. */
+bool asr__http_token_ok(const asr_http_server_t *srv, const char *token);
+/* Rewrites the value of each `token=` query argument of `uri` to "-", in place (the access log). */
+void asr__http_redact_token(char *uri);
 
 /* server_route.c */
 /* Headers are in: routes, authorizes and checks the limits; answers a refused request at once,

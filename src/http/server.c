@@ -173,6 +173,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     char addr[64];
     char path[256];
     snprintf(path, sizeof path, "%s", req->uri);
+    asr__http_redact_token(path); /* an event token opens streams: never written down */
     for (char *p = path; *p; p++)
         if ((unsigned char)*p <= 0x20 || *p == '"' || (unsigned char)*p >= 0x7f)
             *p = '?';
@@ -342,6 +343,7 @@ asr_err_t asr_http_start(const asr_http_params_t *p, asr_http_server_t **out, ch
     asr_config_list_split(p->api_keys ? p->api_keys : "", &srv->api_keys, &srv->n_api_keys);
     asr_config_list_split(p->cors_origins ? p->cors_origins : "", &srv->cors, &srv->n_cors);
     srv->id_salt = (uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid() << 16;
+    asr__http_token_init(srv);
     asr__metrics_init(&srv->metrics, p->routes, p->n_routes);
     int family = AF_INET;
     srv->listen_fd = open_listener(srv, p->host, p->port, &family, errbuf, errbuf_len);

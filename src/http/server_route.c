@@ -3,7 +3,8 @@
  * draining state and the size limits; then the body intake is prepared. Whatever is refused is
  * answered here, before the body is read.
  *
- * Invariants: API keys are compared in constant time; a route marked PUBLIC needs no key and is
+ * Invariants: API keys are compared in constant time; an event token (token.c) opens only the
+ * routes marked ASR_HTTP_ROUTE_TOKEN; a route marked PUBLIC needs no key and is
  * still served while draining; every answer to an allowed origin carries
  * Access-Control-Expose-Headers (EXPOSED_HEADERS) so a browser client can read what
  * served it. */
@@ -214,7 +215,17 @@ enum MHD_Result asr__http_begin(asr_http_req_t *req, const char *url, const char
         asr_http_respond_error(req, 503, NULL, "shutting_down", "the server is shutting down");
         return MHD_YES;
     }
-    if (!public_route && !authorized(req)) {
+    const char *token = req->route->flags & ASR_HTTP_ROUTE_TOKEN && srv->n_api_keys
+                            ? asr_http_req_query(req, "token")
+                            : NULL;
+    if (token && !authorized(req) && !asr__http_token_ok(srv, token)) {
+        asr_http_set_header(req, "WWW-Authenticate", "Bearer");
+        asr_http_respond_error(req, 401, "token", "invalid_token",
+                               "The event token is invalid or has expired: get a new one with "
+                               "POST /api/events/token.");
+        return MHD_YES;
+    }
+    if (!public_route && !token && !authorized(req)) {
         asr_http_set_header(req, "WWW-Authenticate", "Bearer");
         bool given = asr_http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION) != NULL;
         asr_http_respond_error(req, 401, NULL, "invalid_api_key",

@@ -12,14 +12,17 @@
  * (uploaded, queued, running, done, failed, cancelled) follows its newest job, which is its
  * `latest_job` (null before the first Transcribe). The transcript shown and downloaded is that of
  * `transcript_job`, the newest done job: a failed or running re-run leaves it in place, the newer
- * job's state and error beside it. While a job shown is queued or running the page polls each
- * second. */
+ * job's state and error beside it. Jobs' progress and state changes arrive live over one event
+ * stream (live.js, GET /api/events) while the page is shown and the tab visible: progress is
+ * drawn in place, a state change reloads the list (and the open recording). Only a browser
+ * without EventSource polls instead, each second while a job shown is queued or running. */
 import { api, errText, hasKey, upload } from './api.js';
 import {
   $, $$, h, hideError, i18nOptions, keepFocus, onRowAction, showError, buildTable, toast,
 } from './dom.js';
 import { fmtClock, fmtDur, langName, timeEl } from './format.js';
 import { CHINESE_CHOICES, lang, languageFields, t, tOr } from './i18n.js';
+import { canStream, live } from './live.js';
 
 const COLS = ['rec.col_select', 'rec.col_name', 'rec.col_duration', 'rec.col_status', 'rec.col_model', 'rec.col_backend',
   'rec.col_created', 'common.actions'];
@@ -52,7 +55,7 @@ const R = {
   shown: false, items: [], total: 0, offset: 0, limit: 20, q: '', status: '',
   rowErrors: {}, loaded: false, loading: false, pollTimer: 0, models: [], modelsAsked: false,
   selected: null, detail: null, transcript: null, transcriptKey: null, transcriptError: null,
-  audioFor: null, audioUrl: null, checked: new Set(), editing: null,
+  audioFor: null, audioUrl: null, checked: new Set(), editing: null, live: null, refreshTimer: 0,
 };
 const busy = new Set(); /* "id:action" running now: a second press is ignored */
 const same = (a, b) => a !== null && b !== null && String(a) === String(b);
@@ -686,16 +689,62 @@ async function download(fmt) {
   }
 }
 
-/* Live progress: poll while a job shown on the page is queued or running. */
+/* Live progress without EventSource: poll while a job shown on the page is queued or running. */
 function schedulePoll() {
   clearTimeout(R.pollTimer);
-  if (!R.shown) return;
+  if (!R.shown || canStream()) return;
   const active = R.items.some((r) => ACTIVE.has(r.status)) || (R.detail && ACTIVE.has(R.detail.status));
   if (!active) return;
   R.pollTimer = setTimeout(async () => {
     await loadRecordings();
     if (R.selected !== null) await loadDetail();
   }, 1000);
+}
+
+/* The list and the open recording again, once for a burst of events. */
+function refreshSoon() {
+  clearTimeout(R.refreshTimer);
+  R.refreshTimer = setTimeout(async () => {
+    if (!R.shown) return;
+    if (R.loading) { refreshSoon(); return; } /* a load under way may predate the event */
+    await loadRecordings();
+    if (R.selected !== null) await loadDetail();
+  }, 100);
+}
+
+/* A job's event (live.js): progress, or a queued job starting, is drawn in place on the row and
+ * the open recording showing that job; anything else (a job ended, a new or deleted one) reloads
+ * them, as the transcript, the served-by line and the actions change with it. */
+function onJobEvent(type, job) {
+  if (type === 'deleted') { refreshSoon(); return; }
+  const shown = R.items.filter((r) => same(r.id, job.recording_id));
+  if (R.detail && same(R.detail.id, job.recording_id)) shown.push(R.detail);
+  const inPlace = ACTIVE.has(job.state) && shown.length > 0 &&
+    shown.every((r) => r.latest_job && r.latest_job.id === job.id);
+  if (!inPlace) {
+    if (type === 'state') refreshSoon();
+    return;
+  }
+  for (const r of shown) {
+    r.latest_job = job;
+    r.status = job.state;
+  }
+  renderList();
+  if (R.detail && same(R.detail.id, job.recording_id)) renderJob(R.detail);
+}
+
+/* The event stream runs while the page is shown and the tab visible. */
+function startLive() {
+  if (R.live || !R.shown || document.hidden) return;
+  R.live = live('/api/events', {
+    event: onJobEvent,
+    open: () => refreshSoon(), /* catch up on what happened while it was closed */
+  });
+}
+
+function stopLive() {
+  if (R.live) R.live.stop();
+  R.live = null;
 }
 
 function fillLanguageSelects() {
@@ -805,6 +854,10 @@ function wire() {
     if (e.key === 'Escape') { e.preventDefault(); showRename(false); $('#detail-rename').focus(); }
   });
   $('#copy-transcript').addEventListener('click', copyTranscript);
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) stopLive();
+    else startLive();
+  });
   const player = $('#player');
   player.addEventListener('timeupdate', highlightSegment);
   player.addEventListener('seeked', highlightSegment);
@@ -824,10 +877,13 @@ export const recordings = {
     const m = /^#\/recordings\/(\d+)$/.exec(location.hash); /* a link to one recording */
     if (m && !same(m[1], R.selected)) openDetail(m[1], true);
     else if (R.selected !== null) loadDetail();
+    startLive();
   },
   hide() {
     R.shown = false;
     clearTimeout(R.pollTimer);
+    clearTimeout(R.refreshTimer);
+    stopLive();
   },
   render() {
     fillLanguageSelects();

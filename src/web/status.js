@@ -1,6 +1,6 @@
 /* The Status page (#/status): the memory budget and its use, the models, the queue and the
- * scheduler's counters (GET /api/ps), per backend a chart of its health checks
- * (GET /api/asr-configs/{id}/health, newest first) with its breaker, failovers in the last hour
+ * scheduler's counters (GET /api/ps), per backend a chart of its health checks' latency over
+ * local time with labelled axes (GET /api/asr-configs/{id}/health, newest first) with its breaker, failovers in the last hour
  * and last error, and recent errors (failed jobs, failed checks, and live failovers with the
  * backend's message and what asrd did instead). Refreshes every 3 s while shown.
  *
@@ -21,7 +21,7 @@
 import { api, errText } from './api.js';
 import { $, h, hideError, showError, svg, buildTable } from './dom.js';
 import { fmtBytes, fmtDur, fmtTime, timeEl } from './format.js';
-import { t, tOr } from './i18n.js';
+import { lang, t, tOr } from './i18n.js';
 
 const MODEL_COLS = ['st.col_model', 'st.col_state', 'st.col_device', 'st.col_weights', 'st.col_slots',
   'st.col_queued', 'st.col_keepalive'];
@@ -251,22 +251,77 @@ function renderRetention() {
   p.textContent = text;
 }
 
+/* "Nice" tick values for 0..max: steps of 1, 2 or 5 times a power of ten (at least 1), about `n`
+ * of them. */
+export function niceTicks(max, n = 4) {
+  const raw = Math.max(max, 1) / n;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const step = Math.max(1, [1, 2, 5, 10].map((m) => m * p).find((st) => st >= raw)); /* whole ms */
+  const top = Math.ceil(Math.max(max, 1) / step) * step;
+  const out = [];
+  for (let v = 0; v <= top + step / 2; v += step) out.push(Math.round(v * 1e6) / 1e6);
+  return out;
+}
+
+/* Time ticks between t0 and t1 (ms): a step from TIME_STEPS giving at most `n` intervals (room
+ * for a label like "02:18:15 AM" each), on
+ * round local times (a minute step ticks at :00, :01 …, an hour step on the local hour). */
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
+  43200, 86400].map((x) => x * 1000);
+export function timeTicks(t0, t1, n = 3) {
+  const step = TIME_STEPS.find((st) => (t1 - t0) / st <= n) || TIME_STEPS[TIME_STEPS.length - 1];
+  const off = (tm) => -new Date(tm).getTimezoneOffset() * 60000; /* local = UTC + off */
+  const out = [];
+  for (let tk = Math.ceil((t0 + off(t0)) / step) * step - off(t0); tk <= t1; tk += step) out.push(tk);
+  return { step, ticks: out };
+}
+
+function fmtTick(ms, step, span) {
+  const o = { hour: '2-digit', minute: '2-digit' };
+  if (step < 60000) o.second = '2-digit';
+  if (span >= 86400000) { o.month = 'short'; o.day = 'numeric'; }
+  return new Intl.DateTimeFormat(lang, o).format(new Date(ms));
+}
+
+/* A backend's health checks: latency (ms, y) over local time (x), failures as red dots on the
+ * time axis; both axes with ticks, labels and a title. */
 function chart(c) {
   const hh = S.health[c.id] || { items: [] };
   const v = hh.items.slice().reverse(); /* oldest first */
-  const W = 300, H = 80, P = 6;
+  const W = 320, H = 180, L = 46, R = 10, T = 22, B = 38;
   const ok = v.filter((x) => x.ok);
-  const el = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img' });
+  const el = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img' });
   el.setAttribute('aria-label', t('st.health_chart', { name: c.name, ok: ok.length, fail: v.length - ok.length }));
-  const maxLat = Math.max(1, ...ok.map((x) => x.latency_ms));
-  const x = (i) => (v.length <= 1 ? W / 2 : P + (i * (W - 2 * P)) / (v.length - 1));
-  const y = (lat) => H - P - ((H - 2 * P) * lat) / maxLat;
-  const pts = [];
-  v.forEach((it, i) => { if (it.ok) pts.push(`${x(i).toFixed(1)},${y(it.latency_ms).toFixed(1)}`); });
+  const yt = niceTicks(Math.max(1, ...ok.map((x) => x.latency_ms)));
+  const yMax = yt[yt.length - 1];
+  let t0 = v.length ? v[0].checked_at : Date.now(), t1 = v.length ? v[v.length - 1].checked_at : t0;
+  if (t1 - t0 < 10000) { const mid = (t0 + t1) / 2; t0 = mid - 5000; t1 = mid + 5000; }
+  const x = (tm) => L + ((W - L - R) * (tm - t0)) / (t1 - t0);
+  const y = (lat) => H - B - ((H - B - T) * lat) / yMax;
+  const text = (attrs, str) => { const e = svg('text', attrs); e.textContent = str; return e; };
+  const yAxis = svg('g', { class: 'axis axis-y' });
+  for (const val of yt) {
+    yAxis.append(svg('line', { class: 'grid', x1: L, x2: W - R, y1: y(val).toFixed(1), y2: y(val).toFixed(1) }),
+      text({ x: L - 5, y: (y(val) + 4).toFixed(1), 'text-anchor': 'end' }, String(val)));
+  }
+  yAxis.append(text({ class: 'axis-title', x: 2, y: 13 }, t('st.chart_latency')));
+  const xAxis = svg('g', { class: 'axis axis-x' });
+  const { step, ticks } = timeTicks(t0, t1);
+  xAxis.append(svg('line', { class: 'base', x1: L, x2: W - R, y1: H - B, y2: H - B }));
+  for (const tk of ticks) {
+    const px = x(tk).toFixed(1);
+    /* a label near an edge is anchored inside the chart */
+    const anchor = x(tk) > W - R - 28 ? 'end' : x(tk) < L + 28 ? 'start' : 'middle';
+    xAxis.append(svg('line', { class: 'tick', x1: px, x2: px, y1: H - B, y2: H - B + 4 }),
+      text({ x: px, y: H - B + 16, 'text-anchor': anchor }, fmtTick(tk, step, t1 - t0)));
+  }
+  xAxis.append(text({ class: 'axis-title', x: W - R, y: H - 3, 'text-anchor': 'end' }, t('st.chart_time')));
+  el.append(yAxis, xAxis);
+  const pts = ok.map((it) => `${x(it.checked_at).toFixed(1)},${y(it.latency_ms).toFixed(1)}`);
   if (pts.length > 1) el.append(svg('polyline', { class: 'line', points: pts.join(' ') }));
-  v.forEach((it, i) => {
+  v.forEach((it) => {
     const dot = svg('circle', {
-      cx: x(i).toFixed(1), cy: it.ok ? y(it.latency_ms).toFixed(1) : H - P, r: it.ok ? 2.5 : 3.5,
+      cx: x(it.checked_at).toFixed(1), cy: it.ok ? y(it.latency_ms).toFixed(1) : H - B, r: it.ok ? 2.5 : 3.5,
       class: it.ok ? 'okdot' : 'faildot',
     });
     const title = svg('title');
