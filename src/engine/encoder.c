@@ -68,6 +68,25 @@ static void enc_attn_task(void *ctx, int task, int n_tasks) {
     }
 }
 
+/* attn [1500][d] from qkv [1500][3d]: in bfloat16 on AMX under bfloat16/int8 compute types
+ * (nn/attn_amx.c; its Q/K/V copies after the float32 scores in the slot's ENC_SCORES buffer, whose
+ * first 1500×1500 floats are the tasks' scratch), else float32 as above */
+static void enc_attention(asr_stream_t *s, const float *qkv, float *attn) {
+    const asr_model_t *m = s->m;
+    const int T = 1500, d = m->info.d_model, H = m->info.n_audio_head, dh = d / H;
+    const float scale = 1.0f / sqrtf((float)dh);
+    if (asr_nn_attn_bf16_bytes(m->wtype, T, d, H)) {
+        size_t sc_len = (size_t)T * T * sizeof(float);
+        ASR_ASSERT(sc_len >= asr_nn_attn_bf16_task_bytes(T));
+        asr_nn_attn_bf16(s->pool, qkv, 3 * d, T, H, scale, (char *)s->eb.scores + sc_len,
+                         s->eb.scores, sc_len, attn, d);
+        return;
+    }
+    enc_attn_job_t j = {s, qkv, attn, d, H, dh, (T + ATT_ROWS - 1) / ATT_ROWS, scale};
+    int tasks = asr_pool_n_threads(s->pool); /* each needs ATT_ROWS×1500 of the 1500×1500 */
+    asr_pool_run(s->pool, tasks < T / ATT_ROWS ? tasks : T / ATT_ROWS, enc_attn_task, &j);
+}
+
 const float *asr__lin_f32(asr_stream_t *s, const asr_linear_t *lin) {
     if (lin->w)
         return lin->w;
@@ -78,36 +97,44 @@ const float *asr__lin_f32(asr_stream_t *s, const asr_linear_t *lin) {
 }
 
 /* c[T][n] = a·Wᵀ + b: through the oneDNN handle when the model packed one (bfloat16/int8 compute;
- * its scratch is the slot's ENC_W buffer, which the float32 path uses otherwise), else float32 */
-static void enc_linear(asr_stream_t *s, const asr_linear_t *lin, const float *a, float *c, int T) {
-    if (lin->dn) {
-        asr_err_t e = asr_nn_dnnl_run(s->pool, lin->dn, a, lin->n_in, c, lin->n_out, s->eb.w);
+ * its scratch is the slot's ENC_W buffer, which the float32 path uses otherwise), else float32.
+ * want: what the caller needs done after (ASR_NN_DNNL_GELU: c = GELU(c); ASR_NN_DNNL_ACC: res +=
+ * c, c being scratch): oneDNN's handle does it fused when packed so (model.c), else it is done
+ * here. */
+static void enc_linear(asr_stream_t *s, const asr_linear_t *lin, const float *a, float *c,
+                       float *res, int T, int want) {
+    if (lin->dn && asr_nn_dnnl_flags(lin->dn) == want) {
+        asr_err_t e = asr_nn_dnnl_run(s->pool, lin->dn, a, lin->n_in,
+                                      want & ASR_NN_DNNL_ACC ? res : c, lin->n_out, s->eb.w);
         ASR_ASSERT(e == ASR_OK);
         return;
     }
-    asr_nn_linear_mt(s->pool, a, lin->n_in, asr__lin_f32(s, lin), lin->n_in, lin->b, c, lin->n_out,
-                     T, lin->n_out, lin->n_in);
+    if (lin->dn) {
+        asr_err_t e = asr_nn_dnnl_run(s->pool, lin->dn, a, lin->n_in, c, lin->n_out, s->eb.w);
+        ASR_ASSERT(e == ASR_OK);
+        ASR_ASSERT(asr_nn_dnnl_flags(lin->dn) == 0);
+    } else {
+        asr_nn_linear_mt(s->pool, a, lin->n_in, asr__lin_f32(s, lin), lin->n_in, lin->b, c,
+                         lin->n_out, T, lin->n_out, lin->n_in);
+    }
+    if (want & ASR_NN_DNNL_GELU)
+        asr_nn_gelu(s->pool, c, (size_t)T * lin->n_out);
+    if (want & ASR_NN_DNNL_ACC)
+        asr_nn_add(res, c, (size_t)T * lin->n_out);
 }
 
 static void enc_layer(asr_stream_t *s, const asr_enc_layer_t *L) {
     const asr_model_t *m = s->m;
     asr_enc_buf_t *b = &s->eb;
-    const int T = 1500, d = m->info.d_model, H = m->info.n_audio_head, dh = d / H;
+    const int T = 1500, d = m->info.d_model;
     float *qkv = b->big, *attn = b->big2;
     asr_nn_layer_norm(s->pool, b->x, b->h, T, d, L->attn_ln.gamma, L->attn_ln.beta, 1e-5f);
-    enc_linear(s, &L->qkv, b->h, qkv, T);
-    enc_attn_job_t j = {
-        s, qkv, attn, d, H, dh, (T + ATT_ROWS - 1) / ATT_ROWS, 1.0f / sqrtf((float)dh)};
-    int tasks = asr_pool_n_threads(s->pool); /* each needs ATT_ROWS×1500 of the 1500×1500 */
-    asr_pool_run(s->pool, tasks < T / ATT_ROWS ? tasks : T / ATT_ROWS, enc_attn_task, &j);
-    enc_linear(s, &L->out, attn, b->h, T);
-    asr_nn_add(b->x, b->h, (size_t)T * d);
+    enc_linear(s, &L->qkv, b->h, qkv, NULL, T, 0);
+    enc_attention(s, qkv, attn);
+    enc_linear(s, &L->out, attn, b->h, b->x, T, ASR_NN_DNNL_ACC);
     asr_nn_layer_norm(s->pool, b->x, b->h, T, d, L->ffn_ln.gamma, L->ffn_ln.beta, 1e-5f);
-    int ff = L->ffn1.n_out;
-    enc_linear(s, &L->ffn1, b->h, b->big, T);
-    asr_nn_gelu(s->pool, b->big, (size_t)T * ff);
-    enc_linear(s, &L->ffn2, b->big, b->h, T);
-    asr_nn_add(b->x, b->h, (size_t)T * d);
+    enc_linear(s, &L->ffn1, b->h, b->big, NULL, T, ASR_NN_DNNL_GELU);
+    enc_linear(s, &L->ffn2, b->big, b->h, b->x, T, ASR_NN_DNNL_ACC);
 }
 
 static void encode_window(asr_stream_t *s, const float *mel_window) {
@@ -119,12 +146,13 @@ static void encode_window(asr_stream_t *s, const float *mel_window) {
                      3 * M);
     asr_nn_gelu(s->pool, b->big2, (size_t)3000 * d);
     im2col_tm_s2(b->big2, d, 3000, b->big);
-    if (m->conv2_dn)
+    if (m->conv2_dn) /* GELU fused (model.c) */
         ASR_ASSERT(asr_nn_dnnl_run(s->pool, m->conv2_dn, b->big, 3 * d, b->x, d, b->w) == ASR_OK);
     else
         asr_nn_linear_mt(s->pool, b->big, 3 * d, m->conv2_w, 3 * d, m->conv2_b, b->x, d, 1500, d,
                          3 * d);
-    asr_nn_gelu(s->pool, b->x, (size_t)1500 * d);
+    if (!m->conv2_dn || !(asr_nn_dnnl_flags(m->conv2_dn) & ASR_NN_DNNL_GELU))
+        asr_nn_gelu(s->pool, b->x, (size_t)1500 * d);
     asr_nn_add(b->x, m->enc_pos, (size_t)1500 * d);
     for (int l = 0; l < m->info.n_audio_layer; l++)
         enc_layer(s, &m->enc[l]);

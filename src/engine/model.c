@@ -307,8 +307,8 @@ int asr__model_dims(const asr_wfile_t *f, asr_model_info_t *in, char *err, size_
 /* One encoder matrix packed for oneDNN (asr__enc_dnnl_type): from float32 w, or float16 h made
  * float32 first (tmp: n*k floats). A kernel whose scratchpad outgrows the slot's buffer
  * (asr__enc_dnnl_scratch) leaves the matrix as it was. */
-static asr_err_t pack_one(asr_model_t *m, int type, const float *w, const void *h, const float *b,
-                          int n, int k, float *tmp, asr_nn_dnnl_t **out) {
+static asr_err_t pack_one(asr_model_t *m, int type, int flags, const float *w, const void *h,
+                          const float *b, int n, int k, float *tmp, asr_nn_dnnl_t **out) {
     *out = NULL;
     if (!w) { /* the mapped bytes, at any alignment */
         const unsigned char *p = h;
@@ -320,7 +320,7 @@ static asr_err_t pack_one(asr_model_t *m, int type, const float *w, const void *
         w = tmp;
     }
     asr_nn_dnnl_t *g = NULL;
-    asr_err_t e = asr_nn_dnnl_pack(type, w, b, 1500, n, k, m->n_threads, &g);
+    asr_err_t e = asr_nn_dnnl_pack_ex(type, flags, w, b, 1500, n, k, m->n_threads, &g);
     if (e == ASR_ERR_NOMEM)
         return e;
     if (e != ASR_OK || asr_nn_dnnl_scratch_bytes(g) > asr__enc_dnnl_scratch(&m->info, type)) {
@@ -340,12 +340,16 @@ static asr_err_t pack_encoder(asr_model_t *m) {
     float *tmp = malloc(sizeof(float) * 4 * (size_t)d * d);
     if (!tmp)
         return ASR_ERR_NOMEM;
-    asr_err_t e = pack_one(m, type, m->conv2_w, NULL, m->conv2_b, d, 3 * d, tmp, &m->conv2_dn);
+    /* what follows each GEMM, fused (encoder.c): GELU after conv2 and ffn1, the residual add after
+     * the attention's output projection and ffn2 */
+    asr_err_t e = pack_one(m, type, ASR_NN_DNNL_GELU, m->conv2_w, NULL, m->conv2_b, d, 3 * d, tmp,
+                           &m->conv2_dn);
+    const int flags[4] = {0, ASR_NN_DNNL_ACC, ASR_NN_DNNL_GELU, ASR_NN_DNNL_ACC};
     for (int l = 0; l < m->info.n_audio_layer && e == ASR_OK; l++) {
         asr_linear_t *lins[] = {&m->enc[l].qkv, &m->enc[l].out, &m->enc[l].ffn1, &m->enc[l].ffn2};
         for (int i = 0; i < 4 && e == ASR_OK; i++) {
             asr_linear_t *x = lins[i];
-            e = pack_one(m, type, x->w, x->h, x->b, x->n_out, x->n_in, tmp, &x->dn);
+            e = pack_one(m, type, flags[i], x->w, x->h, x->b, x->n_out, x->n_in, tmp, &x->dn);
             if (x->dn && x->h) { /* the mapped float16 copy is not read again: its pages go */
                 size_t len = (size_t)x->n_out * x->n_in * sizeof(uint16_t);
                 uintptr_t a = (uintptr_t)x->h, pg = 4096, lo = (a + pg - 1) / pg * pg;
@@ -643,6 +647,13 @@ asr_err_t asr_model_load(const char *dir, const asr_model_params_t *params, asr_
         asr_model_destroy(m);
         return rc;
     }
+    /* ASRD_CPU_BATCH=N: decoder steps of concurrent streams batched on N threads (cpu_batch.c) */
+    const char *cb = getenv("ASRD_CPU_BATCH");
+    if (!gpu && cb && atoi(cb) > 0 && (rc = asr__cpu_batch_start(m, atoi(cb))) != ASR_OK) {
+        asr_errf(errbuf, errbuf_len, "cannot start the CPU batcher thread");
+        asr_model_destroy(m);
+        return rc;
+    }
     if (m->conv2_dn) {
         size_t n = strlen(m->device_line);
         snprintf(m->device_line + n, sizeof m->device_line - n, ", encoder GEMMs oneDNN %s",
@@ -675,6 +686,7 @@ void asr_model_destroy(asr_model_t *m) {
     if (!m)
         return;
     asr__gpu_model_close(m);
+    asr__cpu_batch_stop(m);
     unpack_encoder(m);
     asr_free_huge(m->warena, m->warena_len);
     asr_wfile_free(&m->wf);

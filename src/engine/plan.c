@@ -40,7 +40,9 @@ void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr_wtype_t wtype, 
     L->off[ASR_SLOT_ENC_H] = place(&cur, F * d * f);
     L->off[ASR_SLOT_ENC_BIG] = place(&cur, big * f);
     L->off[ASR_SLOT_ENC_BIG2] = place(&cur, 3000 * d * f);
-    L->off[ASR_SLOT_ENC_SCORES] = place(&cur, F * F * f);
+    L->off[ASR_SLOT_ENC_SCORES] = place(
+        &cur,
+        F * F * f + (gpu ? 0 : asr_nn_attn_bf16_bytes(wtype, (int)F, (int)d, in->n_audio_head)));
     L->off[ASR_SLOT_ENC_OUT] = place(&cur, F * d * f);
     size_t enc_w = ff * d * f, dn = gpu ? 0 : asr__enc_dnnl_scratch(in, asr__enc_dnnl_type(wtype));
     L->off[ASR_SLOT_ENC_W] = place(&cur, dn > enc_w ? dn : enc_w);

@@ -1,16 +1,25 @@
 /* nn: encoder-shaped GEMMs through oneDNN's matmul (nn.h, asr_nn_dnnl_*).
  *
- * C[m][n] = A[m][k]·W[n][k]ᵀ + bias, A float32 activations made bfloat16 (or int8 with a scale per
- * row) per call, W packed once (asr_nn_dnnl_pack) into the layout oneDNN's chosen kernel reads
- * (bfloat16, or int8 with a scale per output column). One primitive per (m, n, k, type), created
- * at pack time and shared by every handle of that shape (a small locked cache; executing a
- * primitive is thread-safe). The scratchpad is the caller's (user mode): asr_nn_dnnl_scratch_bytes
- * says how much, sized at pack time. oneDNN (Debian's build) threads with OpenMP: each run sets the
- * calling thread's OpenMP team size to the caller's thread count, so the library never runs more
- * threads than asrd's pool would. The kernel set follows asr_isa()'s level (ASRD_ISA): oneDNN's
- * max ISA is capped to it once, before the first primitive. */
+ * C[m][n] = A[m][k]·W[n][k]ᵀ + bias (then GELU, or added to C: flags), A float32 activations made
+ * bfloat16 (or int8 with a scale per row) per call, W packed once (asr_nn_dnnl_pack) into the
+ * layout oneDNN's chosen kernel reads (bfloat16, or int8 with a scale per output column).
+ *
+ * Threads: the rows are split into one part per pool thread, and each pool task converts its
+ * part's rows and runs a single-threaded primitive on them (oneDNN's parallel() runs a one-thread
+ * split inline), so oneDNN never starts OpenMP threads beside asrd's pool: Debian's oneDNN threads
+ * with libgomp, whose idle threads spin (GOMP_SPINCOUNT) on the cores the pool's next kernels need
+ * (OMP_WAIT_POLICY=passive was measured 342 -> 318 ms per base window for that reason alone). Where
+ * the parts' primitives would want differently packed weights, one primitive of all m rows runs
+ * with the pool's thread count in OpenMP threads instead (the older way).
+ *
+ * Primitives are cached per (m, n, k, type, flags, threads), created at pack time and shared by
+ * every handle of that shape (a small locked cache; executing a primitive is thread-safe). The
+ * scratchpads are the caller's (user mode), one per part: asr_nn_dnnl_scratch_bytes says how much.
+ * The kernel set follows asr_isa()'s level (ASRD_ISA): oneDNN's max ISA is capped to it once,
+ * before the first primitive. */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,31 +28,33 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include "nn/isa.h"
+#include "nn/kern.h"
 #include "nn/nn.h"
 
 /* libgomp: oneDNN's runtime on Debian. A primitive sizes its thread split when it is created
- * (omp_get_max_threads then) and runs that many threads, so both creation and each run set the
- * calling thread's team size to the caller's count. */
+ * (omp_get_max_threads then), so creation and each run set the calling thread's team size. */
 void omp_set_num_threads(int n);
 int omp_get_max_threads(void);
 
-#define CACHE_N 64
+#define CACHE_N 128
 
 typedef struct {
-    int m, n, k, type, n_threads;
+    int m, n, k, type, flags, n_threads;
     dnnl_primitive_t prim;
     const_dnnl_primitive_desc_t pd;
-    dnnl_memory_desc_t wmd; /* the packed weights' layout */
-    size_t scratch_bytes;   /* oneDNN's scratchpad */
+    dnnl_memory_desc_t amd, wmd, bmd, cmd, smd; /* src, packed weights, bias, dst, scratchpad */
+    size_t scratch_bytes;                       /* oneDNN's scratchpad */
     char impl[64];
 } prim_t;
 
 struct asr_nn_dnnl {
-    const prim_t *p;
-    void *w;       /* packed weights (64-byte aligned) */
-    size_t w_len;  /* its bytes */
-    float *bias;   /* [n] or NULL */
-    float *wscale; /* int8: [n] the column scales */
+    const prim_t *p, *p_last; /* a part's primitive, the last part's (may be p) */
+    int m, n, k, type, flags;
+    int n_parts, rows; /* parts of `rows` rows, the last one m - (n_parts - 1)·rows */
+    void *w;           /* packed weights (64-byte aligned) */
+    size_t w_len;      /* its bytes */
+    float *bias;       /* [n] (zeros if none) */
+    float *wscale;     /* int8: [n] the column scales */
 };
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -68,27 +79,42 @@ static dnnl_data_type_t src_dt(int type) {
     return type == ASR_NN_DNNL_BF16 ? dnnl_bf16 : type == ASR_NN_DNNL_I8 ? dnnl_s8 : dnnl_f32;
 }
 
+/* int8 results are int32 sums that the conversion scales: its flags apply there, not in oneDNN */
+static int prim_flags(int type, int flags) { return type == ASR_NN_DNNL_I8 ? 0 : flags; }
+
 /* the cached primitive for a shape, created on first use (g_mu held) */
-static const prim_t *prim_get(int m, int n, int k, int type, int n_threads) {
+static const prim_t *prim_get(int m, int n, int k, int type, int flags, int n_threads) {
+    flags = prim_flags(type, flags);
     for (int i = 0; i < g_n; i++)
         if (g_cache[i].m == m && g_cache[i].n == n && g_cache[i].k == k &&
-            g_cache[i].type == type && g_cache[i].n_threads == n_threads)
+            g_cache[i].type == type && g_cache[i].flags == flags &&
+            g_cache[i].n_threads == n_threads)
             return &g_cache[i];
     if (g_n == CACHE_N || engine_init() != ASR_OK)
         return NULL;
-    dnnl_memory_desc_t a, w, b, c;
+    prim_t *p = &g_cache[g_n];
+    memset(p, 0, sizeof *p);
+    dnnl_memory_desc_t w;
     dnnl_dims_t da = {m, k}, dw = {k, n}, db = {1, n}, dc = {m, n};
     int i8 = type == ASR_NN_DNNL_I8;
-    dnnl_memory_desc_init_by_tag(&a, 2, da, src_dt(type), dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&p->amd, 2, da, src_dt(type), dnnl_ab);
     dnnl_memory_desc_init_by_tag(&w, 2, dw, src_dt(type), dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_tag(&b, 2, db, dnnl_f32, dnnl_ab);
-    dnnl_memory_desc_init_by_tag(&c, 2, dc, i8 ? dnnl_s32 : dnnl_f32, dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&p->bmd, 2, db, dnnl_f32, dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&p->cmd, 2, dc, i8 ? dnnl_s32 : dnnl_f32, dnnl_ab);
     dnnl_matmul_desc_t md;
-    if (dnnl_matmul_desc_init(&md, &a, &w, i8 ? NULL : &b, &c) != dnnl_success)
+    if (dnnl_matmul_desc_init(&md, &p->amd, &w, i8 ? NULL : &p->bmd, &p->cmd) != dnnl_success)
         return NULL;
     dnnl_primitive_attr_t attr;
+    dnnl_post_ops_t po;
     dnnl_primitive_attr_create(&attr);
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_post_ops_create(&po);
+    if (flags & ASR_NN_DNNL_ACC)
+        dnnl_post_ops_append_sum(po, 1.0f);
+    if (flags & ASR_NN_DNNL_GELU)
+        dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f);
+    dnnl_primitive_attr_set_post_ops(attr, po);
+    dnnl_post_ops_destroy(po);
     dnnl_primitive_desc_t pd = NULL;
     int was = omp_get_max_threads();
     omp_set_num_threads(n_threads);
@@ -97,8 +123,6 @@ static const prim_t *prim_get(int m, int n, int k, int type, int n_threads) {
     dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success)
         return NULL;
-    prim_t *p = &g_cache[g_n];
-    memset(p, 0, sizeof *p);
     if (dnnl_primitive_create(&p->prim, pd) != dnnl_success) {
         dnnl_primitive_desc_destroy(pd);
         return NULL;
@@ -106,12 +130,12 @@ static const prim_t *prim_get(int m, int n, int k, int type, int n_threads) {
     dnnl_primitive_get_primitive_desc(p->prim, &p->pd);
     dnnl_primitive_desc_destroy(pd);
     p->wmd = *dnnl_primitive_desc_query_md(p->pd, dnnl_query_weights_md, 0);
-    p->scratch_bytes =
-        dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(p->pd, dnnl_query_scratchpad_md, 0));
+    p->smd = *dnnl_primitive_desc_query_md(p->pd, dnnl_query_scratchpad_md, 0);
+    p->scratch_bytes = dnnl_memory_desc_get_size(&p->smd);
     const char *impl = NULL;
     dnnl_primitive_desc_query(p->pd, dnnl_query_impl_info_str, 0, &impl);
     snprintf(p->impl, sizeof p->impl, "%s", impl ? impl : "?");
-    p->m = m, p->n = n, p->k = k, p->type = type, p->n_threads = n_threads;
+    p->m = m, p->n = n, p->k = k, p->type = type, p->flags = flags, p->n_threads = n_threads;
     g_n++;
     return p;
 }
@@ -151,24 +175,51 @@ done:
     return e;
 }
 
-asr_err_t asr_nn_dnnl_pack(int type, const float *w, const float *bias, int m, int n, int k,
-                           int n_threads, asr_nn_dnnl_t **out) {
+/* the rows of each part: one part per thread, at least 16 rows each */
+static void split_rows(int m, int n_threads, int *n_parts, int *rows) {
+    int parts = n_threads < 1 ? 1 : n_threads;
+    if (parts > (m + 15) / 16)
+        parts = (m + 15) / 16;
+    if (parts < 1)
+        parts = 1;
+    *rows = (m + parts - 1) / parts;
+    *n_parts = (m + *rows - 1) / *rows;
+}
+
+/* the handle's primitives (g_mu held): per-part single-threaded ones, else all rows on OpenMP */
+static int pick_prims(asr_nn_dnnl_t *g, int n_threads) {
+    split_rows(g->m, n_threads, &g->n_parts, &g->rows);
+    if (g->n_parts > 1) {
+        int last = g->m - (g->n_parts - 1) * g->rows;
+        g->p = prim_get(g->rows, g->n, g->k, g->type, g->flags, 1);
+        g->p_last = last == g->rows ? g->p : prim_get(last, g->n, g->k, g->type, g->flags, 1);
+        if (g->p && g->p_last && dnnl_memory_desc_equal(&g->p->wmd, &g->p_last->wmd))
+            return 1;
+    }
+    g->n_parts = 1, g->rows = g->m;
+    g->p = g->p_last = prim_get(g->m, g->n, g->k, g->type, g->flags, n_threads);
+    return g->p != NULL;
+}
+
+asr_err_t asr_nn_dnnl_pack_ex(int type, int flags, const float *w, const float *bias, int m, int n,
+                              int k, int n_threads, asr_nn_dnnl_t **out) {
     *out = NULL;
     const asr_isa_t *isa = asr_isa();
     /* int8 below AVX-512 VNNI: oneDNN's s8·s8 kernels sum pairs in saturating int16 (vpmaddubsw),
      * 24% error measured at ASRD_ISA=avx2; bfloat16 below AVX-512: no matmul in oneDNN 2.6 */
     if ((type == ASR_NN_DNNL_I8 && (isa->level < ASR_ISA_AVX512 || !isa->avx512_vnni)) ||
-        (type == ASR_NN_DNNL_BF16 && isa->level < ASR_ISA_AVX512))
+        (type == ASR_NN_DNNL_BF16 && isa->level < ASR_ISA_AVX512) || m < 1 || n < 1 || k < 1)
         return ASR_ERR_INVALID;
     asr_nn_dnnl_t *g = calloc(1, sizeof *g);
     float *wq = NULL;
     if (!g)
         return ASR_ERR_NOMEM;
+    g->m = m, g->n = n, g->k = k, g->type = type, g->flags = flags;
     pthread_mutex_lock(&g_mu);
-    g->p = prim_get(m, n, k, type, n_threads > 0 ? n_threads : 1);
+    int ok = pick_prims(g, n_threads > 0 ? n_threads : 1);
     pthread_mutex_unlock(&g_mu);
     asr_err_t e = ASR_ERR_INVALID;
-    if (!g->p)
+    if (!ok)
         goto fail;
     g->w_len = dnnl_memory_desc_get_size(&g->p->wmd);
     e = ASR_ERR_NOMEM;
@@ -179,8 +230,7 @@ asr_err_t asr_nn_dnnl_pack(int type, const float *w, const float *bias, int m, i
     if (bias)
         memcpy(g->bias, bias, sizeof(float) * n);
     const float *src = w;
-    if (type ==
-        ASR_NN_DNNL_I8) { /* symmetric per column: round(w·127/max|w|) as float, reordered */
+    if (type == ASR_NN_DNNL_I8) { /* symmetric per column: round(w·127/max|w|) as float */
         if (!(g->wscale = malloc(sizeof(float) * n)) || !(wq = malloc(sizeof(float) * n * k)))
             goto fail;
         for (int j = 0; j < n; j++) {
@@ -206,6 +256,11 @@ fail:
     return e;
 }
 
+asr_err_t asr_nn_dnnl_pack(int type, const float *w, const float *bias, int m, int n, int k,
+                           int n_threads, asr_nn_dnnl_t **out) {
+    return asr_nn_dnnl_pack_ex(type, 0, w, bias, m, n, k, n_threads, out);
+}
+
 void asr_nn_dnnl_destroy(asr_nn_dnnl_t *g) {
     if (!g)
         return;
@@ -216,23 +271,38 @@ void asr_nn_dnnl_destroy(asr_nn_dnnl_t *g) {
 }
 
 size_t asr_nn_dnnl_weight_bytes(const asr_nn_dnnl_t *g) {
-    return g->w_len + (g->bias ? sizeof(float) * g->p->n : 0) +
-           (g->wscale ? sizeof(float) * g->p->n : 0);
+    return g->w_len + (g->bias ? sizeof(float) * g->n : 0) + (g->wscale ? sizeof(float) * g->n : 0);
 }
 
 static size_t al64(size_t x) { return (x + 63) / 64 * 64; }
 
-size_t asr_nn_dnnl_scratch_bytes(const asr_nn_dnnl_t *g) {
-    const prim_t *p = g->p;
-    size_t a = (size_t)p->m * p->k, b = al64(p->scratch_bytes);
-    if (p->type == ASR_NN_DNNL_BF16)
-        return b + al64(a * 2);
-    if (p->type == ASR_NN_DNNL_I8)
-        return b + al64(a) + al64(sizeof(float) * p->m) + al64(sizeof(int32_t) * p->m * p->n);
-    return b;
+/* the scratch's parts: converted A, int8's row scales and int32 sums, then a scratchpad per part */
+typedef struct {
+    size_t a, scale, acc, pad, pad_each, total;
+} layout_t;
+
+static layout_t scratch_layout(const asr_nn_dnnl_t *g) {
+    layout_t L = {0};
+    size_t mk = (size_t)g->m * g->k, cur = 0;
+    L.a = cur;
+    if (g->type == ASR_NN_DNNL_BF16)
+        cur += al64(mk * 2);
+    else if (g->type == ASR_NN_DNNL_I8)
+        cur += al64(mk);
+    L.scale = cur;
+    L.acc = cur += g->type == ASR_NN_DNNL_I8 ? al64(sizeof(float) * g->m) : 0;
+    L.pad = cur += g->type == ASR_NN_DNNL_I8 ? al64(sizeof(int32_t) * g->m * g->n) : 0;
+    L.pad_each = al64(g->p->scratch_bytes > g->p_last->scratch_bytes ? g->p->scratch_bytes
+                                                                     : g->p_last->scratch_bytes);
+    L.total = cur + L.pad_each * (size_t)g->n_parts;
+    return L;
 }
 
+size_t asr_nn_dnnl_scratch_bytes(const asr_nn_dnnl_t *g) { return scratch_layout(g).total; }
+
 const char *asr_nn_dnnl_impl(const asr_nn_dnnl_t *g) { return g->p->impl; }
+
+int asr_nn_dnnl_flags(const asr_nn_dnnl_t *g) { return g->flags; }
 
 static inline uint16_t to_bf16(float f) {
     uint32_t u;
@@ -241,113 +311,165 @@ static inline uint16_t to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
-/* the per-call conversions, split by rows over the pool */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+/* the same rounding (VCVTNE2PS2BF16: nearest even) */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static void
+row_bf16_avx512(const float *x, int k, uint16_t *h) {
+    int t = 0;
+    for (; t + 32 <= k; t += 32)
+        _mm512_storeu_si512(h + t, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + t + 16),
+                                                                _mm512_loadu_ps(x + t)));
+    for (; t < k; t += 16) {
+        __mmask16 mk = k - t >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - t)) - 1u);
+        _mm256_mask_storeu_epi16(h + t, mk,
+                                 (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, x + t)));
+    }
+}
+#define HAVE_ROW_BF16_AVX512 1
+#endif
+
+static void row_bf16(const float *x, int k, uint16_t *h) {
+#ifdef HAVE_ROW_BF16_AVX512
+    const asr_isa_t *t = asr_isa();
+    if (t->level >= ASR_ISA_AVX512 && t->avx512_bf16) {
+        row_bf16_avx512(x, k, h);
+        return;
+    }
+#endif
+    for (int i = 0; i < k; i++)
+        h[i] = to_bf16(x[i]);
+}
+
 typedef struct {
     const asr_nn_dnnl_t *g;
     const float *a;
-    int lda, ldc, phase; /* 0: A in, 1: int8 result out */
-    void *src;
-    float *ascale, *c;
-    const int32_t *acc;
-} conv_job_t;
+    int lda, ldc;
+    float *c;
+    unsigned char *scratch;
+    layout_t L;
+    atomic_int failed;
+} run_job_t;
 
-static void conv_task(void *ctx, int task, int n_tasks) {
-    conv_job_t *j = ctx;
-    const prim_t *p = j->g->p;
-    const int m = p->m, n = p->n, k = p->k;
-    int i0 = (int)((long)m * task / n_tasks), i1 = (int)((long)m * (task + 1) / n_tasks);
+/* rows [i0, i1) of A into the scratch's converted copy */
+static void convert_in(run_job_t *j, int i0, int i1) {
+    const asr_nn_dnnl_t *g = j->g;
+    const int k = g->k;
     for (int i = i0; i < i1; i++) {
         const float *x = j->a + (size_t)i * j->lda;
-        if (j->phase == 1) {
-            const int32_t *acc = j->acc + (size_t)i * n;
-            float *c = j->c + (size_t)i * j->ldc, as = j->ascale[i];
-            const float *ws = j->g->wscale, *b = j->g->bias;
-            if (b)
-                for (int t = 0; t < n; t++)
-                    c[t] = (float)acc[t] * as * ws[t] + b[t];
-            else
-                for (int t = 0; t < n; t++)
-                    c[t] = (float)acc[t] * as * ws[t];
-        } else if (p->type == ASR_NN_DNNL_BF16) {
-            uint16_t *h = (uint16_t *)j->src + (size_t)i * k;
-            for (int t = 0; t < k; t++)
-                h[t] = to_bf16(x[t]);
-        } else {
-            int8_t *q = (int8_t *)j->src + (size_t)i * k;
-            float mx = 0;
-            for (int t = 0; t < k; t++)
-                mx = fmaxf(mx, fabsf(x[t]));
-            float inv = mx > 0 ? 127.0f / mx : 0;
-            j->ascale[i] = mx / 127.0f;
-            for (int t = 0; t < k; t++)
-                q[t] = (int8_t)nearbyintf(x[t] * inv);
+        if (g->type == ASR_NN_DNNL_BF16) {
+            row_bf16(x, k, (uint16_t *)(j->scratch + j->L.a) + (size_t)i * k);
+        } else if (g->type == ASR_NN_DNNL_I8) {
+            asr_qact_t q = {(int8_t *)(j->scratch + j->L.a) + (size_t)i * k, NULL,
+                            (float *)(j->scratch + j->L.scale) + i, k};
+            asr__nn_quantize_rows(x, j->lda, 1, k, &q);
         }
     }
 }
 
-asr_err_t asr_nn_dnnl_run(asr_pool_t *pool, const asr_nn_dnnl_t *g, const float *a, int lda,
-                          float *c, int ldc, void *scratch) {
-    const prim_t *p = g->p;
-    const int m = p->m, n = p->n, k = p->k;
-    int n_threads = asr_pool_n_threads(pool);
-    char *sp = scratch, *cur = sp + al64(p->scratch_bytes);
-    conv_job_t cj = {g, a, lda, ldc, 0, (void *)a, NULL, c, NULL};
-    if (p->type == ASR_NN_DNNL_BF16) {
-        cj.src = cur;
-        asr_pool_run(pool, n_threads, conv_task, &cj);
-    } else if (p->type == ASR_NN_DNNL_I8) {
-        cj.src = cur;
-        cj.ascale = (float *)(cur + al64((size_t)m * k));
-        cj.acc = (int32_t *)((char *)cj.ascale + al64(sizeof(float) * m));
-        asr_pool_run(pool, n_threads, conv_task, &cj);
-    } else if (lda != k)
-        return ASR_ERR_INVALID;
-    if (p->type != ASR_NN_DNNL_I8 && ldc != n)
-        return ASR_ERR_INVALID;
-    void *src = cj.src;
-    int32_t *acc = (int32_t *)cj.acc;
-    dnnl_memory_desc_t amd, cmd, bmd;
-    dnnl_dims_t da = {m, k}, dc = {m, n}, db = {1, n};
-    dnnl_memory_desc_init_by_tag(&amd, 2, da, src_dt(p->type), dnnl_ab);
-    dnnl_memory_desc_init_by_tag(&cmd, 2, dc, acc ? dnnl_s32 : dnnl_f32, dnnl_ab);
-    dnnl_memory_desc_init_by_tag(&bmd, 2, db, dnnl_f32, dnnl_ab);
-    const dnnl_memory_desc_t *smd =
-        dnnl_primitive_desc_query_md(p->pd, dnnl_query_scratchpad_md, 0);
+/* int8: rows [i0, i1) of C from the int32 sums (scales, bias, then the flags) */
+static void convert_out(run_job_t *j, int i0, int i1) {
+    const asr_nn_dnnl_t *g = j->g;
+    const int n = g->n;
+    const float *ws = g->wscale, *b = g->bias;
+    for (int i = i0; i < i1; i++) {
+        const int32_t *acc = (const int32_t *)(j->scratch + j->L.acc) + (size_t)i * n;
+        float *c = j->c + (size_t)i * j->ldc, as = ((const float *)(j->scratch + j->L.scale))[i];
+        if (g->flags & ASR_NN_DNNL_ACC)
+            for (int t = 0; t < n; t++)
+                c[t] += (float)acc[t] * as * ws[t] + b[t];
+        else
+            for (int t = 0; t < n; t++)
+                c[t] = (float)acc[t] * as * ws[t] + b[t];
+        if (g->flags & ASR_NN_DNNL_GELU)
+            asr_nn_gelu_fast(c, (size_t)n);
+    }
+}
+
+/* one primitive on rows [i0, i0 + p->m) */
+static int exec_part(run_job_t *j, const prim_t *p, int i0, int part) {
+    const asr_nn_dnnl_t *g = j->g;
+    void *src = g->type == ASR_NN_DNNL_F32
+                    ? (void *)(j->a + (size_t)i0 * j->lda)
+                    : (void *)(j->scratch + j->L.a +
+                               (size_t)i0 * g->k * (g->type == ASR_NN_DNNL_BF16 ? 2 : 1));
+    void *dst = g->type == ASR_NN_DNNL_I8
+                    ? (void *)((int32_t *)(j->scratch + j->L.acc) + (size_t)i0 * g->n)
+                    : (void *)(j->c + (size_t)i0 * j->ldc);
+    void *sp = j->scratch + j->L.pad + (size_t)part * j->L.pad_each;
     dnnl_memory_t mem[5] = {0};
     dnnl_stream_t s = NULL;
-    asr_err_t e = ASR_ERR_INVALID;
-    int na = 0;
     dnnl_exec_arg_t args[5];
-    if (dnnl_memory_create(&mem[0], &amd, g_eng, src) != dnnl_success ||
+    int na = 0, ok = 0;
+    if (dnnl_memory_create(&mem[0], &p->amd, g_eng, src) != dnnl_success ||
         dnnl_memory_create(&mem[1], &p->wmd, g_eng, g->w) != dnnl_success ||
-        dnnl_memory_create(&mem[2], &cmd, g_eng, acc ? (void *)acc : (void *)c) != dnnl_success ||
-        dnnl_memory_create(&mem[3], smd, g_eng, sp) != dnnl_success)
+        dnnl_memory_create(&mem[2], &p->cmd, g_eng, dst) != dnnl_success ||
+        dnnl_memory_create(&mem[3], &p->smd, g_eng, sp) != dnnl_success)
         goto done;
     args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, mem[0]};
     args[na++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, mem[1]};
     args[na++] = (dnnl_exec_arg_t){DNNL_ARG_DST, mem[2]};
     args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem[3]};
-    if (!acc) {
-        if (dnnl_memory_create(&mem[4], &bmd, g_eng, g->bias) != dnnl_success)
+    if (g->type != ASR_NN_DNNL_I8) {
+        if (dnnl_memory_create(&mem[4], &p->bmd, g_eng, g->bias) != dnnl_success)
             goto done;
         args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mem[4]};
     }
     if (dnnl_stream_create(&s, g_eng, dnnl_stream_default_flags) != dnnl_success)
         goto done;
-    omp_set_num_threads(p->n_threads); /* its split (a pool of another size: a per-call override) */
-    if (dnnl_primitive_execute(p->prim, s, na, args) != dnnl_success ||
-        dnnl_stream_wait(s) != dnnl_success)
-        goto done;
-    if (acc) {
-        cj.phase = 1;
-        asr_pool_run(pool, n_threads, conv_task, &cj);
-    }
-    e = ASR_OK;
+    omp_set_num_threads(p->n_threads); /* its split, on this thread */
+    ok = dnnl_primitive_execute(p->prim, s, na, args) == dnnl_success &&
+         dnnl_stream_wait(s) == dnnl_success;
 done:
     if (s)
         dnnl_stream_destroy(s);
     for (int i = 0; i < 5; i++)
         if (mem[i])
             dnnl_memory_destroy(mem[i]);
-    return e;
+    return ok;
+}
+
+/* part `task`: its rows converted, its primitive, its int8 results */
+static void part_task(void *ctx, int task, int n_tasks) {
+    (void)n_tasks;
+    run_job_t *j = ctx;
+    const asr_nn_dnnl_t *g = j->g;
+    int i0 = task * g->rows, i1 = task == g->n_parts - 1 ? g->m : i0 + g->rows;
+    const prim_t *p = i1 - i0 == g->rows ? g->p : g->p_last;
+    convert_in(j, i0, i1);
+    if (!exec_part(j, p, i0, task))
+        atomic_store(&j->failed, 1);
+    else if (g->type == ASR_NN_DNNL_I8)
+        convert_out(j, i0, i1);
+}
+
+/* the single-primitive way: conversions over the pool, oneDNN on OpenMP threads */
+static void conv_in_task(void *ctx, int task, int n_tasks) {
+    run_job_t *j = ctx;
+    int m = j->g->m;
+    convert_in(j, (int)((long)m * task / n_tasks), (int)((long)m * (task + 1) / n_tasks));
+}
+
+static void conv_out_task(void *ctx, int task, int n_tasks) {
+    run_job_t *j = ctx;
+    int m = j->g->m;
+    convert_out(j, (int)((long)m * task / n_tasks), (int)((long)m * (task + 1) / n_tasks));
+}
+
+asr_err_t asr_nn_dnnl_run(asr_pool_t *pool, const asr_nn_dnnl_t *g, const float *a, int lda,
+                          float *c, int ldc, void *scratch) {
+    if ((g->type == ASR_NN_DNNL_F32 && lda != g->k) || (g->type != ASR_NN_DNNL_I8 && ldc != g->n))
+        return ASR_ERR_INVALID;
+    run_job_t j = {g, a, lda, ldc, c, scratch, scratch_layout(g), 0};
+    if (g->n_parts > 1) {
+        asr_pool_run(pool, g->n_parts, part_task, &j);
+    } else {
+        int nt = asr_pool_n_threads(pool);
+        asr_pool_run(pool, nt, conv_in_task, &j);
+        if (!exec_part(&j, g->p, 0, 0))
+            return ASR_ERR_INVALID;
+        if (g->type == ASR_NN_DNNL_I8)
+            asr_pool_run(pool, nt, conv_out_task, &j);
+    }
+    return atomic_load(&j.failed) ? ASR_ERR_INVALID : ASR_OK;
 }

@@ -51,10 +51,32 @@ INL TGT __m512 load_w(const void *p, size_t t, int type, __mmask16 mask) {
 
 INL size_t elsize(int type) { return type == ASR_W_F32 ? 4 : type == ASR_W_I8 ? 1 : 2; }
 
+/* The column loop every row kernel below shares: weight rows [j0, j1) NR at a time, the next
+ * tile's rows prefetched (PF 1) while another full tile follows, then one at a time. TILE(MR, NR,
+ * PF) computes the tile at column j. */
+#define COLS_LOOP(TILE, MR, NR)                                                                    \
+    do {                                                                                           \
+        int j = j0;                                                                                \
+        for (; j + 2 * NR <= j1; j += NR)                                                          \
+            TILE(MR, NR, 1);                                                                       \
+        for (; j + NR <= j1; j += NR)                                                              \
+            TILE(MR, NR, 0);                                                                       \
+        for (; j < j1; j++)                                                                        \
+            TILE(MR, 1, 0);                                                                        \
+    } while (0)
+
+/* The drivers' row loop: blocks of up to 8 rows (ASR_NN_SMALL_M), the statement run with r (the
+ * block's first row) and mr (its rows). */
+#define ROW_BLOCKS(m, ...)                                                                         \
+    for (int r = 0, mr; r < (m); r += mr) {                                                        \
+        mr = row_block((m)-r);                                                                     \
+        __VA_ARGS__;                                                                               \
+    }
+
 /* The float tile: rows [0, MR) of a × weight rows [j, j + NR). A macro so that each instantiation
  * declares exactly MR×NR accumulators (GCC keeps small arrays in registers only). pf: the first
  * element of the next tile's weight rows (prefetched one cache line per step), or NULL. */
-#define TILE_F(T, MR, NR, PF)                                                                      \
+#define TILE_F(MR, NR, PF)                                                                         \
     do {                                                                                           \
         __m512 acc[MR][NR];                                                                        \
         UNROLL for (int i = 0; i < MR; i++) UNROLL for (int q = 0; q < NR; q++) acc[i][q] =        \
@@ -63,9 +85,10 @@ INL size_t elsize(int type) { return type == ASR_W_F32 ? 4 : type == ASR_W_I8 ? 
             const __mmask16 mk = mask16(k - t);                                                    \
             if (PF)                                                                                \
                 UNROLL for (int q = 0; q < NR; q++) _mm_prefetch(                                  \
-                    (const char *)w + ((size_t)(j + NR + q) * ldw + t) * elsize(T), _MM_HINT_T0);  \
+                    (const char *)w + ((size_t)(j + NR + q) * ldw + t) * elsize(type),             \
+                    _MM_HINT_T0);                                                                  \
             UNROLL for (int q = 0; q < NR; q++) {                                                  \
-                __m512 wv = load_w(w, (size_t)(j + q) * ldw + t, T, mk);                           \
+                __m512 wv = load_w(w, (size_t)(j + q) * ldw + t, type, mk);                        \
                 UNROLL for (int i = 0; i < MR; i++) acc[i][q] = _mm512_fmadd_ps(                   \
                     wv, _mm512_maskz_loadu_ps(mk, a + (size_t)i * lda + t), acc[i][q]);            \
             }                                                                                      \
@@ -81,13 +104,8 @@ typedef void (*rows_fn)(const float *a, int lda, const void *w, int ldw, const f
     TGT __attribute__((noinline)) static void rows_##TN##_##MR(                                    \
         const float *a, int lda, const void *w, int ldw, const float *bias, float *c, int ldc,     \
         int j0, int j1, int k) {                                                                   \
-        int j = j0;                                                                                \
-        for (; j + 2 * NR <= j1; j += NR)                                                          \
-            TILE_F(T, MR, NR, 1);                                                                  \
-        for (; j + NR <= j1; j += NR)                                                              \
-            TILE_F(T, MR, NR, 0);                                                                  \
-        for (; j < j1; j++)                                                                        \
-            TILE_F(T, MR, 1, 0);                                                                   \
+        const int type = T; /* a constant: load_w folds to one load */                             \
+        COLS_LOOP(TILE_F, MR, NR);                                                                 \
     }
 /* tiles: MR×NR accumulators + NR weight vectors + 1 activation vector within 32 registers */
 #define DEF_ROWS_TYPE(TN, T)                                                                       \
@@ -116,12 +134,8 @@ TGT void asr__k_linear_rows_avx512(const float *a, int lda, const asr_qact_t *qa
     const rows_fn *tab = w->type == ASR_W_F16    ? rows_f16
                          : w->type == ASR_W_BF16 ? rows_bf16
                                                  : rows_f32;
-    for (int r = 0; r < m;) {
-        int mr = row_block(m - r);
-        tab[mr - 1](a + (size_t)r * lda, lda, w->data, w->ld, bias, c + (size_t)r * ldc, ldc, j0,
-                    j1, k);
-        r += mr;
-    }
+    ROW_BLOCKS(m, tab[mr - 1](a + (size_t)r * lda, lda, w->data, w->ld, bias, c + (size_t)r * ldc,
+                              ldc, j0, j1, k));
 }
 
 /* ---- bfloat16 weights with VDPBF16PS ---- */
@@ -160,13 +174,7 @@ typedef void (*rows_bf_fn)(const uint16_t *ah, const uint16_t *al, int lk, const
     TGT_BF16 __attribute__((noinline)) static void rows_bfdp_##MR(                                 \
         const uint16_t *ah, const uint16_t *al, int lk, const uint16_t *w, int ldw,                \
         const float *bias, float *c, int ldc, int j0, int j1, int k) {                             \
-        int j = j0;                                                                                \
-        for (; j + 2 * NR <= j1; j += NR)                                                          \
-            TILE_BF(MR, NR, 1);                                                                    \
-        for (; j + NR <= j1; j += NR)                                                              \
-            TILE_BF(MR, NR, 0);                                                                    \
-        for (; j < j1; j++)                                                                        \
-            TILE_BF(MR, 1, 0);                                                                     \
+        COLS_LOOP(TILE_BF, MR, NR);                                                                \
     }
 DEF_ROWS_BF(1, 8)
 DEF_ROWS_BF(2, 6)
@@ -209,13 +217,11 @@ TGT_BF16 void asr__k_linear_rows_bf16dp_avx512(const float *a, int lda, const as
     const int lk = (k + 31) & ~31;
     uint16_t ah[8 * BF16DP_MAX_K] __attribute__((aligned(64)));
     uint16_t al[8 * BF16DP_MAX_K] __attribute__((aligned(64)));
-    for (int r = 0; r < m;) {
-        int mr = row_block(m - r);
+    ROW_BLOCKS(m, {
         for (int i = 0; i < mr; i++)
             split_bf16(a + (size_t)(r + i) * lda, k, lk, ah + (size_t)i * lk, al + (size_t)i * lk);
         rows_bfdp[mr - 1](ah, al, lk, w->data, w->ld, bias, c + (size_t)r * ldc, ldc, j0, j1, k);
-        r += mr;
-    }
+    });
 }
 
 /* ---- int8 with VPDPBUSD ---- */
@@ -261,13 +267,7 @@ typedef void (*rows_i8_fn)(const asr_qact_t *qa, const int8_t *w, const float *w
         const asr_qact_t *qa, const int8_t *w, const float *wsc, int ldw, const float *bias,       \
         float *c, int ldc, int j0, int j1, int k) {                                                \
         const __m512i ones = _mm512_set1_epi8(1), bias128 = _mm512_set1_epi8((char)0x80);          \
-        int j = j0;                                                                                \
-        for (; j + 2 * NR <= j1; j += NR)                                                          \
-            TILE_I8(MR, NR, 1);                                                                    \
-        for (; j + NR <= j1; j += NR)                                                              \
-            TILE_I8(MR, NR, 0);                                                                    \
-        for (; j < j1; j++)                                                                        \
-            TILE_I8(MR, 1, 0);                                                                     \
+        COLS_LOOP(TILE_I8, MR, NR);                                                                \
     }
 /* MR×NR + NR (sums of w) accumulators + NR weights + activation + 2 constants <= 32 */
 DEF_ROWS_I8(1, 8)
@@ -281,17 +281,20 @@ DEF_ROWS_I8(8, 2)
 static rows_i8_fn const rows_i8_tab[8] = {rows_i8_1, rows_i8_2, rows_i8_3, rows_i8_4,
                                           rows_i8_5, rows_i8_6, rows_i8_7, rows_i8_8};
 
+/* the int8 drivers (VNNI on zmm, AVX-VNNI on ymm): tab's kernel per block of rows */
+INL void rows_i8_blocks(rows_i8_fn const *tab, const asr_qact_t *qa, const asr_wmat_t *w,
+                        const float *bias, float *c, int ldc, int m, int j0, int j1, int k) {
+    ROW_BLOCKS(m, {
+        asr_qact_t q = {qa->q + (size_t)r * qa->ld, qa->qabs ? qa->qabs + (size_t)r * qa->ld : NULL,
+                        qa->s + r, qa->ld};
+        tab[mr - 1](&q, w->data, w->scale, w->ld, bias, c + (size_t)r * ldc, ldc, j0, j1, k);
+    });
+}
+
 TGT_VNNI void asr__k_linear_rows_i8_avx512vnni(const asr_qact_t *qa, const asr_wmat_t *w,
                                                const float *bias, float *c, int ldc, int m, int j0,
                                                int j1, int k) {
-    for (int r = 0; r < m;) {
-        int mr = row_block(m - r);
-        asr_qact_t q = {qa->q + (size_t)r * qa->ld, qa->qabs ? qa->qabs + (size_t)r * qa->ld : NULL,
-                        qa->s + r, qa->ld};
-        rows_i8_tab[mr - 1](&q, w->data, w->scale, w->ld, bias, c + (size_t)r * ldc, ldc, j0, j1,
-                            k);
-        r += mr;
-    }
+    rows_i8_blocks(rows_i8_tab, qa, w, bias, c, ldc, m, j0, j1, k);
 }
 
 /* ---- int8 with AVX-VNNI (VEX VPDPBUSD on ymm: CPUs with it but without AVX-512) ----
@@ -372,14 +375,7 @@ static rows_i8_fn const rows_i8y_tab[8] = {rows_i8y_1, rows_i8y_2, rows_i8y_3, r
 TGT_AVXVNNI void asr__k_linear_rows_i8_avxvnni(const asr_qact_t *qa, const asr_wmat_t *w,
                                                const float *bias, float *c, int ldc, int m, int j0,
                                                int j1, int k) {
-    for (int r = 0; r < m;) {
-        int mr = row_block(m - r);
-        asr_qact_t q = {qa->q + (size_t)r * qa->ld, qa->qabs ? qa->qabs + (size_t)r * qa->ld : NULL,
-                        qa->s + r, qa->ld};
-        rows_i8y_tab[mr - 1](&q, w->data, w->scale, w->ld, bias, c + (size_t)r * ldc, ldc, j0, j1,
-                             k);
-        r += mr;
-    }
+    rows_i8_blocks(rows_i8y_tab, qa, w, bias, c, ldc, m, j0, j1, k);
 }
 
 /* ---- row kernels ----

@@ -60,6 +60,14 @@ typedef struct {
 #define ASR_NN_SMALL_M 8
 void asr_nn_linear_w(asr_pool_t *pool, const float *a, int lda, const asr_wmat_t *w,
                      const float *bias, float *c, int ldc, int m, int n, int k);
+/* The same for any number of rows in one pass over the weights (the decoder steps of several
+ * streams batched together, engine/cpu_batch.c): row blocks of ASR_NN_SMALL_M inside each block of
+ * columns, never BLAS, so each row's result is the one asr_nn_linear_w gives it in a call of at
+ * most ASR_NN_SMALL_M rows. int8 weights quantize the activations into qbuf (caller's, at least
+ * asr_nn_linear_w_qbytes(m, k) bytes, 4-byte aligned; unused for other types). */
+size_t asr_nn_linear_w_qbytes(int m, int k);
+void asr_nn_linear_w_many(asr_pool_t *pool, const float *a, int lda, const asr_wmat_t *w,
+                          const float *bias, float *c, int ldc, int m, int n, int k, void *qbuf);
 /* The scalar reference (double accumulation; int8: the same quantization, exact integer sums). */
 void asr_nn_linear_w_ref(const float *a, int lda, const asr_wmat_t *w, const float *bias, float *c,
                          int ldc, int m, int n, int k);
@@ -144,6 +152,13 @@ typedef struct asr_nn_dnnl asr_nn_dnnl_t;
  * ASR_ERR_INVALID when oneDNN has no kernel for the shape/type. */
 asr_err_t asr_nn_dnnl_pack(int type, const float *w, const float *bias, int m, int n, int k,
                            int n_threads, asr_nn_dnnl_t **out);
+/* The same with flags: ASR_NN_DNNL_GELU, C = GELU(A·Wᵀ + bias) (exact erf GELU); ASR_NN_DNNL_ACC,
+ * C += A·Wᵀ + bias (the residual add). Fused into oneDNN's kernel (bfloat16, float32) or into the
+ * int8 results' conversion. */
+enum { ASR_NN_DNNL_GELU = 1, ASR_NN_DNNL_ACC = 2 };
+asr_err_t asr_nn_dnnl_pack_ex(int type, int flags, const float *w, const float *bias, int m, int n,
+                              int k, int n_threads, asr_nn_dnnl_t **out);
+int asr_nn_dnnl_flags(const asr_nn_dnnl_t *g);
 void asr_nn_dnnl_destroy(asr_nn_dnnl_t *g);
 /* a: [m][lda] float32; c: [m][ldc] (ldc == n and, for float32, lda == k). */
 asr_err_t asr_nn_dnnl_run(asr_pool_t *pool, const asr_nn_dnnl_t *g, const float *a, int lda,
@@ -153,5 +168,23 @@ size_t asr_nn_dnnl_scratch_bytes(const asr_nn_dnnl_t *g);
 size_t asr_nn_dnnl_weight_bytes(const asr_nn_dnnl_t *g);
 /* the kernel oneDNN chose ("brg:avx512_core_amx_bf16") */
 const char *asr_nn_dnnl_impl(const asr_nn_dnnl_t *g);
+
+/* ---- self-attention in bfloat16 on AMX (attn_amx.c): the encoder's under bfloat16/int8 ----
+ * out[t][h·dh + j] = Σ_s softmax_s(scale · q_h[t]·k_h[s]) · v_h[s][j], q/k/v of head h at columns
+ * h·dh, d + h·dh and 2d + h·dh of qkv [T][ldqkv] (float32, d = H·dh); out [T][ldo] float32.
+ * Inputs rounded to bfloat16, products summed in float32 on the tiles, softmax in float32 (P
+ * rounded to bfloat16 for P·V). _ok(dh): 1 when the kernel runs here (dh 64, asr_isa() at the AMX
+ * level with AMX-BF16 and the tile permission), else 0 (the caller keeps its float32 path).
+ * packed: _packed_bytes(T, d), the bfloat16 copies; scratch: scratch_len bytes (64-aligned), at
+ * least _task_bytes(T), one such part per pool task (fewer tasks when it holds fewer). Runs over
+ * the pool (NULL: the calling thread); never allocates. */
+int asr_nn_attn_bf16_ok(int dh);
+/* The encoder's choice, for its plan and its pass alike: _packed_bytes(T, d) where the compute
+ * type is bfloat16 or int8 and _ok(d / H), else 0 (the float32 attention runs). */
+size_t asr_nn_attn_bf16_bytes(asr_wtype_t compute, int T, int d, int H);
+size_t asr_nn_attn_bf16_packed_bytes(int T, int d);
+size_t asr_nn_attn_bf16_task_bytes(int T);
+void asr_nn_attn_bf16(asr_pool_t *pool, const float *qkv, int ldqkv, int T, int H, float scale,
+                      void *packed, void *scratch, size_t scratch_len, float *out, int ldo);
 
 #endif

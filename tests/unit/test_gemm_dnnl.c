@@ -1,5 +1,6 @@
 /* Unit tests: nn's oneDNN GEMMs (asr_nn_dnnl_*) against a double-precision reference, every type,
- * shapes with tails and the encoder's, with and without bias, on the kernel level in use
+ * shapes with tails and the encoder's, with and without bias, the fused GELU and residual add, the
+ * rows split over pools of 1-3 threads, on the kernel level in use
  * (ASRD_ISA; the suite runs it again at avx2). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "nn/isa.h"
 #include "nn/nn.h"
@@ -19,7 +21,7 @@ static float frand(unsigned *seed) {
 }
 
 /* relative error of each type: max|c - ref| / max|ref| */
-static double run_case(asr_pool_t *pool, int type, int m, int n, int k, int with_bias) {
+static double run_case(asr_pool_t *pool, int type, int m, int n, int k, int with_bias, int flags) {
     unsigned seed = (unsigned)(m * 31 + n * 7 + k + type);
     float *a = malloc(sizeof(float) * m * k), *w = malloc(sizeof(float) * n * k);
     float *b = malloc(sizeof(float) * n), *c = malloc(sizeof(float) * m * n);
@@ -30,8 +32,10 @@ static double run_case(asr_pool_t *pool, int type, int m, int n, int k, int with
     for (int i = 0; i < n; i++)
         b[i] = frand(&seed);
     asr_nn_dnnl_t *g = NULL;
-    asr_err_t e =
-        asr_nn_dnnl_pack(type, w, with_bias ? b : NULL, m, n, k, asr_pool_n_threads(pool), &g);
+    asr_err_t e = flags ? asr_nn_dnnl_pack_ex(type, flags, w, with_bias ? b : NULL, m, n, k,
+                                              asr_pool_n_threads(pool), &g)
+                        : asr_nn_dnnl_pack(type, w, with_bias ? b : NULL, m, n, k,
+                                           asr_pool_n_threads(pool), &g);
     if (e != ASR_OK && type != ASR_NN_DNNL_F32 && asr_isa()->level < ASR_ISA_AVX512) {
         free(a), free(w), free(b), free(c);
         return -1; /* refused below AVX-512 (gemm_dnnl.c): the encoder stays float32 */
@@ -40,6 +44,11 @@ static double run_case(asr_pool_t *pool, int type, int m, int n, int k, int with
     assert_true(asr_nn_dnnl_weight_bytes(g) >= (size_t)n * k);
     void *scr = NULL;
     assert_int_equal(posix_memalign(&scr, 64, asr_nn_dnnl_scratch_bytes(g) + 64), 0);
+    assert_int_equal(asr_nn_dnnl_flags(g), flags);
+    for (int i = 0; i < m * n; i++) /* the residual an ACC run adds to */
+        c[i] = frand(&seed);
+    float *c0 = malloc(sizeof(float) * m * n);
+    memcpy(c0, c, sizeof(float) * m * n);
     assert_int_equal(asr_nn_dnnl_run(pool, g, a, k, c, n, scr), ASR_OK);
     double err = 0, mag = 0;
     for (int i = 0; i < m; i++)
@@ -47,11 +56,16 @@ static double run_case(asr_pool_t *pool, int type, int m, int n, int k, int with
             double ref = with_bias ? b[j] : 0;
             for (int t = 0; t < k; t++)
                 ref += (double)a[(size_t)i * k + t] * w[(size_t)j * k + t];
+            if (flags & ASR_NN_DNNL_GELU)
+                ref = 0.5 * ref * (1 + erf(ref / sqrt(2.0)));
+            if (flags & ASR_NN_DNNL_ACC)
+                ref += c0[(size_t)i * n + j];
             err = fmax(err, fabs(ref - c[(size_t)i * n + j]));
             mag = fmax(mag, fabs(ref));
         }
-    printf("type %d %dx%dx%d bias %d: %s, rel err %.2e\n", type, m, n, k, with_bias,
-           asr_nn_dnnl_impl(g), err / mag);
+    printf("type %d %dx%dx%d bias %d flags %d threads %d: %s, rel err %.2e\n", type, m, n, k,
+           with_bias, flags, asr_pool_n_threads(pool), asr_nn_dnnl_impl(g), err / mag);
+    free(c0);
     free(scr);
     asr_nn_dnnl_destroy(g);
     free(a), free(w), free(b), free(c);
@@ -66,7 +80,7 @@ static void test_types(void **state) {
     for (int type = 0; type < 3; type++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int bias = 0; bias < 2; bias++) {
-                double e = run_case(pool, type, shapes[s][0], shapes[s][1], shapes[s][2], bias);
+                double e = run_case(pool, type, shapes[s][0], shapes[s][1], shapes[s][2], bias, 0);
                 if (e < 0) {
                     printf("type %d: no oneDNN kernel at level %s\n", type,
                            asr_isa_level_name(asr_isa()->level));
@@ -79,9 +93,32 @@ static void test_types(void **state) {
     asr_pool_destroy(pool);
 }
 
+/* the fused GELU and residual add, the rows split over pools of 1 to 3 threads (parts of unequal
+ * rows: 37 = 19 + 18 and 13 + 12 + 12) and one part for a small m */
+static void test_flags_and_parts(void **state) {
+    (void)state;
+    const double tol[] = {1e-5, 1.5e-2, 3e-2};
+    const int flags[] = {ASR_NN_DNNL_GELU, ASR_NN_DNNL_ACC};
+    for (int nt = 1; nt <= 3; nt++) {
+        asr_pool_t *pool = asr_pool_create(nt);
+        for (int type = 0; type < 3; type++)
+            for (int f = 0; f < 2; f++)
+                for (int m = 10; m <= 37; m += 27) {
+                    double e = run_case(pool, type, m, 40, 70, 1, flags[f]);
+                    if (e < 0)
+                        continue;
+                    if (!(e <= tol[type]))
+                        fail_msg("type %d flags %d m %d threads %d: relative error %.3e", type,
+                                 flags[f], m, nt, e);
+                }
+        asr_pool_destroy(pool);
+    }
+}
+
 int main(void) {
     const asr_isa_t *t = asr_isa();
     printf("level %s (%s)\n", asr_isa_level_name(t->level), t->why);
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_types)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_types),
+                                       cmocka_unit_test(test_flags_and_parts)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
