@@ -176,16 +176,20 @@ static void cross_and_ffn(asr_stream_t *s, const asr_dec_layer_t *L, int l, int 
     asr_nn_add(s->dx, s->dh, (size_t)n * d);
 }
 
-static void embed(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int same_pos) {
-    const asr_model_t *m = s->m;
+static void embed_to(const asr_model_t *m, float *dx, const int32_t *tokens, int n, int pos0,
+                     int same_pos) {
     const int d = m->info.d_model;
     for (int i = 0; i < n; i++) {
         const float *p = m->dec_pos + (size_t)(pos0 + (same_pos ? 0 : i)) * d;
-        float *x = s->dx + (size_t)i * d;
+        float *x = dx + (size_t)i * d;
         asr_nn_weight_row(&m->tok_emb, tokens[i], d, x);
         for (int j = 0; j < d; j++)
             x[j] += p[j];
     }
+}
+
+static void embed(asr_stream_t *s, const int32_t *tokens, int n, int pos0, int same_pos) {
+    embed_to(s->m, s->dx, tokens, n, pos0, same_pos);
 }
 
 static void logits_rows(asr_stream_t *s, int first_row, int n_rows) {
@@ -313,6 +317,9 @@ void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
         asr__gpu_step(s, tokens, n_seq, pos);
         return;
     }
+    if (s->m->cb && !s->align_capture && n_seq <= ASR_NN_SMALL_M &&
+        asr__cpu_batch_step(s, tokens, n_seq, pos))
+        return;
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, H = m->info.n_text_head, dh = d / H;
     const int C = m->info.n_text_ctx;
@@ -337,6 +344,100 @@ void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos) {
         cross_and_ffn(s, L, l, n_seq, NULL);
     }
     logits_rows(s, 0, n_seq);
+}
+
+/* The batched step (cpu_batch.c): the rows of every stream in one pass of each linear layer.
+ * Stream i's rows are rows [r_i, r_i + n_i) of the first stream's (the leader's) row buffers dx,
+ * dh, dqkv, dattn, dffn (sized for n_text_ctx rows); its attention runs on its own caches and
+ * buffers, its q rows copied in and its attention rows copied out. The int8 activations go to the
+ * leader's dscores (free between attentions), the logits rows to its dqkv..dscores span (free at
+ * the end), in blocks, then to each stream's logits. Every row sees the kernels and the order of
+ * operations asr__dec_step gives it alone, so each stream's logits are the same. */
+static void many_linear(asr_stream_t *L0, asr_pool_t *pool, const asr_linear_t *lin, const float *a,
+                        int lda, float *c, int ldc, int rows) {
+    asr_nn_linear_w_many(pool, a, lda, &lin->wm, lin->b, c, ldc, rows, lin->n_out, lin->n_in,
+                         L0->dscores);
+}
+
+static void many_logits(asr_stream_t *const *ss, int k, const int *r0, int R, asr_pool_t *pool) {
+    asr_stream_t *L0 = ss[0];
+    const asr_model_t *m = L0->m;
+    const int d = m->info.d_model, V = m->info.n_vocab;
+    const size_t C = (size_t)m->info.n_text_ctx;
+    float *out = L0->dqkv, *end = L0->dscores + C * 1500;
+    const int cap = (int)((size_t)(end - out) / (size_t)V);
+    ASR_ASSERT(cap >= ASR_NN_SMALL_M && m->tok_emb.type != ASR_W_I8);
+    asr_nn_layer_norm(NULL, L0->dx, L0->dh, R, d, m->dec_ln.gamma, m->dec_ln.beta, 1e-5f);
+    for (int b0 = 0; b0 < R; b0 += cap) {
+        int nb = R - b0 < cap ? R - b0 : cap;
+        asr_nn_linear_w_many(pool, L0->dh + (size_t)b0 * d, d, &m->tok_emb, NULL, out, V, nb, V, d,
+                             NULL);
+        for (int i = 0; i < k; i++)
+            for (int r = 0; r < ss[i]->cb.n; r++)
+                if (r0[i] + r >= b0 && r0[i] + r < b0 + nb)
+                    memcpy(ss[i]->logits + (size_t)r * V, out + (size_t)(r0[i] + r - b0) * V,
+                           (size_t)V * sizeof(float));
+    }
+}
+
+void asr__dec_step_many(asr_stream_t *const *ss, int k, asr_pool_t *pool) {
+    asr_stream_t *L0 = ss[0];
+    const asr_model_t *m = L0->m;
+    const int d = m->info.d_model, H = m->info.n_text_head, dh = d / H;
+    const int C = m->info.n_text_ctx;
+    const size_t stride = seq_stride(m), fl = sizeof(float);
+    const float scale = 1.0f / sqrtf((float)dh);
+    int r0[ASR_CPU_BATCH_MAX_STREAMS], R = 0;
+    ASR_ASSERT(k >= 1 && k <= ASR_CPU_BATCH_MAX_STREAMS);
+    for (int i = 0; i < k; i++) {
+        r0[i] = R;
+        embed_to(m, L0->dx + (size_t)R * d, ss[i]->cb.tokens, ss[i]->cb.n, ss[i]->cb.pos, 1);
+        R += ss[i]->cb.n;
+    }
+    for (int l = 0; l < m->info.n_text_layer; l++) {
+        const asr_dec_layer_t *L = &m->dec[l];
+        const int ff = L->ffn1.n_out;
+        asr_nn_layer_norm(NULL, L0->dx, L0->dh, R, d, L->attn_ln.gamma, L->attn_ln.beta, 1e-5f);
+        many_linear(L0, pool, &L->qkv, L0->dh, d, L0->dqkv, 3 * d, R);
+        for (int i = 0; i < k; i++) {
+            asr_stream_t *s = ss[i];
+            const int n = s->cb.n, pos = s->cb.pos;
+            const float *qkv = L0->dqkv + (size_t)r0[i] * 3 * d;
+            for (int r = 0; r < n; r++) {
+                size_t at = (size_t)s->slot_of[r] * stride + ((size_t)l * C + pos) * d;
+                memcpy(s->self_k + at, qkv + (size_t)r * 3 * d + d, d * fl);
+                memcpy(s->self_v + at, qkv + (size_t)r * 3 * d + 2 * d, d * fl);
+            }
+            if (s != L0)
+                memcpy(s->dqkv, qkv, (size_t)n * 3 * d * fl);
+            sattn_job_t j = {s, l, n, pos, d, dh, H, C, s->self_shared, scale};
+            asr_pool_run(pool, H, sattn_head, &j);
+            if (s != L0)
+                memcpy(L0->dattn + (size_t)r0[i] * d, s->dattn, (size_t)n * d * fl);
+        }
+        many_linear(L0, pool, &L->out, L0->dattn, d, L0->dh, d, R);
+        asr_nn_add(L0->dx, L0->dh, (size_t)R * d);
+        asr_nn_layer_norm(NULL, L0->dx, L0->dh, R, d, L->cross_ln.gamma, L->cross_ln.beta, 1e-5f);
+        many_linear(L0, pool, &L->cross_q, L0->dh, d, L0->dqkv, d, R);
+        for (int i = 0; i < k; i++) {
+            asr_stream_t *s = ss[i];
+            const int n = s->cb.n;
+            if (s != L0)
+                memcpy(s->dqkv, L0->dqkv + (size_t)r0[i] * d, (size_t)n * d * fl);
+            xattn_job_t j = {s, (size_t)l * 1500 * 2 * d, n, d, dh};
+            asr_pool_run(pool, H, xattn_head, &j);
+            if (s != L0)
+                memcpy(L0->dattn + (size_t)r0[i] * d, s->dattn, (size_t)n * d * fl);
+        }
+        many_linear(L0, pool, &L->cross_out, L0->dattn, d, L0->dh, d, R);
+        asr_nn_add(L0->dx, L0->dh, (size_t)R * d);
+        asr_nn_layer_norm(NULL, L0->dx, L0->dh, R, d, L->ffn_ln.gamma, L->ffn_ln.beta, 1e-5f);
+        many_linear(L0, pool, &L->ffn1, L0->dh, d, L0->dffn, ff, R);
+        asr_nn_gelu(NULL, L0->dffn, (size_t)R * ff);
+        many_linear(L0, pool, &L->ffn2, L0->dffn, ff, L0->dh, d, R);
+        asr_nn_add(L0->dx, L0->dh, (size_t)R * d);
+    }
+    many_logits(ss, k, r0, R, pool);
 }
 
 /* Sequence i continues sequence src[i]: it needs src[i]'s cache positions [from, len) (positions

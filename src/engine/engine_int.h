@@ -148,6 +148,8 @@ struct asr_model {
     char device_line[256];
     /* the GPU engine (gpu_int.h) when the model runs on a device, else NULL */
     struct asr__gpu_model *g;
+    /* a CPU model's batcher of decoder steps across streams (cpu_batch.c), or NULL (off) */
+    struct asr__cpu_batch *cb;
 };
 
 /* Per-stream buffers, sized at creation from the model's dimensions. */
@@ -215,6 +217,16 @@ struct asr_stream {
     struct asr_zhscript *zh_out; /* the running transcription's converter, or NULL */
     /* the stream's device state (gpu_int.h) on a GPU model, else NULL */
     struct asr__gpu_stream *g;
+    /* its decoder step while submitted to the model's CPU batcher (cpu_batch.c): the tokens
+     * (borrowed from the waiting caller), rows, position; done and next under the batcher's
+     * mutex; mark: the batcher's round that last ran it (the gather rule) */
+    struct {
+        const int32_t *tokens;
+        int n, pos;
+        bool done;
+        unsigned mark;
+        struct asr_stream *next;
+    } cb;
     /* asr_stream_bench_window: the tokens of its best sequence (tests compare them) */
     int32_t *bench_tokens;
     int n_bench_tokens;
@@ -271,6 +283,19 @@ void asr__dec_logits_row(asr_stream_t *s, int row);
 /* One step for n_seq sequences: token[i] of sequence i at position pos; logits of sequence i go to
  * s->logits + i*n_vocab. */
 void asr__dec_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos);
+/* The decoder steps of k streams of one CPU model (ss[i]->cb: tokens, n, pos; n <= ASR_NN_SMALL_M,
+ * no alignment capture) in one pass over the weights, on pool; each stream's logits, caches and
+ * counters as asr__dec_step would leave them. The streams' owners wait meanwhile. */
+#define ASR_CPU_BATCH_MAX_STREAMS 16
+void asr__dec_step_many(asr_stream_t *const *ss, int k, asr_pool_t *pool);
+/* cpu_batch.c: the model's batcher, started at load when ASRD_CPU_BATCH=N (N >= 1: the threads of
+ * its batched steps) asks for it; stop is NULL-safe. batch_step submits a stream's step and waits
+ * for it (false: the batcher is stopping, the caller runs the step itself). */
+asr_err_t asr__cpu_batch_start(asr_model_t *m, int n_threads);
+void asr__cpu_batch_stop(asr_model_t *m);
+bool asr__cpu_batch_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int pos);
+/* The batcher's counters (m->cb non-NULL). */
+void asr__cpu_batch_stats(const asr_model_t *m, asr_batch_stats_t *out);
 /* Reorders sequence caches: new sequence i takes positions [from, len) of old src[i]. */
 /* lin's weights as float32: lin->w, or lin->h converted (over the pool) into s->eb.w, valid until
  * the next call. */

@@ -354,6 +354,8 @@ asr_err_t asr__gpu_submit(struct asr__gpu_model *g, asr__gpu_job_t *j) {
 
 void asr_model_batch_stats(const asr_model_t *m, asr_batch_stats_t *out) {
     memset(out, 0, sizeof *out);
+    if (m && m->cb) /* a CPU model's batcher (cpu_batch.c) */
+        asr__cpu_batch_stats(m, out);
     if (!m || !m->g)
         return;
     pthread_mutex_lock(&m->g->mu);

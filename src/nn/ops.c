@@ -149,6 +149,23 @@ void asr_nn_linear_w(asr_pool_t *pool, const float *a, int lda, const asr_wmat_t
     asr_pool_run(pool, tasks, linear_w_task, &j);
 }
 
+size_t asr_nn_linear_w_qbytes(int m, int k) {
+    return ((size_t)m * k * 2 + 3) / 4 * 4 + (size_t)m * sizeof(float);
+}
+
+void asr_nn_linear_w_many(asr_pool_t *pool, const float *a, int lda, const asr_wmat_t *w,
+                          const float *bias, float *c, int ldc, int m, int n, int k, void *qbuf) {
+    asr_qact_t qa;
+    if (w->type == ASR_W_I8) { /* q8 [m][k], qabs [m][k], then the m scales */
+        qa = (asr_qact_t){qbuf, (uint8_t *)qbuf + (size_t)m * k,
+                          (float *)((unsigned char *)qbuf + ((size_t)m * k * 2 + 3) / 4 * 4), k};
+        asr__nn_quantize_rows(a, lda, m, k, &qa);
+    }
+    lin_job_t j = {a, bias, w, w->type == ASR_W_I8 ? &qa : NULL, c, lda, ldc, m, n, k};
+    int tasks = pool && (size_t)n * k * (m > 1 ? m : 1) >= 65536 ? asr_pool_n_threads(pool) : 1;
+    asr_pool_run(pool, tasks, linear_w_task, &j);
+}
+
 /* q[t] = round(x[t] / s), s = max|x| / 127 (|q| into qabs when non-NULL); returns s */
 void asr__nn_quantize_span(const float *x, int t0, int k, float inv, int8_t *q, uint8_t *qabs) {
     for (int t = t0; t < k; t++) {
