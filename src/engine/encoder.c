@@ -71,7 +71,7 @@ static void enc_attn_task(void *ctx, int task, int n_tasks) {
 /* attn [1500][d] from qkv [1500][3d]: in bfloat16 on AMX under bfloat16/int8 compute types
  * (nn/attn_amx.c; its Q/K/V copies after the float32 scores in the slot's ENC_SCORES buffer, whose
  * first 1500×1500 floats are the tasks' scratch), else float32 as above */
-static void enc_attention(asr_stream_t *s, const float *qkv, float *attn) {
+static void enc_attention(asr_stream_t *s, const float *qkv, void *attn, int attn_bf16) {
     const asr_model_t *m = s->m;
     const int T = 1500, d = m->info.d_model, H = m->info.n_audio_head, dh = d / H;
     const float scale = 1.0f / sqrtf((float)dh);
@@ -79,7 +79,7 @@ static void enc_attention(asr_stream_t *s, const float *qkv, float *attn) {
         size_t sc_len = (size_t)T * T * sizeof(float);
         ASR_ASSERT(sc_len >= asr_nn_attn_bf16_task_bytes(T));
         asr_nn_attn_bf16(s->pool, qkv, 3 * d, T, H, scale, (char *)s->eb.scores + sc_len,
-                         s->eb.scores, sc_len, attn, d);
+                         s->eb.scores, sc_len, attn, d, attn_bf16);
         return;
     }
     enc_attn_job_t j = {s, qkv, attn, d, H, dh, (T + ATT_ROWS - 1) / ATT_ROWS, scale};
@@ -128,12 +128,43 @@ static void enc_layer(asr_stream_t *s, const asr_enc_layer_t *L) {
     asr_enc_buf_t *b = &s->eb;
     const int T = 1500, d = m->info.d_model;
     float *qkv = b->big, *attn = b->big2;
-    asr_nn_layer_norm(s->pool, b->x, b->h, T, d, L->attn_ln.gamma, L->attn_ln.beta, 1e-5f);
-    enc_linear(s, &L->qkv, b->h, qkv, NULL, T, 0);
-    enc_attention(s, qkv, attn);
-    enc_linear(s, &L->out, attn, b->h, b->x, T, ASR_NN_DNNL_ACC);
-    asr_nn_layer_norm(s->pool, b->x, b->h, T, d, L->ffn_ln.gamma, L->ffn_ln.beta, 1e-5f);
-    enc_linear(s, &L->ffn1, b->h, b->big, NULL, T, ASR_NN_DNNL_GELU);
+    if (L->qkv.dn && (asr_nn_dnnl_flags(L->qkv.dn) & ASR_NN_DNNL_SRC_BF16)) { /* bfloat16 norm */
+        uint16_t *h16 = (uint16_t *)b->h;
+        asr_nn_layer_norm_bf16(s->pool, b->x, h16, T, d, L->attn_ln.gamma, L->attn_ln.beta, 1e-5f);
+        ASR_ASSERT(asr_nn_dnnl_run_ex(s->pool, L->qkv.dn, h16, d, qkv, 3 * d, b->w) == ASR_OK);
+    } else {
+        asr_nn_layer_norm(s->pool, b->x, b->h, T, d, L->attn_ln.gamma, L->attn_ln.beta, 1e-5f);
+        enc_linear(s, &L->qkv, b->h, qkv, NULL, T, 0);
+    }
+    if (L->out.dn && (asr_nn_dnnl_flags(L->out.dn) & ASR_NN_DNNL_SRC_BF16)) {
+        /* the attention writes bfloat16 for it (model.c packs it so where the attention runs in
+         * bfloat16) */
+        enc_attention(s, qkv, attn, 1);
+        ASR_ASSERT(asr_nn_dnnl_run_ex(s->pool, L->out.dn, attn, d, b->x, d, b->w) == ASR_OK);
+    } else {
+        enc_attention(s, qkv, attn, 0);
+        enc_linear(s, &L->out, attn, b->h, b->x, T, ASR_NN_DNNL_ACC);
+    }
+    const int f1 = L->ffn1.dn ? asr_nn_dnnl_flags(L->ffn1.dn) : 0;
+    if (f1 & ASR_NN_DNNL_SRC_BF16)
+        asr_nn_layer_norm_bf16(s->pool, b->x, (uint16_t *)b->h, T, d, L->ffn_ln.gamma,
+                               L->ffn_ln.beta, 1e-5f);
+    else
+        asr_nn_layer_norm(s->pool, b->x, b->h, T, d, L->ffn_ln.gamma, L->ffn_ln.beta, 1e-5f);
+    if (f1 & ASR_NN_DNNL_DST_BF16) {
+        /* bfloat16 between them: ffn1 writes GELU(h·W1ᵀ + b1) as bfloat16 into big, ffn2 reads it
+         * as it is (packed so together, model.c) */
+        ASR_ASSERT(asr_nn_dnnl_run_ex(s->pool, L->ffn1.dn, b->h, d, b->big, L->ffn1.n_out, b->w) ==
+                   ASR_OK);
+        ASR_ASSERT(asr_nn_dnnl_run_ex(s->pool, L->ffn2.dn, b->big, L->ffn2.n_in, b->x, d, b->w) ==
+                   ASR_OK);
+        return;
+    }
+    if (f1 & ASR_NN_DNNL_SRC_BF16) /* ffn2 float32 (model.c unchained it): ffn1 out float32 */
+        ASR_ASSERT(asr_nn_dnnl_run_ex(s->pool, L->ffn1.dn, b->h, d, b->big, L->ffn1.n_out, b->w) ==
+                   ASR_OK);
+    else
+        enc_linear(s, &L->ffn1, b->h, b->big, NULL, T, ASR_NN_DNNL_GELU);
     enc_linear(s, &L->ffn2, b->big, b->h, b->x, T, ASR_NN_DNNL_ACC);
 }
 

@@ -344,12 +344,30 @@ static asr_err_t pack_encoder(asr_model_t *m) {
      * the attention's output projection and ffn2 */
     asr_err_t e = pack_one(m, type, ASR_NN_DNNL_GELU, m->conv2_w, NULL, m->conv2_b, d, 3 * d, tmp,
                            &m->conv2_dn);
-    const int flags[4] = {0, ASR_NN_DNNL_ACC, ASR_NN_DNNL_GELU, ASR_NN_DNNL_ACC};
+    /* bfloat16: ffn1 writes bfloat16 that ffn2 reads as it is (both packed so, or neither); qkv
+     * and ffn1 read the layer norms' bfloat16 output (encoder.c) */
+    const int bf = type == ASR_NN_DNNL_BF16;
+    const int in16 = bf ? ASR_NN_DNNL_SRC_BF16 : 0, out16 = bf ? ASR_NN_DNNL_DST_BF16 : 0;
+    const int H = m->info.n_audio_head; /* out reads the attention's bfloat16 where it runs so */
+    const int attn16 = bf && asr_nn_attn_bf16_bytes(m->wtype, 1500, d, H) ? in16 : 0;
+    const int flags[4] = {in16, ASR_NN_DNNL_ACC | attn16, ASR_NN_DNNL_GELU | out16 | in16,
+                          ASR_NN_DNNL_ACC | in16};
     for (int l = 0; l < m->info.n_audio_layer && e == ASR_OK; l++) {
         asr_linear_t *lins[] = {&m->enc[l].qkv, &m->enc[l].out, &m->enc[l].ffn1, &m->enc[l].ffn2};
         for (int i = 0; i < 4 && e == ASR_OK; i++) {
             asr_linear_t *x = lins[i];
             e = pack_one(m, type, flags[i], x->w, x->h, x->b, x->n_out, x->n_in, tmp, &x->dn);
+        }
+        asr_linear_t *f1 = lins[2], *f2 = lins[3];
+        if (e == ASR_OK && bf && !f1->dn != !f2->dn) { /* one stayed float32: unchain the other */
+            asr_linear_t *x = f1->dn ? f1 : f2;
+            m->weight_bytes -= asr_nn_dnnl_weight_bytes(x->dn);
+            asr_nn_dnnl_destroy(x->dn);
+            e = pack_one(m, type, x == f1 ? ASR_NN_DNNL_GELU | in16 : ASR_NN_DNNL_ACC, x->w, x->h,
+                         x->b, x->n_out, x->n_in, tmp, &x->dn);
+        }
+        for (int i = 0; i < 4 && e == ASR_OK; i++) {
+            asr_linear_t *x = lins[i];
             if (x->dn && x->h) { /* the mapped float16 copy is not read again: its pages go */
                 size_t len = (size_t)x->n_out * x->n_in * sizeof(uint16_t);
                 uintptr_t a = (uintptr_t)x->h, pg = 4096, lo = (a + pg - 1) / pg * pg;

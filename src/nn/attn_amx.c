@@ -5,15 +5,16 @@
  * 1. pack: q, k and v of each head made bfloat16 (round to nearest even) in the layouts the tiles
  *    read, T padded to Tp (a multiple of 32) with zeros: Q [Tp][64]; K as pairs along the head
  *    dimension [32][Tp][2] (the B operand of Q·Kᵀ); V as pairs along time [Tp/2][64][2] (the B
- *    operand of P·V).
- * 2. attention, per (head, block of 32 query rows), in the task's own scratch: S[32][Tp] = Q·Kᵀ
- *    (TDPBF16PS, float32 sums; each K tile serves 32 rows), then per row the max, e = exp(scale·s -
- * max) in float32 (as 2^y: a degree-5 polynomial and VSCALEFPS, ~3e-6 relative, far below
- * bfloat16's 2^-9) summed and stored as bfloat16 P (zeros past T), then O[32][64] = P·V on the
- * tiles, scaled by 1/sum into out. Rows past T compute on zeros and are not written. Each task
- * configures the tiles (palette 1: eight 16×64-byte tiles) and releases them. The process must hold
- * the tile data permission (asr_isa() asks Linux for it). x86-64 GCC/clang only; elsewhere
- * asr_nn_attn_bf16_ok() is false. */
+ *    operand of P·V). Tasks take rows, so the QKV matrix is read once, in order.
+ * 2. attention, per (head, block of 32 query rows), in the task's own scratch:
+ *    S[32][Tp] = Q·Kᵀ (TDPBF16PS, float32 sums; each K tile serves 32 rows); per row the max,
+ *    then e = exp(scale·s - max) in float32 (as 2^y: a degree-5 polynomial and VSCALEFPS, ~3e-6
+ *    relative, far below bfloat16's 2^-9), summed, and stored as bfloat16 P (zeros past T);
+ *    O[32][64] = P·V on the tiles, scaled by 1/sum into out (float32, or bfloat16 for a bfloat16
+ *    GEMM next). Rows past T compute on zeros and are not written.
+ * Each task configures the tiles (palette 1: eight 16×64-byte tiles) and releases them. The
+ * process must hold the tile data permission (asr_isa() asks Linux for it). x86-64 GCC/clang
+ * only; elsewhere asr_nn_attn_bf16_ok() is false. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -67,8 +68,8 @@ typedef struct {
     int ld, T, Tp, H;
     uint16_t *pk;
     float scale;
-    float *out;
-    int ldo;
+    void *out; /* float32, or bfloat16 (out_bf16) */
+    int ldo, out_bf16;
     unsigned char *scratch;
     size_t task_bytes;
 } attn_job_t;
@@ -245,10 +246,19 @@ TGT_AMX static void attn_block(const attn_job_t *j, int h, int r0, unsigned char
         _tile_stored(3, Oh + 48, DH * 4);
     }
     for (int r = 0; r < rows; r++) {
-        float *o = j->out + (size_t)(r0 + r) * j->ldo + (size_t)h * DH;
+        const size_t at = (size_t)(r0 + r) * j->ldo + (size_t)h * DH;
         const __m512 iv = _mm512_set1_ps(inv[r]);
-        for (int c = 0; c < DH; c += 16)
-            _mm512_storeu_ps(o + c, _mm512_mul_ps(_mm512_loadu_ps(O + r * DH + c), iv));
+        if (j->out_bf16) {
+            uint16_t *o = (uint16_t *)j->out + at;
+            for (int c = 0; c < DH; c += 32)
+                _mm512_storeu_si512(o + c,
+                                    pairs(_mm512_mul_ps(_mm512_loadu_ps(O + r * DH + c), iv),
+                                          _mm512_mul_ps(_mm512_loadu_ps(O + r * DH + c + 16), iv)));
+        } else {
+            float *o = (float *)j->out + at;
+            for (int c = 0; c < DH; c += 16)
+                _mm512_storeu_ps(o + c, _mm512_mul_ps(_mm512_loadu_ps(O + r * DH + c), iv));
+        }
     }
 }
 
@@ -271,19 +281,11 @@ TGT_AMX static void attn_task(void *ctx, int task, int n_tasks) {
 }
 
 void asr_nn_attn_bf16(asr_pool_t *pool, const float *qkv, int ldqkv, int T, int H, float scale,
-                      void *packed, void *scratch, size_t scratch_len, float *out, int ldo) {
+                      void *packed, void *scratch, size_t scratch_len, void *out, int ldo,
+                      int out_bf16) {
     (void)asr_isa(); /* the tile permission is asked for on the first call */
-    attn_job_t j = {qkv,
-                    ldqkv,
-                    T,
-                    tpad(T),
-                    H,
-                    packed,
-                    scale,
-                    out,
-                    ldo,
-                    scratch,
-                    asr_nn_attn_bf16_task_bytes(T)};
+    attn_job_t j = {qkv,   ldqkv, T,   tpad(T),  H,       packed,
+                    scale, out,   ldo, out_bf16, scratch, asr_nn_attn_bf16_task_bytes(T)};
     int nt = pool ? asr_pool_n_threads(pool) : 1;
     if ((size_t)nt > scratch_len / j.task_bytes)
         nt = (int)(scratch_len / j.task_bytes);
@@ -304,8 +306,9 @@ int asr_nn_attn_bf16_ok(int dh) {
 }
 
 void asr_nn_attn_bf16(asr_pool_t *pool, const float *qkv, int ldqkv, int T, int H, float scale,
-                      void *packed, void *scratch, size_t scratch_len, float *out, int ldo) {
+                      void *packed, void *scratch, size_t scratch_len, void *out, int ldo,
+                      int out_bf16) {
     (void)pool, (void)qkv, (void)ldqkv, (void)T, (void)H, (void)scale, (void)packed;
-    (void)scratch, (void)scratch_len, (void)out, (void)ldo;
+    (void)scratch, (void)scratch_len, (void)out, (void)ldo, (void)out_bf16;
 }
 #endif

@@ -110,6 +110,9 @@ void asr_nn_gemm_nn_small_h(const float *p, int ldp, const uint16_t *v, int ldv,
  */
 void asr_nn_layer_norm(asr_pool_t *pool, const float *x, float *out, int n_rows, int d,
                        const float *gamma, const float *beta, float eps);
+/* The same with bfloat16 output (round to nearest even; norm_bf16.c): out [n_rows][d]. */
+void asr_nn_layer_norm_bf16(asr_pool_t *pool, const float *x, uint16_t *out, int n_rows, int d,
+                            const float *gamma, const float *beta, float eps);
 /* Exact (erf) GELU in place. */
 void asr_nn_gelu(asr_pool_t *pool, float *x, size_t n);
 /* Row-wise softmax in place over rows of length n_cols with stride ld. */
@@ -154,8 +157,15 @@ asr_err_t asr_nn_dnnl_pack(int type, const float *w, const float *bias, int m, i
                            int n_threads, asr_nn_dnnl_t **out);
 /* The same with flags: ASR_NN_DNNL_GELU, C = GELU(A·Wᵀ + bias) (exact erf GELU); ASR_NN_DNNL_ACC,
  * C += A·Wᵀ + bias (the residual add). Fused into oneDNN's kernel (bfloat16, float32) or into the
- * int8 results' conversion. */
-enum { ASR_NN_DNNL_GELU = 1, ASR_NN_DNNL_ACC = 2 };
+ * int8 results' conversion. The bfloat16 type only (else ASR_ERR_INVALID): ASR_NN_DNNL_SRC_BF16, A
+ * is bfloat16 already (lda == k; no conversion), ASR_NN_DNNL_DST_BF16, C is written as bfloat16
+ * (round to nearest even): both need asr_nn_dnnl_run_ex. */
+enum {
+    ASR_NN_DNNL_GELU = 1,
+    ASR_NN_DNNL_ACC = 2,
+    ASR_NN_DNNL_SRC_BF16 = 4,
+    ASR_NN_DNNL_DST_BF16 = 8
+};
 asr_err_t asr_nn_dnnl_pack_ex(int type, int flags, const float *w, const float *bias, int m, int n,
                               int k, int n_threads, asr_nn_dnnl_t **out);
 int asr_nn_dnnl_flags(const asr_nn_dnnl_t *g);
@@ -163,6 +173,9 @@ void asr_nn_dnnl_destroy(asr_nn_dnnl_t *g);
 /* a: [m][lda] float32; c: [m][ldc] (ldc == n and, for float32, lda == k). */
 asr_err_t asr_nn_dnnl_run(asr_pool_t *pool, const asr_nn_dnnl_t *g, const float *a, int lda,
                           float *c, int ldc, void *scratch);
+/* a: float32 or bfloat16 (SRC_BF16), c: float32 or bfloat16 (DST_BF16) as the flags say */
+asr_err_t asr_nn_dnnl_run_ex(asr_pool_t *pool, const asr_nn_dnnl_t *g, const void *a, int lda,
+                             void *c, int ldc, void *scratch);
 size_t asr_nn_dnnl_scratch_bytes(const asr_nn_dnnl_t *g);
 /* the packed weights', bias's and scales' bytes */
 size_t asr_nn_dnnl_weight_bytes(const asr_nn_dnnl_t *g);
@@ -171,7 +184,8 @@ const char *asr_nn_dnnl_impl(const asr_nn_dnnl_t *g);
 
 /* ---- self-attention in bfloat16 on AMX (attn_amx.c): the encoder's under bfloat16/int8 ----
  * out[t][h·dh + j] = Σ_s softmax_s(scale · q_h[t]·k_h[s]) · v_h[s][j], q/k/v of head h at columns
- * h·dh, d + h·dh and 2d + h·dh of qkv [T][ldqkv] (float32, d = H·dh); out [T][ldo] float32.
+ * h·dh, d + h·dh and 2d + h·dh of qkv [T][ldqkv] (float32, d = H·dh); out [T][ldo] float32, or
+ * bfloat16 (round to nearest even) when out_bf16.
  * Inputs rounded to bfloat16, products summed in float32 on the tiles, softmax in float32 (P
  * rounded to bfloat16 for P·V). _ok(dh): 1 when the kernel runs here (dh 64, asr_isa() at the AMX
  * level with AMX-BF16 and the tile permission), else 0 (the caller keeps its float32 path).
@@ -185,6 +199,7 @@ size_t asr_nn_attn_bf16_bytes(asr_wtype_t compute, int T, int d, int H);
 size_t asr_nn_attn_bf16_packed_bytes(int T, int d);
 size_t asr_nn_attn_bf16_task_bytes(int T);
 void asr_nn_attn_bf16(asr_pool_t *pool, const float *qkv, int ldqkv, int T, int H, float scale,
-                      void *packed, void *scratch, size_t scratch_len, float *out, int ldo);
+                      void *packed, void *scratch, size_t scratch_len, void *out, int ldo,
+                      int out_bf16);
 
 #endif

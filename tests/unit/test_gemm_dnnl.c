@@ -1,7 +1,7 @@
 /* Unit tests: nn's oneDNN GEMMs (asr_nn_dnnl_*) against a double-precision reference, every type,
- * shapes with tails and the encoder's, with and without bias, the fused GELU and residual add, the
- * rows split over pools of 1-3 threads, on the kernel level in use
- * (ASRD_ISA; the suite runs it again at avx2). */
+ * shapes with tails and the encoder's, with and without bias, the fused GELU and residual add,
+ * bfloat16 activations in and results out, the rows split over pools of 1-3 threads, on the kernel
+ * level in use (ASRD_ISA; the suite runs it again at avx2). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,6 +36,11 @@ static double run_case(asr_pool_t *pool, int type, int m, int n, int k, int with
                                               asr_pool_n_threads(pool), &g)
                         : asr_nn_dnnl_pack(type, w, with_bias ? b : NULL, m, n, k,
                                            asr_pool_n_threads(pool), &g);
+    if (type != ASR_NN_DNNL_BF16 && (flags & (ASR_NN_DNNL_SRC_BF16 | ASR_NN_DNNL_DST_BF16))) {
+        assert_int_equal(e, ASR_ERR_INVALID); /* bfloat16 in/out: the bfloat16 type only */
+        free(a), free(w), free(b), free(c);
+        return -1;
+    }
     if (e != ASR_OK && type != ASR_NN_DNNL_F32 && asr_isa()->level < ASR_ISA_AVX512) {
         free(a), free(w), free(b), free(c);
         return -1; /* refused below AVX-512 (gemm_dnnl.c): the encoder stays float32 */
@@ -49,7 +54,23 @@ static double run_case(asr_pool_t *pool, int type, int m, int n, int k, int with
         c[i] = frand(&seed);
     float *c0 = malloc(sizeof(float) * m * n);
     memcpy(c0, c, sizeof(float) * m * n);
-    assert_int_equal(asr_nn_dnnl_run(pool, g, a, k, c, n, scr), ASR_OK);
+    uint16_t *ah = malloc(sizeof(uint16_t) * m * k), *ch = malloc(sizeof(uint16_t) * m * n);
+    for (int i = 0; i < m * k; i++)
+        ah[i] = asr_nn_f32_to_bf16(a[i]);
+    for (int i = 0; i < m * n; i++)
+        ch[i] = asr_nn_f32_to_bf16(c[i]);
+    if (flags & (ASR_NN_DNNL_SRC_BF16 | ASR_NN_DNNL_DST_BF16)) {
+        assert_int_equal(asr_nn_dnnl_run(pool, g, a, k, c, n, scr), ASR_ERR_INVALID);
+        const void *ax = flags & ASR_NN_DNNL_SRC_BF16 ? (const void *)ah : (const void *)a;
+        void *cx = flags & ASR_NN_DNNL_DST_BF16 ? (void *)ch : (void *)c;
+        assert_int_equal(asr_nn_dnnl_run_ex(pool, g, ax, k, cx, n, scr), ASR_OK);
+        if (flags & ASR_NN_DNNL_DST_BF16)
+            for (int i = 0; i < m * n; i++)
+                c[i] = asr_nn_bf16_to_f32(ch[i]);
+    } else {
+        assert_int_equal(asr_nn_dnnl_run(pool, g, a, k, c, n, scr), ASR_OK);
+    }
+    free(ah), free(ch);
     double err = 0, mag = 0;
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
@@ -93,16 +114,18 @@ static void test_types(void **state) {
     asr_pool_destroy(pool);
 }
 
-/* the fused GELU and residual add, the rows split over pools of 1 to 3 threads (parts of unequal
- * rows: 37 = 19 + 18 and 13 + 12 + 12) and one part for a small m */
+/* the fused GELU and residual add, bfloat16 in and out (the bfloat16 type only), the rows split
+ * over pools of 1 to 3 threads (parts of unequal rows: 37 = 19 + 18 and 13 + 12 + 12) and one part
+ * for a small m */
 static void test_flags_and_parts(void **state) {
     (void)state;
     const double tol[] = {1e-5, 1.5e-2, 3e-2};
-    const int flags[] = {ASR_NN_DNNL_GELU, ASR_NN_DNNL_ACC};
+    const int flags[] = {ASR_NN_DNNL_GELU, ASR_NN_DNNL_ACC, ASR_NN_DNNL_GELU | ASR_NN_DNNL_DST_BF16,
+                         ASR_NN_DNNL_ACC | ASR_NN_DNNL_SRC_BF16};
     for (int nt = 1; nt <= 3; nt++) {
         asr_pool_t *pool = asr_pool_create(nt);
         for (int type = 0; type < 3; type++)
-            for (int f = 0; f < 2; f++)
+            for (int f = 0; f < 4; f++)
                 for (int m = 10; m <= 37; m += 27) {
                     double e = run_case(pool, type, m, 40, 70, 1, flags[f]);
                     if (e < 0)
