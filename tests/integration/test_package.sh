@@ -209,13 +209,17 @@ check_tree() {
     # ---- 4. a transcription by the installed binary with the installed config
     rm -rf "$T/data"
     mkdir -p "$T/data"
+    # a file of its own per tree: the loop below may read it before the background shell's
+    # redirection truncates it, and must never see the previous server's address
+    local out="$T/serve-${what// /_}.out"
+    rm -f "$out"
     env -u ASRD_CONFIG -u ASRD_DATA -u ASRD_MODELS -u ASRD_SERVE_MODELS -u ASRD_PORT -u ASRD_HOST \
         -u ASRD_API_KEYS "$bin" serve --config "$conf" --port 0 --data "$T/data" \
-        --models-dir "$MODELS" --models tiny.en --device cpu >"$T/serve.out" 2>"$T/serve.err" &
+        --models-dir "$MODELS" --models tiny.en --device cpu >"$out" 2>"$T/serve.err" &
     SPID=$!
     local url="" deadline=$((SECONDS + 120))
     while [ -z "$url" ] && [ $SECONDS -lt $deadline ] && kill -0 "$SPID" 2>/dev/null; do
-        url=$(head -1 "$T/serve.out" 2>/dev/null | grep -E '^http://127\.0\.0\.1:[0-9]+$')
+        url=$(head -1 "$out" 2>/dev/null | grep -E '^http://127\.0\.0\.1:[0-9]+$')
         [ -n "$url" ] || sleep 0.1
     done
     if [ -z "$url" ]; then
