@@ -54,7 +54,7 @@ test-asan: deps
 # tsan) under ThreadSanitizer; CMakeLists.txt sets TSAN_OPTIONS (halt on the first report).
 test-tsan: deps models
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DASR_SANITIZE=thread -DASR_CUDA=off >/dev/null
-	@cmake --build build-tsan -j$(JOBS) --target asrd test_sched test_jobs test_nn
+	@cmake --build build-tsan -j$(JOBS) --target asrd test_sched test_jobs test_nn test_cpu_batch
 	@cd build-tsan && ctest --output-on-failure -L tsan -j$(JOBS)
 
 # The main job: the OpenAI-compatible server with the default multilingual model, data in ./data.
