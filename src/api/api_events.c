@@ -22,12 +22,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "api/api_int.h"
 
 #define TOKEN_TTL_S 60 /* long enough to open a stream; an open stream outlives it */
-#define POLL_MS 250
 #define ACTIVE_MAX 500 /* queued or running jobs followed per state */
 #define PAGE 100
 
@@ -38,24 +36,15 @@ typedef struct {
 } seen_t;
 
 typedef struct {
-    asr_api_t *api;
-    asr_http_req_t *req;
-    int64_t max_id; /* the newest job id reported */
-    seen_t *known;  /* jobs active at the last poll, as last reported */
+    asr_api_sse_t sse; /* first */
+    int64_t max_id;    /* the newest job id reported */
+    seen_t *known;     /* jobs active at the last poll, as last reported */
     size_t n_known;
-    asr_buf_t out;
-    size_t off;
 } evs_t;
-
-static void emit(evs_t *s, const char *event, json_t *data) {
-    char *js = asr__api_json_dumps(data, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    asr_buf_printf(&s->out, "event: %s\ndata: %s\n\n", event, js ? js : "{}");
-    free(js);
-}
 
 static void emit_job(evs_t *s, const char *event, const asr_store_job_t *j) {
     json_t *o = asr__api_job_json(j);
-    emit(s, event, o);
+    asr__api_sse_event(&s->sse, event, o);
     json_decref(o);
 }
 
@@ -94,7 +83,7 @@ static bool poll_new(evs_t *s, seen_t **cand, size_t *n_cand, size_t *cap, bool 
     for (int off = 0;; off += PAGE) {
         asr_store_job_t *v = NULL;
         size_t n = 0;
-        if (asr_store_job_list(s->api->store, 0, -1, off, first ? 1 : PAGE, &v, &n) != ASR_OK) {
+        if (asr_store_job_list(s->sse.api->store, 0, -1, off, first ? 1 : PAGE, &v, &n) != ASR_OK) {
             asr_store_jobs_free(all, n_all);
             return false;
         }
@@ -130,12 +119,12 @@ static bool poll_new(evs_t *s, seen_t **cand, size_t *n_cand, size_t *cap, bool 
 /* (3) A job active when last reported and not active now: its end, or its removal. */
 static void report_gone(evs_t *s, const seen_t *was) {
     asr_store_job_t j;
-    asr_err_t e = asr_store_job_get(s->api->store, was->id, &j);
+    asr_err_t e = asr_store_job_get(s->sse.api->store, was->id, &j);
     if (e == ASR_ERR_NOT_FOUND) {
         json_t *o = json_object();
         json_object_set_new(o, "id", json_integer(was->id));
         json_object_set_new(o, "object", json_string("job"));
-        emit(s, "deleted", o);
+        asr__api_sse_event(&s->sse, "deleted", o);
         json_decref(o);
     } else if (e == ASR_OK) {
         report(s, &j, was);
@@ -161,7 +150,7 @@ static void events_poll(evs_t *s, bool first) {
     for (int k = 0; k < 2; k++) {
         asr_store_job_t *v = NULL;
         size_t n = 0;
-        if (asr_store_job_list(s->api->store, 0, states[k], 0, ACTIVE_MAX, &v, &n) != ASR_OK) {
+        if (asr_store_job_list(s->sse.api->store, 0, states[k], 0, ACTIVE_MAX, &v, &n) != ASR_OK) {
             free(cand);
             free(now);
             return;
@@ -183,41 +172,18 @@ static void events_poll(evs_t *s, bool first) {
     s->n_known = n_now;
 }
 
-static ssize_t events_read(void *ud, char *buf, size_t max) {
-    evs_t *s = ud;
-    double idle_since = asr_now_s();
-    for (;;) {
-        size_t n = asr_http_stream_take(&s->out, &s->off, buf, max);
-        if (n > 0)
-            return (ssize_t)n;
-        if (asr_http_client_gone(s->req) || asr_http_draining(s->api->srv))
-            return -1;
-        if (asr_now_s() - idle_since > 10.0) { /* keeps proxies from timing out */
-            asr_buf_puts(&s->out, ": keep-alive\n\n");
-            continue;
-        }
-        usleep(POLL_MS * 1000);
-        events_poll(s, false);
-    }
-}
+static void events_poll_next(asr_api_sse_t *sse) { events_poll((evs_t *)sse, false); }
 
-static void events_free(void *ud) {
-    evs_t *s = ud;
-    asr_buf_free(&s->out);
-    free(s->known);
-    free(s);
-}
+static void events_release(asr_api_sse_t *sse) { free(((evs_t *)sse)->known); }
 
 void asr__api_events(asr_http_req_t *req, void *ud) {
     asr_api_t *api = ud;
     evs_t *s = asr_xcalloc(1, sizeof *s);
-    s->api = api;
-    s->req = req;
-    asr_buf_init(&s->out);
+    asr__api_sse_init(&s->sse, api, req, events_poll_next, events_release);
     /* a comment first, so the client sees the stream open at once even with nothing active */
-    asr_buf_puts(&s->out, ": asrd job events\n\n");
+    asr_buf_puts(&s->sse.out, ": asrd job events\n\n");
     events_poll(s, true);
-    asr_http_respond_stream(req, 200, "text/event-stream", events_read, s, events_free);
+    asr__api_sse_respond(&s->sse);
 }
 
 void asr__api_events_token(asr_http_req_t *req, void *ud) {

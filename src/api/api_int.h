@@ -66,6 +66,27 @@ const char *asr__api_device_state(const asr_sched_device_status_t *d);
 /* The device object of /api/ps (docs/API.md) with its one-line "summary" (new reference).
  * gpu_fallback: the policy ("cpu", or NULL/"none"). */
 json_t *asr__api_device_json(const asr_sched_device_status_t *d, const char *gpu_fallback);
+/* ---- server-sent-event streams (api_sse.c) ----
+ * A stream's struct starts with an asr_api_sse_t, is calloc'd, and is freed by the stream when it
+ * closes (`release` first frees what the struct owns besides). `poll` queues the events of what
+ * changed since the last poll with asr__api_sse_event, and sets `ended` when nothing more will. */
+typedef struct asr_api_sse asr_api_sse_t;
+struct asr_api_sse {
+    asr_api_t *api;
+    asr_http_req_t *req;
+    asr_buf_t out; /* queued bytes, sent from `off` */
+    size_t off;
+    bool ended; /* the stream ends once `out` is sent */
+    void (*poll)(asr_api_sse_t *s);
+    void (*release)(asr_api_sse_t *s); /* may be NULL */
+};
+void asr__api_sse_init(asr_api_sse_t *s, asr_api_t *api, asr_http_req_t *req,
+                       void (*poll)(asr_api_sse_t *), void (*release)(asr_api_sse_t *));
+/* Queues `event: EVENT\ndata: JSON\n\n`. */
+void asr__api_sse_event(asr_api_sse_t *s, const char *event, json_t *data);
+/* Answers the request with the stream (200 text/event-stream). */
+void asr__api_sse_respond(asr_api_sse_t *s);
+
 /* Appends the asrd_gpu_* metrics of a present device in Prometheus text format. */
 void asr__api_device_metrics(const asr_sched_device_status_t *d, asr_buf_t *b);
 /* The gpu_fallback policy in force ("cpu" or NULL). */

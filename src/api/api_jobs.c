@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "api/api_int.h"
 #include "format/format.h"
@@ -139,81 +138,46 @@ void asr__api_job_retry(asr_http_req_t *req, void *ud) { job_transition(req, ud,
 /* ---- GET /api/jobs/{id}/events ---- */
 
 typedef struct {
-    asr_api_t *api;
-    asr_http_req_t *req;
+    asr_api_sse_t sse; /* first */
     int64_t id;
     int state;       /* last sent; -1 none */
     double progress; /* last sent */
     int attempts;
-    bool ended;
-    asr_buf_t out;
-    size_t off;
-} sse_t;
-
-static void sse_event(sse_t *s, const char *event, json_t *data) {
-    char *js = asr__api_json_dumps(data, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    asr_buf_printf(&s->out, "event: %s\ndata: %s\n\n", event, js ? js : "{}");
-    free(js);
-}
+} job_sse_t;
 
 /* Reads the job and queues the events its change calls for. */
-static void sse_poll(sse_t *s) {
+static void job_sse_poll(asr_api_sse_t *sse) {
+    job_sse_t *s = (job_sse_t *)sse;
     asr_store_job_t j;
-    asr_err_t e = asr_store_job_get(s->api->store, s->id, &j);
+    asr_err_t e = asr_store_job_get(sse->api->store, s->id, &j);
     if (e == ASR_ERR_NOT_FOUND) {
         json_t *o = json_object();
         json_object_set_new(o, "id", json_integer(s->id));
         json_object_set_new(o, "message", json_string("the job no longer exists"));
-        sse_event(s, "error", o);
+        asr__api_sse_event(sse, "error", o);
         json_decref(o);
-        s->ended = true;
+        sse->ended = true;
         return;
     }
     if (e != ASR_OK)
         return; /* the database hiccuped: try again at the next poll */
     json_t *o = asr__api_job_json(&j);
     if ((int)j.state != s->state || j.attempts != s->attempts) {
-        sse_event(s, "state", o);
+        asr__api_sse_event(sse, "state", o);
         s->state = (int)j.state;
         s->attempts = j.attempts;
         s->progress = j.progress;
     } else if (fabs(j.progress - s->progress) > 1e-9) {
-        sse_event(s, "progress", o);
+        asr__api_sse_event(sse, "progress", o);
         s->progress = j.progress;
     }
     if (j.state == ASR_STORE_JOB_DONE || j.state == ASR_STORE_JOB_FAILED ||
         j.state == ASR_STORE_JOB_CANCELLED) {
-        sse_event(s, "end", o);
-        s->ended = true;
+        asr__api_sse_event(sse, "end", o);
+        sse->ended = true;
     }
     json_decref(o);
     asr_store_job_clear(&j);
-}
-
-static ssize_t sse_read(void *ud, char *buf, size_t max) {
-    sse_t *s = ud;
-    double idle_since = asr_now_s();
-    for (;;) {
-        size_t n = asr_http_stream_take(&s->out, &s->off, buf, max);
-        if (n > 0)
-            return (ssize_t)n;
-        if (s->ended)
-            return 0;
-        if (asr_http_client_gone(s->req) || asr_http_draining(s->api->srv))
-            return -1;
-        if (asr_now_s() - idle_since > 10.0) { /* keeps proxies from timing out */
-            asr_buf_puts(&s->out, ": keep-alive\n\n");
-            continue;
-        }
-        usleep(250 * 1000);
-        sse_poll(s);
-    }
-}
-
-static void sse_free(void *ud) {
-    sse_t *s = ud;
-    asr_buf_free(&s->out);
-    free(s);
 }
 
 void asr__api_job_events(asr_http_req_t *req, void *ud) {
@@ -221,14 +185,12 @@ void asr__api_job_events(asr_http_req_t *req, void *ud) {
     int64_t id;
     if (!path_id(req, &id) || !exists(req, api, id, false))
         return;
-    sse_t *s = asr_xcalloc(1, sizeof *s);
-    s->api = api;
-    s->req = req;
+    job_sse_t *s = asr_xcalloc(1, sizeof *s);
+    asr__api_sse_init(&s->sse, api, req, job_sse_poll, NULL);
     s->id = id;
     s->state = -1;
-    asr_buf_init(&s->out);
-    sse_poll(s); /* the current state first */
-    asr_http_respond_stream(req, 200, "text/event-stream", sse_read, s, sse_free);
+    job_sse_poll(&s->sse); /* the current state first */
+    asr__api_sse_respond(&s->sse);
 }
 
 /* ---- GET /api/recordings/{id}/transcript ---- */

@@ -119,6 +119,8 @@ int64_t asr__http_max_upload(const asr_http_req_t *req);
 /* token.c */
 /* Fills srv->token_secret with random bytes (hex). */
 void asr__http_token_init(asr_http_server_t *srv);
+/* a == b in time independent of their contents (secrets: API keys, tokens). */
+bool asr__http_secret_equal(const char *a, const char *b);
 /* True when `token` opens an event stream on this server now. */
 bool asr__http_token_ok(const asr_http_server_t *srv, const char *token);
 /* Rewrites the value of each `token=` query argument of `uri` to "-", in place (the access log). */

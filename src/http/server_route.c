@@ -23,14 +23,6 @@
 
 /* ---- auth and CORS ---- */
 
-static bool ct_equal(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char d = la != lb;
-    for (size_t i = 0; i < la && i < lb; i++)
-        d |= (unsigned char)(a[i] ^ b[i]);
-    return d == 0;
-}
-
 static bool origin_allowed(const asr_http_server_t *srv, const char *origin, bool *wildcard) {
     *wildcard = false;
     for (int i = 0; origin && i < srv->n_cors; i++) {
@@ -156,7 +148,7 @@ static bool authorized(asr_http_req_t *req) {
         key++;
     bool ok = false;
     for (int i = 0; i < srv->n_api_keys; i++)
-        ok |= ct_equal(key, srv->api_keys[i]);
+        ok |= asr__http_secret_equal(key, srv->api_keys[i]);
     return ok;
 }
 

@@ -47,8 +47,9 @@ void asr_http_token_make(const char *key, int64_t expires_at_ms, uint64_t nonce,
         k += snprintf(out + k, 3, "%02x", mac[i]);
 }
 
-/* Constant time in the token's length (the length itself is public: the format fixes it). */
-static bool same(const char *a, const char *b) {
+/* Constant time in the strings' contents (their lengths are public: a token's format fixes it);
+ * the one compare of secrets in the http layer (API keys too: server_route.c). */
+bool asr__http_secret_equal(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     unsigned char d = la != lb;
     for (size_t i = 0; i < la && i < lb; i++)
@@ -85,7 +86,7 @@ bool asr_http_token_verify(char *const *keys, int n_keys, const char *token, int
     for (int i = 0; i < n_keys; i++) {
         char want[ASR_HTTP_TOKEN_MAX];
         asr_http_token_make(keys[i], exp, nonce, want);
-        ok |= same(token, want);
+        ok |= asr__http_secret_equal(token, want);
     }
     return ok;
 }
