@@ -27,6 +27,7 @@ import pytest
 import asrdtest as t
 import jobsutil as ju
 import web_driver as wd
+from web_driver import console
 from server_fixture import AsrdServer
 
 requests = t.import_or_missing("requests")
@@ -110,14 +111,6 @@ def js(drv, code, *args):
 def text_of(drv, sel) -> str:
     return js(drv, "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''",
               sel)
-
-
-def console(drv) -> str:
-    try:
-        return "\nbrowser console:\n" + "\n".join(
-            f"  {e['level']}: {e['message']}" for e in drv.get_log("browser"))
-    except Exception:  # noqa: BLE001
-        return ""
 
 
 def open_with_key(drv, srv, hash_="#/recordings", lang="en"):

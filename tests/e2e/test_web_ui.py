@@ -23,6 +23,7 @@ import pytest
 
 import asrdtest as t
 import web_driver as wd
+from web_driver import console
 from server_fixture import AsrdServer
 
 requests = t.import_or_missing("requests")
@@ -68,14 +69,6 @@ def open_page(drv, srv, hash_="#/recordings", lang="en"):
         "return !document.body.classList.contains('loading') && "
         "document.documentElement.lang === arguments[0]", lang),
         what="the UI to load", on_fail=lambda: console(drv))
-
-
-def console(drv) -> str:
-    try:
-        return "\nbrowser console:\n" + "\n".join(
-            f"  {e['level']}: {e['message']}" for e in drv.get_log("browser"))
-    except Exception:  # noqa: BLE001
-        return ""
 
 
 def css(drv, sel):

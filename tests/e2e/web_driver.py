@@ -53,6 +53,15 @@ def console_errors(drv) -> list:
     return [e["message"] for e in drv.get_log("browser") if e["level"] == "SEVERE"]
 
 
+def console(drv) -> str:
+    """The browser console since the last read, for a failure message ("" when unreadable)."""
+    try:
+        return "\nbrowser console:\n" + "\n".join(
+            f"  {e['level']}: {e['message']}" for e in drv.get_log("browser"))
+    except Exception:  # noqa: BLE001
+        return ""
+
+
 def start(width: int = 1280, height: int = 1000, lang: str = "en-US", download_dir: Path = None):
     """A new headless Chromium session (the caller quits it)."""
     from selenium import webdriver
