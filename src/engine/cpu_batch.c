@@ -12,7 +12,7 @@
  * resubmit at slightly different times; running whatever had arrived would split the batch. So
  * the batcher waits until each stream of the last round has submitted again, or until a
  * deadline: GATHER_MULT times an EMA (weight 1/8) of the time from a pass's end to each of its
- * streams' next step, within [GATHER_MIN_S, GATHER_MAX_S] (a beam search's choice of a large
+ * streams' next step, within [50 us, GATHER_MAX_S] (gather.h) (a beam search's choice of a large
  * vocabulary's candidates takes about a millisecond on a loaded core; a stream that left costs the
  * others at most the deadline, once). ASRD_CPU_BATCH_GATHER_US=N fixes it at N us.
  *
@@ -24,9 +24,8 @@
 #include <string.h>
 
 #include "engine/engine_int.h"
+#include "engine/gather.h"
 
-#define GATHER_MULT 4
-#define GATHER_MIN_S 50e-6
 #define GATHER_MAX_S 5e-3
 #define MAX_ROWS 64
 #define MAX_ROUND 64 /* steps taken in one round (the rest wait for the next) */
@@ -39,26 +38,9 @@ struct asr__cpu_batch {
     bool started, stop;
     asr_pool_t *pool;
     asr_stream_t *head, *tail; /* pending steps, linked by cb.next */
-    unsigned gen;              /* rounds run; a stream's cb.mark names the last that ran it */
-    int missing;               /* streams of the last round not back yet */
-    double done_at, gap_ema, fixed;
+    asr_gather_t gather;       /* the gather rule's state; a stream's cb.mark */
     asr_batch_stats_t stats;
 };
-
-/* Under mu: the gather rule's wait (see the top of the file). */
-static void gather(struct asr__cpu_batch *b) {
-    if (b->missing <= 0)
-        return;
-    double wait = GATHER_MULT * b->gap_ema;
-    wait = wait < GATHER_MIN_S ? GATHER_MIN_S : wait > GATHER_MAX_S ? GATHER_MAX_S : wait;
-    if (b->fixed > 0)
-        wait = b->fixed;
-    const double deadline = b->done_at + wait;
-    while (b->missing > 0 && !b->stop)
-        if (asr_cond_wait_until(&b->cv_work, &b->mu, deadline) != 0)
-            break;
-    b->missing = 0;
-}
 
 /* Runs round[0..n) in passes of at most MAX_ROWS rows; marks each pass's streams done. */
 static void run_round(struct asr__cpu_batch *b, asr_stream_t **round, int n) {
@@ -73,13 +55,10 @@ static void run_round(struct asr__cpu_batch *b, asr_stream_t **round, int n) {
         pthread_mutex_lock(&b->mu);
         for (int i = 0; i < k; i++) {
             asr_stream_t *s = round[i0 + i];
-            if (s->cb.mark != b->gen) {
-                s->cb.mark = b->gen;
-                b->missing++;
-            }
+            asr__gather_ran(&b->gather, &s->cb.mark);
             s->cb.done = true; /* its owner may run on once mu is released: nothing read after */
         }
-        b->done_at = asr_now_s();
+        asr__gather_pass_end(&b->gather);
         asr_batch_stats_t *st = &b->stats;
         st->dec_batches++, st->dec_rows += rows, st->dec_streams += k;
         st->max_dec_streams = k > st->max_dec_streams ? k : st->max_dec_streams;
@@ -98,7 +77,7 @@ static void *batcher_main(void *arg) {
             pthread_cond_wait(&b->cv_work, &b->mu);
         if (b->stop && !b->head)
             break;
-        gather(b);
+        asr__gather_wait(&b->gather, &b->cv_work, &b->mu, &b->stop);
         int n = 0;
         while (b->head && n < MAX_ROUND) {
             round[n++] = b->head;
@@ -106,10 +85,7 @@ static void *batcher_main(void *arg) {
         }
         if (!b->head)
             b->tail = NULL;
-        b->gen++; /* a new gather set: older marks no longer count */
-        if (b->gen == 0)
-            b->gen = 1; /* 0 is "never ran" */
-        b->missing = 0;
+        asr__gather_round(&b->gather);
         pthread_mutex_unlock(&b->mu);
         run_round(b, round, n);
         pthread_mutex_lock(&b->mu);
@@ -123,9 +99,7 @@ asr_err_t asr__cpu_batch_start(asr_model_t *m, int n_threads) {
     pthread_mutex_init(&b->mu, NULL);
     asr_cond_init(&b->cv_work);
     pthread_cond_init(&b->cv_done, NULL);
-    b->gap_ema = GATHER_MAX_S / GATHER_MULT;
-    const char *fixed = getenv("ASRD_CPU_BATCH_GATHER_US");
-    b->fixed = fixed && atof(fixed) > 0 ? atof(fixed) * 1e-6 : 0;
+    asr__gather_init(&b->gather, GATHER_MAX_S, "ASRD_CPU_BATCH_GATHER_US");
     b->pool = asr_pool_create(n_threads);
     if (pthread_create(&b->thread, NULL, batcher_main, b) != 0) {
         asr_pool_destroy(b->pool);
@@ -166,12 +140,7 @@ bool asr__cpu_batch_step(asr_stream_t *s, const int32_t *tokens, int n_seq, int 
     }
     s->cb.tokens = tokens, s->cb.n = n_seq, s->cb.pos = pos;
     s->cb.done = false, s->cb.next = NULL;
-    if (s->cb.mark && s->cb.mark == b->gen) { /* back from the last round */
-        s->cb.mark = 0;
-        if (b->missing > 0)
-            b->missing--;
-        b->gap_ema += (asr_now_s() - b->done_at - b->gap_ema) / 8;
-    }
+    asr__gather_back(&b->gather, &s->cb.mark, true); /* back from the last round */
     if (b->tail)
         b->tail->cb.next = s;
     else

@@ -224,7 +224,7 @@ struct asr_stream {
         const int32_t *tokens;
         int n, pos;
         bool done;
-        unsigned mark;
+        uint64_t mark;
         struct asr_stream *next;
     } cb;
     /* asr_stream_bench_window: the tokens of its best sequence (tests compare them) */

@@ -16,9 +16,9 @@
  * (its transcription ended) costs the others at most that deadline. The deadline is measured:
  * GATHER_MULT times an EMA (weight 1/8) of the time from a pass's completion to the next STEP of
  * each of its streams (the CPU-side search; a late STEP is measured too, so a deadline that was
- * too short grows again), within [GATHER_MIN_S, GATHER_MAX_S]: 2 ms is a few percent of a batched
- * large-model step on a GPU and far beyond a greedy search's gap (tens of us), so a stream that
- * left costs little; 50 us keeps a scheduler's wake-up jitter covered when the EMA is tiny.
+ * too short grows again), within [50 us (gather.c), GATHER_MAX_S]: 2 ms is a few percent of a
+ * batched large-model step on a GPU and far beyond a greedy search's gap (tens of us), so a stream
+ * that left costs little; 50 us keeps a scheduler's wake-up jitter covered when the EMA is tiny.
  * ASRD_GPU_GATHER_US=N (read at load) fixes the deadline at N us instead: the tests use a long
  * one to check the rule itself on a loaded CPU, where a descheduled stream thread can miss 2 ms.
  * Encoder windows that arrive during the wait batch together as before.
@@ -29,15 +29,13 @@
  * is that group's); a recoverable one is then cleared and later groups run as before, a lost
  * context (g->lost) fails every queued and later job at once, except slot closes, which only free
  * (no device call but frees is made on a lost device). The batcher never
- * reads a stream after its job is finished: the gather counts arrivals in g (gather_missing),
+ * reads a stream after its job is finished: the gather counts arrivals in g (g->gather.missing),
  * each stream only carries the mark of its last pass (gather_mark, read and cleared by submit). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/gpu_int.h"
 
-#define GATHER_MULT 4
-#define GATHER_MIN_S 50e-6
 #define GATHER_MAX_S 2e-3
 
 /* Under g->mu, the context lost: every queued job fails now, but slot closes (they free). */
@@ -158,11 +156,8 @@ static void run_batched(struct asr__gpu_model *g, asr__gpu_job_t **jobs, int n, 
         if (dec) { /* the gather set (while the streams wait: their memory is theirs again after
                       finish) */
             for (int i = 0; i < k; i++)
-                if (jobs[i0 + i]->s->g->gather_mark != g->dec_gen) {
-                    jobs[i0 + i]->s->g->gather_mark = g->dec_gen;
-                    g->gather_missing++;
-                }
-            g->dec_done = asr_now_s();
+                asr__gather_ran(&g->gather, &jobs[i0 + i]->s->g->gather_mark);
+            asr__gather_pass_end(&g->gather);
             st->dec_batches++, st->dec_rows += rows, st->dec_streams += k;
             st->max_dec_streams = k > st->max_dec_streams ? k : st->max_dec_streams;
             st->max_dec_rows = rows > st->max_dec_rows ? rows : st->max_dec_rows;
@@ -192,8 +187,7 @@ static void run_round(struct asr__gpu_model *g, asr__gpu_job_t *list) {
             singles[n_singles++] = j;
     if (n_decs) {
         pthread_mutex_lock(&g->mu);
-        g->dec_gen++; /* a new gather set: older marks no longer count */
-        g->gather_missing = 0;
+        asr__gather_round(&g->gather);
         pthread_mutex_unlock(&g->mu);
         run_batched(g, decs, n_decs, true);
     }
@@ -201,22 +195,6 @@ static void run_round(struct asr__gpu_model *g, asr__gpu_job_t *list) {
         run_single(g, singles[i]);
     if (n_encs)
         run_batched(g, encs, n_encs, false);
-}
-
-/* Under g->mu: the gather rule's wait (see the top of the file) after a round with decoder jobs;
- * returns with g->mu held. */
-static void gather(struct asr__gpu_model *g) {
-    if (g->gather_missing <= 0)
-        return;
-    double wait = GATHER_MULT * g->gap_ema;
-    wait = wait < GATHER_MIN_S ? GATHER_MIN_S : wait > GATHER_MAX_S ? GATHER_MAX_S : wait;
-    if (g->gather_fixed > 0)
-        wait = g->gather_fixed;
-    const double deadline = g->dec_done + wait;
-    while (g->gather_missing > 0 && !g->stop)
-        if (asr_cond_wait_until(&g->cv_work, &g->mu, deadline) != 0)
-            break;
-    g->gather_missing = 0;
 }
 
 /* Under g->mu: the arrays of a round of the pending jobs (grown only past the largest round so
@@ -264,7 +242,7 @@ static void *batcher_main(void *arg) {
             pthread_cond_wait(&g->cv_work, &g->mu);
         if (!g->head)
             break;
-        gather(g);
+        asr__gather_wait(&g->gather, &g->cv_work, &g->mu, &g->stop);
         round_arrays(g);
         asr__gpu_job_t *list = g->head;
         g->head = g->tail = NULL;
@@ -289,9 +267,7 @@ asr_err_t asr__gpu_batcher_start(struct asr__gpu_model *g,
                                  void (*fini)(struct asr__gpu_model *)) {
     pthread_mutex_init(&g->mu, NULL);
     asr_cond_init(&g->cv_work); /* the gather's timed wait */
-    g->gap_ema = GATHER_MAX_S / GATHER_MULT;
-    const char *fixed = getenv("ASRD_GPU_GATHER_US");
-    g->gather_fixed = fixed && atof(fixed) > 0 ? atof(fixed) * 1e-6 : 0;
+    asr__gather_init(&g->gather, GATHER_MAX_S, "ASRD_GPU_GATHER_US");
     pthread_cond_init(&g->cv_done, NULL);
     start_t st = {g, init, fini};
     if (pthread_create(&g->thread, NULL, batcher_main, &st) != 0) {
@@ -333,13 +309,8 @@ asr_err_t asr__gpu_submit(struct asr__gpu_model *g, asr__gpu_job_t *j) {
         return ASR_ERR_GPU;
     }
     struct asr__gpu_stream *sg = j->s ? j->s->g : NULL;
-    if (sg && sg->gather_mark && sg->gather_mark == g->dec_gen) { /* back from the last pass */
-        sg->gather_mark = 0;
-        if (g->gather_missing > 0)
-            g->gather_missing--;
-        if (j->kind == ASR_GPU_JOB_STEP)
-            g->gap_ema += (asr_now_s() - g->dec_done - g->gap_ema) / 8;
-    }
+    if (sg) /* back from the last pass */
+        asr__gather_back(&g->gather, &sg->gather_mark, j->kind == ASR_GPU_JOB_STEP);
     if (g->tail)
         g->tail->next = j;
     else

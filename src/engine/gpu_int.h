@@ -32,6 +32,7 @@
 #include <stdatomic.h>
 
 #include "engine/engine_int.h"
+#include "engine/gather.h"
 #include "engine/gpu_layout.h"
 #include "gpu/dev.h"
 
@@ -111,7 +112,7 @@ struct asr__gpu_stream {
     asr__gpu_copy_t copies[ASR_GPU_MAX_COPIES];
     int n_copies;
     asr_err_t err;        /* the first device failure this stream saw */
-    uint64_t gather_mark; /* g->dec_gen of its last decoder pass until its next submission */
+    uint64_t gather_mark; /* the gather round of its last decoder pass until its next submission */
 };
 
 struct asr__gpu_model {
@@ -149,11 +150,7 @@ struct asr__gpu_model {
     asr__gpu_job_t *head, *tail;
     bool stop, ready;
     /* the gather rule (gpu_batch.c): the streams of the last decoder pass not back yet */
-    uint64_t dec_gen;       /* decoder rounds run; a stream's gather_mark names its last */
-    int gather_missing;     /* streams of the last decoder round that have not submitted again */
-    double dec_done;        /* when its last pass finished (asr_now_s) */
-    double gap_ema;         /* EMA of a step's completion to its stream's next STEP (seconds) */
-    double gather_fixed;    /* > 0: a fixed deadline instead (ASRD_GPU_GATHER_US: tests, tuning) */
+    asr_gather_t gather; /* the gather rule after decoder passes (gather.h; ASRD_GPU_GATHER_US) */
     asr__gpu_job_t **round; /* the batcher's arrays: [3 * round_cap] */
     int round_cap;
     asr_err_t init_rc;
