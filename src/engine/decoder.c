@@ -182,7 +182,7 @@ static void embed_to(const asr_model_t *m, float *dx, const int32_t *tokens, int
     for (int i = 0; i < n; i++) {
         const float *p = m->dec_pos + (size_t)(pos0 + (same_pos ? 0 : i)) * d;
         float *x = dx + (size_t)i * d;
-        asr_nn_weight_row(&m->tok_emb, tokens[i], d, x);
+        asr__embed_row(m, tokens[i], x);
         for (int j = 0; j < d; j++)
             x[j] += p[j];
     }
@@ -197,8 +197,7 @@ static void logits_rows(asr_stream_t *s, int first_row, int n_rows) {
     const int d = m->info.d_model;
     asr_nn_layer_norm(NULL, s->dx + (size_t)first_row * d, s->dh, n_rows, d, m->dec_ln.gamma,
                       m->dec_ln.beta, 1e-5f);
-    asr_nn_linear_w(s->pool, s->dh, d, &m->tok_emb, NULL, s->logits, m->info.n_vocab, n_rows,
-                    m->info.n_vocab, d);
+    asr__logits(m, s->pool, s->dh, n_rows, s->logits, m->info.n_vocab, NULL);
 }
 
 void asr__dec_logits_row(asr_stream_t *s, int row) {
@@ -366,12 +365,11 @@ static void many_logits(asr_stream_t *const *ss, int k, const int *r0, int R, as
     const size_t C = (size_t)m->info.n_text_ctx;
     float *out = L0->dqkv, *end = L0->dscores + C * 1500;
     const int cap = (int)((size_t)(end - out) / (size_t)V);
-    ASR_ASSERT(cap >= ASR_NN_SMALL_M && m->tok_emb.type != ASR_W_I8);
+    ASR_ASSERT(cap >= ASR_NN_SMALL_M && asr_nn_linear_w_qbytes(R, d) <= C * d * sizeof(float));
     asr_nn_layer_norm(NULL, L0->dx, L0->dh, R, d, m->dec_ln.gamma, m->dec_ln.beta, 1e-5f);
-    for (int b0 = 0; b0 < R; b0 += cap) {
+    for (int b0 = 0; b0 < R; b0 += cap) { /* dx (normed into dh) holds int8's activations */
         int nb = R - b0 < cap ? R - b0 : cap;
-        asr_nn_linear_w_many(pool, L0->dh + (size_t)b0 * d, d, &m->tok_emb, NULL, out, V, nb, V, d,
-                             NULL);
+        asr__logits(m, pool, L0->dh + (size_t)b0 * d, nb, out, V, L0->dx);
         for (int i = 0; i < k; i++)
             for (int r = 0; r < ss[i]->cb.n; r++)
                 if (r0[i] + r >= b0 && r0[i] + r < b0 + nb)

@@ -153,6 +153,10 @@ static int load_wmat(loader_t *L, const char *name, int64_t n0, int64_t n1, asr_
         }
         asr_nn_convert_rows(chunk, (int)nr, (int)n1, wtype, (char *)dst + (size_t)(r * n1) * el,
                             scale ? scale + r : NULL);
+        /* the source's pages go as they are converted: loading peaks at the converted weights
+         * plus a chunk, not plus the tensor */
+        size_t row_b = (size_t)n1 * asr_wdtype_size(v->dtype);
+        asr_wfile_drop_pages(v->data + (size_t)r * row_b, (size_t)nr * row_b);
     }
     free(chunk);
     asr_wfile_drop_pages(v->data, (size_t)(n0 * n1) * asr_wdtype_size(v->dtype));
@@ -395,6 +399,48 @@ static void unpack_encoder(asr_model_t *m) {
     }
 }
 
+/* The token embedding, also the output projection whose logits beam search ranks: in the compute
+ * type's storage, except under int8, where it is held in two int8 levels with a scale per row
+ * each, w = scale·q + res_scale·r (r: the first level's error, quantised again; within
+ * max|w|/64516 of the file's value, finer than float16 there), in no more bytes than float16:
+ * q alone scores the vocabulary, both score again the highest of each row (logits.c). */
+static int load_embedding(loader_t *L, int64_t V, int64_t d) {
+    asr_model_t *m = L->m;
+    const char *name = "decoder/embeddings/weight";
+    if (L->wtype != ASR_W_I8)
+        return load_wmat(L, name, V, d, L->wtype, &m->tok_emb);
+    const asr_wvar_t *v = shaped(L, name, V, d);
+    if (!v)
+        return -1;
+    int8_t *q = alloc_weights(L, name, (size_t)(V * d)),
+           *r = alloc_weights(L, name, (size_t)(V * d));
+    float *qs = alloc_weights(L, name, (size_t)V * sizeof(float));
+    float *rs = alloc_weights(L, name, (size_t)V * sizeof(float));
+    float *chunk = malloc((size_t)(64 * d) * sizeof(float));
+    if (!q || !r || !qs || !rs || !chunk) {
+        free(chunk);
+        asr_errf(L->err, L->err_len, "out of memory loading %s", name);
+        L->oom = true;
+        return -1;
+    }
+    for (int64_t j = 0; j < V; j += 64) {
+        int64_t nr = V - j < 64 ? V - j : 64;
+        if (decode_f32(L, v, name, d, j * d, (j + nr) * d, chunk)) {
+            free(chunk);
+            return -1;
+        }
+        asr_nn_convert_rows(chunk, (int)nr, (int)d, ASR_W_I8, q + j * d, qs + j);
+        for (int64_t i = 0; i < nr * d; i++)
+            chunk[i] -= qs[j + i / d] * (float)q[j * d + i];
+        asr_nn_convert_rows(chunk, (int)nr, (int)d, ASR_W_I8, r + j * d, rs + j);
+    }
+    free(chunk);
+    asr_wfile_drop_pages(v->data, (size_t)(V * d) * asr_wdtype_size(v->dtype));
+    m->tok_emb = (asr_wmat_t){ASR_W_I8, q, qs, (int)d};
+    m->tok_res = (asr_wmat_t){ASR_W_I8, r, rs, (int)d};
+    return 0;
+}
+
 /* Every tensor; m->info holds the file's dimensions (asr__model_dims). */
 static int load_weights(loader_t *L) {
     asr_model_t *m = L->m;
@@ -423,10 +469,7 @@ static int load_weights(loader_t *L) {
     }
     if (load_norm(L, &m->enc_ln, "encoder/layer_norm", d))
         return -1;
-    /* the token embedding is also the output projection whose logits beam search ranks: under
-     * int8 it stays float16 (int8 there cost base 20 WER points on the noisy 88-s clip) */
-    if (load_wmat(L, "decoder/embeddings/weight", in->n_vocab, d,
-                  L->wtype == ASR_W_I8 ? ASR_W_F32 : L->wtype, &m->tok_emb) ||
+    if (load_embedding(L, in->n_vocab, d) ||
         !(m->dec_pos = load_f32(L, "decoder/position_encodings/encodings", in->n_text_ctx, d)))
         return -1;
     m->dec = track(m, asr_xcalloc((size_t)in->n_text_layer, sizeof *m->dec));
