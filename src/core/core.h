@@ -65,8 +65,9 @@ void *asr_realloc(void *p, size_t n);
 /* 64-byte aligned, checked; free with asr_free_aligned. */
 void *asr_malloc_aligned(size_t n);
 void asr_free_aligned(void *p);
-/* A large zeroed region on 2-MiB boundaries, advised to use transparent huge pages: first touch
- * costs one fault per 2 MiB instead of per 4 KiB (the model's weights, a slot's arena). Checked
+/* A large zeroed region on 2-MiB boundaries, advised to use transparent huge pages when it is
+ * 1 GiB or more (a large model's weights): first touch costs one fault per 2 MiB instead of per
+ * 4 KiB, but may wait for the kernel to compact memory, which smaller regions skip. Checked
  * like the others; free with asr_free_huge and the same n. asr_huge_trim gives back the pages past
  * `keep` bytes and returns the size to free with from then on. */
 void *asr_malloc_huge(size_t n);

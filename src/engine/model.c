@@ -430,8 +430,12 @@ static int load_embedding(loader_t *L, int64_t V, int64_t d) {
             return -1;
         }
         asr_nn_convert_rows(chunk, (int)nr, (int)d, ASR_W_I8, q + j * d, qs + j);
-        for (int64_t i = 0; i < nr * d; i++)
-            chunk[i] -= qs[j + i / d] * (float)q[j * d + i];
+        for (int64_t i = 0; i < nr; i++) {
+            float *c = chunk + i * d, s = qs[j + i];
+            const int8_t *qr = q + (j + i) * d;
+            for (int64_t t = 0; t < d; t++)
+                c[t] -= s * (float)qr[t];
+        }
         asr_nn_convert_rows(chunk, (int)nr, (int)d, ASR_W_I8, r + j * d, rs + j);
     }
     free(chunk);
