@@ -123,7 +123,7 @@ struct asr_model {
     asr_norm_t enc_ln;
     /* decoder */
     asr_wmat_t tok_emb;   /* [n_vocab][d], also the output projection (compute type storage) */
-    asr_wmat_t tok_res;   /* int8 compute: the second level of the embedding (model.c
+    asr_wmat_t tok_res;   /* int8 and bfloat16: the second int8 level of the embedding (model.c
                              load_embedding: row j = tok_emb's + tok_res's); data NULL otherwise */
     asr_wtype_t wtype;    /* the decoder matrices' storage: the compute type */
     float *dec_pos;       /* [448][d] */
@@ -275,13 +275,13 @@ typedef struct {
 asr_pcm_source_t asr__mem_source(asr__mem_source_t *ms, const float *pcm, size_t n);
 
 /* logits.c: logits [rows][V] (ld ldo) of normed hidden rows h [rows][d] on pool from tok_emb;
- * under int8 (two levels) from its first level, then the ASR_LOGITS_EXACT highest of each row
- * again from both. qbuf NULL: asr_nn_linear_w; else asr_nn_linear_w_many with that activation
- * buffer (at least asr_nn_linear_w_qbytes(rows, d) bytes). */
+ * under int8 and bfloat16 (two levels) from its first level, then the ASR_LOGITS_EXACT highest of
+ * each row again from both. qbuf NULL: asr_nn_linear_w; else asr_nn_linear_w_many with that
+ * activation buffer (at least asr_nn_linear_w_qbytes(rows, d) bytes). */
 #define ASR_LOGITS_EXACT 64
 void asr__logits(const asr_model_t *m, asr_pool_t *pool, const float *h, int rows, float *out,
                  int ldo, void *qbuf);
-/* Row `token` of the embedding as float32 (both levels under int8) into out [d]. */
+/* Row `token` of the embedding as float32 (both levels where there are two) into out [d]. */
 void asr__embed_row(const asr_model_t *m, int token, float *out);
 /* The indices of the k (at most ASR_LOGITS_EXACT and n) highest of x[0..n) into idx, in no
  * order; returns their number. */

@@ -1,8 +1,8 @@
 /* engine: the output projection, the logits every search step ranks (one home for the decoder's
  * single-stream steps and the CPU batcher's shared passes), and the embedding rows it shares.
  *
- * Under float32 and bfloat16 it is one linear layer over the token embedding. Under int8 the step
- * of a large model is bound by memory bandwidth and the embedding is its largest matrix
+ * Under float32 it is one linear layer over the float16 embedding. Under int8 and bfloat16 the
+ * step of a large model is bound by memory bandwidth and the embedding is its largest matrix
  * (large-v3: 51866 x 1280, 133 MB in float16 against 92 MB for the four int8 layers of turbo),
  * so it is held in two int8 levels (model.c load_embedding): the first alone scores the whole
  * vocabulary (activations quantised per row, as every int8 layer does), then the

@@ -399,15 +399,15 @@ static void unpack_encoder(asr_model_t *m) {
     }
 }
 
-/* The token embedding, also the output projection whose logits beam search ranks: in the compute
- * type's storage, except under int8, where it is held in two int8 levels with a scale per row
- * each, w = scale·q + res_scale·r (r: the first level's error, quantised again; within
- * max|w|/64516 of the file's value, finer than float16 there), in no more bytes than float16:
- * q alone scores the vocabulary, both score again the highest of each row (logits.c). */
+/* The token embedding, also the output projection whose logits beam search ranks: float16 as in
+ * the file under float32; under int8 and bfloat16 two int8 levels with a scale per row each,
+ * w = scale·q + res_scale·r (r: the first level's error, quantised again; within max|w|/64516 of
+ * the file's value, finer than float16 there, and bfloat16's), in no more bytes than float16: q
+ * alone scores the vocabulary, both score again the highest of each row (logits.c). */
 static int load_embedding(loader_t *L, int64_t V, int64_t d) {
     asr_model_t *m = L->m;
     const char *name = "decoder/embeddings/weight";
-    if (L->wtype != ASR_W_I8)
+    if (L->wtype == ASR_W_F32)
         return load_wmat(L, name, V, d, L->wtype, &m->tok_emb);
     const asr_wvar_t *v = shaped(L, name, V, d);
     if (!v)

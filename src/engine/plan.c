@@ -158,13 +158,13 @@ asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type,
     w += (size_t)in->n_audio_layer * enc_layer + norm;
     w += (size_t)in->n_text_ctx * d;
     w += (size_t)in->n_text_layer * dec_layer + norm;
-    /* the embedding: float16 under float32, bfloat16 under bfloat16, two int8 levels with their
-     * scales under int8 (added below) */
+    /* the embedding: float16 under float32, two int8 levels with their scales under int8 and
+     * bfloat16 (added below) */
     size_t emb = (size_t)in->n_vocab * d;
     /* a file whose matrices are not float16 has them made float32: the encoder's, and the
      * decoder's and the embedding's under float32 compute */
     size_t m16 = in->f32_matrices ? 4 : 2;
-    size_t emb_b = wt == ASR_W_BF16 ? 2 : wt == ASR_W_I8 ? 0 : m16;
+    size_t emb_b = wt == ASR_W_F32 ? m16 : 0;
     size_t wh = (size_t)in->n_text_layer * dec_layer_h;
     out->n_seq = n_seq;
     out->compute_type = wt == ASR_W_I8 ? "int8" : wt == ASR_W_BF16 ? "bfloat16" : "float32";
@@ -175,7 +175,7 @@ asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type,
     size_t w16 = (size_t)in->n_audio_layer * enc_layer16 + (size_t)in->n_text_layer * dec_layer16;
     out->weights = w * f + w16 * m16 + emb * emb_b +
                    (wt == ASR_W_I8 ? wh + rows * f : wh * (wt == ASR_W_BF16 ? 2 : m16));
-    if (wt == ASR_W_I8)
+    if (wt != ASR_W_F32)
         out->weights += 2 * (emb + (size_t)in->n_vocab * f);
     /* the encoder's matrices (and conv2's) packed for oneDNN: bfloat16 or int8 with a scale per
      * column, each with its bias copied; they replace the mapped float16 ones (a float32 file's

@@ -1,8 +1,8 @@
 /* The output projection (src/engine/logits.c), on a random tiny model made here:
  *
  * 1. asr__logits_top returns exactly the k highest of random arrays (ties, k >= n, NaN skipped).
- * 2. int8: the model holds the embedding in two int8 levels (tok_emb, tok_res), every row within
- *    max|w|/64516 of the file's; asr__logits scores every token from the first and then the
+ * 2. int8 and bfloat16: the model holds the embedding in two int8 levels (tok_emb, tok_res), every
+ * row within max|w|/64516 of the file's; asr__logits scores every token from the first and then the
  *    ASR_LOGITS_EXACT highest of each row from both: against the double-precision reference
  *    over the float32 model's embedding, the 16 highest are the
  *    reference's in the same order with its values (within 2e-4), most other tokens differ
@@ -93,9 +93,8 @@ static float *hidden(int d) {
     return h;
 }
 
-static void test_int8(void **state) {
-    (void)state;
-    asr_model_t *m = load("int8"), *mf = load("float32");
+static void two_levels(const char *ct) {
+    asr_model_t *m = load(ct), *mf = load("float32");
     assert_non_null(m);
     assert_non_null(mf);
     assert_int_equal(m->tok_emb.type, ASR_W_I8);
@@ -151,7 +150,8 @@ static void test_int8(void **state) {
             emax = err > emax ? err : emax;
             differ += err > 1e-4f * (1.0f + fabsf(e[t]));
         }
-        print_message("row %d: %d of %d tokens from int8, max |error| %.4f\n", r, differ, V, emax);
+        print_message("%s row %d: %d of %d tokens from int8, max |error| %.4f\n", ct, r, differ, V,
+                      emax);
         assert_true(differ > V / 2);
         assert_true(emax < 0.05f * sqrtf((float)d));
     }
@@ -163,6 +163,16 @@ static void test_int8(void **state) {
     free(h);
     asr_model_destroy(mf);
     asr_model_destroy(m);
+}
+
+static void test_int8(void **state) {
+    (void)state;
+    two_levels("int8");
+}
+
+static void test_bfloat16(void **state) {
+    (void)state;
+    two_levels("bfloat16");
 }
 
 static void test_float32(void **state) {
@@ -212,6 +222,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_top),
         cmocka_unit_test(test_int8),
+        cmocka_unit_test(test_bfloat16),
         cmocka_unit_test(test_float32),
     };
     return cmocka_run_group_tests(tests, make_random, remove_random);
