@@ -46,19 +46,33 @@ static size_t v_off(int d, int dh, int h, int t, int c) {
            (size_t)t * XT + c % XT;
 }
 
-/* src element (key t, channel c) at src[t * st + c * sc]. Under float16 the block is packed in
- * float32 into the encoder's free scratch first, then converted in one vector pass. */
+/* src element (key t, channel c) at src[t * st + c * sc], times scale. Under float16 the block is
+ * packed in float32 into the encoder's free scratch first, then converted in one vector pass. */
 static void pack_cross(const asr_stream_t *s, const float *src, size_t st, size_t sc, int d, int dh,
-                       bool is_k, size_t base) {
+                       bool is_k, size_t base, float scale) {
     const bool half = cross_half(s);
     const size_t first = is_k ? 0 : (size_t)d * 1500; /* the block's offsets start here */
     float *f = half ? s->eb.big2 : s->cross_kv + base + first;
-    for (int t = 0; t < 1500; t++)
-        for (int c = 0; c < d; c++) {
-            int h = c / dh, ch = c % dh;
-            size_t o = is_k ? k_off(dh, h, t, ch) : v_off(d, dh, h, t, ch);
-            f[o - first] = src[(size_t)t * st + (size_t)c * sc];
+    if (is_k) { /* a tile's keys are consecutive: 16 source rows at a time stay in cache */
+        for (int t0 = 0; t0 < 1500; t0 += XT) {
+            const int w = t0 / XT < XT_FULL ? XT : XT_LAST;
+            for (int h = 0, c = 0; h < d / dh; h++)
+                for (int ch = 0; ch < dh; ch++, c++) {
+                    float *o = f + k_off(dh, h, t0, ch);
+                    const float *sp = src + (size_t)t0 * st + (size_t)c * sc;
+                    for (int i = 0; i < w; i++)
+                        o[i] = sp[(size_t)i * st] * scale;
+                }
         }
+    } else { /* XT consecutive channels of a key are consecutive */
+        for (int t = 0; t < 1500; t++)
+            for (int c0 = 0; c0 < d; c0 += XT) {
+                float *o = f + (v_off(d, dh, c0 / dh, t, c0 % dh) - first);
+                const float *sp = src + (size_t)t * st + (size_t)c0 * sc;
+                for (int i = 0; i < XT; i++)
+                    o[i] = sp[(size_t)i * sc] * scale;
+            }
+    }
     if (half)
         asr_nn_f2h_n(f, (uint16_t *)s->cross_kv + base + first, (size_t)d * 1500);
 }
@@ -66,22 +80,29 @@ static void pack_cross(const asr_stream_t *s, const float *src, size_t st, size_
 static void cross_kv(asr_stream_t *s) {
     const asr_model_t *m = s->m;
     const int d = m->info.d_model, dh = d / m->info.n_text_head;
+    const float scale = 1.0f / sqrtf((float)dh);
     for (int l = 0; l < m->info.n_text_layer; l++) {
         const asr_linear_t *kv = &m->dec[l].cross_kv;
         size_t base = (size_t)l * 2 * d * 1500;
+        if (kv->dn) { /* bfloat16/int8 on oneDNN, as the encoder: [K | V] = X·[Wk; Wv]ᵀ + b */
+            asr_err_t e = asr_nn_dnnl_run(s->pool, kv->dn, s->eb.out, d, s->eb.big, 2 * d, s->eb.w);
+            ASR_ASSERT(e == ASR_OK);
+            pack_cross(s, s->eb.big, (size_t)2 * d, 1, d, dh, true, base, scale);
+            pack_cross(s, s->eb.big + d, (size_t)2 * d, 1, d, dh, false, base, 1.0f);
+            continue;
+        }
         /* Kᵀ·scale = scale·(Wk·Xᵀ) + scale·bk, computed as [d][1500]: the order of operations
          * that reproduces faster-whisper's transcripts */
-        const float scale = 1.0f / sqrtf((float)dh);
         const float *w = asr__lin_f32(s, kv); /* [2d][d]: Wk then Wv */
         asr_nn_gemm_nt_mt(s->pool, w, d, s->eb.out, d, s->eb.big, 1500, d, 1500, d, scale);
         if (kv->b)
             for (int r = 0; r < d; r++)
                 for (int t = 0; t < 1500; t++)
                     s->eb.big[(size_t)r * 1500 + t] += kv->b[r] * scale;
-        pack_cross(s, s->eb.big, 1, 1500, d, dh, true, base);
+        pack_cross(s, s->eb.big, 1, 1500, d, dh, true, base, 1.0f);
         asr_nn_linear_mt(s->pool, s->eb.out, d, w + (size_t)d * d, d, kv->b ? kv->b + d : NULL,
                          s->eb.big, d, 1500, d, d);
-        pack_cross(s, s->eb.big, (size_t)d, 1, d, dh, false, base);
+        pack_cross(s, s->eb.big, (size_t)d, 1, d, dh, false, base, 1.0f);
     }
 }
 

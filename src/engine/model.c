@@ -336,7 +336,19 @@ static asr_err_t pack_one(asr_model_t *m, int type, int flags, const float *w, c
     return ASR_OK;
 }
 
-/* The encoder's GEMMs for oneDNN under bfloat16/int8 on a CPU that runs them (CPU models). */
+/* A packed matrix's mapped float16 copy is not read again: its pages go. */
+static void drop_h16(asr_model_t *m, asr_linear_t *x) {
+    size_t len = (size_t)x->n_out * x->n_in * sizeof(uint16_t);
+    uintptr_t a = (uintptr_t)x->h, pg = 4096, lo = (a + pg - 1) / pg * pg;
+    uintptr_t hi = (a + len) / pg * pg;
+    if (hi > lo) /* a read-only private file mapping: dropped pages refault from it */
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    m->weight_bytes -= len;
+    x->h = NULL;
+}
+
+/* The encoder's GEMMs, and the decoder's cross-attention K/V projections, for oneDNN under
+ * bfloat16/int8 on a CPU that runs them (CPU models). */
 static asr_err_t pack_encoder(asr_model_t *m) {
     int type = asr__enc_dnnl_type(m->wtype), d = m->info.d_model;
     if (type < 0)
@@ -370,18 +382,16 @@ static asr_err_t pack_encoder(asr_model_t *m) {
             e = pack_one(m, type, x == f1 ? ASR_NN_DNNL_GELU | in16 : ASR_NN_DNNL_ACC, x->w, x->h,
                          x->b, x->n_out, x->n_in, tmp, &x->dn);
         }
-        for (int i = 0; i < 4 && e == ASR_OK; i++) {
-            asr_linear_t *x = lins[i];
-            if (x->dn && x->h) { /* the mapped float16 copy is not read again: its pages go */
-                size_t len = (size_t)x->n_out * x->n_in * sizeof(uint16_t);
-                uintptr_t a = (uintptr_t)x->h, pg = 4096, lo = (a + pg - 1) / pg * pg;
-                uintptr_t hi = (a + len) / pg * pg;
-                if (hi > lo) /* a read-only private file mapping: dropped pages refault from it */
-                    madvise((void *)lo, hi - lo, MADV_DONTNEED);
-                m->weight_bytes -= len;
-                x->h = NULL;
-            }
-        }
+        for (int i = 0; i < 4 && e == ASR_OK; i++)
+            if (lins[i]->dn && lins[i]->h)
+                drop_h16(m, lins[i]);
+    }
+    /* the cross-attention K/V projections read the encoder's output once a window (decoder.c) */
+    for (int l = 0; l < m->info.n_text_layer && e == ASR_OK; l++) {
+        asr_linear_t *x = &m->dec[l].cross_kv;
+        e = pack_one(m, type, 0, x->w, x->h, x->b, x->n_out, x->n_in, tmp, &x->dn);
+        if (e == ASR_OK && x->dn && x->h)
+            drop_h16(m, x);
     }
     free(tmp);
     return e;
@@ -396,6 +406,10 @@ static void unpack_encoder(asr_model_t *m) {
             asr_nn_dnnl_destroy(lins[i]->dn);
             lins[i]->dn = NULL;
         }
+    }
+    for (int l = 0; m->dec && l < m->info.n_text_layer; l++) {
+        asr_nn_dnnl_destroy(m->dec[l].cross_kv.dn);
+        m->dec[l].cross_kv.dn = NULL;
     }
 }
 
