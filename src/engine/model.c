@@ -117,9 +117,46 @@ static uint16_t *load_h16(loader_t *L, const char *name, int64_t n0, int64_t n1)
     return out;
 }
 
+/* v [n0][n1] converted 64 rows at a time (no float32 copy of the whole tensor) into dst of type
+ * wtype (bfloat16, or int8 with its row scales); with res (int8 only), each row's error after
+ * that is quantized again into res and res_scale (the embedding's second level). The source's
+ * pages go as they are converted: loading peaks at the converted weights plus a chunk. */
+static int convert_chunks(loader_t *L, const asr_wvar_t *v, const char *name, int64_t n0,
+                          int64_t n1, asr_wtype_t wtype, void *dst, float *scale, int8_t *res,
+                          float *res_scale) {
+    const size_t el = wtype == ASR_W_I8 ? 1 : 2, row_b = (size_t)n1 * asr_wdtype_size(v->dtype);
+    float *chunk = malloc((size_t)(64 * n1) * sizeof(float));
+    if (!chunk) {
+        asr_errf(L->err, L->err_len, "out of memory loading %s", name);
+        L->oom = true;
+        return -1;
+    }
+    for (int64_t r = 0; r < n0; r += 64) {
+        int64_t nr = n0 - r < 64 ? n0 - r : 64;
+        if (decode_f32(L, v, name, n1, r * n1, (r + nr) * n1, chunk)) {
+            free(chunk);
+            return -1;
+        }
+        asr_nn_convert_rows(chunk, (int)nr, (int)n1, wtype, (char *)dst + (size_t)(r * n1) * el,
+                            scale ? scale + r : NULL);
+        for (int64_t i = 0; res && i < nr; i++) {
+            float *c = chunk + i * n1, s = scale[r + i];
+            const int8_t *q = (const int8_t *)dst + (r + i) * n1;
+            for (int64_t t = 0; t < n1; t++)
+                c[t] -= s * (float)q[t];
+        }
+        if (res)
+            asr_nn_convert_rows(chunk, (int)nr, (int)n1, ASR_W_I8, res + r * n1, res_scale + r);
+        asr_wfile_drop_pages(v->data + (size_t)r * row_b, (size_t)nr * row_b);
+    }
+    free(chunk);
+    asr_wfile_drop_pages(v->data, (size_t)n0 * row_b);
+    return 0;
+}
+
 /* A decoder matrix [n0][n1] in storage wtype (the compute type's): float32 compute keeps a float16
  * file's values as they are (exact; the kernels convert while reading, half the bytes streamed);
- * bfloat16 and int8 convert 64 rows at a time (no float32 copy of the whole tensor). */
+ * bfloat16 and int8 are converted (convert_chunks). */
 static int load_wmat(loader_t *L, const char *name, int64_t n0, int64_t n1, asr_wtype_t wtype,
                      asr_wmat_t *out) {
     *out = (asr_wmat_t){ASR_W_F32, NULL, NULL, (int)n1};
@@ -139,27 +176,8 @@ static int load_wmat(loader_t *L, const char *name, int64_t n0, int64_t n1, asr_
     float *scale = wtype == ASR_W_I8 ? alloc_weights(L, name, (size_t)n0 * sizeof(float)) : NULL;
     if (!dst || (wtype == ASR_W_I8 && !scale))
         return -1;
-    float *chunk = malloc((size_t)(64 * n1) * sizeof(float));
-    if (!chunk) {
-        asr_errf(L->err, L->err_len, "out of memory loading %s", name);
-        L->oom = true;
+    if (convert_chunks(L, v, name, n0, n1, wtype, dst, scale, NULL, NULL))
         return -1;
-    }
-    for (int64_t r = 0; r < n0; r += 64) {
-        int64_t nr = n0 - r < 64 ? n0 - r : 64;
-        if (decode_f32(L, v, name, n1, r * n1, (r + nr) * n1, chunk)) {
-            free(chunk);
-            return -1;
-        }
-        asr_nn_convert_rows(chunk, (int)nr, (int)n1, wtype, (char *)dst + (size_t)(r * n1) * el,
-                            scale ? scale + r : NULL);
-        /* the source's pages go as they are converted: loading peaks at the converted weights
-         * plus a chunk, not plus the tensor */
-        size_t row_b = (size_t)n1 * asr_wdtype_size(v->dtype);
-        asr_wfile_drop_pages(v->data + (size_t)r * row_b, (size_t)nr * row_b);
-    }
-    free(chunk);
-    asr_wfile_drop_pages(v->data, (size_t)(n0 * n1) * asr_wdtype_size(v->dtype));
     *out = (asr_wmat_t){wtype, dst, scale, (int)n1};
     return 0;
 }
@@ -430,30 +448,8 @@ static int load_embedding(loader_t *L, int64_t V, int64_t d) {
            *r = alloc_weights(L, name, (size_t)(V * d));
     float *qs = alloc_weights(L, name, (size_t)V * sizeof(float));
     float *rs = alloc_weights(L, name, (size_t)V * sizeof(float));
-    float *chunk = malloc((size_t)(64 * d) * sizeof(float));
-    if (!q || !r || !qs || !rs || !chunk) {
-        free(chunk);
-        asr_errf(L->err, L->err_len, "out of memory loading %s", name);
-        L->oom = true;
+    if (!q || !r || !qs || !rs || convert_chunks(L, v, name, V, d, ASR_W_I8, q, qs, r, rs))
         return -1;
-    }
-    for (int64_t j = 0; j < V; j += 64) {
-        int64_t nr = V - j < 64 ? V - j : 64;
-        if (decode_f32(L, v, name, d, j * d, (j + nr) * d, chunk)) {
-            free(chunk);
-            return -1;
-        }
-        asr_nn_convert_rows(chunk, (int)nr, (int)d, ASR_W_I8, q + j * d, qs + j);
-        for (int64_t i = 0; i < nr; i++) {
-            float *c = chunk + i * d, s = qs[j + i];
-            const int8_t *qr = q + (j + i) * d;
-            for (int64_t t = 0; t < d; t++)
-                c[t] -= s * (float)qr[t];
-        }
-        asr_nn_convert_rows(chunk, (int)nr, (int)d, ASR_W_I8, r + j * d, rs + j);
-    }
-    free(chunk);
-    asr_wfile_drop_pages(v->data, (size_t)(V * d) * asr_wdtype_size(v->dtype));
     m->tok_emb = (asr_wmat_t){ASR_W_I8, q, qs, (int)d};
     m->tok_res = (asr_wmat_t){ASR_W_I8, r, rs, (int)d};
     return 0;

@@ -30,10 +30,8 @@
 #include "asr/engine.h"
 #include "audio/audio.h"
 #include "engine/engine_int.h"
-#include "engine/random_model.h"
-#include "engine/wsource.h"
-#include "engine/wwrite.h"
 #include "models_dir.h"
+#include "random_dir.h"
 
 #define N_STREAMS 4
 #define N_TOKENS 40
@@ -255,25 +253,17 @@ static void test_tiny_en_transcripts(void **state) {
 
 static int make_random(void **state) {
     (void)state;
-    if (!mkdtemp(g_random_dir))
-        return -1;
-    asr_wsource_t *ws = NULL;
     char err[512] = "";
-    if (asr_random_model_create("tiny", 7, &ws, err, sizeof err) != ASR_OK ||
-        asr_ct2_write(&ws->src, g_random_dir, err, sizeof err) != ASR_OK) {
+    if (!asr_test_random_dir("tiny", g_random_dir, err, sizeof err)) {
         print_message("random model: %s\n", err);
-        asr_wsource_close(ws);
         return -1;
     }
-    asr_wsource_close(ws);
     return 0;
 }
 
 static int remove_random(void **state) {
     (void)state;
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_random_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return asr_test_remove_dir(g_random_dir) ? 0 : -1;
 }
 
 int main(int argc, char **argv) {

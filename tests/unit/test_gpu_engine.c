@@ -40,9 +40,8 @@
 #include "asr/engine.h"
 #include "audio/audio.h"
 #include "engine/engine_int.h"
-#include "engine/random_model.h"
-#include "engine/wsource.h"
 #include "gpu/dev.h"
+#include "random_dir.h"
 
 static int failures;
 #define CHECK(cond, ...)                                                                           \
@@ -363,20 +362,12 @@ static void part_random(const clip_t *jfk, const char *shape) {
     snprintf(what, sizeof what, "random %s", shape);
     const bool tiny = !strcmp(shape, "tiny");
     char dir[] = "/tmp/asr_gpu_engine_XXXXXX";
-    if (!mkdtemp(dir)) {
-        CHECK(0, "mkdtemp");
-        return;
-    }
-    asr_wsource_t *ws = NULL;
-    char err[512];
+    char err[512] = "";
     double t0 = asr_now_s();
-    if (asr_random_model_create(shape, 7, &ws, err, sizeof err) != ASR_OK ||
-        asr_ct2_write(&ws->src, dir, err, sizeof err) != ASR_OK) {
+    if (!asr_test_random_dir(shape, dir, err, sizeof err)) {
         CHECK(0, "random model: %s", err);
-        asr_wsource_close(ws);
         return;
     }
-    asr_wsource_close(ws);
     printf("%s: made in %.1f s\n", what, asr_now_s() - t0);
     /* refusals: one line each, no model */
     asr_model_params_t p = asr_model_default_params();
@@ -431,9 +422,7 @@ static void part_random(const clip_t *jfk, const char *shape) {
     }
     asr_model_destroy(cpu);
     asr_model_destroy(dev);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    CHECK(system(cmd) == 0, "rm");
+    CHECK(asr_test_remove_dir(dir), "rm");
 }
 
 /* ---- part 2: parity on the clips ---- */
