@@ -55,7 +55,8 @@ const R = {
   shown: false, items: [], total: 0, offset: 0, limit: 20, q: '', status: '',
   rowErrors: {}, loaded: false, loading: false, pollTimer: 0, models: [], modelsAsked: false,
   selected: null, detail: null, transcript: null, transcriptKey: null, transcriptError: null,
-  audioFor: null, audioUrl: null, checked: new Set(), editing: null, live: null, refreshTimer: 0,
+  audioFor: null, audioUrl: null, langFor: null, checked: new Set(), editing: null, live: null,
+  refreshTimer: 0,
 };
 const busy = new Set(); /* "id:action" running now: a second press is ignored */
 const same = (a, b) => a !== null && b !== null && String(a) === String(b);
@@ -337,8 +338,8 @@ async function openDetail(id, focus) {
     hideError($('#edit-error'));
     hideError($('#rename-error'));
     showRename(false);
-    const r = R.detail;
-    $('#detail-language').value = r && r.language ? languageValue(r.language) : '';
+    R.langFor = null;
+    presetLanguage();
   }
   if (location.hash !== '#/recordings/' + id) history.replaceState(null, '', '#/recordings/' + id);
   $('#rec-detail').hidden = false;
@@ -395,6 +396,15 @@ async function setAudio(id) {
   }
 }
 
+/* The re-run's language menu starts at the language the selected recording was uploaded with, once
+ * that recording is known (a fresh upload may not be in the list yet when its detail opens). */
+function presetLanguage() {
+  const r = R.detail;
+  if (!r || !same(r.id, R.selected) || same(R.langFor, R.selected)) return;
+  R.langFor = R.selected;
+  $('#detail-language').value = r.language ? languageValue(r.language) : '';
+}
+
 async function loadDetail() {
   const id = R.selected;
   if (id === null) return;
@@ -402,6 +412,7 @@ async function loadDetail() {
     const r = await api('GET', recPath(id));
     if (!same(R.selected, id)) return;
     R.detail = r;
+    presetLanguage();
   } catch (e) {
     if (same(R.selected, id)) showError($('#detail-error'), errText(e));
     return;
