@@ -173,9 +173,14 @@ static void encode_window(asr_stream_t *s, const float *mel_window) {
     asr_enc_buf_t *b = &s->eb;
     const int d = m->info.d_model, M = m->info.n_mels;
     im2col_cm(mel_window, M, 3000, b->big);
-    asr_nn_linear_mt(s->pool, b->big, 3 * M, m->conv1_w, 3 * M, m->conv1_b, b->big2, d, 3000, d,
-                     3 * M);
-    asr_nn_gelu(s->pool, b->big2, (size_t)3000 * d);
+    if (m->conv1_dn) /* GELU fused (model.c) */
+        ASR_ASSERT(asr_nn_dnnl_run(s->pool, m->conv1_dn, b->big, 3 * M, b->big2, d, b->w) ==
+                   ASR_OK);
+    else
+        asr_nn_linear_mt(s->pool, b->big, 3 * M, m->conv1_w, 3 * M, m->conv1_b, b->big2, d, 3000, d,
+                         3 * M);
+    if (!m->conv1_dn || !(asr_nn_dnnl_flags(m->conv1_dn) & ASR_NN_DNNL_GELU))
+        asr_nn_gelu(s->pool, b->big2, (size_t)3000 * d);
     im2col_tm_s2(b->big2, d, 3000, b->big);
     if (m->conv2_dn) /* GELU fused (model.c) */
         ASR_ASSERT(asr_nn_dnnl_run(s->pool, m->conv2_dn, b->big, 3 * d, b->x, d, b->w) == ASR_OK);

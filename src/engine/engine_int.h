@@ -116,7 +116,8 @@ struct asr_model {
     float *conv1_w;          /* [d][n_mels*3] */
     float *conv1_b;          /* [d] */
     float *conv2_w;          /* [d][d*3] */
-    asr_nn_dnnl_t *conv2_dn; /* conv2_w packed like the layers' (asr_linear_t.dn), or NULL */
+    asr_nn_dnnl_t *conv1_dn; /* conv1_w packed like the layers' (asr_linear_t.dn), or NULL */
+    asr_nn_dnnl_t *conv2_dn; /* conv2_w so */
     float *conv2_b;
     float *enc_pos;       /* [1500][d] */
     asr_enc_layer_t *enc; /* [n_audio_layer] */

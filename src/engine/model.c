@@ -326,11 +326,12 @@ int asr__model_dims(const asr_wfile_t *f, asr_model_info_t *in, char *err, size_
     return 0;
 }
 
-/* One encoder matrix packed for oneDNN (asr__enc_dnnl_type): from float32 w, or float16 h made
- * float32 first (tmp: n*k floats). A kernel whose scratchpad outgrows the slot's buffer
- * (asr__enc_dnnl_scratch) leaves the matrix as it was. */
-static asr_err_t pack_one(asr_model_t *m, int type, int flags, const float *w, const void *h,
-                          const float *b, int n, int k, float *tmp, asr_nn_dnnl_t **out) {
+/* One encoder matrix packed for oneDNN (asr__enc_dnnl_type) for GEMMs of `rows` rows: from
+ * float32 w, or float16 h made float32 first (tmp: n*k floats). A kernel whose scratchpad outgrows
+ * the slot's buffer (asr__enc_dnnl_scratch) leaves the matrix as it was. */
+static asr_err_t pack_rows(asr_model_t *m, int type, int flags, const float *w, const void *h,
+                           const float *b, int rows, int n, int k, float *tmp,
+                           asr_nn_dnnl_t **out) {
     *out = NULL;
     if (!w) { /* the mapped bytes, at any alignment */
         const unsigned char *p = h;
@@ -342,7 +343,7 @@ static asr_err_t pack_one(asr_model_t *m, int type, int flags, const float *w, c
         w = tmp;
     }
     asr_nn_dnnl_t *g = NULL;
-    asr_err_t e = asr_nn_dnnl_pack_ex(type, flags, w, b, 1500, n, k, m->n_threads, &g);
+    asr_err_t e = asr_nn_dnnl_pack_ex(type, flags, w, b, rows, n, k, m->n_threads, &g);
     if (e == ASR_ERR_NOMEM)
         return e;
     if (e != ASR_OK || asr_nn_dnnl_scratch_bytes(g) > asr__enc_dnnl_scratch(&m->info, type)) {
@@ -352,6 +353,12 @@ static asr_err_t pack_one(asr_model_t *m, int type, int flags, const float *w, c
     m->weight_bytes += asr_nn_dnnl_weight_bytes(g);
     *out = g;
     return ASR_OK;
+}
+
+/* An encoder matrix of the 1500 positions (pack_rows). */
+static asr_err_t pack_one(asr_model_t *m, int type, int flags, const float *w, const void *h,
+                          const float *b, int n, int k, float *tmp, asr_nn_dnnl_t **out) {
+    return pack_rows(m, type, flags, w, h, b, 1500, n, k, tmp, out);
 }
 
 /* A packed matrix's mapped float16 copy is not read again: its pages go. */
@@ -374,10 +381,13 @@ static asr_err_t pack_encoder(asr_model_t *m) {
     float *tmp = malloc(sizeof(float) * 4 * (size_t)d * d);
     if (!tmp)
         return ASR_ERR_NOMEM;
-    /* what follows each GEMM, fused (encoder.c): GELU after conv2 and ffn1, the residual add after
-     * the attention's output projection and ffn2 */
-    asr_err_t e = pack_one(m, type, ASR_NN_DNNL_GELU, m->conv2_w, NULL, m->conv2_b, d, 3 * d, tmp,
-                           &m->conv2_dn);
+    /* what follows each GEMM, fused (encoder.c): GELU after the convolutions and ffn1, the residual
+     * add after the attention's output projection and ffn2; conv1 runs on the 3000 mel frames */
+    asr_err_t e = pack_rows(m, type, ASR_NN_DNNL_GELU, m->conv1_w, NULL, m->conv1_b, 3000, d,
+                            3 * m->info.n_mels, tmp, &m->conv1_dn);
+    if (e == ASR_OK)
+        e = pack_one(m, type, ASR_NN_DNNL_GELU, m->conv2_w, NULL, m->conv2_b, d, 3 * d, tmp,
+                     &m->conv2_dn);
     /* bfloat16: ffn1 writes bfloat16 that ffn2 reads as it is (both packed so, or neither); qkv
      * and ffn1 read the layer norms' bfloat16 output (encoder.c) */
     const int bf = type == ASR_NN_DNNL_BF16;
@@ -416,8 +426,9 @@ static asr_err_t pack_encoder(asr_model_t *m) {
 }
 
 static void unpack_encoder(asr_model_t *m) {
+    asr_nn_dnnl_destroy(m->conv1_dn);
     asr_nn_dnnl_destroy(m->conv2_dn);
-    m->conv2_dn = NULL;
+    m->conv1_dn = m->conv2_dn = NULL;
     for (int l = 0; m->enc && l < m->info.n_audio_layer; l++) {
         asr_linear_t *lins[] = {&m->enc[l].qkv, &m->enc[l].out, &m->enc[l].ffn1, &m->enc[l].ffn2};
         for (int i = 0; i < 4; i++) {

@@ -177,14 +177,16 @@ asr_err_t asr_plan_compute(const asr_model_info_t *in, const char *compute_type,
                    (wt == ASR_W_I8 ? wh + rows * f : wh * (wt == ASR_W_BF16 ? 2 : m16));
     if (wt != ASR_W_F32)
         out->weights += 2 * (emb + (size_t)in->n_vocab * f);
-    /* the encoder's matrices (and conv2's, and the decoder's cross K/V projections) packed for
-     * oneDNN: bfloat16 or int8 with a scale per column, each with its bias copied; they replace
-     * the mapped float16 ones (a float32 file's stay: they are part of the weights' region) */
+    /* the encoder's matrices (and the convolutions', and the decoder's cross K/V projections)
+     * packed for oneDNN: bfloat16 or int8 with a scale per column, each with its bias copied; they
+     * replace the mapped float16 ones (a float32 file's stay: they are part of the weights' region)
+     */
     int dt = asr__enc_dnnl_type(wt);
     if (dt >= 0) {
         size_t xkv16 = (size_t)in->n_text_layer * 2 * d * d;
-        size_t enc16 = (size_t)in->n_audio_layer * enc_layer16 + xkv16, vals = enc16 + 3 * d * d;
-        size_t outs = (size_t)in->n_audio_layer * 9 * d + d + (size_t)in->n_text_layer * 2 * d;
+        size_t enc16 = (size_t)in->n_audio_layer * enc_layer16 + xkv16;
+        size_t vals = enc16 + 3 * d * d + 3 * mels * d;
+        size_t outs = (size_t)in->n_audio_layer * 9 * d + 2 * d + (size_t)in->n_text_layer * 2 * d;
         out->weights += dt == ASR_NN_DNNL_BF16 ? 2 * vals + f * outs : vals + 2 * f * outs;
         /* int8 below AMX (brg:avx512_core_vnni): the packed weights carry 12 more bytes per
          * column (measured: `asrd debug weights` at ASRD_ISA=avx512) */
