@@ -6,12 +6,18 @@
  *    read, T padded to Tp (a multiple of 32) with zeros: Q [Tp][64]; K as pairs along the head
  *    dimension [32][Tp][2] (the B operand of Q·Kᵀ); V as pairs along time [Tp/2][64][2] (the B
  *    operand of P·V). Tasks take rows, so the QKV matrix is read once, in order.
- * 2. attention, per (head, block of 32 query rows), in the task's own scratch:
- *    S[32][Tp] = Q·Kᵀ (TDPBF16PS, float32 sums; each K tile serves 32 rows); per row the max,
- *    then e = exp(scale·s - max) in float32 (as 2^y: a degree-5 polynomial and VSCALEFPS, ~3e-6
- *    relative, far below bfloat16's 2^-9), summed, and stored as bfloat16 P (zeros past T);
- *    O[32][64] = P·V on the tiles, scaled by 1/sum into out (float32, or bfloat16 for a bfloat16
- *    GEMM next). Rows past T compute on zeros and are not written.
+ * 2. attention, per (head, block of 32 query rows), in chunks of CH keys whose scores and
+ *    exponentials stay in the task's L1-sized scratch (K and V are read once a block, from L2):
+ *    S[32][CH] = Q·Kᵀ (TDPBF16PS, float32 sums); e = exp(scale·s - b) in float32 (as 2^y: a
+ *    degree-3 polynomial and VSCALEFPS, 7.5e-5 relative, far below bfloat16's 2^-9), summed, and
+ *    stored as bfloat16 P (zeros past T); O[32][64] += P·V on the tiles. The next chunk's scores
+ *    are issued on the tiles between the exponentials' vector instructions, so the two units
+ *    run side by side. b is the row's maximum over the first chunk, not over all T: softmax
+ *    does not depend on b, every e is then at least one at the maximum, and a row whose sum
+ *    passes 2^100 (a score more than 100/(scale·log2 e) above the first chunk's: unseen in
+ *    Whisper) has the block redone with b the exact maxima (a pass of scores before). out =
+ *    O / sum (float32, or bfloat16 for a bfloat16 GEMM next). Rows past T compute on zeros and
+ *    are not written.
  * Each task configures the tiles (palette 1: eight 16×64-byte tiles) and releases them. The
  * process must hold the tile data permission (asr_isa() asks Linux for it). x86-64 GCC/clang
  * only; elsewhere asr_nn_attn_bf16_ok() is false. */
@@ -22,8 +28,9 @@
 #include "nn/isa.h"
 #include "nn/nn.h"
 
-#define DH 64 /* the head size served */
-#define RB 32 /* query rows per block (two tiles' rows) */
+#define DH 64  /* the head size served */
+#define RB 32  /* query rows per block (two tiles' rows) */
+#define CH 128 /* keys per chunk (a multiple of 32) */
 
 static size_t al64(size_t x) { return (x + 63) / 64 * 64; }
 static int tpad(int T) { return (T + 31) & ~31; } /* a multiple of RB too */
@@ -33,9 +40,9 @@ size_t asr_nn_attn_bf16_packed_bytes(int T, int d) {
 }
 
 size_t asr_nn_attn_bf16_task_bytes(int T) {
-    size_t tp = (size_t)tpad(T);
-    return al64(RB * tp * sizeof(float)) + al64(RB * tp * sizeof(uint16_t)) +
-           al64(RB * DH * sizeof(float)) + al64(RB * sizeof(float));
+    (void)T;
+    return 2 * al64(RB * CH * sizeof(float)) + al64(RB * CH * sizeof(uint16_t)) +
+           al64(RB * DH * sizeof(float)) + al64(RB * 16 * sizeof(float)) + al64(RB * sizeof(float));
 }
 
 size_t asr_nn_attn_bf16_bytes(asr_wtype_t compute, int T, int d, int H) {
@@ -129,55 +136,17 @@ static void pack_task(void *ctx, int task, int n_tasks) {
     pack_rows(j, (int)((long)np * task / n_tasks), (int)((long)np * (task + 1) / n_tasks));
 }
 
-/* 2^y for y <= 0 (any finite y): 2^n·p(f), n = round(y), f = y - n in [-0.5, 0.5], p the degree-5
- * Taylor polynomial of e^(f·ln 2) (relative error < 3e-6); VSCALEFPS makes very negative y 0 */
+/* 2^y (y below 128): 2^n·p(f), n = round(y), f = y - n in [-0.5, 0.5], p a degree-3 fit of 2^f
+ * (relative error < 7.5e-5, 26 times below bfloat16's half step, which P is rounded to);
+ * VSCALEFPS makes very negative y 0 */
 INL TGT __m512 exp2_16(__m512 y) {
     __m512 n = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 f = _mm512_sub_ps(y, n);
-    __m512 p = _mm512_set1_ps(1.3333558e-3f);                 /* ln2^5/120 */
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291e-3f)); /* ln2^4/24 */
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504109e-2f)); /* ln2^3/6 */
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022651e-1f)); /* ln2^2/2 */
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718e-1f)); /* ln2 */
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    __m512 p = _mm512_set1_ps(5.5171672e-2f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4261114e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9326097e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.9992806e-1f));
     return _mm512_scalef_ps(p, n);
-}
-
-/* P[0, Tp) = bf16(exp(scale·s - max)) over [0, T), zeros after; returns 1 / the float32 sum.
- * exp(scale·(s - max)) = 2^(s·a - max·a), a = scale·log2(e). */
-INL TGT float softmax_bf16(const float *s, int T, int Tp, float scale, uint16_t *p) {
-    __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
-    int i = 0;
-    for (; i + 32 <= T; i += 32) {
-        m0 = _mm512_max_ps(m0, _mm512_loadu_ps(s + i));
-        m1 = _mm512_max_ps(m1, _mm512_loadu_ps(s + i + 16));
-    }
-    for (; i < T; i += 16)
-        m0 = _mm512_mask_max_ps(m0, mask16(T - i), m0, _mm512_maskz_loadu_ps(mask16(T - i), s + i));
-    const float a = scale * 1.44269504088896341f;
-    const __m512 av = _mm512_set1_ps(a);
-    const __m512 b = _mm512_set1_ps(_mm512_reduce_max_ps(_mm512_max_ps(m0, m1)) * a);
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
-    for (i = 0; i + 32 <= T; i += 32) {
-        __m512 e0 = exp2_16(_mm512_fmsub_ps(_mm512_loadu_ps(s + i), av, b));
-        __m512 e1 = exp2_16(_mm512_fmsub_ps(_mm512_loadu_ps(s + i + 16), av, b));
-        s0 = _mm512_add_ps(s0, e0);
-        s1 = _mm512_add_ps(s1, e1);
-        _mm512_storeu_si512(p + i, pairs(e0, e1));
-    }
-    if (i < T) { /* the last partial 32 (S holds Tp columns: the loads stay inside) */
-        __m512 e0 = _mm512_maskz_mov_ps(mask16(T - i),
-                                        exp2_16(_mm512_fmsub_ps(_mm512_loadu_ps(s + i), av, b)));
-        __m512 e1 = _mm512_maskz_mov_ps(
-            mask16(T - i - 16), exp2_16(_mm512_fmsub_ps(_mm512_loadu_ps(s + i + 16), av, b)));
-        s0 = _mm512_add_ps(s0, e0);
-        s1 = _mm512_add_ps(s1, e1);
-        _mm512_storeu_si512(p + i, pairs(e0, e1));
-        i += 32;
-    }
-    for (; i < Tp; i += 32)
-        _mm512_storeu_si512(p + i, _mm512_setzero_si512());
-    return 1.0f / _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
 typedef struct {
@@ -186,80 +155,184 @@ typedef struct {
     uint8_t rows[16];
 } __attribute__((aligned(64))) tilecfg_t;
 
-TGT_AMX static void attn_block(const attn_job_t *j, int h, int r0, unsigned char *scr) {
-    const int T = j->T, Tp = j->Tp;
-    const size_t hs = (size_t)Tp * DH;
-    const uint16_t *Q = j->pk + (size_t)h * hs + (size_t)r0 * DH, *K = j->pk + (size_t)j->H * hs;
-    const uint16_t *V = K + (size_t)j->H * hs;
-    K += (size_t)h * hs, V += (size_t)h * hs;
-    float *S = (float *)scr;
-    uint16_t *P = (uint16_t *)(scr + al64(RB * (size_t)Tp * sizeof(float)));
-    float *O = (float *)((unsigned char *)P + al64(RB * (size_t)Tp * sizeof(uint16_t)));
-    float *inv = (float *)((unsigned char *)O + al64(RB * DH * sizeof(float)));
-    const size_t kst = (size_t)Tp * 4; /* bytes between K's pair rows, and S's rows */
-    /* S = Q·Kᵀ: the 32 rows' Q in tiles 0-3 (rows 0-15 | 16-31, head dims 0-31 | 32-63), 16 keys a
-     * step: their two K tiles (6, 7) serve both row halves (C tiles 4, 5) */
-    _tile_loadd(0, Q, DH * 2);
-    _tile_loadd(1, Q + 32, DH * 2);
-    _tile_loadd(2, Q + 16 * DH, DH * 2);
-    _tile_loadd(3, Q + 16 * DH + 32, DH * 2);
-    for (int n0 = 0; n0 < Tp; n0 += 16) {
+/* A task's scratch: two chunks' scores (the one exponentiated, the next one scored), one
+ * chunk's P, the block's O, the rows' sums (per lane) and b. */
+typedef struct {
+    float *S[2];               /* [RB][CH] */
+    uint16_t *P;               /* [RB][CH] */
+    float *O;                  /* [RB][DH] */
+    float *sum;                /* [RB][16] */
+    float *b;                  /* [RB] */
+    const uint16_t *Q, *K, *V; /* the block's rows of Q, its head's K and V */
+    int T, Tp, h, r0;
+    __m512 av; /* scale·log2(e) */
+} blk_t;
+
+static blk_t blk_of(const attn_job_t *j, unsigned char *scr, int h, int r0) {
+    blk_t k;
+    const size_t sb = al64(RB * CH * sizeof(float)), pb = al64(RB * CH * sizeof(uint16_t));
+    const size_t ob = al64(RB * DH * sizeof(float)), mb = al64(RB * 16 * sizeof(float));
+    k.S[0] = (float *)scr;
+    k.S[1] = (float *)(scr + sb);
+    k.P = (uint16_t *)(scr + 2 * sb);
+    k.O = (float *)(scr + 2 * sb + pb);
+    k.sum = (float *)(scr + 2 * sb + pb + ob);
+    k.b = (float *)(scr + 2 * sb + pb + ob + mb);
+    const size_t hs = (size_t)j->Tp * DH;
+    k.Q = j->pk + (size_t)h * hs + (size_t)r0 * DH;
+    k.K = j->pk + (size_t)(j->H + h) * hs;
+    k.V = j->pk + (size_t)(2 * j->H + h) * hs;
+    k.T = j->T, k.Tp = j->Tp, k.h = h, k.r0 = r0;
+    return k;
+}
+
+/* the chunk's exponentials of rows [ra, rb): P = bf16(2^(S·a - b_r)), zero past T, summed per
+ * lane (w columns at key c0) */
+INL TGT void exp_rows(const blk_t *k, const float *S, int c0, int w, int ra, int rb) {
+    for (int r = ra; r < rb; r++) {
+        const float *s = S + (size_t)r * CH;
+        uint16_t *p = k->P + (size_t)r * CH;
+        const __m512 bv = _mm512_set1_ps(k->b[r]);
+        __m512 sm = _mm512_load_ps(k->sum + 16 * r);
+        for (int c = 0; c < w; c += 32) {
+            __m512 e0 = exp2_16(_mm512_fmsub_ps(_mm512_load_ps(s + c), k->av, bv));
+            __m512 e1 = exp2_16(_mm512_fmsub_ps(_mm512_load_ps(s + c + 16), k->av, bv));
+            if (c0 + c + 32 > k->T) {
+                e0 = _mm512_maskz_mov_ps(mask16(k->T - c0 - c), e0);
+                e1 = _mm512_maskz_mov_ps(mask16(k->T - c0 - c - 16), e1);
+            }
+            sm = _mm512_add_ps(sm, _mm512_add_ps(e0, e1));
+            _mm512_store_si512(p + c, pairs(e0, e1));
+        }
+        _mm512_store_ps(k->sum + 16 * r, sm);
+    }
+}
+
+/* the maxima over the chunk's columns before T of rows [0, RB), into mx (per lane) */
+INL TGT void max_rows(const blk_t *k, const float *S, int c0, int w, float *mx) {
+    for (int r = 0; r < RB; r++) {
+        const float *s = S + (size_t)r * CH;
+        __m512 m = _mm512_load_ps(mx + 16 * r);
+        for (int c = 0; c < w && c0 + c < k->T; c += 16)
+            m = _mm512_mask_max_ps(m, mask16(k->T - c0 - c), m, _mm512_load_ps(s + c));
+        _mm512_store_ps(mx + 16 * r, m);
+    }
+}
+
+/* S = Q·Kᵀ for the block's 32 rows and the w keys at c0: Q in tiles 0-3 (rows 0-15 | 16-31,
+ * head dims 0-31 | 32-63), 16 keys a step: their two K tiles (6, 7) serve both row halves (C
+ * tiles 4, 5). With Se (a chunk of w_e columns at c_e), four rows of its exponentials a step,
+ * for the vector units while the tiles work. */
+TGT_AMX static void scores(const blk_t *k, int c0, int w, float *S, const float *Se, int ce,
+                           int we) {
+    const uint16_t *K = k->K;
+    const size_t kst = (size_t)k->Tp * 4; /* bytes between K's pair rows */
+    _tile_loadd(0, k->Q, DH * 2);
+    _tile_loadd(1, k->Q + 32, DH * 2);
+    _tile_loadd(2, k->Q + 16 * DH, DH * 2);
+    _tile_loadd(3, k->Q + 16 * DH + 32, DH * 2);
+    int re = 0;
+    for (int n = 0; n < w; n += 16) {
+        const int n0 = c0 + n;
         _tile_zero(4);
         _tile_zero(5);
         _tile_loadd(6, K + (size_t)n0 * 2, kst);
-        _tile_loadd(7, K + ((size_t)16 * Tp + n0) * 2, kst);
+        _tile_loadd(7, K + ((size_t)16 * k->Tp + n0) * 2, kst);
         _tile_dpbf16ps(4, 0, 6);
         _tile_dpbf16ps(5, 2, 6);
         _tile_dpbf16ps(4, 1, 7);
         _tile_dpbf16ps(5, 3, 7);
-        _tile_stored(4, S + n0, kst);
-        _tile_stored(5, S + (size_t)16 * Tp + n0, kst);
-    }
-    const int rows = T - r0 < RB ? T - r0 : RB;
-    for (int r = 0; r < rows; r++)
-        inv[r] = softmax_bf16(S + (size_t)r * Tp, T, Tp, j->scale, P + (size_t)r * Tp);
-    if (rows < RB)
-        memset(P + (size_t)rows * Tp, 0, sizeof(uint16_t) * (size_t)(RB - rows) * Tp);
-    /* O = P·V, 16 rows at a time: the 64 columns in C tiles 0-3, 32 keys a step */
-    for (int half = 0; half < RB && half < rows; half += 16) {
-        const uint16_t *Ph = P + (size_t)half * Tp;
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-        for (int kb = 0; kb < Tp; kb += 32) {
-            const uint16_t *v = V + (size_t)(kb / 2) * DH * 2;
-            _tile_loadd(4, Ph + kb, (size_t)Tp * 2);
-            _tile_loadd(5, v, DH * 4);
-            _tile_loadd(6, v + 32, DH * 4);
-            _tile_dpbf16ps(0, 4, 5);
-            _tile_loadd(7, v + 64, DH * 4);
-            _tile_dpbf16ps(1, 4, 6);
-            _tile_loadd(5, v + 96, DH * 4);
-            _tile_dpbf16ps(2, 4, 7);
-            _tile_dpbf16ps(3, 4, 5);
+        _tile_stored(4, S + n, CH * 4);
+        _tile_stored(5, S + 16 * CH + n, CH * 4);
+        if (Se && re < RB) {
+            exp_rows(k, Se, ce, we, re, re + 4);
+            re += 4;
         }
-        float *Oh = O + (size_t)half * DH;
-        _tile_stored(0, Oh, DH * 4);
-        _tile_stored(1, Oh + 16, DH * 4);
-        _tile_stored(2, Oh + 32, DH * 4);
-        _tile_stored(3, Oh + 48, DH * 4);
+    }
+    if (Se && re < RB)
+        exp_rows(k, Se, ce, we, re, RB);
+}
+
+/* O += P·V for the chunk's w keys at c0: C tiles 0-3 (rows 0-15 | 16-31 × 32 of the columns),
+ * P's two row halves in tiles 4, 5, V's 32 columns in 6, 7; 32 keys a step */
+TGT_AMX static void values(const blk_t *k, int c0, int w) {
+    for (int cq = 0; cq < DH; cq += 32) {
+        float *O = k->O + cq;
+        _tile_loadd(0, O, DH * 4);
+        _tile_loadd(1, O + 16, DH * 4);
+        _tile_loadd(2, O + 16 * DH, DH * 4);
+        _tile_loadd(3, O + 16 * DH + 16, DH * 4);
+        for (int kb = 0; kb < w; kb += 32) {
+            const uint16_t *v = k->V + (size_t)((c0 + kb) / 2) * DH * 2 + 2 * cq;
+            _tile_loadd(4, k->P + kb, CH * 2);
+            _tile_loadd(5, k->P + 16 * CH + kb, CH * 2);
+            _tile_loadd(6, v, DH * 4);
+            _tile_loadd(7, v + 32, DH * 4);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+        _tile_stored(0, O, DH * 4);
+        _tile_stored(1, O + 16, DH * 4);
+        _tile_stored(2, O + 16 * DH, DH * 4);
+        _tile_stored(3, O + 16 * DH + 16, DH * 4);
+    }
+}
+
+/* One block; exact: b is the rows' maxima over all T (a pass of scores first), else over the
+ * first chunk. 0 when a row's sum passed 2^100 (only without exact). */
+TGT_AMX static int attn_block(const attn_job_t *j, blk_t *k, int exact) {
+    const int Tp = k->Tp, nch = (Tp + CH - 1) / CH;
+    float *mx = k->O; /* the maxima (per lane) before O is used */
+    for (int r = 0; r < RB; r++)
+        _mm512_store_ps(mx + 16 * r, _mm512_set1_ps(-INFINITY));
+    for (int c = 0; c < (exact ? nch : 1); c++) {
+        const int w = Tp - c * CH < CH ? Tp - c * CH : CH;
+        scores(k, c * CH, w, k->S[0], NULL, 0, 0);
+        max_rows(k, k->S[0], c * CH, w, mx);
+    }
+    for (int r = 0; r < RB; r++) {
+        k->b[r] = _mm512_reduce_max_ps(_mm512_load_ps(mx + 16 * r)) * k->av[0];
+        _mm512_store_ps(k->sum + 16 * r, _mm512_setzero_ps());
+    }
+    memset(k->O, 0, RB * DH * sizeof(float));
+    if (exact) /* chunk 0's scores again */
+        scores(k, 0, Tp < CH ? Tp : CH, k->S[0], NULL, 0, 0);
+    for (int c = 0; c < nch; c++) {
+        const int w = Tp - c * CH < CH ? Tp - c * CH : CH;
+        const int c1 = (c + 1) * CH, w1 = Tp - c1 < CH ? Tp - c1 : CH;
+        float *S = k->S[c & 1];
+        if (c + 1 < nch) /* the next chunk's scores beside this one's exponentials */
+            scores(k, c1, w1, k->S[(c + 1) & 1], S, c * CH, w);
+        else
+            exp_rows(k, S, c * CH, w, 0, RB);
+        values(k, c * CH, w);
+    }
+    const int rows = k->T - k->r0 < RB ? k->T - k->r0 : RB;
+    float inv[RB];
+    for (int r = 0; r < rows; r++) {
+        float sum = _mm512_reduce_add_ps(_mm512_load_ps(k->sum + 16 * r));
+        if (!(sum <= 0x1p100f) && !exact)
+            return 0;
+        inv[r] = 1.0f / sum;
     }
     for (int r = 0; r < rows; r++) {
-        const size_t at = (size_t)(r0 + r) * j->ldo + (size_t)h * DH;
+        const size_t at = (size_t)(k->r0 + r) * j->ldo + (size_t)k->h * DH;
         const __m512 iv = _mm512_set1_ps(inv[r]);
+        const float *O = k->O + (size_t)r * DH;
         if (j->out_bf16) {
             uint16_t *o = (uint16_t *)j->out + at;
             for (int c = 0; c < DH; c += 32)
-                _mm512_storeu_si512(o + c,
-                                    pairs(_mm512_mul_ps(_mm512_loadu_ps(O + r * DH + c), iv),
-                                          _mm512_mul_ps(_mm512_loadu_ps(O + r * DH + c + 16), iv)));
+                _mm512_storeu_si512(o + c, pairs(_mm512_mul_ps(_mm512_load_ps(O + c), iv),
+                                                 _mm512_mul_ps(_mm512_load_ps(O + c + 16), iv)));
         } else {
             float *o = (float *)j->out + at;
             for (int c = 0; c < DH; c += 16)
-                _mm512_storeu_ps(o + c, _mm512_mul_ps(_mm512_loadu_ps(O + r * DH + c), iv));
+                _mm512_storeu_ps(o + c, _mm512_mul_ps(_mm512_load_ps(O + c), iv));
         }
     }
+    return 1;
 }
 
 TGT_AMX static void attn_task(void *ctx, int task, int n_tasks) {
@@ -274,8 +347,12 @@ TGT_AMX static void attn_task(void *ctx, int task, int n_tasks) {
     unsigned char *scr = j->scratch + (size_t)task * j->task_bytes;
     for (int u = task; u < j->H * nblk; u += n_tasks) {
         int h = u / nblk, r0 = (u % nblk) * RB;
-        if (r0 < j->T)
-            attn_block(j, h, r0, scr);
+        if (r0 >= j->T)
+            continue;
+        blk_t k = blk_of(j, scr, h, r0);
+        k.av = _mm512_set1_ps(j->scale * 1.44269504088896341f);
+        if (!attn_block(j, &k, 0))
+            attn_block(j, &k, 1);
     }
     _tile_release();
 }
