@@ -172,21 +172,24 @@ static void encode_window(asr_stream_t *s, const float *mel_window) {
     const asr_model_t *m = s->m;
     asr_enc_buf_t *b = &s->eb;
     const int d = m->info.d_model, M = m->info.n_mels;
+    float *c1 = b->big2 + d; /* conv1's output [3000][d] after a row of zeros */
     im2col_cm(mel_window, M, 3000, b->big);
     if (m->conv1_dn) /* GELU fused (model.c) */
-        ASR_ASSERT(asr_nn_dnnl_run(s->pool, m->conv1_dn, b->big, 3 * M, b->big2, d, b->w) ==
-                   ASR_OK);
+        ASR_ASSERT(asr_nn_dnnl_run(s->pool, m->conv1_dn, b->big, 3 * M, c1, d, b->w) == ASR_OK);
     else
-        asr_nn_linear_mt(s->pool, b->big, 3 * M, m->conv1_w, 3 * M, m->conv1_b, b->big2, d, 3000, d,
+        asr_nn_linear_mt(s->pool, b->big, 3 * M, m->conv1_w, 3 * M, m->conv1_b, c1, d, 3000, d,
                          3 * M);
     if (!m->conv1_dn || !(asr_nn_dnnl_flags(m->conv1_dn) & ASR_NN_DNNL_GELU))
-        asr_nn_gelu(s->pool, b->big2, (size_t)3000 * d);
-    im2col_tm_s2(b->big2, d, 3000, b->big);
-    if (m->conv2_dn) /* GELU fused (model.c) */
-        ASR_ASSERT(asr_nn_dnnl_run(s->pool, m->conv2_dn, b->big, 3 * d, b->x, d, b->w) == ASR_OK);
-    else
+        asr_nn_gelu(s->pool, c1, (size_t)3000 * d);
+    if (m->conv2_dn) { /* taps outermost, GELU fused (model.c): row t of its input is conv1's
+                          rows 2t-1, 2t and 2t+1 as they lie, 2d apart */
+        memset(b->big2, 0, sizeof(float) * d);
+        ASR_ASSERT(asr_nn_dnnl_run(s->pool, m->conv2_dn, b->big2, 2 * d, b->x, d, b->w) == ASR_OK);
+    } else {
+        im2col_tm_s2(c1, d, 3000, b->big);
         asr_nn_linear_mt(s->pool, b->big, 3 * d, m->conv2_w, 3 * d, m->conv2_b, b->x, d, 1500, d,
                          3 * d);
+    }
     if (!m->conv2_dn || !(asr_nn_dnnl_flags(m->conv2_dn) & ASR_NN_DNNL_GELU))
         asr_nn_gelu(s->pool, b->x, (size_t)1500 * d);
     asr_nn_add(b->x, m->enc_pos, (size_t)1500 * d);

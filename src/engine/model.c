@@ -385,8 +385,14 @@ static asr_err_t pack_encoder(asr_model_t *m) {
      * add after the attention's output projection and ffn2; conv1 runs on the 3000 mel frames */
     asr_err_t e = pack_rows(m, type, ASR_NN_DNNL_GELU, m->conv1_w, NULL, m->conv1_b, 3000, d,
                             3 * m->info.n_mels, tmp, &m->conv1_dn);
+    /* conv2 with its taps outermost ([out][tap][in], not the file's [out][in][tap]): the encoder
+     * reads its input's three rows in place (encoder.c) */
+    for (int o = 0; o < d && e == ASR_OK; o++)
+        for (int c = 0; c < d; c++)
+            for (int t = 0; t < 3; t++)
+                tmp[((size_t)o * 3 + t) * d + c] = m->conv2_w[((size_t)o * d + c) * 3 + t];
     if (e == ASR_OK)
-        e = pack_one(m, type, ASR_NN_DNNL_GELU, m->conv2_w, NULL, m->conv2_b, d, 3 * d, tmp,
+        e = pack_one(m, type, ASR_NN_DNNL_GELU, tmp, NULL, m->conv2_b, d, 3 * d, NULL,
                      &m->conv2_dn);
     /* bfloat16: ffn1 writes bfloat16 that ffn2 reads as it is (both packed so, or neither); qkv
      * and ffn1 read the layer norms' bfloat16 output (encoder.c) */

@@ -39,7 +39,8 @@ void asr__slot_layout(const asr_model_info_t *in, int n_seq, asr_wtype_t wtype, 
     L->off[ASR_SLOT_ENC_X] = place(&cur, F * d * f);
     L->off[ASR_SLOT_ENC_H] = place(&cur, F * d * f);
     L->off[ASR_SLOT_ENC_BIG] = place(&cur, big * f);
-    L->off[ASR_SLOT_ENC_BIG2] = place(&cur, 3000 * d * f);
+    /* conv1's output after a row of zeros: packed conv2 reads its input rows in place */
+    L->off[ASR_SLOT_ENC_BIG2] = place(&cur, 3001 * d * f);
     L->off[ASR_SLOT_ENC_SCORES] = place(
         &cur,
         F * F * f + (gpu ? 0 : asr_nn_attn_bf16_bytes(wtype, (int)F, (int)d, in->n_audio_head)));

@@ -170,7 +170,8 @@ asr_err_t asr_nn_dnnl_pack_ex(int type, int flags, const float *w, const float *
                               int k, int n_threads, asr_nn_dnnl_t **out);
 int asr_nn_dnnl_flags(const asr_nn_dnnl_t *g);
 void asr_nn_dnnl_destroy(asr_nn_dnnl_t *g);
-/* a: [m][lda] float32; c: [m][ldc] (ldc == n and, for float32, lda == k). */
+/* a: [m][lda] float32; c: [m][ldc] (ldc == n and, for float32, lda == k). Converted rows may
+ * overlap (lda < k: a stride-2 convolution's input read in place). */
 asr_err_t asr_nn_dnnl_run(asr_pool_t *pool, const asr_nn_dnnl_t *g, const float *a, int lda,
                           float *c, int ldc, void *scratch);
 /* a: float32 or bfloat16 (SRC_BF16), c: float32 or bfloat16 (DST_BF16) as the flags say */
