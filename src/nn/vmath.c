@@ -51,6 +51,17 @@ typedef _Float16 vh __attribute__((vector_size(W * 2)));
 #undef SUF
 #pragma GCC pop_options
 #define HAVE_AVX2_COPY 1
+/* AVX-512 copy: the same operations in zmm registers (one instruction where the AVX2 copy needs
+ * two ymm ones; the same results, FMA contraction being the compiler's in both) */
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx2,fma,f16c")
+#define SUF _avx512
+#define VMATH_SERVED_BY_INTRINSICS /* kern_avx512.c serves these on AVX-512 */
+#include "nn/vmath_body.h"
+#undef VMATH_SERVED_BY_INTRINSICS
+#undef SUF
+#pragma GCC pop_options
+#define HAVE_AVX512_COPY 1
 #endif
 
 static int use_avx2(void) {
@@ -83,7 +94,12 @@ int asr__nn_use_avx512(void) {
 #endif
 }
 
-#ifdef HAVE_AVX2_COPY
+#ifdef HAVE_AVX512_COPY
+#define DISPATCH(name, ...)                                                                        \
+    (asr__nn_use_avx512() ? name##_avx512(__VA_ARGS__)                                             \
+     : use_avx2()         ? name##_avx2(__VA_ARGS__)                                               \
+                          : name##_base(__VA_ARGS__))
+#elif defined(HAVE_AVX2_COPY)
 #define DISPATCH(name, ...) (use_avx2() ? name##_avx2(__VA_ARGS__) : name##_base(__VA_ARGS__))
 #else
 #define DISPATCH(name, ...) name##_base(__VA_ARGS__)
