@@ -71,17 +71,19 @@ static void enc_attn_task(void *ctx, int task, int n_tasks) {
 /* attn [1500][d] from qkv [1500][3d]: in bfloat16 on AMX under bfloat16/int8 compute types
  * (nn/attn_amx.c; its Q/K/V copies after the float32 scores in the slot's ENC_SCORES buffer, whose
  * first 1500×1500 floats are the tasks' scratch), else float32 as above */
-static void enc_attention(asr_stream_t *s, const float *qkv, void *attn, int attn_bf16) {
+static void enc_attention(asr_stream_t *s, const void *qkv, int qkv_bf16, void *attn,
+                          int attn_bf16) {
     const asr_model_t *m = s->m;
     const int T = 1500, d = m->info.d_model, H = m->info.n_audio_head, dh = d / H;
     const float scale = 1.0f / sqrtf((float)dh);
     if (asr_nn_attn_bf16_bytes(m->wtype, T, d, H)) {
         size_t sc_len = (size_t)T * T * sizeof(float);
         ASR_ASSERT(sc_len >= asr_nn_attn_bf16_task_bytes(T));
-        asr_nn_attn_bf16(s->pool, qkv, 3 * d, T, H, scale, (char *)s->eb.scores + sc_len,
+        asr_nn_attn_bf16(s->pool, qkv, 3 * d, qkv_bf16, T, H, scale, (char *)s->eb.scores + sc_len,
                          s->eb.scores, sc_len, attn, d, attn_bf16);
         return;
     }
+    ASR_ASSERT(!qkv_bf16);
     enc_attn_job_t j = {s, qkv, attn, d, H, dh, (T + ATT_ROWS - 1) / ATT_ROWS, scale};
     int tasks = asr_pool_n_threads(s->pool); /* each needs ATT_ROWS×1500 of the 1500×1500 */
     asr_pool_run(s->pool, tasks < T / ATT_ROWS ? tasks : T / ATT_ROWS, enc_attn_task, &j);
@@ -127,7 +129,8 @@ static void enc_layer(asr_stream_t *s, const asr_enc_layer_t *L) {
     const asr_model_t *m = s->m;
     asr_enc_buf_t *b = &s->eb;
     const int T = 1500, d = m->info.d_model;
-    float *qkv = b->big, *attn = b->big2;
+    float *qkv = b->big, *attn = b->big2; /* qkv bfloat16 where its GEMM writes so (model.c) */
+    const int qkv16 = L->qkv.dn && (asr_nn_dnnl_flags(L->qkv.dn) & ASR_NN_DNNL_DST_BF16);
     if (L->qkv.dn && (asr_nn_dnnl_flags(L->qkv.dn) & ASR_NN_DNNL_SRC_BF16)) { /* bfloat16 norm */
         uint16_t *h16 = (uint16_t *)b->h;
         asr_nn_layer_norm_bf16(s->pool, b->x, h16, T, d, L->attn_ln.gamma, L->attn_ln.beta, 1e-5f);
@@ -139,10 +142,10 @@ static void enc_layer(asr_stream_t *s, const asr_enc_layer_t *L) {
     if (L->out.dn && (asr_nn_dnnl_flags(L->out.dn) & ASR_NN_DNNL_SRC_BF16)) {
         /* the attention writes bfloat16 for it (model.c packs it so where the attention runs in
          * bfloat16) */
-        enc_attention(s, qkv, attn, 1);
+        enc_attention(s, qkv, qkv16, attn, 1);
         ASR_ASSERT(asr_nn_dnnl_run_ex(s->pool, L->out.dn, attn, d, b->x, d, b->w) == ASR_OK);
     } else {
-        enc_attention(s, qkv, attn, 0);
+        enc_attention(s, qkv, qkv16, attn, 0);
         enc_linear(s, &L->out, attn, b->h, b->x, T, ASR_NN_DNNL_ACC);
     }
     const int f1 = L->ffn1.dn ? asr_nn_dnnl_flags(L->ffn1.dn) : 0;

@@ -400,8 +400,9 @@ static asr_err_t pack_encoder(asr_model_t *m) {
     const int in16 = bf ? ASR_NN_DNNL_SRC_BF16 : 0, out16 = bf ? ASR_NN_DNNL_DST_BF16 : 0;
     const int H = m->info.n_audio_head; /* out reads the attention's bfloat16 where it runs so */
     const int attn16 = bf && asr_nn_attn_bf16_bytes(m->wtype, 1500, d, H) ? in16 : 0;
-    const int flags[4] = {in16, ASR_NN_DNNL_ACC | attn16, ASR_NN_DNNL_GELU | out16 | in16,
-                          ASR_NN_DNNL_ACC | in16};
+    /* qkv writes bfloat16 for that attention (it reads it as it is) */
+    const int flags[4] = {in16 | (attn16 ? out16 : 0), ASR_NN_DNNL_ACC | attn16,
+                          ASR_NN_DNNL_GELU | out16 | in16, ASR_NN_DNNL_ACC | in16};
     for (int l = 0; l < m->info.n_audio_layer && e == ASR_OK; l++) {
         asr_linear_t *lins[] = {&m->enc[l].qkv, &m->enc[l].out, &m->enc[l].ffn1, &m->enc[l].ffn2};
         for (int i = 0; i < 4 && e == ASR_OK; i++) {

@@ -1,7 +1,8 @@
 /* nn: the encoder's self-attention in bfloat16 on AMX tiles (nn.h, asr_nn_attn_bf16_*).
  *
  * out[t][h·64 + j] = Σ_s softmax_s(scale · q_h[t]·k_h[s]) · v_h[s][j] for every head h of 64
- * (all Whisper models), q/k/v read from one float32 [T][3d] QKV matrix. Two passes over the pool:
+ * (all Whisper models), q/k/v read from one [T][3d] QKV matrix, float32 or bfloat16 (a bfloat16
+ * GEMM's output). Two passes over the pool:
  * 1. pack: q, k and v of each head made bfloat16 (round to nearest even) in the layouts the tiles
  *    read, T padded to Tp (a multiple of 32) with zeros: Q [Tp][64]; K as pairs along the head
  *    dimension [32][Tp][2] (the B operand of Q·Kᵀ); V as pairs along time [Tp/2][64][2] (the B
@@ -71,8 +72,8 @@ INL __mmask16 mask16(int n) {
 }
 
 typedef struct {
-    const float *qkv;
-    int ld, T, Tp, H;
+    const void *qkv;
+    int ld, qkv_bf16, T, Tp, H;
     uint16_t *pk;
     float scale;
     void *out; /* float32, or bfloat16 (out_bf16) */
@@ -87,45 +88,69 @@ INL TGT __m256i bf16x16(__m512 x) { return (__m256i)_mm512_cvtneps_pbh(x); }
 /* 32 float32 (x0 then x1) as 16 dwords of bfloat16 pairs (x[2i] low, x[2i+1] high) */
 INL TGT __m512i pairs(__m512 x0, __m512 x1) { return (__m512i)_mm512_cvtne2ps_pbh(x1, x0); }
 
+/* 64 values of a QKV row (float32 or bfloat16): as 32 bfloat16 pairs (two vectors of 16 dwords:
+ * values 2i, 2i + 1 in dword i), and as 16-value runs zero-extended to dwords (run c in x16[c]) */
+typedef struct {
+    __m512i pair[2], x16[4];
+} vals64_t;
+
+INL TGT vals64_t load64(const attn_job_t *j, int r, size_t col) {
+    vals64_t v;
+    if (r >= j->T) {
+        v.pair[0] = v.pair[1] = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++)
+            v.x16[c] = _mm512_setzero_si512();
+    } else if (j->qkv_bf16) {
+        const uint16_t *x = (const uint16_t *)j->qkv + (size_t)r * j->ld + col;
+        v.pair[0] = _mm512_loadu_si512(x);
+        v.pair[1] = _mm512_loadu_si512(x + 32);
+        for (int c = 0; c < 4; c++)
+            v.x16[c] = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(x + 16 * c)));
+    } else {
+        const float *x = (const float *)j->qkv + (size_t)r * j->ld + col;
+        __m512 f[4];
+        for (int c = 0; c < 4; c++)
+            f[c] = _mm512_loadu_ps(x + 16 * c);
+        v.pair[0] = pairs(f[0], f[1]);
+        v.pair[1] = pairs(f[2], f[3]);
+        for (int c = 0; c < 4; c++)
+            v.x16[c] = _mm512_cvtepu16_epi32(bf16x16(f[c]));
+    }
+    return v;
+}
+
 /* rows 2p and 2p + 1 of every head's Q, K and V, for pairs p in [p0, p1): the QKV rows are read
  * once, in order (the copies' writes are what scatters) */
 TGT static void pack_rows(const attn_job_t *j, int p0, int p1) {
-    const int T = j->T, Tp = j->Tp, H = j->H;
+    const int Tp = j->Tp, H = j->H;
     const size_t hs = (size_t)Tp * DH; /* a head's elements */
     const __m512i idx =
         _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                            _mm512_set1_epi32(Tp));
     const __m512i idx16 = _mm512_add_epi32(idx, _mm512_set1_epi32(16 * Tp));
-    const __m512 zero = _mm512_setzero_ps();
     for (int p = p0; p < p1; p++) {
         for (int h = 0; h < H; h++) {
             uint16_t *Qh = j->pk + (size_t)h * hs;
             uint32_t *Kh = (uint32_t *)(j->pk + (size_t)(H + h) * hs);
             uint32_t *Vh = (uint32_t *)(j->pk + (size_t)(2 * H + h) * hs);
-            __m512 v[2][4];
+            vals64_t v[2];
             for (int e = 0; e < 2; e++) {
                 const int r = 2 * p + e;
-                const float *x = j->qkv + (size_t)r * j->ld + (size_t)h * DH;
-                const int in = r < T;
-                __m512 q[4], k[4];
-                for (int c = 0; c < 4; c++) {
-                    q[c] = in ? _mm512_loadu_ps(x + 16 * c) : zero;
-                    k[c] = in ? _mm512_loadu_ps(x + (size_t)H * DH + 16 * c) : zero;
-                    v[e][c] = in ? _mm512_loadu_ps(x + (size_t)2 * H * DH + 16 * c) : zero;
-                }
+                const vals64_t q = load64(j, r, (size_t)h * DH);
+                const vals64_t k = load64(j, r, (size_t)(H + h) * DH);
+                v[e] = load64(j, r, (size_t)(2 * H + h) * DH);
                 /* Q [Tp][64] */
-                _mm512_storeu_si512(Qh + (size_t)r * DH, pairs(q[0], q[1]));
-                _mm512_storeu_si512(Qh + (size_t)r * DH + 32, pairs(q[2], q[3]));
+                _mm512_storeu_si512(Qh + (size_t)r * DH, q.pair[0]);
+                _mm512_storeu_si512(Qh + (size_t)r * DH + 32, q.pair[1]);
                 /* K [32][Tp] dwords: dword c of key r at c·Tp + r */
-                _mm512_i32scatter_epi32(Kh + r, idx, pairs(k[0], k[1]), 4);
-                _mm512_i32scatter_epi32(Kh + r, idx16, pairs(k[2], k[3]), 4);
+                _mm512_i32scatter_epi32(Kh + r, idx, k.pair[0], 4);
+                _mm512_i32scatter_epi32(Kh + r, idx16, k.pair[1], 4);
             }
             /* V [Tp/2][64] dwords: (v[2p][c], v[2p+1][c]) */
-            for (int c = 0; c < 4; c++) {
-                __m512i lo = _mm512_cvtepu16_epi32(bf16x16(v[0][c]));
-                __m512i hi = _mm512_slli_epi32(_mm512_cvtepu16_epi32(bf16x16(v[1][c])), 16);
-                _mm512_storeu_si512(Vh + (size_t)p * DH + 16 * c, _mm512_or_si512(lo, hi));
-            }
+            for (int c = 0; c < 4; c++)
+                _mm512_storeu_si512(
+                    Vh + (size_t)p * DH + 16 * c,
+                    _mm512_or_si512(v[0].x16[c], _mm512_slli_epi32(v[1].x16[c], 16)));
         }
     }
 }
@@ -357,12 +382,23 @@ TGT_AMX static void attn_task(void *ctx, int task, int n_tasks) {
     _tile_release();
 }
 
-void asr_nn_attn_bf16(asr_pool_t *pool, const float *qkv, int ldqkv, int T, int H, float scale,
-                      void *packed, void *scratch, size_t scratch_len, void *out, int ldo,
-                      int out_bf16) {
+void asr_nn_attn_bf16(asr_pool_t *pool, const void *qkv, int ldqkv, int qkv_bf16, int T, int H,
+                      float scale, void *packed, void *scratch, size_t scratch_len, void *out,
+                      int ldo, int out_bf16) {
     (void)asr_isa(); /* the tile permission is asked for on the first call */
-    attn_job_t j = {qkv,   ldqkv, T,   tpad(T),  H,       packed,
-                    scale, out,   ldo, out_bf16, scratch, asr_nn_attn_bf16_task_bytes(T)};
+    attn_job_t j = {qkv,
+                    ldqkv,
+                    qkv_bf16,
+                    T,
+                    tpad(T),
+                    H,
+                    packed,
+                    scale,
+                    out,
+                    ldo,
+                    out_bf16,
+                    scratch,
+                    asr_nn_attn_bf16_task_bytes(T)};
     int nt = pool ? asr_pool_n_threads(pool) : 1;
     if ((size_t)nt > scratch_len / j.task_bytes)
         nt = (int)(scratch_len / j.task_bytes);
@@ -382,10 +418,10 @@ int asr_nn_attn_bf16_ok(int dh) {
     return 0;
 }
 
-void asr_nn_attn_bf16(asr_pool_t *pool, const float *qkv, int ldqkv, int T, int H, float scale,
-                      void *packed, void *scratch, size_t scratch_len, void *out, int ldo,
-                      int out_bf16) {
-    (void)pool, (void)qkv, (void)ldqkv, (void)T, (void)H, (void)scale, (void)packed;
+void asr_nn_attn_bf16(asr_pool_t *pool, const void *qkv, int ldqkv, int qkv_bf16, int T, int H,
+                      float scale, void *packed, void *scratch, size_t scratch_len, void *out,
+                      int ldo, int out_bf16) {
+    (void)pool, (void)qkv, (void)ldqkv, (void)qkv_bf16, (void)T, (void)H, (void)scale, (void)packed;
     (void)scratch, (void)scratch_len, (void)out, (void)ldo, (void)out_bf16;
 }
 #endif

@@ -185,8 +185,8 @@ const char *asr_nn_dnnl_impl(const asr_nn_dnnl_t *g);
 
 /* ---- self-attention in bfloat16 on AMX (attn_amx.c): the encoder's under bfloat16/int8 ----
  * out[t][h·dh + j] = Σ_s softmax_s(scale · q_h[t]·k_h[s]) · v_h[s][j], q/k/v of head h at columns
- * h·dh, d + h·dh and 2d + h·dh of qkv [T][ldqkv] (float32, d = H·dh); out [T][ldo] float32, or
- * bfloat16 (round to nearest even) when out_bf16.
+ * h·dh, d + h·dh and 2d + h·dh of qkv [T][ldqkv] (float32, or bfloat16 when qkv_bf16; d = H·dh);
+ * out [T][ldo] float32, or bfloat16 (round to nearest even) when out_bf16.
  * Inputs rounded to bfloat16, products summed in float32 on the tiles, softmax in float32 (P
  * rounded to bfloat16 for P·V). _ok(dh): 1 when the kernel runs here (dh 64, asr_isa() at the AMX
  * level with AMX-BF16 and the tile permission), else 0 (the caller keeps its float32 path).
@@ -199,8 +199,8 @@ int asr_nn_attn_bf16_ok(int dh);
 size_t asr_nn_attn_bf16_bytes(asr_wtype_t compute, int T, int d, int H);
 size_t asr_nn_attn_bf16_packed_bytes(int T, int d);
 size_t asr_nn_attn_bf16_task_bytes(int T);
-void asr_nn_attn_bf16(asr_pool_t *pool, const float *qkv, int ldqkv, int T, int H, float scale,
-                      void *packed, void *scratch, size_t scratch_len, void *out, int ldo,
-                      int out_bf16);
+void asr_nn_attn_bf16(asr_pool_t *pool, const void *qkv, int ldqkv, int qkv_bf16, int T, int H,
+                      float scale, void *packed, void *scratch, size_t scratch_len, void *out,
+                      int ldo, int out_bf16);
 
 #endif

@@ -1,9 +1,10 @@
 /* Unit tests: nn's bfloat16 self-attention on AMX (asr_nn_attn_bf16) against a double-precision
  * float32-input reference on random inputs: sequence lengths with every tail (1, 15, 16, 17, 33,
  * 100, 1500), one and several heads, flat and peaked softmaxes, over a pool and on the calling
- * thread, with scratch for every task and for one, float32 and bfloat16 out, a maximum far past
- * the first keys. Tolerance: 0.6% of max|v| (bfloat16 rounds q, k, v and the softmax weights to
- * 2^-9 relative). Exits 76 (Not Run) naming what the CPU lacks. */
+ * thread, with scratch for every task and for one, float32 and bfloat16 in (the same output bit
+ * for bit) and out, a maximum far past the first keys. Tolerance: 0.6% of max|v| (bfloat16 rounds
+ * q, k, v and the softmax weights to 2^-9 relative). Exits 76 (Not Run) naming what the CPU lacks.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -81,8 +82,22 @@ static double run_case_ex(asr_pool_t *pool, int T, int H, float sharp, int one_t
     uint16_t *o16 = malloc(sizeof(uint16_t) * T * ldo);
     for (int i = 0; i < T * ldo; i++)
         o16[i] = 0x7fc0; /* NaN */
-    asr_nn_attn_bf16(pool, qkv, ld, T, H, scale, pk, scr, tb * n_tasks, bf ? (void *)o16 : out, ldo,
-                     bf);
+    asr_nn_attn_bf16(pool, qkv, ld, 0, T, H, scale, pk, scr, tb * n_tasks, bf ? (void *)o16 : out,
+                     ldo, bf);
+    { /* the QKV matrix in bfloat16 (a bfloat16 GEMM's output, rounded to nearest even as the pack
+         rounds float32): the same output, bit for bit */
+        uint16_t *q16 = malloc(sizeof(uint16_t) * T * ld);
+        for (int i = 0; i < T * ld; i++)
+            q16[i] = asr_nn_f32_to_bf16(qkv[i]);
+        void *o2 = malloc((bf ? sizeof(uint16_t) : sizeof(float)) * T * ldo);
+        memcpy(o2, bf ? (void *)o16 : (void *)out,
+               (bf ? sizeof(uint16_t) : sizeof(float)) * T * ldo);
+        memset(pk, 0xff, pk_len);
+        asr_nn_attn_bf16(pool, q16, ld, 1, T, H, scale, pk, scr, tb * n_tasks, o2, ldo, bf);
+        assert_memory_equal(o2, bf ? (void *)o16 : (void *)out,
+                            (bf ? sizeof(uint16_t) : sizeof(float)) * T * ldo);
+        free(o2), free(q16);
+    }
     if (bf)
         for (int i = 0; i < T * ldo; i++)
             out[i] = asr_nn_bf16_to_f32(o16[i]);
