@@ -16,6 +16,8 @@ typedef void (*asr_pool_fn)(void *ctx, int task, int n_tasks);
 asr_pool_t *asr_pool_create(int n_threads);
 void asr_pool_destroy(asr_pool_t *pool);
 int asr_pool_n_threads(const asr_pool_t *pool);
+/* tasks for n items of row work: the pool's threads, fewer for fewer items (at least 1) */
+int asr_pool_n_tasks(const asr_pool_t *pool, int n);
 void asr_pool_run(asr_pool_t *pool, int n_tasks, asr_pool_fn fn, void *ctx);
 
 /* Keeps the GEMM library single-threaded: parallel GEMMs split their rows over a pool instead
@@ -110,7 +112,7 @@ void asr_nn_gemm_nn_small_h(const float *p, int ldp, const uint16_t *v, int ldv,
  */
 void asr_nn_layer_norm(asr_pool_t *pool, const float *x, float *out, int n_rows, int d,
                        const float *gamma, const float *beta, float eps);
-/* The same with bfloat16 output (round to nearest even; norm_bf16.c): out [n_rows][d]. */
+/* The same with bfloat16 output (round to nearest even): out [n_rows][d]. (layer_norm.c) */
 void asr_nn_layer_norm_bf16(asr_pool_t *pool, const float *x, uint16_t *out, int n_rows, int d,
                             const float *gamma, const float *beta, float eps);
 /* Exact (erf) GELU in place. */

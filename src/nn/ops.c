@@ -6,7 +6,6 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "nn/isa.h"
 #include "nn/kern.h"
 
 /* OpenBLAS runs single-threaded inside the pool's tasks: its own threads would spin (sched_yield)
@@ -334,103 +333,6 @@ void asr_nn_h2f_n_mt(asr_pool_t *pool, const void *src, float *dst, size_t n) {
     asr_pool_run(pool, asr_pool_n_threads(pool), h2f_task, &j);
 }
 
-/* one row: the mean and the mean of squared deviations summed in double, then
- * (x - mean)·inv·gamma + beta in float */
-static void ln_row(const row_job_t *j, int r) {
-    const float *x = j->x + (size_t)r * j->d;
-    float *o = j->out + (size_t)r * j->d;
-    double sum = 0.0;
-    for (int i = 0; i < j->d; i++)
-        sum += x[i];
-    float mean = (float)(sum / j->d);
-    double var = 0.0;
-    for (int i = 0; i < j->d; i++) {
-        float t = x[i] - mean;
-        var += (double)t * t;
-    }
-    float inv = 1.0f / sqrtf((float)(var / j->d) + j->eps);
-    for (int i = 0; i < j->d; i++)
-        o[i] = (x[i] - mean) * inv * j->gamma[i] + j->beta[i];
-}
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-/* The same on AVX-512: the double sums in 16 lanes (floats' sums and squares held exactly by
- * double as long as their exponents span under 29 bits, so the same float mean and variance in
- * practice: base's encoder outputs bit-identical on jfk), the rest with the same roundings (no
- * FMA). */
-__attribute__((target("avx512f"))) static void ln_row_avx512(const row_job_t *j, int r) {
-    const int d = j->d;
-    const float *x = j->x + (size_t)r * d;
-    float *o = j->out + (size_t)r * d;
-    __m512d s0 = _mm512_setzero_pd(), s1 = s0;
-    int i = 0;
-    for (; i + 16 <= d; i += 16) {
-        __m512 v = _mm512_loadu_ps(x + i);
-        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-        s1 = _mm512_add_pd(
-            s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
-    }
-    double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
-    for (; i < d; i++)
-        sum += x[i];
-    const float mean = (float)(sum / d);
-    const __m512 mv = _mm512_set1_ps(mean);
-    s0 = _mm512_setzero_pd(), s1 = s0;
-    for (i = 0; i + 16 <= d; i += 16) {
-        __m512 t = _mm512_sub_ps(_mm512_loadu_ps(x + i), mv);
-        __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(t));
-        __m512d hi =
-            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(t), 1)));
-        s0 = _mm512_add_pd(s0, _mm512_mul_pd(lo, lo));
-        s1 = _mm512_add_pd(s1, _mm512_mul_pd(hi, hi));
-    }
-    double var = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
-    for (; i < d; i++) {
-        float t = x[i] - mean;
-        var += (double)t * t;
-    }
-    const float inv = 1.0f / sqrtf((float)(var / d) + j->eps);
-    const __m512 iv = _mm512_set1_ps(inv);
-    for (i = 0; i + 16 <= d; i += 16) {
-        __m512 t = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), mv), iv);
-        t = _mm512_add_ps(_mm512_mul_ps(t, _mm512_loadu_ps(j->gamma + i)),
-                          _mm512_loadu_ps(j->beta + i));
-        _mm512_storeu_ps(o + i, t);
-    }
-    for (; i < d; i++)
-        o[i] = (x[i] - mean) * inv * j->gamma[i] + j->beta[i];
-}
-#define HAVE_LN_AVX512 1
-#endif
-
-static void layer_norm_task(void *ctx, int task, int n_tasks) {
-    row_job_t *j = ctx;
-    int lo, hi;
-    block_range(task, n_tasks, j->n_rows, &lo, &hi);
-#ifdef HAVE_LN_AVX512
-    if (asr_isa()->level >= ASR_ISA_AVX512) {
-        for (int r = lo; r < hi; r++)
-            ln_row_avx512(j, r);
-        return;
-    }
-#endif
-    for (int r = lo; r < hi; r++)
-        ln_row(j, r);
-}
-
-static int n_tasks_for(asr_pool_t *pool, int rows) {
-    int n = asr_pool_n_threads(pool);
-    return rows < n ? (rows < 1 ? 1 : rows) : n;
-}
-
-void asr_nn_layer_norm(asr_pool_t *pool, const float *x, float *out, int n_rows, int d,
-                       const float *gamma, const float *beta, float eps) {
-    row_job_t j = {
-        .x = x, .out = out, .n_rows = n_rows, .d = d, .gamma = gamma, .beta = beta, .eps = eps};
-    asr_pool_run(pool, n_rows >= 64 ? n_tasks_for(pool, n_rows) : 1, layer_norm_task, &j);
-}
-
 void asr_nn_gelu_ref(float *x, size_t n) {
     for (size_t i = 0; i < n; i++)
         x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
@@ -471,7 +373,7 @@ static void softmax_task(void *ctx, int task, int n_tasks) {
 
 void asr_nn_softmax_rows(asr_pool_t *pool, float *x, int n_rows, int n_cols, int ld) {
     row_job_t j = {.out = x, .n_rows = n_rows, .d = n_cols, .ld = ld};
-    asr_pool_run(pool, n_rows >= 16 ? n_tasks_for(pool, n_rows) : 1, softmax_task, &j);
+    asr_pool_run(pool, n_rows >= 16 ? asr_pool_n_tasks(pool, n_rows) : 1, softmax_task, &j);
 }
 
 void asr_nn_add(float *x, const float *y, size_t n) {

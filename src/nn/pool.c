@@ -140,6 +140,11 @@ void asr_pool_destroy(asr_pool_t *p) {
 
 int asr_pool_n_threads(const asr_pool_t *p) { return p ? p->n_threads : 1; }
 
+int asr_pool_n_tasks(const asr_pool_t *p, int n) {
+    int nt = asr_pool_n_threads(p);
+    return n < nt ? (n < 1 ? 1 : n) : nt;
+}
+
 void asr_pool_run(asr_pool_t *p, int n_tasks, asr_pool_fn fn, void *ctx) {
     const unsigned csr = denormals_off();
     if (!p || p->n_threads == 1 || n_tasks <= 1 || n_tasks > MAX_TASKS) {
