@@ -305,6 +305,9 @@ TGT_AMX static void values(const blk_t *k, int c0, int w) {
     }
 }
 
+/* the keys of chunk c (CH, fewer in the last) */
+static int chunk_w(int Tp, int c) { return Tp - c * CH < CH ? Tp - c * CH : CH; }
+
 /* One block; exact: b is the rows' maxima over all T (a pass of scores first), else over the
  * first chunk. 0 when a row's sum passed 2^100 (only without exact). */
 TGT_AMX static int attn_block(const attn_job_t *j, blk_t *k, int exact) {
@@ -312,24 +315,20 @@ TGT_AMX static int attn_block(const attn_job_t *j, blk_t *k, int exact) {
     float *mx = k->O; /* the maxima (per lane) before O is used */
     for (int r = 0; r < RB; r++)
         _mm512_store_ps(mx + 16 * r, _mm512_set1_ps(-INFINITY));
-    for (int c = 0; c < (exact ? nch : 1); c++) {
-        const int w = Tp - c * CH < CH ? Tp - c * CH : CH;
-        scores(k, c * CH, w, k->S[0], NULL, 0, 0);
-        max_rows(k, k->S[0], c * CH, w, mx);
+    for (int c = exact ? nch - 1 : 0; c >= 0; c--) { /* chunk 0's scores last: kept in S[0] */
+        scores(k, c * CH, chunk_w(Tp, c), k->S[0], NULL, 0, 0);
+        max_rows(k, k->S[0], c * CH, chunk_w(Tp, c), mx);
     }
     for (int r = 0; r < RB; r++) {
         k->b[r] = _mm512_reduce_max_ps(_mm512_load_ps(mx + 16 * r)) * k->av[0];
         _mm512_store_ps(k->sum + 16 * r, _mm512_setzero_ps());
     }
     memset(k->O, 0, RB * DH * sizeof(float));
-    if (exact) /* chunk 0's scores again */
-        scores(k, 0, Tp < CH ? Tp : CH, k->S[0], NULL, 0, 0);
     for (int c = 0; c < nch; c++) {
-        const int w = Tp - c * CH < CH ? Tp - c * CH : CH;
-        const int c1 = (c + 1) * CH, w1 = Tp - c1 < CH ? Tp - c1 : CH;
+        const int w = chunk_w(Tp, c);
         float *S = k->S[c & 1];
         if (c + 1 < nch) /* the next chunk's scores beside this one's exponentials */
-            scores(k, c1, w1, k->S[(c + 1) & 1], S, c * CH, w);
+            scores(k, (c + 1) * CH, chunk_w(Tp, c + 1), k->S[(c + 1) & 1], S, c * CH, w);
         else
             exp_rows(k, S, c * CH, w, 0, RB);
         values(k, c * CH, w);

@@ -384,19 +384,8 @@ static void convert_in(run_job_t *j, int i0, int i1) {
     }
 }
 
-/* c[t] (+)= acc[t]·as·ws[t] + b[t] for one row of n */
-static void out_row(const int32_t *acc, float as, const float *ws, const float *b, float *c, int n,
-                    int accum) {
-    if (accum)
-        for (int t = 0; t < n; t++)
-            c[t] += (float)acc[t] * as * ws[t] + b[t];
-    else
-        for (int t = 0; t < n; t++)
-            c[t] = (float)acc[t] * as * ws[t] + b[t];
-}
-
 #ifdef HAVE_ROW_BF16_AVX512
-/* the same, 16 at a time (the same operations in the same order) */
+/* out_row 16 at a time (the same operations in the same order) */
 __attribute__((target("avx512f"))) static void out_row_avx512(const int32_t *acc, float as,
                                                               const float *ws, const float *b,
                                                               float *c, int n, int accum) {
@@ -413,26 +402,32 @@ __attribute__((target("avx512f"))) static void out_row_avx512(const int32_t *acc
 }
 #endif
 
+/* c[t] (+)= acc[t]·as·ws[t] + b[t] for one row of n */
+static void out_row(const int32_t *acc, float as, const float *ws, const float *b, float *c, int n,
+                    int accum) {
+#ifdef HAVE_ROW_BF16_AVX512
+    if (asr_isa()->level >= ASR_ISA_AVX512) {
+        out_row_avx512(acc, as, ws, b, c, n, accum);
+        return;
+    }
+#endif
+    if (accum)
+        for (int t = 0; t < n; t++)
+            c[t] += (float)acc[t] * as * ws[t] + b[t];
+    else
+        for (int t = 0; t < n; t++)
+            c[t] = (float)acc[t] * as * ws[t] + b[t];
+}
+
 /* int8: rows [i0, i1) of C from the int32 sums (scales, bias, then the flags) */
 static void convert_out(run_job_t *j, int i0, int i1) {
     const asr_nn_dnnl_t *g = j->g;
     const int n = g->n, accum = (g->flags & ASR_NN_DNNL_ACC) != 0;
-#ifdef HAVE_ROW_BF16_AVX512
-    const int wide = asr_isa()->level >= ASR_ISA_AVX512;
-#else
-    const int wide = 0;
-#endif
     for (int i = i0; i < i1; i++) {
         const int32_t *acc = (const int32_t *)(j->scratch + j->L.acc) + (size_t)i * n;
         float *c = (float *)j->c + (size_t)i * j->ldc;
         float as = ((const float *)(j->scratch + j->L.scale))[i];
-#ifdef HAVE_ROW_BF16_AVX512
-        if (wide)
-            out_row_avx512(acc, as, g->wscale, g->bias, c, n, accum);
-        else
-#endif
-            out_row(acc, as, g->wscale, g->bias, c, n, accum);
-        (void)wide;
+        out_row(acc, as, g->wscale, g->bias, c, n, accum);
         if (g->flags & ASR_NN_DNNL_GELU)
             asr_nn_gelu_fast(c, (size_t)n);
     }
