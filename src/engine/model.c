@@ -334,12 +334,7 @@ static asr_err_t pack_rows(asr_model_t *m, int type, int flags, const float *w, 
                            asr_nn_dnnl_t **out) {
     *out = NULL;
     if (!w) { /* the mapped bytes, at any alignment */
-        const unsigned char *p = h;
-        for (size_t i = 0; i < (size_t)n * k; i++) {
-            uint16_t v;
-            memcpy(&v, p + 2 * i, 2);
-            tmp[i] = asr_nn_f16_to_f32(v);
-        }
+        asr_nn_h2f_n_mt(NULL, h, tmp, (size_t)n * k);
         w = tmp;
     }
     asr_nn_dnnl_t *g = NULL;

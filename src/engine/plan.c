@@ -86,10 +86,12 @@ int asr__enc_dnnl_type(asr_wtype_t wtype) {
     const asr_isa_t *t = asr_isa();
     /* measured (bench/gemm_isa, 1 thread, GFLOP per CPU-second, base's shapes): AMX bfloat16
      * 370-520 and AVX-512 VNNI int8 175-260 against OpenBLAS float32 125-145; AVX-512 BF16
-     * without AMX (VDPBF16PS) 84-95 loses, so bfloat16 waits for AMX */
+     * without AMX (VDPBF16PS) 84-95 loses, so bfloat16 waits for AMX. int8 wherever VPDPBUSD
+     * sums exactly, AVX-VNNI included (2 threads at ASRD_ISA=avx2, OpenBLAS held to AVX2 by
+     * OPENBLAS_CORETYPE=Haswell: oneDNN avx2_vnni int8 506-534 GOP/s against sgemm 206-219) */
     if (wtype == ASR_W_BF16 && t->level >= ASR_ISA_AMX)
         return ASR_NN_DNNL_BF16;
-    if (wtype == ASR_W_I8 && t->level >= ASR_ISA_AVX512 && t->avx512_vnni)
+    if (wtype == ASR_W_I8 && asr_isa_int8_dot())
         return ASR_NN_DNNL_I8;
     return -1;
 }

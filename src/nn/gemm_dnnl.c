@@ -66,10 +66,11 @@ static asr_err_t engine_init(void) {
     if (g_eng)
         return ASR_OK;
     const asr_isa_t *t = asr_isa();
-    dnnl_cpu_isa_t cap = t->level >= ASR_ISA_AMX      ? dnnl_cpu_isa_all
-                         : t->level >= ASR_ISA_AVX512 ? dnnl_cpu_isa_avx512_core_bf16
-                         : t->level >= ASR_ISA_AVX2   ? dnnl_cpu_isa_avx2
-                                                      : dnnl_cpu_isa_sse41;
+    dnnl_cpu_isa_t cap = t->level >= ASR_ISA_AMX                   ? dnnl_cpu_isa_all
+                         : t->level >= ASR_ISA_AVX512              ? dnnl_cpu_isa_avx512_core_bf16
+                         : t->level >= ASR_ISA_AVX2 && t->avx_vnni ? dnnl_cpu_isa_avx2_vnni
+                         : t->level >= ASR_ISA_AVX2                ? dnnl_cpu_isa_avx2
+                                                                   : dnnl_cpu_isa_sse41;
     dnnl_set_max_cpu_isa(cap); /* fails harmlessly once a primitive exists */
     dnnl_set_verbose(0);
     return dnnl_engine_create(&g_eng, dnnl_cpu, 0) == dnnl_success ? ASR_OK : ASR_ERR_INVALID;
@@ -150,11 +151,11 @@ static const prim_t *prim_get(int m, int n, int k, int type, int flags, int n_th
 }
 
 /* dst (any layout of md) from a float32 [n][k] matrix (oneDNN's reorder) */
-static asr_err_t reorder_in(const float *wf, int n, int k, const dnnl_memory_desc_t *md,
-                            void *dst) {
+static asr_err_t reorder_in(const void *wf, dnnl_data_type_t dt, int n, int k,
+                            const dnnl_memory_desc_t *md, void *dst) {
     dnnl_memory_desc_t user;
     dnnl_dims_t dw = {k, n};
-    dnnl_memory_desc_init_by_tag(&user, 2, dw, dnnl_f32, dnnl_ba);
+    dnnl_memory_desc_init_by_tag(&user, 2, dw, dt, dnnl_ba);
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t r = NULL;
     dnnl_memory_t ms = NULL, md_ = NULL;
@@ -167,9 +168,13 @@ static asr_err_t reorder_in(const float *wf, int n, int k, const dnnl_memory_des
         dnnl_stream_create(&s, g_eng, dnnl_stream_default_flags) != dnnl_success)
         goto done;
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md_}};
+    /* on the calling thread: an OpenMP team would spin on the cores after it (gemm_dnnl.c's top) */
+    int was = omp_get_max_threads();
+    omp_set_num_threads(1);
     if (dnnl_primitive_execute(r, s, 2, args) == dnnl_success &&
         dnnl_stream_wait(s) == dnnl_success)
         e = ASR_OK;
+    omp_set_num_threads(was);
 done:
     if (s)
         dnnl_stream_destroy(s);
@@ -219,14 +224,15 @@ asr_err_t asr_nn_dnnl_pack_ex(int type, int flags, const float *w, const float *
                               int k, int n_threads, asr_nn_dnnl_t **out) {
     *out = NULL;
     const asr_isa_t *isa = asr_isa();
-    /* int8 below AVX-512 VNNI: oneDNN's s8·s8 kernels sum pairs in saturating int16 (vpmaddubsw),
-     * 24% error measured at ASRD_ISA=avx2; bfloat16 below AVX-512: no matmul in oneDNN 2.6 */
-    if ((type == ASR_NN_DNNL_I8 && (isa->level < ASR_ISA_AVX512 || !isa->avx512_vnni)) ||
+    /* int8 without VNNI (AVX-512 or AVX-VNNI): oneDNN's s8·s8 kernels sum pairs in saturating
+     * int16 (vpmaddubsw), 24% error measured at ASRD_ISA=avx2 without AVX-VNNI; bfloat16 below
+     * AVX-512: no matmul in oneDNN 2.6 */
+    if ((type == ASR_NN_DNNL_I8 && !asr_isa_int8_dot()) ||
         (type == ASR_NN_DNNL_BF16 && isa->level < ASR_ISA_AVX512) || m < 1 || n < 1 || k < 1 ||
         (type != ASR_NN_DNNL_BF16 && (flags & (ASR_NN_DNNL_SRC_BF16 | ASR_NN_DNNL_DST_BF16))))
         return ASR_ERR_INVALID;
     asr_nn_dnnl_t *g = calloc(1, sizeof *g);
-    float *wq = NULL;
+    int8_t *wq = NULL;
     if (!g)
         return ASR_ERR_NOMEM;
     g->m = m, g->n = n, g->k = k, g->type = type, g->flags = flags;
@@ -244,22 +250,14 @@ asr_err_t asr_nn_dnnl_pack_ex(int type, int flags, const float *w, const float *
         goto fail;
     if (bias)
         memcpy(g->bias, bias, sizeof(float) * n);
-    const float *src = w;
-    if (type == ASR_NN_DNNL_I8) { /* symmetric per column: round(w·127/max|w|) as float */
-        if (!(g->wscale = malloc(sizeof(float) * n)) || !(wq = malloc(sizeof(float) * n * k)))
+    if (type == ASR_NN_DNNL_I8) { /* symmetric per column (a row of w): max|w| ↦ 127 */
+        if (!(g->wscale = malloc(sizeof(float) * n)) || !(wq = malloc((size_t)n * k)))
             goto fail;
-        for (int j = 0; j < n; j++) {
-            float mx = 0;
-            for (int t = 0; t < k; t++)
-                mx = fmaxf(mx, fabsf(w[(size_t)j * k + t]));
-            float inv = mx > 0 ? 127.0f / mx : 0;
-            g->wscale[j] = mx > 0 ? mx / 127.0f : 0;
-            for (int t = 0; t < k; t++)
-                wq[(size_t)j * k + t] = nearbyintf(w[(size_t)j * k + t] * inv);
-        }
-        src = wq;
+        asr_nn_convert_rows(w, n, k, ASR_W_I8, wq, g->wscale);
+        e = reorder_in(wq, dnnl_s8, n, k, &g->p->wmd, g->w);
+    } else {
+        e = reorder_in(w, dnnl_f32, n, k, &g->p->wmd, g->w);
     }
-    e = reorder_in(src, n, k, &g->p->wmd, g->w);
     if (e != ASR_OK)
         goto fail;
     free(wq);

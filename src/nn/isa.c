@@ -197,6 +197,12 @@ const char *asr_isa_level_name(asr_isa_level_t level) {
     return (unsigned)level < 4 ? n[level] : "?";
 }
 
+bool asr_isa_int8_dot(void) {
+    const asr_isa_t *t = asr_isa();
+    return (t->level >= ASR_ISA_AVX512 && t->avx512_vnni) ||
+           (t->level >= ASR_ISA_AVX2 && t->avx_vnni);
+}
+
 const char *asr_isa_features(char *buf, int len) {
     const asr_isa_t *t = asr_isa();
     const struct {

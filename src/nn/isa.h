@@ -40,6 +40,9 @@ typedef struct {
 
 /* Detects once (first call) and returns the answer. */
 const asr_isa_t *asr_isa(void);
+/* Exact int8 dot products (VPDPBUSD: u8·s8 pairs summed into int32, no int16 saturation) at the
+ * level in use: AVX-512 VNNI at AVX512 and above, AVX-VNNI (ymm) at AVX2. */
+bool asr_isa_int8_dot(void);
 /* "portable", "avx2", "avx512", "amx" */
 const char *asr_isa_level_name(asr_isa_level_t level);
 /* The features in one line: "avx2 fma f16c avx512f avx512bw avx512vl avx512_vnni avx512_bf16

@@ -52,11 +52,26 @@ def test_bench_json_has_sane_peak_and_share(ct):
 
 
 def test_bench_avx2_level_measures_the_float32_path():
+    # bfloat16 has no oneDNN kernel below AVX-512: its encoder (and so its peak) is float32 sgemm
+    md = t.require_model("tiny.en")
+    doc = bench(md, "bfloat16", env={"ASRD_ISA": "avx2"})
+    check_peak(doc, "bfloat16")
+    assert doc["isa"] in ("avx2", "portable") and "ASRD_ISA" in doc["isa_why"], doc
+    assert doc["peak_path"] == "float32 sgemm", doc
+
+
+def test_bench_avx2_level_int8_path_follows_avx_vnni():
+    # int8 at the AVX2 level: oneDNN's avx2_vnni kernels where the CPU has AVX-VNNI (exact int32
+    # sums), else the float32 path (without VNNI the int8 kernels saturate)
     md = t.require_model("tiny.en")
     doc = bench(md, "int8", env={"ASRD_ISA": "avx2"})
     check_peak(doc, "int8")
-    assert doc["isa"] in ("avx2", "portable") and "ASRD_ISA" in doc["isa_why"], doc
-    assert doc["peak_path"] == "float32 sgemm", doc
+    assert doc["isa"] == "avx2", doc
+    if "avx_vnni" in doc["isa_features"].split():
+        assert doc["peak_path"] == "oneDNN int8", doc
+        assert "avx512" not in doc["peak_kernel"] and "amx" not in doc["peak_kernel"], doc
+    else:
+        assert doc["peak_path"] == "float32 sgemm", doc
 
 
 def test_bench_text_names_level_path_peak_and_share():
