@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Issue #21's goals (bench/goals.sh) at every kernel level this CPU can stand in for: first the
-# best level it runs (AMX or AVX-512 where it has them), then ASRD_ISA=avx2 with CTranslate2 (and
-# so faster-whisper) held to AVX2 as well (CT2_FORCE_CPU_ISA=AVX2). The AVX2 run on an AVX-512/AMX
-# CPU stands in for an AVX2-only machine: same instructions, but this CPU's clock, caches and
-# memory, so it says what the AVX2 code reaches, not what a given AVX2 server would.
+# best level it runs (AMX or AVX-512 where it has them), then ASRD_ISA=avx2 with every library of
+# both engines held to AVX2 as well: OpenBLAS (asrd's float32 GEMMs; OPENBLAS_CORETYPE=Haswell, else
+# it picks this CPU's AVX-512 kernels whatever ASRD_ISA says), CTranslate2's own kernels
+# (CT2_FORCE_CPU_ISA=AVX2) and the MKL it links (MKL_ENABLE_INSTRUCTIONS=AVX2). The AVX2 run on an
+# AVX-512/AMX CPU stands in for an AVX2 machine: same instructions (AVX-VNNI included where this
+# CPU has it, as Intel's AVX2 CPUs since Alder Lake do), but this CPU's clock, caches and memory,
+# so it says what the AVX2 code reaches, not what a given AVX2 server would.
 #
 #   bench/all_isa.sh [OUTDIR]     # default /tmp/asrd-goals-<time>; OUTDIR/<level>/ per level
 #
@@ -22,7 +25,13 @@ for level in ${LEVELS:-best avx2}; do
         ct2="$(echo "$level" | tr a-z A-Z)"
         [ "$level" = portable ] && ct2=GENERIC
         [ "$level" = amx ] && ct2=AVX512
-        ASRD_ISA="$level" CT2_FORCE_CPU_ISA="$ct2" "$ROOT/bench/goals.sh" "$OUT/$level" || rc=1
+        case "$level" in
+        avx2) blas=Haswell mkl=AVX2 ;;
+        avx512 | amx) blas=SkylakeX mkl=AVX512 ;;
+        *) blas=Prescott mkl=SSE4_2 ;;
+        esac
+        ASRD_ISA="$level" CT2_FORCE_CPU_ISA="$ct2" OPENBLAS_CORETYPE="$blas" \
+            MKL_ENABLE_INSTRUCTIONS="$mkl" "$ROOT/bench/goals.sh" "$OUT/$level" || rc=1
     fi
     echo
 done

@@ -16,7 +16,8 @@ int8; asrd: int8, and bfloat16 against faster-whisper's int8, since CTranslate2'
 bfloat16). Clips are file names from tests/data/audio/MANIFEST.tsv ("all": every clip of the
 manifest in the model's language set: English-only models get English clips).
 
-The CPU (lscpu model and SIMD flags), ASRD_ISA / CT2_FORCE_CPU_ISA and the load average are
+The CPU (lscpu model and SIMD flags), ASRD_ISA / CT2_FORCE_CPU_ISA / OPENBLAS_CORETYPE /
+MKL_ENABLE_INSTRUCTIONS and the load average are
 printed first and the load beside each row: the machine may be shared, and compare.sh warns when
 the load exceeds half the CPUs. With --raw DIR each compare.sh output is kept there.
 Environment as for compare.sh: ASRD (binary, default build/asrd), ASRD_MODELS, ASRD_VENV.

@@ -49,7 +49,7 @@ flags="$(lscpu | sed -n 's/^Flags: *//p' | tr ' ' '\n' |
 say "# asrd issue-21 goals, $(date -u +%FT%TZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
 say "# CPU: $(lscpu | sed -n 's/^Model name: *//p'); $(nproc) CPUs; flags: $flags"
 "$ASRD" version | grep '^cpu' | sed 's/^/# asrd /' | tee -a "$SUM"
-say "# ASRD_ISA=${ASRD_ISA:-(unset)} CT2_FORCE_CPU_ISA=${CT2_FORCE_CPU_ISA:-(unset)}; $THREADS threads; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+say "# ASRD_ISA=${ASRD_ISA:-(unset)} CT2_FORCE_CPU_ISA=${CT2_FORCE_CPU_ISA:-(unset)} OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset)} MKL_ENABLE_INSTRUCTIONS=${MKL_ENABLE_INSTRUCTIONS:-(unset)}; $THREADS threads; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 say "# outputs: $OUT"
 rc=0
 

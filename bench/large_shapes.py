@@ -34,8 +34,8 @@ type (int8/bfloat16: converted at load):
     divided by 30 s. RTF 0.5 = a 30-s window in 15 s.
 Ratios are asrd / CTranslate2 (below 1: asrd faster). Not a pass/fail check: the figures go to
 the issue's closing note with the CPU (lscpu model and AVX flags, printed first) and the load
-average around each row. CT2_FORCE_CPU_ISA (e.g. AVX2) reaches the CTranslate2 child, so that
-bench/all_isa.sh can hold both engines to AVX2.
+average around each row. CT2_FORCE_CPU_ISA and MKL_ENABLE_INSTRUCTIONS (e.g. AVX2) reach the
+CTranslate2 child, OPENBLAS_CORETYPE asrd, so that bench/all_isa.sh can hold both engines to AVX2.
 Environment: ASRD (binary, default build/asrd), ASRD_VENV (default ~/.cache/asrd/venv).
 """
 
@@ -137,10 +137,10 @@ def loadavg() -> float:
 
 
 def cpu_header(threads: int) -> str:
-    isa = os.environ.get("ASRD_ISA")
+    held = " ".join(f"{v}={os.environ.get(v) or '(unset)'}" for v in (
+        "ASRD_ISA", "CT2_FORCE_CPU_ISA", "OPENBLAS_CORETYPE", "MKL_ENABLE_INSTRUCTIONS"))
     return (f"CPU: {cpu_name()}; flags: {cpu_flags()}; {os.cpu_count()} CPUs; {threads} threads; "
-            f"ASRD_ISA={isa or '(unset)'} CT2_FORCE_CPU_ISA="
-            f"{os.environ.get('CT2_FORCE_CPU_ISA') or '(unset)'}; load average "
+            f"{held}; load average "
             f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
 
 

@@ -104,6 +104,8 @@ size_t asr__enc_dnnl_scratch(const asr_model_info_t *in, int type) {
     /* oneDNN's own: measured 44 KB (2 threads, d 384) to 1.1 MB (16 threads, d 1280) */
     size_t own = ((size_t)2 << 20) + ((size_t)128 << 10) * (size_t)(cores > 0 ? cores : 1);
 #define AL(x) (((x) + a64 - 1) / a64 * a64)
+    /* bfloat16: A converted (m·k·2 bytes), or, for a GEMM that reads bfloat16 A as is and splits
+     * the columns (ffn2: gemm_dnnl.c), the parts' float32 results (m·d·4, less) */
     if (type == ASR_NN_DNNL_BF16)
         return own + AL(m * k * 2);
     return own + AL(m * k) + AL(m * sizeof(float)) + AL(m * 4 * d * sizeof(int32_t));

@@ -50,11 +50,12 @@ typedef struct {
 struct asr_nn_dnnl {
     const prim_t *p, *p_last; /* a part's primitive, the last part's (may be p) */
     int m, n, k, type, flags;
-    int n_parts, rows; /* parts of `rows` rows, the last one m - (n_parts - 1)·rows */
-    void *w;           /* packed weights (64-byte aligned) */
-    size_t w_len;      /* its bytes */
-    float *bias;       /* [n] (zeros if none) */
-    float *wscale;     /* int8: [n] the column scales */
+    int n_parts, rows;    /* parts of `rows` rows, the last one m - (n_parts - 1)·rows */
+    int cols;             /* or, where > 0, parts of `cols` columns (each all m rows: pick_prims) */
+    void *w;              /* packed weights (64-byte aligned; column parts one after another) */
+    size_t w_len, w_part; /* its bytes, a column part's */
+    float *bias;          /* [n] (zeros if none) */
+    float *wscale;        /* int8: [n] the column scales */
 };
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -203,6 +204,20 @@ static void split_rows(int m, int n_threads, int *n_parts, int *rows) {
 /* the handle's primitives (g_mu held): single-threaded ones per part (parts of unequal rows whose
  * primitives would pack the weights differently: one part) */
 static int pick_prims(asr_nn_dnnl_t *g, int n_threads) {
+    /* bfloat16 A as is, k ≥ 4n (ffn2): one part of the columns per thread, every row, each with
+     * its share of W (n/threads × k: L2-sized for base, where a part of the rows reads all of W)
+     * into a dense m × cols result of its own (oneDNN 2.6 has no AMX kernel for C's rows wider
+     * than n), then copied or added (ASR_NN_DNNL_ACC) into C's columns: base's ffn2 on 2 threads
+     * (AMX) 2.0-2.1 -> 1.6 ms, the copy included; k = 3n gained 5%, k ≤ n nothing */
+    const int acc = (g->flags & ASR_NN_DNNL_ACC) != 0, hc = (g->flags & ASR_NN_DNNL_DST_BF16) != 0;
+    if (g->type == ASR_NN_DNNL_BF16 && (g->flags & ASR_NN_DNNL_SRC_BF16) && !(acc && hc) &&
+        n_threads > 1 && g->k >= 4 * g->n && g->n % (16 * n_threads) == 0 && g->m >= 16) {
+        g->n_parts = n_threads, g->rows = g->m, g->cols = g->n / n_threads;
+        g->p = g->p_last = prim_get(g->m, g->cols, g->k, g->type, g->flags & ~ASR_NN_DNNL_ACC, 1);
+        if (g->p)
+            return 1;
+        g->cols = 0;
+    }
     split_rows(g->m, n_threads, &g->n_parts, &g->rows);
     if (g->n_parts > 1) {
         int last = g->m - (g->n_parts - 1) * g->rows;
@@ -242,7 +257,8 @@ asr_err_t asr_nn_dnnl_pack_ex(int type, int flags, const float *w, const float *
     asr_err_t e = ASR_ERR_INVALID;
     if (!ok)
         goto fail;
-    g->w_len = dnnl_memory_desc_get_size(&g->p->wmd);
+    g->w_part = dnnl_memory_desc_get_size(&g->p->wmd);
+    g->w_len = g->cols ? g->w_part * (size_t)g->n_parts : g->w_part;
     e = ASR_ERR_NOMEM;
     if (posix_memalign(&g->w, 64, g->w_len ? g->w_len : 64))
         goto fail;
@@ -255,6 +271,11 @@ asr_err_t asr_nn_dnnl_pack_ex(int type, int flags, const float *w, const float *
             goto fail;
         asr_nn_convert_rows(w, n, k, ASR_W_I8, wq, g->wscale);
         e = reorder_in(wq, dnnl_s8, n, k, &g->p->wmd, g->w);
+    } else if (g->cols) { /* rows [c·cols, (c+1)·cols) of w: column part c */
+        e = ASR_OK;
+        for (int c = 0; c < g->n_parts && e == ASR_OK; c++)
+            e = reorder_in(w + (size_t)c * g->cols * k, dnnl_f32, g->cols, k, &g->p->wmd,
+                           (char *)g->w + (size_t)c * g->w_part);
     } else {
         e = reorder_in(w, dnnl_f32, n, k, &g->p->wmd, g->w);
     }
@@ -291,7 +312,7 @@ static size_t al64(size_t x) { return (x + 63) / 64 * 64; }
 
 /* the scratch's parts: converted A, int8's row scales and int32 sums, then a scratchpad per part */
 typedef struct {
-    size_t a, scale, acc, pad, pad_each, total;
+    size_t a, scale, acc, pad, pad_each, part_c, part_c_each, total;
 } layout_t;
 
 static layout_t scratch_layout(const asr_nn_dnnl_t *g) {
@@ -307,7 +328,12 @@ static layout_t scratch_layout(const asr_nn_dnnl_t *g) {
     L.pad = cur += g->type == ASR_NN_DNNL_I8 ? al64(sizeof(int32_t) * g->m * g->n) : 0;
     L.pad_each = al64(g->p->scratch_bytes > g->p_last->scratch_bytes ? g->p->scratch_bytes
                                                                      : g->p_last->scratch_bytes);
-    L.total = cur + L.pad_each * (size_t)g->n_parts;
+    L.part_c = cur += L.pad_each * (size_t)g->n_parts;
+    L.part_c_each =
+        g->cols
+            ? al64((size_t)g->m * g->cols * ((g->flags & ASR_NN_DNNL_DST_BF16) ? 2 : sizeof(float)))
+            : 0;
+    L.total = cur + L.part_c_each * (size_t)g->n_parts;
     return L;
 }
 
@@ -316,6 +342,8 @@ size_t asr_nn_dnnl_scratch_bytes(const asr_nn_dnnl_t *g) { return scratch_layout
 const char *asr_nn_dnnl_impl(const asr_nn_dnnl_t *g) { return g->p->impl; }
 
 int asr_nn_dnnl_flags(const asr_nn_dnnl_t *g) { return g->flags; }
+
+int asr_nn_dnnl_splits_columns(const asr_nn_dnnl_t *g) { return g->cols > 0; }
 
 static inline uint16_t to_bf16(float f) {
     uint32_t u;
@@ -431,8 +459,8 @@ static void convert_out(run_job_t *j, int i0, int i1) {
     }
 }
 
-/* one primitive on rows [i0, i0 + p->m) */
-static int exec_part(run_job_t *j, const prim_t *p, int i0, int part) {
+/* one primitive on rows [i0, i0 + p->m), columns [j0, j0 + p->n) */
+static int exec_part(run_job_t *j, const prim_t *p, int i0, int j0, int part) {
     const asr_nn_dnnl_t *g = j->g;
     const void *src;
     if (g->type == ASR_NN_DNNL_F32)
@@ -444,10 +472,13 @@ static int exec_part(run_job_t *j, const prim_t *p, int i0, int part) {
     void *dst;
     if (g->type == ASR_NN_DNNL_I8)
         dst = (int32_t *)(j->scratch + j->L.acc) + (size_t)i0 * g->n;
+    else if (g->cols)
+        dst = j->scratch + j->L.part_c + (size_t)part * j->L.part_c_each;
     else if (g->flags & ASR_NN_DNNL_DST_BF16)
         dst = (uint16_t *)j->c + (size_t)i0 * j->ldc;
     else
         dst = (float *)j->c + (size_t)i0 * j->ldc;
+    void *w = (char *)g->w + (g->cols ? (size_t)part * g->w_part : 0);
     void *sp = j->scratch + j->L.pad + (size_t)part * j->L.pad_each;
     /* oneDNN's memory objects and stream per call (small allocations: a thread-local cache of
      * them pointed at each call's buffers was tried and gave wrong results now and then in
@@ -457,7 +488,7 @@ static int exec_part(run_job_t *j, const prim_t *p, int i0, int part) {
     dnnl_exec_arg_t args[5];
     int na = 0, ok = 0;
     if (dnnl_memory_create(&mem[0], &p->amd, g_eng, (void *)src) != dnnl_success ||
-        dnnl_memory_create(&mem[1], &p->wmd, g_eng, g->w) != dnnl_success ||
+        dnnl_memory_create(&mem[1], &p->wmd, g_eng, w) != dnnl_success ||
         dnnl_memory_create(&mem[2], &p->cmd, g_eng, dst) != dnnl_success ||
         dnnl_memory_create(&mem[3], &p->smd, g_eng, sp) != dnnl_success)
         goto done;
@@ -466,7 +497,7 @@ static int exec_part(run_job_t *j, const prim_t *p, int i0, int part) {
     args[na++] = (dnnl_exec_arg_t){DNNL_ARG_DST, mem[2]};
     args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem[3]};
     if (g->type != ASR_NN_DNNL_I8) {
-        if (dnnl_memory_create(&mem[4], &p->bmd, g_eng, g->bias) != dnnl_success)
+        if (dnnl_memory_create(&mem[4], &p->bmd, g_eng, g->bias + j0) != dnnl_success)
             goto done;
         args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mem[4]};
     }
@@ -484,15 +515,58 @@ done:
     return ok;
 }
 
-/* part `task`: its rows converted, its primitive, its int8 results */
+#ifdef HAVE_ROW_BF16_AVX512
+__attribute__((target("avx512f"))) static void add_avx512(float *c, const float *x, int n) {
+    for (int t = 0; t < n; t += 16) {
+        __mmask16 mk = n - t >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - t)) - 1u);
+        _mm512_mask_storeu_ps(
+            c + t, mk,
+            _mm512_add_ps(_mm512_maskz_loadu_ps(mk, c + t), _mm512_maskz_loadu_ps(mk, x + t)));
+    }
+}
+#endif
+
+/* a column part's dense result into C's columns [part·cols, (part + 1)·cols): copied, or added
+ * (ASR_NN_DNNL_ACC; float32 C) */
+static void place_cols(run_job_t *j, int part) {
+    const asr_nn_dnnl_t *g = j->g;
+    const int m = g->m, w = g->cols, j0 = part * w;
+    const size_t es = (g->flags & ASR_NN_DNNL_DST_BF16) ? 2 : sizeof(float);
+    const unsigned char *src = j->scratch + j->L.part_c + (size_t)part * j->L.part_c_each;
+    for (int i = 0; i < m; i++) {
+        unsigned char *c = (unsigned char *)j->c + ((size_t)i * j->ldc + j0) * es;
+        const unsigned char *x = src + (size_t)i * w * es;
+        if (!(g->flags & ASR_NN_DNNL_ACC)) {
+            memcpy(c, x, (size_t)w * es);
+            continue;
+        }
+#ifdef HAVE_ROW_BF16_AVX512
+        if (asr_isa()->level >= ASR_ISA_AVX512) {
+            add_avx512((float *)(void *)c, (const float *)(const void *)x, w);
+            continue;
+        }
+#endif
+        asr_nn_add((float *)(void *)c, (const float *)(const void *)x, (size_t)w);
+    }
+}
+
+/* part `task`: its rows converted, its primitive, its int8 results; or its columns (bfloat16 A:
+ * nothing to convert) */
 static void part_task(void *ctx, int task, int n_tasks) {
     (void)n_tasks;
     run_job_t *j = ctx;
     const asr_nn_dnnl_t *g = j->g;
+    if (g->cols) {
+        if (!exec_part(j, g->p, 0, task * g->cols, task))
+            atomic_store(&j->failed, 1);
+        else
+            place_cols(j, task);
+        return;
+    }
     int i0 = task * g->rows, i1 = task == g->n_parts - 1 ? g->m : i0 + g->rows;
     const prim_t *p = i1 - i0 == g->rows ? g->p : g->p_last;
     convert_in(j, i0, i1);
-    if (!exec_part(j, p, i0, task))
+    if (!exec_part(j, p, i0, 0, task))
         atomic_store(&j->failed, 1);
     else if (g->type == ASR_NN_DNNL_I8)
         convert_out(j, i0, i1);
@@ -522,7 +596,7 @@ asr_err_t asr_nn_dnnl_run_ex(asr_pool_t *pool, const asr_nn_dnnl_t *g, const voi
     } else {
         int nt = asr_pool_n_threads(pool);
         asr_pool_run(pool, nt, conv_in_task, &j);
-        if (!exec_part(&j, g->p, 0, 0))
+        if (!exec_part(&j, g->p, 0, 0, 0))
             return ASR_ERR_INVALID;
         if (g->type == ASR_NN_DNNL_I8)
             asr_pool_run(pool, nt, conv_out_task, &j);

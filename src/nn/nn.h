@@ -184,6 +184,9 @@ size_t asr_nn_dnnl_scratch_bytes(const asr_nn_dnnl_t *g);
 size_t asr_nn_dnnl_weight_bytes(const asr_nn_dnnl_t *g);
 /* the kernel oneDNN chose ("brg:avx512_core_amx_bf16") */
 const char *asr_nn_dnnl_impl(const asr_nn_dnnl_t *g);
+/* how a run splits over the pool: parts of the columns (1: bfloat16 A, k ≥ 4n) or of the rows (0)
+ */
+int asr_nn_dnnl_splits_columns(const asr_nn_dnnl_t *g);
 
 /* ---- self-attention in bfloat16 on AMX (attn_amx.c): the encoder's under bfloat16/int8 ----
  * out[t][h·dh + j] = Σ_s softmax_s(scale · q_h[t]·k_h[s]) · v_h[s][j], q/k/v of head h at columns

@@ -21,7 +21,8 @@ static float frand(unsigned *seed) {
 }
 
 /* relative error of each type: max|c - ref| / max|ref| */
-static double run_case(asr_pool_t *pool, int type, int m, int n, int k, int with_bias, int flags) {
+static double run_case_split(asr_pool_t *pool, int type, int m, int n, int k, int with_bias,
+                             int flags, int *splits_columns) {
     unsigned seed = (unsigned)(m * 31 + n * 7 + k + type);
     float *a = malloc(sizeof(float) * m * k), *w = malloc(sizeof(float) * n * k);
     float *b = malloc(sizeof(float) * n), *c = malloc(sizeof(float) * m * n);
@@ -51,6 +52,8 @@ static double run_case(asr_pool_t *pool, int type, int m, int n, int k, int with
     }
     assert_int_equal(e, ASR_OK);
     assert_true(asr_nn_dnnl_weight_bytes(g) >= (size_t)n * k);
+    if (splits_columns)
+        *splits_columns = asr_nn_dnnl_splits_columns(g);
     void *scr = NULL;
     assert_int_equal(posix_memalign(&scr, 64, asr_nn_dnnl_scratch_bytes(g) + 64), 0);
     assert_int_equal(asr_nn_dnnl_flags(g), flags);
@@ -95,6 +98,10 @@ static double run_case(asr_pool_t *pool, int type, int m, int n, int k, int with
     asr_nn_dnnl_destroy(g);
     free(a), free(w), free(b), free(c);
     return err / mag;
+}
+
+static double run_case(asr_pool_t *pool, int type, int m, int n, int k, int with_bias, int flags) {
+    return run_case_split(pool, type, m, n, k, with_bias, flags, NULL);
 }
 
 static void test_types(void **state) {
@@ -142,10 +149,43 @@ static void test_flags_and_parts(void **state) {
     }
 }
 
+/* bfloat16 A with k ≥ 4n (ffn2's shape): one part of the columns per thread, each writing its
+ * columns of every row of C (as float32 or bfloat16, with the residual added or GELU) */
+static void test_column_parts(void **state) {
+    (void)state;
+    const int flags[] = {ASR_NN_DNNL_SRC_BF16 | ASR_NN_DNNL_ACC,
+                         ASR_NN_DNNL_SRC_BF16 | ASR_NN_DNNL_DST_BF16 | ASR_NN_DNNL_GELU,
+                         ASR_NN_DNNL_SRC_BF16};
+    for (int nt = 1; nt <= 3; nt++) {
+        asr_pool_t *pool = asr_pool_create(nt);
+        for (int f = 0; f < 3; f++)
+            for (int m = 16; m <= 53; m += 37) {
+                int cols = -1;
+                double e = run_case_split(pool, ASR_NN_DNNL_BF16, m, 96, 400, 1, flags[f], &cols);
+                if (e < 0) {
+                    printf("bfloat16: no oneDNN kernel at level %s\n",
+                           asr_isa_level_name(asr_isa()->level));
+                    continue;
+                }
+                assert_int_equal(cols, nt > 1); /* 96 columns: 2 × 48, 3 × 32 */
+                if (!(e <= 1.5e-2))
+                    fail_msg("flags %d m %d threads %d: relative error %.3e", flags[f], m, nt, e);
+            }
+        /* k < 4n, or float32 A: rows */
+        int cols = -1;
+        if (run_case_split(pool, ASR_NN_DNNL_BF16, 40, 96, 300, 1, flags[0], &cols) >= 0)
+            assert_int_equal(cols, 0);
+        if (run_case_split(pool, ASR_NN_DNNL_BF16, 40, 96, 400, 1, ASR_NN_DNNL_ACC, &cols) >= 0)
+            assert_int_equal(cols, 0);
+        asr_pool_destroy(pool);
+    }
+}
+
 int main(void) {
     const asr_isa_t *t = asr_isa();
     printf("level %s (%s)\n", asr_isa_level_name(t->level), t->why);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_types),
-                                       cmocka_unit_test(test_flags_and_parts)};
+                                       cmocka_unit_test(test_flags_and_parts),
+                                       cmocka_unit_test(test_column_parts)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
