@@ -86,12 +86,13 @@ int asr__enc_dnnl_type(asr_wtype_t wtype) {
     const asr_isa_t *t = asr_isa();
     /* measured (bench/gemm_isa, 1 thread, GFLOP per CPU-second, base's shapes): AMX bfloat16
      * 370-520 and AVX-512 VNNI int8 175-260 against OpenBLAS float32 125-145; AVX-512 BF16
-     * without AMX (VDPBF16PS) 84-95 loses, so bfloat16 waits for AMX. int8 wherever VPDPBUSD
-     * sums exactly, AVX-VNNI included (2 threads at ASRD_ISA=avx2, OpenBLAS held to AVX2 by
-     * OPENBLAS_CORETYPE=Haswell: oneDNN avx2_vnni int8 506-534 GOP/s against sgemm 206-219) */
+     * without AMX (VDPBF16PS) 84-95 loses, so bfloat16 waits for AMX. int8 from AVX2 up (2
+     * threads at ASRD_ISA=avx2, OpenBLAS held to AVX2 by OPENBLAS_CORETYPE=Haswell, sgemm
+     * 206-230 GFLOP/s): oneDNN's avx2_vnni kernels 506-534 GOP/s; without VNNI (ASRD_ISA=
+     * avx2,-vnni) its avx2 ones 311-351 with 7-bit weights (asr_nn_dnnl_weight_max) */
     if (wtype == ASR_W_BF16 && t->level >= ASR_ISA_AMX)
         return ASR_NN_DNNL_BF16;
-    if (wtype == ASR_W_I8 && asr_isa_int8_dot())
+    if (wtype == ASR_W_I8 && t->level >= ASR_ISA_AVX2)
         return ASR_NN_DNNL_I8;
     return -1;
 }

@@ -6,7 +6,8 @@
  *
  * Threads: the rows are split into one part per pool thread, and each pool task converts its
  * part's rows and runs a single-threaded primitive on them (oneDNN's parallel() runs a one-thread
- * split inline), so oneDNN never starts OpenMP threads beside asrd's pool: Debian's oneDNN threads
+ * split inline; bfloat16 A with k ≥ 4n splits the columns instead: pick_prims), so oneDNN never
+ * starts OpenMP threads beside asrd's pool: Debian's oneDNN threads
  * with libgomp, whose idle threads spin (GOMP_SPINCOUNT) on the cores the pool's next kernels need
  * (OMP_WAIT_POLICY=passive was measured 342 -> 318 ms per base window for that reason alone). Where
  * the parts' primitives would want differently packed weights, one single-threaded primitive runs
@@ -235,14 +236,30 @@ static int pick_prims(asr_nn_dnnl_t *g, int n_threads) {
     return g->p != NULL;
 }
 
+int asr_nn_dnnl_weight_max(void) { return asr_isa_int8_dot() ? 127 : 63; }
+
+/* int8 weights, symmetric per column (a row of w [n][k]): max|w| ↦ qmax */
+static void quantize_w(const float *w, int n, int k, int qmax, int8_t *q, float *scale) {
+    if (qmax == 127) {
+        asr_nn_convert_rows(w, n, k, ASR_W_I8, q, scale);
+        return;
+    }
+    for (int j = 0; j < n; j++) {
+        const float *x = w + (size_t)j * k;
+        float mx = 0;
+        for (int t = 0; t < k; t++)
+            mx = fabsf(x[t]) > mx ? fabsf(x[t]) : mx;
+        scale[j] = mx > 0 ? mx / (float)qmax : 1.0f;
+        asr__nn_quantize_span(x, 0, k, 1.0f / scale[j], q + (size_t)j * k, NULL);
+    }
+}
+
 asr_err_t asr_nn_dnnl_pack_ex(int type, int flags, const float *w, const float *bias, int m, int n,
                               int k, int n_threads, asr_nn_dnnl_t **out) {
     *out = NULL;
     const asr_isa_t *isa = asr_isa();
-    /* int8 without VNNI (AVX-512 or AVX-VNNI): oneDNN's s8·s8 kernels sum pairs in saturating
-     * int16 (vpmaddubsw), 24% error measured at ASRD_ISA=avx2 without AVX-VNNI; bfloat16 below
-     * AVX-512: no matmul in oneDNN 2.6 */
-    if ((type == ASR_NN_DNNL_I8 && !asr_isa_int8_dot()) ||
+    /* int8 below AVX2: not measured; bfloat16 below AVX-512: no matmul in oneDNN 2.6 */
+    if ((type == ASR_NN_DNNL_I8 && isa->level < ASR_ISA_AVX2) ||
         (type == ASR_NN_DNNL_BF16 && isa->level < ASR_ISA_AVX512) || m < 1 || n < 1 || k < 1 ||
         (type != ASR_NN_DNNL_BF16 && (flags & (ASR_NN_DNNL_SRC_BF16 | ASR_NN_DNNL_DST_BF16))))
         return ASR_ERR_INVALID;
@@ -266,10 +283,10 @@ asr_err_t asr_nn_dnnl_pack_ex(int type, int flags, const float *w, const float *
         goto fail;
     if (bias)
         memcpy(g->bias, bias, sizeof(float) * n);
-    if (type == ASR_NN_DNNL_I8) { /* symmetric per column (a row of w): max|w| ↦ 127 */
+    if (type == ASR_NN_DNNL_I8) {
         if (!(g->wscale = malloc(sizeof(float) * n)) || !(wq = malloc((size_t)n * k)))
             goto fail;
-        asr_nn_convert_rows(w, n, k, ASR_W_I8, wq, g->wscale);
+        quantize_w(w, n, k, asr_nn_dnnl_weight_max(), wq, g->wscale);
         e = reorder_in(wq, dnnl_s8, n, k, &g->p->wmd, g->w);
     } else if (g->cols) { /* rows [c·cols, (c+1)·cols) of w: column part c */
         e = ASR_OK;
@@ -367,11 +384,11 @@ row_bf16_avx512(const float *x, int k, uint16_t *h) {
                                  (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, x + t)));
     }
 }
-#define HAVE_ROW_BF16_AVX512 1
+#define HAVE_X86_SIMD 1
 #endif
 
 static void row_bf16(const float *x, int k, uint16_t *h) {
-#ifdef HAVE_ROW_BF16_AVX512
+#ifdef HAVE_X86_SIMD
     const asr_isa_t *t = asr_isa();
     if (t->level >= ASR_ISA_AVX512 && t->avx512_bf16) {
         row_bf16_avx512(x, k, h);
@@ -410,7 +427,7 @@ static void convert_in(run_job_t *j, int i0, int i1) {
     }
 }
 
-#ifdef HAVE_ROW_BF16_AVX512
+#ifdef HAVE_X86_SIMD
 /* out_row 16 at a time (the same operations in the same order) */
 __attribute__((target("avx512f"))) static void out_row_avx512(const int32_t *acc, float as,
                                                               const float *ws, const float *b,
@@ -427,8 +444,8 @@ __attribute__((target("avx512f"))) static void out_row_avx512(const int32_t *acc
     }
 }
 
-/* 8 at a time (AVX2 with AVX-VNNI: int8 at the AVX2 level), the same operations, the tail as
- * out_row's */
+/* 8 at a time (int8 at the AVX2 level runs on AVX-VNNI CPUs), the same operations; returns where
+ * out_row's scalar tail starts */
 __attribute__((target("avx2"))) static int out_row_avx2(const int32_t *acc, float as,
                                                         const float *ws, const float *b, float *c,
                                                         int n, int accum) {
@@ -450,7 +467,7 @@ __attribute__((target("avx2"))) static int out_row_avx2(const int32_t *acc, floa
 static void out_row(const int32_t *acc, float as, const float *ws, const float *b, float *c, int n,
                     int accum) {
     int t = 0;
-#ifdef HAVE_ROW_BF16_AVX512
+#ifdef HAVE_X86_SIMD
     if (asr_isa()->level >= ASR_ISA_AVX512) {
         out_row_avx512(acc, as, ws, b, c, n, accum);
         return;
@@ -536,7 +553,7 @@ done:
     return ok;
 }
 
-#ifdef HAVE_ROW_BF16_AVX512
+#ifdef HAVE_X86_SIMD
 __attribute__((target("avx512f"))) static void add_avx512(float *c, const float *x, int n) {
     for (int t = 0; t < n; t += 16) {
         __mmask16 mk = n - t >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - t)) - 1u);
@@ -561,7 +578,7 @@ static void place_cols(run_job_t *j, int part) {
             memcpy(c, x, (size_t)w * es);
             continue;
         }
-#ifdef HAVE_ROW_BF16_AVX512
+#ifdef HAVE_X86_SIMD
         if (asr_isa()->level >= ASR_ISA_AVX512) {
             add_avx512((float *)(void *)c, (const float *)(const void *)x, w);
             continue;

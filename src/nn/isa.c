@@ -161,16 +161,24 @@ void asr__isa_detect(asr_isa_t *out, const char *isa_env, const char *no_simd_en
         snprintf(t.why, sizeof t.why, "portable: ASRD_NO_SIMD (best %s: %s)",
                  asr_isa_level_name(t.best), why);
     } else if (isa_env && *isa_env) {
-        int want = -1;
-        for (int l = ASR_ISA_PORTABLE; l <= ASR_ISA_AMX; l++)
-            if (!strcmp(isa_env, asr_isa_level_name((asr_isa_level_t)l)))
+        /* LEVEL, or LEVEL,-vnni: the VNNI instructions taken as missing too (an AVX2 CPU without
+         * AVX-VNNI, such as AMD Zen 2/3, stood in for by one that has it) */
+        char lv[16];
+        const char *comma = strchr(isa_env, ',');
+        size_t ln = comma ? (size_t)(comma - isa_env) : strlen(isa_env);
+        int no_vnni = comma && !strcmp(comma, ",-vnni"), want = -1;
+        snprintf(lv, sizeof lv, "%.*s", (int)(ln < sizeof lv ? ln : sizeof lv - 1), isa_env);
+        for (int l = ASR_ISA_PORTABLE; l <= ASR_ISA_AMX && (!comma || no_vnni); l++)
+            if (!strcmp(lv, asr_isa_level_name((asr_isa_level_t)l)))
                 want = l;
+        if (want >= 0 && want <= (int)t.best && no_vnni)
+            t.avx_vnni = t.avx512_vnni = false;
         if (want < 0)
             snprintf(t.why, sizeof t.why,
-                     "%s: ASRD_ISA=%.16s is not portable|avx2|avx512|amx, ignored (%s)",
+                     "%s: ASRD_ISA=%.16s is not portable|avx2|avx512|amx[,-vnni], ignored (%s)",
                      asr_isa_level_name(t.best), isa_env, why);
         else if (want > (int)t.best)
-            snprintf(t.why, sizeof t.why, "%s: ASRD_ISA=%.8s refused, this CPU's best is %s (%s)",
+            snprintf(t.why, sizeof t.why, "%s: ASRD_ISA=%.14s refused, this CPU's best is %s (%s)",
                      asr_isa_level_name(t.best), isa_env, asr_isa_level_name(t.best), why);
         else {
             t.level = (asr_isa_level_t)want;
@@ -199,7 +207,8 @@ const char *asr_isa_level_name(asr_isa_level_t level) {
 
 bool asr_isa_int8_dot(void) {
     const asr_isa_t *t = asr_isa();
-    return (t->level >= ASR_ISA_AVX512 && t->avx512_vnni) ||
+    return (t->level >= ASR_ISA_AMX && t->amx_int8) ||
+           (t->level >= ASR_ISA_AVX512 && t->avx512_vnni) ||
            (t->level >= ASR_ISA_AVX2 && t->avx_vnni);
 }
 

@@ -7,7 +7,9 @@
  * counts only when the OS saves its register state (XGETBV) too.
  *
  * ASRD_ISA=portable|avx2|avx512|amx forces a level (tests, comparisons): a level above what the CPU
- * can run is refused (the best one runs instead, and why says so). ASRD_NO_SIMD (older) is
+ * can run is refused (the best one runs instead, and why says so). A ",-vnni" after the level
+ * (ASRD_ISA=avx2,-vnni) takes AVX-VNNI and AVX-512 VNNI as missing as well: the paths of a CPU
+ * without them (AMD Zen 2/3) on one that has them. ASRD_NO_SIMD (older) is
  * ASRD_ISA=portable. Thread-safe; the answer never changes during the process. */
 #ifndef ASR_NN_ISA_H
 #define ASR_NN_ISA_H
@@ -40,8 +42,8 @@ typedef struct {
 
 /* Detects once (first call) and returns the answer. */
 const asr_isa_t *asr_isa(void);
-/* Exact int8 dot products (VPDPBUSD: u8·s8 pairs summed into int32, no int16 saturation) at the
- * level in use: AVX-512 VNNI at AVX512 and above, AVX-VNNI (ymm) at AVX2. */
+/* Exact int8 dot products (u8·s8 products summed into int32, no int16 saturation) at the level in
+ * use: AMX-INT8 at AMX, AVX-512 VNNI at AVX512 and above, AVX-VNNI (ymm) at AVX2. */
 bool asr_isa_int8_dot(void);
 /* "portable", "avx2", "avx512", "amx" */
 const char *asr_isa_level_name(asr_isa_level_t level);

@@ -184,6 +184,10 @@ size_t asr_nn_dnnl_scratch_bytes(const asr_nn_dnnl_t *g);
 size_t asr_nn_dnnl_weight_bytes(const asr_nn_dnnl_t *g);
 /* the kernel oneDNN chose ("brg:avx512_core_amx_bf16") */
 const char *asr_nn_dnnl_impl(const asr_nn_dnnl_t *g);
+/* the int8 weights' largest magnitude: 127 where the CPU sums int8 products exactly (VNNI:
+ * asr_isa_int8_dot), else 63 (oneDNN's AVX2/AVX-512 int8 kernels add pairs of u8·s8 products in
+ * saturating 16 bits: 2·255·63 < 2^15, 2·255·127 is not) */
+int asr_nn_dnnl_weight_max(void);
 /* how a run splits over the pool: parts of the columns (1: bfloat16 A, k ≥ 4n) or of the rows (0)
  */
 int asr_nn_dnnl_splits_columns(const asr_nn_dnnl_t *g);

@@ -60,18 +60,19 @@ def test_bench_avx2_level_measures_the_float32_path():
     assert doc["peak_path"] == "float32 sgemm", doc
 
 
-def test_bench_avx2_level_int8_path_follows_avx_vnni():
-    # int8 at the AVX2 level: oneDNN's avx2_vnni kernels where the CPU has AVX-VNNI (exact int32
-    # sums), else the float32 path (without VNNI the int8 kernels saturate)
+@pytest.mark.parametrize("isa", ("avx2", "avx2,-vnni"))
+def test_bench_avx2_level_int8_runs_onednn(isa):
+    # int8 at the AVX2 level: oneDNN's avx2_vnni kernels where the CPU has AVX-VNNI, its avx2 ones
+    # (7-bit weights) where it has not or ASRD_ISA says ",-vnni"; never AVX-512 or AMX there
     md = t.require_model("tiny.en")
-    doc = bench(md, "int8", env={"ASRD_ISA": "avx2"})
+    doc = bench(md, "int8", env={"ASRD_ISA": isa})
     check_peak(doc, "int8")
-    assert doc["isa"] == "avx2", doc
-    if "avx_vnni" in doc["isa_features"].split():
-        assert doc["peak_path"] == "oneDNN int8", doc
-        assert "avx512" not in doc["peak_kernel"] and "amx" not in doc["peak_kernel"], doc
-    else:
-        assert doc["peak_path"] == "float32 sgemm", doc
+    assert doc["isa"] == "avx2" and isa in doc["isa_why"], doc
+    features = doc["isa_features"].split()
+    if isa.endswith(",-vnni"):
+        assert "avx_vnni" not in features and "avx512_vnni" not in features, doc
+    assert doc["peak_path"] == "oneDNN int8", doc
+    assert "avx512" not in doc["peak_kernel"] and "amx" not in doc["peak_kernel"], doc
 
 
 def test_bench_text_names_level_path_peak_and_share():

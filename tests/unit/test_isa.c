@@ -66,6 +66,24 @@ static void test_forcing(void **state) {
     asr__isa_detect(&t, "sse9", NULL);
     assert_int_equal(t.level, best);
     assert_non_null(strstr(t.why, "ignored"));
+    /* LEVEL,-vnni: the level, with the VNNI features taken as missing and no other changed */
+    asr_isa_t full;
+    asr__isa_detect(&full, NULL, NULL);
+    for (int l = ASR_ISA_PORTABLE; l <= (int)best; l++) {
+        char env[32];
+        snprintf(env, sizeof env, "%s,-vnni", asr_isa_level_name((asr_isa_level_t)l));
+        asr__isa_detect(&t, env, NULL);
+        check_consistent(&t);
+        assert_int_equal(t.level, l);
+        assert_false(t.avx_vnni || t.avx512_vnni);
+        assert_int_equal(t.avx512_bf16, full.avx512_bf16);
+        assert_int_equal(t.amx_int8, full.amx_int8);
+        assert_non_null(strstr(t.why, env));
+    }
+    asr__isa_detect(&t, "avx2,-avx", NULL); /* no other modifier */
+    assert_int_equal(t.level, best);
+    assert_int_equal(t.avx_vnni, full.avx_vnni);
+    assert_non_null(strstr(t.why, "ignored"));
     asr__isa_detect(&t, "amx", "1"); /* ASRD_NO_SIMD wins */
     assert_int_equal(t.level, ASR_ISA_PORTABLE);
     assert_non_null(strstr(t.why, "ASRD_NO_SIMD"));
