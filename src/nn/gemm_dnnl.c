@@ -2,13 +2,14 @@
  *
  * C[m][n] = A[m][k]·W[n][k]ᵀ + bias (then GELU, or added to C: flags), A float32 activations made
  * bfloat16 (or int8 with a scale per row) per call, W packed once (asr_nn_dnnl_pack) into the
- * layout oneDNN's chosen kernel reads (bfloat16, or int8 with a scale per output column).
+ * layout oneDNN's chosen kernel reads (bfloat16, or int8 with a scale per output column: 8-bit
+ * where the CPU sums int8 products exactly, 7-bit elsewhere, asr_nn_dnnl_weight_max).
  *
  * Threads: the rows are split into one part per pool thread, and each pool task converts its
  * part's rows and runs a single-threaded primitive on them (oneDNN's parallel() runs a one-thread
  * split inline; bfloat16 A with k ≥ 4n splits the columns instead: pick_prims), so oneDNN never
- * starts OpenMP threads beside asrd's pool: Debian's oneDNN threads
- * with libgomp, whose idle threads spin (GOMP_SPINCOUNT) on the cores the pool's next kernels need
+ * starts OpenMP threads beside asrd's pool: Debian's oneDNN threads with libgomp, whose idle
+ * threads spin (GOMP_SPINCOUNT) on the cores the pool's next kernels need
  * (OMP_WAIT_POLICY=passive was measured 342 -> 318 ms per base window for that reason alone). Where
  * the parts' primitives would want differently packed weights, one single-threaded primitive runs
  * all m rows (OpenMP teams are not used at all: see pick_prims).
@@ -152,7 +153,7 @@ static const prim_t *prim_get(int m, int n, int k, int type, int flags, int n_th
     return p;
 }
 
-/* dst (any layout of md) from a float32 [n][k] matrix (oneDNN's reorder) */
+/* dst (any layout of md) from a float32 or int8 (dt) [n][k] matrix (oneDNN's reorder) */
 static asr_err_t reorder_in(const void *wf, dnnl_data_type_t dt, int n, int k,
                             const dnnl_memory_desc_t *md, void *dst) {
     dnnl_memory_desc_t user;
