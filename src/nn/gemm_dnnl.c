@@ -69,11 +69,14 @@ static asr_err_t engine_init(void) {
     if (g_eng)
         return ASR_OK;
     const asr_isa_t *t = asr_isa();
-    dnnl_cpu_isa_t cap = t->level >= ASR_ISA_AMX                   ? dnnl_cpu_isa_all
-                         : t->level >= ASR_ISA_AVX512              ? dnnl_cpu_isa_avx512_core_bf16
-                         : t->level >= ASR_ISA_AVX2 && t->avx_vnni ? dnnl_cpu_isa_avx2_vnni
-                         : t->level >= ASR_ISA_AVX2                ? dnnl_cpu_isa_avx2
-                                                                   : dnnl_cpu_isa_sse41;
+    /* the level, and its VNNI only where asr_isa() has it (ASRD_ISA=LEVEL,-vnni takes it away) */
+    dnnl_cpu_isa_t cap =
+        t->level >= ASR_ISA_AMX      ? dnnl_cpu_isa_all
+        : t->level >= ASR_ISA_AVX512 ? (!t->avx512_vnni  ? dnnl_cpu_isa_avx512_core
+                                        : t->avx512_bf16 ? dnnl_cpu_isa_avx512_core_bf16
+                                                         : dnnl_cpu_isa_avx512_core_vnni)
+        : t->level >= ASR_ISA_AVX2   ? (t->avx_vnni ? dnnl_cpu_isa_avx2_vnni : dnnl_cpu_isa_avx2)
+                                     : dnnl_cpu_isa_sse41;
     dnnl_set_max_cpu_isa(cap); /* fails harmlessly once a primitive exists */
     dnnl_set_verbose(0);
     return dnnl_engine_create(&g_eng, dnnl_cpu, 0) == dnnl_success ? ASR_OK : ASR_ERR_INVALID;
