@@ -19,7 +19,6 @@
  * scratchpads are the caller's (user mode), one per part: asr_nn_dnnl_scratch_bytes says how much.
  * The kernel set follows asr_isa()'s level (ASRD_ISA): oneDNN's max ISA is capped to it once,
  * before the first primitive. */
-#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -248,14 +247,8 @@ static void quantize_w(const float *w, int n, int k, int qmax, int8_t *q, float 
         asr_nn_convert_rows(w, n, k, ASR_W_I8, q, scale);
         return;
     }
-    for (int j = 0; j < n; j++) {
-        const float *x = w + (size_t)j * k;
-        float mx = 0;
-        for (int t = 0; t < k; t++)
-            mx = fabsf(x[t]) > mx ? fabsf(x[t]) : mx;
-        scale[j] = mx > 0 ? mx / (float)qmax : 1.0f;
-        asr__nn_quantize_span(x, 0, k, 1.0f / scale[j], q + (size_t)j * k, NULL);
-    }
+    for (int j = 0; j < n; j++)
+        scale[j] = asr__nn_quantize_row_max(w + (size_t)j * k, k, qmax, q + (size_t)j * k, NULL);
 }
 
 asr_err_t asr_nn_dnnl_pack_ex(int type, int flags, const float *w, const float *bias, int m, int n,
@@ -501,9 +494,10 @@ static void convert_out(run_job_t *j, int i0, int i1) {
     }
 }
 
-/* one primitive on rows [i0, i0 + p->m), columns [j0, j0 + p->n) */
-static int exec_part(run_job_t *j, const prim_t *p, int i0, int j0, int part) {
+/* one primitive on rows [i0, i0 + p->m) (of column part `part` where the handle splits columns) */
+static int exec_part(run_job_t *j, const prim_t *p, int i0, int part) {
     const asr_nn_dnnl_t *g = j->g;
+    const int j0 = g->cols ? part * g->cols : 0; /* its first column */
     const void *src;
     if (g->type == ASR_NN_DNNL_F32)
         src = (const float *)j->a + (size_t)i0 * j->lda;
@@ -520,7 +514,7 @@ static int exec_part(run_job_t *j, const prim_t *p, int i0, int j0, int part) {
         dst = (uint16_t *)j->c + (size_t)i0 * j->ldc;
     else
         dst = (float *)j->c + (size_t)i0 * j->ldc;
-    void *w = (char *)g->w + (g->cols ? (size_t)part * g->w_part : 0);
+    void *w = (char *)g->w + (g->cols ? (size_t)part * g->w_part : 0); /* its weights */
     void *sp = j->scratch + j->L.pad + (size_t)part * j->L.pad_each;
     /* oneDNN's memory objects and stream per call (small allocations: a thread-local cache of
      * them pointed at each call's buffers was tried and gave wrong results now and then in
@@ -557,17 +551,6 @@ done:
     return ok;
 }
 
-#ifdef HAVE_X86_SIMD
-__attribute__((target("avx512f"))) static void add_avx512(float *c, const float *x, int n) {
-    for (int t = 0; t < n; t += 16) {
-        __mmask16 mk = n - t >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - t)) - 1u);
-        _mm512_mask_storeu_ps(
-            c + t, mk,
-            _mm512_add_ps(_mm512_maskz_loadu_ps(mk, c + t), _mm512_maskz_loadu_ps(mk, x + t)));
-    }
-}
-#endif
-
 /* a column part's dense result into C's columns [part·cols, (part + 1)·cols): copied, or added
  * (ASR_NN_DNNL_ACC; float32 C) */
 static void place_cols(run_job_t *j, int part) {
@@ -578,17 +561,10 @@ static void place_cols(run_job_t *j, int part) {
     for (int i = 0; i < m; i++) {
         unsigned char *c = (unsigned char *)j->c + ((size_t)i * j->ldc + j0) * es;
         const unsigned char *x = src + (size_t)i * w * es;
-        if (!(g->flags & ASR_NN_DNNL_ACC)) {
+        if (g->flags & ASR_NN_DNNL_ACC)
+            asr_nn_add((float *)(void *)c, (const float *)(const void *)x, (size_t)w);
+        else
             memcpy(c, x, (size_t)w * es);
-            continue;
-        }
-#ifdef HAVE_X86_SIMD
-        if (asr_isa()->level >= ASR_ISA_AVX512) {
-            add_avx512((float *)(void *)c, (const float *)(const void *)x, w);
-            continue;
-        }
-#endif
-        asr_nn_add((float *)(void *)c, (const float *)(const void *)x, (size_t)w);
     }
 }
 
@@ -599,7 +575,7 @@ static void part_task(void *ctx, int task, int n_tasks) {
     run_job_t *j = ctx;
     const asr_nn_dnnl_t *g = j->g;
     if (g->cols) {
-        if (!exec_part(j, g->p, 0, task * g->cols, task))
+        if (!exec_part(j, g->p, 0, task))
             atomic_store(&j->failed, 1);
         else
             place_cols(j, task);
@@ -608,7 +584,7 @@ static void part_task(void *ctx, int task, int n_tasks) {
     int i0 = task * g->rows, i1 = task == g->n_parts - 1 ? g->m : i0 + g->rows;
     const prim_t *p = i1 - i0 == g->rows ? g->p : g->p_last;
     convert_in(j, i0, i1);
-    if (!exec_part(j, p, i0, 0, task))
+    if (!exec_part(j, p, i0, task))
         atomic_store(&j->failed, 1);
     else if (g->type == ASR_NN_DNNL_I8)
         convert_out(j, i0, i1);
@@ -638,7 +614,7 @@ asr_err_t asr_nn_dnnl_run_ex(asr_pool_t *pool, const asr_nn_dnnl_t *g, const voi
     } else {
         int nt = asr_pool_n_threads(pool);
         asr_pool_run(pool, nt, conv_in_task, &j);
-        if (!exec_part(&j, g->p, 0, 0, 0))
+        if (!exec_part(&j, g->p, 0, 0))
             return ASR_ERR_INVALID;
         if (g->type == ASR_NN_DNNL_I8)
             asr_pool_run(pool, nt, conv_out_task, &j);

@@ -18,6 +18,7 @@ void asr__k_h2f_n_avx2(const uint16_t *src, float *dst, size_t n);
 void asr__k_softmax_row_avx2(float *x, int n, float scale);
 float asr__k_logsumexp_avx2(const float *x, int n);
 float asr__k_quantize_row_avx2(const float *x, int k, int8_t *q, uint8_t *qabs);
+void asr__k_add_avx2(float *x, const float *y, size_t n);
 /* kern_avx512.c (AVX-512 F/BW/VL/DQ; _bf16dp also AVX512-BF16, _i8_avx512vnni AVX512-VNNI) */
 void asr__k_linear_rows_avx512(const float *a, int lda, const asr_qact_t *qa, const asr_wmat_t *w,
                                const float *bias, float *c, int ldc, int m, int j0, int j1, int k);
@@ -34,6 +35,7 @@ void asr__k_h2f_n_avx512(const uint16_t *src, float *dst, size_t n);
 void asr__k_softmax_row_avx512(float *x, int n, float scale);
 float asr__k_logsumexp_avx512(const float *x, int n);
 float asr__k_quantize_row_avx512(const float *x, int k, int8_t *q, uint8_t *qabs);
+void asr__k_add_avx512(float *x, const float *y, size_t n);
 #endif
 int asr__nn_use_avx2(void);
 /* The AVX-512 kernels in use (asr_isa()'s level is AVX512 or above, and the CPU has AVX-512
@@ -55,6 +57,9 @@ int asr__nn_use_avx512(void);
 #endif
 /* q[t] = round(x[t]·inv) clamped to ±127 for t in [t0, k) (|q| into qabs if non-NULL) */
 void asr__nn_quantize_span(const float *x, int t0, int k, float inv, int8_t *q, uint8_t *qabs);
+/* one row to q[t] = round(x[t]·qmax/max|x|) without SIMD; returns the scale max|x|/qmax (1 for a
+ * zero row) */
+float asr__nn_quantize_row_max(const float *x, int k, int qmax, int8_t *q, uint8_t *qabs);
 /* int8 rows without SIMD (the portable path and the reference share it) */
 void asr__k_linear_rows_i8(const asr_qact_t *qa, const asr_wmat_t *w, const float *bias, float *c,
                            int ldc, int m, int j0, int j1, int k);

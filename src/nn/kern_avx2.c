@@ -387,6 +387,14 @@ TGT float asr__k_logsumexp_avx2(const float *x, int n) {
 }
 
 /* q[t] = round(x[t] / s) (nearest even, as lrintf), s = max|x| / 127; |q| into qabs if non-NULL */
+TGT void asr__k_add_avx2(float *x, const float *y, size_t n) {
+    size_t t = 0;
+    for (; t + 8 <= n; t += 8)
+        _mm256_storeu_ps(x + t, _mm256_add_ps(_mm256_loadu_ps(x + t), _mm256_loadu_ps(y + t)));
+    for (; t < n; t++)
+        x[t] += y[t];
+}
+
 TGT float asr__k_quantize_row_avx2(const float *x, int k, int8_t *q, uint8_t *qabs) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 mv = _mm256_setzero_ps();

@@ -479,6 +479,15 @@ TGT float asr__k_logsumexp_avx512(const float *x, int n) {
 
 /* q[t] = round(x[t] / s) (nearest even, as lrintf), s = max|x| / 127; |q| into qabs if non-NULL.
  * The same numbers as the scalar version: max is exact, the rounding is the current mode's. */
+TGT void asr__k_add_avx512(float *x, const float *y, size_t n) {
+    for (size_t t = 0; t < n; t += 16) {
+        const __mmask16 mk = mask16(n - t < 16 ? (int)(n - t) : 16);
+        _mm512_mask_storeu_ps(
+            x + t, mk,
+            _mm512_add_ps(_mm512_maskz_loadu_ps(mk, x + t), _mm512_maskz_loadu_ps(mk, y + t)));
+    }
+}
+
 TGT float asr__k_quantize_row_avx512(const float *x, int k, int8_t *q, uint8_t *qabs) {
     __m512 mv = _mm512_setzero_ps();
     for (int t = 0; t < k; t += 16)

@@ -177,13 +177,17 @@ void asr__nn_quantize_span(const float *x, int t0, int k, float inv, int8_t *q, 
     }
 }
 
-static float quantize_row_scalar(const float *x, int k, int8_t *q, uint8_t *qabs) {
+float asr__nn_quantize_row_max(const float *x, int k, int qmax, int8_t *q, uint8_t *qabs) {
     float mx = 0.0f;
     for (int t = 0; t < k; t++)
         mx = fabsf(x[t]) > mx ? fabsf(x[t]) : mx;
-    float s = mx > 0.0f ? mx / 127.0f : 1.0f;
+    float s = mx > 0.0f ? mx / (float)qmax : 1.0f;
     asr__nn_quantize_span(x, 0, k, 1.0f / s, q, qabs);
     return s;
+}
+
+static float quantize_row_scalar(const float *x, int k, int8_t *q, uint8_t *qabs) {
+    return asr__nn_quantize_row_max(x, k, 127, q, qabs);
 }
 
 static float quantize_row(const float *x, int k, int8_t *q, uint8_t *qabs) {
@@ -376,9 +380,13 @@ void asr_nn_softmax_rows(asr_pool_t *pool, float *x, int n_rows, int n_cols, int
     asr_pool_run(pool, n_rows >= 16 ? asr_pool_n_tasks(pool, n_rows) : 1, softmax_task, &j);
 }
 
-void asr_nn_add(float *x, const float *y, size_t n) {
+static void add_scalar(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++)
         x[i] += y[i];
+}
+
+void asr_nn_add(float *x, const float *y, size_t n) {
+    ASR_NN_PICK3(asr__k_add_avx512, asr__k_add_avx2, add_scalar, x, y, n);
 }
 
 float asr_nn_f16_to_f32(uint16_t h) {

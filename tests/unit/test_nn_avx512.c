@@ -301,6 +301,26 @@ static void test_row_kernels(void **state) {
     free(x), free(y), free(h), free(h2);
 }
 
+/* x += y, AVX-512 (masked tails) and AVX2 (8 wide, scalar tail): the scalar sums bit for bit,
+ * nothing past n written */
+static void test_add(void **state) {
+    (void)state;
+    unsigned seed = 11;
+    float x[1100], x2[1100], y[1100], r[1100];
+    const int ns[] = {0, 1, 7, 8, 9, 15, 16, 17, 33, 1000};
+    for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+        const int n = ns[ni];
+        for (int i = 0; i < n + 1; i++)
+            x[i] = x2[i] = r[i] = frand(&seed) * 10.0f, y[i] = frand(&seed);
+        for (int i = 0; i < n; i++)
+            r[i] += y[i];
+        asr__k_add_avx512(x, y, (size_t)n);
+        asr__k_add_avx2(x2, y, (size_t)n);
+        assert_memory_equal(x, r, sizeof(float) * (size_t)(n + 1));
+        assert_memory_equal(x2, r, sizeof(float) * (size_t)(n + 1));
+    }
+}
+
 /* the dispatching entry points pick these kernels when asr_isa()'s level is AVX512 or above */
 static void test_dispatch(void **state) {
     (void)state;
@@ -339,6 +359,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest base[] = {
         cmocka_unit_test(test_linear_float),
         cmocka_unit_test(test_row_kernels),
+        cmocka_unit_test(test_add),
         cmocka_unit_test(test_dispatch),
     };
     const struct CMUnitTest vnni[] = {cmocka_unit_test(test_linear_i8)};
